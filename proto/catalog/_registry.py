@@ -1,0 +1,101 @@
+"""The OpDef record and the catalog that holds one per op.
+
+An op is declared once, next to its derivative: name, arity, attributes with their types
+and defaults, a shape/dtype rule (`infer`), the forward on an array module `xp` (numpy or
+cupy), and one derivative rule per input. A derivative rule is written with the catalog's
+own ops over symbolic handles (see remotegrad.worker.engine.graph.Sym), so gradients are
+graphs and can be differentiated again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._types import Meta, OpError
+
+REQUIRED = object()
+# Attribute kinds and the Python values they accept.
+ATTR_KINDS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "str": (str,),
+    "ints": (tuple,),
+    "floats": (tuple,),
+    "scalar": (bool, int, float),
+    "dims": (int, tuple, type(None)),  # None, one dim or several
+    "optional_int": (int, type(None)),
+    "optional_float": (float, int, type(None)),
+}
+
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    nin: int                                   # number of inputs; -1 for variadic
+    infer: Callable[..., Meta]                 # infer(metas, **attrs) -> Meta
+    forward: Callable[..., Any] | None         # forward(xp, *arrays, **attrs) -> array
+    vjp: tuple[Rule | None, ...] | None = None # one rule per input; None: not differentiable
+    attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (kind, default)
+    torch_name: str | None = None              # grad_fn name in PyTorch, e.g. "MulBackward0"
+    variadic_rule: Rule | None = None          # vjp for every input of a variadic op
+    promote: bool = False                      # cast inputs to their result_type first
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not None or self.variadic_rule is not None
+
+    def rule(self, index: int) -> Rule | None:
+        if self.variadic_rule is not None:
+            return self.variadic_rule
+        return self.vjp[index] if self.vjp else None
+
+    def check_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults and check types; returns the complete attribute dict."""
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise OpError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
+        out = {}
+        for name, (kind, default) in self.attrs.items():
+            if name not in attrs:
+                if default is REQUIRED:
+                    raise OpError(f"{self.name}: missing attribute '{name}'")
+                out[name] = default
+                continue
+            value = attrs[name]
+            if not isinstance(value, ATTR_KINDS[kind]) or (
+                kind in ("int", "optional_int") and isinstance(value, bool)
+            ):
+                raise OpError(
+                    f"{self.name}: attribute '{name}' must be {kind}, got {type(value).__name__}"
+                )
+            out[name] = value
+        return out
+
+    def check(self, metas: list[Meta], attrs: dict[str, Any]) -> tuple[Meta, dict[str, Any]]:
+        """Validate arity and attributes, then run the shape/dtype rule."""
+        if self.nin >= 0 and len(metas) != self.nin:
+            raise OpError(f"{self.name}: expected {self.nin} input(s), got {len(metas)}")
+        full = self.check_attrs(attrs)
+        return self.infer(metas, **full), full
+
+
+CATALOG: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in CATALOG:
+        raise ValueError(f"op {op.name!r} registered twice")
+    CATALOG[op.name] = op
+    return op
+
+
+def get(name: str) -> OpDef:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise OpError(f"unknown op {name!r}") from None

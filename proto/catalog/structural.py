@@ -1,0 +1,133 @@
+"""Sources (leaf, const, full), identity-like ops (detach, cast), shape ops that the
+derivative rules need (reshape, expand, sum_to), where, and the `grad` node.
+
+A `grad` node stands for the vector-Jacobian product of some outputs, seeded with
+cotangents, with respect to one input: inputs = [out_1..out_n, seed_1..seed_n, wrt],
+attr n. The worker expands grad nodes into ordinary nodes before running the graph, so a
+gradient is itself a graph that can be cached, shipped and differentiated again.
+"""
+
+from __future__ import annotations
+
+from ._registry import REQUIRED, OpDef, register
+from ._types import DTYPES, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    if any(not isinstance(s, int) or s < 0 for s in shape):
+        raise OpError(f"invalid shape {tuple(shape)}: sizes must be non-negative integers")
+    return tuple(shape)
+
+
+def _check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise OpError(f"unknown dtype {dtype!r}")
+    return dtype
+
+
+def _infer_leaf(metas, hash, dtype, shape):
+    return Meta(_check_shape(shape), _check_dtype(dtype))
+
+
+def _infer_full(metas, shape, value, dtype):
+    return Meta(_check_shape(shape), _check_dtype(dtype))
+
+
+def _infer_reshape(metas, shape):
+    m = metas[0]
+    shape = _check_shape(shape)
+    if Meta(shape, m.dtype).numel != m.numel:
+        raise OpError(f"shape '{list(shape)}' is invalid for input of size {m.numel}")
+    return Meta(shape, m.dtype)
+
+
+def _infer_expand(metas, shape):
+    m = metas[0]
+    shape = _check_shape(shape)
+    if len(shape) < len(m.shape) or broadcast_shapes(m.shape, shape) != shape:
+        raise OpError(
+            f"The expanded size of the tensor ({shape[-1] if shape else 0}) must match the "
+            f"existing size ({m.shape[-1] if m.shape else 0}) at non-singleton dimension "
+            f"{len(shape) - 1}.  Target sizes: {list(shape)}.  Tensor sizes: {list(m.shape)}"
+        )
+    return Meta(shape, m.dtype)
+
+
+def _infer_sum_to(metas, shape):
+    m = metas[0]
+    shape = _check_shape(shape)
+    if broadcast_shapes(shape, m.shape) != m.shape:
+        raise OpError(f"sum_to: shape {list(shape)} does not broadcast to {list(m.shape)}")
+    return Meta(shape, m.dtype)
+
+
+def _sum_to(xp, a, shape):
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1
+    )
+    out = xp.sum(a, axis=axes, keepdims=True) if axes else a
+    return out.reshape(shape)
+
+
+def _infer_where(metas):
+    cond, a, b = metas
+    if cond.dtype != "bool":
+        raise OpError(f"where expected condition to be a boolean tensor, but got a tensor "
+                      f"with dtype {cond.dtype}")
+    from ._types import result_type
+    shape = broadcast_shapes(broadcast_shapes(cond.shape, a.shape), b.shape)
+    return Meta(shape, result_type([a, b]))
+
+
+def _infer_grad(metas, n):
+    if n < 1 or len(metas) != 2 * n + 1:
+        raise OpError(f"grad: expected {2 * n + 1} inputs for n={n}, got {len(metas)}")
+    for out, seed in zip(metas[:n], metas[n:2 * n]):
+        if out.shape != seed.shape:
+            raise OpError(
+                f"Mismatch in shape: grad_output[0] has a shape of torch.Size({list(seed.shape)}) "
+                f"and output[0] has a shape of torch.Size({list(out.shape)})."
+            )
+    wrt = metas[-1]
+    return Meta(wrt.shape, wrt.dtype)
+
+
+def _check_leaf_bytes(meta: Meta, nbytes: int) -> None:
+    if nbytes != meta.numel * ITEMSIZE[meta.dtype]:
+        raise OpError(f"leaf of shape {list(meta.shape)} and dtype {meta.dtype} needs "
+                      f"{meta.numel * ITEMSIZE[meta.dtype]} bytes, got {nbytes}")
+
+
+register(OpDef("leaf", 0, _infer_leaf, None,
+               attrs={"hash": ("str", REQUIRED), "dtype": ("str", REQUIRED),
+                      "shape": ("ints", REQUIRED)}))
+register(OpDef("const", 0, lambda metas, value: scalar_meta(value),
+               lambda xp, value: xp.asarray(value, dtype=scalar_meta(value).dtype),
+               attrs={"value": ("scalar", REQUIRED)}))
+register(OpDef("full", 0, _infer_full,
+               lambda xp, shape, value, dtype: xp.full(shape, value, dtype=dtype),
+               attrs={"shape": ("ints", REQUIRED), "value": ("scalar", REQUIRED),
+                      "dtype": ("str", REQUIRED)}))
+register(OpDef("detach", 1, lambda metas: Meta(metas[0].shape, metas[0].dtype),
+               lambda xp, a: a))
+register(OpDef("cast", 1, lambda metas, dtype: Meta(metas[0].shape, _check_dtype(dtype)),
+               lambda xp, a, dtype: a.astype(dtype),
+               (lambda g, x, out, dtype: g.cast(dtype=x.dtype),),
+               attrs={"dtype": ("str", REQUIRED)}, torch_name="ToCopyBackward0"))
+register(OpDef("reshape", 1, _infer_reshape, lambda xp, a, shape: a.reshape(shape),
+               (lambda g, x, out, shape: g.reshape(shape=x.shape),),
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="ViewBackward0"))
+register(OpDef("expand", 1, _infer_expand, lambda xp, a, shape: xp.broadcast_to(a, shape),
+               (lambda g, x, out, shape: g.sum_to(shape=x.shape),),
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="ExpandBackward0"))
+register(OpDef("sum_to", 1, _infer_sum_to, _sum_to,
+               (lambda g, x, out, shape: g.expand(shape=x.shape),),
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="SumToSizeBackward0"))
+register(OpDef("where", 3, lambda metas: _infer_where(metas),
+               lambda xp, c, a, b: xp.where(c, a, b),
+               (None,
+                lambda g, c, x, y, out: c.where(g, g.full_like(0.0)),
+                lambda g, c, x, y, out: c.where(g.full_like(0.0), g)),
+               torch_name="WhereBackward0"))
+register(OpDef("grad", -1, _infer_grad, None, attrs={"n": ("int", REQUIRED)}))

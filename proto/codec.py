@@ -1,0 +1,141 @@
+"""The one module that converts between protobuf messages and arrays / graphs.
+
+Nothing else touches `_pb2` message fields directly. Decoding validates sizes before it
+allocates anything and never unpickles: a tensor is dtype + shape + raw bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import remotegrad_pb2 as pb
+from .catalog import DTYPES, ITEMSIZE, OpError
+
+Attrs = dict[str, Any]
+
+
+@dataclass(slots=True)
+class WireNode:
+    id: int
+    op: str
+    inputs: tuple[int, ...]
+    attrs: Attrs
+
+
+@dataclass(slots=True)
+class Request:
+    """A decoded ComputeRequest: nodes in wire order, inline tensors by hash, targets."""
+
+    nodes: list[WireNode]
+    tensors: dict[str, np.ndarray]
+    targets: list[int]
+    request_id: str = ""
+    tensor_protos: dict[str, pb.TensorData] = field(default_factory=dict)
+
+
+def tensor_hash(dtype: str, shape: tuple[int, ...], data) -> str:
+    """Content address of a tensor: dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{dtype}|{','.join(map(str, shape))}|".encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def contiguous(arr) -> np.ndarray:
+    """A C-ordered ndarray, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    arr = np.asarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def array_hash(arr: np.ndarray) -> str:
+    arr = contiguous(arr)
+    return tensor_hash(arr.dtype.name, arr.shape, memoryview(arr).cast("B"))
+
+
+def encode_array(arr: np.ndarray, digest: str | None = None) -> pb.TensorData:
+    arr = contiguous(arr)
+    if arr.dtype.name not in DTYPES:
+        raise OpError(f"dtype {arr.dtype.name} cannot be sent")
+    data = arr.tobytes()
+    digest = digest or tensor_hash(arr.dtype.name, arr.shape, data)
+    return pb.TensorData(dtype=arr.dtype.name, shape=arr.shape, data=data, hash=digest)
+
+
+def decode_array(msg: pb.TensorData, *, verify_hash: bool = False) -> np.ndarray:
+    """Rebuild an array, checking dtype and byte length before touching the data."""
+    if msg.dtype not in DTYPES:
+        raise OpError(f"tensor {msg.hash or '?'}: unknown dtype {msg.dtype!r}")
+    shape = tuple(msg.shape)
+    if any(s < 0 for s in shape):
+        raise OpError(f"tensor {msg.hash or '?'}: negative size in shape {list(shape)}")
+    n = ITEMSIZE[msg.dtype]
+    for s in shape:
+        n *= s
+    if n != len(msg.data):
+        raise OpError(f"tensor {msg.hash or '?'}: shape {list(shape)} and dtype {msg.dtype} "
+                      f"need {n} bytes, got {len(msg.data)}")
+    if verify_hash and msg.hash != tensor_hash(msg.dtype, shape, msg.data):
+        raise OpError(f"tensor {msg.hash or '?'}: hash does not match its contents")
+    return np.frombuffer(msg.data, dtype=msg.dtype).reshape(shape)
+
+
+def _encode_attr(value: Any, out: pb.AttrValue) -> None:
+    if value is None:
+        out.none = True
+    elif isinstance(value, bool):
+        out.b = value
+    elif isinstance(value, int):
+        out.i = value
+    elif isinstance(value, float):
+        out.f = value
+    elif isinstance(value, str):
+        out.s = value
+    elif isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool)
+                                          for v in value):
+        out.ints.SetInParent()  # an empty list must still select the oneof
+        out.ints.values.extend(value)
+    elif isinstance(value, tuple):
+        out.floats.SetInParent()
+        out.floats.values.extend(float(v) for v in value)
+    else:
+        raise OpError(f"attribute value {value!r} of type {type(value).__name__} cannot be sent")
+
+
+def _decode_attr(msg: pb.AttrValue) -> Any:
+    kind = msg.WhichOneof("value")
+    if kind is None or kind == "none":
+        return None
+    if kind == "ints":
+        return tuple(msg.ints.values)
+    if kind == "floats":
+        return tuple(msg.floats.values)
+    return getattr(msg, kind)
+
+
+def encode_request(nodes: list[WireNode], tensors: list[pb.TensorData], targets: list[int],
+                   request_id: str = "") -> pb.ComputeRequest:
+    req = pb.ComputeRequest(targets=targets, request_id=request_id, tensors=tensors)
+    for n in nodes:
+        msg = req.graph.nodes.add(id=n.id, op=n.op, inputs=n.inputs)
+        for k, v in n.attrs.items():
+            _encode_attr(v, msg.attrs[k])
+    return req
+
+
+def decode_request(req: pb.ComputeRequest) -> Request:
+    nodes = [WireNode(n.id, n.op, tuple(n.inputs), {k: _decode_attr(v) for k, v in n.attrs.items()})
+             for n in req.graph.nodes]
+    protos = {t.hash: t for t in req.tensors}
+    return Request(nodes, {}, list(req.targets), req.request_id, protos)
+
+
+def encode_response(arrays: list[np.ndarray], *, worker: str = "") -> pb.ComputeResponse:
+    return pb.ComputeResponse(results=[encode_array(a) for a in arrays], worker=worker)
+
+
+def decode_response(resp: pb.ComputeResponse) -> list[np.ndarray]:
+    return [decode_array(t) for t in resp.results]

@@ -1,0 +1,129 @@
+"""The engine's graph: an append-only list of nodes in topological order.
+
+`Graph.add` checks every node through the op catalog (arity, attributes, shape and dtype
+rule) and shares identical subexpressions: adding a node that already exists returns the
+existing id. Because a node can only name nodes added before it, ids are a topological
+order and no graph built here can have a cycle.
+
+`Sym` is a handle on one node, with Python operators and every catalog op as a method, so
+derivative rules read like the maths (`g * y`, `x.log()`, `g.sum_to(shape)`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remotegrad.proto import catalog
+from remotegrad.proto.catalog import Meta, OpError
+
+
+def _freeze(attrs: dict[str, Any]) -> tuple:
+    # The type is part of the key: a const 2 (int64) and 2.0 (float64) are different nodes.
+    return tuple(sorted((k, type(v).__name__, v) for k, v in attrs.items()))
+
+
+class Graph:
+    __slots__ = ("_cse", "attrs", "inputs", "metas", "ops")
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+        self.inputs: list[tuple[int, ...]] = []
+        self.attrs: list[dict[str, Any]] = []
+        self.metas: list[Meta] = []
+        self._cse: dict[tuple, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def add(self, op: str, inputs: tuple[int, ...] | list[int] = (), attrs: dict | None = None) -> int:
+        inputs = tuple(inputs)
+        opdef = catalog.get(op)
+        meta, full = opdef.check([self.metas[i] for i in inputs], attrs or {})
+        key = (op, inputs, _freeze(full))
+        found = self._cse.get(key)
+        if found is not None:
+            return found
+        self.ops.append(op)
+        self.inputs.append(inputs)
+        self.attrs.append(full)
+        self.metas.append(meta)
+        nid = len(self.ops) - 1
+        self._cse[key] = nid
+        return nid
+
+    def needed(self, targets: list[int]) -> list[int]:
+        """Ids of the nodes the targets depend on, in topological (id) order."""
+        mark = bytearray(len(self.ops))
+        for t in targets:
+            mark[t] = 1
+        for n in range(max(targets, default=-1), -1, -1):
+            if mark[n]:
+                for i in self.inputs[n]:
+                    mark[i] = 1
+        return [n for n in range(len(mark)) if mark[n]]
+
+    def sym(self, nid: int) -> Sym:
+        return Sym(self, nid)
+
+
+class Sym:
+    """A node of a Graph, usable as an operand in derivative rules."""
+
+    __slots__ = ("g", "id")
+    __hash__ = None  # == builds a node; Syms are never dict keys
+
+    def __init__(self, g: Graph, nid: int) -> None:
+        self.g, self.id = g, nid
+
+    @property
+    def meta(self) -> Meta:
+        return self.g.metas[self.id]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.meta.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.meta.dtype
+
+    def _lift(self, other: Any) -> int:
+        if isinstance(other, Sym):
+            return other.id
+        if isinstance(other, (bool, int, float)):
+            return self.g.add("const", (), {"value": other})
+        raise OpError(f"cannot use {type(other).__name__} in a derivative rule")
+
+    def op(self, name: str, *others: Any, **attrs: Any) -> Sym:
+        ids = (self.id, *(self._lift(o) for o in others))
+        return Sym(self.g, self.g.add(name, ids, attrs))
+
+    def rop(self, name: str, other: Any) -> Sym:
+        return Sym(self.g, self.g.add(name, (self._lift(other), self.id)))
+
+    def __getattr__(self, name: str):
+        if name in catalog.CATALOG:
+            return lambda *others, **attrs: self.op(name, *others, **attrs)
+        raise AttributeError(name)
+
+    def full_like(self, value: float | bool) -> Sym:
+        return Sym(self.g, self.g.add("full", (), {"shape": self.shape, "value": value,
+                                                    "dtype": self.dtype}))
+
+    __add__ = lambda self, o: self.op("add", o)
+    __radd__ = lambda self, o: self.rop("add", o)
+    __sub__ = lambda self, o: self.op("sub", o)
+    __rsub__ = lambda self, o: self.rop("sub", o)
+    __mul__ = lambda self, o: self.op("mul", o)
+    __rmul__ = lambda self, o: self.rop("mul", o)
+    __truediv__ = lambda self, o: self.op("div", o)
+    __rtruediv__ = lambda self, o: self.rop("div", o)
+    __pow__ = lambda self, o: self.op("pow", o)
+    __rpow__ = lambda self, o: self.rop("pow", o)
+    __neg__ = lambda self: self.op("neg")
+    __eq__ = lambda self, o: self.op("eq", o)
+    __ne__ = lambda self, o: self.op("ne", o)
+    __lt__ = lambda self, o: self.op("lt", o)
+    __le__ = lambda self, o: self.op("le", o)
+    __gt__ = lambda self, o: self.op("gt", o)
+    __ge__ = lambda self, o: self.op("ge", o)
