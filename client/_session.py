@@ -25,12 +25,15 @@ from ._node import Node
 log = logging.getLogger("remotegrad.client")
 
 DEFAULT_ADDRESS = "localhost:50051"
-MISSING_KEY = "rg-missing-tensors"
 _RETRY_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": "remotegrad.v1.Gateway"}],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
+
+
+class MissingTensorsError(Exception):
+    """The cluster no longer holds some leaves this session sent before."""
 
 
 class Session:
@@ -57,7 +60,11 @@ class LocalSession(Session):
         self._compute, self._store = compute, MemoryTensorStore()
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
-        return self._compute(req, self._store)
+        from remotegrad.worker.compute import MissingTensorError
+        try:
+            return self._compute(req, self._store)
+        except MissingTensorError as e:
+            raise MissingTensorsError(str(e)) from None
 
 
 class RemoteSession(Session):
@@ -69,7 +76,8 @@ class RemoteSession(Session):
                    ("grpc.max_send_message_length", -1),
                    ("grpc.max_receive_message_length", -1)]
         if tls:
-            creds = tls if isinstance(tls, grpc.ChannelCredentials) else grpc.ssl_channel_credentials()
+            creds = (tls if isinstance(tls, grpc.ChannelCredentials)
+                     else grpc.ssl_channel_credentials())
             self._channel = grpc.secure_channel(address, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
@@ -79,9 +87,10 @@ class RemoteSession(Session):
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
         metadata = self._metadata + (("x-request-id", req.request_id),)
         try:
-            return self._stub.Compute(req, timeout=self.timeout, metadata=metadata,
-                                      wait_for_ready=False)
+            return self._stub.Compute(req, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise MissingTensorsError(err.details()) from None
             raise from_rpc_error(err, self.address) from None
 
     def ping(self, timeout: float = 1.0) -> bool:
@@ -185,7 +194,12 @@ def materialize(nodes: list[Node]) -> None:
         return
     session = current()
     req, hashes = build_request(targets, session.sent)
-    resp = session.compute(req)
+    try:
+        resp = session.compute(req)
+    except MissingTensorsError:  # evicted from the cluster's store: send the bytes again
+        session.sent.clear()
+        req, hashes = build_request(targets, session.sent)
+        resp = session.compute(req)
     session.sent.update(hashes)
     for node, arr in zip(targets, codec.decode_response(resp)):
         arr.flags.writeable = False

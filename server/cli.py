@@ -1,0 +1,47 @@
+"""The `remotegrad` command: gateway, worker, cluster up, status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="remotegrad", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    config.add_arguments(sub.add_parser("gateway", help="run a gateway"), config.GATEWAY)
+    config.add_arguments(sub.add_parser("worker", help="run a worker"), config.WORKER)
+    cluster = sub.add_parser("cluster", help="a local cluster")
+    csub = cluster.add_subparsers(dest="action", required=True)
+    config.add_arguments(csub.add_parser("up", help="run redis, a gateway and N workers "
+                                         "in the foreground"), config.CLUSTER)
+    status = sub.add_parser("status", help="print the cluster at a glance")
+    status.add_argument("--address", default=None,
+                        help="gateway address (env REMOTEGRAD_ADDR, default localhost:50051)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "gateway":
+        from .serve import serve
+        serve(args)
+    elif args.command == "worker":
+        from remotegrad.worker.service import serve
+        serve(args)
+    elif args.command == "cluster":
+        from .cluster import up
+        return up(args)
+    elif args.command == "status":
+        from .status import status
+        return status(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Every setting of the gateway, the workers and the local cluster, declared once.
+
+Each setting is a command-line flag (`--redis-url`) and an environment variable
+(`REMOTEGRAD_REDIS_URL`); the flag wins. The README's configuration table is checked
+against this list by a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any
+
+GATEWAY, WORKER, CLUSTER, STATUS = "gateway", "worker", "cluster", "status"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    commands: tuple[str, ...]
+    type: type = str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "REMOTEGRAD_" + self.name.upper()
+
+
+SETTINGS = [
+    Setting("host", "127.0.0.1", "address to bind", (GATEWAY, WORKER, CLUSTER)),
+    Setting("port", 50051, "gRPC port; 0 binds any free port", (GATEWAY, WORKER, CLUSTER), int),
+    Setting("redis_url", "", "Redis for the tensor store, result cache and worker registry; "
+            "empty: in-process cache (cluster: start redis-server from PATH if found)",
+            (GATEWAY, WORKER, CLUSTER, STATUS)),
+    Setting("workers", 2, "number of workers to start", (CLUSTER,), int),
+    Setting("worker_addrs", "", "comma-separated worker addresses, used when there is no "
+            "Redis registry", (GATEWAY,)),
+    Setting("advertise_host", "127.0.0.1", "host name a worker registers under (its "
+            "address as the gateway reaches it)", (WORKER, CLUSTER)),
+    Setting("backend", "numpy", "array backend: numpy, cupy or auto", (WORKER, CLUSTER)),
+    Setting("device", 0, "GPU index for the cupy backend", (WORKER, CLUSTER), int),
+    Setting("metrics_port", 0, "port of the Prometheus /metrics endpoint; 0 disables it "
+            "(cluster: gateway on this port, workers on the following ones)",
+            (GATEWAY, WORKER, CLUSTER), int),
+    Setting("cache_ttl", 3600, "seconds a cached result lives", (GATEWAY, CLUSTER), int),
+    Setting("tensor_ttl", 3600, "seconds a stored leaf tensor lives", (GATEWAY, WORKER, CLUSTER),
+            int),
+    Setting("memory_cache_bytes", 1 << 30, "size of the in-process result cache and tensor "
+            "store used without Redis", (GATEWAY, WORKER, CLUSTER), int),
+    Setting("redis_maxmemory", "1gb", "maxmemory of the redis-server the cluster starts "
+            "(evicting with allkeys-lru)", (CLUSTER,)),
+    Setting("max_inflight", 4, "calls one worker runs at once; more wait in its queue",
+            (GATEWAY, WORKER, CLUSTER), int),
+    Setting("max_queue", 64, "calls waiting per worker before RESOURCE_EXHAUSTED",
+            (GATEWAY, CLUSTER), int),
+    Setting("max_nodes", 1_000_000, "most nodes a graph may have", (GATEWAY, CLUSTER), int),
+    Setting("max_tensor_bytes", 4 << 30, "largest tensor a graph may produce or send, "
+            "estimated from shapes before any allocation", (GATEWAY, CLUSTER), int),
+    Setting("heartbeat", 2.0, "seconds between worker heartbeats; a worker is dropped after "
+            "3 missed", (GATEWAY, WORKER, CLUSTER), float),
+    Setting("log_level", "INFO", "logging level", (GATEWAY, WORKER, CLUSTER)),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    for s in SETTINGS:
+        if command in s.commands:
+            env = os.environ.get(s.env)
+            default = s.type(env) if env is not None else s.default
+            parser.add_argument(s.flag, type=s.type, default=default,
+                                help=f"{s.help} (env {s.env}, default {s.default!r})")

@@ -1,0 +1,31 @@
+"""Canonical fingerprint of a computation: the same graph over the same leaf bytes gives
+the same key, however its nodes were numbered or ordered, whichever client sent it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from remotegrad.proto.codec import WireNode
+
+
+def _canonical_attrs(attrs: dict) -> bytes:
+    # Types are part of the key: const 2 (an int) and 2.0 (a float) are different graphs.
+    return repr(sorted((k, type(v).__name__, v) for k, v in attrs.items())).encode()
+
+
+def fingerprint(nodes: list[WireNode], targets: list[int]) -> str:
+    """Hash each node from its op, attributes and its inputs' hashes (a Merkle DAG);
+    the result key hashes the targets' hashes in order. Nodes come inputs first (the
+    gateway has validated that)."""
+    digest: dict[int, bytes] = {}
+    for n in nodes:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(n.op.encode())
+        h.update(_canonical_attrs(n.attrs))
+        for i in n.inputs:
+            h.update(digest[i])
+        digest[n.id] = h.digest()
+    out = hashlib.blake2b(digest_size=20)
+    for t in targets:
+        out.update(digest[t])
+    return out.hexdigest()

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the gateway and the workers (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+CALLS = Counter("remotegrad_calls_total", "gRPC calls handled", ["service", "method", "code"])
+LATENCY = Histogram("remotegrad_call_seconds", "gRPC call latency", ["service", "method"],
+                    buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30))
+CACHE = Counter("remotegrad_cache_total", "result cache lookups", ["result"])
+BYTES_IN = Counter("remotegrad_tensor_bytes_in_total", "tensor bytes received from clients")
+BYTES_OUT = Counter("remotegrad_tensor_bytes_out_total", "tensor bytes returned to clients")
+REDIS_ERRORS = Counter("remotegrad_redis_errors_total", "Redis operations that failed", ["op"])
+WORKERS = Gauge("remotegrad_workers", "live workers the gateway knows")
+INFLIGHT = Gauge("remotegrad_worker_inflight", "calls running on a worker", ["worker"])
+RETRIES = Counter("remotegrad_retries_total", "calls retried on another worker")
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port, addr="0.0.0.0")

@@ -1,0 +1,134 @@
+"""The gateway's view of the workers: who is alive, how loaded, and a channel to each.
+
+Workers announce themselves in Redis (a key per worker with a TTL, refreshed by a
+heartbeat), so starting or stopping one changes the pool without restarting anything.
+Without Redis the pool is a static list of addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from remotegrad.proto import keys
+from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+
+from . import metrics
+
+log = logging.getLogger("remotegrad.pool")
+
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
+                   ("grpc.max_receive_message_length", -1)]
+
+
+class NoWorkersError(Exception):
+    """No live worker is registered."""
+
+
+class PoolBusyError(Exception):
+    """Every worker's queue is full."""
+
+
+@dataclass(eq=False)
+class Worker:
+    address: str
+    channel: grpc.Channel
+    stub: pb_grpc.WorkerStub
+    inflight: int = 0
+    dead_until: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+class WorkerPool:
+    DEAD_FOR = 5.0  # seconds a worker that failed is left out, unless it re-registers
+
+    def __init__(self, redis_client=None, static: list[str] | None = None,
+                 capacity: int = 68, refresh: float = 1.0) -> None:
+        self._redis, self._static = redis_client, static or []
+        self._capacity, self._refresh_every = capacity, refresh
+        self._workers: dict[str, Worker] = {}
+        self._lock = threading.Lock()
+        self._refreshed = 0.0
+
+    def _discover(self) -> dict[str, dict]:
+        if self._redis is None:
+            return {a: {} for a in self._static}
+        import json
+
+        import redis
+        try:
+            found = {}
+            for key in self._redis.scan_iter(match=keys.WORKER_PATTERN, count=1000):
+                raw = self._redis.get(key)
+                if raw:
+                    info = json.loads(raw)
+                    found[info["address"]] = info
+            return found
+        except redis.RedisError as e:
+            log.warning("worker registry unreadable, keeping the last view: %s", e)
+            metrics.REDIS_ERRORS.labels("registry").inc()
+            return {a: w.info for a, w in self._workers.items()}
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._refreshed < self._refresh_every:
+            return
+        found = self._discover()
+        with self._lock:
+            self._refreshed = now
+            for addr in list(self._workers):
+                if addr not in found and self._workers[addr].inflight == 0:
+                    self._workers.pop(addr).channel.close()
+            for addr, info in found.items():
+                w = self._workers.get(addr)
+                if w is None:
+                    ch = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+                    w = self._workers[addr] = Worker(addr, ch, pb_grpc.WorkerStub(ch))
+                    log.info("worker joined: %s", addr)
+                w.info = info
+            metrics.WORKERS.set(len(self.live()))
+
+    def live(self) -> list[Worker]:
+        now = time.monotonic()
+        return [w for w in self._workers.values() if w.dead_until <= now]
+
+    def acquire(self, exclude: tuple[Worker, ...] = ()) -> Worker:
+        """The least-loaded live worker, its in-flight count taken."""
+        self.refresh()
+        with self._lock:
+            candidates = [w for w in self.live() if w not in exclude]
+            if not candidates:
+                raise NoWorkersError("no live workers are registered")
+            w = min(candidates, key=lambda w: w.inflight)
+            if w.inflight >= self._capacity:
+                raise PoolBusyError(f"all {len(candidates)} workers are at capacity "
+                                    f"({self._capacity} calls each)")
+            w.inflight += 1
+            metrics.INFLIGHT.labels(w.address).set(w.inflight)
+            return w
+
+    def release(self, w: Worker) -> None:
+        with self._lock:
+            w.inflight -= 1
+            metrics.INFLIGHT.labels(w.address).set(w.inflight)
+
+    def mark_dead(self, w: Worker) -> None:
+        log.warning("worker %s stopped answering; leaving it out", w.address)
+        with self._lock:
+            w.dead_until = time.monotonic() + self.DEAD_FOR
+        metrics.WORKERS.set(len(self.live()))
+
+    def snapshot(self) -> list[Worker]:
+        self.refresh()
+        with self._lock:
+            return list(self.live())
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self._workers.values():
+                w.channel.close()
+            self._workers.clear()
