@@ -72,7 +72,7 @@ class Gateway:
         if raw is not None:
             metrics.CACHE.labels("hit").inc()
             resp = pb.ComputeResponse.FromString(raw)
-            resp.cache_hit = True
+            resp.cache_hit, resp.worker = True, ""
             return resp
         metrics.CACHE.labels("miss").inc()
         forward = req

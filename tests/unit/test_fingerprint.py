@@ -1,0 +1,42 @@
+"""A result's key depends on the computation, not on how the client numbered it."""
+
+from __future__ import annotations
+
+import random
+
+from remotegrad.proto.codec import WireNode
+from remotegrad.server.fingerprint import fingerprint
+
+
+def _graph(ids: list[int], c=2.0, leaf_hash="aa"):
+    a, b, m, s = ids
+    nodes = [WireNode(a, "leaf", (), {"hash": leaf_hash, "dtype": "float32", "shape": (3,)}),
+             WireNode(b, "const", (), {"value": c}),
+             WireNode(m, "mul", (a, b), {}),
+             WireNode(s, "sum", (m,), {"dim": None, "keepdim": False})]
+    return nodes, [s]
+
+
+def test_renumbering_keeps_the_key():
+    base = fingerprint(*_graph([0, 1, 2, 3]))
+    for _ in range(20):
+        ids = random.sample(range(1000), 4)
+        assert fingerprint(*_graph(ids)) == base
+
+
+def test_independent_nodes_in_another_order_keep_the_key():
+    nodes, targets = _graph([0, 1, 2, 3])
+    swapped = [nodes[1], nodes[0], nodes[2], nodes[3]]
+    assert fingerprint(swapped, targets) == fingerprint(nodes, targets)
+
+
+def test_values_types_and_leaf_bytes_change_the_key():
+    base = fingerprint(*_graph([0, 1, 2, 3]))
+    assert fingerprint(*_graph([0, 1, 2, 3], c=3.0)) != base
+    assert fingerprint(*_graph([0, 1, 2, 3], c=2)) != base  # int 2 is not float 2.0
+    assert fingerprint(*_graph([0, 1, 2, 3], leaf_hash="bb")) != base
+
+
+def test_target_order_matters():
+    nodes, _ = _graph([0, 1, 2, 3])
+    assert fingerprint(nodes, [2, 3]) != fingerprint(nodes, [3, 2])
