@@ -16,6 +16,8 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
+from remotegrad.server import metrics
+
 from . import backend as backends
 from .compute import MissingTensorError, compute
 
@@ -68,6 +70,14 @@ class Heartbeat(threading.Thread):
             log.warning("could not deregister: %s", e)
 
 
+def _advertised_host(host: str) -> str:
+    """`auto`: this machine's address as others see it (a container's own IP)."""
+    if host == "auto":
+        import socket
+        return socket.gethostbyname(socket.gethostname())
+    return host
+
+
 def serve(args) -> None:
     """Run a worker until SIGTERM/SIGINT."""
     be = backends.select(args.backend, args.device)
@@ -77,9 +87,10 @@ def serve(args) -> None:
         store = MemoryTensorStore(args.memory_cache_bytes)
     server = grpc_server.make_server(args.max_inflight)
     port = grpc_server.bind(server, args.host, args.port)
-    address = f"{args.advertise_host}:{port}"
+    address = f"{_advertised_host(args.advertise_host)}:{port}"
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE)
+    metrics.serve(args.metrics_port)
     server.start()
     beat = None
     if args.redis_url:

@@ -26,10 +26,15 @@ print(x.grad)
 @pytest.mark.parametrize("editable", [False, True])
 def test_install_in_fresh_venv(tmp_path, editable):
     env_dir = tmp_path / "venv"
-    # System site packages supply the dependencies; the project itself is installed fresh.
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    args = [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    # The dependencies (and a current setuptools) come from this environment through a .pth
+    # file; the project itself is installed fresh, and imported from outside the repository.
+    site = next(env_dir.glob("lib/python*/site-packages"))
+    deps = [p for p in sys.path if p.endswith("site-packages") and "/tmp/" not in p]
+    (site / "_deps.pth").write_text("\n".join(deps) + "\n")
+    args = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
+            "--no-build-isolation"]
     args += ["-e", str(ROOT)] if editable else [str(ROOT)]
     subprocess.run(args, check=True, cwd=tmp_path, capture_output=True, timeout=300)
     out = subprocess.run([str(py), "-c", CHECK.format(editable=editable)], cwd=tmp_path,

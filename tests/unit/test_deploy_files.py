@@ -1,0 +1,103 @@
+"""docker-compose.yml, the Dockerfile and the Prometheus config, checked against the code:
+every command, flag, variable and port they use exists and agrees. (No Docker engine runs
+here; `docker-compose config` validates the compose schema when the tool is installed.)"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+from remotegrad.server import cli
+from remotegrad.server.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+BY_ENV = {s.env: s for s in SETTINGS}
+REMOTEGRAD = {name: svc for name, svc in SERVICES.items()
+              if svc.get("command", [""])[0] == "remotegrad"}
+
+
+def _parses(argv: list[str]) -> bool:
+    try:
+        cli._parser().parse_args(argv)
+        return True
+    except SystemExit:
+        return False
+
+
+def test_every_remotegrad_command_is_a_real_subcommand():
+    assert set(REMOTEGRAD) == {"gateway", "worker", "worker-gpu"}
+    for name, svc in REMOTEGRAD.items():
+        assert _parses(svc["command"][1:]), f"{name}: {svc['command']} is not a valid command"
+
+
+def test_every_variable_is_a_setting_of_that_command():
+    for name, svc in REMOTEGRAD.items():
+        command = svc["command"][1]
+        for var, value in svc["environment"].items():
+            assert var in BY_ENV, f"{name}: {var} is not a remotegrad setting"
+            setting = BY_ENV[var]
+            assert command in setting.commands, f"{name}: {var} is not used by `{command}`"
+            if setting.type is not str:
+                setting.type(value)  # parses as the setting's type
+
+
+def test_ports_agree():
+    gw = SERVICES["gateway"]
+    grpc_port = gw["environment"]["REMOTEGRAD_PORT"]
+    assert f"{grpc_port}:{grpc_port}" in gw["ports"]
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    scraped = {n: c["port"] for job in prom["scrape_configs"] for c in job["dns_sd_configs"]
+               for n in c["names"]}
+    for name, svc in REMOTEGRAD.items():
+        assert scraped[name] == int(svc["environment"]["REMOTEGRAD_METRICS_PORT"]), name
+    volume = SERVICES["prometheus"]["volumes"][0].split(":")[0]
+    assert (ROOT / volume).exists()
+
+
+def test_redis_runs_with_maxmemory_and_lru_and_is_internal():
+    cmd = SERVICES["redis"]["command"]
+    assert "--maxmemory" in cmd and cmd[cmd.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert SERVICES["redis"]["networks"] == ["internal"]
+    assert COMPOSE["networks"]["internal"]["internal"] is True
+    for name in ("worker", "worker-gpu", "redis"):
+        assert "ports" not in SERVICES[name], f"{name} must not be reachable from clients"
+    for name, svc in REMOTEGRAD.items():
+        url = svc["environment"]["REMOTEGRAD_REDIS_URL"]
+        assert url.startswith("redis://redis:"), name
+
+
+def test_gpu_profile_reserves_an_nvidia_device_and_uses_cupy():
+    gpu = SERVICES["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["environment"]["REMOTEGRAD_BACKEND"] == "cupy"
+    assert gpu["build"]["args"]["EXTRAS"] == "gpu"
+    dev = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert dev["driver"] == "nvidia" and "gpu" in dev["capabilities"]
+
+
+def test_dockerfile_is_multistage_nonroot_and_copies_real_folders():
+    text = (ROOT / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for path in src.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies missing {path}"
+    cmd = re.findall(r'^CMD \["remotegrad", "(\w+)"\]', text, re.M)
+    assert cmd and _parses([cmd[-1]])
+    assert "gpu" in (ROOT / "pyproject.toml").read_text()  # the EXTRAS=gpu build arg
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_passes_schema_validation():
+    out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config",
+                          "-q"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
