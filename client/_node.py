@@ -8,6 +8,8 @@ leaf, unless it lies on an autograd path (`tracked`), whose history a gradient n
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from remotegrad.proto import catalog, codec
 from remotegrad.proto.catalog import Meta
@@ -64,3 +66,20 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     except catalog.OpError as e:
         raise RuntimeError(str(e)) from None
     return Node(op, inputs, full, meta, tracked)
+
+
+# Tensors updated in place (optimiser steps, running statistics): their new values are
+# computed in the next round trip the client makes anyway, so a training loop's graphs
+# do not grow from step to step. (Interim: once the cluster keeps such values by hash,
+# these become "keep" requests instead of values fetched to the client.)
+_updated: weakref.WeakSet = weakref.WeakSet()
+
+
+def note_update(tensor) -> None:
+    _updated.add(tensor)
+
+
+def take_updates() -> list[Node]:
+    nodes = [t._node for t in list(_updated) if t._node.value is None]
+    _updated.clear()
+    return nodes
