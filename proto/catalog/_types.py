@@ -130,3 +130,25 @@ def normalize_dims(dim, ndim: int) -> tuple[int, ...]:
             )
         out.add(d % ndim if ndim else 0)
     return tuple(sorted(out))
+
+
+_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                "uint8": "Byte", "bool": "Bool", "float16": "Half", "float32": "Float",
+                "float64": "Double"}
+
+
+def torch_dtype_name(dtype: str) -> str:
+    """The name PyTorch's error messages use for a dtype ("Float", "Long", ...)."""
+    return _TORCH_NAMES[dtype]
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def check_dim(dim: int, ndim: int) -> int:
+    """One dim, wrapped to [0, ndim), with PyTorch's range error (0-d tensors take -1/0)."""
+    return normalize_dims(dim, ndim)[0] if ndim else normalize_dims(dim, 0)[0]
