@@ -23,7 +23,7 @@ MAX_DURATION = 3600.0
 
 # The sweep: one axis at a time around a base point (a full grid would take hours).
 SWEEP_BASE = {"ops": 16, "numel": 1024, "hit_ratio": 0.0, "users": 4}
-SWEEP_AXES = {"ops": [1, 16, 256], "numel": [16, 16_384, 1_048_576],
+SWEEP_AXES = {"ops": [1, 16, 256], "numel": [16, 65_536, 1_048_576],
               "hit_ratio": [0.0, 0.5, 0.9], "users": [1, 4, 16]}
 
 
