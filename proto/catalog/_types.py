@@ -102,12 +102,15 @@ def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy/PyTorch broadcasting, with PyTorch's error message."""
     n = max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    out = []
-    for i, (x, y) in enumerate(zip(pa, pb)):
+    if pa == pb:
+        return pa
+    out = [0] * n
+    for i in range(n - 1, -1, -1):  # PyTorch reports the last mismatching dim
+        x, y = pa[i], pb[i]
         if x == y or y == 1:
-            out.append(x)
+            out[i] = x
         elif x == 1:
-            out.append(y)
+            out[i] = y
         else:
             raise OpError(
                 f"The size of tensor a ({x}) must match the size of tensor b ({y}) "

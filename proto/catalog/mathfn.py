@@ -46,6 +46,8 @@ unary_op("sqrt", lambda xp, a: xp.sqrt(a), lambda g, x, out: g / (out * 2), "Sqr
          unary(P))
 unary_op("rsqrt", lambda xp, a: 1 / xp.sqrt(a), lambda g, x, out: g * out * out * out * -0.5,
          "RsqrtBackward0", unary(P))
+unary_op("reciprocal", lambda xp, a: 1 / a, lambda g, x, out: -g * out * out,
+         "ReciprocalBackward0", unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
 unary_op("sin", lambda xp, a: xp.sin(a), lambda g, x, out: g * x.cos(), "SinBackward0")
 unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBackward0")
 unary_op("tan", lambda xp, a: xp.tan(a), lambda g, x, out: g * (out * out + 1),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, C, F, S
-from ._types import DTYPES, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
+from ._types import DTYPES, FLOATING, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -91,6 +91,8 @@ def _infer_grad(metas, n):
                 f"and output[0] has a shape of torch.Size({list(out.shape)})."
             )
     wrt = metas[-1]
+    if wrt.dtype not in FLOATING:
+        raise OpError("only Tensors of floating point and complex dtype can require gradients")
     return Meta(wrt.shape, wrt.dtype)
 
 
@@ -116,7 +118,7 @@ register(OpDef("cast", 1, lambda metas, dtype: Meta(metas[0].shape, _check_dtype
                lambda xp, a, dtype: a.astype(dtype),
                (lambda g, x, out, dtype: g.cast(dtype=x.dtype),),
                attrs={"dtype": ("str", REQUIRED)}, torch_name="ToCopyBackward0",
-               samples=(S(F(3, 4), dtype="float64"), S(F(3, 4), dtype="float32"),
+               samples=(S(F(3, 4), dtype="float64"), S(F(3, 4), dtype="float32", fd=False),
                         S(F(2, 3), dtype="int64"), S(F(), dtype="float16", fd=False))))
 register(OpDef("reshape", 1, _infer_reshape, lambda xp, a, shape: a.reshape(shape),
                (lambda g, x, out, shape: g.reshape(shape=x.shape),),

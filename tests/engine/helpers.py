@@ -115,8 +115,8 @@ class Case:
     def engine(self, inputs=None):
         values = None
         if inputs is not None:
-            values = {f"h{j}": v for j, v in enumerate(
-                v for v in inputs if not isinstance(v, (bool, int, float)))}
+            values = {f"h{j}": np.asarray(v) for j, v in enumerate(
+                v for v in inputs if type(v) not in (bool, int, float))}
         res = self.eg.run(values)
         k = len(self.wrt) if self.first else 0
         return res[0], res[1:1 + k], res[1 + k:]
