@@ -33,17 +33,18 @@ class _Pass:
     """One backward pass: the outputs and seeds, plus (hooked tensor, seed delta) pairs."""
 
     outs: list[tuple[Node, Function | None]]
-    seeds: list[Node]
+    seeds: list[tuple[Node, Function | None]]
     create_graph: bool
     made: list[Tensor] = field(default_factory=list)
 
     def gradient(self, wrt: Node, fn: Function | None) -> Tensor:
         n = len(self.outs)
-        node = Node("grad", tuple(o for o, _ in self.outs) + tuple(self.seeds) + (wrt,),
-                    {"n": n}, wrt.meta, tracked=self.create_graph)
+        node = Node("grad", tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
+                    + (wrt,), {"n": n}, wrt.meta, tracked=self.create_graph)
         out = Tensor(node)
         if self.create_graph:
-            edges = tuple((f, 0) for _, f in self.outs) + ((fn, 0),)
+            # A gradient depends on the outputs, on the seeds (linearly) and on the input.
+            edges = tuple((f, 0) for _, f in self.outs + self.seeds) + ((fn, 0),)
             out.grad_fn = function_class("GradBackward")(node, edges)
         self.made.append(out)
         return out
@@ -61,7 +62,8 @@ class _Pass:
             self.made.append(owner._grad)
         if g is not first:
             self.outs.append((fn.node, fn))
-            self.seeds.append((g - first)._node)
+            delta = g - first
+            self.seeds.append((delta._node, _edge(delta) if self.create_graph else None))
 
 
 def _checked(new, old: Tensor, what: str) -> Tensor:
@@ -81,14 +83,14 @@ def _leaf_hooks(t: Tensor, g: Tensor) -> Tensor:
     return g
 
 
-def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[Node]:
-    seeds = []
+def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Function | None]]:
+    seeds: list[tuple[Node, Function | None]] = []
     for i, out in enumerate(outputs):
         g = grad_outputs[i] if i < len(grad_outputs) else None
         if g is None:
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            seeds.append(leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)))
+            seeds.append((leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)), None))
             continue
         if not isinstance(g, Tensor):
             from ._creation import tensor
@@ -97,7 +99,7 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[Node]:
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                 f"output[{i}] has a shape of {out.shape}.")
-        seeds.append(g._node)
+        seeds.append((g._node, _edge(g) if g.requires_grad else None))
     return seeds
 
 
@@ -135,7 +137,12 @@ def _finish(p: _Pass, order: list[Function], retain_graph: bool) -> None:
     if not retain_graph:
         for fn in order:
             fn._freed = True
-    nodes = [t._node for t in p.made if t._node.value is None]
+    batch(p.made)
+
+
+def batch(tensors) -> None:
+    """Fetch these tensors together: reading any of them computes all in one round trip."""
+    nodes = [t._node for t in tensors if t is not None and t._node.value is None]
     for n in nodes:
         n.batch = nodes
 

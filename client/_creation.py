@@ -175,8 +175,24 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
-    array = np.linspace(_num(start), _num(end), builtins.int(steps), dtype=np.float64)
-    return _make(array.astype(_default(dtype)), None, requires_grad)
+    n, name = builtins.int(steps), _default(dtype)
+    lo, hi = _num(start), _num(end)
+    if name in ("float32", "float16"):  # PyTorch computes in the output's precision
+        f = np.float32
+        lo, hi = f(lo), f(hi)
+        step = f(f(hi - lo) / f(n - 1)) if n > 1 else f(0)
+        exact, lo, hi, step = np.float64, np.float64(lo), np.float64(hi), np.float64(step)
+    else:
+        step = np.float64((hi - lo) / (n - 1) if n > 1 else 0.0)
+        exact = np.longdouble
+    # The first half counts up from the start, the second down from the end, each value
+    # with one rounding (PyTorch uses fused multiply-adds; a wider type stands in here).
+    i = np.arange(n, dtype=exact)
+    wide = exact(step)
+    array = np.where(i < n // 2, exact(lo) + wide * i, exact(hi) - wide * (n - 1 - i))
+    if n == 1:
+        array = np.array([lo])
+    return _make(array.astype(name), None, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,

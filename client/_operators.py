@@ -46,7 +46,8 @@ def _rtruediv(self, other):
         return NotImplemented
     if available("reciprocal") and isinstance(other, Scalar):
         return apply("mul", call("reciprocal", (self,), {}), other)  # as PyTorch records it
-    return call("div", (other, self), {})
+    return apply("div", other, self, torch_name="MulBackward0" if isinstance(other, Scalar)
+                 else None)
 
 
 def _logic(name: str, bitwise: str):

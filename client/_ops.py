@@ -72,6 +72,27 @@ def _pow_name(operands: list, attrs: dict) -> str:
     return "PowBackward1" if isinstance(operands[1], Tensor) else "PowBackward0"
 
 
+def _matmul_name(operands: list, attrs: dict) -> str:
+    dims = tuple(getattr(t, "ndim", 0) for t in operands[:2])
+    return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4",
+            (2, 2): "MmBackward0"}.get(dims, "UnsafeViewBackward0")
+
+
+def _div_name(operands: list, attrs: dict) -> str:
+    return "DivBackward0" if attrs.get("rounding_mode") is None else "DivBackward2"
+
+
+def _move(*names: str):
+    """PyTorch passes these tensors after `dim` (index_select(input, dim, index))."""
+    def adapt(operands: list, kw: dict) -> tuple[list, dict]:
+        for n in names:
+            if n not in kw:
+                raise TypeError(f"missing required argument '{n}'")
+            operands.append(kw.pop(n))
+        return operands, kw
+    return adapt
+
+
 _CLAMP = dict(params=("min", "max"), forms="mfi", adapt=_clamp)
 _RED = ("dim", "keepdim")
 _SUM = dict(params=_RED, grad=_dim_name("SumBackward0", "SumBackward1"))
@@ -81,7 +102,8 @@ TABLE: dict[str, Spec] = {
     "add": Spec("add", forms="mfi"), "sub": Spec("sub", forms="mfi"),
     "subtract": Spec("sub", forms="mfi"), "mul": Spec("mul", forms="mfi"),
     "multiply": Spec("mul", forms="mfi"),
-    "div": Spec("div", forms="mfi"), "divide": Spec("div", forms="mfi"),
+    "div": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
+    "divide": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
     "true_divide": Spec("div", forms="mfi"),
     "pow": Spec("pow", forms="mfi", inputs=("input", "exponent"), grad=_pow_name),
     "neg": Spec("neg", forms="mfi"), "negative": Spec("neg", forms="mfi"),
@@ -90,7 +112,7 @@ TABLE: dict[str, Spec] = {
     "maximum": Spec("maximum"), "minimum": Spec("minimum"),
     "fmod": Spec("fmod", forms="mfi"), "remainder": Spec("remainder", forms="mfi"),
     "clamp": Spec("clamp", **_CLAMP), "clip": Spec("clamp", **_CLAMP),
-    "where": Spec("where", inputs=("condition", "input", "other")),
+    "where": Spec("where", forms="f", inputs=("condition", "input", "other")),
     "lerp": Spec("lerp", forms="mfi", inputs=("input", "end", "weight")),
     "addcmul": Spec("addcmul", params=("value",), forms="mfi",
                     inputs=("input", "tensor1", "tensor2")),
@@ -125,7 +147,7 @@ TABLE: dict[str, Spec] = {
     "softmax": Spec("softmax", params=("dim",), adapt=_softmax),
     "log_softmax": Spec("log_softmax", params=("dim",), adapt=_softmax),
     # linear algebra
-    "matmul": Spec("matmul"), "mm": Spec("mm", inputs=("input", "mat2")),
+    "matmul": Spec("matmul", grad=_matmul_name), "mm": Spec("mm", inputs=("input", "mat2")),
     "bmm": Spec("bmm", inputs=("input", "mat2")), "dot": Spec("dot", inputs=("input", "tensor")),
     "outer": Spec("outer", inputs=("input", "vec2")),
     "ger": Spec("outer", inputs=("input", "vec2")),
@@ -137,19 +159,26 @@ TABLE: dict[str, Spec] = {
     "swapaxes": Spec("transpose", params=("dim0", "dim1")),
     "swapdims": Spec("transpose", params=("dim0", "dim1")),
     "flip": Spec("flip", params=("dims",)),
+    "narrow": Spec("narrow", params=("dim", "start", "length"), grad="SliceBackward0"),
     "tril": Spec("tril", params=("diagonal",), forms="mfi"),
     "triu": Spec("triu", params=("diagonal",), forms="mfi"),
-    "index_select": Spec("index_select", params=("dim",), inputs=("input", "index"),
-                         adapt=lambda o, kw: ([o[0], o[2]], {"dim": o[1]}) if len(o) == 3
-                         else (o, kw)),
-    "gather": Spec("gather", params=("dim",), inputs=("input", "index")),
-    "scatter_add": Spec("scatter_add", params=("dim",), forms="mfi",
-                        inputs=("input", "index", "src")),
+    "index_select": Spec("index_select", nin=1, params=("dim", "index"),
+                         adapt=_move("index")),
+    "gather": Spec("gather", nin=1, params=("dim", "index"), adapt=_move("index")),
+    "scatter_add": Spec("scatter_add", nin=1, params=("dim", "index", "src"), forms="mfi",
+                        adapt=_move("index", "src")),
+    "index_add": Spec("index_add", nin=1, params=("dim", "index", "source"), forms="mfi",
+                      adapt=_move("index", "source")),
 }
 
 # Ops that the client uses internally or that are not PyTorch functions of their own.
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
-                      "sum_to", "grad"})
+                      "sum_to", "grad", "index_backward", "max_pool2d_select"})
+
+
+def internal(op: str) -> bool:
+    """Ops the engine's derivative rules use, not PyTorch functions of their own."""
+    return op in INTERNAL or op.endswith(("_backward", "_grad"))
 
 
 def _attr(value: Any) -> Any:
@@ -212,10 +241,15 @@ def _method(name: str):
     return method
 
 
+RESHAPING = frozenset({"squeeze", "unsqueeze", "transpose", "t"})
+
+
 def _inplace_method(name: str):
+    reshaping = TABLE[name].op in RESHAPING
+
     def method(self, *args, **kwargs):
         self._check_inplace()
-        return self._assign(call(name, (self, *args), kwargs))
+        return self._assign(call(name, (self, *args), kwargs), same_shape=not reshaping)
     method.__name__ = method.__qualname__ = f"{name}_"
     return method
 

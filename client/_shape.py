@@ -67,8 +67,9 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, .
                 if isinstance(split_size_or_sections, (builtins.int, np.integer))
                 else tuple(builtins.int(s) for s in split_size_or_sections))
     count = len(split_sizes(self.shape[dim], sections))
-    return tuple(apply("split", self, split_size_or_sections=sections, dim=dim, index=i)
-                 for i in range(count))
+    name = "SplitBackward0" if isinstance(sections, builtins.int) else "SplitWithSizesBackward0"
+    return tuple(apply("split", self, split_size_or_sections=sections, dim=dim, index=i,
+                       torch_name=name) for i in range(count))
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -129,7 +130,15 @@ def _key_item(item: Any, tensors: list) -> tuple[str, str]:
                      "Variables are valid indices (got " + type(item).__name__ + ")")
 
 
+def _sequence_as_tuple(key: Any) -> bool:
+    """PyTorch (like old NumPy) reads a list holding lists, slices or None as a tuple."""
+    return isinstance(key, list) and any(
+        isinstance(k, (list, tuple, slice, Tensor)) or k is None or k is Ellipsis for k in key)
+
+
 def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
+    if _sequence_as_tuple(key):
+        key = tuple(key)
     items = key if isinstance(key, tuple) else (key,)
     tensors: list[Tensor] = []
     texts, names = [], []
@@ -174,13 +183,19 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     self._assign(apply("where", mask, placed, self, torch_name="CopySlices"))
 
 
+def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
+    return apply("where", condition, self, other)
+
+
 METHODS = {
+    "where": _where_method,
     "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
     "t": _t, "T": property(_T), "mT": property(_mT), "split": split, "chunk": chunk,
     "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
 }
-NEEDS = {"permute": "permute", "repeat": "repeat", "flip": "flip", "squeeze": "squeeze",
-         "t": "transpose", "T": "permute", "mT": "transpose", "split": "split",
+NEEDS = {"where": "where", "permute": "permute", "repeat": "repeat", "flip": "flip",
+         "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
+         "split": "split",
          "chunk": "chunk", "unbind": "index", "__getitem__": "index",
          "__setitem__": "index_backward"}
 
@@ -191,7 +206,7 @@ def install() -> dict[str, Any]:
         if NEEDS[name] in catalog.CATALOG:
             setattr(Tensor, name, fn)
     if "t" in Tensor.__dict__:
-        Tensor.t_ = lambda self: self._assign(_t(self))
+        Tensor.t_ = lambda self: self._assign(_t(self), same_shape=False)
     functions = {"cat": (cat, "cat"), "concat": (cat, "cat"), "concatenate": (cat, "cat"),
                  "stack": (stack, "stack"), "einsum": (einsum, "einsum"),
                  "where": (where, "where"), "permute": (permute, "permute"),

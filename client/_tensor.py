@@ -250,10 +250,19 @@ class Tensor:
 
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:
-        if self._node.value is None:
+        node = self._node
+        if node.value is None:
             from ._session import materialize
-            materialize([self._node, *take_updates()])
-        return self._node.value
+            chain = [node]  # a detached view of an unknown value: fetch the value itself
+            while chain[-1].op == "detach" and chain[-1].inputs[0].value is None:
+                chain.append(chain[-1].inputs[0])
+            source = chain[-1].inputs[0] if chain[-1].op == "detach" else chain[-1]
+            if source.value is None:
+                siblings = [m for n in chain if n.batch for m in n.batch]
+                materialize([source, *siblings, *take_updates()])
+            for n in chain:
+                n.value = source.value
+        return node.value
 
     def numpy(self, *, force: builtins.bool = False) -> np.ndarray:
         if self.requires_grad and not force:
@@ -466,10 +475,10 @@ class Tensor:
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
 
-    def _assign(self, out: Tensor) -> Tensor:
+    def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
         """Make `out` (computed from this tensor's old value) this tensor's new value."""
         meta, mine = out._node.meta, self._node.meta
-        if meta.shape != mine.shape:
+        if same_shape and meta.shape != mine.shape:
             raise RuntimeError(f"output with shape {list(mine.shape)} doesn't match the "
                                f"broadcast shape {list(meta.shape)}")
         if meta.dtype != mine.dtype:
