@@ -119,14 +119,15 @@ def _client(n: int, steps: int, hidden: int, q) -> None:
     q.put(res)
 
 
-def _proc(rank: int, port: int, n: int, steps: int, hidden: int, q) -> None:
+def _proc(rank: int, port: int, n: int, steps: int, hidden: int, tcp_only: bool, q) -> None:
     import torch
     import torch.distributed.rpc as rpc
     os.environ.setdefault("TP_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
+    extra = {"_transports": ["uv"], "_channels": ["basic"]} if tcp_only else {}
     opts = rpc.TensorPipeRpcBackendOptions(num_worker_threads=8,
                                            init_method=f"tcp://127.0.0.1:{port}",
-                                           rpc_timeout=120)
+                                           rpc_timeout=120, **extra)
     rpc.init_rpc("client" if rank == 0 else "worker", rank=rank, world_size=2,
                  rpc_backend_options=opts)
     if rank == 0:
@@ -134,13 +135,17 @@ def _proc(rank: int, port: int, n: int, steps: int, hidden: int, q) -> None:
     rpc.shutdown()
 
 
-def run(n: int = 500, steps: int = 50, hidden: int = 256, timeout: float = 600) -> dict:
-    """Timings (seconds) of every PT-RPC call kind, from a client and a worker process."""
+def run(n: int = 500, steps: int = 50, hidden: int = 256, tcp_only: bool = False,
+        timeout: float = 600) -> dict:
+    """Timings (seconds) of every PT-RPC call kind, from a client and a worker process.
+    TensorPipe picks shared memory between processes of one machine; `tcp_only` pins it
+    to its TCP transport (uv) and basic channel, as between two machines."""
     from _common import free_port
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_proc, args=(r, port, n, steps, hidden, q)) for r in (0, 1)]
+    procs = [ctx.Process(target=_proc, args=(r, port, n, steps, hidden, tcp_only, q))
+             for r in (0, 1)]
     for p in procs:
         p.start()
     try:

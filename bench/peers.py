@@ -91,12 +91,15 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    ap.add_argument("--pt-tcp", action="store_true",
+                    help="pin TensorPipe to TCP (default: it picks shared memory on one host)")
     args = ap.parse_args()
     print(environment())
     import _ptrpc
-    pt = _ptrpc.run(n=args.calls, steps=args.steps)
+    pt = _ptrpc.run(n=args.calls, steps=args.steps, tcp_only=args.pt_tcp)
     ptt = [Timing(f"PT-RPC {k}", v) for k, v in pt.items()]
-    print_table("PT-RPC (TensorPipe, loopback, 2 processes)", ptt)
+    how = "TCP only (uv transport, basic channel)" if args.pt_tcp else "default transports"
+    print_table(f"PT-RPC (TensorPipe {how}, loopback, 2 processes)", ptt)
     with local_cluster(args.workers) as address:
         rg, info = remotegrad_timings(address, args.calls, args.steps)
         print_table(f"remotegrad (cluster up --workers {args.workers}, redis, loopback)", rg)
