@@ -72,14 +72,14 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
 # computed in the next round trip the client makes anyway, so a training loop's graphs
 # do not grow from step to step. (Interim: once the cluster keeps such values by hash,
 # these become "keep" requests instead of values fetched to the client.)
-_updated: weakref.WeakSet = weakref.WeakSet()
+_updated: dict[int, weakref.ref] = {}  # by id: a Tensor's == builds a node
 
 
 def note_update(tensor) -> None:
-    _updated.add(tensor)
+    _updated[id(tensor)] = weakref.ref(tensor)
 
 
 def take_updates() -> list[Node]:
-    nodes = [t._node for t in list(_updated) if t._node.value is None]
+    tensors = [ref() for ref in _updated.values()]
     _updated.clear()
-    return nodes
+    return [t._node for t in tensors if t is not None and t._node.value is None]
