@@ -1,7 +1,9 @@
 """remotegrad.nn: modules, parameters and the functional API, as torch.nn."""
 
-from . import functional, init
+from . import functional, init, utils
 from ._layers import (
+    AvgPool2d,
+    MaxPool2d,
     BCELoss,
     BCEWithLogitsLoss,
     Conv2d,
@@ -29,7 +31,8 @@ from ._layers import (
 from ._module import Module, Parameter
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss", "Dropout", "Embedding",
+    "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss", "Dropout",
+    "Embedding", "MaxPool2d", "utils",
     "Flatten", "GELU", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
     "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "SiLU", "Sequential",
     "Sigmoid", "Softmax", "Tanh", "functional", "init",

@@ -153,3 +153,37 @@ def test_optimizer_api():
         rg.optim.Adam([])
     loss = opt.step(lambda: (p * p).sum())
     assert loss.item() > 0
+
+
+def test_pooling_and_clip_grad_norm():
+    x = R.standard_normal((2, 3, 6, 6)).astype("float32")
+    for name, kwargs in (("max_pool2d", dict(kernel_size=2)),
+                         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1))):
+        xo, xt = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yo = getattr(rg.nn.functional, name)(xo, **kwargs)
+        yt = getattr(torch.nn.functional, name)(xt, **kwargs)
+        close(yo, yt, what=name)
+        assert type(yo.grad_fn).__name__ == type(yt.grad_fn).__name__
+        yo.sum().backward(), yt.sum().backward()
+        close(xo.grad, xt.grad, what=f"{name} grad")
+    assert repr(rg.nn.MaxPool2d(2)) == repr(torch.nn.MaxPool2d(2))
+    ours, theirs = twins()
+    x = R.standard_normal((5, 6)).astype("float32")
+    (ours(rg.tensor(x)) ** 2).sum().backward()
+    (theirs(torch.tensor(x)) ** 2).sum().backward()
+    total_o = rg.nn.utils.clip_grad_norm_(ours.parameters(), 0.5)
+    total_t = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+    close(total_o, total_t, rtol=1e-4)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_composed_ops_match():
+    a, b = R.random((3, 4)).astype("float32") + 0.5, R.random((3, 4)).astype("float32") + 0.5
+    ao, bo, at, bt = rg.tensor(a), rg.tensor(b), torch.tensor(a), torch.tensor(b)
+    close(ao.square(), at.square())
+    close(ao.addcmul(bo, bo, value=0.5), at.addcmul(bt, bt, value=0.5))
+    close(ao.addcdiv(bo, ao, value=-2), at.addcdiv(bt, at, value=-2))
+    close(ao.lerp(bo, 0.3), at.lerp(bt, 0.3))
+    ao.lerp_(bo, 0.5), at.lerp_(bt, 0.5)
+    close(ao, at)
