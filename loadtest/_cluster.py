@@ -3,6 +3,7 @@ process on a free loopback port, stopped by its pid (it stops what it started)."
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["free_port", "local_cluster", "is_loopback"]
+__all__ = ["free_port", "local_cluster", "is_loopback", "LocalCluster", "process_tree"]
 
 
 def free_port() -> int:
@@ -32,9 +33,33 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def process_tree(pid: int) -> dict[int, str]:
+    """The descendants of `pid` (Linux /proc) with their command lines."""
+    out: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    for c in map(int, f.read().split()):
+                        with open(f"/proc/{c}/cmdline", "rb") as cf:
+                            out[c] = cf.read().replace(b"\0", b" ").decode(errors="replace")
+                        todo.append(c)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+class LocalCluster(str):
+    """The gateway address (a str), with the pid of the `cluster up` process."""
+
+    pid: int = 0
+
+
 @contextmanager
 def local_cluster(workers: int = 2, *extra: str, timeout: float = 90.0,
-                  quiet: bool = True) -> Iterator[str]:
+                  quiet: bool = True) -> Iterator[LocalCluster]:
     """Yield the gateway address of a fresh `remotegrad cluster up` on 127.0.0.1."""
     port = free_port()
     argv = [sys.executable, "-m", "remotegrad.server.cli", "cluster", "up", "--host",
@@ -62,7 +87,9 @@ def local_cluster(workers: int = 2, *extra: str, timeout: float = 90.0,
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("remotegrad cluster up did not become ready:\n"
                                    + "\n".join(lines[-20:]))
-        yield f"127.0.0.1:{port}"
+        address = LocalCluster(f"127.0.0.1:{port}")
+        address.pid = proc.pid
+        yield address
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
