@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from remotegrad.loadtest._cluster import free_port, local_cluster  # noqa: E402
 
-__all__ = ["Timing", "time_calls", "environment", "local_cluster", "free_port", "Client",
-           "closed_loop_throughput", "print_table"]
+__all__ = ["Timing", "time_calls", "environment", "loadavg", "wait_quiet", "local_cluster",
+           "free_port", "Client", "closed_loop_throughput", "print_table"]
 
 
 @dataclass
@@ -73,6 +73,20 @@ def print_table(title: str, timings: list[Timing]) -> None:
         print(t.row())
 
 
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def wait_quiet(threshold: float = 1.0, max_wait: float = 120.0) -> str:
+    """Wait (bounded) until the 1-minute load average is under `threshold`: on a shared
+    2-core machine other people's test runs would otherwise be in the figures."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline and float(loadavg().split()[0]) >= threshold:
+        time.sleep(2.0)
+    return loadavg()
+
+
 def environment() -> str:
     import grpc
     import torch
@@ -95,7 +109,8 @@ def environment() -> str:
             f"machine {os.cpu_count()} cores ({cpu}), {platform.system()} "
             f"{platform.release()}; Python {platform.python_version()}, grpcio "
             f"{grpc.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
-            f"redis-server {redis_v}; remotegrad commit {commit}")
+            f"redis-server {redis_v}; remotegrad commit {commit}; load average at start "
+            f"{wait_quiet()}")
 
 
 class Client:
