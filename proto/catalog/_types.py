@@ -119,6 +119,25 @@ def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def expand_shape(src: tuple[int, ...], size: tuple[int, ...]) -> tuple[int, ...]:
+    """Tensor.expand's rule (-1 keeps a size), with PyTorch's message at the first
+    mismatch found from the last dim."""
+    lead = len(size) - len(src)
+    if lead < 0:
+        raise OpError(f"expand: the number of sizes provided ({len(size)}) must be greater or "
+                      f"equal to the number of dimensions in the tensor ({len(src)})")
+    out = list(size)
+    for i in range(len(size) - 1, -1, -1):
+        have = src[i - lead] if i >= lead else 1
+        if out[i] == -1 and i >= lead:
+            out[i] = have
+        elif have != out[i] and have != 1:
+            raise OpError(f"The expanded size of the tensor ({out[i]}) must match the existing "
+                          f"size ({have}) at non-singleton dimension {i}.  Target sizes: "
+                          f"{list(size)}.  Tensor sizes: {list(src)}")
+    return tuple(out)
+
+
 def normalize_dims(dim, ndim: int) -> tuple[int, ...]:
     """dim=None, an int or a sequence → sorted non-negative dims, PyTorch's range error."""
     if dim is None:

@@ -138,8 +138,8 @@ def _infer_einsum(metas, equation):
                           f"{i} and no ellipsis was given")
         for c, n in zip(s, m.shape):
             if sizes.setdefault(c, n) != n and 1 not in (n, sizes[c]):
-                raise OpError(f"einsum(): operands do not broadcast with remapped shapes "
-                              f"(original->remapped): subscript {c} has sizes {sizes[c]} and {n}")
+                raise OpError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
+                              f"not broadcast with previously seen size {sizes[c]}")
             sizes[c] = max(sizes[c], n) if 0 not in (n, sizes[c]) else 0
     for c in rhs:
         if c not in sizes:

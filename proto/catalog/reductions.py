@@ -64,12 +64,12 @@ def _infer_float_reduce(name):
 
 
 def _nonempty(name, m, dim):
-    for d in normalize_dims(dim, len(m.shape)):
-        if m.shape and m.shape[d] == 0:
-            raise OpError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
     if dim is None and numel(m.shape) == 0:
         raise OpError(f"{name}(): Expected reduction dim to be specified for input.numel() "
                       "== 0. Specify the reduction dim with the 'dim' argument.")
+    for d in normalize_dims(dim, len(m.shape)):
+        if m.shape and m.shape[d] == 0:
+            raise OpError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
 def _infer_extreme(name, dtype=None):

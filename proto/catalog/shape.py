@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, S
-from ._types import Meta, OpError, broadcast_shapes, check_dim, normalize_dims, numel
+from ._types import Meta, OpError, check_dim, expand_shape, normalize_dims, numel
 
 
 def _shape_op(name, infer, fwd, rule, attrs, samples, torch_name=None, nin=1, **kw):
@@ -120,13 +120,7 @@ _shape_op("permute",
 
 # --- broadcast_to / repeat -----------------------------------------------------------------
 def _infer_broadcast_to(m, size):
-    src = m[0].shape
-    size = tuple(s if s != -1 else src[i - len(size) + len(src)] for i, s in enumerate(size))
-    if len(size) < len(src) or broadcast_shapes(src, size) != size:
-        raise OpError(f"The expanded size of the tensor ({size[-1] if size else 0}) must match "
-                      f"the existing size ({src[-1] if src else 0}) at non-singleton dimension "
-                      f"{len(size) - 1}.  Target sizes: {list(size)}.  Tensor sizes: {list(src)}")
-    return _meta(m, size)
+    return _meta(m, expand_shape(m[0].shape, tuple(size)))
 
 
 _shape_op("broadcast_to", _infer_broadcast_to,
@@ -171,11 +165,13 @@ def _infer_cat(metas, dim):
     for i, m in enumerate(metas):
         if m.shape == (0,) and ref.shape != (0,):
             continue  # legacy: 1-D empty tensors are skipped
-        if len(m.shape) != len(ref.shape) or any(
-                a != b for j, (a, b) in enumerate(zip(m.shape, ref.shape)) if j != d):
-            raise OpError(f"Sizes of tensors must match except in dimension {d}. Expected size "
-                          f"{ref.shape[0 if d else 1] if len(ref.shape) > 1 else ref.shape[0]} "
-                          f"but got size {m.shape} for tensor number {i} in the list.")
+        if len(m.shape) != len(ref.shape):
+            raise OpError(f"Tensors must have same number of dimensions: got {len(ref.shape)} "
+                          f"and {len(m.shape)}")
+        for j, (a, b) in enumerate(zip(ref.shape, m.shape)):
+            if j != d and a != b:
+                raise OpError(f"Sizes of tensors must match except in dimension {d}. Expected "
+                              f"size {a} but got size {b} for tensor number {i} in the list.")
         total += m.shape[d]
     from ._types import result_type
     return Meta(ref.shape[:d] + (total,) + ref.shape[d + 1:], result_type(list(metas)))

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, C, F, S
-from ._types import DTYPES, FLOATING, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
+from ._types import (
+    DTYPES,
+    FLOATING,
+    ITEMSIZE,
+    Meta,
+    OpError,
+    broadcast_shapes,
+    expand_shape,
+    scalar_meta,
+)
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -44,14 +53,7 @@ def _infer_reshape(metas, shape):
 
 def _infer_expand(metas, shape):
     m = metas[0]
-    shape = _check_shape(shape)
-    if len(shape) < len(m.shape) or broadcast_shapes(m.shape, shape) != shape:
-        raise OpError(
-            f"The expanded size of the tensor ({shape[-1] if shape else 0}) must match the "
-            f"existing size ({m.shape[-1] if m.shape else 0}) at non-singleton dimension "
-            f"{len(shape) - 1}.  Target sizes: {list(shape)}.  Tensor sizes: {list(m.shape)}"
-        )
-    return Meta(shape, m.dtype)
+    return Meta(_check_shape(expand_shape(m.shape, tuple(shape))), m.dtype)
 
 
 def _infer_sum_to(metas, shape):
@@ -74,8 +76,9 @@ def _sum_to(xp, a, shape):
 def _infer_where(metas):
     cond, a, b = metas
     if cond.dtype != "bool":
-        raise OpError(f"where expected condition to be a boolean tensor, but got a tensor "
-                      f"with dtype {cond.dtype}")
+        from ._types import torch_dtype_name
+        raise OpError("where expected condition to be a boolean tensor, but got a tensor "
+                      f"with dtype {torch_dtype_name(cond.dtype)}")
     from ._types import result_type
     shape = broadcast_shapes(broadcast_shapes(cond.shape, a.shape), b.shape)
     return Meta(shape, result_type([a, b]))
