@@ -13,6 +13,7 @@ from __future__ import annotations
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, S
 from ._types import FLOATING, Meta, OpError
+from .indexing import open_grid
 
 _CONV = {"stride": ("int_or_ints", 1), "padding": ("int_or_ints", 0),
          "dilation": ("int_or_ints", 1), "groups": ("int", 1)}
@@ -75,6 +76,13 @@ def _windows(xp, x, k, stride, dilation, ho, wo, groups):
          s_w * dilation[1]))
 
 
+def _einsum(xp, eq, *ops):
+    # numpy's einsum only goes through BLAS with optimize=True; CuPy's always does.
+    if xp.__name__ == "numpy":
+        return xp.einsum(eq, *ops, optimize=True)
+    return xp.einsum(eq, *ops)
+
+
 def _pad_hw(xp, x, p):
     if p == (0, 0):
         return x
@@ -89,7 +97,7 @@ def _grouped_weight(w, groups):
 def _conv_forward(xp, x, w, b=None, *, stride, padding, dilation, groups):
     s, p, d, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation)
     win = _windows(xp, _pad_hw(xp, x, p), w.shape[2:], s, d, ho, wo, groups)
-    out = xp.einsum("ngchwij,gocij->ngohw", win, _grouped_weight(w, groups), optimize=True)
+    out = _einsum(xp, "ngchwij,gocij->ngohw", win, _grouped_weight(w, groups))
     out = out.reshape(x.shape[0], w.shape[0], ho, wo)
     return out + b.reshape(1, -1, 1, 1) if b is not None else out
 
@@ -98,7 +106,7 @@ def _input_grad_forward(xp, g, w, *, input_shape, stride, padding, dilation, gro
     s, p, d, ho, wo = _geometry(input_shape, w.shape, stride, padding, dilation)
     n, c, h, wd = input_shape
     gg = g.reshape(n, groups, w.shape[0] // groups, ho, wo)
-    col = xp.einsum("ngohw,gocij->ngchwij", gg, _grouped_weight(w, groups), optimize=True)
+    col = _einsum(xp, "ngohw,gocij->ngchwij", gg, _grouped_weight(w, groups))
     full = xp.zeros((n, groups, c // groups, h + 2 * p[0], wd + 2 * p[1]), dtype=g.dtype)
     for i in range(w.shape[2]):
         for j in range(w.shape[3]):
@@ -113,7 +121,7 @@ def _weight_grad_forward(xp, x, g, *, weight_shape, stride, padding, dilation, g
     s, p, d, ho, wo = _geometry(x.shape, weight_shape, stride, padding, dilation)
     win = _windows(xp, _pad_hw(xp, x, p), weight_shape[2:], s, d, ho, wo, groups)
     gg = g.reshape(x.shape[0], groups, weight_shape[0] // groups, ho, wo)
-    return xp.einsum("ngchwij,ngohw->gocij", win, gg, optimize=True).reshape(weight_shape)
+    return _einsum(xp, "ngchwij,ngohw->gocij", win, gg).reshape(weight_shape)
 
 
 def _conv_attrs(a):
@@ -230,8 +238,8 @@ def _pool_backward_forward(xp, g, x, **a):
     idx, pshape, p = _pool_argmax(xp, x, a)
     full = xp.zeros(x.shape[:2] + (pshape[-2] * pshape[-1],), dtype=g.dtype)
     n, c = x.shape[:2]
-    nn_, cc = xp.indices((n, c), sparse=True)
-    xp.add.at(full, (nn_[..., None], cc[..., None], idx.reshape(n, c, -1)), g.reshape(n, c, -1))
+    rows = (open_grid(xp, (n, c, 1), 0), open_grid(xp, (n, c, 1), 1), idx.reshape(n, c, -1))
+    xp.add.at(full, rows, g.reshape(n, c, -1))
     full = full.reshape(pshape)
     return full[:, :, p[0]:pshape[-2] - p[0], p[1]:pshape[-1] - p[1]]
 

@@ -121,13 +121,11 @@ def _advanced(basic, adv, out_shape, tensor_metas, mask_counts):
                           f"with shapes {[list(tensor_metas[a[1]].shape) for a in adv]}") from None
     first, last = adv[0][0], adv[-1][0] + adv[-1][2]
     adjacent = all(a[0] + a[2] == b[0] for a, b in zip(adv, adv[1:]))
-    rest = out_shape[:first] + out_shape[last:] if adjacent else None
     if adjacent:
         shape = tuple(out_shape[:first]) + bshape + tuple(out_shape[last:])
     else:
         taken = {p + j for p, _, nd in adv for j in range(nd)}
         shape = bshape + tuple(s for i, s in enumerate(out_shape) if i not in taken)
-    del rest
     positions = tuple((p, k) for p, k, _ in adv)
     return basic, positions, shape
 
@@ -190,10 +188,6 @@ def _infer_index_backward(metas, key, mask_counts, shape):
         raise OpError(f"index_backward: gradient of shape {list(metas[0].shape)} does not match "
                       f"the indexed shape {list(out)}")
     return Meta(tuple(shape), metas[0].dtype)
-
-
-def _nones(n):
-    return tuple([None] * n)
 
 
 _KEY = {"key": ("str", REQUIRED), "mask_counts": ("ints", ())}
@@ -304,8 +298,13 @@ def _gather_forward(xp, a, idx, dim):
 
 
 def _grid_key(xp, idx, d):
-    grids = xp.indices(idx.shape, sparse=True)
-    return tuple(idx if i == d else g for i, g in enumerate(grids))
+    return tuple(idx if i == d else open_grid(xp, idx.shape, i) for i in range(idx.ndim))
+
+
+def open_grid(xp, shape, axis):
+    """arange(shape[axis]) shaped to broadcast along `axis` (numpy's sparse indices,
+    which CuPy lacks)."""
+    return xp.arange(shape[axis]).reshape(tuple(-1 if i == axis else 1 for i in range(len(shape))))
 
 
 def _scatter_add_forward(xp, a, idx, src, dim):
@@ -344,4 +343,3 @@ register(OpDef("scatter_add", 3, _infer_scatter_add, _scatter_add_forward,
                attrs={"dim": ("int", REQUIRED)}, torch_name="ScatterAddBackward0",
                samples=(S(F(3, 4), I((3, 2), 4), F(3, 2), dim=1, grad=(0, 2)),
                         S(F(3, 4), I((2, 3), 3), F(2, 3), dim=0, grad=(0, 2)))))
-_ = _nones

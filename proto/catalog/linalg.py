@@ -104,7 +104,7 @@ register(OpDef("bmm", 2, _infer_fixed("bmm", 3, 3), lambda xp, a, b: xp.matmul(a
 register(OpDef("dot", 2, _infer_fixed("dot", 1, 1), lambda xp, a, b: xp.dot(a, b),
                (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
                torch_name="DotBackward0", samples=(S(F(4), F(4)), S(F(0), F(0)))))
-register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.multiply.outer(a, b),
+register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.outer(a, b),
                (lambda g, a, b, out: g.matmul(b), lambda g, a, b, out: a.matmul(g)),
                torch_name="MulBackward0", samples=(S(F(3), F(4)), S(F(0), F(2)))))
 

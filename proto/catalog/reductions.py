@@ -73,10 +73,14 @@ def _nonempty(name, m, dim):
 
 
 def _infer_extreme(name, dtype=None):
+    # max()/min() over everything take no keepdim in PyTorch; amax and argmax honour it.
+    honour = name not in ("max", "min")
+
     def infer(metas, dim, keepdim):
         m = metas[0]
         _nonempty(name, m, dim)
-        return Meta(reduced_shape(m.shape, dim, keepdim and dim is not None), dtype or m.dtype)
+        keep = keepdim and (honour or dim is not None)
+        return Meta(reduced_shape(m.shape, dim, keep), dtype or m.dtype)
     return infer
 
 
@@ -136,7 +140,7 @@ reduction("prod", _infer_sum, _prod_forward, _prod_vjp, "ProdBackward0",
 reduction("amax", _infer_extreme("amax"),
           lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
           lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AmaxBackward0",
-          _NONEMPTY[:4] + _NONEMPTY[5:])
+          _NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),))
 reduction("amin", _infer_extreme("amin"),
           lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
           lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AminBackward0",
@@ -144,7 +148,7 @@ reduction("amin", _infer_extreme("amin"),
 
 _ONE = {"dim": ("optional_int", None), "keepdim": ("bool", False)}
 _MAXS = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0), S(F()),
-         S(F(2, 3, 4), dim=-1))
+         S(F(2, 3, 4), dim=-1), S(F(2, 3), keepdim=True))
 
 
 def _extreme_forward(name):

@@ -3,6 +3,8 @@ gradients) agree with PyTorch for any shapes, not only the samples."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +15,7 @@ from remotegrad.proto.catalog._registry import In
 
 from .helpers import Case, check_against_torch
 
-SETTINGS = settings(max_examples=40, deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 40)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 dims = st.integers(0, 3)
 
