@@ -229,7 +229,7 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
                   materialize_grads) -> tuple:
     """is_grads_batched=True: one gradient per row of the grad_outputs' first dimension,
     all recorded before anything is fetched (one round trip)."""
-    from ._ops import FUNCTIONS
+    from ._shape import stack
     outs, gos = _as_list(outputs), _as_list(grad_outputs)
     rows = gos[0].shape[0]
     per_row = [grad(outs, inputs, [g[r] for g in gos], True, create_graph,
@@ -238,5 +238,4 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     if not retain_graph:
         for fn in walk([o.grad_fn for o in outs if o.grad_fn is not None]):
             fn._freed = True
-    stack = FUNCTIONS["stack"]
     return tuple(None if col[0] is None else stack(list(col)) for col in zip(*per_row))

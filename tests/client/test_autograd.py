@@ -281,3 +281,17 @@ def test_functional_errors():
         RF.hessian(lambda x: x * 2, rg.ones(3))
     with pytest.raises(RuntimeError, match="v can only be None"):
         RF.vjp(lambda x: x * 2, rg.ones(3))
+
+
+def test_is_grads_batched():
+    xo, xt = both(A[0])
+    (go,) = rg.autograd.grad(xo ** 2, xo, rg.eye(4), is_grads_batched=True)
+    (gt,) = torch.autograd.grad(xt ** 2, xt, torch.eye(4), is_grads_batched=True)
+    close(go, gt)
+
+
+def test_autograd_backward_function():
+    (xo, xt) = both(A)
+    rg.autograd.backward([(xo * 2).sum(), (xo ** 2).sum()])
+    torch.autograd.backward([(xt * 2).sum(), (xt ** 2).sum()])
+    close(xo.grad, xt.grad)
