@@ -44,8 +44,14 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     nodes = tuple(x._node if isinstance(x, Tensor) else _operand(x) for x in operands)
     node = op_node(op, nodes, attrs, tracked=False)
     opdef = catalog.get(op)
-    track = (is_grad_enabled() and opdef.differentiable and node.meta.dtype in FLOATING
-             and any(isinstance(x, Tensor) and x.requires_grad for x in operands))
+    needs = any(isinstance(x, Tensor) and x.requires_grad for x in operands)
+    track = (needs and is_grad_enabled() and opdef.differentiable
+             and node.meta.dtype in FLOATING)
+    if needs and not track and opdef.differentiable:
+        # Not recorded for autograd (no_grad, or an integer result): cut the inputs that
+        # require grad off with `detach`, or the engine would differentiate through here.
+        node.inputs = tuple(_cut(x) if isinstance(x, Tensor) and x.requires_grad else n
+                            for x, n in zip(operands, nodes))
     node.tracked = track
     out = Tensor(node)
     if track:
@@ -53,6 +59,12 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
         out.grad_fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(
             node, edges)
     return out
+
+
+def _cut(t: Tensor) -> Node:
+    # A detach node never holds a value itself (see Tensor._value): were it sent as a leaf,
+    # it would share its input's content hash and the engine would merge the two.
+    return Node("detach", (t._node,), {}, t._node.meta)
 
 
 def _operand(x: Any) -> Node:
@@ -219,9 +231,7 @@ class Tensor:
 
     # --- detaching and aliasing ------------------------------------------------------------
     def detach(self) -> Tensor:
-        node = op_node("detach", (self._node,), None, tracked=False)
-        node.value = self._node.value
-        return self._share(Tensor(node))
+        return self._share(Tensor(op_node("detach", (self._node,), None, tracked=False)))
 
     def _share(self, other: Tensor) -> Tensor:
         """Make `other` an alias of this tensor's data: in-place updates reach both."""
@@ -250,18 +260,16 @@ class Tensor:
 
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:
-        node = self._node
+        """This tensor's value, fetched (with its batch and pending updates) if unknown.
+        A detach node reads through to its input and never stores the value itself."""
+        node, chain = self._node, []
+        while node.op == "detach" and node.value is None:
+            chain.append(node)
+            node = node.inputs[0]
         if node.value is None:
             from ._session import materialize
-            chain = [node]  # a detached view of an unknown value: fetch the value itself
-            while chain[-1].op == "detach" and chain[-1].inputs[0].value is None:
-                chain.append(chain[-1].inputs[0])
-            source = chain[-1].inputs[0] if chain[-1].op == "detach" else chain[-1]
-            if source.value is None:
-                siblings = [m for n in chain if n.batch for m in n.batch]
-                materialize([source, *siblings, *take_updates()])
-            for n in chain:
-                n.value = source.value
+            siblings = [m for n in chain if n.batch for m in n.batch]
+            materialize([node, *siblings, *take_updates()])
         return node.value
 
     def numpy(self, *, force: builtins.bool = False) -> np.ndarray:

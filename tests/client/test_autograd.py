@@ -295,3 +295,13 @@ def test_autograd_backward_function():
     rg.autograd.backward([(xo * 2).sum(), (xo ** 2).sum()])
     torch.autograd.backward([(xt * 2).sum(), (xt ** 2).sum()])
     close(xo.grad, xt.grad)
+
+
+def test_values_made_under_no_grad_carry_no_gradient():
+    xo, xt = both(A)
+    for lib, x in ((rg, xo), (torch, xt)):
+        with lib.no_grad():
+            y = x * 2
+        z = x.detach() * 3
+        (y * x + z * x).sum().backward()
+    close(xo.grad, xt.grad)
