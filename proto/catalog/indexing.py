@@ -197,6 +197,7 @@ register(OpDef(
     g.index_backward(*t, key=key, mask_counts=mask_counts, shape=x.shape),
     samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3, 2), key="None,1:,...,0"),
              S(F(5, 3), I((4,), 5), key="T", grad=(0,)),
+             S(F(5, 3), I((2, 3), 5, low=-5), key="T,-1", grad=(0,)),
              S(F(2, 3, 4), I((2,), 3), key="0,:,T", grad=(0,)),
              S(F(2, 3, 4), I((2,), 2), I((2,), 4), key="T,:,T", grad=(0,)),
              S(F(3, 4), V([[True, False, True, True], [False] * 4, [True] * 4], "mask"),

@@ -76,6 +76,13 @@ def _structure(nodes: list[WireNode], targets: list[int]):
 
 
 def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any) -> list[Any]:
+    prog, slots, hashes = _program(nodes, targets, xp)
+    leaves = [leaf(hashes[k]) for k in slots]
+    del hashes  # the structure key and its pieces are garbage before any array is made
+    return prog.run(leaves)
+
+
+def _program(nodes, targets, xp):
     try:
         key, hashes = _structure(nodes, targets)
         hash(key)
@@ -94,8 +101,7 @@ def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any
                 _cache.popitem(last=False)
     else:
         _cache.move_to_end((key, id(xp)))
-    prog, slots = entry
-    return prog.run([leaf(hashes[k]) for k in slots])
+    return (*entry, hashes)
 
 
 def _canonical(nodes: list[WireNode], hashes: list[str]) -> list[WireNode]:

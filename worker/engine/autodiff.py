@@ -41,7 +41,7 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int]) -> list
     """Nodes holding sum_k seed_k · d(output_k)/d(wrt), for each wrt, in one reverse sweep.
     A wrt the outputs do not depend on gets zeros."""
     lo = min(wrts, default=0)
-    order = g.needed(outputs, lo)
+    order = g.ancestors(outputs, lo)
     wrtset = set(wrts)
     reach: set[int] = set()  # nodes through which a gradient can flow from some wrt
     for n in order:
