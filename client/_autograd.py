@@ -66,6 +66,30 @@ class _Pass:
             self.seeds.append((delta._node, _edge(delta) if self.create_graph else None))
 
 
+    def run_custom(self, fn: Function) -> None:
+        """A user-defined Function: its backward maps the gradients at its outputs to
+        gradients at its inputs, which are seeded into the inputs' own histories."""
+        spec = fn._custom
+        grads = [self.gradient(node, fn) for node in spec.outputs]
+        result = spec.cls.backward(spec.ctx, *grads)
+        result = result if isinstance(result, tuple) else (result,)
+        if len(result) != len(spec.inputs):
+            raise RuntimeError(f"function {spec.cls.__name__}Backward returned an incorrect "
+                               f"number of gradients (expected {len(spec.inputs)}, got "
+                               f"{len(result)})")
+        for (node, edge), g in zip(spec.inputs, result):
+            if node is None or g is None:
+                continue
+            if not isinstance(g, Tensor):
+                raise TypeError(f"{spec.cls.__name__}.backward returned {type(g).__name__}; "
+                                "expected a Tensor or None")
+            if tuple(g._node.meta.shape) != tuple(node.meta.shape):
+                g = g.expand(tuple(node.meta.shape))
+            self.outs.append((node, edge))
+            self.seeds.append((g._node, _edge(g) if self.create_graph and g.requires_grad
+                               else None))
+
+
 def _checked(new, old: Tensor, what: str) -> Tensor:
     if not isinstance(new, Tensor):
         raise TypeError(f"{what} returned {type(new).__name__}; expected a Tensor or None")
@@ -130,6 +154,8 @@ def _start(outputs, grad_outputs, create_graph: bool) -> tuple[_Pass, list[Funct
         for fn in order:
             if not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None):
                 p.run_nonleaf_hooks(fn)
+            if fn._custom is not None:
+                p.run_custom(fn)
     return p, order
 
 

@@ -44,11 +44,13 @@ FREED_MESSAGE = (
 
 
 class Function:
-    __slots__ = ("__weakref__", "_freed", "_hooks", "_retain", "next_functions", "node")
+    __slots__ = ("__weakref__", "_custom", "_freed", "_hooks", "_retain", "next_functions",
+                 "node")
 
     def __init__(self, node: Node, next_functions: tuple = ()) -> None:
         self.node = node
         self.next_functions = next_functions
+        self._custom = None  # a user-defined autograd.Function's backward (see _custom.py)
         self._freed = False
         self._hooks: list | None = None          # hooks of the tensor this node produced
         self._retain: weakref.ref | None = None  # that tensor, if it called retain_grad()

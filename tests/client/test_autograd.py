@@ -305,3 +305,43 @@ def test_values_made_under_no_grad_carry_no_gradient():
         z = x.detach() * 3
         (y * x + z * x).sum().backward()
     close(xo.grad, xt.grad)
+
+
+def _custom_functions(lib):
+    class Cube(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale):
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            return x ** 3 * scale
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x ** 2 * ctx.scale, None
+
+    class ClipGrad(lib.autograd.Function):  # identity forward, clipped gradient backward
+        @staticmethod
+        def forward(x):
+            return x.clone()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.clamp(-0.5, 0.5)
+    return Cube, ClipGrad
+
+
+def test_custom_autograd_function():
+    (xo, xt) = both(A)
+    for lib, x in ((rg, xo), (torch, xt)):
+        cube, clip = _custom_functions(lib)
+        h = x * 2
+        y = cube.apply(h, 0.5)
+        z = clip.apply(y * 3)
+        assert type(y.grad_fn).__name__ == "CubeBackward"
+        (z.sum() + (y * x).sum()).backward()
+    close(xo.grad, xt.grad, rtol=1e-4)
