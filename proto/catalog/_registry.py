@@ -40,7 +40,8 @@ ATTR_KINDS: dict[str, tuple[type, ...]] = {
 class In:
     """One sample input: shape, kind and value domain. Kinds: "float" (uniform in
     [low, high)), "int" (int64 in [low, high)), "bool", "mask" (bool, value fixed by the
-    sample's seed), "value" (the exact nested list in `value`)."""
+    sample's seed), "value" (the exact nested list in `value`), "fixed" (a float input of
+    the dtype under test with the exact values in `value`)."""
 
     shape: tuple[int, ...]
     kind: str = "float"

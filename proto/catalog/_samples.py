@@ -30,6 +30,11 @@ def V(value, kind: str = "value") -> In:
     return In((), kind, value=value)
 
 
+def X(value) -> In:
+    """A float input (the dtype under test) with these exact values: zeros, ties."""
+    return In((), "fixed", value=value)
+
+
 def C(value: float | int | bool) -> In:
     """A Python number operand: a weakly typed `const` node."""
     return In((), "scalar", value=value)

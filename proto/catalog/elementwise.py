@@ -6,7 +6,7 @@ results and are not differentiable (vjp=None)."""
 from __future__ import annotations
 
 from ._registry import OpDef, register
-from ._samples import B, C, F, P, S
+from ._samples import B, C, F, P, S, X
 from ._samples import binary as binary_samples
 from ._types import (
     DEFAULT_FLOAT,
@@ -113,29 +113,32 @@ binary("mul", lambda xp, a, b: a * b,
        samples=binary_samples() + _SCALAR_SAMPLES)
 binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
        binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
-                       S(F(3, 4), P(4), rounding_mode="floor", fd=False),
-                       S(F(3, 4), P(4), rounding_mode="trunc", fd=False)),
+                       S(F(3, 4), P(4), rounding_mode="floor"),
+                       S(F(3, 4), P(4), rounding_mode="trunc")),
        attrs={"rounding_mode": ("optional_str", None)})
 binary("pow", lambda xp, a, b: xp.power(a, b), (_pow_x, _pow_y), "PowBackward0",
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
                                S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
+_TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),)  # ties split the gradient
 binary("maximum", lambda xp, a, b: xp.maximum(a, b),
        (lambda g, x, y, out: _max_rule(g, x, y, x > y),
-        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MaximumBackward0")
+        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MaximumBackward0",
+       samples=binary_samples() + _TIES)
 binary("minimum", lambda xp, a, b: xp.minimum(a, b),
        (lambda g, x, y, out: _max_rule(g, x, y, x < y),
-        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0")
+        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0",
+       samples=binary_samples() + _TIES)
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
 binary("remainder", lambda xp, a, b: xp.remainder(a, b),
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
-       samples=(S(F(3, 4, low=-5, high=5), P(4), fd=False),
-                S(F(2, 3, low=-5, high=5), C(1.5), fd=False)))
+       samples=(S(F(3, 4, low=-5, high=5), P(4)),
+                S(F(2, 3, low=-5, high=5), C(1.5))))
 binary("fmod", lambda xp, a, b: xp.fmod(a, b),
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
-       samples=(S(F(3, 4, low=-5, high=5), P(4), fd=False),
-                S(F(2, 3, low=-5, high=5), C(1.5), fd=False)))
+       samples=(S(F(3, 4, low=-5, high=5), P(4)),
+                S(F(2, 3, low=-5, high=5), C(1.5))))
 
 
 def _infer_neg(metas):

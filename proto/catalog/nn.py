@@ -192,7 +192,7 @@ register(OpDef("mse_loss", 2, _infer_pointwise_loss("mse_loss"), None,
 register(OpDef("l1_loss", 2, _infer_pointwise_loss("l1_loss"), None,
                decompose=lambda x, t, reduction: _reduce((x - t).abs(), reduction),
                attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
-               samples=tuple(S(*s.inputs, fd=False, **s.attrs) for s in _POINTWISE)))
+               samples=_POINTWISE))
 
 
 def _bce(x, t, *w, reduction):
@@ -230,9 +230,9 @@ register(OpDef("binary_cross_entropy_with_logits", -1,
                _infer_bce("binary_cross_entropy_with_logits", 4), None,
                decompose=_bce_logits, attrs={"reduction": ("str", "mean")},
                torch_name="BinaryCrossEntropyWithLogitsBackward0", samples=(
-                   S(F(3, 4), _BCE_P(3, 4), fd=False, grad=(0, 1)),
-                   S(F(5), _BCE_P(5), P(5), reduction="sum", fd=False, grad=(0, 1)),
-                   S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none", fd=False,
+                   S(F(3, 4), _BCE_P(3, 4), grad=(0, 1)),
+                   S(F(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
+                   S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none",
                      grad=(0, 1)))))
 
 

@@ -7,7 +7,7 @@ Max/min with indices are two single-output ops each (see the catalog docstring):
 from __future__ import annotations
 
 from ._registry import OpDef, register
-from ._samples import F, S
+from ._samples import F, S, X
 from ._types import (
     FLOATING,
     INTEGRAL,
@@ -135,12 +135,19 @@ def _prod_forward(xp, a, dim, keepdim):
 
 
 reduction("prod", _infer_sum, _prod_forward, _prod_vjp, "ProdBackward0",
-          _ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3), fd=False)),
+          _ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3)),
+                      # zeros: one in a row, two in a row (exact first derivative, no
+                      # 0/0; the second derivative is exact only where no zero is)
+                      S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1,
+                        second=False),
+                      S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)),
           attrs={"dim": ("optional_int", None), "keepdim": ("bool", False)})
 reduction("amax", _infer_extreme("amax"),
           lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
           lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AmaxBackward0",
-          _NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),))
+          _NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),
+                                           S(X([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), dim=1,
+                                             fd=False)))
 reduction("amin", _infer_extreme("amin"),
           lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
           lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AminBackward0",
@@ -250,7 +257,7 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
 
 
 reduction("norm", _infer_norm, _norm_forward, _norm_vjp, "LinalgVectorNormBackward0",
-          (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0, fd=False),
+          (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0),
            S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=3.0, dim=0), S(F()),
            S(F(0, 3), dim=1)),
           {"p": ("float", 2.0), **_DIMS})

@@ -25,6 +25,8 @@ GRAD_TOL = {"float32": dict(rtol=1e-3, atol=1e-4), "float64": dict(rtol=1e-6, at
 def make_value(spec: catalog.In, dtype: str, rng: np.random.Generator, noncontig: bool):
     if spec.kind == "scalar":
         return spec.value
+    if spec.kind == "fixed":
+        return np.array(spec.value, dtype)
     if spec.kind in ("value", "mask"):
         return np.array(spec.value)
     if spec.kind == "int":
@@ -73,7 +75,7 @@ def grad_indices(opdef: catalog.OpDef, sample: catalog.Sample) -> tuple[int, ...
         return ()
     if sample.grad is not None:
         return sample.grad
-    return tuple(i for i, s in enumerate(sample.inputs) if s.kind == "float")
+    return tuple(i for i, s in enumerate(sample.inputs) if s.kind in ("float", "fixed"))
 
 
 class Case:
