@@ -81,9 +81,11 @@ from . import _functional as _functional_module  # noqa: E402  (installs the op 
 
 globals().update(_functional_module.FUNCTIONS)
 
-from . import autograd, nn, optim  # noqa: E402
+from . import autograd, cuda, nn, optim, utils  # noqa: E402
+from ._compare import allclose, equal, isclose  # noqa: E402
 
 __all__ = [
+    "allclose", "cuda", "equal", "isclose", "utils",
     "AuthenticationError", "ClusterUnavailableError", "DeadlineExceededError", "Generator",
     "GraphRefusedError", "RemotegradError", "ResourceExhaustedError", "Size", "Tensor",
     "arange", "as_tensor", "autograd", "bool", "connect", "default_generator", "device",

@@ -78,6 +78,14 @@ def _random_fill(name: str):
     return method
 
 
+def _install_compare() -> None:
+    from . import _compare
+    Tensor.allclose = _compare.allclose
+    Tensor.isclose = _compare.isclose
+    Tensor.equal = _compare.equal
+
+
+_install_compare()
 Tensor.uniform_ = _random_fill("uniform_")
 Tensor.normal_ = _random_fill("normal_")
 

@@ -1,7 +1,8 @@
 """remotegrad.optim: optimisers, as torch.optim."""
 
+from . import lr_scheduler
 from ._adam import Adam, AdamW
 from ._optimizer import Optimizer
 from ._sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]

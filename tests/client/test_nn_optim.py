@@ -187,3 +187,21 @@ def test_composed_ops_match():
     close(ao.lerp(bo, 0.3), at.lerp(bt, 0.3))
     ao.lerp_(bo, 0.5), at.lerp_(bt, 0.5)
     close(ao, at)
+
+
+SCHEDULERS = [("StepLR", dict(step_size=2, gamma=0.5)),
+              ("MultiStepLR", dict(milestones=[1, 3])), ("ExponentialLR", dict(gamma=0.9)),
+              ("LambdaLR", dict(lr_lambda=lambda e: 1 / (e + 1))),
+              ("CosineAnnealingLR", dict(T_max=4, eta_min=0.01))]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULERS, ids=[s[0] for s in SCHEDULERS])
+def test_lr_schedulers_match(name, kwargs):
+    opt_o = rg.optim.SGD([rg.nn.Parameter(rg.ones(1))], lr=0.1)
+    opt_t = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
+    s_o = getattr(rg.optim.lr_scheduler, name)(opt_o, **kwargs)
+    s_t = getattr(torch.optim.lr_scheduler, name)(opt_t, **kwargs)
+    for _ in range(11):
+        assert s_o.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12, abs=1e-15)
+        opt_o.step(), opt_t.step()
+        s_o.step(), s_t.step()
