@@ -61,6 +61,14 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     return out
 
 
+def _release(nodes: list[Node]) -> None:
+    """A computed value off every autograd path travels as a leaf from now on: its history
+    is never needed again, so let it go (a training loop's memory stays flat)."""
+    for n in nodes:
+        if n.value is not None and not n.tracked:
+            n.inputs = ()
+
+
 def _cut(t: Tensor) -> Node:
     # A detach node never holds a value itself (see Tensor._value): were it sent as a leaf,
     # it would share its input's content hash and the engine would merge the two.
@@ -269,7 +277,9 @@ class Tensor:
         if node.value is None:
             from ._session import materialize
             siblings = [m for n in chain if n.batch for m in n.batch]
-            materialize([node, *siblings, *take_updates()])
+            batch = [node, *(node.batch or ()), *siblings, *take_updates()]
+            materialize(batch)
+            _release(batch)
         return node.value
 
     def numpy(self, *, force: builtins.bool = False) -> np.ndarray:

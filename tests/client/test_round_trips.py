@@ -57,3 +57,26 @@ def test_training_requests_stay_flat_over_200_steps(requests):
     assert max(sizes[10:]) <= sizes[10] * 1.05, (sizes[10], max(sizes[10:]))
     assert max(len(r.graph.nodes) for r in requests[10:]) == len(requests[10].graph.nodes)
     assert losses[-1] < losses[0] * 0.5
+
+
+def test_training_memory_stays_flat():
+    """Computed values drop their history, so no step keeps the previous steps' graphs."""
+    import gc
+
+    from remotegrad._node import Node
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 5)).astype("float32")
+    y = rng.integers(0, 2, 16)
+    model = rg.nn.Sequential(rg.nn.Linear(5, 8), rg.nn.ReLU(), rg.nn.Linear(8, 2))
+    opt = rg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    counts = []
+    for step in range(60):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(rg.tensor(x)), rg.tensor(y))
+        loss.backward()
+        opt.step()
+        loss.item()
+        if step in (10, 59):
+            gc.collect()
+            counts.append(sum(1 for o in gc.get_objects() if isinstance(o, Node)))
+    assert counts[1] <= counts[0] + 5, counts
