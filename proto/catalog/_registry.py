@@ -76,6 +76,7 @@ class OpDef:
     variadic_rule: Rule | None = None          # rule(g, *inputs, out, index, **attrs)
     promote: bool | tuple[int, ...] = False    # cast inputs (all, or these) to result_type
     decompose: Rule | None = None              # same value from catalog ops; its vjp is ours
+    float_inputs: bool = False                 # integer inputs are cast to the default float
     samples: tuple[Sample, ...] = ()           # OpInfo-style inputs walked by the tests
 
     @property

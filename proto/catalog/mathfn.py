@@ -21,16 +21,13 @@ def infer_same(metas: list[Meta], **_) -> Meta:
     return Meta(metas[0].shape, metas[0].dtype)
 
 
-def _float(xp, a):
-    # numpy would compute ints in float64; PyTorch gives the default float dtype.
-    return a if a.dtype.kind == "f" else a.astype(DEFAULT_FLOAT)
-
-
 def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose=None,
              infer=infer_float_unary):
-    return register(OpDef(name, 1, infer, lambda xp, a, **kw: fwd(xp, _float(xp, a), **kw),
-                          None if rule is None else (rule,), attrs=attrs or {},
-                          torch_name=torch_name, samples=samples, decompose=decompose))
+    # numpy would compute ints in float64; PyTorch gives the default float dtype, so the
+    # engine casts integer inputs first (float_inputs) and fwd sees floats only.
+    return register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
+                          attrs=attrs or {}, torch_name=torch_name, samples=samples,
+                          decompose=decompose, float_inputs=infer is not infer_same))
 
 
 _LN2 = math.log(2.0)

@@ -9,7 +9,6 @@ step compiles once.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from remotegrad.proto.catalog import OpError
@@ -23,7 +22,7 @@ __all__ = ["Graph", "OpError", "Program", "Sym", "build", "compile_graph", "exec
            "lower", "materialize", "run", "vjp"]
 
 CACHE_SIZE = 256
-_cache: OrderedDict[tuple, tuple[Program, list[int]]] = OrderedDict()
+_caches: dict[int, dict[tuple, tuple[Program, list[int]]]] = {}  # per array module
 
 
 def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
@@ -61,17 +60,18 @@ def _structure(nodes: list[WireNode], targets: list[int]):
     pos: dict[int, int] = {}
     hashes: dict[str, int] = {}
     key: list[tuple] = []
-    for p, n in enumerate(nodes):
+    add = key.append
+    for p, n in enumerate(nodes):  # the hot loop of a cached call: kept minimal
         pos[n.id] = p
         a = n.attrs
         if n.op == "leaf":
-            h = a.get("hash")
-            k = hashes.setdefault(h, len(hashes))
-            key.append(("leaf", k, a.get("dtype"), a.get("shape")))
+            add(("leaf", hashes.setdefault(a["hash"], len(hashes)), a["dtype"], a["shape"]))
+        elif a:
+            # Types are part of the key: const 2 (int64) is not const 2.0 (float64).
+            add((n.op, tuple([pos[i] for i in n.inputs]), tuple(a.items()),
+                 tuple(map(type, a.values()))))
         else:
-            # The value's type is part of the key: const 2 (int64) is not const 2.0.
-            key.append((n.op, tuple(map(pos.__getitem__, n.inputs)),
-                        tuple((k, type(v), v) for k, v in a.items())))
+            add((n.op, tuple([pos[i] for i in n.inputs])))
     return (tuple(key), tuple(pos.get(t, -1) for t in targets)), list(hashes)
 
 
@@ -88,7 +88,8 @@ def _program(nodes, targets, xp):
         hash(key)
     except (KeyError, TypeError):  # malformed graph: let build() say what is wrong
         key, hashes = None, []
-    entry = _cache.get((key, id(xp))) if key is not None else None
+    cache = _caches.setdefault(id(xp), {})
+    entry = cache.get(key) if key is not None else None
     if entry is None:
         g, t = build(_canonical(nodes, hashes), targets)
         prog = compile_graph(g, t, xp)
@@ -96,11 +97,9 @@ def _program(nodes, targets, xp):
         slots = [order[g_hash] for g_hash in _leaf_hashes(prog)]
         entry = (prog, slots)
         if key is not None:
-            _cache[(key, id(xp))] = entry
-            if len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-    else:
-        _cache.move_to_end((key, id(xp)))
+            cache[key] = entry
+            if len(cache) > CACHE_SIZE:  # oldest first out (dicts keep insertion order)
+                del cache[next(iter(cache))]
     return (*entry, hashes)
 
 

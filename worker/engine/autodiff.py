@@ -147,6 +147,9 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
         else:
             if opdef.promote:
                 ins = _cast_inputs(dst, opdef, ins)
+            elif opdef.float_inputs:
+                ins = [i if dst.metas[i].dtype in catalog.FLOATING else
+                       dst.add("cast", (i,), {"dtype": catalog.DEFAULT_FLOAT}) for i in ins]
             nid = dst.add(op, tuple(ins), attrs)
         new[n] = nid
     return dst, [new[t] for t in targets]

@@ -3,10 +3,13 @@
 A graph is compiled once into a `Program`: only the nodes the targets need, in id order
 (which is topological); constant subgraphs (no leaf below them) evaluated at compile
 time when small; each remaining node a step `(function, input slots, output slot, slots
-that die here)`, so a run is one tight loop with no per-node lookups, and every
-intermediate is freed right after its last use. The first run checks every value
-against its node's declared shape and dtype and patches the few steps whose array-module
-result differs (numpy scalars, dtype quirks); later runs skip the checks.
+that die here)`, and every intermediate is freed right after its last use. The first
+run walks the steps and checks every value against its node's declared shape and dtype,
+patching the few steps whose array-module result differs (numpy scalars, dtype quirks).
+Then the steps are turned into one straight-line Python function (`v7 = f3(v2, v5)`;
+`del v2`), so later runs pay no per-step interpretation: no list of values, no argument
+lists, no loop. Very long programs keep the loop (compiling them would cost more than it
+saves).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
 FOLD_BYTES = 1 << 16  # constants up to this size are computed once, at compile time
+CODEGEN_MAX_STEPS = 20_000
 
 
 def _bind(opdef, xp, attrs):
@@ -59,6 +63,7 @@ class Program:
                        tuple(dies[pos])) for pos, n in enumerate(live)]
         self.metas = {n: g.metas[n] for n in live}
         self.checked = False
+        self._fast = None
 
     def _fold(self, g: Graph, order: list[int]) -> dict[int, Any]:
         folded: dict[int, Any] = {}
@@ -81,6 +86,8 @@ class Program:
                 raise OpError(f"leaf: stored tensor is {a.dtype.name}{list(a.shape)}, graph "
                               f"says {meta.dtype}{list(meta.shape)}")
             vals[n] = a
+        if self._fast is not None:
+            return self._fast(leaf_arrays)
         if not self.checked:
             return self._run_checked(vals)
         for fn, ins, out, dies in self.steps:
@@ -103,7 +110,26 @@ class Program:
                 vals[d] = None
             steps.append((fn, ins, out, dies))
         self.steps, self.checked = steps, True
+        if len(steps) <= CODEGEN_MAX_STEPS:
+            self._fast = self._codegen()
         return [vals[t] for t in self.targets]
+
+    def _codegen(self):
+        """The steps as one Python function over local variables (see module doc)."""
+        env: dict[str, Any] = {}
+        lines = ["def run(leaves):"]
+        lines += [f"    v{n} = leaves[{i}]" for i, n in enumerate(self.leaves)]
+        for n, v in self.consts:
+            env[f"c{n}"] = v
+            lines.append(f"    v{n} = c{n}")
+        for k, (fn, ins, out, dies) in enumerate(self.steps):
+            env[f"f{k}"] = fn
+            lines.append(f"    v{out} = f{k}({', '.join(f'v{i}' for i in ins)})")
+            if dies:
+                lines.append(f"    del {', '.join(f'v{d}' for d in dies)}")
+        lines.append(f"    return [{', '.join(f'v{t}' for t in self.targets)}]")
+        exec(compile("\n".join(lines), "<remotegrad program>", "exec"), env)  # noqa: S102
+        return env["run"]
 
 
 def _conforms(xp, value, meta) -> bool:
