@@ -15,7 +15,9 @@ from remotegrad.proto.catalog._registry import In
 
 from .helpers import Case, check_against_torch
 
-SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 40)), deadline=None,
+# Fixed examples in CI (derandomize); HYPOTHESIS_EXAMPLES=2000 explores further by hand.
+SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)),
+                    deadline=None, derandomize="HYPOTHESIS_EXAMPLES" not in os.environ,
                     suppress_health_check=[HealthCheck.too_slow])
 dims = st.integers(0, 3)
 

@@ -9,6 +9,7 @@ step compiles once.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from remotegrad.proto.catalog import OpError
@@ -23,6 +24,7 @@ __all__ = ["Graph", "OpError", "Program", "Sym", "build", "compile_graph", "exec
 
 CACHE_SIZE = 256
 _caches: dict[int, dict[tuple, tuple[Program, list[int]]]] = {}  # per array module
+_lock = threading.Lock()
 
 
 def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
@@ -97,9 +99,10 @@ def _program(nodes, targets, xp):
         slots = [order[g_hash] for g_hash in _leaf_hashes(prog)]
         entry = (prog, slots)
         if key is not None:
-            cache[key] = entry
-            if len(cache) > CACHE_SIZE:  # oldest first out (dicts keep insertion order)
-                del cache[next(iter(cache))]
+            with _lock:  # worker threads share the cache
+                cache[key] = entry
+                while len(cache) > CACHE_SIZE:  # oldest first out (insertion order)
+                    del cache[next(iter(cache))]
     return (*entry, hashes)
 
 
