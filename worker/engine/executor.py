@@ -14,6 +14,7 @@ saves).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -74,10 +75,17 @@ class Program:
             if g.metas[n].nbytes > FOLD_BYTES or not catalog.get(op).forward:
                 continue
             fn = _bind(catalog.get(op), self.xp, g.attrs[n])
-            folded[n] = _conform(self.xp, fn(*(folded[i] for i in g.inputs[n])), g.metas[n])
+            with _quiet(self.xp):
+                value = fn(*(folded[i] for i in g.inputs[n]))
+            folded[n] = _conform(self.xp, value, g.metas[n])
         return folded
 
     def run(self, leaf_arrays: list[Any]) -> list[Any]:
+        # inf and nan are values here, as in PyTorch, not warnings in a worker's log.
+        with _quiet(self.xp):
+            return self._run(leaf_arrays)
+
+    def _run(self, leaf_arrays: list[Any]) -> list[Any]:
         vals: list[Any] = [None] * self.nslots
         for n, v in self.consts:
             vals[n] = v
@@ -130,6 +138,10 @@ class Program:
         lines.append(f"    return [{', '.join(f'v{t}' for t in self.targets)}]")
         exec(compile("\n".join(lines), "<remotegrad program>", "exec"), env)  # noqa: S102
         return env["run"]
+
+
+def _quiet(xp):
+    return xp.errstate(all="ignore") if xp.__name__ == "numpy" else contextlib.nullcontext()
 
 
 def _conforms(xp, value, meta) -> bool:
