@@ -94,4 +94,5 @@ FUNCTIONS.update(_ops.install())
 FUNCTIONS.update(_operators.install())
 FUNCTIONS.update(_shape.install())
 FUNCTIONS.update(_install_composed())
-FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach)
+FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach,
+                 is_floating_point=lambda input: input.is_floating_point())

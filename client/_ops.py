@@ -198,6 +198,8 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
     operands = list(args[:nin])
     rest = args[nin:]
     kw = dict(kwargs)
+    if "axis" in kw and "dim" in spec.params:  # PyTorch's NumPy-style alias
+        kw["dim"] = kw.pop("axis")
     for key in spec.inputs[len(operands):nin]:
         if key not in kw:
             raise TypeError(f"{name}() missing required argument '{key}'")

@@ -61,6 +61,14 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     return out
 
 
+def _rebuild(cls: type, value: np.ndarray, requires_grad: builtins.bool) -> Tensor:
+    out = Tensor.__new__(cls)
+    Tensor.__init__(out, leaf(np.array(value)))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
 def _release(nodes: list[Node]) -> None:
     """A computed value off every autograd path travels as a leaf from now on: its history
     is never needed again, so let it go (a training loop's memory stays flat)."""
@@ -342,8 +350,20 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     def __reduce_ex__(self, protocol):
-        from ._creation import tensor
-        return (tensor, (self.detach()._value(),))
+        return (_rebuild, (type(self), self.detach()._value(), self.requires_grad))
+
+    def __deepcopy__(self, memo) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        out = _rebuild(type(self), self.detach()._value(), self.requires_grad)
+        if self._grad is not None:
+            out._grad = self._grad.detach().clone()
+        memo[id(self)] = out
+        return out
 
     # --- shape and dtype -----------------------------------------------------------------
     @property
@@ -400,6 +420,7 @@ class Tensor:
         from ._size import device
         return device("cpu")
 
+    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     is_cuda = False
     is_sparse = False
     is_quantized = False

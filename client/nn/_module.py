@@ -29,8 +29,6 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
-    def __reduce_ex__(self, protocol):
-        return (Parameter, (self.detach(), self.requires_grad))
 
 
 class Module:

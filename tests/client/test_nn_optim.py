@@ -205,3 +205,21 @@ def test_lr_schedulers_match(name, kwargs):
         assert s_o.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12, abs=1e-15)
         opt_o.step(), opt_t.step()
         s_o.step(), s_t.step()
+
+
+def test_deepcopy_and_pickle_of_modules():
+    import copy
+    import pickle
+    ours, theirs = twins()
+    clone = copy.deepcopy(ours)
+    with rg.no_grad():
+        clone[0].weight.add_(1)
+    assert not rg.allclose(clone[0].weight, ours[0].weight)
+    assert isinstance(clone[0].weight, rg.nn.Parameter) and clone[0].weight.requires_grad
+    back = pickle.loads(pickle.dumps(ours))
+    close(back[0].weight.detach(), theirs[0].weight.detach())
+    with pytest.raises(RuntimeError) as o:
+        copy.deepcopy(ours[0].weight * 2)
+    with pytest.raises(RuntimeError) as t:
+        copy.deepcopy(theirs[0].weight * 2)
+    assert str(o.value) == str(t.value)
