@@ -36,6 +36,28 @@ ATTR_KINDS: dict[str, tuple[type, ...]] = {
 }
 
 
+_INT_KINDS = frozenset({"int", "optional_int", "int_or_ints", "optional_ints", "dims",
+                        "optional_dims", "ints"})
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _valid(kind: str, value) -> bool:
+    """The value has the kind's type, and a tuple holds only ints (or numbers for floats):
+    the wire can carry anything, and shape rules must not meet a surprise."""
+    if not isinstance(value, ATTR_KINDS[kind]):
+        return False
+    if isinstance(value, tuple):
+        if kind == "floats":
+            return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        return all(_is_int(v) for v in value)
+    if kind in _INT_KINDS and isinstance(value, bool):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class In:
     """One sample input: shape, kind and value domain. Kinds: "float" (uniform in
@@ -102,11 +124,9 @@ class OpDef:
                 out[name] = default
                 continue
             value = attrs[name]
-            if not isinstance(value, ATTR_KINDS[kind]) or (
-                kind in ("int", "optional_int", "int_or_ints") and isinstance(value, bool)
-            ):
+            if not _valid(kind, value):
                 raise OpError(
-                    f"{self.name}: attribute '{name}' must be {kind}, got {type(value).__name__}"
+                    f"{self.name}: attribute '{name}' must be {kind}, got {value!r}"
                 )
             out[name] = value
         return out

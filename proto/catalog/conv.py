@@ -30,6 +30,11 @@ def pair(v) -> tuple[int, int]:
 
 
 def out_size(n, k, s, p, d):
+    if s <= 0:
+        raise OpError("non-positive stride is not supported")
+    if d <= 0 or p < 0 or k <= 0:
+        raise OpError(f"dilation should be greater than zero, padding non-negative and kernel "
+                      f"size positive, got dilation={d}, padding={p}, kernel_size={k}")
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 

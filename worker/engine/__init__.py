@@ -40,7 +40,8 @@ def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
             raise OpError(f"node {n.id} ({n.op}): input(s) {missing} not defined before it")
         try:
             ids[n.id] = g.add(n.op, tuple(ids[i] for i in n.inputs), n.attrs)
-        except OpError as e:
+        except (OpError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            # A rule that meets input it did not foresee still answers with a bad graph.
             raise OpError(f"node {n.id} ({n.op}): {e}") from None
     bad = [t for t in targets if t not in ids]
     if bad:
