@@ -19,11 +19,11 @@ import numpy as np
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 
-from . import _dtypes
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
 from ._node import Node, const, leaf, note_update, op_node, take_updates
+from ._tensor_meta import TensorMeta, torch_type_name
 
 Scalar = (builtins.bool, builtins.int, builtins.float)
 
@@ -34,10 +34,6 @@ NONLEAF_GRAD_WARNING = (
     "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
     "instead. See github.com/pytorch/pytorch/pull/30531 for more informations."
 )
-_TORCH_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-               "bool": "Bool"}
-
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
@@ -101,10 +97,6 @@ def _edge(t: Tensor) -> Function | None:
     return None
 
 
-def torch_type_name(dtype: str) -> str:
-    return _TORCH_TYPE[dtype]
-
-
 class RemovableHandle:
     """What register_hook returns: `remove()` takes the hook off again."""
 
@@ -122,7 +114,7 @@ class RemovableHandle:
         self.remove()
 
 
-class Tensor:
+class Tensor(TensorMeta):
     __slots__ = (
         "__weakref__",
         "_acc",
@@ -365,142 +357,6 @@ class Tensor:
         memo[id(self)] = out
         return out
 
-    # --- shape and dtype -----------------------------------------------------------------
-    @property
-    def shape(self):
-        from ._size import Size
-        return Size(self._node.meta.shape)
-
-    def size(self, dim: builtins.int | None = None):
-        if dim is None:
-            return self.shape
-        return self.shape[_wrap_dim(dim, self.dim())]
-
-    def dim(self) -> builtins.int:
-        return len(self._node.meta.shape)
-
-    ndim = property(dim)
-    ndimension = dim
-
-    def numel(self) -> builtins.int:
-        return self._node.meta.numel
-
-    nelement = numel
-
-    def element_size(self) -> builtins.int:
-        return self.dtype.itemsize
-
-    @property
-    def nbytes(self) -> builtins.int:
-        return self._node.meta.nbytes
-
-    @property
-    def itemsize(self) -> builtins.int:
-        return self.dtype.itemsize
-
-    def __len__(self) -> builtins.int:
-        if not self.dim():
-            raise TypeError("len() of a 0-d tensor")
-        return self._node.meta.shape[0]
-
-    @property
-    def dtype(self) -> _dtypes.dtype:
-        return _dtypes.from_name(self._node.meta.dtype)
-
-    def is_floating_point(self) -> builtins.bool:
-        return self._node.meta.dtype in FLOATING
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
-        return self.to(dtype)
-
-    @property
-    def device(self):
-        from ._size import device
-        return device("cpu")
-
-    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
-    is_cuda = False
-    is_sparse = False
-    is_quantized = False
-    is_meta = False
-    layout = "torch.strided"
-
-    def cpu(self) -> Tensor:
-        return self
-
-    def cuda(self, *args, **kwargs) -> Tensor:
-        return self  # arithmetic already runs on the cluster's devices
-
-    def contiguous(self, *args, **kwargs) -> Tensor:
-        return self
-
-    def is_contiguous(self, *args, **kwargs) -> builtins.bool:
-        return True
-
-    def to(self, *args, **kwargs) -> Tensor:
-        """to(dtype), to(device), to(device, dtype), to(other): devices are accepted (the
-        cluster chooses where arithmetic runs); a dtype change records a cast."""
-        target = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, Tensor):
-                target = a.dtype
-            elif isinstance(a, _dtypes.dtype):
-                target = a
-        name = _dtypes.resolve(target)
-        if name is None or name == self._node.meta.dtype:
-            return self
-        return apply("cast", self, dtype=name)
-
-    def type_as(self, other: Tensor) -> Tensor:
-        return self.to(other.dtype)
-
-    def float(self) -> Tensor:
-        return self.to(_dtypes.float32)
-
-    def double(self) -> Tensor:
-        return self.to(_dtypes.float64)
-
-    def half(self) -> Tensor:
-        return self.to(_dtypes.float16)
-
-    def long(self) -> Tensor:
-        return self.to(_dtypes.int64)
-
-    def int(self) -> Tensor:
-        return self.to(_dtypes.int32)
-
-    def short(self) -> Tensor:
-        return self.to(_dtypes.int16)
-
-    def bool(self) -> Tensor:
-        return self.to(_dtypes.bool)
-
-    def byte(self) -> Tensor:
-        return self.to(_dtypes.uint8)
-
-    # --- new_* ---------------------------------------------------------------------------
-    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import zeros
-        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import ones
-        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
-
-    def new_full(self, size, fill_value, *, dtype=None, device=None,
-                 requires_grad=False) -> Tensor:
-        from ._creation import full
-        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
     # --- in place (optimisers, under no_grad) -------------------------------------------
     def _set_node(self, node: Node) -> None:
         self._node = node
@@ -589,11 +445,3 @@ def _can_cast(src: str, dst: str) -> builtins.bool:
     if src in FLOATING and dst not in FLOATING:
         return False
     return not (src != "bool" and dst == "bool")
-
-
-def _wrap_dim(dim: builtins.int, ndim: builtins.int) -> builtins.int:
-    lo, hi = (-ndim, ndim - 1) if ndim else (-1, 0)
-    if not lo <= dim <= hi:
-        raise IndexError(
-            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
-    return dim % ndim if ndim else 0
