@@ -194,25 +194,36 @@ _POOL = {"kernel_size": ("int_or_ints", REQUIRED), "stride": ("optional_ints", N
          "ceil_mode": ("bool", False)}
 
 
-def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+def _pool_size(n, k, s, p, d, ceil_mode):
+    """Output length and the extra right padding that ceil_mode's last window needs."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = out_size(n, k, s, p, d)
     if ceil_mode:
-        raise OpError("max_pool2d: ceil_mode=True is not supported")
+        out = -(-span // s) + 1
+        if (out - 1) * s >= n + p:  # PyTorch: the last window must start inside the input
+            out -= 1
+    extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (n + 2 * p))
+    return out, extra
+
+
+def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
     k = pair(kernel_size)
     s = pair(stride) if stride not in ((), None) else k
     p, d = pair(padding), pair(dilation)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise OpError("pad should be at most half of effective kernel size, but got pad="
                       f"{p[0]}, kernel_size={k[0]} and dilation={d[0]}")
-    ho = out_size(shape[-2], k[0], s[0], p[0], d[0])
-    wo = out_size(shape[-1], k[1], s[1], p[1], d[1])
-    return k, s, p, d, ho, wo
+    ho, eh = _pool_size(shape[-2], k[0], s[0], p[0], d[0], ceil_mode)
+    wo, ew = _pool_size(shape[-1], k[1], s[1], p[1], d[1], ceil_mode)
+    pads = ((0, 0), (0, 0), (p[0], p[0] + eh), (p[1], p[1] + ew))
+    return k, s, d, ho, wo, pads
 
 
 def _infer_pool(metas, **a):
     x = metas[0]
     if len(x.shape) != 4:
         raise OpError(f"max_pool2d: Expected 4D input (batch mode) but got {len(x.shape)}D")
-    *_, ho, wo = _pool_geometry(x.shape, **a)
+    *_, ho, wo, _pads = _pool_geometry(x.shape, **a)
     if ho <= 0 or wo <= 0:
         raise OpError(f"Given input size: ({'x'.join(map(str, x.shape[1:]))}). Calculated "
                       f"output size: ({x.shape[1]}x{ho}x{wo}). Output size is too small")
@@ -220,45 +231,48 @@ def _infer_pool(metas, **a):
 
 
 def _pool_argmax(xp, x, a):
-    """Flat index, into the padded H*W plane, of each window's maximum."""
-    k, s, p, d, ho, wo = _pool_geometry(x.shape, **a)
-    xpad = xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=-xp.inf)
+    """The -inf padded input, and the flat index into its H*W plane of each window's max."""
+    k, s, d, ho, wo, pads = _pool_geometry(x.shape, **a)
+    xpad = xp.pad(x, pads, constant_values=-xp.inf)
     win = _windows(xp, xpad, k, s, d, ho, wo, 1)[:, 0]   # (N, C, Ho, Wo, kh, kw)
-    flat = win.reshape(win.shape[:4] + (-1,))
-    pick = xp.argmax(flat, axis=-1)
+    pick = xp.argmax(win.reshape(win.shape[:4] + (-1,)), axis=-1)
     i, j = pick // k[1], pick % k[1]
     rows = xp.arange(ho).reshape(-1, 1) * s[0] + i * d[0]
     cols = xp.arange(wo).reshape(1, -1) * s[1] + j * d[1]
-    return rows * xpad.shape[-1] + cols, xpad.shape, p
+    return xpad, rows * xpad.shape[-1] + cols, pads
+
+
+def _take(xp, padded, idx):
+    n, c = padded.shape[:2]
+    flat = padded.reshape(n, c, -1)
+    return xp.take_along_axis(flat, idx.reshape(n, c, -1), axis=-1).reshape(idx.shape)
 
 
 def _pool_forward(xp, x, **a):
-    idx, pshape, p = _pool_argmax(xp, x, a)
-    xpad = xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=-xp.inf)
-    flat = xpad.reshape(x.shape[:2] + (-1,))
-    return xp.take_along_axis(flat, idx.reshape(x.shape[:2] + (-1,)), axis=-1).reshape(idx.shape)
+    xpad, idx, _ = _pool_argmax(xp, x, a)
+    return _take(xp, xpad, idx)
 
 
 def _pool_backward_forward(xp, g, x, **a):
-    idx, pshape, p = _pool_argmax(xp, x, a)
-    full = xp.zeros(x.shape[:2] + (pshape[-2] * pshape[-1],), dtype=g.dtype)
-    n, c = x.shape[:2]
+    xpad, idx, pads = _pool_argmax(xp, x, a)
+    n, c, hp, wp = xpad.shape
+    full = xp.zeros((n, c, hp * wp), dtype=g.dtype)
     rows = (open_grid(xp, (n, c, 1), 0), open_grid(xp, (n, c, 1), 1), idx.reshape(n, c, -1))
-    xp.add.at(full, rows, g.reshape(n, c, -1))
-    full = full.reshape(pshape)
-    return full[:, :, p[0]:pshape[-2] - p[0], p[1]:pshape[-1] - p[1]]
+    xp.add.at(full, rows, g.reshape(n, c, -1))  # windows overlap: add, never assign
+    top, left = pads[2][0], pads[3][0]
+    return full.reshape(n, c, hp, wp)[:, :, top:top + x.shape[2], left:left + x.shape[3]]
 
 
 def _pool_select_forward(xp, h, x, **a):
-    idx, pshape, p = _pool_argmax(xp, x, a)
-    hpad = xp.pad(h, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
-    flat = hpad.reshape(h.shape[:2] + (-1,))
-    return xp.take_along_axis(flat, idx.reshape(h.shape[:2] + (-1,)), axis=-1).reshape(idx.shape)
+    _, idx, pads = _pool_argmax(xp, x, a)
+    return _take(xp, xp.pad(h, pads), idx)
 
 
 _POOL_SAMPLES = (S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3, stride=2,
                                                      padding=1),
-                 S(F(1, 1, 6, 5), kernel_size=(2, 3), stride=1, dilation=(2, 1)))
+                 S(F(1, 1, 6, 5), kernel_size=(2, 3), stride=1, dilation=(2, 1)),
+                 S(F(1, 2, 6, 7), kernel_size=3, stride=2, ceil_mode=True),
+                 S(F(1, 1, 5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True))
 register(OpDef("max_pool2d", 1, _infer_pool, _pool_forward,
                (lambda g, x, out, **a: g.max_pool2d_backward(x, **a),),
                attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackward0",
@@ -275,28 +289,41 @@ register(OpDef("max_pool2d_select", 2,
                samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
 
 
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    if ceil_mode or not count_include_pad:
-        raise OpError("avg_pool2d: only ceil_mode=False and count_include_pad=True are "
-                      "supported")
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    """A grouped conv2d with a kernel of ones, divided by the window size, the count of
+    real (unpadded) elements, or divisor_override."""
     k = pair(kernel_size)
     c = x.shape[1]
-    w = x.new_full(shape=(c, 1, k[0], k[1]), value=1.0 / (k[0] * k[1]))
-    return x.conv2d(w, stride=stride if stride not in ((), None) else k, padding=padding, groups=c)
+    conv = {"stride": stride if stride not in ((), None) else k, "padding": padding}
+    total = x.conv2d(x.new_full(shape=(c, 1, k[0], k[1]), value=1.0), groups=c, **conv)
+    if divisor_override:
+        return total / divisor_override
+    if count_include_pad or pair(padding) == (0, 0):
+        return total / (k[0] * k[1])
+    ones = x.new_full(shape=(1, 1) + x.shape[2:], value=1.0)
+    counts = ones.conv2d(x.new_full(shape=(1, 1, k[0], k[1]), value=1.0), **conv)
+    return total / counts
 
 
-def _infer_avg_pool(metas, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    if ceil_mode or not count_include_pad:
-        raise OpError("avg_pool2d: only ceil_mode=False and count_include_pad=True are "
-                      "supported")
+def _infer_avg_pool(metas, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override):
+    if ceil_mode:
+        raise OpError("avg_pool2d: ceil_mode=True is not supported")
+    if divisor_override is not None and divisor_override <= 0:
+        raise OpError("divisor must be not zero")
     return _infer_pool(metas, kernel_size=kernel_size, stride=stride, padding=padding,
                        dilation=1, ceil_mode=False)
 
 
 register(OpDef("avg_pool2d", 1, _infer_avg_pool, None, decompose=_avg_pool,
-               attrs={"kernel_size": ("int_or_ints", REQUIRED), "stride": ("optional_ints", None),
-                      "padding": ("int_or_ints", 0), "ceil_mode": ("bool", False),
-                      "count_include_pad": ("bool", True)},
+               attrs={"kernel_size": ("int_or_ints", REQUIRED),
+                      "stride": ("optional_ints", None), "padding": ("int_or_ints", 0),
+                      "ceil_mode": ("bool", False), "count_include_pad": ("bool", True),
+                      "divisor_override": ("optional_int", None)},
                torch_name="AvgPool2DBackward0", samples=(
-                   S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3, stride=2,
-                                                      padding=1))))
+                   S(F(2, 3, 4, 4), kernel_size=2),
+                   S(F(1, 2, 5, 5), kernel_size=3, stride=2, padding=1),
+                   S(F(1, 2, 5, 6), kernel_size=3, stride=2, padding=1,
+                     count_include_pad=False),
+                   S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3))))
