@@ -35,7 +35,7 @@ def _check_dtype(dtype: str) -> str:
     return dtype
 
 
-def _infer_leaf(metas, hash, dtype, shape):
+def _infer_leaf(metas, hash, dtype, shape, tag):  # noqa: A002  (the wire's name)
     return Meta(_check_shape(shape), _check_dtype(dtype))
 
 
@@ -105,9 +105,12 @@ def _check_leaf_bytes(meta: Meta, nbytes: int) -> None:
                       f"{meta.numel * ITEMSIZE[meta.dtype]} bytes, got {nbytes}")
 
 
+# A leaf is named by its content, so equal tensors are one node. `tag` tells apart equal
+# tensors that must stay distinct (two parameters with equal values each get their own
+# gradient); the data is still sent and stored once.
 register(OpDef("leaf", 0, _infer_leaf, None,
                attrs={"hash": ("str", REQUIRED), "dtype": ("str", REQUIRED),
-                      "shape": ("ints", REQUIRED)}))
+                      "shape": ("ints", REQUIRED), "tag": ("str", "")}))
 register(OpDef("const", 0, lambda metas, value: scalar_meta(value),
                lambda xp, value: xp.asarray(value, dtype=scalar_meta(value).dtype),
                attrs={"value": ("scalar", REQUIRED)}))

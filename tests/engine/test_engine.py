@@ -167,6 +167,28 @@ def test_programs_are_cached_by_structure_not_data():
     assert float(r4) == 2.0 * (b.T @ b).sum()
 
 
+def test_equal_tensors_with_different_tags_get_their_own_gradients():
+    w = np.ones(3)
+    h = codec.array_hash(w)
+    leaf = {"hash": h, "dtype": "float64", "shape": (3,)}
+    nodes = [codec.WireNode(1, "leaf", (), {**leaf, "tag": "a"}),
+             codec.WireNode(2, "leaf", (), {**leaf, "tag": "b"}),
+             codec.WireNode(3, "const", (), {"value": 2.0}),
+             codec.WireNode(4, "mul", (1, 3), {}),
+             codec.WireNode(5, "mul", (4, 2), {}),     # 2 * a * b
+             codec.WireNode(6, "sum", (5,), {}),
+             codec.WireNode(7, "full", (), {"shape": (), "value": 1.0, "dtype": "float64"}),
+             codec.WireNode(8, "grad", (6, 7, 1), {"n": 1}),
+             codec.WireNode(9, "grad", (6, 7, 2), {"n": 1})]
+    ga, gb = engine.execute(nodes, [8, 9], {h: w}.__getitem__, np)
+    np.testing.assert_array_equal(ga, 2 * w)   # not 4w: a and b are two leaves
+    np.testing.assert_array_equal(gb, 2 * w)
+    untagged = [codec.WireNode(n.id, n.op, n.inputs, {k: v for k, v in n.attrs.items()
+                                                      if k != "tag"}) for n in nodes]
+    ga, _ = engine.execute(untagged, [8, 9], {h: w}.__getitem__, np)
+    np.testing.assert_array_equal(ga, 4 * w)   # one leaf: d(2 a^2)/da
+
+
 def test_compute_request_round_trip():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.ones((3, 2), np.float32)

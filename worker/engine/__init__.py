@@ -68,7 +68,8 @@ def _structure(nodes: list[WireNode], targets: list[int]):
         pos[n.id] = p
         a = n.attrs
         if n.op == "leaf":
-            add(("leaf", hashes.setdefault(a["hash"], len(hashes)), a["dtype"], a["shape"]))
+            add(("leaf", hashes.setdefault(a["hash"], len(hashes)), a["dtype"], a["shape"],
+                 a.get("tag")))
         elif a:
             # Types are part of the key: const 2 (int64) is not const 2.0 (float64).
             add((n.op, tuple([pos[i] for i in n.inputs]), tuple(a.items()),
