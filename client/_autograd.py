@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _grad_mode
-from ._function import FREED_MESSAGE, AccumulateGrad, Function, function_class, walk
+from ._function import (
+    FREED_MESSAGE,
+    AccumulateGrad,
+    Function,
+    function_class,
+    short_name,
+    walk,
+)
 from ._node import Node, leaf
 from ._tensor import Tensor, _edge
 
@@ -141,7 +148,24 @@ def _graph(outputs: list[Tensor]) -> list[Function]:
     for fn in order:
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)
+        for counter, version, is_result, meta in fn._saved:
+            if counter[0] != version:
+                raise RuntimeError(_modified(fn, counter, version, is_result, meta))
     return order
+
+
+def _modified(fn: Function, counter: list, then: int, is_result: bool, meta) -> str:
+    """PyTorch's message for a saved tensor changed in place before the backward."""
+    from ._tensor_meta import torch_type_name
+    what = f"[torch.{torch_type_name(meta.dtype)}Tensor {list(meta.shape)}]"
+    owner = type(fn).__name__ if is_result else counter[1]
+    if owner is not None:
+        what += f", which is output 0 of {short_name(owner)},"
+    return ("one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: {what} is at version {counter[0]}; expected version {then} "
+            "instead. "
+            "Hint: enable anomaly detection to find the operation that failed to compute its "
+            "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 def _start(outputs, grad_outputs, create_graph: bool) -> tuple[_Pass, list[Function]]:

@@ -11,6 +11,7 @@ hooks and `retain_grad` registered on the tensor it produced.
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,32 @@ NO_SAVED_TENSORS = frozenset({
     "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
 })
 
+# Which tensors PyTorch's node saves for backward (so an in-place change of one of them
+# before the backward fails): a/b the first/second operand always, A/B the first/second
+# only when the other operand requires grad, r the result. Nodes not listed are not checked.
+_UNARY_SELF = ("LogBackward0", "Log1PBackward0", "Log2Backward0", "SinBackward0",
+               "CosBackward0", "AbsBackward0", "ErfBackward0", "ClampBackward1",
+               "LeakyReluBackward0", "GeluBackward0", "SiluBackward0", "SoftplusBackward0",
+               "VarBackward0", "StdBackward0", "PowBackward0")
+_UNARY_RESULT = ("ExpBackward0", "TanhBackward0", "SigmoidBackward0", "ReluBackward0",
+                 "SqrtBackward0", "RsqrtBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
+                 "Expm1Backward0", "Exp2Backward0", "TanBackward0", "ReciprocalBackward0",
+                 "PowBackward2")
+SAVES: dict[str, str] = {
+    **dict.fromkeys(_UNARY_SELF, "a"), **dict.fromkeys(_UNARY_RESULT, "r"),
+    **dict.fromkeys(("MulBackward0", "MmBackward0", "MvBackward0", "DotBackward0",
+                     "BmmBackward0"), "AB"),
+    "DivBackward0": "Ab", "PowBackward1": "abr",
+    **dict.fromkeys(("LinalgVectorNormBackward0", "MaxBackward1", "MinBackward1",
+                     "ProdBackward0", "LogsumexpBackward0"), "ar"),
+}
+
+
+def short_name(name: str) -> str:
+    """PyTorch's way of naming a node in messages: `MulBackward0` → `Mul`."""
+    return re.sub(r"Backward\d*$", "", name)
+
+
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
     "after they have already been freed). Saved intermediate values of the graph are freed "
@@ -44,13 +71,14 @@ FREED_MESSAGE = (
 
 
 class Function:
-    __slots__ = ("__weakref__", "_custom", "_freed", "_hooks", "_retain", "next_functions",
-                 "node")
+    __slots__ = ("__weakref__", "_custom", "_freed", "_hooks", "_retain", "_saved",
+                 "next_functions", "node")
 
     def __init__(self, node: Node, next_functions: tuple = ()) -> None:
         self.node = node
         self.next_functions = next_functions
         self._custom = None  # a user-defined autograd.Function's backward (see _custom.py)
+        self._saved: list = []  # (version counter, version, tensor ref, is result, meta)
         self._freed = False
         self._hooks: list | None = None          # hooks of the tensor this node produced
         self._retain: weakref.ref | None = None  # that tensor, if it called retain_grad()

@@ -20,7 +20,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 
 from ._format import format_scalar, tensor_repr
-from ._function import AccumulateGrad, Function, function_class
+from ._function import SAVES, AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
 from ._node import Node, const, leaf, note_update, op_node, take_updates
 from ._tensor_meta import TensorMeta, torch_type_name
@@ -52,9 +52,31 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     out = Tensor(node)
     if track:
         edges = tuple((_edge(x), 0) if isinstance(x, Tensor) else (None, 0) for x in operands)
-        out.grad_fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(
-            node, edges)
+        fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(node, edges)
+        out.grad_fn = fn
+        out._vc[1] = type(fn).__name__
+        fn._saved = _saved_versions(type(fn).__name__, operands, out)
     return out
+
+
+def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
+    """Versions of the tensors PyTorch's node would save, checked again at backward."""
+    codes = SAVES.get(name, "")
+    if not codes:
+        return []
+    needs = [isinstance(x, Tensor) and x.requires_grad for x in operands]
+    saved = []
+    for code, index, condition in (("a", 0, True), ("b", 1, True), ("A", 0, "B"),
+                                   ("B", 1, "A")):
+        if code not in codes or index >= len(operands) or not isinstance(operands[index], Tensor):
+            continue
+        if condition is not True and not needs[1 - index]:
+            continue
+        t = operands[index]
+        saved.append((t._vc, t._vc[0], False, t._node.meta))
+    if "r" in codes:
+        saved.append((out._vc, out._vc[0], True, out._node.meta))
+    return saved
 
 
 def _rebuild(cls: type, value: np.ndarray, requires_grad: builtins.bool) -> Tensor:
@@ -123,6 +145,7 @@ class Tensor(TensorMeta):
         "_hooks",
         "_node",
         "_requires_grad",
+        "_vc",
         "grad_fn",
     )
 
@@ -137,6 +160,7 @@ class Tensor(TensorMeta):
         self._acc: AccumulateGrad | None = None
         self._hooks: list | None = None   # a leaf's hooks (a non-leaf's live on grad_fn)
         self._alias: list | None = None   # weakrefs to tensors sharing this one's data
+        self._vc: list = [0, None]        # version, last grad_fn name; shared by aliases
 
     @classmethod
     def _from_array(cls, array) -> Tensor:
@@ -249,6 +273,7 @@ class Tensor(TensorMeta):
             self._alias[:] = [r for r in self._alias if r() is not None]
         self._alias.append(weakref.ref(other))
         other._alias = self._alias
+        other._vc = self._vc
         return other
 
     def detach_(self) -> Tensor:
@@ -260,7 +285,9 @@ class Tensor(TensorMeta):
 
     @property
     def data(self) -> Tensor:
-        return self.detach()
+        out = self.detach()
+        out._vc = [0, None]  # unlike detach(), .data changes are invisible to autograd
+        return out
 
     @data.setter
     def data(self, other: Tensor) -> None:
@@ -358,7 +385,12 @@ class Tensor(TensorMeta):
         return out
 
     # --- in place (optimisers, under no_grad) -------------------------------------------
+    @property
+    def _version(self) -> builtins.int:
+        return self._vc[0]
+
     def _set_node(self, node: Node) -> None:
+        self._vc[0] += 1
         self._node = node
         for ref in self._alias or ():
             other = ref()
@@ -384,6 +416,7 @@ class Tensor(TensorMeta):
         self._set_node(out._node)
         if out.grad_fn is not None:
             self.grad_fn = out.grad_fn
+            self._vc[1] = type(out.grad_fn).__name__
         if out._node.value is None:
             note_update(self)
         return self
@@ -422,6 +455,7 @@ class Tensor(TensorMeta):
 
     def set_(self, source: Tensor) -> Tensor:
         self._set_node(source._node)
+        self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
         return self
 
     __hash__ = object.__hash__

@@ -345,3 +345,58 @@ def test_custom_autograd_function():
         assert type(y.grad_fn).__name__ == "CubeBackward"
         (z.sum() + (y * x).sum()).backward()
     close(xo.grad, xt.grad, rtol=1e-4)
+
+
+def _modify_cases(lib, x):
+    def saved_input_then_changed():
+        a = x * 2
+        b = a * a
+        a.add_(1)
+        return b.sum()
+
+    def plain_tensor_changed():
+        w = lib.ones(3, 4)
+        c = x * w
+        w.add_(1)
+        return c.sum()
+
+    def saved_result_changed():
+        e = x.exp()
+        f = e * 1
+        e.mul_(2)
+        return f.sum()
+
+    def unsaved_change_is_fine():
+        h = x * 2
+        h2 = h + 1
+        h.add_(1)
+        return h2.sum()
+
+    def change_through_data_is_invisible():
+        a = x * 2
+        b = a * a
+        a.data.add_(1)
+        return b.sum()
+
+    def change_through_detach_is_seen():
+        a = x * 2
+        b = a * a
+        a.detach().add_(1)
+        return b.sum()
+    return [saved_input_then_changed, plain_tensor_changed, saved_result_changed,
+            unsaved_change_is_fine, change_through_data_is_invisible,
+            change_through_detach_is_seen]
+
+
+def test_inplace_change_of_saved_tensor_errors_as_pytorch():
+    xo, xt = both(A)
+    for ours, theirs in zip(_modify_cases(rg, xo), _modify_cases(torch, xt)):
+        try:
+            theirs().backward()
+        except RuntimeError as e:
+            with pytest.raises(RuntimeError) as o:
+                ours().backward()
+            assert str(o.value) == str(e)
+        else:
+            ours().backward()
+    assert xo._version == xt._version == 0
