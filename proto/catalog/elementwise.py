@@ -191,30 +191,19 @@ register(OpDef("clamp", 1, _infer_clamp, _clamp_forward, (_clamp_vjp,),
 
 
 # --- comparison and logic (bool results, not differentiable) ----------------------------
+def _ufunc(name):
+    """forward(xp, *arrays) = xp.<name>(*arrays), for numpy or cupy alike."""
+    return lambda xp, *arrays: getattr(xp, name)(*arrays)
+
+
 def compare(name, ufunc, infer=infer_compare, nin=2):
     smp = (S(F(3, 4), F(4)), S(F(2, 3), C(0.5)), S(F(0, 2), F(2)))
     if name.startswith("logical"):  # PyTorch takes no Python number here
         smp = (S(F(3, 4), F(4)), S(B(2, 3), B(2, 3)), S(F(0, 2), F(2)))
     if nin == 1:
         smp = (S(F(3, 4)), S(F()), S(F(0, 2)))
-    return register(OpDef(name, nin, infer, getattr(_fwd, ufunc), None,
-                          promote=nin == 2, samples=smp))
-
-
-class _fwd:  # forwards looked up by name so the table below stays one line per op
-    equal = staticmethod(lambda xp, a, b: xp.equal(a, b))
-    not_equal = staticmethod(lambda xp, a, b: xp.not_equal(a, b))
-    less = staticmethod(lambda xp, a, b: xp.less(a, b))
-    less_equal = staticmethod(lambda xp, a, b: xp.less_equal(a, b))
-    greater = staticmethod(lambda xp, a, b: xp.greater(a, b))
-    greater_equal = staticmethod(lambda xp, a, b: xp.greater_equal(a, b))
-    logical_and = staticmethod(lambda xp, a, b: xp.logical_and(a, b))
-    logical_or = staticmethod(lambda xp, a, b: xp.logical_or(a, b))
-    logical_xor = staticmethod(lambda xp, a, b: xp.logical_xor(a, b))
-    logical_not = staticmethod(lambda xp, a: xp.logical_not(a))
-    isnan = staticmethod(lambda xp, a: xp.isnan(a))
-    isinf = staticmethod(lambda xp, a: xp.isinf(a))
-    isfinite = staticmethod(lambda xp, a: xp.isfinite(a))
+    return register(OpDef(name, nin, infer, _ufunc(ufunc), None, promote=nin == 2,
+                          samples=smp))
 
 
 def _bool_unary(metas):

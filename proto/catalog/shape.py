@@ -361,7 +361,12 @@ _shape_op("pad", _infer_pad, _pad_forward,
 
 
 # --- flip / tril / triu --------------------------------------------------------------------
-_shape_op("flip", lambda m, dims: _meta(m, (normalize_dims(dims, len(m[0].shape)), m[0].shape)[1]),
+def _infer_flip(m, dims):
+    normalize_dims(dims, len(m[0].shape))  # only to check the dims
+    return _meta(m, m[0].shape)
+
+
+_shape_op("flip", _infer_flip,
           lambda xp, a, dims: xp.flip(a, axis=normalize_dims(dims, a.ndim)) if a.ndim else a,
           lambda g, x, out, dims: g.flip(dims=dims), {"dims": ("ints", REQUIRED)},
           (S(F(2, 3), dims=(0,)), S(F(2, 3, 4), dims=(0, 2)), S(F(), dims=()),
