@@ -173,17 +173,25 @@ class Tensor(TensorMeta):
 
     @requires_grad.setter
     def requires_grad(self, flag: builtins.bool) -> None:
+        self._set_requires_grad(flag, method=False)
+
+    def _set_requires_grad(self, flag: builtins.bool, method: builtins.bool) -> None:
         if self.grad_fn is not None:
-            raise RuntimeError(
-                "you can only change requires_grad flags of leaf variables. If you want to use a "
-                "computed variable in a subgraph that doesn't require differentiation use "
-                "var_no_grad = var.detach().")
+            if flag and method:
+                return  # requires_grad_() on a non-leaf that already requires grad
+            hint = "" if flag else (
+                " If you want to use a computed variable in a subgraph that doesn't require "
+                "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError("you can only change requires_grad flags of leaf variables."
+                               + hint)
         if flag and self._node.meta.dtype not in FLOATING:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients"
+                               if method else "only Tensors of floating point and complex "
+                               "dtype can require gradients")
         self._requires_grad = builtins.bool(flag)
 
     def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
-        self.requires_grad = requires_grad
+        self._set_requires_grad(requires_grad, method=True)
         return self
 
     @property

@@ -292,3 +292,19 @@ def test_shape_errors_are_raised_at_the_line_with_pytorch_wording():
 ])
 def test_repr(expr):
     assert repr(eval(expr, {"m": rg})) == repr(eval(expr, {"m": torch}))
+
+
+def test_requires_grad_flag_changes_match():
+    x, xt = both(A, requires_grad=True)
+    y, yt = x * 2, xt * 2
+    assert y.requires_grad_(True) is y and yt.requires_grad_(True) is yt
+    same_error(lambda: setattr(y, "requires_grad", False),
+               lambda: setattr(yt, "requires_grad", False))
+    same_error(lambda: setattr(y, "requires_grad", True),
+               lambda: setattr(yt, "requires_grad", True))
+    same_error(lambda: y.requires_grad_(False), lambda: yt.requires_grad_(False))
+    same_error(lambda: setattr(rg.ones(2, dtype=rg.long), "requires_grad", True),
+               lambda: setattr(torch.ones(2, dtype=torch.long), "requires_grad", True))
+    v = rg.tensor([1.0, 2.0], requires_grad=True)
+    v.backward(rg.tensor([3.0, 4.0]))
+    assert v.grad.tolist() == [3.0, 4.0]
