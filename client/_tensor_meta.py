@@ -11,6 +11,7 @@ from remotegrad.proto.catalog import FLOATING
 from . import _dtypes
 
 if TYPE_CHECKING:
+    from ._size import Size, device
     from ._tensor import Tensor
 
 _TORCH_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
@@ -35,11 +36,11 @@ class TensorMeta:
 
     # --- shape and dtype -----------------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> Size:
         from ._size import Size
         return Size(self._node.meta.shape)
 
-    def size(self, dim: builtins.int | None = None):
+    def size(self, dim: builtins.int | None = None) -> Size | builtins.int:
         if dim is None:
             return self.shape
         return self.shape[_wrap_dim(dim, self.dim())]
@@ -78,13 +79,13 @@ class TensorMeta:
     def is_floating_point(self) -> builtins.bool:
         return self._node.meta.dtype in FLOATING
 
-    def type(self, dtype=None):
+    def type(self, dtype=None) -> str | Tensor:
         if dtype is None:
             return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
         return self.to(dtype)
 
     @property
-    def device(self):
+    def device(self) -> device:
         from ._size import device
         return device("cpu")
 

@@ -9,6 +9,7 @@ it with respect to that cotangent gives J·v), as PyTorch's own implementation d
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,8 @@ def _check_v(v, outputs: tuple[Tensor, ...], fn: str, against: str) -> tuple[Ten
     return vs
 
 
-def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+def vjp(func: Callable, inputs, v=None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
     """(func(inputs), vᵀ·J)."""
     in_tuple, ins = _tuple(inputs, "inputs", "vjp")
     with enable_grad():
@@ -85,7 +87,8 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
             _shape(in_tuple, _finish(_fill(grads, ins), create_graph)))
 
 
-def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+def jvp(func: Callable, inputs, v=None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Any, Any]:
     """(func(inputs), J·v), by differentiating the vjp with respect to its cotangent."""
     in_tuple, ins = _tuple(inputs, "inputs", "jvp")
     with enable_grad():
@@ -130,7 +133,7 @@ def _rows(out: Tensor, ins: tuple[Tensor, ...], create_graph: bool) -> tuple[Ten
 
 
 def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
-             vectorize: bool = False, strategy: str = "reverse-mode"):
+             vectorize: bool = False, strategy: str = "reverse-mode") -> Any:
     """The Jacobian of func at inputs (reverse mode, every row in one round trip)."""
     if strategy not in ("reverse-mode", "forward-mode"):
         raise ValueError('Expected strategy to be either "forward-mode" or "reverse-mode". '
@@ -160,7 +163,7 @@ def _scalar_func(func: Callable, fn: str) -> Callable:
 
 
 def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
-            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode"):
+            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode") -> Any:
     """The Hessian of a scalar function: the Jacobian of its gradient."""
     scalar = _scalar_func(func, "hessian")
     in_tuple, _ = _tuple(inputs, "inputs", "hessian")
@@ -187,12 +190,14 @@ def _second_order(func: Callable, inputs, v, create_graph: bool, fn: str):
             _shape(in_tuple, _finish(_fill(second, ins), create_graph)))
 
 
-def vhp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+def vhp(func: Callable, inputs, v=None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Tensor, Any]:
     """(func(inputs), vᵀ·H)."""
     return _second_order(func, inputs, v, create_graph, "vhp")
 
 
-def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+def hvp(func: Callable, inputs, v=None, create_graph: bool = False,
+        strict: bool = False) -> tuple[Tensor, Any]:
     """(func(inputs), H·v). The Hessian of a twice continuously differentiable function is
     symmetric, so H·v equals vᵀ·H and one double backward gives it."""
     return _second_order(func, inputs, v, create_graph, "hvp")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from .. import _creation
 from .._grad_mode import no_grad
@@ -33,7 +34,7 @@ class Adam(Optimizer):
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused))
 
-    def step(self, closure=None):
+    def step(self, closure=None) -> Any:
         loss = self._closure(closure)
         with no_grad():
             for group in self.param_groups:

@@ -52,7 +52,7 @@ class Optimizer:
                 else:
                     p.grad = p.grad.detach().zero_()
 
-    def step(self, closure: Callable[[], Any] | None = None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         raise NotImplementedError
 
     def _closure(self, closure: Callable[[], Any] | None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .._grad_mode import no_grad
 from ._optimizer import Optimizer
@@ -26,7 +27,7 @@ class SGD(Optimizer):
                                       maximize=maximize, foreach=foreach,
                                       differentiable=differentiable, fused=fused))
 
-    def step(self, closure=None):
+    def step(self, closure=None) -> Any:
         loss = self._closure(closure)
         with no_grad():
             for group in self.param_groups:
