@@ -99,6 +99,7 @@ class OpDef:
     promote: bool | tuple[int, ...] = False    # cast inputs (all, or these) to result_type
     decompose: Rule | None = None              # same value from catalog ops; its vjp is ours
     float_inputs: bool = False                 # integer inputs are cast to the default float
+    ufunc: str | None = None                   # forward is xp.<ufunc>(*inputs) at default attrs
     samples: tuple[Sample, ...] = ()           # OpInfo-style inputs walked by the tests
 
     @property

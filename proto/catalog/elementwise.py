@@ -90,9 +90,10 @@ def _max_rule(g, x, y, mine):
     return (x == y).where(g / 2, mine.where(g, 0.0))
 
 
-def binary(name, fwd, vjp, torch_name, infer=infer_binary, samples=binary_samples(), attrs=None):
-    return register(OpDef(name, 2, infer, fwd, vjp, attrs=attrs or {},
-                          torch_name=torch_name, promote=True, samples=samples))
+def binary(name, fwd, vjp, torch_name, infer=infer_binary, samples=binary_samples(), attrs=None,
+           ufunc=None):
+    return register(OpDef(name, 2, infer, fwd, vjp, attrs=attrs or {}, torch_name=torch_name,
+                          promote=True, samples=samples, ufunc=ufunc))
 
 
 _SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
@@ -102,15 +103,15 @@ binary("add", lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
        (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: g * alpha if alpha != 1 else g),
        "AddBackward0", lambda m, alpha: infer_binary(m),
        binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),),
-       attrs={"alpha": ("scalar", 1)})
+       attrs={"alpha": ("scalar", 1)}, ufunc="add")
 binary("sub", lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
        (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: -g * alpha),
        "SubBackward0", lambda m, alpha: _no_bool_sub(m),
        binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=0.5),),
-       attrs={"alpha": ("scalar", 1)})
+       attrs={"alpha": ("scalar", 1)}, ufunc="subtract")
 binary("mul", lambda xp, a, b: a * b,
        (lambda g, x, y, out: g * y, lambda g, x, y, out: g * x), "MulBackward0",
-       samples=binary_samples() + _SCALAR_SAMPLES)
+       samples=binary_samples() + _SCALAR_SAMPLES, ufunc="multiply")
 binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
        binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
                        S(F(3, 4), P(4), rounding_mode="floor"),
@@ -118,16 +119,16 @@ binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
        attrs={"rounding_mode": ("optional_str", None)})
 binary("pow", lambda xp, a, b: xp.power(a, b), (_pow_x, _pow_y), "PowBackward0",
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
-                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
+                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))), ufunc="power")
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),)  # ties split the gradient
 binary("maximum", lambda xp, a, b: xp.maximum(a, b),
        (lambda g, x, y, out: _max_rule(g, x, y, x > y),
         lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MaximumBackward0",
-       samples=binary_samples() + _TIES)
+       samples=binary_samples() + _TIES, ufunc="maximum")
 binary("minimum", lambda xp, a, b: xp.minimum(a, b),
        (lambda g, x, y, out: _max_rule(g, x, y, x < y),
         lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0",
-       samples=binary_samples() + _TIES)
+       samples=binary_samples() + _TIES, ufunc="minimum")
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
 binary("remainder", lambda xp, a, b: xp.remainder(a, b),
        (lambda g, x, y, out: g,
@@ -151,7 +152,7 @@ def _infer_neg(metas):
 
 _UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
 register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
-               torch_name="NegBackward0", samples=_UNARY))
+               torch_name="NegBackward0", samples=_UNARY, ufunc="negative"))
 register(OpDef("abs", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.abs(a),
                (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
                samples=_UNARY))
@@ -203,7 +204,7 @@ def compare(name, ufunc, infer=infer_compare, nin=2):
     if nin == 1:
         smp = (S(F(3, 4)), S(F()), S(F(0, 2)))
     return register(OpDef(name, nin, infer, _ufunc(ufunc), None, promote=nin == 2,
-                          samples=smp))
+                          samples=smp, ufunc=ufunc))
 
 
 def _bool_unary(metas):

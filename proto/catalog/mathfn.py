@@ -22,35 +22,39 @@ def infer_same(metas: list[Meta], **_) -> Meta:
 
 
 def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose=None,
-             infer=infer_float_unary):
+             infer=infer_float_unary, ufunc=None):
     # numpy would compute ints in float64; PyTorch gives the default float dtype, so the
     # engine casts integer inputs first (float_inputs) and fwd sees floats only.
     return register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
                           attrs=attrs or {}, torch_name=torch_name, samples=samples,
-                          decompose=decompose, float_inputs=infer is not infer_same))
+                          decompose=decompose, float_inputs=infer is not infer_same,
+                          ufunc=ufunc))
 
 
 _LN2 = math.log(2.0)
-unary_op("exp", lambda xp, a: xp.exp(a), lambda g, x, out: g * out, "ExpBackward0")
-unary_op("log", lambda xp, a: xp.log(a), lambda g, x, out: g / x, "LogBackward0", unary(P))
+unary_op("exp", lambda xp, a: xp.exp(a), lambda g, x, out: g * out, "ExpBackward0", ufunc="exp")
+unary_op("log", lambda xp, a: xp.log(a), lambda g, x, out: g / x, "LogBackward0", unary(P),
+         ufunc="log")
 unary_op("log1p", lambda xp, a: xp.log1p(a), lambda g, x, out: g / (x + 1), "Log1PBackward0",
-         unary(P))
+         unary(P), ufunc="log1p")
 unary_op("expm1", lambda xp, a: xp.expm1(a), lambda g, x, out: g * (out + 1),
-         "Expm1Backward0")
+         "Expm1Backward0", ufunc="expm1")
 unary_op("log2", lambda xp, a: xp.log2(a), lambda g, x, out: g / (x * _LN2),
-         "Log2Backward0", unary(P))
+         "Log2Backward0", unary(P), ufunc="log2")
 unary_op("sqrt", lambda xp, a: xp.sqrt(a), lambda g, x, out: g / (out * 2), "SqrtBackward0",
-         unary(P))
+         unary(P), ufunc="sqrt")
 unary_op("rsqrt", lambda xp, a: 1 / xp.sqrt(a), lambda g, x, out: g * out * out * out * -0.5,
          "RsqrtBackward0", unary(P))
 unary_op("reciprocal", lambda xp, a: 1 / a, lambda g, x, out: -g * out * out,
          "ReciprocalBackward0", unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
-unary_op("sin", lambda xp, a: xp.sin(a), lambda g, x, out: g * x.cos(), "SinBackward0")
-unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBackward0")
+unary_op("sin", lambda xp, a: xp.sin(a), lambda g, x, out: g * x.cos(), "SinBackward0",
+         ufunc="sin")
+unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBackward0",
+         ufunc="cos")
 unary_op("tan", lambda xp, a: xp.tan(a), lambda g, x, out: g * (out * out + 1),
-         "TanBackward0", unary(lambda *s: F(*s, low=-1.2, high=1.2)))
+         "TanBackward0", unary(lambda *s: F(*s, low=-1.2, high=1.2)), ufunc="tan")
 unary_op("tanh", lambda xp, a: xp.tanh(a), lambda g, x, out: g.tanh_backward(out),
-         "TanhBackward0")
+         "TanhBackward0", ufunc="tanh")
 unary_op("sigmoid", lambda xp, a: 1 / (1 + xp.exp(-a)),
          lambda g, x, out: g.sigmoid_backward(out), "SigmoidBackward0")
 unary_op("erf", erf, lambda g, x, out: g * (-x * x).exp() * (2 / math.sqrt(math.pi)),

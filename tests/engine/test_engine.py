@@ -210,3 +210,22 @@ def test_first_run_fixes_results_whose_dtype_the_array_module_gets_wrong():
         (out,) = prog.run([np.array([1, 2, 3])])
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, [0.5, 1.0, 1.5])
+
+
+def test_elementwise_results_reuse_dying_buffers_without_aliasing():
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    eg = EngineGraph()
+    xi = eg.leaf(x)
+    a = eg.g.add("exp", (xi,))                                   # fresh
+    b = eg.g.add("tanh", (a,))                                   # may write into a
+    t = eg.g.add("transpose", (b,), {"dim0": 0, "dim1": 1})      # a view of b
+    c = eg.g.add("mul", (b, b))                                  # b has a live view: no
+    d = eg.g.add("add", (c, eg.g.add("transpose", (t,), {"dim0": 0, "dim1": 1})))
+    eg.compile([d, xi])
+    into = {eg.g.ops[eg.prog.steps[p][2]]: slot for p, (_, slot) in eg.prog.direct.items()}
+    assert into["tanh"] == a and into["mul"] is None
+    for _ in range(3):                                           # checked run, then fast
+        got, leaf = eg.run()
+        b_ = np.tanh(np.exp(x))
+        np.testing.assert_allclose(got, b_ * b_ + b_)
+        np.testing.assert_array_equal(leaf, x)                   # leaves are never written

@@ -10,11 +10,19 @@ Then the steps are turned into one straight-line Python function (`v7 = f3(v2, v
 `del v2`), so later runs pay no per-step interpretation: no list of values, no argument
 lists, no loop. Very long programs keep the loop (compiling them would cost more than it
 saves).
+
+In that function an op that is one array-module ufunc (add, mul, exp, tanh, ...) calls it
+directly, and writes its result into an input that dies at that step when that is safe:
+the input has the output's shape and dtype and nobody else can see its memory (it was
+made by an op that always returns a fresh array, and every op that reads it does too, so
+no view of it exists). `v7 = multiply(v2, v5, out=v2)` saves an allocation and keeps the
+working set small.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -26,6 +34,9 @@ from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
 FOLD_BYTES = 1 << 16  # constants up to this size are computed once, at compile time
+# Ops whose result never shares memory with an input (besides those with a ufunc).
+FRESH = frozenset({"matmul", "mm", "bmm", "linear", "tanh_backward", "sigmoid_backward",
+                   "softmax", "log_softmax", "conv2d", "cast"})
 CODEGEN_MAX_STEPS = 20_000
 
 
@@ -63,6 +74,7 @@ class Program:
         self.steps = [(_bind(catalog.get(g.ops[n]), xp, g.attrs[n]), g.inputs[n], n,
                        tuple(dies[pos])) for pos, n in enumerate(live)]
         self.metas = {n: g.metas[n] for n in live}
+        self.direct = _direct_calls(g, live, dies, xp)
         self.checked = False
         self._fast = None
 
@@ -107,12 +119,13 @@ class Program:
     def _run_checked(self, vals: list[Any]) -> list[Any]:
         xp = self.xp
         steps = []
-        for fn, ins, out, dies in self.steps:
+        for pos, (fn, ins, out, dies) in enumerate(self.steps):
             value = fn(*[vals[i] for i in ins])
             meta = self.metas[out]
             if not _conforms(xp, value, meta):
                 fn = partial(_fixed, fn, xp, meta)
                 value = _conform(xp, value, meta)
+                self.direct.pop(pos, None)  # the plain ufunc would need the same fix
             vals[out] = value
             for d in dies:
                 vals[d] = None
@@ -131,13 +144,47 @@ class Program:
             env[f"c{n}"] = v
             lines.append(f"    v{n} = c{n}")
         for k, (fn, ins, out, dies) in enumerate(self.steps):
-            env[f"f{k}"] = fn
-            lines.append(f"    v{out} = f{k}({', '.join(f'v{i}' for i in ins)})")
+            args = ", ".join(f"v{i}" for i in ins)
+            if k in self.direct:
+                env[f"f{k}"], into = self.direct[k]
+                args += f", out=v{into}" if into is not None else ""
+            else:
+                env[f"f{k}"] = fn
+            lines.append(f"    v{out} = f{k}({args})")
             if dies:
                 lines.append(f"    del {', '.join(f'v{d}' for d in dies)}")
         lines.append(f"    return [{', '.join(f'v{t}' for t in self.targets)}]")
         exec(compile("\n".join(lines), "<remotegrad program>", "exec"), env)  # noqa: S102
         return env["run"]
+
+
+def _direct_calls(g: Graph, live: list[int], dies, xp) -> dict[int, tuple[Any, int | None]]:
+    """{step: (ufunc, input slot to write the result into, or None)} (see module doc)."""
+    consumers: dict[int, list[int]] = defaultdict(list)
+    for n in live:
+        for i in g.inputs[n]:
+            consumers[i].append(n)
+    mine = set(live)
+
+    def ufunc(n):
+        op = catalog.get(g.ops[n])
+        at_defaults = all(g.attrs[n][k] == d for k, (_, d) in op.attrs.items())
+        return op.ufunc if op.ufunc and at_defaults else None
+
+    def fresh(n):
+        return n in mine and (ufunc(n) is not None or g.ops[n] in FRESH)
+
+    plan = {}
+    for pos, n in enumerate(live):
+        name = ufunc(n)
+        if name is None:
+            continue
+        meta = g.metas[n]
+        into = next((i for i in g.inputs[n] if i in dies[pos] and fresh(i)
+                     and g.metas[i].shape == meta.shape and g.metas[i].dtype == meta.dtype
+                     and all(fresh(c) for c in consumers[i])), None)
+        plan[pos] = (getattr(xp, name), into)
+    return plan
 
 
 def _quiet(xp):
