@@ -137,7 +137,7 @@ class Tensor:
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:
         if self._node.value is None:
-            from ._session import materialize
+            from ._wire import materialize
             materialize([self._node])
         return self._node.value
 
@@ -296,6 +296,8 @@ class Tensor:
         self._node = out._node
         if out.grad_fn is not None:
             self.grad_fn = out.grad_fn
+        from ._wire import note_inplace
+        note_inplace(self)
         return self
 
     def __iadd__(self, o): return self._inplace("add", o)

@@ -92,6 +92,20 @@ class Cluster:
     port: int
     workers: list[subprocess.Popen] = field(default_factory=list)
     env: dict = field(default_factory=dict)
+    metrics_port: int = 0
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample from the gateway's Prometheus endpoint (0 when absent)."""
+        import urllib.request
+        from prometheus_client.parser import text_string_to_metric_families
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    return sample.value
+        return 0.0
 
     @property
     def address(self) -> str:
@@ -122,11 +136,12 @@ class Cluster:
 
 def start_cluster(redis: Redis, workers: int = 2, *gateway_args: str) -> Cluster:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     gw = subprocess.Popen([PY, "-m", "remotegrad.server.cli", "gateway", "--port", str(port),
-                           "--redis-url", redis.url, "--heartbeat", "0.5", *gateway_args],
+                           "--redis-url", redis.url, "--heartbeat", "0.5",
+                           "--metrics-port", str(metrics_port), *gateway_args],
                           env=env, stdout=subprocess.DEVNULL)
-    c = Cluster(redis, gw, port, env=env)
+    c = Cluster(redis, gw, port, env=env, metrics_port=metrics_port)
     for _ in range(workers):
         c.add_worker()
     c.wait_workers(workers)
@@ -143,6 +158,6 @@ def redis_server():
 @pytest.fixture(scope="session")
 def cluster(redis_server):
     """A gateway and two workers, shared by the tests that only make calls."""
-    c = start_cluster(redis_server, 2)
+    c = start_cluster(redis_server, 2, "--inline-result-bytes", str(1 << 20))
     yield c
     c.close()
