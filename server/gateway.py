@@ -132,19 +132,24 @@ class Gateway:
                 r.data = b""
 
     def _execute(self, req, tenant, timeout, on_cancel) -> pb.ComputeResponse:
-        """Run on the least-loaded worker; once more on another if that one is gone."""
+        """Run on the least-loaded worker; once more on another if that one went away
+        (compute is pure, so a retry is always safe)."""
         tried: tuple = ()
         deadline = None if timeout is None else time.monotonic() + timeout
+        client_gone = []
         while True:
             w = self.pool.acquire(exclude=tried)
             try:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 call = w.stub.Execute.future(req, timeout=left, metadata=(
                     ("x-request-id", request_id.get()), ("x-tenant", tenant)))
-                on_cancel(call.cancel)
+                on_cancel(lambda call=call: (client_gone.append(1), call.cancel()))
                 return call.result()
             except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE or tried:
+                # A worker that died answers UNAVAILABLE; one shutting down may cancel.
+                gone = e.code() == grpc.StatusCode.UNAVAILABLE or (
+                    e.code() == grpc.StatusCode.CANCELLED and not client_gone)
+                if not gone or tried:
                     raise
                 self.pool.mark_dead(w)
                 metrics.RETRIES.inc()

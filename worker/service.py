@@ -111,4 +111,6 @@ def serve(args) -> None:
     health.enter_graceful_shutdown()
     if beat:
         beat.stop()
+        # Gateways drop us at their next registry refresh; keep serving until then.
+        time.sleep(min(2.0, 2 * args.heartbeat))
     server.stop(grace=30).wait()
