@@ -151,3 +151,27 @@ class GuardedStore:
 
     def missing(self, tenant: str, digests: list[str]) -> list[str] | None:
         return self._breaker.call("missing", lambda: self.inner.missing(tenant, digests), None)
+
+
+class TieredStore:
+    """A worker's view of the shared store: recently used tensors stay in this process
+    (an LRU bounded in bytes), so repeated calls over the same parameters skip Redis."""
+
+    def __init__(self, shared, local_bytes: int) -> None:
+        self.inner, self.shared = shared, shared.shared
+        self.local = MemoryTensorStore(local_bytes)
+
+    def get(self, tenant: str, digest: str) -> pb.TensorData | None:
+        msg = self.local.get(tenant, digest)
+        if msg is None:
+            msg = self.inner.get(tenant, digest)
+            if msg is not None:
+                self.local.put(tenant, msg)
+        return msg
+
+    def put(self, tenant: str, msg: pb.TensorData):
+        self.local.put(tenant, msg)
+        return self.inner.put(tenant, msg)
+
+    def missing(self, tenant: str, digests: list[str]):
+        return self.inner.missing(tenant, digests)

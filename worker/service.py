@@ -13,7 +13,8 @@ import time
 from remotegrad.proto import grpc_server, keys
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
-from remotegrad.proto.store import GuardedStore, MemoryTensorStore, RedisTensorStore
+from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
+                                    TieredStore)
 from remotegrad.server import metrics
 from remotegrad.server.errors import abort, status_of
 
@@ -88,6 +89,8 @@ def serve(args) -> None:
     else:
         raw_store = MemoryTensorStore(args.memory_cache_bytes)
     store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
+    if args.redis_url:
+        store = TieredStore(store, args.memory_cache_bytes)
     server = grpc_server.make_server(args.max_inflight)
     port = grpc_server.bind(server, args.host, args.port)
     address = f"{_advertised_host(args.advertise_host)}:{port}"

@@ -67,8 +67,16 @@ class Load:
             t.join(timeout=30)
 
 
-def test_workers_join_and_leave_while_calls_run(redis_server):
-    cluster = start_cluster(redis_server, 1)
+@pytest.fixture
+def own_redis():
+    """A Redis of this test's own: the worker registry in it is this test's alone."""
+    r = start_redis()
+    yield r
+    stop(r.proc)
+
+
+def test_workers_join_and_leave_while_calls_run(own_redis):
+    cluster = start_cluster(own_redis, 1)
     try:
         with Load(cluster.address) as load:
             time.sleep(0.5)
@@ -115,8 +123,8 @@ def test_redis_stopped_and_restarted_under_calls():
         stop(redis.proc)
 
 
-def test_no_workers_fails_fast_then_recovers(redis_server):
-    cluster = start_cluster(redis_server, 1)
+def test_no_workers_fails_fast_then_recovers(own_redis):
+    cluster = start_cluster(own_redis, 1)
     try:
         from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
         stop(cluster.workers[0])
