@@ -7,7 +7,8 @@ find_packages so nested folders (worker/engine/, ...) never drop out of a regula
 from setuptools import find_packages, setup
 
 ROOTS = {"remotegrad": "client", "remotegrad.server": "server",
-         "remotegrad.worker": "worker", "remotegrad.proto": "proto"}
+         "remotegrad.worker": "worker", "remotegrad.proto": "proto",
+         "remotegrad.loadtest": "loadtest"}
 
 package_dir = dict(ROOTS)
 packages = []

@@ -3,16 +3,23 @@
 Nothing is computed here. For each tensor that gets a gradient we record a node
 `grad(outputs, seeds, wrt)`; all the nodes one call records form a batch, fetched together
 in one round trip as soon as any of them is read.
+
+Hooks on non-leaf tensors (and retain_grad) see the gradient at that tensor; a hook that
+returns a new gradient changes what flows further back. Because a gradient is linear in
+its seeds, the change is added as one more (output, seed) pair: the hooked tensor seeded
+with (new - old). Leaf hooks run on the gradient before it is accumulated into `.grad`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from . import _grad_mode
-from ._function import AccumulateGrad, Function, function_class, walk
+from ._function import FREED_MESSAGE, AccumulateGrad, Function, function_class, walk
 from ._node import Node, leaf
-from ._tensor import Tensor
+from ._tensor import Tensor, _edge
 
 
 def _as_list(x) -> list:
@@ -21,20 +28,78 @@ def _as_list(x) -> list:
     return [x] if isinstance(x, Tensor) else list(x)
 
 
-def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[Node]:
-    seeds = []
+@dataclass
+class _Pass:
+    """One backward pass: the outputs and seeds, plus (hooked tensor, seed delta) pairs."""
+
+    outs: list[tuple[Node, Function | None]]
+    seeds: list[tuple[Node, Function | None]]
+    create_graph: bool
+    made: list[Tensor] = field(default_factory=list)
+
+    def gradient(self, wrt: Node, fn: Function | None) -> Tensor:
+        n = len(self.outs)
+        node = Node("grad", tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
+                    + (wrt,), {"n": n}, wrt.meta, tracked=self.create_graph)
+        out = Tensor(node)
+        if self.create_graph:
+            # A gradient depends on the outputs, on the seeds (linearly) and on the input.
+            edges = tuple((f, 0) for _, f in self.outs + self.seeds) + ((fn, 0),)
+            out.grad_fn = function_class("GradBackward")(node, edges)
+        self.made.append(out)
+        return out
+
+    def run_nonleaf_hooks(self, fn: Function) -> None:
+        """Gradient at a hooked non-leaf; a hook's replacement reseeds what lies behind."""
+        g = first = self.gradient(fn.node, fn)
+        for hook in list(fn._hooks or ()):
+            replaced = hook(g)
+            if replaced is not None:
+                g = _checked(replaced, g, "hook")
+        owner = fn._retain() if fn._retain is not None else None
+        if owner is not None:
+            owner._grad = g if owner._grad is None else owner._grad + g
+            self.made.append(owner._grad)
+        if g is not first:
+            self.outs.append((fn.node, fn))
+            delta = g - first
+            self.seeds.append((delta._node, _edge(delta) if self.create_graph else None))
+
+
+def _checked(new, old: Tensor, what: str) -> Tensor:
+    if not isinstance(new, Tensor):
+        raise TypeError(f"{what} returned {type(new).__name__}; expected a Tensor or None")
+    if tuple(new.shape) != tuple(old.shape):
+        raise RuntimeError(f"{what} changed the gradient's shape from {list(old.shape)} "
+                           f"to {list(new.shape)}")
+    return new
+
+
+def _leaf_hooks(t: Tensor, g: Tensor) -> Tensor:
+    for hook in list(t._hooks or ()):
+        replaced = hook(g)
+        if replaced is not None:
+            g = _checked(replaced, g, "hook")
+    return g
+
+
+def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Function | None]]:
+    seeds: list[tuple[Node, Function | None]] = []
     for i, out in enumerate(outputs):
         g = grad_outputs[i] if i < len(grad_outputs) else None
         if g is None:
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            seeds.append(leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)))
+            seeds.append((leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)), None))
             continue
+        if not isinstance(g, Tensor):
+            from ._creation import tensor
+            g = tensor(g, dtype=out.dtype)
         if tuple(g.shape) != tuple(out.shape):
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                 f"output[{i}] has a shape of {out.shape}.")
-        seeds.append(g._node)
+        seeds.append((g._node, _edge(g) if g.requires_grad else None))
     return seeds
 
 
@@ -45,69 +110,133 @@ def _check_outputs(outputs: list[Tensor]) -> None:
                 f"element {i} of tensors does not require grad and does not have a grad_fn")
 
 
-def _gradient(outputs: list[Tensor], seeds: list[Node], wrt: Tensor, wrt_node: Node,
-              create_graph: bool) -> Tensor:
-    node = Node("grad", tuple(o._node for o in outputs) + tuple(seeds) + (wrt_node,),
-                {"n": len(outputs)}, wrt_node.meta, tracked=create_graph)
-    out = Tensor(node)
-    if create_graph:
-        edges = tuple((_edge_of(o), 0) for o in outputs) + ((_edge_of(wrt), 0),)
-        out.grad_fn = function_class("GradBackward")(node, edges)
-    return out
+def _graph(outputs: list[Tensor]) -> list[Function]:
+    """The functions behind the outputs, outputs first; PyTorch's error if a function
+    whose saved tensors were freed by an earlier backward is needed again."""
+    order = walk([o.grad_fn for o in outputs if o.grad_fn is not None])
+    for fn in order:
+        if fn._freed and fn.saves_tensors:
+            raise RuntimeError(FREED_MESSAGE)
+    return order
 
 
-def _edge_of(t: Tensor) -> Function | None:
-    return t.grad_fn if t.grad_fn is not None else (t._accumulator() if t._requires_grad else None)
+def _start(outputs, grad_outputs, create_graph: bool) -> tuple[_Pass, list[Function]]:
+    outs = _as_list(outputs)
+    _check_outputs(outs)
+    seeds = _seeds(outs, _as_list(grad_outputs))
+    order = _graph(outs)
+    p = _Pass([(o._node, o.grad_fn or _edge(o)) for o in outs], seeds, create_graph)
+    with _grad_mode.set_grad_enabled(create_graph):
+        for fn in order:
+            if not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None):
+                p.run_nonleaf_hooks(fn)
+    return p, order
 
 
-def _batch(tensors: list[Tensor]) -> None:
-    nodes = [t._node for t in tensors if t._node.value is None]
+def _finish(p: _Pass, order: list[Function], retain_graph: bool) -> None:
+    if not retain_graph:
+        for fn in order:
+            fn._freed = True
+    batch(p.made)
+
+
+def batch(tensors) -> None:
+    """Fetch these tensors together: reading any of them computes all in one round trip."""
+    nodes = [t._node for t in tensors if t is not None and t._node.value is None]
     for n in nodes:
         n.batch = nodes
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
-             inputs=None) -> None:
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
+             create_graph: bool = False, grad_variables=None, inputs=None) -> None:
+    """Accumulate the gradients of `tensors` into the `.grad` of the leaves (or of
+    `inputs`), as torch.autograd.backward."""
+    if grad_tensors is None:
+        grad_tensors = grad_variables
+    if retain_graph is None:
+        retain_graph = create_graph
     outputs = _as_list(tensors)
-    _check_outputs(outputs)
-    seeds = _seeds(outputs, _as_list(grad_tensors))
+    p, order = _start(outputs, grad_tensors, create_graph)
     if inputs is not None:
-        targets = [(t, t._node) for t in _as_list(inputs)]
+        ins = _as_list(inputs)
+        if not ins:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        targets = [(t, _edge(t)) for t in ins]
     else:
-        fns = walk([o.grad_fn for o in outputs if o.grad_fn is not None])
-        targets = [(f.variable, f.node) for f in fns if isinstance(f, AccumulateGrad)
-                   and f.variable is not None]
-        targets += [(o, o._node) for o in outputs if o.grad_fn is None]
-    updated = []
+        targets = [(f.variable, f) for f in order
+                   if isinstance(f, AccumulateGrad) and f.variable is not None]
+        targets += [(o, _edge(o)) for o in outputs if o.grad_fn is None]
     with _grad_mode.set_grad_enabled(create_graph):
-        for t, node in targets:
-            g = _gradient(outputs, seeds, t, node, create_graph)
-            t.grad = g if t.grad is None else t.grad + g
-            updated.append(t.grad)
-    _batch(updated)
+        for t, fn in targets:
+            if fn is None:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            wrt = fn.node if isinstance(fn, AccumulateGrad) else t._node
+            g = _leaf_hooks(t, p.gradient(wrt, fn)) if t.grad_fn is None else p.gradient(wrt, fn)
+            if not create_graph:
+                g = g.detach() if g.grad_fn is not None else g
+            t._grad = g if t._grad is None else t._grad + g
+            p.made.append(t._grad)
+    _finish(p, order, retain_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         only_inputs=True, allow_unused=None, is_grads_batched=False,
-         materialize_grads=False) -> tuple:
-    outs = _as_list(outputs)
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, only_inputs: bool = True, allow_unused: bool | None = None,
+         is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple:
+    """The gradients of `outputs` with respect to `inputs`, as torch.autograd.grad."""
+    if is_grads_batched:
+        return _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
+                             allow_unused, materialize_grads)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         "materialize_grads=True, but got: allow_unused=False.")
     ins = _as_list(inputs)
-    _check_outputs(outs)
-    seeds = _seeds(outs, _as_list(grad_outputs))
-    reachable = {id(f) for f in walk([o.grad_fn for o in outs if o.grad_fn is not None])}
+    outs = _as_list(outputs)
+    p, order = _start(outs, grad_outputs, create_graph)
+    reachable = {id(f) for f in order}
     results: list[Tensor | None] = []
     with _grad_mode.set_grad_enabled(create_graph):
         for i, t in enumerate(ins):
-            fn = _edge_of(t)
+            fn = _edge(t)
             if fn is None:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
             if id(fn) not in reachable and not any(o is t for o in outs):
-                if not (allow_unused or materialize_grads):
-                    raise RuntimeError(
-                        "One of the differentiated Tensors appears to not have been used in "
-                        "the graph. Set allow_unused=True if this is the desired behavior.")
-                results.append(None)
+                results.append(_unused(t, i, allow_unused, materialize_grads))
                 continue
-            results.append(_gradient(outs, seeds, t, t._node, create_graph))
-    _batch([r for r in results if r is not None])
+            wrt = fn.node if isinstance(fn, AccumulateGrad) else t._node
+            g = p.gradient(wrt, fn)
+            results.append(_leaf_hooks(t, g) if t.grad_fn is None else g)
+    p.made.extend(r for r in results if r is not None)
+    _finish(p, order, retain_graph)
     return tuple(results)
+
+
+def _unused(t: Tensor, i: int, allow_unused: bool, materialize: bool) -> Tensor | None:
+    if not allow_unused:
+        raise RuntimeError(
+            f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
+            "Set allow_unused=True if this is the desired behavior.")
+    if materialize:
+        from ._creation import zeros_like
+        return zeros_like(t)
+    return None
+
+
+def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused,
+                  materialize_grads) -> tuple:
+    """is_grads_batched=True: one gradient per row of the grad_outputs' first dimension,
+    all recorded before anything is fetched (one round trip)."""
+    from ._ops import FUNCTIONS
+    outs, gos = _as_list(outputs), _as_list(grad_outputs)
+    rows = gos[0].shape[0]
+    per_row = [grad(outs, inputs, [g[r] for g in gos], True, create_graph,
+                    allow_unused=allow_unused, materialize_grads=materialize_grads)
+               for r in range(rows)]
+    if not retain_graph:
+        for fn in walk([o.grad_fn for o in outs if o.grad_fn is not None]):
+            fn._freed = True
+    stack = FUNCTIONS["stack"]
+    return tuple(None if col[0] is None else stack(list(col)) for col in zip(*per_row))

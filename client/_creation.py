@@ -1,8 +1,13 @@
-"""Creation functions. Data made here lives on the client as a leaf and travels once."""
+"""Creation functions. Data made here lives on the client as a leaf and travels once.
+
+Random numbers come from the client's generator (`manual_seed` seeds it): a graph stays
+pure, so the same request always gives the same answer on any worker.
+"""
 
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
@@ -13,10 +18,42 @@ from ._tensor import Tensor
 _rng = np.random.default_rng()
 
 
-def manual_seed(seed: int):
-    global _rng
-    _rng = np.random.default_rng(seed)
-    return _rng
+class Generator:
+    """What manual_seed returns (torch.Generator's seeding surface)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._seed = seed
+        self.rng = np.random.default_rng(seed)
+        return self
+
+    def initial_seed(self) -> int | None:
+        return self._seed
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the client's random generator (rand, randn, randint, dropout masks, init)."""
+    return default_generator.manual_seed(builtins.int(seed))
+
+
+def seed() -> int:
+    s = builtins.int(np.random.SeedSequence().entropy % (2**63))
+    manual_seed(s)
+    return s
+
+
+def initial_seed() -> int | None:
+    return default_generator.initial_seed()
+
+
+def rng(generator: Generator | None = None) -> np.random.Generator:
+    return (generator or default_generator).rng
 
 
 def _size(size) -> tuple[int, ...]:
@@ -29,6 +66,8 @@ def _make(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:
     name = _dtypes.resolve(dtype)
     if name is not None and array.dtype.name != name:
         array = array.astype(name)
+    if requires_grad and array.dtype.name not in ("float16", "float32", "float64"):
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     t = Tensor(leaf(array))
     if requires_grad:
         t.requires_grad_(True)
@@ -47,59 +86,206 @@ def _infer_dtype(array: np.ndarray) -> str:
     raise TypeError(f"can't convert data of dtype {array.dtype} to a tensor")
 
 
-def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def _gather(data):
+    """Nested lists may hold tensors (torch.tensor([t1, t2]))."""
     if isinstance(data, Tensor):
-        data = data.detach()._value()
-    array = np.asarray(data)
-    if not isinstance(data, np.ndarray):
+        return data.detach()._value()
+    if isinstance(data, (list, tuple)):
+        return [_gather(d) for d in data]
+    return data
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Tensor:
+    """A new leaf holding a copy of `data` (nested lists, numbers, arrays or tensors)."""
+    was_array = isinstance(data, (np.ndarray, Tensor))
+    array = np.asarray(_gather(data))
+    if not was_array and array.dtype.kind not in "fiub":
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    if not was_array:
         array = array.astype(_dtypes.resolve(dtype) or _infer_dtype(array))
+    elif array.dtype.name not in _dtypes.NAMES:
+        array = array.astype(_infer_dtype(array))
     return _make(np.array(array), dtype, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    if isinstance(data, Tensor) and dtype is None:
-        return data
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
     return tensor(data, dtype=dtype)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
-    return Tensor(leaf(array))
+    """A tensor over a numpy array. Unlike PyTorch it does not share memory: the value is
+    frozen when the tensor is made (a graph's leaves never change under it)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    if array.dtype.name not in _dtypes.NAMES:
+        raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.name}. The only "
+                        "supported types are: float64, float32, float16, int64, int32, int16, "
+                        "int8, uint8, and bool.")
+    return Tensor(leaf(np.array(array)))
 
 
 def _default(dtype) -> str:
     return _dtypes.resolve(dtype) or _dtypes.get_default_dtype().name
 
 
-def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None,
+          layout=None) -> Tensor:
     return _make(np.zeros(_size(size), _default(dtype)), None, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None,
+         layout=None) -> Tensor:
     return _make(np.ones(_size(size), _default(dtype)), None, requires_grad)
 
 
+def empty(*size, dtype=None, device=None, requires_grad: bool = False, **kwargs) -> Tensor:
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
     if dtype is None:
         dtype = ("bool" if isinstance(fill_value, builtins.bool) else
                  "int64" if isinstance(fill_value, builtins.int) else None)
     return _make(np.full(_size((size,)), fill_value, _default(dtype)), None, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+def eye(n: int, m: int | None = None, *, dtype=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    return _make(np.eye(n, n if m is None else m, dtype=_default(dtype)), None, requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _make(_rng.standard_normal(_size(size)).astype(_default(dtype)), None, requires_grad)
+def arange(start, end=None, step=1, *, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    values = [_num(v) for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    integral = all(isinstance(v, builtins.int) for v in values)
+    name = _dtypes.resolve(dtype) or ("int64" if integral else _default(None))
+    count = max(0, math.ceil((values[1] - values[0]) / values[2]))
+    array = (values[0] + np.arange(count, dtype=np.float64) * values[2])
+    return _make(array.astype(name), None, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _make(_rng.random(_size(size)).astype(_default(dtype)), None, requires_grad)
+def linspace(start, end, steps: int, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    n, name = builtins.int(steps), _default(dtype)
+    lo, hi = _num(start), _num(end)
+    if name in ("float32", "float16"):  # PyTorch computes in the output's precision
+        f = np.float32
+        lo, hi = f(lo), f(hi)
+        step = f(f(hi - lo) / f(n - 1)) if n > 1 else f(0)
+        exact, lo, hi, step = np.float64, np.float64(lo), np.float64(hi), np.float64(step)
+    else:
+        step = np.float64((hi - lo) / (n - 1) if n > 1 else 0.0)
+        exact = np.longdouble
+    # The first half counts up from the start, the second down from the end, each value
+    # with one rounding (PyTorch uses fused multiply-adds; a wider type stands in here).
+    i = np.arange(n, dtype=exact)
+    wide = exact(step)
+    array = np.where(i < n // 2, exact(lo) + wide * i, exact(hi) - wide * (n - 1 - i))
+    if n == 1:
+        array = np.array([lo])
+    return _make(array.astype(name), None, requires_grad)
 
 
-def zeros_like(t: Tensor, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    array = np.logspace(_num(start), _num(end), builtins.int(steps), base=base)
+    return _make(array.astype(_default(dtype)), None, requires_grad)
 
 
-def ones_like(t: Tensor, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def _num(v):
+    return v.item() if isinstance(v, Tensor) else v
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    array = rng(generator).standard_normal(_size(size))
+    return _make(array.astype(_default(dtype)), None, requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    array = rng(generator).random(_size(size))
+    return _make(array.astype(_default(dtype)), None, requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
+    if size is None:
+        low, high, size = 0, low, high
+    if high is None:
+        low, high = 0, low
+    array = rng(generator).integers(low, high, _size((size,)))
+    return _make(array.astype(_dtypes.resolve(dtype) or "int64"), None, requires_grad)
+
+
+def randperm(n: int, *, generator=None, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    array = rng(generator).permutation(builtins.int(n))
+    return _make(array.astype(_dtypes.resolve(dtype) or "int64"), None, requires_grad)
+
+
+def normal(mean: float = 0.0, std: float = 1.0, size=None, *, generator=None,
+           dtype=None, requires_grad: bool = False) -> Tensor:
+    array = rng(generator).normal(mean, std, _size((size,)))
+    return _make(array.astype(_default(dtype)), None, requires_grad)
+
+
+# --- *_like ---------------------------------------------------------------------------------
+def _like(t: Tensor, dtype) -> tuple[tuple[int, ...], object]:
+    return tuple(t.shape), dtype or t.dtype
+
+
+def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None) -> Tensor:
+    shape, dt = _like(input, dtype)
+    return zeros(shape, dtype=dt, requires_grad=requires_grad)
+
+
+def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+              memory_format=None) -> Tensor:
+    shape, dt = _like(input, dtype)
+    return ones(shape, dtype=dt, requires_grad=requires_grad)
+
+
+def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None) -> Tensor:
+    return zeros_like(input, dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
+              requires_grad: bool = False, memory_format=None) -> Tensor:
+    shape, dt = _like(input, dtype)
+    return full(shape, fill_value, dtype=dt, requires_grad=requires_grad)
+
+
+def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+              memory_format=None) -> Tensor:
+    shape, dt = _like(input, dtype)
+    return rand(shape, dtype=dt, requires_grad=requires_grad)
+
+
+def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None) -> Tensor:
+    shape, dt = _like(input, dtype)
+    return randn(shape, dtype=dt, requires_grad=requires_grad)
+
+
+def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
+                 requires_grad: bool = False, memory_format=None) -> Tensor:
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype,
+                   requires_grad=requires_grad)
+
+
+__all__ = [
+    "Generator", "arange", "as_tensor", "default_generator", "empty", "empty_like", "eye",
+    "from_numpy", "full", "full_like", "initial_seed", "linspace", "logspace", "manual_seed",
+    "normal", "ones", "ones_like", "rand", "rand_like", "randint", "randint_like", "randn",
+    "randn_like", "randperm", "seed", "tensor", "zeros", "zeros_like",
+]

@@ -17,6 +17,14 @@ class dtype:
         return self.name in FLOATING
 
     @property
+    def is_signed(self) -> bool:
+        return self.name not in ("bool", "uint8")
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    @property
     def itemsize(self) -> int:
         return ITEMSIZE[self.name]
 
@@ -39,6 +47,7 @@ uint8 = _BY_NAME["uint8"]
 bool = _BY_NAME["bool"]
 
 _default = _BY_NAME[DEFAULT_FLOAT]
+NAMES = frozenset(_BY_NAME)
 
 
 def from_name(name: str) -> dtype:

@@ -3,6 +3,10 @@
 They record what the client needs to run backward: the forward node each stands for and
 the edges to the functions of its inputs (`next_functions`), down to the AccumulateGrad of
 each leaf. The arithmetic of the gradient itself is done by the cluster.
+
+A function also remembers what PyTorch's would: whether it saved tensors for backward
+(so a second backward through it without `retain_graph` fails as PyTorch's does), and the
+hooks and `retain_grad` registered on the tensor it produced.
 """
 
 from __future__ import annotations
@@ -15,16 +19,46 @@ from ._node import Node
 if TYPE_CHECKING:
     from ._tensor import Tensor
 
+# PyTorch nodes whose backward needs no saved tensor (only sizes, dims or scalars): a
+# second backward through them succeeds even after the graph was freed.
+NO_SAVED_TENSORS = frozenset({
+    "AccumulateGrad", "AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1",
+    "RsubBackward0", "RsubBackward1", "NegBackward0", "SumBackward0", "SumBackward1",
+    "MeanBackward0", "MeanBackward1", "ViewBackward0", "UnsafeViewBackward0",
+    "ReshapeAliasBackward0", "PermuteBackward0", "TransposeBackward0", "TBackward0",
+    "ToCopyBackward0", "ExpandBackward0", "SelectBackward0", "SliceBackward0",
+    "CloneBackward0", "CatBackward0", "StackBackward0", "UnsqueezeBackward0",
+    "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "AliasBackward0",
+    "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "FlipBackward0",
+    "RepeatBackward0", "DetachBackward0", "SumToSizeBackward0", "ConstantPadNdBackward0",
+    "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
+})
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward."
+)
+
 
 class Function:
-    __slots__ = ("__weakref__", "next_functions", "node")
+    __slots__ = ("__weakref__", "_freed", "_hooks", "_retain", "next_functions", "node")
 
     def __init__(self, node: Node, next_functions: tuple = ()) -> None:
         self.node = node
         self.next_functions = next_functions
+        self._freed = False
+        self._hooks: list | None = None          # hooks of the tensor this node produced
+        self._retain: weakref.ref | None = None  # that tensor, if it called retain_grad()
 
     def name(self) -> str:
         return type(self).__name__
+
+    @property
+    def saves_tensors(self) -> bool:
+        return type(self).__name__ not in NO_SAVED_TENSORS
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {hex(id(self))}>"
@@ -56,15 +90,31 @@ def function_class(name: str) -> type[Function]:
 
 
 def walk(roots: list[Function]) -> list[Function]:
-    """Every function reachable from the roots (iterative, each once)."""
-    seen: set[int] = set()
-    out: list[Function] = []
+    """Every function reachable from the roots, outputs first (a topological order:
+    a function comes before every function it points to)."""
+    found: dict[int, Function] = {}
+    indegree: dict[int, int] = {}
     stack = [r for r in roots if r is not None]
+    for r in stack:
+        found[id(r)] = r
     while stack:
         fn = stack.pop()
-        if id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        out.append(fn)
-        stack.extend(f for f, _ in fn.next_functions if f is not None and id(f) not in seen)
-    return out
+        for nxt, _ in fn.next_functions:
+            if nxt is None:
+                continue
+            indegree[id(nxt)] = indegree.get(id(nxt), 0) + 1
+            if id(nxt) not in found:
+                found[id(nxt)] = nxt
+                stack.append(nxt)
+    ready = [f for f in found.values() if indegree.get(id(f), 0) == 0]
+    order: list[Function] = []
+    while ready:
+        fn = ready.pop()
+        order.append(fn)
+        for nxt, _ in fn.next_functions:
+            if nxt is None:
+                continue
+            indegree[id(nxt)] -= 1
+            if indegree[id(nxt)] == 0:
+                ready.append(nxt)
+    return order

@@ -1,8 +1,12 @@
-"""Grad mode: no_grad, enable_grad, set_grad_enabled, inference_mode (thread-local)."""
+"""Grad mode: no_grad, enable_grad, set_grad_enabled, inference_mode (thread-local).
+
+Each works as a context manager and as a decorator (`@no_grad()`, and bare `@no_grad`).
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 _state = threading.local()
@@ -12,29 +16,55 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "enabled", True)
 
 
+def is_inference_mode_enabled() -> bool:
+    return getattr(_state, "inference", False)
+
+
 def _set(mode: bool) -> None:
     _state.enabled = mode
 
 
 class _Mode:
-    """A context manager and decorator that sets grad mode and restores it on exit."""
+    """Sets grad mode on entry and restores it on exit."""
 
     mode = True
+    inference = None  # None: leave inference mode as it is
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        if len(args) == 1 and callable(args[0]) and not kwargs and cls._bare_ok:
+            self.__init__()
+            return self(args[0])  # bare decorator: @no_grad
+        return self
+
+    _bare_ok = True
 
     def __enter__(self):
-        self._prev = is_grad_enabled()
+        self._prev = (is_grad_enabled(), is_inference_mode_enabled())
         _set(self.mode)
+        if self.inference is not None:
+            _state.inference = self.inference
         return self
 
     def __exit__(self, *exc) -> None:
-        _set(self._prev)
+        _set(self._prev[0])
+        _state.inference = self._prev[1]
+
+    def _fresh(self) -> _Mode:
+        return type(self)()
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            raise TypeError("grad-mode decorators on generator functions are not supported")
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            with self._fresh():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def clone(self) -> _Mode:
+        return self._fresh()
 
 
 class no_grad(_Mode):
@@ -47,21 +77,40 @@ class enable_grad(_Mode):
 
 class inference_mode(_Mode):
     def __init__(self, mode: bool = True) -> None:
-        self.mode = not mode
+        self._on = mode
+        self.mode = not mode if mode else is_grad_enabled()
+        self.inference = mode
 
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with inference_mode(not self.mode):
-                return fn(*args, **kwargs)
-        return wrapper
+    def __enter__(self):
+        if not self._on:
+            self.mode = is_grad_enabled()
+        return super().__enter__()
+
+    def _fresh(self) -> _Mode:
+        return inference_mode(self._on)
 
 
 class set_grad_enabled(_Mode):
+    _bare_ok = False
+
     def __init__(self, mode: bool) -> None:
-        self.mode = mode
-        self._prev = is_grad_enabled()
-        _set(mode)  # like PyTorch, it also works as a plain function call
+        self.mode = bool(mode)
+        self._prev = (is_grad_enabled(), is_inference_mode_enabled())
+        _set(self.mode)  # like PyTorch, it also works as a plain function call
 
     def __enter__(self):
         return self
+
+    def __call__(self, fn):
+        _set(self._prev[0])  # used as a decorator: the call above must not stick
+        return super().__call__(fn)
+
+    def _fresh(self) -> _Mode:
+        return _Restoring(self.mode)
+
+
+class _Restoring(_Mode):
+    _bare_ok = False
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode

@@ -8,6 +8,8 @@ leaf, unless it lies on an autograd path (`tracked`), whose history a gradient n
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from remotegrad.proto import catalog, codec
 from remotegrad.proto.catalog import Meta
@@ -64,3 +66,20 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     except catalog.OpError as e:
         raise RuntimeError(str(e)) from None
     return Node(op, inputs, full, meta, tracked)
+
+
+# Tensors updated in place (optimiser steps, running statistics). Their new values are
+# computed with the next round trip and kept in the cluster (see _wire), so a training
+# loop's graphs do not grow from step to step. Keyed by id: a WeakSet would compare tensors
+# with ==, which builds an `eq` node.
+_updated: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def note_update(tensor) -> None:
+    _updated[id(tensor)] = tensor
+
+
+def pending_updates() -> list[Node]:
+    """Nodes of in-place-updated tensors whose values are neither here nor in the cluster."""
+    return [t._node for t in list(_updated.values())
+            if t._node.value is None and t._node.hash is None and not t._node.tracked]

@@ -3,39 +3,55 @@
 Building a tensor records a node and checks its shape and dtype at once (errors surface at
 the line that made them); nothing is computed until a value is needed (print, item(),
 bool(), numpy(), ...), which costs one round trip for everything that value depends on.
+
+This module holds the Tensor's own state (autograd attributes, conversions, in-place
+updates); the methods that record catalog ops are installed from the table in `_ops`.
 """
 
 from __future__ import annotations
 
 import builtins
+import warnings
+import weakref
 from typing import Any
 
 import numpy as np
+from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 
 from . import _dtypes
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
-from ._node import Node, const, leaf, op_node
+from ._node import Node, const, leaf, note_update, op_node
 
 Scalar = (builtins.bool, builtins.int, builtins.float)
+
+NONLEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead. See github.com/pytorch/pytorch/pull/30531 for more informations."
+)
+_TORCH_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+               "bool": "Bool"}
 
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
-    tensors = [x for x in operands if isinstance(x, Tensor)]
     nodes = tuple(x._node if isinstance(x, Tensor) else _operand(x) for x in operands)
-    track = is_grad_enabled() and any(t.requires_grad for t in tensors)
     node = op_node(op, nodes, attrs, tracked=False)
-    from remotegrad.proto import catalog
     opdef = catalog.get(op)
-    track = track and opdef.differentiable and node.meta.dtype in FLOATING
+    track = (is_grad_enabled() and opdef.differentiable and node.meta.dtype in FLOATING
+             and any(isinstance(x, Tensor) and x.requires_grad for x in operands))
     node.tracked = track
     out = Tensor(node)
     if track:
         edges = tuple((_edge(x), 0) if isinstance(x, Tensor) else (None, 0) for x in operands)
-        out.grad_fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(node, edges)
+        out.grad_fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(
+            node, edges)
     return out
 
 
@@ -44,6 +60,8 @@ def _operand(x: Any) -> Node:
         return const(x)
     if isinstance(x, np.ndarray):
         return leaf(x)
+    if isinstance(x, np.generic):
+        return const(x.item())
     raise TypeError(f"unsupported operand type {type(x).__name__} for a remotegrad op")
 
 
@@ -55,24 +73,54 @@ def _edge(t: Tensor) -> Function | None:
     return None
 
 
+def torch_type_name(dtype: str) -> str:
+    return _TORCH_TYPE[dtype]
+
+
+class RemovableHandle:
+    """What register_hook returns: `remove()` takes the hook off again."""
+
+    def __init__(self, hooks: list, hook) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 class Tensor:
     __slots__ = (
         "__weakref__",
         "_acc",
+        "_alias",
         "_grad",
+        "_hooks",
         "_node",
         "_requires_grad",
-        "_retains_grad",
         "grad_fn",
     )
 
     def __init__(self, node: Node, requires_grad: builtins.bool = False) -> None:
+        if not isinstance(node, Node):  # torch.Tensor(data) / torch.Tensor(2, 3)
+            node = _legacy(node, requires_grad)
+            requires_grad = False
         self._node = node
         self._requires_grad = requires_grad
         self.grad_fn: Function | None = None
         self._grad: Tensor | None = None
         self._acc: AccumulateGrad | None = None
-        self._retains_grad = False
+        self._hooks: list | None = None   # a leaf's hooks (a non-leaf's live on grad_fn)
+        self._alias: list | None = None   # weakrefs to tensors sharing this one's data
+
+    @classmethod
+    def _from_array(cls, array) -> Tensor:
+        return cls(leaf(np.asarray(array)))
 
     # --- autograd attributes ------------------------------------------------------------
     @property
@@ -85,11 +133,9 @@ class Tensor:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use a "
                 "computed variable in a subgraph that doesn't require differentiation use "
-                "var_no_grad = var.detach()."
-            )
+                "var_no_grad = var.detach().")
         if flag and self._node.meta.dtype not in FLOATING:
-            raise RuntimeError(
-                "only Tensors of floating point and complex dtype can require gradients")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self._requires_grad = builtins.bool(flag)
 
     def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
@@ -102,29 +148,97 @@ class Tensor:
 
     @property
     def grad(self) -> Tensor | None:
+        if self.grad_fn is not None and not self.retains_grad and self._grad is None:
+            warnings.warn(NONLEAF_GRAD_WARNING, UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            self._check_grad(value)
         self._grad = value
 
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    def _check_grad(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
+        if tuple(value.shape) != tuple(self.shape):
+            raise RuntimeError(
+                f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of "
+                f"size '{list(self.shape)}'. Please ensure that the gradient and the tensor are "
+                "the same size")
+        if value.dtype != self.dtype:
+            raise RuntimeError(
+                f"attempting to assign a gradient with dtype '{_C_NAMES[value.dtype.name]}' to a "
+                f"tensor with grad_dtype '{torch_type_name(self.dtype.name)}'. The gradient must "
+                "match the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+                "tensor's grad_dtype attribute with a specific dtype, or None to allow any dtype. "
+                "Set grad_dtype with caution. Diverging the dtypes of a tensor and its gradient "
+                "may break downstream systems that assume they match.")
+
+    @property
+    def retains_grad(self) -> builtins.bool:
+        return self.grad_fn is not None and self.grad_fn._retain is not None
+
     def retain_grad(self) -> None:
-        self._retains_grad = True
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self.grad_fn._retain = weakref.ref(self)
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """`hook(grad)` runs when this tensor's gradient is computed; it may return a new
+        gradient. The gradient it sees is lazy: reading its value costs a round trip."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            if self.grad_fn._hooks is None:
+                self.grad_fn._hooks = []
+            hooks = self.grad_fn._hooks
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
 
     def _accumulator(self) -> AccumulateGrad:
         if self._acc is None or self._acc.node is not self._node:
             self._acc = AccumulateGrad(self)
         return self._acc
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    def backward(self, gradient: Tensor | None = None, retain_graph: builtins.bool | None = None,
+                 create_graph: builtins.bool = False, inputs=None) -> None:
         from ._autograd import backward
         backward([self], None if gradient is None else [gradient], retain_graph,
                  create_graph, inputs=inputs)
 
+    # --- detaching and aliasing ------------------------------------------------------------
     def detach(self) -> Tensor:
-        out = Tensor(op_node("detach", (self._node,), None, tracked=False))
-        out._node.value = self._node.value
-        return out
+        node = op_node("detach", (self._node,), None, tracked=False)
+        node.value = self._node.value
+        return self._share(Tensor(node))
+
+    def _share(self, other: Tensor) -> Tensor:
+        """Make `other` an alias of this tensor's data: in-place updates reach both."""
+        if self._alias is None:
+            self._alias = [weakref.ref(self)]
+        elif len(self._alias) > 16:
+            self._alias[:] = [r for r in self._alias if r() is not None]
+        self._alias.append(weakref.ref(other))
+        other._alias = self._alias
+        return other
+
+    def detach_(self) -> Tensor:
+        if self.grad_fn is not None:
+            self._set_node(self.detach()._node)
+            self.grad_fn = None
+        self._requires_grad = False
+        return self
 
     @property
     def data(self) -> Tensor:
@@ -136,45 +250,62 @@ class Tensor:
 
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:
-        if self._node.value is None:
+        node = self._node
+        if node.value is None:
             from ._wire import materialize
-            materialize([self._node])
-        return self._node.value
+            chain = [node]  # a detached view of an unknown value: fetch the value itself
+            while chain[-1].op == "detach" and chain[-1].inputs[0].value is None:
+                chain.append(chain[-1].inputs[0])
+            source = chain[-1].inputs[0] if chain[-1].op == "detach" else chain[-1]
+            if source.value is None:
+                siblings = [m for n in chain if n.batch for m in n.batch]
+                materialize([source, *siblings])
+            for n in chain:
+                n.value = source.value
+        return node.value
 
-    def numpy(self) -> np.ndarray:
-        if self.requires_grad:
+    def numpy(self, *, force: builtins.bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
                 "instead.")
         return self._value()
 
-    def item(self):
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._value()
+        return out if dtype is None else out.astype(dtype)
+
+    def item(self) -> builtins.float | builtins.int | builtins.bool:
         if self.numel() != 1:
             raise RuntimeError(
                 f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
         return self._value().item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self._value().tolist()
+
+    def _scalar(self) -> builtins.float | builtins.int | builtins.bool:
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self._value().item()
 
     def __bool__(self) -> builtins.bool:
         if self.numel() != 1:
-            raise RuntimeError(
-                "Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return builtins.bool(self._value().item())
 
     def __float__(self) -> builtins.float:
-        return builtins.float(self.item())
+        return builtins.float(self._scalar())
 
     def __int__(self) -> builtins.int:
-        return builtins.int(self.item())
+        return builtins.int(self._scalar())
 
     def __index__(self) -> builtins.int:
         if self.dtype.is_floating_point or self.numel() != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return builtins.int(self.item())
 
-    def __repr__(self) -> str:
+    def __repr__(self, *, tensor_contents=None) -> str:
         suffixes = []
         if self.grad_fn is not None:
             suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
@@ -187,6 +318,15 @@ class Tensor:
             return format_scalar(self._value(), spec)
         return object.__format__(self, spec)
 
+    def __iter__(self):
+        if self.dim() == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __reduce_ex__(self, protocol):
+        from ._creation import tensor
+        return (tensor, (self.detach()._value(),))
+
     # --- shape and dtype -----------------------------------------------------------------
     @property
     def shape(self):
@@ -194,15 +334,31 @@ class Tensor:
         return Size(self._node.meta.shape)
 
     def size(self, dim: builtins.int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        return self.shape[_wrap_dim(dim, self.dim())]
 
     def dim(self) -> builtins.int:
         return len(self._node.meta.shape)
 
     ndim = property(dim)
+    ndimension = dim
 
     def numel(self) -> builtins.int:
         return self._node.meta.numel
+
+    nelement = numel
+
+    def element_size(self) -> builtins.int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> builtins.int:
+        return self._node.meta.nbytes
+
+    @property
+    def itemsize(self) -> builtins.int:
+        return self.dtype.itemsize
 
     def __len__(self) -> builtins.int:
         if not self.dim():
@@ -213,17 +369,53 @@ class Tensor:
     def dtype(self) -> _dtypes.dtype:
         return _dtypes.from_name(self._node.meta.dtype)
 
+    def is_floating_point(self) -> builtins.bool:
+        return self._node.meta.dtype in FLOATING
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
+        return self.to(dtype)
+
     @property
     def device(self):
         from ._size import device
         return device("cpu")
 
-    def to(self, dtype=None, *args, **kwargs) -> Tensor:
-        name = _dtypes.resolve(kwargs.get("dtype", dtype if isinstance(dtype, _dtypes.dtype)
-                                          else None))
+    is_cuda = False
+    is_sparse = False
+    is_quantized = False
+    is_meta = False
+    layout = "torch.strided"
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, *args, **kwargs) -> Tensor:
+        return self  # arithmetic already runs on the cluster's devices
+
+    def contiguous(self, *args, **kwargs) -> Tensor:
+        return self
+
+    def is_contiguous(self, *args, **kwargs) -> builtins.bool:
+        return True
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(dtype), to(device), to(device, dtype), to(other): devices are accepted (the
+        cluster chooses where arithmetic runs); a dtype change records a cast."""
+        target = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, Tensor):
+                target = a.dtype
+            elif isinstance(a, _dtypes.dtype):
+                target = a
+        name = _dtypes.resolve(target)
         if name is None or name == self._node.meta.dtype:
             return self
         return apply("cast", self, dtype=name)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
 
     def float(self) -> Tensor:
         return self.to(_dtypes.float32)
@@ -231,138 +423,138 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(_dtypes.float64)
 
+    def half(self) -> Tensor:
+        return self.to(_dtypes.float16)
+
     def long(self) -> Tensor:
         return self.to(_dtypes.int64)
 
     def int(self) -> Tensor:
         return self.to(_dtypes.int32)
 
+    def short(self) -> Tensor:
+        return self.to(_dtypes.int16)
+
     def bool(self) -> Tensor:
         return self.to(_dtypes.bool)
 
-    # --- arithmetic ----------------------------------------------------------------------
-    def __add__(self, o): return apply("add", self, o)
-    def __radd__(self, o): return apply("add", o, self)
-    def __sub__(self, o): return apply("sub", self, o)
-    def __rsub__(self, o): return apply("sub", o, self, torch_name="RsubBackward1")
-    def __mul__(self, o): return apply("mul", self, o)
-    def __rmul__(self, o): return apply("mul", o, self)
-    def __truediv__(self, o): return apply("div", self, o)
-    def __rtruediv__(self, o): return apply("div", o, self)
-    def __neg__(self): return apply("neg", self)
+    def byte(self) -> Tensor:
+        return self.to(_dtypes.uint8)
 
-    def __pow__(self, o):
-        return apply("pow", self, o,
-                     torch_name="PowBackward0" if isinstance(o, Scalar) else "PowBackward1")
+    # --- new_* ---------------------------------------------------------------------------
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+        from ._creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def __rpow__(self, o):
-        return apply("pow", o, self, torch_name="PowBackward2")
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        from ._creation import zeros
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def __eq__(self, o): return apply("eq", self, o)  # noqa: E704
-    def __ne__(self, o): return apply("ne", self, o)  # noqa: E704
-    def __lt__(self, o): return apply("lt", self, o)  # noqa: E704
-    def __le__(self, o): return apply("le", self, o)  # noqa: E704
-    def __gt__(self, o): return apply("gt", self, o)  # noqa: E704
-    def __ge__(self, o): return apply("ge", self, o)  # noqa: E704
-    __hash__ = object.__hash__
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        from ._creation import ones
+        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    add = __add__
-    sub = __sub__
-    mul = __mul__
-    div = __truediv__
-    pow = __pow__
-    neg = __neg__
-    eq = __eq__
-    ne = __ne__
-    lt = __lt__
-    le = __le__
-    gt = __gt__
-    ge = __ge__
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
-    def exp(self): return apply("exp", self)
-    def log(self): return apply("log", self)
-    def sqrt(self): return apply("sqrt", self)
+    def new_full(self, size, fill_value, *, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+        from ._creation import full
+        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
     # --- in place (optimisers, under no_grad) -------------------------------------------
-    def _inplace(self, op: str, *operands) -> Tensor:
-        if self.is_leaf and self._requires_grad and is_grad_enabled():
+    def _set_node(self, node: Node) -> None:
+        self._node = node
+        for ref in self._alias or ():
+            other = ref()
+            if other is not None and other is not self:
+                other._node = node
+
+    def _check_inplace(self) -> None:
+        if self.grad_fn is None and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
-        out = apply(op, self, *operands)
-        if out._node.meta.dtype != self._node.meta.dtype:
-            raise RuntimeError(
-                f"result type {out.dtype.name.capitalize()} can't be cast to the desired output "
-                f"type {self.dtype.name.capitalize()}")
-        self._node = out._node
+
+    def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
+        """Make `out` (computed from this tensor's old value) this tensor's new value."""
+        meta, mine = out._node.meta, self._node.meta
+        if same_shape and meta.shape != mine.shape:
+            raise RuntimeError(f"output with shape {list(mine.shape)} doesn't match the "
+                               f"broadcast shape {list(meta.shape)}")
+        if meta.dtype != mine.dtype:
+            if not _can_cast(meta.dtype, mine.dtype):
+                raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
+                                   f"the desired output type {torch_type_name(mine.dtype)}")
+            out = apply("cast", out, dtype=mine.dtype, torch_name=None)
+        self._set_node(out._node)
         if out.grad_fn is not None:
             self.grad_fn = out.grad_fn
-        from ._wire import note_inplace
-        note_inplace(self)
+        if out._node.value is None:
+            note_update(self)
         return self
 
-    def __iadd__(self, o): return self._inplace("add", o)
-    def __isub__(self, o): return self._inplace("sub", o)
-    def __imul__(self, o): return self._inplace("mul", o)
-    def __itruediv__(self, o): return self._inplace("div", o)
-    add_ = __iadd__
-    sub_ = __isub__
-    mul_ = __imul__
-    div_ = __itruediv__
+    def _inplace(self, op: str, *operands, **attrs) -> Tensor:
+        self._check_inplace()
+        return self._assign(apply(op, self, *operands, **attrs))
 
     def zero_(self) -> Tensor:
-        self._node = leaf(np.zeros(self._node.meta.shape, self._node.meta.dtype))
+        return self.fill_(0)
+
+    def fill_(self, value) -> Tensor:
+        self._check_inplace()
+        if isinstance(value, Tensor):
+            return self._assign(apply("expand", value.to(self.dtype), shape=self._node.meta.shape))
+        array = np.full(self._node.meta.shape, value, self._node.meta.dtype)
+        self._set_node(leaf(array))
+        if self.grad_fn is not None:
+            self.grad_fn = None  # PyTorch records FillBackward; its gradient is zero anyway
         return self
 
-    # --- reductions ----------------------------------------------------------------------
-    def sum(self, dim=None, keepdim=False, *, dtype=None):
-        return apply("sum", self, dim=_dims(dim), keepdim=keepdim,
-                     torch_name="SumBackward0" if dim is None else "SumBackward1")
+    def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
+        self._check_inplace()
+        if not isinstance(src, Tensor):
+            src = Tensor(leaf(np.asarray(src)))
+        src = src.to(self.dtype)
+        if tuple(src.shape) != tuple(self.shape):
+            src = apply("expand", src, shape=self._node.meta.shape)
+        if not src.requires_grad or not is_grad_enabled():
+            node = src._node if src.grad_fn is None else src.detach()._node
+            self._set_node(node)
+            if node.value is None:
+                note_update(self)
+            return self
+        return self._assign(src)
 
-    def mean(self, dim=None, keepdim=False, *, dtype=None):
-        return apply("mean", self, dim=_dims(dim), keepdim=keepdim,
-                     torch_name="MeanBackward0" if dim is None else "MeanBackward1")
+    def set_(self, source: Tensor) -> Tensor:
+        self._set_node(source._node)
+        return self
 
-    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
-        p = 2.0 if p in ("fro", None) else builtins.float(p)
-        return apply("norm", self, p=p, dim=_dims(dim), keepdim=keepdim)
-
-    def all(self, dim=None, keepdim=False):
-        return apply("all", self, dim=_dims(dim), keepdim=keepdim)
-
-    def any(self, dim=None, keepdim=False):
-        return apply("any", self, dim=_dims(dim), keepdim=keepdim)
-
-    # --- shape ---------------------------------------------------------------------------
-    def reshape(self, *shape):
-        shape = _shape_args(shape)
-        shape = _infer_minus_one(shape, self.numel())
-        return apply("reshape", self, shape=shape)
-
-    view = reshape
-
-    def expand(self, *shape):
-        return apply("expand", self, shape=_shape_args(shape))
+    __hash__ = object.__hash__
 
 
-def _dims(dim):
-    if dim is None or isinstance(dim, builtins.int):
-        return dim
-    return tuple(dim)
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
+            "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+            "uint8": "unsigned char", "bool": "bool"}
 
 
-def _shape_args(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple(builtins.int(s) for s in shape)
+def _legacy(data, size) -> Node:
+    if isinstance(data, builtins.int) and not isinstance(data, builtins.bool):
+        shape = (data,) + ((size,) if isinstance(size, builtins.int) and size is not False
+                           and size is not True else ())
+        return leaf(np.zeros(shape, "float32"))
+    return leaf(np.asarray(data, dtype="float32"))
 
 
-def _infer_minus_one(shape: tuple, numel: builtins.int) -> tuple:
-    if -1 not in shape:
-        return shape
-    known = 1
-    for s in shape:
-        if s != -1:
-            known *= s
-    if shape.count(-1) > 1 or known == 0 or numel % known:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-    return tuple(numel // known if s == -1 else s for s in shape)
+def _can_cast(src: str, dst: str) -> builtins.bool:
+    """PyTorch's canCast: no float to integral, no number to bool."""
+    if src in FLOATING and dst not in FLOATING:
+        return False
+    return not (src != "bool" and dst == "bool")
+
+
+def _wrap_dim(dim: builtins.int, ndim: builtins.int) -> builtins.int:
+    lo, hi = (-ndim, ndim - 1) if ndim else (-1, 0)
+    if not lo <= dim <= hi:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+    return dim % ndim if ndim else 0

@@ -11,23 +11,13 @@ next graph names them by hash instead of repeating their history.
 from __future__ import annotations
 
 import uuid
-import weakref
 
 from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.codec import WireNode
 
-from ._node import Node
+from ._node import Node, pending_updates
 from ._session import MissingTensorsError, Session, current
-
-# Keyed by id: a WeakSet would compare tensors with ==, which builds an `eq` node.
-_updated_in_place: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
-
-
-def note_inplace(tensor) -> None:
-    """Remember a tensor whose value became an expression by an in-place update."""
-    _updated_in_place[id(tensor)] = tensor
-
 
 def _travels_as_leaf(node: Node) -> bool:
     known = node.value is not None or node.hash is not None
@@ -41,6 +31,7 @@ def build_request(targets: list[Node], keep: list[Node], session: Session):
     nodes: list[WireNode] = []
     inline: list[pb.TensorData] = []
     uploads: list[pb.TensorData] = []
+    slots: dict[str, int] = {}  # equal bytes in distinct tensors: distinct leaves
     stack: list[tuple[Node, bool]] = [(t, False) for t in reversed(targets)]
     while stack:
         node, ready = stack.pop()
@@ -50,9 +41,12 @@ def build_request(targets: list[Node], keep: list[Node], session: Session):
             if node.hash is None:
                 node.hash = codec.array_hash(node.value)
             ids[id(node)] = len(nodes)
-            nodes.append(WireNode(len(nodes), "leaf", (), {
-                "hash": node.hash, "dtype": node.meta.dtype, "shape": node.meta.shape}))
-            if node.hash not in session.held and node.value is not None:
+            attrs = {"hash": node.hash, "dtype": node.meta.dtype, "shape": node.meta.shape}
+            slot = slots[node.hash] = slots.get(node.hash, -1) + 1
+            if slot:
+                attrs["slot"] = slot
+            nodes.append(WireNode(len(nodes), "leaf", (), attrs))
+            if slot == 0 and node.hash not in session.held and node.value is not None:
                 msg = codec.encode_array(node.value, node.hash)
                 big = node.meta.nbytes > session.stream_threshold
                 (uploads if big else inline).append(msg)
@@ -81,11 +75,6 @@ def _targets(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _pending_updates() -> list[Node]:
-    return [t._node for t in list(_updated_in_place.values())
-            if t._node.value is None and t._node.hash is None and not t._node.tracked]
-
-
 def _send(session: Session, targets: list[Node], keep: list[Node]) -> pb.ComputeResponse:
     req, uploads = build_request(keep + targets, keep, session)
     if uploads:
@@ -99,7 +88,7 @@ def materialize(nodes: list[Node]) -> None:
     if not targets:
         return
     session = current()
-    keep = [k for k in _pending_updates() if all(k is not t for t in targets)]
+    keep = [k for k in pending_updates() if all(k is not t for t in targets)]
     try:
         resp = _send(session, targets, keep)
     except MissingTensorsError:  # the cluster lost leaves it held: send their bytes again

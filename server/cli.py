@@ -1,4 +1,4 @@
-"""The `remotegrad` command: gateway, worker, cluster up, status."""
+"""The `remotegrad` command: gateway, worker, cluster up, status, loadtest."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print the cluster at a glance")
     status.add_argument("--address", default=None,
                         help="gateway address (env REMOTEGRAD_ADDR, default localhost:50051)")
+    from remotegrad.loadtest.cli import add_arguments as add_loadtest_arguments
+    add_loadtest_arguments(sub.add_parser("loadtest", help="a headless Locust load test"))
     return p
 
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         from .status import status
         return status(args)
+    elif args.command == "loadtest":
+        from remotegrad.loadtest.cli import main as loadtest
+        return loadtest(args)
     return 0
 
 

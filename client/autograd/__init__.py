@@ -1,6 +1,9 @@
-"""remotegrad.autograd: backward() and grad(), as in torch.autograd."""
+"""remotegrad.autograd: backward(), grad() and the functional API, as in torch.autograd."""
 
 from .._autograd import backward, grad
 from .._function import Function
+from .._grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
+from . import functional
 
-__all__ = ["Function", "backward", "grad"]
+__all__ = ["Function", "backward", "enable_grad", "functional", "grad", "inference_mode",
+           "no_grad", "set_grad_enabled"]

@@ -1,36 +1,82 @@
-"""The op catalog: one declarative OpDef per op (see _registry.OpDef)."""
+"""The op catalog: one declarative OpDef per op (see _registry.OpDef).
 
-from . import elementwise, reductions, structural  # noqa: F401  (registration)
-from ._registry import CATALOG, REQUIRED, OpDef, get, register
+Modules by topic: elementwise (arithmetic, comparison, logic), mathfn (math functions and
+activations), reductions, linalg, shape, indexing, nn (linear, normalisation, losses),
+conv (conv2d and pooling), structural (sources, casts, where, and the `grad` node).
+
+Names and attributes are PyTorch's (`sum(dim, keepdim)`, `transpose(dim0, dim1)`,
+`cross_entropy(ignore_index, reduction, label_smoothing)`), tensors are inputs in
+PyTorch's argument order, optional tensors (bias, weight) trailing inputs.
+
+Conventions that are not obvious from PyTorch:
+
+- Every op has exactly one output. PyTorch functions that return several tensors are
+  several ops: `max(x, dim)` is `max` (values) and `argmax` (indices); `split` and `chunk`
+  take an `index` attribute and give that one piece.
+- `index` encodes `x[key]` in a string attribute (ints, slices, None, `...`, `T` for each
+  tensor input); a bool mask carries its true-element count in `mask_counts` so that
+  shapes are known before any data is (see indexing.py).
+- `dropout` takes its mask as an input, drawn by the client.
+- Composite ops (`forward=None`, `decompose=...`) are defined by a decomposition into
+  catalog ops; the engine expands them, so they need no derivative rule of their own.
+- `expand` keeps the attribute name `shape` (the SDK's); `broadcast_to(size)` is PyTorch's.
+- Not differentiable at all (listed in NON_DIFFERENTIABLE): comparisons, logic, isnan and
+  friends, argmax/argmin, all/any, and the sources. For ops with an integer input (indices,
+  targets) that input's rule is None.
+"""
+
+from . import (  # noqa: F401  (registration)
+    conv,
+    elementwise,
+    indexing,
+    linalg,
+    mathfn,
+    nn,
+    reductions,
+    shape,
+    structural,
+)
+from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, get, register
 from ._types import (
-                     DEFAULT_FLOAT,
-                     DTYPES,
-                     FLOATING,
-                     INTEGRAL,
-                     ITEMSIZE,
-                     Meta,
-                     OpError,
-                     broadcast_shapes,
-                     promote_types,
-                     result_type,
-                     scalar_meta,
+    DEFAULT_FLOAT,
+    DTYPES,
+    FLOATING,
+    INTEGRAL,
+    ITEMSIZE,
+    Meta,
+    OpError,
+    broadcast_shapes,
+    promote_types,
+    result_type,
+    scalar_meta,
 )
 
+SOURCES = frozenset({"leaf", "const", "full", "grad"})
+NON_DIFFERENTIABLE = frozenset({
+    "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "logical_not", "isnan", "isinf", "isfinite", "argmax", "argmin", "all", "any",
+    "detach", "leaf", "const", "full", "grad",
+})
+
 __all__ = [
-                     "CATALOG",
-                     "DEFAULT_FLOAT",
-                     "DTYPES",
-                     "FLOATING",
-                     "INTEGRAL",
-                     "ITEMSIZE",
-                     "REQUIRED",
-                     "Meta",
-                     "OpDef",
-                     "OpError",
-                     "broadcast_shapes",
-                     "get",
-                     "promote_types",
-                     "register",
-                     "result_type",
-                     "scalar_meta",
+    "CATALOG",
+    "DEFAULT_FLOAT",
+    "DTYPES",
+    "FLOATING",
+    "INTEGRAL",
+    "ITEMSIZE",
+    "NON_DIFFERENTIABLE",
+    "REQUIRED",
+    "SOURCES",
+    "In",
+    "Meta",
+    "OpDef",
+    "OpError",
+    "Sample",
+    "broadcast_shapes",
+    "get",
+    "promote_types",
+    "register",
+    "result_type",
+    "scalar_meta",
 ]

@@ -28,7 +28,37 @@ ATTR_KINDS: dict[str, tuple[type, ...]] = {
     "dims": (int, tuple, type(None)),  # None, one dim or several
     "optional_int": (int, type(None)),
     "optional_float": (float, int, type(None)),
+    "optional_scalar": (bool, int, float, type(None)),
+    "optional_str": (str, type(None)),
+    "optional_dims": (int, tuple, type(None)),
+    "int_or_ints": (int, tuple),
+    "optional_ints": (int, tuple, type(None)),
 }
+
+
+@dataclass(frozen=True)
+class In:
+    """One sample input: shape, kind and value domain. Kinds: "float" (uniform in
+    [low, high)), "int" (int64 in [low, high)), "bool", "mask" (bool, value fixed by the
+    sample's seed), "value" (the exact nested list in `value`)."""
+
+    shape: tuple[int, ...]
+    kind: str = "float"
+    low: float = -2.0
+    high: float = 2.0
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """OpInfo-style sample: inputs and attrs. `grad` lists the inputs differentiated in
+    the tests (default: every float input); `fd` False skips finite differences (kinks)."""
+
+    inputs: tuple[In, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    grad: tuple[int, ...] | None = None
+    fd: bool = True
+    second: bool = True
 
 Rule = Callable[..., Any]
 
@@ -42,12 +72,15 @@ class OpDef:
     vjp: tuple[Rule | None, ...] | None = None # one rule per input; None: not differentiable
     attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (kind, default)
     torch_name: str | None = None              # grad_fn name in PyTorch, e.g. "MulBackward0"
-    variadic_rule: Rule | None = None          # vjp for every input of a variadic op
-    promote: bool = False                      # cast inputs to their result_type first
+    variadic_rule: Rule | None = None          # rule(g, *inputs, out, index, **attrs)
+    promote: bool | tuple[int, ...] = False    # cast inputs (all, or these) to result_type
+    decompose: Rule | None = None              # same value from catalog ops; its vjp is ours
+    samples: tuple[Sample, ...] = ()           # OpInfo-style inputs walked by the tests
 
     @property
     def differentiable(self) -> bool:
-        return self.vjp is not None or self.variadic_rule is not None
+        return (self.vjp is not None or self.variadic_rule is not None
+                or self.decompose is not None)
 
     def rule(self, index: int) -> Rule | None:
         if self.variadic_rule is not None:
@@ -68,7 +101,7 @@ class OpDef:
                 continue
             value = attrs[name]
             if not isinstance(value, ATTR_KINDS[kind]) or (
-                kind in ("int", "optional_int") and isinstance(value, bool)
+                kind in ("int", "optional_int", "int_or_ints") and isinstance(value, bool)
             ):
                 raise OpError(
                     f"{self.name}: attribute '{name}' must be {kind}, got {type(value).__name__}"

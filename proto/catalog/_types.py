@@ -102,12 +102,15 @@ def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy/PyTorch broadcasting, with PyTorch's error message."""
     n = max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    out = []
-    for i, (x, y) in enumerate(zip(pa, pb)):
+    if pa == pb:
+        return pa
+    out = [0] * n
+    for i in range(n - 1, -1, -1):  # PyTorch reports the last mismatching dim
+        x, y = pa[i], pb[i]
         if x == y or y == 1:
-            out.append(x)
+            out[i] = x
         elif x == 1:
-            out.append(y)
+            out[i] = y
         else:
             raise OpError(
                 f"The size of tensor a ({x}) must match the size of tensor b ({y}) "
@@ -130,3 +133,25 @@ def normalize_dims(dim, ndim: int) -> tuple[int, ...]:
             )
         out.add(d % ndim if ndim else 0)
     return tuple(sorted(out))
+
+
+_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                "uint8": "Byte", "bool": "Bool", "float16": "Half", "float32": "Float",
+                "float64": "Double"}
+
+
+def torch_dtype_name(dtype: str) -> str:
+    """The name PyTorch's error messages use for a dtype ("Float", "Long", ...)."""
+    return _TORCH_NAMES[dtype]
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def check_dim(dim: int, ndim: int) -> int:
+    """One dim, wrapped to [0, ndim), with PyTorch's range error (0-d tensors take -1/0)."""
+    return normalize_dims(dim, ndim)[0] if ndim else normalize_dims(dim, 0)[0]

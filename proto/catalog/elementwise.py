@@ -1,10 +1,13 @@
-"""Elementwise ops: arithmetic, math functions and comparisons, with broadcasting and
-PyTorch's type promotion. Broadcasting in derivatives is undone by the engine (one
-`unbroadcast`), never inside a rule."""
+"""Elementwise arithmetic, comparison and logic, with broadcasting and PyTorch's type
+promotion (weak Python scalars included). Broadcasting in derivatives is undone by the
+engine (one `unbroadcast`), never inside a rule. Comparisons and logic ops give bool
+results and are not differentiable (vjp=None)."""
 
 from __future__ import annotations
 
 from ._registry import OpDef, register
+from ._samples import B, C, F, P, S
+from ._samples import binary as binary_samples
 from ._types import (
     DEFAULT_FLOAT,
     FLOATING,
@@ -13,10 +16,11 @@ from ._types import (
     broadcast_shapes,
     promote_types,
     result_type,
+    scalar_meta,
 )
 
 
-def _broadcast(metas: list[Meta]) -> tuple[int, ...]:
+def broadcast_all(metas: list[Meta]) -> tuple[int, ...]:
     shape: tuple[int, ...] = ()
     for m in metas:
         shape = broadcast_shapes(shape, m.shape)
@@ -26,82 +30,204 @@ def _broadcast(metas: list[Meta]) -> tuple[int, ...]:
 def infer_binary(metas: list[Meta]) -> Meta:
     if all(m.weak for m in metas):  # arithmetic on Python scalars stays a full-precision scalar
         return Meta((), promote_types(metas[0].dtype, metas[1].dtype), weak=True)
-    return Meta(_broadcast(metas), result_type(metas))
+    return Meta(broadcast_all(metas), result_type(metas))
 
 
-def infer_true_div(metas: list[Meta]) -> Meta:
-    dtype = result_type(metas)
-    return Meta(_broadcast(metas), dtype if dtype in FLOATING else DEFAULT_FLOAT)
+def _no_bool_sub(metas: list[Meta]) -> Meta:
+    out = infer_binary(metas)
+    if out.dtype == "bool":
+        raise OpError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                      "Use the `^` or `logical_xor()` operator instead.")
+    return out
+
+
+def _infer_div(metas: list[Meta], rounding_mode) -> Meta:
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise OpError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                      f"but found '{rounding_mode}'")
+    out = infer_binary(metas)
+    if rounding_mode is None and out.dtype not in FLOATING:
+        return Meta(out.shape, DEFAULT_FLOAT)
+    return out
 
 
 def infer_compare(metas: list[Meta]) -> Meta:
-    return Meta(_broadcast(metas), "bool")
+    return Meta(broadcast_all(metas), "bool")
 
 
-def infer_same(metas: list[Meta]) -> Meta:
-    return Meta(metas[0].shape, metas[0].dtype)
+def _div_forward(xp, a, b, rounding_mode):
+    if rounding_mode is None:
+        return xp.true_divide(a, b)
+    if rounding_mode == "floor":
+        return xp.floor_divide(a, b)
+    if a.dtype.kind == "f":
+        return xp.trunc(xp.true_divide(a, b))
+    q = xp.floor_divide(a, b)  # integer truncation: floor, plus one where signs differ
+    return q + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
 
 
-def infer_float_unary(metas: list[Meta]) -> Meta:
-    """exp, log, ...: integer inputs give the default float dtype, as in PyTorch."""
-    m = metas[0]
-    return Meta(m.shape, m.dtype if m.dtype in FLOATING else DEFAULT_FLOAT)
+# --- derivative rules ---------------------------------------------------------------------
+def _div_x(g, x, y, out, rounding_mode):
+    return g / y if rounding_mode is None else None  # rounded division: zero gradient
 
 
-def _no_bool(name):
-    def infer(metas: list[Meta]) -> Meta:
-        out = infer_binary(metas)
-        if out.dtype == "bool":
-            raise OpError(
-                "Subtraction, the `-` operator, with two bool tensors is not supported. "
-                "Use the `^` or `logical_xor()` operator instead." if name == "sub"
-                else f"{name}: not supported for bool tensors"
-            )
-        return out
-    return infer
+def _div_y(g, x, y, out, rounding_mode):
+    return -g * x / (y * y) if rounding_mode is None else None
 
 
-def binary(name, fwd, vjp, torch_name, infer=infer_binary):
-    return register(OpDef(name, 2, lambda metas: infer(metas), fwd, vjp,
-                          torch_name=torch_name, promote=True))
+def _pow_x(g, x, y, out):
+    # d/dx x^y = y x^(y-1), defined as 0 where y == 0 (PyTorch masks it the same way).
+    return (y == 0).where(0.0, g * y * x ** (y - 1))
 
 
-def unary(name, fwd, rule, torch_name, infer=infer_float_unary):
-    return register(OpDef(name, 1, lambda metas: infer(metas), fwd,
-                          None if rule is None else (rule,), torch_name=torch_name,
-                          promote=infer is infer_float_unary))
+def _pow_y(g, x, y, out):
+    # d/dy x^y = x^y log x, defined as 0 where x == 0 and y >= 0.
+    return ((x == 0) & (y >= 0)).where(0.0, g * out * x.log())
 
 
-def compare(name, ufunc):
-    return register(OpDef(name, 2, lambda metas: infer_compare(metas),
-                          lambda xp, a, b: getattr(xp, ufunc)(a, b), None, promote=True))
+def _max_rule(g, x, y, mine):
+    """maximum/minimum: the gradient goes to the winner; ties split it evenly."""
+    return (x == y).where(g / 2, mine.where(g, 0.0))
 
+
+def binary(name, fwd, vjp, torch_name, infer=infer_binary, samples=binary_samples(), attrs=None):
+    return register(OpDef(name, 2, infer, fwd, vjp, attrs=attrs or {},
+                          torch_name=torch_name, promote=True, samples=samples))
+
+
+_SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
 
 # --- arithmetic -------------------------------------------------------------------------
-binary("add", lambda xp, a, b: a + b,
-       (lambda g, x, y, out: g, lambda g, x, y, out: g), "AddBackward0")
-binary("sub", lambda xp, a, b: a - b,
-       (lambda g, x, y, out: g, lambda g, x, y, out: -g), "SubBackward0", _no_bool("sub"))
+binary("add", lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
+       (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: g * alpha if alpha != 1 else g),
+       "AddBackward0", lambda m, alpha: infer_binary(m),
+       binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),),
+       attrs={"alpha": ("scalar", 1)})
+binary("sub", lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
+       (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: -g * alpha),
+       "SubBackward0", lambda m, alpha: _no_bool_sub(m),
+       binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=0.5),),
+       attrs={"alpha": ("scalar", 1)})
 binary("mul", lambda xp, a, b: a * b,
-       (lambda g, x, y, out: g * y, lambda g, x, y, out: g * x), "MulBackward0")
-binary("div", lambda xp, a, b: xp.true_divide(a, b),
-       (lambda g, x, y, out: g / y, lambda g, x, y, out: -g * out / y),
-       "DivBackward0", infer_true_div)
-binary("pow", lambda xp, a, b: xp.power(a, b),
-       (lambda g, x, y, out: g * y * x ** (y - 1),
-        lambda g, x, y, out: g * out * x.log()),
-       "PowBackward0")
-unary("neg", lambda xp, a: -a, lambda g, x, out: -g, "NegBackward0", infer_same)
+       (lambda g, x, y, out: g * y, lambda g, x, y, out: g * x), "MulBackward0",
+       samples=binary_samples() + _SCALAR_SAMPLES)
+binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
+       binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
+                       S(F(3, 4), P(4), rounding_mode="floor", fd=False),
+                       S(F(3, 4), P(4), rounding_mode="trunc", fd=False)),
+       attrs={"rounding_mode": ("optional_str", None)})
+binary("pow", lambda xp, a, b: xp.power(a, b), (_pow_x, _pow_y), "PowBackward0",
+       samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
+                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
+binary("maximum", lambda xp, a, b: xp.maximum(a, b),
+       (lambda g, x, y, out: _max_rule(g, x, y, x > y),
+        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MaximumBackward0")
+binary("minimum", lambda xp, a, b: xp.minimum(a, b),
+       (lambda g, x, y, out: _max_rule(g, x, y, x < y),
+        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0")
+# remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
+binary("remainder", lambda xp, a, b: xp.remainder(a, b),
+       (lambda g, x, y, out: g,
+        lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
+       samples=(S(F(3, 4, low=-5, high=5), P(4), fd=False),
+                S(F(2, 3, low=-5, high=5), C(1.5), fd=False)))
+binary("fmod", lambda xp, a, b: xp.fmod(a, b),
+       (lambda g, x, y, out: g,
+        lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
+       samples=(S(F(3, 4, low=-5, high=5), P(4), fd=False),
+                S(F(2, 3, low=-5, high=5), C(1.5), fd=False)))
 
-# --- math -------------------------------------------------------------------------------
-unary("exp", lambda xp, a: xp.exp(a), lambda g, x, out: g * out, "ExpBackward0")
-unary("log", lambda xp, a: xp.log(a), lambda g, x, out: g / x, "LogBackward0")
-unary("sqrt", lambda xp, a: xp.sqrt(a), lambda g, x, out: g / (out * 2), "SqrtBackward0")
 
-# --- comparison (bool results, not differentiable) --------------------------------------
+def _infer_neg(metas):
+    if metas[0].dtype == "bool":
+        raise OpError("Negation, the `-` operator, on a bool tensor is not supported. If you "
+                      "are trying to invert a mask, use the `~` or `logical_not()` operator "
+                      "instead.")
+    return Meta(metas[0].shape, metas[0].dtype, metas[0].weak)
+
+
+_UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
+register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
+               torch_name="NegBackward0", samples=_UNARY))
+register(OpDef("abs", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.abs(a),
+               (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
+               samples=_UNARY))
+register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.sign(a),
+               (lambda g, x, out: None,), torch_name="SignBackward0", samples=_UNARY))
+
+
+def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)
+    if min is None and max is None:
+        raise OpError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    extra = [scalar_meta(v) for v in (min, max) if v is not None]
+    return Meta(metas[0].shape, result_type([metas[0], *extra]))
+
+
+def _clamp_forward(xp, a, min, max):  # noqa: A002
+    if min is not None:
+        a = xp.maximum(a, min)
+    if max is not None:
+        a = xp.minimum(a, max)
+    return a
+
+
+def _clamp_vjp(g, x, out, min, max):  # noqa: A002
+    inside = None
+    if min is not None:
+        inside = x >= min
+    if max is not None:
+        inside = (x <= max) if inside is None else inside & (x <= max)
+    return inside.where(g, 0.0)
+
+
+register(OpDef("clamp", 1, _infer_clamp, _clamp_forward, (_clamp_vjp,),
+               attrs={"min": ("optional_scalar", None), "max": ("optional_scalar", None)},
+               torch_name="ClampBackward1",
+               samples=(S(F(3, 4), min=-0.5, max=0.7), S(F(), min=0.1), S(F(2, 3), max=0.2),
+                        S(F(0, 2), min=-1.0, max=1.0))))
+
+
+# --- comparison and logic (bool results, not differentiable) ----------------------------
+def compare(name, ufunc, infer=infer_compare, nin=2):
+    smp = (S(F(3, 4), F(4)), S(F(2, 3), C(0.5)), S(F(0, 2), F(2)))
+    if name.startswith("logical"):  # PyTorch takes no Python number here
+        smp = (S(F(3, 4), F(4)), S(B(2, 3), B(2, 3)), S(F(0, 2), F(2)))
+    if nin == 1:
+        smp = (S(F(3, 4)), S(F()), S(F(0, 2)))
+    return register(OpDef(name, nin, infer, getattr(_fwd, ufunc), None,
+                          promote=nin == 2, samples=smp))
+
+
+class _fwd:  # forwards looked up by name so the table below stays one line per op
+    equal = staticmethod(lambda xp, a, b: xp.equal(a, b))
+    not_equal = staticmethod(lambda xp, a, b: xp.not_equal(a, b))
+    less = staticmethod(lambda xp, a, b: xp.less(a, b))
+    less_equal = staticmethod(lambda xp, a, b: xp.less_equal(a, b))
+    greater = staticmethod(lambda xp, a, b: xp.greater(a, b))
+    greater_equal = staticmethod(lambda xp, a, b: xp.greater_equal(a, b))
+    logical_and = staticmethod(lambda xp, a, b: xp.logical_and(a, b))
+    logical_or = staticmethod(lambda xp, a, b: xp.logical_or(a, b))
+    logical_xor = staticmethod(lambda xp, a, b: xp.logical_xor(a, b))
+    logical_not = staticmethod(lambda xp, a: xp.logical_not(a))
+    isnan = staticmethod(lambda xp, a: xp.isnan(a))
+    isinf = staticmethod(lambda xp, a: xp.isinf(a))
+    isfinite = staticmethod(lambda xp, a: xp.isfinite(a))
+
+
+def _bool_unary(metas):
+    return Meta(metas[0].shape, "bool")
+
+
 compare("eq", "equal")
 compare("ne", "not_equal")
 compare("lt", "less")
 compare("le", "less_equal")
 compare("gt", "greater")
 compare("ge", "greater_equal")
+compare("logical_and", "logical_and")
+compare("logical_or", "logical_or")
+compare("logical_xor", "logical_xor")
+compare("logical_not", "logical_not", _bool_unary, 1)
+compare("isnan", "isnan", _bool_unary, 1)
+compare("isinf", "isinf", _bool_unary, 1)
+compare("isfinite", "isfinite", _bool_unary, 1)

@@ -1,9 +1,23 @@
-"""Reductions over all or some dims, with keepdim."""
+"""Reductions over all or some dims (with keepdim), scans and softmax.
+
+Max/min with indices are two single-output ops each (see the catalog docstring):
+`max(dim)` gives the values, `argmax(dim)` the indices.
+"""
 
 from __future__ import annotations
 
 from ._registry import OpDef, register
-from ._types import FLOATING, INTEGRAL, Meta, OpError, normalize_dims
+from ._samples import F, S
+from ._types import (
+    FLOATING,
+    INTEGRAL,
+    Meta,
+    OpError,
+    check_dim,
+    normalize_dims,
+    numel,
+    torch_dtype_name,
+)
 
 _DIMS = {"dim": ("dims", None), "keepdim": ("bool", False)}
 
@@ -15,18 +29,19 @@ def reduced_shape(shape: tuple[int, ...], dim, keepdim: bool) -> tuple[int, ...]
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
-def _axes(dim, ndim):
-    return None if dim is None else normalize_dims(dim, ndim)
+def axes(dim, ndim):
+    """numpy's axis argument for a dims attribute (None: all dims)."""
+    return None if dim is None or not ndim else normalize_dims(dim, ndim)
 
 
-def keep_shape(x, dim, keepdim):
-    """The shape of a reduction's output with the reduced dims kept as size 1: the shape
-    its gradient is reshaped to before it is expanded back over the input."""
-    return reduced_shape(x.shape, dim, True)
+def kept(g, x, dim):
+    """A reduction's gradient reshaped with the reduced dims kept as size 1, so that it
+    broadcasts against the input (the engine expands a rule's result to the input)."""
+    return g.reshape(shape=reduced_shape(x.shape, dim, True))
 
 
-def _expand_back(g, x, dim, keepdim):
-    return g.reshape(shape=keep_shape(x, dim, keepdim)).expand(shape=x.shape)
+def count(x, dim) -> int:
+    return numel(x.shape) // max(1, numel(reduced_shape(x.shape, dim, True)))
 
 
 def _infer_sum(metas, dim, keepdim):
@@ -35,88 +50,268 @@ def _infer_sum(metas, dim, keepdim):
     return Meta(reduced_shape(m.shape, dim, keepdim), dtype)
 
 
-def _infer_mean(metas, dim, keepdim):
-    m = metas[0]
+def _need_float(name, m):
     if m.dtype not in FLOATING:
-        raise OpError(
-            "mean(): could not infer output dtype. Input dtype must be either a floating "
-            f"point or complex dtype. Got: {_torch_dtype_name(m.dtype)}"
-        )
-    return Meta(reduced_shape(m.shape, dim, keepdim), m.dtype)
+        raise OpError(f"{name}(): could not infer output dtype. Input dtype must be either "
+                      f"a floating point or complex dtype. Got: {torch_dtype_name(m.dtype)}")
 
 
-def _infer_norm(metas, p, dim, keepdim):
-    m = metas[0]
-    if m.dtype not in FLOATING:
-        raise OpError(
-            "linalg.vector_norm: Expected a floating point or complex tensor as input. "
-            f"Got {_torch_dtype_name(m.dtype)}"
-        )
-    return Meta(reduced_shape(m.shape, dim, keepdim), m.dtype)
+def _infer_float_reduce(name):
+    def infer(metas, dim, keepdim, **_):
+        _need_float(name, metas[0])
+        return Meta(reduced_shape(metas[0].shape, dim, keepdim), metas[0].dtype)
+    return infer
+
+
+def _nonempty(name, m, dim):
+    for d in normalize_dims(dim, len(m.shape)):
+        if m.shape and m.shape[d] == 0:
+            raise OpError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    if dim is None and numel(m.shape) == 0:
+        raise OpError(f"{name}(): Expected reduction dim to be specified for input.numel() "
+                      "== 0. Specify the reduction dim with the 'dim' argument.")
+
+
+def _infer_extreme(name, dtype=None):
+    def infer(metas, dim, keepdim):
+        m = metas[0]
+        _nonempty(name, m, dim)
+        return Meta(reduced_shape(m.shape, dim, keepdim and dim is not None), dtype or m.dtype)
+    return infer
+
+
+def _evenly(g, x, out, dim):
+    """amax/amin (and full max/min): ties share the gradient evenly, as in PyTorch."""
+    hit = (x == kept(out, x, dim)).cast(dtype=g.dtype)
+    return kept(g, x, dim) * hit / hit.sum(dim=dim, keepdim=True)
+
+
+def _to_index(g, x, out, dim, keepdim, arg):
+    """max/min along a dim: the gradient goes to the index the forward picked."""
+    if dim is None:
+        return _evenly(g, x, out, dim)
+    idx = getattr(x, arg)(dim=dim, keepdim=True)
+    return x.full_like(0.0).scatter_add(idx, kept(g, x, dim), dim=dim)
+
+
+_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
+            S(F()), S(F(0, 3), dim=1), S(F(2, 3, 4), dim=-1))
+_NONEMPTY = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
+             S(F()), S(F(0, 3), dim=1), S(F(2, 3, 4), dim=-1))
+_ONE_DIM = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0),
+            S(F()), S(F(0, 3), dim=1), S(F(2, 3, 4), dim=-1))
+
+
+def reduction(name, infer, fwd, rule, torch_name=None, samples=_SAMPLES, attrs=None):
+    register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
+                   attrs=attrs or dict(_DIMS), torch_name=torch_name, samples=samples))
+
+
+reduction("sum", _infer_sum,
+          lambda xp, a, dim, keepdim: xp.sum(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          lambda g, x, out, dim, keepdim: kept(g, x, dim), "SumBackward0")
+reduction("mean", _infer_float_reduce("mean"),
+          lambda xp, a, dim, keepdim: xp.mean(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          lambda g, x, out, dim, keepdim: kept(g, x, dim) / count(x, dim), "MeanBackward0")
+
+
+def _prod_vjp(g, x, out, dim, keepdim):
+    # Product of the other elements, exact with zeros: replace zeros by one, divide the
+    # product out, and keep it only where no *other* element of the slice is zero.
+    zero = x == 0
+    x1 = zero.where(1.0, x)
+    total = x1.prod(dim=dim, keepdim=True)
+    zc = zero.cast(dtype="int64")
+    others_zero = zc.sum(dim=dim, keepdim=True) - zc
+    return (others_zero == 0).where(kept(g, x, dim) * total / x1, 0.0)
+
+
+def _prod_forward(xp, a, dim, keepdim):
+    return xp.prod(a, axis=axes(dim, a.ndim), keepdims=keepdim)
+
+
+reduction("prod", _infer_sum, _prod_forward, _prod_vjp, "ProdBackward0",
+          _ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3), fd=False)),
+          attrs={"dim": ("optional_int", None), "keepdim": ("bool", False)})
+reduction("amax", _infer_extreme("amax"),
+          lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AmaxBackward0",
+          _NONEMPTY[:4] + _NONEMPTY[5:])
+reduction("amin", _infer_extreme("amin"),
+          lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AminBackward0",
+          _NONEMPTY[:4] + _NONEMPTY[5:])
+
+_ONE = {"dim": ("optional_int", None), "keepdim": ("bool", False)}
+_MAXS = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0), S(F()),
+         S(F(2, 3, 4), dim=-1))
+
+
+def _extreme_forward(name):
+    def fwd(xp, a, dim, keepdim):
+        return getattr(a, name)(axis=dim, keepdims=keepdim and dim is not None)
+    return fwd
+
+
+reduction("max", _infer_extreme("max"), _extreme_forward("max"),
+          lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmax"),
+          "MaxBackward1", _MAXS, _ONE)
+reduction("min", _infer_extreme("min"), _extreme_forward("min"),
+          lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmin"),
+          "MinBackward1", _MAXS, _ONE)
+
+
+def _arg_forward(name):
+    def fwd(xp, a, dim, keepdim):
+        if dim is None:
+            r = getattr(xp, name)(a)
+            return r.reshape((1,) * a.ndim) if keepdim else r
+        return getattr(xp, name)(a, axis=dim, keepdims=keepdim)
+    return fwd
+
+
+reduction("argmax", _infer_extreme("argmax", "int64"), _arg_forward("argmax"), None,
+          samples=_MAXS, attrs=_ONE)
+reduction("argmin", _infer_extreme("argmin", "int64"), _arg_forward("argmin"), None,
+          samples=_MAXS, attrs=_ONE)
 
 
 def _infer_bool_reduce(metas, dim, keepdim):
     return Meta(reduced_shape(metas[0].shape, dim, keepdim), "bool")
 
 
-def _torch_dtype_name(dtype: str) -> str:
-    return {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
-            "uint8": "Byte", "bool": "Bool", "float16": "Half", "float32": "Float",
-            "float64": "Double"}[dtype]
+reduction("all", _infer_bool_reduce,
+          lambda xp, a, dim, keepdim: xp.all(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          None)
+reduction("any", _infer_bool_reduce,
+          lambda xp, a, dim, keepdim: xp.any(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+          None)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+# --- statistics ---------------------------------------------------------------------------
+_VAR = {"dim": ("dims", None), "correction": ("scalar", 1), "keepdim": ("bool", False)}
 
 
-def _count(x, dim) -> int:
-    return _numel(x.shape) // max(1, _numel(reduced_shape(x.shape, dim, True)))
+def _var_forward(xp, a, dim, correction, keepdim):
+    return xp.var(a, axis=axes(dim, a.ndim), ddof=correction, keepdims=keepdim)
+
+
+def _var_vjp(g, x, out, dim, correction, keepdim):
+    centred = x - x.mean(dim=dim, keepdim=True)
+    return kept(g, x, dim) * centred * (2.0 / (count(x, dim) - correction))
+
+
+def _std_vjp(g, x, out, dim, correction, keepdim):
+    centred = x - x.mean(dim=dim, keepdim=True)
+    return kept(g / out, x, dim) * centred * (1.0 / (count(x, dim) - correction))
+
+
+_VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
+                S(F(3, 4), dim=0, correction=0), S(F(2, 5), dim=1, correction=2))
+reduction("var", _infer_float_reduce("var"), _var_forward, _var_vjp, "VarBackward0",
+          _VAR_SAMPLES, dict(_VAR))
+reduction("std", _infer_float_reduce("std"),
+          lambda xp, a, **kw: xp.sqrt(_var_forward(xp, a, **kw)), _std_vjp, "StdBackward0",
+          _VAR_SAMPLES, dict(_VAR))
+
+
+def _infer_norm(metas, p, dim, keepdim):
+    m = metas[0]
+    if m.dtype not in FLOATING:
+        raise OpError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                      f"input. Got {torch_dtype_name(m.dtype)}")
+    return Meta(reduced_shape(m.shape, dim, keepdim), m.dtype)
 
 
 def _norm_forward(xp, a, p, dim, keepdim):
-    axes = _axes(dim, a.ndim)
+    ax = axes(dim, a.ndim)
     if p == 2.0:
-        return xp.sqrt(xp.sum(a * a, axis=axes, keepdims=keepdim))
+        return xp.sqrt(xp.sum(a * a, axis=ax, keepdims=keepdim))
     if p == float("inf"):
-        return xp.max(xp.abs(a), axis=axes, keepdims=keepdim)
-    return xp.sum(xp.abs(a) ** p, axis=axes, keepdims=keepdim) ** (1.0 / p)
+        return xp.max(xp.abs(a), axis=ax, keepdims=keepdim)
+    if p == 1.0:
+        return xp.sum(xp.abs(a), axis=ax, keepdims=keepdim)
+    return xp.sum(xp.abs(a) ** p, axis=ax, keepdims=keepdim) ** (1.0 / p)
 
 
 def _norm_vjp(g, x, out, p, dim, keepdim):
-    if p != 2.0:
-        raise OpError(f"norm: derivative for p={p} is not implemented yet")
-    # d||x||/dx = x / ||x||; PyTorch defines the gradient at ||x|| = 0 as 0.
-    safe = (out == 0).where(out.full_like(1.0), out)
-    return x * _expand_back(g / safe, x, dim, keepdim)
+    if p == 1.0:
+        return kept(g, x, dim) * x.sign()
+    if p == float("inf"):
+        return _evenly(g, x.abs(), out, dim) * x.sign()
+    # d||x||_p/dx = x |x|^(p-2) / ||x||^(p-1); PyTorch defines it as 0 where ||x|| = 0.
+    safe = kept((out == 0).where(1.0, out), x, dim)
+    scale = kept(g, x, dim) / safe ** (p - 1)
+    return x * scale if p == 2.0 else x * x.abs() ** (p - 2) * scale
 
 
-register(OpDef(
-    "sum", 1, lambda metas, dim, keepdim: _infer_sum(metas, dim, keepdim),
-    lambda xp, a, dim, keepdim: xp.sum(a, axis=_axes(dim, a.ndim), keepdims=keepdim),
-    (lambda g, x, out, dim, keepdim: _expand_back(g, x, dim, keepdim),),
-    attrs=dict(_DIMS), torch_name="SumBackward0",
-))
-register(OpDef(
-    "mean", 1, lambda metas, dim, keepdim: _infer_mean(metas, dim, keepdim),
-    lambda xp, a, dim, keepdim: xp.mean(a, axis=_axes(dim, a.ndim), keepdims=keepdim),
-    (lambda g, x, out, dim, keepdim: _expand_back(g, x, dim, keepdim) / _count(x, dim),),
-    attrs=dict(_DIMS), torch_name="MeanBackward0",
-))
-register(OpDef(
-    "norm", 1, lambda metas, p, dim, keepdim: _infer_norm(metas, p, dim, keepdim),
-    _norm_forward, (_norm_vjp,),
-    attrs={"p": ("float", 2.0), **_DIMS}, torch_name="LinalgVectorNormBackward0",
-))
-register(OpDef(
-    "all", 1, lambda metas, dim, keepdim: _infer_bool_reduce(metas, dim, keepdim),
-    lambda xp, a, dim, keepdim: xp.all(a, axis=_axes(dim, a.ndim), keepdims=keepdim),
-    attrs=dict(_DIMS),
-))
-register(OpDef(
-    "any", 1, lambda metas, dim, keepdim: _infer_bool_reduce(metas, dim, keepdim),
-    lambda xp, a, dim, keepdim: xp.any(a, axis=_axes(dim, a.ndim), keepdims=keepdim),
-    attrs=dict(_DIMS),
-))
+reduction("norm", _infer_norm, _norm_forward, _norm_vjp, "LinalgVectorNormBackward0",
+          (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0, fd=False),
+           S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=3.0, dim=0), S(F()),
+           S(F(0, 3), dim=1)),
+          {"p": ("float", 2.0), **_DIMS})
+
+
+def _logsumexp_forward(xp, a, dim, keepdim):
+    ax = axes(dim, a.ndim)
+    m = xp.max(a, axis=ax, keepdims=True) if a.size else xp.zeros((1,) * a.ndim, a.dtype)
+    m = xp.where(xp.isfinite(m), m, 0)
+    out = xp.log(xp.sum(xp.exp(a - m), axis=ax, keepdims=True)) + m
+    return out if keepdim else out.reshape(reduced_shape(a.shape, dim, False))
+
+
+reduction("logsumexp", _infer_float_reduce("logsumexp"), _logsumexp_forward,
+          lambda g, x, out, dim, keepdim: kept(g, x, dim) * (x - kept(out, x, dim)).exp(),
+          "LogsumexpBackward0",
+          (S(F(3, 4), dim=1), S(F(3, 4), dim=(0, 1), keepdim=True), S(F(2, 3, 4), dim=-1),
+           S(F(), dim=0), S(F(0, 3), dim=1)),
+          {"dim": ("dims", (0,)), "keepdim": ("bool", False)})
+
+
+# --- scans and softmax --------------------------------------------------------------------
+def _infer_scan(metas, dim):
+    m = metas[0]
+    check_dim(dim, len(m.shape))
+    dtype = "int64" if m.dtype in INTEGRAL or m.dtype == "bool" else m.dtype
+    return Meta(m.shape, dtype)
+
+
+def _infer_softmax(metas, dim):
+    m = metas[0]
+    check_dim(dim, len(m.shape))
+    if m.dtype not in FLOATING:
+        raise OpError(f'"softmax_lastdim_kernel_impl" not implemented for '
+                      f"'{torch_dtype_name(m.dtype)}'")
+    return Meta(m.shape, m.dtype)
+
+
+def _softmax_forward(xp, a, dim):
+    e = xp.exp(a - xp.max(a, axis=dim, keepdims=True)) if a.size else a.copy()
+    e /= xp.sum(e, axis=dim, keepdims=True)
+    return e
+
+
+def _log_softmax_forward(xp, a, dim):
+    if not a.size:
+        return a.copy()
+    s = a - xp.max(a, axis=dim, keepdims=True)
+    s -= xp.log(xp.sum(xp.exp(s), axis=dim, keepdims=True))
+    return s
+
+
+_SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 3), dim=1),
+                 S(F(2, 3, 4), dim=-1))
+_ATTR_DIM = {"dim": ("int", 0)}
+register(OpDef("cumsum", 1, _infer_scan,
+               lambda xp, a, dim: xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape),
+               (lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),),
+               attrs=dict(_ATTR_DIM), torch_name="CumsumBackward0", samples=_SCAN_SAMPLES))
+register(OpDef("softmax", 1, _infer_softmax,
+               lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),
+               (lambda g, x, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),),
+               attrs=dict(_ATTR_DIM), torch_name="SoftmaxBackward0", samples=_SCAN_SAMPLES))
+register(OpDef("log_softmax", 1, _infer_softmax,
+               lambda xp, a, dim: _log_softmax_forward(xp, a, dim if a.ndim else None),
+               (lambda g, x, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),),
+               attrs=dict(_ATTR_DIM), torch_name="LogSoftmaxBackward0",
+               samples=_SCAN_SAMPLES))

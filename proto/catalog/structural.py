@@ -10,7 +10,8 @@ gradient is itself a graph that can be cached, shipped and differentiated again.
 from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
-from ._types import DTYPES, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
+from ._samples import B, C, F, S
+from ._types import DTYPES, FLOATING, ITEMSIZE, Meta, OpError, broadcast_shapes, scalar_meta
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -25,7 +26,7 @@ def _check_dtype(dtype: str) -> str:
     return dtype
 
 
-def _infer_leaf(metas, hash, dtype, shape):
+def _infer_leaf(metas, hash, dtype, shape, slot):
     return Meta(_check_shape(shape), _check_dtype(dtype))
 
 
@@ -90,6 +91,8 @@ def _infer_grad(metas, n):
                 f"and output[0] has a shape of torch.Size({list(out.shape)})."
             )
     wrt = metas[-1]
+    if wrt.dtype not in FLOATING:
+        raise OpError("only Tensors of floating point and complex dtype can require gradients")
     return Meta(wrt.shape, wrt.dtype)
 
 
@@ -101,7 +104,10 @@ def _check_leaf_bytes(meta: Meta, nbytes: int) -> None:
 
 register(OpDef("leaf", 0, _infer_leaf, None,
                attrs={"hash": ("str", REQUIRED), "dtype": ("str", REQUIRED),
-                      "shape": ("ints", REQUIRED)}))
+                      "shape": ("ints", REQUIRED),
+                      # Tells apart distinct tensors with equal bytes in one graph, so
+                      # that each gets its own gradient (0 for the first, 1, 2, ...).
+                      "slot": ("int", 0)}))
 register(OpDef("const", 0, lambda metas, value: scalar_meta(value),
                lambda xp, value: xp.asarray(value, dtype=scalar_meta(value).dtype),
                attrs={"value": ("scalar", REQUIRED)}))
@@ -110,24 +116,34 @@ register(OpDef("full", 0, _infer_full,
                attrs={"shape": ("ints", REQUIRED), "value": ("scalar", REQUIRED),
                       "dtype": ("str", REQUIRED)}))
 register(OpDef("detach", 1, lambda metas: Meta(metas[0].shape, metas[0].dtype),
-               lambda xp, a: a))
+               lambda xp, a: a, samples=(S(F(3, 4)), S(F()))))
 register(OpDef("cast", 1, lambda metas, dtype: Meta(metas[0].shape, _check_dtype(dtype)),
                lambda xp, a, dtype: a.astype(dtype),
                (lambda g, x, out, dtype: g.cast(dtype=x.dtype),),
-               attrs={"dtype": ("str", REQUIRED)}, torch_name="ToCopyBackward0"))
+               attrs={"dtype": ("str", REQUIRED)}, torch_name="ToCopyBackward0",
+               samples=(S(F(3, 4), dtype="float64"), S(F(3, 4), dtype="float32", fd=False),
+                        S(F(2, 3), dtype="int64"), S(F(), dtype="float16", fd=False))))
 register(OpDef("reshape", 1, _infer_reshape, lambda xp, a, shape: a.reshape(shape),
                (lambda g, x, out, shape: g.reshape(shape=x.shape),),
-               attrs={"shape": ("ints", REQUIRED)}, torch_name="ViewBackward0"))
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="ViewBackward0",
+               samples=(S(F(3, 4), shape=(2, 6)), S(F(), shape=(1, 1)), S(F(0, 3), shape=(3, 0)),
+                        S(F(2, 3, 4), shape=(24,)))))
 register(OpDef("expand", 1, _infer_expand, lambda xp, a, shape: xp.broadcast_to(a, shape),
                (lambda g, x, out, shape: g.sum_to(shape=x.shape),),
-               attrs={"shape": ("ints", REQUIRED)}, torch_name="ExpandBackward0"))
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="ExpandBackward0",
+               samples=(S(F(3), shape=(2, 3)), S(F(2, 1), shape=(2, 4)), S(F(), shape=(2, 2)),
+                        S(F(1, 3), shape=(0, 3)))))
 register(OpDef("sum_to", 1, _infer_sum_to, _sum_to,
                (lambda g, x, out, shape: g.expand(shape=x.shape),),
-               attrs={"shape": ("ints", REQUIRED)}, torch_name="SumToSizeBackward0"))
+               attrs={"shape": ("ints", REQUIRED)}, torch_name="SumToSizeBackward0",
+               samples=(S(F(2, 3), shape=(3,)), S(F(2, 4), shape=(2, 1)), S(F(2, 2), shape=()),
+                        S(F(0, 3), shape=(1, 3)))))
 register(OpDef("where", 3, lambda metas: _infer_where(metas),
                lambda xp, c, a, b: xp.where(c, a, b),
                (None,
                 lambda g, c, x, y, out: c.where(g, g.full_like(0.0)),
                 lambda g, c, x, y, out: c.where(g.full_like(0.0), g)),
-               torch_name="WhereBackward0"))
+               torch_name="WhereBackward0", promote=(1, 2),
+               samples=(S(B(3, 4), F(3, 4), F(3, 4)), S(B(3, 1), F(1, 4), F()),
+                        S(B(0, 2), F(2), F(0, 2)), S(B(2, 3), F(2, 3), C(0.5)))))
 register(OpDef("grad", -1, _infer_grad, None, attrs={"n": ("int", REQUIRED)}))

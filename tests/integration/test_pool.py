@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import start_cluster, start_redis, stop, wait_until
+from procs import start_cluster, start_redis, stop, wait_until
 from remotegrad.proto import codec
 from remotegrad.proto.codec import WireNode
 

@@ -1,17 +1,29 @@
-"""The autograd engine: wire graph → engine graph → grad nodes lowered → run on xp."""
+"""The autograd engine: wire graph → engine graph → grad nodes lowered → composites
+expanded → compiled Program → run on xp.
+
+Compiling is the slow part, so Programs are cached by the graph's *structure*: ops,
+wiring, attributes, and each leaf's dtype and shape, with leaf hashes replaced by their
+first-occurrence number. A training loop that sends the same graph with new weights each
+step compiles once.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import WireNode
 
-from .autodiff import lower, vjp
-from .executor import LeafLookup, run
+from .autodiff import lower, materialize, vjp
+from .executor import LeafLookup, Program, run
 from .graph import Graph, Sym
 
-__all__ = ["Graph", "OpError", "Sym", "build", "execute", "lower", "run", "vjp"]
+__all__ = ["Graph", "OpError", "Program", "Sym", "build", "compile_graph", "execute",
+           "lower", "materialize", "run", "vjp"]
+
+CACHE_SIZE = 256
+_cache: OrderedDict[tuple, tuple[Program, list[int]]] = OrderedDict()
 
 
 def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
@@ -37,7 +49,65 @@ def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
     return g, [ids[t] for t in targets]
 
 
+def compile_graph(g: Graph, targets: list[int], xp: Any) -> Program:
+    """Lower grad nodes, expand composites, plan: a Program ready to run on `xp`."""
+    lowered, lt = lower(g, targets)
+    final, ft = materialize(lowered, lt)
+    return Program(final, ft, xp)
+
+
+def _structure(nodes: list[WireNode], targets: list[int]):
+    """The cache key, and the distinct leaf hashes in first-occurrence order."""
+    pos: dict[int, int] = {}
+    hashes: dict[str, int] = {}
+    key: list[tuple] = []
+    for p, n in enumerate(nodes):
+        pos[n.id] = p
+        a = n.attrs
+        if n.op == "leaf":
+            h = a.get("hash")
+            k = hashes.setdefault(h, len(hashes))
+            key.append(("leaf", k, a.get("dtype"), a.get("shape")))
+        else:
+            # The value's type is part of the key: const 2 (int64) is not const 2.0.
+            key.append((n.op, tuple(map(pos.__getitem__, n.inputs)),
+                        tuple((k, type(v), v) for k, v in a.items())))
+    return (tuple(key), tuple(pos.get(t, -1) for t in targets)), list(hashes)
+
+
 def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any) -> list[Any]:
-    g, t = build(nodes, targets)
-    lowered, lt = lower(g, t)
-    return run(lowered, lt, leaf, xp)
+    try:
+        key, hashes = _structure(nodes, targets)
+        hash(key)
+    except (KeyError, TypeError):  # malformed graph: let build() say what is wrong
+        key, hashes = None, []
+    entry = _cache.get((key, id(xp))) if key is not None else None
+    if entry is None:
+        g, t = build(_canonical(nodes, hashes), targets)
+        prog = compile_graph(g, t, xp)
+        order = {f"leaf{k}": k for k in range(len(hashes))}
+        slots = [order[g_hash] for g_hash in _leaf_hashes(prog)]
+        entry = (prog, slots)
+        if key is not None:
+            _cache[(key, id(xp))] = entry
+            if len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    else:
+        _cache.move_to_end((key, id(xp)))
+    prog, slots = entry
+    return prog.run([leaf(hashes[k]) for k in slots])
+
+
+def _canonical(nodes: list[WireNode], hashes: list[str]) -> list[WireNode]:
+    """Leaf hashes renamed to `leaf<k>`, so a compiled Program is independent of the data."""
+    index = {h: k for k, h in enumerate(hashes)}
+    out = []
+    for n in nodes:
+        if n.op == "leaf" and n.attrs.get("hash") in index:
+            n = WireNode(n.id, n.op, n.inputs, {**n.attrs, "hash": f"leaf{index[n.attrs['hash']]}"})
+        out.append(n)
+    return out
+
+
+def _leaf_hashes(prog: Program) -> list[str]:
+    return [prog.leaf_hashes[i] for i in range(len(prog.leaves))]

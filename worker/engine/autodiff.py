@@ -6,6 +6,9 @@ one reverse sweep over it, written with the catalog's derivative rules, yields t
 gradient as new nodes. Grad nodes that share outputs and seeds are answered by the same
 sweep. Gradients of gradients work because an inner grad node is lowered before an outer
 one reads it.
+
+An op with no rule of its own but a decomposition (gelu, silu, the losses) is
+differentiated through its decomposition, built on the fly in the same graph.
 """
 
 from __future__ import annotations
@@ -13,23 +16,32 @@ from __future__ import annotations
 from collections import defaultdict
 
 from remotegrad.proto import catalog
+from remotegrad.proto.catalog import OpError, broadcast_shapes
 
 from .graph import Graph, Sym
 
 
 def unbroadcast(g: Graph, cot: int, shape: tuple[int, ...], dtype: str) -> int:
-    """Sum a cotangent back to an input's shape and cast it to the input's dtype."""
-    meta = g.metas[cot]
-    if meta.shape != shape:
-        cot = g.add("sum_to", (cot,), {"shape": shape})
+    """Bring a contribution to an input's shape and dtype: sum over dims it was broadcast
+    along, or expand one a rule left smaller (a reduction's kept-dims gradient)."""
+    have = g.metas[cot].shape
+    if have != shape:
+        try:
+            grows = broadcast_shapes(have, shape) == shape
+        except OpError:
+            grows = False
+        op = "expand" if grows else "sum_to"
+        cot = g.add(op, (cot,), {"shape": shape})
     if g.metas[cot].dtype != dtype:
         cot = g.add("cast", (cot,), {"dtype": dtype})
     return cot
 
 
 def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int]) -> list[int]:
-    """Nodes holding sum_k seed_k · d(output_k)/d(wrt), for each wrt, in one reverse sweep."""
-    order = g.needed(outputs)
+    """Nodes holding sum_k seed_k · d(output_k)/d(wrt), for each wrt, in one reverse sweep.
+    A wrt the outputs do not depend on gets zeros."""
+    lo = min(wrts, default=0)
+    order = g.needed(outputs, lo)
     wrtset = set(wrts)
     reach: set[int] = set()  # nodes through which a gradient can flow from some wrt
     for n in order:
@@ -38,34 +50,51 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int]) -> list
             reach.add(n)
     cot: dict[int, int] = {}
     for out, seed in zip(outputs, seeds):
+        if out not in reach:
+            continue
         seed = unbroadcast(g, seed, g.metas[out].shape, g.metas[out].dtype)
         cot[out] = g.add("add", (cot[out], seed)) if out in cot else seed
     for n in reversed(order):
-        if n not in reach or n not in cot or g.ops[n] == "leaf":
-            continue
-        _backprop_node(g, n, cot, reach)
-    return [cot[w] if w in cot else _zeros(g, w) for w in wrts]
+        if n in cot and n in reach:
+            _backprop_node(g, n, cot, reach)
+    return [cot[w] if w in cot else zeros(g, w) for w in wrts]
 
 
 def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> None:
     opdef = catalog.get(g.ops[n])
-    if not opdef.differentiable:
+    if not opdef.differentiable or g.ops[n] == "leaf":
         return
-    args = [Sym(g, i) for i in g.inputs[n]]
-    for idx, i in enumerate(g.inputs[n]):
-        if i not in reach or g.metas[i].dtype not in catalog.FLOATING:
+    inputs = g.inputs[n]
+    want = [idx for idx, i in enumerate(inputs)
+            if i in reach and g.metas[i].dtype in catalog.FLOATING]
+    if not want:
+        return
+    args = [Sym(g, i) for i in inputs]
+    if opdef.vjp is None and opdef.variadic_rule is None:
+        contribs = _through_decomposition(g, n, opdef, args, cot[n], want)
+    else:
+        contribs = []
+        for idx in want:
+            kw = {"index": idx} if opdef.variadic_rule is not None else {}
+            rule = opdef.rule(idx)
+            c = None if rule is None else rule(Sym(g, cot[n]), *args, out=Sym(g, n), **kw,
+                                               **g.attrs[n])
+            contribs.append(None if c is None else c.id)
+    for idx, c in zip(want, contribs):
+        if c is None:
             continue
-        rule = opdef.rule(idx)
-        if rule is None:
-            continue
-        contrib = rule(Sym(g, cot[n]), *args, out=Sym(g, n), **g.attrs[n])
-        if contrib is None:
-            continue
-        c = unbroadcast(g, contrib.id, g.metas[i].shape, g.metas[i].dtype)
+        i = inputs[idx]
+        c = unbroadcast(g, c, g.metas[i].shape, g.metas[i].dtype)
         cot[i] = g.add("add", (cot[i], c)) if i in cot else c
 
 
-def _zeros(g: Graph, w: int) -> int:
+def _through_decomposition(g, n, opdef, args, seed, want):
+    value = opdef.decompose(*args, **g.attrs[n])
+    wrts = [args[idx].id for idx in want]
+    return vjp(g, [value.id], [seed], wrts)
+
+
+def zeros(g: Graph, w: int) -> int:
     m = g.metas[w]
     return g.add("full", (), {"shape": m.shape, "value": 0.0, "dtype": m.dtype})
 
@@ -102,3 +131,41 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
                 new[m] = dst.add("full", (), {"shape": wm.shape, "value": 0.0,
                                               "dtype": wm.dtype})
     return dst, [new[t] for t in targets]
+
+
+def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
+    """The graph the executor runs: composites replaced by their decompositions and the
+    casts of type promotion made explicit nodes, so running needs no per-node checks."""
+    dst = Graph()
+    new: dict[int, int] = {}
+    for n in src.needed(targets):
+        op, ins, attrs = src.ops[n], [new[i] for i in src.inputs[n]], src.attrs[n]
+        opdef = catalog.get(op)
+        if opdef.forward is None and opdef.decompose is not None:
+            nid = opdef.decompose(*(Sym(dst, i) for i in ins), **attrs).id
+            nid = _conform(dst, nid, src.metas[n], op)
+        else:
+            if opdef.promote:
+                ins = _cast_inputs(dst, opdef, ins)
+            nid = dst.add(op, tuple(ins), attrs)
+        new[n] = nid
+    return dst, [new[t] for t in targets]
+
+
+def _conform(g: Graph, nid: int, meta, op: str) -> int:
+    if g.metas[nid].shape != meta.shape:
+        raise OpError(f"{op}: decomposition gave shape {list(g.metas[nid].shape)}, the op "
+                      f"says {list(meta.shape)}")
+    if g.metas[nid].dtype != meta.dtype:
+        nid = g.add("cast", (nid,), {"dtype": meta.dtype})
+    return nid
+
+
+def _cast_inputs(g: Graph, opdef, ins: list[int]) -> list[int]:
+    which = range(len(ins)) if opdef.promote is True else opdef.promote
+    dtype = catalog.result_type([g.metas[ins[i]] for i in which])
+    out = list(ins)
+    for i in which:
+        if g.metas[ins[i]].dtype != dtype:
+            out[i] = g.add("cast", (ins[i],), {"dtype": dtype})
+    return out

@@ -35,7 +35,8 @@ class Graph:
     def __len__(self) -> int:
         return len(self.ops)
 
-    def add(self, op: str, inputs: tuple[int, ...] | list[int] = (), attrs: dict | None = None) -> int:
+    def add(self, op: str, inputs: tuple[int, ...] | list[int] = (),
+            attrs: dict | None = None) -> int:
         inputs = tuple(inputs)
         opdef = catalog.get(op)
         meta, full = opdef.check([self.metas[i] for i in inputs], attrs or {})
@@ -51,16 +52,18 @@ class Graph:
         self._cse[key] = nid
         return nid
 
-    def needed(self, targets: list[int]) -> list[int]:
-        """Ids of the nodes the targets depend on, in topological (id) order."""
+    def needed(self, targets: list[int], lo: int = 0) -> list[int]:
+        """Ids of the nodes the targets depend on, in topological (id) order; with `lo`,
+        only those with id >= lo (a reverse sweep from wrt nodes never goes below them)."""
         mark = bytearray(len(self.ops))
         for t in targets:
             mark[t] = 1
-        for n in range(max(targets, default=-1), -1, -1):
+        inputs = self.inputs
+        for n in range(max(targets, default=-1), lo - 1, -1):
             if mark[n]:
-                for i in self.inputs[n]:
+                for i in inputs[n]:
                     mark[i] = 1
-        return [n for n in range(len(mark)) if mark[n]]
+        return [n for n in range(lo, len(mark)) if mark[n]]
 
     def sym(self, nid: int) -> Sym:
         return Sym(self, nid)
@@ -86,6 +89,15 @@ class Sym:
     @property
     def dtype(self) -> str:
         return self.meta.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.meta.shape)
+
+    def new_full(self, shape: tuple[int, ...], value: float | bool) -> Sym:
+        """A constant tensor of this node's dtype (torch.Tensor.new_full)."""
+        return Sym(self.g, self.g.add("full", (), {"shape": tuple(shape), "value": value,
+                                                    "dtype": self.dtype}))
 
     def _lift(self, other: Any) -> int:
         if isinstance(other, Sym):
@@ -121,6 +133,11 @@ class Sym:
     __pow__ = lambda self, o: self.op("pow", o)
     __rpow__ = lambda self, o: self.rop("pow", o)
     __neg__ = lambda self: self.op("neg")
+    __abs__ = lambda self: self.op("abs")
+    __and__ = lambda self, o: self.op("logical_and", o)
+    __or__ = lambda self, o: self.op("logical_or", o)
+    __xor__ = lambda self, o: self.op("logical_xor", o)
+    __invert__ = lambda self: self.op("logical_not")
     __eq__ = lambda self, o: self.op("eq", o)
     __ne__ = lambda self, o: self.op("ne", o)
     __lt__ = lambda self, o: self.op("lt", o)

@@ -1,0 +1,89 @@
+"""Installs the op table on Tensor and gathers the module-level functions
+(`remotegrad.add`, `remotegrad.matmul`, ...) that `remotegrad/__init__` re-exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _ops, _operators, _shape
+from ._tensor import Tensor, apply
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    return input.clone()
+
+
+def detach(input: Tensor) -> Tensor:
+    return input.detach()
+
+
+def _clone(self: Tensor, *, memory_format=None) -> Tensor:
+    return apply("cast", self, dtype=self._node.meta.dtype, torch_name="CloneBackward0")
+
+
+Tensor.clone = _clone
+
+
+# --- composed on the client where the catalog has no op of its own -------------------------
+def _square(input: Tensor) -> Tensor:
+    return apply("pow", input, 2, torch_name="PowBackward0")
+
+
+def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
+
+
+def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    return apply("add", input, tensor1 / tensor2 * value, torch_name="AddcdivBackward0")
+
+
+def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    return apply("add", input, (end - input) * weight, torch_name="LerpBackward0")
+
+
+COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp}
+
+
+def _install_composed() -> dict[str, Any]:
+    from remotegrad.proto import catalog
+    out = {}
+    for name, fn in COMPOSED.items():
+        if name in catalog.CATALOG:
+            continue
+        out[name] = fn
+        setattr(Tensor, name, fn)
+        setattr(Tensor, f"{name}_", _inplace_of(fn))
+    return out
+
+
+def _inplace_of(fn):
+    def method(self, *args, **kwargs):
+        self._check_inplace()
+        return self._assign(fn(self, *args, **kwargs))
+    return method
+
+
+def _random_fill(name: str):
+    def method(self, *args, generator=None, **kwargs):
+        from .nn import init
+        return getattr(init, name)(self, *args, generator=generator, **kwargs)
+    return method
+
+
+Tensor.uniform_ = _random_fill("uniform_")
+Tensor.normal_ = _random_fill("normal_")
+
+FUNCTIONS: dict[str, Any] = {}
+FUNCTIONS.update(_ops.install())
+FUNCTIONS.update(_operators.install())
+FUNCTIONS.update(_shape.install())
+FUNCTIONS.update(_install_composed())
+FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach)

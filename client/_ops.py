@@ -1,0 +1,283 @@
+"""One table maps PyTorch's names to the op catalog; methods, in-place methods and module
+functions are generated from it.
+
+Each entry says which catalog op a PyTorch name records, PyTorch's positional parameters
+after the tensor inputs (keywords are taken by name), and which forms exist: `m` a Tensor
+method, `f` a `remotegrad.<name>` function, `i` an in-place method `<name>_`. An entry
+whose op the catalog does not have (yet) is simply not installed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from remotegrad.proto import catalog
+
+from . import _dtypes
+from ._tensor import Tensor, apply
+
+
+@dataclass(frozen=True)
+class Spec:
+    op: str
+    params: tuple[str, ...] = ()        # PyTorch's positional parameters after the inputs
+    forms: str = "mf"                   # m: method, f: function, i: in-place method
+    inputs: tuple[str, ...] = ("input", "other", "third")  # keyword names of the inputs
+    grad: str | Callable[..., str] | None = None  # grad_fn name (default: the catalog's)
+    adapt: Callable[[list, dict], tuple[list, dict]] | None = None
+    nin: int | None = None              # tensor inputs (default: the catalog's arity)
+
+
+# --- adapters: PyTorch's argument conventions → catalog attributes ------------------------
+def _var(operands: list, kw: dict) -> tuple[list, dict]:
+    unbiased = kw.pop("unbiased", None)
+    if isinstance(kw.get("dim"), builtins.bool):  # var(True): the old unbiased position
+        unbiased = kw.pop("dim")
+    if unbiased is not None and kw.get("correction") is None:
+        kw["correction"] = 1 if unbiased else 0
+    if kw.get("correction") is None:
+        kw.pop("correction", None)
+    return operands, kw
+
+
+def _norm(operands: list, kw: dict) -> tuple[list, dict]:
+    p = kw.get("p", "fro")
+    kw["p"] = 2.0 if p in ("fro", None) else builtins.float(p)
+    return operands, kw
+
+
+def _clamp(operands: list, kw: dict) -> tuple[list, dict]:
+    if kw.get("min") is None and kw.get("max") is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return operands, kw
+
+
+def _softmax(operands: list, kw: dict) -> tuple[list, dict]:
+    kw.pop("_stacklevel", None)
+    if kw.get("dim") is None:
+        raise TypeError("softmax() missing required argument 'dim'")
+    return operands, kw
+
+
+def _dim_name(backward0: str, backward1: str) -> Callable[..., str]:
+    return lambda operands, attrs: backward0 if attrs.get("dim") is None else backward1
+
+
+def _pow_name(operands: list, attrs: dict) -> str:
+    if not isinstance(operands[0], Tensor):
+        return "PowBackward2"
+    return "PowBackward1" if isinstance(operands[1], Tensor) else "PowBackward0"
+
+
+def _matmul_name(operands: list, attrs: dict) -> str:
+    dims = tuple(getattr(t, "ndim", 0) for t in operands[:2])
+    return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4",
+            (2, 2): "MmBackward0"}.get(dims, "UnsafeViewBackward0")
+
+
+def _div_name(operands: list, attrs: dict) -> str:
+    return "DivBackward0" if attrs.get("rounding_mode") is None else "DivBackward2"
+
+
+def _move(*names: str):
+    """PyTorch passes these tensors after `dim` (index_select(input, dim, index))."""
+    def adapt(operands: list, kw: dict) -> tuple[list, dict]:
+        for n in names:
+            if n not in kw:
+                raise TypeError(f"missing required argument '{n}'")
+            operands.append(kw.pop(n))
+        return operands, kw
+    return adapt
+
+
+_CLAMP = dict(params=("min", "max"), forms="mfi", adapt=_clamp)
+_RED = ("dim", "keepdim")
+_SUM = dict(params=_RED, grad=_dim_name("SumBackward0", "SumBackward1"))
+
+TABLE: dict[str, Spec] = {
+    # arithmetic
+    "add": Spec("add", forms="mfi"), "sub": Spec("sub", forms="mfi"),
+    "subtract": Spec("sub", forms="mfi"), "mul": Spec("mul", forms="mfi"),
+    "multiply": Spec("mul", forms="mfi"),
+    "div": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
+    "divide": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
+    "true_divide": Spec("div", forms="mfi"),
+    "pow": Spec("pow", forms="mfi", inputs=("input", "exponent"), grad=_pow_name),
+    "neg": Spec("neg", forms="mfi"), "negative": Spec("neg", forms="mfi"),
+    "abs": Spec("abs", forms="mfi"), "absolute": Spec("abs", forms="mfi"),
+    "sign": Spec("sign", forms="mfi"), "reciprocal": Spec("reciprocal", forms="mfi"),
+    "maximum": Spec("maximum"), "minimum": Spec("minimum"),
+    "fmod": Spec("fmod", forms="mfi"), "remainder": Spec("remainder", forms="mfi"),
+    "clamp": Spec("clamp", **_CLAMP), "clip": Spec("clamp", **_CLAMP),
+    "where": Spec("where", forms="f", inputs=("condition", "input", "other")),
+    "lerp": Spec("lerp", forms="mfi", inputs=("input", "end", "weight")),
+    "addcmul": Spec("addcmul", params=("value",), forms="mfi",
+                    inputs=("input", "tensor1", "tensor2")),
+    "addcdiv": Spec("addcdiv", params=("value",), forms="mfi",
+                    inputs=("input", "tensor1", "tensor2")),
+    # math
+    **{n: Spec(n, forms="mfi") for n in (
+        "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt", "sin", "cos", "tan",
+        "tanh", "sigmoid", "relu", "erf", "floor", "ceil", "round", "trunc", "square",
+        "asin", "acos", "atan", "sinh", "cosh", "exp2")},
+    # comparison and logic
+    **{n: Spec(n, forms="mfi") for n in ("eq", "ne", "lt", "le", "gt", "ge")},
+    "greater": Spec("gt", forms="mfi"), "greater_equal": Spec("ge", forms="mfi"),
+    "less": Spec("lt", forms="mfi"), "less_equal": Spec("le", forms="mfi"),
+    "not_equal": Spec("ne", forms="mfi"),
+    **{n: Spec(n, forms="mfi") for n in ("logical_and", "logical_or", "logical_xor",
+                                         "logical_not")},
+    **{n: Spec(n) for n in ("isnan", "isinf", "isfinite")},
+    "all": Spec("all", params=_RED), "any": Spec("any", params=_RED),
+    # reductions
+    "sum": Spec("sum", **_SUM),
+    "mean": Spec("mean", params=_RED, grad=_dim_name("MeanBackward0", "MeanBackward1")),
+    "prod": Spec("prod", params=_RED, grad=_dim_name("ProdBackward0", "ProdBackward1")),
+    "amax": Spec("amax", params=_RED), "amin": Spec("amin", params=_RED),
+    "argmax": Spec("argmax", params=_RED), "argmin": Spec("argmin", params=_RED),
+    "var": Spec("var", params=("dim", "unbiased", "keepdim"), adapt=_var,
+                grad=_dim_name("VarBackward0", "VarBackward0")),
+    "std": Spec("std", params=("dim", "unbiased", "keepdim"), adapt=_var),
+    "norm": Spec("norm", params=("p", "dim", "keepdim"), adapt=_norm),
+    "logsumexp": Spec("logsumexp", params=_RED),
+    "cumsum": Spec("cumsum", params=("dim",), forms="mfi"),
+    "softmax": Spec("softmax", params=("dim",), adapt=_softmax),
+    "log_softmax": Spec("log_softmax", params=("dim",), adapt=_softmax),
+    # linear algebra
+    "matmul": Spec("matmul", grad=_matmul_name), "mm": Spec("mm", inputs=("input", "mat2")),
+    "bmm": Spec("bmm", inputs=("input", "mat2")), "dot": Spec("dot", inputs=("input", "tensor")),
+    "outer": Spec("outer", inputs=("input", "vec2")),
+    "ger": Spec("outer", inputs=("input", "vec2")),
+    # shape
+    "flatten": Spec("flatten", params=("start_dim", "end_dim")),
+    "squeeze": Spec("squeeze", params=("dim",), forms="mfi"),
+    "unsqueeze": Spec("unsqueeze", params=("dim",), forms="mfi"),
+    "transpose": Spec("transpose", params=("dim0", "dim1"), forms="mfi"),
+    "swapaxes": Spec("transpose", params=("dim0", "dim1")),
+    "swapdims": Spec("transpose", params=("dim0", "dim1")),
+    "flip": Spec("flip", params=("dims",)),
+    "narrow": Spec("narrow", params=("dim", "start", "length"), grad="SliceBackward0"),
+    "tril": Spec("tril", params=("diagonal",), forms="mfi"),
+    "triu": Spec("triu", params=("diagonal",), forms="mfi"),
+    "index_select": Spec("index_select", nin=1, params=("dim", "index"),
+                         adapt=_move("index")),
+    "gather": Spec("gather", nin=1, params=("dim", "index"), adapt=_move("index")),
+    "scatter_add": Spec("scatter_add", nin=1, params=("dim", "index", "src"), forms="mfi",
+                        adapt=_move("index", "src")),
+    "index_add": Spec("index_add", nin=1, params=("dim", "index", "source"), forms="mfi",
+                      adapt=_move("index", "source")),
+}
+
+# Ops that the client uses internally or that are not PyTorch functions of their own.
+INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
+                      "sum_to", "grad", "index_backward", "max_pool2d_select"})
+
+
+def internal(op: str) -> bool:
+    """Ops the engine's derivative rules use, not PyTorch functions of their own."""
+    return op in INTERNAL or op.endswith(("_backward", "_grad"))
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, _dtypes.dtype):
+        return value.name
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        return value.item()
+    return value
+
+
+def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
+    """PyTorch-style (args, kwargs) → (operands, catalog attributes)."""
+    opdef = catalog.get(spec.op)
+    nin = spec.nin if spec.nin is not None else opdef.nin
+    operands = list(args[:nin])
+    rest = args[nin:]
+    kw = dict(kwargs)
+    for key in spec.inputs[len(operands):nin]:
+        if key not in kw:
+            raise TypeError(f"{name}() missing required argument '{key}'")
+        operands.append(kw.pop(key))
+    if len(rest) > len(spec.params):
+        raise TypeError(f"{name}() takes {nin + len(spec.params)} positional arguments but "
+                        f"{len(args)} were given")
+    for key, value in zip(spec.params, rest):
+        if key in kw:
+            raise TypeError(f"{name}() got multiple values for argument '{key}'")
+        kw[key] = value
+    if spec.adapt is not None:
+        operands, kw = spec.adapt(operands, kw)
+    dtype = kw.pop("dtype", None)
+    if dtype is not None and "dtype" not in opdef.attrs:
+        operands[0] = operands[0].to(dtype)
+    if kw.pop("out", None) is not None:
+        raise TypeError(f"{name}(): out= is not supported by remotegrad (tensors are immutable "
+                        "graph values); assign the result instead")
+    unknown = set(kw) - set(opdef.attrs)
+    if unknown:
+        raise TypeError(f"{name}() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+    return operands, {k: _attr(v) for k, v in kw.items() if not (v is None and k in
+                                                              _OPTIONAL_NONE)}
+
+
+_OPTIONAL_NONE = frozenset({"dim", "correction", "min", "max", "rounding_mode"})
+
+
+def call(name: str, args: tuple, kwargs: dict) -> Tensor:
+    spec = TABLE[name]
+    operands, attrs = bind(name, spec, args, kwargs)
+    grad = spec.grad(operands, attrs) if callable(spec.grad) else spec.grad
+    return apply(spec.op, *operands, torch_name=grad, **attrs)
+
+
+def _method(name: str):
+    def method(self, *args, **kwargs):
+        return call(name, (self, *args), kwargs)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+RESHAPING = frozenset({"squeeze", "unsqueeze", "transpose", "t"})
+
+
+def _inplace_method(name: str):
+    reshaping = TABLE[name].op in RESHAPING
+
+    def method(self, *args, **kwargs):
+        self._check_inplace()
+        return self._assign(call(name, (self, *args), kwargs), same_shape=not reshaping)
+    method.__name__ = method.__qualname__ = f"{name}_"
+    return method
+
+
+def _function(name: str):
+    def function(*args, **kwargs):
+        return call(name, args, kwargs)
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def install() -> dict[str, Callable[..., Any]]:
+    """Add every available entry to Tensor and to FUNCTIONS; returns FUNCTIONS."""
+    for name, spec in TABLE.items():
+        if spec.op not in catalog.CATALOG:
+            continue
+        if "m" in spec.forms and name not in Tensor.__dict__:
+            setattr(Tensor, name, _method(name))
+        if "i" in spec.forms and f"{name}_" not in Tensor.__dict__:
+            setattr(Tensor, f"{name}_", _inplace_method(name))
+        if "f" in spec.forms:
+            FUNCTIONS[name] = _function(name)
+    return FUNCTIONS
+
+
+def available(name: str) -> builtins.bool:
+    spec = TABLE.get(name)
+    return spec is not None and spec.op in catalog.CATALOG

@@ -1,0 +1,217 @@
+"""Shape methods whose PyTorch signature is not a single catalog call: varargs sizes
+(permute, repeat, flip), several outputs (split, chunk, unbind), lists of tensors (cat,
+stack), transposes (T, mT, t), and indexing (`x[key]`, `x[key] = value`)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+from remotegrad.proto import catalog
+
+from ._tensor import Scalar, Tensor, apply
+
+
+def _ints(args: tuple) -> tuple[int, ...]:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    return tuple(builtins.int(a) for a in args)
+
+
+def permute(self: Tensor, *dims) -> Tensor:
+    return apply("permute", self, dims=_ints(dims))
+
+
+def repeat(self: Tensor, *sizes) -> Tensor:
+    return apply("repeat", self, repeats=_ints(sizes))
+
+
+def flip(self: Tensor, *dims) -> Tensor:
+    return apply("flip", self, dims=_ints(dims))
+
+
+def squeeze(self: Tensor, dim=None) -> Tensor:
+    if dim is None:
+        return apply("squeeze", self, torch_name="SqueezeBackward0")
+    name = "SqueezeBackward1" if isinstance(dim, builtins.int) else "SqueezeBackward2"
+    return apply("squeeze", self, dim=dim if isinstance(dim, builtins.int) else tuple(dim),
+                 torch_name=name)
+
+
+def _t(self: Tensor) -> Tensor:
+    if self.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{self.dim()}D")
+    if self.dim() < 2:
+        return self
+    return apply("transpose", self, dim0=0, dim1=1, torch_name="TBackward0")
+
+
+def _T(self: Tensor) -> Tensor:
+    if self.dim() < 2:
+        return self
+    return apply("permute", self, dims=tuple(range(self.dim() - 1, -1, -1)))
+
+
+def _mT(self: Tensor) -> Tensor:
+    if self.dim() < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. "
+                           f"Got {self.dim()}-D tensor.")
+    return apply("transpose", self, dim0=-2, dim1=-1)
+
+
+def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    from remotegrad.proto.catalog.shape import split_sizes
+    sections = (builtins.int(split_size_or_sections)
+                if isinstance(split_size_or_sections, (builtins.int, np.integer))
+                else tuple(builtins.int(s) for s in split_size_or_sections))
+    count = len(split_sizes(self.shape[dim], sections))
+    name = "SplitBackward0" if isinstance(sections, builtins.int) else "SplitWithSizesBackward0"
+    return tuple(apply("split", self, split_size_or_sections=sections, dim=dim, index=i,
+                       torch_name=name) for i in range(count))
+
+
+def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    from remotegrad.proto.catalog.shape import chunk_sizes
+    count = len(chunk_sizes(self.shape[dim], builtins.int(chunks)))
+    return tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
+                 for i in range(count))
+
+
+def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    n = self.shape[dim]
+    lead = ":," * (dim % self.dim())
+    return tuple(apply("index", self, key=f"{lead}{i}", torch_name="UnbindBackward0")
+                 for i in range(n))
+
+
+def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
+    return apply("cat", *tensors, dim=dim)
+
+
+def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
+    return apply("stack", *tensors, dim=dim)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return apply("einsum", *operands, equation=equation.replace(" ", ""))
+
+
+def where(condition: Tensor, input=None, other=None) -> Tensor:
+    if input is None and other is None:
+        raise NotImplementedError("where(condition) (nonzero) is not supported by remotegrad")
+    return apply("where", condition, input, other)
+
+
+# --- indexing --------------------------------------------------------------------------------
+def _key_item(item: Any, tensors: list) -> tuple[str, str]:
+    """One item of an index → (its text in the catalog's key, the grad_fn it implies)."""
+    if item is None:
+        return "None", "UnsqueezeBackward0"
+    if item is Ellipsis:
+        return "...", ""
+    if isinstance(item, slice):
+        parts = [("" if v is None else str(builtins.int(v)))
+                 for v in (item.start, item.stop, item.step)]
+        return ":".join(parts), "SliceBackward0"
+    if isinstance(item, (builtins.int, np.integer)) and not isinstance(item, builtins.bool):
+        return str(builtins.int(item)), "SelectBackward0"
+    if isinstance(item, Tensor):
+        tensors.append(item)
+        return "T", "IndexBackward0"
+    if isinstance(item, (list, np.ndarray, builtins.bool)):
+        from ._creation import tensor
+        tensors.append(tensor(item))
+        return "T", "IndexBackward0"
+    raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                     "Variables are valid indices (got " + type(item).__name__ + ")")
+
+
+def _sequence_as_tuple(key: Any) -> bool:
+    """PyTorch (like old NumPy) reads a list holding lists, slices or None as a tuple."""
+    return isinstance(key, list) and any(
+        isinstance(k, (list, tuple, slice, Tensor)) or k is None or k is Ellipsis for k in key)
+
+
+def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
+    if _sequence_as_tuple(key):
+        key = tuple(key)
+    items = key if isinstance(key, tuple) else (key,)
+    tensors: list[Tensor] = []
+    texts, names = [], []
+    for item in items:
+        text, name = _key_item(item, tensors)
+        texts.append(text)
+        names.append(name)
+    counts = tuple(builtins.int(t.sum().item()) for t in tensors if t.dtype.name == "bool")
+    if "IndexBackward0" in names:
+        grad = "IndexBackward0"
+    else:
+        grad = next((n for n in reversed(names) if n), "AliasBackward0")
+    return ",".join(texts), tensors, counts, grad
+
+
+def getitem(self: Tensor, key: Any) -> Tensor:
+    text, tensors, counts, grad = _index_args(key)
+    return apply("index", self, *tensors, key=text, mask_counts=counts, torch_name=grad)
+
+
+def setitem(self: Tensor, key: Any, value: Any) -> None:
+    """x[key] = value: the indexed region takes the value, as a new node for x."""
+    text, tensors, counts, _ = _index_args(key)
+    region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
+    attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
+    if isinstance(value, Scalar):
+        from ._creation import ones
+        ones_region = ones(tuple(region.shape), dtype=self.dtype)
+        mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
+        self._check_inplace()
+        self._assign(apply("where", mask, value, self, torch_name="CopySlices"))
+        return
+    if not isinstance(value, Tensor):
+        from ._creation import tensor
+        value = tensor(value, dtype=self.dtype)
+    value = value.to(self.dtype).expand(tuple(region.shape))
+    from ._creation import ones
+    mask = apply("index_backward", ones(tuple(region.shape), dtype=self.dtype),
+                 *tensors, **attrs) != 0
+    placed = apply("index_backward", value, *tensors, **attrs)
+    self._check_inplace()
+    self._assign(apply("where", mask, placed, self, torch_name="CopySlices"))
+
+
+def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
+    return apply("where", condition, self, other)
+
+
+METHODS = {
+    "where": _where_method,
+    "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
+    "t": _t, "T": property(_T), "mT": property(_mT), "split": split, "chunk": chunk,
+    "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
+}
+NEEDS = {"where": "where", "permute": "permute", "repeat": "repeat", "flip": "flip",
+         "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
+         "split": "split",
+         "chunk": "chunk", "unbind": "index", "__getitem__": "index",
+         "__setitem__": "index_backward"}
+
+
+def install() -> dict[str, Any]:
+    """Add the shape methods to Tensor; returns the module-level functions."""
+    for name, fn in METHODS.items():
+        if NEEDS[name] in catalog.CATALOG:
+            setattr(Tensor, name, fn)
+    if "t" in Tensor.__dict__:
+        Tensor.t_ = lambda self: self._assign(_t(self), same_shape=False)
+    functions = {"cat": (cat, "cat"), "concat": (cat, "cat"), "concatenate": (cat, "cat"),
+                 "stack": (stack, "stack"), "einsum": (einsum, "einsum"),
+                 "where": (where, "where"), "permute": (permute, "permute"),
+                 "split": (split, "split"), "chunk": (chunk, "chunk"),
+                 "unbind": (unbind, "index"), "t": (_t, "transpose"),
+                 "squeeze": (squeeze, "squeeze"),
+                 "flip": (lambda input, dims: flip(input, dims), "flip")}
+    return {k: fn for k, (fn, op) in functions.items() if op in catalog.CATALOG}

@@ -1,0 +1,232 @@
+"""remotegrad.nn.functional: PyTorch's functional NN API over the op catalog.
+
+Every function records catalog ops; dropout draws its mask on the client (a graph stays
+pure: the same request gives the same answer on any worker). A function whose op the
+catalog lacks raises NotImplementedError naming it.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+from remotegrad.proto import catalog
+
+from .. import _creation
+from .._tensor import Tensor, apply
+
+__all__ = [
+    "avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d",
+    "cross_entropy", "dropout", "elu", "embedding", "gelu", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize",
+    "one_hot", "pad", "relu", "relu6", "sigmoid", "silu", "softmax", "softplus", "tanh",
+]
+
+
+def _op(name: str, *operands, torch_name: str | None = None, **attrs) -> Tensor:
+    if name not in catalog.CATALOG:
+        raise NotImplementedError(f"nn.functional: the op catalog has no '{name}' yet")
+    return apply(name, *operands, torch_name=torch_name, **attrs)
+
+
+def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    if not inplace:
+        return out
+    input._check_inplace()
+    return input._assign(out)
+
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
+
+
+def _present(*tensors) -> list[Tensor]:
+    return [t for t in tensors if t is not None]
+
+
+# --- linear and activations -------------------------------------------------------------
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if input.dim() == 2:
+        name = "AddmmBackward0" if bias is not None else "MmBackward0"
+    else:
+        name = "ViewBackward0"
+    return _op("linear", *_present(input, weight, bias), torch_name=name)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _inplace(input, _op("relu", input), inplace)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return _inplace(input, _op("clamp", input, min=0.0, max=6.0,
+                               torch_name="HardtanhBackward0"), inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    return _inplace(input, _op("leaky_relu", input, negative_slope=builtins.float(
+        negative_slope)), inplace)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _inplace(input, _op("elu", input, alpha=builtins.float(alpha)), inplace)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    return _op("gelu", input, approximate=approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _inplace(input, _op("silu", input), inplace)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return _op("softplus", input, beta=builtins.float(beta),
+               threshold=builtins.float(threshold))
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return _op("sigmoid", input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return _op("tanh", input)
+
+
+def _softmax_dim(input: Tensor, dim) -> int:
+    if dim is None:  # PyTorch's legacy implicit choice (with a warning there)
+        return 0 if input.dim() in (0, 1, 3) else 1
+    return builtins.int(dim)
+
+
+def softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    x = input if dtype is None else input.to(dtype)
+    return _op("softmax", x, dim=_softmax_dim(input, dim))
+
+
+def log_softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    x = input if dtype is None else input.to(dtype)
+    return _op("log_softmax", x, dim=_softmax_dim(input, dim))
+
+
+# --- layers ------------------------------------------------------------------------------
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    keep = _creation.rng().random(tuple(input.shape)) >= p
+    mask = Tensor._from_array(keep)
+    out = _op("dropout", input, mask, p=builtins.float(p), training=True)
+    return _inplace(input, out, inplace)
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    shape = (normalized_shape,) if isinstance(normalized_shape, builtins.int) else tuple(
+        normalized_shape)
+    return _op("layer_norm", *_present(input, weight, bias), normalized_shape=shape,
+               eps=builtins.float(eps))
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm=None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+              sparse: bool = False) -> Tensor:
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                  "supported by remotegrad")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    return _op("embedding", input, weight, padding_idx=padding_idx)
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    return _op("pad", input, pad=tuple(builtins.int(p) for p in pad), mode=mode,
+               value=builtins.float(value or 0.0))
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, builtins.int) else tuple(v)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    if isinstance(padding, str):
+        raise NotImplementedError("conv2d: string padding is not supported by remotegrad")
+    return _op("conv2d", *_present(input, weight, bias), stride=_pair(stride),
+               padding=_pair(padding), dilation=_pair(dilation), groups=groups)
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    return _op("max_pool2d", input, kernel_size=_pair(kernel_size),
+               stride=_pair(stride if stride is not None else kernel_size),
+               padding=_pair(padding), dilation=_pair(dilation), ceil_mode=ceil_mode)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    return _op("avg_pool2d", input, kernel_size=_pair(kernel_size),
+               stride=_pair(stride if stride is not None else kernel_size),
+               padding=_pair(padding), ceil_mode=ceil_mode,
+               count_include_pad=count_include_pad)
+
+
+# --- losses ------------------------------------------------------------------------------
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean", weight=None) -> Tensor:
+    return _op("mse_loss", input, target,
+               reduction=_reduction(size_average, reduce, reduction))
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean") -> Tensor:
+    return _op("l1_loss", input, target, reduction=_reduction(size_average, reduce, reduction))
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    return _op("binary_cross_entropy", *_present(input, target, weight),
+               reduction=_reduction(size_average, reduce, reduction))
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, size_average=None,
+                                     reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    if pos_weight is not None:
+        raise NotImplementedError("binary_cross_entropy_with_logits: pos_weight is not "
+                                  "supported by remotegrad yet")
+    return _op("binary_cross_entropy_with_logits", *_present(input, target, weight),
+               reduction=_reduction(size_average, reduce, reduction))
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    return _op("nll_loss", *_present(input, target, weight), ignore_index=ignore_index,
+               reduction=_reduction(size_average, reduce, reduction))
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    return _op("cross_entropy", *_present(input, target, weight), ignore_index=ignore_index,
+               reduction=_reduction(size_average, reduce, reduction),
+               label_smoothing=builtins.float(label_smoothing))
+
+
+# --- composed on the client -----------------------------------------------------------------
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    if num_classes < 0:
+        num_classes = builtins.int(tensor.max().item()) + 1
+    classes = Tensor._from_array(np.arange(num_classes, dtype=np.int64))
+    return (tensor.unsqueeze(-1) == classes).long()
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    denom = input.norm(p, dim, keepdim=True).clamp(min=eps).expand_as(input)
+    return input / denom

@@ -1,0 +1,289 @@
+"""2-D convolution and pooling over NCHW tensors.
+
+conv2d's derivatives are two ops of their own, conv2d_input_grad and conv2d_weight_grad;
+all three are one bilinear form seen from different sides, so each one's derivative is
+one of the others and every order of derivative stays inside these three ops. max_pool2d
+likewise has max_pool2d_backward (scatter to each window's argmax) and max_pool2d_select
+(read at each window's argmax), adjoint to each other. avg_pool2d is a composite: a
+grouped conv2d with a constant kernel.
+"""
+
+from __future__ import annotations
+
+from ._registry import REQUIRED, OpDef, register
+from ._samples import F, S
+from ._types import FLOATING, Meta, OpError
+
+_CONV = {"stride": ("int_or_ints", 1), "padding": ("int_or_ints", 0),
+         "dilation": ("int_or_ints", 1), "groups": ("int", 1)}
+
+
+def pair(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        raise OpError(f"expected an int or a pair, got {list(v)}")
+    return tuple(v)
+
+
+def out_size(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _geometry(xshape, wshape, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    ho = out_size(xshape[2], wshape[-2], sh, ph, dh)
+    wo = out_size(xshape[3], wshape[-1], sw, pw, dw)
+    return (sh, sw), (ph, pw), (dh, dw), ho, wo
+
+
+def _infer_conv(metas, stride, padding, dilation, groups):
+    if not 2 <= len(metas) <= 3:
+        raise OpError(f"conv2d: expected 2 or 3 inputs, got {len(metas)}")
+    x, w = metas[0], metas[1]
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise OpError(f"Expected 4-dimensional input for 4-dimensional weight {list(w.shape)}, "
+                      f"but got {len(x.shape)}-dimensional input of size {list(x.shape)} "
+                      "instead")
+    if x.dtype != w.dtype or x.dtype not in FLOATING:
+        raise OpError(f"Input type ({x.dtype}) and weight type ({w.dtype}) should be the same "
+                      "floating point type")
+    if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        raise OpError(f"Given groups={groups}, weight of size {list(w.shape)}, expected "
+                      f"input{list(x.shape)} to have {w.shape[1] * groups} channels, but got "
+                      f"{x.shape[1]} channels instead")
+    if len(metas) == 3 and metas[2].shape != (w.shape[0],):
+        raise OpError(f"Given weight of size {list(w.shape)}, expected bias to be 1-dimensional "
+                      f"with {w.shape[0]} elements, but got bias of size {list(metas[2].shape)}")
+    *_, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation)
+    if ho <= 0 or wo <= 0:
+        raise OpError(f"Calculated output size: ({w.shape[0]}x{ho}x{wo}). Output size is too "
+                      "small")
+    return Meta((x.shape[0], w.shape[0], ho, wo), x.dtype)
+
+
+def _windows(xp, x, k, stride, dilation, ho, wo, groups):
+    """(N, G, Cg, Ho, Wo, kh, kw) strided view of an already padded NCHW array."""
+    n, c = x.shape[:2]
+    s_n, s_c, s_h, s_w = x.strides
+    cg = c // groups
+    return xp.lib.stride_tricks.as_strided(
+        x, (n, groups, cg, ho, wo, k[0], k[1]),
+        (s_n, cg * s_c, s_c, s_h * stride[0], s_w * stride[1], s_h * dilation[0],
+         s_w * dilation[1]))
+
+
+def _pad_hw(xp, x, p):
+    if p == (0, 0):
+        return x
+    return xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+
+
+def _grouped_weight(w, groups):
+    o, cg, kh, kw = w.shape
+    return w.reshape(groups, o // groups, cg, kh, kw)
+
+
+def _conv_forward(xp, x, w, b=None, *, stride, padding, dilation, groups):
+    s, p, d, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation)
+    win = _windows(xp, _pad_hw(xp, x, p), w.shape[2:], s, d, ho, wo, groups)
+    out = xp.einsum("ngchwij,gocij->ngohw", win, _grouped_weight(w, groups), optimize=True)
+    out = out.reshape(x.shape[0], w.shape[0], ho, wo)
+    return out + b.reshape(1, -1, 1, 1) if b is not None else out
+
+
+def _input_grad_forward(xp, g, w, *, input_shape, stride, padding, dilation, groups):
+    s, p, d, ho, wo = _geometry(input_shape, w.shape, stride, padding, dilation)
+    n, c, h, wd = input_shape
+    gg = g.reshape(n, groups, w.shape[0] // groups, ho, wo)
+    col = xp.einsum("ngohw,gocij->ngchwij", gg, _grouped_weight(w, groups), optimize=True)
+    full = xp.zeros((n, groups, c // groups, h + 2 * p[0], wd + 2 * p[1]), dtype=g.dtype)
+    for i in range(w.shape[2]):
+        for j in range(w.shape[3]):
+            r, q = i * d[0], j * d[1]
+            full[..., r:r + s[0] * (ho - 1) + 1:s[0], q:q + s[1] * (wo - 1) + 1:s[1]] += \
+                col[..., i, j]
+    full = full.reshape(n, c, h + 2 * p[0], wd + 2 * p[1])
+    return full[:, :, p[0]:p[0] + h, p[1]:p[1] + wd]
+
+
+def _weight_grad_forward(xp, x, g, *, weight_shape, stride, padding, dilation, groups):
+    s, p, d, ho, wo = _geometry(x.shape, weight_shape, stride, padding, dilation)
+    win = _windows(xp, _pad_hw(xp, x, p), weight_shape[2:], s, d, ho, wo, groups)
+    gg = g.reshape(x.shape[0], groups, weight_shape[0] // groups, ho, wo)
+    return xp.einsum("ngchwij,ngohw->gocij", win, gg, optimize=True).reshape(weight_shape)
+
+
+def _conv_attrs(a):
+    return {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _conv_vjp(g, x, w, *b, out, index, **a):
+    if index == 0:
+        return g.conv2d_input_grad(w, input_shape=x.shape, **a)
+    if index == 1:
+        return x.conv2d_weight_grad(g, weight_shape=w.shape, **a)
+    return g.sum(dim=(0, 2, 3))
+
+
+register(OpDef("conv2d", -1, _infer_conv, _conv_forward, attrs=dict(_CONV),
+               variadic_rule=_conv_vjp, torch_name="ConvolutionBackward0", samples=(
+                   S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
+                   S(F(1, 2, 6, 5), F(3, 2, 2, 3), stride=2, padding=1),
+                   S(F(1, 4, 7, 7), F(4, 2, 3, 3), F(4), dilation=2, groups=2, padding=(1, 2)),
+                   S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)))))
+
+
+def _infer_input_grad(metas, input_shape, **a):
+    g, w = metas
+    ref = _infer_conv([Meta(tuple(input_shape), w.dtype), w], **a)
+    if ref.shape != g.shape:
+        raise OpError(f"conv2d_input_grad: gradient {list(g.shape)} does not match output "
+                      f"{list(ref.shape)}")
+    return Meta(tuple(input_shape), g.dtype)
+
+
+def _infer_weight_grad(metas, weight_shape, **a):
+    x, g = metas
+    ref = _infer_conv([x, Meta(tuple(weight_shape), x.dtype)], **a)
+    if ref.shape != g.shape:
+        raise OpError(f"conv2d_weight_grad: gradient {list(g.shape)} does not match output "
+                      f"{list(ref.shape)}")
+    return Meta(tuple(weight_shape), x.dtype)
+
+
+# <h, input_grad(g, w)> = <g, conv(h, w)>  and  <k, weight_grad(x, g)> = <g, conv(x, k)>.
+register(OpDef("conv2d_input_grad", 2, _infer_input_grad, _input_grad_forward,
+               (lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
+                lambda h, g, w, out, input_shape, **a:
+                    h.conv2d_weight_grad(g, weight_shape=w.shape, **a)),
+               attrs={"input_shape": ("ints", REQUIRED), **_CONV},
+               torch_name="ConvolutionBackwardBackward0", samples=(
+                   S(F(2, 4, 3, 3), F(4, 3, 3, 3), input_shape=(2, 3, 5, 5)),
+                   S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
+                     padding=1))))
+register(OpDef("conv2d_weight_grad", 2, _infer_weight_grad, _weight_grad_forward,
+               (lambda k, x, g, out, weight_shape, **a:
+                    g.conv2d_input_grad(k, input_shape=x.shape, **a),
+                lambda k, x, g, out, weight_shape, **a: x.conv2d(k, **a)),
+               attrs={"weight_shape": ("ints", REQUIRED), **_CONV},
+               torch_name="ConvolutionBackwardBackward0", samples=(
+                   S(F(2, 3, 5, 5), F(2, 4, 3, 3), weight_shape=(4, 3, 3, 3)),
+                   S(F(1, 4, 7, 7), F(1, 4, 5, 7), weight_shape=(4, 2, 3, 3), dilation=2,
+                     groups=2, padding=(1, 2)))))
+
+
+# --- pooling ---------------------------------------------------------------------------------
+_POOL = {"kernel_size": ("int_or_ints", REQUIRED), "stride": ("optional_ints", None),
+         "padding": ("int_or_ints", 0), "dilation": ("int_or_ints", 1),
+         "ceil_mode": ("bool", False)}
+
+
+def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    if ceil_mode:
+        raise OpError("max_pool2d: ceil_mode=True is not supported")
+    k = pair(kernel_size)
+    s = pair(stride) if stride not in ((), None) else k
+    p, d = pair(padding), pair(dilation)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise OpError("pad should be at most half of effective kernel size, but got pad="
+                      f"{p[0]}, kernel_size={k[0]} and dilation={d[0]}")
+    ho = out_size(shape[-2], k[0], s[0], p[0], d[0])
+    wo = out_size(shape[-1], k[1], s[1], p[1], d[1])
+    return k, s, p, d, ho, wo
+
+
+def _infer_pool(metas, **a):
+    x = metas[0]
+    if len(x.shape) != 4:
+        raise OpError(f"max_pool2d: Expected 4D input (batch mode) but got {len(x.shape)}D")
+    *_, ho, wo = _pool_geometry(x.shape, **a)
+    if ho <= 0 or wo <= 0:
+        raise OpError(f"Given input size: ({'x'.join(map(str, x.shape[1:]))}). Calculated "
+                      f"output size: ({x.shape[1]}x{ho}x{wo}). Output size is too small")
+    return Meta(x.shape[:2] + (ho, wo), x.dtype)
+
+
+def _pool_argmax(xp, x, a):
+    """Flat index, into the padded H*W plane, of each window's maximum."""
+    k, s, p, d, ho, wo = _pool_geometry(x.shape, **a)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=-xp.inf)
+    win = _windows(xp, xpad, k, s, d, ho, wo, 1)[:, 0]   # (N, C, Ho, Wo, kh, kw)
+    flat = win.reshape(win.shape[:4] + (-1,))
+    pick = xp.argmax(flat, axis=-1)
+    i, j = pick // k[1], pick % k[1]
+    rows = xp.arange(ho).reshape(-1, 1) * s[0] + i * d[0]
+    cols = xp.arange(wo).reshape(1, -1) * s[1] + j * d[1]
+    return rows * xpad.shape[-1] + cols, xpad.shape, p
+
+
+def _pool_forward(xp, x, **a):
+    idx, pshape, p = _pool_argmax(xp, x, a)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=-xp.inf)
+    flat = xpad.reshape(x.shape[:2] + (-1,))
+    return xp.take_along_axis(flat, idx.reshape(x.shape[:2] + (-1,)), axis=-1).reshape(idx.shape)
+
+
+def _pool_backward_forward(xp, g, x, **a):
+    idx, pshape, p = _pool_argmax(xp, x, a)
+    full = xp.zeros(x.shape[:2] + (pshape[-2] * pshape[-1],), dtype=g.dtype)
+    n, c = x.shape[:2]
+    nn_, cc = xp.indices((n, c), sparse=True)
+    xp.add.at(full, (nn_[..., None], cc[..., None], idx.reshape(n, c, -1)), g.reshape(n, c, -1))
+    full = full.reshape(pshape)
+    return full[:, :, p[0]:pshape[-2] - p[0], p[1]:pshape[-1] - p[1]]
+
+
+def _pool_select_forward(xp, h, x, **a):
+    idx, pshape, p = _pool_argmax(xp, x, a)
+    hpad = xp.pad(h, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    flat = hpad.reshape(h.shape[:2] + (-1,))
+    return xp.take_along_axis(flat, idx.reshape(h.shape[:2] + (-1,)), axis=-1).reshape(idx.shape)
+
+
+_POOL_SAMPLES = (S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3, stride=2,
+                                                     padding=1),
+                 S(F(1, 1, 6, 5), kernel_size=(2, 3), stride=1, dilation=(2, 1)))
+register(OpDef("max_pool2d", 1, _infer_pool, _pool_forward,
+               (lambda g, x, out, **a: g.max_pool2d_backward(x, **a),),
+               attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackward0",
+               samples=_POOL_SAMPLES))
+register(OpDef("max_pool2d_backward", 2,
+               lambda metas, **a: Meta(metas[1].shape, metas[0].dtype), _pool_backward_forward,
+               (lambda h, g, x, out, **a: h.max_pool2d_select(x, **a), None),
+               attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackwardBackward0",
+               samples=(S(F(2, 3, 2, 2), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
+register(OpDef("max_pool2d_select", 2,
+               lambda metas, **a: _infer_pool(metas[1:], **a), _pool_select_forward,
+               (lambda k, h, x, out, **a: k.max_pool2d_backward(x, **a), None),
+               attrs=dict(_POOL),
+               samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
+
+
+def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    if ceil_mode or not count_include_pad:
+        raise OpError("avg_pool2d: only ceil_mode=False and count_include_pad=True are "
+                      "supported")
+    k = pair(kernel_size)
+    c = x.shape[1]
+    w = x.new_full(shape=(c, 1, k[0], k[1]), value=1.0 / (k[0] * k[1]))
+    return x.conv2d(w, stride=stride if stride not in ((), None) else k, padding=padding, groups=c)
+
+
+def _infer_avg_pool(metas, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    if ceil_mode or not count_include_pad:
+        raise OpError("avg_pool2d: only ceil_mode=False and count_include_pad=True are "
+                      "supported")
+    return _infer_pool(metas, kernel_size=kernel_size, stride=stride, padding=padding,
+                       dilation=1, ceil_mode=False)
+
+
+register(OpDef("avg_pool2d", 1, _infer_avg_pool, None, decompose=_avg_pool,
+               attrs={"kernel_size": ("int_or_ints", REQUIRED), "stride": ("optional_ints", None),
+                      "padding": ("int_or_ints", 0), "ceil_mode": ("bool", False),
+                      "count_include_pad": ("bool", True)},
+               torch_name="AvgPool2DBackward0", samples=(
+                   S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3, stride=2,
+                                                      padding=1))))

@@ -1,0 +1,178 @@
+"""Linear algebra: matmul (1-D, 2-D and batched, with batch broadcasting), mm, bmm, dot,
+outer and einsum. PyTorch does not promote here: both operands must share a dtype."""
+
+from __future__ import annotations
+
+from ._registry import REQUIRED, OpDef, register
+from ._samples import F, S
+from ._types import Meta, OpError, broadcast_shapes, torch_dtype_name
+
+
+def _same_dtype(a: Meta, b: Meta) -> str:
+    if a.dtype != b.dtype:
+        raise OpError("expected m1 and m2 to have the same dtype, but got: "
+                      f"{torch_dtype_name(a.dtype).lower()} != {torch_dtype_name(b.dtype).lower()}")
+    return a.dtype
+
+
+def _mat_error(a, b):
+    ra = f"{a[-2] if len(a) > 1 else 1}x{a[-1]}"
+    rb = f"{b[-2]}x{b[-1]}" if len(b) > 1 else f"{b[0]}x1"
+    return OpError(f"mat1 and mat2 shapes cannot be multiplied ({ra} and {rb})")
+
+
+def _infer_matmul(metas):
+    a, b = metas
+    dtype = _same_dtype(a, b)
+    sa, sb = a.shape, b.shape
+    if not sa or not sb:
+        raise OpError("both arguments to matmul need to be at least 1D, but they are "
+                      f"{len(sa)}D and {len(sb)}D")
+    if len(sa) == 1 and len(sb) == 1:
+        if sa != sb:
+            raise OpError(f"inconsistent tensor size, expected tensor [{sa[0]}] and src "
+                          f"[{sb[0]}] to have the same number of elements, but got {sa[0]} "
+                          f"and {sb[0]} elements respectively")
+        return Meta((), dtype)
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != k_b:
+        raise _mat_error(sa, sb)
+    batch = broadcast_shapes(sa[:-2], sb[:-2])
+    rows = (sa[-2],) if len(sa) > 1 else ()
+    cols = (sb[-1],) if len(sb) > 1 else ()
+    return Meta(batch + rows + cols, dtype)
+
+
+def _mT(x):
+    return x.transpose(dim0=-1, dim1=-2)
+
+
+def _matmul_a(g, a, b, out):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    if a.ndim == 1:      # (k,) @ (..., k, n): treat a as (1, k); the engine sums batch dims
+        return g.unsqueeze(dim=-2).matmul(_mT(b))
+    if b.ndim == 1:      # (..., m, k) @ (k,): treat b as (k, 1)
+        return g.unsqueeze(dim=-1).matmul(b.unsqueeze(dim=0))
+    return g.matmul(_mT(b))
+
+
+def _matmul_b(g, a, b, out):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if a.ndim == 1:
+        return a.unsqueeze(dim=-1).matmul(g.unsqueeze(dim=-2))
+    if b.ndim == 1:
+        return _mT(a).matmul(g.unsqueeze(dim=-1)).squeeze(dim=-1)
+    return _mT(a).matmul(g)
+
+
+register(OpDef("matmul", 2, _infer_matmul, lambda xp, a, b: xp.matmul(a, b),
+               (_matmul_a, _matmul_b), torch_name="MmBackward0", samples=(
+                   S(F(3, 4), F(4, 5)), S(F(4), F(4)), S(F(4), F(4, 5)), S(F(3, 4), F(4)),
+                   S(F(2, 3, 4), F(4, 5)), S(F(2, 1, 3, 4), F(5, 4, 2)), S(F(4), F(2, 4, 3)),
+                   S(F(2, 3, 4), F(4)), S(F(0, 4), F(4, 3)), S(F(3, 0), F(0, 2)))))
+
+
+def _infer_fixed(name, nd_a, nd_b):
+    def infer(metas):
+        a, b = metas
+        if len(a.shape) != nd_a or len(b.shape) != nd_b:
+            what = {1: "1D", 2: "a matrix", 3: "a 3D tensor"}
+            bad = a if len(a.shape) != nd_a else b
+            raise OpError(f"{name}: expected {what[nd_a if bad is a else nd_b]}, got "
+                          f"{len(bad.shape)}D")
+        if name == "bmm" and a.shape[0] != b.shape[0]:
+            raise OpError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                          f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
+        if name == "outer":
+            return Meta(a.shape + b.shape, _same_dtype(a, b))
+        return _infer_matmul(metas)
+    return infer
+
+
+register(OpDef("mm", 2, _infer_fixed("mm", 2, 2), lambda xp, a, b: xp.matmul(a, b),
+               (lambda g, a, b, out: g.mm(b.transpose(dim0=0, dim1=1)),
+                lambda g, a, b, out: a.transpose(dim0=0, dim1=1).mm(g)),
+               torch_name="MmBackward0",
+               samples=(S(F(3, 4), F(4, 5)), S(F(0, 4), F(4, 2)), S(F(1, 1), F(1, 3)))))
+register(OpDef("bmm", 2, _infer_fixed("bmm", 3, 3), lambda xp, a, b: xp.matmul(a, b),
+               (lambda g, a, b, out: g.bmm(b.transpose(dim0=1, dim1=2)),
+                lambda g, a, b, out: a.transpose(dim0=1, dim1=2).bmm(g)),
+               torch_name="BmmBackward0",
+               samples=(S(F(2, 3, 4), F(2, 4, 5)), S(F(0, 3, 4), F(0, 4, 2)))))
+register(OpDef("dot", 2, _infer_fixed("dot", 1, 1), lambda xp, a, b: xp.dot(a, b),
+               (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
+               torch_name="DotBackward0", samples=(S(F(4), F(4)), S(F(0), F(0)))))
+register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.multiply.outer(a, b),
+               (lambda g, a, b, out: g.matmul(b), lambda g, a, b, out: a.matmul(g)),
+               torch_name="MulBackward0", samples=(S(F(3), F(4)), S(F(0), F(2)))))
+
+
+# --- einsum -------------------------------------------------------------------------------
+def parse_einsum(equation: str, ninputs: int) -> tuple[list[str], str]:
+    """Operand subscripts and output subscripts (implicit output: letters seen once, sorted).
+    Ellipsis is not supported."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    subs = lhs.split(",")
+    if "." in eq or not all(s.isalpha() or s == "" for s in subs + [rhs]):
+        raise OpError(f"einsum(): unsupported equation {equation!r} (letters only, no '...')")
+    if len(subs) != ninputs:
+        raise OpError("einsum(): more operands were provided than specified in the equation"
+                      if ninputs > len(subs) else
+                      "einsum(): fewer operands were provided than specified in the equation")
+    if not arrow:
+        letters = "".join(subs)
+        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return subs, rhs
+
+
+def _infer_einsum(metas, equation):
+    subs, rhs = parse_einsum(equation, len(metas))
+    sizes: dict[str, int] = {}
+    for i, (s, m) in enumerate(zip(subs, metas)):
+        if len(s) != len(m.shape):
+            raise OpError(f"einsum(): the number of subscripts in the equation ({len(s)}) does "
+                          f"not match the number of dimensions ({len(m.shape)}) for operand "
+                          f"{i} and no ellipsis was given")
+        for c, n in zip(s, m.shape):
+            if sizes.setdefault(c, n) != n and 1 not in (n, sizes[c]):
+                raise OpError(f"einsum(): operands do not broadcast with remapped shapes "
+                              f"(original->remapped): subscript {c} has sizes {sizes[c]} and {n}")
+            sizes[c] = max(sizes[c], n) if 0 not in (n, sizes[c]) else 0
+    for c in rhs:
+        if c not in sizes:
+            raise OpError(f"einsum(): output subscript {c} does not appear in the equation "
+                          "for any input operand")
+    dtype = metas[0].dtype
+    for m in metas[1:]:
+        dtype = _same_dtype(Meta((), dtype), m)
+    return Meta(tuple(sizes[c] for c in rhs), dtype)
+
+
+def _einsum_vjp(g, *ops, out, index, equation):
+    subs, rhs = parse_einsum(equation, len(ops))
+    mine = subs[index]
+    if len(set(mine)) != len(mine):
+        raise OpError("einsum: derivative for repeated subscripts in one operand "
+                      "(diagonals) is not implemented")
+    others = [s for j, s in enumerate(subs) if j != index]
+    seen = set(rhs).union(*others)
+    kept_letters = "".join(c for c in mine if c in seen)
+    eq = ",".join([rhs, *others]) + "->" + kept_letters
+    res = g.einsum(*(o for j, o in enumerate(ops) if j != index), equation=eq)
+    # Letters only this operand has were summed out: the gradient is constant along them.
+    x = ops[index]
+    return res.reshape(shape=tuple(n if c in seen else 1 for c, n in zip(mine, x.shape)))
+
+
+register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(equation, *a),
+               attrs={"equation": ("str", REQUIRED)}, variadic_rule=_einsum_vjp,
+               torch_name="EinsumBackward0", samples=(
+                   S(F(3, 4), F(4, 5), equation="ij,jk->ik"),
+                   S(F(2, 3, 4), F(2, 4, 5), equation="bij,bjk->bik"),
+                   S(F(3, 4), equation="ij->"), S(F(3), F(4), equation="i,j->ij"),
+                   S(F(3, 4), F(3, 4), equation="ij,ij"),
+                   S(F(2, 3), F(3, 4), F(4), equation="ab,bc,c->a"))))
+

@@ -1,0 +1,146 @@
+"""Unary math functions and activations. Integer inputs give the default float dtype,
+as in PyTorch. Ops whose derivative PyTorch fuses (tanh, sigmoid) get a fused backward op
+of their own, itself differentiable, so training steps run one kernel per derivative."""
+
+from __future__ import annotations
+
+import math
+
+from ._registry import OpDef, register
+from ._samples import F, P, S, unary
+from ._special import erf
+from ._types import DEFAULT_FLOAT, FLOATING, Meta
+
+
+def infer_float_unary(metas: list[Meta], **_) -> Meta:
+    m = metas[0]
+    return Meta(m.shape, m.dtype if m.dtype in FLOATING else DEFAULT_FLOAT)
+
+
+def infer_same(metas: list[Meta], **_) -> Meta:
+    return Meta(metas[0].shape, metas[0].dtype)
+
+
+def _float(xp, a):
+    # numpy would compute ints in float64; PyTorch gives the default float dtype.
+    return a if a.dtype.kind == "f" else a.astype(DEFAULT_FLOAT)
+
+
+def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose=None,
+             infer=infer_float_unary):
+    return register(OpDef(name, 1, infer, lambda xp, a, **kw: fwd(xp, _float(xp, a), **kw),
+                          None if rule is None else (rule,), attrs=attrs or {},
+                          torch_name=torch_name, samples=samples, decompose=decompose))
+
+
+_LN2 = math.log(2.0)
+unary_op("exp", lambda xp, a: xp.exp(a), lambda g, x, out: g * out, "ExpBackward0")
+unary_op("log", lambda xp, a: xp.log(a), lambda g, x, out: g / x, "LogBackward0", unary(P))
+unary_op("log1p", lambda xp, a: xp.log1p(a), lambda g, x, out: g / (x + 1), "Log1PBackward0",
+         unary(P))
+unary_op("expm1", lambda xp, a: xp.expm1(a), lambda g, x, out: g * (out + 1),
+         "Expm1Backward0")
+unary_op("log2", lambda xp, a: xp.log2(a), lambda g, x, out: g / (x * _LN2),
+         "Log2Backward0", unary(P))
+unary_op("sqrt", lambda xp, a: xp.sqrt(a), lambda g, x, out: g / (out * 2), "SqrtBackward0",
+         unary(P))
+unary_op("rsqrt", lambda xp, a: 1 / xp.sqrt(a), lambda g, x, out: g * out * out * out * -0.5,
+         "RsqrtBackward0", unary(P))
+unary_op("reciprocal", lambda xp, a: 1 / a, lambda g, x, out: -g * out * out,
+         "ReciprocalBackward0", unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
+unary_op("sin", lambda xp, a: xp.sin(a), lambda g, x, out: g * x.cos(), "SinBackward0")
+unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBackward0")
+unary_op("tan", lambda xp, a: xp.tan(a), lambda g, x, out: g * (out * out + 1),
+         "TanBackward0", unary(lambda *s: F(*s, low=-1.2, high=1.2)))
+unary_op("tanh", lambda xp, a: xp.tanh(a), lambda g, x, out: g.tanh_backward(out),
+         "TanhBackward0")
+unary_op("sigmoid", lambda xp, a: 1 / (1 + xp.exp(-a)),
+         lambda g, x, out: g.sigmoid_backward(out), "SigmoidBackward0")
+unary_op("erf", erf, lambda g, x, out: g * (-x * x).exp() * (2 / math.sqrt(math.pi)),
+         "ErfBackward0")
+
+
+def _tanh_bw(xp, g, y):
+    if not y.ndim:
+        return g * (1 - y * y)
+    t = y * y          # one temporary, updated in place: g * (1 - y^2)
+    xp.subtract(1, t, out=t)
+    return xp.multiply(g, t, out=t)
+
+
+def _sigmoid_bw(xp, g, y):
+    if not y.ndim:
+        return g * y * (1 - y)
+    t = 1 - y          # g * y * (1 - y)
+    xp.multiply(t, y, out=t)
+    return xp.multiply(g, t, out=t)
+
+
+def _binary_same(metas, **_):
+    return Meta(metas[1].shape, metas[1].dtype)
+
+
+_BW_SAMPLES = (S(F(3, 4), F(3, 4, low=-0.9, high=0.9)), S(F(), F(low=0.1, high=0.9)),
+               S(F(0, 2), F(0, 2)))
+# tanh_backward(grad_output, output) = grad_output * (1 - output^2), as aten's.
+register(OpDef("tanh_backward", 2, _binary_same, _tanh_bw,
+               (lambda h, g, y, out: h * (1 - y * y), lambda h, g, y, out: h * g * y * -2),
+               torch_name="TanhBackwardBackward0", promote=True, samples=_BW_SAMPLES))
+register(OpDef("sigmoid_backward", 2, _binary_same, _sigmoid_bw,
+               (lambda h, g, y, out: h * y * (1 - y),
+                lambda h, g, y, out: h * g * (1 - y * 2)),
+               torch_name="SigmoidBackwardBackward0", promote=True, samples=_BW_SAMPLES))
+
+# --- activations ------------------------------------------------------------------------
+_KINK = tuple(S(*s.inputs, fd=False) for s in unary())  # fd across a kink is meaningless
+unary_op("relu", lambda xp, a: xp.maximum(a, 0), lambda g, x, out: (out > 0).where(g, 0.0),
+         "ReluBackward0", _KINK, infer=infer_same)
+unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
+         lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),
+         "LeakyReluBackward0", _KINK + (S(F(3, 4), negative_slope=0.2, fd=False),),
+         attrs={"negative_slope": ("float", 0.01)})
+unary_op("elu", lambda xp, a, alpha: xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))),
+         lambda g, x, out, alpha: (x > 0).where(g, g * (out + alpha)),
+         "EluBackward0", _KINK + (S(F(3, 4), alpha=0.5, fd=False),),
+         attrs={"alpha": ("float", 1.0)})
+
+
+def _gelu_forward(xp, a, approximate):
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (a + 0.044715 * a * a * a)
+        return 0.5 * a * (1 + xp.tanh(inner))
+    return 0.5 * a * (1 + erf(xp, a * (1 / math.sqrt(2))))
+
+
+def _gelu_decompose(x, approximate):
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+        return x * 0.5 * (inner.tanh() + 1)
+    return x * 0.5 * ((x * (1 / math.sqrt(2))).erf() + 1)
+
+
+def _check_gelu(metas, approximate):
+    from ._types import OpError
+    if approximate not in ("none", "tanh"):
+        raise OpError("approximate argument must be either none or tanh.")
+    return infer_float_unary(metas)
+
+
+unary_op("gelu", _gelu_forward, None, "GeluBackward0",
+         unary() + (S(F(3, 4), approximate="tanh"),), attrs={"approximate": ("str", "none")},
+         decompose=_gelu_decompose, infer=_check_gelu)
+unary_op("silu", lambda xp, a: a / (1 + xp.exp(-a)), None, "SiluBackward0",
+         decompose=lambda x: x * x.sigmoid())
+
+
+def _softplus_forward(xp, a, beta, threshold):
+    bx = a * beta  # above the threshold softplus is the identity (PyTorch's rule)
+    return xp.where(bx > threshold, a, xp.logaddexp(0, bx) / beta)
+
+
+unary_op("softplus", _softplus_forward,
+         lambda g, x, out, beta, threshold:
+             (x * beta > threshold).where(g, g * (x * beta).sigmoid()),
+         "SoftplusBackward0",
+         unary() + (S(F(3, 4), beta=2.0, threshold=1.0, fd=False),),
+         attrs={"beta": ("float", 1.0), "threshold": ("float", 20.0)})

@@ -1,0 +1,331 @@
+"""Neural-network functions (torch.nn.functional names and arguments).
+
+linear has a fused forward and explicit derivatives (it is the hot path of training).
+The rest are *composites*: `forward=None` and a `decompose` written with catalog ops. The
+engine replaces a composite node by its decomposition when it lowers the graph, so its
+value and every order of derivative come from ops that are checked one by one. Optional
+tensor arguments (weight, bias) are trailing inputs: `linear(x, w)` or `linear(x, w, b)`;
+binary_cross_entropy_with_logits takes pos_weight only after weight (pass ones for no
+weight).
+
+Dropout takes its mask as an input: the client draws it, so the graph stays a pure
+function of its leaves.
+"""
+
+from __future__ import annotations
+
+from ._registry import REQUIRED, OpDef, register
+from ._samples import B, F, I, P, S
+from ._types import FLOATING, INTEGRAL, Meta, OpError, numel, torch_dtype_name
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _arity(name, metas, lo, hi):
+    if not lo <= len(metas) <= hi:
+        raise OpError(f"{name}: expected {lo} to {hi} inputs, got {len(metas)}")
+
+
+# --- linear -------------------------------------------------------------------------------
+def _infer_linear(metas):
+    _arity("linear", metas, 2, 3)
+    x, w = metas[0], metas[1]
+    if len(w.shape) != 2 or not x.shape or x.shape[-1] != w.shape[1]:
+        rows = numel(x.shape[:-1]) if x.shape else 1
+        raise OpError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x"
+                      f"{x.shape[-1] if x.shape else 1} and {w.shape[-1] if w.shape else 1}x"
+                      f"{w.shape[0] if w.shape else 1})")
+    if x.dtype != w.dtype or (len(metas) == 3 and metas[2].dtype != x.dtype):
+        raise OpError("mat1 and mat2 must have the same dtype, but got "
+                      f"{torch_dtype_name(x.dtype)} and {torch_dtype_name(w.dtype)}")
+    return Meta(x.shape[:-1] + (w.shape[0],), x.dtype)
+
+
+def _linear_forward(xp, x, w, b=None):
+    out = xp.matmul(x, w.T)
+    if b is not None:
+        out += b  # out is a fresh array: adding in place saves one temporary
+    return out
+
+
+def _linear_vjp(g, x, w, *b, out, index):
+    if index == 0:
+        return g.matmul(w)
+    if index == 2:
+        return g  # the engine sums it back to the bias's shape
+    if x.ndim == 1:
+        return g.outer(x)
+    if x.ndim > 2:
+        rows = numel(x.shape[:-1])
+        g = g.reshape(shape=(rows, g.shape[-1]))
+        x = x.reshape(shape=(rows, x.shape[-1]))
+    return g.transpose(dim0=0, dim1=1).mm(x)
+
+
+register(OpDef("linear", -1, _infer_linear, _linear_forward, variadic_rule=_linear_vjp,
+               torch_name="AddmmBackward0", samples=(
+                   S(F(5, 4), F(3, 4), F(3)), S(F(5, 4), F(3, 4)), S(F(4), F(3, 4), F(3)),
+                   S(F(2, 5, 4), F(3, 4), F(3)), S(F(0, 4), F(3, 4), F(3)))))
+
+
+# --- layer_norm / embedding / dropout -------------------------------------------------------
+def _infer_layer_norm(metas, normalized_shape, eps):
+    _arity("layer_norm", metas, 1, 3)
+    x = metas[0]
+    k = len(normalized_shape)
+    if k == 0 or x.shape[len(x.shape) - k:] != tuple(normalized_shape) or k > len(x.shape):
+        raise OpError(f"Given normalized_shape={list(normalized_shape)}, expected input with "
+                      f"shape [*, {', '.join(map(str, normalized_shape))}], but got input of "
+                      f"size{list(x.shape)}")
+    for m in metas[1:]:
+        if m.shape != tuple(normalized_shape):
+            raise OpError(f"Expected weight to be of same shape as normalized_shape, but got "
+                          f"weight of shape {list(m.shape)} and normalized_shape = "
+                          f"{list(normalized_shape)}")
+    return Meta(x.shape, x.dtype)
+
+
+def _layer_norm(x, *wb, normalized_shape, eps):
+    dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    centred = x - x.mean(dim=dims, keepdim=True)
+    var = (centred * centred).mean(dim=dims, keepdim=True)
+    y = centred * (var + eps).rsqrt()
+    if wb:
+        y = y * wb[0]
+    if len(wb) > 1:
+        y = y + wb[1]
+    return y
+
+
+register(OpDef("layer_norm", -1, _infer_layer_norm, None, decompose=_layer_norm,
+               attrs={"normalized_shape": ("ints", REQUIRED), "eps": ("float", 1e-5)},
+               torch_name="NativeLayerNormBackward0", samples=(
+                   S(F(4, 5), F(5), F(5), normalized_shape=(5,)),
+                   S(F(2, 3, 4), normalized_shape=(3, 4)),
+                   S(F(3, 4), F(4), normalized_shape=(4,), eps=1e-3),
+                   S(F(0, 4), F(4), F(4), normalized_shape=(4,)))))
+
+
+def _infer_embedding(metas, padding_idx):
+    idx, w = metas
+    if idx.dtype not in INTEGRAL:
+        raise OpError("Expected tensor for argument #1 'indices' to have one of the following "
+                      f"scalar types: Long, Int; but got {torch_dtype_name(idx.dtype)} instead")
+    if len(w.shape) != 2:
+        raise OpError("'weight' must be 2-D")
+    return Meta(idx.shape + (w.shape[1],), w.dtype)
+
+
+def _embedding(idx, w, padding_idx):
+    rows = w.index(idx, key="T")
+    if padding_idx is None:
+        return rows
+    # The padding row is looked up like any other but gets no gradient (as in PyTorch).
+    pad = padding_idx % w.shape[0]
+    return (idx != pad).unsqueeze(dim=-1).where(rows, rows.detach())
+
+
+register(OpDef("embedding", 2, _infer_embedding, None, decompose=_embedding,
+               attrs={"padding_idx": ("optional_int", None)}, torch_name="EmbeddingBackward0",
+               samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
+                        S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),
+                        S(I((), 3), F(3, 2), grad=(1,)))))
+
+
+def _infer_dropout(metas, p, training):
+    x, mask = metas
+    if not 0 <= p <= 1:
+        raise OpError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if mask.shape != x.shape:
+        raise OpError(f"dropout: mask of shape {list(mask.shape)} does not match the input's "
+                      f"{list(x.shape)}")
+    return Meta(x.shape, x.dtype)
+
+
+def _dropout(x, mask, p, training):
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    return x * mask.cast(dtype=x.dtype) * (1.0 / (1.0 - p))
+
+
+register(OpDef("dropout", 2, _infer_dropout, None, decompose=_dropout,
+               attrs={"p": ("float", 0.5), "training": ("bool", True)},
+               torch_name="MulBackward0",
+               samples=(S(F(3, 4), B(3, 4), grad=(0,)), S(F(5), B(5), p=0.2, grad=(0,)),
+                        S(F(2, 2), B(2, 2), training=False, grad=(0,)))))
+
+
+# --- losses ---------------------------------------------------------------------------------
+def _reduce(losses, reduction, denominator=None):
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    if reduction == "sum":
+        return total
+    return total / denominator if denominator is not None else losses.mean()
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise OpError(f"{reduction} is not a valid value for reduction")
+
+
+def _infer_pointwise_loss(name):
+    def infer(metas, reduction, **_):
+        _check_reduction(reduction)
+        x, t = metas[0], metas[1]
+        if x.shape != t.shape:
+            raise OpError(f"{name}: target size ({list(t.shape)}) must be the same as input "
+                          f"size ({list(x.shape)})")
+        return Meta(x.shape if reduction == "none" else (), x.dtype)
+    return infer
+
+
+_POINTWISE = (S(F(3, 4), F(3, 4)), S(F(5), F(5), reduction="sum"),
+              S(F(2, 3), F(2, 3), reduction="none"), S(F(), F()))
+register(OpDef("mse_loss", 2, _infer_pointwise_loss("mse_loss"), None,
+               decompose=lambda x, t, reduction: _reduce((x - t) * (x - t), reduction),
+               attrs={"reduction": ("str", "mean")}, torch_name="MseLossBackward0",
+               samples=_POINTWISE))
+register(OpDef("l1_loss", 2, _infer_pointwise_loss("l1_loss"), None,
+               decompose=lambda x, t, reduction: _reduce((x - t).abs(), reduction),
+               attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
+               samples=tuple(S(*s.inputs, fd=False, **s.attrs) for s in _POINTWISE)))
+
+
+def _bce(x, t, *w, reduction):
+    # PyTorch clamps each log at -100 so that a saturated prediction gives a finite loss.
+    losses = -(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
+    return _reduce(losses * w[0] if w else losses, reduction)
+
+
+def _bce_logits(x, t, *w, reduction):
+    log_sig_neg = (-x.abs()).exp().log1p() + (-x).relu()   # log(1 + e^-x), stable
+    if len(w) > 1:
+        losses = (1 - t) * x + ((w[1] - 1) * t + 1) * log_sig_neg
+    else:
+        losses = (1 - t) * x + log_sig_neg
+    return _reduce(losses * w[0] if w else losses, reduction)
+
+
+def _infer_bce(name, most):
+    point = _infer_pointwise_loss(name)
+
+    def infer(metas, reduction):
+        _arity(name, metas, 2, most)
+        return point(metas[:2], reduction)
+    return infer
+
+
+_BCE_P = lambda *s: F(*s, low=0.05, high=0.95)  # noqa: E731
+register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,
+               decompose=_bce, attrs={"reduction": ("str", "mean")},
+               torch_name="BinaryCrossEntropyBackward0", samples=(
+                   S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0,)),
+                   S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0,)),
+                   S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0,)))))
+register(OpDef("binary_cross_entropy_with_logits", -1,
+               _infer_bce("binary_cross_entropy_with_logits", 4), None,
+               decompose=_bce_logits, attrs={"reduction": ("str", "mean")},
+               torch_name="BinaryCrossEntropyWithLogitsBackward0", samples=(
+                   S(F(3, 4), _BCE_P(3, 4), fd=False, grad=(0, 1)),
+                   S(F(5), _BCE_P(5), P(5), reduction="sum", fd=False, grad=(0, 1)),
+                   S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none", fd=False,
+                     grad=(0, 1)))))
+
+
+def _class_dim(x):
+    return 1 if x.ndim >= 2 else 0
+
+
+def _infer_class_loss(name, probs_ok):
+    def infer(metas, ignore_index, reduction, **attrs):
+        _arity(name, metas, 2, 3)
+        _check_reduction(reduction)
+        x, t = metas[0], metas[1]
+        if x.dtype not in FLOATING:
+            raise OpError(f'"{name}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
+        ls = attrs.get("label_smoothing", 0.0)
+        if not 0.0 <= ls <= 1.0:
+            raise OpError(f"label_smoothing must be between 0.0 and 1.0. Got: {ls}")
+        c = 1 if len(x.shape) >= 2 else 0
+        batch = x.shape[:c] + x.shape[c + 1:]
+        if probs_ok and t.dtype in FLOATING:
+            if t.shape != x.shape:
+                raise OpError("Expected input batch_size to match target batch_size for "
+                              "class-probability targets")
+        elif t.dtype not in INTEGRAL:
+            raise OpError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}")
+        elif t.shape != batch:
+            raise OpError(f"Expected input batch_size ({x.shape[0] if x.shape else 1}) to match "
+                          f"target batch_size ({t.shape[0] if t.shape else 1}).")
+        if len(metas) == 3 and metas[2].shape != (x.shape[c],):
+            raise OpError(f"weight tensor should be defined either for all {x.shape[c]} classes "
+                          "or no classes")
+        return Meta(batch if reduction == "none" else (), x.dtype)
+    return infer
+
+
+def _class_weights(logp, t, w, c, ignore_index):
+    """Per-element weight (0 where ignored) and the safe class index to pick."""
+    valid = t != ignore_index
+    safe = valid.where(t, 0)
+    wt = valid.cast(dtype=logp.dtype)
+    if w:
+        wt = wt * w[0].index(safe, key="T")
+    return safe, wt
+
+
+def _nll(logp, t, *w, ignore_index, reduction):
+    c = _class_dim(logp)
+    safe, wt = _class_weights(logp, t, w, c, ignore_index)
+    picked = logp.gather(safe.unsqueeze(dim=c), dim=c).squeeze(dim=c)
+    return _reduce(-picked * wt, reduction, wt.sum())
+
+
+def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
+    c = _class_dim(x)
+    logp = x.log_softmax(dim=c)
+    n_classes = x.shape[c]
+    w_b = None
+    if w:
+        w_b = w[0].reshape(shape=(n_classes,) + (1,) * (x.ndim - c - 1))
+    if t.dtype in FLOATING:  # class probabilities
+        tt = t * (1 - label_smoothing) + label_smoothing / n_classes if label_smoothing else t
+        terms = logp * tt if w_b is None else logp * tt * w_b
+        losses = -terms.sum(dim=c)
+        return _reduce(losses, reduction, numel(losses.shape) if losses.shape else 1)
+    nll = _nll(logp, t, *w, ignore_index=ignore_index, reduction=reduction)
+    if not label_smoothing:
+        return nll
+    safe, wt = _class_weights(logp, t, w, c, ignore_index)
+    smooth = -(logp if w_b is None else logp * w_b).sum(dim=c)
+    smooth = (t != ignore_index).where(smooth, 0.0)
+    smooth = _reduce(smooth, reduction, wt.sum())
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+
+
+_IGNORED = I((5,), 4, low=-1)  # some targets are the ignore_index -1
+_CLASS = {"ignore_index": ("int", -100), "reduction": ("str", "mean")}
+register(OpDef("nll_loss", -1, _infer_class_loss("nll_loss", False), None, decompose=_nll,
+               attrs=dict(_CLASS), torch_name="NllLossBackward0", samples=(
+                   S(F(5, 4), I((5,), 4), grad=(0,)),
+                   S(F(5, 4), I((5,), 4), P(4), reduction="sum", grad=(0,)),
+                   S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
+                   S(F(4), I((), 4), grad=(0,)),
+                   S(F(5, 4), _IGNORED, ignore_index=-1, grad=(0,)))))
+register(OpDef("cross_entropy", -1, _infer_class_loss("cross_entropy", True), None,
+               decompose=_cross_entropy,
+               attrs={**_CLASS, "label_smoothing": ("float", 0.0)},
+               torch_name="NllLossBackward0", samples=(
+                   S(F(5, 4), I((5,), 4), grad=(0,)),
+                   S(F(5, 4), I((5,), 4), P(4), grad=(0,)),
+                   S(F(5, 4), _IGNORED, ignore_index=-1, label_smoothing=0.2, grad=(0,)),
+                   S(F(5, 4), I((5,), 4), P(4), label_smoothing=0.1, reduction="sum",
+                     grad=(0,)),
+                   S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
+                   S(F(5, 4), P(5, 4), grad=(0, 1)),
+                   S(F(5, 4), P(5, 4), P(4), label_smoothing=0.3, grad=(0, 1)),
+                   S(F(4), I((), 4), grad=(0,)))))

@@ -1,0 +1,387 @@
+"""Shape ops: views and copies that move elements around without arithmetic.
+
+Every derivative here is another shape op (transpose ↔ transpose, narrow ↔ pad, cat →
+narrow, repeat → reshape+sum), so all of them are linear and twice differentiable.
+Ops that return several tensors in PyTorch (split, chunk) take an `index` attribute and
+return that one piece (see the catalog docstring).
+"""
+
+from __future__ import annotations
+
+from ._registry import REQUIRED, OpDef, register
+from ._samples import F, S
+from ._types import Meta, OpError, broadcast_shapes, check_dim, normalize_dims, numel
+
+
+def _shape_op(name, infer, fwd, rule, attrs, samples, torch_name=None, nin=1, **kw):
+    register(OpDef(name, nin, infer, fwd, None if rule is None else (rule,), attrs=attrs,
+                   torch_name=torch_name, samples=samples, **kw))
+
+
+def _meta(metas, shape):
+    return Meta(tuple(shape), metas[0].dtype)
+
+
+# --- flatten / squeeze / unsqueeze / transpose / permute ----------------------------------
+def _flatten_shape(shape, start_dim, end_dim):
+    if not shape:
+        return (1,)
+    s, e = check_dim(start_dim, len(shape)), check_dim(end_dim, len(shape))
+    if s > e:
+        raise OpError("flatten() has invalid args: start_dim cannot come after end_dim")
+    return shape[:s] + (numel(shape[s:e + 1]),) + shape[e + 1:]
+
+
+_shape_op("flatten",
+          lambda m, start_dim, end_dim: _meta(m, _flatten_shape(m[0].shape, start_dim, end_dim)),
+          lambda xp, a, start_dim, end_dim:
+              a.reshape(_flatten_shape(a.shape, start_dim, end_dim)),
+          lambda g, x, out, **_: g.reshape(shape=x.shape),
+          {"start_dim": ("int", 0), "end_dim": ("int", -1)},
+          (S(F(2, 3, 4)), S(F(2, 3, 4), start_dim=1), S(F()),
+           S(F(2, 0, 3), start_dim=0, end_dim=1)),
+          "ViewBackward0")
+
+
+def _squeeze_shape(shape, dim):
+    dims = normalize_dims(dim, len(shape)) if shape else ()
+    return tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
+
+
+_shape_op("squeeze", lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
+          lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
+          lambda g, x, out, dim: g.reshape(shape=x.shape), {"dim": ("dims", None)},
+          (S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
+           S(F(1, 0, 1), dim=(0, 2))), "SqueezeBackward0")
+
+
+def _unsqueeze_shape(shape, dim):
+    d = check_dim(dim, len(shape) + 1)
+    return shape[:d] + (1,) + shape[d:]
+
+
+_shape_op("unsqueeze", lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
+          lambda xp, a, dim: a.reshape(_unsqueeze_shape(a.shape, dim)),
+          lambda g, x, out, dim: g.reshape(shape=x.shape), {"dim": ("int", REQUIRED)},
+          (S(F(2, 3), dim=1), S(F(2, 3), dim=-1), S(F(), dim=0), S(F(0, 2), dim=0)),
+          "UnsqueezeBackward0")
+
+
+def _perm_for_transpose(ndim, dim0, dim1):
+    if ndim == 0:
+        check_dim(dim0, 0), check_dim(dim1, 0)
+        return ()
+    d0, d1 = check_dim(dim0, ndim), check_dim(dim1, ndim)
+    perm = list(range(ndim))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return tuple(perm)
+
+
+def _infer_transpose(m, dim0, dim1):
+    perm = _perm_for_transpose(len(m[0].shape), dim0, dim1)
+    return _meta(m, tuple(m[0].shape[p] for p in perm))
+
+
+_shape_op("transpose", _infer_transpose,
+          lambda xp, a, dim0, dim1: a.transpose(_perm_for_transpose(a.ndim, dim0, dim1)),
+          lambda g, x, out, dim0, dim1: g.transpose(dim0=dim0, dim1=dim1),
+          {"dim0": ("int", REQUIRED), "dim1": ("int", REQUIRED)},
+          (S(F(2, 3), dim0=0, dim1=1), S(F(2, 3, 4), dim0=-1, dim1=0), S(F(), dim0=0, dim1=-1),
+           S(F(0, 3), dim0=1, dim1=0)), "TransposeBackward0")
+
+
+def _check_perm(dims, ndim):
+    if len(dims) != ndim:
+        raise OpError("permute(sparse_coo): number of dimensions in the tensor input does not "
+                      "match the length of the desired ordering of dimensions i.e. input.dim() = "
+                      f"{ndim} is not equal to len(dims) = {len(dims)}")
+    perm = tuple(check_dim(d, ndim) for d in dims)
+    if len(set(perm)) != ndim:
+        raise OpError("permute(): duplicate dims are not allowed.")
+    return perm
+
+
+def _permute_vjp(g, x, out, dims):
+    perm = _check_perm(dims, x.ndim)
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return g.permute(dims=tuple(inverse))
+
+
+_shape_op("permute",
+          lambda m, dims: _meta(m, tuple(m[0].shape[p]
+                                         for p in _check_perm(dims, len(m[0].shape)))),
+          lambda xp, a, dims: a.transpose(_check_perm(dims, a.ndim)), _permute_vjp,
+          {"dims": ("ints", REQUIRED)},
+          (S(F(2, 3, 4), dims=(2, 0, 1)), S(F(2, 3), dims=(-1, 0)), S(F(), dims=()),
+           S(F(0, 2, 1), dims=(1, 2, 0))), "PermuteBackward0")
+
+
+# --- broadcast_to / repeat -----------------------------------------------------------------
+def _infer_broadcast_to(m, size):
+    src = m[0].shape
+    size = tuple(s if s != -1 else src[i - len(size) + len(src)] for i, s in enumerate(size))
+    if len(size) < len(src) or broadcast_shapes(src, size) != size:
+        raise OpError(f"The expanded size of the tensor ({size[-1] if size else 0}) must match "
+                      f"the existing size ({src[-1] if src else 0}) at non-singleton dimension "
+                      f"{len(size) - 1}.  Target sizes: {list(size)}.  Tensor sizes: {list(src)}")
+    return _meta(m, size)
+
+
+_shape_op("broadcast_to", _infer_broadcast_to,
+          lambda xp, a, size:
+              xp.broadcast_to(a, _infer_broadcast_to([Meta(a.shape, "")], size).shape),
+          lambda g, x, out, size: g, {"size": ("ints", REQUIRED)},
+          (S(F(3), size=(2, 3)), S(F(2, 1), size=(2, 4)), S(F(), size=(2, 2)),
+           S(F(1, 3), size=(0, 3)), S(F(2, 1), size=(3, -1, 2))), "ExpandBackward0")
+
+
+def _repeat_shape(shape, repeats):
+    if len(repeats) < len(shape):
+        raise OpError("Number of dimensions of repeat dims can not be smaller than number of "
+                      "dimensions of tensor")
+    padded = (1,) * (len(repeats) - len(shape)) + tuple(shape)
+    return padded, tuple(r * s for r, s in zip(repeats, padded))
+
+
+def _repeat_vjp(g, x, out, repeats):
+    padded, _ = _repeat_shape(x.shape, repeats)
+    split = tuple(v for r, s in zip(repeats, padded) for v in (r, s))
+    summed = g.reshape(shape=split).sum(dim=tuple(range(0, len(split), 2)))
+    return summed.reshape(shape=x.shape)
+
+
+_shape_op("repeat", lambda m, repeats: _meta(m, _repeat_shape(m[0].shape, repeats)[1]),
+          lambda xp, a, repeats: xp.tile(a.reshape(_repeat_shape(a.shape, repeats)[0]), repeats),
+          _repeat_vjp, {"repeats": ("ints", REQUIRED)},
+          (S(F(2, 3), repeats=(2, 1)), S(F(3), repeats=(2, 2)), S(F(), repeats=(3,)),
+           S(F(0, 2), repeats=(2, 2))), "RepeatBackward0")
+
+
+# --- cat / stack / narrow / split / chunk / pad ----------------------------------------------
+def _infer_cat(metas, dim):
+    if not metas:
+        raise OpError("torch.cat(): expected a non-empty list of Tensors")
+    ref = next((m for m in metas if m.shape != (0,)), metas[0])
+    if not ref.shape:
+        raise OpError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = check_dim(dim, len(ref.shape))
+    total = 0
+    for i, m in enumerate(metas):
+        if m.shape == (0,) and ref.shape != (0,):
+            continue  # legacy: 1-D empty tensors are skipped
+        if len(m.shape) != len(ref.shape) or any(
+                a != b for j, (a, b) in enumerate(zip(m.shape, ref.shape)) if j != d):
+            raise OpError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                          f"{ref.shape[0 if d else 1] if len(ref.shape) > 1 else ref.shape[0]} "
+                          f"but got size {m.shape} for tensor number {i} in the list.")
+        total += m.shape[d]
+    from ._types import result_type
+    return Meta(ref.shape[:d] + (total,) + ref.shape[d + 1:], result_type(list(metas)))
+
+
+def _cat_forward(xp, *arrays, dim):
+    keep = [a for a in arrays if a.shape != (0,)] or list(arrays)
+    return xp.concatenate(keep, axis=check_dim(dim, keep[0].ndim))
+
+
+def _cat_vjp(g, *xs, out, index, dim):
+    if xs[index].shape == (0,) and g.shape != (0,):
+        return None
+    d = check_dim(dim, g.ndim)
+    start = sum(x.shape[d] for x in xs[:index] if x.shape != (0,) or g.shape == (0,))
+    return g.narrow(dim=d, start=start, length=xs[index].shape[d])
+
+
+register(OpDef("cat", -1, _infer_cat, _cat_forward, attrs={"dim": ("int", 0)},
+               variadic_rule=_cat_vjp, torch_name="CatBackward0", promote=True, samples=(
+                   S(F(2, 3), F(4, 3)), S(F(2, 3), F(2, 1), F(2, 2), dim=1),
+                   S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)))))
+
+
+def _infer_stack(metas, dim):
+    if not metas:
+        raise OpError("stack expects a non-empty TensorList")
+    for i, m in enumerate(metas):
+        if m.shape != metas[0].shape:
+            raise OpError(f"stack expects each tensor to be equal size, but got "
+                          f"{list(metas[0].shape)} at entry 0 and {list(m.shape)} at entry {i}")
+    from ._types import result_type
+    d = check_dim(dim, len(metas[0].shape) + 1)
+    shape = metas[0].shape
+    return Meta(shape[:d] + (len(metas),) + shape[d:], result_type(list(metas)))
+
+
+register(OpDef("stack", -1, _infer_stack,
+               lambda xp, *a, dim: xp.stack(a, axis=check_dim(dim, a[0].ndim + 1)),
+               attrs={"dim": ("int", 0)}, promote=True, torch_name="StackBackward0",
+               variadic_rule=lambda g, *xs, out, index, dim: g.narrow(
+                   dim=check_dim(dim, g.ndim), start=index, length=1
+               ).reshape(shape=xs[index].shape),
+               samples=(S(F(2, 3), F(2, 3)), S(F(2, 3), F(2, 3), F(2, 3), dim=-1),
+                        S(F(), F()), S(F(0, 2), F(0, 2), dim=1))))
+
+
+def _infer_narrow(m, dim, start, length):
+    shape = m[0].shape
+    if not shape:
+        raise OpError("narrow() cannot be applied to a 0-dim tensor.")
+    d = check_dim(dim, len(shape))
+    s = start + shape[d] if start < 0 else start
+    if not 0 <= s <= shape[d] or length < 0 or s + length > shape[d]:
+        raise OpError(f"start ({start}) + length ({length}) exceeds dimension size ({shape[d]}).")
+    return _meta(m, shape[:d] + (length,) + shape[d + 1:])
+
+
+def _narrow_slice(ndim, dim, start, length, size):
+    d = check_dim(dim, ndim)
+    s = start + size if start < 0 else start
+    return (slice(None),) * d + (slice(s, s + length),), d, s
+
+
+def _narrow_forward(xp, a, dim, start, length):
+    key, _, _ = _narrow_slice(a.ndim, dim, start, length, a.shape[check_dim(dim, a.ndim)])
+    return a[key]
+
+
+def _narrow_vjp(g, x, out, dim, start, length):
+    d = check_dim(dim, x.ndim)
+    s = start + x.shape[d] if start < 0 else start
+    return g.pad(pad=_pad_for(x.ndim, d, s, x.shape[d] - s - length))
+
+
+def _pad_for(ndim, d, before, after):
+    """F.pad's flat (last dim first) list with one dim padded."""
+    pad = [0] * (2 * (ndim - d))
+    pad[-2], pad[-1] = before, after
+    return tuple(pad)
+
+
+_NARROW = {"dim": ("int", REQUIRED), "start": ("int", REQUIRED), "length": ("int", REQUIRED)}
+_shape_op("narrow", _infer_narrow, _narrow_forward, _narrow_vjp, _NARROW,
+          (S(F(4, 3), dim=0, start=1, length=2), S(F(2, 5), dim=-1, start=-3, length=3),
+           S(F(3, 2), dim=0, start=1, length=0)), "NarrowBackward0")
+
+
+def split_sizes(size: int, split_size_or_sections) -> list[int]:
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise OpError(f"split_size can only be 0 if dimension size is 0, but got dimension "
+                          f"size of {size}")
+        return [min(step, size - i) for i in range(0, size, step)] if step else [0]
+    if sum(split_size_or_sections) != size:
+        raise OpError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input "
+                      f"tensor's size at dimension), but got split_sizes="
+                      f"{list(split_size_or_sections)}")
+    return list(split_size_or_sections)
+
+
+def chunk_sizes(size: int, chunks: int) -> list[int]:
+    if chunks <= 0:
+        raise OpError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    step = -(-size // chunks)
+    return split_sizes(size, max(step, 1)) if size else [0]
+
+
+def _piece(shape, dim, sizes, index):
+    if not shape:
+        raise OpError("split/chunk expects at least a 1-dimensional tensor")
+    d = check_dim(dim, len(shape))
+    if not -len(sizes) <= index < len(sizes):
+        raise OpError(f"index {index} out of range for {len(sizes)} pieces")
+    index %= len(sizes)
+    return d, sum(sizes[:index]), sizes[index]
+
+
+def _split_piece(shape, a, kind):
+    d = check_dim(a["dim"], len(shape)) if shape else 0
+    sizes = (split_sizes(shape[d], a["split_size_or_sections"]) if kind == "split"
+             else chunk_sizes(shape[d], a["chunks"])) if shape else []
+    return _piece(shape, a["dim"], sizes, a["index"])
+
+
+def _piece_op(kind, attrs, samples):
+    def infer(m, **a):
+        d, start, length = _split_piece(m[0].shape, a, kind)
+        return _infer_narrow(m, d, start, length)
+
+    def fwd(xp, x, **a):
+        d, start, length = _split_piece(x.shape, a, kind)
+        return _narrow_forward(xp, x, d, start, length)
+
+    def vjp(g, x, out, **a):
+        d, start, length = _split_piece(x.shape, a, kind)
+        return _narrow_vjp(g, x, out, d, start, length)
+
+    _shape_op(kind, infer, fwd, vjp, attrs, samples, "SplitBackward0")
+
+
+_piece_op("split", {"split_size_or_sections": ("int_or_ints", REQUIRED), "dim": ("int", 0),
+                    "index": ("int", REQUIRED)},
+          (S(F(5, 3), split_size_or_sections=2, index=2),
+           S(F(2, 6), split_size_or_sections=(1, 2, 3), dim=1, index=1),
+           S(F(4), split_size_or_sections=2, index=-1)))
+_piece_op("chunk", {"chunks": ("int", REQUIRED), "dim": ("int", 0), "index": ("int", REQUIRED)},
+          (S(F(5, 3), chunks=2, index=1), S(F(2, 6), chunks=3, dim=1, index=0)))
+
+
+def _pad_pairs(ndim, pad):
+    if len(pad) % 2 or len(pad) // 2 > ndim:
+        raise OpError(f"Padding length should be less than or equal to two times the input "
+                      f"dimension but got padding length {len(pad)} and input of dimension {ndim}"
+                      if len(pad) % 2 == 0 else "Padding length must be divisible by 2")
+    pairs = [(0, 0)] * ndim
+    for i in range(len(pad) // 2):
+        pairs[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return pairs
+
+
+def _infer_pad(m, pad, mode, value):
+    if mode != "constant":
+        raise OpError(f"pad: only mode='constant' is supported, got {mode!r}")
+    shape = m[0].shape
+    out = tuple(s + a + b for s, (a, b) in zip(shape, _pad_pairs(len(shape), pad)))
+    if any(s < 0 for s in out):
+        raise OpError(f"The input size {list(shape)}, plus negative padding {list(pad)} "
+                      f"resulted in a negative output size, which is invalid.")
+    return _meta(m, out)
+
+
+def _pad_forward(xp, a, pad, mode, value):
+    pairs = _pad_pairs(a.ndim, pad)
+    crop = tuple(slice(max(-lo, 0), s - max(-hi, 0)) for s, (lo, hi) in zip(a.shape, pairs))
+    a = a[crop]  # negative padding crops, as in F.pad
+    grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
+    return xp.pad(a, grow, constant_values=value) if any(any(p) for p in grow) else a
+
+
+_shape_op("pad", _infer_pad, _pad_forward,
+          lambda g, x, out, pad, mode, value: g.pad(pad=tuple(-p for p in pad)),
+          {"pad": ("ints", REQUIRED), "mode": ("str", "constant"), "value": ("float", 0.0)},
+          (S(F(2, 3), pad=(1, 2)), S(F(2, 3, 4), pad=(1, 0, 0, 2), value=1.5),
+           S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1))), "ConstantPadNdBackward0")
+
+
+# --- flip / tril / triu --------------------------------------------------------------------
+_shape_op("flip", lambda m, dims: _meta(m, (normalize_dims(dims, len(m[0].shape)), m[0].shape)[1]),
+          lambda xp, a, dims: xp.flip(a, axis=normalize_dims(dims, a.ndim)) if a.ndim else a,
+          lambda g, x, out, dims: g.flip(dims=dims), {"dims": ("ints", REQUIRED)},
+          (S(F(2, 3), dims=(0,)), S(F(2, 3, 4), dims=(0, 2)), S(F(), dims=()),
+           S(F(0, 3), dims=(1,))), "FlipBackward0")
+
+
+def _infer_tri(m, diagonal):
+    if len(m[0].shape) < 2:
+        raise OpError("tril/triu: input tensor must have at least 2 dimensions")
+    return _meta(m, m[0].shape)
+
+
+_TRI = (S(F(3, 4)), S(F(2, 3, 3), diagonal=1), S(F(4, 3), diagonal=-1), S(F(0, 2)))
+_shape_op("tril", _infer_tri, lambda xp, a, diagonal: xp.tril(a, k=diagonal),
+          lambda g, x, out, diagonal: g.tril(diagonal=diagonal), {"diagonal": ("int", 0)},
+          _TRI, "TrilBackward0")
+_shape_op("triu", _infer_tri, lambda xp, a, diagonal: xp.triu(a, k=diagonal),
+          lambda g, x, out, diagonal: g.triu(diagonal=diagonal), {"diagonal": ("int", 0)},
+          _TRI, "TriuBackward0")

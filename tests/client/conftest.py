@@ -1,0 +1,28 @@
+"""Client tests run against the engine in this process (`connect("local")`); PyTorch is
+the reference they compare with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import remotegrad as rg  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def local_engine():
+    rg.connect("local")
+    yield
+
+
+@pytest.fixture
+def pair():
+    """Same-valued (remotegrad, torch) tensors from one numpy array."""
+    def make(array, requires_grad=False):
+        array = np.asarray(array)
+        a = rg.tensor(array, requires_grad=requires_grad)
+        b = torch.tensor(array, requires_grad=requires_grad)
+        return a, b
+    return make

@@ -1,0 +1,189 @@
+"""remotegrad.nn and remotegrad.optim against torch.nn and torch.optim: module API,
+reprs, forward values and gradients with the same weights, optimisers step by step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import remotegrad as rg
+from torchref import close
+
+R = np.random.default_rng(5)
+
+
+def to_rg(state: dict) -> dict:
+    return {k: rg.tensor(v.detach().numpy()) for k, v in state.items()}
+
+
+def mlp(lib, dropout=0.0):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(dropout), nn.Linear(8, 8),
+                         nn.Tanh(), nn.LayerNorm(8), nn.Linear(8, 3))
+
+
+def twins(dropout=0.0):
+    torch.manual_seed(0)
+    theirs = mlp(torch, dropout)
+    ours = mlp(rg, dropout)
+    ours.load_state_dict(to_rg(theirs.state_dict()))
+    return ours, theirs
+
+
+def test_module_api_matches():
+    ours, theirs = twins(0.1)
+    assert repr(ours) == repr(theirs)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape)
+                                                            for p in theirs.parameters()]
+    assert all(p.requires_grad and p.is_leaf for p in ours.parameters())
+    assert not any(v.requires_grad for v in ours.state_dict().values())
+    assert ours.training and not ours.eval().training and not ours[2].training
+    assert ours.train().training and len(ours) == len(theirs)
+    assert repr(rg.nn.Embedding(10, 3, padding_idx=1)) == repr(torch.nn.Embedding(10, 3,
+                                                                                 padding_idx=1))
+    assert repr(rg.nn.Linear(2, 2, bias=False)) == repr(torch.nn.Linear(2, 2, bias=False))
+    assert repr(rg.nn.Conv2d(3, 8, 3, padding=1)) == repr(torch.nn.Conv2d(3, 8, 3, padding=1))
+    assert repr(rg.nn.Parameter(rg.ones(2))) == repr(torch.nn.Parameter(torch.ones(2)))
+
+
+def test_load_state_dict_errors_match():
+    ours, theirs = rg.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    for bad in ({"weight": np.ones((2, 2), "float32")},
+                {"weight": np.ones((3, 2), "float32"), "bias": np.ones(2, "float32")}):
+        with pytest.raises(RuntimeError) as t:
+            theirs.load_state_dict({k: torch.tensor(v) for k, v in bad.items()})
+        with pytest.raises(RuntimeError) as o:
+            ours.load_state_dict({k: rg.tensor(v) for k, v in bad.items()})
+        assert str(o.value) == str(t.value)
+    assert repr(ours.load_state_dict(ours.state_dict())) == "<All keys matched successfully>"
+
+
+def test_forward_and_gradients_match_with_same_weights():
+    ours, theirs = twins()
+    x = R.standard_normal((5, 6)).astype("float32")
+    y = np.array([0, 2, 1, 1, 0])
+    lo = rg.nn.functional.cross_entropy(ours(rg.tensor(x)), rg.tensor(y))
+    lt = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+    close(lo, lt)
+    lo.backward(), lt.backward()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        close(a.grad, b.grad, rtol=1e-4, atol=1e-6, what=name)
+    ours.zero_grad()
+    assert all(p.grad is None for p in ours.parameters())
+
+
+def test_embedding_and_losses():
+    emb_t = torch.nn.Embedding(7, 4)
+    emb_o = rg.nn.Embedding(7, 4)
+    emb_o.load_state_dict(to_rg(emb_t.state_dict()))
+    idx = np.array([[1, 3], [6, 1]])
+    close(emb_o(rg.tensor(idx)), emb_t(torch.tensor(idx)))
+    a = R.random((4, 3)).astype("float32")
+    b = R.random((4, 3)).astype("float32")
+    for name in ("mse_loss", "l1_loss", "binary_cross_entropy"):
+        close(getattr(rg.nn.functional, name)(rg.tensor(a), rg.tensor(b)),
+              getattr(torch.nn.functional, name)(torch.tensor(a), torch.tensor(b)), what=name)
+    close(rg.nn.MSELoss(reduction="sum")(rg.tensor(a), rg.tensor(b)),
+          torch.nn.MSELoss(reduction="sum")(torch.tensor(a), torch.tensor(b)))
+    t = np.array([1, 0, 2, 2])
+    close(rg.nn.functional.one_hot(rg.tensor(t), 4), torch.nn.functional.one_hot(torch.tensor(t),
+                                                                                 4))
+
+
+def test_dropout_mask_is_drawn_on_the_client():
+    x = rg.ones(1000, requires_grad=True)
+    out = rg.nn.functional.dropout(x, 0.25)
+    values = out.detach().numpy()
+    assert set(np.unique(values)) <= {0.0, np.float32(1 / 0.75)}
+    assert 0.15 < (values == 0).mean() < 0.35
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), values)
+    assert rg.nn.functional.dropout(x, 0.5, training=False) is x
+
+
+@pytest.mark.skipif("conv2d" not in rg.proto.catalog.CATALOG if hasattr(rg, "proto") else True,
+                    reason="catalog has no conv2d yet")
+def test_conv2d_matches():
+    conv_t = torch.nn.Conv2d(2, 3, 3, padding=1, stride=2)
+    conv_o = rg.nn.Conv2d(2, 3, 3, padding=1, stride=2)
+    conv_o.load_state_dict(to_rg(conv_t.state_dict()))
+    x = R.standard_normal((2, 2, 7, 7)).astype("float32")
+    close(conv_o(rg.tensor(x)), conv_t(torch.tensor(x)), rtol=1e-4)
+
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.3, maximize=True)),
+    ("Adam", dict(lr=0.01)), ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=[f"{n}-{k}" for n, k in OPTIMIZERS])
+def test_optimizer_step_by_step(name, kwargs):
+    ours, theirs = twins()
+    opt_o = getattr(rg.optim, name)(ours.parameters(), **kwargs)
+    opt_t = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
+    x = R.standard_normal((8, 6)).astype("float32")
+    y = R.integers(0, 3, 8)
+    for step in range(5):
+        for model, opt, lib in ((ours, opt_o, rg), (theirs, opt_t, torch)):
+            opt.zero_grad()
+            loss = lib.nn.functional.cross_entropy(model(lib.tensor(x)), lib.tensor(y))
+            loss.backward()
+            opt.step()
+        for (pname, a), b in zip(ours.named_parameters(), theirs.parameters()):
+            close(a.detach(), b.detach(), rtol=1e-4, atol=1e-5, what=f"step {step} {pname}")
+
+
+def test_optimizer_api():
+    p = rg.nn.Parameter(rg.ones(2))
+    opt = rg.optim.SGD([{"params": [p], "lr": 0.5}], lr=0.1, momentum=0.9)
+    assert opt.param_groups[0]["lr"] == 0.5 and opt.param_groups[0]["momentum"] == 0.9
+    (p * 3).sum().backward()
+    opt.step()
+    state = opt.state_dict()
+    assert list(state["state"]) == [0] and "momentum_buffer" in state["state"][0]
+    opt.load_state_dict(state)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        rg.optim.Adam([])
+    loss = opt.step(lambda: (p * p).sum())
+    assert loss.item() > 0
+
+
+def test_pooling_and_clip_grad_norm():
+    x = R.standard_normal((2, 3, 6, 6)).astype("float32")
+    for name, kwargs in (("max_pool2d", dict(kernel_size=2)),
+                         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1))):
+        xo, xt = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yo = getattr(rg.nn.functional, name)(xo, **kwargs)
+        yt = getattr(torch.nn.functional, name)(xt, **kwargs)
+        close(yo, yt, what=name)
+        assert type(yo.grad_fn).__name__ == type(yt.grad_fn).__name__
+        yo.sum().backward(), yt.sum().backward()
+        close(xo.grad, xt.grad, what=f"{name} grad")
+    assert repr(rg.nn.MaxPool2d(2)) == repr(torch.nn.MaxPool2d(2))
+    ours, theirs = twins()
+    x = R.standard_normal((5, 6)).astype("float32")
+    (ours(rg.tensor(x)) ** 2).sum().backward()
+    (theirs(torch.tensor(x)) ** 2).sum().backward()
+    total_o = rg.nn.utils.clip_grad_norm_(ours.parameters(), 0.5)
+    total_t = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+    close(total_o, total_t, rtol=1e-4)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_composed_ops_match():
+    a, b = R.random((3, 4)).astype("float32") + 0.5, R.random((3, 4)).astype("float32") + 0.5
+    ao, bo, at, bt = rg.tensor(a), rg.tensor(b), torch.tensor(a), torch.tensor(b)
+    close(ao.square(), at.square())
+    close(ao.addcmul(bo, bo, value=0.5), at.addcmul(bt, bt, value=0.5))
+    close(ao.addcdiv(bo, ao, value=-2), at.addcdiv(bt, at, value=-2))
+    close(ao.lerp(bo, 0.3), at.lerp(bt, 0.3))
+    ao.lerp_(bo, 0.5), at.lerp_(bt, 0.5)
+    close(ao, at)

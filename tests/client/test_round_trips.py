@@ -1,0 +1,59 @@
+"""Round trips: one per materialisation, none per op; a training loop's requests stay
+the same size from step to step (updated parameters never drag their history along)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import remotegrad as rg
+import remotegrad.nn.functional as F
+from remotegrad import _session
+
+
+@pytest.fixture
+def requests(monkeypatch):
+    session = _session.current()
+    sent = []
+    real = session.compute
+
+    def counting(req):
+        sent.append(req)
+        return real(req)
+    monkeypatch.setattr(session, "compute", counting)
+    return sent
+
+
+def test_no_round_trip_until_a_value_is_needed(requests):
+    x = rg.randn(4, 4, requires_grad=True)
+    y = ((x @ x).relu() * 3 + 1).mean()
+    assert requests == []
+    y.backward()
+    assert requests == []
+    y.item()
+    assert len(requests) == 1
+    x.grad.numpy()
+    assert len(requests) == 2
+    print(y, x.grad)
+    assert len(requests) == 2
+
+
+def test_training_requests_stay_flat_over_200_steps(requests):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 10)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    model = rg.nn.Sequential(rg.nn.Linear(10, 16), rg.nn.Tanh(), rg.nn.Linear(16, 3))
+    opt = rg.optim.Adam(model.parameters(), lr=1e-2)
+    sizes, losses = [], []
+    for _ in range(200):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(rg.tensor(x)), rg.tensor(y))
+        loss.backward()
+        opt.step()
+        before = len(requests)
+        losses.append(loss.item())
+        assert len(requests) == before + 1  # one round trip per step
+        sizes.append(requests[-1].ByteSize())
+    assert max(sizes[10:]) <= sizes[10] * 1.05, (sizes[10], max(sizes[10:]))
+    assert max(len(r.graph.nodes) for r in requests[10:]) == len(requests[10].graph.nodes)
+    assert losses[-1] < losses[0] * 0.5

@@ -1,0 +1,15 @@
+"""Comparison helpers for the client tests: PyTorch is the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def close(ours, theirs, rtol=1e-5, atol=1e-6, what="value"):
+    """Assert a remotegrad tensor matches a torch tensor: dtype, shape and values."""
+    assert ours is not None and theirs is not None, f"{what}: {ours!r} vs {theirs!r}"
+    assert str(ours.dtype) == str(theirs.dtype), f"{what}: dtype {ours.dtype} vs {theirs.dtype}"
+    assert tuple(ours.shape) == tuple(theirs.shape), f"{what}: shape {ours.shape} vs {theirs.shape}"
+    np.testing.assert_allclose(np.asarray(ours.detach().numpy(), dtype=np.float64),
+                               theirs.detach().numpy().astype(np.float64), rtol=rtol,
+                               atol=atol, err_msg=what)

@@ -1,0 +1,173 @@
+"""Drive the engine directly and compare it with PyTorch.
+
+`EngineCase` builds one Graph per (op, sample, dtype): leaves for the inputs, the op,
+`grad` nodes for first-order gradients (seeded with a random cotangent), and `grad` nodes
+over those gradients for second order (seeded with random vectors, several roots at
+once). The graph is compiled once; finite differences rerun the same Program on
+perturbed leaves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from remotegrad.proto import catalog
+from remotegrad.worker.engine import Graph, compile_graph
+
+from .torch_refs import reference
+
+TOL = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-7, atol=1e-9),
+       "float16": dict(rtol=1e-2, atol=1e-2)}
+GRAD_TOL = {"float32": dict(rtol=1e-3, atol=1e-4), "float64": dict(rtol=1e-6, atol=1e-8)}
+
+
+def make_value(spec: catalog.In, dtype: str, rng: np.random.Generator, noncontig: bool):
+    if spec.kind == "scalar":
+        return spec.value
+    if spec.kind in ("value", "mask"):
+        return np.array(spec.value)
+    if spec.kind == "int":
+        return rng.integers(int(spec.low), int(spec.high), spec.shape).astype(np.int64)
+    if spec.kind == "bool":
+        return rng.random(spec.shape) < 0.5
+    a = rng.uniform(spec.low, spec.high, spec.shape).astype(dtype)
+    if noncontig and a.ndim and a.size:
+        # Same values, strided memory: every other element of a wider buffer.
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype)
+        wide[..., ::2] = a
+        a = wide[..., ::2]
+        assert not a.flags.c_contiguous or a.shape[-1] <= 1
+    return a
+
+
+class EngineGraph:
+    """A Graph with leaves fed from a dict, compiled once, runnable on new leaf values."""
+
+    def __init__(self) -> None:
+        self.g = Graph()
+        self.values: dict[str, np.ndarray] = {}
+
+    def leaf(self, arr: np.ndarray) -> int:
+        h = f"h{len(self.values)}"
+        self.values[h] = arr
+        return self.g.add("leaf", (), {"hash": h, "dtype": arr.dtype.name,
+                                       "shape": tuple(arr.shape)})
+
+    def input(self, v) -> int:
+        if isinstance(v, (bool, int, float)):
+            return self.g.add("const", (), {"value": v})
+        return self.leaf(v)
+
+    def compile(self, targets: list[int]):
+        self.prog = compile_graph(self.g, targets, np)
+        return self
+
+    def run(self, values: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        vals = {**self.values, **(values or {})}
+        return [np.asarray(v) for v in self.prog.run([vals[h] for h in self.prog.leaf_hashes])]
+
+
+def grad_indices(opdef: catalog.OpDef, sample: catalog.Sample) -> tuple[int, ...]:
+    if not opdef.differentiable:
+        return ()
+    if sample.grad is not None:
+        return sample.grad
+    return tuple(i for i, s in enumerate(sample.inputs) if s.kind == "float")
+
+
+class Case:
+    """One op, one sample, one dtype: values, engine graph and torch reference."""
+
+    def __init__(self, name, sample, dtype, seed=0, noncontig=False, second=True):
+        self.name, self.sample, self.dtype = name, sample, dtype
+        self.opdef = catalog.get(name)
+        rng = np.random.default_rng(seed)
+        self.inputs = [make_value(s, dtype, rng, noncontig) for s in sample.inputs]
+        self.wrt = grad_indices(self.opdef, sample)
+        self.rng = rng
+        self.second = second and sample.second
+        self._build()
+
+    def _build(self):
+        eg = self.eg = EngineGraph()
+        ids = [eg.input(v) for v in self.inputs]
+        out = eg.g.add(self.name, ids, self.sample.attrs)
+        self.out_meta = eg.g.metas[out]
+        targets = [out]
+        self.seed = self.first = self.vs = None
+        if self.wrt and self.out_meta.dtype in catalog.FLOATING:
+            self.seed = self.rng.standard_normal(self.out_meta.shape).astype(self.out_meta.dtype)
+            s = eg.leaf(self.seed)
+            self.first = [eg.g.add("grad", (out, s, ids[i]), {"n": 1}) for i in self.wrt]
+            targets += self.first
+            if self.second:
+                self.vs = [self.rng.standard_normal(np.shape(self.inputs[i])).astype(
+                    eg.g.metas[ids[i]].dtype) for i in self.wrt]
+                vids = [eg.leaf(v) for v in self.vs]
+                k = len(self.first)
+                targets += [eg.g.add("grad", (*self.first, *vids, ids[i]), {"n": k})
+                            for i in self.wrt]
+        self.ids = ids
+        eg.compile(targets)
+
+    # --- engine -------------------------------------------------------------------------
+    def engine(self, inputs=None):
+        values = None
+        if inputs is not None:
+            values = {f"h{j}": np.asarray(v) for j, v in enumerate(
+                v for v in inputs if type(v) not in (bool, int, float))}
+        res = self.eg.run(values)
+        k = len(self.wrt) if self.first else 0
+        return res[0], res[1:1 + k], res[1 + k:]
+
+    # --- torch --------------------------------------------------------------------------
+    def torch(self):
+        ts = []
+        for i, v in enumerate(self.inputs):
+            if isinstance(v, (bool, int, float)):
+                ts.append(v)
+                continue
+            t = torch.from_numpy(np.array(v, order="C"))
+            if i in self.wrt and self.first:
+                t.requires_grad_(True)
+            ts.append(t)
+        out = reference(self.name)(*ts, **self.opdef.check_attrs(self.sample.attrs))
+        first, second = [], []
+        if self.first:
+            wrt = [ts[i] for i in self.wrt]
+            seed = torch.from_numpy(self.seed)
+            first = _grad([out], wrt, [seed], create_graph=self.second)
+            if self.second:
+                live = [(g, torch.from_numpy(v)) for g, v in zip(first, self.vs)
+                        if g.requires_grad]
+                second = (_grad([g for g, _ in live], wrt, [v for _, v in live])
+                          if live else [torch.zeros_like(w) for w in wrt])
+        return out.detach(), [g.detach() for g in first], [g.detach() for g in second]
+
+
+def _grad(outs, wrt, seeds, create_graph=False):
+    gs = torch.autograd.grad(outs, wrt, seeds, allow_unused=True, create_graph=create_graph)
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(gs, wrt)]
+
+
+def assert_close(got, want, tol, what):
+    want = want.numpy(force=True) if torch.is_tensor(want) else np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != torch's {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != torch's {want.dtype}"
+    if got.dtype.kind in "fc":
+        np.testing.assert_allclose(got, want, err_msg=what, equal_nan=True, **tol)
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+def check_against_torch(case: Case) -> None:
+    out, first, second = case.engine()
+    t_out, t_first, t_second = case.torch()
+    tag = f"{case.name}{tuple(case.sample.attrs.items())} {case.dtype}"
+    assert_close(out, t_out, TOL.get(case.out_meta.dtype, {}), f"{tag}: forward pass")
+    gtol = GRAD_TOL.get(case.dtype, GRAD_TOL["float32"])
+    for i, g, t in zip(case.wrt, first, t_first):
+        assert_close(g, t, gtol, f"{tag}: backward pass, input {i}")
+    for i, g, t in zip(case.wrt, second, t_second):
+        assert_close(g, t, gtol, f"{tag}: second-order backward pass, input {i}")

@@ -1,0 +1,142 @@
+"""PyTorch reference for each catalog op: ref(torch_inputs, attrs) -> tensor.
+
+Most ops are `torch.nn.functional.<name>` or `torch.<name>` called with the catalog's
+attributes as keyword arguments (the catalog keeps PyTorch's names); the table below
+holds the ones that differ in calling convention only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from remotegrad.proto.catalog.indexing import parse_key
+
+
+def _tensor(a):
+    return torch.is_tensor(a)
+
+
+def _binary(fn, op):
+    def ref(a, b, **kw):
+        if _tensor(a):
+            return fn(a, b, **kw)
+        return op(a, b)  # a Python number first: PyTorch's operator path
+    return ref
+
+
+def _index_key(tensors, key):
+    out, it = [], iter(tensors)
+    for item in parse_key(key):
+        kind = item[0]
+        out.append({"none": None, "ellipsis": Ellipsis}.get(kind) if kind in ("none", "ellipsis")
+                   else next(it) if kind == "tensor" else item[1])
+    return tuple(out)
+
+
+def _index_backward(g, *t, key, mask_counts, shape):
+    z = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (out,) = torch.autograd.grad(z[_index_key(t, key)], z, g, create_graph=True)
+    return out
+
+
+def _pool_backward(g, x, **a):
+    xx = x.detach().requires_grad_(True)
+    y = F.max_pool2d(xx, **_pool_kw(a))
+    (out,) = torch.autograd.grad(y, xx, g, create_graph=True)
+    return out
+
+
+def _pool_select(h, x, **a):
+    _, idx = F.max_pool2d(x, **_pool_kw(a), return_indices=True)
+    return h.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
+
+
+def _pool_kw(a):
+    return {k: v for k, v in a.items()}
+
+
+def _dim_or_all(fn):
+    def ref(x, dim=None, keepdim=False, **kw):
+        if dim is None:  # PyTorch's full reduction takes no keepdim: reshape by hand
+            out = fn(x, **kw)
+            return out.reshape((1,) * x.ndim) if keepdim else out
+        return fn(x, dim=dim, keepdim=keepdim, **kw)
+    return ref
+
+
+def _max(fn):
+    def ref(x, dim=None, keepdim=False):
+        return fn(x) if dim is None else fn(x, dim, keepdim).values
+    return ref
+
+
+def _amax(fn):
+    def ref(x, dim=None, keepdim=False):
+        return fn(x, dim=() if dim is None else dim, keepdim=keepdim)
+    return ref
+
+
+def _bce_logits(x, t, *w, reduction):
+    return F.binary_cross_entropy_with_logits(x, t, w[0] if w else None, reduction=reduction,
+                                              pos_weight=w[1] if len(w) > 1 else None)
+
+
+REFS = {
+    "add": _binary(torch.add, lambda a, b: a + b),
+    "sub": _binary(torch.sub, lambda a, b: a - b),
+    "mul": _binary(torch.mul, lambda a, b: a * b),
+    "div": _binary(torch.div, lambda a, b: a / b),
+    "pow": _binary(torch.pow, lambda a, b: a ** b),
+    "cast": lambda x, dtype: x.to(getattr(torch, dtype)),
+    "reshape": lambda x, shape: x.reshape(shape),
+    "expand": lambda x, shape: x.expand(shape),
+    "sum_to": lambda x, shape: x.sum_to_size(shape),
+    "sum": _dim_or_all(torch.sum),
+    "mean": _dim_or_all(torch.mean),
+    "prod": _dim_or_all(torch.prod),
+    "max": _max(torch.max),
+    "min": _max(torch.min),
+    "amax": _amax(torch.amax),
+    "amin": _amax(torch.amin),
+    "norm": lambda x, p, dim, keepdim: torch.linalg.vector_norm(x, p, dim, keepdim),
+    "einsum": lambda *ops, equation: torch.einsum(equation, *ops),
+    "squeeze": lambda x, dim: x.squeeze() if dim is None else x.squeeze(dim),
+    "repeat": lambda x, repeats: x.repeat(repeats),
+    "cat": lambda *xs, dim: torch.cat(xs, dim),
+    "stack": lambda *xs, dim: torch.stack(xs, dim),
+    "split": lambda x, split_size_or_sections, dim, index:
+        torch.split(x, split_size_or_sections if isinstance(split_size_or_sections, int)
+                    else list(split_size_or_sections), dim)[index],
+    "chunk": lambda x, chunks, dim, index: torch.chunk(x, chunks, dim)[index],
+    "index": lambda x, *t, key, mask_counts: x[_index_key(t, key)],
+    "index_backward": _index_backward,
+    "index_select": lambda x, i, dim: torch.index_select(x, dim, i),
+    "index_add": lambda x, i, s, dim, alpha: torch.index_add(x, dim, i, s, alpha=alpha),
+    "gather": lambda x, i, dim: torch.gather(x, dim, i),
+    "scatter_add": lambda x, i, s, dim: torch.scatter_add(x, dim, i, s),
+    "tanh_backward": lambda g, y: torch.ops.aten.tanh_backward(g, y),
+    "sigmoid_backward": lambda g, y: torch.ops.aten.sigmoid_backward(g, y),
+    "conv2d_input_grad": lambda g, w, input_shape, **a:
+        torch.nn.grad.conv2d_input(input_shape, w, g, **a),
+    "conv2d_weight_grad": lambda x, g, weight_shape, **a:
+        torch.nn.grad.conv2d_weight(x, weight_shape, g, **a),
+    "max_pool2d_backward": _pool_backward,
+    "max_pool2d_select": _pool_select,
+    "dropout": lambda x, m, p, training:
+        x * m.to(x.dtype) / (1 - p) if training and p < 1 else (x * 0 if training else x),
+    "binary_cross_entropy_with_logits": _bce_logits,
+    "layer_norm": lambda x, *wb, normalized_shape, eps:
+        F.layer_norm(x, normalized_shape, *wb, eps=eps),
+    "all": _dim_or_all(torch.all),
+    "any": _dim_or_all(torch.any),
+    "binary_cross_entropy": lambda x, t, *w, reduction:
+        F.binary_cross_entropy(x, t, w[0] if w else None, reduction=reduction),
+}
+
+
+def reference(name):
+    if name in REFS:
+        return REFS[name]
+    fn = getattr(F, name, None) or getattr(torch, name)
+    return lambda *args, **attrs: fn(*args, **attrs)

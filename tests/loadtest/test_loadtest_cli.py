@@ -1,0 +1,68 @@
+"""`remotegrad loadtest` end to end, in short bounded runs on loopback: the summary, the
+HTML report and the chart are written; closed and open loop; a spawned cluster is stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("locust")
+pytest.importorskip("matplotlib")
+
+pytestmark = pytest.mark.integration
+
+
+def _loadtest(tmp_path, *args, timeout=150):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "remotegrad.server.cli", "loadtest",
+                           "--out", str(out), *args], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, out
+
+
+def _summary(out):
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_closed_loop_seed_writes_table_report_and_chart(cluster, tmp_path):
+    stdout, out = _loadtest(tmp_path, "--target", cluster.address, "--users", "2",
+                            "--duration", "2", "--mix", "seed")
+    assert "p99 ms" in stdout and "status codes: OK=" in stdout
+    total = _summary(out)["rows"][-1]
+    assert total["calls"] > 0 and total["failures"] == 0
+    assert "<html" in (out / "report.html").read_text()[:2000].lower()
+    assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_repeats_are_cache_hits(cluster, tmp_path):
+    _, out = _loadtest(tmp_path, "--target", cluster.address, "--users", "1",
+                       "--duration", "1.5", "--mix", "repeat")
+    s = _summary(out)
+    assert s["rows"][-1]["failures"] == 0
+    assert s["rows"][-1]["hit_ratio"] > 0.5
+    assert s["cluster"]["cache_hits"] > 0
+
+
+def test_open_loop_keeps_the_arrival_rate(cluster, tmp_path):
+    _, out = _loadtest(tmp_path, "--target", cluster.address, "--users", "1",
+                       "--duration", "2", "--mix", "seed", "--rate", "20")
+    calls = _summary(out)["rows"][-1]["calls"]
+    assert 30 <= calls <= 41  # 20/s for 2 s: the schedule, not the cluster, sets the count
+
+
+def test_non_loopback_target_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "remotegrad.server.cli", "loadtest",
+                           "--target", "203.0.113.7:50051", "--duration", "1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "non-loopback" in proc.stderr
+
+
+def test_spawned_cluster_runs_and_is_stopped(tmp_path):
+    stdout, out = _loadtest(tmp_path, "--spawn-cluster", "--workers", "1", "--users", "1",
+                            "--duration", "1", "--mix", "seed")
+    s = _summary(out)
+    assert s["rows"][-1]["calls"] > 0 and s["cluster"]["workers"] == 1
