@@ -83,3 +83,7 @@ def pending_updates() -> list[Node]:
     """Nodes of in-place-updated tensors whose values are neither here nor in the cluster."""
     return [t._node for t in list(_updated.values())
             if t._node.value is None and t._node.hash is None and not t._node.tracked]
+
+
+def forget_updates() -> None:
+    _updated.clear()

@@ -148,6 +148,9 @@ def connect(address: str | None = None, *, token: str | None = None, tls=None,
             raise ClusterUnavailableError(f"cannot reach remotegrad cluster at {address}")
     if _current is not None:
         _current.close()
+        # Updates pending on the old cluster may name tensors only it holds.
+        from ._node import forget_updates
+        forget_updates()
     _current = session
     return session
 

@@ -90,10 +90,27 @@ def materialize(nodes: list[Node]) -> None:
     session = current()
     keep = [k for k in pending_updates() if all(k is not t for t in targets)]
     try:
-        resp = _send(session, targets, keep)
+        resp = _send_retrying(session, targets, keep)
+    except Exception:  # noqa: BLE001
+        if not keep:
+            raise
+        # A pending update that cannot be computed must not fail this value: it will
+        # raise when it is itself read.
+        keep = []
+        resp = _send_retrying(session, targets, keep)
+    _apply(session, resp, targets, keep)
+
+
+def _send_retrying(session: Session, targets: list[Node], keep: list[Node]):
+    try:
+        return _send(session, targets, keep)
     except MissingTensorsError:  # the cluster lost leaves it held: send their bytes again
         session.held.clear()
-        resp = _send(session, targets, keep)
+        return _send(session, targets, keep)
+
+
+def _apply(session: Session, resp: pb.ComputeResponse, targets: list[Node],
+           keep: list[Node]) -> None:
     results = list(resp.results)
     for node, msg in zip(keep, results[:len(keep)]):
         node.hash = msg.hash
