@@ -68,18 +68,22 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     return Node(op, inputs, full, meta, tracked)
 
 
-# Tensors updated in place (optimiser steps, running statistics): their new values are
-# computed in the next round trip the client makes anyway, so a training loop's graphs
-# do not grow from step to step. (Interim: once the cluster keeps such values by hash,
-# these become "keep" requests instead of values fetched to the client.)
-_updated: dict[int, weakref.ref] = {}  # by id: a Tensor's == builds a node
+# Tensors updated in place (optimiser steps, running statistics). Their new values are
+# computed with the next round trip and kept in the cluster (see _wire), so a training
+# loop's graphs do not grow from step to step. Keyed by id: a WeakSet would compare tensors
+# with ==, which builds an `eq` node.
+_updated: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def note_update(tensor) -> None:
-    _updated[id(tensor)] = weakref.ref(tensor)
+    _updated[id(tensor)] = tensor
 
 
-def take_updates() -> list[Node]:
-    tensors = [ref() for ref in _updated.values()]
+def pending_updates() -> list[Node]:
+    """Nodes of in-place-updated tensors whose values are neither here nor in the cluster."""
+    return [t._node for t in list(_updated.values())
+            if t._node.value is None and t._node.hash is None and not t._node.tracked]
+
+
+def forget_updates() -> None:
     _updated.clear()
-    return [t._node for t in tensors if t is not None and t._node.value is None]

@@ -1,9 +1,8 @@
-"""Where graphs go: `connect()` picks a cluster (or the in-process engine) and
-`materialize()` turns the nodes a value needs into one ComputeRequest.
+"""Where graphs go: `connect()` picks a cluster (or the in-process engine).
 
-A leaf whose bytes this session has already sent travels by hash only; if the cluster has
-since lost it, the gateway answers FAILED_PRECONDITION naming the missing hashes and the
-request is sent once more with them inline.
+A Session sends ComputeRequests and moves large tensors: it asks which hashes the cluster
+already holds, streams up only the missing ones, and streams down results the gateway
+answered by reference. `held` is what this session knows the cluster holds.
 """
 
 from __future__ import annotations
@@ -11,16 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 
 import grpc
+
 from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
-from remotegrad.proto.codec import WireNode
 
 from ._errors import ClusterUnavailableError, from_rpc_error
-from ._node import Node
 
 log = logging.getLogger("remotegrad.client")
 
@@ -37,14 +34,21 @@ class MissingTensorsError(Exception):
 
 
 class Session:
-    """Sends ComputeRequests; remembers which leaf hashes the cluster was given."""
+    """Sends ComputeRequests; remembers which tensor hashes the cluster holds."""
 
     address = "local"
+    stream_threshold = float("inf")  # leaves larger than this are streamed up first
 
     def __init__(self) -> None:
-        self.sent: set[str] = set()
+        self.held: set[str] = set()
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
+        raise NotImplementedError
+
+    def upload(self, messages: list[pb.TensorData]) -> None:
+        raise NotImplementedError
+
+    def fetch(self, digest: str) -> pb.TensorData:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -56,18 +60,19 @@ class LocalSession(Session):
 
     def __init__(self) -> None:
         super().__init__()
-        from remotegrad.worker.compute import MemoryTensorStore, compute
-        self._compute, self._store = compute, MemoryTensorStore()
+        from remotegrad.worker.compute import MemoryTensorStore, MissingTensorError, compute
+        self._compute, self._store, self._missing = compute, MemoryTensorStore(), MissingTensorError
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
-        from remotegrad.worker.compute import MissingTensorError
         try:
             return self._compute(req, self._store)
-        except MissingTensorError as e:
+        except self._missing as e:
             raise MissingTensorsError(str(e)) from None
 
 
 class RemoteSession(Session):
+    stream_threshold = 4 << 20
+
     def __init__(self, address: str, token: str | None = None, tls=None,
                  timeout: float = 120.0) -> None:
         super().__init__()
@@ -84,13 +89,33 @@ class RemoteSession(Session):
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._stub = pb_grpc.GatewayStub(self._channel)
 
-    def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
-        metadata = self._metadata + (("x-request-id", req.request_id),)
+    def _call(self, method, request, **kw):
+        """One RPC with the deadline and metadata; errors become the SDK's exceptions."""
+        metadata = self._metadata + (("x-request-id", kw.pop("request_id", "")),)
         try:
-            return self._stub.Compute(req, timeout=self.timeout, metadata=metadata)
+            return method(request, timeout=self.timeout, metadata=metadata, **kw)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 raise MissingTensorsError(err.details()) from None
+            raise from_rpc_error(err, self.address) from None
+
+    def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
+        return self._call(self._stub.Compute, req, request_id=req.request_id)
+
+    def upload(self, messages: list[pb.TensorData]) -> None:
+        """Stream up the tensors the cluster does not hold yet."""
+        have = self._call(self._stub.HasTensors,
+                          pb.HasTensorsRequest(hashes=[m.hash for m in messages])).present
+        for msg, present in zip(messages, have):
+            if not present:
+                self._call(self._stub.PutTensor, codec.to_chunks(msg))
+            self.held.add(msg.hash)
+
+    def fetch(self, digest: str) -> pb.TensorData:
+        chunks = self._call(self._stub.FetchTensor, pb.FetchTensorRequest(hash=digest))
+        try:
+            return codec.from_chunks(chunks, max_bytes=1 << 62)
+        except grpc.RpcError as err:
             raise from_rpc_error(err, self.address) from None
 
     def ping(self, timeout: float = 1.0) -> bool:
@@ -123,6 +148,9 @@ def connect(address: str | None = None, *, token: str | None = None, tls=None,
             raise ClusterUnavailableError(f"cannot reach remotegrad cluster at {address}")
     if _current is not None:
         _current.close()
+        # Updates pending on the old cluster may name tensors only it holds.
+        from ._node import forget_updates
+        forget_updates()
     _current = session
     return session
 
@@ -143,65 +171,3 @@ def current() -> Session:
                 log.info("no cluster at %s; computing in this process", DEFAULT_ADDRESS)
                 _current = LocalSession()
     return _current
-
-
-def build_request(targets: list[Node], sent: set[str]) -> tuple[pb.ComputeRequest, list[str]]:
-    """Number the nodes the targets need (inputs first) and collect the leaf bytes to send.
-    Known values become leaves, except on autograd paths whose history a gradient needs."""
-    ids: dict[int, int] = {}
-    nodes: list[WireNode] = []
-    tensors: list[pb.TensorData] = []
-    hashes: list[str] = []
-    stack: list[tuple[Node, bool]] = [(t, False) for t in reversed(targets)]
-    while stack:
-        node, ready = stack.pop()
-        if id(node) in ids:
-            continue
-        if node.value is not None and (node.op == "leaf" or not node.tracked):
-            if node.hash is None:
-                node.hash = codec.array_hash(node.value)
-            ids[id(node)] = len(nodes)
-            nodes.append(WireNode(len(nodes), "leaf", (), {
-                "hash": node.hash, "dtype": node.meta.dtype, "shape": node.meta.shape}))
-            if node.hash not in sent:
-                tensors.append(codec.encode_array(node.value, node.hash))
-            hashes.append(node.hash)
-        elif ready:
-            ids[id(node)] = len(nodes)
-            nodes.append(WireNode(len(nodes), node.op, tuple(ids[id(i)] for i in node.inputs),
-                                  node.attrs))
-        else:
-            stack.append((node, True))
-            stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in ids)
-    req = codec.encode_request(nodes, tensors, [ids[id(t)] for t in targets],
-                               request_id=uuid.uuid4().hex)
-    return req, hashes
-
-
-def materialize(nodes: list[Node]) -> None:
-    """Compute the nodes' values (and their batch siblings') in one round trip."""
-    targets: list[Node] = []
-    seen: set[int] = set()
-    for n in nodes:
-        for m in (n.batch or [n]) if n.batch else [n]:
-            if m.value is None and id(m) not in seen:
-                seen.add(id(m))
-                targets.append(m)
-        if id(n) not in seen and n.value is None:
-            seen.add(id(n))
-            targets.append(n)
-    if not targets:
-        return
-    session = current()
-    req, hashes = build_request(targets, session.sent)
-    try:
-        resp = session.compute(req)
-    except MissingTensorsError:  # evicted from the cluster's store: send the bytes again
-        session.sent.clear()
-        req, hashes = build_request(targets, session.sent)
-        resp = session.compute(req)
-    session.sent.update(hashes)
-    for node, arr in zip(targets, codec.decode_response(resp)):
-        arr.flags.writeable = False
-        node.value = arr
-        node.batch = None

@@ -22,7 +22,7 @@ from remotegrad.proto.catalog import FLOATING
 from ._format import format_scalar, tensor_repr
 from ._function import SAVES, AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
-from ._node import Node, const, leaf, note_update, op_node, take_updates
+from ._node import Node, const, leaf, note_update, op_node
 from ._tensor_meta import TensorMeta, torch_type_name
 
 Scalar = (builtins.bool, builtins.int, builtins.float)
@@ -310,9 +310,9 @@ class Tensor(TensorMeta):
             chain.append(node)
             node = node.inputs[0]
         if node.value is None:
-            from ._session import materialize
+            from ._wire import materialize
             siblings = [m for n in chain if n.batch for m in n.batch]
-            batch = [node, *(node.batch or ()), *siblings, *take_updates()]
+            batch = [node, *(node.batch or ()), *siblings]
             materialize(batch)
             _release(batch)
         return node.value

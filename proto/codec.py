@@ -139,3 +139,62 @@ def encode_response(arrays: list[np.ndarray], *, worker: str = "") -> pb.Compute
 
 def decode_response(resp: pb.ComputeResponse) -> list[np.ndarray]:
     return [decode_array(t) for t in resp.results]
+
+
+STREAM_CHUNK = 4 << 20  # bytes per TensorChunk message
+
+
+def to_chunks(msg: pb.TensorData, size: int = STREAM_CHUNK):
+    """A TensorData as a stream of TensorChunks (the first carries the header)."""
+    data = memoryview(msg.data)
+    total = len(data)
+    for offset in range(0, max(total, 1), size):
+        chunk = pb.TensorChunk(offset=offset, data=bytes(data[offset:offset + size]))
+        if offset == 0:
+            chunk.hash, chunk.dtype, chunk.total_bytes = msg.hash, msg.dtype, total
+            chunk.shape.extend(msg.shape)
+        yield chunk
+
+
+def from_chunks(chunks, max_bytes: int) -> pb.TensorData:
+    """Reassemble a chunk stream, checking the header (dtype, shape, size against
+    `max_bytes`) before allocating, each offset, and the hash at the end."""
+    it = iter(chunks)
+    first = next(it, None)
+    if first is None:
+        raise OpError("empty tensor stream")
+    header = pb.TensorData(dtype=first.dtype, shape=first.shape, hash=first.hash)
+    if header.dtype not in DTYPES or any(s < 0 for s in header.shape):
+        raise OpError(f"tensor stream {first.hash}: bad dtype {first.dtype!r} or shape "
+                      f"{list(first.shape)}")
+    n = ITEMSIZE[header.dtype]
+    for s in header.shape:
+        n *= s
+    if n != first.total_bytes:
+        raise OpError(f"tensor stream {first.hash}: shape {list(first.shape)} needs {n} bytes, "
+                      f"header says {first.total_bytes}")
+    if n > max_bytes:
+        raise TooLargeError(f"tensor of {n} bytes exceeds the limit of {max_bytes} bytes")
+    buf = bytearray(n)
+    got = 0
+    for chunk in _chain(first, it):
+        if chunk.offset != got or got + len(chunk.data) > n:
+            raise OpError(f"tensor stream {first.hash}: chunk at offset {chunk.offset} "
+                          f"after {got} of {n} bytes")
+        buf[got:got + len(chunk.data)] = chunk.data
+        got += len(chunk.data)
+    if got != n:
+        raise OpError(f"tensor stream {first.hash}: truncated at {got} of {n} bytes")
+    header.data = bytes(buf)
+    if tensor_hash(header.dtype, tuple(header.shape), header.data) != header.hash:
+        raise OpError(f"tensor stream {first.hash}: hash does not match its contents")
+    return header
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+class TooLargeError(Exception):
+    """A tensor or graph over the configured size limits (RESOURCE_EXHAUSTED)."""

@@ -74,16 +74,18 @@ class Graph(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("graph", "tensors", "targets", "request_id")
+    __slots__ = ("graph", "tensors", "targets", "request_id", "keep")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
     graph: Graph
     tensors: _containers.RepeatedCompositeFieldContainer[TensorData]
     targets: _containers.RepeatedScalarFieldContainer[int]
     request_id: str
-    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    keep: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("results", "cache_hit", "worker")
@@ -94,6 +96,36 @@ class ComputeResponse(_message.Message):
     cache_hit: bool
     worker: str
     def __init__(self, results: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., worker: _Optional[str] = ...) -> None: ...
+
+class TensorChunk(_message.Message):
+    __slots__ = ("hash", "dtype", "shape", "total_bytes", "offset", "data")
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    total_bytes: int
+    offset: int
+    data: bytes
+    def __init__(self, hash: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., total_bytes: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PutTensorResponse(_message.Message):
+    __slots__ = ("hash", "bytes_received")
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    bytes_received: int
+    def __init__(self, hash: _Optional[str] = ..., bytes_received: _Optional[int] = ...) -> None: ...
+
+class FetchTensorRequest(_message.Message):
+    __slots__ = ("hash",)
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    def __init__(self, hash: _Optional[str] = ...) -> None: ...
 
 class HasTensorsRequest(_message.Message):
     __slots__ = ("hashes",)

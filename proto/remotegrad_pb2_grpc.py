@@ -45,6 +45,16 @@ class GatewayStub:
                 request_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsRequest.SerializeToString,
                 response_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsResponse.FromString,
                 _registered_method=True)
+        self.PutTensor = channel.stream_unary(
+                '/remotegrad.v1.Gateway/PutTensor',
+                request_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.SerializeToString,
+                response_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.PutTensorResponse.FromString,
+                _registered_method=True)
+        self.FetchTensor = channel.unary_stream(
+                '/remotegrad.v1.Gateway/FetchTensor',
+                request_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.FetchTensorRequest.SerializeToString,
+                response_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.FromString,
+                _registered_method=True)
         self.ClusterStatus = channel.unary_unary(
                 '/remotegrad.v1.Gateway/ClusterStatus',
                 request_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.ClusterStatusRequest.SerializeToString,
@@ -68,6 +78,18 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutTensor(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchTensor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ClusterStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -86,6 +108,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.HasTensors,
                     request_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsRequest.FromString,
                     response_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsResponse.SerializeToString,
+            ),
+            'PutTensor': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutTensor,
+                    request_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.FromString,
+                    response_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.PutTensorResponse.SerializeToString,
+            ),
+            'FetchTensor': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchTensor,
+                    request_deserializer=remotegrad_dot_proto_dot_remotegrad__pb2.FetchTensorRequest.FromString,
+                    response_serializer=remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.SerializeToString,
             ),
             'ClusterStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.ClusterStatus,
@@ -148,6 +180,60 @@ class Gateway:
             '/remotegrad.v1.Gateway/HasTensors',
             remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsRequest.SerializeToString,
             remotegrad_dot_proto_dot_remotegrad__pb2.HasTensorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutTensor(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/remotegrad.v1.Gateway/PutTensor',
+            remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.SerializeToString,
+            remotegrad_dot_proto_dot_remotegrad__pb2.PutTensorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchTensor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/remotegrad.v1.Gateway/FetchTensor',
+            remotegrad_dot_proto_dot_remotegrad__pb2.FetchTensorRequest.SerializeToString,
+            remotegrad_dot_proto_dot_remotegrad__pb2.TensorChunk.FromString,
             options,
             channel_credentials,
             insecure,

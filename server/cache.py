@@ -8,11 +8,11 @@ the cache then misses (logged, counted) and is tried again after a short pause.
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from threading import Lock
 
 from remotegrad.proto import keys
+from remotegrad.proto.store import Breaker
 
 from . import metrics
 
@@ -45,26 +45,15 @@ class MemoryResultCache:
 
 
 class RedisResultCache:
-    RETRY_AFTER = 1.0  # seconds to stay off a Redis that failed
-
     def __init__(self, client, ttl: int) -> None:
         self.redis, self.ttl = client, ttl
-        self._down_until = 0.0
-
-    def _call(self, what: str, fn):
-        import redis
-        if time.monotonic() < self._down_until:
-            return None
-        try:
-            return fn()
-        except redis.RedisError as e:
-            self._down_until = time.monotonic() + self.RETRY_AFTER
-            metrics.REDIS_ERRORS.labels(what).inc()
-            log.warning("result cache %s failed, serving without it: %s", what, e)
-            return None
+        self._breaker = Breaker("result cache",
+                                lambda op: metrics.REDIS_ERRORS.labels(f"cache_{op}").inc())
 
     def get(self, tenant: str, fp: str) -> bytes | None:
-        return self._call("get", lambda: self.redis.get(keys.result_key(tenant, fp)))
+        return self._breaker.call(
+            "get", lambda: self.redis.get(keys.result_key(tenant, fp)), None)
 
     def put(self, tenant: str, fp: str, raw: bytes) -> None:
-        self._call("put", lambda: self.redis.set(keys.result_key(tenant, fp), raw, ex=self.ttl))
+        self._breaker.call(
+            "put", lambda: self.redis.set(keys.result_key(tenant, fp), raw, ex=self.ttl), None)

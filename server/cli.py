@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from remotegrad.proto.observability import setup_logging
 
 from . import config
 
@@ -28,8 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(getattr(args, "log_level", "INFO"))
     if args.command == "gateway":
         from .serve import serve
         serve(args)

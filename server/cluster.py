@@ -81,7 +81,8 @@ class Cluster:
                      "--host", a.host, "--port", str(a.port),
                      "--metrics-port", str(a.metrics_port), "--cache-ttl", str(a.cache_ttl),
                      "--max-queue", str(a.max_queue), "--max-nodes", str(a.max_nodes),
-                     "--max-tensor-bytes", str(a.max_tensor_bytes), *static, *self._common()])
+                     "--max-tensor-bytes", str(a.max_tensor_bytes),
+                     "--inline-result-bytes", str(a.inline_result_bytes), *static, *self._common()])
 
     def _wait(self, ready, what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

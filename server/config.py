@@ -62,6 +62,8 @@ SETTINGS = [
     Setting("max_nodes", 1_000_000, "most nodes a graph may have", (GATEWAY, CLUSTER), int),
     Setting("max_tensor_bytes", 4 << 30, "largest tensor a graph may produce or send, "
             "estimated from shapes before any allocation", (GATEWAY, CLUSTER), int),
+    Setting("inline_result_bytes", 64 << 20, "results larger than this are kept in the "
+            "tensor store and streamed to the client on request", (GATEWAY, CLUSTER), int),
     Setting("heartbeat", 2.0, "seconds between worker heartbeats; a worker is dropped after "
             "3 missed", (GATEWAY, WORKER, CLUSTER), float),
     Setting("log_level", "INFO", "logging level", (GATEWAY, WORKER, CLUSTER)),

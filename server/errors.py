@@ -5,28 +5,35 @@ from __future__ import annotations
 import grpc
 
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.codec import TooLargeError
 from remotegrad.worker.compute import MissingTensorError
 
 from .pool import NoWorkersError, PoolBusyError
 
 MISSING_KEY = "rg-missing-tensors"
 
+_CODES = [
+    (MissingTensorError, grpc.StatusCode.FAILED_PRECONDITION),
+    (OpError, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (PoolBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (NoWorkersError, grpc.StatusCode.UNAVAILABLE),
+]
 
-class TooLargeError(Exception):
-    """A graph whose tensors would exceed the configured limits."""
+
+def status_of(err: Exception) -> tuple[grpc.StatusCode, str]:
+    if isinstance(err, grpc.RpcError):  # a worker's own status, passed on
+        return err.code(), err.details() or err.code().name
+    for cls, code in _CODES:
+        if isinstance(err, cls):
+            return code, str(err)
+    return grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
 
 
 def abort(context: grpc.ServicerContext, err: Exception):
     """End the call with the status that names what went wrong; never returns."""
+    code, details = status_of(err)
     if isinstance(err, MissingTensorError):
         context.set_trailing_metadata(((MISSING_KEY, ",".join(err.digests)),))
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
-    if isinstance(err, OpError):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-    if isinstance(err, (TooLargeError, PoolBusyError)):
-        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
-    if isinstance(err, NoWorkersError):
-        context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
-    if isinstance(err, grpc.RpcError):  # a worker's own status, passed on
-        context.abort(err.code(), err.details() or err.code().name)
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
+    context.abort(code, details)

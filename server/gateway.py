@@ -1,4 +1,5 @@
-"""The gateway: validate → fingerprint → result cache → least-loaded worker → cache.
+"""The gateway: validate → stage leaves → fingerprint → result cache → least-loaded
+worker → cache, answering large and kept results by reference.
 
 `Gateway` holds the logic as plain methods; `GatewayServicer` only decodes, calls it and
 maps errors to status codes (server/errors.py).
@@ -16,11 +17,14 @@ from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.codec import TooLargeError
+from remotegrad.proto.observability import request_id, request_id_of
+from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import MissingTensorError
 
 from . import metrics
-from .errors import TooLargeError, abort
+from .errors import abort
 from .fingerprint import fingerprint
 from .pool import WorkerPool
 
@@ -31,78 +35,121 @@ log = logging.getLogger("remotegrad.gateway")
 class Limits:
     max_nodes: int = 1_000_000
     max_tensor_bytes: int = 4 << 30
+    inline_result_bytes: int = 64 << 20  # larger results are answered by reference
 
 
 class Gateway:
     def __init__(self, store, cache, pool: WorkerPool, limits: Limits = Limits()) -> None:
-        self.store, self.cache, self.pool, self.limits = store, cache, pool, limits
+        self.store = GuardedStore(store, lambda op: metrics.REDIS_ERRORS.labels(
+            f"store_{op}").inc())
+        self.cache, self.pool, self.limits = cache, pool, limits
 
+    # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
+        """Every check that needs no worker: size of the graph, ops, arity, attributes,
+        shapes (through the catalog), tensor sizes estimated from shapes, leaf bytes."""
         if len(req.graph.nodes) > self.limits.max_nodes:
             raise OpError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
                           f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
-        g, _ = engine.build(decoded.nodes, decoded.targets)
+        g, targets = engine.build(decoded.nodes, decoded.targets)
         biggest = max(g.metas, key=lambda m: m.nbytes)
         if biggest.nbytes > self.limits.max_tensor_bytes:
             raise TooLargeError(
                 f"a tensor of shape {list(biggest.shape)} ({biggest.dtype}, {biggest.nbytes} "
                 f"bytes) exceeds the limit of {self.limits.max_tensor_bytes} bytes")
+        if not set(req.keep) <= set(req.targets):
+            raise OpError("keep names nodes that are not targets")
         for msg in decoded.tensor_protos.values():
             codec.decode_array(msg, verify_hash=True)
         return decoded
 
-    def _stage_tensors(self, decoded: codec.Request, tenant: str) -> list[str]:
-        """Keep the inline leaves; return the hash-only leaves the cluster lacks."""
+    def _stage(self, decoded: codec.Request, tenant: str) -> None:
+        """Keep inline leaves; refuse (FAILED_PRECONDITION) leaves named only by a hash
+        the cluster does not hold. If the store cannot say, the worker finds out."""
         inline = decoded.tensor_protos
         for msg in inline.values():
             metrics.BYTES_IN.inc(len(msg.data))
             self.store.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
-        return self.store.missing(tenant, refs)
+        missing = self.store.missing(tenant, refs)
+        if missing:
+            raise MissingTensorError(missing)
 
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
         decoded = self.validate(req)
-        missing = self._stage_tensors(decoded, tenant)
-        if missing:
-            raise MissingTensorError(missing)
-        fp = fingerprint(decoded.nodes, decoded.targets)
-        raw = self.cache.get(tenant, fp)
-        if raw is not None:
-            metrics.CACHE.labels("hit").inc()
-            resp = pb.ComputeResponse.FromString(raw)
-            resp.cache_hit, resp.worker = True, ""
-            return resp
+        self._stage(decoded, tenant)
+        fp = fingerprint(decoded.nodes, decoded.targets) + ":" + ",".join(
+            str(decoded.targets.index(k)) for k in req.keep)
+        hit = self._cached(tenant, fp)
+        if hit is not None:
+            return hit
         metrics.CACHE.labels("miss").inc()
-        forward = req
-        if not self.store.shared:  # workers cannot read this process's store: attach leaves
-            forward = pb.ComputeRequest()
-            forward.CopyFrom(req)
-            have = set(decoded.tensor_protos)
-            for n in decoded.nodes:
-                h = n.attrs.get("hash") if n.op == "leaf" else None
-                if h and h not in have:
-                    forward.tensors.append(self.store.get(tenant, h))
-                    have.add(h)
-        resp = self._execute(forward, tenant, timeout, on_cancel)
+        resp = self._execute(self._with_leaves(req, decoded, tenant), tenant, timeout,
+                             on_cancel)
+        self._by_reference(resp, req, tenant)
         self.cache.put(tenant, fp, resp.SerializeToString())
         return resp
 
+    def _cached(self, tenant: str, fp: str) -> pb.ComputeResponse | None:
+        raw = self.cache.get(tenant, fp)
+        if raw is None:
+            return None
+        resp = pb.ComputeResponse.FromString(raw)
+        refs = [r.hash for r in resp.results if not r.data and _nbytes(r)]
+        if refs and self.store.missing(tenant, refs) != []:
+            return None  # a referenced value was evicted (or cannot be checked): recompute
+        metrics.CACHE.labels("hit").inc()
+        resp.cache_hit, resp.worker = True, ""
+        return resp
+
+    def _with_leaves(self, req, decoded: codec.Request, tenant: str) -> pb.ComputeRequest:
+        """Workers read leaves from a shared store themselves; from an in-process store
+        the gateway attaches them."""
+        if self.store.shared:
+            return req
+        forward = pb.ComputeRequest()
+        forward.CopyFrom(req)
+        have = set(decoded.tensor_protos)
+        for n in decoded.nodes:
+            h = n.attrs.get("hash") if n.op == "leaf" else None
+            if h and h not in have:
+                msg = self.store.get(tenant, h)
+                if msg is None:
+                    raise MissingTensorError([h])
+                forward.tensors.append(msg)
+                have.add(h)
+        return forward
+
+    def _by_reference(self, resp: pb.ComputeResponse, req: pb.ComputeRequest,
+                      tenant: str) -> None:
+        """Store kept and large results and answer them by hash (if the store works)."""
+        keep = {i for i, t in enumerate(req.targets) if t in set(req.keep)}
+        for i, r in enumerate(resp.results):
+            if (i in keep or len(r.data) > self.limits.inline_result_bytes) and \
+                    self.store.put(tenant, r):
+                r.data = b""
+
     def _execute(self, req, tenant, timeout, on_cancel) -> pb.ComputeResponse:
-        """Run on the least-loaded worker; once more on another if that one is gone."""
+        """Run on the least-loaded worker; once more on another if that one went away
+        (compute is pure, so a retry is always safe)."""
         tried: tuple = ()
         deadline = None if timeout is None else time.monotonic() + timeout
+        client_gone = []
         while True:
             w = self.pool.acquire(exclude=tried)
             try:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 call = w.stub.Execute.future(req, timeout=left, metadata=(
-                    ("x-request-id", req.request_id), ("x-tenant", tenant)))
-                on_cancel(call.cancel)
+                    ("x-request-id", request_id.get()), ("x-tenant", tenant)))
+                on_cancel(lambda call=call: (client_gone.append(1), call.cancel()))
                 return call.result()
             except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE or tried:
+                # A worker that died answers UNAVAILABLE; one shutting down may cancel.
+                gone = e.code() == grpc.StatusCode.UNAVAILABLE or (
+                    e.code() == grpc.StatusCode.CANCELLED and not client_gone)
+                if not gone or tried:
                     raise
                 self.pool.mark_dead(w)
                 metrics.RETRIES.inc()
@@ -110,34 +157,87 @@ class Gateway:
             finally:
                 self.pool.release(w)
 
+    # --- streamed tensors --------------------------------------------------------------
+    def put_tensor(self, chunks, tenant: str) -> pb.PutTensorResponse:
+        msg = codec.from_chunks(chunks, self.limits.max_tensor_bytes)
+        metrics.BYTES_IN.inc(len(msg.data))
+        if not self.store.put(tenant, msg):
+            raise MissingTensorError([msg.hash])  # nowhere to keep it: send it inline
+        return pb.PutTensorResponse(hash=msg.hash, bytes_received=len(msg.data))
+
+    def fetch_tensor(self, digest: str, tenant: str):
+        msg = self.store.get(tenant, digest)
+        if msg is None:
+            raise MissingTensorError([digest])
+        metrics.BYTES_OUT.inc(len(msg.data))
+        yield from codec.to_chunks(msg)
+
+
+def _nbytes(r: pb.TensorData) -> int:
+    from remotegrad.proto.catalog import ITEMSIZE
+    n = ITEMSIZE.get(r.dtype, 1)
+    for s in r.shape:
+        n *= s
+    return n
+
 
 def _tenant(context: grpc.ServicerContext) -> str:
     return "default"
 
 
 class GatewayServicer(pb_grpc.GatewayServicer):
+    """Thin: the request id into the log context, the call to Gateway, errors to status."""
+
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
 
-    def Compute(self, request, context):  # noqa: N802 (gRPC method name)
+    def _run(self, method: str, context, fn):
+        token = request_id.set(request_id_of(context))
+        start = time.perf_counter()
+        code = "OK"
         try:
+            return fn()
+        except Exception as e:  # noqa: BLE001  (every failure becomes a status)
+            code = abort_code(e)
+            log.info("%s refused (%s): %s", method, code, e)
+            abort(context, e)
+        finally:
+            metrics.CALLS.labels("gateway", method, code).inc()
+            metrics.LATENCY.labels("gateway", method).observe(time.perf_counter() - start)
+            request_id.reset(token)
+
+    def Compute(self, request, context):  # noqa: N802 (gRPC method name)
+        def run():
             resp = self.gw.compute(request, _tenant(context), context.time_remaining(),
                                    context.add_callback)
-        except Exception as e:  # noqa: BLE001  (every failure becomes a status)
-            log.info("Compute %s refused: %s", request.request_id, e)
-            abort(context, e)
-        metrics.BYTES_OUT.inc(sum(len(t.data) for t in resp.results))
-        return resp
+            metrics.BYTES_OUT.inc(sum(len(t.data) for t in resp.results))
+            return resp
+        return self._run("Compute", context, run)
 
     def HasTensors(self, request, context):  # noqa: N802
-        missing = set(self.gw.store.missing(_tenant(context), list(request.hashes)))
-        return pb.HasTensorsResponse(present=[h not in missing for h in request.hashes])
+        def run():
+            missing = self.gw.store.missing(_tenant(context), list(request.hashes))
+            missing = set(request.hashes if missing is None else missing)
+            return pb.HasTensorsResponse(present=[h not in missing for h in request.hashes])
+        return self._run("HasTensors", context, run)
+
+    def PutTensor(self, request_iterator, context):  # noqa: N802
+        return self._run("PutTensor", context,
+                         lambda: self.gw.put_tensor(request_iterator, _tenant(context)))
+
+    def FetchTensor(self, request, context):  # noqa: N802
+        chunks = self._run("FetchTensor", context,
+                           lambda: list(self.gw.fetch_tensor(request.hash, _tenant(context))))
+        yield from chunks
 
     def ClusterStatus(self, request, context):  # noqa: N802
         workers = [pb.WorkerInfo(address=w.address, in_flight=w.inflight,
                                  backend=w.info.get("backend", ""))
                    for w in self.gw.pool.snapshot()]
-        hits = metrics.CACHE.labels("hit")._value.get()
-        misses = metrics.CACHE.labels("miss")._value.get()
-        return pb.ClusterStatusResponse(workers=workers, cache_hits=int(hits),
-                                        cache_misses=int(misses))
+        return pb.ClusterStatusResponse(workers=workers, cache_hits=int(metrics.hits()),
+                                        cache_misses=int(metrics.misses()))
+
+
+def abort_code(err: Exception) -> str:
+    from .errors import status_of
+    return status_of(err)[0].name

@@ -16,6 +16,15 @@ INFLIGHT = Gauge("remotegrad_worker_inflight", "calls running on a worker", ["wo
 RETRIES = Counter("remotegrad_retries_total", "calls retried on another worker")
 
 
-def serve(port: int) -> None:
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """The /metrics endpoint on host:port (0: none)."""
     if port:
-        start_http_server(port, addr="0.0.0.0")
+        start_http_server(port, addr=host)
+
+
+def hits() -> float:
+    return CACHE.labels("hit")._value.get()
+
+
+def misses() -> float:
+    return CACHE.labels("miss")._value.get()

@@ -29,7 +29,8 @@ def build_gateway(args) -> Gateway:
         cache = MemoryResultCache(args.memory_cache_bytes)
         static = [a for a in args.worker_addrs.split(",") if a]
         pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue)
-    return Gateway(store, cache, pool, Limits(args.max_nodes, args.max_tensor_bytes))
+    return Gateway(store, cache, pool, Limits(args.max_nodes, args.max_tensor_bytes,
+                                              args.inline_result_bytes))
 
 
 def serve(args) -> None:
@@ -38,7 +39,7 @@ def serve(args) -> None:
     pb_grpc.add_GatewayServicer_to_server(GatewayServicer(gateway), server)
     health = grpc_server.add_standard_services(server, grpc_server.GATEWAY_SERVICE)
     port = grpc_server.bind(server, args.host, args.port)
-    metrics.serve(args.metrics_port)
+    metrics.serve(args.metrics_port, args.host)
     server.start()
     print(f"remotegrad gateway listening on {args.host}:{port}", flush=True)
     stop = threading.Event()

@@ -25,7 +25,7 @@ def compute(req: pb.ComputeRequest, store, tenant: str = "default",
             backend=numpy_backend) -> pb.ComputeResponse:
     decoded = codec.decode_request(req)
     inline = decoded.tensor_protos
-    for msg in inline.values():
+    for msg in inline.values():  # remembered for later requests that name it by hash
         store.put(tenant, msg)
 
     def leaf(digest: str):

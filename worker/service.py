@@ -8,18 +8,18 @@ import logging
 import os
 import signal
 import threading
-
-import grpc
+import time
 
 from remotegrad.proto import grpc_server, keys
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
-from remotegrad.proto.catalog import OpError
-from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
-
+from remotegrad.proto.observability import request_id
+from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
+                                    TieredStore)
 from remotegrad.server import metrics
+from remotegrad.server.errors import abort, status_of
 
 from . import backend as backends
-from .compute import MissingTensorError, compute
+from .compute import compute
 
 log = logging.getLogger("remotegrad.worker")
 
@@ -29,18 +29,21 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self.store, self.backend, self.address = store, backend, address
 
     def Execute(self, request, context):  # noqa: N802 (gRPC method name)
-        tenant = dict(context.invocation_metadata()).get("x-tenant", "default")
+        meta = dict(context.invocation_metadata())
+        token = request_id.set(meta.get("x-request-id", "-"))
+        start, code = time.perf_counter(), "OK"
         try:
-            resp = compute(request, self.store, tenant, self.backend)
-        except MissingTensorError as e:
-            context.set_trailing_metadata((("rg-missing-tensors", ",".join(e.digests)),))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-        except OpError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except MemoryError:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "worker out of memory")
-        resp.worker = self.address
-        return resp
+            resp = compute(request, self.store, meta.get("x-tenant", "default"), self.backend)
+            resp.worker = self.address
+            return resp
+        except Exception as e:  # noqa: BLE001  (every failure becomes a status)
+            code = status_of(e)[0].name
+            log.info("Execute failed (%s): %s", code, e)
+            abort(context, e)
+        finally:
+            metrics.CALLS.labels("worker", "Execute", code).inc()
+            metrics.LATENCY.labels("worker", "Execute").observe(time.perf_counter() - start)
+            request_id.reset(token)
 
 
 class Heartbeat(threading.Thread):
@@ -82,19 +85,22 @@ def serve(args) -> None:
     """Run a worker until SIGTERM/SIGINT."""
     be = backends.select(args.backend, args.device)
     if args.redis_url:
-        store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
+        raw_store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
     else:
-        store = MemoryTensorStore(args.memory_cache_bytes)
+        raw_store = MemoryTensorStore(args.memory_cache_bytes)
+    store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
+    if args.redis_url:
+        store = TieredStore(store, args.memory_cache_bytes)
     server = grpc_server.make_server(args.max_inflight)
     port = grpc_server.bind(server, args.host, args.port)
     address = f"{_advertised_host(args.advertise_host)}:{port}"
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE)
-    metrics.serve(args.metrics_port)
+    metrics.serve(args.metrics_port, args.host)
     server.start()
     beat = None
     if args.redis_url:
-        beat = Heartbeat(store.redis, address, {"backend": be.name, "pid": os.getpid()},
+        beat = Heartbeat(raw_store.redis, address, {"backend": be.name, "pid": os.getpid()},
                          args.heartbeat)
         beat.beat()
         beat.start()
@@ -108,4 +114,6 @@ def serve(args) -> None:
     health.enter_graceful_shutdown()
     if beat:
         beat.stop()
+        # Gateways drop us at their next registry refresh; keep serving until then.
+        time.sleep(min(2.0, 2 * args.heartbeat))
     server.stop(grace=30).wait()

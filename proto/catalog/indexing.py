@@ -174,11 +174,12 @@ def _index_forward(xp, a, *tensors, key, mask_counts):
 def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
     basic, positions, _ = plan_index(shape, key, _metas_of(tensors), mask_counts)
     out = xp.zeros(shape, dtype=g.dtype)
-    view = out[basic]
     if positions is None:
-        view[...] = g
-    else:  # repeated indices accumulate, as in PyTorch's index backward
-        xp.add.at(view, _advanced_key(view.ndim, positions, tensors), g)
+        out[basic] = g   # (out[basic] itself is a scalar, not a view, when ints take all dims)
+        return out
+    view = out[basic]
+    # repeated indices accumulate, as in PyTorch's index backward
+    xp.add.at(view, _advanced_key(view.ndim, positions, tensors), g)
     return out
 
 
@@ -195,7 +196,8 @@ register(OpDef(
     "index", -1, _infer_index, _index_forward, attrs=dict(_KEY), torch_name="IndexBackward0",
     variadic_rule=lambda g, x, *t, out, index, key, mask_counts: None if index else
     g.index_backward(*t, key=key, mask_counts=mask_counts, shape=x.shape),
-    samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3, 2), key="None,1:,...,0"),
+    samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3), key="1,2"),
+             S(F(4, 3, 2), key="None,1:,...,0"),
              S(F(5, 3), I((4,), 5), key="T", grad=(0,)),
              S(F(5, 3), I((2, 3), 5, low=-5), key="T,-1", grad=(0,)),
              S(F(2, 3, 4), I((2,), 3), key="0,:,T", grad=(0,)),
@@ -210,7 +212,7 @@ register(OpDef(
     attrs={**_KEY, "shape": ("ints", REQUIRED)}, torch_name="IndexBackwardBackward0",
     variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape: None if index else
     h.index(*t, key=key, mask_counts=mask_counts),
-    samples=(S(F(2, 3), key="1:3", shape=(4, 3)),
+    samples=(S(F(2, 3), key="1:3", shape=(4, 3)), S(F(), key="1,-1", shape=(4, 3)),
              S(F(4), I((4,), 3), key="T", shape=(3,), grad=(0,)))))
 
 

@@ -139,9 +139,6 @@ def test_every_catalog_op_is_exposed():
     assert not missing, f"catalog ops not exposed by the client: {missing}"
 
 
-@pytest.mark.xfail(strict=True, reason="equal-valued leaves share one wire node (same hash), so "
-                   "the engine merges them and their gradients add up; needs a per-tensor "
-                   "identity on differentiated leaves in build_request (_session.py)")
 def test_equal_valued_leaves_get_separate_gradients():
     x = rg.ones(3, requires_grad=True)
     y = rg.ones(3, requires_grad=True)

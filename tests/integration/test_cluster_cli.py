@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from procs import free_port
 
 
 def _children(pid: int) -> set[int]:
