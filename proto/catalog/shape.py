@@ -334,30 +334,108 @@ def _pad_pairs(ndim, pad):
     return pairs
 
 
+_MODES = ("constant", "reflect", "replicate", "circular")
+
+
 def _infer_pad(m, pad, mode, value):
-    if mode != "constant":
-        raise OpError(f"pad: only mode='constant' is supported, got {mode!r}")
     shape = m[0].shape
-    out = tuple(s + a + b for s, (a, b) in zip(shape, _pad_pairs(len(shape), pad)))
+    pairs = _pad_pairs(len(shape), pad)
+    if mode not in _MODES:
+        raise OpError(f"Unrecognised padding mode {mode}")
+    if mode != "constant":
+        _check_nonconstant(shape, pad, pairs, mode)
+    out = tuple(s + a + b for s, (a, b) in zip(shape, pairs))
     if any(s < 0 for s in out):
         raise OpError(f"The input size {list(shape)}, plus negative padding {list(pad)} "
                       f"resulted in a negative output size, which is invalid.")
     return _meta(m, out)
 
 
+def _check_nonconstant(shape, pad, pairs, mode):
+    k = len(pad) // 2
+    if not (k in (1, 2, 3) and k + 1 <= len(shape) <= k + 2):
+        raise OpError(f"Padding size {len(pad)} is not supported for {len(shape)}D input "
+                      "tensor.")
+    for d, (lo, hi) in enumerate(pairs):
+        if not lo and not hi:
+            continue
+        limit = shape[d] - 1 if mode == "reflect" else shape[d]
+        if lo < 0 or hi < 0 or (mode != "replicate" and max(lo, hi) > limit) or not shape[d]:
+            raise OpError(f"Argument #4: Padding size should be less than the corresponding "
+                          f"input dimension, but got: padding ({lo}, {hi}) at dimension {d} "
+                          f"of input {list(shape)}")
+
+
+def source_index(xp, mode, n, lo, hi):
+    """For each position of a padded dim, the position of the input it copies."""
+    p = xp.arange(-lo, n + hi)
+    if mode == "reflect":
+        p = xp.abs(p)
+        return xp.where(p > n - 1, 2 * (n - 1) - p, p)
+    if mode == "replicate":
+        return xp.clip(p, 0, n - 1)
+    return p % n  # circular
+
+
 def _pad_forward(xp, a, pad, mode, value):
     pairs = _pad_pairs(a.ndim, pad)
+    if mode != "constant":
+        for d, (lo, hi) in enumerate(pairs):
+            if lo or hi:
+                a = xp.take(a, source_index(xp, mode, a.shape[d], lo, hi), axis=d)
+        return a
     crop = tuple(slice(max(-lo, 0), s - max(-hi, 0)) for s, (lo, hi) in zip(a.shape, pairs))
     a = a[crop]  # negative padding crops, as in F.pad
     grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
     return xp.pad(a, grow, constant_values=value) if any(any(p) for p in grow) else a
 
 
-_shape_op("pad", _infer_pad, _pad_forward,
-          lambda g, x, out, pad, mode, value: g.pad(pad=tuple(-p for p in pad)),
+def _pad_backward_forward(xp, g, pad, mode, shape):
+    """Adjoint of a non-constant pad: every padded element adds back onto its source."""
+    pairs = _pad_pairs(len(shape), pad)
+    for d in range(len(shape) - 1, -1, -1):
+        lo, hi = pairs[d]
+        if not (lo or hi):
+            continue
+        out = xp.zeros(g.shape[:d] + (shape[d],) + g.shape[d + 1:], dtype=g.dtype)
+        xp.add.at(out, (slice(None),) * d + (source_index(xp, mode, shape[d], lo, hi),), g)
+        g = out
+    return g
+
+
+def _pad_vjp(g, x, out, pad, mode, value):
+    if mode == "constant":
+        return g.pad(pad=tuple(-p for p in pad))
+    return g.pad_backward(pad=pad, mode=mode, shape=x.shape)
+
+
+_shape_op("pad", _infer_pad, _pad_forward, _pad_vjp,
           {"pad": ("ints", REQUIRED), "mode": ("str", "constant"), "value": ("float", 0.0)},
           (S(F(2, 3), pad=(1, 2)), S(F(2, 3, 4), pad=(1, 0, 0, 2), value=1.5),
-           S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1))), "ConstantPadNdBackward0")
+           S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1)),
+           S(F(1, 3, 4), pad=(2, 1), mode="reflect"),
+           S(F(2, 3, 4), pad=(1, 2, 2, 0), mode="replicate"),
+           S(F(1, 2, 3, 4), pad=(3, 2, 1, 1), mode="circular"),
+           S(F(2, 3, 4), pad=(1, 1, 2, 1), mode="reflect")), "ConstantPadNdBackward0")
+
+
+def _infer_pad_backward(m, pad, mode, shape):
+    if mode == "constant" or mode not in _MODES:
+        raise OpError(f"pad_backward: mode must be reflect, replicate or circular, got {mode}")
+    want = _infer_pad([Meta(tuple(shape), m[0].dtype)], pad, mode, 0.0).shape
+    if want != m[0].shape:
+        raise OpError(f"pad_backward: gradient {list(m[0].shape)} does not match the padded "
+                      f"shape {list(want)}")
+    return _meta(m, tuple(shape))
+
+
+_shape_op("pad_backward", _infer_pad_backward, _pad_backward_forward,
+          lambda h, g, out, pad, mode, shape: h.pad(pad=pad, mode=mode),
+          {"pad": ("ints", REQUIRED), "mode": ("str", REQUIRED), "shape": ("ints", REQUIRED)},
+          (S(F(1, 3, 7), pad=(2, 1), mode="reflect", shape=(1, 3, 4)),
+           S(F(1, 2, 5, 9), pad=(3, 2, 1, 1), mode="circular", shape=(1, 2, 3, 4)),
+           S(F(2, 5, 7), pad=(1, 2, 2, 0), mode="replicate", shape=(2, 3, 4))),
+          "ReflectionPad1DBackwardBackward0")
 
 
 # --- flip / tril / triu --------------------------------------------------------------------

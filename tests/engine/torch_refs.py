@@ -40,6 +40,12 @@ def _index_backward(g, *t, key, mask_counts, shape):
     return out
 
 
+def _pad_backward(g, pad, mode, shape):
+    z = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (out,) = torch.autograd.grad(F.pad(z, pad, mode=mode), z, g, create_graph=True)
+    return out
+
+
 def _pool_backward(g, x, **a):
     xx = x.detach().requires_grad_(True)
     y = F.max_pool2d(xx, **_pool_kw(a))
@@ -111,6 +117,7 @@ REFS = {
     "chunk": lambda x, chunks, dim, index: torch.chunk(x, chunks, dim)[index],
     "index": lambda x, *t, key, mask_counts: x[_index_key(t, key)],
     "index_backward": _index_backward,
+    "pad_backward": _pad_backward,
     "index_select": lambda x, i, dim: torch.index_select(x, dim, i),
     "index_add": lambda x, i, s, dim, alpha: torch.index_add(x, dim, i, s, alpha=alpha),
     "gather": lambda x, i, dim: torch.gather(x, dim, i),
