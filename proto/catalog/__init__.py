@@ -20,6 +20,12 @@ Conventions that are not obvious from PyTorch:
 - Composite ops (`forward=None`, `decompose=...`) are defined by a decomposition into
   catalog ops; the engine expands them, so they need no derivative rule of their own.
 - `expand` keeps the attribute name `shape` (the SDK's); `broadcast_to(size)` is PyTorch's.
+- A `leaf` is named by its content hash; equal tensors that must stay distinct (two
+  parameters with equal values) carry different `tag`s.
+- Ops that exist for derivatives and have no PyTorch function of their own (their
+  names say what they are): tanh_backward, sigmoid_backward (aten's), index_backward,
+  pad_backward, conv2d_input_grad, conv2d_weight_grad, max_pool2d_backward,
+  max_pool2d_select, sum_to.
 - Not differentiable at all (listed in NON_DIFFERENTIABLE): comparisons, logic, isnan and
   friends, argmax/argmin, all/any, and the sources. For ops with an integer input (indices,
   targets) that input's rule is None.
