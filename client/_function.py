@@ -41,7 +41,7 @@ NO_SAVED_TENSORS = frozenset({
 _UNARY_SELF = ("LogBackward0", "Log1PBackward0", "Log2Backward0", "SinBackward0",
                "CosBackward0", "AbsBackward0", "ErfBackward0", "ClampBackward1",
                "LeakyReluBackward0", "GeluBackward0", "SiluBackward0", "SoftplusBackward0",
-               "VarBackward0", "StdBackward0", "PowBackward0")
+               "VarBackward0", "PowBackward0", "EluBackward0")
 _UNARY_RESULT = ("ExpBackward0", "TanhBackward0", "SigmoidBackward0", "ReluBackward0",
                  "SqrtBackward0", "RsqrtBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
                  "Expm1Backward0", "Exp2Backward0", "TanBackward0", "ReciprocalBackward0",
@@ -50,9 +50,11 @@ SAVES: dict[str, str] = {
     **dict.fromkeys(_UNARY_SELF, "a"), **dict.fromkeys(_UNARY_RESULT, "r"),
     **dict.fromkeys(("MulBackward0", "MmBackward0", "MvBackward0", "DotBackward0",
                      "BmmBackward0"), "AB"),
-    "DivBackward0": "Ab", "PowBackward1": "abr",
+    "DivBackward0": "Ab", "PowBackward1": "abr", "MseLossBackward0": "ab",
+    **dict.fromkeys(("MaximumBackward0", "MinimumBackward0"), "ab"),
     **dict.fromkeys(("LinalgVectorNormBackward0", "MaxBackward1", "MinBackward1",
-                     "ProdBackward0", "LogsumexpBackward0"), "ar"),
+                     "ProdBackward0", "LogsumexpBackward0", "AmaxBackward0", "AminBackward0",
+                     "StdBackward0"), "ar"),
 }
 
 

@@ -152,7 +152,6 @@ TABLE: dict[str, Spec] = {
     "outer": Spec("outer", inputs=("input", "vec2")),
     "ger": Spec("outer", inputs=("input", "vec2")),
     # shape
-    "flatten": Spec("flatten", params=("start_dim", "end_dim")),
     "squeeze": Spec("squeeze", params=("dim",), forms="mfi"),
     "unsqueeze": Spec("unsqueeze", params=("dim",), forms="mfi"),
     "transpose": Spec("transpose", params=("dim0", "dim1"), forms="mfi"),

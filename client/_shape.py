@@ -31,6 +31,14 @@ def flip(self: Tensor, *dims) -> Tensor:
     return apply("flip", self, dims=_ints(dims))
 
 
+def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is."""
+    n = self.dim()
+    if n >= 1 and start_dim % n == end_dim % n:
+        return self
+    return apply("flatten", self, start_dim=start_dim, end_dim=end_dim)
+
+
 def squeeze(self: Tensor, dim=None) -> Tensor:
     if dim is None:
         return apply("squeeze", self, torch_name="SqueezeBackward0")
@@ -188,12 +196,13 @@ def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
 
 
 METHODS = {
-    "where": _where_method,
+    "where": _where_method, "flatten": flatten,
     "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
     "t": _t, "T": property(_T), "mT": property(_mT), "split": split, "chunk": chunk,
     "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
 }
-NEEDS = {"where": "where", "permute": "permute", "repeat": "repeat", "flip": "flip",
+NEEDS = {"where": "where", "flatten": "flatten", "permute": "permute", "repeat": "repeat",
+         "flip": "flip",
          "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
          "split": "split",
          "chunk": "chunk", "unbind": "index", "__getitem__": "index",
@@ -212,6 +221,6 @@ def install() -> dict[str, Any]:
                  "where": (where, "where"), "permute": (permute, "permute"),
                  "split": (split, "split"), "chunk": (chunk, "chunk"),
                  "unbind": (unbind, "index"), "t": (_t, "transpose"),
-                 "squeeze": (squeeze, "squeeze"),
+                 "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
                  "flip": (lambda input, dims: flip(input, dims), "flip")}
     return {k: fn for k, (fn, op) in functions.items() if op in catalog.CATALOG}
