@@ -40,6 +40,7 @@ class Worker:
     stub: pb_grpc.WorkerStub
     inflight: int = 0
     dead_until: float = 0.0
+    last_seen: float = 0.0
     info: dict = field(default_factory=dict)
 
 
@@ -47,9 +48,9 @@ class WorkerPool:
     DEAD_FOR = 5.0  # seconds a worker that failed is left out, unless it re-registers
 
     def __init__(self, redis_client=None, static: list[str] | None = None,
-                 capacity: int = 68, refresh: float = 1.0) -> None:
+                 capacity: int = 68, refresh: float = 1.0, grace: float = 2.0) -> None:
         self._redis, self._static = redis_client, static or []
-        self._capacity, self._refresh_every = capacity, refresh
+        self._capacity, self._refresh_every, self._grace = capacity, refresh, grace
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
         self._refreshed = 0.0
@@ -80,16 +81,19 @@ class WorkerPool:
         found = self._discover()
         with self._lock:
             self._refreshed = now
-            for addr in list(self._workers):
-                if addr not in found and self._workers[addr].inflight == 0:
-                    self._workers.pop(addr).channel.close()
             for addr, info in found.items():
                 w = self._workers.get(addr)
                 if w is None:
                     ch = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
                     w = self._workers[addr] = Worker(addr, ch, pb_grpc.WorkerStub(ch))
                     log.info("worker joined: %s", addr)
-                w.info = info
+                w.info, w.last_seen = info, now
+            # A worker missing from the registry goes after a grace period, not at once:
+            # a Redis that restarted empty is refilled by the next heartbeats.
+            for addr, w in list(self._workers.items()):
+                if now - w.last_seen > self._grace and w.inflight == 0:
+                    self._workers.pop(addr).channel.close()
+                    log.info("worker left: %s", addr)
             metrics.WORKERS.set(len(self.live()))
 
     def live(self) -> list[Worker]:

@@ -23,7 +23,7 @@ def build_gateway(args) -> Gateway:
         store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
         cache = RedisResultCache(store.redis, ttl=args.cache_ttl)
         pool = WorkerPool(store.redis, capacity=args.max_inflight + args.max_queue,
-                          refresh=min(1.0, args.heartbeat))
+                          refresh=min(1.0, args.heartbeat), grace=2 * args.heartbeat)
     else:
         store = MemoryTensorStore(args.memory_cache_bytes)
         cache = MemoryResultCache(args.memory_cache_bytes)

@@ -114,6 +114,7 @@ def serve(args) -> None:
     health.enter_graceful_shutdown()
     if beat:
         beat.stop()
-        # Gateways drop us at their next registry refresh; keep serving until then.
-        time.sleep(min(2.0, 2 * args.heartbeat))
+        # Gateways drop a worker 2 heartbeats after it leaves the registry (plus one
+        # refresh); keep serving until then.
+        time.sleep(min(10.0, 3 * args.heartbeat + 1.0))
     server.stop(grace=30).wait()
