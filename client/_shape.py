@@ -195,13 +195,26 @@ def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
     return apply("where", condition, self, other)
 
 
+def masked_fill(self: Tensor, mask: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor):
+        value = value.to(self.dtype)
+    return apply("where", mask, value, self, torch_name="MaskedFillBackward0")
+
+
+def _masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
+    self._check_inplace()
+    return self._assign(masked_fill(self, mask, value))
+
+
 METHODS = {
-    "where": _where_method, "flatten": flatten,
+    "where": _where_method, "flatten": flatten, "masked_fill": masked_fill,
+    "masked_fill_": _masked_fill_,
     "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
     "t": _t, "T": property(_T), "mT": property(_mT), "split": split, "chunk": chunk,
     "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
 }
-NEEDS = {"where": "where", "flatten": "flatten", "permute": "permute", "repeat": "repeat",
+NEEDS = {"where": "where", "flatten": "flatten", "masked_fill": "where",
+         "masked_fill_": "where", "permute": "permute", "repeat": "repeat",
          "flip": "flip",
          "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
          "split": "split",
@@ -222,5 +235,6 @@ def install() -> dict[str, Any]:
                  "split": (split, "split"), "chunk": (chunk, "chunk"),
                  "unbind": (unbind, "index"), "t": (_t, "transpose"),
                  "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
+                 "masked_fill": (masked_fill, "where"),
                  "flip": (lambda input, dims: flip(input, dims), "flip")}
     return {k: fn for k, (fn, op) in functions.items() if op in catalog.CATALOG}

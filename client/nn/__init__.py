@@ -29,9 +29,11 @@ from ._layers import (
     Tanh,
 )
 from ._module import Module, Parameter
+from ._norm import BatchNorm1d, BatchNorm2d
 
 __all__ = [
-    "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss", "Dropout",
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d",
+    "CrossEntropyLoss", "Dropout",
     "Embedding", "MaxPool2d", "utils",
     "Flatten", "GELU", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
     "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "SiLU", "Sequential",

@@ -16,7 +16,8 @@ from .. import _creation
 from .._tensor import Tensor, apply
 
 __all__ = [
-    "avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d",
+    "avg_pool2d", "batch_norm", "cosine_similarity", "scaled_dot_product_attention",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d",
     "cross_entropy", "dropout", "elu", "embedding", "gelu", "l1_loss", "layer_norm",
     "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize",
     "one_hot", "pad", "relu", "relu6", "sigmoid", "silu", "softmax", "softplus", "tanh",
@@ -220,6 +221,44 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
 
 
 # --- composed on the client -----------------------------------------------------------------
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    from ._norm import batch_norm as composed
+    return composed(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    dot = (x1 * x2).sum(dim)
+    return dot / (x1.norm(dim=dim) * x2.norm(dim=dim)).clamp(min=eps)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    import math
+    length, source = query.shape[-2], key.shape[-2]
+    factor = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * factor
+    if is_causal:
+        keep = np.tril(np.ones((length, source), dtype=bool))
+        scores = _where_keep(scores, keep)
+    if attn_mask is not None:
+        if attn_mask.dtype.name == "bool":
+            scores = _where_keep(scores, attn_mask)
+        else:
+            scores = scores + attn_mask
+    weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+
+
+def _where_keep(scores: Tensor, keep) -> Tensor:
+    mask = keep if isinstance(keep, Tensor) else Tensor._from_array(keep)
+    return apply("where", mask, scores, float("-inf"))
+
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if num_classes < 0:
         num_classes = builtins.int(tensor.max().item()) + 1

@@ -223,3 +223,44 @@ def test_deepcopy_and_pickle_of_modules():
     with pytest.raises(RuntimeError) as t:
         copy.deepcopy(theirs[0].weight * 2)
     assert str(o.value) == str(t.value)
+
+
+@pytest.mark.parametrize("shape,cls", [((8, 4), "BatchNorm1d"), ((6, 4, 5), "BatchNorm1d"),
+                                       ((3, 4, 2, 2), "BatchNorm2d")])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_matches(shape, cls, momentum):
+    bn_o, bn_t = getattr(rg.nn, cls)(4, momentum=momentum), getattr(torch.nn, cls)(
+        4, momentum=momentum)
+    assert repr(bn_o) == repr(bn_t)
+    assert list(bn_o.state_dict()) == list(bn_t.state_dict())
+    for step in range(3):
+        x = R.standard_normal(shape).astype("float32")
+        xo, xt = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yo, yt = bn_o(xo), bn_t(xt)
+        close(yo, yt, rtol=1e-4, atol=1e-5, what=f"train step {step}")
+        assert type(yo.grad_fn).__name__ == type(yt.grad_fn).__name__
+        (yo * yo).sum().backward(), (yt * yt).sum().backward()
+        close(xo.grad, xt.grad, rtol=1e-3, atol=1e-4, what="input grad")
+        close(bn_o.weight.grad, bn_t.weight.grad, rtol=1e-3, atol=1e-4, what="weight grad")
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        close(getattr(bn_o, name), getattr(bn_t, name), rtol=1e-5, what=name)
+    bn_o.eval(), bn_t.eval()
+    x = R.standard_normal(shape).astype("float32")
+    close(bn_o(rg.tensor(x)), bn_t(torch.tensor(x)), rtol=1e-4, atol=1e-5, what="eval")
+
+
+def test_attention_and_cosine_similarity():
+    q, k, v = (R.standard_normal((2, 5, 8)).astype("float32") for _ in range(3))
+    mask = R.random((5, 5)) > 0.3
+    np.fill_diagonal(mask, True)
+    for kwargs in ({}, {"is_causal": True}, {"scale": 0.5}):
+        close(rg.nn.functional.scaled_dot_product_attention(*map(rg.tensor, (q, k, v)), **kwargs),
+              torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)),
+                                                               **kwargs), rtol=1e-4, atol=1e-5)
+    close(rg.nn.functional.scaled_dot_product_attention(*map(rg.tensor, (q, k, v)),
+                                                        attn_mask=rg.tensor(mask)),
+          torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)),
+                                                           attn_mask=torch.tensor(mask)),
+          rtol=1e-4, atol=1e-5)
+    close(rg.nn.functional.cosine_similarity(rg.tensor(q[0]), rg.tensor(k[0])),
+          torch.nn.functional.cosine_similarity(torch.tensor(q[0]), torch.tensor(k[0])))

@@ -221,7 +221,8 @@ SHAPE_EXPRS = [
     "x.max(1)[1]", "x.max(dim=0).values", "x.min(0, keepdim=True).indices", "x.min()",
     "m.max(x, x * 2)", "x.narrow(1, 1, 2)", "m.einsum('ij,kj->ik', x, x)",
     "m.where(x > 0, x, 0.0)", "x.where(x > 0, -1.0)", "m.broadcast_to(x, (2, 3, 4))",
-    "x.sum(dtype=m.float64)", "x.softmax(-1)", "x.clone()",
+    "x.sum(dtype=m.float64)", "x.softmax(-1)", "x.clone()", "x.masked_fill(x > 0, 0.5)",
+    "m.masked_fill(x, x < 0, -1.0)",
 ]
 
 
