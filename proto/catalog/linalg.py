@@ -110,26 +110,39 @@ register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.oute
 
 
 # --- einsum -------------------------------------------------------------------------------
-def parse_einsum(equation: str, ninputs: int) -> tuple[list[str], str]:
-    """Operand subscripts and output subscripts (implicit output: letters seen once, sorted).
-    Ellipsis is not supported."""
+def parse_einsum(equation: str, ndims: list[int]) -> tuple[list[str], str]:
+    """Operand and output subscripts, letters only: an ellipsis becomes fresh capital
+    letters, aligned from the right across operands (its dims broadcast). Implicit output:
+    the ellipsis dims, then the letters seen once, sorted (numpy's and PyTorch's rule)."""
     eq = equation.replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     subs = lhs.split(",")
-    if "." in eq or not all(s.isalpha() or s == "" for s in subs + [rhs]):
-        raise OpError(f"einsum(): unsupported equation {equation!r} (letters only, no '...')")
-    if len(subs) != ninputs:
+    if len(subs) != len(ndims):
         raise OpError("einsum(): more operands were provided than specified in the equation"
-                      if ninputs > len(subs) else
+                      if len(ndims) > len(subs) else
                       "einsum(): fewer operands were provided than specified in the equation")
-    if not arrow:
+    for part in subs + [rhs]:
+        body = part.replace("...", "", 1)
+        if not (body.isalpha() or body == "") or "." in body:
+            raise OpError(f"einsum(): invalid subscript given in equation {equation!r}")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+    lengths = [n - (len(sub) - 3) if "..." in sub else 0 for sub, n in zip(subs, ndims)]
+    if any(n < 0 for n in lengths):
+        raise OpError("einsum(): the number of subscripts in the equation is more than the "
+                      "number of dimensions of an operand")
+    ell = "".join(spare[:max(lengths, default=0)])
+    subs = [sub.replace("...", ell[len(ell) - k:] if k else "") for sub, k in zip(subs, lengths)]
+    if arrow:
+        rhs = rhs.replace("...", ell)
+    else:
         letters = "".join(subs)
-        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        rhs = ell + "".join(sorted(c for c in set(letters) - set(ell)
+                                   if letters.count(c) == 1))
     return subs, rhs
 
 
 def _infer_einsum(metas, equation):
-    subs, rhs = parse_einsum(equation, len(metas))
+    subs, rhs = parse_einsum(equation, [len(m.shape) for m in metas])
     sizes: dict[str, int] = {}
     for i, (s, m) in enumerate(zip(subs, metas)):
         if len(s) != len(m.shape):
@@ -152,7 +165,7 @@ def _infer_einsum(metas, equation):
 
 
 def _einsum_vjp(g, *ops, out, index, equation):
-    subs, rhs = parse_einsum(equation, len(ops))
+    subs, rhs = parse_einsum(equation, [o.ndim for o in ops])
     mine = subs[index]
     if len(set(mine)) != len(mine):
         raise OpError("einsum: derivative for repeated subscripts in one operand "
@@ -162,9 +175,10 @@ def _einsum_vjp(g, *ops, out, index, equation):
     kept_letters = "".join(c for c in mine if c in seen)
     eq = ",".join([rhs, *others]) + "->" + kept_letters
     res = g.einsum(*(o for j, o in enumerate(ops) if j != index), equation=eq)
-    # Letters only this operand has were summed out: the gradient is constant along them.
-    x = ops[index]
-    return res.reshape(shape=tuple(n if c in seen else 1 for c, n in zip(mine, x.shape)))
+    # Letters only this operand has were summed out: the gradient is constant along them
+    # (size 1 here, expanded by the engine); letters it broadcast come back summed.
+    size = dict(zip(kept_letters, res.shape))
+    return res.reshape(shape=tuple(size.get(c, 1) for c in mine))
 
 
 register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(equation, *a),
@@ -174,5 +188,9 @@ register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(e
                    S(F(2, 3, 4), F(2, 4, 5), equation="bij,bjk->bik"),
                    S(F(3, 4), equation="ij->"), S(F(3), F(4), equation="i,j->ij"),
                    S(F(3, 4), F(3, 4), equation="ij,ij"),
-                   S(F(2, 3), F(3, 4), F(4), equation="ab,bc,c->a"))))
+                   S(F(2, 3), F(3, 4), F(4), equation="ab,bc,c->a"),
+                   S(F(2, 1, 3, 4), F(5, 4, 2), equation="...ij,...jk"),
+                   S(F(3, 4, 5), equation="i...->..."),
+                   S(F(1, 3), F(2, 3), equation="ij,ij->ij"),
+                   S(F(2, 3, 4), F(4), equation="...j,j->..."))))
 
