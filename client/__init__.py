@@ -83,9 +83,10 @@ globals().update(_functional_module.FUNCTIONS)
 
 from . import autograd, cuda, nn, optim, utils  # noqa: E402
 from ._compare import allclose, equal, isclose  # noqa: E402
+from ._serialization import load, save  # noqa: E402
 
 __all__ = [
-    "allclose", "cuda", "equal", "isclose", "utils",
+    "allclose", "cuda", "equal", "isclose", "load", "save", "utils",
     "AuthenticationError", "ClusterUnavailableError", "DeadlineExceededError", "Generator",
     "GraphRefusedError", "RemotegradError", "ResourceExhaustedError", "Size", "Tensor",
     "arange", "as_tensor", "autograd", "bool", "connect", "default_generator", "device",

@@ -264,3 +264,26 @@ def test_attention_and_cosine_similarity():
           rtol=1e-4, atol=1e-5)
     close(rg.nn.functional.cosine_similarity(rg.tensor(q[0]), rg.tensor(k[0])),
           torch.nn.functional.cosine_similarity(torch.tensor(q[0]), torch.tensor(k[0])))
+
+
+def test_save_and_load_checkpoints(tmp_path):
+    ours, _ = twins()
+    opt = rg.optim.Adam(ours.parameters(), lr=0.01)
+    x = rg.tensor(R.standard_normal((4, 6)).astype("float32"))
+    ours(x).sum().backward()
+    opt.step()
+    path = tmp_path / "ckpt.pt"
+    rg.save({"model": ours.state_dict(), "optim": opt.state_dict(), "epoch": 3,
+             "note": "ok", "p": rg.nn.Parameter(rg.ones(2))}, path)
+    back = rg.load(path, map_location="cpu")
+    assert back["epoch"] == 3 and back["note"] == "ok"
+    assert isinstance(back["p"], rg.nn.Parameter) and back["p"].requires_grad
+    fresh, _ = twins()
+    fresh.load_state_dict(back["model"])
+    for a, b in zip(fresh.parameters(), ours.parameters()):
+        assert rg.equal(a.detach(), b.detach())
+    opt2 = rg.optim.Adam(fresh.parameters(), lr=0.01)
+    opt2.load_state_dict(back["optim"])
+    assert opt2.state_dict()["state"][0]["step"].item() == 1.0
+    with pytest.raises(TypeError, match="cannot store"):
+        rg.save({"f": print}, tmp_path / "bad.pt")
