@@ -116,6 +116,22 @@ def test_hessian_vector_product_and_third_order():
     np.testing.assert_allclose(d3, 2 * e * (c - s))
 
 
+def test_a_node_passed_twice_to_a_composite_gets_its_gradient_once():
+    x, w = np.linspace(-1, 1, 10).reshape(2, 5), np.linspace(0.5, 1.5, 5)
+    eg = EngineGraph()
+    xi, wi = eg.leaf(x), eg.leaf(w)
+    y = eg.g.add("layer_norm", (xi, wi, wi), {"normalized_shape": (5,)})
+    s = eg.g.add("sum", (eg.g.add("mul", (y, y)),))
+    one = eg.g.add("full", (), {"shape": (), "value": 1.0, "dtype": "float64"})
+    gx, gw = eg.g.add("grad", (s, one, xi), {"n": 1}), eg.g.add("grad", (s, one, wi), {"n": 1})
+    got_x, got_w = _run(eg, [gx, gw])
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    out = torch.nn.functional.layer_norm(tx, (5,), tw, tw)
+    (out * out).sum().backward()
+    np.testing.assert_allclose(got_x, tx.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(got_w, tw.grad.numpy())
+
+
 def test_gradient_of_an_integer_tensor_is_refused():
     g = Graph()
     x = g.add("leaf", (), {"hash": "a", "dtype": "int64", "shape": (3,)})

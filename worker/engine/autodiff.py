@@ -89,9 +89,15 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> No
 
 
 def _through_decomposition(g, n, opdef, args, seed, want):
+    """Contributions per input position. The sweep gives one gradient per *node*, covering
+    all its uses, so a node passed twice (layer_norm(x, w, w)) gets it once."""
     value = opdef.decompose(*args, **g.attrs[n])
-    wrts = [args[idx].id for idx in want]
-    return vjp(g, [value.id], [seed], wrts)
+    nodes = list(dict.fromkeys(args[idx].id for idx in want))
+    grads = dict(zip(nodes, vjp(g, [value.id], [seed], nodes)))
+    out = []
+    for idx in want:
+        out.append(grads.pop(args[idx].id, None))
+    return out
 
 
 def zeros(g: Graph, w: int) -> int:
