@@ -31,3 +31,46 @@ def test_non_differentiable_ops_are_listed():
 def test_op_matches_torch(name, index, dtype, noncontig):
     sample = catalog.get(name).samples[index]
     check_against_torch(Case(name, sample, dtype, seed=index, noncontig=noncontig))
+
+
+def _aliasable(name):
+    """(sample index, i, j): two float inputs of one shape, to pass the same tensor twice."""
+    for k, s in enumerate(catalog.get(name).samples):
+        floats = [i for i, spec in enumerate(s.inputs) if spec.kind == "float"]
+        for a in floats:
+            for b in floats:
+                if a < b and s.inputs[a].shape == s.inputs[b].shape:
+                    return k, a, b
+    return None
+
+
+ALIASED = [(n, *_aliasable(n)) for n in OPS
+           if catalog.get(n).differentiable and _aliasable(n) is not None]
+
+
+@pytest.mark.parametrize("name,index,a,b", ALIASED, ids=[c[0] for c in ALIASED])
+def test_same_tensor_in_two_places(name, index, a, b):
+    """Rules are partial derivatives per argument: f(x, x) must sum both."""
+    import numpy as np
+    import torch
+
+    from .helpers import EngineGraph, assert_close
+    from .torch_refs import reference
+    sample = catalog.get(name).samples[index]
+    case = Case(name, sample, "float64", seed=index, second=False)
+    values = list(case.inputs)
+    values[b] = values[a]
+    eg = EngineGraph()
+    ids = [eg.input(v) for v in values]
+    ids[b] = ids[a]
+    out = eg.g.add(name, ids, sample.attrs)
+    seed = np.random.default_rng(1).standard_normal(eg.g.metas[out].shape)
+    gid = eg.g.add("grad", (out, eg.leaf(seed), ids[a]), {"n": 1})
+    (got,) = eg.compile([gid]).run()
+    ts = [v if isinstance(v, (bool, int, float)) else torch.from_numpy(np.array(v))
+          for v in values]
+    ts[a] = ts[a].requires_grad_(True)
+    ts[b] = ts[a]
+    res = reference(name)(*ts, **catalog.get(name).check_attrs(sample.attrs))
+    (want,) = torch.autograd.grad(res, ts[a], torch.from_numpy(seed))
+    assert_close(got, want, {"rtol": 1e-7, "atol": 1e-9}, f"{name}({a} = {b}): backward")
