@@ -21,7 +21,8 @@ def _erf_for(module: str):
     except ImportError:  # pragma: no cover - scipy is present in the test environment
         import numpy as np
         ufunc = np.frompyfunc(math.erf, 1, 1)
-        return lambda a: ufunc(a).astype(a.dtype)
+        # frompyfunc answers a bare Python float for 0-d input: asarray makes it an array.
+        return lambda a: np.asarray(ufunc(a)).astype(a.dtype)
 
 
 def erf(xp, a):
