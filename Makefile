@@ -14,7 +14,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 venv: $(PY)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,load]"
 
 demo: venv
 	PY=$(PY) PORT=$(PORT) bash scripts/demo.sh

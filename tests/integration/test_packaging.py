@@ -3,6 +3,7 @@ outside the repository, nested folders included, and the console script runs."""
 
 from __future__ import annotations
 
+import site as site_module
 import subprocess
 import sys
 import venv
@@ -31,7 +32,7 @@ def test_install_in_fresh_venv(tmp_path, editable):
     # The dependencies (and a current setuptools) come from this environment through a .pth
     # file; the project itself is installed fresh, and imported from outside the repository.
     site = next(env_dir.glob("lib/python*/site-packages"))
-    deps = [p for p in sys.path if p.endswith("site-packages") and "/tmp/" not in p]
+    deps = site_module.getsitepackages()
     (site / "_deps.pth").write_text("\n".join(deps) + "\n")
     args = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
             "--no-build-isolation"]
