@@ -168,8 +168,16 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
         raise RuntimeError("step must be nonzero")
     integral = all(isinstance(v, builtins.int) for v in values)
     name = _dtypes.resolve(dtype) or ("int64" if integral else _default(None))
+    if name in ("int64", "int32", "int16", "int8", "uint8"):
+        values = [builtins.int(v) for v in values]  # PyTorch casts all three first
+        if values[2] == 0:
+            raise ValueError("step must be nonzero")
     count = max(0, math.ceil((values[1] - values[0]) / values[2]))
-    array = (values[0] + np.arange(count, dtype=np.float64) * values[2])
+    if name in ("int64", "int32", "int16", "int8", "uint8"):
+        array = values[0] + np.arange(count, dtype=np.int64) * values[2]
+    else:  # start + i * step with one rounding, as PyTorch's fused multiply-add
+        wide = np.longdouble
+        array = wide(values[0]) + wide(values[2]) * np.arange(count).astype(wide)
     return _make(array.astype(name), None, requires_grad)
 
 

@@ -62,6 +62,14 @@ def _logic(name: str, bitwise: str):
     return op
 
 
+def _contains(self, element) -> builtins.bool:
+    """`x in t`: one comparison and one round trip, not one per element."""
+    if not isinstance(element, _OPERAND):
+        raise RuntimeError("Tensor.__contains__ only supports Tensor or scalar, but you passed "
+                           f"in a {type(element)}.")
+    return builtins.bool(call("eq", (self, element), {}).any())
+
+
 def _invert(self):
     if self._node.meta.dtype != "bool":
         raise TypeError("~ on non-bool tensors is not supported by remotegrad yet")
@@ -85,7 +93,7 @@ OPERATORS = {
     "__and__": _logic("logical_and", "&"), "__rand__": _logic("logical_and", "&"),
     "__or__": _logic("logical_or", "|"), "__ror__": _logic("logical_or", "|"),
     "__xor__": _logic("logical_xor", "^"), "__rxor__": _logic("logical_xor", "^"),
-    "__invert__": _invert,
+    "__invert__": _invert, "__contains__": _contains,
     "__neg__": lambda self: call("neg", (self,), {}),
     "__pos__": lambda self: self,
     "__abs__": lambda self: call("abs", (self,), {}),

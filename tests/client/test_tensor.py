@@ -35,6 +35,8 @@ def same_error(fn_ours, fn_theirs, exc=RuntimeError):
     "zeros(2, 3)", "zeros((2, 3), dtype={m}.float64)", "ones(4)", "ones([2, 2], dtype={m}.int32)",
     "full((2, 2), 1.5)", "full((2,), 7)", "full((2,), True)", "empty(2, 0)", "eye(3)",
     "eye(2, 3)", "arange(5)", "arange(1, 4, 0.5)", "arange(0, 1, 0.25)", "arange(10, 0, -3)",
+    "arange(-2.5, 3.9, 1.5, dtype={m}.int64)", "arange(-3.3, 7.7, 0.7, dtype={m}.float64)",
+    "arange(2.7, dtype={m}.int64)",
     "linspace(0, 1, 5)", "linspace(-2, 2, steps=7, dtype={m}.float64)",
     "tensor([[1, 2], [3, 4]])", "tensor(3.5)", "tensor([True, False])",
     "tensor([1.0, 2.0], dtype={m}.float16)", "as_tensor([1, 2], dtype={m}.float32)",
@@ -309,3 +311,9 @@ def test_requires_grad_flag_changes_match():
     v = rg.tensor([1.0, 2.0], requires_grad=True)
     v.backward(rg.tensor([3.0, 4.0]))
     assert v.grad.tolist() == [3.0, 4.0]
+
+
+def test_contains():
+    a, t = both(np.array([1.0, 2.0, 3.0], dtype="float32"))
+    assert (2 in a) == (2 in t) and (5 in a) == (5 in t)
+    same_error(lambda: "x" in a, lambda: "x" in t)
