@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import time
 
 import grpc
 
@@ -27,6 +29,33 @@ _RETRY_CONFIG = json.dumps({"methodConfig": [{
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
+
+
+class Retry:
+    """When a call is tried again: on UNAVAILABLE (the gateway restarting, a connection
+    lost), with jittered exponential backoff, until the call's deadline or `window`
+    seconds, whichever is first. Calls are pure, so a retry is always safe. A server that
+    says "don't" (gRPC's pushback metadata, negative) is not retried: UNAVAILABLE for "no
+    workers" is an answer, and it comes fast."""
+
+    CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+    def __init__(self, window: float = 30.0, initial: float = 0.05, maximum: float = 1.0,
+                 multiplier: float = 2.0) -> None:
+        self.window, self.initial, self.maximum, self.multiplier = (window, initial, maximum,
+                                                                    multiplier)
+
+    def retryable(self, err: grpc.RpcError) -> bool:
+        if err.code() not in self.CODES:
+            return False
+        trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+        for key, value in trailers or ():
+            if key == "grpc-retry-pushback-ms" and value.strip().startswith("-"):
+                return False
+        return True
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.maximum, self.initial * self.multiplier ** attempt))
 
 
 class MissingTensorsError(Exception):
@@ -74,30 +103,64 @@ class RemoteSession(Session):
     stream_threshold = 4 << 20
 
     def __init__(self, address: str, token: str | None = None, tls=None,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, retry: Retry | None = None) -> None:
+        """`tls`: True (the system's CAs), a path to a PEM CA bundle, or
+        grpc.ChannelCredentials (e.g. with a client certificate for mutual TLS)."""
         super().__init__()
-        self.address, self.timeout = address, timeout
+        self.address, self.timeout, self.retry = address, timeout, retry or Retry()
         options = [("grpc.enable_retries", 1), ("grpc.service_config", _RETRY_CONFIG),
                    ("grpc.max_send_message_length", -1),
-                   ("grpc.max_receive_message_length", -1)]
+                   ("grpc.max_receive_message_length", -1),
+                   # Reconnect soon after a gateway restart (gRPC's default waits 1s, 1.6s, ...).
+                   ("grpc.initial_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 1000)]
         if tls:
-            creds = (tls if isinstance(tls, grpc.ChannelCredentials)
-                     else grpc.ssl_channel_credentials())
+            if isinstance(tls, grpc.ChannelCredentials):
+                creds = tls
+            elif isinstance(tls, (str, os.PathLike)):
+                with open(tls, "rb") as f:
+                    creds = grpc.ssl_channel_credentials(f.read())
+            else:
+                creds = grpc.ssl_channel_credentials()
             self._channel = grpc.secure_channel(address, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._stub = pb_grpc.GatewayStub(self._channel)
 
-    def _call(self, method, request, **kw):
-        """One RPC with the deadline and metadata; errors become the SDK's exceptions."""
-        metadata = self._metadata + (("x-request-id", kw.pop("request_id", "")),)
-        try:
-            return method(request, timeout=self.timeout, metadata=metadata, **kw)
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                raise MissingTensorsError(err.details()) from None
-            raise from_rpc_error(err, self.address) from None
+    def _call(self, method, request, request_id: str = "", consume=None):
+        """One call with the deadline and metadata, retried per `self.retry`; errors become
+        the SDK's exceptions. `request` may be a function making the request (a fresh
+        chunk stream for each attempt); `consume` reads a streamed answer."""
+        metadata = self._metadata + (("x-request-id", request_id),)
+        start = time.monotonic()
+        deadline = start + self.timeout
+        window_end = start + min(self.timeout, self.retry.window)
+        attempt = 0
+        while True:
+            now = time.monotonic()
+            # After a failure, wait for the gateway to come back instead of failing fast.
+            retrying = attempt > 0
+            limit = min(deadline, window_end) if retrying else deadline
+            try:
+                answer = method(request() if callable(request) else request,
+                                timeout=max(0.001, limit - now), metadata=metadata,
+                                wait_for_ready=retrying or None)
+                return consume(answer) if consume else answer
+            except grpc.RpcError as err:
+                code = err.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise MissingTensorsError(err.details()) from None
+                now = time.monotonic()
+                if retrying and code == grpc.StatusCode.DEADLINE_EXCEEDED and limit < deadline:
+                    raise ClusterUnavailableError(
+                        f"remotegrad cluster at {self.address} is unavailable: no answer "
+                        f"for {now - start:.0f}s of retrying") from None
+                if not self.retry.retryable(err) or now >= min(deadline, window_end):
+                    raise from_rpc_error(err, self.address) from None
+                log.info("%s: %s; retrying", self.address, code.name)
+                time.sleep(min(self.retry.backoff(attempt), max(0.0, deadline - now)))
+                attempt += 1
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
         return self._call(self._stub.Compute, req, request_id=req.request_id)
@@ -108,15 +171,12 @@ class RemoteSession(Session):
                           pb.HasTensorsRequest(hashes=[m.hash for m in messages])).present
         for msg, present in zip(messages, have):
             if not present:
-                self._call(self._stub.PutTensor, codec.to_chunks(msg))
+                self._call(self._stub.PutTensor, lambda msg=msg: codec.to_chunks(msg))
             self.held.add(msg.hash)
 
     def fetch(self, digest: str) -> pb.TensorData:
-        chunks = self._call(self._stub.FetchTensor, pb.FetchTensorRequest(hash=digest))
-        try:
-            return codec.from_chunks(chunks, max_bytes=1 << 62)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err, self.address) from None
+        return self._call(self._stub.FetchTensor, pb.FetchTensorRequest(hash=digest),
+                          consume=lambda chunks: codec.from_chunks(chunks, max_bytes=1 << 62))
 
     def ping(self, timeout: float = 1.0) -> bool:
         try:
@@ -139,6 +199,7 @@ def connect(address: str | None = None, *, token: str | None = None, tls=None,
     global _current
     address = address or os.environ.get("REMOTEGRAD_ADDR") or DEFAULT_ADDRESS
     token = token or os.environ.get("REMOTEGRAD_TOKEN") or None
+    tls = tls or os.environ.get("REMOTEGRAD_TLS_CA") or None
     if address == "local":
         session: Session = LocalSession()
     else:

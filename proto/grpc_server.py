@@ -1,9 +1,11 @@
-"""What every remotegrad gRPC server carries: grpc.health.v1, server reflection, no
-message-size ceiling (large tensors are bounded by explicit limits instead)."""
+"""What every remotegrad gRPC server carries: grpc.health.v1, server reflection, explicit
+message-size limits, and TLS (optionally mutual) when certificates are configured."""
 
 from __future__ import annotations
 
 from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -11,14 +13,21 @@ from grpc_reflection.v1alpha import reflection
 
 from . import remotegrad_pb2 as pb
 
-SERVER_OPTIONS = [("grpc.max_send_message_length", -1),
-                  ("grpc.max_receive_message_length", -1),
-                  ("grpc.so_reuseport", 0)]
+
+def server_options(max_receive: int = -1) -> list[tuple[str, int]]:
+    return [("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", max_receive),
+            ("grpc.so_reuseport", 0)]
 
 
-def make_server(threads: int, max_concurrent: int | None = None, interceptors=()) -> grpc.Server:
+SERVER_OPTIONS = server_options()
+
+
+def make_server(threads: int, max_concurrent: int | None = None, interceptors=(),
+                max_receive: int = -1) -> grpc.Server:
     return grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
-                       options=SERVER_OPTIONS, maximum_concurrent_rpcs=max_concurrent,
+                       options=server_options(max_receive),
+                       maximum_concurrent_rpcs=max_concurrent,
                        interceptors=list(interceptors))
 
 
@@ -33,9 +42,55 @@ def add_standard_services(server: grpc.Server, service: str) -> health.HealthSer
     return servicer
 
 
-def bind(server: grpc.Server, host: str, port: int) -> int:
-    """Bind host:port (port 0 picks a free one) and return the port actually bound."""
-    bound = server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+@dataclass(frozen=True)
+class TLS:
+    """PEM files: this process's certificate and key, the CA it trusts, and whether a
+    server demands client certificates (mutual TLS). Empty paths: plaintext."""
+
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+    client_auth: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> TLS:
+        return cls(getattr(args, "tls_cert", ""), getattr(args, "tls_key", ""),
+                   getattr(args, "tls_ca", ""), bool(getattr(args, "tls_client_auth", False)))
+
+    @property
+    def serving(self) -> bool:
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.client_auth and not (self.cert and self.ca):
+            raise ValueError("--tls-client-auth needs --tls-cert, --tls-key and --tls-ca")
+        return bool(self.cert)
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        if not self.serving:
+            return None
+        ca = _read(self.ca) if self.ca else None
+        return grpc.ssl_server_credentials([(_read(self.key), _read(self.cert))],
+                                           root_certificates=ca,
+                                           require_client_auth=self.client_auth)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """Credentials to reach a TLS server: trust `ca` (or the system roots) and present
+        this process's certificate when it has one (for servers that require it)."""
+        pair = (_read(self.key), _read(self.cert)) if self.cert and self.key else (None, None)
+        return grpc.ssl_channel_credentials(_read(self.ca) if self.ca else None, *pair)
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def bind(server: grpc.Server, host: str, port: int,
+         credentials: grpc.ServerCredentials | None = None) -> int:
+    """Bind host:port (port 0 picks a free one), with TLS when `credentials` are given,
+    and return the port actually bound."""
+    target = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    bound = (server.add_secure_port(target, credentials) if credentials is not None
+             else server.add_insecure_port(target))
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     return bound

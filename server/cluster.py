@@ -35,8 +35,8 @@ class Cluster:
         self.procs: list[subprocess.Popen] = []
         self.redis_url = args.redis_url
 
-    def _spawn(self, argv: list[str], quiet: bool = False) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+    def _spawn(self, argv: list[str], quiet: bool = False, env=None) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env,
                                 stdout=subprocess.DEVNULL if quiet else None)
         self.procs.append(proc)
         return proc
@@ -46,6 +46,11 @@ class Cluster:
         out = ["--tensor-ttl", str(a.tensor_ttl), "--heartbeat", str(a.heartbeat),
                "--max-inflight", str(a.max_inflight), "--log-level", a.log_level,
                "--memory-cache-bytes", str(a.memory_cache_bytes)]
+        for flag in ("tls_cert", "tls_key", "tls_ca"):
+            if getattr(a, flag):
+                out += ["--" + flag.replace("_", "-"), getattr(a, flag)]
+        if a.tls_client_auth:
+            out += ["--tls-client-auth", "true"]
         return out + (["--redis-url", self.redis_url] if self.redis_url else [])
 
     def start_redis(self) -> None:
@@ -82,7 +87,14 @@ class Cluster:
                      "--metrics-port", str(a.metrics_port), "--cache-ttl", str(a.cache_ttl),
                      "--max-queue", str(a.max_queue), "--max-nodes", str(a.max_nodes),
                      "--max-tensor-bytes", str(a.max_tensor_bytes),
-                     "--inline-result-bytes", str(a.inline_result_bytes), *static, *self._common()])
+                     "--inline-result-bytes", str(a.inline_result_bytes),
+                     "--max-memory-bytes", str(a.max_memory_bytes),
+                     "--max-request-bytes", str(a.max_request_bytes),
+                     "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
+                     *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
+                     *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
+                     *static, *self._common()],
+                    env=dict(os.environ, REMOTEGRAD_TOKENS=a.tokens) if a.tokens else None)
 
     def _wait(self, ready, what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -100,7 +112,13 @@ class Cluster:
 
     def wait_ready(self) -> str:
         address = f"{self.args.host}:{self.args.port}"
-        channel = grpc.insecure_channel(address)
+        from .security import Auth
+        a = self.args
+        tls = grpc_server.TLS.from_args(a)
+        channel = (grpc.secure_channel(address, tls.channel_credentials()) if tls.serving
+                   else grpc.insecure_channel(address))
+        token = Auth.first_token(a)
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
         health = health_pb2_grpc.HealthStub(channel)
         status = pb_grpc.GatewayStub(channel)
 
@@ -111,7 +129,8 @@ class Cluster:
                 return False
             if not self.redis_url:
                 return True
-            workers = status.ClusterStatus(pb.ClusterStatusRequest(), timeout=1).workers
+            workers = status.ClusterStatus(pb.ClusterStatusRequest(), timeout=1,
+                                           metadata=metadata).workers
             return len(workers) >= self.args.workers
         self._wait(ready, "gateway and workers")
         channel.close()

@@ -15,6 +15,18 @@ from typing import Any
 GATEWAY, WORKER, CLUSTER, STATUS = "gateway", "worker", "cluster", "status"
 
 
+def boolean(value) -> bool:
+    """A flag or variable read as a boolean: 1/true/yes/on or 0/false/no/off/empty."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -67,6 +79,31 @@ SETTINGS = [
     Setting("heartbeat", 2.0, "seconds between worker heartbeats; a worker is dropped after "
             "3 missed", (GATEWAY, WORKER, CLUSTER), float),
     Setting("log_level", "INFO", "logging level", (GATEWAY, WORKER, CLUSTER)),
+    Setting("max_memory_bytes", 8 << 30, "most memory one computation may need at its peak "
+            "(every live tensor, gradients expanded), estimated from shapes before any "
+            "allocation; more is RESOURCE_EXHAUSTED", (GATEWAY, CLUSTER), int),
+    Setting("max_request_bytes", 1 << 30, "largest gRPC message the gateway accepts "
+            "(larger tensors travel as chunk streams)", (GATEWAY, CLUSTER), int),
+    Setting("tls_cert", "", "PEM certificate this server presents; set with --tls-key to "
+            "serve TLS (the gateway also presents it to workers when they require client "
+            "certificates)", (GATEWAY, WORKER, CLUSTER)),
+    Setting("tls_key", "", "PEM private key of --tls-cert", (GATEWAY, WORKER, CLUSTER)),
+    Setting("tls_ca", "", "PEM CA bundle: the gateway verifies workers against it (TLS to "
+            "workers when set); with --tls-client-auth, the clients a server accepts",
+            (GATEWAY, WORKER, CLUSTER, STATUS)),
+    Setting("tls_client_auth", False, "require a client certificate signed by --tls-ca "
+            "(mutual TLS)", (GATEWAY, WORKER, CLUSTER), boolean),
+    Setting("tls_server_name", "", "name the gateway expects on worker certificates "
+            "(default: the host a worker registered under)", (GATEWAY, CLUSTER)),
+    Setting("tokens_file", "", "file of `token=tenant` lines; when set (or --tokens), every "
+            "call but health checks needs `authorization: Bearer <token>`",
+            (GATEWAY, CLUSTER)),
+    Setting("tokens", "", "`token=tenant` pairs separated by commas or newlines (prefer "
+            "--tokens-file: variables show in process listings)", (GATEWAY, CLUSTER)),
+    Setting("rate_limit", 0.0, "calls per second each tenant may make (a token bucket, "
+            "per gateway); 0: unlimited", (GATEWAY, CLUSTER), float),
+    Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "
+            "(default: one second's worth)", (GATEWAY, CLUSTER), int),
 ]
 
 

@@ -11,6 +11,9 @@ from remotegrad.worker.compute import MissingTensorError
 from .pool import NoWorkersError, PoolBusyError
 
 MISSING_KEY = "rg-missing-tensors"
+# gRPC's own server pushback (gRFC A6): a negative value tells a client's retry policy not
+# to retry. No workers is an answer, not a transient failure of this connection.
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 _CODES = [
     (MissingTensorError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -36,4 +39,6 @@ def abort(context: grpc.ServicerContext, err: Exception):
     code, details = status_of(err)
     if isinstance(err, MissingTensorError):
         context.set_trailing_metadata(((MISSING_KEY, ",".join(err.digests)),))
+    elif isinstance(err, NoWorkersError):
+        context.set_trailing_metadata(((PUSHBACK_KEY, "-1"),))
     context.abort(code, details)

@@ -25,8 +25,10 @@ from remotegrad.worker.compute import MissingTensorError
 
 from . import metrics
 from .errors import abort
+from .estimate import lowered, peak_bytes
 from .fingerprint import fingerprint
-from .pool import WorkerPool
+from .pool import NoWorkersError, WorkerPool
+from .security import Auth
 
 log = logging.getLogger("remotegrad.gateway")
 
@@ -36,13 +38,18 @@ class Limits:
     max_nodes: int = 1_000_000
     max_tensor_bytes: int = 4 << 30
     inline_result_bytes: int = 64 << 20  # larger results are answered by reference
+    max_memory_bytes: int = 8 << 30  # peak working set of one computation
 
 
 class Gateway:
-    def __init__(self, store, cache, pool: WorkerPool, limits: Limits = Limits()) -> None:
+    MAX_ATTEMPTS = 3  # distinct workers one call may try when workers die under it
+
+    def __init__(self, store, cache, pool: WorkerPool, limits: Limits = Limits(),
+                 auth: Auth | None = None) -> None:
         self.store = GuardedStore(store, lambda op: metrics.REDIS_ERRORS.labels(
             f"store_{op}").inc())
         self.cache, self.pool, self.limits = cache, pool, limits
+        self.auth = auth or Auth()
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -53,16 +60,27 @@ class Gateway:
                           f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
         g, targets = engine.build(decoded.nodes, decoded.targets)
-        biggest = max(g.metas, key=lambda m: m.nbytes)
-        if biggest.nbytes > self.limits.max_tensor_bytes:
+        self._check_sizes(g)
+        g, targets = lowered(g, targets)  # what the worker will run, gradients expanded
+        self._check_sizes(g)
+        peak = peak_bytes(g, targets)
+        if peak > self.limits.max_memory_bytes:
             raise TooLargeError(
-                f"a tensor of shape {list(biggest.shape)} ({biggest.dtype}, {biggest.nbytes} "
-                f"bytes) exceeds the limit of {self.limits.max_tensor_bytes} bytes")
+                f"the computation needs about {peak} bytes at its peak (estimated from "
+                f"shapes, gradients included), over the limit of "
+                f"{self.limits.max_memory_bytes} bytes")
         if not set(req.keep) <= set(req.targets):
             raise OpError("keep names nodes that are not targets")
         for msg in decoded.tensor_protos.values():
             codec.decode_array(msg, verify_hash=True)
         return decoded
+
+    def _check_sizes(self, g: engine.Graph) -> None:
+        biggest = max(g.metas, key=lambda m: m.nbytes)
+        if biggest.nbytes > self.limits.max_tensor_bytes:
+            raise TooLargeError(
+                f"a tensor of shape {list(biggest.shape)} ({biggest.dtype}, {biggest.nbytes} "
+                f"bytes) exceeds the limit of {self.limits.max_tensor_bytes} bytes")
 
     def _stage(self, decoded: codec.Request, tenant: str) -> None:
         """Keep inline leaves; refuse (FAILED_PRECONDITION) leaves named only by a hash
@@ -132,13 +150,19 @@ class Gateway:
                 r.data = b""
 
     def _execute(self, req, tenant, timeout, on_cancel) -> pb.ComputeResponse:
-        """Run on the least-loaded worker; once more on another if that one went away
-        (compute is pure, so a retry is always safe)."""
+        """Run on the least-loaded worker; on another if that one went away (compute is
+        pure, so a retry is always safe), up to MAX_ATTEMPTS workers within the deadline."""
         tried: tuple = ()
         deadline = None if timeout is None else time.monotonic() + timeout
         client_gone = []
         while True:
-            w = self.pool.acquire(exclude=tried)
+            try:
+                w = self.pool.acquire(exclude=tried)
+            except NoWorkersError:
+                if not tried:
+                    raise
+                raise NoWorkersError(f"no live workers are registered (the {len(tried)} "
+                                     "that took this call went away)") from None
             try:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 call = w.stub.Execute.future(req, timeout=left, metadata=(
@@ -149,11 +173,15 @@ class Gateway:
                 # A worker that died answers UNAVAILABLE; one shutting down may cancel.
                 gone = e.code() == grpc.StatusCode.UNAVAILABLE or (
                     e.code() == grpc.StatusCode.CANCELLED and not client_gone)
-                if not gone or tried:
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if not gone or client_gone or out_of_time or \
+                        len(tried) + 1 >= self.MAX_ATTEMPTS:
                     raise
                 self.pool.mark_dead(w)
                 metrics.RETRIES.inc()
-                tried = (w,)
+                log.warning("worker %s went away during a call (%s); retrying elsewhere",
+                            w.address, e.code().name)
+                tried = (*tried, w)
             finally:
                 self.pool.release(w)
 
@@ -181,8 +209,51 @@ def _nbytes(r: pb.TensorData) -> int:
     return n
 
 
-def _tenant(context: grpc.ServicerContext) -> str:
-    return "default"
+class Undecodable:
+    """A request whose bytes are not the message the method takes."""
+
+    def __init__(self, kind: str, error: Exception) -> None:
+        self.kind, self.error = kind, error
+
+
+def _lenient(cls):
+    def parse(raw: bytes):
+        try:
+            return cls.FromString(raw)
+        except Exception as e:  # noqa: BLE001  (DecodeError, RecursionError, ...)
+            return Undecodable(cls.__name__, e)
+    return parse
+
+
+def _decoded(request):
+    if isinstance(request, Undecodable):
+        raise OpError(f"the request is not a valid {request.kind} message: {request.error}")
+    return request
+
+
+def _decoded_stream(requests):
+    for r in requests:
+        yield _decoded(r)
+
+
+def add_gateway_to_server(servicer: GatewayServicer, server: grpc.Server) -> None:
+    """Register the Gateway service like the generated helper does, but with parsing that
+    never fails inside gRPC: bytes that are not the expected message reach the servicer,
+    which answers INVALID_ARGUMENT with the parser's reason (gRPC itself says INTERNAL)."""
+    service = pb.DESCRIPTOR.services_by_name["Gateway"]
+    kinds = {(False, False): grpc.unary_unary_rpc_method_handler,
+             (False, True): grpc.unary_stream_rpc_method_handler,
+             (True, False): grpc.stream_unary_rpc_method_handler,
+             (True, True): grpc.stream_stream_rpc_method_handler}
+    handlers = {}
+    for m in service.methods:
+        make = kinds[(m.client_streaming, m.server_streaming)]
+        handlers[m.name] = make(getattr(servicer, m.name),
+                                request_deserializer=_lenient(getattr(pb, m.input_type.name)),
+                                response_serializer=getattr(pb, m.output_type.name)
+                                .SerializeToString)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
 class GatewayServicer(pb_grpc.GatewayServicer):
@@ -190,6 +261,12 @@ class GatewayServicer(pb_grpc.GatewayServicer):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+
+    def _tenant(self, context: grpc.ServicerContext) -> str:
+        tenant = self.gw.auth.tenant(context.invocation_metadata())
+        if tenant is None:  # the interceptor refuses these first; never serve them
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown token")
+        return tenant
 
     def _run(self, method: str, context, fn):
         token = request_id.set(request_id_of(context))
@@ -208,26 +285,29 @@ class GatewayServicer(pb_grpc.GatewayServicer):
 
     def Compute(self, request, context):  # noqa: N802 (gRPC method name)
         def run():
-            resp = self.gw.compute(request, _tenant(context), context.time_remaining(),
-                                   context.add_callback)
+            resp = self.gw.compute(_decoded(request), self._tenant(context),
+                                   context.time_remaining(), context.add_callback)
             metrics.BYTES_OUT.inc(sum(len(t.data) for t in resp.results))
             return resp
         return self._run("Compute", context, run)
 
     def HasTensors(self, request, context):  # noqa: N802
         def run():
-            missing = self.gw.store.missing(_tenant(context), list(request.hashes))
-            missing = set(request.hashes if missing is None else missing)
-            return pb.HasTensorsResponse(present=[h not in missing for h in request.hashes])
+            hashes = list(_decoded(request).hashes)
+            missing = self.gw.store.missing(self._tenant(context), hashes)
+            missing = set(hashes if missing is None else missing)
+            return pb.HasTensorsResponse(present=[h not in missing for h in hashes])
         return self._run("HasTensors", context, run)
 
     def PutTensor(self, request_iterator, context):  # noqa: N802
         return self._run("PutTensor", context,
-                         lambda: self.gw.put_tensor(request_iterator, _tenant(context)))
+                         lambda: self.gw.put_tensor(_decoded_stream(request_iterator),
+                                                    self._tenant(context)))
 
     def FetchTensor(self, request, context):  # noqa: N802
         chunks = self._run("FetchTensor", context,
-                           lambda: list(self.gw.fetch_tensor(request.hash, _tenant(context))))
+                           lambda: list(self.gw.fetch_tensor(_decoded(request).hash,
+                                                             self._tenant(context))))
         yield from chunks
 
     def ClusterStatus(self, request, context):  # noqa: N802

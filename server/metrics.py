@@ -13,6 +13,9 @@ BYTES_OUT = Counter("remotegrad_tensor_bytes_out_total", "tensor bytes returned 
 REDIS_ERRORS = Counter("remotegrad_redis_errors_total", "Redis operations that failed", ["op"])
 WORKERS = Gauge("remotegrad_workers", "live workers the gateway knows")
 INFLIGHT = Gauge("remotegrad_worker_inflight", "calls running on a worker", ["worker"])
+CANCELLED = Counter("remotegrad_cancelled_total", "calls stopped before they finished because "
+                    "the caller went away or the deadline passed", ["service"])
+RUNNING = Gauge("remotegrad_running_calls", "calls being computed now", ["service"])
 RETRIES = Counter("remotegrad_retries_total", "calls retried on another worker")
 
 

@@ -48,8 +48,13 @@ class WorkerPool:
     DEAD_FOR = 5.0  # seconds a worker that failed is left out, unless it re-registers
 
     def __init__(self, redis_client=None, static: list[str] | None = None,
-                 capacity: int = 68, refresh: float = 1.0, grace: float = 2.0) -> None:
+                 capacity: int = 68, refresh: float = 1.0, grace: float = 2.0,
+                 credentials: grpc.ChannelCredentials | None = None,
+                 server_name: str = "") -> None:
+        """`credentials`: reach workers over TLS (`server_name`: the name their
+        certificates carry, when it is not the host they registered under)."""
         self._redis, self._static = redis_client, static or []
+        self._credentials, self._server_name = credentials, server_name
         self._capacity, self._refresh_every, self._grace = capacity, refresh, grace
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
@@ -84,7 +89,7 @@ class WorkerPool:
             for addr, info in found.items():
                 w = self._workers.get(addr)
                 if w is None:
-                    ch = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+                    ch = self._channel(addr)
                     w = self._workers[addr] = Worker(addr, ch, pb_grpc.WorkerStub(ch))
                     log.info("worker joined: %s", addr)
                 w.info, w.last_seen = info, now
@@ -95,6 +100,14 @@ class WorkerPool:
                     self._workers.pop(addr).channel.close()
                     log.info("worker left: %s", addr)
             metrics.WORKERS.set(len(self.live()))
+
+    def _channel(self, addr: str) -> grpc.Channel:
+        if self._credentials is None:
+            return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        options = list(CHANNEL_OPTIONS)
+        if self._server_name:
+            options.append(("grpc.ssl_target_name_override", self._server_name))
+        return grpc.secure_channel(addr, self._credentials, options=options)
 
     def live(self) -> list[Worker]:
         now = time.monotonic()

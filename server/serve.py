@@ -7,41 +7,57 @@ import signal
 import threading
 
 from remotegrad.proto import grpc_server
-from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
 from . import metrics
 from .cache import MemoryResultCache, RedisResultCache
-from .gateway import Gateway, GatewayServicer, Limits
+from .gateway import Gateway, GatewayServicer, Limits, add_gateway_to_server
 from .pool import WorkerPool
+from .security import Auth, AuthInterceptor, RateLimiter
 
 log = logging.getLogger("remotegrad.gateway")
 
 
 def build_gateway(args) -> Gateway:
+    tls = grpc_server.TLS.from_args(args)
+    # TLS to the workers when a CA to verify them is configured.
+    creds = dict(credentials=tls.channel_credentials() if tls.ca else None,
+                 server_name=args.tls_server_name)
     if args.redis_url:
         store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
         cache = RedisResultCache(store.redis, ttl=args.cache_ttl)
         pool = WorkerPool(store.redis, capacity=args.max_inflight + args.max_queue,
-                          refresh=min(1.0, args.heartbeat), grace=2 * args.heartbeat)
+                          refresh=min(1.0, args.heartbeat), grace=2 * args.heartbeat, **creds)
     else:
         store = MemoryTensorStore(args.memory_cache_bytes)
         cache = MemoryResultCache(args.memory_cache_bytes)
         static = [a for a in args.worker_addrs.split(",") if a]
-        pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue)
-    return Gateway(store, cache, pool, Limits(args.max_nodes, args.max_tensor_bytes,
-                                              args.inline_result_bytes))
+        pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue, **creds)
+    limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
+                    args.max_memory_bytes)
+    return Gateway(store, cache, pool, limits, Auth.from_args(args))
 
 
 def serve(args) -> None:
     gateway = build_gateway(args)
-    server = grpc_server.make_server(threads=32)
-    pb_grpc.add_GatewayServicer_to_server(GatewayServicer(gateway), server)
+    limiter = RateLimiter(args.rate_limit, args.rate_burst) if args.rate_limit > 0 else None
+    interceptors = []
+    if gateway.auth.enabled or limiter is not None:
+        interceptors.append(AuthInterceptor(
+            gateway.auth, limiter,
+            lambda method, code: metrics.CALLS.labels("gateway", method.rsplit("/", 1)[-1],
+                                                      code).inc()))
+    server = grpc_server.make_server(threads=32, interceptors=interceptors,
+                                     max_receive=args.max_request_bytes)
+    add_gateway_to_server(GatewayServicer(gateway), server)
     health = grpc_server.add_standard_services(server, grpc_server.GATEWAY_SERVICE)
-    port = grpc_server.bind(server, args.host, args.port)
+    tls = grpc_server.TLS.from_args(args)
+    port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     metrics.serve(args.metrics_port, args.host)
     server.start()
-    print(f"remotegrad gateway listening on {args.host}:{port}", flush=True)
+    print(f"remotegrad gateway listening on {args.host}:{port}"
+          f"{' (TLS)' if tls.serving else ''}{' (tokens)' if gateway.auth.enabled else ''}",
+          flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -12,9 +12,16 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
 def status(args) -> int:
     address = args.address or os.environ.get("REMOTEGRAD_ADDR") or "localhost:50051"
-    with grpc.insecure_channel(address) as channel:
+    # The SDK's variables: a token when the gateway wants one, a CA when it serves TLS.
+    token = os.environ.get("REMOTEGRAD_TOKEN")
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    ca = os.environ.get("REMOTEGRAD_TLS_CA")
+    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(open(ca, "rb").read()))
+               if ca else grpc.insecure_channel(address))
+    with channel:
         try:
-            st = pb_grpc.GatewayStub(channel).ClusterStatus(pb.ClusterStatusRequest(), timeout=5)
+            st = pb_grpc.GatewayStub(channel).ClusterStatus(pb.ClusterStatusRequest(), timeout=5,
+                                                            metadata=metadata)
         except grpc.RpcError as e:
             print(f"cannot reach remotegrad gateway at {address}: {e.details()}")
             return 1

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+import grpc
 from remotegrad.proto import grpc_server, keys
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
@@ -19,7 +20,7 @@ from remotegrad.server import metrics
 from remotegrad.server.errors import abort, status_of
 
 from . import backend as backends
-from .compute import compute
+from .compute import CallCancelled, Cancellation, compute
 
 log = logging.getLogger("remotegrad.worker")
 
@@ -32,15 +33,26 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         meta = dict(context.invocation_metadata())
         token = request_id.set(meta.get("x-request-id", "-"))
         start, code = time.perf_counter(), "OK"
+        cancel = Cancellation()
+        # Runs when the RPC ends: at once when the gateway cancels or the deadline passes.
+        context.add_callback(cancel.cancel)
+        metrics.RUNNING.labels("worker").inc()
         try:
-            resp = compute(request, self.store, meta.get("x-tenant", "default"), self.backend)
+            resp = compute(request, self.store, meta.get("x-tenant", "default"), self.backend,
+                           cancel)
             resp.worker = self.address
             return resp
+        except CallCancelled:
+            code = "CANCELLED"
+            metrics.CANCELLED.labels("worker").inc()
+            log.info("Execute stopped: the call was cancelled or its deadline passed")
+            context.abort(grpc.StatusCode.CANCELLED, "cancelled")
         except Exception as e:  # noqa: BLE001  (every failure becomes a status)
             code = status_of(e)[0].name
             log.info("Execute failed (%s): %s", code, e)
             abort(context, e)
         finally:
+            metrics.RUNNING.labels("worker").dec()
             metrics.CALLS.labels("worker", "Execute", code).inc()
             metrics.LATENCY.labels("worker", "Execute").observe(time.perf_counter() - start)
             request_id.reset(token)
@@ -92,7 +104,8 @@ def serve(args) -> None:
     if args.redis_url:
         store = TieredStore(store, args.memory_cache_bytes)
     server = grpc_server.make_server(args.max_inflight)
-    port = grpc_server.bind(server, args.host, args.port)
+    tls = grpc_server.TLS.from_args(args)
+    port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE)

@@ -1,0 +1,148 @@
+"""Who is calling: bearer tokens mapped to tenants, and a per-tenant rate limit, applied
+to every call by one gRPC server interceptor (health checks stay open for probes).
+
+Tokens come from a file of `token=tenant` lines or a variable of such pairs, never from
+the image. Only SHA-256 digests of the tokens are kept in memory, and a lookup compares
+digests, so the time it takes says nothing about how much of a token was right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+DEFAULT_TENANT = "default"
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+LIMITED_PREFIX = "/remotegrad.v1.Gateway/"
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Auth:
+    """token → tenant. With no tokens configured every caller is the default tenant."""
+
+    def __init__(self, pairs: dict[str, str] | None = None) -> None:
+        self._by_digest = {}
+        for token, tenant in (pairs or {}).items():
+            if not token:
+                raise ValueError("empty token")
+            if not _TENANT_NAME.match(tenant):
+                raise ValueError(f"tenant name {tenant!r}: use letters, digits, _ . -")
+            self._by_digest[_digest(token)] = tenant
+
+    @classmethod
+    def from_args(cls, args) -> Auth:
+        return cls(_pairs(args))
+
+    @staticmethod
+    def first_token(args) -> str | None:
+        """A configured token (for a launcher's own readiness checks)."""
+        return next(iter(_pairs(args)), None)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._by_digest)
+
+    def tenant(self, metadata) -> str | None:
+        """The caller's tenant from `authorization: Bearer <token>`; None when required
+        and missing or unknown."""
+        if not self.enabled:
+            return DEFAULT_TENANT
+        for key, value in metadata or ():
+            if key == "authorization":
+                scheme, _, token = value.partition(" ")
+                if scheme.lower() == "bearer" and token:
+                    return self._by_digest.get(_digest(token.strip()))
+        return None
+
+
+def _pairs(args) -> dict[str, str]:
+    """`token=tenant` pairs from --tokens-file and --tokens."""
+    pairs: dict[str, str] = {}
+    text = ""
+    if getattr(args, "tokens_file", ""):
+        text += Path(args.tokens_file).read_text() + "\n"
+    text += getattr(args, "tokens", "") or ""
+    for raw in re.split(r"[,\n]", text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        token, sep, tenant = line.rpartition("=")
+        if not sep:
+            raise ValueError("tokens: expected `token=tenant` pairs")
+        pairs[token.strip()] = tenant.strip()
+    return pairs
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class RateLimiter:
+    """A token bucket per tenant: `rate` calls a second, up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: int = 0) -> None:
+        self.rate = rate
+        self.burst = float(burst or max(1.0, rate))
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, tenant: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            level, last = self._buckets.get(tenant, (self.burst, now))
+            level = min(self.burst, level + (now - last) * self.rate)
+            if level < 1.0:
+                self._buckets[tenant] = (level, now)
+                return False
+            self._buckets[tenant] = (level - 1.0, now)
+            return True
+
+
+def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str):
+    """A handler of the same shape as `handler` that ends the call with `code`."""
+    def deny(request_or_iterator, context):
+        context.abort(code, details)
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(deny)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(deny)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(deny)
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """UNAUTHENTICATED without a known token, RESOURCE_EXHAUSTED past the tenant's rate;
+    health checks pass untouched."""
+
+    def __init__(self, auth: Auth, limiter: RateLimiter | None = None, on_refused=None) -> None:
+        self.auth, self.limiter = auth, limiter
+        self._on_refused = on_refused or (lambda method, code: None)
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method.startswith(OPEN_PREFIXES):
+            return continuation(handler_call_details)
+        tenant = self.auth.tenant(handler_call_details.invocation_metadata)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        if tenant is None:
+            self._on_refused(method, "UNAUTHENTICATED")
+            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
+                            "missing or unknown token: send `authorization: Bearer <token>`")
+        if (self.limiter is not None and method.startswith(LIMITED_PREFIX)
+                and not method.endswith("/ClusterStatus") and not self.limiter.allow(tenant)):
+            self._on_refused(method, "RESOURCE_EXHAUSTED")
+            return _refusal(handler, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"tenant {tenant!r} is over its rate limit of "
+                            f"{self.limiter.rate:g} calls/s; retry later")
+        return handler
