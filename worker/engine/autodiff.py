@@ -118,8 +118,9 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
     for n in order:
         if n in new:
             continue
-        if src.ops[n] != "grad":
-            new[n] = dst.add(src.ops[n], tuple(new[i] for i in src.inputs[n]), src.attrs[n])
+        if src.ops[n] != "grad":  # a copy: inputs map to nodes of the same metas
+            new[n] = dst.add_checked(src.ops[n], tuple(new[i] for i in src.inputs[n]),
+                                     src.attrs[n], src.metas[n])
             continue
         k = src.attrs[n]["n"]
         key = src.inputs[n][: 2 * k]
@@ -156,7 +157,9 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
             elif opdef.float_inputs:
                 ins = [i if dst.metas[i].dtype in catalog.FLOATING else
                        dst.add("cast", (i,), {"dtype": catalog.DEFAULT_FLOAT}) for i in ins]
-            nid = dst.add(op, tuple(ins), attrs)
+            same = all(dst.metas[i] == src.metas[j] for i, j in zip(ins, src.inputs[n]))
+            nid = (dst.add_checked(op, tuple(ins), attrs, src.metas[n]) if same
+                   else dst.add(op, tuple(ins), attrs))
         new[n] = nid
     return dst, [new[t] for t in targets]
 

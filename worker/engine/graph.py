@@ -40,6 +40,11 @@ class Graph:
         inputs = tuple(inputs)
         opdef = catalog.get(op)
         meta, full = opdef.check([self.metas[i] for i in inputs], attrs or {})
+        return self.add_checked(op, inputs, full, meta)
+
+    def add_checked(self, op: str, inputs: tuple[int, ...], full: dict, meta: Meta) -> int:
+        """Add a node already checked elsewhere: a copy from another graph whose inputs
+        have the same metas there (lowering, materializing). Skips the catalog rules."""
         key = (op, inputs, _freeze(full))
         found = self._cse.get(key)
         if found is not None:
