@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _ops, _operators, _shape
+from . import _ops, _operators, _select, _shape
 from ._tensor import Tensor, apply
 
 
@@ -93,6 +93,7 @@ FUNCTIONS: dict[str, Any] = {}
 FUNCTIONS.update(_ops.install())
 FUNCTIONS.update(_operators.install())
 FUNCTIONS.update(_shape.install())
+FUNCTIONS.update(_select.install())
 FUNCTIONS.update(_install_composed())
 FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach,
                  is_floating_point=lambda input: input.is_floating_point())

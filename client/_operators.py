@@ -5,7 +5,6 @@ is not one catalog op: max/min (values and indices), reshape/view/expand with -1
 from __future__ import annotations
 
 import builtins
-from collections import namedtuple
 from typing import Any
 
 import numpy as np
@@ -100,8 +99,13 @@ OPERATORS = {
 }
 
 # --- max / min: a reduction, a reduction with indices, or the elementwise form -------------
-MaxResult = namedtuple("max", ["values", "indices"])
-MinResult = namedtuple("min", ["values", "indices"])
+def _result(name: str) -> type:
+    from ._select import return_type
+    return return_type(name, ("values", "indices"))
+
+
+MaxResult = _result("max")
+MinResult = _result("min")
 
 
 def _extreme(op: str, arg: str, pair: str, result: type):

@@ -110,7 +110,8 @@ def einsum(equation: str, *operands) -> Tensor:
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     if input is None and other is None:
-        raise NotImplementedError("where(condition) (nonzero) is not supported by remotegrad")
+        from ._select import where_one
+        return where_one(condition)
     return apply("where", condition, input, other)
 
 

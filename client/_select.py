@@ -1,0 +1,106 @@
+"""Value-dependent selections: sort, argsort, topk, nonzero, unique, where(condition).
+
+Their result's order or shape depends on the data, so the client reads the value (one
+round trip, as PyTorch synchronises for nonzero/unique) and computes the indices with
+NumPy; values are then picked with the catalog's `gather`, so gradients flow as PyTorch's
+(grad_fn SortBackward0 / TopkBackward0)."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from ._tensor import Tensor, apply
+
+
+def return_type(name: str, fields: tuple[str, ...]) -> type:
+    """A named tuple printed as PyTorch's torch.return_types.<name>."""
+    base = namedtuple(name, fields)
+
+    def __repr__(self) -> str:
+        body = ",\n".join(f"{f}={getattr(self, f)!r}" for f in fields)
+        return f"torch.return_types.{name}(\n{body})"
+    return type(name, (base,), {"__slots__": (), "__repr__": __repr__})
+
+
+SortResult = return_type("sort", ("values", "indices"))
+TopkResult = return_type("topk", ("values", "indices"))
+
+
+def _values(t: Tensor) -> np.ndarray:
+    return t.detach()._value()
+
+
+def _order(values: np.ndarray, dim: int, descending: bool) -> np.ndarray:
+    keys = -values if descending and values.dtype != np.bool_ else values
+    if descending and values.dtype == np.bool_:
+        keys = ~values
+    return np.argsort(keys, axis=dim, kind="stable").astype(np.int64)
+
+
+def argsort(self: Tensor, dim: int = -1, descending: bool = False,
+            stable: bool = False) -> Tensor:
+    if self.dim() == 0:
+        return Tensor._from_array(np.zeros((), np.int64))
+    return Tensor._from_array(_order(_values(self), dim, descending))
+
+
+def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    if self.dim() == 0:
+        return SortResult(self.clone(), Tensor._from_array(np.zeros((), np.int64)))
+    indices = argsort(self, dim, descending)
+    values = apply("gather", self, indices, dim=dim % self.dim(), torch_name="SortBackward0")
+    return SortResult(values, indices)
+
+
+def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    d = dim % max(self.dim(), 1)
+    if not 0 <= k <= (self.shape[d] if self.dim() else 1):
+        raise RuntimeError("selected index k out of range")
+    order = _order(_values(self), d, largest)
+    indices = Tensor._from_array(np.take(order, np.arange(k), axis=d))
+    values = apply("gather", self, indices, dim=d, torch_name="TopkBackward0")
+    return TopkResult(values, indices)
+
+
+def nonzero(self: Tensor, *, as_tuple: bool = False) -> Any:
+    found = np.nonzero(_values(self))
+    if as_tuple:
+        return tuple(Tensor._from_array(i.astype(np.int64)) for i in found)
+    return Tensor._from_array(np.stack(found, axis=1).astype(np.int64) if found else
+                              np.zeros((0, 0), np.int64))
+
+
+def unique(self: Tensor, sorted: bool = True, return_inverse: bool = False,
+           return_counts: bool = False, dim: int | None = None) -> Any:
+    values, inverse, counts = np.unique(_values(self), return_inverse=True,
+                                        return_counts=True, axis=dim)
+    out = [Tensor._from_array(values)]
+    if return_inverse:
+        out.append(Tensor._from_array(inverse.reshape(tuple(self.shape) if dim is None
+                                                      else -1).astype(np.int64)))
+    if return_counts:
+        out.append(Tensor._from_array(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def count_nonzero(self: Tensor, dim=None) -> Tensor:
+    return (self != 0).sum(dim)
+
+
+METHODS = {"argsort": argsort, "sort": sort, "topk": topk, "nonzero": nonzero,
+           "unique": unique, "count_nonzero": count_nonzero}
+
+
+def install() -> dict[str, Any]:
+    for name, fn in METHODS.items():
+        setattr(Tensor, name, fn)
+    return dict(METHODS)
+
+
+def where_one(condition: Tensor) -> tuple[Tensor, ...]:
+    """torch.where(condition): the indices of the true elements, one tensor per dim."""
+    return nonzero(condition, as_tuple=True)
+
