@@ -5,6 +5,7 @@ gateway and workers are).
 - one-hop echo:  client → server
 - two-hop echo:  client → proxy → server (the gateway → worker shape)
 - two-hop, inner hop over a unix socket (a cheaper hop between gateway and worker)
+- one-hop echo on a grpc.aio server (asyncio, no thread-pool hand-off)
 - one-hop engine: a bench-only gRPC server that runs Compute with the worker engine in
   its own process (no Redis, no second hop): what a one-hop path for small graphs costs
 
@@ -57,6 +58,29 @@ def _serve(bind: str, reply: bytes | None, upstream: str | None, ready) -> None:
     while not stop[0]:
         time.sleep(0.1)
     server.stop(0)
+
+
+def _serve_aio(bind: str, reply: bytes, ready) -> None:
+    """The same echo on grpc.aio (asyncio server, no thread-pool hand-off)."""
+    import asyncio
+
+    import grpc
+
+    async def handle(request, context):
+        return reply
+
+    async def run():
+        server = grpc.aio.server(options=OPTIONS)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(handle)}),))
+        server.add_insecure_port(bind)
+        await server.start()
+        ready.set()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop(0)
+    asyncio.run(run())
 
 
 def _serve_engine(bind: str, ready) -> None:
@@ -142,15 +166,17 @@ def main() -> int:
     procs = Procs()
     tmp = tempfile.mkdtemp(prefix="rg-floor-")
     try:
-        p_srv, p_proxy, p_uproxy, p_engine = (free_port() for _ in range(4))
+        p_srv, p_proxy, p_uproxy, p_engine, p_aio = (free_port() for _ in range(5))
         sock = f"unix:{tmp}/echo.sock"
         procs.start(_serve, f"127.0.0.1:{p_srv}", reply, None)
         procs.start(_serve, sock, reply, None)
         procs.start(_serve, f"127.0.0.1:{p_proxy}", None, f"127.0.0.1:{p_srv}")
         procs.start(_serve, f"127.0.0.1:{p_uproxy}", None, sock)
         procs.start(_serve_engine, f"127.0.0.1:{p_engine}")
+        procs.start(_serve_aio, f"127.0.0.1:{p_aio}", reply)
         for name, target in (("one-hop echo (tcp)", p_srv), ("two-hop echo (tcp, tcp)", p_proxy),
-                             ("two-hop echo (tcp, unix socket)", p_uproxy)):
+                             ("two-hop echo (tcp, unix socket)", p_uproxy),
+                             ("one-hop echo (tcp, grpc.aio server)", p_aio)):
             ch = grpc.insecure_channel(f"127.0.0.1:{target}", options=OPTIONS)
             call = ch.unary_unary(METHOD)
             timings.append(time_calls(name, lambda c=call: c(req_bytes, timeout=30), n))
@@ -177,6 +203,8 @@ def main() -> int:
     eng_p50 = by["one-hop engine server (seed, no redis)"].p50
     print(f"  two-hop, inner unix socket / two-hop tcp  {uds / two:5.2f}x")
     print(f"  one-hop engine server / seed miss          {eng_p50 / miss:5.2f}x")
+    aio = by["one-hop echo (tcp, grpc.aio server)"].p50
+    print(f"  one-hop echo, aio server / sync server      {aio / one:5.2f}x")
     print(f"  ours (seed miss - two-hop echo)            {miss - two:7.3f} ms")
     return 0
 

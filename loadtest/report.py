@@ -27,6 +27,7 @@ class Call:
     hit: bool           # the gateway answered from its result cache
     bytes_out: int
     bytes_in: int
+    resent: bool = False  # leaves the cluster had evicted were sent again (one retry)
 
 
 class Recorder:
@@ -61,6 +62,7 @@ class Summary:
     mib_out: float
     mib_in: float
     by_code: dict[str, int] = field(default_factory=dict)
+    resent: int = 0
 
 
 def _summary(name: str, calls: list[Call], seconds: float) -> Summary:
@@ -75,7 +77,8 @@ def _summary(name: str, calls: list[Call], seconds: float) -> Summary:
         hit_ratio=sum(c.hit for c in ok) / len(ok) if ok else 0.0,
         mib_out=sum(c.bytes_out for c in calls) / 2**20,
         mib_in=sum(c.bytes_in for c in ok) / 2**20,
-        by_code=dict(Counter(c.code for c in calls)))
+        by_code=dict(Counter(c.code for c in calls)),
+        resent=sum(c.resent for c in calls))
 
 
 def summarize(calls: list[Call], seconds: float) -> list[Summary]:
@@ -99,6 +102,9 @@ def format_table(rows: list[Summary], title: str = "") -> str:
     total = rows[-1]
     codes = ", ".join(f"{k}={v}" for k, v in sorted(total.by_code.items()))
     out.append(f"status codes: {codes or 'none'}")
+    if total.resent:
+        out.append(f"resent after eviction (FAILED_PRECONDITION, then leaves inline again): "
+                   f"{total.resent} calls")
     return "\n".join(out)
 
 

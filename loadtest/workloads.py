@@ -5,6 +5,12 @@ the next call. Leaves are named by content hash; a workload remembers which hash
 sent (as the SDK's session does), so a tensor reused across calls travels inline once and
 by hash afterwards. `mark_lost()` forgets them when the cluster answers FAILED_PRECONDITION.
 
+"Fresh" inputs are fresh for the cluster, not only within one run: each workload draws
+them from its seed and a random salt, so a second run against the same cluster (or a
+second process with the same seed) does not turn them into cache hits. Inputs meant to
+repeat (the repeat pool, the MLP parameters, the chain's fixed inputs) do not depend on
+the salt.
+
 The graphs use catalog op names directly, so they do not depend on the SDK's surface:
 
 - seed:   the tutorial's `((x * 2) ** 3).sum()` and its gradient, fresh 3x3 x each call
@@ -18,6 +24,7 @@ The graphs use catalog op names directly, so they do not depend on the SDK's sur
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass, field
 
@@ -84,9 +91,12 @@ class Workload:
     sent: set[str] = field(default_factory=set)
     name: str = "workload"
     needs: tuple[str, ...] = ()
+    salt: int | None = None  # None: random, so fresh inputs never hit an earlier run's cache
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
+        if self.salt is None:
+            self.salt = secrets.randbits(48)
+        self.rng = np.random.default_rng((self.seed, self.salt))
 
     def builder(self) -> GraphBuilder:
         return GraphBuilder(self.sent)
@@ -232,7 +242,7 @@ class UploadWorkload(Workload):
 
     def next_request(self) -> pb.ComputeRequest:
         self.i += 1
-        self.base[0] = float(self.i) + float(self.seed) * 1e6
+        self.base[0] = float(self.i)  # the rest of base is drawn with the salt: unique
         b = self.builder()
         s = b.op("sum", b.leaf(self.base), dim=None, keepdim=False)
         return b.request([s])
@@ -261,7 +271,7 @@ class ChainWorkload(Workload):
         if self.rng.random() < self.hit_ratio:
             x = self.fixed[self.i % self.pool]
         else:
-            self.fresh[0] = float(self.i) + float(self.seed) * 1e6
+            self.fresh[0] = float(self.i)  # fresh is drawn with the salt: unique
             x = self.fresh
         b = self.builder()
         xi = h = b.leaf(x)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,3 +67,28 @@ def test_spawned_cluster_runs_and_is_stopped(tmp_path):
                             "--duration", "1", "--mix", "seed")
     s = _summary(out)
     assert s["rows"][-1]["calls"] > 0 and s["cluster"]["workers"] == 1
+
+
+def test_evicted_leaves_are_sent_again_not_failed(cluster, tmp_path):
+    out = tmp_path / "out"
+    hits_before = cluster.status().cache_hits
+    proc = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "loadtest",
+                             "--target", cluster.address, "--users", "1", "--duration", "4",
+                             "--mix", "repeat", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        r = cluster.redis.client()
+        deadline = time.monotonic() + 60
+        while cluster.status().cache_hits < hits_before + 5 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the run is repeating its pool by hash
+        for k in r.keys("rg:v1:*"):  # what an LRU eviction would do to the tensors
+            if b"tensor" in k or b"result" in k:
+                r.delete(k)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout
+    total = _summary(out)["rows"][-1]
+    assert total["failures"] == 0 and total["resent"] >= 1, stdout

@@ -80,3 +80,13 @@ def test_mlp_parameters_travel_once_and_gradients_match_torch():
     for i, (a, t) in enumerate(zip(got[1:], p)):
         np.testing.assert_allclose(a, t.grad.numpy(), rtol=1e-4, atol=1e-6,
                                    err_msg=f"gradient of parameter {i}")
+
+
+def test_fresh_inputs_are_salted_per_instance():
+    a, b = wl.SeedWorkload(seed=1), wl.SeedWorkload(seed=1)
+    assert a.next_request().tensors[0].hash != b.next_request().tensors[0].hash
+    c, d = wl.SeedWorkload(seed=1, salt=7), wl.SeedWorkload(seed=1, salt=7)
+    assert c.next_request().tensors[0].hash == d.next_request().tensors[0].hash
+    # what is meant to repeat does not depend on the salt
+    assert wl.RepeatWorkload(seed=1).next_request().tensors[0].hash == \
+        wl.RepeatWorkload(seed=2).next_request().tensors[0].hash
