@@ -33,11 +33,12 @@ ATTR_KINDS: dict[str, tuple[type, ...]] = {
     "optional_dims": (int, tuple, type(None)),
     "int_or_ints": (int, tuple),
     "optional_ints": (int, tuple, type(None)),
+    "padding": (int, tuple, str),  # conv2d: an int, a pair, "valid" or "same"
 }
 
 
 _INT_KINDS = frozenset({"int", "optional_int", "int_or_ints", "optional_ints", "dims",
-                        "optional_dims", "ints"})
+                        "optional_dims", "ints", "padding"})
 
 
 def _is_int(v) -> bool:

@@ -15,7 +15,7 @@ from ._samples import F, S
 from ._types import FLOATING, Meta, OpError
 from .indexing import open_grid
 
-_CONV = {"stride": ("int_or_ints", 1), "padding": ("int_or_ints", 0),
+_CONV = {"stride": ("int_or_ints", 1), "padding": ("padding", 0),
          "dilation": ("int_or_ints", 1), "groups": ("int", 1)}
 
 
@@ -29,20 +29,38 @@ def pair(v) -> tuple[int, int]:
     return tuple(v)
 
 
-def out_size(n, k, s, p, d):
+def out_size(n, k, s, p, d, extra=0):
+    """Output length for padding p on both sides (plus `extra` on the right)."""
     if s <= 0:
         raise OpError("non-positive stride is not supported")
     if d <= 0 or p < 0 or k <= 0:
         raise OpError(f"dilation should be greater than zero, padding non-negative and kernel "
                       f"size positive, got dilation={d}, padding={p}, kernel_size={k}")
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+    return (n + 2 * p + extra - d * (k - 1) - 1) // s + 1
+
+
+def conv_pads(padding, kernel, stride, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(before, after) per spatial dim. "same" keeps the size at stride 1; when the total
+    is odd the extra element goes after, as in PyTorch."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        if pair(stride) != (1, 1):
+            raise OpError("padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) for d, k in zip(pair(dilation), kernel)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    if isinstance(padding, str):
+        raise OpError(f"Invalid padding string: '{padding}'")
+    ph, pw = pair(padding)
+    return (ph, ph), (pw, pw)
 
 
 def _geometry(xshape, wshape, stride, padding, dilation):
-    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-    ho = out_size(xshape[2], wshape[-2], sh, ph, dh)
-    wo = out_size(xshape[3], wshape[-1], sw, pw, dw)
-    return (sh, sw), (ph, pw), (dh, dw), ho, wo
+    s, d = pair(stride), pair(dilation)
+    pads = conv_pads(padding, wshape[-2:], stride, dilation)
+    ho = out_size(xshape[2], wshape[-2], s[0], pads[0][0], d[0], pads[0][1] - pads[0][0])
+    wo = out_size(xshape[3], wshape[-1], s[1], pads[1][0], d[1], pads[1][1] - pads[1][0])
+    return s, pads, d, ho, wo
 
 
 def _infer_conv(metas, stride, padding, dilation, groups):
@@ -88,10 +106,10 @@ def _einsum(xp, eq, *ops):
     return xp.einsum(eq, *ops)
 
 
-def _pad_hw(xp, x, p):
-    if p == (0, 0):
+def _pad_hw(xp, x, pads):
+    if pads == ((0, 0), (0, 0)):
         return x
-    return xp.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    return xp.pad(x, ((0, 0), (0, 0)) + tuple(pads))
 
 
 def _grouped_weight(w, groups):
@@ -112,14 +130,15 @@ def _input_grad_forward(xp, g, w, *, input_shape, stride, padding, dilation, gro
     n, c, h, wd = input_shape
     gg = g.reshape(n, groups, w.shape[0] // groups, ho, wo)
     col = _einsum(xp, "ngohw,gocij->ngchwij", gg, _grouped_weight(w, groups))
-    full = xp.zeros((n, groups, c // groups, h + 2 * p[0], wd + 2 * p[1]), dtype=g.dtype)
+    hp, wp = h + sum(p[0]), wd + sum(p[1])
+    full = xp.zeros((n, groups, c // groups, hp, wp), dtype=g.dtype)
     for i in range(w.shape[2]):
         for j in range(w.shape[3]):
             r, q = i * d[0], j * d[1]
             full[..., r:r + s[0] * (ho - 1) + 1:s[0], q:q + s[1] * (wo - 1) + 1:s[1]] += \
                 col[..., i, j]
-    full = full.reshape(n, c, h + 2 * p[0], wd + 2 * p[1])
-    return full[:, :, p[0]:p[0] + h, p[1]:p[1] + wd]
+    full = full.reshape(n, c, hp, wp)
+    return full[:, :, p[0][0]:p[0][0] + h, p[1][0]:p[1][0] + wd]
 
 
 def _weight_grad_forward(xp, x, g, *, weight_shape, stride, padding, dilation, groups):
@@ -146,7 +165,10 @@ register(OpDef("conv2d", -1, _infer_conv, _conv_forward, attrs=dict(_CONV),
                    S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
                    S(F(1, 2, 6, 5), F(3, 2, 2, 3), stride=2, padding=1),
                    S(F(1, 4, 7, 7), F(4, 2, 3, 3), F(4), dilation=2, groups=2, padding=(1, 2)),
-                   S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)))))
+                   S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)),
+                   S(F(1, 2, 5, 6), F(3, 2, 2, 3), padding="same", dilation=(2, 1)),
+                   S(F(1, 2, 5, 6), F(4, 1, 2, 3), padding="same", groups=2),  # odd total
+                   S(F(1, 2, 5, 6), F(3, 2, 3, 2), F(3), padding="valid"))))
 
 
 def _infer_input_grad(metas, input_shape, **a):
