@@ -64,7 +64,10 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     try:
         meta, full = opdef.check([i.meta for i in inputs], attrs or {})
     except catalog.OpError as e:
-        raise RuntimeError(str(e)) from None
+        message = str(e)
+        # PyTorch raises IndexError for these two, RuntimeError for every other check.
+        index = message.startswith("Dimension out of range") or " is out of bounds for " in message
+        raise (IndexError if index else RuntimeError)(message) from None
     return Node(op, inputs, full, meta, tracked)
 
 

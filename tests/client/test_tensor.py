@@ -59,7 +59,6 @@ def test_random_creation_shapes_dtypes_and_seed():
     assert r.dtype == rg.int64 and r.shape == rg.Size([20]) and 0 <= r.min().item() <= 4
     assert rg.randint(3, (2,)).max().item() < 3
     assert rg.randn_like(a).shape == a.shape and rg.rand_like(a).dtype == a.dtype
-    assert rg.randperm(5).sort_values() if hasattr(rg.Tensor, "sort_values") else True
     assert sorted(rg.randperm(6).tolist()) == list(range(6))
 
 
@@ -182,9 +181,7 @@ def test_bool_logic_operators():
 
 def test_unsupported_operand_gives_python_type_error():
     a, t = both(A)
-    same_error(lambda: a + "x", lambda: t + "x", TypeError) if False else None
-    with pytest.raises(TypeError, match="unsupported operand"):
-        a + "x"  # noqa: B018
+    same_error(lambda: a + "x", lambda: t + "x", TypeError)
     assert (a == None) is False  # noqa: E711
 
 
@@ -280,10 +277,10 @@ def test_shape_errors_are_raised_at_the_line_with_pytorch_wording():
     same_error(lambda: rg.ones(2, 3) + rg.ones(4), lambda: torch.ones(2, 3) + torch.ones(4))
     same_error(lambda: rg.ones(2, 2).view(3, -1), lambda: torch.ones(2, 2).view(3, -1))
     same_error(lambda: rg.ones(2, 3) @ rg.ones(2, 3), lambda: torch.ones(2, 3) @ torch.ones(2, 3))
-    same_error(lambda: rg.ones(2, 3).sum(2), lambda: torch.ones(2, 3).sum(2), IndexError) \
-        if False else None
-    with pytest.raises((IndexError, RuntimeError), match="Dimension out of range"):
-        rg.ones(2, 3).sum(2)
+    same_error(lambda: rg.ones(2, 3).sum(2), lambda: torch.ones(2, 3).sum(2), IndexError)
+    same_error(lambda: rg.ones(3)[5], lambda: torch.ones(3)[5], IndexError)
+    same_error(lambda: rg.ones(2, 3).transpose(0, 2), lambda: torch.ones(2, 3).transpose(0, 2),
+               IndexError)
 
 
 # --- repr ------------------------------------------------------------------------------------
