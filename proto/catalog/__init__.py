@@ -61,7 +61,7 @@ SOURCES = frozenset({"leaf", "const", "full", "grad"})
 NON_DIFFERENTIABLE = frozenset({
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
     "logical_not", "isnan", "isinf", "isfinite", "argmax", "argmin", "all", "any",
-    "detach", "leaf", "const", "full", "grad",
+    "detach", "leaf", "const", "full", "grad", "arange",
 })
 
 __all__ = [

@@ -168,8 +168,7 @@ def _einsum_vjp(g, *ops, out, index, equation):
     subs, rhs = parse_einsum(equation, [o.ndim for o in ops])
     mine = subs[index]
     if len(set(mine)) != len(mine):
-        raise OpError("einsum: derivative for repeated subscripts in one operand "
-                      "(diagonals) is not implemented")
+        return _einsum_diagonal_vjp(g, ops, index, subs, rhs)
     others = [s for j, s in enumerate(subs) if j != index]
     seen = set(rhs).union(*others)
     kept_letters = "".join(c for c in mine if c in seen)
@@ -179,6 +178,35 @@ def _einsum_vjp(g, *ops, out, index, equation):
     # (size 1 here, expanded by the engine); letters it broadcast come back summed.
     size = dict(zip(kept_letters, res.shape))
     return res.reshape(shape=tuple(size.get(c, 1) for c in mine))
+
+
+def _einsum_diagonal_vjp(g, ops, index, subs, rhs):
+    """An operand with one repeated subscript ("ii->", "iji->j") is read on a diagonal:
+    its gradient is the reduced gradient written onto that diagonal (index_backward with
+    an arange at each repeated position), zero elsewhere."""
+    mine, x = subs[index], ops[index]
+    repeated = [c for c in dict.fromkeys(mine) if mine.count(c) > 1]
+    if len(repeated) > 1:
+        raise OpError("einsum: derivative with more than one repeated subscript in one "
+                      "operand is not implemented")
+    c = repeated[0]
+    where = [k for k, d in enumerate(mine) if d == c]
+    rest = "".join(d for d in mine if d != c)
+    # x[ar, ..., ar] puts the diagonal dim in place if its positions are adjacent, else first.
+    adjacent = where == list(range(where[0], where[-1] + 1))
+    diag = (rest[:where[0]] + c + rest[where[0]:]) if adjacent else c + rest
+    others = [s for j, s in enumerate(subs) if j != index]
+    seen = set(rhs).union(*others)
+    kept_letters = "".join(d for d in diag if d in seen)
+    res = g.einsum(*(o for j, o in enumerate(ops) if j != index),
+                   equation=",".join([rhs, *others]) + "->" + kept_letters)
+    size = dict(zip(kept_letters, res.shape))
+    sizes = dict(zip(mine, x.shape))
+    res = res.reshape(shape=tuple(size.get(d, 1) for d in diag))
+    res = res.expand(shape=tuple(sizes[d] for d in diag))
+    ar = g.source("arange", end=sizes[c])
+    key = ",".join("T" if d == c else ":" for d in mine)
+    return res.index_backward(*([ar] * len(where)), key=key, shape=x.shape)
 
 
 register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(equation, *a),
@@ -192,5 +220,7 @@ register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(e
                    S(F(2, 1, 3, 4), F(5, 4, 2), equation="...ij,...jk"),
                    S(F(3, 4, 5), equation="i...->..."),
                    S(F(1, 3), F(2, 3), equation="ij,ij->ij"),
-                   S(F(2, 3, 4), F(4), equation="...j,j->..."))))
+                   S(F(2, 3, 4), F(4), equation="...j,j->..."),
+                   S(F(3, 3), equation="ii->"), S(F(3, 3), equation="ii->i"),
+                   S(F(3, 2, 3), equation="iji->j"), S(F(2, 3, 3), F(3), equation="jii,i->j"))))
 

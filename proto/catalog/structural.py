@@ -118,6 +118,16 @@ register(OpDef("full", 0, _infer_full,
                lambda xp, shape, value, dtype: xp.full(shape, value, dtype=dtype),
                attrs={"shape": ("ints", REQUIRED), "value": ("scalar", REQUIRED),
                       "dtype": ("str", REQUIRED)}))
+def _infer_arange(metas, end, dtype):
+    if end < 0:
+        raise OpError("upper bound and larger bound inconsistent with step sign")
+    return Meta((end,), _check_dtype(dtype))
+
+
+# 0..end-1: the index tensors that derivative rules need (einsum's diagonals).
+register(OpDef("arange", 0, _infer_arange, lambda xp, end, dtype: xp.arange(end, dtype=dtype),
+               attrs={"end": ("int", REQUIRED), "dtype": ("str", "int64")},
+               samples=(S(end=4), S(end=0), S(end=3, dtype="float32"))))
 register(OpDef("detach", 1, lambda metas: Meta(metas[0].shape, metas[0].dtype),
                lambda xp, a: a, samples=(S(F(3, 4)), S(F()))))
 register(OpDef("cast", 1, lambda metas, dtype: Meta(metas[0].shape, _check_dtype(dtype)),

@@ -95,6 +95,7 @@ REFS = {
     "div": _binary(torch.div, lambda a, b: a / b),
     "pow": _binary(torch.pow, lambda a, b: a ** b),
     "cast": lambda x, dtype: x.to(getattr(torch, dtype)),
+    "arange": lambda end, dtype: torch.arange(end, dtype=getattr(torch, dtype)),
     "reshape": lambda x, shape: x.reshape(shape),
     "expand": lambda x, shape: x.expand(shape),
     "sum_to": lambda x, shape: x.sum_to_size(shape),

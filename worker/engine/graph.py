@@ -113,6 +113,10 @@ class Sym:
     def ndim(self) -> int:
         return len(self.meta.shape)
 
+    def source(self, op: str, **attrs: Any) -> Sym:
+        """A node with no inputs (arange, full) in this node's graph."""
+        return Sym(self.g, self.g.add(op, (), attrs))
+
     def new_full(self, shape: tuple[int, ...], value: float | bool) -> Sym:
         """A constant tensor of this node's dtype (torch.Tensor.new_full)."""
         return Sym(self.g, self.g.add("full", (), {"shape": tuple(shape), "value": value,
