@@ -66,7 +66,8 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     except catalog.OpError as e:
         message = str(e)
         # PyTorch raises IndexError for these two, RuntimeError for every other check.
-        index = message.startswith("Dimension out of range") or " is out of bounds for " in message
+        index = (message.startswith(("Dimension out of range", "too many indices"))
+                 or " is out of bounds for " in message)
         raise (IndexError if index else RuntimeError)(message) from None
     return Node(op, inputs, full, meta, tracked)
 

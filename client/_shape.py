@@ -69,12 +69,19 @@ def _mT(self: Tensor) -> Tensor:
     return apply("transpose", self, dim0=-2, dim1=-1)
 
 
+def _checked(rule, *args) -> list[int]:
+    try:
+        return rule(*args)
+    except catalog.OpError as e:
+        raise RuntimeError(str(e)) from None
+
+
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
     from remotegrad.proto.catalog.shape import split_sizes
     sections = (builtins.int(split_size_or_sections)
                 if isinstance(split_size_or_sections, (builtins.int, np.integer))
                 else tuple(builtins.int(s) for s in split_size_or_sections))
-    count = len(split_sizes(self.shape[dim], sections))
+    count = len(_checked(split_sizes, self.shape[dim], sections))
     name = "SplitBackward0" if isinstance(sections, builtins.int) else "SplitWithSizesBackward0"
     return tuple(apply("split", self, split_size_or_sections=sections, dim=dim, index=i,
                        torch_name=name) for i in range(count))
@@ -82,7 +89,7 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, .
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     from remotegrad.proto.catalog.shape import chunk_sizes
-    count = len(chunk_sizes(self.shape[dim], builtins.int(chunks)))
+    count = len(_checked(chunk_sizes, self.shape[dim], builtins.int(chunks)))
     return tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
                  for i in range(count))
 

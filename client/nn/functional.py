@@ -156,10 +156,9 @@ def _pair(v) -> tuple[int, int]:
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
-    if isinstance(padding, str):
-        raise NotImplementedError("conv2d: string padding is not supported by remotegrad")
     return _op("conv2d", *_present(input, weight, bias), stride=_pair(stride),
-               padding=_pair(padding), dilation=_pair(dilation), groups=groups)
+               padding=padding if isinstance(padding, str) else _pair(padding),
+               dilation=_pair(dilation), groups=groups)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,

@@ -112,6 +112,11 @@ def test_conv2d_matches():
     conv_o.load_state_dict(to_rg(conv_t.state_dict()))
     x = R.standard_normal((2, 2, 7, 7)).astype("float32")
     close(conv_o(rg.tensor(x)), conv_t(torch.tensor(x)), rtol=1e-4)
+    for padding in ("same", "valid"):
+        w = R.standard_normal((3, 2, 3, 2)).astype("float32")
+        close(rg.nn.functional.conv2d(rg.tensor(x), rg.tensor(w), padding=padding),
+              torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=padding),
+              rtol=1e-4, atol=1e-5, what=padding)
 
 
 OPTIMIZERS = [

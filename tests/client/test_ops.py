@@ -129,8 +129,8 @@ def test_method_and_inplace_match_torch(case):
 def test_every_catalog_op_is_exposed():
     """A new op in the catalog fails this until the table (or INTERNAL) names it."""
     exposed = {spec.op for spec in _ops.TABLE.values()}
-    exposed |= {"max", "min", "flatten", "permute", "repeat", "split", "chunk", "cat", "stack",
-                "einsum", "index", "index_backward", "broadcast_to", "narrow", "squeeze",
+    exposed |= {"arange", "max", "min", "flatten", "permute", "repeat", "split", "chunk", "cat",
+                "stack", "einsum", "index", "index_backward", "broadcast_to", "narrow", "squeeze",
                 "linear", "layer_norm", "embedding", "dropout", "mse_loss", "l1_loss",
                 "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
                 "cross_entropy", "pad", "leaky_relu", "elu", "gelu", "silu", "softplus",
