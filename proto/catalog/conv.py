@@ -67,10 +67,13 @@ def _infer_conv(metas, stride, padding, dilation, groups):
     if not 2 <= len(metas) <= 3:
         raise OpError(f"conv2d: expected 2 or 3 inputs, got {len(metas)}")
     x, w = metas[0], metas[1]
-    if len(x.shape) != 4 or len(w.shape) != 4:
-        raise OpError(f"Expected 4-dimensional input for 4-dimensional weight {list(w.shape)}, "
-                      f"but got {len(x.shape)}-dimensional input of size {list(x.shape)} "
-                      "instead")
+    if len(x.shape) not in (3, 4) or len(w.shape) != 4:
+        raise OpError(f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got "
+                      f"input of size: {list(x.shape)}")
+    if len(x.shape) == 3:  # unbatched (C, H, W): a batch of one without the batch dim
+        out = _infer_conv([Meta((1,) + x.shape, x.dtype), *metas[1:]], stride, padding,
+                          dilation, groups)
+        return Meta(out.shape[1:], out.dtype)
     if x.dtype != w.dtype or x.dtype not in FLOATING:
         raise OpError(f"Input type ({x.dtype}) and weight type ({w.dtype}) should be the same "
                       "floating point type")
@@ -118,6 +121,9 @@ def _grouped_weight(w, groups):
 
 
 def _conv_forward(xp, x, w, b=None, *, stride, padding, dilation, groups):
+    if x.ndim == 3:
+        return _conv_forward(xp, x[None], w, b, stride=stride, padding=padding,
+                             dilation=dilation, groups=groups)[0]
     s, p, d, ho, wo = _geometry(x.shape, w.shape, stride, padding, dilation)
     win = _windows(xp, _pad_hw(xp, x, p), w.shape[2:], s, d, ho, wo, groups)
     out = _einsum(xp, "ngchwij,gocij->ngohw", win, _grouped_weight(w, groups))
@@ -126,6 +132,10 @@ def _conv_forward(xp, x, w, b=None, *, stride, padding, dilation, groups):
 
 
 def _input_grad_forward(xp, g, w, *, input_shape, stride, padding, dilation, groups):
+    if len(input_shape) == 3:
+        return _input_grad_forward(xp, g[None], w, input_shape=(1,) + tuple(input_shape),
+                                   stride=stride, padding=padding, dilation=dilation,
+                                   groups=groups)[0]
     s, p, d, ho, wo = _geometry(input_shape, w.shape, stride, padding, dilation)
     n, c, h, wd = input_shape
     gg = g.reshape(n, groups, w.shape[0] // groups, ho, wo)
@@ -142,6 +152,8 @@ def _input_grad_forward(xp, g, w, *, input_shape, stride, padding, dilation, gro
 
 
 def _weight_grad_forward(xp, x, g, *, weight_shape, stride, padding, dilation, groups):
+    if x.ndim == 3:
+        x, g = x[None], g[None]
     s, p, d, ho, wo = _geometry(x.shape, weight_shape, stride, padding, dilation)
     win = _windows(xp, _pad_hw(xp, x, p), weight_shape[2:], s, d, ho, wo, groups)
     gg = g.reshape(x.shape[0], groups, weight_shape[0] // groups, ho, wo)
@@ -157,7 +169,7 @@ def _conv_vjp(g, x, w, *b, out, index, **a):
         return g.conv2d_input_grad(w, input_shape=x.shape, **a)
     if index == 1:
         return x.conv2d_weight_grad(g, weight_shape=w.shape, **a)
-    return g.sum(dim=(0, 2, 3))
+    return g.sum(dim=(0, 2, 3) if g.ndim == 4 else (1, 2))
 
 
 register(OpDef("conv2d", -1, _infer_conv, _conv_forward, attrs=dict(_CONV),
@@ -168,7 +180,8 @@ register(OpDef("conv2d", -1, _infer_conv, _conv_forward, attrs=dict(_CONV),
                    S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)),
                    S(F(1, 2, 5, 6), F(3, 2, 2, 3), padding="same", dilation=(2, 1)),
                    S(F(1, 2, 5, 6), F(4, 1, 2, 3), padding="same", groups=2),  # odd total
-                   S(F(1, 2, 5, 6), F(3, 2, 3, 2), F(3), padding="valid"))))
+                   S(F(1, 2, 5, 6), F(3, 2, 3, 2), F(3), padding="valid"),
+                   S(F(2, 5, 5), F(3, 2, 3, 3), F(3), padding=1))))
 
 
 def _infer_input_grad(metas, input_shape, **a):
