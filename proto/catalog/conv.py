@@ -256,13 +256,23 @@ def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
 
 def _infer_pool(metas, **a):
     x = metas[0]
-    if len(x.shape) != 4:
-        raise OpError(f"max_pool2d: Expected 4D input (batch mode) but got {len(x.shape)}D")
+    if len(x.shape) not in (3, 4):
+        raise OpError(f"non-empty 3D or 4D (batch mode) tensor expected for input, got "
+                      f"{len(x.shape)}D")
     *_, ho, wo, _pads = _pool_geometry(x.shape, **a)
     if ho <= 0 or wo <= 0:
-        raise OpError(f"Given input size: ({'x'.join(map(str, x.shape[1:]))}). Calculated "
-                      f"output size: ({x.shape[1]}x{ho}x{wo}). Output size is too small")
-    return Meta(x.shape[:2] + (ho, wo), x.dtype)
+        raise OpError(f"Given input size: ({'x'.join(map(str, x.shape[-3:]))}). Calculated "
+                      f"output size: ({x.shape[-3]}x{ho}x{wo}). Output size is too small")
+    return Meta(x.shape[:-2] + (ho, wo), x.dtype)
+
+
+def _unbatched(fn):
+    """A pooling forward over NCHW that also takes an unbatched (C, H, W) input."""
+    def run(xp, *arrays, **a):
+        if arrays[-1].ndim == 3:
+            return fn(xp, *(t[None] for t in arrays), **a)[0]
+        return fn(xp, *arrays, **a)
+    return run
 
 
 def _pool_argmax(xp, x, a):
@@ -283,11 +293,13 @@ def _take(xp, padded, idx):
     return xp.take_along_axis(flat, idx.reshape(n, c, -1), axis=-1).reshape(idx.shape)
 
 
+@_unbatched
 def _pool_forward(xp, x, **a):
     xpad, idx, _ = _pool_argmax(xp, x, a)
     return _take(xp, xpad, idx)
 
 
+@_unbatched
 def _pool_backward_forward(xp, g, x, **a):
     xpad, idx, pads = _pool_argmax(xp, x, a)
     n, c, hp, wp = xpad.shape
@@ -298,6 +310,7 @@ def _pool_backward_forward(xp, g, x, **a):
     return full.reshape(n, c, hp, wp)[:, :, top:top + x.shape[2], left:left + x.shape[3]]
 
 
+@_unbatched
 def _pool_select_forward(xp, h, x, **a):
     _, idx, pads = _pool_argmax(xp, x, a)
     return _take(xp, xp.pad(h, pads), idx)
@@ -307,7 +320,8 @@ _POOL_SAMPLES = (S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3
                                                      padding=1),
                  S(F(1, 1, 6, 5), kernel_size=(2, 3), stride=1, dilation=(2, 1)),
                  S(F(1, 2, 6, 7), kernel_size=3, stride=2, ceil_mode=True),
-                 S(F(1, 1, 5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True))
+                 S(F(1, 1, 5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True),
+                 S(F(2, 4, 5), kernel_size=2, stride=1))
 register(OpDef("max_pool2d", 1, _infer_pool, _pool_forward,
                (lambda g, x, out, **a: g.max_pool2d_backward(x, **a),),
                attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackward0",
@@ -329,14 +343,14 @@ def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
     """A grouped conv2d with a kernel of ones, divided by the window size, the count of
     real (unpadded) elements, or divisor_override."""
     k = pair(kernel_size)
-    c = x.shape[1]
+    c = x.shape[-3]
     conv = {"stride": stride if stride not in ((), None) else k, "padding": padding}
     total = x.conv2d(x.new_full(shape=(c, 1, k[0], k[1]), value=1.0), groups=c, **conv)
     if divisor_override:
         return total / divisor_override
     if count_include_pad or pair(padding) == (0, 0):
         return total / (k[0] * k[1])
-    ones = x.new_full(shape=(1, 1) + x.shape[2:], value=1.0)
+    ones = x.new_full(shape=(1,) * (x.ndim - 2) + x.shape[-2:], value=1.0)
     counts = ones.conv2d(x.new_full(shape=(1, 1, k[0], k[1]), value=1.0), **conv)
     return total / counts
 
@@ -361,4 +375,5 @@ register(OpDef("avg_pool2d", 1, _infer_avg_pool, None, decompose=_avg_pool,
                    S(F(1, 2, 5, 5), kernel_size=3, stride=2, padding=1),
                    S(F(1, 2, 5, 6), kernel_size=3, stride=2, padding=1,
                      count_include_pad=False),
-                   S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3))))
+                   S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3),
+                   S(F(2, 5, 5), kernel_size=3, stride=2, padding=1, count_include_pad=False))))
