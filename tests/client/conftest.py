@@ -1,5 +1,6 @@
-"""Client tests run against the engine in this process (`connect("local")`); PyTorch is
-the reference they compare with."""
+"""Client tests run against the engine in this process (`connect("local")`), or against
+the cluster at $REMOTEGRAD_TEST_CLUSTER when set; PyTorch is the reference they compare
+with."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import remotegrad as rg  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="session")
 def local_engine():
-    rg.connect("local")
+    import os
+    rg.connect(os.environ.get("REMOTEGRAD_TEST_CLUSTER") or "local")
     yield
 
 
