@@ -30,9 +30,11 @@ from ._layers import (
 )
 from ._module import Module, Parameter
 from ._norm import BatchNorm1d, BatchNorm2d
+from ._rnn import GRU, LSTM, RNN
 
 __all__ = [
-    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d",
+    "GRU", "LSTM", "RNN", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "BCELoss",
+    "BCEWithLogitsLoss", "Conv2d",
     "CrossEntropyLoss", "Dropout",
     "Embedding", "MaxPool2d", "utils",
     "Flatten", "GELU", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",

@@ -292,3 +292,31 @@ def test_save_and_load_checkpoints(tmp_path):
     assert opt2.state_dict()["state"][0]["step"].item() == 1.0
     with pytest.raises(TypeError, match="cannot store"):
         rg.save({"f": print}, tmp_path / "bad.pt")
+
+
+RNNS = [("LSTM", dict(num_layers=2, batch_first=True), (3, 5, 4)),
+        ("GRU", dict(bidirectional=True), (5, 3, 4)),
+        ("RNN", dict(nonlinearity="relu", bias=False), (5, 4)),
+        ("LSTM", dict(bidirectional=True, num_layers=2), (5, 4))]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", RNNS, ids=[r[0] for r in RNNS])
+def test_recurrent_layers_match(name, kwargs, shape):
+    mod_t = getattr(torch.nn, name)(4, 6, **kwargs)
+    mod_o = getattr(rg.nn, name)(4, 6, **kwargs)
+    assert repr(mod_o) == repr(mod_t)
+    assert list(mod_o.state_dict()) == list(mod_t.state_dict())
+    mod_o.load_state_dict(to_rg(mod_t.state_dict()))
+    x = R.standard_normal(shape).astype("float32")
+    xo, xt = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out_o, state_o = mod_o(xo)
+    out_t, state_t = mod_t(xt)
+    close(out_o, out_t, rtol=1e-4, atol=1e-5, what="output")
+    states_o = state_o if isinstance(state_o, tuple) else (state_o,)
+    states_t = state_t if isinstance(state_t, tuple) else (state_t,)
+    for a, b in zip(states_o, states_t):
+        close(a, b, rtol=1e-4, atol=1e-5, what="final state")
+    (out_o ** 2).sum().backward(), (out_t ** 2).sum().backward()
+    close(xo.grad, xt.grad, rtol=1e-3, atol=1e-5, what="input grad")
+    for (n, a), b in zip(mod_o.named_parameters(), mod_t.parameters()):
+        close(a.grad, b.grad, rtol=1e-3, atol=1e-5, what=n)
