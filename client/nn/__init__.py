@@ -30,14 +30,13 @@ from ._layers import (
 )
 from ._module import Module, Parameter
 from ._norm import BatchNorm1d, BatchNorm2d
+from ._attention import MultiheadAttention
 from ._rnn import GRU, LSTM, RNN
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "BCELoss",
-    "BCEWithLogitsLoss", "Conv2d",
-    "CrossEntropyLoss", "Dropout",
-    "Embedding", "MaxPool2d", "utils",
-    "Flatten", "GELU", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
-    "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "SiLU", "Sequential",
-    "Sigmoid", "Softmax", "Tanh", "functional", "init",
+    "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
+    "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "GELU", "GRU", "Identity", "L1Loss",
+    "LSTM", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module",
+    "ModuleList", "MultiheadAttention", "NLLLoss", "Parameter", "RNN", "ReLU", "Sequential",
+    "SiLU", "Sigmoid", "Softmax", "Tanh", "functional", "init", "utils",
 ]

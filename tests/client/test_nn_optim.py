@@ -320,3 +320,32 @@ def test_recurrent_layers_match(name, kwargs, shape):
     close(xo.grad, xt.grad, rtol=1e-3, atol=1e-5, what="input grad")
     for (n, a), b in zip(mod_o.named_parameters(), mod_t.parameters()):
         close(a.grad, b.grad, rtol=1e-3, atol=1e-5, what=n)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention_matches(batch_first):
+    mha_t = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    mha_o = rg.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    assert repr(mha_o) == repr(mha_t) and list(mha_o.state_dict()) == list(mha_t.state_dict())
+    mha_o.load_state_dict(to_rg(mha_t.state_dict()))
+    q = R.standard_normal((5, 3, 8)).astype("float32")
+    kv = R.standard_normal((4, 3, 8)).astype("float32")
+    if batch_first:
+        q, kv = q.transpose(1, 0, 2).copy(), kv.transpose(1, 0, 2).copy()
+    pad = np.zeros((3, 4), dtype=bool)
+    pad[1, 3] = True
+    causal = np.triu(np.ones((5, 4), dtype=bool), 1)
+    for kwargs in ({}, {"key_padding_mask": pad}, {"attn_mask": causal},
+                   {"average_attn_weights": False}):
+        ko = {k: rg.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        kt = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        args_o = [rg.tensor(a, requires_grad=True) for a in (q, kv, kv)]
+        args_t = [torch.tensor(a, requires_grad=True) for a in (q, kv, kv)]
+        out_o, w_o = mha_o(*args_o, **ko)
+        out_t, w_t = mha_t(*args_t, **kt)
+        close(out_o, out_t, rtol=1e-4, atol=1e-5, what=f"output {kwargs}")
+        close(w_o, w_t, rtol=1e-4, atol=1e-5, what=f"weights {kwargs}")
+        out_o.sum().backward(), out_t.sum().backward()
+        close(args_o[0].grad, args_t[0].grad, rtol=1e-3, atol=1e-5, what="query grad")
+        close(mha_o.in_proj_weight.grad, mha_t.in_proj_weight.grad, rtol=1e-3, atol=1e-5)
+        mha_o.zero_grad(), mha_t.zero_grad()
