@@ -91,7 +91,9 @@ def decomposition(n: int) -> list[tuple[str, float]]:
              + time_calls("parse", lambda: pb.ComputeRequest.FromString(raw_req), n).p50
              + time_calls("ser r", resp.SerializeToString, n).p50
              + time_calls("parse r", lambda: pb.ComputeResponse.FromString(raw_resp), n).p50)
-    gw = Gateway(None, None, None)
+    from remotegrad.proto.store import MemoryTensorStore as Store
+    from remotegrad.server.cache import MemoryResultCache
+    gw = Gateway(Store(), MemoryResultCache(), None)
     t_validate = time_calls("validate", lambda: gw.validate(req), n).p50
     decoded = gw.validate(req)
     t_fp = time_calls("fingerprint", lambda: fingerprint(decoded.nodes, decoded.targets),

@@ -71,6 +71,15 @@ class GraphBuilder:
             self.tensors.append(codec.encode_array(arr, digest))
         return nid
 
+    def leaf_ref(self, digest: str, dtype: str, shape: tuple[int, ...]) -> int:
+        """A leaf the cluster holds (a kept result): named by hash, never sent."""
+        if digest in self._seen:
+            return self._seen[digest]
+        nid = self.op("leaf", hash=digest, dtype=dtype, shape=tuple(shape))
+        self._seen[digest] = nid
+        self.hashes.append(digest)
+        return nid
+
     def const(self, value) -> int:
         return self.op("const", value=value)
 
@@ -155,10 +164,11 @@ def mlp_params(hidden: int, rng: np.random.Generator, n_in: int = 784,
     return out
 
 
-def mlp_graph(b: GraphBuilder, params: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+def mlp_graph(b: GraphBuilder, params: list, x: np.ndarray, y: np.ndarray,
               lr: float | None = None) -> tuple[int, list[int]]:
-    """Loss and either the gradients (lr None) or the SGD-updated parameters."""
-    p = [b.leaf(a) for a in params]
+    """Loss and either the gradients (lr None) or the SGD-updated parameters. A parameter
+    is an array, or a (hash, dtype, shape) reference to a tensor the cluster keeps."""
+    p = [b.leaf(a) if isinstance(a, np.ndarray) else b.leaf_ref(*a) for a in params]
     h = b.op("tanh", b.op("linear", b.leaf(x), p[0], p[1]))
     h = b.op("tanh", b.op("linear", h, p[2], p[3]))
     logits = b.op("linear", h, p[4], p[5])
