@@ -69,6 +69,13 @@ def _mT(self: Tensor) -> Tensor:
     return apply("transpose", self, dim0=-2, dim1=-1)
 
 
+def _together(pieces: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Pieces of one tensor are fetched together: reading one costs the round trip for all."""
+    from ._autograd import batch
+    batch(pieces)
+    return pieces
+
+
 def _checked(rule, *args) -> list[int]:
     try:
         return rule(*args)
@@ -83,22 +90,22 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, .
                 else tuple(builtins.int(s) for s in split_size_or_sections))
     count = len(_checked(split_sizes, self.shape[dim], sections))
     name = "SplitBackward0" if isinstance(sections, builtins.int) else "SplitWithSizesBackward0"
-    return tuple(apply("split", self, split_size_or_sections=sections, dim=dim, index=i,
-                       torch_name=name) for i in range(count))
+    return _together(tuple(apply("split", self, split_size_or_sections=sections, dim=dim,
+                                 index=i, torch_name=name) for i in range(count)))
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     from remotegrad.proto.catalog.shape import chunk_sizes
     count = len(_checked(chunk_sizes, self.shape[dim], builtins.int(chunks)))
-    return tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
-                 for i in range(count))
+    return _together(tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
+                           for i in range(count)))
 
 
 def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
     n = self.shape[dim]
     lead = ":," * (dim % self.dim())
-    return tuple(apply("index", self, key=f"{lead}{i}", torch_name="UnbindBackward0")
-                 for i in range(n))
+    return _together(tuple(apply("index", self, key=f"{lead}{i}", torch_name="UnbindBackward0")
+                           for i in range(n)))
 
 
 def cat(tensors, dim: int = 0, *, out=None) -> Tensor:

@@ -374,7 +374,7 @@ class Tensor(TensorMeta):
     def __iter__(self):
         if self.dim() == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.shape[0]))
+        return iter(self.unbind(0))
 
     def __reduce_ex__(self, protocol):
         return (_rebuild, (type(self), self.detach()._value(), self.requires_grad))

@@ -80,3 +80,15 @@ def test_training_memory_stays_flat():
             gc.collect()
             counts.append(sum(1 for o in gc.get_objects() if isinstance(o, Node)))
     assert counts[1] <= counts[0] + 5, counts
+
+
+def test_pieces_of_a_tensor_come_back_together(requests):
+    x = rg.randn(4, 3, requires_grad=True) * 2
+    rows = list(x)
+    parts = x.split(1)
+    assert [type(r.grad_fn).__name__ for r in rows] == ["UnbindBackward0"] * 4
+    values = [r.tolist() for r in rows]
+    assert len(requests) == 1
+    [p.tolist() for p in parts]
+    assert len(requests) == 2
+    assert values == x.tolist()
