@@ -56,8 +56,8 @@ class Gateway:
         """Every check that needs no worker: size of the graph, ops, arity, attributes,
         shapes (through the catalog), tensor sizes estimated from shapes, leaf bytes."""
         if len(req.graph.nodes) > self.limits.max_nodes:
-            raise OpError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
-                          f"{self.limits.max_nodes}")
+            raise TooLargeError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
+                                f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
         g, targets = engine.build(decoded.nodes, decoded.targets)
         self._check_sizes(g)
