@@ -27,6 +27,8 @@ def return_type(name: str, fields: tuple[str, ...]) -> type:
 
 SortResult = return_type("sort", ("values", "indices"))
 TopkResult = return_type("topk", ("values", "indices"))
+MedianResult = return_type("median", ("values", "indices"))
+KthvalueResult = return_type("kthvalue", ("values", "indices"))
 
 
 def _values(t: Tensor) -> np.ndarray:
@@ -65,6 +67,40 @@ def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool
     return TopkResult(values, indices)
 
 
+def _pick(self: Tensor, position: int, dim: int, keepdim: bool, name: str, result: type):
+    """The element at `position` of each sorted slice along dim: (values, indices)."""
+    d = dim % max(self.dim(), 1)
+    if self.dim() == 0:
+        return result(self.clone(), Tensor._from_array(np.zeros((), np.int64)))
+    order = _order(_values(self), d, False)
+    index = np.take(order, [position], axis=d)
+    values = apply("gather", self, Tensor._from_array(index), dim=d,
+                   torch_name=name if keepdim else None)
+    if not keepdim:
+        values = apply("squeeze", values, dim=d, torch_name=name)
+    indices = Tensor._from_array(index if keepdim else np.squeeze(index, axis=d))
+    return result(values, indices)
+
+
+def median(self: Tensor, dim: int | None = None, keepdim: bool = False):
+    if dim is None:
+        flat = self.reshape(-1)
+        if flat.numel() == 0:
+            raise IndexError("median() input tensor cannot be empty")
+        position = (flat.numel() - 1) // 2
+        picked = _pick(flat, position, 0, False, "MedianBackward0", MedianResult)
+        return picked.values
+    position = (self.shape[dim] - 1) // 2
+    return _pick(self, position, dim, keepdim, "MedianBackward1", MedianResult)
+
+
+def kthvalue(self: Tensor, k: int, dim: int = -1, keepdim: bool = False):
+    size = self.shape[dim] if self.dim() else 1
+    if not 1 <= k <= size:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
+    return _pick(self, k - 1, dim, keepdim, "KthvalueBackward0", KthvalueResult)
+
+
 def nonzero(self: Tensor, *, as_tuple: bool = False) -> Any:
     found = np.nonzero(_values(self))
     if as_tuple:
@@ -91,7 +127,8 @@ def count_nonzero(self: Tensor, dim=None) -> Tensor:
 
 
 METHODS = {"argsort": argsort, "sort": sort, "topk": topk, "nonzero": nonzero,
-           "unique": unique, "count_nonzero": count_nonzero}
+           "unique": unique, "count_nonzero": count_nonzero, "median": median,
+           "kthvalue": kthvalue}
 
 
 def install() -> dict[str, Any]:

@@ -319,13 +319,16 @@ def test_contains():
 def test_value_dependent_selections():
     x, xt = both(A, requires_grad=True)
     for expr in ("x.sort(1)", "x.sort(0, descending=True)", "x.topk(2)",
-                 "x.topk(2, dim=0, largest=False)", "m.sort(x, dim=-1)"):
+                 "x.topk(2, dim=0, largest=False)", "m.sort(x, dim=-1)", "x.median(1)",
+                 "x.median(0, keepdim=True)", "x.kthvalue(2, 1)", "m.kthvalue(x, 3, 0, True)"):
         ours, theirs = eval(expr, {"x": x, "m": rg}), eval(expr, {"x": xt, "m": torch})
         close(ours.values, theirs.values, what=expr)
         close(ours.indices, theirs.indices, what=expr)
         assert type(ours.values.grad_fn).__name__ == type(theirs.values.grad_fn).__name__
         (ours.values * 2).sum().backward(), (theirs.values * 2).sum().backward()
     close(x.grad, xt.grad)
+    close(x.median(), xt.median())
+    assert type(x.median().grad_fn).__name__ == type(xt.median().grad_fn).__name__
     assert repr(x.detach().max(1)).split("(")[0] == "torch.return_types.max"
     close(x.argsort(1), xt.argsort(1))
     close(rg.nonzero(x > 0), torch.nonzero(xt > 0))
