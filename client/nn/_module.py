@@ -105,7 +105,44 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in list(self.__dict__.get("_forward_pre_hooks", ())):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self.__dict__.get("_forward_hooks", ())):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def _hook(self, kind: str, hook: Callable) -> _HookHandle:
+        hooks = self.__dict__.setdefault(kind, [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def register_forward_pre_hook(self, hook: Callable) -> _HookHandle:
+        """hook(module, args) -> None or new args, run before forward."""
+        return self._hook("_forward_pre_hooks", hook)
+
+    def register_forward_hook(self, hook: Callable) -> _HookHandle:
+        """hook(module, args, output) -> None or a new output, run after forward."""
+        return self._hook("_forward_hooks", hook)
+
+    def get_submodule(self, target: str) -> Module:
+        module = self
+        for name in filter(None, target.split(".")):
+            if name not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+            module = module._modules[name]
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._parameters:
+            raise AttributeError(f"{type(module).__name__} has no parameter `{name}`")
+        return module._parameters[name]
 
     # --- traversal -----------------------------------------------------------------------
     def named_modules(self, memo: set | None = None, prefix: str = "",
@@ -269,6 +306,15 @@ class Module:
     def __dir__(self):
         return sorted(set(object.__dir__(self)) | set(self._parameters) | set(self._modules)
                       | set(self._buffers))
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
 class _IncompatibleKeys(tuple):

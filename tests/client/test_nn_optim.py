@@ -349,3 +349,25 @@ def test_multihead_attention_matches(batch_first):
         close(args_o[0].grad, args_t[0].grad, rtol=1e-3, atol=1e-5, what="query grad")
         close(mha_o.in_proj_weight.grad, mha_t.in_proj_weight.grad, rtol=1e-3, atol=1e-5)
         mha_o.zero_grad(), mha_t.zero_grad()
+
+
+def test_forward_hooks_containers_and_submodules():
+    for lib in (rg, torch):
+        model = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.ReLU())
+        seen = []
+        h1 = model[0].register_forward_hook(
+            lambda m, a, out, seen=seen: seen.append(tuple(out.shape)))
+        h2 = model.register_forward_pre_hook(lambda m, a: (a[0] * 0,))
+        out = model(lib.ones(2, 3))
+        assert seen == [(2, 4)] and float(out.sum()) == float(model[1](model[0].bias).sum()) * 2
+        h1.remove(), h2.remove()
+        model(lib.ones(2, 3))
+        assert len(seen) == 1
+        assert model.get_submodule("0") is model[0]
+        assert model.get_parameter("0.bias") is model[0].bias
+        md = lib.nn.ModuleDict({"a": lib.nn.Linear(2, 2)})
+        pl = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(2))])
+        pd = lib.nn.ParameterDict({"w": lib.nn.Parameter(lib.ones(3))})
+        assert [n for n, _ in md.named_parameters()] == ["a.weight", "a.bias"]
+        assert [n for n, _ in pl.named_parameters()] == ["0"] and len(pl) == 1
+        assert [n for n, _ in pd.named_parameters()] == ["w"] and "a" in md
