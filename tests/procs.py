@@ -93,6 +93,7 @@ class Cluster:
     workers: list[subprocess.Popen] = field(default_factory=list)
     env: dict = field(default_factory=dict)
     metrics_port: int = 0
+    stderr: object = None  # where the processes' logs go (None: this process's stderr)
 
     def metric(self, name: str, **labels: str) -> float:
         """A sample from the gateway's Prometheus endpoint (0 when absent)."""
@@ -121,7 +122,7 @@ class Cluster:
     def add_worker(self, *extra: str) -> subprocess.Popen:
         proc = subprocess.Popen([PY, "-m", "remotegrad.server.cli", "worker", "--port", "0",
                                  "--redis-url", self.redis.url, "--heartbeat", "0.5", *extra],
-                                env=self.env, stdout=subprocess.DEVNULL)
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.workers.append(proc)
         return proc
 
@@ -134,14 +135,15 @@ class Cluster:
             stop(p)
 
 
-def start_cluster(redis: Redis, workers: int = 2, *gateway_args: str) -> Cluster:
+def start_cluster(redis: Redis, workers: int = 2, *gateway_args: str,
+                  stderr=None) -> Cluster:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     port, metrics_port = free_port(), free_port()
     gw = subprocess.Popen([PY, "-m", "remotegrad.server.cli", "gateway", "--port", str(port),
                            "--redis-url", redis.url, "--heartbeat", "0.5",
                            "--metrics-port", str(metrics_port), *gateway_args],
-                          env=env, stdout=subprocess.DEVNULL)
-    c = Cluster(redis, gw, port, env=env, metrics_port=metrics_port)
+                          env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    c = Cluster(redis, gw, port, env=env, metrics_port=metrics_port, stderr=stderr)
     for _ in range(workers):
         c.add_worker()
     c.wait_workers(workers)
