@@ -7,6 +7,7 @@ processes (a client, rank 0, and a worker, rank 1), in both of its forms:
   torch.autograd.grad and returns it.
 
 The functions the worker runs live at module level here, so RPC pickles them by name.
+`PtRpc` keeps both processes up and times a block of calls whenever asked.
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def mlp_grad(x, y, *params):
 
 # --- the client ------------------------------------------------------------------------
 
+KINDS = ("seed dist_autograd", "seed rpc_sync(autograd.grad)", "mlp dist_autograd",
+         "mlp rpc_sync(autograd.grad)", "train step dist_autograd",
+         "train step rpc_sync(autograd.grad)")
 
-def _client(n: int, steps: int, hidden: int, q) -> None:
+
+def _client(hidden: int, conn) -> None:
+    """Answer (kind, n) with n timings (seconds) of that call, until told None."""
     import torch
     import torch.distributed.autograd as dist_autograd
     import torch.distributed.rpc as rpc
@@ -60,17 +66,6 @@ def _client(n: int, steps: int, hidden: int, q) -> None:
     from remotegrad.loadtest.workloads import mlp_params
     torch.set_num_threads(1)
     gen = np.random.default_rng(0)
-    res: dict[str, list[float]] = {}
-
-    def timed(name, fn, count, warmup=20):
-        for _ in range(warmup):
-            fn()
-        out = []
-        for _ in range(count):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-        res[name] = out
 
     def seed_dist():
         x = torch.randn(3, 3, requires_grad=True)
@@ -102,24 +97,28 @@ def _client(n: int, steps: int, hidden: int, q) -> None:
         loss, *grads = rpc.rpc_sync("worker", mlp_grad, args=(x, y, *ps))
         return loss, grads
 
-    timed("seed dist_autograd", seed_dist, n)
-    timed("seed rpc_sync(autograd.grad)", seed_rpc, n)
-    timed("mlp dist_autograd", mlp_dist, max(20, n // 10))
-    timed("mlp rpc_sync(autograd.grad)", mlp_rpc, max(20, n // 10))
-    for form, fn in (("dist_autograd", mlp_dist), ("rpc_sync(autograd.grad)", mlp_rpc)):
-        ps = [p.clone() for p in params]
-        step_times = []
-        for _ in range(steps):
-            t = time.perf_counter()
-            _, grads = fn(ps)
+    state = {"dist": [p.clone() for p in params], "rpc": [p.clone() for p in params]}
+
+    def train(form, fn):
+        def step():  # one SGD step: parameters out, gradients back, update here
+            _, grads = fn(state[form])
             with torch.no_grad():
-                ps = [p - 0.1 * g for p, g in zip(ps, grads)]
-            step_times.append(time.perf_counter() - t)
-        res[f"train step {form}"] = step_times
-    q.put(res)
+                state[form] = [p - 0.1 * g for p, g in zip(state[form], grads)]
+        return step
+
+    calls = dict(zip(KINDS, (seed_dist, seed_rpc, mlp_dist, mlp_rpc, train("dist", mlp_dist),
+                             train("rpc", mlp_rpc))))
+    while (msg := conn.recv()) is not None:
+        kind, n = msg
+        fn, out = calls[kind], []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        conn.send(out)
 
 
-def _proc(rank: int, port: int, n: int, steps: int, hidden: int, tcp_only: bool, q) -> None:
+def _proc(rank: int, port: int, hidden: int, tcp_only: bool, conn) -> None:
     import torch
     import torch.distributed.rpc as rpc
     os.environ.setdefault("TP_SOCKET_IFNAME", "lo")
@@ -131,28 +130,38 @@ def _proc(rank: int, port: int, n: int, steps: int, hidden: int, tcp_only: bool,
     rpc.init_rpc("client" if rank == 0 else "worker", rank=rank, world_size=2,
                  rpc_backend_options=opts)
     if rank == 0:
-        _client(n, steps, hidden, q)
+        _client(hidden, conn)
     rpc.shutdown()
 
 
-def run(n: int = 500, steps: int = 50, hidden: int = 256, tcp_only: bool = False,
-        timeout: float = 600) -> dict:
-    """Timings (seconds) of every PT-RPC call kind, from a client and a worker process.
-    TensorPipe picks shared memory between processes of one machine; `tcp_only` pins it
-    to its TCP transport (uv) and basic channel, as between two machines."""
-    from _common import free_port
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    port = free_port()
-    procs = [ctx.Process(target=_proc, args=(r, port, n, steps, hidden, tcp_only, q))
-             for r in (0, 1)]
-    for p in procs:
-        p.start()
-    try:
-        res = q.get(timeout=timeout)
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.kill()
-    return {k: np.array(v) for k, v in res.items()}
+class PtRpc:
+    """A PT-RPC client and worker (two processes) that time calls on request, so that the
+    benchmark can interleave them with remotegrad's calls: both then see the same machine
+    load. TensorPipe picks shared memory between processes of one machine; `tcp_only`
+    pins it to its TCP transport (uv) and basic channel, as between two machines."""
+
+    def __init__(self, hidden: int = 256, tcp_only: bool = False) -> None:
+        from _common import free_port
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        port = free_port()
+        self.procs = [ctx.Process(target=_proc, args=(r, port, hidden, tcp_only,
+                                                      child if r == 0 else None))
+                      for r in (0, 1)]
+        for p in self.procs:
+            p.start()
+
+    def time(self, kind: str, n: int, timeout: float = 600) -> list[float]:
+        self.conn.send((kind, n))
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"PT-RPC {kind} did not answer in {timeout}s")
+        return self.conn.recv()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        finally:
+            for p in self.procs:
+                p.join(timeout=60)
+                if p.is_alive():
+                    p.kill()

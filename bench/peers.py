@@ -8,7 +8,11 @@ training loop. Then remotegrad's throughput with 1, 4 and 16 concurrent client p
 against PT-RPC's single-client calls/s. Prints every figure and the ratios to the targets,
 all measured in this run.
 
-    .venv/bin/python bench/peers.py [--workers 2] [--calls 500] [--seconds 8]
+The calls are interleaved: each workload runs in --rounds rounds, and every round times a
+block of each peer's calls one after the other, so that PT-RPC and remotegrad see the
+same machine load (on a shared machine it changes by the minute).
+
+    .venv/bin/python bench/peers.py [--workers 2] [--calls 1000] [--rounds 10] [--pt-tcp]
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 
 import numpy as np
 from _common import (Client, Timing, closed_loop_throughput, environment, local_cluster,
-                     print_table, time_calls)
+                     print_table)
 
 from remotegrad.loadtest.workloads import (GraphBuilder, MlpWorkload, RepeatWorkload,
                                            SeedWorkload, mlp_graph)
@@ -27,155 +31,180 @@ from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 
 
-def remotegrad_sdk_seed(address: str, n: int) -> Timing:
-    """The seed call as a user writes it: `import remotegrad as torch`."""
-    import remotegrad as rtorch
-    rtorch.connect(address)
+class Remotegrad:
+    """remotegrad's calls, each a function n -> n timings (seconds); state (the training
+    loop's parameters, the leaves sent) carries over from one block to the next."""
 
-    def call():
+    def __init__(self, address: str) -> None:
+        self.client = Client(address)
+        self.address = address
+        self.mlp = MlpWorkload(hidden=256, seed=2)
+        self.info: dict = {"mlp_param_mib": self.mlp.param_bytes / 2**20}
+        self.calls = {
+            "remotegrad seed (stub, fresh x)": self._stub(SeedWorkload(seed=1)),
+            "remotegrad seed repeat (cache hit)": self._stub(RepeatWorkload(pool=4)),
+            "remotegrad mlp gradient (params by hash)": self._stub(self.mlp),
+            "remotegrad train step (update in graph)": self._train_inline(),
+        }
+        try:
+            import remotegrad as rtorch
+            rtorch.connect(address)
+            self.calls["remotegrad seed (SDK, fresh x)"] = self._timed(lambda: self._sdk(rtorch))
+        except Exception as e:  # noqa: BLE001  (the SDK is moving; the stub figure stands)
+            print(f"SDK unavailable: {e!r}", file=sys.stderr)
+        if "keep" in pb.ComputeRequest.DESCRIPTOR.fields_by_name:
+            self.calls["remotegrad train step (params kept in cluster)"] = self._train_kept()
+
+    @staticmethod
+    def _timed(fn):
+        def run(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t)
+            return out
+        return run
+
+    def _stub(self, w):
+        def call():
+            r = w.next_request()
+            self.client.compute(r)
+            w.sent_ok(r)
+        return self._timed(call)
+
+    @staticmethod
+    def _sdk(rtorch):
         x = rtorch.randn(3, 3, requires_grad=True)
         out = ((x * 2) ** 3).sum()
         out.backward()
         return x.grad.numpy()
-    return time_calls("remotegrad seed (SDK, fresh x)", call, n)
+
+    def _train_inline(self):
+        """The SGD update is part of the graph; the new parameters come back and go out
+        again inline next step (what a service without kept results can do)."""
+        state = {"params": [a.copy() for a in self.mlp.params], "sent": set(), "bytes": []}
+
+        def step():
+            x, y = self.mlp.batch_arrays()
+            b = GraphBuilder(state["sent"])
+            loss, new = mlp_graph(b, state["params"], x, y, lr=0.1)
+            req = b.request([loss, *new])
+            resp = self.client.compute(req)
+            state["sent"].update(t.hash for t in req.tensors)
+            _, *state["params"] = codec.decode_response(resp)
+            state["bytes"].append(req.ByteSize() + resp.ByteSize())
+        self.info["inline"] = state
+        return self._timed(step)
+
+    def _train_kept(self):
+        """The new parameters are `keep` targets, answered by reference; the next step
+        names them by hash: only the batch and the loss travel."""
+        state = {"params": [a.copy() for a in self.mlp.params], "sent": set(), "bytes": []}
+
+        def step():
+            x, y = self.mlp.batch_arrays()
+            b = GraphBuilder(state["sent"])
+            loss, new = mlp_graph(b, state["params"], x, y, lr=0.1)
+            req = b.request([loss, *new])
+            req.keep.extend(new)
+            resp = self.client.compute(req)
+            state["sent"].update(t.hash for t in req.tensors)
+            if any(r.data for r in resp.results[1:]):
+                raise RuntimeError("kept results came back inline")
+            state["params"] = [(r.hash, r.dtype, tuple(r.shape)) for r in resp.results[1:]]
+            float(codec.decode_array(resp.results[0]))
+            state["bytes"].append(req.ByteSize() + resp.ByteSize())
+        self.info["kept"] = state
+        return self._timed(step)
 
 
-def remotegrad_timings(address: str, n: int, steps: int) -> tuple[list[Timing], dict]:
-    client = Client(address)
-    out: list[Timing] = []
-    info: dict = {}
-
-    def run(w):
-        def call():
-            r = w.next_request()
-            client.compute(r)
-            w.sent_ok(r)
-        return call
-    out.append(time_calls("remotegrad seed (stub, fresh x)", run(SeedWorkload(seed=1)), n))
-    try:
-        out.append(remotegrad_sdk_seed(address, n))
-    except Exception as e:  # noqa: BLE001  (the SDK is moving; the stub figure stands)
-        print(f"SDK seed call failed: {e!r}", file=sys.stderr)
-    out.append(time_calls("remotegrad seed repeat (cache hit)", run(RepeatWorkload(pool=4)), n))
-    mlp = MlpWorkload(hidden=256, seed=2)
-    info["mlp_param_mib"] = mlp.param_bytes / 2**20
-    out.append(time_calls("remotegrad mlp gradient (params by hash)", run(mlp),
-                          max(20, n // 10), warmup=5))
-
-    # Training: the SGD update is part of the graph (targets: loss and new parameters).
-    # The service cannot yet keep a result as a leaf by hash, so the new parameters come
-    # back and go out again inline next step (see BENCHMARKS.md).
-    params = [a.copy() for a in mlp.params]
-    sent: set[str] = set()
-    step_times, bytes_out, bytes_in = [], 0, 0
-    for _ in range(steps):
-        t = time.perf_counter()
-        x, y = mlp.batch_arrays()
-        b = GraphBuilder(sent)
-        loss, new = mlp_graph(b, params, x, y, lr=0.1)
-        req = b.request([loss, *new])
-        resp = client.compute(req)
-        sent.update(tt.hash for tt in req.tensors)
-        _, *params = codec.decode_response(resp)
-        step_times.append(time.perf_counter() - t)
-        bytes_out += req.ByteSize()
-        bytes_in += resp.ByteSize()
-    out.append(Timing("remotegrad train step (update in graph)", np.array(step_times)))
-    info["train_mib_per_step"] = (bytes_out + bytes_in) / steps / 2**20
-    if "keep" in pb.ComputeRequest.DESCRIPTOR.fields_by_name:
-        try:
-            t, mib = train_resident(client, mlp, steps)
-            out.append(t)
-            info["resident_mib_per_step"] = mib
-        except Exception as e:  # noqa: BLE001  (the service side is moving)
-            print(f"training with kept parameters failed: {e!r}", file=sys.stderr)
-    client.close()
-    return out, info
-
-
-def train_resident(client: Client, mlp: MlpWorkload, steps: int) -> tuple[Timing, float]:
-    """The training loop with the parameters kept in the cluster: each step's new
-    parameters are `keep` targets, answered by reference, and the next step names them by
-    hash; only the batch and the loss travel."""
-    params: list = [a.copy() for a in mlp.params]
-    sent: set[str] = set()
-    step_times, moved = [], 0
-    for _ in range(steps):
-        t = time.perf_counter()
-        x, y = mlp.batch_arrays()
-        b = GraphBuilder(sent)
-        loss, new = mlp_graph(b, params, x, y, lr=0.1)
-        req = b.request([loss, *new])
-        req.keep.extend(new)
-        resp = client.compute(req)
-        sent.update(tt.hash for tt in req.tensors)
-        params = [(r.hash, r.dtype, tuple(r.shape)) for r in resp.results[1:]]
-        assert not any(r.data for r in resp.results[1:]), "kept results came back inline"
-        float(codec.decode_array(resp.results[0]))
-        step_times.append(time.perf_counter() - t)
-        moved += req.ByteSize() + resp.ByteSize()
-    return (Timing("remotegrad train step (params kept in cluster)", np.array(step_times)),
-            moved / steps / 2**20)
+def interleave(runners: dict, names: list[str], n: int, rounds: int, warmup: int) -> dict:
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    for k in names:
+        runners[k](warmup)
+    block = max(1, n // rounds)
+    for _ in range(rounds):
+        for k in names:
+            samples[k] += runners[k](block)
+    return samples
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--calls", type=int, default=500)
-    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--calls", type=int, default=1000, help="seed calls per kind")
+    ap.add_argument("--steps", type=int, default=50, help="training steps per kind")
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
     ap.add_argument("--pt-tcp", action="store_true",
                     help="pin TensorPipe to TCP (default: it picks shared memory on one host)")
     args = ap.parse_args()
     print(environment())
-    import _ptrpc
-    pt = _ptrpc.run(n=args.calls, steps=args.steps, tcp_only=args.pt_tcp)
-    ptt = [Timing(f"PT-RPC {k}", v) for k, v in pt.items()]
-    how = "TCP only (uv transport, basic channel)" if args.pt_tcp else "default transports"
-    print_table(f"PT-RPC (TensorPipe {how}, loopback, 2 processes)", ptt)
-    with local_cluster(args.workers) as address:
-        rg, info = remotegrad_timings(address, args.calls, args.steps)
-        print_table(f"remotegrad (cluster up --workers {args.workers}, redis, loopback)", rg)
-        print(f"mlp parameters {info['mlp_param_mib']:.2f} MiB; training moves "
-              f"{info['train_mib_per_step']:.2f} MiB per step between client and gateway "
-              f"(update in graph), {info.get('resident_mib_per_step', float('nan')):.2f} "
-              "MiB with the parameters kept in the cluster")
-        conc = {}
-        for c in (1, 4, 16):
-            conc[c] = closed_loop_throughput(address, c, args.seconds, "seed")
-    print("\nremotegrad seed throughput, concurrent client processes (closed loop)")
-    print(f"{'clients':>7} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for c, (cps, p50, p99) in conc.items():
-        print(f"{c:>7} {cps:>9.1f} {p50:>8.2f} {p99:>8.2f}")
+    from _ptrpc import KINDS, PtRpc
+    pt = PtRpc(tcp_only=args.pt_tcp)
+    runners = {f"PT-RPC {k}": (lambda n, k=k: pt.time(k, n)) for k in KINDS}
+    try:
+        with local_cluster(args.workers) as address:
+            rg = Remotegrad(address)
+            runners.update(rg.calls)
+            groups = [("seed", args.calls, 20), ("mlp", max(20, args.calls // 10), 5),
+                      ("train step", args.steps, 3)]
+            samples: dict[str, list[float]] = {}
+            for key, n, warm in groups:
+                names = [k for k in runners if k.split(" ", 1)[1].startswith(key)]
+                samples.update(interleave(runners, names, n, args.rounds, warm))
+            conc = {}
+            for c in (1, 4, 16):
+                before = pt.time("seed rpc_sync(autograd.grad)", 300)
+                cps = closed_loop_throughput(address, c, args.seconds, "seed")
+                after = pt.time("seed rpc_sync(autograd.grad)", 300)
+                conc[c] = (*cps, 600 / (sum(before) + sum(after)))
+    finally:
+        pt.close()
 
-    by = {t.name: t for t in ptt + rg}
-    pt_seed = min(by["PT-RPC seed dist_autograd"].p50,
-                  by["PT-RPC seed rpc_sync(autograd.grad)"].p50)
-    pt_cps = max(by["PT-RPC seed dist_autograd"].calls_per_s,
-                 by["PT-RPC seed rpc_sync(autograd.grad)"].calls_per_s)
-    pt_train = min(by["PT-RPC train step dist_autograd"].p50,
-                   by["PT-RPC train step rpc_sync(autograd.grad)"].p50)
-    pt_mlp = min(by["PT-RPC mlp dist_autograd"].p50, by["PT-RPC mlp rpc_sync(autograd.grad)"].p50)
-    rg_seed = by["remotegrad seed (stub, fresh x)"].p50
-    rows = [
-        ("seed p50 vs faster PT-RPC form", rg_seed, pt_seed, "<= 1.0x"),
-        ("mlp gradient p50 vs faster PT-RPC form",
-         by["remotegrad mlp gradient (params by hash)"].p50, pt_mlp, "(no target)"),
-        ("train step p50 vs faster PT-RPC form",
-         by["remotegrad train step (update in graph)"].p50, pt_train, "<= 0.5x"),
-    ]
-    if "remotegrad train step (params kept in cluster)" in by:
-        rows.append(("train step, params kept, vs faster PT-RPC",
-                     by["remotegrad train step (params kept in cluster)"].p50, pt_train,
-                     "<= 0.5x"))
+    how = "TCP only (uv transport, basic channel)" if args.pt_tcp else "default transports"
+    timings = [Timing(k, np.array(v)) for k, v in samples.items()]
+    print_table(f"PT-RPC (TensorPipe {how}, 2 processes) and remotegrad (cluster up "
+                f"--workers {args.workers}, redis), loopback, interleaved in {args.rounds} "
+                "rounds", timings)
+    info = rg.info
+    mib = {k: np.mean(info[k]["bytes"]) / 2**20 for k in ("inline", "kept") if k in info
+           and info[k]["bytes"]}
+    print(f"mlp parameters {info['mlp_param_mib']:.2f} MiB; a training step moves "
+          + ", ".join(f"{v:.3f} MiB ({k})" for k, v in mib.items())
+          + " between client and gateway")
+    print("\nremotegrad seed throughput, concurrent client processes (closed loop), with "
+          "PT-RPC's single-client rpc_sync calls/s measured right before and after")
+    print(f"{'clients':>7} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'PT-RPC 1 client':>16}")
+    for c, (cps, p50, p99, ptc) in conc.items():
+        print(f"{c:>7} {cps:>9.1f} {p50:>8.2f} {p99:>8.2f} {ptc:>16.1f}")
+
+    by = {t.name: t for t in timings}
+
+    def best(prefix: str, stat: str = "p50") -> float:
+        vals = [getattr(t, stat) for k, t in by.items() if k.startswith(f"PT-RPC {prefix}")]
+        return min(vals) if stat == "p50" else max(vals)
+    rows = [("seed p50 (stub)", by["remotegrad seed (stub, fresh x)"].p50, best("seed"),
+             "<= 1.0x")]
     if "remotegrad seed (SDK, fresh x)" in by:
-        rows.insert(1, ("seed p50 via SDK vs faster PT-RPC form",
-                        by["remotegrad seed (SDK, fresh x)"].p50, pt_seed, "<= 1.0x"))
-    print("\nratios (remotegrad / PT-RPC, same run)")
+        rows.append(("seed p50 (SDK)", by["remotegrad seed (SDK, fresh x)"].p50,
+                     best("seed"), "<= 1.0x"))
+    rows.append(("mlp gradient p50", by["remotegrad mlp gradient (params by hash)"].p50,
+                 best("mlp"), "(none)"))
+    rows.append(("train step p50 (update in graph, inline)",
+                 by["remotegrad train step (update in graph)"].p50, best("train step"),
+                 "<= 0.5x"))
+    if "remotegrad train step (params kept in cluster)" in by:
+        rows.append(("train step p50 (params kept in cluster)",
+                     by["remotegrad train step (params kept in cluster)"].p50,
+                     best("train step"), "<= 0.5x"))
+    print("\nratios, remotegrad / the faster PT-RPC form (same run, interleaved)")
     for name, a, b, target in rows:
         print(f"  {name:<42} {a:8.3f} ms / {b:8.3f} ms = {a / b:6.2f}x  target {target}")
-    print(f"  {'16-client calls/s vs PT-RPC single client':<42} {conc[16][0]:8.1f} / "
-          f"{pt_cps:8.1f} = {conc[16][0] / pt_cps:6.2f}x  target >= 2.0x")
+    cps16, ptc16 = conc[16][0], conc[16][3]
+    print(f"  {'16 clients calls/s / PT-RPC single client':<42} {cps16:8.1f} / {ptc16:8.1f} "
+          f"= {cps16 / ptc16:6.2f}x  target >= 2.0x")
     return 0
 
 
