@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 from remotegrad.proto.catalog import OpError
@@ -14,6 +16,7 @@ MISSING_KEY = "rg-missing-tensors"
 # gRPC's own server pushback (gRFC A6): a negative value tells a client's retry policy not
 # to retry. No workers is an answer, not a transient failure of this connection.
 PUSHBACK_KEY = "grpc-retry-pushback-ms"
+_DIGEST = re.compile(r"^[0-9a-f]{1,128}$")
 
 _CODES = [
     (MissingTensorError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -38,7 +41,9 @@ def abort(context: grpc.ServicerContext, err: Exception):
     """End the call with the status that names what went wrong; never returns."""
     code, details = status_of(err)
     if isinstance(err, MissingTensorError):
-        context.set_trailing_metadata(((MISSING_KEY, ",".join(err.digests)),))
+        # Only well-formed digests: metadata values must be printable ASCII.
+        digests = [d for d in err.digests if _DIGEST.match(d)]
+        context.set_trailing_metadata(((MISSING_KEY, ",".join(digests)),))
     elif isinstance(err, NoWorkersError):
         context.set_trailing_metadata(((PUSHBACK_KEY, "-1"),))
     context.abort(code, details)

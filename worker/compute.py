@@ -106,5 +106,10 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
             raise MissingTensorError([digest])
         return backend.to_device(codec.decode_array(msg))
 
-    values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+    try:
+        values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+    except (IndexError, ValueError, ArithmeticError) as e:
+        # What shapes cannot foresee: the values themselves (an index out of range).
+        raise OpError(f"computing the graph failed on its values: {type(e).__name__}: {e}") \
+            from None
     return codec.encode_response([np.asarray(backend.to_host(v)) for v in values])

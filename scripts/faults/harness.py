@@ -148,6 +148,8 @@ class Cluster:
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rg-faults-")))
     env: dict = field(default_factory=lambda: dict(os.environ, PYTHONUNBUFFERED="1"))
     redis_url: str = ""
+    credentials: grpc.ChannelCredentials | None = None  # TLS to the gateway
+    metadata: tuple = ()  # e.g. a token, for ClusterStatus
 
     @property
     def url(self) -> str:
@@ -182,11 +184,14 @@ class Cluster:
         return w
 
     def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address, self.credentials)
         return grpc.insecure_channel(self.address)
 
     def status(self) -> pb.ClusterStatusResponse:
         with self.channel() as ch:
-            return pb_grpc.GatewayStub(ch).ClusterStatus(pb.ClusterStatusRequest(), timeout=5)
+            return pb_grpc.GatewayStub(ch).ClusterStatus(pb.ClusterStatusRequest(), timeout=5,
+                                                         metadata=self.metadata)
 
     def wait_workers(self, n: int, timeout: float = 30.0) -> float:
         return wait_until(lambda: len(self.status().workers) == n, f"{n} workers",
@@ -204,9 +209,10 @@ class Cluster:
 
 
 def start_cluster(workers: int = 2, gateway_args=(), worker_args=(),
-                  heartbeat: float = 0.5) -> Cluster:
+                  heartbeat: float = 0.5, credentials=None, metadata=()) -> Cluster:
     c = Cluster(start_redis(), gateway_args=tuple(gateway_args),
-                worker_args=tuple(worker_args), heartbeat=heartbeat)
+                worker_args=tuple(worker_args), heartbeat=heartbeat, credentials=credentials,
+                metadata=tuple(metadata))
     try:
         c.start_gateway()
         for _ in range(workers):
