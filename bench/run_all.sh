@@ -11,9 +11,11 @@ run() { local name=$1; shift; echo "== $name: $*"; "$@" >"$OUT/$name.txt" 2>"$OU
         || { echo "$name failed:"; tail -20 "$OUT/$name.err"; }; cat "$OUT/$name.txt"; }
 run peers      timeout 900 "$PY" bench/peers.py --calls 1000 --seconds 8
 run peers_tcp  timeout 900 "$PY" bench/peers.py --calls 1000 --seconds 8 --pt-tcp
+run peers_blas1 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 900 "$PY" bench/peers.py --calls 1000 --seconds 8
 run floor      timeout 600 "$PY" bench/floor.py --calls 2000
 run caching    timeout 600 "$PY" bench/caching.py --mib 64
 run scale      timeout 900 "$PY" bench/scale.py --seconds 8
+run scale_blas1 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 900 "$PY" bench/scale.py --seconds 8
 run profile    timeout 600 "$PY" bench/profile_seed.py --calls 2000
 LT=(timeout 900 "$PY" -m remotegrad.server.cli loadtest --spawn-cluster --workers 2)
 run lt_seed    "${LT[@]}" --users 8 --duration 20 --mix seed --out $OUT/loadtest/seed
