@@ -83,16 +83,19 @@ class Remotegrad:
     def _train_inline(self):
         """The SGD update is part of the graph; the new parameters come back and go out
         again inline next step (what a service without kept results can do)."""
-        state = {"params": [a.copy() for a in self.mlp.params], "sent": set(), "bytes": []}
+        state = {"params": [a.copy() for a in self.mlp.params], "sent": set(), "bytes": [],
+                 "digests": list(self.mlp.param_hashes)}
 
         def step():
             x, y = self.mlp.batch_arrays()
             b = GraphBuilder(state["sent"])
-            loss, new = mlp_graph(b, state["params"], x, y, lr=0.1)
+            loss, new = mlp_graph(b, state["params"], x, y, lr=0.1, digests=state["digests"])
             req = b.request([loss, *new])
             resp = self.client.compute(req)
             state["sent"].update(t.hash for t in req.tensors)
             _, *state["params"] = codec.decode_response(resp)
+            # the results carry their content hashes: no need to hash them again here
+            state["digests"] = [r.hash or None for r in resp.results[1:]]
             state["bytes"].append(req.ByteSize() + resp.ByteSize())
         self.info["inline"] = state
         return self._timed(step)

@@ -135,10 +135,35 @@ def top_self(path: str, k: int = 8) -> list[tuple[str, float]]:
     return [(name, c / total) for name, c in counts.most_common(k)] if total else []
 
 
+def top_inclusive(path: str, k: int = 10) -> list[tuple[str, float]]:
+    """remotegrad's own functions (server/, worker/, proto/, client/) by inclusive share of
+    the samples: which stage of ours the process is in."""
+    counts: Counter[str] = Counter()
+    total = 0
+    ours = ("server/", "worker/", "proto/", "client/")
+    with open(path) as f:
+        for line in f:
+            stack, _, n = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            total += int(n)
+            seen = set()
+            for frame in stack.split(";"):
+                if " (" in frame and any(o in frame for o in ours):
+                    name = frame.split(" (")[0]
+                    if name not in seen:
+                        seen.add(name)
+                        counts[name] += int(n)
+    return [(name, c / total) for name, c in counts.most_common(k)] if total else []
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--spy-seconds", type=float, default=8.0)
+    ap.add_argument("--spy-workload", choices=("seed", "mlp"), default="seed",
+                    help="what the client calls while py-spy samples the cluster (mlp: "
+                         "the 784-256-256-10 gradient through the stubs)")
     args = ap.parse_args()
     print(environment())
     parts = decomposition(args.calls)
@@ -173,8 +198,16 @@ def main() -> int:
         prof = cProfile.Profile()
         prof.enable()
         end = time.monotonic() + args.spy_seconds + 1
-        while time.monotonic() < end:
-            sdk_seed(rtorch)
+        if args.spy_workload == "mlp":
+            from remotegrad.loadtest.workloads import MlpWorkload
+            mlp = MlpWorkload(hidden=256, seed=4)
+            while time.monotonic() < end:
+                r = mlp.next_request()
+                client.compute(r)
+                mlp.sent_ok(r)
+        else:
+            while time.monotonic() < end:
+                sdk_seed(rtorch)
         prof.disable()
         for proc, _ in spies.values():
             if proc is not None:
@@ -197,14 +230,18 @@ def main() -> int:
         if proc is None or not os.path.exists(path):
             print(f"\npy-spy: no profile for {name}")
             continue
-        print(f"\npy-spy {name}: top self time (share of samples holding the GIL)")
+        print(f"\npy-spy {name} ({args.spy_workload} calls): top self time (share of "
+              "samples holding the GIL)")
         for fn, share in top_self(path):
+            print(f"  {share:6.1%}  {fn}")
+        print(f"py-spy {name}: remotegrad's functions by inclusive share")
+        for fn, share in top_inclusive(path):
             print(f"  {share:6.1%}  {fn}")
 
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(12)
     lines = [ln for ln in s.getvalue().splitlines() if ln.strip()]
-    print("\ncProfile of the client (SDK seed calls), top by own time")
+    print(f"\ncProfile of the client ({args.spy_workload} calls), top by own time")
     print("\n".join(ln.replace(os.path.dirname(os.path.dirname(np.__file__)), "")
                     for ln in lines[-14:]))
     return 0

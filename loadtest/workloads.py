@@ -165,10 +165,14 @@ def mlp_params(hidden: int, rng: np.random.Generator, n_in: int = 784,
 
 
 def mlp_graph(b: GraphBuilder, params: list, x: np.ndarray, y: np.ndarray,
-              lr: float | None = None) -> tuple[int, list[int]]:
+              lr: float | None = None,
+              digests: list[str] | None = None) -> tuple[int, list[int]]:
     """Loss and either the gradients (lr None) or the SGD-updated parameters. A parameter
-    is an array, or a (hash, dtype, shape) reference to a tensor the cluster keeps."""
-    p = [b.leaf(a) if isinstance(a, np.ndarray) else b.leaf_ref(*a) for a in params]
+    is an array (with its hash in `digests`, if known: a client hashes a tensor once, as
+    the SDK does), or a (hash, dtype, shape) reference to a tensor the cluster keeps."""
+    digests = digests or [None] * len(params)
+    p = [b.leaf(a, d) if isinstance(a, np.ndarray) else b.leaf_ref(*a)
+         for a, d in zip(params, digests)]
     h = b.op("tanh", b.op("linear", b.leaf(x), p[0], p[1]))
     h = b.op("tanh", b.op("linear", h, p[2], p[3]))
     logits = b.op("linear", h, p[4], p[5])
@@ -213,7 +217,7 @@ class MlpWorkload(Workload):
     def next_request(self) -> pb.ComputeRequest:
         b = self.builder()
         x, y = self.batch_arrays()
-        loss, grads = mlp_graph(b, self.params, x, y)
+        loss, grads = mlp_graph(b, self.params, x, y, digests=self.param_hashes)
         return b.request([loss, *grads])
 
 
