@@ -205,6 +205,9 @@ def _fixed(fn, xp, meta, *args):
 
 
 def run(g: Graph, targets: list[int], leaf: LeafLookup, xp) -> list[Any]:
-    """Values of `targets`; `leaf(hash)` returns a leaf's array (already on `xp`)."""
+    """Values of `targets` of a graph without grad nodes (composites are expanded here);
+    `leaf(hash)` returns a leaf's array (already on `xp`). No caching: see execute()."""
+    from .autodiff import materialize
+    g, targets = materialize(g, targets)
     prog = Program(g, targets, xp)
     return prog.run([leaf(g.attrs[n]["hash"]) for n in prog.leaves])
