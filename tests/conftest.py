@@ -20,3 +20,14 @@ def cluster(redis_server):
     c = start_cluster(redis_server, 2, "--inline-result-bytes", str(1 << 20))
     yield c
     c.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_gevent_patching():
+    """Locust monkey-patches a process with gevent on import; in the test process that
+    deadlocks later tests' threads and channels. Load tests run Locust in subprocesses."""
+    yield
+    import sys
+    monkey = sys.modules.get("gevent.monkey")
+    assert monkey is None or not monkey.is_module_patched("socket"), \
+        "a test imported Locust (or patched gevent) in the pytest process"
