@@ -136,25 +136,41 @@ class Client:
 
 def _throughput_worker(address: str, workload: str, options: dict, seconds: float,
                        start_at: float, seed: int, q) -> None:
+    import grpc
+
     from remotegrad.loadtest.workloads import make_workload
-    client = Client(address)
-    w = make_workload(workload, seed=seed, **options)
-    for _ in range(3):  # warm the channel (and upload reused leaves) before the clock starts
-        r = w.next_request()
-        client.compute(r)
-        w.sent_ok(r)
-    while time.time() < start_at:
-        time.sleep(0.001)
-    n, lat, end = 0, [], time.time() + seconds
-    while time.time() < end:
-        r = w.next_request()
-        t = time.perf_counter()
-        client.compute(r)
-        lat.append(time.perf_counter() - t)
-        w.sent_ok(r)
-        n += 1
-    client.close()
-    q.put((n, lat))
+    n, lat, resent = 0, [], 0
+    try:
+        client = Client(address)
+        w = make_workload(workload, seed=seed, **options)
+
+        def call():
+            nonlocal resent
+            r = w.next_request()
+            try:
+                client.compute(r)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                w.mark_lost()  # evicted: send the leaves again, as the SDK does
+                resent += 1
+                r = w.next_request()
+                client.compute(r)
+            w.sent_ok(r)
+        for _ in range(3):  # warm the channel (and upload reused leaves) first
+            call()
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = time.time() + seconds
+        while time.time() < end:
+            t = time.perf_counter()
+            call()
+            lat.append(time.perf_counter() - t)
+            n += 1
+        client.close()
+        q.put((n, lat, resent, None))
+    except Exception as e:  # noqa: BLE001  (report it instead of leaving the parent waiting)
+        q.put((n, lat, resent, repr(e)))
 
 
 def closed_loop_throughput(address: str, clients: int, seconds: float, workload: str = "seed",
@@ -174,6 +190,12 @@ def closed_loop_throughput(address: str, clients: int, seconds: float, workload:
         p.join(timeout=30)
         if p.is_alive():
             p.kill()
-    total = sum(n for n, _ in results)
-    lat = np.array([x for _, ls in results for x in ls]) * 1e3
+    errors = [e for *_, e in results if e]
+    if errors:
+        print(f"{len(errors)} client process(es) failed: {errors[0]}", file=sys.stderr)
+    resent = sum(r for _, _, r, _ in results)
+    if resent:
+        print(f"{resent} calls resent after eviction (FAILED_PRECONDITION)", file=sys.stderr)
+    total = sum(n for n, *_ in results)
+    lat = np.array([x for _, ls, *_ in results for x in ls] or [0.0]) * 1e3
     return total / seconds, float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
