@@ -19,6 +19,7 @@ from . import remotegrad_pb2 as pb
 log = logging.getLogger("remotegrad.store")
 
 CHUNK = 32 << 20  # bytes per Redis value for large tensors
+ITEM_OVERHEAD = 256  # bytes an in-process entry costs besides its data (message, key)
 
 
 class MemoryTensorStore:
@@ -43,11 +44,16 @@ class MemoryTensorStore:
             if k in self._items:
                 self._items.move_to_end(k)
                 return
-            self._items[k] = msg
-            self._bytes += len(msg.data)
+            # A copy: the message may be part of a whole request, which it would keep
+            # alive (protobuf sub-messages share their parent's memory), all of it
+            # unaccounted for.
+            own = pb.TensorData()
+            own.CopyFrom(msg)
+            self._items[k] = own
+            self._bytes += len(own.data) + ITEM_OVERHEAD
             while self._bytes > self._max and len(self._items) > 1:
                 _, old = self._items.popitem(last=False)
-                self._bytes -= len(old.data)
+                self._bytes -= len(old.data) + ITEM_OVERHEAD
 
     def missing(self, tenant: str, digests: list[str]) -> list[str]:
         with self._lock:

@@ -9,6 +9,11 @@ shapes, no arrays) so that a gradient which would not fit is refused before it r
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
+from remotegrad.proto.catalog import OpError
+from remotegrad.proto.codec import WireNode
 from remotegrad.worker import engine
 
 
@@ -39,3 +44,45 @@ def peak_bytes(g: engine.Graph, targets: list[int]) -> int:
         for d in dies.get(pos, ()):
             live -= g.metas[d].nbytes
     return peak
+
+
+class Estimates:
+    """(largest tensor, peak bytes) of the lowered graph, remembered by the graph's
+    structure (ops, wiring, attributes, leaf dtypes and shapes; not the leaf bytes): a
+    training loop sends the same structure every step and is lowered here once."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._items: OrderedDict[tuple, tuple[engine.Graph, int]] = OrderedDict()
+        self._size, self._lock = size, threading.Lock()
+
+    def of(self, nodes: list[WireNode], targets: list[int], g: engine.Graph,
+           g_targets: list[int]):
+        """The lowered graph's (biggest tensor meta, peak bytes); `g` is the built graph."""
+        key = _structure(nodes, targets)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        try:
+            low, lt = lowered(g, g_targets)
+        except (OpError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            # The worker would fail the same way: a gradient its rules cannot form.
+            raise OpError(f"cannot form the gradient: {type(e).__name__}: {e}") from None
+        value = (max(low.metas, key=lambda m: m.nbytes), peak_bytes(low, lt))
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+def _structure(nodes: list[WireNode], targets: list[int]) -> tuple:
+    pos: dict[int, int] = {}
+    key = []
+    for p, n in enumerate(nodes):
+        pos[n.id] = p
+        attrs = tuple(sorted((k, type(v).__name__, v) for k, v in n.attrs.items()
+                             if not (n.op == "leaf" and k == "hash")))
+        key.append((n.op, tuple(pos[i] for i in n.inputs), attrs))
+    return tuple(key), tuple(pos[t] for t in targets)

@@ -25,7 +25,7 @@ from remotegrad.worker.compute import MissingTensorError
 
 from . import metrics
 from .errors import abort
-from .estimate import lowered, peak_bytes
+from .estimate import Estimates
 from .fingerprint import fingerprint
 from .pool import NoWorkersError, WorkerPool
 from .security import Auth
@@ -50,6 +50,7 @@ class Gateway:
             f"store_{op}").inc())
         self.cache, self.pool, self.limits = cache, pool, limits
         self.auth = auth or Auth()
+        self.estimates = Estimates()
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -60,10 +61,10 @@ class Gateway:
                                 f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
         g, targets = engine.build(decoded.nodes, decoded.targets)
-        self._check_sizes(g)
-        g, targets = lowered(g, targets)  # what the worker will run, gradients expanded
-        self._check_sizes(g)
-        peak = peak_bytes(g, targets)
+        self._check_sizes(g.metas)
+        # What the worker will run, gradients expanded: its largest tensor and peak memory.
+        biggest, peak = self.estimates.of(decoded.nodes, decoded.targets, g, targets)
+        self._check_sizes([biggest])
         if peak > self.limits.max_memory_bytes:
             raise TooLargeError(
                 f"the computation needs about {peak} bytes at its peak (estimated from "
@@ -75,8 +76,8 @@ class Gateway:
             codec.decode_array(msg, verify_hash=True)
         return decoded
 
-    def _check_sizes(self, g: engine.Graph) -> None:
-        biggest = max(g.metas, key=lambda m: m.nbytes)
+    def _check_sizes(self, metas) -> None:
+        biggest = max(metas, key=lambda m: m.nbytes)
         if biggest.nbytes > self.limits.max_tensor_bytes:
             raise TooLargeError(
                 f"a tensor of shape {list(biggest.shape)} ({biggest.dtype}, {biggest.nbytes} "

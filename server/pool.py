@@ -59,6 +59,7 @@ class WorkerPool:
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
         self._refreshed = 0.0
+        self._turn = 0
 
     def _discover(self) -> dict[str, dict]:
         if self._redis is None:
@@ -120,7 +121,11 @@ class WorkerPool:
             candidates = [w for w in self.live() if w not in exclude]
             if not candidates:
                 raise NoWorkersError("no live workers are registered")
-            w = min(candidates, key=lambda w: w.inflight)
+            least = min(w.inflight for w in candidates)
+            # Ties (an idle pool) go round the workers, not always to the first one.
+            tied = [w for w in candidates if w.inflight == least]
+            self._turn = (self._turn + 1) % len(tied)
+            w = tied[self._turn]
             if w.inflight >= self._capacity:
                 raise PoolBusyError(f"all {len(candidates)} workers are at capacity "
                                     f"({self._capacity} calls each)")

@@ -4,6 +4,7 @@ embedded engine (`connect("local")`), with cooperative cancellation."""
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 
 import numpy as np
@@ -14,6 +15,8 @@ from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
 from .backend import numpy_backend
+
+log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
            "compute"]
@@ -108,8 +111,12 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
 
     try:
         values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
-    except (IndexError, ValueError, ArithmeticError) as e:
-        # What shapes cannot foresee: the values themselves (an index out of range).
-        raise OpError(f"computing the graph failed on its values: {type(e).__name__}: {e}") \
-            from None
+    except (IndexError, ValueError, ArithmeticError, TypeError) as e:
+        # What the shape and dtype rules did not foresee: the values themselves (an index
+        # out of range), or a dtype the array module has no loop for. The caller gets
+        # INVALID_ARGUMENT with the reason; the log keeps the traceback, since a
+        # TypeError may also be an engine bug.
+        log.warning("graph failed while computing: %s: %s", type(e).__name__, e,
+                    exc_info=isinstance(e, TypeError))
+        raise OpError(f"computing the graph failed: {type(e).__name__}: {e}") from None
     return codec.encode_response([np.asarray(backend.to_host(v)) for v in values])

@@ -118,13 +118,13 @@ class Proc:
         return self.popen.pid
 
 
-def start_redis(port: int | None = None, *extra: str) -> Proc:
+def start_redis(port: int | None = None, *extra: str, maxmemory: str = "1gb") -> Proc:
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not on PATH")
     port = port or free_port()
     args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-            "no", "--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru", *extra]
+            "no", "--maxmemory", maxmemory, "--maxmemory-policy", "allkeys-lru", *extra]
     proc = Proc("redis", subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL), port)
     if "--tls-port" not in extra:
@@ -209,8 +209,9 @@ class Cluster:
 
 
 def start_cluster(workers: int = 2, gateway_args=(), worker_args=(),
-                  heartbeat: float = 0.5, credentials=None, metadata=()) -> Cluster:
-    c = Cluster(start_redis(), gateway_args=tuple(gateway_args),
+                  heartbeat: float = 0.5, credentials=None, metadata=(),
+                  redis_maxmemory: str = "1gb") -> Cluster:
+    c = Cluster(start_redis(maxmemory=redis_maxmemory), gateway_args=tuple(gateway_args),
                 worker_args=tuple(worker_args), heartbeat=heartbeat, credentials=credentials,
                 metadata=tuple(metadata))
     try:

@@ -214,9 +214,14 @@ def no_workers(clients: int = 2) -> dict:
 
 
 def soak(seconds: float = 20.0, clients: int = 3, rate: float = 20.0,
-         sample_every: float = 1.0, warmup: float = 5.0) -> dict:
-    """A fixed rate for `seconds`, sampling the resident memory of every process."""
-    c = start_cluster(2)
+         sample_every: float = 1.0, warmup: float = 5.0, cache_mib: int = 64,
+         redis_maxmemory: str = "256mb") -> dict:
+    """A fixed rate for `seconds`, sampling the resident memory of every process. Every
+    call stores a fresh leaf, so the caches fill: their configured sizes (`cache_mib` per
+    process, Redis's maxmemory) are the bound the memory must stay under."""
+    cache = ["--memory-cache-bytes", str(cache_mib << 20)]
+    c = start_cluster(2, gateway_args=cache, worker_args=cache,
+                      redis_maxmemory=redis_maxmemory)
     try:
         with Load(c.address, clients=clients, rate=rate, max_seconds=seconds + 60) as load:
             procs = {p.name: p.pid for p in c.processes()}
@@ -237,6 +242,7 @@ def soak(seconds: float = 20.0, clients: int = 3, rate: float = 20.0,
                       "max_mib": round(max(xs) / 2**20, 1),
                       "growth_mib": round((max(xs[skip:] or xs) - base) / 2**20, 1)}
         figures["seconds"] = seconds
+        figures["caches"] = {"memory_cache_mib": cache_mib, "redis_maxmemory": redis_maxmemory}
         figures["rate_per_s"] = round(figures["calls"] / seconds, 1)
         figures["rss"] = mem
         return figures

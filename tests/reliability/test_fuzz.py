@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import os
 
 import grpc
 import numpy as np
@@ -31,8 +32,10 @@ LIMITS = ["--max-tensor-bytes", str(16 * MiB), "--max-memory-bytes", str(64 * Mi
 CLEAR = {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
 OUTCOMES: collections.Counter = collections.Counter()
 SEEN: list = []
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+# CI runs a fixed set of examples; RG_FUZZ_SCALE=10 runs ten times as many, fresh ones.
+SCALE = int(os.environ.get("RG_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=150 * SCALE, deadline=None, derandomize=SCALE == 1,
+                database=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +289,7 @@ def test_fuzz_compute_structured(gw, req):
     outcome("compute", lambda: gw.stub.Compute(req, timeout=20))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=300 * SCALE)
 @given(req=plausible_requests())
 def test_fuzz_compute_plausible_graphs(gw, req):
     outcome("plausible", lambda: gw.stub.Compute(req, timeout=20))
@@ -298,13 +301,13 @@ def test_fuzz_compute_mutations_of_a_valid_gradient(gw, req):
     outcome("mutated", lambda: gw.stub.Compute(req, timeout=20))
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=100 * SCALE)
 @given(hashes=st.lists(st.text(max_size=80), max_size=20))
 def test_fuzz_has_tensors(gw, hashes):
     outcome("has", lambda: gw.stub.HasTensors(pb.HasTensorsRequest(hashes=hashes), timeout=10))
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=100 * SCALE)
 @given(digest=st.text(max_size=200))
 def test_fuzz_fetch_tensor(gw, digest):
     outcome("fetch", lambda: list(gw.stub.FetchTensor(pb.FetchTensorRequest(hash=digest),
@@ -323,7 +326,7 @@ METHODS = [("/remotegrad.v1.Gateway/Compute", "uu"), ("/remotegrad.v1.Gateway/Ha
            ("/remotegrad.v1.Gateway/FetchTensor", "us")]
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(method=st.sampled_from(METHODS), blobs=st.lists(st.binary(max_size=300), min_size=1,
                                                          max_size=3))
 def test_fuzz_random_bytes_at_every_method(gw, method, blobs):
