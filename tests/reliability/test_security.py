@@ -165,6 +165,18 @@ def test_token_required_health_open(secured):
     torch.connect("local")
 
 
+def test_status_command_with_tls_and_token(secured):
+    import os
+    env = dict(os.environ, REMOTEGRAD_TLS_CA=str(_ca(secured)), REMOTEGRAD_TOKEN="tok-alice")
+    out = subprocess.run([PY, "-m", "remotegrad.server.cli", "status", "--address",
+                          secured.address], capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 0 and "workers  1" in out.stdout, out.stdout + out.stderr
+    env.pop("REMOTEGRAD_TOKEN")
+    out = subprocess.run([PY, "-m", "remotegrad.server.cli", "status", "--address",
+                          secured.address], capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 1 and "token" in out.stdout
+
+
 def _ca(c) -> Path:
     argv = c.gateway.popen.args
     return Path(argv[argv.index("--tls-cert") + 1]).with_name("ca.pem")
