@@ -251,7 +251,9 @@ def soak(seconds: float = 20.0, clients: int = 3, rate: float = 20.0,
 
 
 SCENARIOS = {"worker-kill": worker_kill, "redis-restart": redis_restart,
-             "gateway-restart": gateway_restart, "slow-worker": slow_worker,
+             "gateway-restart": gateway_restart,
+             "gateway-drain": lambda **kw: gateway_restart(sig=signal.SIGTERM, **kw),
+             "slow-worker": slow_worker,
              "stuck-worker": lambda **kw: slow_worker(stuck=True, **kw), "no-workers": no_workers,
              "soak": soak}
 
