@@ -54,18 +54,20 @@ def test_request_id_travels_from_client_to_worker_logs(logged_cluster):
     assert all(e["request_id"] == "rid-observe-42" for e in lines())
 
 
-def test_every_process_serves_prometheus_metrics(redis_server):
-    cluster = start_cluster(redis_server, 0)
+def test_every_process_serves_prometheus_metrics():
+    redis = start_redis()  # its own: the registry holds this test's worker alone
+    cluster = start_cluster(redis, 0)
     port = free_port()
     worker = cluster.add_worker("--metrics-port", str(port))
     try:
-        cluster.wait_workers(len(cluster.status().workers))  # the gateway answers
-        assert cluster.metric("remotegrad_workers") >= 0
+        cluster.wait_workers(1)
+        wait_until(lambda: cluster.metric("remotegrad_workers") == 1, "worker gauge")
         wait_until(lambda: b"remotegrad_calls_total" in urllib.request.urlopen(
             f"http://127.0.0.1:{port}/metrics", timeout=2).read(), "worker metrics")
     finally:
         stop(worker)
         cluster.close()
+        stop(redis.proc)
 
 
 def test_status_prints_workers_and_cache_ratio(cluster):
