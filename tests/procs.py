@@ -144,7 +144,11 @@ def start_cluster(redis: Redis, workers: int = 2, *gateway_args: str,
                            "--metrics-port", str(metrics_port), *gateway_args],
                           env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     c = Cluster(redis, gw, port, env=env, metrics_port=metrics_port, stderr=stderr)
-    for _ in range(workers):
-        c.add_worker()
-    c.wait_workers(workers)
+    try:
+        for _ in range(workers):
+            c.add_worker()
+        c.wait_workers(workers)
+    except BaseException:
+        c.close()  # never leave a half-started cluster running
+        raise
     return c
