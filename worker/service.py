@@ -35,7 +35,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         start, code = time.perf_counter(), "OK"
         cancel = Cancellation()
         # Runs when the RPC ends: at once when the gateway cancels or the deadline passes.
-        context.add_callback(cancel.cancel)
+        if not context.add_callback(cancel.cancel):
+            cancel.cancel()  # the RPC already ended: do not start
         metrics.RUNNING.labels("worker").inc()
         try:
             resp = compute(request, self.store, meta.get("x-tenant", "default"), self.backend,
