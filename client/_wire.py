@@ -124,7 +124,7 @@ def _apply(session: Session, resp: pb.ComputeResponse, targets: list[Node],
             session.held.add(msg.hash)
             msg = session.fetch(msg.hash)
         node.value = _readonly(codec.decode_array(msg))
-        node.hash = msg.hash
+        node.hash = msg.hash or None  # results travel unhashed unless the cluster holds them
         node.batch = None
 
 

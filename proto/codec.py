@@ -56,13 +56,23 @@ def array_hash(arr: np.ndarray) -> str:
     return tensor_hash(arr.dtype.name, arr.shape, memoryview(arr).cast("B"))
 
 
-def encode_array(arr: np.ndarray, digest: str | None = None) -> pb.TensorData:
+def encode_array(arr: np.ndarray, digest: str | None = None, *,
+                 with_hash: bool = True) -> pb.TensorData:
+    """`with_hash=False` leaves the hash empty: hashing costs a pass over the bytes, and
+    only values that are stored and named later need one (see `ensure_hash`)."""
     arr = contiguous(arr)
     if arr.dtype.name not in DTYPES:
         raise OpError(f"dtype {arr.dtype.name} cannot be sent")
     data = arr.tobytes()
-    digest = digest or tensor_hash(arr.dtype.name, arr.shape, data)
-    return pb.TensorData(dtype=arr.dtype.name, shape=arr.shape, data=data, hash=digest)
+    if with_hash:
+        digest = digest or tensor_hash(arr.dtype.name, arr.shape, data)
+    return pb.TensorData(dtype=arr.dtype.name, shape=arr.shape, data=data, hash=digest or "")
+
+
+def ensure_hash(msg: pb.TensorData) -> str:
+    if not msg.hash:
+        msg.hash = tensor_hash(msg.dtype, tuple(msg.shape), msg.data)
+    return msg.hash
 
 
 def decode_array(msg: pb.TensorData, *, verify_hash: bool = False) -> np.ndarray:
@@ -134,7 +144,9 @@ def decode_request(req: pb.ComputeRequest) -> Request:
 
 
 def encode_response(arrays: list[np.ndarray], *, worker: str = "") -> pb.ComputeResponse:
-    return pb.ComputeResponse(results=[encode_array(a) for a in arrays], worker=worker)
+    """Results travel unhashed; the gateway hashes those it stores (kept, or large)."""
+    return pb.ComputeResponse(results=[encode_array(a, with_hash=False) for a in arrays],
+                              worker=worker)
 
 
 def decode_response(resp: pb.ComputeResponse) -> list[np.ndarray]:

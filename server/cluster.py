@@ -89,6 +89,8 @@ class Cluster:
                      "--max-tensor-bytes", str(a.max_tensor_bytes),
                      "--inline-result-bytes", str(a.inline_result_bytes),
                      "--max-memory-bytes", str(a.max_memory_bytes),
+                     "--local-max-nodes", str(a.local_max_nodes),
+                     "--local-max-bytes", str(a.local_max_bytes),
                      "--max-request-bytes", str(a.max_request_bytes),
                      "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
                      *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),

@@ -76,6 +76,12 @@ SETTINGS = [
             "estimated from shapes before any allocation", (GATEWAY, CLUSTER), int),
     Setting("inline_result_bytes", 64 << 20, "results larger than this are kept in the "
             "tensor store and streamed to the client on request", (GATEWAY, CLUSTER), int),
+    Setting("local_max_nodes", 0, "graphs of at most this many nodes, all leaves inline and "
+            "small (--local-max-bytes), run in the gateway itself: one hop and no Redis, "
+            "at the cost of gateway CPU; 0 sends every graph to a worker",
+            (GATEWAY, CLUSTER), int),
+    Setting("local_max_bytes", 64 << 10, "inline leaf bytes a graph may carry to run in "
+            "the gateway", (GATEWAY, CLUSTER), int),
     Setting("heartbeat", 2.0, "seconds between worker heartbeats; a worker is dropped after "
             "3 missed", (GATEWAY, WORKER, CLUSTER), float),
     Setting("log_level", "INFO", "logging level", (GATEWAY, WORKER, CLUSTER)),

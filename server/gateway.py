@@ -19,9 +19,9 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.observability import request_id, request_id_of
-from remotegrad.proto.store import GuardedStore
+from remotegrad.proto.store import GuardedStore, NullStore
 from remotegrad.worker import engine
-from remotegrad.worker.compute import MissingTensorError
+from remotegrad.worker.compute import MissingTensorError, compute
 
 from . import metrics
 from .errors import abort
@@ -39,6 +39,9 @@ class Limits:
     max_tensor_bytes: int = 4 << 30
     inline_result_bytes: int = 64 << 20  # larger results are answered by reference
     max_memory_bytes: int = 8 << 30  # peak working set of one computation
+    local_max_nodes: int = 0  # graphs up to this size run in the gateway (0: never)
+    local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
+    store_min_bytes: int = 64 << 10  # smaller inline leaves are not kept in the store
 
 
 class Gateway:
@@ -88,8 +91,10 @@ class Gateway:
         the cluster does not hold. If the store cannot say, the worker finds out."""
         inline = decoded.tensor_protos
         for msg in inline.values():
-            metrics.BYTES_IN.inc(len(msg.data))
-            self.store.put(tenant, msg)
+            # Small leaves are cheaper to send again than to keep: only the SDK's streamed
+            # uploads and kept results are named by hash later.
+            if len(msg.data) >= self.limits.store_min_bytes:
+                self.store.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
         missing = self.store.missing(tenant, refs)
         if missing:
@@ -98,17 +103,37 @@ class Gateway:
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
         decoded = self.validate(req)
-        self._stage(decoded, tenant)
+        metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
+        if self._runs_here(req, decoded):
+            return self._compute_here(req, tenant)
         fp = fingerprint(decoded.nodes, decoded.targets) + ":" + ",".join(
             str(decoded.targets.index(k)) for k in req.keep)
-        hit = self._cached(tenant, fp)
+        hit = self._cached(tenant, fp)  # a hit needs no leaves: look before staging
         if hit is not None:
             return hit
         metrics.CACHE.labels("miss").inc()
+        self._stage(decoded, tenant)
         resp = self._execute(self._with_leaves(req, decoded, tenant), tenant, timeout,
                              on_cancel)
         self._by_reference(resp, req, tenant)
         self.cache.put(tenant, fp, resp.SerializeToString())
+        return resp
+
+    def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request) -> bool:
+        """Small, self-contained graphs: one hop, no Redis (computing them costs less than
+        a round trip to a worker or to the cache). Off unless --local-max-nodes is set."""
+        lim = self.limits
+        if not lim.local_max_nodes or len(decoded.nodes) > lim.local_max_nodes or req.keep:
+            return False
+        inline = decoded.tensor_protos
+        if sum(len(m.data) for m in inline.values()) > lim.local_max_bytes:
+            return False
+        return all(n.attrs["hash"] in inline for n in decoded.nodes if n.op == "leaf")
+
+    def _compute_here(self, req: pb.ComputeRequest, tenant: str) -> pb.ComputeResponse:
+        metrics.LOCAL.inc()
+        resp = compute(req, NullStore(), tenant)
+        resp.worker = "gateway"
         return resp
 
     def _cached(self, tenant: str, fp: str) -> pb.ComputeResponse | None:
@@ -146,9 +171,10 @@ class Gateway:
         """Store kept and large results and answer them by hash (if the store works)."""
         keep = {i for i, t in enumerate(req.targets) if t in set(req.keep)}
         for i, r in enumerate(resp.results):
-            if (i in keep or len(r.data) > self.limits.inline_result_bytes) and \
-                    self.store.put(tenant, r):
-                r.data = b""
+            if i in keep or len(r.data) > self.limits.inline_result_bytes:
+                codec.ensure_hash(r)  # workers send results unhashed
+                if self.store.put(tenant, r):
+                    r.data = b""
 
     def _execute(self, req, tenant, timeout, on_cancel) -> pb.ComputeResponse:
         """Run on the least-loaded worker; on another if that one went away (compute is

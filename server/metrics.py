@@ -16,6 +16,7 @@ INFLIGHT = Gauge("remotegrad_worker_inflight", "calls running on a worker", ["wo
 CANCELLED = Counter("remotegrad_cancelled_total", "calls stopped before they finished because "
                     "the caller went away or the deadline passed", ["service"])
 RUNNING = Gauge("remotegrad_running_calls", "calls being computed now", ["service"])
+LOCAL = Counter("remotegrad_local_calls_total", "small graphs the gateway ran itself")
 RETRIES = Counter("remotegrad_retries_total", "calls retried on another worker")
 
 

@@ -34,7 +34,7 @@ def build_gateway(args) -> Gateway:
         static = [a for a in args.worker_addrs.split(",") if a]
         pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue, **creds)
     limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
-                    args.max_memory_bytes)
+                    args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes)
     return Gateway(store, cache, pool, limits, Auth.from_args(args))
 
 

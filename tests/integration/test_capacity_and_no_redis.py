@@ -27,10 +27,10 @@ def _slow_request(n: int = 1024, repeats: int = 24):
     return codec.encode_request(nodes, [codec.encode_array(x, h)], [repeats + 1])
 
 
-def _small_request(v: float):
-    x = np.full(3, v, dtype=np.float32)
+def _small_request(v: float, n: int = 3):
+    x = np.full(n, v, dtype=np.float32)
     h = codec.array_hash(x)
-    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": (3,)}),
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": (n,)}),
              WireNode(1, "sum", (0,), {"dim": None, "keepdim": False})]
     return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
 
@@ -81,9 +81,11 @@ def test_without_redis_a_static_worker_computes_and_the_gateway_caches():
             wait_until(ok, "gateway and worker without Redis", procs=[worker, gateway])
             again = stub.Compute(_small_request(2.0), timeout=5)
             assert again.cache_hit and float(codec.decode_response(again)[0]) == 6.0
-            # A leaf sent once is held by the gateway's in-process store and attached
-            # for the worker when a later request names it by hash only.
-            req = _small_request(2.0)
+            # A leaf sent once (one large enough to be worth keeping) is held by the
+            # gateway's in-process store and attached for the worker when a later request
+            # names it by hash only.
+            stub.Compute(_small_request(2.0, 1 << 15), timeout=5)
+            req = _small_request(2.0, 1 << 15)
             del req.tensors[:]
             req.graph.nodes[1].op = "mean"
             (got,) = codec.decode_response(stub.Compute(req, timeout=5))

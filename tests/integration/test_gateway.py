@@ -86,3 +86,24 @@ def test_health_and_reflection(cluster):
             iter([req]), timeout=5))
         names = {s.name for s in resp.list_services_response.service}
         assert {"remotegrad.v1.Gateway", "grpc.health.v1.Health"} <= names
+
+
+def test_small_graphs_run_in_the_gateway_when_enabled():
+    from procs import start_cluster, start_redis, stop
+    redis = start_redis()
+    cluster = start_cluster(redis, 1, "--local-max-nodes", "16")
+    try:
+        x = np.arange(6, dtype=np.float32).reshape(2, 3)
+        resp = cluster.stub().Compute(_request(x, 2.0), timeout=10)
+        assert resp.worker == "gateway" and not resp.cache_hit
+        total, scaled = codec.decode_response(resp)
+        np.testing.assert_array_equal(scaled, x * 2)
+        assert float(total) == 30.0
+        assert redis.client().keys("rg:v1:*:result:*") == []  # one hop, no Redis
+        big = np.ones((200, 200), dtype=np.float32)  # 160 KB of leaves: over the bound
+        resp = cluster.stub().Compute(_request(big, 2.0), timeout=10)
+        assert resp.worker not in ("", "gateway")
+        assert cluster.metric("remotegrad_local_calls_total") == 1
+    finally:
+        cluster.close()
+        stop(redis.proc)
