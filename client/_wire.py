@@ -113,7 +113,7 @@ def _apply(session: Session, resp: pb.ComputeResponse, targets: list[Node],
            keep: list[Node]) -> None:
     results = list(resp.results)
     for node, msg in zip(keep, results[:len(keep)]):
-        node.hash = msg.hash
+        node.hash = msg.hash or None
         node.inputs = ()  # it travels by hash from now on: its history can go
         if msg.data or not node.meta.nbytes:
             node.value = _readonly(codec.decode_array(msg))

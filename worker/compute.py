@@ -111,6 +111,8 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
 
     try:
         values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+    except MissingTensorError:
+        raise  # FAILED_PRECONDITION: the client sends the bytes again
     except (IndexError, ValueError, ArithmeticError, TypeError) as e:
         # What the shape and dtype rules did not foresee: the values themselves (an index
         # out of range), or a dtype the array module has no loop for. The caller gets

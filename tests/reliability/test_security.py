@@ -184,7 +184,8 @@ def _ca(c) -> Path:
 
 def test_tenants_cannot_see_each_others_tensors_or_results(secured):
     stub = pb_grpc.GatewayStub(secured.channel())
-    x = np.random.default_rng(3).standard_normal(5).astype(np.float32)
+    # Large enough for the gateway to keep (smaller inline leaves are not stored).
+    x = np.random.default_rng(3).standard_normal(20_000).astype(np.float32)
     h = codec.array_hash(x)
     first = stub.Compute(_request(x, keep=True), timeout=10, metadata=_as("alice"))
     kept = first.results[0].hash
