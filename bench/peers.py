@@ -140,6 +140,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50, help="training steps per kind")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    ap.add_argument("--cluster-arg", action="append", default=[],
+                    help="extra `cluster up` argument, e.g. --cluster-arg=--local-max-nodes=64")
     ap.add_argument("--pt-tcp", action="store_true",
                     help="pin TensorPipe to TCP (default: it picks shared memory on one host)")
     args = ap.parse_args()
@@ -148,7 +150,7 @@ def main() -> int:
     pt = PtRpc(tcp_only=args.pt_tcp)
     runners = {f"PT-RPC {k}": (lambda n, k=k: pt.time(k, n)) for k in KINDS}
     try:
-        with local_cluster(args.workers) as address:
+        with local_cluster(args.workers, *args.cluster_arg) as address:
             rg = Remotegrad(address)
             runners.update(rg.calls)
             groups = [("seed", args.calls, 20), ("mlp", max(20, args.calls // 10), 5),

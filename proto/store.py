@@ -183,18 +183,3 @@ class TieredStore:
     def missing(self, tenant: str, digests: list[str]):
         return self.inner.missing(tenant, digests)
 
-
-class NullStore:
-    """Remembers nothing: for computations run where nothing is shared (the gateway's
-    one-hop path for small graphs)."""
-
-    shared = False
-
-    def get(self, tenant: str, digest: str):
-        return None
-
-    def put(self, tenant: str, msg: pb.TensorData) -> bool:
-        return True
-
-    def missing(self, tenant: str, digests: list[str]) -> list[str]:
-        return list(digests)

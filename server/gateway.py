@@ -19,7 +19,7 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.observability import request_id, request_id_of
-from remotegrad.proto.store import GuardedStore, NullStore
+from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import MissingTensorError, compute
 
@@ -41,7 +41,6 @@ class Limits:
     max_memory_bytes: int = 8 << 30  # peak working set of one computation
     local_max_nodes: int = 0  # graphs up to this size run in the gateway (0: never)
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
-    store_min_bytes: int = 64 << 10  # smaller inline leaves are not kept in the store
 
 
 class Gateway:
@@ -90,11 +89,8 @@ class Gateway:
         """Keep inline leaves; refuse (FAILED_PRECONDITION) leaves named only by a hash
         the cluster does not hold. If the store cannot say, the worker finds out."""
         inline = decoded.tensor_protos
-        for msg in inline.values():
-            # Small leaves are cheaper to send again than to keep: only the SDK's streamed
-            # uploads and kept results are named by hash later.
-            if len(msg.data) >= self.limits.store_min_bytes:
-                self.store.put(tenant, msg)
+        for msg in inline.values():  # the contract: sent once, named by hash afterwards
+            self.store.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
         missing = self.store.missing(tenant, refs)
         if missing:
@@ -120,8 +116,8 @@ class Gateway:
         return resp
 
     def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request) -> bool:
-        """Small, self-contained graphs: one hop, no Redis (computing them costs less than
-        a round trip to a worker or to the cache). Off unless --local-max-nodes is set."""
+        """Small, self-contained graphs: one hop, no worker and no result cache (computing
+        them costs less than a round trip to either). Off unless --local-max-nodes is set."""
         lim = self.limits
         if not lim.local_max_nodes or len(decoded.nodes) > lim.local_max_nodes or req.keep:
             return False
@@ -132,7 +128,8 @@ class Gateway:
 
     def _compute_here(self, req: pb.ComputeRequest, tenant: str) -> pb.ComputeResponse:
         metrics.LOCAL.inc()
-        resp = compute(req, NullStore(), tenant)
+        # Leaves sent inline are kept, as for every graph: later requests may name them.
+        resp = compute(req, self.store, tenant)
         resp.worker = "gateway"
         return resp
 

@@ -99,7 +99,7 @@ def test_small_graphs_run_in_the_gateway_when_enabled():
         total, scaled = codec.decode_response(resp)
         np.testing.assert_array_equal(scaled, x * 2)
         assert float(total) == 30.0
-        assert redis.client().keys("rg:v1:*:result:*") == []  # one hop, no Redis
+        assert redis.client().keys("rg:v1:*:result:*") == []  # no worker, no result cache
         big = np.ones((200, 200), dtype=np.float32)  # 160 KB of leaves: over the bound
         resp = cluster.stub().Compute(_request(big, 2.0), timeout=10)
         assert resp.worker not in ("", "gateway")
