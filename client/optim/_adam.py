@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 from .. import _creation
-from .._grad_mode import no_grad
 from ._optimizer import Optimizer
 
 
@@ -33,15 +31,6 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused))
-
-    def step(self, closure=None) -> Any:
-        loss = self._closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, group)
-        return loss
 
     def _state(self, p) -> dict:
         state = self.state[p]

@@ -53,6 +53,18 @@ class Optimizer:
                     p.grad = p.grad.detach().zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient (lazy: each update is a
+        graph node, computed and kept in the cluster with the next round trip)."""
+        loss = self._closure(closure)
+        from .._grad_mode import no_grad
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, group)
+        return loss
+
+    def _update(self, p, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _closure(self, closure: Callable[[], Any] | None):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from .._grad_mode import no_grad
 from ._optimizer import Optimizer
 
 
@@ -26,15 +24,6 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize, foreach=foreach,
                                       differentiable=differentiable, fused=fused))
-
-    def step(self, closure=None) -> Any:
-        loss = self._closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, group)
-        return loss
 
     def _update(self, p, group) -> None:
         g = -p.grad if group["maximize"] else p.grad
