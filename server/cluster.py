@@ -29,6 +29,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if `cluster up` itself dies, even by SIGKILL (Linux), so
+    nothing it started is left running."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Cluster:
     def __init__(self, args) -> None:
         self.args = args
@@ -37,6 +47,7 @@ class Cluster:
 
     def _spawn(self, argv: list[str], quiet: bool = False, env=None) -> subprocess.Popen:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with_parent,
                                 stdout=subprocess.DEVNULL if quiet else None)
         self.procs.append(proc)
         return proc

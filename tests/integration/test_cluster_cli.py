@@ -59,6 +59,35 @@ def test_cluster_up_then_stop_leaves_nothing_running(sig):
         assert proc.wait(timeout=30) == 0
         assert not [c for c in children if _alive(c)], "cluster left processes running"
     finally:
+        if proc.poll() is None:  # a failed assertion: stop the cluster the same clean way
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_cluster_killed_outright_leaves_nothing_running():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "cluster", "up",
+                             "--workers", "1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while time.monotonic() < deadline and "ready at" not in line:
+            line = proc.stdout.readline()
+            assert line, "cluster up exited before it was ready"
+        children = _children(proc.pid)
+        assert len(children) == 3
+        proc.kill()  # SIGKILL: no chance to clean up; the children must go by themselves
+        proc.wait()
+        end = time.monotonic() + 20
+        while time.monotonic() < end and [c for c in children if _alive(c)]:
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)], "children outlived a killed cluster"
+    finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
