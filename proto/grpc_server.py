@@ -98,3 +98,17 @@ def bind(server: grpc.Server, host: str, port: int,
 
 GATEWAY_SERVICE = pb.DESCRIPTOR.services_by_name["Gateway"].full_name
 WORKER_SERVICE = pb.DESCRIPTOR.services_by_name["Worker"].full_name
+
+
+def wait_for_stop_signal(poll: float = 0.1) -> int:
+    """Block until SIGTERM or SIGINT arrives; return it. The handler only appends to a
+    list: a handler that takes a lock (Event.set) deadlocks when a second signal lands
+    while the first one's handler holds that lock."""
+    import signal
+    import time
+    received: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    while not received:
+        time.sleep(poll)
+    return received[0]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from remotegrad.proto import grpc_server
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
@@ -58,10 +56,7 @@ def serve(args) -> None:
     print(f"remotegrad gateway listening on {args.host}:{port}"
           f"{' (TLS)' if tls.serving else ''}{' (tokens)' if gateway.auth.enabled else ''}",
           flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    grpc_server.wait_for_stop_signal()
     health.enter_graceful_shutdown()
     server.stop(grace=10).wait()
     gateway.pool.close()

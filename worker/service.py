@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 import time
 
@@ -120,10 +119,7 @@ def serve(args) -> None:
         beat.start()
     log.info("worker %s serving (backend %s)", address, be.name)
     print(f"remotegrad worker listening on {address}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    grpc_server.wait_for_stop_signal()
     log.info("worker %s draining", address)
     health.enter_graceful_shutdown()
     if beat:
