@@ -28,10 +28,10 @@ class WireNode:
 
 @dataclass(slots=True)
 class Request:
-    """A decoded ComputeRequest: nodes in wire order, inline tensors by hash, targets."""
+    """A decoded ComputeRequest: nodes in wire order, targets, inline tensors by hash
+    (still as messages: their bytes are decoded only where they are used)."""
 
     nodes: list[WireNode]
-    tensors: dict[str, np.ndarray]
     targets: list[int]
     request_id: str = ""
     tensor_protos: dict[str, pb.TensorData] = field(default_factory=dict)
@@ -140,7 +140,7 @@ def decode_request(req: pb.ComputeRequest) -> Request:
     nodes = [WireNode(n.id, n.op, tuple(n.inputs), {k: _decode_attr(v) for k, v in n.attrs.items()})
              for n in req.graph.nodes]
     protos = {t.hash: t for t in req.tensors}
-    return Request(nodes, {}, list(req.targets), req.request_id, protos)
+    return Request(nodes, list(req.targets), req.request_id, protos)
 
 
 def encode_response(arrays: list[np.ndarray], *, worker: str = "") -> pb.ComputeResponse:
