@@ -9,6 +9,17 @@ from typing import Any
 from .._tensor import Tensor
 
 
+def zero_grads(params: Iterable, set_to_none: bool = True) -> None:
+    """Reset the gradients of `params` (PyTorch's zero_grad, for modules and optimisers)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad = p.grad.detach().zero_()
+
+
 class Optimizer:
     """As torch.optim.Optimizer. Updates run under no_grad as in-place node replacement:
     a parameter's new value is a lazy graph node, computed with the next round trip."""
@@ -43,14 +54,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = p.grad.detach().zero_()
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient (lazy: each update is a
