@@ -74,7 +74,6 @@ from ._grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from ._session import connect
 from ._size import Size, device
 from ._tensor import Tensor
 from . import _functional as _functional_module  # noqa: E402  (installs the op table)
@@ -101,3 +100,12 @@ __all__ = [
 __all__ += sorted(_functional_module.FUNCTIONS)
 __version__ = "0.1.0"
 del _dtypes
+
+
+def __getattr__(name: str):
+    # connect() brings in grpc and the generated code: only when a session is wanted, so
+    # that `import remotegrad.worker.engine` works where they are missing or differ.
+    if name == "connect":
+        from ._session import connect
+        return connect
+    raise AttributeError(f"module 'remotegrad' has no attribute {name!r}")

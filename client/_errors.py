@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import grpc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # grpc is imported by the session, not by `import remotegrad`
+    import grpc
 
 
 class RemotegradError(RuntimeError):
@@ -30,19 +33,19 @@ class AuthenticationError(RemotegradError, PermissionError):
 
 
 _BY_CODE = {
-    grpc.StatusCode.INVALID_ARGUMENT: GraphRefusedError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.UNAVAILABLE: ClusterUnavailableError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
-    grpc.StatusCode.PERMISSION_DENIED: AuthenticationError,
+    "INVALID_ARGUMENT": GraphRefusedError,
+    "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "UNAVAILABLE": ClusterUnavailableError,
+    "DEADLINE_EXCEEDED": DeadlineExceededError,
+    "UNAUTHENTICATED": AuthenticationError,
+    "PERMISSION_DENIED": AuthenticationError,
 }
 
 
 def from_rpc_error(err: grpc.RpcError, address: str) -> RemotegradError:
     code = err.code()
     details = err.details() or code.name
-    cls = _BY_CODE.get(code, RemotegradError)
+    cls = _BY_CODE.get(code.name, RemotegradError)
     if cls is ClusterUnavailableError:
         return cls(f"remotegrad cluster at {address} is unavailable: {details}")
     return cls(f"{details} (from remotegrad cluster at {address}, status {code.name})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from remotegrad.proto import catalog, codec
+from remotegrad.proto import catalog, nodes
 from remotegrad.proto.catalog import Meta
 
 
@@ -46,7 +46,7 @@ class Node:
 
 def leaf(array: np.ndarray) -> Node:
     """A node whose value is given (created from data on the client)."""
-    array = codec.contiguous(array)
+    array = nodes.contiguous(array)
     array.flags.writeable = False
     node = Node("leaf", (), {}, Meta(tuple(array.shape), array.dtype.name))
     node.value = array

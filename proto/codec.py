@@ -6,7 +6,6 @@ allocates anything and never unpickles: a tensor is dtype + shape + raw bytes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,16 +13,8 @@ import numpy as np
 
 from . import remotegrad_pb2 as pb
 from .catalog import DTYPES, ITEMSIZE, OpError
-
-Attrs = dict[str, Any]
-
-
-@dataclass(slots=True)
-class WireNode:
-    id: int
-    op: str
-    inputs: tuple[int, ...]
-    attrs: Attrs
+# Re-exported: the wire's node type and content hashes live apart from the protobuf code.
+from .nodes import Attrs, WireNode, array_hash, contiguous, tensor_hash  # noqa: F401
 
 
 @dataclass(slots=True)
@@ -35,25 +26,6 @@ class Request:
     targets: list[int]
     request_id: str = ""
     tensor_protos: dict[str, pb.TensorData] = field(default_factory=dict)
-
-
-def tensor_hash(dtype: str, shape: tuple[int, ...], data) -> str:
-    """Content address of a tensor: dtype, shape and bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{dtype}|{','.join(map(str, shape))}|".encode())
-    h.update(data)
-    return h.hexdigest()
-
-
-def contiguous(arr) -> np.ndarray:
-    """A C-ordered ndarray, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
-    arr = np.asarray(arr)
-    return arr if arr.flags.c_contiguous else arr.copy(order="C")
-
-
-def array_hash(arr: np.ndarray) -> str:
-    arr = contiguous(arr)
-    return tensor_hash(arr.dtype.name, arr.shape, memoryview(arr).cast("B"))
 
 
 def encode_array(arr: np.ndarray, digest: str | None = None, *,

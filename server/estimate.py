@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 
 from remotegrad.proto.catalog import OpError
-from remotegrad.proto.codec import WireNode
+from remotegrad.proto.nodes import WireNode
 from remotegrad.worker import engine
 
 

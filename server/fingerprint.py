@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from remotegrad.proto.codec import WireNode
+from remotegrad.proto.nodes import WireNode
 
 
 def _canonical_attrs(attrs: dict) -> bytes:

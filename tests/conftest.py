@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from procs import start_cluster, start_redis, stop
+# procs (grpc, the generated code) is imported inside the fixtures: the engine tests must
+# run where only numpy, the array module and PyTorch are installed (scripts/gpu_check.sh).
 
 
 @pytest.fixture(scope="session")
 def redis_server():
+    from procs import start_redis, stop
     r = start_redis()
     yield r
     stop(r.proc)
@@ -17,6 +19,7 @@ def redis_server():
 @pytest.fixture(scope="session")
 def cluster(redis_server):
     """A gateway and two workers, shared by the tests that only make calls."""
+    from procs import start_cluster
     c = start_cluster(redis_server, 2, "--inline-result-bytes", str(1 << 20))
     yield c
     c.close()

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from remotegrad.proto import codec
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.nodes import WireNode, array_hash
 from remotegrad.worker import engine
-from remotegrad.worker.compute import MemoryTensorStore, compute
 from remotegrad.worker.engine import Graph, compile_graph
 from remotegrad.worker.engine.executor import Program
 
@@ -155,13 +154,13 @@ def test_shape_errors_use_pytorch_wording():
 
 
 def _wire(a: np.ndarray, b: np.ndarray, scale):
-    ha, hb = codec.array_hash(a), codec.array_hash(b)
-    nodes = [codec.WireNode(10, "leaf", (), {"hash": ha, "dtype": a.dtype.name, "shape": a.shape}),
-             codec.WireNode(11, "leaf", (), {"hash": hb, "dtype": b.dtype.name, "shape": b.shape}),
-             codec.WireNode(12, "const", (), {"value": scale}),
-             codec.WireNode(13, "matmul", (10, 11), {}),
-             codec.WireNode(14, "mul", (13, 12), {}),
-             codec.WireNode(15, "sum", (14,), {})]
+    ha, hb = array_hash(a), array_hash(b)
+    nodes = [WireNode(10, "leaf", (), {"hash": ha, "dtype": a.dtype.name, "shape": a.shape}),
+             WireNode(11, "leaf", (), {"hash": hb, "dtype": b.dtype.name, "shape": b.shape}),
+             WireNode(12, "const", (), {"value": scale}),
+             WireNode(13, "matmul", (10, 11), {}),
+             WireNode(14, "mul", (13, 12), {}),
+             WireNode(15, "sum", (14,), {})]
     return nodes, {ha: a, hb: b}
 
 
@@ -185,35 +184,24 @@ def test_programs_are_cached_by_structure_not_data():
 
 def test_equal_tensors_with_different_tags_get_their_own_gradients():
     w = np.ones(3)
-    h = codec.array_hash(w)
+    h = array_hash(w)
     leaf = {"hash": h, "dtype": "float64", "shape": (3,)}
-    nodes = [codec.WireNode(1, "leaf", (), {**leaf, "tag": "a"}),
-             codec.WireNode(2, "leaf", (), {**leaf, "tag": "b"}),
-             codec.WireNode(3, "const", (), {"value": 2.0}),
-             codec.WireNode(4, "mul", (1, 3), {}),
-             codec.WireNode(5, "mul", (4, 2), {}),     # 2 * a * b
-             codec.WireNode(6, "sum", (5,), {}),
-             codec.WireNode(7, "full", (), {"shape": (), "value": 1.0, "dtype": "float64"}),
-             codec.WireNode(8, "grad", (6, 7, 1), {"n": 1}),
-             codec.WireNode(9, "grad", (6, 7, 2), {"n": 1})]
+    nodes = [WireNode(1, "leaf", (), {**leaf, "tag": "a"}),
+             WireNode(2, "leaf", (), {**leaf, "tag": "b"}),
+             WireNode(3, "const", (), {"value": 2.0}),
+             WireNode(4, "mul", (1, 3), {}),
+             WireNode(5, "mul", (4, 2), {}),     # 2 * a * b
+             WireNode(6, "sum", (5,), {}),
+             WireNode(7, "full", (), {"shape": (), "value": 1.0, "dtype": "float64"}),
+             WireNode(8, "grad", (6, 7, 1), {"n": 1}),
+             WireNode(9, "grad", (6, 7, 2), {"n": 1})]
     ga, gb = engine.execute(nodes, [8, 9], {h: w}.__getitem__, np)
     np.testing.assert_array_equal(ga, 2 * w)   # not 4w: a and b are two leaves
     np.testing.assert_array_equal(gb, 2 * w)
-    untagged = [codec.WireNode(n.id, n.op, n.inputs, {k: v for k, v in n.attrs.items()
+    untagged = [WireNode(n.id, n.op, n.inputs, {k: v for k, v in n.attrs.items()
                                                       if k != "tag"}) for n in nodes]
     ga, _ = engine.execute(untagged, [8, 9], {h: w}.__getitem__, np)
     np.testing.assert_array_equal(ga, 4 * w)   # one leaf: d(2 a^2)/da
-
-
-def test_compute_request_round_trip():
-    a = np.arange(6, dtype=np.float32).reshape(2, 3)
-    b = np.ones((3, 2), np.float32)
-    nodes, _ = _wire(a, b, 0.5)
-    req = codec.encode_request(nodes, [codec.encode_array(a), codec.encode_array(b)], [15, 13])
-    resp = compute(req, MemoryTensorStore())
-    total, prod = codec.decode_response(resp)
-    np.testing.assert_allclose(prod, a @ b)
-    assert total.dtype == np.float32 and float(total) == pytest.approx(0.5 * (a @ b).sum())
 
 
 def test_first_run_fixes_results_whose_dtype_the_array_module_gets_wrong():

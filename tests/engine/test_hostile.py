@@ -8,7 +8,7 @@ import pytest
 
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
-from remotegrad.proto.codec import WireNode
+from remotegrad.proto.nodes import WireNode
 from remotegrad.worker.engine import build
 
 from .helpers import make_value

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from remotegrad.proto.catalog import OpError
-from remotegrad.proto.codec import WireNode
+from remotegrad.proto.nodes import WireNode
 
 from .autodiff import lower, materialize, vjp
 from .executor import LeafLookup, Program, run

@@ -1,0 +1,44 @@
+"""Graph nodes and tensor content hashes as they travel: what the engine, the gateway's
+checks and the SDK share.
+
+Kept apart from `codec` so that the engine imports without the generated protobuf code
+(a GPU machine may have another protobuf runtime, and no gRPC at all is needed to run a
+graph).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Attrs = dict[str, Any]
+
+
+@dataclass(slots=True)
+class WireNode:
+    id: int
+    op: str
+    inputs: tuple[int, ...]
+    attrs: Attrs
+
+
+def tensor_hash(dtype: str, shape: tuple[int, ...], data) -> str:
+    """Content address of a tensor: dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{dtype}|{','.join(map(str, shape))}|".encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def contiguous(arr) -> np.ndarray:
+    """A C-ordered ndarray, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    arr = np.asarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def array_hash(arr: np.ndarray) -> str:
+    arr = contiguous(arr)
+    return tensor_hash(arr.dtype.name, arr.shape, memoryview(arr).cast("B"))
