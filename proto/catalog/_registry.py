@@ -101,6 +101,10 @@ class OpDef:
     decompose: Rule | None = None              # same value from catalog ops; its vjp is ours
     float_inputs: bool = False                 # integer inputs are cast to the default float
     ufunc: str | None = None                   # forward is xp.<ufunc>(*inputs) at default attrs
+    # The forward written with xp ufuncs (where too) and arithmetic operators only: no
+    # out=, casts, indexing or reductions. Fusion compiles runs of these into one kernel
+    # (worker/engine/fusion.py); ops with `ufunc` need none.
+    fusable: Callable[..., Any] | None = None
     samples: tuple[Sample, ...] = ()           # OpInfo-style inputs walked by the tests
 
     @property

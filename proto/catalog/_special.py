@@ -1,7 +1,10 @@
-"""Special functions that numpy lacks, resolved once per array module.
+"""Functions that numpy lacks or that numpy and CuPy spell differently, resolved once
+per array module.
 
 numpy has no erf: SciPy's is used when it is installed, else math.erf elementwise
 (correct, slower). CuPy has its own in cupyx.scipy.special.
+Accumulating scatter (numpy's `add.at`) is `cupyx.scatter_add` on CuPy, whose atomic adds
+do not take float16: those go through float32.
 """
 
 from __future__ import annotations
@@ -27,3 +30,25 @@ def _erf_for(module: str):
 
 def erf(xp, a):
     return _erf_for(xp.__name__)(a)
+
+
+@cache
+def _scatter_add_for(module: str):
+    if module.startswith("cupy"):
+        from cupyx import scatter_add
+
+        def add(out, key, values):
+            if out.dtype.name == "float16":
+                wide = out.astype("float32")
+                scatter_add(wide, key, values.astype("float32"))
+                out[...] = wide
+            else:
+                scatter_add(out, key, values)
+        return add
+    import numpy as np
+    return np.add.at
+
+
+def scatter_add(xp, out, key, values) -> None:
+    """out[key] += values, where repeated indices accumulate (numpy's add.at)."""
+    _scatter_add_for(xp.__name__)(out, key, values)

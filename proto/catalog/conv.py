@@ -10,6 +10,7 @@ grouped conv2d with a constant kernel.
 
 from __future__ import annotations
 
+from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, S
 from ._types import FLOATING, Meta, OpError
@@ -305,7 +306,7 @@ def _pool_backward_forward(xp, g, x, **a):
     n, c, hp, wp = xpad.shape
     full = xp.zeros((n, c, hp * wp), dtype=g.dtype)
     rows = (open_grid(xp, (n, c, 1), 0), open_grid(xp, (n, c, 1), 1), idx.reshape(n, c, -1))
-    xp.add.at(full, rows, g.reshape(n, c, -1))  # windows overlap: add, never assign
+    scatter_add(xp, full, rows, g.reshape(n, c, -1))  # windows overlap: add, never assign
     top, left = pads[2][0], pads[3][0]
     return full.reshape(n, c, hp, wp)[:, :, top:top + x.shape[2], left:left + x.shape[3]]
 

@@ -116,7 +116,7 @@ binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
        binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
                        S(F(3, 4), P(4), rounding_mode="floor"),
                        S(F(3, 4), P(4), rounding_mode="trunc")),
-       attrs={"rounding_mode": ("optional_str", None)})
+       attrs={"rounding_mode": ("optional_str", None)}, ufunc="true_divide")
 binary("pow", lambda xp, a, b: xp.power(a, b), (_pow_x, _pow_y), "PowBackward0",
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
                                S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))), ufunc="power")
@@ -155,9 +155,10 @@ register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
                torch_name="NegBackward0", samples=_UNARY, ufunc="negative"))
 register(OpDef("abs", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.abs(a),
                (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
-               samples=_UNARY))
+               samples=_UNARY, ufunc="absolute"))
 register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.sign(a),
-               (lambda g, x, out: None,), torch_name="SignBackward0", samples=_UNARY))
+               (lambda g, x, out: None,), torch_name="SignBackward0", samples=_UNARY,
+               ufunc="sign"))
 
 
 def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)

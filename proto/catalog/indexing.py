@@ -17,6 +17,7 @@ dims in place when those are adjacent, else goes first.
 
 from __future__ import annotations
 
+from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, I, S, V
 from ._types import INTEGRAL, Meta, OpError, broadcast_shapes, check_dim
@@ -179,7 +180,7 @@ def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
         return out
     view = out[basic]
     # repeated indices accumulate, as in PyTorch's index backward
-    xp.add.at(view, _advanced_key(view.ndim, positions, tensors), g)
+    scatter_add(xp, view, _advanced_key(view.ndim, positions, tensors), g)
     return out
 
 
@@ -257,7 +258,7 @@ def _index_add_forward(xp, a, idx, src, dim, alpha):
     if not a.ndim:
         return out + src * alpha
     key = (slice(None),) * check_dim(dim, a.ndim) + (idx.reshape(-1),)
-    xp.add.at(out, key, src * alpha if alpha != 1 else src)
+    scatter_add(xp, out, key, src * alpha if alpha != 1 else src)
     return out
 
 
@@ -315,7 +316,7 @@ def _scatter_add_forward(xp, a, idx, src, dim):
     if not a.ndim:
         return out + src
     d = check_dim(dim, a.ndim)
-    xp.add.at(out, _grid_key(xp, idx, d), src[tuple(slice(0, n) for n in idx.shape)])
+    scatter_add(xp, out, _grid_key(xp, idx, d), src[tuple(slice(0, n) for n in idx.shape)])
     return out
 
 

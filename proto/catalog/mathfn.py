@@ -22,13 +22,13 @@ def infer_same(metas: list[Meta], **_) -> Meta:
 
 
 def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose=None,
-             infer=infer_float_unary, ufunc=None):
+             infer=infer_float_unary, ufunc=None, fusable=False):
     # numpy would compute ints in float64; PyTorch gives the default float dtype, so the
     # engine casts integer inputs first (float_inputs) and fwd sees floats only.
     return register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
                           attrs=attrs or {}, torch_name=torch_name, samples=samples,
                           decompose=decompose, float_inputs=infer is not infer_same,
-                          ufunc=ufunc))
+                          ufunc=ufunc, fusable=fwd if fusable else None))
 
 
 _LN2 = math.log(2.0)
@@ -44,9 +44,9 @@ unary_op("log2", lambda xp, a: xp.log2(a), lambda g, x, out: g / (x * _LN2),
 unary_op("sqrt", lambda xp, a: xp.sqrt(a), lambda g, x, out: g / (out * 2), "SqrtBackward0",
          unary(P), ufunc="sqrt")
 unary_op("rsqrt", lambda xp, a: 1 / xp.sqrt(a), lambda g, x, out: g * out * out * out * -0.5,
-         "RsqrtBackward0", unary(P))
+         "RsqrtBackward0", unary(P), fusable=True)
 unary_op("reciprocal", lambda xp, a: 1 / a, lambda g, x, out: -g * out * out,
-         "ReciprocalBackward0", unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
+         "ReciprocalBackward0", unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),), fusable=True)
 unary_op("sin", lambda xp, a: xp.sin(a), lambda g, x, out: g * x.cos(), "SinBackward0",
          ufunc="sin")
 unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBackward0",
@@ -56,7 +56,7 @@ unary_op("tan", lambda xp, a: xp.tan(a), lambda g, x, out: g * (out * out + 1),
 unary_op("tanh", lambda xp, a: xp.tanh(a), lambda g, x, out: g.tanh_backward(out),
          "TanhBackward0", ufunc="tanh")
 unary_op("sigmoid", lambda xp, a: 1 / (1 + xp.exp(-a)),
-         lambda g, x, out: g.sigmoid_backward(out), "SigmoidBackward0")
+         lambda g, x, out: g.sigmoid_backward(out), "SigmoidBackward0", fusable=True)
 unary_op("erf", erf, lambda g, x, out: g * (-x * x).exp() * (2 / math.sqrt(math.pi)),
          "ErfBackward0")
 
@@ -86,20 +86,22 @@ _BW_SAMPLES = (S(F(3, 4), F(3, 4, low=-0.9, high=0.9)), S(F(), F(low=0.1, high=0
 # tanh_backward(grad_output, output) = grad_output * (1 - output^2), as aten's.
 register(OpDef("tanh_backward", 2, _binary_same, _tanh_bw,
                (lambda h, g, y, out: h * (1 - y * y), lambda h, g, y, out: h * g * y * -2),
-               torch_name="TanhBackwardBackward0", promote=True, samples=_BW_SAMPLES))
+               torch_name="TanhBackwardBackward0", promote=True, samples=_BW_SAMPLES,
+               fusable=lambda xp, g, y: g * (1 - y * y)))
 register(OpDef("sigmoid_backward", 2, _binary_same, _sigmoid_bw,
                (lambda h, g, y, out: h * y * (1 - y),
                 lambda h, g, y, out: h * g * (1 - y * 2)),
-               torch_name="SigmoidBackwardBackward0", promote=True, samples=_BW_SAMPLES))
+               torch_name="SigmoidBackwardBackward0", promote=True, samples=_BW_SAMPLES,
+               fusable=lambda xp, g, y: g * y * (1 - y)))
 
 # --- activations ------------------------------------------------------------------------
 _KINK = unary()  # random inputs: the chance of one within 1e-6 of the kink is nil
 unary_op("relu", lambda xp, a: xp.maximum(a, 0), lambda g, x, out: (out > 0).where(g, 0.0),
-         "ReluBackward0", _KINK, infer=infer_same)
+         "ReluBackward0", _KINK, infer=infer_same, fusable=True)
 unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
          lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),
          "LeakyReluBackward0", _KINK + (S(F(3, 4), negative_slope=0.2),),
-         attrs={"negative_slope": ("float", 0.01)})
+         attrs={"negative_slope": ("float", 0.01)}, fusable=True)
 unary_op("elu", lambda xp, a, alpha: xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))),
          lambda g, x, out, alpha: (x > 0).where(g, g * (out + alpha)),
          "EluBackward0", _KINK + (S(F(3, 4), alpha=0.5),),

@@ -8,6 +8,7 @@ return that one piece (see the catalog docstring).
 
 from __future__ import annotations
 
+from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, S
 from ._types import Meta, OpError, check_dim, expand_shape, normalize_dims, numel
@@ -398,7 +399,7 @@ def _pad_backward_forward(xp, g, pad, mode, shape):
         if not (lo or hi):
             continue
         out = xp.zeros(g.shape[:d] + (shape[d],) + g.shape[d + 1:], dtype=g.dtype)
-        xp.add.at(out, (slice(None),) * d + (source_index(xp, mode, shape[d], lo, hi),), g)
+        scatter_add(xp, out, (slice(None),) * d + (source_index(xp, mode, shape[d], lo, hi),), g)
         g = out
     return g
 

@@ -154,9 +154,10 @@ register(OpDef("sum_to", 1, _infer_sum_to, _sum_to,
 register(OpDef("where", 3, lambda metas: _infer_where(metas),
                lambda xp, c, a, b: xp.where(c, a, b),
                (None,
-                lambda g, c, x, y, out: c.where(g, g.full_like(0.0)),
-                lambda g, c, x, y, out: c.where(g.full_like(0.0), g)),
+                lambda g, c, x, y, out: c.where(g, 0.0),
+                lambda g, c, x, y, out: c.where(0.0, g)),
                torch_name="WhereBackward0", promote=(1, 2),
+               fusable=lambda xp, c, a, b: xp.where(c, a, b),
                samples=(S(B(3, 4), F(3, 4), F(3, 4)), S(B(3, 1), F(1, 4), F()),
                         S(B(0, 2), F(2), F(0, 2)), S(B(2, 3), F(2, 3), C(0.5)))))
 register(OpDef("grad", -1, _infer_grad, None, attrs={"n": ("int", REQUIRED)}))

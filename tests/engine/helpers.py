@@ -5,6 +5,10 @@
 over those gradients for second order (seeded with random vectors, several roots at
 once). The graph is compiled once; finite differences rerun the same Program on
 perturbed leaves.
+
+Graphs run on the array module in `XP` (numpy unless the `backend` fixture of
+conftest.py says otherwise): leaves go to the device once, results come back to the host,
+and every comparison happens there.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import torch
 from remotegrad.proto import catalog
 from remotegrad.worker.engine import Graph, compile_graph
 
+from .backends import to_device, to_host
 from .torch_refs import reference
+
+XP = np  # the array module the graphs run on; set per backend by conftest.py
 
 TOL = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-7, atol=1e-9),
        "float16": dict(rtol=1e-2, atol=1e-2)}
@@ -49,6 +56,8 @@ class EngineGraph:
     def __init__(self) -> None:
         self.g = Graph()
         self.values: dict[str, np.ndarray] = {}
+        self.device: dict[str, object] = {}  # the leaves on XP, made once: a run that
+        # wrote into one would show in the next run's results
 
     def leaf(self, arr: np.ndarray) -> int:
         h = f"h{len(self.values)}"
@@ -61,13 +70,17 @@ class EngineGraph:
             return self.g.add("const", (), {"value": v})
         return self.leaf(v)
 
-    def compile(self, targets: list[int]):
-        self.prog = compile_graph(self.g, targets, np)
+    def compile(self, targets: list[int], fuse: bool | None = None):
+        self.prog = compile_graph(self.g, targets, XP, fuse)
         return self
 
     def run(self, values: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
-        vals = {**self.values, **(values or {})}
-        return [np.asarray(v) for v in self.prog.run([vals[h] for h in self.prog.leaf_hashes])]
+        xp = self.prog.xp
+        for h, v in self.values.items():
+            if h not in self.device:
+                self.device[h] = to_device(xp, v)
+        vals = {**self.device, **{h: to_device(xp, v) for h, v in (values or {}).items()}}
+        return [to_host(v) for v in self.prog.run([vals[h] for h in self.prog.leaf_hashes])]
 
 
 def grad_indices(opdef: catalog.OpDef, sample: catalog.Sample) -> tuple[int, ...]:

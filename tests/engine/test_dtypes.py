@@ -12,6 +12,8 @@ import torch
 
 from .helpers import EngineGraph, assert_close
 
+pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
+
 DTYPES = ["bool", "int32", "int64", "float16", "float32", "float64"]
 SCALARS = [True, 3, 2.5]
 OPS = {"add": torch.add, "mul": torch.mul, "div": torch.div, "maximum": torch.maximum,

@@ -17,6 +17,8 @@ from remotegrad.worker.engine.executor import Program
 
 from .helpers import EngineGraph
 
+pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
+
 
 def _run(eg: EngineGraph, targets):
     return eg.compile(targets).run()

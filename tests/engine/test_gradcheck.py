@@ -10,6 +10,8 @@ from remotegrad.proto import catalog
 
 from .helpers import Case
 
+pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
+
 EPS = 1e-6
 CASES = [(name, i) for name in sorted(catalog.CATALOG) if name not in catalog.SOURCES
          for i, s in enumerate(catalog.get(name).samples)

@@ -10,6 +10,8 @@ from remotegrad.proto import catalog
 
 from .helpers import Case, assert_close
 
+pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
+
 OPS = ["add", "mul", "div", "exp", "tanh", "sigmoid", "relu", "gelu", "matmul", "linear",
        "sum", "mean", "softmax", "log_softmax", "cross_entropy", "layer_norm", "reshape",
        "transpose", "cat", "where", "pow", "sqrt", "mse_loss"]

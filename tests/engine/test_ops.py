@@ -11,7 +11,8 @@ from remotegrad.proto import catalog
 from .helpers import Case, check_against_torch
 
 # PyTorch's own note about its implementation of padding="same"; not about our values.
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same'"),
+              pytest.mark.usefixtures("backend")]  # numpy, and cupy where a GPU is
 OPS = sorted(n for n in catalog.CATALOG if n not in catalog.SOURCES)
 CASES = [(name, i) for name in OPS for i in range(len(catalog.get(name).samples))]
 

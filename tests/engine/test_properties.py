@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from remotegrad.proto.catalog import Sample
 from remotegrad.proto.catalog._registry import In
 
 from .helpers import Case, check_against_torch
+
+pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
 
 # Fixed examples in CI (derandomize); HYPOTHESIS_EXAMPLES=2000 explores further by hand.
 SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)),
@@ -118,11 +121,13 @@ _NP = {"exp": np.exp, "tanh": np.tanh, "neg": np.negative, "sin": np.sin, "abs":
        "add": np.add, "mul": np.multiply, "sub": np.subtract, "maximum": np.maximum}
 
 
-@given(random_program())
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+@given(program=random_program())
 @SETTINGS
-def test_generated_code_and_buffer_reuse_match_a_plain_evaluation(program):
+def test_generated_code_and_buffer_reuse_match_a_plain_evaluation(program, fuse):
     from remotegrad.proto.catalog import OpError
 
+    from .backends import to_host
     from .helpers import EngineGraph
     steps, targets = program
     rng = np.random.default_rng(0)
@@ -145,9 +150,9 @@ def test_generated_code_and_buffer_reuse_match_a_plain_evaluation(program):
         else:
             ref.append(np.reshape(args[0], attrs["shape"]) if op == "reshape"
                        else np.broadcast_to(args[0], attrs["shape"]))
-    eg.compile([ids[t] for t in targets])
+    eg.compile([ids[t] for t in targets], fuse)
     for _ in range(3):  # the checked run, then the generated code twice
         for got, t in zip(eg.run(), targets):
             np.testing.assert_allclose(got, ref[t], rtol=1e-12)
-    for a, b in zip(eg.values.values(), leaves):
-        np.testing.assert_array_equal(a, b)  # leaves untouched
+    for a, b in zip(eg.device.values(), leaves):  # leaves untouched (on the device too)
+        np.testing.assert_array_equal(to_host(a), b)

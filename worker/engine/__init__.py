@@ -51,11 +51,12 @@ def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
     return g, [ids[t] for t in targets]
 
 
-def compile_graph(g: Graph, targets: list[int], xp: Any) -> Program:
-    """Lower grad nodes, expand composites, plan: a Program ready to run on `xp`."""
+def compile_graph(g: Graph, targets: list[int], xp: Any, fuse: bool | None = None) -> Program:
+    """Lower grad nodes, expand composites, plan: a Program ready to run on `xp`
+    (`fuse`: see Program)."""
     lowered, lt = lower(g, targets)
     final, ft = materialize(lowered, lt)
-    return Program(final, ft, xp)
+    return Program(final, ft, xp, fuse)
 
 
 def _structure(nodes: list[WireNode], targets: list[int]):

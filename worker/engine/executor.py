@@ -17,6 +17,10 @@ the input has the output's shape and dtype and nobody else can see its memory (i
 made by an op that always returns a fresh array, and every op that reads it does too, so
 no view of it exists). `v7 = multiply(v2, v5, out=v2)` saves an allocation and keeps the
 working set small.
+
+On an array module that can fuse (CuPy), runs of such ufunc steps become one kernel each
+(see fusion.py), and nothing in a run waits for the device: kernels are queued back to
+back and the host meets the device only when results are copied back.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
 
+from . import fusion
 from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
@@ -38,6 +43,7 @@ FOLD_BYTES = 1 << 16  # constants up to this size are computed once, at compile 
 FRESH = frozenset({"matmul", "mm", "bmm", "linear", "tanh_backward", "sigmoid_backward",
                    "softmax", "log_softmax", "conv2d", "cast"})
 CODEGEN_MAX_STEPS = 20_000
+FUSE = True  # fuse elementwise runs where the array module can (cupy.fuse); see fusion.py
 
 
 def _bind(opdef, xp, attrs):
@@ -47,12 +53,20 @@ def _bind(opdef, xp, attrs):
     return partial(fwd, xp)
 
 
+def _bind_fusable(opdef, xp, attrs):
+    return partial(opdef.fusable, xp, **attrs) if attrs else partial(opdef.fusable, xp)
+
+
 class Program:
     """A compiled graph. `leaves` are the lowered graph's leaf node ids; run() takes their
     arrays in that order."""
 
-    def __init__(self, g: Graph, targets: list[int], xp) -> None:
+    def __init__(self, g: Graph, targets: list[int], xp, fuse: bool | None = None) -> None:
         self.xp = xp
+        # fuse=None: wherever the array module can. True on numpy runs the same grouped
+        # functions unfused (the tests check the grouping that way).
+        self.fuse = FUSE and hasattr(xp, "fuse") if fuse is None else fuse
+        self.groups: dict[int, fusion.Group] = {}
         self.targets = list(targets)
         order = g.needed(targets)
         self.leaves = [n for n in order if g.ops[n] == "leaf"]
@@ -75,6 +89,9 @@ class Program:
                        tuple(dies[pos])) for pos, n in enumerate(live)]
         self.metas = {n: g.metas[n] for n in live}
         self.direct = _direct_calls(g, live, dies, xp)
+        self.fusable = {pos: _bind_fusable(catalog.get(g.ops[n]), xp, g.attrs[n])
+                        for pos, n in enumerate(live)
+                        if pos not in self.direct and catalog.get(g.ops[n]).fusable}
         self.checked = False
         self._fast = None
 
@@ -126,6 +143,7 @@ class Program:
                 fn = partial(_fixed, fn, xp, meta)
                 value = _conform(xp, value, meta)
                 self.direct.pop(pos, None)  # the plain ufunc would need the same fix
+                self.fusable.pop(pos, None)
             vals[out] = value
             for d in dies:
                 vals[d] = None
@@ -143,7 +161,24 @@ class Program:
         for n, v in self.consts:
             env[f"c{n}"] = v
             lines.append(f"    v{n} = c{n}")
-        for k, (fn, ins, out, dies) in enumerate(self.steps):
+        if self.fuse:
+            calls = {pos: ufunc for pos, (ufunc, _) in self.direct.items()} | self.fusable
+            self.groups = fusion.build(self.steps, calls, self.metas, self.targets, self.xp)
+        k = 0
+        while k < len(self.steps):
+            group = self.groups.get(k)
+            if group is not None:
+                env[f"g{k}"] = group.call
+                lines.append(f"    {', '.join(f'v{o}' for o in group.outputs)} = "
+                             f"g{k}({', '.join(f'v{i}' for i in group.inputs)})")
+                made = {self.steps[p][2] for p in range(group.start, group.end)}
+                dies = [d for p in range(group.start, group.end) for d in self.steps[p][3]
+                        if d not in made]  # values made inside never existed
+                if dies:
+                    lines.append(f"    del {', '.join(f'v{d}' for d in dies)}")
+                k = group.end
+                continue
+            fn, ins, out, dies = self.steps[k]
             args = ", ".join(f"v{i}" for i in ins)
             if k in self.direct:
                 env[f"f{k}"], into = self.direct[k]
@@ -153,6 +188,7 @@ class Program:
             lines.append(f"    v{out} = f{k}({args})")
             if dies:
                 lines.append(f"    del {', '.join(f'v{d}' for d in dies)}")
+            k += 1
         lines.append(f"    return [{', '.join(f'v{t}' for t in self.targets)}]")
         exec(compile("\n".join(lines), "<remotegrad program>", "exec"), env)  # noqa: S102
         return env["run"]
