@@ -12,7 +12,8 @@
 #    worker's backend (pinned transfers, memory-pool limit);
 # 4. runs bench/gpu.py: the engine on CuPy against PyTorch CUDA eager on the same GPU,
 #    in the same run, and prints its table.
-# Everything lands in OUT_DIR (env.txt, tests.txt, gpu-bench.txt); the whole run is
+# 5. bench/gpu_overhead.py: host cost per launch, the engine's host time against the wall.
+# Everything lands in OUT_DIR (env.txt, tests.txt, gpu-bench.txt, overhead.txt); the whole run is
 # bounded well under 8 minutes. Exit status: non-zero if the tests or the benchmark failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,9 @@ tests=${PIPESTATUS[0]}
 stamp "benchmark: engine on CuPy vs PyTorch CUDA eager"
 timeout 240 "$PY" bench/gpu.py --out "$OUT_DIR/gpu-bench.txt" 2>&1 | tail -40
 bench=${PIPESTATUS[0]}
+
+stamp "where the time goes: host cost per launch, engine host time vs wall"
+timeout 90 "$PY" bench/gpu_overhead.py --out "$OUT_DIR/overhead.txt" 2>&1 | tail -20
 
 stamp "done: tests exit $tests, benchmark exit $bench (files in $OUT_DIR)"
 [ "$tests" = 0 ] && [ "$bench" = 0 ]
