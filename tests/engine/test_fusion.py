@@ -48,7 +48,8 @@ def test_a_chain_and_its_gradient_fuse_into_one_kernel():
     assert group.end - group.start == len(prog.steps) >= 200  # every step, one kernel
     assert len(group.outputs) == 2                             # v and the gradient only
     for a, b, c in zip(plain, checked, fused):
-        np.testing.assert_allclose(c, a, rtol=2e-5, atol=1e-6)
+        # a fused kernel may contract a*b+c into one rounding (FMA): not bit-equal
+        np.testing.assert_allclose(c, a, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(b, a)
     if helpers.XP is not np:
         assert group.call.fused is True, "cupy.fuse refused the group: it ran unfused"
