@@ -86,6 +86,7 @@ class Cluster:
             self._spawn([sys.executable, "-m", "remotegrad.server.cli", "worker",
                          "--host", a.host, "--port", str(port), "--advertise-host",
                          a.advertise_host, "--backend", a.backend, "--device", str(a.device),
+                         "--memory-limit", str(a.memory_limit),
                          *metrics, *self._common()])
             addrs.append(f"{a.advertise_host}:{port}")
         return addrs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,33 @@ def boolean(value) -> bool:
     if text in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"not a boolean: {value!r}")
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(kib|mib|gib|tib)?")
+_UNIT = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def memory_size(value) -> int | float:
+    """Bytes (`1073741824`, `512MiB`, `4GiB`: an int) or, with a decimal point, a fraction
+    in (0, 1] of the memory there is (`0.8`: a float)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower().replace(" ", "")
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"not a memory size: {value!r} (bytes such as 4294967296 or 4GiB, or a fraction "
+            "such as 0.8)")
+    number, unit = m.groups()
+    if unit:
+        return int(float(number) * _UNIT[unit])
+    if "." in number:
+        fraction = float(number)
+        if not 0.0 < fraction <= 1.0:
+            raise argparse.ArgumentTypeError(
+                f"memory fraction {value!r} is not in (0, 1] (bytes have no decimal point)")
+        return fraction
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -55,8 +83,18 @@ SETTINGS = [
             "Redis registry", (GATEWAY,)),
     Setting("advertise_host", "127.0.0.1", "host name a worker registers under (its "
             "address as the gateway reaches it)", (WORKER, CLUSTER)),
-    Setting("backend", "numpy", "array backend: numpy, cupy or auto", (WORKER, CLUSTER)),
-    Setting("device", 0, "GPU index for the cupy backend", (WORKER, CLUSTER), int),
+    Setting("backend", "numpy", "array backend: numpy; cupy (a CUDA GPU through CuPy, see "
+            "GPU workers; without CuPy or a visible GPU the worker does not start); or auto "
+            "(cupy when CuPy imports and sees a GPU, else numpy)", (WORKER, CLUSTER)),
+    Setting("device", 0, "GPU index for the cupy backend (among those CUDA_VISIBLE_DEVICES "
+            "shows); out of range, the worker does not start", (WORKER, CLUSTER), int),
+    Setting("memory_limit", 0, "a worker's memory budget: the most one computation may need "
+            "at its peak, estimated from shapes; bytes (4294967296, 4GiB) or a fraction "
+            "(0.8) of the GPU's memory (cupy) or of physical memory (numpy); 0: no limit "
+            "(cupy: the card's memory). A worker refuses larger graphs before fetching any "
+            "leaf (RESOURCE_EXHAUSTED) and advertises its limit, so that the gateway routes "
+            "graphs only to workers they fit; on cupy it also caps CuPy's memory pool",
+            (WORKER, CLUSTER), memory_size),
     Setting("metrics_port", 0, "port of the Prometheus /metrics endpoint; 0 disables it "
             "(cluster: gateway on this port, workers on the following ones)",
             (GATEWAY, WORKER, CLUSTER), int),

@@ -11,21 +11,30 @@ import numpy as np
 from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
-from .backend import numpy_backend
+from .backend import is_out_of_memory, numpy_backend
+from .estimate import Estimates, describe_bytes
 
 log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
-           "compute"]
+           "WorkerMemoryError", "compute"]
+
+# Peak-memory estimates by graph structure, for workers with a memory limit.
+_estimates = Estimates()
 
 
 class MissingTensorError(OpError):
     def __init__(self, digests: list[str]) -> None:
         super().__init__(f"tensor(s) not held by the cluster: {', '.join(digests)}")
         self.digests = digests
+
+
+class WorkerMemoryError(TooLargeError):
+    """A graph needs more memory than this worker has (RESOURCE_EXHAUSTED)."""
 
 
 class CallCancelled(BaseException):  # noqa: N818  (like KeyboardInterrupt: not an Exception)
@@ -97,28 +106,76 @@ def compute(req: pb.ComputeRequest, store, tenant: str = "default",
 
 def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
     decoded = codec.decode_request(req)
+    limit = backend.memory_limit
+    if limit:  # before any leaf is fetched, transferred or stored
+        peak = _peak(decoded)
+        if peak > limit:
+            raise WorkerMemoryError(
+                f"the computation needs about {describe_bytes(peak)} at its peak (estimated "
+                f"from shapes, gradients included), over this worker's memory limit of "
+                f"{describe_bytes(limit)} ({backend.where})")
     inline = decoded.tensor_protos
     for msg in inline.values():  # remembered for later requests that name it by hash
         store.put(tenant, msg)
+    on_device: dict[str, object] = {}
 
     def leaf(digest: str):
         if cancel is not None:
             cancel.check()
-        msg = inline.get(digest) or store.get(tenant, digest)
-        if msg is None:
-            raise MissingTensorError([digest])
-        return backend.to_device(codec.decode_array(msg))
+        value = on_device.get(digest)
+        if value is None:  # each leaf goes to the device once per call
+            msg = inline.get(digest) or store.get(tenant, digest)
+            if msg is None:
+                raise MissingTensorError([digest])
+            value = on_device[digest] = backend.to_device(codec.decode_array(msg))
+        return value
 
+    oom = None
     try:
-        values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+        with backend.scope():
+            values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+            on_device.clear()
+            results = [np.asarray(backend.to_host(v)) for v in values]
+            del values
     except MissingTensorError:
         raise  # FAILED_PRECONDITION: the client sends the bytes again
-    except (IndexError, ValueError, ArithmeticError, TypeError) as e:
-        # What the shape and dtype rules did not foresee: the values themselves (an index
-        # out of range), or a dtype the array module has no loop for. The caller gets
-        # INVALID_ARGUMENT with the reason; the log keeps the traceback, since a
-        # TypeError may also be an engine bug.
-        log.warning("graph failed while computing: %s: %s", type(e).__name__, e,
-                    exc_info=isinstance(e, TypeError))
-        raise OpError(f"computing the graph failed: {type(e).__name__}: {e}") from None
-    return codec.encode_response([np.asarray(backend.to_host(v)) for v in values])
+    except Exception as e:  # noqa: BLE001  (sorted below; the rest propagates)
+        if is_out_of_memory(e):
+            oom = f"{type(e).__name__}: {e}"
+        elif isinstance(e, (IndexError, ValueError, ArithmeticError, TypeError)):
+            # What the shape and dtype rules did not foresee: the values themselves (an
+            # index out of range), or a dtype the array module has no loop for. The caller
+            # gets INVALID_ARGUMENT with the reason; the log keeps the traceback, since a
+            # TypeError may also be an engine bug.
+            log.warning("graph failed while computing: %s: %s", type(e).__name__, e,
+                        exc_info=isinstance(e, TypeError))
+            raise OpError(f"computing the graph failed: {type(e).__name__}: {e}") from None
+        else:
+            raise
+    if oom is not None:
+        # Raised here, outside the handler, so that nothing keeps the failed exception's
+        # frames and with them the arrays it was computing: the memory is free again.
+        on_device.clear()
+        raise WorkerMemoryError(_out_of_memory_message(oom, decoded, backend))
+    return codec.encode_response(results)
+
+
+def _peak(decoded: codec.Request) -> int:
+    """The graph's estimated peak bytes, gradients expanded (the gateway's estimate)."""
+    return _estimates.of(decoded.nodes, decoded.targets)[1]
+
+
+def _out_of_memory_message(error: str, decoded: codec.Request, backend) -> str:
+    try:
+        need = f"by the shape estimate it needs about {describe_bytes(_peak(decoded))} at " \
+               "its peak"
+    except Exception:  # noqa: BLE001  (the message must not fail)
+        need = "its shape estimate is unavailable"
+    if backend.memory_limit:
+        limit = (f"this worker's memory limit is {describe_bytes(backend.memory_limit)} "
+                 f"({backend.where})")
+    else:
+        limit = f"this worker ({backend.where}) has no memory limit set (--memory-limit)"
+    log.warning("out of memory computing a graph: %s", error)
+    return (f"the worker ran out of memory computing the graph ({error}); {need}; {limit}; "
+            "computations running at the same time share its memory")

@@ -95,7 +95,10 @@ def _advertised_host(host: str) -> str:
 
 def serve(args) -> None:
     """Run a worker until SIGTERM/SIGINT."""
-    be = backends.select(args.backend, args.device)
+    try:
+        be = backends.select(args.backend, args.device, memory_limit=args.memory_limit)
+    except (backends.BackendUnavailable, ValueError) as e:
+        raise SystemExit(f"remotegrad worker: cannot start: {e}") from None
     if args.redis_url:
         raw_store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
     else:
@@ -113,11 +116,11 @@ def serve(args) -> None:
     server.start()
     beat = None
     if args.redis_url:
-        beat = Heartbeat(raw_store.redis, address, {"backend": be.name, "pid": os.getpid()},
+        beat = Heartbeat(raw_store.redis, address, {**be.info(), "pid": os.getpid()},
                          args.heartbeat)
         beat.beat()
         beat.start()
-    log.info("worker %s serving (backend %s)", address, be.name)
+    log.info("worker %s serving (backend %s)", address, be.describe())
     print(f"remotegrad worker listening on {address}", flush=True)
     grpc_server.wait_for_stop_signal()
     log.info("worker %s draining", address)
