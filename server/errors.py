@@ -10,7 +10,7 @@ from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.worker.compute import MissingTensorError
 
-from .pool import NoWorkersError, PoolBusyError
+from .pool import NoWorkerFitsError, NoWorkersError, PoolBusyError
 
 MISSING_KEY = "rg-missing-tensors"
 # gRPC's own server pushback (gRFC A6): a negative value tells a client's retry policy not
@@ -23,6 +23,7 @@ _CODES = [
     (OpError, grpc.StatusCode.INVALID_ARGUMENT),
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (PoolBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (NoWorkerFitsError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NoWorkersError, grpc.StatusCode.UNAVAILABLE),
 ]

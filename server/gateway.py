@@ -22,10 +22,10 @@ from remotegrad.proto.observability import request_id, request_id_of
 from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import MissingTensorError, compute
+from remotegrad.worker.estimate import Estimates
 
 from . import metrics
 from .errors import abort
-from .estimate import Estimates
 from .fingerprint import fingerprint
 from .pool import NoWorkersError, WorkerPool
 from .security import Auth
@@ -58,6 +58,10 @@ class Gateway:
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
         """Every check that needs no worker: size of the graph, ops, arity, attributes,
         shapes (through the catalog), tensor sizes estimated from shapes, leaf bytes."""
+        return self._validated(req)[0]
+
+    def _validated(self, req: pb.ComputeRequest) -> tuple[codec.Request, int]:
+        """validate(), and the estimated peak bytes of the computation."""
         if len(req.graph.nodes) > self.limits.max_nodes:
             raise TooLargeError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
                                 f"{self.limits.max_nodes}")
@@ -76,7 +80,7 @@ class Gateway:
             raise OpError("keep names nodes that are not targets")
         for msg in decoded.tensor_protos.values():
             codec.decode_array(msg, verify_hash=True)
-        return decoded
+        return decoded, peak
 
     def _check_sizes(self, metas) -> None:
         biggest = max(metas, key=lambda m: m.nbytes)
@@ -98,7 +102,7 @@ class Gateway:
 
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
-        decoded = self.validate(req)
+        decoded, peak = self._validated(req)
         metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
         if self._runs_here(req, decoded):
             return self._compute_here(req, tenant)
@@ -108,9 +112,10 @@ class Gateway:
         if hit is not None:
             return hit
         metrics.CACHE.labels("miss").inc()
+        self.pool.check_fits(peak)  # no worker could hold it: refused before staging
         self._stage(decoded, tenant)
         resp = self._execute(self._with_leaves(req, decoded, tenant), tenant, timeout,
-                             on_cancel)
+                             on_cancel, peak)
         self._by_reference(resp, req, tenant)
         self.cache.put(tenant, fp, resp.SerializeToString())
         return resp
@@ -173,15 +178,16 @@ class Gateway:
                 if self.store.put(tenant, r):
                     r.data = b""
 
-    def _execute(self, req, tenant, timeout, on_cancel) -> pb.ComputeResponse:
-        """Run on the least-loaded worker; on another if that one went away (compute is
-        pure, so a retry is always safe), up to MAX_ATTEMPTS workers within the deadline."""
+    def _execute(self, req, tenant, timeout, on_cancel, need: int = 0) -> pb.ComputeResponse:
+        """Run on the least-loaded worker whose memory limit admits `need` bytes; on another
+        if that one went away (compute is pure, so a retry is always safe), up to
+        MAX_ATTEMPTS workers within the deadline."""
         tried: tuple = ()
         deadline = None if timeout is None else time.monotonic() + timeout
         client_gone = []
         while True:
             try:
-                w = self.pool.acquire(exclude=tried)
+                w = self.pool.acquire(exclude=tried, need=need)
             except NoWorkersError:
                 if not tried:
                     raise

@@ -16,6 +16,7 @@ import grpc
 
 from remotegrad.proto import keys
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+from remotegrad.worker.estimate import describe_bytes
 
 from . import metrics
 
@@ -33,6 +34,10 @@ class PoolBusyError(Exception):
     """Every worker's queue is full."""
 
 
+class NoWorkerFitsError(Exception):
+    """A computation needs more memory than any live worker's limit (RESOURCE_EXHAUSTED)."""
+
+
 @dataclass(eq=False)
 class Worker:
     address: str
@@ -42,6 +47,18 @@ class Worker:
     dead_until: float = 0.0
     last_seen: float = 0.0
     info: dict = field(default_factory=dict)
+
+    @property
+    def memory_limit(self) -> int:
+        """The memory budget the worker advertises (0: none, or not advertised)."""
+        try:
+            return max(0, int(self.info.get("memory_limit") or 0))
+        except (TypeError, ValueError):
+            return 0
+
+    def fits(self, need: int) -> bool:
+        limit = self.memory_limit
+        return limit == 0 or need <= limit
 
 
 class WorkerPool:
@@ -114,13 +131,36 @@ class WorkerPool:
         now = time.monotonic()
         return [w for w in self._workers.values() if w.dead_until <= now]
 
-    def acquire(self, exclude: tuple[Worker, ...] = ()) -> Worker:
-        """The least-loaded live worker, its in-flight count taken."""
+    def check_fits(self, need: int) -> None:
+        """Refuse up front a computation needing `need` bytes at its peak that no live
+        worker's memory limit admits (no live workers at all is left to acquire())."""
+        self.refresh()
+        with self._lock:
+            live = self.live()
+            if live and not any(w.fits(need) for w in live):
+                raise self._too_big(need, live)
+
+    @staticmethod
+    def _too_big(need: int, workers: list[Worker]) -> NoWorkerFitsError:
+        largest = max(w.memory_limit for w in workers)
+        return NoWorkerFitsError(
+            f"the computation needs about {describe_bytes(need)} at its peak (estimated "
+            f"from shapes, gradients included), more than any live worker can hold: the "
+            f"largest worker memory limit is {describe_bytes(largest)} "
+            f"({len(workers)} live worker{'s' if len(workers) != 1 else ''})")
+
+    def acquire(self, exclude: tuple[Worker, ...] = (), need: int = 0) -> Worker:
+        """The least-loaded live worker whose memory limit admits `need` bytes, its
+        in-flight count taken."""
         self.refresh()
         with self._lock:
             candidates = [w for w in self.live() if w not in exclude]
             if not candidates:
                 raise NoWorkersError("no live workers are registered")
+            fitting = [w for w in candidates if w.fits(need)]
+            if not fitting:
+                raise self._too_big(need, candidates)
+            candidates = fitting
             least = min(w.inflight for w in candidates)
             # Ties (an idle pool) go round the workers, not always to the first one.
             tied = [w for w in candidates if w.inflight == least]
