@@ -89,9 +89,9 @@ from remotegrad.worker import backend as backends  # noqa: E402
 from remotegrad.worker import engine  # noqa: E402
 from remotegrad.worker.engine import executor  # noqa: E402
 
-# Rows not started by then are skipped: scripts/gpu_check.sh kills the run at 240 s, and a
+# Rows not started by then are skipped: scripts/gpu_check.sh kills the run at 200 s, and a
 # row takes a few seconds (the first ones more, with CuPy's JIT).
-TIME_GUARD_S = 180.0
+TIME_GUARD_S = 150.0
 # atol is relative to each reference's largest magnitude: gradients of a mean loss are
 # ~1e-4, where a fixed atol of 1e-4 would pass anything.
 RTOL, ATOL = 1e-3, 1e-4

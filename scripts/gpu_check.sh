@@ -50,17 +50,17 @@ stamp "install (no dependencies, no build isolation)"
 stamp "engine tests on cupy"
 workers=()
 "$PY" -c "import xdist" 2>/dev/null && workers=(-n 8)
-timeout 300 "$PY" -m pytest -q -p no:cacheprovider "${workers[@]}" \
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider --tb=short "${workers[@]}" \
   tests/engine tests/unit/test_backend.py -k "cupy or test_gpu or test_backend" \
   --timeout 120 2>&1 | tee "$OUT_DIR/tests.txt" | tail -60
 tests=${PIPESTATUS[0]}
 
 stamp "benchmark: engine on CuPy vs PyTorch CUDA eager"
-timeout 240 "$PY" bench/gpu.py --out "$OUT_DIR/gpu-bench.txt" 2>&1 | tail -40
+timeout 200 "$PY" bench/gpu.py --out "$OUT_DIR/gpu-bench.txt" 2>&1 | tail -40
 bench=${PIPESTATUS[0]}
 
 stamp "where the time goes: host cost per launch, engine host time vs wall"
-timeout 90 "$PY" bench/gpu_overhead.py --out "$OUT_DIR/overhead.txt" 2>&1 | tail -20
+timeout 60 "$PY" bench/gpu_overhead.py --out "$OUT_DIR/overhead.txt" 2>&1 | tail -20
 
 stamp "done: tests exit $tests, benchmark exit $bench (files in $OUT_DIR)"
 [ "$tests" = 0 ] && [ "$bench" = 0 ]
