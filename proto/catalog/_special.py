@@ -3,8 +3,8 @@ per array module.
 
 numpy has no erf: SciPy's is used when it is installed, else math.erf elementwise
 (correct, slower). CuPy has its own in cupyx.scipy.special.
-Accumulating scatter (numpy's `add.at`) is `cupyx.scatter_add` on CuPy, whose atomic adds
-do not take float16: those go through float32.
+Accumulating scatter (numpy's `add.at`) is CuPy's `add.at` (cupyx.scatter_add before
+CuPy 13), whose atomic adds do not take float16: those go through float32.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def erf(xp, a):
 @cache
 def _scatter_add_for(module: str):
     if module.startswith("cupy"):
-        from cupyx import scatter_add
+        import cupy
+        if hasattr(cupy.add, "at"):  # CuPy 13+; cupyx.scatter_add is deprecated there
+            scatter_add = cupy.add.at
+        else:  # pragma: no cover - older CuPy
+            from cupyx import scatter_add
 
         def add(out, key, values):
             if out.dtype.name == "float16":

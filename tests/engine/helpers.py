@@ -26,6 +26,8 @@ XP = np  # the array module the graphs run on; set per backend by conftest.py
 
 TOL = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-7, atol=1e-9),
        "float16": dict(rtol=1e-2, atol=1e-2)}
+FUSED_TOL = {"float16": dict(rtol=4e-3, atol=1e-3), "float32": dict(rtol=1e-5, atol=1e-6),
+             "float64": dict(rtol=1e-12, atol=1e-14)}
 GRAD_TOL = {"float32": dict(rtol=1e-3, atol=1e-4), "float64": dict(rtol=1e-6, atol=1e-8)}
 
 
@@ -181,8 +183,16 @@ def check_against_torch(case: Case) -> None:
     # ufunc calls, results written into dying inputs); both must agree with PyTorch.
     checked = case.engine()
     out, first, second = case.engine()
+    # A fused kernel may round differently (a*b+c contracted into one FMA): equal within
+    # a few ulps then; anything else (a buffer reused too early) is far outside.
+    fused = any(g.call.fused for g in case.eg.prog.groups.values())
     for a, b in zip([checked[0], *checked[1], *checked[2]], [out, *first, *second]):
-        np.testing.assert_array_equal(a, b, err_msg=f"{case.name}: fast run != checked run")
+        what = f"{case.name}: fast run != checked run"
+        if fused and a.dtype.kind == "f":
+            tol = FUSED_TOL[a.dtype.name]
+            np.testing.assert_allclose(b, a, err_msg=what, equal_nan=True, **tol)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=what)
     t_out, t_first, t_second = case.torch()
     tag = f"{case.name}{tuple(case.sample.attrs.items())} {case.dtype}"
     assert_close(out, t_out, TOL.get(case.out_meta.dtype, {}), f"{tag}: forward pass")

@@ -87,6 +87,7 @@ class Program:
                 dies[pos].append(i)
         self.steps = [(_bind(catalog.get(g.ops[n]), xp, g.attrs[n]), g.inputs[n], n,
                        tuple(dies[pos])) for pos, n in enumerate(live)]
+        self.names = [g.ops[n] for n in live]  # each step's op, for profiles and messages
         self.metas = {n: g.metas[n] for n in live}
         self.direct = _direct_calls(g, live, dies, xp)
         self.fusable = {pos: _bind_fusable(catalog.get(g.ops[n]), xp, g.attrs[n])
