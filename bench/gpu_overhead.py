@@ -52,17 +52,21 @@ def launch_rows() -> list[str]:
     m = cupy.ones((64, 64), cupy.float32)
     ta = torch.ones(1024, device="cuda")
     tm = torch.ones(64, 64, device="cuda")
-    fused = cupy.fuse(_tanh_affine, kernel_name="tanh_affine")
+    fused = cupy.fuse(kernel_name="tanh_affine")(_tanh_affine)
+    gemm = getattr(getattr(cupy, "cublas", None), "gemm", None)
     rows = [("cupy ufunc add", lambda: cupy.add(a, a)),
             ("cupy fused (3 ops)", lambda: fused(a)),
             ("cupy matmul 64x64", lambda: cupy.matmul(m, m)),
             ("cupy matmul 64x64 (transposed view)", lambda: cupy.matmul(m, m.T)),
+            ("cupy dot 64x64", lambda: cupy.dot(m, m)),
+            ("cupy ndarray.dot 64x64 (transposed view)", lambda: m.dot(m.T)),
+            ("cupy.cublas.gemm N,T 64x64", (lambda: gemm("N", "T", m, m)) if gemm else None),
             ("cupy sum (all)", lambda: a.sum()),
             ("cupy sum axis 0 of 64x64", lambda: m.sum(axis=0)),
             ("cupy max axis 1 keepdims", lambda: cupy.max(m, axis=1, keepdims=True)),
             ("torch add", lambda: torch.add(ta, ta)),
             ("torch matmul 64x64", lambda: torch.matmul(tm, tm))]
-    return [f"{name:<40} {host_us(fn):8.1f} us host" for name, fn in rows]
+    return [f"{name:<40} {host_us(fn):8.1f} us host" for name, fn in rows if fn]
 
 
 def engine_mlp(batch):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from functools import cache
 
+import numpy as np
+
 
 @cache
 def _erf_for(module: str):
@@ -22,7 +24,6 @@ def _erf_for(module: str):
         from scipy.special import erf
         return erf
     except ImportError:  # pragma: no cover - scipy is present in the test environment
-        import numpy as np
         ufunc = np.frompyfunc(math.erf, 1, 1)
         # frompyfunc answers a bare Python float for 0-d input: asarray makes it an array.
         return lambda a: np.asarray(ufunc(a)).astype(a.dtype)
@@ -49,10 +50,82 @@ def _scatter_add_for(module: str):
             else:
                 scatter_add(out, key, values)
         return add
-    import numpy as np
     return np.add.at
 
 
 def scatter_add(xp, out, key, values) -> None:
     """out[key] += values, where repeated indices accumulate (numpy's add.at)."""
     _scatter_add_for(xp.__name__)(out, key, values)
+
+
+# --- (log-)softmax over the last dim, one kernel on CuPy ----------------------------------
+# A warp per row: the row's max, then the sum of exp(x - max), then the outputs, with warp
+# shuffles for the two reductions. The array-module form (max, subtract, exp, sum, log,
+# subtract) is six launches, and a training step's host time is mostly launches.
+_ROWS_SOURCE = r"""
+__device__ float neg_inf(float) { return __int_as_float(0xff800000); }
+__device__ double neg_inf(double) { return __longlong_as_double(0xfff0000000000000ULL); }
+__device__ float quiet_nan(float) { return __int_as_float(0x7fc00000); }
+__device__ double quiet_nan(double) { return __longlong_as_double(0x7ff8000000000000ULL); }
+template <typename T> __device__ T warp_max(T v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+template <typename T> __device__ T warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+template <typename T>
+__device__ void rows(const T* x, T* y, long long nrows, long long ncols, int take_log) {
+    long long row = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= nrows) return;  /* a whole warp leaves together: the shuffles stay full */
+    const T* xr = x + row * ncols;
+    T* yr = y + row * ncols;
+    T m = neg_inf(T(0));
+    int nan = 0;
+    for (long long j = lane; j < ncols; j += 32) { m = fmax(m, xr[j]); nan |= isnan(xr[j]); }
+    m = warp_max(m);
+    if (__any_sync(0xffffffffu, nan)) m = quiet_nan(T(0));  /* fmax skips NaN, numpy not */
+    T s = 0;
+    for (long long j = lane; j < ncols; j += 32) s += exp(xr[j] - m);
+    s = warp_sum(s);
+    if (take_log) {
+        T lse = log(s);
+        for (long long j = lane; j < ncols; j += 32) yr[j] = (xr[j] - m) - lse;
+    } else {
+        for (long long j = lane; j < ncols; j += 32) yr[j] = exp(xr[j] - m) / s;
+    }
+}
+extern "C" __global__ void softmax_rows_f32(const float* x, float* y, long long r,
+                                            long long c, int l) { rows<float>(x, y, r, c, l); }
+extern "C" __global__ void softmax_rows_f64(const double* x, double* y, long long r,
+                                            long long c, int l) { rows<double>(x, y, r, c, l); }
+"""
+_ROW_WARPS = 8  # rows per block
+
+
+@cache
+def _rows_module():
+    import cupy
+    return cupy.RawModule(code=_ROWS_SOURCE)
+
+
+def softmax_rows_apply(xp, a, dim) -> bool:
+    """Whether `softmax_rows` takes this case: CuPy, float32/64, C-contiguous, non-empty,
+    the last dim."""
+    return (xp.__name__ == "cupy" and a.dtype.name in ("float32", "float64") and a.size > 0
+            and a.ndim > 0 and dim in (-1, a.ndim - 1) and a.flags.c_contiguous)
+
+
+def softmax_rows(xp, a, take_log: bool):
+    """softmax (or log_softmax) of `a` over its last dim, in one launch (see above)."""
+    kernel = _rows_module().get_function(
+        "softmax_rows_f32" if a.dtype.name == "float32" else "softmax_rows_f64")
+    out = xp.empty_like(a)
+    ncols = a.shape[-1]
+    nrows = a.size // ncols
+    blocks = (nrows + _ROW_WARPS - 1) // _ROW_WARPS
+    kernel((blocks,), (32 * _ROW_WARPS,),
+           (a, out, np.int64(nrows), np.int64(ncols), np.int32(1 if take_log else 0)))
+    return out

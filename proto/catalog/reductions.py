@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._registry import OpDef, register
 from ._samples import F, S, X
+from ._special import softmax_rows, softmax_rows_apply
 from ._types import (
     FLOATING,
     INTEGRAL,
@@ -297,12 +298,16 @@ def _infer_softmax(metas, dim):
 
 
 def _softmax_forward(xp, a, dim):
+    if softmax_rows_apply(xp, a, dim):
+        return softmax_rows(xp, a, take_log=False)
     e = xp.exp(a - xp.max(a, axis=dim, keepdims=True)) if a.size else a.copy()
     e /= xp.sum(e, axis=dim, keepdims=True)
     return e
 
 
 def _log_softmax_forward(xp, a, dim):
+    if softmax_rows_apply(xp, a, dim):
+        return softmax_rows(xp, a, take_log=True)
     if not a.size:
         return a.copy()
     s = a - xp.max(a, axis=dim, keepdims=True)
