@@ -399,16 +399,23 @@ def h2d_rows(dev: Device, cfg: Config) -> list[Row]:
         dst.set(pinned)
         dev.sync()
 
-    for fn in (pageable, staged, set_only):
+    def worker():  # what a worker does with a leaf: the backend's to_device
+        a = dev.to_dev(host)
+        dev.sync()
+        return a
+
+    for fn in (pageable, staged, set_only, worker):
         fn()
-    ok = np.array_equal(cp.asnumpy(dst), host) and np.array_equal(cp.asnumpy(pageable()), host)
-    tp, ts, t_set = time_interleaved([(fn, dev.sync) for fn in (pageable, staged, set_only)],
-                                     cfg)
+    ok = (np.array_equal(cp.asnumpy(dst), host) and np.array_equal(cp.asnumpy(pageable()), host)
+          and np.array_equal(cp.asnumpy(worker()), host))
+    tp, ts, t_set, tw = time_interleaved(
+        [(fn, dev.sync) for fn in (pageable, staged, set_only, worker)], cfg)
     gbs = lambda t: f"{H2D_BYTES / t / 1e9:.1f} GB/s"  # noqa: E731
     tag = "" if ok else " (COPY MISMATCH)"
     return [Row("h2d 64MiB pageable (asarray)", tp * 1e3, note=gbs(tp) + tag),
             Row("h2d 64MiB pinned-staged (copy+set)", ts * 1e3, note=gbs(ts) + tag),
-            Row("h2d 64MiB set from pinned only", t_set * 1e3, note=gbs(t_set) + tag)]
+            Row("h2d 64MiB set from pinned only", t_set * 1e3, note=gbs(t_set) + tag),
+            Row("h2d 64MiB worker to_device", tw * 1e3, note=gbs(tw) + tag)]
 
 
 def plan(dev: Device, cfg: Config) -> list[tuple[str, Callable[[], list[Row]]]]:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +40,12 @@ PINNED_MIN_BYTES = 1 << 20
 # pool keeps every freed block for reuse at exactly its size, so leaves of ever new sizes
 # would pin ever more host memory.
 PINNED_POOL_MAX_FREE_BLOCKS = 32
+# One thread copies host memory into a pinned buffer at ~7-10 GB/s (H200 host, measured:
+# BENCHMARKS.md "GPU"), a fraction of what the PCIe copy from pinned memory then moves
+# (~54 GB/s); numpy releases the GIL while copying, so large leaves are copied in slices
+# on several threads.
+PARALLEL_COPY_MIN_BYTES = 8 << 20
+COPY_THREADS = 4
 
 GPU_INSTALL = ('pip install "remotegrad[gpu]" (CuPy for CUDA 12 drivers) or '
                '"remotegrad[gpu-cuda13]" (CUDA 13 drivers)')
@@ -235,6 +242,26 @@ def _cupy_backend(cupy, device: int, memory_limit: int | float) -> Backend:
                    name, lambda: cupy.cuda.Device(device))
 
 
+_copy_pool: ThreadPoolExecutor | None = None
+_copy_pool_lock = threading.Lock()
+
+
+def _copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """np.copyto(dst, src) into a C-contiguous `dst`; large contiguous sources in
+    COPY_THREADS slices at once (see PARALLEL_COPY_MIN_BYTES)."""
+    if src.nbytes < PARALLEL_COPY_MIN_BYTES or not src.flags.c_contiguous:
+        np.copyto(dst, src, casting="no")  # any strides in, contiguous out
+        return
+    global _copy_pool
+    with _copy_pool_lock:
+        if _copy_pool is None:
+            _copy_pool = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="pinned-copy")
+    d, s = dst.reshape(-1), src.reshape(-1)
+    cuts = [s.size * k // COPY_THREADS for k in range(COPY_THREADS + 1)]
+    list(_copy_pool.map(lambda k: np.copyto(d[cuts[k]:cuts[k + 1]], s[cuts[k]:cuts[k + 1]],
+                                            casting="no"), range(COPY_THREADS)))
+
+
 class _PinnedStager:
     """Host → device copies; large ones through pinned memory, asynchronously.
 
@@ -264,7 +291,7 @@ class _PinnedStager:
                             "without it", e)
                 self._pinned_ok = False
             return self.cupy.asarray(a)
-        np.copyto(staging, a, casting="no")  # any strides in, contiguous out
+        _copy_into(staging, a)
         out = self.cupy.empty(a.shape, a.dtype)
         stream = self.cupy.cuda.get_current_stream()
         out.set(staging, stream=stream)  # asynchronous: the source is pinned

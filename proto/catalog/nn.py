@@ -294,8 +294,10 @@ def _nll(logp, t, *w, ignore_index, reduction):
     c = _class_dim(logp)
     picked = _pick(logp, t, c, ignore_index)
     if not w:
-        wt = (t != ignore_index).cast(dtype=logp.dtype)
-        return _reduce(-picked, reduction, wt.sum())
+        if reduction == "none":
+            return -picked
+        total = -picked.sum()  # 0-d from here: the scalar steps fuse into one kernel
+        return total if reduction == "sum" else total / (t != ignore_index).sum()
     _, wt = _class_weights(logp, t, w, c, ignore_index)
     return _reduce(-picked * wt, reduction, wt.sum())
 

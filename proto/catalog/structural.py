@@ -10,6 +10,7 @@ gradient is itself a graph that can be cached, shipped and differentiated again.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, C, F, S
@@ -73,13 +74,20 @@ def _sum_to(xp, a, shape):
     )
     if axes and axes == tuple(range(len(axes))) and _by_matmul(xp, a):
         # Leading dims only (a bias's gradient): on a GPU a reduction down the columns
-        # of a row-major array reads memory across rows; a product with a ones vector is
+        # of a row-major array reads memory across rows; a product with a row of ones is
         # one cuBLAS call that reads it in order (10x faster for 8192x1024 on an H200).
         rows = math.prod(a.shape[:len(axes)])
-        out = xp.matmul(xp.ones(rows, a.dtype), a.reshape(rows, -1))
+        out = xp.matmul(_ones_row(xp, xp.cuda.Device().id, rows, a.dtype.name),
+                        a.reshape(rows, -1))
     else:
         out = xp.sum(a, axis=axes, keepdims=True) if axes else a
     return out.reshape(shape)
+
+
+@lru_cache(maxsize=64)
+def _ones_row(xp, device: int, rows: int, dtype: str):
+    """A (1, rows) row of ones on `device`, made once: never written, only read."""
+    return xp.ones((1, rows), dtype)
 
 
 def _by_matmul(xp, a) -> bool:

@@ -244,3 +244,15 @@ def test_scope_makes_the_backend_gpu_current_in_any_thread():
     t.join()
     assert seen == [device, device]
     CUPY.cuda.Device(0).use()
+
+
+@pytest.mark.parametrize("shape,dtype", [((10,), "float32"), ((3 << 20,), "float32"),
+                                         ((1001, 2999), "float64"), ((5_000_001,), "int8")])
+def test_large_host_copies_are_split_across_threads_exactly(shape, dtype):
+    """The pinned staging copy (worker/backend._copy_into): above the threshold in slices
+    on several threads, below it (and for strided sources) in one np.copyto."""
+    src = np.random.default_rng(0).integers(-100, 100, shape).astype(dtype)
+    for s in (src, src[..., ::2]):
+        dst = np.empty(s.shape, s.dtype)
+        backends._copy_into(dst, s)
+        np.testing.assert_array_equal(dst, s)
