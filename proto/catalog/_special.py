@@ -106,9 +106,13 @@ _ROW_WARPS = 8  # rows per block
 
 
 @cache
-def _rows_module():
+def _rows_kernel(dtype: str, device: int):
+    """The compiled kernel for `dtype` on `device`, looked up once (a lookup per call
+    cost more host time than the launch)."""
     import cupy
-    return cupy.RawModule(code=_ROWS_SOURCE)
+    with cupy.cuda.Device(device):
+        module = cupy.RawModule(code=_ROWS_SOURCE)
+        return module.get_function(f"softmax_rows_{'f32' if dtype == 'float32' else 'f64'}")
 
 
 def softmax_rows_apply(xp, a, dim) -> bool:
@@ -120,8 +124,7 @@ def softmax_rows_apply(xp, a, dim) -> bool:
 
 def softmax_rows(xp, a, take_log: bool):
     """softmax (or log_softmax) of `a` over its last dim, in one launch (see above)."""
-    kernel = _rows_module().get_function(
-        "softmax_rows_f32" if a.dtype.name == "float32" else "softmax_rows_f64")
+    kernel = _rows_kernel(a.dtype.name, a.device.id)
     out = xp.empty_like(a)
     ncols = a.shape[-1]
     nrows = a.size // ncols
