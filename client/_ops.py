@@ -172,7 +172,8 @@ TABLE: dict[str, Spec] = {
 
 # Ops that the client uses internally or that are not PyTorch functions of their own.
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
-                      "sum_to", "grad", "index_backward", "max_pool2d_select"})
+                      "sum_to", "grad", "index_backward", "max_pool2d_select",
+                      "cross_entropy_rows"})
 
 
 def internal(op: str) -> bool:

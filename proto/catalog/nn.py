@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S
+from ._special import ce_rows, ce_rows_apply
 from ._types import FLOATING, INTEGRAL, Meta, OpError, numel, torch_dtype_name
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -303,6 +304,14 @@ def _nll(logp, t, *w, ignore_index, reduction):
 
 
 def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
+    if x.ndim == 2 and t.dtype in INTEGRAL and not w and not label_smoothing:
+        # The common case (a batch of logits, class indices): one op per row instead of
+        # log_softmax, a pick and their gradients (one kernel each way on a GPU).
+        rows = x.cross_entropy_rows(t, ignore_index=ignore_index)
+        if reduction == "none":
+            return rows
+        total = rows.sum()
+        return total if reduction == "sum" else total / (t != ignore_index).sum()
     c = _class_dim(x)
     logp = x.log_softmax(dim=c)
     n_classes = x.shape[c]
@@ -324,7 +333,78 @@ def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
 
 
+# --- cross_entropy_rows: the loss of each row of logits x (N, C) against class indices ----
+def _infer_ce_rows(metas, ignore_index):
+    x, t = metas
+    if len(x.shape) != 2 or x.dtype not in FLOATING or t.dtype not in INTEGRAL \
+            or t.shape != x.shape[:1]:
+        raise OpError(f"cross_entropy_rows: expected float logits (N, C) and integer targets "
+                      f"(N,), got {x.dtype}{list(x.shape)} and {t.dtype}{list(t.shape)}")
+    return Meta(x.shape[:1], x.dtype)
+
+
+def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
+    """The array-module form of ce_rows (see _special): softmax, a one-hot, their use."""
+    from .reductions import _log_softmax_forward
+    valid = t != ignore_index
+    onehot = xp.arange(x.shape[1]) == xp.where(valid, t, 0)[:, None]
+    if g is None:
+        picked = xp.where(onehot, _log_softmax_forward(xp, x, 1), 0).sum(axis=1)
+        return xp.where(valid, -picked, 0).astype(x.dtype, copy=False)
+    p = xp.exp(_log_softmax_forward(xp, x, 1))
+    return ((p - onehot) * xp.where(valid, g, 0)[:, None]).astype(x.dtype, copy=False)
+
+
+def _ce_rows_forward(xp, x, t, ignore_index):
+    if ce_rows_apply(xp, x):
+        return ce_rows(xp, x, t, ignore_index)
+    return _ce_rows_numpy(xp, x, t, ignore_index)
+
+
+def _ce_rows_bw_forward(xp, g, x, t, ignore_index):
+    if ce_rows_apply(xp, x):
+        return ce_rows(xp, x, t, ignore_index, g)
+    return _ce_rows_numpy(xp, x, t, ignore_index, g)
+
+
+def _infer_ce_rows_bw(metas, ignore_index):
+    g, x, t = metas
+    if _infer_ce_rows([x, t], ignore_index) != Meta(g.shape, g.dtype):
+        raise OpError(f"cross_entropy_rows_backward: gradient {g.dtype}{list(g.shape)} does "
+                      f"not match the rows of {x.dtype}{list(x.shape)}")
+    return Meta(x.shape, x.dtype)
+
+
+def _ce_bw_g(h, g, x, t, out, ignore_index):
+    """out is linear in g: out = g[:, None] * D(x, t), so d<h, out>/dg = rowsum(h * D)."""
+    unit = g.full_like(1.0).cross_entropy_rows_backward(x, t, ignore_index=ignore_index)
+    return (h * unit).sum(dim=1)
+
+
+def _ce_bw_x(h, g, x, t, out, ignore_index):
+    """d out[i, j] / d x[i, k] = g_i p_ij (delta_jk - p_ik) on kept rows (p = softmax)."""
+    p = x.softmax(dim=1)
+    hp = h * p
+    kept = g * (t != ignore_index).cast(dtype=g.dtype)
+    return (hp - p * hp.sum(dim=1, keepdim=True)) * kept.unsqueeze(dim=1)
+
+
 _IGNORED = I((5,), 4, low=-1)  # some targets are the ignore_index -1
+_ROWS_SAMPLES = (S(F(5, 4), I((5,), 4), grad=(0,)), S(F(5, 4), _IGNORED, ignore_index=-1,
+                                                     grad=(0,)),
+                 S(F(6, 3), I((6,), 3), ignore_index=1, grad=(0,)), S(F(0, 3), I((0,), 3)))
+register(OpDef("cross_entropy_rows", 2, _infer_ce_rows, _ce_rows_forward,
+               (lambda g, x, t, out, ignore_index:
+                g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
+               attrs={"ignore_index": ("int", -100)}, torch_name="NllLossBackward0",
+               samples=_ROWS_SAMPLES))
+register(OpDef("cross_entropy_rows_backward", 3, _infer_ce_rows_bw, _ce_rows_bw_forward,
+               (_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
+               torch_name="NllLossBackwardBackward0",
+               samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),
+                        S(F(5), F(5, 4), _IGNORED, ignore_index=-1, grad=(0, 1)),
+                        S(F(0), F(0, 3), I((0,), 3)))))
+
 _CLASS = {"ignore_index": ("int", -100), "reduction": ("str", "mean")}
 register(OpDef("nll_loss", -1, _infer_class_loss("nll_loss", False), None, decompose=_nll,
                attrs=dict(_CLASS), torch_name="NllLossBackward0", samples=(

@@ -88,6 +88,15 @@ def _bce_logits(x, t, *w, reduction):
                                               pos_weight=w[1] if len(w) > 1 else None)
 
 
+def _ce_rows_backward(g, x, t, ignore_index):
+    """The gradient of per-row cross-entropy, as PyTorch's autograd gives it (with a graph,
+    so that it can be differentiated again)."""
+    xs = x if x.requires_grad else x.detach().requires_grad_(True)
+    rows = F.cross_entropy(xs, t, ignore_index=ignore_index, reduction="none")
+    (gx,) = torch.autograd.grad(rows, xs, g, create_graph=True)
+    return gx
+
+
 REFS = {
     "add": _binary(torch.add, lambda a, b: a + b),
     "sub": _binary(torch.sub, lambda a, b: a - b),
@@ -123,6 +132,9 @@ REFS = {
     "index_add": lambda x, i, s, dim, alpha: torch.index_add(x, dim, i, s, alpha=alpha),
     "gather": lambda x, i, dim: torch.gather(x, dim, i),
     "scatter_add": lambda x, i, s, dim: torch.scatter_add(x, dim, i, s),
+    "cross_entropy_rows": lambda x, t, ignore_index:
+        F.cross_entropy(x, t, ignore_index=ignore_index, reduction="none"),
+    "cross_entropy_rows_backward": _ce_rows_backward,
     "tanh_backward": lambda g, y: torch.ops.aten.tanh_backward(g, y),
     "sigmoid_backward": lambda g, y: torch.ops.aten.sigmoid_backward(g, y),
     "conv2d_input_grad": lambda g, w, input_shape, **a:
