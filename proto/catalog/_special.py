@@ -1,5 +1,6 @@
 """Functions that numpy lacks or that numpy and CuPy spell differently, resolved once
-per array module.
+per array module; and the few CUDA kernels the catalog launches on CuPy itself (row-wise
+(log-)softmax and cross-entropy), where the array-module form costs several launches.
 
 numpy has no erf: SciPy's is used when it is installed, else math.erf elementwise
 (correct, slower). CuPy has its own in cupyx.scipy.special.

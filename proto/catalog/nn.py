@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S
 from ._special import ce_rows, ce_rows_apply
+from .reductions import _log_softmax_forward
 from ._types import FLOATING, INTEGRAL, Meta, OpError, numel, torch_dtype_name
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -291,14 +292,20 @@ def _pick(logp, t, c, ignore_index):
     return hit.where(logp, 0.0).sum(dim=c)
 
 
+def _reduce_kept(losses, t, ignore_index, reduction):
+    """Per-target losses (0 where ignored) reduced as PyTorch does: a mean is over the
+    targets that are not ignore_index."""
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    return total if reduction == "sum" else total / (t != ignore_index).sum()
+
+
 def _nll(logp, t, *w, ignore_index, reduction):
     c = _class_dim(logp)
     picked = _pick(logp, t, c, ignore_index)
     if not w:
-        if reduction == "none":
-            return -picked
-        total = -picked.sum()  # 0-d from here: the scalar steps fuse into one kernel
-        return total if reduction == "sum" else total / (t != ignore_index).sum()
+        return _reduce_kept(-picked, t, ignore_index, reduction)
     _, wt = _class_weights(logp, t, w, c, ignore_index)
     return _reduce(-picked * wt, reduction, wt.sum())
 
@@ -308,10 +315,7 @@ def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
         # The common case (a batch of logits, class indices): one op per row instead of
         # log_softmax, a pick and their gradients (one kernel each way on a GPU).
         rows = x.cross_entropy_rows(t, ignore_index=ignore_index)
-        if reduction == "none":
-            return rows
-        total = rows.sum()
-        return total if reduction == "sum" else total / (t != ignore_index).sum()
+        return _reduce_kept(rows, t, ignore_index, reduction)
     c = _class_dim(x)
     logp = x.log_softmax(dim=c)
     n_classes = x.shape[c]
@@ -345,7 +349,6 @@ def _infer_ce_rows(metas, ignore_index):
 
 def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
     """The array-module form of ce_rows (see _special): softmax, a one-hot, their use."""
-    from .reductions import _log_softmax_forward
     valid = t != ignore_index
     onehot = xp.arange(x.shape[1]) == xp.where(valid, t, 0)[:, None]
     if g is None:
