@@ -74,7 +74,7 @@ def engine_mlp(batch):
 
     from remotegrad.worker.engine import compile_graph
     from tests.engine import helpers
-    from tests.engine.test_gpu import mlp_graph
+    from tests.engine.graphs import mlp_graph
     helpers.XP = cupy
     eg, targets = mlp_graph(batch=batch, sizes=SIZES)
     eg.prog = compile_graph(eg.g, targets, cupy)

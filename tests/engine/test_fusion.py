@@ -12,30 +12,10 @@ from remotegrad.proto import catalog
 from remotegrad.worker.engine import fusion
 
 from . import helpers
+from .graphs import chain_graph
 from .helpers import EngineGraph, make_value
 
 pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
-
-# A 100-op chain that keeps values finite: squashing ops between affine ones.
-CHAIN = ["tanh", ("mul", 1.5), "sin", ("add", 0.25), "sigmoid", "relu", ("sub", 0.5),
-         "abs", "exp", "reciprocal"]
-
-
-def chain_graph(n: int = 100, size: int = 4096, dtype: str = "float32"):
-    """x → n elementwise ops → v; and d(sum v)/dx. Returns (graph, x, v, grad)."""
-    eg = EngineGraph()
-    x = eg.leaf(np.random.default_rng(0).uniform(-1, 1, size).astype(dtype))
-    v = x
-    for k in range(n):
-        op = CHAIN[k % len(CHAIN)]
-        if isinstance(op, tuple):
-            v = eg.g.add(op[0], (v, eg.g.add("const", (), {"value": op[1]})))
-        else:
-            v = eg.g.add(op, (v,))
-    one = eg.g.add("full", (), {"shape": (), "value": 1.0, "dtype": dtype})
-    grad = eg.g.add("grad", (eg.g.add("sum", (v,)), one, x), {"n": 1})
-    return eg, x, v, grad
-
 
 def test_a_chain_and_its_gradient_fuse_into_one_kernel():
     eg, _, v, grad = chain_graph()

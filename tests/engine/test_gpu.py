@@ -9,8 +9,7 @@ import pytest
 from remotegrad.worker.engine import compile_graph
 
 from .backends import cupy_missing
-from .helpers import EngineGraph
-from .test_fusion import chain_graph
+from .graphs import chain_graph, mlp_graph
 
 pytestmark = pytest.mark.skipif(cupy_missing() is not None, reason=str(cupy_missing()))
 
@@ -20,26 +19,6 @@ extern "C" __global__ void spin(long long cycles) {
     while (clock64() - start < cycles) { }
 }
 """
-
-
-def mlp_graph(batch=64, sizes=(32, 64, 64, 10)):
-    """Linear-ReLU-linear-ReLU-linear, cross entropy; the loss and six gradients."""
-    rng = np.random.default_rng(0)
-    eg = EngineGraph()
-    h = eg.leaf(rng.standard_normal((batch, sizes[0])).astype(np.float32))
-    params = []
-    for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-        w = eg.leaf((rng.standard_normal((fan_out, fan_in)) / fan_in ** 0.5).astype(np.float32))
-        b = eg.leaf(rng.standard_normal(fan_out).astype(np.float32) * 0.1)
-        params += [w, b]
-        h = eg.g.add("linear", (h, w, b))
-        if k < len(sizes) - 2:
-            h = eg.g.add("relu", (h,))
-    y = eg.leaf(rng.integers(0, sizes[-1], batch).astype(np.int64))
-    loss = eg.g.add("cross_entropy", (h, y))
-    one = eg.g.add("full", (), {"shape": (), "value": 1.0, "dtype": "float32"})
-    grads = [eg.g.add("grad", (loss, one, p), {"n": 1}) for p in params]
-    return eg, [loss, *grads]
 
 
 @pytest.mark.parametrize("graph", ["mlp", "chain"])
