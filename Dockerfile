@@ -15,7 +15,8 @@ ARG EXTRAS=""
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 remotegrad
+RUN useradd --create-home --uid 10001 remotegrad \
+    && mkdir -p /home/remotegrad/.cupy && chown remotegrad /home/remotegrad/.cupy
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER remotegrad
