@@ -18,7 +18,8 @@ made by an op that always returns a fresh array, and every op that reads it does
 no view of it exists). `v7 = multiply(v2, v5, out=v2)` saves an allocation and keeps the
 working set small.
 
-On an array module that can fuse (CuPy), runs of such ufunc steps become one kernel each
+On an array module that can fuse (CuPy), runs of elementwise steps (these ufunc calls, and
+ops with a `fusable` form in the catalog) become one kernel each
 (see fusion.py), and nothing in a run waits for the device: kernels are queued back to
 back and the host meets the device only when results are copied back.
 """
@@ -46,15 +47,9 @@ CODEGEN_MAX_STEPS = 20_000
 FUSE = True  # fuse elementwise runs where the array module can (cupy.fuse); see fusion.py
 
 
-def _bind(opdef, xp, attrs):
-    fwd = opdef.forward
-    if attrs:
-        return partial(fwd, xp, **attrs)
-    return partial(fwd, xp)
-
-
-def _bind_fusable(opdef, xp, attrs):
-    return partial(opdef.fusable, xp, **attrs) if attrs else partial(opdef.fusable, xp)
+def _bind(fn, xp, attrs):
+    """fn(xp, *arrays, **attrs) as a function of the arrays (an op's forward or fusable)."""
+    return partial(fn, xp, **attrs) if attrs else partial(fn, xp)
 
 
 class Program:
@@ -85,12 +80,12 @@ class Program:
         for i, pos in last.items():
             if i not in keep:
                 dies[pos].append(i)
-        self.steps = [(_bind(catalog.get(g.ops[n]), xp, g.attrs[n]), g.inputs[n], n,
+        self.steps = [(_bind(catalog.get(g.ops[n]).forward, xp, g.attrs[n]), g.inputs[n], n,
                        tuple(dies[pos])) for pos, n in enumerate(live)]
         self.names = [g.ops[n] for n in live]  # each step's op, for profiles and messages
         self.metas = {n: g.metas[n] for n in live}
         self.direct = _direct_calls(g, live, dies, xp)
-        self.fusable = {pos: _bind_fusable(catalog.get(g.ops[n]), xp, g.attrs[n])
+        self.fusable = {pos: _bind(catalog.get(g.ops[n]).fusable, xp, g.attrs[n])
                         for pos, n in enumerate(live)
                         if pos not in self.direct and catalog.get(g.ops[n]).fusable}
         self.checked = False
@@ -104,7 +99,7 @@ class Program:
                 continue
             if g.metas[n].nbytes > FOLD_BYTES or not catalog.get(op).forward:
                 continue
-            fn = _bind(catalog.get(op), self.xp, g.attrs[n])
+            fn = _bind(catalog.get(op).forward, self.xp, g.attrs[n])
             with _quiet(self.xp):
                 value = fn(*(folded[i] for i in g.inputs[n]))
             folded[n] = _conform(self.xp, value, g.metas[n])
