@@ -18,6 +18,7 @@ from remotegrad.proto import catalog
 
 from . import _dtypes
 from ._tensor import Tensor, apply
+from ._warn import warn_user
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,34 @@ class Spec:
 
 
 # --- adapters: PyTorch's argument conventions → catalog attributes ------------------------
-def _var(operands: list, kw: dict) -> tuple[list, dict]:
-    unbiased = kw.pop("unbiased", None)
-    if isinstance(kw.get("dim"), builtins.bool):  # var(True): the old unbiased position
-        unbiased = kw.pop("dim")
-    if unbiased is not None and kw.get("correction") is None:
-        kw["correction"] = 1 if unbiased else 0
-    if kw.get("correction") is None:
-        kw.pop("correction", None)
-    return operands, kw
+def _statistic(name: str) -> Callable[[list, dict], tuple[list, dict]]:
+    """var and std: PyTorch's `unbiased` spelling, and its warning when no degrees of
+    freedom are left (the value is then nan or inf, as there)."""
+    def adapt(operands: list, kw: dict) -> tuple[list, dict]:
+        unbiased = kw.pop("unbiased", None)
+        if isinstance(kw.get("dim"), builtins.bool):  # var(True): the old unbiased position
+            unbiased = kw.pop("dim")
+        if unbiased is not None and kw.get("correction") is None:
+            kw["correction"] = 1 if unbiased else 0
+        if kw.get("correction") is None:
+            kw.pop("correction", None)
+        _warn_no_dof(name, operands[0], kw.get("dim"), kw.get("correction", 1))
+        return operands, kw
+    return adapt
+
+
+def _warn_no_dof(name: str, x, dim, correction) -> None:
+    shape = tuple(getattr(x, "shape", ()))
+    try:
+        dims = catalog.normalize_dims(dim, len(shape))
+    except catalog.OpError:
+        return  # the op's own rule reports a bad dim
+    n = 1
+    for d in dims:
+        n *= shape[d] if shape else 1
+    if n - correction <= 0:
+        warn_user(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                  "than the reduction factor (input numel divided by output numel).")
 
 
 def _norm(operands: list, kw: dict) -> tuple[list, dict]:
@@ -138,9 +158,9 @@ TABLE: dict[str, Spec] = {
     "prod": Spec("prod", params=_RED, grad=_dim_name("ProdBackward0", "ProdBackward1")),
     "amax": Spec("amax", params=_RED), "amin": Spec("amin", params=_RED),
     "argmax": Spec("argmax", params=_RED), "argmin": Spec("argmin", params=_RED),
-    "var": Spec("var", params=("dim", "unbiased", "keepdim"), adapt=_var,
+    "var": Spec("var", params=("dim", "unbiased", "keepdim"), adapt=_statistic("var"),
                 grad=_dim_name("VarBackward0", "VarBackward0")),
-    "std": Spec("std", params=("dim", "unbiased", "keepdim"), adapt=_var),
+    "std": Spec("std", params=("dim", "unbiased", "keepdim"), adapt=_statistic("std")),
     "norm": Spec("norm", params=("p", "dim", "keepdim"), adapt=_norm),
     "logsumexp": Spec("logsumexp", params=_RED),
     "cumsum": Spec("cumsum", params=("dim",), forms="mfi"),

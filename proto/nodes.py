@@ -41,4 +41,6 @@ def contiguous(arr) -> np.ndarray:
 
 def array_hash(arr: np.ndarray) -> str:
     arr = contiguous(arr)
-    return tensor_hash(arr.dtype.name, arr.shape, memoryview(arr).cast("B"))
+    # memoryview cannot view a size-0 array as bytes; it has none to hash.
+    data = memoryview(arr).cast("B") if arr.size else b""
+    return tensor_hash(arr.dtype.name, arr.shape, data)

@@ -14,6 +14,7 @@ from remotegrad.proto import catalog
 
 from .. import _creation
 from .._tensor import Tensor, apply
+from .._warn import warn_user
 
 __all__ = [
     "avg_pool2d", "batch_norm", "cosine_similarity", "scaled_dot_product_attention",
@@ -177,14 +178,23 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 
 # --- losses ------------------------------------------------------------------------------
+def _warn_broadcast(input: Tensor, target: Tensor) -> None:
+    if tuple(target.shape) != tuple(input.shape):
+        warn_user(f"Using a target size ({target.size()}) that is different to the input size "
+                  f"({input.size()}). This will likely lead to incorrect results due to "
+                  "broadcasting. Please ensure they have the same size.")
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
+    _warn_broadcast(input, target)
     return _op("mse_loss", input, target,
                reduction=_reduction(size_average, reduce, reduction))
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean") -> Tensor:
+    _warn_broadcast(input, target)
     return _op("l1_loss", input, target, reduction=_reduction(size_average, reduce, reduction))
 
 

@@ -18,7 +18,7 @@ from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S
 from ._special import ce_rows, ce_rows_apply
 from .reductions import _log_softmax_forward
-from ._types import FLOATING, INTEGRAL, Meta, OpError, numel, torch_dtype_name
+from ._types import FLOATING, INTEGRAL, Meta, OpError, broadcast_shapes, numel, torch_dtype_name
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -185,13 +185,24 @@ def _infer_pointwise_loss(name):
     return infer
 
 
+def _infer_broadcast_loss(metas, reduction):
+    """mse_loss and l1_loss broadcast input and target, as PyTorch does (the SDK warns,
+    with PyTorch's words, when their sizes differ)."""
+    _check_reduction(reduction)
+    x, t = metas[0], metas[1]
+    shape = broadcast_shapes(x.shape, t.shape)
+    return Meta(shape if reduction == "none" else (), x.dtype)
+
+
 _POINTWISE = (S(F(3, 4), F(3, 4)), S(F(5), F(5), reduction="sum"),
-              S(F(2, 3), F(2, 3), reduction="none"), S(F(), F()))
-register(OpDef("mse_loss", 2, _infer_pointwise_loss("mse_loss"), None,
+              S(F(2, 3), F(2, 3), reduction="none"), S(F(), F()),
+              S(F(3, 4), F(4), reduction="none"), S(F(4), F(2, 1, 4)),
+              S(F(0, 3), F(3), fd=False))  # the mean of nothing is nan
+register(OpDef("mse_loss", 2, _infer_broadcast_loss, None,
                decompose=lambda x, t, reduction: _reduce((x - t) * (x - t), reduction),
                attrs={"reduction": ("str", "mean")}, torch_name="MseLossBackward0",
                samples=_POINTWISE))
-register(OpDef("l1_loss", 2, _infer_pointwise_loss("l1_loss"), None,
+register(OpDef("l1_loss", 2, _infer_broadcast_loss, None,
                decompose=lambda x, t, reduction: _reduce((x - t).abs(), reduction),
                attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
                samples=_POINTWISE))
@@ -225,9 +236,9 @@ _BCE_P = lambda *s: F(*s, low=0.05, high=0.95)  # noqa: E731
 register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,
                decompose=_bce, attrs={"reduction": ("str", "mean")},
                torch_name="BinaryCrossEntropyBackward0", samples=(
-                   S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0,)),
-                   S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0,)),
-                   S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0,)))))
+                   S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0, 1)),
+                   S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
+                   S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0, 1)))))
 register(OpDef("binary_cross_entropy_with_logits", -1,
                _infer_bce("binary_cross_entropy_with_logits", 4), None,
                decompose=_bce_logits, attrs={"reduction": ("str", "mean")},

@@ -205,21 +205,39 @@ _VAR = {"dim": ("dims", None), "correction": ("scalar", 1), "keepdim": ("bool", 
 
 
 def _var_forward(xp, a, dim, correction, keepdim):
-    return xp.var(a, axis=axes(dim, a.ndim), ddof=correction, keepdims=keepdim)
+    # By hand rather than xp.var, which warns (in a worker's log) where PyTorch's value is
+    # simply nan or inf: no degrees of freedom left, or nothing to reduce.
+    ax = axes(dim, a.ndim)
+    n = numel(a.shape) // max(1, numel(reduced_shape(a.shape, dim, True)))
+    centred = a - xp.sum(a, axis=ax, keepdims=True) / a.dtype.type(n)
+    return xp.sum(centred * centred, axis=ax, keepdims=keepdim) / a.dtype.type(max(n - correction, 0))
+
+
+def _per_dof(scale: float, x, dim, correction) -> float:
+    """scale / (N - correction) with IEEE semantics, as PyTorch's rule computes it: with no
+    degrees of freedom left it is inf (the gradient is nan or inf, never an error)."""
+    dof = count(x, dim) - correction
+    return scale / dof if dof else float("inf")
 
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
     centred = x - x.mean(dim=dim, keepdim=True)
-    return kept(g, x, dim) * centred * (2.0 / (count(x, dim) - correction))
+    return kept(g, x, dim) * centred * _per_dof(2.0, x, dim, correction)
 
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
     centred = x - x.mean(dim=dim, keepdim=True)
-    return kept(g / out, x, dim) * centred * (1.0 / (count(x, dim) - correction))
+    return kept(g / out, x, dim) * centred * _per_dof(1.0, x, dim, correction)
 
 
 _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
-                S(F(3, 4), dim=0, correction=0), S(F(2, 5), dim=1, correction=2))
+                S(F(3, 4), dim=0, correction=0), S(F(2, 5), dim=1, correction=2),
+                # No degrees of freedom left: nan and inf, as in PyTorch (which warns).
+                # Of a 0-d tensor, PyTorch's gradient is a nan cut off from the graph
+                # (so its second derivative is zero where ours is nan): first order only.
+                S(F(), fd=False, second=False), S(F(1, 3), dim=0, fd=False),
+                S(F(2, 3), dim=0, correction=2, fd=False),
+                S(F(2, 3), dim=1, correction=4, fd=False))
 reduction("var", _infer_float_reduce("var"), _var_forward, _var_vjp, "VarBackward0",
           _VAR_SAMPLES, dict(_VAR))
 reduction("std", _infer_float_reduce("std"),

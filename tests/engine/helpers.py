@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from remotegrad.proto import catalog
-from remotegrad.worker.engine import Graph, compile_graph
+from remotegrad.worker.engine import Graph, Sym, compile_graph
 
 from .backends import to_device, to_host
 from .torch_refs import reference
@@ -93,15 +93,41 @@ def grad_indices(opdef: catalog.OpDef, sample: catalog.Sample) -> tuple[int, ...
     return tuple(i for i, s in enumerate(sample.inputs) if s.kind in ("float", "fixed"))
 
 
-class Case:
-    """One op, one sample, one dtype: values, engine graph and torch reference."""
+TIE = 0.5  # weight of the shared-ancestry link in a correlated form (see `tied`)
+CORRELATED = ("first", "last")
 
-    def __init__(self, name, sample, dtype, seed=0, noncontig=False, second=True):
+
+def tied_inputs(wrt: tuple[int, ...], form: str | None) -> list[tuple[int, int]]:
+    """(input, ancestor) pairs of a correlated form: "first" makes every differentiated
+    input after the first depend on the first, "last" makes the first depend on the last.
+    Rules must give partial derivatives per argument; the sweep sums them (see `tie`)."""
+    if form is None or len(wrt) < 2:
+        return []
+    if form == "first":
+        return [(j, wrt[0]) for j in wrt[1:]]
+    return [(wrt[0], wrt[-1])]
+
+
+def tie(x, src, at: float, cast):
+    """x + TIE * (src.sum() - at), in x's dtype, with `at` the sum at the sample's values:
+    there the value is x's own (so every input stays in its domain), but the gradient
+    also flows from x into src, and a perturbation of src moves x (finite differences
+    see the link). Written once for the engine's Syms and torch's tensors."""
+    return x + cast(TIE * (src.sum() - at), x)
+
+
+class Case:
+    """One op, one sample, one dtype: values, engine graph and torch reference. With
+    `correlate` ("first" or "last", see tied_inputs) the op's inputs share ancestry."""
+
+    def __init__(self, name, sample, dtype, seed=0, noncontig=False, second=True,
+                 correlate=None):
         self.name, self.sample, self.dtype = name, sample, dtype
         self.opdef = catalog.get(name)
         rng = np.random.default_rng(seed)
         self.inputs = [make_value(s, dtype, rng, noncontig) for s in sample.inputs]
         self.wrt = grad_indices(self.opdef, sample)
+        self.ties = tied_inputs(self.wrt, correlate)
         self.rng = rng
         self.second = second and sample.second
         self._build()
@@ -109,7 +135,12 @@ class Case:
     def _build(self):
         eg = self.eg = EngineGraph()
         ids = [eg.input(v) for v in self.inputs]
-        out = eg.g.add(self.name, ids, self.sample.attrs)
+        args = list(ids)
+        for j, src in self.ties:
+            x = tie(Sym(eg.g, args[j]), Sym(eg.g, ids[src]), self._at(src),
+                    lambda v, x: v.cast(dtype=x.dtype) if v.dtype != x.dtype else v)
+            args[j] = x.id
+        out = eg.g.add(self.name, args, self.sample.attrs)
         self.out_meta = eg.g.metas[out]
         targets = [out]
         self.seed = self.first = self.vs = None
@@ -127,6 +158,9 @@ class Case:
                             for i in self.wrt]
         self.ids = ids
         eg.compile(targets)
+
+    def _at(self, src: int) -> float:
+        return float(np.sum(self.inputs[src], dtype=np.float64))
 
     # --- engine -------------------------------------------------------------------------
     def engine(self, inputs=None):
@@ -149,7 +183,10 @@ class Case:
             if i in self.wrt and self.first:
                 t.requires_grad_(True)
             ts.append(t)
-        out = reference(self.name)(*ts, **self.opdef.check_attrs(self.sample.attrs))
+        args = list(ts)
+        for j, src in self.ties:
+            args[j] = tie(ts[j], ts[src], self._at(src), lambda v, x: v.to(x.dtype))
+        out = reference(self.name)(*args, **self.opdef.check_attrs(self.sample.attrs))
         first, second = [], []
         if self.first:
             wrt = [ts[i] for i in self.wrt]
@@ -195,7 +232,8 @@ def check_against_torch(case: Case) -> None:
         else:
             np.testing.assert_array_equal(a, b, err_msg=what)
     t_out, t_first, t_second = case.torch()
-    tag = f"{case.name}{tuple(case.sample.attrs.items())} {case.dtype}"
+    form = f" correlated:{case.ties}" if case.ties else ""
+    tag = f"{case.name}{tuple(case.sample.attrs.items())} {case.dtype}{form}"
     assert_close(out, t_out, TOL.get(case.out_meta.dtype, {}), f"{tag}: forward pass")
     gtol = GRAD_TOL.get(case.dtype, GRAD_TOL["float32"])
     for i, g, t in zip(case.wrt, first, t_first):

@@ -8,7 +8,8 @@ import pytest
 
 from remotegrad.proto import catalog
 
-from .helpers import Case
+from .helpers import CORRELATED as CORRELATED_FORMS
+from .helpers import Case, grad_indices, tied_inputs
 
 pytestmark = pytest.mark.usefixtures("backend")  # numpy, and cupy where a GPU is
 
@@ -29,9 +30,19 @@ def _shifted(case: Case, direction, sign):
     return xs
 
 
-@pytest.mark.parametrize("name,index", CASES, ids=[f"{n}-{i}" for n, i in CASES])
-def test_derivatives_match_finite_differences(name, index):
-    case = Case(name, catalog.get(name).samples[index], "float64", seed=100 + index)
+CORRELATED = [(name, i, form) for name, i in CASES for form in CORRELATED_FORMS
+              if len(tied_inputs(grad_indices(catalog.get(name), catalog.get(name).samples[i]),
+                                 form))]
+
+
+@pytest.mark.parametrize("name,index,form", [(n, i, None) for n, i in CASES] + CORRELATED,
+                         ids=[f"{n}-{i}" for n, i in CASES]
+                         + [f"{n}-{i}-{f}" for n, i, f in CORRELATED])
+def test_derivatives_match_finite_differences(name, index, form):
+    """Each sample as given, and in its correlated forms (one input an ancestor of
+    another: see helpers.tied_inputs)."""
+    case = Case(name, catalog.get(name).samples[index], "float64", seed=100 + index,
+                correlate=form)
     if not case.first:
         pytest.skip("output is not floating point")
     rng = np.random.default_rng(index)

@@ -12,6 +12,8 @@ from .helpers import Case, check_against_torch
 
 # PyTorch's own note about its implementation of padding="same"; not about our values.
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same'"),
+              # PyTorch's warning when mse_loss/l1_loss broadcast (samples that do so)
+              pytest.mark.filterwarnings("ignore:Using a target size"),
               pytest.mark.usefixtures("backend")]  # numpy, and cupy where a GPU is
 OPS = sorted(n for n in catalog.CATALOG if n not in catalog.SOURCES)
 CASES = [(name, i) for name in OPS for i in range(len(catalog.get(name).samples))]
@@ -34,6 +36,47 @@ def test_non_differentiable_ops_are_listed():
 def test_op_matches_torch(name, index, dtype, noncontig):
     sample = catalog.get(name).samples[index]
     check_against_torch(Case(name, sample, dtype, seed=index, noncontig=noncontig))
+
+
+def _multi_input(name, sample) -> bool:
+    case_wrt = [i for i, s in enumerate(sample.inputs) if s.kind in ("float", "fixed")]
+    wrt = sample.grad if sample.grad is not None else case_wrt
+    return catalog.get(name).differentiable and len(wrt) >= 2
+
+
+CORRELATED = [(name, i, form) for name, i in CASES
+              if _multi_input(name, catalog.get(name).samples[i]) for form in ("first", "last")]
+
+
+@pytest.mark.parametrize("name,index,form", CORRELATED,
+                         ids=[f"{n}-{i}-{f}" for n, i, f in CORRELATED])
+def test_correlated_inputs_match_torch(name, index, form):
+    """op(x, f(x)): one input an ancestor of another, first and second order. Rules (and
+    decompositions) must give partial derivatives per argument; the sweep sums them."""
+    sample = catalog.get(name).samples[index]
+    check_against_torch(Case(name, sample, "float64", seed=index, correlate=form))
+
+
+# Ops with several float inputs of which PyTorch differentiates only one.
+ONE_DIFFERENTIABLE_INPUT = {
+    "nll_loss": "PyTorch refuses a weight that requires grad",
+    "cross_entropy": "PyTorch refuses a weight that requires grad",
+    "max_pool2d_backward": "its input only picks each window's argmax (piecewise constant)",
+    "max_pool2d_select": "its input only picks each window's argmax (piecewise constant)",
+}
+
+
+def _float_positions(name) -> set[int]:
+    return {i for s in catalog.get(name).samples for i, spec in enumerate(s.inputs)
+            if spec.kind in ("float", "fixed")}
+
+
+def test_every_multi_input_op_has_a_correlated_form():
+    multi = {n for n in OPS if catalog.get(n).differentiable and len(_float_positions(n)) >= 2
+             and n not in ONE_DIFFERENTIABLE_INPUT}
+    covered = {n for n, _, _ in CORRELATED}
+    assert multi <= covered, f"multi-input ops never checked with shared ancestry: " \
+                             f"{sorted(multi - covered)}"
 
 
 def _aliasable(name):

@@ -37,9 +37,12 @@ def unbroadcast(g: Graph, cot: int, shape: tuple[int, ...], dtype: str) -> int:
     return cot
 
 
-def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int]) -> list[int]:
+def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int],
+        stop: frozenset[int] = frozenset()) -> list[int]:
     """Nodes holding sum_k seed_k · d(output_k)/d(wrt), for each wrt, in one reverse sweep.
-    A wrt the outputs do not depend on gets zeros."""
+    A wrt the outputs do not depend on gets zeros. Nothing flows back through a node in
+    `stop`: with the wrts as stops, each wrt gets its partial derivative, as if the others
+    were independent of it (what a decomposition's rule per argument needs)."""
     lo = min(wrts, default=0)
     order = g.ancestors(outputs, lo)
     wrtset = set(wrts)
@@ -55,7 +58,7 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int]) -> list
         seed = unbroadcast(g, seed, g.metas[out].shape, g.metas[out].dtype)
         cot[out] = g.add("add", (cot[out], seed)) if out in cot else seed
     for n in reversed(order):
-        if n in cot and n in reach:
+        if n in cot and n in reach and n not in stop:
             _backprop_node(g, n, cot, reach)
     return [cot[w] if w in cot else zeros(g, w) for w in wrts]
 
@@ -89,11 +92,15 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> No
 
 
 def _through_decomposition(g, n, opdef, args, seed, want):
-    """Contributions per input position. The sweep gives one gradient per *node*, covering
-    all its uses, so a node passed twice (layer_norm(x, w, w)) gets it once."""
+    """Contributions per input position: partial derivatives, so the sweep stops at every
+    input of the op. Without the stops, an input that is an ancestor of another
+    (mse_loss(a, a * 2)) would get the other's contribution here and again when the outer
+    sweep passes it on. The sweep gives one gradient per *node*, covering all its uses, so
+    a node passed twice (layer_norm(x, w, w)) gets it once."""
     value = opdef.decompose(*args, **g.attrs[n])
     nodes = list(dict.fromkeys(args[idx].id for idx in want))
-    grads = dict(zip(nodes, vjp(g, [value.id], [seed], nodes)))
+    stop = frozenset(a.id for a in args)
+    grads = dict(zip(nodes, vjp(g, [value.id], [seed], nodes, stop)))
     out = []
     for idx in want:
         out.append(grads.pop(args[idx].id, None))
