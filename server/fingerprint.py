@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 
+from remotegrad.proto.catalog import attrs_key
 from remotegrad.proto.nodes import WireNode
 
 
 def _canonical_attrs(attrs: dict) -> bytes:
-    # Types are part of the key: const 2 (an int) and 2.0 (a float) are different graphs.
-    return repr(sorted((k, type(v).__name__, v) for k, v in attrs.items())).encode()
+    return repr(attrs_key(attrs)).encode()
 
 
 def fingerprint(nodes: list[WireNode], targets: list[int]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from remotegrad.proto.catalog import OpError
+from remotegrad.proto.catalog import OpError, attrs_key
 from remotegrad.proto.nodes import WireNode
 from . import engine
 
@@ -89,8 +89,8 @@ def _structure(nodes: list[WireNode], targets: list[int]) -> tuple:
     key = []
     for p, n in enumerate(nodes):
         pos[n.id] = p
-        attrs = tuple(sorted((k, type(v).__name__, v) for k, v in n.attrs.items()
-                             if not (n.op == "leaf" and k == "hash")))
+        attrs = attrs_key({k: v for k, v in n.attrs.items()
+                           if not (n.op == "leaf" and k == "hash")})
         key.append((n.op, tuple(pos[i] for i in n.inputs), attrs))
     return tuple(key), tuple(pos[t] for t in targets)
 

@@ -42,6 +42,7 @@ from . import (  # noqa: F401  (registration)
     shape,
     structural,
 )
+from ._identity import attrs_key
 from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, get, register
 from ._types import (
     DEFAULT_FLOAT,
@@ -81,6 +82,7 @@ __all__ = [
     "OpDef",
     "OpError",
     "Sample",
+    "attrs_key",
     "broadcast_shapes",
     "get",
     "normalize_dims",

@@ -5,6 +5,7 @@ results and are not differentiable (vjp=None)."""
 
 from __future__ import annotations
 
+from ._checks import fail_if
 from ._registry import OpDef, register
 from ._samples import B, C, F, P, S, X
 from ._samples import binary as binary_samples
@@ -55,9 +56,16 @@ def infer_compare(metas: list[Meta]) -> Meta:
     return Meta(broadcast_all(metas), "bool")
 
 
+def nonzero_divisor(xp, b) -> None:
+    """Integer division by zero is an error in PyTorch (numpy gives 0 and a warning)."""
+    if b.dtype.kind in "iu":
+        fail_if(xp, b == 0, ZeroDivisionError, "ZeroDivisionError")
+
+
 def _div_forward(xp, a, b, rounding_mode):
     if rounding_mode is None:
         return xp.true_divide(a, b)
+    nonzero_divisor(xp, b)
     if rounding_mode == "floor":
         return xp.floor_divide(a, b)
     if a.dtype.kind == "f":
@@ -130,12 +138,19 @@ binary("minimum", lambda xp, a, b: xp.minimum(a, b),
         lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0",
        samples=binary_samples() + _TIES, ufunc="minimum")
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
-binary("remainder", lambda xp, a, b: xp.remainder(a, b),
+def _checked_divisor(ufunc: str):
+    def forward(xp, a, b):
+        nonzero_divisor(xp, b)
+        return getattr(xp, ufunc)(a, b)
+    return forward
+
+
+binary("remainder", _checked_divisor("remainder"),
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
        samples=(S(F(3, 4, low=-5, high=5), P(4)),
                 S(F(2, 3, low=-5, high=5), C(1.5))))
-binary("fmod", lambda xp, a, b: xp.fmod(a, b),
+binary("fmod", _checked_divisor("fmod"),
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
        samples=(S(F(3, 4, low=-5, high=5), P(4)),

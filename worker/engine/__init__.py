@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from remotegrad.proto.catalog import OpError
+from remotegrad.proto.catalog import OpError, attrs_key
 from remotegrad.proto.nodes import WireNode
 
 from .autodiff import lower, materialize, vjp
@@ -72,9 +72,7 @@ def _structure(nodes: list[WireNode], targets: list[int]):
             add(("leaf", hashes.setdefault(a["hash"], len(hashes)), a["dtype"], a["shape"],
                  a.get("tag")))
         elif a:
-            # Types are part of the key: const 2 (int64) is not const 2.0 (float64).
-            add((n.op, tuple([pos[i] for i in n.inputs]), tuple(a.items()),
-                 tuple(map(type, a.values()))))
+            add((n.op, tuple([pos[i] for i in n.inputs]), attrs_key(a)))
         else:
             add((n.op, tuple([pos[i] for i in n.inputs])))
     return (tuple(key), tuple(pos.get(t, -1) for t in targets)), list(hashes)

@@ -34,6 +34,7 @@ from typing import Any
 
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.catalog import _checks as checks
 
 from . import fusion
 from .graph import Graph
@@ -100,14 +101,15 @@ class Program:
             if g.metas[n].nbytes > FOLD_BYTES or not catalog.get(op).forward:
                 continue
             fn = _bind(catalog.get(op).forward, self.xp, g.attrs[n])
-            with _quiet(self.xp):
+            with _quiet(self.xp), checks.deferred(self.xp):
                 value = fn(*(folded[i] for i in g.inputs[n]))
             folded[n] = _conform(self.xp, value, g.metas[n])
         return folded
 
     def run(self, leaf_arrays: list[Any]) -> list[Any]:
-        # inf and nan are values here, as in PyTorch, not warnings in a worker's log.
-        with _quiet(self.xp):
+        # inf and nan are values here, as in PyTorch, not warnings in a worker's log. Checks
+        # on values (indices in range, integer divisors not zero) settle when it ends.
+        with _quiet(self.xp), checks.deferred(self.xp):
             return self._run(leaf_arrays)
 
     def _run(self, leaf_arrays: list[Any]) -> list[Any]:

@@ -17,11 +17,6 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import Meta, OpError
 
 
-def _freeze(attrs: dict[str, Any]) -> tuple:
-    # The type is part of the key: a const 2 (int64) and 2.0 (float64) are different nodes.
-    return tuple(sorted((k, type(v).__name__, v) for k, v in attrs.items()))
-
-
 class Graph:
     __slots__ = ("_cse", "attrs", "inputs", "metas", "ops")
 
@@ -45,7 +40,7 @@ class Graph:
     def add_checked(self, op: str, inputs: tuple[int, ...], full: dict, meta: Meta) -> int:
         """Add a node already checked elsewhere: a copy from another graph whose inputs
         have the same metas there (lowering, materializing). Skips the catalog rules."""
-        key = (op, inputs, _freeze(full))
+        key = (op, inputs, catalog.attrs_key(full))
         found = self._cse.get(key)
         if found is not None:
             return found
