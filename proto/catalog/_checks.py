@@ -12,29 +12,45 @@ instead of returning what the kernels made of bad indices.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 _local = threading.local()  # the flags of the Program running in this thread
+Message = str | Callable[[], str]  # a callable is asked only when the check has failed
+
+
+class CheckedRuntimeError(RuntimeError):
+    """PyTorch's RuntimeError for bad values (gather's index out of bounds), raised on
+    purpose by a check; a RuntimeError from anywhere else is a bug."""
 
 
 def _on_host(xp) -> bool:
     return xp.__name__ == "numpy"
 
 
-def fail_if(xp, bad, error: type[Exception], message: str) -> None:
+def fail_if(xp, bad, error: type[Exception], message: Message) -> None:
     """Raise error(message) if any element of the bool array `bad` is true (on a device:
     when the running Program settles)."""
     flags = getattr(_local, "flags", None)
     if _on_host(xp) or flags is None:
         if bool(bad.any()):
-            raise error(message)
+            raise error(message if isinstance(message, str) else message())
         return
     flags.append((bad.any(), error, message))
 
 
-def out_of_range(xp, index, size: int):
-    """Where an index lies outside [-size, size) (negative indices count from the end)."""
-    return (index < -size) | (index >= size)
+def indices_within(xp, index, size: int, error: type[Exception], message,
+                   negative: bool = False) -> None:
+    """Fail unless every index lies in [0, size) (with `negative`, in [-size, size): from
+    the end, as Python's). `message` is a string, or a function of the first index out of
+    range that gives one."""
+    if index.size == 0:
+        return
+    bad = ((index < -size) if negative else (index < 0)) | (index >= size)
+    if isinstance(message, str):
+        fail_if(xp, bad, error, message)
+    else:
+        fail_if(xp, bad, error, lambda: message(int(index[bad].ravel()[0])))
 
 
 @contextmanager
@@ -59,4 +75,4 @@ def settle(xp, flags: list) -> None:
     hits = hits.get() if hasattr(hits, "get") else hits  # the one wait for the device
     for hit, (_, error, message) in zip(hits, flags):
         if hit:
-            raise error(message)
+            raise error(message if isinstance(message, str) else message())

@@ -17,6 +17,7 @@ dims in place when those are adjacent, else goes first.
 
 from __future__ import annotations
 
+from ._checks import CheckedRuntimeError, indices_within
 from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, I, S, V
@@ -131,6 +132,21 @@ def _advanced(basic, adv, out_shape, tensor_metas, mask_counts):
     return basic, positions, shape
 
 
+def _bounds_message(k, size):
+    return lambda v: f"index {v} is out of bounds for dimension {k} with size {size}"
+
+
+def _check_advanced(xp, shape, positions, tensors):
+    """Each integer index tensor within its dim of `shape` (the basic result's), counting
+    from the end when negative; PyTorch numbers the dims in its message by the index
+    tensors (the k-th one: dimension k). numpy would raise too, but a device wraps."""
+    for k, (p, t) in enumerate(positions):
+        arr = tensors[t]
+        if arr.dtype != bool:
+            indices_within(xp, arr, shape[p], IndexError, _bounds_message(k, shape[p]),
+                           negative=True)
+
+
 def _advanced_key(ndim, positions, tensors):
     key: list = []
     pos = dict(positions)
@@ -168,6 +184,7 @@ def _index_forward(xp, a, *tensors, key, mask_counts):
     basic, positions, _ = plan_index(a.shape, key, _metas_of(tensors), mask_counts)
     out = a[basic]
     if positions is not None:
+        _check_advanced(xp, out.shape, positions, tensors)
         out = out[_advanced_key(out.ndim, positions, tensors)]
     return out
 
@@ -179,6 +196,7 @@ def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
         out[basic] = g   # (out[basic] itself is a scalar, not a view, when ints take all dims)
         return out
     view = out[basic]
+    _check_advanced(xp, view.shape, positions, tensors)
     # repeated indices accumulate, as in PyTorch's index backward
     scatter_add(xp, view, _advanced_key(view.ndim, positions, tensors), g)
     return out
@@ -236,6 +254,8 @@ def _infer_index_select(metas, dim):
 
 
 def _index_select_forward(xp, a, idx, dim):
+    size = a.shape[check_dim(dim, a.ndim)] if a.ndim else 1
+    indices_within(xp, idx, size, IndexError, "index out of range in self")
     if not a.ndim:
         return a.copy()
     return xp.take(a, idx.reshape(-1), axis=check_dim(dim, a.ndim))
@@ -254,6 +274,9 @@ def _infer_index_add(metas, dim, alpha):
 
 
 def _index_add_forward(xp, a, idx, src, dim, alpha):
+    d = check_dim(dim, a.ndim) if a.ndim else 0
+    size = a.shape[d] if a.ndim else 1
+    indices_within(xp, idx, size, CheckedRuntimeError, _bounds_message(d, size))
     out = a.copy()
     if not a.ndim:
         return out + src * alpha
@@ -294,10 +317,18 @@ def _fit(a, idx, d):
     return a[tuple(slice(None) if i == d else slice(0, n) for i, n in enumerate(idx.shape))]
 
 
+def _gather_checked(xp, a, idx, dim) -> int:
+    """gather's and scatter_add's dim, their indices checked against it."""
+    d = check_dim(dim, a.ndim) if a.ndim else 0
+    size = a.shape[d] if a.ndim else 1
+    indices_within(xp, idx, size, CheckedRuntimeError, _bounds_message(d, size))
+    return d
+
+
 def _gather_forward(xp, a, idx, dim):
+    d = _gather_checked(xp, a, idx, dim)
     if not a.ndim:
         return a.copy()
-    d = check_dim(dim, a.ndim)
     return xp.take_along_axis(_fit(a, idx, d), idx, axis=d)
 
 
@@ -312,10 +343,10 @@ def open_grid(xp, shape, axis):
 
 
 def _scatter_add_forward(xp, a, idx, src, dim):
+    d = _gather_checked(xp, a, idx, dim)
     out = a.copy()
     if not a.ndim:
         return out + src
-    d = check_dim(dim, a.ndim)
     scatter_add(xp, out, _grid_key(xp, idx, d), src[tuple(slice(0, n) for n in idx.shape)])
     return out
 

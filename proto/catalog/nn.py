@@ -14,6 +14,7 @@ function of its leaves.
 
 from __future__ import annotations
 
+from ._checks import fail_if
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S
 from ._special import ce_rows, ce_rows_apply
@@ -119,7 +120,10 @@ def _infer_embedding(metas, padding_idx):
 
 
 def _embedding(idx, w, padding_idx):
-    rows = w.index(idx, key="T")
+    # index_select, not w[idx]: PyTorch refuses negative indices here ("index out of
+    # range in self"), where indexing counts them from the end.
+    rows = w.index_select(idx.reshape(shape=(numel(idx.shape),)), dim=0).reshape(
+        shape=idx.shape + (w.shape[1],))
     if padding_idx is None:
         return rows
     # The padding row is looked up like any other but gets no gradient (as in PyTorch).
@@ -314,6 +318,7 @@ def _reduce_kept(losses, t, ignore_index, reduction):
 
 def _nll(logp, t, *w, ignore_index, reduction):
     c = _class_dim(logp)
+    t = t.check_targets(classes=logp.shape[c], ignore_index=ignore_index)
     picked = _pick(logp, t, c, ignore_index)
     if not w:
         return _reduce_kept(-picked, t, ignore_index, reduction)
@@ -369,13 +374,47 @@ def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
     return ((p - onehot) * xp.where(valid, g, 0)[:, None]).astype(x.dtype, copy=False)
 
 
+def _target_message(t, bad):
+    return lambda: f"Target {int(t[bad].ravel()[0])} is out of bounds."
+
+
+def targets_within(xp, t, classes: int, ignore_index: int) -> None:
+    """Class indices in [0, classes), or ignore_index: PyTorch's IndexError otherwise (a
+    one-hot pick, or a device kernel, would quietly give a wrong loss)."""
+    if t.size:
+        bad = ((t < 0) | (t >= classes)) & (t != ignore_index)
+        fail_if(xp, bad, IndexError, _target_message(t, bad))
+
+
+def _check_targets_forward(xp, t, classes, ignore_index):
+    targets_within(xp, t, classes, ignore_index)
+    return t
+
+
+def _infer_check_targets(metas, classes, ignore_index):
+    t = metas[0]
+    if t.dtype not in INTEGRAL:
+        raise OpError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}")
+    return t
+
+
+# The class losses' targets, checked (the composites pick with a one-hot mask).
+register(OpDef("check_targets", 1, _infer_check_targets, _check_targets_forward, (None,),
+               attrs={"classes": ("int", REQUIRED), "ignore_index": ("int", -100)},
+               samples=(S(I((5,), 4), classes=4), S(I((2, 3), 3, low=-1), classes=3,
+                                                       ignore_index=-1),
+                        S(I((0,), 2), classes=2))))
+
+
 def _ce_rows_forward(xp, x, t, ignore_index):
+    targets_within(xp, t, x.shape[1], ignore_index)
     if ce_rows_apply(xp, x):
         return ce_rows(xp, x, t, ignore_index)
     return _ce_rows_numpy(xp, x, t, ignore_index)
 
 
 def _ce_rows_bw_forward(xp, g, x, t, ignore_index):
+    targets_within(xp, t, x.shape[1], ignore_index)
     if ce_rows_apply(xp, x):
         return ce_rows(xp, x, t, ignore_index, g)
     return _ce_rows_numpy(xp, x, t, ignore_index, g)
