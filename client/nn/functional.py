@@ -238,8 +238,13 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
-    dot = (x1 * x2).sum(dim)
-    return dot / (x1.norm(dim=dim) * x2.norm(dim=dim)).clamp(min=eps)
+    # As PyTorch computes it: broadcast first (a norm over the smaller operand's dim would
+    # be a different number), each operand divided by its own norm, clamped at eps.
+    shape = catalog.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    u1 = x1 / x1.norm(dim=dim, keepdim=True).clamp(min=eps)
+    u2 = x2 / x2.norm(dim=dim, keepdim=True).clamp(min=eps)
+    return (u1 * u2).sum(dim)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,

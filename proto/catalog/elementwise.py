@@ -171,9 +171,14 @@ register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
 register(OpDef("abs", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.abs(a),
                (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
                samples=_UNARY, ufunc="absolute"))
-register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.sign(a),
-               (lambda g, x, out: None,), torch_name="SignBackward0", samples=_UNARY,
-               ufunc="sign"))
+def _sign(xp, a):
+    return xp.where(xp.isnan(a), 0, xp.sign(a))  # PyTorch's sign of NaN is 0, numpy's NaN
+
+
+register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
+               (lambda g, x, out: None,), torch_name="SignBackward0", fusable=_sign,
+               samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
+                                   fd=False),)))
 
 
 def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)

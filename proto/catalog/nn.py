@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ._checks import fail_if
 from ._registry import REQUIRED, OpDef, register
-from ._samples import B, F, I, P, S
+from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
 from .reductions import _log_softmax_forward
 from ._types import FLOATING, INTEGRAL, Meta, OpError, broadcast_shapes, numel, torch_dtype_name
@@ -219,7 +219,9 @@ def _bce(x, t, *w, reduction):
 
 
 def _bce_logits(x, t, *w, reduction):
-    log_sig_neg = (-x.abs()).exp().log1p() + (-x).relu()   # log(1 + e^-x), stable
+    # log(1 + e^-x) as softplus(-x): stable, and smooth at 0, where the pieces of
+    # log1p(e^-|x|) + relu(-x) would each take a one-sided derivative (0 instead of -1/2).
+    log_sig_neg = (-x).softplus(beta=1.0, threshold=20.0)
     if len(w) > 1:
         losses = (1 - t) * x + ((w[1] - 1) * t + 1) * log_sig_neg
     else:
@@ -248,6 +250,7 @@ register(OpDef("binary_cross_entropy_with_logits", -1,
                decompose=_bce_logits, attrs={"reduction": ("str", "mean")},
                torch_name="BinaryCrossEntropyWithLogitsBackward0", samples=(
                    S(F(3, 4), _BCE_P(3, 4), grad=(0, 1)),
+                   S(X([0.0, -0.0, 1.5]), X([0.5, 0.2, 0.9]), grad=(0, 1)),  # smooth at 0
                    S(F(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
                    S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none",
                      grad=(0, 1)))))

@@ -226,8 +226,10 @@ def _var_vjp(g, x, out, dim, correction, keepdim):
 
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
+    # Where the deviation is 0 PyTorch defines the gradient as 0 (not 0/0).
     centred = x - x.mean(dim=dim, keepdim=True)
-    return kept(g / out, x, dim) * centred * _per_dof(1.0, x, dim, correction)
+    grad = kept(g / out, x, dim) * centred * _per_dof(1.0, x, dim, correction)
+    return kept(out == 0, x, dim).where(0.0, grad)
 
 
 _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
@@ -337,7 +339,8 @@ _SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 
                  S(F(2, 3, 4), dim=-1))
 _ATTR_DIM = {"dim": ("int", 0)}
 register(OpDef("cumsum", 1, _infer_scan,
-               lambda xp, a, dim: xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape),
+               # + 0: PyTorch's sums start from +0.0, so a leading -0.0 comes out as 0.0
+               lambda xp, a, dim: xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape) + a.dtype.type(0),
                (lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),),
                attrs=dict(_ATTR_DIM), torch_name="CumsumBackward0", samples=_SCAN_SAMPLES))
 register(OpDef("softmax", 1, _infer_softmax,
