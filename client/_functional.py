@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from remotegrad.proto.catalog import FLOATING
+from remotegrad.proto.catalog._types import torch_dtype_name
+
 from . import _ops, _operators, _select, _shape
 from ._tensor import Tensor, apply
 
@@ -38,14 +41,33 @@ def _square(input: Tensor) -> Tensor:
 
 
 def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    if all(isinstance(x, Tensor) and x.dtype.name == "bool" for x in (input, tensor1, tensor2)):
+        raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
 
 
+def _integral(x) -> bool:
+    return isinstance(x, Tensor) and x.dtype.name not in FLOATING
+
+
 def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    if _integral(tensor1) and _integral(tensor2):
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a "
+                           "future  release addcdiv will perform a true division of tensor1 "
+                           "and tensor2. The historic addcdiv behavior can be implemented as "
+                           "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) "
+                           "for integer inputs and as (input + value * tensor1 / tensor2) for "
+                           "float inputs. The future addcdiv behavior is just the latter "
+                           "implementation: (input + value * tensor1 / tensor2), for all "
+                           "dtypes.")
     return apply("add", input, tensor1 / tensor2 * value, torch_name="AddcdivBackward0")
 
 
 def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    if _integral(input):
+        kernel = "lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar"
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{torch_dtype_name(input.dtype.name)}'")
     return apply("add", input, (end - input) * weight, torch_name="LerpBackward0")
 
 

@@ -8,6 +8,7 @@ leaf, unless it lies on an autograd path (`tracked`), whose history a gradient n
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
@@ -64,12 +65,29 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
     try:
         meta, full = opdef.check([i.meta for i in inputs], attrs or {})
     except catalog.OpError as e:
-        message = str(e)
-        # PyTorch raises IndexError for these two, RuntimeError for every other check.
-        index = (message.startswith(("Dimension out of range", "too many indices"))
-                 or " is out of bounds for " in message)
-        raise (IndexError if index else RuntimeError)(message) from None
+        raise builtin_error(str(e)) from None
     return Node(op, inputs, full, meta, tracked)
+
+
+# The first words of the rules' messages for which PyTorch raises a class other than
+# RuntimeError (its TORCH_CHECK_INDEX / TORCH_CHECK_VALUE / Python-level checks).
+_INDEX = ("Dimension out of range", "too many indices", "Dimension specified as ")
+_VALUE = ("Using a target size (", "Target size (", "Expected input batch_size (",
+          "Expected 1 or more dimensions", "step must be greater than zero",
+          "slice step cannot be zero")
+
+
+def builtin_error(message: str) -> Exception:
+    """The builtin exception PyTorch raises for a shape/dtype rule's message."""
+    if (message.startswith(_INDEX) or " is out of bounds for " in message
+            or re.match(r"\w+\(\): Expected reduction dim (\d+ to have non-zero size|to be "
+                        r"specified for input.numel\(\) == 0\.$)", message)):
+        return IndexError(message)
+    if message.startswith(_VALUE):
+        return ValueError(message)
+    if " not implemented for '" in message:
+        return NotImplementedError(message)
+    return RuntimeError(message)
 
 
 # Tensors updated in place (optimiser steps, running statistics). Their new values are

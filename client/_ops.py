@@ -75,6 +75,15 @@ def _clamp(operands: list, kw: dict) -> tuple[list, dict]:
     return operands, kw
 
 
+def _pow(operands: list, kw: dict) -> tuple[list, dict]:
+    base, exponent = operands[0], operands[1]
+    if (isinstance(base, Tensor) and isinstance(exponent, builtins.int)
+            and not isinstance(exponent, builtins.bool) and exponent < 0
+            and base.dtype.name in catalog.INTEGRAL | {"bool"}):
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return operands, kw
+
+
 def _softmax(operands: list, kw: dict) -> tuple[list, dict]:
     kw.pop("_stacklevel", None)
     if kw.get("dim") is None:
@@ -125,7 +134,8 @@ TABLE: dict[str, Spec] = {
     "div": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
     "divide": Spec("div", params=("rounding_mode",), forms="mfi", grad=_div_name),
     "true_divide": Spec("div", forms="mfi"),
-    "pow": Spec("pow", forms="mfi", inputs=("input", "exponent"), grad=_pow_name),
+    "pow": Spec("pow", forms="mfi", inputs=("input", "exponent"), grad=_pow_name,
+                adapt=_pow),
     "neg": Spec("neg", forms="mfi"), "negative": Spec("neg", forms="mfi"),
     "abs": Spec("abs", forms="mfi"), "absolute": Spec("abs", forms="mfi"),
     "sign": Spec("sign", forms="mfi"), "reciprocal": Spec("reciprocal", forms="mfi"),
@@ -193,7 +203,7 @@ TABLE: dict[str, Spec] = {
 # Ops that the client uses internally or that are not PyTorch functions of their own.
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
-                      "cross_entropy_rows"})
+                      "cross_entropy_rows", "check_unit_interval"})
 
 
 def internal(op: str) -> bool:

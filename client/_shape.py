@@ -20,6 +20,8 @@ def _ints(args: tuple) -> tuple[int, ...]:
 
 
 def permute(self: Tensor, *dims) -> Tensor:
+    if not dims:
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     return apply("permute", self, dims=_ints(dims))
 
 
@@ -62,11 +64,21 @@ def _T(self: Tensor) -> Tensor:
     return apply("permute", self, dims=tuple(range(self.dim() - 1, -1, -1)))
 
 
-def _mT(self: Tensor) -> Tensor:
+def _mT(self: Tensor, name: str = "mT") -> Tensor:
+    if self.dim() == 0:  # PyTorch: the identity, with a deprecation warning
+        from ._warn import warn_user
+        warn_user(f"Tensor.{name} is deprecated on 0-D tensors. "
+                  + ("This function is the identity in these cases." if name == "mT"
+                     else "Consider using x.conj()."))
+        return self
     if self.dim() < 2:
-        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. "
-                           f"Got {self.dim()}-D tensor.")
+        raise RuntimeError(f"tensor.{name} is only supported on matrices or batches of "
+                           f"matrices. Got {self.dim()}-D tensor.")
     return apply("transpose", self, dim0=-2, dim1=-1)
+
+
+def _broadcast_to(self: Tensor, *size) -> Tensor:
+    return self.expand(*size)
 
 
 def _together(pieces: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -77,26 +89,30 @@ def _together(pieces: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
 
 
 def _checked(rule, *args) -> list[int]:
+    from ._node import builtin_error
     try:
         return rule(*args)
     except catalog.OpError as e:
-        raise RuntimeError(str(e)) from None
+        raise builtin_error(str(e)) from None
 
 
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
-    from remotegrad.proto.catalog.shape import split_sizes
+    from remotegrad.proto.catalog.shape import piece_sizes
     sections = (builtins.int(split_size_or_sections)
                 if isinstance(split_size_or_sections, (builtins.int, np.integer))
                 else tuple(builtins.int(s) for s in split_size_or_sections))
-    count = len(_checked(split_sizes, self.shape[dim], sections))
+    count = len(_checked(piece_sizes, tuple(self.shape), dim, "split", sections))
     name = "SplitBackward0" if isinstance(sections, builtins.int) else "SplitWithSizesBackward0"
     return _together(tuple(apply("split", self, split_size_or_sections=sections, dim=dim,
                                  index=i, torch_name=name) for i in range(count)))
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
-    from remotegrad.proto.catalog.shape import chunk_sizes
-    count = len(_checked(chunk_sizes, self.shape[dim], builtins.int(chunks)))
+    from remotegrad.proto.catalog.shape import piece_sizes
+    if not isinstance(chunks, (builtins.int, np.integer)) or isinstance(chunks, builtins.bool):
+        raise TypeError(f"chunk(): argument 'chunks' (position 1) must be int, not "
+                        f"{type(chunks).__name__}")
+    count = len(_checked(piece_sizes, tuple(self.shape), dim, "chunk", builtins.int(chunks)))
     return _together(tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
                            for i in range(count)))
 
@@ -225,13 +241,16 @@ METHODS = {
     "where": _where_method, "flatten": flatten, "masked_fill": masked_fill,
     "masked_fill_": _masked_fill_,
     "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
-    "t": _t, "T": property(_T), "mT": property(_mT), "split": split, "chunk": chunk,
+    "t": _t, "T": property(_T), "mT": property(_mT),
+    "mH": property(lambda self: _mT(self, "mH")),  # real dtypes only: mH is mT
+    "broadcast_to": _broadcast_to, "split": split, "chunk": chunk,
     "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
 }
 NEEDS = {"where": "where", "flatten": "flatten", "masked_fill": "where",
          "masked_fill_": "where", "permute": "permute", "repeat": "repeat",
          "flip": "flip",
          "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
+         "mH": "transpose", "broadcast_to": "expand",
          "split": "split",
          "chunk": "chunk", "unbind": "index", "__getitem__": "index",
          "__setitem__": "index_backward"}

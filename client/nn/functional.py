@@ -11,8 +11,9 @@ import builtins
 
 import numpy as np
 from remotegrad.proto import catalog
+from remotegrad.proto.catalog._types import torch_dtype_name
 
-from .. import _creation
+from .. import _creation, _dtypes
 from .._tensor import Tensor, apply
 from .._warn import warn_user
 
@@ -64,7 +65,11 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, _op("clamp", input, min=0.0, max=6.0,
+    # hardtanh(0, 6): integer inputs keep their dtype, bool has no kernel
+    if input.dtype.name == "bool":
+        raise RuntimeError("Bool inputs not supported for hardtanh")
+    low, high = (0.0, 6.0) if input.dtype.is_floating_point else (0, 6)
+    return _inplace(input, _op("clamp", input, min=low, max=high,
                                torch_name="HardtanhBackward0"), inplace)
 
 
@@ -241,6 +246,12 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     # As PyTorch computes it: broadcast first (a norm over the smaller operand's dim would
     # be a different number), each operand divided by its own norm, clamped at eps.
     shape = catalog.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    common = catalog.result_type([x1._node.meta, x2._node.meta])  # a bool operand is promoted
+    if common not in catalog.FLOATING:
+        raise RuntimeError("expected common dtype to be floating point, yet common dtype is "
+                           f"{torch_dtype_name(common)}")
+    x1, x2 = (x if x.dtype.name == common else x.to(getattr(_dtypes, common))
+              for x in (x1, x2))
     x1, x2 = x1.expand(*shape), x2.expand(*shape)
     u1 = x1 / x1.norm(dim=dim, keepdim=True).clamp(min=eps)
     u2 = x2 / x2.norm(dim=dim, keepdim=True).clamp(min=eps)

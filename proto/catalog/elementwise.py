@@ -125,9 +125,32 @@ binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
                        S(F(3, 4), P(4), rounding_mode="floor"),
                        S(F(3, 4), P(4), rounding_mode="trunc")),
        attrs={"rounding_mode": ("optional_str", None)}, ufunc="true_divide")
-binary("pow", lambda xp, a, b: xp.power(a, b), (_pow_x, _pow_y), "PowBackward0",
+def _infer_pow(metas):
+    out = infer_binary(metas)
+    if out.dtype == "bool" and not (metas[1].weak and metas[1].dtype == "bool"):
+        raise OpError('"pow" not implemented for \'Bool\'')  # bool ** True is bool
+    return out
+
+
+def _pow_forward(xp, a, b):
+    if a.dtype.kind != "i":
+        return xp.power(a, b)
+    # numpy refuses negative integer exponents; PyTorch gives 1 for a base of 1, +-1 for
+    # -1 (by the exponent's parity) and 0 for any other base. (A Python int exponent < 0
+    # is refused by the SDK at the call, as PyTorch refuses it.)
+    neg = b < 0
+    out = xp.power(a, xp.where(neg, 0, b))
+    if not neg.any():
+        return out
+    odd = (b & 1) == 1
+    small = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
+    return xp.where(neg, small, out).astype(out.dtype, copy=False)
+
+
+# No `ufunc`: the engine would then call xp.power directly, integers included.
+binary("pow", _pow_forward, (_pow_x, _pow_y), "PowBackward0", _infer_pow,
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
-                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))), ufunc="power")
+                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),)  # ties split the gradient
 binary("maximum", lambda xp, a, b: xp.maximum(a, b),
        (lambda g, x, y, out: _max_rule(g, x, y, x > y),
@@ -168,7 +191,13 @@ def _infer_neg(metas):
 _UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
 register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
                torch_name="NegBackward0", samples=_UNARY, ufunc="negative"))
-register(OpDef("abs", 1, lambda m: Meta(m[0].shape, m[0].dtype), lambda xp, a: xp.abs(a),
+def _infer_abs(metas):
+    if metas[0].dtype == "bool":
+        raise OpError('"abs_cpu" not implemented for \'Bool\'')
+    return Meta(metas[0].shape, metas[0].dtype)
+
+
+register(OpDef("abs", 1, _infer_abs, lambda xp, a: xp.abs(a),
                (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
                samples=_UNARY, ufunc="absolute"))
 def _sign(xp, a):

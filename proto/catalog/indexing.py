@@ -21,7 +21,7 @@ from ._checks import CheckedRuntimeError, indices_within
 from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, I, S, V
-from ._types import INTEGRAL, Meta, OpError, broadcast_shapes, check_dim
+from ._types import INTEGRAL, Meta, OpError, broadcast_shapes, check_dim, numel
 
 _INDEX_DTYPES = INTEGRAL | {"bool"}
 
@@ -41,7 +41,9 @@ def parse_key(key: str) -> list[tuple]:
             if len(parts) > 3:
                 raise OpError(f"index: bad slice {t!r}")
             vals = [int(p) if p else None for p in parts] + [None] * (3 - len(parts))
-            if vals[2] is not None and vals[2] <= 0:
+            if vals[2] == 0:
+                raise OpError("slice step cannot be zero")
+            if vals[2] is not None and vals[2] < 0:
                 raise OpError("step must be greater than zero")
             items.append(("slice", slice(*vals)))
         else:
@@ -247,6 +249,10 @@ def _infer_index_select(metas, dim):
     if len(idx.shape) > 1:
         raise OpError("index_select(): Index is supposed to be a vector")
     if not x.shape:
+        n = numel(idx.shape)
+        if n != 1:
+            raise OpError(f"index_select(): Index to scalar can have only 1 value, got {n} "
+                          "value(s)")
         return Meta((), x.dtype)
     d = check_dim(dim, len(x.shape))
     n = idx.shape[0] if idx.shape else 1

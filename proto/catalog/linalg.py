@@ -33,6 +33,8 @@ def _infer_matmul(metas):
             raise OpError(f"inconsistent tensor size, expected tensor [{sa[0]}] and src "
                           f"[{sb[0]}] to have the same number of elements, but got {sa[0]} "
                           f"and {sb[0]} elements respectively")
+        if dtype == "bool":
+            _no_bool("dot")
         return Meta((), dtype)
     k_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != k_b:
@@ -40,7 +42,13 @@ def _infer_matmul(metas):
     batch = broadcast_shapes(sa[:-2], sb[:-2])
     rows = (sa[-2],) if len(sa) > 1 else ()
     cols = (sb[-1],) if len(sb) > 1 else ()
+    if dtype == "bool":  # PyTorch has no bool kernel; the message names the one it picked
+        _no_bool({1: "addmv_impl_cpu", 2: "addmm_impl_cpu_"}.get(len(sb), "bmm"))
     return Meta(batch + rows + cols, dtype)
+
+
+def _no_bool(kernel: str) -> None:
+    raise OpError(f'"{kernel}" not implemented for \'Bool\'')
 
 
 def _mT(x):

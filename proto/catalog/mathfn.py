@@ -9,7 +9,7 @@ import math
 from ._registry import OpDef, register
 from ._samples import F, P, S, unary
 from ._special import erf
-from ._types import DEFAULT_FLOAT, FLOATING, Meta
+from ._types import DEFAULT_FLOAT, FLOATING, Meta, OpError, torch_dtype_name
 
 
 def infer_float_unary(metas: list[Meta], **_) -> Meta:
@@ -21,13 +21,30 @@ def infer_same(metas: list[Meta], **_) -> Meta:
     return Meta(metas[0].shape, metas[0].dtype)
 
 
+def float_only(kernel: str):
+    """The rule of an op PyTorch has no integer or bool kernel for (its CPU kernel's name
+    is in the message)."""
+    def infer(metas: list[Meta], **_) -> Meta:
+        m = metas[0]
+        if m.dtype not in FLOATING:
+            raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(m.dtype)}\'')
+        return Meta(m.shape, m.dtype)
+    return infer
+
+
+def _infer_relu(metas: list[Meta]) -> Meta:
+    if metas[0].dtype == "bool":
+        raise OpError("Boolean inputs not supported for relu")
+    return infer_same(metas)
+
+
 def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose=None,
              infer=infer_float_unary, ufunc=None, fusable=False):
     # numpy would compute ints in float64; PyTorch gives the default float dtype, so the
     # engine casts integer inputs first (float_inputs) and fwd sees floats only.
     return register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
                           attrs=attrs or {}, torch_name=torch_name, samples=samples,
-                          decompose=decompose, float_inputs=infer is not infer_same,
+                          decompose=decompose, float_inputs=infer is infer_float_unary,
                           ufunc=ufunc, fusable=fwd if fusable else None))
 
 
@@ -97,15 +114,16 @@ register(OpDef("sigmoid_backward", 2, _binary_same, _sigmoid_bw,
 # --- activations ------------------------------------------------------------------------
 _KINK = unary()  # random inputs: the chance of one within 1e-6 of the kink is nil
 unary_op("relu", lambda xp, a: xp.maximum(a, 0), lambda g, x, out: (out > 0).where(g, 0.0),
-         "ReluBackward0", _KINK, infer=infer_same, fusable=True)
+         "ReluBackward0", _KINK, infer=_infer_relu, fusable=True)
 unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
          lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),
          "LeakyReluBackward0", _KINK + (S(F(3, 4), negative_slope=0.2),),
-         attrs={"negative_slope": ("float", 0.01)}, fusable=True)
+         attrs={"negative_slope": ("float", 0.01)}, infer=float_only("leaky_relu_cpu"),
+         fusable=True)
 unary_op("elu", lambda xp, a, alpha: xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))),
          lambda g, x, out, alpha: (x > 0).where(g, g * (out + alpha)),
          "EluBackward0", _KINK + (S(F(3, 4), alpha=0.5),),
-         attrs={"alpha": ("float", 1.0)})
+         attrs={"alpha": ("float", 1.0)}, infer=float_only("elu_cpu"))
 
 
 def _gelu_forward(xp, a, approximate):
@@ -123,17 +141,16 @@ def _gelu_decompose(x, approximate):
 
 
 def _check_gelu(metas, approximate):
-    from ._types import OpError
     if approximate not in ("none", "tanh"):
         raise OpError("approximate argument must be either none or tanh.")
-    return infer_float_unary(metas)
+    return float_only("GeluKernelImpl")(metas)
 
 
 unary_op("gelu", _gelu_forward, None, "GeluBackward0",
          unary() + (S(F(3, 4), approximate="tanh"),), attrs={"approximate": ("str", "none")},
          decompose=_gelu_decompose, infer=_check_gelu)
 unary_op("silu", lambda xp, a: a / (1 + xp.exp(-a)), None, "SiluBackward0",
-         decompose=lambda x: x * x.sigmoid())
+         decompose=lambda x: x * x.sigmoid(), infer=float_only("silu_cpu"))
 
 
 def _softplus_forward(xp, a, beta, threshold):
@@ -146,4 +163,5 @@ unary_op("softplus", _softplus_forward,
              (x * beta > threshold).where(g, g * (x * beta).sigmoid()),
          "SoftplusBackward0",
          unary() + (S(F(3, 4), beta=2.0, threshold=1.0),),
-         attrs={"beta": ("float", 1.0), "threshold": ("float", 20.0)})
+         attrs={"beta": ("float", 1.0), "threshold": ("float", 20.0)},
+         infer=float_only("softplus_cpu"))

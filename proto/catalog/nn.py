@@ -14,12 +14,22 @@ function of its leaves.
 
 from __future__ import annotations
 
-from ._checks import fail_if
+from ._checks import CheckedRuntimeError, fail_if
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
 from .reductions import _log_softmax_forward
-from ._types import FLOATING, INTEGRAL, Meta, OpError, broadcast_shapes, numel, torch_dtype_name
+from ._types import (
+    FLOATING,
+    INTEGRAL,
+    Meta,
+    OpError,
+    broadcast_shapes,
+    numel,
+    promote_types,
+    result_type,
+    torch_dtype_name,
+)
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -178,41 +188,51 @@ def _check_reduction(reduction):
         raise OpError(f"{reduction} is not a valid value for reduction")
 
 
-def _infer_pointwise_loss(name):
-    def infer(metas, reduction, **_):
+_BCE_P = lambda *s: F(*s, low=0.05, high=0.95)  # noqa: E731
+_BCE_UNIT = lambda *s: F(*s, low=0.0, high=1.0)  # noqa: E731
+
+
+def _infer_broadcast_loss(name):
+    """mse_loss and l1_loss broadcast input and target, as PyTorch does (the SDK warns,
+    with PyTorch's words, when their sizes differ), and promote their dtypes."""
+    def infer(metas, reduction):
         _check_reduction(reduction)
         x, t = metas[0], metas[1]
-        if x.shape != t.shape:
-            raise OpError(f"{name}: target size ({list(t.shape)}) must be the same as input "
-                          f"size ({list(x.shape)})")
-        return Meta(x.shape if reduction == "none" else (), x.dtype)
+        shape = broadcast_shapes(x.shape, t.shape)
+        dtype = result_type([x, t])
+        if name == "mse_loss" and dtype not in FLOATING:
+            raise OpError(f'"mse_cpu" not implemented for \'{torch_dtype_name(dtype)}\'')
+        if name == "l1_loss" and "bool" in (x.dtype, t.dtype):  # x - t
+            raise OpError("Subtraction, the `-` operator, with two bool tensors is not "
+                          "supported. Use the `^` or `logical_xor()` operator instead."
+                          if dtype == "bool" else
+                          "Subtraction, the `-` operator, with a bool tensor is not supported. "
+                          "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                          "operator instead.")
+        if dtype not in FLOATING and reduction == "mean":
+            raise OpError("mean(): could not infer output dtype. Input dtype must be either a "
+                          f"floating point or complex dtype. Got: {torch_dtype_name(dtype)}")
+        return Meta(shape if reduction == "none" else (), dtype)
     return infer
-
-
-def _infer_broadcast_loss(metas, reduction):
-    """mse_loss and l1_loss broadcast input and target, as PyTorch does (the SDK warns,
-    with PyTorch's words, when their sizes differ)."""
-    _check_reduction(reduction)
-    x, t = metas[0], metas[1]
-    shape = broadcast_shapes(x.shape, t.shape)
-    return Meta(shape if reduction == "none" else (), x.dtype)
 
 
 _POINTWISE = (S(F(3, 4), F(3, 4)), S(F(5), F(5), reduction="sum"),
               S(F(2, 3), F(2, 3), reduction="none"), S(F(), F()),
               S(F(3, 4), F(4), reduction="none"), S(F(4), F(2, 1, 4)),
               S(F(0, 3), F(3), fd=False))  # the mean of nothing is nan
-register(OpDef("mse_loss", 2, _infer_broadcast_loss, None,
+register(OpDef("mse_loss", 2, _infer_broadcast_loss("mse_loss"), None,
                decompose=lambda x, t, reduction: _reduce((x - t) * (x - t), reduction),
                attrs={"reduction": ("str", "mean")}, torch_name="MseLossBackward0",
                samples=_POINTWISE))
-register(OpDef("l1_loss", 2, _infer_broadcast_loss, None,
+register(OpDef("l1_loss", 2, _infer_broadcast_loss("l1_loss"), None,
                decompose=lambda x, t, reduction: _reduce((x - t).abs(), reduction),
                attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
                samples=_POINTWISE))
 
 
 def _bce(x, t, *w, reduction):
+    x = x.check_unit_interval(what="input")
+    t = t.check_unit_interval(what="target")
     # PyTorch clamps each log at -100 so that a saturated prediction gives a finite loss.
     losses = -(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
     return _reduce(losses * w[0] if w else losses, reduction)
@@ -229,16 +249,59 @@ def _bce_logits(x, t, *w, reduction):
     return _reduce(losses * w[0] if w else losses, reduction)
 
 
-def _infer_bce(name, most):
-    point = _infer_pointwise_loss(name)
+def _size(shape) -> str:
+    return f"torch.Size({list(shape)})"
 
+
+def _infer_bce(name, most):
     def infer(metas, reduction):
         _arity(name, metas, 2, most)
-        return point(metas[:2], reduction)
+        _check_reduction(reduction)
+        x, t = metas[0], metas[1]
+        if x.shape != t.shape:  # PyTorch's Python-level checks (ValueError)
+            raise OpError(
+                f"Using a target size ({_size(t.shape)}) that is different to the input size "
+                f"({_size(x.shape)}) is deprecated. Please ensure they have the same size."
+                if name == "binary_cross_entropy" else
+                f"Target size ({_size(t.shape)}) must be the same as input size "
+                f"({_size(x.shape)})")
+        dtype = x.dtype
+        if name == "binary_cross_entropy":
+            if t.dtype != x.dtype:
+                raise OpError(f"Found dtype {torch_dtype_name(t.dtype)} but expected "
+                              f"{torch_dtype_name(x.dtype)}")
+            if x.dtype not in FLOATING:
+                raise OpError(f'"binary_cross_entropy" not implemented for '
+                              f"'{torch_dtype_name(x.dtype)}'")
+        else:  # the loss is computed in the target's dtype
+            if x.dtype not in FLOATING:
+                raise OpError(f'"log_sigmoid_cpu" not implemented for '
+                              f"'{torch_dtype_name(x.dtype)}'")
+            if t.dtype == "bool":  # 1 - target
+                raise OpError("Subtraction, the `-` operator, with two bool tensors is not "
+                              "supported. Use the `^` or `logical_xor()` operator instead.")
+            if t.dtype not in FLOATING:
+                raise OpError(f"result type {torch_dtype_name(promote_types(x.dtype, t.dtype))}"
+                              f" can't be cast to the desired output type "
+                              f"{torch_dtype_name(t.dtype)}")
+            dtype = t.dtype
+        return Meta(x.shape if reduction == "none" else (), dtype)
     return infer
 
 
-_BCE_P = lambda *s: F(*s, low=0.05, high=0.95)  # noqa: E731
+def _check_unit_forward(xp, x, what):
+    # not (0 <= x <= 1): NaN fails too, as in PyTorch
+    fail_if(xp, ~((x >= 0) & (x <= 1)), CheckedRuntimeError,
+            f"all elements of {what} should be between 0 and 1")
+    return x
+
+
+# binary_cross_entropy's input and target, checked (values outside [0, 1] are an error).
+register(OpDef("check_unit_interval", 1, lambda metas, what: metas[0], _check_unit_forward,
+               (lambda g, x, out, what: g,), attrs={"what": ("str", "input")},
+               samples=(S(_BCE_UNIT(3, 4)), S(_BCE_UNIT(0, 2), what="target"))))
+
+
 register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,
                decompose=_bce, attrs={"reduction": ("str", "mean")},
                torch_name="BinaryCrossEntropyBackward0", samples=(
@@ -265,19 +328,29 @@ def _infer_class_loss(name, probs_ok):
         _arity(name, metas, 2, 3)
         _check_reduction(reduction)
         x, t = metas[0], metas[1]
+        if not x.shape:
+            _zero_dim_class_loss(probs_ok, x, t)
         if x.dtype not in FLOATING:
-            raise OpError(f'"{name}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
+            kernel = "log_softmax_lastdim_kernel_impl" if probs_ok else name
+            raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
         ls = attrs.get("label_smoothing", 0.0)
         if not 0.0 <= ls <= 1.0:
             raise OpError(f"label_smoothing must be between 0.0 and 1.0. Got: {ls}")
         c = 1 if len(x.shape) >= 2 else 0
         batch = x.shape[:c] + x.shape[c + 1:]
-        if probs_ok and t.dtype in FLOATING:
-            if t.shape != x.shape:
-                raise OpError("Expected input batch_size to match target batch_size for "
-                              "class-probability targets")
+        if probs_ok and t.shape == x.shape:  # class probabilities
+            if t.dtype not in FLOATING:
+                raise OpError("Expected floating point type for target with class "
+                              f"probabilities, got {torch_dtype_name(t.dtype)}")
+        elif len(x.shape) > 1 and t.shape and t.shape[0] != x.shape[0]:
+            raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
+                          f"batch_size ({t.shape[0]}).")
+        elif len(x.shape) <= 2 and len(t.shape) > 1:
+            raise OpError("0D or 1D target tensor expected, multi-target not supported")
         elif t.dtype not in INTEGRAL:
             raise OpError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}")
+        elif t.shape != batch and len(x.shape) > 2:
+            raise OpError(f"Expected target size {list(batch)}, got {list(t.shape)}")
         elif t.shape != batch:
             raise OpError(f"Expected input batch_size ({x.shape[0] if x.shape else 1}) to match "
                           f"target batch_size ({t.shape[0] if t.shape else 1}).")
@@ -286,6 +359,19 @@ def _infer_class_loss(name, probs_ok):
                           "or no classes")
         return Meta(batch if reduction == "none" else (), x.dtype)
     return infer
+
+
+def _zero_dim_class_loss(probs_ok, x, t):
+    """What PyTorch says about a 0-d input (nll_loss checks its dims; cross_entropy's
+    log_softmax over dim 1, or its sum over it for probabilities, fails)."""
+    if not probs_ok:
+        raise OpError("Expected 1 or more dimensions (got 0)")
+    if t.shape != x.shape:
+        raise OpError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    if t.dtype not in FLOATING:
+        raise OpError("Expected floating point type for target with class probabilities, "
+                      f"got {torch_dtype_name(t.dtype)}")
+    raise OpError("Dimension specified as 1 but tensor has no dimensions")
 
 
 def _class_weights(logp, t, w, c, ignore_index):

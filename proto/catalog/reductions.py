@@ -10,6 +10,7 @@ from ._registry import OpDef, register
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
 from ._types import (
+    DEFAULT_FLOAT,
     FLOATING,
     INTEGRAL,
     Meta,
@@ -65,9 +66,10 @@ def _infer_float_reduce(name):
 
 
 def _nonempty(name, m, dim):
-    if dim is None and numel(m.shape) == 0:
+    if dim is None and numel(m.shape) == 0:  # argmax/argmin: PyTorch's IndexError, shorter
         raise OpError(f"{name}(): Expected reduction dim to be specified for input.numel() "
-                      "== 0. Specify the reduction dim with the 'dim' argument.")
+                      "== 0." + ("" if name in ("argmax", "argmin") else
+                                 " Specify the reduction dim with the 'dim' argument."))
     for d in normalize_dims(dim, len(m.shape)):
         if m.shape and m.shape[d] == 0:
             raise OpError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
@@ -107,9 +109,18 @@ _ONE_DIM = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0),
             S(F()), S(F(0, 3), dim=1), S(F(2, 3, 4), dim=-1))
 
 
-def reduction(name, infer, fwd, rule, torch_name=None, samples=_SAMPLES, attrs=None):
+def reduction(name, infer, fwd, rule, torch_name=None, samples=_SAMPLES, attrs=None,
+              float_inputs=False):
     register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
-                   attrs=attrs or dict(_DIMS), torch_name=torch_name, samples=samples))
+                   attrs=attrs or dict(_DIMS), torch_name=torch_name, samples=samples,
+                   float_inputs=float_inputs))
+
+
+def _infer_logsumexp(metas, dim, keepdim):
+    """Integer and bool inputs give the default float (the engine casts them first)."""
+    m = metas[0]
+    dtype = m.dtype if m.dtype in FLOATING else DEFAULT_FLOAT
+    return Meta(reduced_shape(m.shape, dim, keepdim), dtype)
 
 
 reduction("sum", _infer_sum,
@@ -292,12 +303,12 @@ def _logsumexp_forward(xp, a, dim, keepdim):
     return out if keepdim else out.reshape(reduced_shape(a.shape, dim, False))
 
 
-reduction("logsumexp", _infer_float_reduce("logsumexp"), _logsumexp_forward,
+reduction("logsumexp", _infer_logsumexp, _logsumexp_forward,
           lambda g, x, out, dim, keepdim: kept(g, x, dim) * (x - kept(out, x, dim)).exp(),
           "LogsumexpBackward0",
           (S(F(3, 4), dim=1), S(F(3, 4), dim=(0, 1), keepdim=True), S(F(2, 3, 4), dim=-1),
            S(F(), dim=0), S(F(0, 3), dim=1)),
-          {"dim": ("dims", (0,)), "keepdim": ("bool", False)})
+          {"dim": ("dims", (0,)), "keepdim": ("bool", False)}, float_inputs=True)
 
 
 # --- scans and softmax --------------------------------------------------------------------
@@ -308,13 +319,16 @@ def _infer_scan(metas, dim):
     return Meta(m.shape, dtype)
 
 
-def _infer_softmax(metas, dim):
+def _infer_softmax(metas, dim, kernel="softmax_lastdim_kernel_impl"):
     m = metas[0]
     check_dim(dim, len(m.shape))
     if m.dtype not in FLOATING:
-        raise OpError(f'"softmax_lastdim_kernel_impl" not implemented for '
-                      f"'{torch_dtype_name(m.dtype)}'")
+        raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(m.dtype)}\'')
     return Meta(m.shape, m.dtype)
+
+
+def _infer_log_softmax(metas, dim):
+    return _infer_softmax(metas, dim, "log_softmax_lastdim_kernel_impl")
 
 
 def _softmax_forward(xp, a, dim):
@@ -347,7 +361,7 @@ register(OpDef("softmax", 1, _infer_softmax,
                lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),
                (lambda g, x, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),),
                attrs=dict(_ATTR_DIM), torch_name="SoftmaxBackward0", samples=_SCAN_SAMPLES))
-register(OpDef("log_softmax", 1, _infer_softmax,
+register(OpDef("log_softmax", 1, _infer_log_softmax,
                lambda xp, a, dim: _log_softmax_forward(xp, a, dim if a.ndim else None),
                (lambda g, x, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),),
                attrs=dict(_ATTR_DIM), torch_name="LogSoftmaxBackward0",

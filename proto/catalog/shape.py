@@ -261,16 +261,19 @@ _shape_op("narrow", _infer_narrow, _narrow_forward, _narrow_vjp, _NARROW,
            S(F(3, 2), dim=0, start=1, length=0)), "NarrowBackward0")
 
 
-def split_sizes(size: int, split_size_or_sections) -> list[int]:
+def split_sizes(size: int, split_size_or_sections, dim: int = 0) -> list[int]:
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0 and size:
             raise OpError(f"split_size can only be 0 if dimension size is 0, but got dimension "
                           f"size of {size}")
         return [min(step, size - i) for i in range(0, size, step)] if step else [0]
+    if any(s < 0 for s in split_size_or_sections):
+        raise OpError("split_with_sizes expects split_sizes have only non-negative entries, "
+                      f"but got split_sizes={list(split_size_or_sections)}")
     if sum(split_size_or_sections) != size:
         raise OpError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input "
-                      f"tensor's size at dimension), but got split_sizes="
+                      f"tensor's size at dimension {dim}), but got split_sizes="
                       f"{list(split_size_or_sections)}")
     return list(split_size_or_sections)
 
@@ -280,6 +283,18 @@ def chunk_sizes(size: int, chunks: int) -> list[int]:
         raise OpError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     step = -(-size // chunks)
     return split_sizes(size, max(step, 1)) if size else [0]
+
+
+def piece_sizes(shape: tuple[int, ...], dim: int, kind: str, arg) -> list[int]:
+    """The sizes of split's or chunk's pieces along dim, checked in PyTorch's order."""
+    if not shape:
+        raise OpError(f"{kind} expects at least a 1-dimensional tensor")
+    if kind == "chunk" and arg <= 0:
+        raise OpError("chunk expects `chunks` to be greater than 0, got: " + str(arg))
+    if kind == "split" and isinstance(arg, int) and arg < 0:
+        raise OpError(f"split expects split_size be non-negative, but got split_size={arg}")
+    d = check_dim(dim, len(shape))
+    return chunk_sizes(shape[d], arg) if kind == "chunk" else split_sizes(shape[d], arg, d)
 
 
 def _piece(shape, dim, sizes, index):
@@ -293,10 +308,8 @@ def _piece(shape, dim, sizes, index):
 
 
 def _split_piece(shape, a, kind):
-    d = check_dim(a["dim"], len(shape)) if shape else 0
-    sizes = (split_sizes(shape[d], a["split_size_or_sections"]) if kind == "split"
-             else chunk_sizes(shape[d], a["chunks"])) if shape else []
-    return _piece(shape, a["dim"], sizes, a["index"])
+    arg = a["split_size_or_sections"] if kind == "split" else a["chunks"]
+    return _piece(shape, a["dim"], piece_sizes(shape, a["dim"], kind, arg), a["index"])
 
 
 def _piece_op(kind, attrs, samples):
