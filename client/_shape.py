@@ -227,8 +227,13 @@ def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
 
 
 def masked_fill(self: Tensor, mask: Tensor, value) -> Tensor:
+    # The fill takes self's dtype, as in PyTorch: 1.5 into an int64 tensor is 1.
     if isinstance(value, Tensor):
         value = value.to(self.dtype)
+    elif self.dtype.is_floating_point:
+        value = builtins.float(value)
+    else:
+        value = builtins.bool(value) if self.dtype.name == "bool" else builtins.int(value)
     return apply("where", mask, value, self, torch_name="MaskedFillBackward0")
 
 

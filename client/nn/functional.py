@@ -200,7 +200,10 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean") -> Tensor:
     _warn_broadcast(input, target)
-    return _op("l1_loss", input, target, reduction=_reduction(size_average, reduce, reduction))
+    reduction = _reduction(size_average, reduce, reduction)
+    # PyTorch composes l1_loss of abs and a reduction: its grad_fn is the last of them.
+    name = {"mean": "MeanBackward0", "sum": "SumBackward0"}.get(reduction, "AbsBackward0")
+    return _op("l1_loss", input, target, reduction=reduction, torch_name=name)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -229,9 +232,13 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    name = None  # class indices: the catalog's NllLossBackward0
+    if target.is_floating_point():  # probabilities: PyTorch's -(x * t).sum(c), then / n
+        name = "DivBackward1" if reduction == "mean" and input.numel() else "NegBackward0"
     return _op("cross_entropy", *_present(input, target, weight), ignore_index=ignore_index,
-               reduction=_reduction(size_average, reduce, reduction),
-               label_smoothing=builtins.float(label_smoothing))
+               reduction=reduction, label_smoothing=builtins.float(label_smoothing),
+               torch_name=name)
 
 
 # --- composed on the client -----------------------------------------------------------------

@@ -36,9 +36,14 @@ def infer_binary(metas: list[Meta]) -> Meta:
 
 def _no_bool_sub(metas: list[Meta]) -> Meta:
     out = infer_binary(metas)
-    if out.dtype == "bool":
+    bools = [m.dtype == "bool" for m in metas]
+    if all(bools):
         raise OpError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                       "Use the `^` or `logical_xor()` operator instead.")
+    if any(bools):  # one bool operand, tensor or Python bool, is refused as well
+        raise OpError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                      "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                      "operator instead.")
     return out
 
 
@@ -168,7 +173,17 @@ def _checked_divisor(ufunc: str):
     return forward
 
 
-binary("remainder", _checked_divisor("remainder"),
+def _remainder(xp, a, b):
+    """Python's %: the divisor's sign. For floats from fmod, as PyTorch computes it, so a
+    zero keeps the dividend's sign (numpy's remainder gives -0.0 % 2 as +0.0)."""
+    if a.dtype.kind != "f":
+        nonzero_divisor(xp, b)
+        return xp.remainder(a, b)
+    m = xp.fmod(a, b)
+    return xp.where((m != 0) & ((m < 0) != (b < 0)), m + b, m)
+
+
+binary("remainder", _remainder,
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
        samples=(S(F(3, 4, low=-5, high=5), P(4)),
