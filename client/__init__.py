@@ -63,6 +63,9 @@ from ._errors import (
     DeadlineExceededError,
     GraphRefusedError,
     RemotegradError,
+    RemotegradIndexError,
+    RemotegradRuntimeError,
+    RemotegradValueError,
     ResourceExhaustedError,
 )
 from ._format import set_printoptions
@@ -87,7 +90,8 @@ from ._serialization import load, save  # noqa: E402
 __all__ = [
     "allclose", "cuda", "equal", "isclose", "load", "save", "utils",
     "AuthenticationError", "ClusterUnavailableError", "DeadlineExceededError", "Generator",
-    "GraphRefusedError", "RemotegradError", "ResourceExhaustedError", "Size", "Tensor",
+    "GraphRefusedError", "RemotegradError", "RemotegradIndexError", "RemotegradRuntimeError",
+    "RemotegradValueError", "ResourceExhaustedError", "Size", "Tensor",
     "arange", "as_tensor", "autograd", "bool", "connect", "default_generator", "device",
     "double", "dtype", "empty", "empty_like", "enable_grad", "eye", "float", "float16",
     "float32", "float64", "from_numpy", "full", "full_like", "get_default_dtype", "half",

@@ -25,6 +25,7 @@ from ._function import (
     short_name,
     walk,
 )
+from ._derivative import derivatives
 from ._node import Node, leaf
 from ._tensor import Tensor, _edge
 
@@ -45,15 +46,32 @@ class _Pass:
     made: list[Tensor] = field(default_factory=list)
 
     def gradient(self, wrt: Node, fn: Function | None) -> Tensor:
-        n = len(self.outs)
-        node = Node("grad", tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
-                    + (wrt,), {"n": n}, wrt.meta, tracked=self.create_graph)
-        out = Tensor(node)
+        return self.gradients([(wrt, fn)])[0]
+
+    def gradients(self, wrts: list[tuple[Node, Function | None]]) -> list[Tensor]:
+        """The gradient with respect to each (node, its function), recorded together."""
+        head = tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
+        nodes = [Node("grad", head + (wrt,), {"n": len(self.outs)}, wrt.meta,
+                      tracked=self.create_graph) for wrt, _ in wrts]
+        found: list = [None] * len(nodes)
         if self.create_graph:
-            # A gradient depends on the outputs, on the seeds (linearly) and on the input.
-            edges = tuple((f, 0) for _, f in self.outs + self.seeds) + ((fn, 0),)
-            out.grad_fn = function_class("GradBackward")(node, edges)
-        self.made.append(out)
+            # PyTorch's grad_fns: the derivative's last op, over what the derivative reads
+            # (None: it requires no grad). One lowering answers them all, as the engine's
+            # one sweep will.
+            roots = [f for _, f in self.outs + self.seeds if f is not None]
+            functions = walk(roots + [f for _, f in wrts if f is not None])
+            found = [None if d is None else (d[0], [functions[k] for k in d[1]])
+                     for d in derivatives(nodes, [f.node for f in functions])]
+        out = []
+        for node, d in zip(nodes, found):
+            t = Tensor(node)
+            if d is not None:
+                name, reads = d
+                t.grad_fn = function_class(name)(node, tuple((f, 0) for f in reads))
+            else:
+                node.tracked = False  # requires no grad: a constant to later graphs
+            self.made.append(t)
+            out.append(t)
         return out
 
     def run_nonleaf_hooks(self, fn: Function) -> None:
@@ -65,7 +83,7 @@ class _Pass:
                 g = _checked(replaced, g, "hook")
         owner = fn._retain() if fn._retain is not None else None
         if owner is not None:
-            owner._grad = g if owner._grad is None else owner._grad + g
+            owner._grad = _copy(g, "CloneBackward0") if owner._grad is None else owner._grad + g
             self.made.append(owner._grad)
         if g is not first:
             self.outs.append((fn.node, fn))
@@ -95,6 +113,17 @@ class _Pass:
             self.outs.append((node, edge))
             self.seeds.append((g._node, _edge(g) if self.create_graph and g.requires_grad
                                else None))
+
+
+def _copy(g: Tensor, name: str) -> Tensor:
+    """What PyTorch stores as a `.grad` made with create_graph=True: a copy of the gradient
+    (CopyBackwards for a leaf's, CloneBackward0 for a retained one). Values never change
+    under a node, so the copy shares the gradient's."""
+    if g.grad_fn is None:
+        return g
+    out = Tensor(g._node)
+    out.grad_fn = function_class(name)(g._node, ((g.grad_fn, 0),))
+    return out
 
 
 def _checked(new, old: Tensor, what: str) -> Tensor:
@@ -216,15 +245,17 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
         targets = [(f.variable, f) for f in order
                    if isinstance(f, AccumulateGrad) and f.variable is not None]
         targets += [(o, _edge(o)) for o in outputs if o.grad_fn is None]
+    if any(fn is None for _, fn in targets):
+        raise RuntimeError("One of the differentiated Tensors does not require grad")
     with _grad_mode.set_grad_enabled(create_graph):
-        for t, fn in targets:
-            if fn is None:
-                raise RuntimeError("One of the differentiated Tensors does not require grad")
-            wrt = fn.node if isinstance(fn, AccumulateGrad) else t._node
-            g = _leaf_hooks(t, p.gradient(wrt, fn)) if t.grad_fn is None else p.gradient(wrt, fn)
+        grads = p.gradients([(fn.node if isinstance(fn, AccumulateGrad) else t._node, fn)
+                             for t, fn in targets])
+        for (t, _), g in zip(targets, grads):
+            if t.grad_fn is None:
+                g = _leaf_hooks(t, g)
             if not create_graph:
                 g = g.detach() if g.grad_fn is not None else g
-            t._grad = g if t._grad is None else t._grad + g
+            t._grad = _copy(g, "CopyBackwards") if t._grad is None else t._grad + g
             p.made.append(t._grad)
     _finish(p, order, retain_graph)
 
@@ -248,30 +279,35 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     p, order = _start(outs, grad_outputs, create_graph)
     reachable = {id(f) for f in order}
     results: list[Tensor | None] = []
+    wanted: list[tuple[int, Node, Function]] = []
     with _grad_mode.set_grad_enabled(create_graph):
         for i, t in enumerate(ins):
             fn = _edge(t)
             if fn is None:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
             if id(fn) not in reachable and not any(o is t for o in outs):
-                results.append(_unused(t, i, allow_unused, materialize_grads))
+                results.append(_unused(t, i, allow_unused, materialize_grads, create_graph))
                 continue
-            wrt = fn.node if isinstance(fn, AccumulateGrad) else t._node
-            g = p.gradient(wrt, fn)
-            results.append(_leaf_hooks(t, g) if t.grad_fn is None else g)
+            results.append(None)
+            wanted.append((i, fn.node if isinstance(fn, AccumulateGrad) else t._node, fn))
+        grads = p.gradients([(wrt, fn) for _, wrt, fn in wanted])
+        for (i, _, _), g in zip(wanted, grads):
+            t = ins[i]
+            results[i] = _leaf_hooks(t, g) if t.grad_fn is None else g
     p.made.extend(r for r in results if r is not None)
     _finish(p, order, retain_graph)
     return tuple(results)
 
 
-def _unused(t: Tensor, i: int, allow_unused: bool, materialize: bool) -> Tensor | None:
+def _unused(t: Tensor, i: int, allow_unused: bool, materialize: bool,
+            create_graph: bool) -> Tensor | None:
     if not allow_unused:
         raise RuntimeError(
             f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
             "Set allow_unused=True if this is the desired behavior.")
     if materialize:
         from ._creation import zeros_like
-        return zeros_like(t)
+        return zeros_like(t, requires_grad=create_graph)  # as PyTorch materializes them
     return None
 
 

@@ -95,10 +95,14 @@ def _dim_name(backward0: str, backward1: str) -> Callable[..., str]:
     return lambda operands, attrs: backward0 if attrs.get("dim") is None else backward1
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (builtins.bool, builtins.int, builtins.float))
+
+
 def _pow_name(operands: list, attrs: dict) -> str:
-    if not isinstance(operands[0], Tensor):
+    if _number(operands[0]):
         return "PowBackward2"
-    return "PowBackward1" if isinstance(operands[1], Tensor) else "PowBackward0"
+    return "PowBackward0" if _number(operands[1]) else "PowBackward1"
 
 
 def _matmul_name(operands: list, attrs: dict) -> str:
@@ -204,6 +208,29 @@ TABLE: dict[str, Spec] = {
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
                       "cross_entropy_rows", "check_unit_interval"})
+
+
+def _sum_to_name(operands: list, attrs: dict) -> str:
+    """PyTorch's sum_to (the reduction of a broadcast gradient): a sum over the size-1 dims
+    (keepdim), then a view when leading dims go; a full sum to a scalar."""
+    if not attrs["shape"]:
+        return "SumBackward0"
+    return "ViewBackward0" if operands[0].ndim > len(attrs["shape"]) else "SumBackward1"
+
+
+_NAMES: dict[str, str | Callable[..., str]] = {"sum_to": _sum_to_name}
+for _spec in TABLE.values():  # an op's own entry first (narrow: SliceBackward0 as PyTorch's)
+    if _spec.grad is not None and _spec.op not in _NAMES:
+        _NAMES[_spec.op] = TABLE[_spec.op].grad if _spec.op in TABLE else _spec.grad
+
+
+def grad_name(op: str, operands: list, attrs: dict) -> str:
+    """PyTorch's grad_fn name for `op` recorded over `operands` (tensors, or Python numbers
+    where the op takes one): the table's name, else the catalog's."""
+    name = _NAMES.get(op)
+    if callable(name):
+        name = name(operands, attrs)
+    return name or catalog.get(op).torch_name or f"{op}Backward"
 
 
 def internal(op: str) -> bool:

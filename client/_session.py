@@ -19,7 +19,7 @@ from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
-from ._errors import ClusterUnavailableError, from_rpc_error
+from ._errors import ClusterUnavailableError, from_engine_error, from_rpc_error
 
 log = logging.getLogger("remotegrad.client")
 
@@ -89,7 +89,7 @@ class LocalSession(Session):
 
     def __init__(self) -> None:
         super().__init__()
-        from remotegrad.worker.compute import MemoryTensorStore, MissingTensorError, compute
+        from ._engine import MemoryTensorStore, MissingTensorError, compute
         self._compute, self._store, self._missing = compute, MemoryTensorStore(), MissingTensorError
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
@@ -97,6 +97,11 @@ class LocalSession(Session):
             return self._compute(req, self._store)
         except self._missing as e:
             raise MissingTensorsError(str(e)) from None
+        except Exception as e:  # noqa: BLE001  (the family's, as a cluster would say it)
+            mine = from_engine_error(e)
+            if mine is None:
+                raise
+        raise mine  # outside the handler: the engine's frames are not the user's
 
 
 class RemoteSession(Session):

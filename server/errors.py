@@ -1,4 +1,8 @@
-"""Domain errors → gRPC status codes, in one place."""
+"""Domain errors → gRPC status codes, in one place.
+
+An error the values of a computation caused also carries its kind (the builtin class
+PyTorch raises for it, proto/errors.py) in the trailing metadata KIND_KEY, set where a
+worker fails and passed on by the gateway, so that the SDK raises what PyTorch raises."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import grpc
 
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
+from remotegrad.proto.errors import KIND_KEY, kind_of
 from remotegrad.worker.compute import MissingTensorError
 
 from .pool import NoWorkerFitsError, NoWorkersError, PoolBusyError
@@ -41,10 +46,22 @@ def status_of(err: Exception) -> tuple[grpc.StatusCode, str]:
 def abort(context: grpc.ServicerContext, err: Exception):
     """End the call with the status that names what went wrong; never returns."""
     code, details = status_of(err)
+    kind = _passed_on_kind(err) if isinstance(err, grpc.RpcError) else kind_of(err)
     if isinstance(err, MissingTensorError):
         # Only well-formed digests: metadata values must be printable ASCII.
         digests = [d for d in err.digests if _DIGEST.match(d)]
         context.set_trailing_metadata(((MISSING_KEY, ",".join(digests)),))
     elif isinstance(err, NoWorkersError):
         context.set_trailing_metadata(((PUSHBACK_KEY, "-1"),))
+    elif kind is not None:
+        context.set_trailing_metadata(((KIND_KEY, kind),))
     context.abort(code, details)
+
+
+def _passed_on_kind(err: grpc.RpcError) -> str | None:
+    """The kind a worker's status carried (the gateway passes its status on)."""
+    trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for key, value in trailers or ():
+        if key == KIND_KEY:
+            return value
+    return None

@@ -11,7 +11,9 @@ import numpy as np
 from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.catalog._checks import CheckedRuntimeError
 from remotegrad.proto.codec import TooLargeError
+from remotegrad.proto.errors import compute_error
 from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
@@ -137,19 +139,23 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
             on_device.clear()
             results = [np.asarray(backend.to_host(v)) for v in values]
             del values
-    except MissingTensorError:
-        raise  # FAILED_PRECONDITION: the client sends the bytes again
+    except OpError:
+        raise  # a graph the engine refuses (or FAILED_PRECONDITION: bytes to send again)
     except Exception as e:  # noqa: BLE001  (sorted below; the rest propagates)
         if is_out_of_memory(e):
             oom = f"{type(e).__name__}: {e}"
-        elif isinstance(e, (IndexError, ValueError, ArithmeticError, TypeError)):
+        elif isinstance(e, (IndexError, ValueError, ArithmeticError, TypeError,
+                            CheckedRuntimeError)):
             # What the shape and dtype rules did not foresee: the values themselves (an
-            # index out of range), or a dtype the array module has no loop for. The caller
-            # gets INVALID_ARGUMENT with the reason; the log keeps the traceback, since a
-            # TypeError may also be an engine bug.
-            log.warning("graph failed while computing: %s: %s", type(e).__name__, e,
-                        exc_info=isinstance(e, TypeError))
-            raise OpError(f"computing the graph failed: {type(e).__name__}: {e}") from None
+            # index out of range, an integer division by zero, checked by the forwards as
+            # PyTorch checks them), or a dtype the array module has no loop for. The caller
+            # gets the error PyTorch raises (proto/errors.py), as INVALID_ARGUMENT from a
+            # cluster. It is the caller's mistake, not this process's: nothing above info
+            # in the log (in the embedded mode the log is the user's stderr); the traceback
+            # is kept there for a TypeError, which may also be an engine bug.
+            log.info("graph failed while computing: %s: %s", type(e).__name__, e,
+                     exc_info=isinstance(e, TypeError))
+            raise compute_error(e) from None
         else:
             raise
     if oom is not None:

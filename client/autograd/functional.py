@@ -52,6 +52,19 @@ def _shape(is_tuple: bool, items: tuple):
     return items if is_tuple else items[0]
 
 
+def _autograd_grad(outputs, inputs: tuple[Tensor, ...], grad_outputs=None,
+                   create_graph: bool = False, retain_graph: bool | None = None) -> tuple:
+    """autograd.grad over the outputs that require grad, None for an input none of them
+    reaches (or for every input when none requires grad), as PyTorch's functional API
+    does: a derivative that requires no grad (of a linear function) differentiates to 0."""
+    gos = (None,) * len(outputs) if grad_outputs is None else tuple(grad_outputs)
+    kept = [(o, g) for o, g in zip(outputs, gos) if o is not None and o.requires_grad]
+    if not kept:
+        return (None,) * len(inputs)
+    return grad([o for o, _ in kept], inputs, [g for _, g in kept], retain_graph=retain_graph,
+                create_graph=create_graph, allow_unused=True)
+
+
 def _call(func: Callable, inputs: tuple[Tensor, ...], fn: str) -> tuple[bool, tuple]:
     out = func(*inputs)
     return _tuple(out, "outputs of the user-provided function", fn)
@@ -82,7 +95,7 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False,
         ins = _prepare(ins, create_graph)
         out_tuple, outs = _call(func, ins, "vjp")
         vs = _check_v(v, outs, "vjp", "user-provided function returns")
-        grads = grad(outs, ins, vs, create_graph=create_graph, allow_unused=True)
+        grads = _autograd_grad(outs, ins, vs, create_graph=create_graph)
     return (_shape(out_tuple, _finish(outs, create_graph)),
             _shape(in_tuple, _finish(_fill(grads, ins), create_graph)))
 
@@ -100,13 +113,8 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False,
         noise = np.random.default_rng()
         dummies = tuple(Tensor._from_array(noise.standard_normal(tuple(o.shape)).astype(
             o._node.meta.dtype)).requires_grad_(True) for o in outs)
-        grads = grad(outs, ins, dummies, create_graph=True, allow_unused=True)
-        used = [(g, x) for g, x in zip(grads, vs) if g is not None]
-        if not used:
-            result = tuple(_creation.zeros_like(o) for o in outs)
-        else:
-            result = _fill(grad([g for g, _ in used], dummies, [x for _, x in used],
-                                create_graph=create_graph, allow_unused=True), outs)
+        grads = _autograd_grad(outs, ins, dummies, create_graph=True)
+        result = _fill(_autograd_grad(grads, dummies, vs, create_graph=create_graph), outs)
     return (_shape(out_tuple, _finish(outs, create_graph)),
             _shape(out_tuple, _finish(result, create_graph)))
 
@@ -120,8 +128,8 @@ def _rows(out: Tensor, ins: tuple[Tensor, ...], create_graph: bool) -> tuple[Ten
         seed = np.zeros(n, dtype=out._node.meta.dtype)
         seed[r] = 1
         seed_t = Tensor._from_array(seed.reshape(tuple(out.shape)))
-        per_row.append(_fill(grad([out], ins, [seed_t], retain_graph=True,
-                                  create_graph=create_graph, allow_unused=True), ins))
+        per_row.append(_fill(_autograd_grad([out], ins, [seed_t], retain_graph=True,
+                                            create_graph=create_graph), ins))
     result = []
     for i, x in enumerate(ins):
         if n == 0:
@@ -150,6 +158,8 @@ def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = 
 
 
 def _scalar_func(func: Callable, fn: str) -> Callable:
+    """func, checked to return one Tensor of one element (returned as it is, as PyTorch's
+    vhp and hvp return it)."""
     def checked(*inputs):
         out = func(*inputs)
         is_tuple, outs = _tuple(out, "outputs of the user-provided function", fn)
@@ -158,7 +168,7 @@ def _scalar_func(func: Callable, fn: str) -> Callable:
         if outs[0].numel() != 1:
             raise RuntimeError(f"The Tensor returned by the function given to {fn} should "
                                "contain a single element")
-        return outs[0].reshape(())
+        return outs[0]
     return checked
 
 
@@ -169,8 +179,8 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
     in_tuple, _ = _tuple(inputs, "inputs", "hessian")
 
     def gradient(*inp):
-        out = scalar(*inp)
-        return _fill(grad(out, inp, create_graph=True, allow_unused=True), inp)
+        out = scalar(*inp).squeeze()
+        return _fill(_autograd_grad((out,), inp, create_graph=True), inp)
 
     result = jacobian(gradient, inputs, create_graph=create_graph)
     return result if in_tuple else result[0]
@@ -182,10 +192,8 @@ def _second_order(func: Callable, inputs, v, create_graph: bool, fn: str):
         ins = _prepare(ins, create_graph)
         out = _scalar_func(func, fn)(*ins)
         vs = _check_v(v, ins, fn, "input to the user-provided function")
-        first = grad(out, ins, create_graph=True, allow_unused=True)
-        used = [(g, x, i) for g, x, i in zip(first, vs, ins) if g is not None]
-        second = grad([g for g, _, _ in used], ins, [x for _, x, _ in used],
-                      create_graph=create_graph, allow_unused=True) if used else (None,) * len(ins)
+        first = _autograd_grad((out,), ins, create_graph=True)
+        second = _autograd_grad(first, ins, vs, create_graph=create_graph)
     return (_finish((out,), create_graph)[0],
             _shape(in_tuple, _finish(_fill(second, ins), create_graph)))
 
