@@ -50,6 +50,8 @@ def _statistic(name: str) -> Callable[[list, dict], tuple[list, dict]]:
 
 
 def _warn_no_dof(name: str, x, dim, correction) -> None:
+    if not getattr(x, "is_floating_point", lambda: False)():
+        return  # the op's rule refuses the dtype first
     shape = tuple(getattr(x, "shape", ()))
     try:
         dims = catalog.normalize_dims(dim, len(shape))
@@ -207,7 +209,7 @@ TABLE: dict[str, Spec] = {
 # Ops that the client uses internally or that are not PyTorch functions of their own.
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
-                      "cross_entropy_rows", "check_unit_interval"})
+                      "cross_entropy_rows", "check_targets", "check_unit_interval"})
 
 
 def _sum_to_name(operands: list, attrs: dict) -> str:

@@ -111,9 +111,26 @@ register(OpDef("sigmoid_backward", 2, _binary_same, _sigmoid_bw,
                torch_name="SigmoidBackwardBackward0", promote=True, samples=_BW_SAMPLES,
                fusable=lambda xp, g, y: g * y * (1 - y)))
 
+
+
+def _threshold_bw(xp, g, y, threshold):
+    return xp.where(y > threshold, g, 0)
+
+
+# threshold_backward(grad_output, output, threshold): grad_output where output > threshold,
+# else 0, as aten's (relu's rule). Its derivative in `output` is zero, yet the result
+# depends on it, as in PyTorch: a relu's gradient made with create_graph requires grad, and
+# its second derivative is zeros, not "does not require grad".
+register(OpDef("threshold_backward", 2, _binary_same, _threshold_bw,
+               (lambda h, g, y, out, threshold: h.threshold_backward(y, threshold=threshold),
+                lambda h, g, y, out, threshold: y.full_like(0.0)),
+               attrs={"threshold": ("float", 0.0)}, torch_name="ThresholdBackwardBackward0",
+               promote=True, samples=_BW_SAMPLES, fusable=_threshold_bw))
+
 # --- activations ------------------------------------------------------------------------
 _KINK = unary()  # random inputs: the chance of one within 1e-6 of the kink is nil
-unary_op("relu", lambda xp, a: xp.maximum(a, 0), lambda g, x, out: (out > 0).where(g, 0.0),
+unary_op("relu", lambda xp, a: xp.maximum(a, 0),
+         lambda g, x, out: g.threshold_backward(out, threshold=0.0),
          "ReluBackward0", _KINK, infer=_infer_relu, fusable=True)
 unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
          lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),

@@ -111,9 +111,6 @@ CASES = {
 
 # case → (the grad_fn and requires_grad remotegrad gives, why it is not PyTorch's).
 KNOWN = {
-    "relu": ((None, False), "the catalog's rule where(out > 0, g, 0) reads the result only "
-             "through a comparison, so it requires no grad; PyTorch's threshold_backward is "
-             "differentiable in the result (ThresholdBackwardBackward0)"),
     "mv_vector": (("SqueezeBackward0", True), "the rule for matmul's vector operand is "
                   "squeeze(A^T @ g[:, None]); PyTorch's is mv (MvBackward0)"),
     "mv_matrix": (("MmBackward0", True), "the rule for matmul's matrix operand multiplies "

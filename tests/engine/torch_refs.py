@@ -138,6 +138,8 @@ REFS = {
     "check_targets": lambda t, classes, ignore_index: t,  # PyTorch checks inside its losses
     "check_unit_interval": lambda x, what: x,  # binary_cross_entropy's check, ditto
     "tanh_backward": lambda g, y: torch.ops.aten.tanh_backward(g, y),
+    "threshold_backward": lambda g, y, threshold: torch.ops.aten.threshold_backward(g, y,
+                                                                                   threshold),
     "sigmoid_backward": lambda g, y: torch.ops.aten.sigmoid_backward(g, y),
     "conv2d_input_grad": lambda g, w, input_shape, **a:
         torch.nn.grad.conv2d_input(input_shape, w, g, **a),
