@@ -98,9 +98,10 @@ def _pow_y(g, x, y, out):
     return ((x == 0) & (y >= 0)).where(0.0, g * out * x.log())
 
 
-def _max_rule(g, x, y, mine):
-    """maximum/minimum: the gradient goes to the winner; ties split it evenly."""
-    return (x == y).where(g / 2, mine.where(g, 0.0))
+def _max_rule(g, x, y, loses):
+    """maximum/minimum: ties split the gradient evenly; otherwise an input gets it unless
+    it strictly lost, so where a NaN meets a number both get it (PyTorch's rule)."""
+    return (x == y).where(g / 2, loses.where(0.0, g))
 
 
 def binary(name, fwd, vjp, torch_name, infer=infer_binary, samples=binary_samples(), attrs=None,
@@ -156,14 +157,16 @@ def _pow_forward(xp, a, b):
 binary("pow", _pow_forward, (_pow_x, _pow_y), "PowBackward0", _infer_pow,
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
                                S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
-_TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),)  # ties split the gradient
+# Ties split the gradient; a NaN against a number passes it to both.
+_TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),
+         S(X([1.0, float("nan"), 2.0, 3.0]), X([1.0, 1.0, float("nan"), 0.0]), fd=False))
 binary("maximum", lambda xp, a, b: xp.maximum(a, b),
-       (lambda g, x, y, out: _max_rule(g, x, y, x > y),
-        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MaximumBackward0",
+       (lambda g, x, y, out: _max_rule(g, x, y, x < y),
+        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MaximumBackward0",
        samples=binary_samples() + _TIES, ufunc="maximum")
 binary("minimum", lambda xp, a, b: xp.minimum(a, b),
-       (lambda g, x, y, out: _max_rule(g, x, y, x < y),
-        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MinimumBackward0",
+       (lambda g, x, y, out: _max_rule(g, x, y, x > y),
+        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MinimumBackward0",
        samples=binary_samples() + _TIES, ufunc="minimum")
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
 def _checked_divisor(ufunc: str):
@@ -219,8 +222,11 @@ def _sign(xp, a):
     return xp.where(xp.isnan(a), 0, xp.sign(a))  # PyTorch's sign of NaN is 0, numpy's NaN
 
 
+# sign's derivative is zeros, passed on (not dropped) as PyTorch does: a later rule whose
+# local derivative is NaN or inf then makes NaN of it there, as there.
 register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
-               (lambda g, x, out: None,), torch_name="SignBackward0", fusable=_sign,
+               (lambda g, x, out: x.full_like(0.0),), torch_name="SignBackward0",
+               fusable=_sign,
                samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
                                    fd=False),)))
 

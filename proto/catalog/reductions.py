@@ -87,16 +87,22 @@ def _infer_extreme(name, dtype=None):
     return infer
 
 
-def _evenly(g, x, out, dim):
-    """amax/amin (and full max/min): ties share the gradient evenly, as in PyTorch."""
-    hit = (x == kept(out, x, dim)).cast(dtype=g.dtype)
+def _evenly(g, x, out, dim, nans: bool = False):
+    """amax/amin (and full max/min): ties share the gradient evenly, as in PyTorch. With
+    `nans` (full max/min) a NaN result is shared by the NaNs that made it; amax/amin's
+    rule compares values only, so there a NaN result gives NaN gradients (PyTorch's too)."""
+    best = kept(out, x, dim)
+    hit = x == best
+    if nans:
+        hit = hit | (x.isnan() & best.isnan())
+    hit = hit.cast(dtype=g.dtype)
     return kept(g, x, dim) * hit / hit.sum(dim=dim, keepdim=True)
 
 
 def _to_index(g, x, out, dim, keepdim, arg):
     """max/min along a dim: the gradient goes to the index the forward picked."""
     if dim is None:
-        return _evenly(g, x, out, dim)
+        return _evenly(g, x, out, dim, nans=True)
     idx = getattr(x, arg)(dim=dim, keepdim=True)
     return x.full_like(0.0).scatter_add(idx, kept(g, x, dim), dim=dim)
 
@@ -176,12 +182,13 @@ def _extreme_forward(name):
     return fwd
 
 
+_NAN_EXTREME = (S(X([1.0, float("nan"), float("nan")]), fd=False),)  # shared by the NaNs
 reduction("max", _infer_extreme("max"), _extreme_forward("max"),
           lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmax"),
-          "MaxBackward1", _MAXS, _ONE)
+          "MaxBackward1", _MAXS + _NAN_EXTREME, _ONE)
 reduction("min", _infer_extreme("min"), _extreme_forward("min"),
           lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmin"),
-          "MinBackward1", _MAXS, _ONE)
+          "MinBackward1", _MAXS + _NAN_EXTREME, _ONE)
 
 
 def _arg_forward(name):
@@ -231,7 +238,15 @@ def _per_dof(scale: float, x, dim, correction) -> float:
     return scale / dof if dof else float("inf")
 
 
+def _no_dof_scalar(x, correction) -> bool:
+    """Of a 0-d tensor with no degrees of freedom PyTorch's gradient is NaN (its rule takes
+    the 0-d case apart); elsewhere it is the formula's value (0 * inf: NaN, or a number)."""
+    return x.ndim == 0 and 1 - correction <= 0
+
+
 def _var_vjp(g, x, out, dim, correction, keepdim):
+    if _no_dof_scalar(x, correction):
+        return g * float("nan")
     centred = x - x.mean(dim=dim, keepdim=True)
     return kept(g, x, dim) * centred * _per_dof(2.0, x, dim, correction)
 
@@ -250,7 +265,8 @@ _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(
                 # (so its second derivative is zero where ours is nan): first order only.
                 S(F(), fd=False, second=False), S(F(1, 3), dim=0, fd=False),
                 S(F(2, 3), dim=0, correction=2, fd=False),
-                S(F(2, 3), dim=1, correction=4, fd=False))
+                S(F(2, 3), dim=1, correction=4, fd=False), S(F(), correction=2, fd=False,
+                                                             second=False))
 reduction("var", _infer_float_reduce("var"), _var_forward, _var_vjp, "VarBackward0",
           _VAR_SAMPLES, dict(_VAR))
 reduction("std", _infer_float_reduce("std"),
