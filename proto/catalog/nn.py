@@ -27,7 +27,6 @@ from ._types import (
     broadcast_shapes,
     numel,
     promote_types,
-    result_type,
     torch_dtype_name,
 )
 
@@ -199,7 +198,7 @@ def _infer_broadcast_loss(name):
         _check_reduction(reduction)
         x, t = metas[0], metas[1]
         shape = broadcast_shapes(x.shape, t.shape)
-        dtype = result_type([x, t])
+        dtype = promote_types(x.dtype, t.dtype)  # PyTorch's: no priority for dims here
         if name == "mse_loss" and dtype not in FLOATING:
             raise OpError(f'"mse_cpu" not implemented for \'{torch_dtype_name(dtype)}\'')
         if name == "l1_loss" and "bool" in (x.dtype, t.dtype):  # x - t
@@ -220,12 +219,26 @@ _POINTWISE = (S(F(3, 4), F(3, 4)), S(F(5), F(5), reduction="sum"),
               S(F(2, 3), F(2, 3), reduction="none"), S(F(), F()),
               S(F(3, 4), F(4), reduction="none"), S(F(4), F(2, 1, 4)),
               S(F(0, 3), F(3), fd=False))  # the mean of nothing is nan
-register(OpDef("mse_loss", 2, _infer_broadcast_loss("mse_loss"), None,
-               decompose=lambda x, t, reduction: _reduce((x - t) * (x - t), reduction),
+def _promoted(x, t):
+    """Input and target in their common dtype (a bool target of mse_loss is a number)."""
+    dtype = promote_types(x.dtype, t.dtype)
+    return tuple(v if v.dtype == dtype else v.cast(dtype=dtype) for v in (x, t))
+
+
+def _mse(x, t, reduction):
+    x, t = _promoted(x, t)
+    return _reduce((x - t) * (x - t), reduction)
+
+
+def _l1(x, t, reduction):
+    x, t = _promoted(x, t)
+    return _reduce((x - t).abs(), reduction)
+
+
+register(OpDef("mse_loss", 2, _infer_broadcast_loss("mse_loss"), None, decompose=_mse,
                attrs={"reduction": ("str", "mean")}, torch_name="MseLossBackward0",
                samples=_POINTWISE))
-register(OpDef("l1_loss", 2, _infer_broadcast_loss("l1_loss"), None,
-               decompose=lambda x, t, reduction: _reduce((x - t).abs(), reduction),
+register(OpDef("l1_loss", 2, _infer_broadcast_loss("l1_loss"), None, decompose=_l1,
                attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
                samples=_POINTWISE))
 
