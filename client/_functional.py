@@ -43,6 +43,8 @@ def _square(input: Tensor) -> Tensor:
 def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
     if all(isinstance(x, Tensor) and x.dtype.name == "bool" for x in (input, tensor1, tensor2)):
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
+    if all(_integral(x) for x in (input, tensor1, tensor2)) and isinstance(value, float):
+        value = int(value)  # PyTorch casts the scalar to the integer dtype: 0.5 is 0
     return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
 
 

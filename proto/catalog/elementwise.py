@@ -54,6 +54,13 @@ def _infer_div(metas: list[Meta], rounding_mode) -> Meta:
     out = infer_binary(metas)
     if rounding_mode is None and out.dtype not in FLOATING:
         return Meta(out.shape, DEFAULT_FLOAT)
+    return _no_bool_kernel(f"div_{rounding_mode}_cpu", out)
+
+
+def _no_bool_kernel(kernel: str, out: Meta) -> Meta:
+    """Integer division and remainders have no bool kernel in PyTorch."""
+    if out.dtype == "bool":
+        raise OpError(f'"{kernel}" not implemented for \'Bool\'')
     return out
 
 
@@ -189,11 +196,13 @@ def _remainder(xp, a, b):
 binary("remainder", _remainder,
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
+       infer=lambda metas: _no_bool_kernel("remainder_cpu", infer_binary(metas)),
        samples=(S(F(3, 4, low=-5, high=5), P(4)),
                 S(F(2, 3, low=-5, high=5), C(1.5))))
 binary("fmod", _checked_divisor("fmod"),
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
+       infer=lambda metas: _no_bool_kernel("fmod_cpu", infer_binary(metas)),
        samples=(S(F(3, 4, low=-5, high=5), P(4)),
                 S(F(2, 3, low=-5, high=5), C(1.5))))
 

@@ -81,6 +81,8 @@ def _infer_extreme(name, dtype=None):
 
     def infer(metas, dim, keepdim):
         m = metas[0]
+        if name in ("argmax", "argmin") and m.dtype == "bool":
+            raise OpError(f"{name}(): does not support bool input")
         _nonempty(name, m, dim)
         keep = keepdim and (honour or dim is not None)
         return Meta(reduced_shape(m.shape, dim, keep), dtype or m.dtype)
