@@ -29,12 +29,12 @@ def logged_cluster(tmp_path):
 
 
 def _failing_request():
-    """Integer to a negative integer power: valid by shape, fails when run on the worker."""
+    """Integer division by zero: valid by shape, fails when run on the worker."""
     x = np.array([2, 3], dtype=np.int64)
     h = codec.array_hash(x)
     nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "int64", "shape": (2,)}),
-             WireNode(1, "const", (), {"value": -1}),
-             WireNode(2, "pow", (0, 1), {})]
+             WireNode(1, "const", (), {"value": 0}),
+             WireNode(2, "div", (0, 1), {"rounding_mode": "floor"})]
     return codec.encode_request(nodes, [codec.encode_array(x, h)], [2],
                                 request_id="rid-observe-42")
 
