@@ -175,6 +175,9 @@ def _graph(outputs: list[Tensor]) -> list[Function]:
     whose saved tensors were freed by an earlier backward is needed again."""
     order = walk([o.grad_fn for o in outputs if o.grad_fn is not None])
     for fn in order:
+        if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
+            op = {"div": "floor_divide"}.get(fn.node.op, fn.node.op)
+            raise RuntimeError(f"derivative for aten::{op} is not implemented")
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)
         for counter, version, is_result, meta in fn._saved:

@@ -33,6 +33,7 @@ NO_SAVED_TENSORS = frozenset({
     "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "FlipBackward0",
     "RepeatBackward0", "DetachBackward0", "SumToSizeBackward0", "ConstantPadNdBackward0",
     "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
+    "CopyBackwards", "FillBackward2", "FillBackward3", "ZeroBackward0",
 })
 
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them

@@ -70,7 +70,9 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         kernel = "lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar"
         raise NotImplementedError(f'"{kernel}" not implemented for '
                                   f"'{torch_dtype_name(input.dtype.name)}'")
-    return apply("add", input, (end - input) * weight, torch_name="LerpBackward0")
+    # PyTorch's names: LerpBackward0 for a Python number weight, LerpBackward1 for a tensor.
+    return apply("add", input, (end - input) * weight,
+                 torch_name="LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0")
 
 
 COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp}

@@ -117,6 +117,21 @@ def _div_name(operands: list, attrs: dict) -> str:
     return "DivBackward0" if attrs.get("rounding_mode") is None else "DivBackward2"
 
 
+def _by_operands(scalar: str, tensor: str, number_first: str = "NotImplemented"):
+    """remainder/fmod: PyTorch's node for a Python number divisor (Backward0), a tensor one
+    (Backward1); a number dividend is its non-differentiable overload (`NotImplemented`)."""
+    def name(operands: list, attrs: dict) -> str:
+        if _number(operands[0]):
+            return number_first
+        return scalar if _number(operands[1]) else tensor
+    return name
+
+
+def _floor(operands: list, kw: dict) -> tuple[list, dict]:
+    kw["rounding_mode"] = "floor"
+    return operands, kw
+
+
 def _move(*names: str):
     """PyTorch passes these tensors after `dim` (index_select(input, dim, index))."""
     def adapt(operands: list, kw: dict) -> tuple[list, dict]:
@@ -146,7 +161,11 @@ TABLE: dict[str, Spec] = {
     "abs": Spec("abs", forms="mfi"), "absolute": Spec("abs", forms="mfi"),
     "sign": Spec("sign", forms="mfi"), "reciprocal": Spec("reciprocal", forms="mfi"),
     "maximum": Spec("maximum"), "minimum": Spec("minimum"),
-    "fmod": Spec("fmod", forms="mfi"), "remainder": Spec("remainder", forms="mfi"),
+    "fmod": Spec("fmod", forms="mfi", grad=_by_operands("FmodBackward0", "FmodBackward1")),
+    "remainder": Spec("remainder", forms="mfi",
+                      grad=_by_operands("RemainderBackward0", "RemainderBackward1")),
+    # PyTorch's floor_divide (and //) has no derivative: grad_fn NotImplemented.
+    "floor_divide": Spec("div", forms="mfi", grad="NotImplemented", adapt=_floor),
     "clamp": Spec("clamp", **_CLAMP), "clip": Spec("clamp", **_CLAMP),
     "where": Spec("where", forms="f", inputs=("condition", "input", "other")),
     "lerp": Spec("lerp", forms="mfi", inputs=("input", "end", "weight")),
@@ -209,7 +228,8 @@ TABLE: dict[str, Spec] = {
 # Ops that the client uses internally or that are not PyTorch functions of their own.
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
-                      "cross_entropy_rows", "check_targets", "check_unit_interval"})
+                      "cross_entropy_rows", "check_targets", "check_unit_interval",
+                      "overwrite"})
 
 
 def _sum_to_name(operands: list, attrs: dict) -> str:

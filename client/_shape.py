@@ -53,14 +53,21 @@ def _t(self: Tensor) -> Tensor:
     if self.dim() > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{self.dim()}D")
-    if self.dim() < 2:
-        return self
+    if self.dim() < 2:  # PyTorch: a new view all the same (TBackward0), not self
+        return apply("permute", self, dims=tuple(range(self.dim())), torch_name="TBackward0")
     return apply("transpose", self, dim0=0, dim1=1, torch_name="TBackward0")
 
 
 def _T(self: Tensor) -> Tensor:
-    if self.dim() < 2:
-        return self
+    from ._warn import warn_user
+    if self.dim() == 0:
+        warn_user("Tensor.T is deprecated on 0-D tensors. This function is the identity in "
+                  "these cases.")
+    elif self.dim() != 2:
+        warn_user("The use of `x.T` on tensors of dimension other than 2 to reverse their "
+                  "shape is deprecated and it will throw an error in a future release. "
+                  "Consider `x.mT` to transpose batches of matrices or `x.permute(*torch."
+                  "arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.")
     return apply("permute", self, dims=tuple(range(self.dim() - 1, -1, -1)))
 
 
@@ -193,8 +200,37 @@ def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
     return ",".join(texts), tensors, counts, grad
 
 
+def _last_view(key: tuple, shape: tuple[int, ...]) -> str:
+    """PyTorch's grad_fn for a basic index of several items (a tuple): the last op its
+    applySlicing applies. A slice that keeps a whole dim (start 0 or None, step 1, stop at
+    or past the end) is skipped there; when nothing is applied the result is an alias."""
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dim, name = 0, "AliasBackward0"
+    for item in key:
+        if item is Ellipsis:
+            dim += len(shape) - used
+        elif item is None:
+            name = "UnsqueezeBackward0"
+        elif isinstance(item, slice):
+            whole = (item.start in (None, 0) and item.step in (None, 1)
+                     and (item.stop is None or item.stop >= shape[dim]))
+            name = name if whole else "SliceBackward0"
+            dim += 1
+        else:
+            name = "SelectBackward0"
+            dim += 1
+    return name
+
+
 def getitem(self: Tensor, key: Any) -> Tensor:
     text, tensors, counts, grad = _index_args(key)
+    if _sequence_as_tuple(key):
+        key = tuple(key)
+    if isinstance(key, tuple) and not tensors and grad != "AliasBackward0":
+        try:
+            grad = _last_view(key, tuple(self.shape))
+        except (IndexError, TypeError):
+            pass  # a bad key: the op's own rule reports it
     return apply("index", self, *tensors, key=text, mask_counts=counts, torch_name=grad)
 
 

@@ -21,7 +21,7 @@ from remotegrad.proto.catalog import FLOATING
 
 from ._format import format_scalar, tensor_repr
 from ._function import SAVES, AccumulateGrad, Function, function_class
-from ._grad_mode import is_grad_enabled
+from ._grad_mode import is_grad_enabled, set_grad_enabled
 from ._node import Node, const, leaf, note_update, op_node
 from ._tensor_meta import TensorMeta, torch_type_name
 
@@ -50,6 +50,10 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
                             for x, n in zip(operands, nodes))
     node.tracked = track
     out = Tensor(node)
+    if needs and not is_grad_enabled() and op in VIEWS and len(nodes) == 1:
+        # PyTorch: a view made under no_grad of a tensor that requires grad requires grad
+        # too, with no history and no gradient of its own (a leaf that never gets .grad).
+        out._requires_grad = out._no_grad_view = True
     if track:
         edges = tuple((_edge(x), 0) if isinstance(x, Tensor) else (None, 0) for x in operands)
         fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(node, edges)
@@ -57,6 +61,12 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
         out._vc[1] = type(fn).__name__
         fn._saved = _saved_versions(type(fn).__name__, operands, out)
     return out
+
+
+# Catalog ops whose PyTorch counterpart returns a view of its input (index: basic indexing,
+# no tensor among the operands).
+VIEWS = frozenset({"broadcast_to", "chunk", "expand", "flatten", "index", "narrow", "permute",
+                   "reshape", "split", "squeeze", "transpose", "unsqueeze"})
 
 
 def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
@@ -73,7 +83,8 @@ def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
         if condition is not True and not needs[1 - index]:
             continue
         t = operands[index]
-        saved.append((t._vc, t._vc[0], False, t._node.meta))
+        entry = (t._vc, t._vc[0], False, t._node.meta)
+        saved.append(_SelfSave(entry) if index == 0 else entry)
     if "r" in codes:
         saved.append((out._vc, out._vc[0], True, out._node.meta))
     return saved
@@ -95,6 +106,35 @@ def _release(nodes: list[Node]) -> None:
             n.inputs = ()
 
 
+def _overwritten(t: Tensor, node: Node) -> Node:
+    """`node` as t's new value, t's autograd history kept (PyTorch keeps a tensor's grad_fn
+    through a change autograd does not see: gradients flow through the old history)."""
+    old = t._node
+    if t.grad_fn is None or node is old or node.meta.shape != old.meta.shape \
+            or node.meta.dtype != old.meta.dtype:
+        return node
+    return Node("overwrite", (old, node), {}, old.meta, tracked=True)
+
+
+class _SelfSave(tuple):
+    """A saved-tensor entry for an op's first operand (see _saved_versions)."""
+
+
+def _saved_in_place(saved: list, target: Tensor, out: Tensor) -> list:
+    """The saved tensors of an op that ran in place on `target`, as PyTorch has them: the
+    original self is saved as a copy (its later changes are not checked), and the result
+    is the target itself, at its version after the op."""
+    kept = []
+    for entry in saved:
+        counter = entry[0]
+        if type(entry) is _SelfSave and counter is target._vc:
+            continue
+        if counter is out._vc:
+            entry = (target._vc, target._vc[0], True, entry[3])
+        kept.append(entry)
+    return kept
+
+
 def _cut(t: Tensor) -> Node:
     # A detach node never holds a value itself (see Tensor._value): were it sent as a leaf,
     # it would share its input's content hash and the engine would merge the two.
@@ -114,7 +154,7 @@ def _operand(x: Any) -> Node:
 def _edge(t: Tensor) -> Function | None:
     if t.grad_fn is not None:
         return t.grad_fn
-    if t._requires_grad:
+    if t._requires_grad and not t._no_grad_view:
         return t._accumulator()
     return None
 
@@ -143,6 +183,7 @@ class Tensor(TensorMeta):
         "_alias",
         "_grad",
         "_hooks",
+        "_no_grad_view",
         "_node",
         "_requires_grad",
         "_vc",
@@ -155,6 +196,7 @@ class Tensor(TensorMeta):
             requires_grad = False
         self._node = node
         self._requires_grad = requires_grad
+        self._no_grad_view = False  # made under no_grad as a view of one requiring grad
         self.grad_fn: Function | None = None
         self._grad: Tensor | None = None
         self._acc: AccumulateGrad | None = None
@@ -189,6 +231,7 @@ class Tensor(TensorMeta):
                                if method else "only Tensors of floating point and complex "
                                "dtype can require gradients")
         self._requires_grad = builtins.bool(flag)
+        self._no_grad_view = False
 
     def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
         self._set_requires_grad(requires_grad, method=True)
@@ -397,15 +440,25 @@ class Tensor(TensorMeta):
     def _version(self) -> builtins.int:
         return self._vc[0]
 
-    def _set_node(self, node: Node) -> None:
+    def _set_node(self, node: Node, unrecorded: builtins.bool = False) -> None:
+        """Give this tensor (and its aliases) a new value. `unrecorded`: autograd did not
+        record the change (no_grad), so a history this tensor has is kept; an alias's
+        history (x.detach() / x.data changed in place) is always kept."""
         self._vc[0] += 1
-        self._node = node
+        self._node = _overwritten(self, node) if unrecorded else node
         for ref in self._alias or ():
             other = ref()
             if other is not None and other is not self:
-                other._node = node
+                other._node = _overwritten(other, node)
 
     def _check_inplace(self) -> None:
+        if self._no_grad_view and self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "A view was created in no_grad mode and is being modified inplace with grad "
+                "mode enabled. Given that this use case is ambiguous and error-prone, it is "
+                "forbidden. You can clarify your code by moving both the view and the inplace "
+                "either both inside the no_grad block (if you don't want the inplace to be "
+                "tracked) or both outside (if you want the inplace to be tracked).")
         if self.grad_fn is None and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
@@ -421,11 +474,14 @@ class Tensor(TensorMeta):
                 raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
                                    f"the desired output type {torch_type_name(mine.dtype)}")
             out = apply("cast", out, dtype=mine.dtype, torch_name=None)
-        self._set_node(out._node)
-        if out.grad_fn is not None:
-            self.grad_fn = out.grad_fn
-            self._vc[1] = type(out.grad_fn).__name__
-        if out._node.value is None:
+        self._set_node(out._node, unrecorded=out.grad_fn is None and not is_grad_enabled())
+        fn = out.grad_fn
+        if fn is not None:
+            self.grad_fn = fn
+            self._vc[1] = type(fn).__name__
+            if fn._saved:
+                fn._saved = _saved_in_place(fn._saved, self, out)
+        if self._node.value is None:
             note_update(self)
         return self
 
@@ -434,32 +490,57 @@ class Tensor(TensorMeta):
         return self._assign(apply(op, self, *operands, **attrs))
 
     def zero_(self) -> Tensor:
-        return self.fill_(0)
+        return self._fill(0, "ZeroBackward0")
 
     def fill_(self, value) -> Tensor:
+        return self._fill(value, "FillBackward3" if isinstance(value, Tensor)
+                          else "FillBackward2")
+
+    def _fill(self, value, name: str) -> Tensor:
         self._check_inplace()
         if isinstance(value, Tensor):
-            return self._assign(apply("expand", value.to(self.dtype), shape=self._node.meta.shape))
+            if value.dim() != 0:
+                raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
+                                   f"tensor with {value.dim()} dimensions.")
+            return self._replace(value, name)
         array = np.full(self._node.meta.shape, value, self._node.meta.dtype)
-        self._set_node(leaf(array))
-        if self.grad_fn is not None:
-            self.grad_fn = None  # PyTorch records FillBackward; its gradient is zero anyway
-        return self
+        return self._replace(Tensor(leaf(array)), name)
 
     def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
         self._check_inplace()
         if not isinstance(src, Tensor):
             src = Tensor(leaf(np.asarray(src)))
-        src = src.to(self.dtype)
-        if tuple(src.shape) != tuple(self.shape):
-            src = apply("expand", src, shape=self._node.meta.shape)
-        if not src.requires_grad or not is_grad_enabled():
-            node = src._node if src.grad_fn is None else src.detach()._node
+        return self._replace(src, "CopyBackwards")
+
+    def _replace(self, src: Tensor, name: str) -> Tensor:
+        """fill_/copy_: this tensor takes src's value (cast and broadcast to it). Recorded
+        as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
+        is on and either requires grad: the gradient goes to src, none to the old value."""
+        record = is_grad_enabled() and (self.requires_grad or src.requires_grad)
+        tracked = record and src.requires_grad
+        edge = _edge(src) if tracked else None
+        with set_grad_enabled(tracked):
+            value = src.to(self.dtype)
+            if tuple(value.shape) != tuple(self.shape):
+                value = apply("expand", value, shape=self._node.meta.shape)
+        if value is not src:
+            node = value._node
+        elif tracked:  # a node of its own, with src's value and its gradient
+            node = Node("overwrite", (src._node, _cut(src)), {}, src._node.meta, tracked=True)
+        else:
+            node = _cut(src) if src.requires_grad else src._node
+        if record:
+            old = self.grad_fn
             self._set_node(node)
-            if node.value is None:
-                note_update(self)
-            return self
-        return self._assign(src)
+            edges = ((old, 0),) if name in ("FillBackward2", "ZeroBackward0") else (
+                (old, 0), (edge, 0))
+            self.grad_fn = function_class(name)(node, edges)
+            self._vc[1] = name
+        else:
+            self._set_node(node, unrecorded=True)
+        if self._node.value is None:
+            note_update(self)
+        return self
 
     def set_(self, source: Tensor) -> Tensor:
         self._set_node(source._node)

@@ -182,3 +182,24 @@ register(OpDef("where", 3, lambda metas: _infer_where(metas),
                samples=(S(B(3, 4), F(3, 4), F(3, 4)), S(B(3, 1), F(1, 4), F()),
                         S(B(0, 2), F(2), F(0, 2)), S(B(2, 3), F(2, 3), C(0.5)))))
 register(OpDef("grad", -1, _infer_grad, None, attrs={"n": ("int", REQUIRED)}))
+
+
+# --- in-place changes that autograd does not see ----------------------------------------------
+def _infer_overwrite(metas):
+    history, value = metas
+    if history.shape != value.shape or history.dtype != value.dtype:
+        raise OpError(f"overwrite: the new value ({value.dtype}{list(value.shape)}) must have "
+                      f"the shape and dtype of the tensor it replaces "
+                      f"({history.dtype}{list(history.shape)})")
+    return Meta(history.shape, history.dtype)
+
+
+# overwrite(history, value): the value of `value`, the gradient of `history`. What an in-place
+# op under no_grad (or x.data's update) leaves in a tensor that requires grad: PyTorch keeps
+# the tensor's grad_fn, so gradients flow through its old history unchanged (identity), and
+# the new value is exact (no straight-through arithmetic, which rounds).
+register(OpDef("overwrite", 2, _infer_overwrite, lambda xp, history, value: value,
+               (lambda g, history, value, out: g, None),
+               # Not the derivative of the forward by design: no finite differences.
+               samples=(S(F(3, 4), F(3, 4), fd=False), S(F(), F(), fd=False),
+                        S(F(0, 3), F(0, 3), fd=False), S(F(2, 1, 3), F(2, 1, 3), fd=False))))
