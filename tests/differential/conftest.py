@@ -16,3 +16,18 @@ def embedded():
     import remotegrad as rg
     rg.connect(os.environ.get("REMOTEGRAD_TEST_CLUSTER") or "local")
     yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The KNOWN differences (difftest.KNOWN) the programs ran into: counted, not failed."""
+    import sys
+    difftest = sys.modules.get("difftest")
+    if difftest is None:
+        return
+    if difftest.KNOWN_SEEN or difftest.SKIPPED:
+        terminalreporter.section("differential tester: known differences and skips")
+    if difftest.KNOWN_SEEN:
+        terminalreporter.write_line("known differences (difftest.KNOWN), counted, not failed:")
+        terminalreporter.write_line(difftest.known_summary())
+    for what, n in sorted(difftest.SKIPPED.items()):
+        terminalreporter.write_line(f"  skipped {n:6d}  {what}")

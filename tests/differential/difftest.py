@@ -16,16 +16,33 @@ What is compared, at every step where PyTorch raised and at the end for every va
   PyTorch succeeds => remotegrad succeeds (including when its lazy values are
   materialised); the cluster tier also requires the exact same class embedded and through
   the cluster;
-* values (NaN matches NaN, infinities and the sign of zero must match), dtype, shape,
+* values (NaN matches NaN, infinities must match, and the sign of zero where it is
+  PyTorch's semantics rather than an artefact: see SIGN OF ZERO below the KNOWN table; not
+  in gradients, not in the result of a max/min tie of 0.0 and -0.0), dtype, shape,
   requires_grad, is_leaf, grad_fn name;
 * str(tensor): exactly, when the values agree bit for bit; otherwise its structure (the
   text with every number masked: grad_fn / requires_grad / dtype suffixes, brackets);
-* gradients (None-ness included) of `.grad` after `backward()`, of `autograd.grad`, and of
-  a second-order `autograd.grad` through a `create_graph=True` first one.
+* gradients (None-ness included) of `.grad` after `backward()` (once, or twice with
+  retain_graph), of `autograd.grad`, and of a second-order `autograd.grad` through a
+  `create_graph=True` first one. After a second backward, a leaf whose PyTorch .grad
+  shares its storage with another leaf's (PyTorch's AccumulateGrad handed one incoming
+  buffer to both and accumulates into it in place: `loss = a.sum() + b.sum() + c.sum()`
+  of 0-d leaves, backward twice, gives each .grad 3 or 4) is compared after the first
+  backward only (counted in SKIPPED).
 
-Float tolerance: float64 values must agree to ~1e-7 relative; for float32, PyTorch runs the
-program a second time with float64 leaves, and the float32-vs-float64 distance of PyTorch
-itself (how ill-conditioned the program is there) widens the tolerance element by element.
+Float tolerance: float64 values must agree to ~1e-7 relative. A float32 value, and a
+float64 value that float32 values fed (torch.exp(int) is float32; numpy's and PyTorch's
+float32 exp differ by an ulp, which a later float64 fmod keeps), are compared at float32's
+tolerance, widened element by element by PyTorch's own float32-vs-float64 distance: PyTorch
+runs the program a second time with float32 leaves as float64 and float64 as the default
+dtype (so int -> float ops make float64), and how far float32 rounding moves each value
+there (how ill-conditioned the program is) is allowed.
+
+Known differences: KNOWN (below) lists documented differences of remotegrad (today: the
+grad_fn names of create_graph gradients whose catalog rule ends with another op than
+PyTorch's formula, tests/client/test_grad_fn_names.py); a difference matching an entry is
+counted in KNOWN_SEEN and reported (pytest's terminal summary, hunt.py), not failed, and the
+rest of that value is still compared. Everything else is a failure.
 
 Programs stay in what PyTorch treats deterministically: no random ops, no ops whose
 result depends on how ties are broken, and the narrow exclusions listed in EXCLUSIONS
@@ -462,6 +479,105 @@ def leaf_source(leaf: Leaf, array: np.ndarray, dtype: str) -> str:
 # --- running -----------------------------------------------------------------------------
 
 
+# --- known differences ---------------------------------------------------------------------
+#
+# A KNOWN entry is a documented difference between remotegrad and PyTorch that the tester
+# would otherwise report: deliberate, or not fixable without changing a catalog rule. Each
+# is a narrow predicate (the attribute that differs, PyTorch's and remotegrad's exact
+# values, the kind of value, and an op of the program that causes it); a match is counted in
+# KNOWN_SEEN (pytest's summary and hunt.py print it) and the comparison goes on with the
+# next attribute, so everything else about the value (its values, requires_grad, str()
+# with the name substituted) is still checked. Anything not matched here is a failure.
+#
+# Today the entries are the grad_fn names of gradients made with create_graph=True whose
+# catalog rule ends with another op than PyTorch's formula (same values, another last op),
+# the cases xfailed in tests/client/test_grad_fn_names.py (KNOWN there, case names below)
+# and described in docs/compatibility.md. That file's `jvp` case (the double-vjp trick of
+# autograd.functional.jvp) has no entry: the tester does not generate autograd.functional.
+
+DOC_GRAD_FN = ('docs/compatibility.md, "Tensor attributes and conversion", grad_fn names '
+               'and next_functions')
+
+
+@dataclass(frozen=True)
+class Known:
+    key: str              # the case in tests/client/test_grad_fn_names.py
+    attr: str             # the attribute that differs ("grad_fn")
+    theirs: Any           # PyTorch's value (exactly)
+    ours: Any             # remotegrad's value (exactly; a tuple: one of them; None: any)
+    source: str           # a regex the program's source must match (the op whose rule it is)
+    reason: str
+    doc: str = DOC_GRAD_FN
+    create_graph: bool = True   # only for a gradient made with create_graph=True
+    through_grad: bool = False  # only for a gradient through an earlier create_graph one
+
+    def matches(self, attr, theirs, ours, *, source, create_graph, through_grad) -> bool:
+        expected = self.ours if isinstance(self.ours, tuple) else (self.ours,)
+        return (attr == self.attr and theirs == self.theirs
+                and (self.ours is None or ours in expected)
+                and (create_graph or not self.create_graph)
+                and (through_grad or not self.through_grad)
+                and re.search(self.source, source) is not None)
+
+
+_DIV = r"(?: / |torch\.div\(|\.div_?\(|addcdiv)"
+KNOWN: tuple[Known, ...] = (
+    Known("mv_vector", "grad_fn", "MvBackward0", "SqueezeBackward0", r"@|matmul|F\.linear",
+          "the rule for matmul's vector operand is squeeze(A^T @ g[:, None]); PyTorch's is "
+          "mv"),
+    Known("mv_matrix", "grad_fn", "MulBackward0", "MmBackward0", r"@|matmul|F\.linear",
+          "the rule for matmul's matrix operand multiplies a column by a row with matmul; "
+          "PyTorch's outer product is a mul"),
+    Known("div_denominator", "grad_fn", "MulBackward0", "DivBackward0", _DIV,
+          "the rule for div's denominator is -g * x / (y * y); PyTorch's formula ends with a "
+          "mul"),
+    Known("pow_tensor_exponent", "grad_fn", "MulBackward0", "WhereBackward0",
+          r"\*\* v\d|torch\.pow\(",
+          "the rule for pow's tensor exponent guards x == 0 with a where over values; "
+          "PyTorch's formula is a masked mul"),
+    Known("mse_loss", "grad_fn", "MseLossBackwardBackward0", ("AddBackward0", "MulBackward0"),
+          r"mse_loss", "mse_loss is differentiated through its decomposition (its last op: "
+          "an add for 'mean', a mul for 'sum'/'none'); PyTorch has mse_loss_backward"),
+    Known("softmax", "grad_fn", "SoftmaxBackwardDataBackward0", "MulBackward0", r"softmax\(",
+          "softmax's rule is written with mul and sum; PyTorch has _softmax_backward_data"),
+    Known("log_softmax", "grad_fn", "LogSoftmaxBackwardDataBackward0", "SubBackward0",
+          r"log_softmax\(|cross_entropy\(",
+          "log_softmax's rule is written with sub and exp; PyTorch has "
+          "_log_softmax_backward_data"),
+    Known("cross_entropy", "grad_fn", "LogSoftmaxBackwardDataBackward0",
+          "NllLossBackwardBackward0", r"cross_entropy\(",
+          "cross_entropy's rule ends with the catalog's fused row kernel; PyTorch's ends in "
+          "log_softmax's backward"),
+    Known("linear", "grad_fn", "TBackward0", "MulBackward0", r"F\.linear\(",
+          "PyTorch records linear as addmm over W.t(), whose gradient ends with a transpose; "
+          "the catalog's linear has a rule of its own"),
+    Known("through_shared_products", "grad_fn", "AddBackward0", "MulBackward0",
+          r"(?<![\w\]])(v\d+|gs\[\d+\]) \* \1(?![\w\[])", through_grad=True,
+          reason="d/dx sum(x * x) adds two identical products g * x, which the engine's graph "
+          "holds as one node: differentiating through it again gives one contribution where "
+          "PyTorch adds two"),
+    # The same cause at first order: an expression written twice (two identical lines, or
+    # one call such as the domain guard's `x.abs()` twice) is one content-addressed node,
+    # so the gradient through it has one contribution where PyTorch adds two.
+    Known("shared_subexpressions", "grad_fn", "AddBackward0", None,
+          r"(?ms)^v\d+ = (?!torch\.tensor\(|torch\.zeros\(\()([^\n]+)$.*^v\d+ = \1$"
+          r"|(?<![\w.])(v\d+\.\w+\([^()\n]*\)).*(?<![\w.])\2",
+          "an expression computed twice is one node of the engine's content-addressed graph: "
+          "the gradient has one contribution through it where PyTorch adds two (AddBackward0)"
+          "; the values are the same"),
+)
+
+KNOWN_SEEN: dict[str, int] = __import__("collections").Counter()
+
+
+def known_summary() -> str:
+    """One line per KNOWN entry seen (count, key, reason), for pytest's and hunt.py's
+    summaries."""
+    by_key = {k.key: k for k in KNOWN}
+    return "\n".join(f"  {n:6d}  {key}: {by_key[key].reason} ({by_key[key].doc})"
+                     for key, n in sorted(KNOWN_SEEN.items(), key=lambda kv: -kv[1]))
+
+
 class Mismatch(AssertionError):
     """remotegrad and PyTorch differ; the message is the reproducer and the difference.
     `signature` names the kind of difference (for grouping failures into distinct bugs)."""
@@ -491,7 +607,10 @@ _NUM = re.compile(r"-?(?:\d+\.?\d*(?:e[+-]?\d+)?|nan|inf)")
 
 
 def masked(text: str) -> str:
-    return re.sub(r"\s+", " ", _NUM.sub("#", text))
+    """str() with every number masked and no whitespace: what does not depend on the values
+    (brackets, commas, suffixes). Values that agree only within tolerance may print in
+    another mode (`0.` vs `-1.1921e-07`, padding, line wrapping) and still be right."""
+    return re.sub(r"\s+", "", _NUM.sub("#", text))
 
 
 def _force(t) -> None:
@@ -503,8 +622,11 @@ def _force(t) -> None:
 TOL = {"float32": (2e-4, 2e-5), "float64": (1e-7, 1e-9), "float16": (2e-3, 2e-3)}
 
 
-def _tol_check(ref: np.ndarray, got: np.ndarray, hi: np.ndarray | None, dtype: str):
-    """None if `got` matches `ref`, else a short description of the first difference."""
+def _tol_check(ref: np.ndarray, got: np.ndarray, hi: np.ndarray | None, dtype: str,
+               signed_zero: bool = True):
+    """None if `got` matches `ref`, else a short description of the first difference.
+    `dtype` picks the tolerance (the caller passes "float32" for a float64 value computed
+    from float32 ones); `signed_zero=False` lets 0.0 match -0.0 (gradients)."""
     if ref.dtype.kind not in "fc":
         if not np.array_equal(ref, got):
             bad = np.argwhere(ref != got)
@@ -532,8 +654,9 @@ def _tol_check(ref: np.ndarray, got: np.ndarray, hi: np.ndarray | None, dtype: s
         same_inf = np.isinf(ref64) & (ref64 == got64)
         diff = np.abs(ref64 - got64)
         ok = (nan_r & nan_g) | same_inf | (~nan_r & ~nan_g & np.isfinite(ref64) & (diff <= allowed))
-    zero = (ref64 == 0) & (got64 == 0) & (np.abs(allowed) <= atol * 1.01)
-    ok &= ~zero | (np.signbit(ref64) == np.signbit(got64))
+    if signed_zero:
+        zero = (ref64 == 0) & (got64 == 0) & (np.abs(allowed) <= atol * 1.01)
+        ok &= ~zero | (np.signbit(ref64) == np.signbit(got64))
     ok |= skip
     if not ok.all():
         i = tuple(np.argwhere(~ok)[0])
@@ -556,6 +679,7 @@ class Run:
     """One execution of a program's lines in one library."""
     lib: Any
     env: dict = field(default_factory=dict)
+    wide: bool = False   # the float64 shadow run: int -> float ops make float64 there too
 
     def __post_init__(self):
         # print() in a program materialises its arguments (str) without writing anything
@@ -563,6 +687,16 @@ class Run:
                         print=lambda *args: [str(a) for a in args])
 
     def exec(self, src: str, force: tuple[str, ...] = ()) -> BaseException | None:
+        if self.wide:
+            default = self.lib.get_default_dtype()
+            self.lib.set_default_dtype(self.lib.float64)
+            try:
+                return self._exec(src, force)
+            finally:
+                self.lib.set_default_dtype(default)
+        return self._exec(src, force)
+
+    def _exec(self, src: str, force: tuple[str, ...]) -> BaseException | None:
         try:
             exec(compile(src, "<program>", "exec"), self.env)  # noqa: S102
             for name in force:
@@ -573,13 +707,31 @@ class Run:
         return None
 
 
+# SIGN OF ZERO. Forward values must have PyTorch's sign of zero: it is observable (a
+# division by that zero shows it as +-inf, which is how a 0.0 / -0.0 confusion in a cache
+# or a kernel is caught; keep forms like `1 / (x * -0.0)` in the generator). It is NOT
+# compared (0.0 matches -0.0) in
+# * gradients (.grad, autograd.grad's results, the program's own autograd.grad values): a
+#   gradient's -0.0 depends on how PyTorch's backward formula is written (sub's rule negates
+#   a zero, mul's multiplies a negative by a zero), not on any semantics;
+# * results of max/min ops (maximum, minimum, amax, amin, max(), min()): PyTorch returns
+#   either zero of a (0.0, -0.0) tie depending on the tensor's size (its vectorised loop
+#   and its scalar tail choose differently: torch.minimum(zeros(8), -zeros(8)) is 0.0,
+#   with 17 elements -0.0);
+# * and everything computed from such a value (the arbitrary sign carries over).
+# A difference in the sign of an infinity or a NaN-ness is compared everywhere.
+_TIES = re.compile(r"\b(?:maximum|minimum|amax|amin|max|min)\(")
+
+
 class Checker:
     """Runs one Program through PyTorch (float32 and float64-leaf reference) and remotegrad."""
 
     def __init__(self, torch, rg, prog: Program):
         self.torch, self.rg, self.prog = torch, rg, prog
         self.ref = Run(torch)
-        self.hi = Run(torch) if prog.dtype == "float32" else None
+        # The float64 shadow run (float32 leaves as float64, int -> float ops in float64):
+        # how far float32 rounding moves each value (see compare()).
+        self.hi = Run(torch, wide=True)
         self.ours = Run(rg)
         self.lines: list[str] = []   # the reproducer
         self.pool: list[str] = []
@@ -587,6 +739,9 @@ class Checker:
         self.raised: list[tuple[str, type]] = []  # (line, remotegrad's exception class)
         self.defs: dict[str, str] = {}  # name -> the line that made it (for signatures)
         self.n = 0
+        self.f32: set[str] = set()   # values computed from float32 ones (float32 tolerance)
+        self.zsign: set[str] = set()  # values whose sign of zero is not compared (SIGN OF ZERO)
+        self.cg: list[str] = []      # gradients made with create_graph=True, in order
 
     # -- the reproducer --
     def source(self, marker: str | None = None) -> str:
@@ -661,15 +816,39 @@ class Checker:
                 if self.hi is not None:
                     self.hi.env.pop(a, None)
             return False
+        self._taint(line, assigns + ((target,) if target else ()))
         if show is not None:
             self.compare(show, f"print({show})")
         return True
 
+    _NAMES = re.compile(r"\b(?:v\d+|loss2?|gs|gg)\b")
+
+    def _taint(self, line: str, made: tuple[str, ...]) -> None:
+        """Mark what `line` made as computed from float32 values when it is float32 or reads
+        one that is: a float64 result of float32 intermediates (torch.exp(int) is float32)
+        inherits their rounding, which numpy and PyTorch do not share to the last ulp."""
+        read = set(self._NAMES.findall(line.split("=", 1)[-1] if made else line))
+        fed = bool(read & self.f32)
+        if read & self.zsign or _TIES.search(line):  # see SIGN OF ZERO
+            self.zsign.update(made)
+        for name in made:
+            t = self.ref.env.get(name)
+            vals = t if isinstance(t, (tuple, list)) else (t,)
+            if fed or any(
+                    isinstance(v, self.torch.Tensor) and v.dtype in (
+                        self.torch.float32, self.torch.float16) for v in vals):
+                self.f32.add(name)
+
     # -- comparing one value --
-    def compare(self, name: str, what: str, T=None, R=None, H=None, from_env=True) -> None:
+    def compare(self, name: str | None, what: str, T=None, R=None, H=None, from_env=True,
+                grad: bool = False, f32: bool = False, cg: bool = False) -> None:
+        """Compare one value. `grad`: it is a gradient, or its sign of zero is unspecified
+        for another reason (see SIGN OF ZERO): a zero's sign is not compared;
+        `f32`: float32 values fed it; `cg`: a gradient made with create_graph=True."""
         if from_env:
             T, R = self.ref.env.get(name), self.ours.env.get(name)
             H = self.hi.env.get(name) if self.hi is not None else None
+            grad, f32, cg = name in self.zsign, name in self.f32, name in self.cg
         tt = self.torch.Tensor
         if T is None or R is None:
             if (T is None) != (R is None):
@@ -684,18 +863,29 @@ class Checker:
                   ("requires_grad", T.requires_grad, R.requires_grad),
                   ("is_leaf", T.is_leaf, R.is_leaf),
                   ("grad_fn", _grad_fn_name(T), _grad_fn_name(R))]
+        renamed = False
         for attr, a, b in checks:
             if a != b:
+                if self._known(attr, a, b, name, cg):
+                    renamed |= attr == "grad_fn"
+                    continue
                 self.fail(f"{what}: {attr}", repr(a), repr(b))
-        tv = T.detach().numpy()
+        tv = T.detach().numpy(force=True)  # force: a ZeroTensor (abs's 2nd derivative)
         try:
             rv = np.asarray(R.detach().numpy())
         except Exception as e:  # noqa: BLE001
             self.fail(f"{what}: computing the value raised", "a value", exc_text(e))
         hv = None
         if isinstance(H, tt) and tuple(H.shape) == tuple(T.shape) and H.dtype.is_floating_point:
-            hv = H.detach().numpy()
-        bad = _tol_check(tv, rv, hv if T.dtype == self.torch.float32 else None, str(T.dtype)[6:])
+            hv = H.detach().numpy(force=True)
+        # Tolerance: a float32 value, or a float64 one that float32 values fed (the float32
+        # intermediate of numpy and PyTorch may differ by an ulp: torch.exp(int) -> float32,
+        # then fmod with a float64 tensor), is compared at float32's tolerance, widened by
+        # how far float32 rounding moves it in PyTorch (the float64 shadow run).
+        dtype = str(T.dtype)[6:]
+        wide = T.dtype == self.torch.float32 or (f32 and T.dtype == self.torch.float64)
+        bad = _tol_check(tv, rv, hv if wide else None, "float32" if wide else dtype,
+                         signed_zero=not grad)
         if bad:
             self.fail(f"{what}: values {bad}", _short(T), _short(R))
         ts = str(T)
@@ -703,6 +893,8 @@ class Checker:
             rs = str(R)
         except Exception as e:  # noqa: BLE001
             self.fail(f"{what}: str() raised", ts, exc_text(e))
+        if renamed:  # a KNOWN grad_fn name: compare the rest (the suffix may wrap a line)
+            ts, rs = (re.sub(r"\s+", " ", re.sub(r",\s*grad_fn=<\w+>", "", x)) for x in (ts, rs))
         if _exact(tv, rv):
             if ts != rs:
                 self.fail(f"{what}: str() differs (values agree exactly)", ts, rs)
@@ -718,6 +910,19 @@ class Checker:
             for ins in prog.instrs:
                 self._instr(ins)
             self._final()
+
+    def _known(self, attr: str, theirs, ours, name: str | None, cg: bool) -> bool:
+        """Whether this difference is a KNOWN one (then it is counted, not failed)."""
+        if name in self.cg:
+            through = self.cg.index(name) > 0
+        else:
+            through = bool(self.cg)
+        src = self.source()
+        for k in KNOWN:
+            if k.matches(attr, theirs, ours, source=src, create_graph=cg, through_grad=through):
+                KNOWN_SEEN[k.key] += 1
+                return True
+        return False
 
     def _new(self) -> str:
         name = f"v{self.n}"
@@ -775,6 +980,10 @@ class Checker:
             if not isinstance(self.ref.env.get(name), self.torch.Tensor):
                 raise TypeError(f"harness: {line} made {type(self.ref.env.get(name))}")
             self.pool.append(name)
+            if op.kind == "grad":
+                self.zsign.add(name)
+                if "create_graph=True" in line:
+                    self.cg.append(name)
 
     def _aliased(self, name: str) -> bool:
         t = self.ref.env[name]
@@ -810,16 +1019,27 @@ class Checker:
         if prog.k % 4 == 3:  # a non-leaf input too
             extra = [n for n in self.pool if n not in inputs and env[n].requires_grad]
             inputs += extra[-1:]
+        f32 = "loss" in self.f32
         if prog.grad == 1 or not inputs:
             twice = prog.k % 3 == 1
-            if twice and not self.step("loss.backward(retain_graph=True)"):
-                return
+            aliased: set[str] = set()
+            if twice:
+                if not self.step("loss.backward(retain_graph=True)"):
+                    return
+                aliased = self._aliased_grads()
+                if aliased:
+                    # PyTorch's AccumulateGrad may hand one incoming gradient buffer to two
+                    # leaves (it steals a buffer nobody else holds, e.g. the 0-d gradient of
+                    # `a.sum() + b.sum()`); the second backward then accumulates in place
+                    # into the shared tensor, so both leaves' .grad count the other's
+                    # gradient too (a PyTorch artefact, not semantics). Compare the first
+                    # backward's .grad of every leaf, and after the second only the leaves
+                    # whose .grad PyTorch holds alone.
+                    self._compare_grads(self.leaves, f32)
+                    SKIPPED["PyTorch's .grad buffers shared by two leaves (second backward)"] += 1
             if not self._grad_step("loss.backward()"):
                 return
-            for n in self.leaves:
-                self.lines.append(f"print({n!r}, {n}.grad)")
-                self.compare(None, f"{n}.grad", env[n].grad, self.ours.env[n].grad,
-                             self.hi.env[n].grad if self.hi else None, from_env=False)
+            self._compare_grads([n for n in self.leaves if n not in aliased], f32)
             return
         ins = "[" + ", ".join(inputs) + "]"
         if prog.grad == 2:
@@ -847,6 +1067,23 @@ class Checker:
             return
         self._compare_list("gg", len(inputs))
 
+    def _aliased_grads(self) -> set[str]:
+        """The leaves whose PyTorch .grad shares storage with another leaf's .grad."""
+        by_ptr: dict[int, list[str]] = {}
+        for n in self.leaves:
+            g = self.ref.env[n].grad
+            if g is not None and g.numel():
+                by_ptr.setdefault(g.untyped_storage().data_ptr(), []).append(n)
+        return {n for names in by_ptr.values() if len(names) > 1 for n in names}
+
+    def _compare_grads(self, names: list[str], f32: bool) -> None:
+        env = self.ref.env
+        for n in names:
+            self.lines.append(f"print({n!r}, {n}.grad)")
+            self.compare(None, f"{n}.grad", env[n].grad, self.ours.env[n].grad,
+                         self.hi.env[n].grad if n in self.hi.env else None, from_env=False,
+                         grad=True, f32=f32)
+
     def _grad_step(self, line: str) -> bool:
         try:
             return self.step(line, tuple(n for n in ("gs", "gg") if line.startswith(n)))
@@ -866,8 +1103,9 @@ class Checker:
         for i in range(n):
             self.lines.append(f"print('{var}[{i}]', {var}[{i}])")
             self.compare(None, f"{var}[{i}]", self.ref.env[var][i], self.ours.env[var][i],
-                         self.hi.env[var][i] if self.hi and var in self.hi.env else None,
-                         from_env=False)
+                         self.hi.env[var][i] if var in self.hi.env else None,
+                         from_env=False, grad=True, f32=var in self.f32,
+                         cg=var == "gs" and self.prog.grad == 3)
 
 
 def _short(t) -> str:

@@ -128,6 +128,9 @@ def main() -> None:
     gen_time = time.time() - t0
     out = [f"{sum(counts.values())} programs in {gen_time:.0f}s: {dict(counts)}; "
            f"{len(groups)} signatures; skipped {dict(difftest.SKIPPED)}"]
+    if difftest.KNOWN_SEEN:
+        out.append("known differences (difftest.KNOWN; counted, not failed):\n"
+                   + difftest.known_summary())
     for sig, progs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         smallest = min(progs, key=lambda p: (len(p.instrs), len(p.leaves)))
         small = shrink(smallest, sig)
