@@ -218,6 +218,8 @@ def _infer_neg(metas):
 _UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
 register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
                torch_name="NegBackward0", samples=_UNARY, ufunc="negative"))
+
+
 def _infer_abs(metas):
     if metas[0].dtype == "bool":
         raise OpError('"abs_cpu" not implemented for \'Bool\'')
@@ -227,7 +229,11 @@ def _infer_abs(metas):
 register(OpDef("abs", 1, _infer_abs, lambda xp, a: xp.abs(a),
                (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
                samples=_UNARY, ufunc="absolute"))
+
+
 def _sign(xp, a):
+    if a.dtype == bool:  # PyTorch's sign of a bool is itself; numpy has no bool sign
+        return a.copy()
     return xp.where(xp.isnan(a), 0, xp.sign(a))  # PyTorch's sign of NaN is 0, numpy's NaN
 
 
@@ -235,7 +241,6 @@ def _sign(xp, a):
 # local derivative is NaN or inf then makes NaN of it there, as there.
 register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
                (lambda g, x, out: x.full_like(0.0),), torch_name="SignBackward0",
-               fusable=_sign,
                samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
                                    fd=False),)))
 
@@ -248,10 +253,12 @@ def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)
 
 
 def _clamp_forward(xp, a, min, max):  # noqa: A002
+    # A bound replaces only the values beyond it: at a tie the value stays (PyTorch keeps
+    # 0.0 under min=-0.0, where numpy's maximum may give -0.0), and NaN stays NaN.
     if min is not None:
-        a = xp.maximum(a, min)
+        a = xp.where(a < min, min, a)
     if max is not None:
-        a = xp.minimum(a, max)
+        a = xp.where(a > max, max, a)
     return a
 
 
@@ -268,7 +275,8 @@ register(OpDef("clamp", 1, _infer_clamp, _clamp_forward, (_clamp_vjp,),
                attrs={"min": ("optional_scalar", None), "max": ("optional_scalar", None)},
                torch_name="ClampBackward1",
                samples=(S(F(3, 4), min=-0.5, max=0.7), S(F(), min=0.1), S(F(2, 3), max=0.2),
-                        S(F(0, 2), min=-1.0, max=1.0))))
+                        S(F(0, 2), min=-1.0, max=1.0),
+                        S(X([0.0, -0.0, float("nan"), 1.0]), min=-0.0, max=0.5, fd=False))))
 
 
 # --- comparison and logic (bool results, not differentiable) ----------------------------

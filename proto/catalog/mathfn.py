@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from ._registry import OpDef, register
-from ._samples import F, P, S, unary
+from ._samples import F, P, S, X, unary
 from ._special import erf
 from ._types import DEFAULT_FLOAT, FLOATING, Meta, OpError, torch_dtype_name
 
@@ -114,7 +114,7 @@ register(OpDef("sigmoid_backward", 2, _binary_same, _sigmoid_bw,
 
 
 def _threshold_bw(xp, g, y, threshold):
-    return xp.where(y > threshold, g, 0)
+    return xp.where(y <= threshold, 0, g)  # a NaN output passes the gradient, as aten's
 
 
 # threshold_backward(grad_output, output, threshold): grad_output where output > threshold,
@@ -125,13 +125,16 @@ register(OpDef("threshold_backward", 2, _binary_same, _threshold_bw,
                (lambda h, g, y, out, threshold: h.threshold_backward(y, threshold=threshold),
                 lambda h, g, y, out, threshold: y.full_like(0.0)),
                attrs={"threshold": ("float", 0.0)}, torch_name="ThresholdBackwardBackward0",
-               promote=True, samples=_BW_SAMPLES, fusable=_threshold_bw))
+               promote=True, fusable=_threshold_bw,
+               samples=_BW_SAMPLES + (S(F(4), X([float("nan"), -0.0, 0.5, -1.0]), fd=False),)))
 
 # --- activations ------------------------------------------------------------------------
 _KINK = unary()  # random inputs: the chance of one within 1e-6 of the kink is nil
-unary_op("relu", lambda xp, a: xp.maximum(a, 0),
+# where, not maximum: relu(-0.0) is -0.0 in PyTorch (only values below 0 are replaced)
+unary_op("relu", lambda xp, a: xp.where(a < 0, 0, a),
          lambda g, x, out: g.threshold_backward(out, threshold=0.0),
-         "ReluBackward0", _KINK, infer=_infer_relu, fusable=True)
+         "ReluBackward0", _KINK + (S(X([-0.0, float("nan"), 1.0, -1.0]), fd=False),),
+         infer=_infer_relu, fusable=True)
 unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
          lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),
          "LeakyReluBackward0", _KINK + (S(F(3, 4), negative_slope=0.2),),

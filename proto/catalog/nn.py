@@ -471,7 +471,7 @@ def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
     onehot = xp.arange(x.shape[1]) == xp.where(valid, t, 0)[:, None]
     if g is None:
         picked = xp.where(onehot, _log_softmax_forward(xp, x, 1), 0).sum(axis=1)
-        return xp.where(valid, -picked, 0).astype(x.dtype, copy=False)
+        return xp.where(valid, 0 - picked, 0).astype(x.dtype, copy=False)  # +0.0 as PyTorch
     p = xp.exp(_log_softmax_forward(xp, x, 1))
     return ((p - onehot) * xp.where(valid, g, 0)[:, None]).astype(x.dtype, copy=False)
 
