@@ -65,11 +65,22 @@ def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
     return apply("add", input, tensor1 / tensor2 * value, torch_name="AddcdivBackward0")
 
 
+# The C++ names of dtypes in PyTorch's "expected dtype" messages.
+_CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
+              "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+              "uint8": "unsigned char", "bool": "bool"}
+
+
 def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     if _integral(input):
         kernel = "lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar"
         raise NotImplementedError(f'"{kernel}" not implemented for '
                                   f"'{torch_dtype_name(input.dtype.name)}'")
+    # No promotion: end (and a weight with dims) must have input's dtype, as in PyTorch.
+    for what, t in (("end", end), ("weight", weight)):
+        if isinstance(t, Tensor) and t.dtype != input.dtype and (what == "end" or t.dim()):
+            raise RuntimeError(f"expected dtype {_CPP_NAMES[input.dtype.name]} for `{what}` "
+                               f"but got dtype {_CPP_NAMES[t.dtype.name]}")
     # PyTorch's names: LerpBackward0 for a Python number weight, LerpBackward1 for a tensor.
     return apply("add", input, (end - input) * weight,
                  torch_name="LerpBackward1" if isinstance(weight, Tensor) else "LerpBackward0")

@@ -252,7 +252,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     # As PyTorch computes it: broadcast first (a norm over the smaller operand's dim would
     # be a different number), each operand divided by its own norm, clamped at eps.
-    shape = catalog.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    try:
+        shape = catalog.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    except catalog.OpError as e:
+        raise RuntimeError(str(e)) from None
     common = catalog.result_type([x1._node.meta, x2._node.meta])  # a bool operand is promoted
     if common not in catalog.FLOATING:
         raise RuntimeError("expected common dtype to be floating point, yet common dtype is "

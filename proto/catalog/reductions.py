@@ -230,7 +230,8 @@ def _var_forward(xp, a, dim, correction, keepdim):
     ax = axes(dim, a.ndim)
     n = numel(a.shape) // max(1, numel(reduced_shape(a.shape, dim, True)))
     centred = a - xp.sum(a, axis=ax, keepdims=True) / a.dtype.type(n)
-    return xp.sum(centred * centred, axis=ax, keepdims=keepdim) / a.dtype.type(max(n - correction, 0))
+    dof = a.dtype.type(max(n - correction, 0))
+    return xp.sum(centred * centred, axis=ax, keepdims=keepdim) / dof
 
 
 def _per_dof(scale: float, x, dim, correction) -> float:
@@ -370,9 +371,12 @@ def _log_softmax_forward(xp, a, dim):
 _SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 3), dim=1),
                  S(F(2, 3, 4), dim=-1))
 _ATTR_DIM = {"dim": ("int", 0)}
-register(OpDef("cumsum", 1, _infer_scan,
-               # + 0: PyTorch's sums start from +0.0, so a leading -0.0 comes out as 0.0
-               lambda xp, a, dim: xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape) + a.dtype.type(0),
+def _cumsum(xp, a, dim):
+    # + 0: PyTorch's sums start from +0.0, so a leading -0.0 comes out as 0.0
+    return xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape) + a.dtype.type(0)
+
+
+register(OpDef("cumsum", 1, _infer_scan, _cumsum,
                (lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),),
                attrs=dict(_ATTR_DIM), torch_name="CumsumBackward0", samples=_SCAN_SAMPLES))
 register(OpDef("softmax", 1, _infer_softmax,

@@ -34,8 +34,12 @@ def _run(xp, op, a, b, attrs=None, fold=False):
     return prog.run([a, b][: len(prog.leaves)])[0]
 
 
-INT_DIVISIONS = [("div", {"rounding_mode": "floor"}, lambda a, b: torch.div(a, b, rounding_mode="floor")),
-                 ("div", {"rounding_mode": "trunc"}, lambda a, b: torch.div(a, b, rounding_mode="trunc")),
+def _div(mode):
+    return lambda a, b: torch.div(a, b, rounding_mode=mode)
+
+
+INT_DIVISIONS = [("div", {"rounding_mode": "floor"}, _div("floor")),
+                 ("div", {"rounding_mode": "trunc"}, _div("trunc")),
                  ("remainder", {}, torch.remainder),
                  ("fmod", {}, torch.fmod)]
 
