@@ -223,17 +223,28 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                reduction=_reduction(size_average, reduce, reduction))
 
 
+def _class_loss_name(input: Tensor, reduction: str) -> str:
+    """PyTorch's grad_fn for a loss over class indices: inputs beyond (N, C) go through
+    its 2-d kernel, viewed to 4-d and, for unreduced losses of other ranks, back."""
+    if input.dim() <= 2:
+        return "NllLossBackward0"
+    if reduction == "none" and input.dim() != 4:
+        return "ViewBackward0"
+    return "NllLoss2DBackward0"
+
+
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
     return _op("nll_loss", *_present(input, target, weight), ignore_index=ignore_index,
-               reduction=_reduction(size_average, reduce, reduction))
+               reduction=reduction, torch_name=_class_loss_name(input, reduction))
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
-    name = None  # class indices: the catalog's NllLossBackward0
+    name = _class_loss_name(input, reduction)
     if target.is_floating_point():  # probabilities: PyTorch's -(x * t).sum(c), then / n
         name = "DivBackward1" if reduction == "mean" and input.numel() else "NegBackward0"
     return _op("cross_entropy", *_present(input, target, weight), ignore_index=ignore_index,
