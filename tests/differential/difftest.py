@@ -503,7 +503,7 @@ DOC_GRAD_FN = ('docs/compatibility.md, "Tensor attributes and conversion", grad_
 class Known:
     key: str              # the case in tests/client/test_grad_fn_names.py
     attr: str             # the attribute that differs ("grad_fn")
-    theirs: Any           # PyTorch's value (exactly)
+    theirs: Any           # PyTorch's value (exactly; None: any)
     ours: Any             # remotegrad's value (exactly; a tuple: one of them; None: any)
     source: str           # a regex the program's source must match (the op whose rule it is)
     reason: str
@@ -513,7 +513,7 @@ class Known:
 
     def matches(self, attr, theirs, ours, *, source, create_graph, through_grad) -> bool:
         expected = self.ours if isinstance(self.ours, tuple) else (self.ours,)
-        return (attr == self.attr and theirs == self.theirs
+        return (attr == self.attr and (self.theirs is None or theirs == self.theirs)
                 and (self.ours is None or ours in expected)
                 and (create_graph or not self.create_graph)
                 and (through_grad or not self.through_grad)
@@ -551,6 +551,21 @@ KNOWN: tuple[Known, ...] = (
     Known("linear", "grad_fn", "TBackward0", "MulBackward0", r"F\.linear\(",
           "PyTorch records linear as addmm over W.t(), whose gradient ends with a transpose; "
           "the catalog's linear has a rule of its own"),
+    Known("softplus", "grad_fn", "SoftplusBackwardBackward0", "WhereBackward0", r"softplus\(",
+          "softplus's rule is where(beta*x > threshold, g, g * sigmoid(beta*x)); PyTorch has "
+          "softplus_backward"),
+    Known("gelu", "grad_fn", "GeluBackwardBackward0", ("AddBackward0", "MulBackward0"),
+          r"gelu\(", "gelu is differentiated through its decomposition; PyTorch has "
+          "gelu_backward"),
+    Known("std_zero_deviation", "grad_fn", "MulBackward0", "WhereBackward0", r"\.std\(",
+          "std's rule ends with the where that makes the gradient 0 where the deviation is 0; "
+          "PyTorch masks in place after its mul"),
+    Known("l1_loss_target", "grad_fn", "NegBackward0", "MulBackward0", r"l1_loss\(",
+          "l1_loss is differentiated through its decomposition: the target's gradient is "
+          "g * sign(t - x) where PyTorch negates the input's"),
+    Known("mixed_dtype_cast", "grad_fn", None, "ToCopyBackward0", r"float64|dtype=",
+          "an operand of another dtype is cast explicitly before the op (a cast node, "
+          "ToCopyBackward0, ends its gradient); PyTorch casts inside the kernel"),
     Known("through_shared_products", "grad_fn", "AddBackward0", "MulBackward0",
           r"(?<![\w\]])(v\d+|gs\[\d+\]) \* \1(?![\w\[])", through_grad=True,
           reason="d/dx sum(x * x) adds two identical products g * x, which the engine's graph "
