@@ -171,10 +171,34 @@ def _check_outputs(outputs: list[Tensor]) -> None:
 
 
 def _graph(outputs: list[Tensor]) -> list[Function]:
-    """The functions behind the outputs, outputs first; PyTorch's error if a function
-    whose saved tensors were freed by an earlier backward is needed again."""
-    order = walk([o.grad_fn for o in outputs if o.grad_fn is not None])
-    for fn in order:
+    """The functions behind the outputs, outputs first."""
+    return walk([o.grad_fn for o in outputs if o.grad_fn is not None])
+
+
+def _executed(order: list[Function], targets: list[Function] | None,
+              capture: bool) -> list[Function]:
+    """The functions PyTorch's engine runs (in `order`'s order): with no targets, all of
+    them; else those from which a target can be reached, as its exec_info has them (its
+    init_to_execute). A target of autograd.grad (`capture`) is not run itself, only its
+    gradient taken, unless it lies on the way to another; a target of backward(inputs=...)
+    is run (its gradient is accumulated there). Only what runs has its saved tensors
+    checked, and freed."""
+    if targets is None:
+        return order
+    wanted = {id(f) for f in targets if f is not None}
+    needed: set[int] = set()
+    for fn in reversed(order):  # every function after those it points to
+        if ((not capture and id(fn) in wanted)
+                or any(nxt is not None and (id(nxt) in needed or id(nxt) in wanted)
+                       for nxt, _ in fn.next_functions)):
+            needed.add(id(fn))
+    return [fn for fn in order if id(fn) in needed]
+
+
+def _check_graph(executed: list[Function]) -> None:
+    """PyTorch's errors when a function it runs cannot be: not differentiable, its saved
+    tensors freed by an earlier backward, or one of them changed in place since."""
+    for fn in executed:
         if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
             op = {"div": "floor_divide"}.get(fn.node.op, fn.node.op)
             raise RuntimeError(f"derivative for aten::{op} is not implemented")
@@ -183,7 +207,6 @@ def _graph(outputs: list[Tensor]) -> list[Function]:
         for counter, version, is_result, meta in fn._saved:
             if counter[0] != version:
                 raise RuntimeError(_modified(fn, counter, version, is_result, meta))
-    return order
 
 
 def _modified(fn: Function, counter: list, then: int, is_result: bool, meta) -> str:
@@ -200,24 +223,31 @@ def _modified(fn: Function, counter: list, then: int, is_result: bool, meta) -> 
             "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
-def _start(outputs, grad_outputs, create_graph: bool) -> tuple[_Pass, list[Function]]:
+def _prepare(outputs, grad_outputs) -> tuple[list[Tensor], list, list[Function]]:
+    """The outputs (checked), their seeds, and the functions behind them."""
     outs = _as_list(outputs)
     _check_outputs(outs)
     seeds = _seeds(outs, _as_list(grad_outputs))
-    order = _graph(outs)
+    return outs, seeds, _graph(outs)
+
+
+def _start(outs: list[Tensor], seeds: list, create_graph: bool, order: list[Function],
+           executed: list[Function]) -> _Pass:
+    _check_graph(executed)
     p = _Pass([(o._node, o.grad_fn or _edge(o)) for o in outs], seeds, create_graph)
+    run = {id(fn) for fn in executed}
     with _grad_mode.set_grad_enabled(create_graph):
         for fn in order:
             if not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None):
                 p.run_nonleaf_hooks(fn)
-            if fn._custom is not None:
+            if fn._custom is not None and id(fn) in run:  # its backward, where PyTorch runs it
                 p.run_custom(fn)
-    return p, order
+    return p
 
 
-def _finish(p: _Pass, order: list[Function], retain_graph: bool) -> None:
-    if not retain_graph:
-        for fn in order:
+def _finish(p: _Pass, executed: list[Function], retain_graph: bool) -> None:
+    if not retain_graph:  # PyTorch frees the saved tensors of the functions it ran
+        for fn in executed:
             fn._freed = True
     batch(p.made)
 
@@ -237,30 +267,41 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
         grad_tensors = grad_variables
     if retain_graph is None:
         retain_graph = create_graph
-    outputs = _as_list(tensors)
-    p, order = _start(outputs, grad_tensors, create_graph)
+    outputs, seeds, order = _prepare(tensors, grad_tensors)
     if inputs is not None:
         ins = _as_list(inputs)
         if not ins:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         targets = [(t, _edge(t)) for t in ins]
+        if all(fn is not None for _, fn in targets):
+            for t in ins:
+                if t.grad_fn is not None:
+                    t.retain_grad()  # as PyTorch: its hook puts the gradient in .grad
+            # A leaf's every AccumulateGrad; an input the graph does not reach keeps its .grad
+            targets = [(t, f) for t, fs in zip(ins, _grad_targets(order, outputs, ins))
+                       for f in fs]
     else:
         targets = [(f.variable, f) for f in order
                    if isinstance(f, AccumulateGrad) and f.variable is not None]
         targets += [(o, _edge(o)) for o in outputs if o.grad_fn is None]
     if any(fn is None for _, fn in targets):
         raise RuntimeError("One of the differentiated Tensors does not require grad")
+    executed = _executed(order, None if inputs is None else [f for _, f in targets],
+                         capture=False)
+    p = _start(outputs, seeds, create_graph, order, executed)
     with _grad_mode.set_grad_enabled(create_graph):
         grads = p.gradients([(fn.node if isinstance(fn, AccumulateGrad) else t._node, fn)
                              for t, fn in targets])
         for (t, _), g in zip(targets, grads):
+            if t.retains_grad and t.grad_fn._retain() is t:
+                continue  # its retain_grad hook has put the gradient in .grad (once)
             if t.grad_fn is None:
                 g = _leaf_hooks(t, g)
             if not create_graph:
                 g = g.detach() if g.grad_fn is not None else g
             t._grad = _copy(g, "CopyBackwards") if t._grad is None else t._grad + g
             p.made.append(t._grad)
-    _finish(p, order, retain_graph)
+    _finish(p, executed, retain_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -277,29 +318,69 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when "
                          "materialize_grads=True, but got: allow_unused=False.")
+    outs, seeds, order = _prepare(outputs, grad_outputs)
     ins = _as_list(inputs)
-    outs = _as_list(outputs)
-    p, order = _start(outs, grad_outputs, create_graph)
-    reachable = {id(f) for f in order}
+    per_input = _grad_targets(order, outs, ins)
+    executed = _executed(order, [f for fs in per_input for f in fs], capture=True)
+    p = _start(outs, seeds, create_graph, order, executed)
     results: list[Tensor | None] = []
     wanted: list[tuple[int, Node, Function]] = []
     with _grad_mode.set_grad_enabled(create_graph):
-        for i, t in enumerate(ins):
-            fn = _edge(t)
-            if fn is None:
-                raise RuntimeError("One of the differentiated Tensors does not require grad")
-            if id(fn) not in reachable and not any(o is t for o in outs):
+        for i, (t, fns) in enumerate(zip(ins, per_input)):
+            if not fns:
                 results.append(_unused(t, i, allow_unused, materialize_grads, create_graph))
                 continue
             results.append(None)
-            wanted.append((i, fn.node if isinstance(fn, AccumulateGrad) else t._node, fn))
+            wanted += [(i, f.node if isinstance(f, AccumulateGrad) else t._node, f)
+                       for f in fns]
         grads = p.gradients([(wrt, fn) for _, wrt, fn in wanted])
         for (i, _, _), g in zip(wanted, grads):
-            t = ins[i]
-            results[i] = _leaf_hooks(t, g) if t.grad_fn is None else g
+            results[i] = g if results[i] is None else results[i] + g
+        for i, t in enumerate(ins):
+            if results[i] is not None and t.grad_fn is None and per_input[i]:
+                results[i] = _leaf_hooks(t, results[i])
     p.made.extend(r for r in results if r is not None)
-    _finish(p, order, retain_graph)
+    _finish(p, executed, retain_graph)
     return tuple(results)
+
+
+def _grad_targets(order: list[Function], outs: list[Tensor],
+                  ins: list[Tensor]) -> list[list[Function]]:
+    """For each input of autograd.grad, the functions of the graph its gradient is taken
+    at (none: unused). A leaf's are all its AccumulateGrads the graph reaches: PyTorch has
+    one per leaf, whatever in-place changes (under no_grad) gave the leaf new values since
+    the graph used it; here each value has its own, and their gradients add up."""
+    reachable = {id(f) for f in order}
+    found: dict[int, list[Function]] = {}
+    for f in order:
+        if isinstance(f, AccumulateGrad) and f.variable is not None:
+            found.setdefault(id(f.variable), []).append(f)
+    out = []
+    for t, fn in zip(ins, _input_edges(ins)):
+        is_output = any(o is t for o in outs)  # its gradient has the seed at least
+        if isinstance(fn, AccumulateGrad):
+            fns = list(found.get(id(t), []))
+            if is_output and not any(f.node is t._node for f in fns):
+                fns.append(fn)
+        else:
+            fns = [fn] if id(fn) in reachable or is_output else []
+        out.append(fns)
+    return out
+
+
+def _input_edges(ins: list[Tensor]) -> list[Function]:
+    """The function whose gradient autograd.grad takes for each input. A view made under
+    no_grad of a tensor requiring grad requires grad with no history: as in PyTorch it has
+    an AccumulateGrad of its own that no graph reaches (its gradient is unused)."""
+    fns = []
+    for t in ins:
+        fn = _edge(t)
+        if fn is None and t.requires_grad:
+            fn = t._accumulator()
+        if fn is None:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+        fns.append(fn)
+    return fns
 
 
 def _unused(t: Tensor, i: int, allow_unused: bool, materialize: bool,
@@ -325,6 +406,8 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
                     allow_unused=allow_unused, materialize_grads=materialize_grads)
                for r in range(rows)]
     if not retain_graph:
-        for fn in walk([o.grad_fn for o in outs if o.grad_fn is not None]):
+        order = _graph(outs)
+        targets = [f for fs in _grad_targets(order, outs, _as_list(inputs)) for f in fs]
+        for fn in _executed(order, targets, capture=True):
             fn._freed = True
     return tuple(None if col[0] is None else stack(list(col)) for col in zip(*per_row))

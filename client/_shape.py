@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from remotegrad.proto import catalog
 
-from ._tensor import Scalar, Tensor, apply
+from ._tensor import Scalar, Tensor, apply, scalar_as
 
 
 def _ints(args: tuple) -> tuple[int, ...]:
@@ -241,6 +241,9 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if isinstance(value, Scalar):
         from ._creation import ones
+        # PyTorch casts it to self's dtype (unchecked into a half: 7e4 is inf there)
+        dtype = self._node.meta.dtype
+        value = scalar_as(value, "float64" if dtype == "float16" else dtype)
         ones_region = ones(tuple(region.shape), dtype=self.dtype)
         mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
         self._check_inplace()
@@ -266,10 +269,8 @@ def masked_fill(self: Tensor, mask: Tensor, value) -> Tensor:
     # The fill takes self's dtype, as in PyTorch: 1.5 into an int64 tensor is 1.
     if isinstance(value, Tensor):
         value = value.to(self.dtype)
-    elif self.dtype.is_floating_point:
-        value = builtins.float(value)
     else:
-        value = builtins.bool(value) if self.dtype.name == "bool" else builtins.int(value)
+        value = scalar_as(value, self._node.meta.dtype)
     return apply("where", mask, value, self, torch_name="MaskedFillBackward0")
 
 

@@ -503,7 +503,8 @@ class Tensor(TensorMeta):
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
                                    f"tensor with {value.dim()} dimensions.")
             return self._replace(value, name)
-        array = np.full(self._node.meta.shape, value, self._node.meta.dtype)
+        dtype = self._node.meta.dtype
+        array = np.full(self._node.meta.shape, scalar_as(value, dtype), dtype)
         return self._replace(Tensor(leaf(array)), name)
 
     def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
@@ -561,6 +562,40 @@ def _legacy(data, size) -> Node:
                            and size is not True else ())
         return leaf(np.zeros(shape, "float32"))
     return leaf(np.asarray(data, dtype="float32"))
+
+
+# c10's names in "value cannot be converted to type ... without overflow".
+_C10_SCALAR = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
+               "int64": "int64_t", "float16": "c10::Half", "float32": "float",
+               "float64": "double"}
+
+
+def scalar_as(value, dtype: str):
+    """A Python number as a fill of a `dtype` tensor takes it (PyTorch's checked_convert,
+    in x[i] = v, fill_, masked_fill): truncated to an integer dtype, any number to bool,
+    and "value cannot be converted ... without overflow" where the type cannot hold it
+    (NaN and infinity in an integer type, a finite number past a float type's range)."""
+    if dtype == "bool":
+        return builtins.bool(value)
+    if isinstance(value, builtins.bool):
+        return value
+    if dtype in FLOATING:
+        if dtype != "float64":
+            top = builtins.float(np.finfo(dtype).max)
+            v = builtins.float(value)
+            if np.isfinite(v) and abs(v) > top:
+                raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                                   "without overflow")
+        return builtins.float(value)
+    info = np.iinfo(dtype)
+    if isinstance(value, builtins.float) and not (info.min <= value <= info.max):
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")  # NaN fails the test too
+    value = builtins.int(value)
+    if not info.min <= value <= info.max:
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")
+    return value
 
 
 def _can_cast(src: str, dst: str) -> builtins.bool:

@@ -14,7 +14,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog._types import torch_dtype_name
 
 from .. import _creation, _dtypes
-from .._tensor import Tensor, apply
+from .._tensor import Tensor, _edge, apply
 from .._warn import warn_user
 
 __all__ = [
@@ -68,9 +68,17 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     # hardtanh(0, 6): integer inputs keep their dtype, bool has no kernel
     if input.dtype.name == "bool":
         raise RuntimeError("Bool inputs not supported for hardtanh")
-    low, high = (0.0, 6.0) if input.dtype.is_floating_point else (0, 6)
-    return _inplace(input, _op("clamp", input, min=low, max=high,
-                               torch_name="HardtanhBackward0"), inplace)
+    if not input.dtype.is_floating_point:
+        return _inplace(input, _op("clamp", input, min=0, max=6,
+                                   torch_name="HardtanhBackward0"), inplace)
+    # Not clamp's rule: PyTorch's hardtanh_backward passes the gradient only strictly inside
+    # (0, 6) (none at either bound), and depends on the input, so a gradient made with
+    # create_graph requires grad. relu (threshold_backward: none at 0) under a where at 6
+    # gives both, with clamp's values (-0.0 and NaN kept). Recorded as one node over input.
+    out = _op("where", input >= 6.0, 6.0, _op("relu", input), torch_name="HardtanhBackward0")
+    if out.grad_fn is not None:
+        out.grad_fn.next_functions = ((_edge(input), 0),)
+    return _inplace(input, out, inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
