@@ -231,16 +231,21 @@ register(OpDef("abs", 1, _infer_abs, lambda xp, a: xp.abs(a),
                samples=_UNARY, ufunc="absolute"))
 
 
+def _sign_of_number(xp, a):
+    return xp.where(xp.isnan(a), 0, xp.sign(a))  # PyTorch's sign of NaN is 0, numpy's NaN
+
+
 def _sign(xp, a):
     if a.dtype == bool:  # PyTorch's sign of a bool is itself; numpy has no bool sign
         return a.copy()
-    return xp.where(xp.isnan(a), 0, xp.sign(a))  # PyTorch's sign of NaN is 0, numpy's NaN
+    return _sign_of_number(xp, a)
 
 
 # sign's derivative is zeros, passed on (not dropped) as PyTorch does: a later rule whose
 # local derivative is NaN or inf then makes NaN of it there, as there.
 register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
                (lambda g, x, out: x.full_like(0.0),), torch_name="SignBackward0",
+               fusable=_sign_of_number,  # (abs's rule: g * sign(x), in elementwise chains)
                samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
                                    fd=False),)))
 

@@ -150,17 +150,21 @@ def _check_advanced(xp, shape, positions, tensors):
 
 
 def _advanced_key(ndim, positions, tensors):
+    """The numpy key for the index tensors at their positions in the basic result. A 0-d
+    mask takes no dim (x[x > 0] of a 0-d x), so it is placed even where no dim is left."""
     key: list = []
-    pos = dict(positions)
+    pending = list(positions)  # (position, tensor number), in the key's order
     i = 0
-    while i < ndim:
-        if i in pos:
-            t = tensors[pos[i]]
+    while pending or i < ndim:
+        if pending and pending[0][0] <= i:
+            t = tensors[pending.pop(0)[1]]
             key.append(t)
             i += t.ndim if t.dtype == bool else 1
-        else:
+        elif i < ndim:
             key.append(slice(None))
             i += 1
+        else:  # pragma: no cover - plan_index placed every tensor within the dims
+            break
     return tuple(key)
 
 
@@ -197,7 +201,7 @@ def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
     if positions is None:
         out[basic] = g   # (out[basic] itself is a scalar, not a view, when ints take all dims)
         return out
-    view = out[basic]
+    view = out[basic] if basic else out  # out[()] of a 0-d array is a scalar, not a view
     _check_advanced(xp, view.shape, positions, tensors)
     # repeated indices accumulate, as in PyTorch's index backward
     scatter_add(xp, view, _advanced_key(view.ndim, positions, tensors), g)
@@ -227,7 +231,10 @@ register(OpDef(
                key="T", mask_counts=(7,), grad=(0,)),
              S(F(3, 4), V([True, False, True], "mask"), key="T,1:", mask_counts=(2,),
                grad=(0,)),
-             S(F(), key="None"), S(F(0, 3), key=":,1"))))
+             S(F(), key="None"), S(F(0, 3), key=":,1"),
+             # a 0-d mask of a 0-d tensor (x[x > 0]): one element or none
+             S(F(), V(True, "mask"), key="T", mask_counts=(1,), grad=(0,)),
+             S(F(), V(False, "mask"), key="T", mask_counts=(0,), grad=(0,)))))
 register(OpDef(
     "index_backward", -1, _infer_index_backward, _index_backward_forward,
     attrs={**_KEY, "shape": ("ints", REQUIRED)}, torch_name="IndexBackwardBackward0",

@@ -355,9 +355,10 @@ def _infer_class_loss(name, probs_ok):
             if t.dtype not in FLOATING:
                 raise OpError("Expected floating point type for target with class "
                               f"probabilities, got {torch_dtype_name(t.dtype)}")
-        elif len(x.shape) > 1 and t.shape and t.shape[0] != x.shape[0]:
+        elif len(x.shape) > 1 and (t.shape[0] if t.shape else 0) != x.shape[0]:
+            # a 0-d target counts as a batch of 0 there
             raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
-                          f"batch_size ({t.shape[0]}).")
+                          f"batch_size ({t.shape[0] if t.shape else 0}).")
         elif len(x.shape) <= 2 and len(t.shape) > 1:
             raise OpError("0D or 1D target tensor expected, multi-target not supported")
         elif t.dtype not in INTEGRAL:

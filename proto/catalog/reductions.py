@@ -140,6 +140,8 @@ reduction("mean", _infer_float_reduce("mean"),
 
 
 def _prod_vjp(g, x, out, dim, keepdim):
+    if x.ndim == 0:  # the product of one number is itself: the gradient passes (PyTorch's)
+        return g
     # Product of the other elements, exact with zeros: replace zeros by one, divide the
     # product out, and keep it only where no *other* element of the slice is zero.
     zero = x == 0

@@ -554,6 +554,10 @@ KNOWN: tuple[Known, ...] = (
     Known("softplus", "grad_fn", "SoftplusBackwardBackward0", "WhereBackward0", r"softplus\(",
           "softplus's rule is where(beta*x > threshold, g, g * sigmoid(beta*x)); PyTorch has "
           "softplus_backward"),
+    Known("relu6", "grad_fn", "HardtanhBackwardBackward0", "ThresholdBackwardBackward0",
+          r"relu6\(", "relu6 is a relu under a where at 6 (one HardtanhBackward0 node); its "
+          "gradient's last op is relu's threshold_backward, where PyTorch has "
+          "hardtanh_backward"),
     Known("gelu", "grad_fn", "GeluBackwardBackward0", ("AddBackward0", "MulBackward0"),
           r"gelu\(", "gelu is differentiated through its decomposition; PyTorch has "
           "gelu_backward"),
