@@ -346,7 +346,7 @@ def _infer_scan(metas, dim):
 def _infer_softmax(metas, dim, kernel="softmax_lastdim_kernel_impl"):
     m = metas[0]
     check_dim(dim, len(m.shape))
-    if m.dtype not in FLOATING:
+    if m.dtype not in FLOATING and numel(m.shape):  # PyTorch runs no kernel on nothing
         raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(m.dtype)}\'')
     return Meta(m.shape, m.dtype)
 
@@ -358,7 +358,9 @@ def _infer_log_softmax(metas, dim):
 def _softmax_forward(xp, a, dim):
     if softmax_rows_apply(xp, a, dim):
         return softmax_rows(xp, a, take_log=False)
-    e = xp.exp(a - xp.max(a, axis=dim, keepdims=True)) if a.size else a.copy()
+    if not a.size:  # (of any dtype: see _infer_softmax)
+        return a.copy()
+    e = xp.exp(a - xp.max(a, axis=dim, keepdims=True))
     e /= xp.sum(e, axis=dim, keepdims=True)
     return e
 
