@@ -25,6 +25,22 @@ class WireNode:
     attrs: Attrs
 
 
+def distinct_wrts(nodes: list[WireNode]) -> dict[int, int]:
+    """{node id: ordinal} of the non-leaf nodes some gradient is taken with respect to.
+
+    Two tensors a user holds are two tensors even when their expressions are the same
+    (v1 = x * 2; v2 = x * 2): a gradient with respect to v2 must not count v1's uses. The
+    engine shares identical subexpressions and the fingerprint names a node by its
+    expression, so both set such a node apart by its ordinal among these nodes (canonical:
+    independent of how the client numbered them)."""
+    wrts = {n.inputs[-1] for n in nodes if n.op == "grad" and n.inputs}
+    out: dict[int, int] = {}
+    for n in nodes:
+        if n.id in wrts and n.op != "leaf":  # leaves are told apart by hash and tag
+            out[n.id] = len(out)
+    return out
+
+
 def tensor_hash(dtype: str, shape: tuple[int, ...], data) -> str:
     """Content address of a tensor: dtype, shape and bytes."""
     h = hashlib.blake2b(digest_size=16)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from remotegrad.proto.catalog import attrs_key
-from remotegrad.proto.nodes import WireNode
+from remotegrad.proto.nodes import WireNode, distinct_wrts
 
 
 def _canonical_attrs(attrs: dict) -> bytes:
@@ -18,10 +18,13 @@ def fingerprint(nodes: list[WireNode], targets: list[int]) -> str:
     the result key hashes the targets' hashes in order. Nodes come inputs first (the
     gateway has validated that)."""
     digest: dict[int, bytes] = {}
+    salts = distinct_wrts(nodes)  # a tensor differentiated against is not its twin
     for n in nodes:
         h = hashlib.blake2b(digest_size=20)
         h.update(n.op.encode())
         h.update(_canonical_attrs(n.attrs))
+        if n.id in salts:
+            h.update(b"|distinct %d" % salts[n.id])
         for i in n.inputs:
             h.update(digest[i])
         digest[n.id] = h.digest()

@@ -29,6 +29,21 @@ def _leaf(T, v, dtype="float64"):
 
 
 F = lambda T: T.nn.functional  # noqa: E731
+
+
+def _twins_grad(T):
+    v0 = _leaf(T, 0.13)
+    v1, v2 = T.square(v0), T.square(v0)
+    return T.autograd.grad(v2.sum() + v1.sum() + v0.sum(), [v0, v2], create_graph=True)
+
+
+def _twins_retained(T):
+    v0 = _leaf(T, [1.0, 2.0])
+    a, b = v0 * 2, v0 * 2
+    a.retain_grad()
+    b.retain_grad()
+    (a * 3 + b).sum().backward()
+    return a.grad, b.grad, v0.grad
 CASES = {
     # shared ancestry: a composite's rule per argument is a partial derivative
     "mse_loss(a, a*2)": lambda T: _grad(T, lambda a: F(T).mse_loss(a, a * 2),
@@ -44,6 +59,9 @@ CASES = {
     "bce_with_logits(x, sigmoid(x)) at 0": lambda T: _grad(
         T, lambda a: F(T).binary_cross_entropy_with_logits(a, a.sigmoid(), reduction="none"),
         _leaf(T, [0.0, 0.7])),
+    # two tensors with one expression are two tensors (the engine shares the expression)
+    "grad wrt one of two equal expressions": lambda T: _twins_grad(T),
+    "retain_grad on two equal expressions": lambda T: _twins_retained(T),
     # degenerate shapes
     "var of 0-d": lambda T: _grad(T, lambda a: a.var(), _leaf(T, 1.5)),
     "std over a size-1 dim": lambda T: _grad(T, lambda a: a.std(0), _leaf(T, [[1.0, 2.0]])),

@@ -40,3 +40,17 @@ def test_values_types_and_leaf_bytes_change_the_key():
 def test_target_order_matters():
     nodes, _ = _graph([0, 1, 2, 3])
     assert fingerprint(nodes, [2, 3]) != fingerprint(nodes, [3, 2])
+
+
+def test_a_tensor_differentiated_against_is_not_its_twin():
+    """v1 = x*2, v2 = x*2, d(v1 + v2)/dv2 is 1; with v1 used twice, d(v1 + v1)/dv1 is 2:
+    the same expressions, different answers, so different keys."""
+    def graph(second):
+        nodes = [WireNode(0, "leaf", (), {"hash": "aa", "dtype": "float32", "shape": ()}),
+                 WireNode(1, "const", (), {"value": 2.0}),
+                 WireNode(2, "mul", (0, 1), {}), WireNode(3, "mul", (0, 1), {}),
+                 WireNode(4, "add", (2, second), {"alpha": 1}),
+                 WireNode(5, "full", (), {"shape": (), "value": 1.0, "dtype": "float32"}),
+                 WireNode(6, "grad", (4, 5, second), {"n": 1})]
+        return nodes, [6]
+    assert fingerprint(*graph(3)) != fingerprint(*graph(2))

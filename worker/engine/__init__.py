@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from remotegrad.proto.catalog import OpError, attrs_key
-from remotegrad.proto.nodes import WireNode
+from remotegrad.proto.nodes import WireNode, distinct_wrts
 
 from .autodiff import lower, materialize, vjp
 from .executor import LeafLookup, Program, run
@@ -32,6 +32,7 @@ def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
     (so no cycles or dangling references), every node's arity, attributes and shapes."""
     g = Graph()
     ids: dict[int, int] = {}
+    salts = distinct_wrts(nodes)
     for pos, n in enumerate(nodes):
         if n.id in ids:
             raise OpError(f"node {pos}: duplicate node id {n.id}")
@@ -39,7 +40,7 @@ def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
         if missing:
             raise OpError(f"node {n.id} ({n.op}): input(s) {missing} not defined before it")
         try:
-            ids[n.id] = g.add(n.op, tuple(ids[i] for i in n.inputs), n.attrs)
+            ids[n.id] = g.add(n.op, tuple(ids[i] for i in n.inputs), n.attrs, salts.get(n.id))
         except (OpError, ArithmeticError, LookupError, TypeError, ValueError) as e:
             # A rule that meets input it did not foresee still answers with a bad graph.
             raise OpError(f"node {n.id} ({n.op}): {e}") from None

@@ -127,7 +127,7 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
             continue
         if src.ops[n] != "grad":  # a copy: inputs map to nodes of the same metas
             new[n] = dst.add_checked(src.ops[n], tuple(new[i] for i in src.inputs[n]),
-                                     src.attrs[n], src.metas[n])
+                                     src.attrs[n], src.metas[n], src.salts.get(n))
             continue
         k = src.attrs[n]["n"]
         key = src.inputs[n][: 2 * k]

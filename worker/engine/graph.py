@@ -18,29 +18,32 @@ from remotegrad.proto.catalog import Meta, OpError
 
 
 class Graph:
-    __slots__ = ("_cse", "attrs", "inputs", "metas", "ops")
+    __slots__ = ("_cse", "attrs", "inputs", "metas", "ops", "salts")
 
     def __init__(self) -> None:
         self.ops: list[str] = []
         self.inputs: list[tuple[int, ...]] = []
         self.attrs: list[dict[str, Any]] = []
         self.metas: list[Meta] = []
+        self.salts: dict[int, int] = {}  # node -> what sets it apart from its twins
         self._cse: dict[tuple, int] = {}
 
     def __len__(self) -> int:
         return len(self.ops)
 
     def add(self, op: str, inputs: tuple[int, ...] | list[int] = (),
-            attrs: dict | None = None) -> int:
+            attrs: dict | None = None, salt: int | None = None) -> int:
         inputs = tuple(inputs)
         opdef = catalog.get(op)
         meta, full = opdef.check([self.metas[i] for i in inputs], attrs or {})
-        return self.add_checked(op, inputs, full, meta)
+        return self.add_checked(op, inputs, full, meta, salt)
 
-    def add_checked(self, op: str, inputs: tuple[int, ...], full: dict, meta: Meta) -> int:
+    def add_checked(self, op: str, inputs: tuple[int, ...], full: dict, meta: Meta,
+                    salt: int | None = None) -> int:
         """Add a node already checked elsewhere: a copy from another graph whose inputs
-        have the same metas there (lowering, materializing). Skips the catalog rules."""
-        key = (op, inputs, catalog.attrs_key(full))
+        have the same metas there (lowering, materializing). Skips the catalog rules.
+        A `salt` keeps the node apart from an identical one (proto.nodes.distinct_wrts)."""
+        key = (op, inputs, catalog.attrs_key(full), salt)
         found = self._cse.get(key)
         if found is not None:
             return found
@@ -50,6 +53,8 @@ class Graph:
         self.metas.append(meta)
         nid = len(self.ops) - 1
         self._cse[key] = nid
+        if salt is not None:
+            self.salts[nid] = salt
         return nid
 
     def needed(self, targets: list[int], lo: int = 0) -> list[int]:
