@@ -517,7 +517,9 @@ class Tensor(TensorMeta):
         """fill_/copy_: this tensor takes src's value (cast and broadcast to it). Recorded
         as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
         is on and either requires grad: the gradient goes to src, none to the old value."""
-        record = is_grad_enabled() and (self.requires_grad or src.requires_grad)
+        # Only a floating-point tensor can require grad: an integer one takes the value only.
+        record = (is_grad_enabled() and (self.requires_grad or src.requires_grad)
+                  and self.is_floating_point())
         tracked = record and src.requires_grad
         edge = _edge(src) if tracked else None
         with set_grad_enabled(tracked):

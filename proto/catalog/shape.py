@@ -267,7 +267,9 @@ def split_sizes(size: int, split_size_or_sections, dim: int = 0) -> list[int]:
         if step <= 0 and size:
             raise OpError(f"split_size can only be 0 if dimension size is 0, but got dimension "
                           f"size of {size}")
-        return [min(step, size - i) for i in range(0, size, step)] if step else [0]
+        if not size or not step:  # nothing to split: one empty piece
+            return [0]
+        return [min(step, size - i) for i in range(0, size, step)]
     if any(s < 0 for s in split_size_or_sections):
         raise OpError("split_with_sizes expects split_sizes have only non-negative entries, "
                       f"but got split_sizes={list(split_size_or_sections)}")
@@ -282,7 +284,7 @@ def chunk_sizes(size: int, chunks: int) -> list[int]:
     if chunks <= 0:
         raise OpError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     step = -(-size // chunks)
-    return split_sizes(size, max(step, 1)) if size else [0]
+    return split_sizes(size, max(step, 1)) if size else [0] * chunks  # PyTorch: `chunks` empty
 
 
 def piece_sizes(shape: tuple[int, ...], dim: int, kind: str, arg) -> list[int]:

@@ -77,6 +77,12 @@ CASES = {
     "l1_loss broadcasting": lambda T: _grad(T, lambda a, b: F(T).l1_loss(a, b),
                                             _leaf(T, [1.0, 2.0]), _leaf(T, [[0.5], [3.0]])),
     "size-0 leaf": lambda T: _grad(T, lambda a: (-a).sum(), _leaf(T, np.zeros((4, 0, 1)))),
+    "x[x > 0] of a 0-d x": lambda T: (*_grad(T, lambda a: a[a > 0], _leaf(T, 0.13)),
+                                      *_grad(T, lambda a: a[a > 0], _leaf(T, -0.13))),
+    "split and chunk of nothing": lambda T: (*T.zeros(0).split(1), *T.zeros(0).chunk(3)),
+    "softmax of an empty int tensor": lambda T: F(T).softmax(T.zeros((0, 3), dtype=T.int64), 1),
+    "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
+        _leaf(T, [[0.5], [0.7]]) * 3),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
