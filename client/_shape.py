@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from remotegrad.proto import catalog
+from remotegrad.proto.catalog.indexing import parse_key
 
 from ._tensor import Scalar, Tensor, apply, scalar_as
 
@@ -234,10 +235,25 @@ def getitem(self: Tensor, key: Any) -> Tensor:
     return apply("index", self, *tensors, key=text, mask_counts=counts, torch_name=grad)
 
 
+def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
+    """PyTorch's grad_fn for x[key] = value: a key of slices that selects all of x is a
+    fill (a number or 0-d tensor) or a copy (a tensor of x's shape); any other region of
+    x is copied into a slice of it (CopySlices)."""
+    whole = (not tensors and tuple(region.shape) == tuple(self.shape)
+             and all(item[0] in ("slice", "ellipsis") for item in parse_key(text)))
+    if not whole:
+        return "CopySlices"
+    if isinstance(value, Scalar) or (isinstance(value, Tensor) and value.dim() == 0):
+        return "FillBackward3"
+    return "CopyBackwards" if tuple(getattr(value, "shape", ())) == tuple(self.shape) \
+        else "CopySlices"
+
+
 def setitem(self: Tensor, key: Any, value: Any) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x."""
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
+    name = _setitem_name(self, text, tensors, region, value)
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if isinstance(value, Scalar):
         from ._creation import ones
@@ -247,7 +263,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         ones_region = ones(tuple(region.shape), dtype=self.dtype)
         mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
         self._check_inplace()
-        self._assign(apply("where", mask, value, self, torch_name="CopySlices"))
+        self._assign(apply("where", mask, value, self, torch_name=name))
         return
     if not isinstance(value, Tensor):
         from ._creation import tensor
@@ -258,7 +274,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
                  *tensors, **attrs) != 0
     placed = apply("index_backward", value, *tensors, **attrs)
     self._check_inplace()
-    self._assign(apply("where", mask, placed, self, torch_name="CopySlices"))
+    self._assign(apply("where", mask, placed, self, torch_name=name))
 
 
 def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:

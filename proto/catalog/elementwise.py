@@ -126,7 +126,8 @@ binary("add", lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
        binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),),
        attrs={"alpha": ("scalar", 1)}, ufunc="add")
 binary("sub", lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
-       (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: -g * alpha),
+       (lambda g, x, y, out, alpha: g,
+        lambda g, x, y, out, alpha: -g * alpha if alpha != 1 else -g),
        "SubBackward0", lambda m, alpha: _no_bool_sub(m),
        binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=0.5),),
        attrs={"alpha": ("scalar", 1)}, ufunc="subtract")

@@ -445,7 +445,9 @@ def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
         tt = t * (1 - label_smoothing) + label_smoothing / n_classes if label_smoothing else t
         terms = logp * tt if w_b is None else logp * tt * w_b
         losses = -terms.sum(dim=c)
-        return _reduce(losses, reduction, numel(losses.shape) if losses.shape else 1)
+        # the mean is over numel / C rows: with no classes that is 0 / 0, NaN (PyTorch's)
+        rows = numel(x.shape) // n_classes if n_classes else float("nan")
+        return _reduce(losses, reduction, rows)
     nll = _nll(logp, t, *w, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing:
         return nll

@@ -81,6 +81,8 @@ CASES = {
                                       *_grad(T, lambda a: a[a > 0], _leaf(T, -0.13))),
     "split and chunk of nothing": lambda T: (*T.zeros(0).split(1), *T.zeros(0).chunk(3)),
     "softmax of an empty int tensor": lambda T: F(T).softmax(T.zeros((0, 3), dtype=T.int64), 1),
+    "cross_entropy of nothing, probabilities": lambda T: F(T).cross_entropy(
+        T.zeros(0), T.zeros(0).softmax(-1)),
     "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
         _leaf(T, [[0.5], [0.7]]) * 3),
     # NaN and signed zeros

@@ -576,6 +576,25 @@ KNOWN: tuple[Known, ...] = (
           "IndexBackwardBackward0", r"\[[^\]]*None",
           "indexing with None is one index op in the catalog (its gradient an "
           "index_backward); PyTorch records an unsqueeze, whose gradient is a squeeze"),
+    Known("elu", "grad_fn", "EluBackwardBackward0", "WhereBackward0", r"F\.elu\(",
+          "elu's rule is a where over the two branches; PyTorch has elu_backward"),
+    Known("sum_0d", "grad_fn", "ExpandBackward0", "ViewBackward0", r"\.(?:sum|mean)\(",
+          "a reduction's rule reshapes the seed to the kept dims before expanding it; of a "
+          "0-d input nothing is left to expand, and the reshape ends the gradient"),
+    Known("evenly", "grad_fn", ("SumBackward0", "MaskedFillBackward1"), "DivBackward0",
+          r"\.(?:amax|amin|max|min)\(",
+          "amax/amin and full max/min share the gradient among ties by a division last; "
+          "PyTorch's formula ends with a masked fill or a sum"),
+    Known("split_narrow", "grad_fn", "CatBackward0", "ConstantPadNdBackward0",
+          r"\.(?:split|chunk|narrow)\(",
+          "a piece's rule pads its gradient with zeros to the whole; PyTorch concatenates "
+          "the pieces' gradients"),
+    Known("t", "grad_fn", "TBackward0", "TransposeBackward0", r"\.t\(\)|\.T\b",
+          "t()'s rule is a transpose, named as the catalog's transpose; PyTorch's is t()"),
+    Known("var_empty", "requires_grad", False, True,
+          r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
+          "var/std of an empty tensor: PyTorch's rule returns a constant there (requires no "
+          "grad); the catalog's is the formula, on nothing"),
     Known("gelu", "grad_fn", "GeluBackwardBackward0", ("AddBackward0", "MulBackward0"),
           r"gelu\(", "gelu is differentiated through its decomposition; PyTorch has "
           "gelu_backward"),
