@@ -275,7 +275,8 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
         shape = catalog.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
     except catalog.OpError as e:
         raise RuntimeError(str(e)) from None
-    common = catalog.result_type([x1._node.meta, x2._node.meta])  # a bool operand is promoted
+    # PyTorch's promote_types (no priority for dims): 0-d float64 with float32 is float64
+    common = catalog.promote_types(x1._node.meta.dtype, x2._node.meta.dtype)
     if common not in catalog.FLOATING:
         raise RuntimeError("expected common dtype to be floating point, yet common dtype is "
                            f"{torch_dtype_name(common)}")

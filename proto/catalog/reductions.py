@@ -251,7 +251,7 @@ def _no_dof_scalar(x, correction) -> bool:
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
     if _no_dof_scalar(x, correction):
-        return g * float("nan")
+        return x.full_like(float("nan"))  # a constant, as PyTorch's (no second derivative)
     centred = x - x.mean(dim=dim, keepdim=True)
     return kept(g, x, dim) * centred * _per_dof(2.0, x, dim, correction)
 
@@ -379,8 +379,10 @@ _SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 
                  S(F(2, 3, 4), dim=-1))
 _ATTR_DIM = {"dim": ("int", 0)}
 def _cumsum(xp, a, dim):
+    if not a.ndim:  # PyTorch's cumsum of a 0-d tensor is a copy (-0.0 stays)
+        return a.copy()
     # + 0: PyTorch's sums start from +0.0, so a leading -0.0 comes out as 0.0
-    return xp.cumsum(a, axis=dim if a.ndim else None).reshape(a.shape) + a.dtype.type(0)
+    return xp.cumsum(a, axis=dim) + a.dtype.type(0)
 
 
 register(OpDef("cumsum", 1, _infer_scan, _cumsum,

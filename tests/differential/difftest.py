@@ -774,12 +774,13 @@ class Run:
 #   either zero of a (0.0, -0.0) tie depending on the tensor's size (its vectorised loop
 #   and its scalar tail choose differently: torch.minimum(zeros(8), -zeros(8)) is 0.0,
 #   with 17 elements -0.0);
-# * results of the class losses (cross_entropy, nll_loss): the sign of a zero loss (one
-#   class, or a certain prediction) depends on which kernel PyTorch picks for the input's
-#   rank and reduction (-x[t] or a sum), with no meaning of its own;
+# * results of the losses (cross_entropy, nll_loss, binary_cross_entropy): the sign of a
+#   zero loss (one class, or a certain prediction) depends on how PyTorch's kernel for the
+#   input's rank and reduction writes it (-x[t], a sum, t * log x), with no meaning of its own;
 # * and everything computed from such a value (the arbitrary sign carries over).
 # A difference in the sign of an infinity or a NaN-ness is compared everywhere.
-_TIES = re.compile(r"\b(?:maximum|minimum|amax|amin|max|min|cross_entropy|nll_loss)\(")
+_TIES = re.compile(r"\b(?:maximum|minimum|amax|amin|max|min|cross_entropy|nll_loss"
+                   r"|binary_cross_entropy)\(")
 
 
 class Checker:
