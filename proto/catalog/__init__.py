@@ -23,7 +23,8 @@ Conventions that are not obvious from PyTorch:
 - A `leaf` is named by its content hash; equal tensors that must stay distinct (two
   parameters with equal values) carry different `tag`s.
 - Ops that exist for derivatives and have no PyTorch function of their own (their
-  names say what they are): tanh_backward, sigmoid_backward, threshold_backward (aten's),
+  names say what they are): tanh_backward, sigmoid_backward, threshold_backward,
+  leaky_relu_backward (aten's),
   index_backward, pad_backward, conv2d_input_grad, conv2d_weight_grad,
   max_pool2d_backward, max_pool2d_select, sum_to; and the checks of values the composites
   need (check_targets, check_unit_interval: see _checks.py).

@@ -4,8 +4,8 @@ outer and einsum. PyTorch does not promote here: both operands must share a dtyp
 from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
-from ._samples import F, S
-from ._types import Meta, OpError, broadcast_shapes, torch_dtype_name
+from ._samples import F, I, S
+from ._types import Meta, OpError, broadcast_shapes, promote_types, torch_dtype_name
 
 
 def _same_dtype(a: Meta, b: Meta) -> str:
@@ -93,8 +93,8 @@ def _infer_fixed(name, nd_a, nd_b):
         if name == "bmm" and a.shape[0] != b.shape[0]:
             raise OpError(f"Expected size for first two dimensions of batch2 tensor to be: "
                           f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
-        if name == "outer":
-            return Meta(a.shape + b.shape, _same_dtype(a, b))
+        if name == "outer":  # PyTorch's is a broadcast mul: its dtypes promote
+            return Meta(a.shape + b.shape, promote_types(a.dtype, b.dtype))
         return _infer_matmul(metas)
     return infer
 
@@ -112,9 +112,16 @@ register(OpDef("bmm", 2, _infer_fixed("bmm", 3, 3), lambda xp, a, b: xp.matmul(a
 register(OpDef("dot", 2, _infer_fixed("dot", 1, 1), lambda xp, a, b: xp.dot(a, b),
                (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
                torch_name="DotBackward0", samples=(S(F(4), F(4)), S(F(0), F(0)))))
+def _like(v, g):
+    """v in g's dtype (an operand that was promoted in the forward)."""
+    return v if v.dtype == g.dtype else v.cast(dtype=g.dtype)
+
+
 register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.outer(a, b),
-               (lambda g, a, b, out: g.matmul(b), lambda g, a, b, out: a.matmul(g)),
-               torch_name="MulBackward0", samples=(S(F(3), F(4)), S(F(0), F(2)))))
+               (lambda g, a, b, out: g.matmul(_like(b, g)),
+                lambda g, a, b, out: _like(a, g).matmul(g)),
+               torch_name="MulBackward0", promote=True,
+               samples=(S(F(3), F(4)), S(F(0), F(2)), S(F(3), I((2,), 5)))))
 
 
 # --- einsum -------------------------------------------------------------------------------

@@ -135,8 +135,22 @@ unary_op("relu", lambda xp, a: xp.where(a < 0, 0, a),
          lambda g, x, out: g.threshold_backward(out, threshold=0.0),
          "ReluBackward0", _KINK + (S(X([-0.0, float("nan"), 1.0, -1.0]), fd=False),),
          infer=_infer_relu, fusable=True)
+def _leaky_bw(xp, g, x, negative_slope):
+    return xp.where(x > 0, g, g * negative_slope)
+
+
+# leaky_relu_backward(grad_output, input, slope), as aten's: like threshold_backward, zero
+# in its input but depending on it (a create_graph gradient requires grad, as in PyTorch).
+register(OpDef("leaky_relu_backward", 2, _binary_same, _leaky_bw,
+               (lambda h, g, x, out, negative_slope:
+                    h.leaky_relu_backward(x, negative_slope=negative_slope),
+                lambda h, g, x, out, negative_slope: x.full_like(0.0)),
+               attrs={"negative_slope": ("float", 0.01)},
+               torch_name="LeakyReluBackwardBackward0", promote=True, fusable=_leaky_bw,
+               samples=_BW_SAMPLES + (S(F(3), F(3), negative_slope=0.2),)))
 unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
-         lambda g, x, out, negative_slope: (x > 0).where(g, g * negative_slope),
+         lambda g, x, out, negative_slope:
+             g.leaky_relu_backward(x, negative_slope=negative_slope),
          "LeakyReluBackward0", _KINK + (S(F(3, 4), negative_slope=0.2),),
          attrs={"negative_slope": ("float", 0.01)}, infer=float_only("leaky_relu_cpu"),
          fusable=True)

@@ -595,6 +595,9 @@ KNOWN: tuple[Known, ...] = (
           r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
           "var/std of an empty tensor: PyTorch's rule returns a constant there (requires no "
           "grad); the catalog's is the formula, on nothing"),
+    Known("var_empty_leaf", "is_leaf", True, False,
+          r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
+          "var/std of an empty tensor: see var_empty (PyTorch's constant is a leaf)"),
     Known("gelu", "grad_fn", "GeluBackwardBackward0", ("AddBackward0", "MulBackward0"),
           r"gelu\(", "gelu is differentiated through its decomposition; PyTorch has "
           "gelu_backward"),

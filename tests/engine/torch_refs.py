@@ -138,6 +138,8 @@ REFS = {
     "check_targets": lambda t, classes, ignore_index: t,  # PyTorch checks inside its losses
     "check_unit_interval": lambda x, what: x,  # binary_cross_entropy's check, ditto
     "tanh_backward": lambda g, y: torch.ops.aten.tanh_backward(g, y),
+    "leaky_relu_backward": lambda g, x, negative_slope: torch.ops.aten.leaky_relu_backward(
+        g, x, negative_slope, False),
     "threshold_backward": lambda g, y, threshold: torch.ops.aten.threshold_backward(g, y,
                                                                                    threshold),
     "sigmoid_backward": lambda g, y: torch.ops.aten.sigmoid_backward(g, y),
