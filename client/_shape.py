@@ -121,8 +121,10 @@ def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         raise TypeError(f"chunk(): argument 'chunks' (position 1) must be int, not "
                         f"{type(chunks).__name__}")
     count = len(_checked(piece_sizes, tuple(self.shape), dim, "chunk", builtins.int(chunks)))
-    return _together(tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i)
-                           for i in range(count)))
+    # PyTorch chunks nothing into empty pieces by split_with_sizes
+    name = "SplitWithSizesBackward0" if self.shape[dim] == 0 else None
+    return _together(tuple(apply("chunk", self, chunks=builtins.int(chunks), dim=dim, index=i,
+                                 torch_name=name) for i in range(count)))
 
 
 def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:

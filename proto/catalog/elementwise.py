@@ -87,12 +87,14 @@ def _div_forward(xp, a, b, rounding_mode):
 
 
 # --- derivative rules ---------------------------------------------------------------------
+# A rounded division's gradient is zero, written g * 0 as PyTorch's rule (so it depends on
+# g: a create_graph gradient through it requires grad, and a NaN or inf seed stays NaN).
 def _div_x(g, x, y, out, rounding_mode):
-    return g / y if rounding_mode is None else None  # rounded division: zero gradient
+    return g / y if rounding_mode is None else g * 0.0
 
 
 def _div_y(g, x, y, out, rounding_mode):
-    return -g * x / (y * y) if rounding_mode is None else None
+    return -g * x / (y * y) if rounding_mode is None else g * 0.0
 
 
 def _pow_x(g, x, y, out):

@@ -263,7 +263,7 @@ def _infer_index_select(metas, dim):
         return Meta((), x.dtype)
     d = check_dim(dim, len(x.shape))
     n = idx.shape[0] if idx.shape else 1
-    if x.shape[d] == 0 and n:  # PyTorch refuses before it looks at the indices
+    if x.shape[d] == 0 and n and len(x.shape) > 1:  # PyTorch's check of a matrix's dim
         raise OpError("index_select(): self indexing axis dim should be positive")
     return Meta(x.shape[:d] + (n,) + x.shape[d + 1:], x.dtype)
 

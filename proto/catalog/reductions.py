@@ -243,15 +243,17 @@ def _per_dof(scale: float, x, dim, correction) -> float:
     return scale / dof if dof else float("inf")
 
 
-def _no_dof_scalar(x, correction) -> bool:
-    """Of a 0-d tensor with no degrees of freedom PyTorch's gradient is NaN (its rule takes
-    the 0-d case apart); elsewhere it is the formula's value (0 * inf: NaN, or a number)."""
-    return x.ndim == 0 and 1 - correction <= 0
+def _no_dof_whole(x, dim, correction) -> bool:
+    """A reduction over all of x (or a 0-d x) with no degrees of freedom left: PyTorch's
+    rule takes it apart (see _var_vjp); over some dims it keeps the formula, whose factor
+    2 / (N - correction) is then inf or negative."""
+    return (x.ndim == 0 or dim is None) and count(x, dim) - correction <= 0
 
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
-    if _no_dof_scalar(x, correction):
-        return x.full_like(float("nan"))  # a constant, as PyTorch's (no second derivative)
+    if _no_dof_whole(x, dim, correction):  # NaN where x is its mean (inf * 0), else inf
+        spread = (x == x.mean(dim=dim, keepdim=True)).where(float("nan"), float("inf"))
+        return kept(g, x, dim) * spread
     centred = x - x.mean(dim=dim, keepdim=True)
     return kept(g, x, dim) * centred * _per_dof(2.0, x, dim, correction)
 

@@ -83,6 +83,10 @@ CASES = {
     "softmax of an empty int tensor": lambda T: F(T).softmax(T.zeros((0, 3), dtype=T.int64), 1),
     "cross_entropy of nothing, probabilities": lambda T: F(T).cross_entropy(
         T.zeros(0), T.zeros(0).softmax(-1)),
+    "var over all of x with no degrees of freedom": lambda T: (
+        *_grad(T, lambda a: a.var(correction=2), _leaf(T, [0.13, 0.5])),
+        *_grad(T, lambda a: a.var(correction=3), _leaf(T, [[0.1, 0.1]]))),
+    "outer of float and int": lambda T: T.outer(T.tensor([2]).abs().log1p(), T.tensor([2])),
     "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
         _leaf(T, [[0.5], [0.7]]) * 3),
     # NaN and signed zeros
