@@ -53,6 +53,9 @@ def _present(*tensors) -> list[Tensor]:
 
 # --- linear and activations -------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if weight.dim() == 1:  # a vector of weights: PyTorch's input @ weight (dot, mv)
+        out = input.matmul(weight)
+        return out if bias is None else out + bias
     if input.dim() == 2:
         name = "AddmmBackward0" if bias is not None else "MmBackward0"
     else:

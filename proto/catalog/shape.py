@@ -159,8 +159,9 @@ def _infer_cat(metas, dim):
     if not metas:
         raise OpError("torch.cat(): expected a non-empty list of Tensors")
     ref = next((m for m in metas if m.shape != (0,)), metas[0])
-    if not ref.shape:
-        raise OpError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    for i, m in enumerate(metas):  # PyTorch looks for a 0-d tensor before the dim
+        if not m.shape:
+            raise OpError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
     d = check_dim(dim, len(ref.shape))
     total = 0
     for i, m in enumerate(metas):

@@ -87,6 +87,10 @@ CASES = {
         *_grad(T, lambda a: a.var(correction=2), _leaf(T, [0.13, 0.5])),
         *_grad(T, lambda a: a.var(correction=3), _leaf(T, [[0.1, 0.1]]))),
     "outer of float and int": lambda T: T.outer(T.tensor([2]).abs().log1p(), T.tensor([2])),
+    "linear with a vector of weights": lambda T: _grad(
+        T, lambda x, w: F(T).linear(x, w, T.tensor(1.0, dtype=T.float64)),
+        _leaf(T, [0.13, 0.2]), _leaf(T, [0.5, -1.0])),
+    "cat with a 0-d tensor second": lambda T: T.cat([T.ones(1), T.tensor(1.0)], 1),
     "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
         _leaf(T, [[0.5], [0.7]]) * 3),
     # NaN and signed zeros
