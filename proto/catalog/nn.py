@@ -359,6 +359,8 @@ def _infer_class_loss(name, probs_ok):
             # a 0-d target counts as a batch of 0 there
             raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
                           f"batch_size ({t.shape[0] if t.shape else 0}).")
+        elif not probs_ok and len(x.shape) > 1 and not t.shape:  # nll_loss reads t.size(0)
+            raise OpError("Dimension specified as 0 but tensor has no dimensions")
         elif len(x.shape) <= 2 and len(t.shape) > 1:
             raise OpError("0D or 1D target tensor expected, multi-target not supported")
         elif t.dtype not in INTEGRAL:
@@ -371,7 +373,9 @@ def _infer_class_loss(name, probs_ok):
         if len(metas) == 3 and metas[2].shape != (x.shape[c],):
             raise OpError(f"weight tensor should be defined either for all {x.shape[c]} classes "
                           "or no classes")
-        return Meta(batch if reduction == "none" else (), x.dtype)
+        probs = probs_ok and t.shape == x.shape  # a loss against probabilities promotes
+        dtype = promote_types(x.dtype, t.dtype) if probs else x.dtype
+        return Meta(batch if reduction == "none" else (), dtype)
     return infer
 
 

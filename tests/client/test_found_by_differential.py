@@ -91,6 +91,9 @@ CASES = {
         T, lambda x, w: F(T).linear(x, w, T.tensor(1.0, dtype=T.float64)),
         _leaf(T, [0.13, 0.2]), _leaf(T, [0.5, -1.0])),
     "cat with a 0-d tensor second": lambda T: T.cat([T.ones(1), T.tensor(1.0)], 1),
+    "cross_entropy against float64 probabilities": lambda T: F(T).cross_entropy(
+        T.zeros(2, 3), T.zeros(2, 3, dtype=T.float64).softmax(-1)),
+    "nll_loss of nothing, 0-d target": lambda T: F(T).nll_loss(T.zeros(0, 1), T.tensor(0)),
     "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
         _leaf(T, [[0.5], [0.7]]) * 3),
     # NaN and signed zeros

@@ -536,7 +536,8 @@ KNOWN: tuple[Known, ...] = (
           r"\*\* v\d|torch\.pow\(",
           "the rule for pow's tensor exponent guards x == 0 with a where over values; "
           "PyTorch's formula is a masked mul"),
-    Known("mse_loss", "grad_fn", "MseLossBackwardBackward0", ("AddBackward0", "MulBackward0"),
+    Known("mse_loss", "grad_fn", "MseLossBackwardBackward0",
+          ("AddBackward0", "MulBackward0", "NegBackward0"),
           r"mse_loss", "mse_loss is differentiated through its decomposition (its last op: "
           "an add for 'mean', a mul for 'sum'/'none'); PyTorch has mse_loss_backward"),
     Known("softmax", "grad_fn", "SoftmaxBackwardDataBackward0", "MulBackward0", r"softmax\(",
