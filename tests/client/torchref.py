@@ -13,3 +13,14 @@ def close(ours, theirs, rtol=1e-5, atol=1e-6, what="value"):
     np.testing.assert_allclose(np.asarray(ours.detach().numpy(), dtype=np.float64),
                                theirs.detach().numpy().astype(np.float64), rtol=rtol,
                                atol=atol, err_msg=what)
+
+
+def same_runs(ours, theirs, rtol, atol):
+    """Two runs of one program, each a list of (key, value) pairs, agree: the same keys in
+    order, tensors close (see close), anything else equal."""
+    assert [k for k, _ in ours] == [k for k, _ in theirs], (ours, theirs)
+    for (key, a), (_, b) in zip(ours, theirs):
+        if hasattr(a, "shape") and hasattr(b, "shape"):
+            close(a, b, rtol=rtol, atol=atol, what=key)
+        else:
+            assert a == b, f"{key}: {a!r} vs PyTorch {b!r}"
