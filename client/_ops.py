@@ -50,16 +50,14 @@ def _statistic(name: str) -> Callable[[list, dict], tuple[list, dict]]:
 
 
 def _warn_no_dof(name: str, x, dim, correction) -> None:
-    if not getattr(x, "is_floating_point", lambda: False)():
+    if not (isinstance(x, Tensor) and x.is_floating_point()):
         return  # the op's rule refuses the dtype first
-    shape = tuple(getattr(x, "shape", ()))
+    shape = tuple(x.shape)
     try:
         dims = catalog.normalize_dims(dim, len(shape))
     except catalog.OpError:
         return  # the op's own rule reports a bad dim
-    n = 1
-    for d in dims:
-        n *= shape[d] if shape else 1
+    n = catalog.numel(tuple(shape[d] for d in dims)) if shape else 1
     if n - correction <= 0:
         warn_user(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
                   "than the reduction factor (input numel divided by output numel).")
