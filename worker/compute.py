@@ -10,8 +10,7 @@ import threading
 import numpy as np
 from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
-from remotegrad.proto.catalog import OpError
-from remotegrad.proto.catalog._checks import CheckedRuntimeError
+from remotegrad.proto.catalog import CheckedRuntimeError, OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.errors import compute_error
 from remotegrad.proto.store import MemoryTensorStore

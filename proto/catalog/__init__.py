@@ -44,6 +44,7 @@ from . import (  # noqa: F401  (registration)
     shape,
     structural,
 )
+from ._checks import CheckedRuntimeError
 from ._identity import attrs_key
 from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, get, register
 from ._types import (
@@ -71,6 +72,7 @@ NON_DIFFERENTIABLE = frozenset({
 
 __all__ = [
     "CATALOG",
+    "CheckedRuntimeError",
     "DEFAULT_FLOAT",
     "DTYPES",
     "FLOATING",

@@ -154,10 +154,8 @@ def _pow_forward(xp, a, b):
     # numpy refuses negative integer exponents; PyTorch gives 1 for a base of 1, +-1 for
     # -1 (by the exponent's parity) and 0 for any other base. (A Python int exponent < 0
     # is refused by the SDK at the call, as PyTorch refuses it.)
-    neg = b < 0
+    neg = b < 0  # (no `if neg.any()`: on a device that would wait for it at this op)
     out = xp.power(a, xp.where(neg, 0, b))
-    if not neg.any():
-        return out
     odd = (b & 1) == 1
     small = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
     return xp.where(neg, small, out).astype(out.dtype, copy=False)
@@ -179,11 +177,9 @@ binary("minimum", lambda xp, a, b: xp.minimum(a, b),
         lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MinimumBackward0",
        samples=binary_samples() + _TIES, ufunc="minimum")
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
-def _checked_divisor(ufunc: str):
-    def forward(xp, a, b):
-        nonzero_divisor(xp, b)
-        return getattr(xp, ufunc)(a, b)
-    return forward
+def _fmod(xp, a, b):
+    nonzero_divisor(xp, b)
+    return xp.fmod(a, b)
 
 
 def _remainder(xp, a, b):
@@ -202,7 +198,7 @@ binary("remainder", _remainder,
        infer=lambda metas: _no_bool_kernel("remainder_cpu", infer_binary(metas)),
        samples=(S(F(3, 4, low=-5, high=5), P(4)),
                 S(F(2, 3, low=-5, high=5), C(1.5))))
-binary("fmod", _checked_divisor("fmod"),
+binary("fmod", _fmod,
        (lambda g, x, y, out: g,
         lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
        infer=lambda metas: _no_bool_kernel("fmod_cpu", infer_binary(metas)),

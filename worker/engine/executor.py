@@ -94,16 +94,16 @@ class Program:
 
     def _fold(self, g: Graph, order: list[int]) -> dict[int, Any]:
         folded: dict[int, Any] = {}
-        for n in order:
-            op = g.ops[n]
-            if op == "leaf" or any(i not in folded for i in g.inputs[n]):
-                continue
-            if g.metas[n].nbytes > FOLD_BYTES or not catalog.get(op).forward:
-                continue
-            fn = _bind(catalog.get(op).forward, self.xp, g.attrs[n])
-            with _quiet(self.xp), checks.deferred(self.xp):
+        with _quiet(self.xp), checks.deferred(self.xp):  # one settle for all constants
+            for n in order:
+                op = g.ops[n]
+                if op == "leaf" or any(i not in folded for i in g.inputs[n]):
+                    continue
+                if g.metas[n].nbytes > FOLD_BYTES or not catalog.get(op).forward:
+                    continue
+                fn = _bind(catalog.get(op).forward, self.xp, g.attrs[n])
                 value = fn(*(folded[i] for i in g.inputs[n]))
-            folded[n] = _conform(self.xp, value, g.metas[n])
+                folded[n] = _conform(self.xp, value, g.metas[n])
         return folded
 
     def run(self, leaf_arrays: list[Any]) -> list[Any]:
