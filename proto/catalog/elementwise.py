@@ -34,9 +34,10 @@ def infer_binary(metas: list[Meta]) -> Meta:
     return Meta(broadcast_all(metas), result_type(metas))
 
 
-def _no_bool_sub(metas: list[Meta]) -> Meta:
-    out = infer_binary(metas)
-    bools = [m.dtype == "bool" for m in metas]
+def refuse_bool_sub(dtypes) -> None:
+    """PyTorch's refusal of a subtraction with bool operands (also inside composites that
+    subtract: l1_loss, bce_with_logits' 1 - target)."""
+    bools = [d == "bool" for d in dtypes]
     if all(bools):
         raise OpError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                       "Use the `^` or `logical_xor()` operator instead.")
@@ -44,6 +45,11 @@ def _no_bool_sub(metas: list[Meta]) -> Meta:
         raise OpError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                       "If you are trying to invert a mask, use the `~` or `logical_not()` "
                       "operator instead.")
+
+
+def _no_bool_sub(metas: list[Meta]) -> Meta:
+    out = infer_binary(metas)
+    refuse_bool_sub([m.dtype for m in metas])
     return out
 
 

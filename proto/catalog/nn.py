@@ -15,6 +15,7 @@ function of its leaves.
 from __future__ import annotations
 
 from ._checks import CheckedRuntimeError, fail_if
+from .elementwise import refuse_bool_sub
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
@@ -201,13 +202,8 @@ def _infer_broadcast_loss(name):
         dtype = promote_types(x.dtype, t.dtype)  # PyTorch's: no priority for dims here
         if name == "mse_loss" and dtype not in FLOATING:
             raise OpError(f'"mse_cpu" not implemented for \'{torch_dtype_name(dtype)}\'')
-        if name == "l1_loss" and "bool" in (x.dtype, t.dtype):  # x - t
-            raise OpError("Subtraction, the `-` operator, with two bool tensors is not "
-                          "supported. Use the `^` or `logical_xor()` operator instead."
-                          if dtype == "bool" else
-                          "Subtraction, the `-` operator, with a bool tensor is not supported. "
-                          "If you are trying to invert a mask, use the `~` or `logical_not()` "
-                          "operator instead.")
+        if name == "l1_loss":  # x - t
+            refuse_bool_sub((x.dtype, t.dtype))
         if dtype not in FLOATING and reduction == "mean":
             raise OpError("mean(): could not infer output dtype. Input dtype must be either a "
                           f"floating point or complex dtype. Got: {torch_dtype_name(dtype)}")
@@ -290,9 +286,8 @@ def _infer_bce(name, most):
             if x.dtype not in FLOATING:
                 raise OpError(f'"log_sigmoid_cpu" not implemented for '
                               f"'{torch_dtype_name(x.dtype)}'")
-            if t.dtype == "bool":  # 1 - target
-                raise OpError("Subtraction, the `-` operator, with two bool tensors is not "
-                              "supported. Use the `^` or `logical_xor()` operator instead.")
+            if t.dtype == "bool":  # 1 - target (PyTorch's message: two bool tensors)
+                refuse_bool_sub(("bool", "bool"))
             if t.dtype not in FLOATING:
                 raise OpError(f"result type {torch_dtype_name(promote_types(x.dtype, t.dtype))}"
                               f" can't be cast to the desired output type "
