@@ -1,4 +1,4 @@
-"""The `remotegrad` command: gateway, worker, cluster up, status, loadtest."""
+"""The `remotegrad` command: gateway, worker, cluster up, status, health, loadtest."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print the cluster at a glance")
     status.add_argument("--address", default=None,
                         help="gateway address (env REMOTEGRAD_ADDR, default localhost:50051)")
+    health = sub.add_parser("health", help="probe a gateway's or worker's gRPC health "
+                            "(exit 0 when SERVING; for container healthchecks)")
+    health.add_argument("--address", default="localhost:50051", help="host:port to probe")
+    health.add_argument("--service", default="", help="service name (default: the server "
+                        "as a whole, which goes NOT_SERVING when it drains)")
+    health.add_argument("--server-name", default="", help="name expected on the server's "
+                        "certificate (TLS, when REMOTEGRAD_TLS_CA is set)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
     from remotegrad.loadtest.cli import add_arguments as add_loadtest_arguments
     add_loadtest_arguments(sub.add_parser("loadtest", help="a headless Locust load test"))
     return p
@@ -42,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         from .status import status
         return status(args)
+    elif args.command == "health":
+        from .status import health
+        return health(args)
     elif args.command == "loadtest":
         from remotegrad.loadtest.cli import main as loadtest
         return loadtest(args)

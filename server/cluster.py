@@ -1,8 +1,10 @@
-"""`remotegrad cluster up`: Redis, a gateway and N workers in the foreground.
+"""`remotegrad cluster up`: Redis, a gateway and N workers in the foreground, supervised.
 
 The processes are the same commands the compose file runs. The address is printed once
-every worker has registered and the gateway reports SERVING; SIGINT/SIGTERM (or any child
-dying) stops everything this command started, by pid.
+every worker has registered and the gateway reports SERVING. From then on a child that
+exits is started again with the same command line (server/supervisor.py): a worker
+rejoins through the registry, Redis comes back on its port, the gateway on its port.
+Only SIGINT/SIGTERM to this command stops everything it started, by pid.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -22,6 +23,8 @@ from remotegrad.proto import grpc_server
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
+from .supervisor import Child, Supervisor, describe_exit
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
@@ -29,34 +32,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if `cluster up` itself dies, even by SIGKILL (Linux), so
-    nothing it started is left running."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "remotegrad.server.cli", *args]
+
+
+class Stopping(Exception):
+    """SIGINT or SIGTERM reached `cluster up`."""
 
 
 class Cluster:
     def __init__(self, args) -> None:
         self.args = args
-        self.procs: list[subprocess.Popen] = []
         self.redis_url = args.redis_url
+        self.stopping: list[int] = []
+        self.supervisor = Supervisor(args.port, maximum=args.restart_backoff_max)
 
-    def _spawn(self, argv: list[str], quiet: bool = False, env=None) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env,
-                                preexec_fn=_die_with_parent,
-                                stdout=subprocess.DEVNULL if quiet else None)
-        self.procs.append(proc)
-        return proc
+    def _spawn(self, name: str, argv: list[str], quiet: bool = False, env=None,
+               last: bool = False) -> None:
+        self.supervisor.add(Child(name, argv, env=env, quiet=quiet, last=last))
 
     def _common(self) -> list[str]:
         a = self.args
         out = ["--tensor-ttl", str(a.tensor_ttl), "--heartbeat", str(a.heartbeat),
                "--max-inflight", str(a.max_inflight), "--log-level", a.log_level,
-               "--memory-cache-bytes", str(a.memory_cache_bytes)]
+               "--memory-cache-bytes", str(a.memory_cache_bytes),
+               "--stop-grace", str(a.stop_grace)]
         for flag in ("tls_cert", "tls_key", "tls_ca"):
             if getattr(a, flag):
                 out += ["--" + flag.replace("_", "-"), getattr(a, flag)]
@@ -69,9 +69,10 @@ class Cluster:
         if self.redis_url or exe is None:
             return
         port = free_port()
-        self._spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--maxmemory", self.args.redis_maxmemory,
-                     "--maxmemory-policy", "allkeys-lru", "--loglevel", "warning"], quiet=True)
+        self._spawn("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--maxmemory", self.args.redis_maxmemory,
+                              "--maxmemory-policy", "allkeys-lru", "--loglevel", "warning"],
+                    quiet=True, last=True)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         import redis
         client = redis.Redis.from_url(self.redis_url)
@@ -83,39 +84,44 @@ class Cluster:
         for i in range(a.workers):
             port = 0 if self.redis_url else free_port(a.host)
             metrics = ["--metrics-port", str(a.metrics_port + 1 + i)] if a.metrics_port else []
-            self._spawn([sys.executable, "-m", "remotegrad.server.cli", "worker",
-                         "--host", a.host, "--port", str(port), "--advertise-host",
-                         a.advertise_host, "--backend", a.backend, "--device", str(a.device),
-                         "--memory-limit", str(a.memory_limit),
-                         *metrics, *self._common()])
+            self._spawn(f"worker-{i}", _command(
+                "worker", "--host", a.host, "--port", str(port), "--advertise-host",
+                a.advertise_host, "--backend", a.backend, "--device", str(a.device),
+                "--memory-limit", str(a.memory_limit), *metrics, *self._common()))
             addrs.append(f"{a.advertise_host}:{port}")
         return addrs
 
     def start_gateway(self, worker_addrs: list[str]) -> None:
         a = self.args
         static = [] if self.redis_url else ["--worker-addrs", ",".join(worker_addrs)]
-        self._spawn([sys.executable, "-m", "remotegrad.server.cli", "gateway",
-                     "--host", a.host, "--port", str(a.port),
-                     "--metrics-port", str(a.metrics_port), "--cache-ttl", str(a.cache_ttl),
-                     "--max-queue", str(a.max_queue), "--max-nodes", str(a.max_nodes),
-                     "--max-tensor-bytes", str(a.max_tensor_bytes),
-                     "--inline-result-bytes", str(a.inline_result_bytes),
-                     "--max-memory-bytes", str(a.max_memory_bytes),
-                     "--local-max-nodes", str(a.local_max_nodes),
-                     "--local-max-bytes", str(a.local_max_bytes),
-                     "--max-request-bytes", str(a.max_request_bytes),
-                     "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
-                     *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
-                     *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
-                     *static, *self._common()],
-                    env=dict(os.environ, REMOTEGRAD_TOKENS=a.tokens) if a.tokens else None)
+        self._spawn("gateway", _command(
+            "gateway", "--host", a.host, "--port", str(a.port),
+            "--metrics-port", str(a.metrics_port), "--cache-ttl", str(a.cache_ttl),
+            "--max-queue", str(a.max_queue), "--max-nodes", str(a.max_nodes),
+            "--max-tensor-bytes", str(a.max_tensor_bytes),
+            "--inline-result-bytes", str(a.inline_result_bytes),
+            "--max-memory-bytes", str(a.max_memory_bytes),
+            "--local-max-nodes", str(a.local_max_nodes),
+            "--local-max-bytes", str(a.local_max_bytes),
+            "--max-request-bytes", str(a.max_request_bytes),
+            "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
+            *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
+            *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
+            *static, *self._common()),
+            env=dict(os.environ, REMOTEGRAD_TOKENS=a.tokens) if a.tokens else None)
 
     def _wait(self, ready, what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            dead = [p for p in self.procs if p.poll() is not None]
+            if self.stopping:
+                raise Stopping
+            # A child that exits before the cluster is ready is a configuration error
+            # (a backend that is not there, a port taken): report it, do not restart it.
+            dead = [c for c in self.supervisor.children if not c.running]
             if dead:
-                raise RuntimeError(f"{what}: a cluster process exited with {dead[0].returncode}")
+                raise RuntimeError(f"{what}: {dead[0].name} exited with "
+                                   f"{describe_exit(dead[0].proc.returncode)} before the "
+                                   "cluster was ready")
             try:
                 if ready():
                     return
@@ -150,29 +156,26 @@ class Cluster:
         channel.close()
         return address
 
+    def supervise(self) -> None:
+        """Restart children that exit until SIGINT/SIGTERM."""
+        while not self.stopping:
+            self.supervisor.tick()
+            time.sleep(0.1)
+
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        # The children drain within --stop-grace; a few seconds more for them to exit.
+        self.supervisor.stop(self.args.stop_grace + 5.0)
 
 
 def up(args) -> int:
     if args.port == 0:
         args.port = free_port(args.host)
     cluster = Cluster(args)
-    stopping = []
 
     def on_signal(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
+        cluster.stopping.append(signum)  # no lock, no raise: see wait_for_stop_signal
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         cluster.start_redis()
         cluster.start_gateway(cluster.start_workers())
@@ -180,11 +183,9 @@ def up(args) -> int:
         print(f"remotegrad cluster ready at {address} "
               f"({args.workers} workers, redis {cluster.redis_url or 'none'}, pid {os.getpid()})",
               flush=True)
-        while all(p.poll() is None for p in cluster.procs):
-            time.sleep(0.2)
-        print("remotegrad cluster: a process exited; stopping", file=sys.stderr, flush=True)
-        return 1
-    except KeyboardInterrupt:
+        cluster.supervise()
+        return 0
+    except Stopping:
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -123,6 +123,15 @@ SETTINGS = [
     Setting("heartbeat", 2.0, "seconds between worker heartbeats; a worker is dropped after "
             "3 missed", (GATEWAY, WORKER, CLUSTER), float),
     Setting("log_level", "INFO", "logging level", (GATEWAY, WORKER, CLUSTER)),
+    Setting("stop_grace", 15.0, "seconds a gateway or worker takes at most to stop after "
+            "SIGTERM: it reports NOT_SERVING at once and keeps serving a while so that "
+            "callers move away (a worker leaves the registry and waits up to 3 heartbeats "
+            "for gateways to notice; a gateway waits 2 s), then finishes the calls it has "
+            "until the grace is spent (cluster: what its processes get, plus 5 s before "
+            "SIGKILL)", (GATEWAY, WORKER, CLUSTER), float),
+    Setting("restart_backoff_max", 30.0, "most seconds `cluster up` waits before starting "
+            "again a process that exited (the wait starts at 0.5 s and doubles with each "
+            "exit within 10 s of starting)", (CLUSTER,), float),
     Setting("max_memory_bytes", 8 << 30, "most memory one computation may need at its peak "
             "(every live tensor, gradients expanded), estimated from shapes before any "
             "allocation; more is RESOURCE_EXHAUSTED", (GATEWAY, CLUSTER), int),

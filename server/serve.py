@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from remotegrad.proto import grpc_server
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
@@ -14,6 +15,8 @@ from .pool import WorkerPool
 from .security import Auth, AuthInterceptor, RateLimiter
 
 log = logging.getLogger("remotegrad.gateway")
+
+DRAIN_NOTICE = 2.0  # seconds NOT_SERVING is shown before the gateway stops accepting calls
 
 
 def build_gateway(args) -> Gateway:
@@ -57,6 +60,11 @@ def serve(args) -> None:
           f"{' (TLS)' if tls.serving else ''}{' (tokens)' if gateway.auth.enabled else ''}",
           flush=True)
     grpc_server.wait_for_stop_signal()
+    stop_started = time.monotonic()
+    log.info("gateway draining (within %.0fs)", args.stop_grace)
+    # NOT_SERVING while still accepting calls, so that load balancers probing health move
+    # away before the port closes; then the rest of the grace for the calls in flight.
     health.enter_graceful_shutdown()
-    server.stop(grace=10).wait()
+    time.sleep(min(DRAIN_NOTICE, args.stop_grace / 4))
+    server.stop(grace=max(0.0, args.stop_grace - (time.monotonic() - stop_started))).wait()
     gateway.pool.close()

@@ -123,11 +123,13 @@ def serve(args) -> None:
     log.info("worker %s serving (backend %s)", address, be.describe())
     print(f"remotegrad worker listening on {address}", flush=True)
     grpc_server.wait_for_stop_signal()
-    log.info("worker %s draining", address)
+    stop_started = time.monotonic()
+    log.info("worker %s draining (within %.0fs)", address, args.stop_grace)
     health.enter_graceful_shutdown()
     if beat:
         beat.stop()
         # Gateways drop a worker 2 heartbeats after it leaves the registry (plus one
-        # refresh); keep serving until then.
-        time.sleep(min(10.0, 3 * args.heartbeat + 1.0))
-    server.stop(grace=30).wait()
+        # refresh); keep serving until then, within half the grace.
+        time.sleep(min(3 * args.heartbeat + 1.0, args.stop_grace / 2))
+    # The rest of the grace for the calls still running; then they are cancelled.
+    server.stop(grace=max(0.0, args.stop_grace - (time.monotonic() - stop_started))).wait()
