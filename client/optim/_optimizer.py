@@ -8,6 +8,38 @@ from typing import Any
 
 from .._tensor import Tensor
 
+# PyTorch's wording for a hyperparameter out of range: "Invalid <label>: <value>".
+_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_nonnegative(**values: float) -> None:
+    """Refuse a negative hyperparameter as torch.optim does, checked in the order given."""
+    for name, value in values.items():
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {_LABELS.get(name, name + ' value')}: {value}")
+
+
+def check_betas(betas) -> None:
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
+def scalar_tensor(value: float) -> Tensor:
+    """A 0-d state entry (step, mu_product) in PyTorch's scalar dtype: float64 when that is
+    the default dtype, else float32."""
+    from .. import _creation, _dtypes
+    dtype = _dtypes.float64 if _dtypes.get_default_dtype().name == "float64" else (
+        _dtypes.float32)
+    return _creation.tensor(value, dtype=dtype)
+
+
+def next_step(state: dict) -> float:
+    """Count one more step in `state["step"]` (a 0-d tensor, as PyTorch keeps it)."""
+    step = state["step"].item() + 1
+    state["step"] = scalar_tensor(float(step))
+    return step
+
 
 def zero_grads(params: Iterable, set_to_none: bool = True) -> None:
     """Reset the gradients of `params` (PyTorch's zero_grad, for modules and optimisers)."""
