@@ -20,9 +20,11 @@ from .._warn import warn_user
 __all__ = [
     "avg_pool2d", "batch_norm", "cosine_similarity", "scaled_dot_product_attention",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d",
-    "cross_entropy", "dropout", "elu", "embedding", "gelu", "l1_loss", "layer_norm",
+    "cross_entropy", "dropout", "elu", "embedding", "gelu", "huber_loss", "kl_div", "l1_loss",
+    "layer_norm",
     "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize",
-    "one_hot", "pad", "relu", "relu6", "sigmoid", "silu", "softmax", "softplus", "tanh",
+    "one_hot", "pad", "relu", "relu6", "sigmoid", "silu", "smooth_l1_loss", "softmax",
+    "softplus", "tanh",
 ]
 
 
@@ -43,8 +45,12 @@ def _reduction(size_average, reduce, reduction: str) -> str:
     if size_average is None and reduce is None:
         return reduction
     if reduce is False:
-        return "none"
-    return "sum" if size_average is False else "mean"
+        out = "none"
+    else:
+        out = "sum" if size_average is False else "mean"
+    warn_user(f"size_average and reduce args will be deprecated, please use reduction='{out}' "
+              "instead.")
+    return out
 
 
 def _present(*tensors) -> list[Tensor]:
@@ -327,3 +333,96 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     denom = input.norm(p, dim, keepdim=True).clamp(min=eps).expand_as(input)
     return input / denom
+
+
+# --- losses composed on the client (catalog candidates: smooth_l1_loss, huber_loss, xlogy) ---
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _check_reduction(reduction: str, valid=_REDUCTIONS) -> None:
+    if reduction not in valid:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _broadcast_pair(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """torch.broadcast_tensors of the two, with its error for shapes that do not agree."""
+    try:
+        shape = catalog.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except catalog.OpError as e:
+        raise RuntimeError(str(e)) from None
+    return input.expand(*shape), target.expand(*shape)
+
+
+def _reduce(loss: Tensor, reduction: str, name: str | None = None) -> Tensor:
+    """The last op of a composed loss carries PyTorch's grad_fn name for the fused kernel."""
+    if reduction == "none":
+        return loss
+    return apply(reduction, loss, torch_name=name)
+
+
+def _piecewise(input: Tensor, target: Tensor, bound: float, reduction: str, name: str,
+               huber: bool) -> Tensor:
+    """Smooth L1 (huber=False) and Huber loss, in the order of arithmetic of PyTorch's
+    kernels: |d| < b ? 0.5*d*d/b : |d| - 0.5*b, and |d| < b ? 0.5*d*d : b*(|d| - 0.5*b)."""
+    d = input - target
+    z = d.abs()
+    inner = 0.5 * d * d if huber else 0.5 * d * d / bound
+    outer = bound * (z - 0.5 * bound) if huber else z - 0.5 * bound
+    loss = apply("where", z < bound, inner, outer,
+                 torch_name=name if reduction == "none" else None)
+    return _reduce(loss, reduction, name)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    _warn_broadcast(input, target)
+    reduction = _reduction(size_average, reduce, reduction)
+    input, target = _broadcast_pair(input, target)
+    if beta == 0.0:  # PyTorch takes l1_loss here
+        return l1_loss(input, target, reduction=reduction)
+    _check_reduction(reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    return _piecewise(input, target, beta, reduction, "SmoothL1LossBackward0", False)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    _warn_broadcast(input, target)
+    input, target = _broadcast_pair(input, target)
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    if weight is None:
+        return _piecewise(input, target, delta, reduction, "HuberLossBackward0", True)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+    loss = _piecewise(input, target, delta, "none", "HuberLossBackward0", True)
+    return _reduce(loss * weight, reduction)
+
+
+def _xlogx(t: Tensor) -> Tensor:
+    # 0 where t is 0 (xlogy's convention), written so that no log(0) enters the graph:
+    # where's unchosen branch would still carry 0 * -inf = NaN into the gradient.
+    safe = apply("where", t == 0, 1.0, t)
+    return t * safe.log()
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    if size_average is not None or reduce is not None:
+        reduction = _reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warn_user("reduction: 'mean' divides the total loss by both the batch size and the "
+                  "support size.'batchmean' divides only by the batch size, and aligns with "
+                  "the KL div math definition.'mean' will be changed to behave the same as "
+                  "'batchmean' in the next major release.")
+    _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = _xlogx(target) - target * input
+    if reduction != "batchmean":
+        return _reduce(loss, reduction)
+    total = loss.sum()
+    return total / input.shape[0] if input.dim() != 0 else total
