@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from . import remotegrad_pb2 as pb
@@ -31,15 +31,56 @@ def make_server(threads: int, max_concurrent: int | None = None, interceptors=()
                        interceptors=list(interceptors))
 
 
-def add_standard_services(server: grpc.Server, service: str) -> health.HealthServicer:
-    """Health (overall and for `service`, both SERVING) and reflection."""
+def add_standard_services(server: grpc.Server, service: str,
+                          with_reflection: bool = True) -> health.HealthServicer:
+    """Health (overall and for `service`, both SERVING) and, unless told otherwise,
+    reflection (workers serve none: only the gateway is for clients to explore)."""
     servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    _add_health(server, servicer)
     for name in ("", service):
         servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    names = (service, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
+    if with_reflection:
+        names = (service, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
     return servicer
+
+
+class _Malformed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _parse_health(raw: bytes):
+    try:
+        return health_pb2.HealthCheckRequest.FromString(raw)
+    except Exception as e:  # noqa: BLE001  (DecodeError, RecursionError, ...)
+        return _Malformed(e)
+
+
+def _guarded(method):
+    def run(request, context):
+        if isinstance(request, _Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"not a valid HealthCheckRequest: {request.error}")
+        return method(request, context)
+    return run
+
+
+def _add_health(server: grpc.Server, servicer: health.HealthServicer) -> None:
+    """grpc.health.v1.Health, as its generated helper registers it but parsing requests
+    itself: bytes that are not a HealthCheckRequest are INVALID_ARGUMENT (gRPC's own
+    parser answers INTERNAL, a server fault, to a client's malformed message)."""
+    reply = health_pb2.HealthCheckResponse.SerializeToString
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            _guarded(servicer.Check), request_deserializer=_parse_health,
+            response_serializer=reply),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            _guarded(servicer.Watch), request_deserializer=_parse_health,
+            response_serializer=reply),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(health.SERVICE_NAME, handlers),))
 
 
 @dataclass(frozen=True)

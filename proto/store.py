@@ -10,6 +10,8 @@ redis-py is imported only when a Redis store is made, so the engine runs without
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from collections import OrderedDict
 from threading import Lock
 
@@ -19,6 +21,7 @@ from . import remotegrad_pb2 as pb
 log = logging.getLogger("remotegrad.store")
 
 CHUNK = 32 << 20  # bytes per Redis value for large tensors
+MAX_CHUNKS = 1 << 12  # 128 GiB: a header read back announcing more is not ours
 ITEM_OVERHEAD = 256  # bytes an in-process entry costs besides its data (message, key)
 
 
@@ -61,7 +64,7 @@ class MemoryTensorStore:
 
 
 class RedisTensorStore:
-    """Leaf tensors in Redis under rg:v1:{tenant}:tensor:{hash}, with a TTL."""
+    """Leaf tensors in Redis under rg:v1:tensor:{tenant}:{hash} (proto/keys.py), with a TTL."""
 
     shared = True
 
@@ -75,10 +78,21 @@ class RedisTensorStore:
         raw = self.redis.get(key)
         if raw is None:
             return None
-        msg = pb.TensorData.FromString(raw)
+        msg = _parsed(raw, digest)
+        if msg is None:
+            # Damaged, or written by someone else: a missing tensor (the client sends it
+            # again, which replaces it), not a failure of Redis.
+            log.warning("tensor %s of tenant %s: the stored value is not a TensorData of "
+                        "that name; dropped", digest, tenant)
+            self.redis.delete(key)
+            return None
         n = _chunks(msg)
+        if n > MAX_CHUNKS:
+            log.warning("tensor %s of tenant %s: a header announcing %d chunks; dropped",
+                        digest, tenant, n)
+            return None
         if n:
-            parts = self.redis.mget([f"{key}:{i}" for i in range(n)])
+            parts = self.redis.mget([keys.chunk_key(tenant, digest, i) for i in range(n)])
             if any(p is None for p in parts):
                 return None
             msg.data = b"".join(parts)
@@ -93,17 +107,28 @@ class RedisTensorStore:
         view = memoryview(msg.data)
         pipe = self.redis.pipeline(transaction=False)
         for i in range(_chunks(msg)):
-            pipe.set(f"{key}:{i}", bytes(view[i * CHUNK:(i + 1) * CHUNK]), ex=self.ttl)
+            pipe.set(keys.chunk_key(tenant, msg.hash, i),
+                     bytes(view[i * CHUNK:(i + 1) * CHUNK]), ex=self.ttl)
         pipe.set(key, header.SerializeToString(), ex=self.ttl)  # last: complete when visible
         pipe.execute()
 
     def missing(self, tenant: str, digests: list[str]) -> list[str]:
         if not digests:
             return []
+        names = [keys.tensor_key(tenant, d) for d in digests]  # all checked before any call
         pipe = self.redis.pipeline(transaction=False)
-        for d in digests:
-            pipe.exists(keys.tensor_key(tenant, d))
+        for name in names:
+            pipe.exists(name)
         return [d for d, present in zip(digests, pipe.execute()) if not present]
+
+
+def _parsed(raw: bytes, digest: str) -> pb.TensorData | None:
+    """The TensorData a stored value holds, if it is one named `digest`."""
+    try:
+        msg = pb.TensorData.FromString(raw)
+    except Exception:  # noqa: BLE001  (DecodeError, RecursionError: not a message)
+        return None
+    return msg if msg.hash == digest else None
 
 
 def _chunks(msg: pb.TensorData) -> int:
@@ -120,48 +145,87 @@ def _chunks(msg: pb.TensorData) -> int:
 
 class Breaker:
     """Runs calls to a shared service (Redis) so that a failure degrades instead of failing
-    the caller: the call answers `fallback`, the failure is logged and reported to
-    `on_error(op)`, and the service is left alone for a second before it is tried again."""
+    the caller: the call answers `fallback`, and the failure is logged and reported to
+    `on_error(op)`.
+
+    Only an outage (the service unreachable, or not answering in time) opens the breaker:
+    the service is then left alone for a second before it is tried again. An error that one
+    call's own input or data caused (a command Redis refuses, a value that does not parse)
+    fails that call alone, and a name that is not one (keys.KeyNameError) is the caller's
+    error, raised. The breaker opens per `scope` (a tenant): one tenant's calls can never
+    stop the service for the others, at the cost of one failed try per tenant and second
+    while it is really down."""
 
     RETRY_AFTER = 1.0
+    MAX_SCOPES = 1024  # open scopes remembered at once (expired ones are dropped first)
 
     def __init__(self, what: str, on_error=lambda op: None) -> None:
-        self.what, self._on_error, self._down_until = what, on_error, 0.0
+        self.what, self._on_error = what, on_error
+        self._down_until: dict[str, float] = {}
 
-    def call(self, op: str, fn, fallback):
-        import time
-        if time.monotonic() < self._down_until:
+    def call(self, op: str, fn, fallback, scope: str = ""):
+        now = time.monotonic()
+        if self._down_until and self._down_until.get(scope, 0.0) > now:
             return fallback
         try:
             return fn()
-        except Exception as e:  # noqa: BLE001  (redis.RedisError, OSError, timeouts)
-            self._down_until = time.monotonic() + self.RETRY_AFTER
+        except keys.KeyNameError:
+            raise
+        except Exception as e:  # noqa: BLE001  (redis.RedisError, OSError, timeouts, ...)
             self._on_error(op)
-            log.warning("%s %s failed, continuing without it: %s", self.what, op, e)
+            if not is_outage(e):
+                log.warning("%s %s failed (this call only): %s: %s", self.what, op,
+                            type(e).__name__, e)
+                return fallback
+            self._open(scope, now)
+            log.warning("%s %s failed, continuing without it for %gs%s: %s", self.what, op,
+                        self.RETRY_AFTER, f" (tenant {scope})" if scope else "", e)
             return fallback
+
+    def _open(self, scope: str, now: float) -> None:
+        if len(self._down_until) >= self.MAX_SCOPES:
+            self._down_until = {k: t for k, t in self._down_until.items() if t > now}
+        self._down_until[scope] = now + self.RETRY_AFTER
+
+
+def is_outage(err: BaseException) -> bool:
+    """Whether an error says the service is unreachable or too slow, rather than that one
+    command was refused."""
+    if isinstance(err, OSError):  # ConnectionError, TimeoutError, socket errors
+        return True
+    redis = sys.modules.get("redis")  # imported only where a Redis store is made
+    return redis is not None and isinstance(err, (redis.ConnectionError, redis.TimeoutError))
 
 
 class GuardedStore:
     """A store whose failures degrade: `get` answers None, `put` False, `missing` None
-    (unknown)."""
+    (unknown). A tenant's failures open the breaker for that tenant only."""
 
     def __init__(self, store, on_error=lambda op: None) -> None:
         self.inner, self.shared = store, store.shared
         self._breaker = Breaker("tensor store", on_error)
 
     def get(self, tenant: str, digest: str) -> pb.TensorData | None:
-        return self._breaker.call("get", lambda: self.inner.get(tenant, digest), None)
+        return self._breaker.call("get", lambda: self.inner.get(tenant, digest), None, tenant)
 
     def put(self, tenant: str, msg: pb.TensorData) -> bool:
-        return self._breaker.call("put", lambda: self.inner.put(tenant, msg) or True, False)
+        return self._breaker.call("put", lambda: self.inner.put(tenant, msg) or True, False,
+                                  tenant)
 
     def missing(self, tenant: str, digests: list[str]) -> list[str] | None:
-        return self._breaker.call("missing", lambda: self.inner.missing(tenant, digests), None)
+        return self._breaker.call("missing", lambda: self.inner.missing(tenant, digests),
+                                  None, tenant)
 
 
 class TieredStore:
     """A worker's view of the shared store: recently used tensors stay in this process
-    (an LRU bounded in bytes), so repeated calls over the same parameters skip Redis."""
+    (an LRU bounded in bytes), so repeated calls over the same parameters skip Redis.
+
+    The LRU holds only bytes whose content hash is their name: what comes from the shared
+    store is checked before it is kept or used (a value that does not match, planted or
+    damaged, is missing: the client sends it again), and what `put` is given was checked by
+    the caller (the worker service verifies every inline tensor). So it can never serve
+    bytes that differ from what the name stands for, whichever version came first."""
 
     def __init__(self, shared, local_bytes: int) -> None:
         self.inner, self.shared = shared, shared.shared
@@ -171,8 +235,13 @@ class TieredStore:
         msg = self.local.get(tenant, digest)
         if msg is None:
             msg = self.inner.get(tenant, digest)
-            if msg is not None:
-                self.local.put(tenant, msg)
+            if msg is None:
+                return None
+            if not content_matches(msg, digest):
+                log.warning("tensor %s of tenant %s: the shared store's bytes do not hash "
+                            "to their name; not used", digest, tenant)
+                return None
+            self.local.put(tenant, msg)
         return msg
 
     def put(self, tenant: str, msg: pb.TensorData):
@@ -183,3 +252,8 @@ class TieredStore:
     def missing(self, tenant: str, digests: list[str]):
         return self.inner.missing(tenant, digests)
 
+
+def content_matches(msg: pb.TensorData, digest: str) -> bool:
+    """Whether a tensor's dtype, shape and bytes hash to `digest` (and it says so)."""
+    from .nodes import tensor_hash
+    return msg.hash == digest and tensor_hash(msg.dtype, tuple(msg.shape), msg.data) == digest

@@ -153,6 +153,12 @@ SETTINGS = [
             (GATEWAY, CLUSTER)),
     Setting("tokens", "", "`token=tenant` pairs separated by commas or newlines (prefer "
             "--tokens-file: variables show in process listings)", (GATEWAY, CLUSTER)),
+    Setting("worker_secret", "", "shared secret of the gateway→worker hop (16+ printable "
+            "ASCII characters): the gateway sends it on every call to a worker; a worker "
+            "with one refuses any call without it (UNAUTHENTICATED, compared in constant "
+            "time; health stays open). Empty on a worker: any process that reaches it may "
+            "call it (a warning is logged). Set the variable, not the flag (flags show in "
+            "process listings)", (GATEWAY, WORKER)),
     Setting("rate_limit", 0.0, "calls per second each tenant may make (a token bucket, "
             "per gateway); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "

@@ -6,31 +6,31 @@ worker fails and passed on by the gateway, so that the SDK raises what PyTorch r
 
 from __future__ import annotations
 
-import re
-
 import grpc
 
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.errors import KIND_KEY, kind_of
+from remotegrad.proto.keys import KeyNameError, is_digest
 from remotegrad.worker.compute import MissingTensorError
 
-from .pool import NoWorkerFitsError, NoWorkersError, PoolBusyError
+from .pool import NoWorkerFitsError, NoWorkersError, PoolBusyError, WorkerRefusedError
 
 MISSING_KEY = "rg-missing-tensors"
 # gRPC's own server pushback (gRFC A6): a negative value tells a client's retry policy not
 # to retry. No workers is an answer, not a transient failure of this connection.
 PUSHBACK_KEY = "grpc-retry-pushback-ms"
-_DIGEST = re.compile(r"^[0-9a-f]{1,128}$")
 
 _CODES = [
     (MissingTensorError, grpc.StatusCode.FAILED_PRECONDITION),
     (OpError, grpc.StatusCode.INVALID_ARGUMENT),
+    (KeyNameError, grpc.StatusCode.INVALID_ARGUMENT),
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (PoolBusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NoWorkerFitsError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NoWorkersError, grpc.StatusCode.UNAVAILABLE),
+    (WorkerRefusedError, grpc.StatusCode.INTERNAL),
 ]
 
 
@@ -49,7 +49,7 @@ def abort(context: grpc.ServicerContext, err: Exception):
     kind = _passed_on_kind(err) if isinstance(err, grpc.RpcError) else kind_of(err)
     if isinstance(err, MissingTensorError):
         # Only well-formed digests: metadata values must be printable ASCII.
-        digests = [d for d in err.digests if _DIGEST.match(d)]
+        digests = [d for d in err.digests if is_digest(d)]
         context.set_trailing_metadata(((MISSING_KEY, ",".join(digests)),))
     elif isinstance(err, NoWorkersError):
         context.set_trailing_metadata(((PUSHBACK_KEY, "-1"),))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from remotegrad.proto import codec
+from remotegrad.proto import codec, keys
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
@@ -27,7 +27,7 @@ from remotegrad.worker.estimate import Estimates
 from . import metrics
 from .errors import abort
 from .fingerprint import fingerprint
-from .pool import NoWorkersError, WorkerPool
+from .pool import NoWorkersError, WorkerPool, WorkerRefusedError
 from .security import Auth
 
 log = logging.getLogger("remotegrad.gateway")
@@ -67,6 +67,7 @@ class Gateway:
                                 f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
         g, targets = engine.build(decoded.nodes, decoded.targets)
+        _check_leaf_names(decoded.nodes)
         self._check_sizes(g.metas)
         # What the worker will run, gradients expanded: its largest tensor and peak memory.
         biggest, peak = self.estimates.of(decoded.nodes, decoded.targets, g, targets)
@@ -83,6 +84,10 @@ class Gateway:
         return decoded, peak
 
     def _check_sizes(self, metas) -> None:
+        deepest = max(metas, key=lambda m: len(m.shape))
+        if len(deepest.shape) > MAX_DIMS:
+            raise OpError(f"a tensor of {len(deepest.shape)} dims: at most {MAX_DIMS} are "
+                          "supported")
         biggest = max(metas, key=lambda m: m.nbytes)
         if biggest.nbytes > self.limits.max_tensor_bytes:
             raise TooLargeError(
@@ -142,7 +147,12 @@ class Gateway:
         raw = self.cache.get(tenant, fp)
         if raw is None:
             return None
-        resp = pb.ComputeResponse.FromString(raw)
+        try:
+            resp = pb.ComputeResponse.FromString(raw)
+        except Exception as e:  # noqa: BLE001  (damaged or foreign: a miss, not a failure)
+            log.warning("cached result %s of tenant %s does not parse (%s); recomputing",
+                        fp, tenant, e)
+            return None
         refs = [r.hash for r in resp.results if not r.data and _nbytes(r)]
         if refs and self.store.missing(tenant, refs) != []:
             return None  # a referenced value was evicted (or cannot be checked): recompute
@@ -200,6 +210,12 @@ class Gateway:
                 on_cancel(lambda call=call: (client_gone.append(1), call.cancel()))
                 return call.result()
             except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED:  # never the caller's token
+                    log.error("worker %s refused this gateway: %s", w.address, e.details())
+                    raise WorkerRefusedError(
+                        f"worker {w.address} refused the gateway ({e.details()}): the "
+                        "gateway's and the workers' worker secrets (REMOTEGRAD_WORKER_SECRET) "
+                        "differ") from None
                 # A worker that died answers UNAVAILABLE; one shutting down may cancel.
                 gone = e.code() == grpc.StatusCode.UNAVAILABLE or (
                     e.code() == grpc.StatusCode.CANCELLED and not client_gone)
@@ -223,12 +239,31 @@ class Gateway:
             raise MissingTensorError([msg.hash])  # nowhere to keep it: send it inline
         return pb.PutTensorResponse(hash=msg.hash, bytes_received=len(msg.data))
 
+    def has_tensors(self, digests: list[str], tenant: str) -> list[bool]:
+        for d in digests:
+            keys.check_digest(d)
+        missing = self.store.missing(tenant, digests)
+        missing = set(digests if missing is None else missing)
+        return [d not in missing for d in digests]
+
     def fetch_tensor(self, digest: str, tenant: str):
+        keys.check_digest(digest)
         msg = self.store.get(tenant, digest)
         if msg is None:
             raise MissingTensorError([digest])
         metrics.BYTES_OUT.inc(len(msg.data))
         yield from codec.to_chunks(msg)
+
+
+MAX_DIMS = 64  # what NumPy (and so every backend) supports
+
+
+def _check_leaf_names(nodes) -> None:
+    """Leaves are named by content digests: nothing else may reach a store's keys."""
+    for n in nodes:
+        if n.op == "leaf" and not keys.is_digest(n.attrs.get("hash")):
+            raise OpError(f"node {n.id}: leaf hash {str(n.attrs.get('hash'))[:80]!r} is not "
+                          "a tensor digest (32 lowercase hex characters)")
 
 
 def _nbytes(r: pb.TensorData) -> int:
@@ -322,12 +357,9 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         return self._run("Compute", context, run)
 
     def HasTensors(self, request, context):  # noqa: N802
-        def run():
-            hashes = list(_decoded(request).hashes)
-            missing = self.gw.store.missing(self._tenant(context), hashes)
-            missing = set(hashes if missing is None else missing)
-            return pb.HasTensorsResponse(present=[h not in missing for h in hashes])
-        return self._run("HasTensors", context, run)
+        return self._run("HasTensors", context, lambda: pb.HasTensorsResponse(
+            present=self.gw.has_tensors(list(_decoded(request).hashes),
+                                        self._tenant(context))))
 
     def PutTensor(self, request_iterator, context):  # noqa: N802
         return self._run("PutTensor", context,
@@ -341,11 +373,14 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         yield from chunks
 
     def ClusterStatus(self, request, context):  # noqa: N802
-        workers = [pb.WorkerInfo(address=w.address, in_flight=w.inflight,
-                                 backend=w.info.get("backend", ""))
-                   for w in self.gw.pool.snapshot()]
-        return pb.ClusterStatusResponse(workers=workers, cache_hits=int(metrics.hits()),
-                                        cache_misses=int(metrics.misses()))
+        def run():
+            _decoded(request)
+            workers = [pb.WorkerInfo(address=w.address, in_flight=w.inflight,
+                                     backend=str(w.info.get("backend", "")))
+                       for w in self.gw.pool.snapshot()]
+            return pb.ClusterStatusResponse(workers=workers, cache_hits=int(metrics.hits()),
+                                            cache_misses=int(metrics.misses()))
+        return self._run("ClusterStatus", context, run)
 
 
 def abort_code(err: Exception) -> str:

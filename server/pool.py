@@ -7,6 +7,7 @@ Without Redis the pool is a static list of addresses.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from remotegrad.proto import keys
+from remotegrad.proto import keys, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.worker.estimate import describe_bytes
 
@@ -36,6 +37,11 @@ class PoolBusyError(Exception):
 
 class NoWorkerFitsError(Exception):
     """A computation needs more memory than any live worker's limit (RESOURCE_EXHAUSTED)."""
+
+
+class WorkerRefusedError(Exception):
+    """A worker refused the gateway itself (its worker secret differs): the cluster's
+    configuration is wrong, not the caller's credentials (INTERNAL)."""
 
 
 @dataclass(eq=False)
@@ -67,11 +73,14 @@ class WorkerPool:
     def __init__(self, redis_client=None, static: list[str] | None = None,
                  capacity: int = 68, refresh: float = 1.0, grace: float = 2.0,
                  credentials: grpc.ChannelCredentials | None = None,
-                 server_name: str = "") -> None:
+                 server_name: str = "", secret: str = "") -> None:
         """`credentials`: reach workers over TLS (`server_name`: the name their
-        certificates carry, when it is not the host they registered under)."""
+        certificates carry, when it is not the host they registered under); `secret`: the
+        worker secret sent on every call (proto/peer.py)."""
         self._redis, self._static = redis_client, static or []
         self._credentials, self._server_name = credentials, server_name
+        self._secret = secret
+        self._unreadable: set[bytes] = set()  # registry keys already reported
         self._capacity, self._refresh_every, self._grace = capacity, refresh, grace
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
@@ -81,21 +90,45 @@ class WorkerPool:
     def _discover(self) -> dict[str, dict]:
         if self._redis is None:
             return {a: {} for a in self._static}
-        import json
-
         import redis
         try:
             found = {}
             for key in self._redis.scan_iter(match=keys.WORKER_PATTERN, count=1000):
-                raw = self._redis.get(key)
-                if raw:
-                    info = json.loads(raw)
+                info = self._record(key)
+                if info is not None:
                     found[info["address"]] = info
             return found
         except redis.RedisError as e:
             log.warning("worker registry unreadable, keeping the last view: %s", e)
             metrics.REDIS_ERRORS.labels("registry").inc()
             return {a: w.info for a, w in self._workers.items()}
+
+    def _record(self, key: bytes) -> dict | None:
+        """A worker's registry record, or None when there is none or it does not parse
+        (skipped, logged once per key): one bad record never hides the other workers."""
+        import redis
+        try:
+            raw = self._redis.get(key)
+        except redis.ResponseError as e:  # a key of another type under the pattern
+            return self._unreadable_record(key, f"unreadable ({e})")
+        if not raw:
+            return None
+        try:
+            info = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            return self._unreadable_record(key, f"not JSON ({e})")
+        expected = key.decode("utf-8", "replace").removeprefix(keys.worker_key(""))
+        if not isinstance(info, dict) or info.get("address") != expected:
+            return self._unreadable_record(key, "not a record of the worker the key names")
+        return info
+
+    def _unreadable_record(self, key: bytes, why: str) -> None:
+        if key not in self._unreadable and len(self._unreadable) < 10_000:
+            self._unreadable.add(key)
+            log.warning("worker registry: skipping %s: %s",
+                        key.decode("utf-8", "replace")[:200], why)
+            metrics.REDIS_ERRORS.labels("registry_record").inc()
+        return None
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -121,11 +154,13 @@ class WorkerPool:
 
     def _channel(self, addr: str) -> grpc.Channel:
         if self._credentials is None:
-            return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+            return peer.secured_channel(grpc.insecure_channel(addr, options=CHANNEL_OPTIONS),
+                                        self._secret)
         options = list(CHANNEL_OPTIONS)
         if self._server_name:
             options.append(("grpc.ssl_target_name_override", self._server_name))
-        return grpc.secure_channel(addr, self._credentials, options=options)
+        return peer.secured_channel(grpc.secure_channel(addr, self._credentials,
+                                                        options=options), self._secret)
 
     def live(self) -> list[Worker]:
         now = time.monotonic()

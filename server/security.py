@@ -16,10 +16,12 @@ from pathlib import Path
 
 import grpc
 
+from remotegrad.proto import keys
+from remotegrad.proto.peer import refusal
+
 DEFAULT_TENANT = "default"
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 LIMITED_PREFIX = "/remotegrad.v1.Gateway/"
-_TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Auth:
@@ -30,8 +32,8 @@ class Auth:
         for token, tenant in (pairs or {}).items():
             if not token:
                 raise ValueError("empty token")
-            if not _TENANT_NAME.match(tenant):
-                raise ValueError(f"tenant name {tenant!r}: use letters, digits, _ . -")
+            if keys.TENANT.fullmatch(tenant) is None:  # one rule, where keys are made
+                raise ValueError(f"tenant name {tenant!r}: use 1-64 letters, digits, _ . -")
             self._by_digest[_digest(token)] = tenant
 
     @classmethod
@@ -105,20 +107,6 @@ class RateLimiter:
             return True
 
 
-def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str):
-    """A handler of the same shape as `handler` that ends the call with `code`."""
-    def deny(request_or_iterator, context):
-        context.abort(code, details)
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
-
-
 class AuthInterceptor(grpc.ServerInterceptor):
     """UNAUTHENTICATED without a known token, RESOURCE_EXHAUSTED past the tenant's rate;
     health checks pass untouched."""
@@ -137,12 +125,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return None
         if tenant is None:
             self._on_refused(method, "UNAUTHENTICATED")
-            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
+            return refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                             "missing or unknown token: send `authorization: Bearer <token>`")
         if (self.limiter is not None and method.startswith(LIMITED_PREFIX)
                 and not method.endswith("/ClusterStatus") and not self.limiter.allow(tenant)):
             self._on_refused(method, "RESOURCE_EXHAUSTED")
-            return _refusal(handler, grpc.StatusCode.RESOURCE_EXHAUSTED,
+            return refusal(handler, grpc.StatusCode.RESOURCE_EXHAUSTED,
                             f"tenant {tenant!r} is over its rate limit of "
                             f"{self.limiter.rate:g} calls/s; retry later")
         return handler

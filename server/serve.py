@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from remotegrad.proto import grpc_server
+from remotegrad.proto import grpc_server, peer
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
 from . import metrics
@@ -23,7 +23,7 @@ def build_gateway(args) -> Gateway:
     tls = grpc_server.TLS.from_args(args)
     # TLS to the workers when a CA to verify them is configured.
     creds = dict(credentials=tls.channel_credentials() if tls.ca else None,
-                 server_name=args.tls_server_name)
+                 server_name=args.tls_server_name, secret=_worker_secret(args))
     if args.redis_url:
         store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
         cache = RedisResultCache(store.redis, ttl=args.cache_ttl)
@@ -37,6 +37,13 @@ def build_gateway(args) -> Gateway:
     limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
                     args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes)
     return Gateway(store, cache, pool, limits, Auth.from_args(args))
+
+
+def _worker_secret(args) -> str:
+    try:
+        return peer.check_secret(getattr(args, "worker_secret", ""))
+    except ValueError as e:
+        raise SystemExit(f"remotegrad gateway: cannot start: {e}") from None
 
 
 def serve(args) -> None:

@@ -10,7 +10,7 @@ import threading
 import time
 
 import grpc
-from remotegrad.proto import grpc_server, keys
+from remotegrad.proto import codec, grpc_server, keys, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
@@ -38,8 +38,9 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             cancel.cancel()  # the RPC already ended: do not start
         metrics.RUNNING.labels("worker").inc()
         try:
-            resp = compute(request, self.store, meta.get("x-tenant", "default"), self.backend,
-                           cancel)
+            tenant = keys.check_tenant(meta.get("x-tenant", "default"))
+            _verify_inline(request)
+            resp = compute(request, self.store, tenant, self.backend, cancel)
             resp.worker = self.address
             return resp
         except CallCancelled:
@@ -56,6 +57,28 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             metrics.CALLS.labels("worker", "Execute", code).inc()
             metrics.LATENCY.labels("worker", "Execute").observe(time.perf_counter() - start)
             request_id.reset(token)
+
+
+def _verify_inline(request) -> None:
+    """Every inline tensor's bytes hash to its name before anything stores or uses them:
+    nobody can plant other bytes under a tensor's name (the gateway checked them too;
+    this worker does not depend on it)."""
+    for msg in request.tensors:
+        codec.decode_array(msg, verify_hash=True)  # OpError (INVALID_ARGUMENT) otherwise
+
+
+def _door(args) -> list[grpc.ServerInterceptor]:
+    """The worker secret's interceptor, or none (and a warning) without a secret."""
+    try:
+        secret = peer.check_secret(getattr(args, "worker_secret", ""))
+    except ValueError as e:
+        raise SystemExit(f"remotegrad worker: cannot start: {e}") from None
+    if not secret:
+        log.warning("no worker secret (REMOTEGRAD_WORKER_SECRET): any process that can reach "
+                    "%s:%s may call this worker as any tenant", args.host, args.port)
+        return []
+    return [peer.RequireSecret(secret, lambda method: metrics.CALLS.labels(
+        "worker", method.rsplit("/", 1)[-1], "UNAUTHENTICATED").inc())]
 
 
 class Heartbeat(threading.Thread):
@@ -106,12 +129,13 @@ def serve(args) -> None:
     store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
     if args.redis_url:
         store = TieredStore(store, args.memory_cache_bytes)
-    server = grpc_server.make_server(args.max_inflight)
+    server = grpc_server.make_server(args.max_inflight, interceptors=_door(args))
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address), server)
-    health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE)
+    health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
+                                               with_reflection=False)
     metrics.serve(args.metrics_port, args.host)
     server.start()
     beat = None

@@ -44,7 +44,8 @@ def test_same_computation_twice_reaches_a_worker_once(cluster):
 def test_results_are_cached_in_redis(cluster):
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     cluster.stub().Compute(_request(x, 7.0), timeout=10)
-    keys = cluster.redis.client().keys("rg:v1:default:result:*")
+    from remotegrad.proto.keys import result_pattern
+    keys = cluster.redis.client().keys(result_pattern("default"))
     assert keys, "no result key in Redis"
 
 
@@ -99,7 +100,7 @@ def test_small_graphs_run_in_the_gateway_when_enabled():
         total, scaled = codec.decode_response(resp)
         np.testing.assert_array_equal(scaled, x * 2)
         assert float(total) == 30.0
-        assert redis.client().keys("rg:v1:*:result:*") == []  # no worker, no result cache
+        assert redis.client().keys("rg:v1:result:*") == []  # no worker, no result cache
         big = np.ones((200, 200), dtype=np.float32)  # 160 KB of leaves: over the bound
         resp = cluster.stub().Compute(_request(big, 2.0), timeout=10)
         assert resp.worker not in ("", "gateway")

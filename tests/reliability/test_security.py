@@ -207,8 +207,9 @@ def test_tenants_cannot_see_each_others_tensors_or_results(secured):
     assert stub.Compute(_request(x), timeout=10, metadata=_as("alice")).cache_hit
     assert not stub.Compute(_request(x), timeout=10, metadata=_as("bob")).cache_hit
     assert stub.Compute(_request(x), timeout=10, metadata=_as("bob")).cache_hit
-    keys = {k.decode().split(":")[2] for k in secured_redis(secured).keys("rg:v1:*:tensor:*")}
-    assert {"alice", "bob"} <= keys
+    from remotegrad.proto.keys import tensor_pattern
+    tenants = {k.decode().split(":")[3] for k in secured_redis(secured).keys(tensor_pattern())}
+    assert {"alice", "bob"} <= tenants
 
 
 def secured_redis(c):
@@ -220,7 +221,7 @@ def test_rate_limit_per_tenant(secured):
     stub = pb_grpc.GatewayStub(secured.channel())
     codes, details = [], set()
     for _ in range(120):
-        code, d = _code(lambda: stub.HasTensors(pb.HasTensorsRequest(hashes=["ab"]), timeout=5,
+        code, d = _code(lambda: stub.HasTensors(pb.HasTensorsRequest(hashes=["ab" * 16]), timeout=5,
                                                 metadata=_as("carol")))
         codes.append(code)
         details.add(d)
@@ -228,7 +229,7 @@ def test_rate_limit_per_tenant(secured):
     assert codes.count("RESOURCE_EXHAUSTED") > 20
     assert any("carol" in d and "rate limit" in d for d in details)
     # Another tenant is not held back by carol's calls.
-    assert stub.HasTensors(pb.HasTensorsRequest(hashes=["ab"]), timeout=5,
+    assert stub.HasTensors(pb.HasTensorsRequest(hashes=["ab" * 16]), timeout=5,
                            metadata=_as("alice")).present == [False]
 
 
