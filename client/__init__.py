@@ -79,16 +79,22 @@ from ._grad_mode import (
 )
 from ._size import Size, device
 from ._tensor import Tensor
-from . import _functional as _functional_module  # noqa: E402  (installs the op table)
+from . import _functional as _functional_module  # noqa: E402
 
 globals().update(_functional_module.FUNCTIONS)
 
 from . import autograd, cuda, nn, optim, utils  # noqa: E402
+from . import accelerator, onnx, serialization  # noqa: E402
+from ._default_device import get_default_device, set_default_device  # noqa: E402
+from . import _alias  # noqa: E402
 from ._compare import allclose, equal, isclose  # noqa: E402
 from ._serialization import load, save  # noqa: E402
 
+_alias.install()  # sys.modules["torch"] = remotegrad: `import torch.nn.modules` finds ours
+
 __all__ = [
-    "allclose", "cuda", "equal", "isclose", "load", "save", "utils",
+    "accelerator", "allclose", "cuda", "equal", "get_default_device", "isclose", "load",
+    "onnx", "save", "serialization", "set_default_device", "utils",
     "AuthenticationError", "ClusterUnavailableError", "DeadlineExceededError", "Generator",
     "GraphRefusedError", "RemotegradError", "RemotegradIndexError", "RemotegradRuntimeError",
     "RemotegradValueError", "ResourceExhaustedError", "Size", "Tensor",

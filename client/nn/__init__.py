@@ -38,6 +38,7 @@ from ._module import Module, Parameter
 from ._norm import BatchNorm1d, BatchNorm2d
 from ._attention import MultiheadAttention
 from ._rnn import GRU, LSTM, RNN
+from . import modules  # noqa: E402  (torch.nn.modules's import path)
 
 __all__ = [
     "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
@@ -45,5 +46,6 @@ __all__ = [
     "Identity", "KLDivLoss", "L1Loss", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
     "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "MultiheadAttention",
     "NLLLoss", "Parameter", "ParameterDict", "ParameterList", "RNN", "ReLU", "Sequential",
-    "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "functional", "init", "utils",
+    "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "functional", "init", "modules",
+    "utils",
 ]

@@ -1,0 +1,22 @@
+"""remotegrad.nn.modules: the import path of torch.nn.modules (`from torch.nn.modules import
+Module`, `torch.nn.modules.loss._Loss`, ...). The classes are remotegrad.nn's own."""
+
+from .. import _layers as _L
+from .._attention import MultiheadAttention
+from .._module import Module
+from .._norm import BatchNorm1d, BatchNorm2d
+from .._rnn import GRU, LSTM, RNN, RNNBase
+from . import (activation, batchnorm, container, conv, linear, loss, module, normalization,
+               rnn)
+
+_FROM_LAYERS = ("AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
+                "Dropout", "Embedding", "Flatten", "GELU", "HuberLoss", "Identity",
+                "KLDivLoss", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
+                "MSELoss", "MaxPool2d", "ModuleDict", "ModuleList", "NLLLoss", "ParameterDict",
+                "ParameterList", "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss",
+                "Softmax", "Tanh")
+globals().update({name: getattr(_L, name) for name in _FROM_LAYERS})
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GRU", "LSTM", "Module", "MultiheadAttention", "RNN",
+           "RNNBase", "activation", "batchnorm", "container", "conv", "linear", "loss",
+           "module", "normalization", "rnn", *_FROM_LAYERS]

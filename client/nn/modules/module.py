@@ -1,0 +1,5 @@
+"""torch.nn.modules.module's import path."""
+
+from .._module import Module
+
+__all__ = ["Module"]
