@@ -10,6 +10,7 @@ COPY proto proto
 COPY client client
 COPY server server
 COPY worker worker
+COPY loadtest loadtest
 # EXTRAS=gpu adds CuPy for the gpu profile's workers.
 ARG EXTRAS=""
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"

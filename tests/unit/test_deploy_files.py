@@ -101,3 +101,68 @@ def test_compose_file_passes_schema_validation():
     out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config",
                           "-q"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def _duration(text: str) -> float:
+    """A compose duration (`20s`, `1m30s`) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(text))
+    assert parts and any(parts.groups()), f"not a duration: {text!r}"
+    return int(parts.group(1) or 0) * 60 + int(parts.group(2) or 0)
+
+
+def test_every_service_restarts_and_has_a_healthcheck():
+    for name, svc in SERVICES.items():
+        assert svc.get("restart") in ("always", "unless-stopped"), f"{name}: no restart policy"
+        check = svc.get("healthcheck", {})
+        assert check.get("test", [""])[0] in ("CMD", "CMD-SHELL"), f"{name}: no healthcheck"
+        assert _duration(check["timeout"]) <= _duration(check["interval"]), name
+
+
+def test_remotegrad_healthchecks_probe_grpc_health_on_the_serving_port():
+    for name, svc in REMOTEGRAD.items():
+        argv = svc["healthcheck"]["test"][1:]
+        assert argv[:2] == ["remotegrad", "health"], f"{name}: {argv}"
+        args = cli._parser().parse_args(argv[1:])
+        host, port = args.address.rsplit(":", 1)
+        assert host in ("localhost", "127.0.0.1"), name
+        assert port == svc["environment"]["REMOTEGRAD_PORT"], f"{name} probes another port"
+        assert args.server_name == svc["command"][1], f"{name}: TLS name {args.server_name}"
+
+
+def test_depends_on_waits_for_health():
+    for name, svc in SERVICES.items():
+        for dep, how in svc.get("depends_on", {}).items():
+            assert dep in SERVICES, f"{name} depends on missing {dep}"
+            condition = how["condition"]
+            assert condition in ("service_started", "service_healthy"), (name, dep)
+            if condition == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], (name, dep)
+    for name in ("gateway", "worker", "worker-gpu"):
+        assert SERVICES[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_stop_grace_period_outlasts_the_drain():
+    grace = next(s for s in SETTINGS if s.name == "stop_grace")
+    for name, svc in REMOTEGRAD.items():
+        drain = float(svc["environment"].get(grace.env, grace.default))
+        assert _duration(svc["stop_grace_period"]) > drain, f"{name}: SIGKILL before drained"
+        assert drain < 30, name  # what orchestrators allow by default (Kubernetes: 30 s)
+
+
+def test_tls_override_checks_redis_on_its_tls_port():
+    tls = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["services"]
+    cmd, check = tls["redis"]["command"], tls["redis"]["healthcheck"]["test"]
+    assert cmd[cmd.index("--port") + 1] == "0"  # plaintext off: the base check cannot work
+    assert "--tls" in check and check[check.index("-p") + 1] == cmd[cmd.index("--tls-port") + 1]
+
+
+def test_dockerfile_copies_every_folder_of_the_package():
+    import ast
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    roots = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], "id", "") == "ROOTS")
+    copied = {p for src in re.findall(r"^COPY (?!--from)(.+) \S+$",
+                                      (ROOT / "Dockerfile").read_text(), re.M)
+              for p in src.split()}
+    missing = set(roots.values()) - copied
+    assert not missing, f"the image build fails without {sorted(missing)} (setup.py maps them)"
