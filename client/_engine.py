@@ -1,11 +1,12 @@
 """The SDK's one door into the worker's engine, imported on first use (never by
-`import remotegrad`): the embedded mode's compute (`connect("local")`), and the engine's
+`import remotegrad`): the embedded mode's evaluation of client graphs
+(`connect("local")`, leaves given as arrays) and of ComputeRequests, and the engine's
 lowering of gradient nodes, which names the grad_fn of a `create_graph=True` gradient as
 the engine will build it (see _derivative)."""
 
 from __future__ import annotations
 
-from remotegrad.worker.compute import MemoryTensorStore, MissingTensorError, compute
+from remotegrad.worker.compute import MemoryTensorStore, MissingTensorError, compute, evaluate
 from remotegrad.worker.engine import Graph, lower
 
-__all__ = ["Graph", "MemoryTensorStore", "MissingTensorError", "compute", "lower"]
+__all__ = ["Graph", "MemoryTensorStore", "MissingTensorError", "compute", "evaluate", "lower"]

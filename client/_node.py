@@ -95,10 +95,20 @@ def builtin_error(message: str) -> Exception:
 # loop's graphs do not grow from step to step. Keyed by id: a WeakSet would compare tensors
 # with ==, which builds an `eq` node.
 _updated: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+# In-place updates noted since the last flush: past this many, they are sent (a loop that
+# updates tensors by hand and never reads must not grow its graph without bound).
+FLUSH_AFTER = 4096
+_noted = 0
 
 
 def note_update(tensor) -> None:
+    global _noted
     _updated[id(tensor)] = tensor
+    _noted += 1
+    if _noted >= FLUSH_AFTER:
+        _noted = 0
+        from ._wire import flush  # (_wire reads values: it imports this module)
+        flush()
 
 
 def pending_updates() -> list[Node]:

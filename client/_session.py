@@ -1,8 +1,11 @@
 """Where graphs go: `connect()` picks a cluster (or the in-process engine).
 
-A Session sends ComputeRequests and moves large tensors: it asks which hashes the cluster
-already holds, streams up only the missing ones, and streams down results the gateway
-answered by reference. `held` is what this session knows the cluster holds.
+A Session evaluates client nodes: `evaluate(nodes, keep)` gives each node's value (and the
+name the cluster holds it under). The embedded session hands the graph to the engine as
+Python objects, leaves named by identity (see _request). A remote session sends
+ComputeRequests and moves large tensors: it asks which hashes the cluster already holds,
+streams up only the missing ones, and streams down results the gateway answered by
+reference. `held` is what a remote session knows its cluster holds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -20,6 +24,7 @@ from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
 from ._errors import ClusterUnavailableError, from_engine_error, from_rpc_error
+from ._request import build_request, by_identity
 
 log = logging.getLogger("remotegrad.client")
 
@@ -63,13 +68,26 @@ class MissingTensorsError(Exception):
 
 
 class Session:
-    """Sends ComputeRequests; remembers which tensor hashes the cluster holds."""
+    """Evaluates client nodes, here or in a cluster."""
 
     address = "local"
     stream_threshold = float("inf")  # leaves larger than this are streamed up first
 
     def __init__(self) -> None:
         self.held: set[str] = set()
+
+    def evaluate(self, nodes: list, keep: int) -> list[tuple]:
+        """(value, name) of each node: the first `keep` stay where they were computed
+        (their value may then be None: the cluster holds them under `name`)."""
+        raise NotImplementedError
+
+    def evaluate_later(self, nodes: list, done) -> None:
+        """Evaluate `nodes` (all kept) and hand the results to `done` at the next settle()
+        (here: at once; a remote session sends them without waiting for the answer)."""
+        done(self.evaluate(nodes, len(nodes)))
+
+    def settle(self) -> None:
+        """Wait for what evaluate_later sent; apply its results."""
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
         raise NotImplementedError
@@ -89,12 +107,25 @@ class LocalSession(Session):
 
     def __init__(self) -> None:
         super().__init__()
-        from ._engine import MemoryTensorStore, MissingTensorError, compute
+        from ._engine import MemoryTensorStore, MissingTensorError, compute, evaluate
         self._compute, self._store, self._missing = compute, MemoryTensorStore(), MissingTensorError
+        self._evaluate = evaluate
+
+    def evaluate(self, nodes: list, keep: int) -> list[tuple]:
+        graph, targets, arrays = by_identity(nodes)
+        values = self._engine(self._evaluate, graph, targets,
+                              lambda name: arrays[int(name)])
+        for v in values:
+            v.flags.writeable = False
+        return [(v, None) for v in values]
 
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
+        """A ComputeRequest answered in this process (what the cluster's worker would do)."""
+        return self._engine(self._compute, req, self._store)
+
+    def _engine(self, fn, *args):
         try:
-            return self._compute(req, self._store)
+            return fn(*args)
         except self._missing as e:
             raise MissingTensorsError(str(e)) from None
         except Exception as e:  # noqa: BLE001  (the family's, as a cluster would say it)
@@ -132,6 +163,8 @@ class RemoteSession(Session):
             self._channel = grpc.insecure_channel(address, options=options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._stub = pb_grpc.GatewayStub(self._channel)
+        self._pool: ThreadPoolExecutor | None = None
+        self._later = None  # (future, done) of what evaluate_later sent
 
     def _call(self, method, request, request_id: str = "", consume=None):
         """One call with the deadline and metadata, retried per `self.retry`; errors become
@@ -167,6 +200,59 @@ class RemoteSession(Session):
                 time.sleep(min(self.retry.backoff(attempt), max(0.0, deadline - now)))
                 attempt += 1
 
+    def evaluate(self, nodes: list, keep: int) -> list[tuple]:
+        try:
+            return self._exchange(*build_request(nodes, keep, self.held,
+                                                 self.stream_threshold), nodes, keep)
+        except MissingTensorsError:  # the cluster lost leaves it held: send their bytes again
+            self.held.clear()
+            return self._exchange(*build_request(nodes, keep, self.held,
+                                                 self.stream_threshold), nodes, keep)
+
+    def evaluate_later(self, nodes: list, done) -> None:
+        """The request is built here (it reads the graph); a thread sends it and reads the
+        answer, so the caller records its next step meanwhile."""
+        self.settle()
+        request = build_request(nodes, len(nodes), self.held, self.stream_threshold)
+        self._later = (self._sender().submit(self._exchange, *request, nodes, len(nodes)),
+                       done)
+
+    def settle(self) -> None:
+        if self._later is None:
+            return
+        (future, done), self._later = self._later, None
+        try:
+            results = future.result()
+        except Exception as e:  # noqa: BLE001
+            # The updates stay pending: the next read sends them again (and says what is
+            # wrong, if they themselves fail).
+            log.debug("sending pending updates failed: %s", e)
+            self.held.clear()
+            return
+        done(results)
+
+    def _sender(self):
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="remotegrad-send")
+        return self._pool
+
+    def _exchange(self, req, uploads, nodes: list, keep: int) -> list[tuple]:
+        """Send one request (its large leaves first); each node's (value, name)."""
+        if uploads:
+            self.upload(uploads)
+        out = []
+        for i, (node, msg) in enumerate(zip(nodes, self.compute(req).results)):
+            if not msg.data and node.meta.nbytes:  # answered by reference
+                self.held.add(msg.hash)
+                if i < keep:  # it stays in the cluster, named by its hash
+                    out.append((None, msg.hash))
+                    continue
+                msg = self.fetch(msg.hash)
+            value = codec.decode_array(msg)
+            value.flags.writeable = False
+            out.append((value, msg.hash or None))
+        return out
+
     def compute(self, req: pb.ComputeRequest) -> pb.ComputeResponse:
         return self._call(self._stub.Compute, req, request_id=req.request_id)
 
@@ -191,6 +277,8 @@ class RemoteSession(Session):
             return False
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._channel.close()
 
 

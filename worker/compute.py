@@ -13,6 +13,7 @@ from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.catalog import CheckedRuntimeError, OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.errors import compute_error
+from remotegrad.proto.nodes import WireNode
 from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
@@ -22,7 +23,7 @@ from .estimate import Estimates, describe_bytes
 log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
-           "WorkerMemoryError", "compute"]
+           "WorkerMemoryError", "compute", "evaluate"]
 
 # Peak-memory estimates by graph structure, for workers with a memory limit.
 _estimates = Estimates()
@@ -109,7 +110,7 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
     decoded = codec.decode_request(req)
     limit = backend.memory_limit
     if limit:  # before any leaf is fetched, transferred or stored
-        peak = _peak(decoded)
+        peak = _peak(decoded.nodes, decoded.targets)
         if peak > limit:
             raise WorkerMemoryError(
                 f"the computation needs about {describe_bytes(peak)} at its peak (estimated "
@@ -118,23 +119,37 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
     inline = decoded.tensor_protos
     for msg in inline.values():  # remembered for later requests that name it by hash
         store.put(tenant, msg)
-    on_device: dict[str, object] = {}
 
     def leaf(digest: str):
         if cancel is not None:
             cancel.check()
-        value = on_device.get(digest)
+        msg = inline.get(digest) or store.get(tenant, digest)
+        if msg is None:
+            raise MissingTensorError([digest])
+        return codec.decode_array(msg)
+
+    return codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+
+
+def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_backend
+             ) -> list[np.ndarray]:
+    """Run a graph whose leaves `leaf(name)` gives as host arrays; the targets' values on
+    the host. What the values themselves make fail (an index out of range, an integer
+    division by zero, the device's memory) is raised as the error PyTorch raises
+    (proto/errors.py); a graph the rules refuse as OpError. The Worker service and the
+    embedded mode (`connect("local")`, which names leaves by identity) share it."""
+    on_device: dict[str, object] = {}
+
+    def device_leaf(name: str):
+        value = on_device.get(name)
         if value is None:  # each leaf goes to the device once per call
-            msg = inline.get(digest) or store.get(tenant, digest)
-            if msg is None:
-                raise MissingTensorError([digest])
-            value = on_device[digest] = backend.to_device(codec.decode_array(msg))
+            value = on_device[name] = backend.to_device(leaf(name))
         return value
 
     oom = None
     try:
         with backend.scope():
-            values = engine.execute(decoded.nodes, decoded.targets, leaf, backend.xp)
+            values = engine.execute(nodes, targets, device_leaf, backend.xp)
             on_device.clear()
             results = [np.asarray(backend.to_host(v)) for v in values]
             del values
@@ -161,18 +176,18 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
         # Raised here, outside the handler, so that nothing keeps the failed exception's
         # frames and with them the arrays it was computing: the memory is free again.
         on_device.clear()
-        raise WorkerMemoryError(_out_of_memory_message(oom, decoded, backend))
-    return codec.encode_response(results)
+        raise WorkerMemoryError(_out_of_memory_message(oom, nodes, targets, backend))
+    return results
 
 
-def _peak(decoded: codec.Request) -> int:
+def _peak(nodes: list[WireNode], targets: list[int]) -> int:
     """The graph's estimated peak bytes, gradients expanded (the gateway's estimate)."""
-    return _estimates.of(decoded.nodes, decoded.targets)[1]
+    return _estimates.of(nodes, targets)[1]
 
 
-def _out_of_memory_message(error: str, decoded: codec.Request, backend) -> str:
+def _out_of_memory_message(error: str, nodes, targets, backend) -> str:
     try:
-        need = f"by the shape estimate it needs about {describe_bytes(_peak(decoded))} at " \
+        need = f"by the shape estimate it needs about {describe_bytes(_peak(nodes, targets))} at " \
                "its peak"
     except Exception:  # noqa: BLE001  (the message must not fail)
         need = "its shape estimate is unavailable"

@@ -8,7 +8,7 @@ import math
 
 from ._registry import OpDef, register
 from ._samples import F, P, S, X, unary
-from ._special import erf
+from ._special import erf, zero_where
 from ._types import DEFAULT_FLOAT, FLOATING, Meta, OpError, torch_dtype_name
 
 
@@ -45,7 +45,7 @@ def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose
     return register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
                           attrs=attrs or {}, torch_name=torch_name, samples=samples,
                           decompose=decompose, float_inputs=infer is infer_float_unary,
-                          ufunc=ufunc, fusable=fwd if fusable else None))
+                          ufunc=ufunc, fusable=fwd if fusable is True else fusable or None))
 
 
 _LN2 = math.log(2.0)
@@ -117,11 +117,15 @@ def _threshold_bw(xp, g, y, threshold):
     return xp.where(y <= threshold, 0, g)  # a NaN output passes the gradient, as aten's
 
 
+def _threshold_bw_forward(xp, g, y, threshold):
+    return zero_where(xp, y <= threshold, g)
+
+
 # threshold_backward(grad_output, output, threshold): grad_output where output > threshold,
 # else 0, as aten's (relu's rule). Its derivative in `output` is zero, yet the result
 # depends on it, as in PyTorch: a relu's gradient made with create_graph requires grad, and
 # its second derivative is zeros, not "does not require grad".
-register(OpDef("threshold_backward", 2, _binary_same, _threshold_bw,
+register(OpDef("threshold_backward", 2, _binary_same, _threshold_bw_forward,
                (lambda h, g, y, out, threshold: h.threshold_backward(y, threshold=threshold),
                 lambda h, g, y, out, threshold: y.full_like(0.0)),
                attrs={"threshold": ("float", 0.0)}, torch_name="ThresholdBackwardBackward0",
@@ -131,10 +135,10 @@ register(OpDef("threshold_backward", 2, _binary_same, _threshold_bw,
 # --- activations ------------------------------------------------------------------------
 _KINK = unary()  # random inputs: the chance of one within 1e-6 of the kink is nil
 # where, not maximum: relu(-0.0) is -0.0 in PyTorch (only values below 0 are replaced)
-unary_op("relu", lambda xp, a: xp.where(a < 0, 0, a),
+unary_op("relu", lambda xp, a: zero_where(xp, a < 0, a),
          lambda g, x, out: g.threshold_backward(out, threshold=0.0),
          "ReluBackward0", _KINK + (S(X([-0.0, float("nan"), 1.0, -1.0]), fd=False),),
-         infer=_infer_relu, fusable=True)
+         infer=_infer_relu, fusable=lambda xp, a: xp.where(a < 0, 0, a))
 def _leaky_bw(xp, g, x, negative_slope):
     return xp.where(x > 0, g, g * negative_slope)
 

@@ -12,7 +12,7 @@ import torch.autograd.functional as TF
 
 import remotegrad as rg
 import remotegrad.autograd.functional as RF
-from remotegrad import _session
+from remotegrad import _request, _session
 from torchref import close
 
 R = np.random.default_rng(11)
@@ -38,12 +38,12 @@ def round_trips(monkeypatch):
     """Counts the requests the client sends."""
     session = _session.current()
     calls = []
-    real = session.compute
+    real = session.evaluate
 
-    def counting(req):
-        calls.append(req)
-        return real(req)
-    monkeypatch.setattr(session, "compute", counting)
+    def counting(nodes, keep):  # each round trip's graph, as it travels
+        calls.append(_request.by_identity(nodes)[0])
+        return real(nodes, keep)
+    monkeypatch.setattr(session, "evaluate", counting)
     return calls
 
 
