@@ -13,10 +13,13 @@ with (new - old). Leaf hooks run on the gradient before it is accumulated into `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _grad_mode
+from ._creation import tensor, zeros_like
+from ._derivative import derivatives
 from ._function import (
     FREED_MESSAGE,
     AccumulateGrad,
@@ -25,15 +28,21 @@ from ._function import (
     short_name,
     walk,
 )
-from ._derivative import derivatives
 from ._node import Node, leaf
-from ._tensor import Tensor, _edge
+from ._shape import stack
+from ._tensor_base import TensorBase, _edge, batch, new
+from ._tensor_meta import torch_type_name
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
+
+__all__ = ["backward", "batch", "grad"]
 
 
 def _as_list(x) -> list:
     if x is None:
         return []
-    return [x] if isinstance(x, Tensor) else list(x)
+    return [x] if isinstance(x, TensorBase) else list(x)
 
 
 @dataclass
@@ -64,7 +73,7 @@ class _Pass:
                      for d in derivatives(nodes, [f.node for f in functions])]
         out = []
         for node, d in zip(nodes, found):
-            t = Tensor(node)
+            t = new(node)
             if d is not None:
                 name, reads = d
                 t.grad_fn = function_class(name)(node, tuple((f, 0) for f in reads))
@@ -105,7 +114,7 @@ class _Pass:
         for (node, edge), g in zip(spec.inputs, result):
             if node is None or g is None:
                 continue
-            if not isinstance(g, Tensor):
+            if not isinstance(g, TensorBase):
                 raise TypeError(f"{spec.cls.__name__}.backward returned {type(g).__name__}; "
                                 "expected a Tensor or None")
             if tuple(g._node.meta.shape) != tuple(node.meta.shape):
@@ -121,13 +130,13 @@ def _copy(g: Tensor, name: str) -> Tensor:
     under a node, so the copy shares the gradient's."""
     if g.grad_fn is None:
         return g
-    out = Tensor(g._node)
+    out = new(g._node)
     out.grad_fn = function_class(name)(g._node, ((g.grad_fn, 0),))
     return out
 
 
 def _checked(new, old: Tensor, what: str) -> Tensor:
-    if not isinstance(new, Tensor):
+    if not isinstance(new, TensorBase):
         raise TypeError(f"{what} returned {type(new).__name__}; expected a Tensor or None")
     if tuple(new.shape) != tuple(old.shape):
         raise RuntimeError(f"{what} changed the gradient's shape from {list(old.shape)} "
@@ -152,8 +161,7 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Functi
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             seeds.append((leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)), None))
             continue
-        if not isinstance(g, Tensor):
-            from ._creation import tensor
+        if not isinstance(g, TensorBase):
             g = tensor(g, dtype=out.dtype)
         if tuple(g.shape) != tuple(out.shape):
             raise RuntimeError(
@@ -211,7 +219,6 @@ def _check_graph(executed: list[Function]) -> None:
 
 def _modified(fn: Function, counter: list, then: int, is_result: bool, meta) -> str:
     """PyTorch's message for a saved tensor changed in place before the backward."""
-    from ._tensor_meta import torch_type_name
     what = f"[torch.{torch_type_name(meta.dtype)}Tensor {list(meta.shape)}]"
     owner = type(fn).__name__ if is_result else counter[1]
     if owner is not None:
@@ -250,13 +257,6 @@ def _finish(p: _Pass, executed: list[Function], retain_graph: bool) -> None:
         for fn in executed:
             fn._freed = True
     batch(p.made)
-
-
-def batch(tensors) -> None:
-    """Fetch these tensors together: reading any of them computes all in one round trip."""
-    nodes = [t._node for t in tensors if t is not None and t._node.value is None]
-    for n in nodes:
-        n.batch = nodes
 
 
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
@@ -390,7 +390,6 @@ def _unused(t: Tensor, i: int, allow_unused: bool, materialize: bool,
             f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
             "Set allow_unused=True if this is the desired behavior.")
     if materialize:
-        from ._creation import zeros_like
         return zeros_like(t, requires_grad=create_graph)  # as PyTorch materializes them
     return None
 
@@ -399,7 +398,6 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
                   materialize_grads) -> tuple:
     """is_grads_batched=True: one gradient per row of the grad_outputs' first dimension,
     all recorded before anything is fetched (one round trip)."""
-    from ._shape import stack
     outs, gos = _as_list(outputs), _as_list(grad_outputs)
     rows = gos[0].shape[0]
     per_row = [grad(outs, inputs, [g[r] for g in gos], True, create_graph,

@@ -3,7 +3,10 @@ for the Python-bool forms)."""
 
 from __future__ import annotations
 
-from ._tensor import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
 
 def isclose(input: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8,
@@ -24,3 +27,12 @@ def equal(input: Tensor, other: Tensor) -> bool:
     if tuple(input.shape) != tuple(other.shape):
         return False
     return bool((input == other).all())
+
+
+class CompareMethods:
+    """These comparisons as Tensor methods (the same functions as remotegrad.<name>)."""
+
+    __slots__ = ()
+    allclose = allclose
+    isclose = isclose
+    equal = equal

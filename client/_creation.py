@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import builtins
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _dtypes
 from ._node import leaf
-from ._tensor import Tensor
+from ._tensor_base import TensorBase, new
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
 _rng = np.random.default_rng()
 
@@ -68,7 +72,7 @@ def _make(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:
         array = array.astype(name)
     if requires_grad and array.dtype.name not in ("float16", "float32", "float64"):
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
-    t = Tensor(leaf(array))
+    t = new(leaf(array))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -88,7 +92,7 @@ def _infer_dtype(array: np.ndarray) -> str:
 
 def _gather(data):
     """Nested lists may hold tensors (torch.tensor([t1, t2]))."""
-    if isinstance(data, Tensor):
+    if isinstance(data, TensorBase):
         return data.detach()._value()
     if isinstance(data, (list, tuple)):
         return [_gather(d) for d in data]
@@ -98,7 +102,7 @@ def _gather(data):
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
     """A new leaf holding a copy of `data` (nested lists, numbers, arrays or tensors)."""
-    was_array = isinstance(data, (np.ndarray, Tensor))
+    was_array = isinstance(data, (np.ndarray, TensorBase))
     array = np.asarray(_gather(data))
     if not was_array and array.dtype.kind not in "fiub":
         raise TypeError(f"Could not infer dtype of {type(data).__name__}")
@@ -110,7 +114,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    if isinstance(data, Tensor):
+    if isinstance(data, TensorBase):
         return data if dtype is None else data.to(dtype)
     return tensor(data, dtype=dtype)
 
@@ -124,7 +128,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
         raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.name}. The only "
                         "supported types are: float64, float32, float16, int64, int32, int16, "
                         "int8, uint8, and bool.")
-    return Tensor(leaf(np.array(array)))
+    return new(leaf(np.array(array)))
 
 
 def _default(dtype) -> str:
@@ -146,7 +150,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False, **kwargs)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    if isinstance(fill_value, Tensor):
+    if isinstance(fill_value, TensorBase):
         fill_value = fill_value.item()
     if dtype is None:
         dtype = ("bool" if isinstance(fill_value, builtins.bool) else
@@ -210,7 +214,7 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
 
 
 def _num(v):
-    return v.item() if isinstance(v, Tensor) else v
+    return v.item() if isinstance(v, TensorBase) else v
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -289,6 +293,50 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
                  requires_grad: bool = False, memory_format=None) -> Tensor:
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype,
                    requires_grad=requires_grad)
+
+
+# --- as Tensor methods ----------------------------------------------------------------------
+def _fill_random(tensor: Tensor, array: np.ndarray) -> Tensor:
+    """The tensor's new value, drawn here (no autograd history, as under no_grad); what
+    nn.init's uniform_/normal_ do."""
+    tensor._set_node(leaf(np.asarray(array, dtype=tensor._node.meta.dtype)))
+    return tensor
+
+
+def fill_uniform(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    return _fill_random(tensor, rng(generator).uniform(a, b, tuple(tensor.shape)))
+
+
+def fill_normal(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    return _fill_random(tensor, rng(generator).normal(mean, std, tuple(tensor.shape)))
+
+
+class CreationMethods:
+    """Tensor methods that make new data: new_* and the random in-place fills."""
+
+    __slots__ = ()
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def uniform_(self, *args, generator=None, **kwargs) -> Tensor:
+        return fill_uniform(self, *args, generator=generator, **kwargs)
+
+    def normal_(self, *args, generator=None, **kwargs) -> Tensor:
+        return fill_normal(self, *args, generator=generator, **kwargs)
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING, Meta, OpError
 
 from ._node import Node
+from ._ops import grad_name
 
 if TYPE_CHECKING:
     from remotegrad.worker.engine import Graph
@@ -42,6 +43,8 @@ def derivatives(grads: list[Node], needs_grad: list[Node]) -> list[tuple[str, li
     grad_fn name for it and what it is computed from: the positions in `needs_grad` (the
     nodes of the tensors requiring grad in the graph) of those its derivative reads, the
     nearest on each path (its grad_fn's next_functions)."""
+    # Deferred (here and in _engine_graph): the worker's engine and _wire's grpc are not
+    # part of `import remotegrad`, which the worker's own imports go through.
     from ._engine import lower
 
     if not grads:
@@ -151,7 +154,6 @@ def _constant_value(g: Graph, n: int) -> np.ndarray | None:
 
 
 def _torch_name(g: Graph, n: int) -> str:
-    from ._ops import grad_name
     operands = [g.attrs[i]["value"] if g.ops[i] == "const" else _Operand(g.metas[i])
                 for i in g.inputs[n]]
     return grad_name(g.ops[n], operands, g.attrs[n])

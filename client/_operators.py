@@ -1,37 +1,38 @@
 """Python operators on Tensor (`+`, `-`, `*`, `/`, `//`, `%`, `**`, `@`, comparisons and
 bool logic), their reflected and in-place forms, and the methods whose PyTorch signature
-is not one catalog op: max/min (values and indices), reshape/view/expand with -1."""
+is not one catalog op: max/min (values and indices), reshape/view/expand with -1. Tensor
+gets them from OperatorMethods."""
 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from remotegrad.proto import catalog
 
 from ._ops import available, call
-from ._tensor import Scalar, Tensor, apply
+from ._select import return_type
+from ._tensor_base import Scalar, TensorBase, apply
 
-_OPERAND = (Tensor, *Scalar, np.ndarray, np.generic)
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
-
-def _binary(name: str, reflected: bool = False, **fixed):
-    def op(self, other):
-        if not isinstance(other, _OPERAND):
-            return NotImplemented
-        args = (other, self) if reflected else (self, other)
-        return call(name, args, dict(fixed))
-    return op
+_OPERAND = (TensorBase, *Scalar, np.ndarray, np.generic)
 
 
-def _inplace(name: str, **fixed):
-    def op(self, other):
-        if not isinstance(other, _OPERAND):
-            return NotImplemented
-        self._check_inplace()
-        return self._assign(call(name, (self, other), dict(fixed)))
-    return op
+def _binary(name: str, left, right, other):
+    """`left <op> right`, where `other` (one of them) is the operand that is not self."""
+    if not isinstance(other, _OPERAND):
+        return NotImplemented
+    return call(name, (left, right), {})
+
+
+def _inplace(name: str, self, other):
+    if not isinstance(other, _OPERAND):
+        return NotImplemented
+    self._check_inplace()
+    return self._assign(call(name, (self, other), {}))
 
 
 def _rsub(self, other):
@@ -49,16 +50,14 @@ def _rtruediv(self, other):
                  else None)
 
 
-def _logic(name: str, bitwise: str):
-    def op(self, other):
-        if not isinstance(other, _OPERAND):
-            return NotImplemented
-        other_dtype = other.dtype.name if isinstance(other, Tensor) else (
-            "bool" if isinstance(other, builtins.bool) else "int")
-        if self._node.meta.dtype == "bool" and other_dtype == "bool":
-            return call(name, (self, other), {})
-        raise TypeError(f"{bitwise} on non-bool tensors is not supported by remotegrad yet")
-    return op
+def _logic(name: str, bitwise: str, self, other):
+    if not isinstance(other, _OPERAND):
+        return NotImplemented
+    other_dtype = other.dtype.name if isinstance(other, TensorBase) else (
+        "bool" if isinstance(other, builtins.bool) else "int")
+    if self._node.meta.dtype == "bool" and other_dtype == "bool":
+        return call(name, (self, other), {})
+    raise TypeError(f"{bitwise} on non-bool tensors is not supported by remotegrad yet")
 
 
 def _contains(self, element) -> builtins.bool:
@@ -75,42 +74,14 @@ def _invert(self):
     return call("logical_not", (self,), {})
 
 
-OPERATORS = {
-    "__add__": _binary("add"), "__radd__": _binary("add", True), "__iadd__": _inplace("add"),
-    "__sub__": _binary("sub"), "__rsub__": _rsub, "__isub__": _inplace("sub"),
-    "__mul__": _binary("mul"), "__rmul__": _binary("mul", True), "__imul__": _inplace("mul"),
-    "__truediv__": _binary("div"), "__rtruediv__": _rtruediv, "__itruediv__": _inplace("div"),
-    "__floordiv__": _binary("floor_divide"),
-    "__rfloordiv__": _binary("floor_divide", True),
-    "__ifloordiv__": _inplace("floor_divide"),
-    "__mod__": _binary("remainder"), "__rmod__": _binary("remainder", True),
-    "__imod__": _inplace("remainder"),
-    "__pow__": _binary("pow"), "__rpow__": _binary("pow", True), "__ipow__": _inplace("pow"),
-    "__matmul__": _binary("matmul"), "__rmatmul__": _binary("matmul", True),
-    "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"),
-    "__le__": _binary("le"), "__gt__": _binary("gt"), "__ge__": _binary("ge"),
-    "__and__": _logic("logical_and", "&"), "__rand__": _logic("logical_and", "&"),
-    "__or__": _logic("logical_or", "|"), "__ror__": _logic("logical_or", "|"),
-    "__xor__": _logic("logical_xor", "^"), "__rxor__": _logic("logical_xor", "^"),
-    "__invert__": _invert, "__contains__": _contains,
-    "__neg__": lambda self: call("neg", (self,), {}),
-    "__pos__": lambda self: self,
-    "__abs__": lambda self: call("abs", (self,), {}),
-}
-
 # --- max / min: a reduction, a reduction with indices, or the elementwise form -------------
-def _result(name: str) -> type:
-    from ._select import return_type
-    return return_type(name, ("values", "indices"))
-
-
-MaxResult = _result("max")
-MinResult = _result("min")
+MaxResult = return_type("max", ("values", "indices"))
+MinResult = return_type("min", ("values", "indices"))
 
 
 def _extreme(op: str, arg: str, pair: str, result: type):
     def method(self, dim=None, keepdim: builtins.bool = False, **kwargs):
-        if isinstance(dim, Tensor):
+        if isinstance(dim, TensorBase):
             return call(pair, (self, dim), {})
         if "other" in kwargs:
             return call(pair, (self, kwargs["other"]), {})
@@ -163,30 +134,152 @@ def expand(self, *sizes) -> Tensor:
     return apply("expand", self, shape=shape)
 
 
-METHODS: dict[str, Any] = {
-    "max": _extreme("max", "argmax", "maximum", MaxResult),
-    "min": _extreme("min", "argmin", "minimum", MinResult),
-    "reshape": reshape, "view": reshape, "expand": expand,
-    "reshape_as": lambda self, other: reshape(self, tuple(other.shape)),
-    "view_as": lambda self, other: reshape(self, tuple(other.shape)),
-    "expand_as": lambda self, other: expand(self, tuple(other.shape)),
-}
+_max = _extreme("max", "argmax", "maximum", MaxResult)
+_min = _extreme("min", "argmin", "minimum", MinResult)
 
 
-def install() -> dict[str, Any]:
-    """Add the operators and special methods to Tensor; returns the module functions."""
-    for name, fn in OPERATORS.items():
-        setattr(Tensor, name, fn)
-    Tensor.__hash__ = object.__hash__
-    for name, fn in METHODS.items():
-        if name in ("max", "min") and name not in catalog.CATALOG:
-            continue
-        setattr(Tensor, name, fn)
-    functions = {
+class OperatorMethods:
+    """Tensor's Python operators, and the methods above."""
+
+    __slots__ = ()
+
+    def __add__(self, other):
+        return _binary("add", self, other, other)
+
+    def __radd__(self, other):
+        return _binary("add", other, self, other)
+
+    def __iadd__(self, other):
+        return _inplace("add", self, other)
+
+    def __sub__(self, other):
+        return _binary("sub", self, other, other)
+
+    __rsub__ = _rsub
+
+    def __isub__(self, other):
+        return _inplace("sub", self, other)
+
+    def __mul__(self, other):
+        return _binary("mul", self, other, other)
+
+    def __rmul__(self, other):
+        return _binary("mul", other, self, other)
+
+    def __imul__(self, other):
+        return _inplace("mul", self, other)
+
+    def __truediv__(self, other):
+        return _binary("div", self, other, other)
+
+    __rtruediv__ = _rtruediv
+
+    def __itruediv__(self, other):
+        return _inplace("div", self, other)
+
+    def __floordiv__(self, other):
+        return _binary("floor_divide", self, other, other)
+
+    def __rfloordiv__(self, other):
+        return _binary("floor_divide", other, self, other)
+
+    def __ifloordiv__(self, other):
+        return _inplace("floor_divide", self, other)
+
+    def __mod__(self, other):
+        return _binary("remainder", self, other, other)
+
+    def __rmod__(self, other):
+        return _binary("remainder", other, self, other)
+
+    def __imod__(self, other):
+        return _inplace("remainder", self, other)
+
+    def __pow__(self, other):
+        return _binary("pow", self, other, other)
+
+    def __rpow__(self, other):
+        return _binary("pow", other, self, other)
+
+    def __ipow__(self, other):
+        return _inplace("pow", self, other)
+
+    def __matmul__(self, other):
+        return _binary("matmul", self, other, other)
+
+    def __rmatmul__(self, other):
+        return _binary("matmul", other, self, other)
+
+    def __eq__(self, other):
+        return _binary("eq", self, other, other)
+
+    def __ne__(self, other):
+        return _binary("ne", self, other, other)
+
+    def __lt__(self, other):
+        return _binary("lt", self, other, other)
+
+    def __le__(self, other):
+        return _binary("le", self, other, other)
+
+    def __gt__(self, other):
+        return _binary("gt", self, other, other)
+
+    def __ge__(self, other):
+        return _binary("ge", self, other, other)
+
+    def __and__(self, other):
+        return _logic("logical_and", "&", self, other)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return _logic("logical_or", "|", self, other)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return _logic("logical_xor", "^", self, other)
+
+    __rxor__ = __xor__
+    __invert__ = _invert
+    __contains__ = _contains
+
+    def __neg__(self):
+        return call("neg", (self,), {})
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return call("abs", (self,), {})
+
+    # Defining __eq__ would leave the class unhashable; tensors hash by identity.
+    __hash__ = object.__hash__
+
+    max = _max
+    min = _min
+    reshape = reshape
+    view = reshape
+    expand = expand
+
+    def reshape_as(self, other) -> Tensor:
+        return reshape(self, tuple(other.shape))
+
+    def view_as(self, other) -> Tensor:
+        return reshape(self, tuple(other.shape))
+
+    def expand_as(self, other) -> Tensor:
+        return expand(self, tuple(other.shape))
+
+
+def functions() -> dict[str, Any]:
+    """The module-level functions these methods also are."""
+    out = {
         "reshape": lambda input, shape: reshape(input, shape),
         "broadcast_to": lambda input, size: expand(input, size),
     }
     if "max" in catalog.CATALOG:
-        functions["max"] = lambda input, *a, **k: Tensor.max(input, *a, **k)
-        functions["min"] = lambda input, *a, **k: Tensor.min(input, *a, **k)
-    return functions
+        out["max"] = lambda input, *a, **k: _max(input, *a, **k)
+        out["min"] = lambda input, *a, **k: _min(input, *a, **k)
+    return out

@@ -4,7 +4,11 @@ functions are generated from it.
 Each entry says which catalog op a PyTorch name records, PyTorch's positional parameters
 after the tensor inputs (keywords are taken by name), and which forms exist: `m` a Tensor
 method, `f` a `remotegrad.<name>` function, `i` an in-place method `<name>_`. An entry
-whose op the catalog does not have (yet) is simply not installed.
+whose op the catalog does not have (yet) gets no method or function.
+
+The methods are written out in _tensor_methods.py, generated from this table by
+scripts/gen_tensor_methods.py (tests/unit/test_tensor_methods_fresh.py checks it is fresh);
+each calls `call` with its PyTorch name (an in-place one assigns the result to self).
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remotegrad.proto import catalog
 
 from . import _dtypes
-from ._tensor import Tensor, apply
+from ._tensor_base import TensorBase, apply
 from ._warn import warn_user
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def _statistic(name: str) -> Callable[[list, dict], tuple[list, dict]]:
 
 
 def _warn_no_dof(name: str, x, dim, correction) -> None:
-    if not (isinstance(x, Tensor) and x.is_floating_point()):
+    if not (isinstance(x, TensorBase) and x.is_floating_point()):
         return  # the op's rule refuses the dtype first
     shape = tuple(x.shape)
     try:
@@ -77,7 +84,7 @@ def _clamp(operands: list, kw: dict) -> tuple[list, dict]:
 
 def _pow(operands: list, kw: dict) -> tuple[list, dict]:
     base, exponent = operands[0], operands[1]
-    if (isinstance(base, Tensor) and isinstance(exponent, builtins.int)
+    if (isinstance(base, TensorBase) and isinstance(exponent, builtins.int)
             and not isinstance(exponent, builtins.bool) and exponent < 0
             and base.dtype.name in catalog.INTEGRAL | {"bool"}):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
@@ -263,7 +270,7 @@ def _attr(value: Any) -> Any:
         return tuple(value)
     if isinstance(value, _dtypes.dtype):
         return value.name
-    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+    if isinstance(value, TensorBase) and value.numel() == 1 and not value.requires_grad:
         return value.item()
     return value
 
@@ -313,24 +320,8 @@ def call(name: str, args: tuple, kwargs: dict) -> Tensor:
     return apply(spec.op, *operands, torch_name=grad, **attrs)
 
 
-def _method(name: str):
-    def method(self, *args, **kwargs):
-        return call(name, (self, *args), kwargs)
-    method.__name__ = method.__qualname__ = name
-    return method
-
-
+# In-place forms of these may change self's shape (x.squeeze_()).
 RESHAPING = frozenset({"squeeze", "unsqueeze", "transpose", "t"})
-
-
-def _inplace_method(name: str):
-    reshaping = TABLE[name].op in RESHAPING
-
-    def method(self, *args, **kwargs):
-        self._check_inplace()
-        return self._assign(call(name, (self, *args), kwargs), same_shape=not reshaping)
-    method.__name__ = method.__qualname__ = f"{name}_"
-    return method
 
 
 def _function(name: str):
@@ -340,21 +331,10 @@ def _function(name: str):
     return function
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {}
-
-
-def install() -> dict[str, Callable[..., Any]]:
-    """Add every available entry to Tensor and to FUNCTIONS; returns FUNCTIONS."""
-    for name, spec in TABLE.items():
-        if spec.op not in catalog.CATALOG:
-            continue
-        if "m" in spec.forms and name not in Tensor.__dict__:
-            setattr(Tensor, name, _method(name))
-        if "i" in spec.forms and f"{name}_" not in Tensor.__dict__:
-            setattr(Tensor, f"{name}_", _inplace_method(name))
-        if "f" in spec.forms:
-            FUNCTIONS[name] = _function(name)
-    return FUNCTIONS
+def functions() -> dict[str, Callable[..., Any]]:
+    """The `remotegrad.<name>` function of every available entry with an `f` form."""
+    return {name: _function(name) for name, spec in TABLE.items()
+            if spec.op in catalog.CATALOG and "f" in spec.forms}
 
 
 def available(name: str) -> builtins.bool:

@@ -8,11 +8,14 @@ NumPy; values are then picked with the catalog's `gather`, so gradients flow as 
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._tensor import Tensor, apply
+from ._tensor_base import apply, from_array
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
 
 def return_type(name: str, fields: tuple[str, ...]) -> type:
@@ -45,13 +48,13 @@ def _order(values: np.ndarray, dim: int, descending: bool) -> np.ndarray:
 def argsort(self: Tensor, dim: int = -1, descending: bool = False,
             stable: bool = False) -> Tensor:
     if self.dim() == 0:
-        return Tensor._from_array(np.zeros((), np.int64))
-    return Tensor._from_array(_order(_values(self), dim, descending))
+        return from_array(np.zeros((), np.int64))
+    return from_array(_order(_values(self), dim, descending))
 
 
 def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
     if self.dim() == 0:
-        return SortResult(self.clone(), Tensor._from_array(np.zeros((), np.int64)))
+        return SortResult(self.clone(), from_array(np.zeros((), np.int64)))
     indices = argsort(self, dim, descending)
     values = apply("gather", self, indices, dim=dim % self.dim(), torch_name="SortBackward0")
     return SortResult(values, indices)
@@ -62,7 +65,7 @@ def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool
     if not 0 <= k <= (self.shape[d] if self.dim() else 1):
         raise RuntimeError("selected index k out of range")
     order = _order(_values(self), d, largest)
-    indices = Tensor._from_array(np.take(order, np.arange(k), axis=d))
+    indices = from_array(np.take(order, np.arange(k), axis=d))
     values = apply("gather", self, indices, dim=d, torch_name="TopkBackward0")
     return TopkResult(values, indices)
 
@@ -71,14 +74,14 @@ def _pick(self: Tensor, position: int, dim: int, keepdim: bool, name: str, resul
     """The element at `position` of each sorted slice along dim: (values, indices)."""
     d = dim % max(self.dim(), 1)
     if self.dim() == 0:
-        return result(self.clone(), Tensor._from_array(np.zeros((), np.int64)))
+        return result(self.clone(), from_array(np.zeros((), np.int64)))
     order = _order(_values(self), d, False)
     index = np.take(order, [position], axis=d)
-    values = apply("gather", self, Tensor._from_array(index), dim=d,
+    values = apply("gather", self, from_array(index), dim=d,
                    torch_name=name if keepdim else None)
     if not keepdim:
         values = apply("squeeze", values, dim=d, torch_name=name)
-    indices = Tensor._from_array(index if keepdim else np.squeeze(index, axis=d))
+    indices = from_array(index if keepdim else np.squeeze(index, axis=d))
     return result(values, indices)
 
 
@@ -104,8 +107,8 @@ def kthvalue(self: Tensor, k: int, dim: int = -1, keepdim: bool = False):
 def nonzero(self: Tensor, *, as_tuple: bool = False) -> Any:
     found = np.nonzero(_values(self))
     if as_tuple:
-        return tuple(Tensor._from_array(i.astype(np.int64)) for i in found)
-    return Tensor._from_array(np.stack(found, axis=1).astype(np.int64) if found else
+        return tuple(from_array(i.astype(np.int64)) for i in found)
+    return from_array(np.stack(found, axis=1).astype(np.int64) if found else
                               np.zeros((0, 0), np.int64))
 
 
@@ -113,12 +116,12 @@ def unique(self: Tensor, sorted: bool = True, return_inverse: bool = False,
            return_counts: bool = False, dim: int | None = None) -> Any:
     values, inverse, counts = np.unique(_values(self), return_inverse=True,
                                         return_counts=True, axis=dim)
-    out = [Tensor._from_array(values)]
+    out = [from_array(values)]
     if return_inverse:
-        out.append(Tensor._from_array(inverse.reshape(tuple(self.shape) if dim is None
+        out.append(from_array(inverse.reshape(tuple(self.shape) if dim is None
                                                       else -1).astype(np.int64)))
     if return_counts:
-        out.append(Tensor._from_array(counts.astype(np.int64)))
+        out.append(from_array(counts.astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -126,15 +129,23 @@ def count_nonzero(self: Tensor, dim=None) -> Tensor:
     return (self != 0).sum(dim)
 
 
-METHODS = {"argsort": argsort, "sort": sort, "topk": topk, "nonzero": nonzero,
-           "unique": unique, "count_nonzero": count_nonzero, "median": median,
-           "kthvalue": kthvalue}
+class SelectMethods:
+    """These selections as Tensor methods (the same functions as remotegrad.<name>)."""
+
+    __slots__ = ()
+    argsort = argsort
+    sort = sort
+    topk = topk
+    nonzero = nonzero
+    unique = unique
+    count_nonzero = count_nonzero
+    median = median
+    kthvalue = kthvalue
 
 
-def install() -> dict[str, Any]:
-    for name, fn in METHODS.items():
-        setattr(Tensor, name, fn)
-    return dict(METHODS)
+FUNCTIONS = {"argsort": argsort, "sort": sort, "topk": topk, "nonzero": nonzero,
+             "unique": unique, "count_nonzero": count_nonzero, "median": median,
+             "kthvalue": kthvalue}
 
 
 def where_one(condition: Tensor) -> tuple[Tensor, ...]:

@@ -5,13 +5,21 @@ stack), transposes (T, mT, t), and indexing (`x[key]`, `x[key] = value`)."""
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog.indexing import parse_key
+from remotegrad.proto.catalog.shape import piece_sizes
 
-from ._tensor import Scalar, Tensor, apply, scalar_as
+from ._creation import ones, tensor
+from ._node import builtin_error
+from ._select import where_one
+from ._tensor_base import Scalar, TensorBase, apply, batch, scalar_as
+from ._warn import warn_user
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
 
 
 def _ints(args: tuple) -> tuple[int, ...]:
@@ -60,7 +68,6 @@ def _t(self: Tensor) -> Tensor:
 
 
 def _T(self: Tensor) -> Tensor:
-    from ._warn import warn_user
     if self.dim() == 0:
         warn_user("Tensor.T is deprecated on 0-D tensors. This function is the identity in "
                   "these cases.")
@@ -74,7 +81,6 @@ def _T(self: Tensor) -> Tensor:
 
 def _mT(self: Tensor, name: str = "mT") -> Tensor:
     if self.dim() == 0:  # PyTorch: the identity, with a deprecation warning
-        from ._warn import warn_user
         warn_user(f"Tensor.{name} is deprecated on 0-D tensors. "
                   + ("This function is the identity in these cases." if name == "mT"
                      else "Consider using x.conj()."))
@@ -91,13 +97,11 @@ def _broadcast_to(self: Tensor, *size) -> Tensor:
 
 def _together(pieces: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Pieces of one tensor are fetched together: reading one costs the round trip for all."""
-    from ._autograd import batch
     batch(pieces)
     return pieces
 
 
 def _checked(rule, *args) -> list[int]:
-    from ._node import builtin_error
     try:
         return rule(*args)
     except catalog.OpError as e:
@@ -105,7 +109,6 @@ def _checked(rule, *args) -> list[int]:
 
 
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
-    from remotegrad.proto.catalog.shape import piece_sizes
     sections = (builtins.int(split_size_or_sections)
                 if isinstance(split_size_or_sections, (builtins.int, np.integer))
                 else tuple(builtins.int(s) for s in split_size_or_sections))
@@ -116,7 +119,6 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, .
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
-    from remotegrad.proto.catalog.shape import piece_sizes
     if not isinstance(chunks, (builtins.int, np.integer)) or isinstance(chunks, builtins.bool):
         raise TypeError(f"chunk(): argument 'chunks' (position 1) must be int, not "
                         f"{type(chunks).__name__}")
@@ -150,7 +152,6 @@ def einsum(equation: str, *operands) -> Tensor:
 
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     if input is None and other is None:
-        from ._select import where_one
         return where_one(condition)
     return apply("where", condition, input, other)
 
@@ -168,11 +169,10 @@ def _key_item(item: Any, tensors: list) -> tuple[str, str]:
         return ":".join(parts), "SliceBackward0"
     if isinstance(item, (builtins.int, np.integer)) and not isinstance(item, builtins.bool):
         return str(builtins.int(item)), "SelectBackward0"
-    if isinstance(item, Tensor):
+    if isinstance(item, TensorBase):
         tensors.append(item)
         return "T", "IndexBackward0"
     if isinstance(item, (list, np.ndarray, builtins.bool)):
-        from ._creation import tensor
         tensors.append(tensor(item))
         return "T", "IndexBackward0"
     raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
@@ -182,7 +182,7 @@ def _key_item(item: Any, tensors: list) -> tuple[str, str]:
 def _sequence_as_tuple(key: Any) -> bool:
     """PyTorch (like old NumPy) reads a list holding lists, slices or None as a tuple."""
     return isinstance(key, list) and any(
-        isinstance(k, (list, tuple, slice, Tensor)) or k is None or k is Ellipsis for k in key)
+        isinstance(k, (list, tuple, slice, TensorBase)) or k is None or k is Ellipsis for k in key)
 
 
 def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
@@ -245,7 +245,7 @@ def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
              and all(item[0] in ("slice", "ellipsis") for item in parse_key(text)))
     if not whole:
         return "CopySlices"
-    if isinstance(value, Scalar) or (isinstance(value, Tensor) and value.dim() == 0):
+    if isinstance(value, Scalar) or (isinstance(value, TensorBase) and value.dim() == 0):
         return "FillBackward3"
     return "CopyBackwards" if tuple(getattr(value, "shape", ())) == tuple(self.shape) \
         else "CopySlices"
@@ -258,7 +258,6 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     name = _setitem_name(self, text, tensors, region, value)
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if isinstance(value, Scalar):
-        from ._creation import ones
         # PyTorch casts it to self's dtype (unchecked into a half: 7e4 is inf there)
         dtype = self._node.meta.dtype
         value = scalar_as(value, "float64" if dtype == "float16" else dtype)
@@ -267,11 +266,9 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         self._check_inplace()
         self._assign(apply("where", mask, value, self, torch_name=name))
         return
-    if not isinstance(value, Tensor):
-        from ._creation import tensor
+    if not isinstance(value, TensorBase):
         value = tensor(value, dtype=self.dtype)
     value = value.to(self.dtype).expand(tuple(region.shape))
-    from ._creation import ones
     mask = apply("index_backward", ones(tuple(region.shape), dtype=self.dtype),
                  *tensors, **attrs) != 0
     placed = apply("index_backward", value, *tensors, **attrs)
@@ -285,7 +282,7 @@ def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
 
 def masked_fill(self: Tensor, mask: Tensor, value) -> Tensor:
     # The fill takes self's dtype, as in PyTorch: 1.5 into an int64 tensor is 1.
-    if isinstance(value, Tensor):
+    if isinstance(value, TensorBase):
         value = value.to(self.dtype)
     else:
         value = scalar_as(value, self._node.meta.dtype)
@@ -297,38 +294,47 @@ def _masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
     return self._assign(masked_fill(self, mask, value))
 
 
-METHODS = {
-    "where": _where_method, "flatten": flatten, "masked_fill": masked_fill,
-    "masked_fill_": _masked_fill_,
-    "permute": permute, "repeat": repeat, "flip": flip, "squeeze": squeeze,
-    "t": _t, "T": property(_T), "mT": property(_mT),
-    "mH": property(lambda self: _mT(self, "mH")),  # real dtypes only: mH is mT
-    "broadcast_to": _broadcast_to, "split": split, "chunk": chunk,
-    "unbind": unbind, "__getitem__": getitem, "__setitem__": setitem,
-}
-NEEDS = {"where": "where", "flatten": "flatten", "masked_fill": "where",
-         "masked_fill_": "where", "permute": "permute", "repeat": "repeat",
-         "flip": "flip",
-         "squeeze": "squeeze", "t": "transpose", "T": "permute", "mT": "transpose",
-         "mH": "transpose", "broadcast_to": "expand",
-         "split": "split",
-         "chunk": "chunk", "unbind": "index", "__getitem__": "index",
-         "__setitem__": "index_backward"}
+class ShapeMethods:
+    """The shape methods and indexing of Tensor (many the same functions as
+    remotegrad.<name>)."""
+
+    __slots__ = ()
+    where = _where_method
+    flatten = flatten
+    masked_fill = masked_fill
+    masked_fill_ = _masked_fill_
+    permute = permute
+    repeat = repeat
+    flip = flip
+    squeeze = squeeze
+    t = _t
+    T = property(_T)
+    mT = property(_mT)
+    mH = property(lambda self: _mT(self, "mH"))  # real dtypes only: mH is mT
+    broadcast_to = _broadcast_to
+    split = split
+    chunk = chunk
+    unbind = unbind
+    __getitem__ = getitem
+    __setitem__ = setitem
+
+    def t_(self) -> Tensor:
+        return self._assign(_t(self), same_shape=False)
+
+    def __iter__(self):
+        if self.dim() == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
 
 
-def install() -> dict[str, Any]:
-    """Add the shape methods to Tensor; returns the module-level functions."""
-    for name, fn in METHODS.items():
-        if NEEDS[name] in catalog.CATALOG:
-            setattr(Tensor, name, fn)
-    if "t" in Tensor.__dict__:
-        Tensor.t_ = lambda self: self._assign(_t(self), same_shape=False)
-    functions = {"cat": (cat, "cat"), "concat": (cat, "cat"), "concatenate": (cat, "cat"),
-                 "stack": (stack, "stack"), "einsum": (einsum, "einsum"),
-                 "where": (where, "where"), "permute": (permute, "permute"),
-                 "split": (split, "split"), "chunk": (chunk, "chunk"),
-                 "unbind": (unbind, "index"), "t": (_t, "transpose"),
-                 "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
-                 "masked_fill": (masked_fill, "where"),
-                 "flip": (lambda input, dims: flip(input, dims), "flip")}
-    return {k: fn for k, (fn, op) in functions.items() if op in catalog.CATALOG}
+def functions() -> dict[str, Any]:
+    """The module-level shape functions whose catalog op is available."""
+    table = {"cat": (cat, "cat"), "concat": (cat, "cat"), "concatenate": (cat, "cat"),
+             "stack": (stack, "stack"), "einsum": (einsum, "einsum"),
+             "where": (where, "where"), "permute": (permute, "permute"),
+             "split": (split, "split"), "chunk": (chunk, "chunk"),
+             "unbind": (unbind, "index"), "t": (_t, "transpose"),
+             "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
+             "masked_fill": (masked_fill, "where"),
+             "flip": (lambda input, dims: flip(input, dims), "flip")}
+    return {k: fn for k, (fn, op) in table.items() if op in catalog.CATALOG}

@@ -1,5 +1,5 @@
-"""The Tensor's static facts and conversions: shape, dtype, device, dtype casts and the
-new_* constructors (a mixin of Tensor; none of these needs a round trip)."""
+"""The Tensor's static facts: shape, dtype, device (the base of TensorBase; none of these
+records a node or needs a round trip). Dtype casts are TensorBase's, new_* _creation's."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from remotegrad.proto.catalog import FLOATING
 
 from . import _dtypes
+from ._size import Size, device
 
 if TYPE_CHECKING:
-    from ._size import Size, device
     from ._tensor import Tensor
 
 _TORCH_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
@@ -37,7 +37,6 @@ class TensorMeta:
     # --- shape and dtype -----------------------------------------------------------------
     @property
     def shape(self) -> Size:
-        from ._size import Size
         return Size(self._node.meta.shape)
 
     def size(self, dim: builtins.int | None = None) -> Size | builtins.int:
@@ -79,14 +78,8 @@ class TensorMeta:
     def is_floating_point(self) -> builtins.bool:
         return self._node.meta.dtype in FLOATING
 
-    def type(self, dtype=None) -> str | Tensor:
-        if dtype is None:
-            return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
-        return self.to(dtype)
-
     @property
     def device(self) -> device:
-        from ._size import device
         return device("cpu")
 
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
@@ -107,67 +100,3 @@ class TensorMeta:
 
     def is_contiguous(self, *args, **kwargs) -> builtins.bool:
         return True
-
-    def to(self, *args, **kwargs) -> Tensor:
-        """to(dtype), to(device), to(device, dtype), to(other): devices are accepted (the
-        cluster chooses where arithmetic runs); a dtype change records a cast."""
-        target = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, TensorMeta):
-                target = a.dtype
-            elif isinstance(a, _dtypes.dtype):
-                target = a
-        name = _dtypes.resolve(target)
-        if name is None or name == self._node.meta.dtype:
-            return self
-        from ._tensor import apply
-        return apply("cast", self, dtype=name)
-
-    def type_as(self, other: Tensor) -> Tensor:
-        return self.to(other.dtype)
-
-    def float(self) -> Tensor:
-        return self.to(_dtypes.float32)
-
-    def double(self) -> Tensor:
-        return self.to(_dtypes.float64)
-
-    def half(self) -> Tensor:
-        return self.to(_dtypes.float16)
-
-    def long(self) -> Tensor:
-        return self.to(_dtypes.int64)
-
-    def int(self) -> Tensor:
-        return self.to(_dtypes.int32)
-
-    def short(self) -> Tensor:
-        return self.to(_dtypes.int16)
-
-    def bool(self) -> Tensor:
-        return self.to(_dtypes.bool)
-
-    def byte(self) -> Tensor:
-        return self.to(_dtypes.uint8)
-
-    # --- new_* ---------------------------------------------------------------------------
-    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import zeros
-        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        from ._creation import ones
-        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
-
-    def new_full(self, size, fill_value, *, dtype=None, device=None,
-                 requires_grad=False) -> Tensor:
-        from ._creation import full
-        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
-

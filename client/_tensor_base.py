@@ -1,0 +1,688 @@
+"""The lazy tensor's state: a handle on a graph node, with PyTorch's autograd attributes.
+
+Building a tensor records a node and checks its shape and dtype at once (errors surface at
+the line that made them); nothing is computed until a value is needed (print, item(),
+bool(), numpy(), ...), which costs one round trip for everything that value depends on.
+
+`TensorBase` holds what every tensor is (node, autograd attributes, values, dtype casts,
+in-place updates) and `apply` records one catalog op. The modules that define methods
+(_ops, _shape, _select, ...) build on these two; `remotegrad.Tensor` (in _tensor) is
+TensorBase with those methods, and is the class every new tensor gets (`new`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from remotegrad.proto import catalog
+from remotegrad.proto.catalog import FLOATING
+
+from ._format import format_scalar, tensor_repr
+from ._function import SAVES, AccumulateGrad, Function, function_class
+from ._grad_mode import is_grad_enabled, set_grad_enabled
+from ._node import Node, const, leaf, note_update, op_node
+from . import _dtypes
+from ._tensor_meta import TensorMeta, torch_type_name
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
+
+Scalar = (builtins.bool, builtins.int, builtins.float)
+
+NONLEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead. See github.com/pytorch/pytorch/pull/30531 for more informations."
+)
+
+# The class every new tensor gets: remotegrad.Tensor, which _tensor defines over TensorBase
+# and hands over once (set_tensor_class) when it is imported. This one late binding is what
+# lets the modules below _tensor make tensors without importing it (PyTorch's C++ side
+# learns its Python Tensor class the same way).
+_tensor_class: type[TensorBase] | None = None
+
+
+def set_tensor_class(cls: type[TensorBase]) -> None:
+    global _tensor_class
+    _tensor_class = cls
+
+
+def new(node: Node) -> Tensor:
+    """A new remotegrad.Tensor over `node`."""
+    return _tensor_class(node)
+
+
+def from_array(array) -> Tensor:
+    """A new leaf tensor holding `array` (as Tensor._from_array)."""
+    return _tensor_class(leaf(np.asarray(array)))
+
+
+def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
+    """Record `op` over tensors and Python numbers; track it for autograd when needed."""
+    nodes = tuple(x._node if isinstance(x, TensorBase) else _operand(x) for x in operands)
+    node = op_node(op, nodes, attrs, tracked=False)
+    opdef = catalog.get(op)
+    needs = any(isinstance(x, TensorBase) and x.requires_grad for x in operands)
+    track = (needs and is_grad_enabled() and opdef.differentiable
+             and node.meta.dtype in FLOATING)
+    if needs and not track and opdef.differentiable:
+        # Not recorded for autograd (no_grad, or an integer result): cut the inputs that
+        # require grad off with `detach`, or the engine would differentiate through here.
+        node.inputs = tuple(_cut(x) if isinstance(x, TensorBase) and x.requires_grad else n
+                            for x, n in zip(operands, nodes))
+    node.tracked = track
+    out = _tensor_class(node)
+    if needs and not is_grad_enabled() and op in VIEWS and len(nodes) == 1:
+        # PyTorch: a view made under no_grad of a tensor that requires grad requires grad
+        # too, with no history and no gradient of its own (a leaf that never gets .grad).
+        out._requires_grad = out._no_grad_view = True
+    if track:
+        edges = tuple((_edge(x), 0) if isinstance(x, TensorBase) else (None, 0)
+                      for x in operands)
+        fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(node, edges)
+        out.grad_fn = fn
+        out._vc[1] = type(fn).__name__
+        fn._saved = _saved_versions(type(fn).__name__, operands, out)
+    return out
+
+
+# Catalog ops whose PyTorch counterpart returns a view of its input (index: basic indexing,
+# no tensor among the operands).
+VIEWS = frozenset({"broadcast_to", "chunk", "expand", "flatten", "index", "narrow", "permute",
+                   "reshape", "split", "squeeze", "transpose", "unsqueeze"})
+
+
+def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
+    """Versions of the tensors PyTorch's node would save, checked again at backward."""
+    codes = SAVES.get(name, "")
+    if not codes:
+        return []
+    needs = [isinstance(x, TensorBase) and x.requires_grad for x in operands]
+    saved = []
+    for code, index, condition in (("a", 0, True), ("b", 1, True), ("A", 0, "B"),
+                                   ("B", 1, "A")):
+        if (code not in codes or index >= len(operands)
+                or not isinstance(operands[index], TensorBase)):
+            continue
+        if condition is not True and not needs[1 - index]:
+            continue
+        t = operands[index]
+        entry = (t._vc, t._vc[0], False, t._node.meta)
+        saved.append(_SelfSave(entry) if index == 0 else entry)
+    if "r" in codes:
+        saved.append((out._vc, out._vc[0], True, out._node.meta))
+    return saved
+
+
+def _rebuild(cls: type, value: np.ndarray, requires_grad: builtins.bool) -> Tensor:
+    out = TensorBase.__new__(cls)
+    TensorBase.__init__(out, leaf(np.array(value)))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def _release(nodes: list[Node]) -> None:
+    """A computed value off every autograd path travels as a leaf from now on: its history
+    is never needed again, so let it go (a training loop's memory stays flat)."""
+    for n in nodes:
+        if n.value is not None and not n.tracked:
+            n.inputs = ()
+
+
+def _overwritten(t: Tensor, node: Node) -> Node:
+    """`node` as t's new value, t's autograd history kept (PyTorch keeps a tensor's grad_fn
+    through a change autograd does not see: gradients flow through the old history)."""
+    old = t._node
+    if t.grad_fn is None or node is old or node.meta.shape != old.meta.shape \
+            or node.meta.dtype != old.meta.dtype:
+        return node
+    return Node("overwrite", (old, node), {}, old.meta, tracked=True)
+
+
+class _SelfSave(tuple):
+    """A saved-tensor entry for an op's first operand (see _saved_versions)."""
+
+
+def _saved_in_place(saved: list, target: Tensor, out: Tensor) -> list:
+    """The saved tensors of an op that ran in place on `target`, as PyTorch has them: the
+    original self is saved as a copy (its later changes are not checked), and the result
+    is the target itself, at its version after the op."""
+    kept = []
+    for entry in saved:
+        counter = entry[0]
+        if type(entry) is _SelfSave and counter is target._vc:
+            continue
+        if counter is out._vc:
+            entry = (target._vc, target._vc[0], True, entry[3])
+        kept.append(entry)
+    return kept
+
+
+def _cut(t: Tensor) -> Node:
+    # A detach node never holds a value itself (see Tensor._value): were it sent as a leaf,
+    # it would share its input's content hash and the engine would merge the two.
+    return Node("detach", (t._node,), {}, t._node.meta)
+
+
+def _operand(x: Any) -> Node:
+    if isinstance(x, Scalar):
+        return const(x)
+    if isinstance(x, np.ndarray):
+        return leaf(x)
+    if isinstance(x, np.generic):
+        return const(x.item())
+    raise TypeError(f"unsupported operand type {type(x).__name__} for a remotegrad op")
+
+
+def _edge(t: Tensor) -> Function | None:
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t._requires_grad and not t._no_grad_view:
+        return t._accumulator()
+    return None
+
+
+def batch(tensors) -> None:
+    """Fetch these tensors together: reading any of them computes all in one round trip."""
+    nodes = [t._node for t in tensors if t is not None and t._node.value is None]
+    for n in nodes:
+        n.batch = nodes
+
+
+class RemovableHandle:
+    """What register_hook returns: `remove()` takes the hook off again."""
+
+    def __init__(self, hooks: list, hook) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class TensorBase(TensorMeta):
+    """What every tensor is: its node, autograd attributes, value and in-place updates."""
+
+    __slots__ = (
+        "__weakref__",
+        "_acc",
+        "_alias",
+        "_grad",
+        "_hooks",
+        "_no_grad_view",
+        "_node",
+        "_requires_grad",
+        "_vc",
+        "grad_fn",
+    )
+
+    def __init__(self, node: Node, requires_grad: builtins.bool = False) -> None:
+        if not isinstance(node, Node):  # torch.Tensor(data) / torch.Tensor(2, 3)
+            node = _legacy(node, requires_grad)
+            requires_grad = False
+        self._node = node
+        self._requires_grad = requires_grad
+        self._no_grad_view = False  # made under no_grad as a view of one requiring grad
+        self.grad_fn: Function | None = None
+        self._grad: Tensor | None = None
+        self._acc: AccumulateGrad | None = None
+        self._hooks: list | None = None   # a leaf's hooks (a non-leaf's live on grad_fn)
+        self._alias: list | None = None   # weakrefs to tensors sharing this one's data
+        self._vc: list = [0, None]        # version, last grad_fn name; shared by aliases
+
+    @classmethod
+    def _from_array(cls, array) -> Tensor:
+        return cls(leaf(np.asarray(array)))
+
+    # --- autograd attributes ------------------------------------------------------------
+    @property
+    def requires_grad(self) -> builtins.bool:
+        return self.grad_fn is not None or self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: builtins.bool) -> None:
+        self._set_requires_grad(flag, method=False)
+
+    def _set_requires_grad(self, flag: builtins.bool, method: builtins.bool) -> None:
+        if self.grad_fn is not None:
+            if flag and method:
+                return  # requires_grad_() on a non-leaf that already requires grad
+            hint = "" if flag else (
+                " If you want to use a computed variable in a subgraph that doesn't require "
+                "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError("you can only change requires_grad flags of leaf variables."
+                               + hint)
+        if flag and self._node.meta.dtype not in FLOATING:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients"
+                               if method else "only Tensors of floating point and complex "
+                               "dtype can require gradients")
+        self._requires_grad = builtins.bool(flag)
+        self._no_grad_view = False
+
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
+        self._set_requires_grad(requires_grad, method=True)
+        return self
+
+    @property
+    def is_leaf(self) -> builtins.bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        if self.grad_fn is not None and not self.retains_grad and self._grad is None:
+            warnings.warn(NONLEAF_GRAD_WARNING, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            self._check_grad(value)
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    def _check_grad(self, value: Tensor) -> None:
+        if not isinstance(value, TensorBase):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
+        if tuple(value.shape) != tuple(self.shape):
+            raise RuntimeError(
+                f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of "
+                f"size '{list(self.shape)}'. Please ensure that the gradient and the tensor are "
+                "the same size")
+        if value.dtype != self.dtype:
+            raise RuntimeError(
+                f"attempting to assign a gradient with dtype '{_C_NAMES[value.dtype.name]}' to a "
+                f"tensor with grad_dtype '{torch_type_name(self.dtype.name)}'. The gradient must "
+                "match the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+                "tensor's grad_dtype attribute with a specific dtype, or None to allow any dtype. "
+                "Set grad_dtype with caution. Diverging the dtypes of a tensor and its gradient "
+                "may break downstream systems that assume they match.")
+
+    @property
+    def retains_grad(self) -> builtins.bool:
+        return self.grad_fn is not None and self.grad_fn._retain is not None
+
+    def retain_grad(self) -> None:
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self.grad_fn._retain = weakref.ref(self)
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """`hook(grad)` runs when this tensor's gradient is computed; it may return a new
+        gradient. The gradient it sees is lazy: reading its value costs a round trip."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            if self.grad_fn._hooks is None:
+                self.grad_fn._hooks = []
+            hooks = self.grad_fn._hooks
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
+
+    def _accumulator(self) -> AccumulateGrad:
+        if self._acc is None or self._acc.node is not self._node:
+            self._acc = AccumulateGrad(self)
+        return self._acc
+
+    # --- detaching and aliasing ------------------------------------------------------------
+    def detach(self) -> Tensor:
+        return self._share(_tensor_class(op_node("detach", (self._node,), None,
+                                                 tracked=False)))
+
+    def _share(self, other: Tensor) -> Tensor:
+        """Make `other` an alias of this tensor's data: in-place updates reach both."""
+        if self._alias is None:
+            self._alias = [weakref.ref(self)]
+        elif len(self._alias) > 16:
+            self._alias[:] = [r for r in self._alias if r() is not None]
+        self._alias.append(weakref.ref(other))
+        other._alias = self._alias
+        other._vc = self._vc
+        return other
+
+    def detach_(self) -> Tensor:
+        if self.grad_fn is not None:
+            self._set_node(self.detach()._node)
+            self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def clone(self, *, memory_format=None) -> Tensor:
+        return apply("cast", self, dtype=self._node.meta.dtype, torch_name="CloneBackward0")
+
+    @property
+    def data(self) -> Tensor:
+        out = self.detach()
+        out._vc = [0, None]  # unlike detach(), .data changes are invisible to autograd
+        return out
+
+    @data.setter
+    def data(self, other: Tensor) -> None:
+        self._node = other._node
+
+    # --- values ---------------------------------------------------------------------------
+    def _value(self) -> np.ndarray:
+        """This tensor's value, fetched (with its batch and pending updates) if unknown.
+        A detach node reads through to its input and never stores the value itself."""
+        node, chain = self._node, []
+        while node.op == "detach" and node.value is None:
+            chain.append(node)
+            node = node.inputs[0]
+        if node.value is None:
+            # Deferred: _wire brings in grpc and the generated code, which `import
+            # remotegrad` must not need (the worker imports this package).
+            from ._wire import materialize
+            siblings = [m for n in chain if n.batch for m in n.batch]
+            batch = [node, *(node.batch or ()), *siblings]
+            materialize(batch)
+            _release(batch)
+        return node.value
+
+    def numpy(self, *, force: builtins.bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead.")
+        return self._value()
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._value()
+        return out if dtype is None else out.astype(dtype)
+
+    def item(self) -> builtins.float | builtins.int | builtins.bool:
+        if self.numel() != 1:
+            raise RuntimeError(
+                f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        return self._value().item()
+
+    def tolist(self) -> Any:
+        return self._value().tolist()
+
+    def _scalar(self) -> builtins.float | builtins.int | builtins.bool:
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self._value().item()
+
+    def __bool__(self) -> builtins.bool:
+        if self.numel() != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self._value().item())
+
+    def __float__(self) -> builtins.float:
+        return builtins.float(self._scalar())
+
+    def __int__(self) -> builtins.int:
+        return builtins.int(self._scalar())
+
+    def __index__(self) -> builtins.int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def __repr__(self, *, tensor_contents=None) -> str:
+        suffixes = []
+        if self.grad_fn is not None:
+            suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self.requires_grad:
+            suffixes.append("requires_grad=True")
+        return tensor_repr(self._value(), dtype=self._node.meta.dtype, suffixes=suffixes)
+
+    def __format__(self, spec: str) -> str:
+        if self.dim() == 0:
+            return format_scalar(self._value(), spec)
+        return object.__format__(self, spec)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (type(self), self.detach()._value(), self.requires_grad))
+
+    def __deepcopy__(self, memo) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        out = _rebuild(type(self), self.detach()._value(), self.requires_grad)
+        if self._grad is not None:
+            out._grad = self._grad.detach().clone()
+        memo[id(self)] = out
+        return out
+
+    # --- dtype casts ----------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(dtype), to(device), to(device, dtype), to(other): devices are accepted (the
+        cluster chooses where arithmetic runs); a dtype change records a cast."""
+        target = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, TensorMeta):
+                target = a.dtype
+            elif isinstance(a, _dtypes.dtype):
+                target = a
+        name = _dtypes.resolve(target)
+        if name is None or name == self._node.meta.dtype:
+            return self
+        return apply("cast", self, dtype=name)
+
+    def type(self, dtype=None) -> str | Tensor:
+        if dtype is None:
+            return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
+        return self.to(dtype)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    def float(self) -> Tensor:
+        return self.to(_dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.to(_dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.to(_dtypes.float16)
+
+    def long(self) -> Tensor:
+        return self.to(_dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.to(_dtypes.int32)
+
+    def short(self) -> Tensor:
+        return self.to(_dtypes.int16)
+
+    def bool(self) -> Tensor:
+        return self.to(_dtypes.bool)
+
+    def byte(self) -> Tensor:
+        return self.to(_dtypes.uint8)
+
+    # --- in place (optimisers, under no_grad) -------------------------------------------
+    @property
+    def _version(self) -> builtins.int:
+        return self._vc[0]
+
+    def _set_node(self, node: Node, unrecorded: builtins.bool = False) -> None:
+        """Give this tensor (and its aliases) a new value. `unrecorded`: autograd did not
+        record the change (no_grad), so a history this tensor has is kept; an alias's
+        history (x.detach() / x.data changed in place) is always kept."""
+        self._vc[0] += 1
+        self._node = _overwritten(self, node) if unrecorded else node
+        for ref in self._alias or ():
+            other = ref()
+            if other is not None and other is not self:
+                other._node = _overwritten(other, node)
+
+    def _check_inplace(self) -> None:
+        if self._no_grad_view and self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "A view was created in no_grad mode and is being modified inplace with grad "
+                "mode enabled. Given that this use case is ambiguous and error-prone, it is "
+                "forbidden. You can clarify your code by moving both the view and the inplace "
+                "either both inside the no_grad block (if you don't want the inplace to be "
+                "tracked) or both outside (if you want the inplace to be tracked).")
+        if self.grad_fn is None and self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation.")
+
+    def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
+        """Make `out` (computed from this tensor's old value) this tensor's new value."""
+        meta, mine = out._node.meta, self._node.meta
+        if same_shape and meta.shape != mine.shape:
+            raise RuntimeError(f"output with shape {list(mine.shape)} doesn't match the "
+                               f"broadcast shape {list(meta.shape)}")
+        if meta.dtype != mine.dtype:
+            if not _can_cast(meta.dtype, mine.dtype):
+                raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
+                                   f"the desired output type {torch_type_name(mine.dtype)}")
+            out = apply("cast", out, dtype=mine.dtype, torch_name=None)
+        self._set_node(out._node, unrecorded=out.grad_fn is None and not is_grad_enabled())
+        fn = out.grad_fn
+        if fn is not None:
+            self.grad_fn = fn
+            self._vc[1] = type(fn).__name__
+            if fn._saved:
+                fn._saved = _saved_in_place(fn._saved, self, out)
+        if self._node.value is None:
+            note_update(self)
+        return self
+
+    def _inplace(self, op: str, *operands, **attrs) -> Tensor:
+        self._check_inplace()
+        return self._assign(apply(op, self, *operands, **attrs))
+
+    def zero_(self) -> Tensor:
+        return self._fill(0, "ZeroBackward0")
+
+    def fill_(self, value) -> Tensor:
+        return self._fill(value, "FillBackward3" if isinstance(value, TensorBase)
+                          else "FillBackward2")
+
+    def _fill(self, value, name: str) -> Tensor:
+        self._check_inplace()
+        if isinstance(value, TensorBase):
+            if value.dim() != 0:
+                raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
+                                   f"tensor with {value.dim()} dimensions.")
+            return self._replace(value, name)
+        dtype = self._node.meta.dtype
+        array = np.full(self._node.meta.shape, scalar_as(value, dtype), dtype)
+        return self._replace(_tensor_class(leaf(array)), name)
+
+    def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
+        self._check_inplace()
+        if not isinstance(src, TensorBase):
+            src = _tensor_class(leaf(np.asarray(src)))
+        return self._replace(src, "CopyBackwards")
+
+    def _replace(self, src: Tensor, name: str) -> Tensor:
+        """fill_/copy_: this tensor takes src's value (cast and broadcast to it). Recorded
+        as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
+        is on and either requires grad: the gradient goes to src, none to the old value."""
+        # Only a floating-point tensor can require grad: an integer one takes the value only.
+        record = (is_grad_enabled() and (self.requires_grad or src.requires_grad)
+                  and self.is_floating_point())
+        tracked = record and src.requires_grad
+        edge = _edge(src) if tracked else None
+        with set_grad_enabled(tracked):
+            value = src.to(self.dtype)
+            if tuple(value.shape) != tuple(self.shape):
+                value = apply("expand", value, shape=self._node.meta.shape)
+        if value is not src:
+            node = value._node
+        elif tracked:  # a node of its own, with src's value and its gradient
+            node = Node("overwrite", (src._node, _cut(src)), {}, src._node.meta, tracked=True)
+        else:
+            node = _cut(src) if src.requires_grad else src._node
+        if record:
+            old = self.grad_fn
+            self._set_node(node)
+            edges = ((old, 0),) if name in ("FillBackward2", "ZeroBackward0") else (
+                (old, 0), (edge, 0))
+            self.grad_fn = function_class(name)(node, edges)
+            self._vc[1] = name
+        else:
+            self._set_node(node, unrecorded=True)
+        if self._node.value is None:
+            note_update(self)
+        return self
+
+    def set_(self, source: Tensor) -> Tensor:
+        self._set_node(source._node)
+        self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
+        return self
+
+    __hash__ = object.__hash__
+
+
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
+            "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+            "uint8": "unsigned char", "bool": "bool"}
+
+
+def _legacy(data, size) -> Node:
+    if isinstance(data, builtins.int) and not isinstance(data, builtins.bool):
+        shape = (data,) + ((size,) if isinstance(size, builtins.int) and size is not False
+                           and size is not True else ())
+        return leaf(np.zeros(shape, "float32"))
+    return leaf(np.asarray(data, dtype="float32"))
+
+
+# c10's names in "value cannot be converted to type ... without overflow".
+_C10_SCALAR = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
+               "int64": "int64_t", "float16": "c10::Half", "float32": "float",
+               "float64": "double"}
+
+
+def scalar_as(value, dtype: str):
+    """A Python number as a fill of a `dtype` tensor takes it (PyTorch's checked_convert,
+    in x[i] = v, fill_, masked_fill): truncated to an integer dtype, any number to bool,
+    and "value cannot be converted ... without overflow" where the type cannot hold it
+    (NaN and infinity in an integer type, a finite number past a float type's range)."""
+    if dtype == "bool":
+        return builtins.bool(value)
+    if isinstance(value, builtins.bool):
+        return value
+    if dtype in FLOATING:
+        if dtype != "float64":
+            top = builtins.float(np.finfo(dtype).max)
+            v = builtins.float(value)
+            if np.isfinite(v) and abs(v) > top:
+                raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                                   "without overflow")
+        return builtins.float(value)
+    info = np.iinfo(dtype)
+    if isinstance(value, builtins.float) and not (info.min <= value <= info.max):
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")  # NaN fails the test too
+    value = builtins.int(value)
+    if not info.min <= value <= info.max:
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")
+    return value
+
+
+def _can_cast(src: str, dst: str) -> builtins.bool:
+    """PyTorch's canCast: no float to integral, no number to bool."""
+    if src in FLOATING and dst not in FLOATING:
+        return False
+    return not (src != "bool" and dst == "bool")
