@@ -38,6 +38,8 @@ from ._module import Module, Parameter
 from ._norm import BatchNorm1d, BatchNorm2d
 from ._attention import MultiheadAttention
 from ._rnn import GRU, LSTM, RNN
+from ._transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                           TransformerEncoder, TransformerEncoderLayer)
 from . import modules  # noqa: E402  (torch.nn.modules's import path)
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "Identity", "KLDivLoss", "L1Loss", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
     "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "MultiheadAttention",
     "NLLLoss", "Parameter", "ParameterDict", "ParameterList", "RNN", "ReLU", "Sequential",
-    "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "functional", "init", "modules",
-    "utils",
+    "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Transformer", "TransformerDecoder",
+    "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "functional",
+    "init", "modules", "utils",
 ]

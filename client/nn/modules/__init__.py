@@ -6,8 +6,10 @@ from .._attention import MultiheadAttention
 from .._module import Module
 from .._norm import BatchNorm1d, BatchNorm2d
 from .._rnn import GRU, LSTM, RNN, RNNBase
+from .._transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                            TransformerEncoder, TransformerEncoderLayer)
 from . import (activation, batchnorm, container, conv, linear, loss, module, normalization,
-               rnn)
+               rnn, transformer)
 
 _FROM_LAYERS = ("AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
                 "Dropout", "Embedding", "Flatten", "GELU", "HuberLoss", "Identity",
@@ -19,4 +21,6 @@ globals().update({name: getattr(_L, name) for name in _FROM_LAYERS})
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GRU", "LSTM", "Module", "MultiheadAttention", "RNN",
            "RNNBase", "activation", "batchnorm", "container", "conv", "linear", "loss",
-           "module", "normalization", "rnn", *_FROM_LAYERS]
+           "module", "normalization", "rnn", "transformer", "Transformer", "TransformerDecoder",
+           "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
+           *_FROM_LAYERS]
