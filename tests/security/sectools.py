@@ -57,7 +57,8 @@ class Procs:
         log = self.folder / f"gateway-{port}.log"
         popen = subprocess.Popen(
             [PY, "-m", "remotegrad.server.cli", "gateway", "--port", str(port),
-             "--redis-url", self.redis.url, "--heartbeat", "0.5", *args],
+             "--redis-url", self.redis.url, "--heartbeat", "0.5", "--stop-grace", "2",
+             *args],
             env=env(secret), stdout=subprocess.DEVNULL, stderr=log.open("w"))
         proc = Proc(popen, f"127.0.0.1:{port}", log)
         self.started.append(proc)
@@ -68,7 +69,7 @@ class Procs:
         log = self.folder / f"worker-{len(self.started)}.log"
         popen = subprocess.Popen(
             [PY, "-m", "remotegrad.server.cli", "worker", "--port", "0", "--redis-url",
-             self.redis.url, "--heartbeat", "0.5", *args],
+             self.redis.url, "--heartbeat", "0.5", "--stop-grace", "2", *args],
             env=env(secret), stdout=subprocess.DEVNULL, stderr=log.open("w"))
         proc = Proc(popen, "", log)
         self.started.append(proc)
