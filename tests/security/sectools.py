@@ -52,7 +52,9 @@ class Procs:
     folder: Path
     started: list[Proc] = field(default_factory=list)
 
-    def gateway(self, *args: str, secret: str | None = None) -> Proc:
+    def gateway(self, *args: str, secret: str | None = None,
+                credentials: grpc.ChannelCredentials | None = None) -> Proc:
+        """`credentials`: how to reach it, when it serves TLS."""
         port = free_port()
         log = self.folder / f"gateway-{port}.log"
         popen = subprocess.Popen(
@@ -62,7 +64,7 @@ class Procs:
             env=env(secret), stdout=subprocess.DEVNULL, stderr=log.open("w"))
         proc = Proc(popen, f"127.0.0.1:{port}", log)
         self.started.append(proc)
-        wait_until(lambda: _serving(proc.address), "gateway", procs=[popen])
+        wait_until(lambda: _serving(proc.address, credentials), "gateway", procs=[popen])
         return proc
 
     def worker(self, *args: str, secret: str | None = None) -> Proc:
@@ -82,9 +84,14 @@ class Procs:
         self.started.clear()
 
 
-def _serving(address: str) -> bool:
+def channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    return grpc.secure_channel(address, credentials) if credentials else \
+        grpc.insecure_channel(address)
+
+
+def _serving(address: str, credentials=None) -> bool:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-    with grpc.insecure_channel(address) as ch:
+    with channel(address, credentials) as ch:
         reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
                                                       timeout=1)
     return reply.status == health_pb2.HealthCheckResponse.SERVING

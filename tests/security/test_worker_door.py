@@ -20,7 +20,7 @@ from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
 from remotegrad.proto.peer import SECRET_KEY
-from sectools import (SECRET, Procs, as_tenant, code_of, put, sum_request, value,
+from sectools import (SECRET, Procs, as_tenant, channel, code_of, put, sum_request, value,
                       wait_for_workers)
 
 pytestmark = pytest.mark.integration
@@ -142,3 +142,37 @@ def test_the_local_cache_never_serves_bytes_other_than_the_names(procs):
     resp = stub.Compute(codec.encode_request(nodes, [], [2]), metadata=as_tenant(ALICE),
                         timeout=30)
     assert value(resp) == pytest.approx(float((x.astype(np.float64) ** 2).sum()), rel=1e-5)
+
+
+def test_mutual_tls_and_the_secret_together(procs, tmp_path):
+    """Workers that demand client certificates and the secret: the gateway (certificate
+    and secret) computes; a process holding a certificate of the same CA, but not the
+    secret, is refused; one without a certificate does not get through TLS at all."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "faults"))
+    from certs import make_certs
+    certs = make_certs(tmp_path / "certs")
+    tls = ["--tls-cert", str(certs["server.pem"]), "--tls-key", str(certs["server.key"]),
+           "--tls-ca", str(certs["ca.pem"])]
+    ca = certs["ca.pem"].read_bytes()
+    to_gateway = grpc.ssl_channel_credentials(ca)
+    gw = procs.gateway("--tokens", f"{ALICE}=alice", *tls, secret=SECRET,
+                       credentials=to_gateway)
+    worker = procs.worker(*tls, "--tls-client-auth", "true", secret=SECRET)
+    stub = pb_grpc.GatewayStub(channel(gw.address, to_gateway))
+    wait_for_workers(stub, 1, ALICE)
+    x = np.arange(6, dtype=np.float32)
+    assert value(stub.Compute(sum_request(x), metadata=as_tenant(ALICE), timeout=30)) == 15.0
+    with_cert = grpc.ssl_channel_credentials(ca, certs["client.key"].read_bytes(),
+                                             certs["client.pem"].read_bytes())
+    with channel(worker.address, with_cert) as ch:
+        code, _ = code_of(lambda: pb_grpc.WorkerStub(ch).Execute(sum_request(x), timeout=5))
+        assert code == "UNAUTHENTICATED"
+        resp = pb_grpc.WorkerStub(ch).Execute(sum_request(x), timeout=5,
+                                              metadata=((SECRET_KEY, SECRET),))
+        assert value(resp) == 15.0
+    with channel(worker.address, to_gateway) as ch:  # no client certificate
+        code, _ = code_of(lambda: pb_grpc.WorkerStub(ch).Execute(
+            sum_request(x), timeout=5, metadata=((SECRET_KEY, SECRET),)))
+        assert code == "UNAVAILABLE"
