@@ -109,8 +109,10 @@ def _pow_x(g, x, y, out):
 
 
 def _pow_y(g, x, y, out):
-    # d/dy x^y = x^y log x, defined as 0 where x == 0 and y >= 0.
-    return ((x == 0) & (y >= 0)).where(0.0, g * out * x.log())
+    # d/dy x^y = x^y log x, defined as 0 where x == 0 and y >= 0. The mask is applied to
+    # the local derivative and g multiplies it last, as PyTorch's formula: a NaN or inf
+    # seed there stays NaN (a second derivative through 0.0 ** y is NaN, not 0).
+    return g * ((x == 0) & (y >= 0)).where(0.0, out * x.log())
 
 
 def _max_rule(g, x, y, loses):

@@ -338,40 +338,55 @@ def _infer_class_loss(name, probs_ok):
         x, t = metas[0], metas[1]
         if not x.shape:
             _zero_dim_class_loss(probs_ok, x, t)
-        if x.dtype not in FLOATING:
-            kernel = "log_softmax_lastdim_kernel_impl" if probs_ok else name
-            raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
         ls = attrs.get("label_smoothing", 0.0)
         if not 0.0 <= ls <= 1.0:
             raise OpError(f"label_smoothing must be between 0.0 and 1.0. Got: {ls}")
         c = 1 if len(x.shape) >= 2 else 0
         batch = x.shape[:c] + x.shape[c + 1:]
-        if probs_ok and t.shape == x.shape:  # class probabilities
+        probs = probs_ok and t.shape == x.shape  # class probabilities
+        # cross_entropy's log_softmax runs first; over nothing it runs no kernel, so an
+        # empty integer or bool input passes it (as in PyTorch)
+        if probs_ok and x.dtype not in FLOATING and numel(x.shape):
+            raise OpError('"log_softmax_lastdim_kernel_impl" not implemented for '
+                          f"'{torch_dtype_name(x.dtype)}'")
+        if probs:
             if t.dtype not in FLOATING:
                 raise OpError("Expected floating point type for target with class "
                               f"probabilities, got {torch_dtype_name(t.dtype)}")
-        elif len(x.shape) > 1 and (t.shape[0] if t.shape else 0) != x.shape[0]:
-            # a 0-d target counts as a batch of 0 there
-            raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
-                          f"batch_size ({t.shape[0] if t.shape else 0}).")
-        elif not probs_ok and len(x.shape) > 1 and not t.shape:  # nll_loss reads t.size(0)
-            raise OpError("Dimension specified as 0 but tensor has no dimensions")
-        elif len(x.shape) <= 2 and len(t.shape) > 1:
-            raise OpError("0D or 1D target tensor expected, multi-target not supported")
-        elif t.dtype not in INTEGRAL:
-            raise OpError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}")
-        elif t.shape != batch and len(x.shape) > 2:
-            raise OpError(f"Expected target size {list(batch)}, got {list(t.shape)}")
-        elif t.shape != batch:
-            raise OpError(f"Expected input batch_size ({x.shape[0] if x.shape else 1}) to match "
-                          f"target batch_size ({t.shape[0] if t.shape else 1}).")
+        else:
+            _check_class_target(x, t, batch, probs_ok)
         if len(metas) == 3 and metas[2].shape != (x.shape[c],):
             raise OpError(f"weight tensor should be defined either for all {x.shape[c]} classes "
                           "or no classes")
-        probs = probs_ok and t.shape == x.shape  # a loss against probabilities promotes
-        dtype = promote_types(x.dtype, t.dtype) if probs else x.dtype
+        if not probs:  # nll_loss's kernel: the target's dtype, then the input's
+            if t.dtype not in ("int64", "uint8"):
+                raise OpError("expected target dtype to be Long or Byte, but got "
+                              f"{torch_dtype_name(t.dtype)}")
+            if x.dtype not in FLOATING:
+                kernel = "nll_loss_out_frame" if len(x.shape) <= 2 else \
+                    "nll_loss2d_forward_out_frame"
+                raise OpError(f'"{kernel}" not implemented for '
+                              f"'{torch_dtype_name(x.dtype)}'")
+        dtype = promote_types(x.dtype, t.dtype) if probs else x.dtype  # probabilities promote
         return Meta(batch if reduction == "none" else (), dtype)
     return infer
+
+
+def _check_class_target(x, t, batch, probs_ok):
+    """The shape checks of PyTorch's nll_loss_nd and nll_loss, in its order."""
+    if len(x.shape) > 1 and (t.shape[0] if t.shape else 0) != x.shape[0]:
+        # a 0-d target counts as a batch of 0 there
+        raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
+                      f"batch_size ({t.shape[0] if t.shape else 0}).")
+    if not probs_ok and len(x.shape) > 1 and not t.shape:  # nll_loss reads t.size(0)
+        raise OpError("Dimension specified as 0 but tensor has no dimensions")
+    if len(x.shape) == 1 and len(t.shape) == 1 and t.shape[0] != 1:
+        raise OpError("For 1D input, 1D target must have size 1, but got target size: "
+                      f"{t.shape[0]}")
+    if len(x.shape) <= 2 and len(t.shape) > 1:
+        raise OpError("0D or 1D target tensor expected, multi-target not supported")
+    if t.shape != batch and len(x.shape) > 2:
+        raise OpError(f"Expected target size {list(batch)}, got {list(t.shape)}")
 
 
 def _zero_dim_class_loss(probs_ok, x, t):
@@ -420,6 +435,8 @@ def _reduce_kept(losses, t, ignore_index, reduction):
 
 def _nll(logp, t, *w, ignore_index, reduction):
     c = _class_dim(logp)
+    if logp.ndim == 1 and t.ndim == 1:  # one sample's target given as a 1-element vector
+        t = t.reshape(shape=())
     t = t.check_targets(classes=logp.shape[c], ignore_index=ignore_index)
     picked = _pick(logp, t, c, ignore_index)
     if not w:

@@ -140,16 +140,26 @@ reduction("mean", _infer_float_reduce("mean"),
 
 
 def _prod_vjp(g, x, out, dim, keepdim):
+    """g times the product of the other elements of the slice, as PyTorch computes it: with
+    no zero in x, out / x (NaN at an inf); with a zero anywhere, the exclusive products,
+    exact: 0 where another element is zero (NaN when another is inf or NaN too)."""
     if x.ndim == 0:  # the product of one number is itself: the gradient passes (PyTorch's)
         return g
-    # Product of the other elements, exact with zeros: replace zeros by one, divide the
-    # product out, and keep it only where no *other* element of the slice is zero.
-    zero = x == 0
-    x1 = zero.where(1.0, x)
+    zero, fin = x == 0, x.isfinite()
+    x1 = zero.where(1.0, x)  # zeros replaced by one: the product divided by x1 skips them
     total = x1.prod(dim=dim, keepdim=True)
     zc = zero.cast(dtype="int64")
     others_zero = zc.sum(dim=dim, keepdim=True) - zc
-    return (others_zero == 0).where(kept(g, x, dim) * total / x1, 0.0)
+    nf = fin.logical_not().cast(dtype="int64")
+    others_nonfinite = nf.sum(dim=dim, keepdim=True) - nf
+    # an inf or NaN whose others are finite: their product, not inf / inf (with zeros in x)
+    alone = (zc.sum() > 0) & fin.logical_not() & (others_nonfinite == 0)
+    others = alone.where(fin.where(x1, 1.0).prod(dim=dim, keepdim=True), total / x1)
+    zeroed = (others_nonfinite > 0).where(float("nan"), 0.0)
+    grad = kept(g, x, dim) * (others_zero == 0).where(others, zeroed)
+    if dim is None:  # PyTorch's backward of a full product with two zeros or more: zeros
+        grad = (zc.sum() > 1).where(0.0, grad)
+    return grad
 
 
 def _prod_forward(xp, a, dim, keepdim):

@@ -44,6 +44,19 @@ def _twins_retained(T):
     b.retain_grad()
     (a * 3 + b).sum().backward()
     return a.grad, b.grad, v0.grad
+def _second(T, f, x):
+    """The second derivative of f's sum at x, through a create_graph first one."""
+    (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
+    (gg,) = T.autograd.grad((g * g).sum(), x, allow_unused=True, materialize_grads=True)
+    return g, gg
+
+
+def _seeded(T, f, seed, *xs):
+    """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
+    return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
+                           allow_unused=True, materialize_grads=True)
+
+
 CASES = {
     # shared ancestry: a composite's rule per argument is a partial derivative
     "mse_loss(a, a*2)": lambda T: _grad(T, lambda a: F(T).mse_loss(a, a * 2),
@@ -116,6 +129,34 @@ CASES = {
         T, lambda a: (a.abs() + 0.5).rsqrt().sign(), _leaf(T, [INF, NAN], "float32")),
     "cosine_similarity broadcasting": lambda T: F(T).cosine_similarity(
         T.tensor([-0.65, 0.03]), T.tensor(0.13), -1),
+    # pow's exponent rule multiplies the masked local derivative by g last, as PyTorch's
+    "second derivative through 0.0 ** y": lambda T: _second(T, lambda y: 0.0 ** y,
+                                                            _leaf(T, [0.13, 2.0])),
+    "x ** y with NaN and inf seeds": lambda T: _seeded(
+        T, lambda x, y: x ** y, [NAN, INF, NAN], _leaf(T, [0.0, 2.0, 0.0]),
+        _leaf(T, [0.0, 0.0, 1.5])),
+    # prod's gradient is the product of the other elements as PyTorch computes it
+    "prod over rows with zeros, inf and NaN": lambda T: _grad(
+        T, lambda a: a.prod(1), _leaf(T, [[1.0, -1.0, 0.17], [-INF, NAN, -0.0],
+                                         [2.87, INF, -1.0]])),
+    "full prod with one zero and an inf": lambda T: _grad(
+        T, lambda a: a.prod(), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
+    "prod with a NaN seed": lambda T: _seeded(
+        T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
+    # class losses: PyTorch's order of checks, and what passes them
+    "cross_entropy of an empty int tensor, probabilities": lambda T: (
+        F(T).cross_entropy(T.zeros(0, 3, dtype=T.int64), T.zeros(0, 3), reduction="none"),
+        F(T).cross_entropy(T.zeros(0, dtype=T.bool), T.zeros(0).softmax(-1)),
+        F(T).cross_entropy(T.zeros(2, 0, dtype=T.int64), T.zeros(2, 0, dtype=T.float64))),
+    "nll_loss of ints, batch mismatch": lambda T: F(T).nll_loss(
+        T.zeros(1, 0, dtype=T.int64), T.tensor(0)),
+    "nll_loss of ints": lambda T: F(T).nll_loss(T.zeros(2, 3, dtype=T.int64),
+                                                T.zeros(2, dtype=T.int64)),
+    "nll_loss with an int32 target": lambda T: F(T).nll_loss(T.zeros(2, 3),
+                                                             T.zeros(2, dtype=T.int32)),
+    "cross_entropy of one sample, 1-element target": lambda T: (
+        F(T).cross_entropy(T.tensor([0.13, -0.5]), T.tensor([1]), reduction="none"),
+        F(T).nll_loss(T.tensor([0.13, -0.5]), T.tensor([0]))),
     # dtypes and errors
     "int // 0": lambda T: T.tensor([5, -3]) // T.tensor([0, 2]),
     "int % 0": lambda T: T.remainder(T.tensor([5, -3]), T.tensor([0, 2])),
