@@ -6,14 +6,15 @@ uses: the table-driven ones in the generated _tensor_methods, operators in _oper
 shape and indexing in _shape, selections in _select, comparisons in _compare, new_* and
 random fills in _creation, and backward here (autograd sits above the method modules).
 
-The client's modules import each other in one direction, bottom to top:
+The client's modules import each other in one direction: each only from the rows above
+its own, or from those before it in its row:
 
-    _dtypes _size _warn _errors _grad_mode _format     leaves
-    _node → _function → _tensor_meta → _tensor_base    graph nodes, grad_fns, TensorBase, apply
-    _creation, _ops → _select, _compare → _shape       what records ops
-    _operators, _derivative → _autograd, _functional
-    _tensor_methods → _tensor                          the class
-    _custom, _serialization, nn, optim, autograd, utils, __init__
+    leaves        _dtypes _size _warn _errors _grad_mode _format _node
+    TensorBase    _function (grad_fns), _tensor_meta (static facts), _tensor_base (apply)
+    recording     _creation _ops _select _compare, _shape, _operators _derivative,
+                  _autograd _functional, _tensor_methods (generated)
+    the class     _tensor
+    above it      _custom _serialization nn optim autograd utils ..., __init__
 
 (_wire, _session and _engine, which bring grpc and the worker's engine, are imported where
 a value is first needed, so that `import remotegrad` stays cheap; tests/unit/
