@@ -84,6 +84,16 @@ class Up:
     port: int
     log: Path
     redis_url: str  # as `cluster up` printed it
+    metrics_port: int  # the gateway's; workers on the next ports
+
+    def metric(self, name: str, port: int | None = None) -> float:
+        """The sum of a Prometheus counter's samples (0 when absent)."""
+        import urllib.request
+        from prometheus_client.parser import text_string_to_metric_families
+        url = f"http://127.0.0.1:{port or self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        return sum(s.value for f in text_string_to_metric_families(text)
+                   for s in f.samples if s.name == name)
 
     @property
     def address(self) -> str:
@@ -124,13 +134,34 @@ class Up:
                               timeout=30).stdout
 
 
+def _free_ports(n: int) -> int:
+    """The first of n consecutive free loopback ports (the gateway's metrics, then each
+    worker's)."""
+    import socket
+    for _ in range(50):
+        first, socks = free_port(), []
+        try:
+            for p in range(first, first + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
     log = tmp_path_factory.mktemp("cluster") / "cluster.log"
-    port = free_port()
+    port, metrics = free_port(), _free_ports(3)
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "cluster", "up",
-                                 "--workers", "2", "--port", str(port), "--heartbeat", "0.5"],
+                                 "--workers", "2", "--port", str(port), "--heartbeat", "0.5",
+                                 "--metrics-port", str(metrics)],
                                 stdout=subprocess.PIPE, stderr=err, text=True,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
@@ -138,7 +169,7 @@ def up(tmp_path_factory):
         while time.monotonic() < deadline and "ready at" not in line:
             line = proc.stdout.readline()
             assert line, f"cluster up exited before it was ready:\n{log.read_text()[-3000:]}"
-        yield Up(proc, port, log, re.search(r"redis (redis://\S+),", line).group(1))
+        yield Up(proc, port, log, re.search(r"redis (redis://\S+),", line).group(1), metrics)
         children = _children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
@@ -208,10 +239,13 @@ def test_worker_sigkill_zero_failed_calls_and_it_rejoins(up, tmp_path):
         # It rejoins under a new port; the dead one's registration expires.
         wait_until(lambda: len(w := up.workers()) == 2 and w != before, "worker rejoined",
                    timeout=30)
+        print(f"\nworker restarted and back in the gateway's pool "
+              f"{time.monotonic() - fault_at:.2f}s after the kill", end="")
         load.wait_calls(len(load.calls()) + 10)
     finally:
         calls = load.stop()
     _report("worker SIGKILL", calls, fault_at)
+    print(f"gateway remotegrad_retries_total {up.metric('remotegrad_retries_total'):.0f}")
     assert up.state()["worker-0"]["restarts"] >= 1
     assert "worker-0" in up.status_text() and "signal SIGKILL" in up.status_text()
 
@@ -227,6 +261,8 @@ def test_redis_sigkill_zero_failed_calls_and_it_comes_back_on_its_port(up, tmp_p
         up.wait_new_pid("redis", old)
         client = redis_py.Redis.from_url(up.redis_url)
         wait_until(lambda: client.ping(), "redis back on its port", timeout=20)
+        print(f"\nredis answering on its port {time.monotonic() - fault_at:.2f}s after the "
+              "kill", end="")
         # The workers register again with their next heartbeat.
         wait_until(lambda: len(list(client.scan_iter(keys.WORKER_PATTERN))) == 2,
                    "workers registered again", timeout=20)
@@ -235,6 +271,8 @@ def test_redis_sigkill_zero_failed_calls_and_it_comes_back_on_its_port(up, tmp_p
     finally:
         calls = load.stop()
     _report("redis-server SIGKILL", calls, fault_at)
+    print(f"gateway remotegrad_redis_errors_total "
+          f"{up.metric('remotegrad_redis_errors_total'):.0f}")
 
 
 def test_gateway_sigkill_calls_carried_by_the_sdk_retry(up, tmp_path):
@@ -246,6 +284,8 @@ def test_gateway_sigkill_calls_carried_by_the_sdk_retry(up, tmp_path):
         os.kill(old, signal.SIGKILL)
         up.wait_new_pid("gateway", old)
         wait_until(lambda: up.health() == "SERVING", "gateway back on its port", timeout=30)
+        print(f"\ngateway SERVING again {time.monotonic() - fault_at:.2f}s after the kill",
+              end="")
         load.wait_calls(len(load.calls()) + 10)
     finally:
         calls = load.stop()
@@ -266,9 +306,12 @@ def test_gateway_sigterm_goes_not_serving_before_it_stops_accepting(up, tmp_path
         load.wait_calls(n + 3, timeout=5)
         while up.health() == "NOT_SERVING" and time.monotonic() < seen + 10:
             time.sleep(0.05)
-        assert time.monotonic() - seen > 1.0, "the gateway stopped accepting at once"
+        closed = time.monotonic()
+        assert closed - seen > 1.0, "the gateway stopped accepting at once"
         up.wait_new_pid("gateway", old)
         wait_until(lambda: up.health() == "SERVING", "gateway restarted", timeout=30)
+        print(f"\nNOT_SERVING {seen - fault_at:.2f}s after SIGTERM, for {closed - seen:.2f}s; "
+              f"SERVING again {time.monotonic() - fault_at:.2f}s after SIGTERM", end="")
         load.wait_calls(len(load.calls()) + 10)
     finally:
         calls = load.stop()
