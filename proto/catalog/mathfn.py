@@ -187,8 +187,13 @@ def _check_gelu(metas, approximate):
 unary_op("gelu", _gelu_forward, None, "GeluBackward0",
          unary() + (S(F(3, 4), approximate="tanh"),), attrs={"approximate": ("str", "none")},
          decompose=_gelu_decompose, infer=_check_gelu)
-unary_op("silu", lambda xp, a: a / (1 + xp.exp(-a)), None, "SiluBackward0",
-         decompose=lambda x: x * x.sigmoid(), infer=float_only("silu_cpu"))
+def _silu_vjp(g, x, out):
+    s = x.sigmoid()  # PyTorch's differentiable silu_backward: g * s * (1 + x * (1 - s))
+    return g * (s * (x * (1 - s) + 1))
+
+
+unary_op("silu", lambda xp, a: a / (1 + xp.exp(-a)), _silu_vjp, "SiluBackward0",
+         infer=float_only("silu_cpu"))
 
 
 def _softplus_forward(xp, a, beta, threshold):

@@ -153,8 +153,11 @@ def _prod_vjp(g, x, out, dim, keepdim):
     nf = fin.logical_not().cast(dtype="int64")
     others_nonfinite = nf.sum(dim=dim, keepdim=True) - nf
     # an inf or NaN whose others are finite: their product, not inf / inf (with zeros in x)
-    alone = (zc.sum() > 0) & fin.logical_not() & (others_nonfinite == 0)
+    any_zero = zc.sum() > 0
+    alone = any_zero & fin.logical_not() & (others_nonfinite == 0)
     others = alone.where(fin.where(x1, 1.0).prod(dim=dim, keepdim=True), total / x1)
+    # with no zero, PyTorch's out / x: the gradient reads the result, as PyTorch's does
+    others = any_zero.where(others, kept(out, x, dim) / x)
     zeroed = (others_nonfinite > 0).where(float("nan"), 0.0)
     grad = kept(g, x, dim) * (others_zero == 0).where(others, zeroed)
     if dim is None:  # PyTorch's backward of a full product with two zeros or more: zeros

@@ -51,7 +51,9 @@ def _squeeze_shape(shape, dim):
 
 _shape_op("squeeze", lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
           lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
-          lambda g, x, out, dim: g.reshape(shape=x.shape), {"dim": ("dims", None)},
+          # a squeeze of no dim passes g on (PyTorch's unsqueeze_to returns it as it is)
+          lambda g, x, out, dim: g if tuple(g.shape) == tuple(x.shape) else
+              g.reshape(shape=x.shape), {"dim": ("dims", None)},
           (S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
            S(F(1, 0, 1), dim=(0, 2))), "SqueezeBackward0")
 

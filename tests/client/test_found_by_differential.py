@@ -220,3 +220,30 @@ def test_matches_pytorch(case):
             zeros = (w == 0) & (g == 0)
             assert np.array_equal(np.signbit(g[zeros]), np.signbit(w[zeros])), \
                 f"{what}: sign of zero"
+
+
+def _name_of(T, f, *xs):
+    """The grad_fn name and requires_grad of f's first-order gradient (create_graph)."""
+    (g, *_) = T.autograd.grad(f(*xs).sum(), xs, create_graph=True)
+    return (None if g.grad_fn is None else type(g.grad_fn).__name__), g.requires_grad
+
+
+# create_graph gradients whose last op the tester found apart from PyTorch's
+NAMES = {
+    "x ** y, for y": lambda T: _name_of(T, lambda y, x: x ** y, _leaf(T, [0.5, 1.5]),
+                                        _leaf(T, [2.0, 3.0])),
+    "silu": lambda T: _name_of(T, lambda x: F(T).silu(x), _leaf(T, [0.13, -1.0])),
+    "expand to its own shape": lambda T: _name_of(T, lambda x: x.expand_as(x).tanh(),
+                                                  _leaf(T, [0.13, -1.0])),
+    "expand of nothing": lambda T: _name_of(T, lambda x: x.expand_as(x).tanh(),
+                                            _leaf(T, np.zeros(0))),
+    "squeeze of a 0-d tensor": lambda T: _name_of(
+        T, lambda x: F(T).mse_loss(x.squeeze(-1), x.squeeze(-1)) ** 2, _leaf(T, 0.13)),
+    "cosine_similarity of x with itself": lambda T: _name_of(
+        T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
+}
+
+
+@pytest.mark.parametrize("case", list(NAMES))
+def test_grad_fn_matches_pytorch(case):
+    assert NAMES[case](rg) == NAMES[case](torch)
