@@ -211,7 +211,7 @@ class Load:
 
 # gRPC core answers CANCELLED (not UNAVAILABLE) to a call that reached a server just as it
 # began to shut down, before a handler took it (grpc/grpc#41785), and the SDK retries only
-# UNAVAILABLE. It happens to about one graceful gateway stop in ten under this load.
+# UNAVAILABLE. It happened in about one graceful gateway stop in 20 under this load.
 SHUTDOWN_RACE = "status CANCELLED"
 
 
