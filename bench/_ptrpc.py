@@ -50,11 +50,38 @@ def mlp_grad(x, y, *params):
     return (loss.detach(), *torch.autograd.grad(loss, params))
 
 
+# The resident form: the model and its optimiser live on the worker, as a PT-RPC user
+# who trains remotely would keep them; the client sends a batch and gets the loss back.
+_RESIDENT: dict = {}
+
+
+def resident_init(hidden: int, optimizer: str, seed: int) -> None:
+    import torch
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.Tanh(),
+                                torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
+                                torch.nn.Linear(hidden, 10))
+    opt = (torch.optim.SGD(model.parameters(), lr=0.05) if optimizer == "sgd"
+           else torch.optim.Adam(model.parameters(), lr=1e-3))
+    _RESIDENT[optimizer] = (model, opt)
+
+
+def resident_step(optimizer: str, x, y):
+    import torch.nn.functional as F
+    model, opt = _RESIDENT[optimizer]
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 # --- the client ------------------------------------------------------------------------
 
 KINDS = ("seed dist_autograd", "seed rpc_sync(autograd.grad)", "mlp dist_autograd",
          "mlp rpc_sync(autograd.grad)", "train step dist_autograd",
-         "train step rpc_sync(autograd.grad)")
+         "train step rpc_sync(autograd.grad)", "train step resident sgd",
+         "train step resident adam")
 
 
 def _client(hidden: int, conn) -> None:
@@ -106,8 +133,16 @@ def _client(hidden: int, conn) -> None:
                 state[form] = [p - 0.1 * g for p, g in zip(state[form], grads)]
         return step
 
+    def resident(optimizer):
+        rpc.rpc_sync("worker", resident_init, args=(hidden, optimizer, 0))
+
+        def step():
+            x, y = batch()
+            return rpc.rpc_sync("worker", resident_step, args=(optimizer, x, y))
+        return step
+
     calls = dict(zip(KINDS, (seed_dist, seed_rpc, mlp_dist, mlp_rpc, train("dist", mlp_dist),
-                             train("rpc", mlp_rpc))))
+                             train("rpc", mlp_rpc), resident("sgd"), resident("adam"))))
     while (msg := conn.recv()) is not None:
         kind, n = msg
         fn, out = calls[kind], []
