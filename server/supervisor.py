@@ -133,12 +133,16 @@ class Supervisor:
             {"name": c.name, "pid": c.proc.pid if c.running else None, "restarts": c.restarts,
              "crash_loops": c.crash_loops, "last_exit": c.last_exit} for c in self.children]}
         path = state_path(self.port)
+        # A fresh file of our own (mkstemp: never a name someone else prepared in /tmp)
+        # renamed over the old one.
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path), dir=os.path.dirname(path))
         try:
-            with open(path + ".tmp", "w") as f:
+            with os.fdopen(fd, "w") as f:
                 json.dump(state, f)
-            os.replace(path + ".tmp", path)
+            os.replace(tmp, path)
         except OSError as e:
             log.warning("cannot write %s: %s", path, e)
+            os.unlink(tmp)
 
     def stop(self, grace: float) -> None:
         """SIGTERM every child (those marked `last` once the others are gone), give them
