@@ -233,7 +233,7 @@ class Gateway:
 
     # --- streamed tensors --------------------------------------------------------------
     def put_tensor(self, chunks, tenant: str) -> pb.PutTensorResponse:
-        msg = codec.from_chunks(chunks, self.limits.max_tensor_bytes)
+        msg = codec.from_chunks(_named(chunks), self.limits.max_tensor_bytes)
         metrics.BYTES_IN.inc(len(msg.data))
         if not self.store.put(tenant, msg):
             raise MissingTensorError([msg.hash])  # nowhere to keep it: send it inline
@@ -256,6 +256,15 @@ class Gateway:
 
 
 MAX_DIMS = 64  # what NumPy (and so every backend) supports
+
+
+def _named(chunks):
+    """A tensor stream whose first chunk names a digest (refused before anything is
+    allocated for it otherwise)."""
+    for i, chunk in enumerate(chunks):
+        if i == 0:
+            keys.check_digest(chunk.hash)
+        yield chunk
 
 
 def _check_leaf_names(nodes) -> None:

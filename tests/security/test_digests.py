@@ -60,6 +60,13 @@ def test_every_client_digest_is_checked(lab):
                 sum_request(x, inline=False, digest=bad), metadata=as_tenant(ALICE),
                 timeout=10))
             assert code == "INVALID_ARGUMENT" and "digest" in details, (bad, code, details)
+    # A stream announcing a name that is no digest is refused at its first chunk.
+    for bad in (f"{h}:0", h.upper(), "*"):
+        first = pb.TensorChunk(hash=bad, dtype="float32", shape=[1 << 28],
+                               total_bytes=1 << 30, data=b"\0" * 64)
+        code, details = code_of(lambda first=first: stub.PutTensor(
+            iter([first]), metadata=as_tenant(ALICE), timeout=5))
+        assert code == "INVALID_ARGUMENT" and "digest" in details, (bad, code, details)
     # Well-formed names still work.
     assert list(stub.HasTensors(pb.HasTensorsRequest(hashes=[h, "0" * 32]),
                                 metadata=as_tenant(ALICE), timeout=5).present) == [True, False]
