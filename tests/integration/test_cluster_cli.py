@@ -12,6 +12,8 @@ import time
 import pytest
 
 from procs import free_port
+from remotegrad.server.status import supervised
+from remotegrad.server.supervisor import state_path
 
 
 def _children(pid: int) -> set[int]:
@@ -87,7 +89,12 @@ def test_cluster_killed_outright_leaves_nothing_running():
         while time.monotonic() < end and [c for c in children if _alive(c)]:
             time.sleep(0.2)
         assert not [c for c in children if _alive(c)], "children outlived a killed cluster"
+        # Its restart counts are left behind; `remotegrad status` ignores them (pid gone).
+        assert os.path.exists(state_path(port))
+        assert supervised(f"127.0.0.1:{port}") is None
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if os.path.exists(state_path(port)):
+            os.unlink(state_path(port))
