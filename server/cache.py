@@ -2,7 +2,8 @@
 
 In Redis (shared by gateways, with a TTL and Redis's own LRU eviction) or, without Redis,
 an in-process LRU bounded in bytes. A Redis that stops answering must not fail a call:
-the cache then misses (logged, counted) and is tried again after a short pause.
+the cache then misses (logged, counted) and is tried again after a short pause (per tenant:
+one tenant's failures never pause it for the others, proto/store.py Breaker).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class RedisResultCache:
 
     def get(self, tenant: str, fp: str) -> bytes | None:
         return self._breaker.call(
-            "get", lambda: self.redis.get(keys.result_key(tenant, fp)), None)
+            "get", lambda: self.redis.get(keys.result_key(tenant, fp)), None, tenant)
 
     def put(self, tenant: str, fp: str, raw: bytes) -> None:
         self._breaker.call(
-            "put", lambda: self.redis.set(keys.result_key(tenant, fp), raw, ex=self.ttl), None)
+            "put", lambda: self.redis.set(keys.result_key(tenant, fp), raw, ex=self.ttl), None,
+            tenant)
