@@ -162,6 +162,7 @@ class Breaker:
     def __init__(self, what: str, on_error=lambda op: None) -> None:
         self.what, self._on_error = what, on_error
         self._down_until: dict[str, float] = {}
+        self._lock = Lock()
 
     def call(self, op: str, fn, fallback, scope: str = ""):
         now = time.monotonic()
@@ -183,9 +184,15 @@ class Breaker:
             return fallback
 
     def _open(self, scope: str, now: float) -> None:
-        if len(self._down_until) >= self.MAX_SCOPES:
-            self._down_until = {k: t for k, t in self._down_until.items() if t > now}
-        self._down_until[scope] = now + self.RETRY_AFTER
+        with self._lock:  # readers only .get() the dict, which is safe meanwhile
+            down = dict(self._down_until)
+            if len(down) >= self.MAX_SCOPES:
+                down = {k: t for k, t in down.items() if t > now}
+                while len(down) >= self.MAX_SCOPES:  # the oldest pauses end early
+                    del down[next(iter(down))]
+            down.pop(scope, None)  # re-inserted last: insertion order is age
+            down[scope] = now + self.RETRY_AFTER
+            self._down_until = down
 
 
 def is_outage(err: BaseException) -> bool:
