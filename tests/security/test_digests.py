@@ -121,3 +121,17 @@ def test_a_damaged_value_is_missing_and_replaced_when_sent_again(lab):
     put(stub, y, ALICE)
     resp = stub.Compute(sum_request(y, inline=False), metadata=as_tenant(ALICE), timeout=10)
     assert value(resp) == pytest.approx(float(y.sum()), rel=1e-6)
+
+
+def test_a_damaged_cached_result_is_a_miss(lab):
+    procs, stub = lab
+    y = np.arange(7, dtype=np.float32) * 3
+    first = stub.Compute(sum_request(y), metadata=as_tenant(BOB), timeout=10)
+    client = procs.redis.client()
+    cached = client.keys(keys.result_pattern("bob"))
+    assert cached
+    for k in cached:
+        client.set(k, b"\xff\xfe not a ComputeResponse")
+    again = stub.Compute(sum_request(y), metadata=as_tenant(BOB), timeout=10)
+    assert value(again) == value(first) == float(y.sum()) and not again.cache_hit
+    assert stub.Compute(sum_request(y), metadata=as_tenant(BOB), timeout=10).cache_hit
