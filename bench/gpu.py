@@ -368,12 +368,12 @@ def fusion(on: bool):
     """executor.FUSE set for the block; cached programs dropped so they recompile."""
     saved = executor.FUSE
     executor.FUSE = on
-    engine._caches.clear()
+    engine.plans.clear()
     try:
         yield
     finally:
         executor.FUSE = saved
-        engine._caches.clear()
+        engine.plans.clear()
 
 
 def h2d_rows(dev: Device, cfg: Config) -> list[Row]:

@@ -18,16 +18,12 @@ from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
 from .backend import is_out_of_memory, numpy_backend
-from .estimate import Estimates, describe_bytes
+from .estimate import describe_bytes, estimate
 
 log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
            "WorkerMemoryError", "compute", "evaluate"]
-
-# Peak-memory estimates by graph structure, for workers with a memory limit.
-_estimates = Estimates()
-
 
 class MissingTensorError(OpError):
     def __init__(self, digests: list[str]) -> None:
@@ -182,7 +178,7 @@ def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_back
 
 def _peak(nodes: list[WireNode], targets: list[int]) -> int:
     """The graph's estimated peak bytes, gradients expanded (the gateway's estimate)."""
-    return _estimates.of(nodes, targets)[1]
+    return estimate(nodes, targets)[1]
 
 
 def _out_of_memory_message(error: str, nodes, targets, backend) -> str:

@@ -13,20 +13,9 @@ transfers any leaf.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
-from remotegrad.proto.catalog import OpError, attrs_key
+from remotegrad.proto.catalog import OpError
 from remotegrad.proto.nodes import WireNode
 from . import engine
-
-
-def lowered(g: engine.Graph, targets: list[int]) -> tuple[engine.Graph, list[int]]:
-    """The graph the worker will run: grad nodes lowered and composites expanded."""
-    if "grad" not in g.ops:
-        return g, targets
-    low, lt = engine.lower(g, targets)
-    return engine.materialize(low, lt)
 
 
 def peak_bytes(g: engine.Graph, targets: list[int]) -> int:
@@ -50,49 +39,28 @@ def peak_bytes(g: engine.Graph, targets: list[int]) -> int:
     return peak
 
 
-class Estimates:
-    """(largest tensor, peak bytes) of the lowered graph, remembered by the graph's
-    structure (ops, wiring, attributes, leaf dtypes and shapes; not the leaf bytes): a
-    training loop sends the same structure every step and is lowered here once."""
-
-    def __init__(self, size: int = 512) -> None:
-        self._items: OrderedDict[tuple, tuple[engine.Graph, int]] = OrderedDict()
-        self._size, self._lock = size, threading.Lock()
-
-    def of(self, nodes: list[WireNode], targets: list[int], g: engine.Graph | None = None,
-           g_targets: list[int] | None = None):
-        """The lowered graph's (biggest tensor meta, peak bytes); `g` is the built graph
-        (built here, only when the structure is new, when not given)."""
-        key = _structure(nodes, targets)
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        if g is None:
-            g, g_targets = engine.build(nodes, targets)
+def estimate(nodes: list[WireNode], targets: list[int]) -> tuple:
+    """(largest tensor's Meta, peak bytes) of the graph as the worker will run it, worked
+    out once per structure (kept in its engine plan)."""
+    plan, _ = engine.plan(nodes, targets)
+    found = plan.memo.get("estimate")
+    if found is None:
         try:
-            low, lt = lowered(g, g_targets)
+            low, lt = plan.lowered()
         except (OpError, ArithmeticError, LookupError, TypeError, ValueError) as e:
             # The worker would fail the same way: a gradient its rules cannot form.
             raise OpError(f"cannot form the gradient: {type(e).__name__}: {e}") from None
-        value = (max(low.metas, key=lambda m: m.nbytes), peak_bytes(low, lt))
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
+        found = plan.memo["estimate"] = (max(low.metas, key=lambda m: m.nbytes),
+                                         peak_bytes(low, lt))
+    return found
 
 
-def _structure(nodes: list[WireNode], targets: list[int]) -> tuple:
-    pos: dict[int, int] = {}
-    key = []
-    for p, n in enumerate(nodes):
-        pos[n.id] = p
-        attrs = attrs_key({k: v for k, v in n.attrs.items()
-                           if not (n.op == "leaf" and k == "hash")})
-        key.append((n.op, tuple(pos[i] for i in n.inputs), attrs))
-    return tuple(key), tuple(pos[t] for t in targets)
+class Estimates:
+    """estimate() under the gateway's old name (its built graph is not needed: the plan
+    has one)."""
+
+    def of(self, nodes: list[WireNode], targets: list[int], g=None, g_targets=None):
+        return estimate(nodes, targets)
 
 
 def human_bytes(n: int) -> str:

@@ -13,7 +13,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.nodes import WireNode
 from remotegrad.server.fingerprint import fingerprint
 from remotegrad.worker import engine
-from remotegrad.worker.estimate import Estimates
+from remotegrad.worker.estimate import estimate
 
 from .helpers import make_value
 
@@ -112,14 +112,17 @@ def test_signed_zeros_are_different_nodes_and_keys():
     assert fingerprint(*graph(2)) != fingerprint(*graph(2.0))  # int64 const vs float64
 
 
-def test_estimate_cache_keys_tell_signed_zeros_apart_and_find_nans():
-    est = Estimates(size=8)
+def test_plan_keys_tell_signed_zeros_apart_and_find_nans():
+    """One structure key for the engine's programs and the estimates (one plan each)."""
+    engine.plans.clear()
 
     def graph(v):
         return [WireNode(0, "full", (), {"shape": (4,), "value": v, "dtype": "float32"})], [0]
-    est.of(*graph(-0.0))
-    est.of(*graph(0.0))
-    assert len(est._items) == 2, "-0.0 and 0.0 are two structures"
-    est.of(*graph(NAN))
-    est.of(*graph(float("nan")))  # another NaN object: the same structure
-    assert len(est._items) == 3, "-0.0, 0.0 and one NaN: three structures"
+    estimate(*graph(-0.0))
+    estimate(*graph(0.0))
+    assert len(engine.plans) == 2, "-0.0 and 0.0 are two structures"
+    estimate(*graph(NAN))
+    estimate(*graph(float("nan")))  # another NaN object: the same structure
+    assert len(engine.plans) == 3, "-0.0, 0.0 and one NaN: three structures"
+    engine.execute(*graph(0.0), {}.__getitem__, np)
+    assert len(engine.plans) == 3, "the program is the same plan's"

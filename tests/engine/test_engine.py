@@ -167,17 +167,17 @@ def _wire(a: np.ndarray, b: np.ndarray, scale):
 
 
 def test_programs_are_cached_by_structure_not_data():
-    engine._caches.clear()
+    engine.plans.clear()
     a, b = np.ones((2, 3), np.float32), np.full((3, 2), 2.0, np.float32)
     nodes, data = _wire(a, b, 2.0)
     (r1,) = engine.execute(nodes, [15], data.__getitem__, np)
     nodes2, data2 = _wire(a * 3, b, 2.0)
     (r2,) = engine.execute(nodes2, [15], data2.__getitem__, np)
-    assert len(engine._caches[id(np)]) == 1
+    assert len(engine.plans) == 1
     assert (float(r1), float(r2)) == (48.0, 144.0)
     nodes3, data3 = _wire(a, b, 2)   # an int scalar is another structure (int64 const)
     engine.execute(nodes3, [15], data3.__getitem__, np)
-    assert len(engine._caches[id(np)]) == 2
+    assert len(engine.plans) == 2
     # The same tensor twice is one leaf; two equal-shaped different tensors are two.
     nodes4, data4 = _wire(b.T.copy(), b, 2.0)
     (r4,) = engine.execute(nodes4, [15], data4.__getitem__, np)

@@ -13,7 +13,7 @@ import pytest
 
 from remotegrad.proto.codec import WireNode
 from remotegrad.server.config import boolean
-from remotegrad.server.estimate import Estimates, peak_bytes
+from remotegrad.server.estimate import estimate, peak_bytes
 from remotegrad.server.security import Auth, RateLimiter
 from remotegrad.worker import engine
 from remotegrad.worker.compute import CallCancelled, Cancellation
@@ -92,8 +92,7 @@ def test_peak_counts_only_live_tensors_and_gradients_cost_more():
     g, gt = engine.build(nodes, t)
     assert peak_bytes(g, gt) == 2 * mib
     nodes, t = _chain(512, 10, grad=True)  # backward keeps every tanh output alive
-    g, gt = engine.build(nodes, t)
-    biggest, peak = Estimates().of(nodes, t, g, gt)
+    biggest, peak = estimate(nodes, t)
     assert biggest.nbytes == mib and peak >= 10 * mib
 
 

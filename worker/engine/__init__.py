@@ -1,15 +1,18 @@
 """The autograd engine: wire graph → engine graph → grad nodes lowered → composites
 expanded → compiled Program → run on xp.
 
-Compiling is the slow part, so Programs are cached by the graph's *structure*: ops,
-wiring, attributes, and each leaf's dtype and shape, with leaf hashes replaced by their
-first-occurrence number. A training loop that sends the same graph with new weights each
-step compiles once.
+Everything that depends only on a graph's *structure* (ops, wiring, attributes, and each
+leaf's dtype and shape, with leaf names replaced by their first-occurrence number) is
+worked out once per process and kept in a `Plan`: the graph checked through the catalog,
+the lowered graph, its memory estimate, the compiled Program for each array module. The
+gateway asks a plan for its checks and limits, the worker for its program: a training
+loop that sends the same structure with new values each step is planned once.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from remotegrad.proto.catalog import OpError, attrs_key
@@ -19,12 +22,8 @@ from .autodiff import lower, materialize, vjp
 from .executor import LeafLookup, Program, run
 from .graph import Graph, Sym
 
-__all__ = ["Graph", "OpError", "Program", "Sym", "build", "compile_graph", "execute",
-           "lower", "materialize", "run", "vjp"]
-
-CACHE_SIZE = 256
-_caches: dict[int, dict[tuple, tuple[Program, list[int]]]] = {}  # per array module
-_lock = threading.Lock()
+__all__ = ["Graph", "OpError", "Plan", "Program", "Sym", "build", "compile_graph", "execute",
+           "lower", "materialize", "plan", "plans", "run", "vjp"]
 
 
 def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
@@ -60,52 +59,118 @@ def compile_graph(g: Graph, targets: list[int], xp: Any, fuse: bool | None = Non
     return Program(final, ft, xp, fuse)
 
 
-def _structure(nodes: list[WireNode], targets: list[int]):
-    """The cache key, and the distinct leaf hashes in first-occurrence order."""
+def structure(nodes: list[WireNode], targets: list[int]):
+    """The structure key (None for a malformed graph: build() says what is wrong), and the
+    distinct leaf names in first-occurrence order. The one definition of a graph's
+    identity short of its data; attrs_key tells -0.0 from 0.0 and finds NaNs equal."""
     pos: dict[int, int] = {}
-    hashes: dict[str, int] = {}
+    names: dict[str, int] = {}
     key: list[tuple] = []
     add = key.append
-    for p, n in enumerate(nodes):  # the hot loop of a cached call: kept minimal
-        pos[n.id] = p
-        a = n.attrs
-        if n.op == "leaf":
-            add(("leaf", hashes.setdefault(a["hash"], len(hashes)), a["dtype"], a["shape"],
-                 a.get("tag")))
-        elif a:
-            add((n.op, tuple([pos[i] for i in n.inputs]), attrs_key(a)))
-        else:
-            add((n.op, tuple([pos[i] for i in n.inputs])))
-    return (tuple(key), tuple(pos.get(t, -1) for t in targets)), list(hashes)
+    try:
+        for p, n in enumerate(nodes):  # the hot loop of a planned call: kept minimal
+            if n.id in pos:
+                return None, []
+            pos[n.id] = p
+            a = n.attrs
+            if n.op == "leaf":
+                add(("leaf", names.setdefault(a["hash"], len(names)), a["dtype"], a["shape"],
+                     a.get("tag")))
+            elif a:
+                add((n.op, tuple([pos[i] for i in n.inputs]), attrs_key(a)))
+            else:
+                add((n.op, tuple([pos[i] for i in n.inputs])))
+        out = (tuple(key), tuple([pos[t] for t in targets]))
+        hash(out)
+    except (KeyError, TypeError):
+        return None, []
+    return out, list(names)
+
+
+class Plan:
+    """What a graph's structure decides, each part worked out on first use: `graph` and
+    `targets` (built and checked through the catalog, leaves named leaf0, leaf1, ... in
+    first-occurrence order), the lowered graph, `memo` for facts others derive from it
+    (the memory estimate), and the compiled Program of each array module."""
+
+    def __init__(self, g: Graph, targets: list[int]) -> None:
+        self.graph, self.targets = g, targets
+        self.memo: dict[str, Any] = {}
+        self._lowered: tuple[Graph, list[int]] | None = None
+        self._programs: dict[int, tuple[Program, list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def lowered(self) -> tuple[Graph, list[int]]:
+        """Grad nodes lowered, composites expanded: what runs."""
+        if self._lowered is None:
+            low, lt = lower(self.graph, self.targets)
+            self._lowered = materialize(low, lt)
+        return self._lowered
+
+    def program(self, xp: Any) -> tuple[Program, list[int]]:
+        """The Program for `xp`, and for each of its leaves the leaf's first-occurrence
+        number (run() takes the leaves' arrays in that order)."""
+        entry = self._programs.get(id(xp))
+        if entry is None:
+            with self._lock:  # worker threads share plans: compile once
+                entry = self._programs.get(id(xp))
+                if entry is None:
+                    prog = Program(*self.lowered(), xp)
+                    slots = [int(prog.leaf_hashes[i][4:]) for i in range(len(prog.leaves))]
+                    entry = self._programs[id(xp)] = (prog, slots)
+        return entry
+
+
+class Plans:
+    """The plans of the structures seen lately (least recently used out first)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Plan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(self, key) -> Plan | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key, value: Plan) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+plans = Plans()
+
+
+def plan(nodes: list[WireNode], targets: list[int]) -> tuple[Plan, list[str]]:
+    """The graph's plan (built, checked and kept when its structure is new; OpError when
+    the catalog refuses it), and its distinct leaf names in first-occurrence order."""
+    key, names = structure(nodes, targets)
+    found = plans.get(key) if key is not None else None
+    if found is None:
+        found = Plan(*build(_canonical(nodes, names), targets))
+        if key is not None:
+            plans.put(key, found)
+    return found, names
 
 
 def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any) -> list[Any]:
-    prog, slots, hashes = _program(nodes, targets, xp)
-    leaves = [leaf(hashes[k]) for k in slots]
-    del hashes  # the structure key and its pieces are garbage before any array is made
+    found, names = plan(nodes, targets)
+    prog, slots = found.program(xp)
+    leaves = [leaf(names[k]) for k in slots]
+    del names  # the structure key and its pieces are garbage before any array is made
     return prog.run(leaves)
-
-
-def _program(nodes, targets, xp):
-    try:
-        key, hashes = _structure(nodes, targets)
-        hash(key)
-    except (KeyError, TypeError):  # malformed graph: let build() say what is wrong
-        key, hashes = None, []
-    cache = _caches.setdefault(id(xp), {})
-    entry = cache.get(key) if key is not None else None
-    if entry is None:
-        g, t = build(_canonical(nodes, hashes), targets)
-        prog = compile_graph(g, t, xp)
-        order = {f"leaf{k}": k for k in range(len(hashes))}
-        slots = [order[g_hash] for g_hash in _leaf_hashes(prog)]
-        entry = (prog, slots)
-        if key is not None:
-            with _lock:  # worker threads share the cache
-                cache[key] = entry
-                while len(cache) > CACHE_SIZE:  # oldest first out (insertion order)
-                    del cache[next(iter(cache))]
-    return (*entry, hashes)
 
 
 def _canonical(nodes: list[WireNode], hashes: list[str]) -> list[WireNode]:
@@ -117,7 +182,3 @@ def _canonical(nodes: list[WireNode], hashes: list[str]) -> list[WireNode]:
             n = WireNode(n.id, n.op, n.inputs, {**n.attrs, "hash": f"leaf{index[n.attrs['hash']]}"})
         out.append(n)
     return out
-
-
-def _leaf_hashes(prog: Program) -> list[str]:
-    return [prog.leaf_hashes[i] for i in range(len(prog.leaves))]
