@@ -24,6 +24,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from procs import free_port, wait_until
+from procs import stop as stop_proc
 from remotegrad.proto import keys
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
@@ -379,3 +380,40 @@ def test_health_command_exit_codes(up):
     assert ok.returncode == 0 and ok.stdout.strip() == f"{up.address}: SERVING", ok
     down = health(f"127.0.0.1:{free_port()}")
     assert down.returncode == 1 and "UNAVAILABLE" in down.stdout, down
+
+
+def _port_open(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_health_command_speaks_mutual_tls_as_the_tls_compose_file_runs_it(tmp_path):
+    """deploy/compose.tls.yml's workers want client certificates; their healthcheck is
+    `remotegrad health` with the container's own REMOTEGRAD_TLS_* variables."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "faults"))
+    from certs import make_certs
+    certs = make_certs(tmp_path / "certs")
+    port = free_port()
+    worker = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "worker",
+                               "--port", str(port), "--tls-cert", str(certs["server.pem"]),
+                               "--tls-key", str(certs["server.key"]), "--tls-ca",
+                               str(certs["ca.pem"]), "--tls-client-auth", "true"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def health(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "remotegrad.server.cli", "health",
+                               "--address", f"localhost:{port}", "--server-name", "localhost",
+                               "--timeout", "2"], capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, **env))
+    tls = dict(REMOTEGRAD_TLS_CA=str(certs["ca.pem"]))
+    mutual = dict(tls, REMOTEGRAD_TLS_CERT=str(certs["server.pem"]),
+                  REMOTEGRAD_TLS_KEY=str(certs["server.key"]))
+    try:
+        wait_until(lambda: _port_open(port), "worker listening", procs=[worker])
+        ok = health(**mutual)
+        assert ok.returncode == 0 and ok.stdout.strip() == f"localhost:{port}: SERVING", ok
+        assert health(**tls).returncode == 1  # no client certificate: refused
+        assert health().returncode == 1  # plaintext to a TLS port
+    finally:
+        stop_proc(worker)
