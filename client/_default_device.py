@@ -16,6 +16,7 @@ _KNOWN = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "h
 _COMPILED = {"cuda": "CUDA", "xpu": "XPU"}  # AssertionError "Torch not compiled with ..."
 
 _default = _device_class("cpu")
+_explicit = False  # set_default_device(<a device>) is in force (not None)
 
 
 def _parse(spec) -> _device_class:
@@ -37,7 +38,7 @@ def _parse(spec) -> _device_class:
 
 def set_default_device(device) -> None:
     """Make `device` the default for new tensors: only the CPU (or None, the same) here."""
-    global _default
+    global _default, _explicit
     chosen = _device_class("cpu") if device is None else _parse(device)
     if chosen.type in _COMPILED:
         raise AssertionError(f"Torch not compiled with {_COMPILED[chosen.type]} enabled")
@@ -46,8 +47,15 @@ def set_default_device(device) -> None:
                                   "tensors (tensors without data); only 'cpu' is supported")
     if chosen.type != "cpu":
         raise RuntimeError(f"PyTorch is not linked with support for {chosen.type} devices")
-    _default = chosen
+    _default, _explicit = chosen, device is not None
 
 
 def get_default_device() -> _device_class:
     return _default
+
+
+def is_explicit() -> bool:
+    """Whether a default device is in force. PyTorch then runs factories under a
+    TorchFunctionMode, which also turns its fused fast paths (nn.TransformerEncoder's
+    nested tensors) off; remotegrad's encoder mirrors that visible difference."""
+    return _explicit

@@ -192,7 +192,8 @@ class TransformerEncoder(Module):
         if is_grad_enabled() and (src.requires_grad or any(
                 p.requires_grad for p in first.parameters())):
             return False
-        if padding.dtype.name != "bool":
+        from .._default_device import is_explicit
+        if padding.dtype.name != "bool" or is_explicit():
             return False
         if self.mask_check:  # padding only at the end of each row ("left aligned")
             import numpy as np

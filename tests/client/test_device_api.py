@@ -23,8 +23,8 @@ def _outcome(call):
 @pytest.fixture(autouse=True)
 def _restore_default_device():
     yield
-    rg.set_default_device("cpu")
-    torch.set_default_device("cpu")
+    rg.set_default_device(None)
+    torch.set_default_device(None)  # "cpu" would leave PyTorch's device mode on
 
 
 def test_default_device_is_the_cpu():

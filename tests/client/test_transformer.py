@@ -140,11 +140,17 @@ def test_nested_tensor_fast_path_zeroes_padded_positions():
                          torch.nn.TransformerEncoder(layer_t, 2, torch.nn.LayerNorm(E)))
     src = _seq(5, 3, True)
     pad, _ = _masks(5, 5, 3)
-    for grad in (False, True):
-        with rg.set_grad_enabled(grad), torch.set_grad_enabled(grad):
-            out_o = ours(rg.tensor(src), src_key_padding_mask=rg.tensor(pad))
-            out_t = theirs(torch.tensor(src), src_key_padding_mask=torch.tensor(pad))
-        close(out_o, out_t, rtol=1e-5, atol=1e-5, what=f"grad enabled {grad}")
+    for grad, device in ((False, None), (True, None), (False, "cpu")):
+        # a default device in force turns PyTorch's fast path off as well
+        rg.set_default_device(device), torch.set_default_device(device)
+        try:
+            with rg.set_grad_enabled(grad), torch.set_grad_enabled(grad):
+                out_o = ours(rg.tensor(src), src_key_padding_mask=rg.tensor(pad))
+                out_t = theirs(torch.tensor(src), src_key_padding_mask=torch.tensor(pad))
+        finally:
+            rg.set_default_device(None), torch.set_default_device(None)
+        close(out_o, out_t, rtol=1e-5, atol=1e-5, what=f"grad {grad}, device {device}")
+        assert (out_t[1, -1].abs().sum() == 0) == (not grad and device is None)
 
 
 ERRORS = [
