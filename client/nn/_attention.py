@@ -54,6 +54,8 @@ class MultiheadAttention(Module):
                 key_padding_mask: Tensor | None = None, need_weights: bool = True,
                 attn_mask: Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+        _check_mask(key_padding_mask, "key_padding_mask", attn_mask, "attn_mask")
+        _check_mask(attn_mask, "attn_mask")
         batched = query.dim() == 3
         if not batched:
             query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -92,5 +94,22 @@ class MultiheadAttention(Module):
         if key_padding_mask is not None:
             mask = key_padding_mask.reshape(batch, 1, 1, source).expand(
                 batch, self.num_heads, 1, source).reshape(batch * self.num_heads, 1, source)
-            scores = apply("where", mask, float("-inf"), scores)
+            if mask.dtype.name == "bool":
+                scores = apply("where", mask, float("-inf"), scores)
+            else:  # a float mask is added, as PyTorch's canonical form of both
+                scores = scores + mask
         return scores
+
+
+def _check_mask(mask, name: str, other=None, other_name: str = "") -> None:
+    """PyTorch's _canonical_mask checks: bool or float only; a warning when the padding
+    mask and the attention mask are of different types."""
+    if mask is None:
+        return
+    kind = mask.dtype.name
+    if kind != "bool" and not mask.is_floating_point():
+        raise AssertionError(f"only bool and floating types of {name} are supported")
+    if other is not None and other.dtype.name != kind:
+        from .._warn import warn_user
+        warn_user(f"Support for mismatched {name} and {other_name} is deprecated. Use same "
+                  "type for both instead.")

@@ -17,7 +17,7 @@ from .._grad_mode import is_grad_enabled
 from .._tensor import Tensor, apply
 from . import functional as F
 from . import init
-from ._attention import MultiheadAttention
+from ._attention import MultiheadAttention, _check_mask
 from ._layers import GELU, Dropout, LayerNorm, Linear, ModuleList, ReLU
 from ._module import Module
 
@@ -39,6 +39,17 @@ def _relu_or_gelu(activation) -> int:
     if activation is F.gelu or isinstance(activation, GELU):
         return 2
     return 0
+
+
+def _canonical(mask: Tensor | None, name: str, other: Tensor | None, other_name: str,
+               like: Tensor) -> Tensor | None:
+    """PyTorch's _canonical_mask: checked (a warning for mismatched types), and a bool
+    mask made an additive float one (-inf where True) of the input's dtype."""
+    _check_mask(mask, name, other, other_name)
+    if mask is None or mask.dtype.name != "bool":
+        return mask
+    return _creation.zeros(tuple(mask.shape), dtype=like.dtype).masked_fill(
+        mask, float("-inf"))
 
 
 def _clones(module: Module, n: int) -> ModuleList:
@@ -93,6 +104,9 @@ class TransformerEncoderLayer(_Block):
     def forward(self, src: Tensor, src_mask: Tensor | None = None,
                 src_key_padding_mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
+        src_key_padding_mask = _canonical(src_key_padding_mask, "src_key_padding_mask",
+                                          src_mask, "src_mask", src)
+        src_mask = _canonical(src_mask, "src_mask", None, "", src)
         x = src
         if self.norm_first:
             y = self.norm1(x)
@@ -175,12 +189,15 @@ class TransformerEncoder(Module):
     def forward(self, src: Tensor, mask: Tensor | None = None,
                 src_key_padding_mask: Tensor | None = None,
                 is_causal: bool | None = None) -> Tensor:
+        src_key_padding_mask = _canonical(src_key_padding_mask, "src_key_padding_mask", mask,
+                                          "mask", src)
+        mask = _canonical(mask, "mask", None, "", src)
         output = src
         for layer in self.layers:
             output = layer(output, src_mask=mask, is_causal=bool(is_causal),
                            src_key_padding_mask=src_key_padding_mask)
         if self._drops_padding(src, mask, src_key_padding_mask):
-            pad = src_key_padding_mask.reshape(*src_key_padding_mask.shape, 1)
+            pad = src_key_padding_mask.reshape(*src_key_padding_mask.shape, 1) != 0
             output = apply("where", pad, 0.0, output)
         return output if self.norm is None else self.norm(output)
 
@@ -193,11 +210,11 @@ class TransformerEncoder(Module):
                 p.requires_grad for p in first.parameters())):
             return False
         from .._default_device import is_explicit
-        if padding.dtype.name != "bool" or is_explicit():
+        if is_explicit():
             return False
         if self.mask_check:  # padding only at the end of each row ("left aligned")
             import numpy as np
-            keep = ~np.asarray(padding.numpy(), dtype=bool)
+            keep = np.asarray(padding.numpy()) == 0
             if (keep[:, 1:] & ~keep[:, :-1]).any():
                 return False
         return True

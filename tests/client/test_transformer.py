@@ -60,11 +60,16 @@ def _same_forward(ours, theirs, inputs, kwargs, tol=1e-5):
     def run(lib, module):
         args = [lib.tensor(a, requires_grad=True) for a in inputs]
         kw = {k: lib.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
-        out = module(*args, **kw)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = module(*args, **kw)
         weights = np.random.default_rng(0).standard_normal(tuple(out.shape))
         (out * lib.tensor(weights.astype("float32"))).sum().backward()
-        return out, [a.grad for a in args], dict(module.named_parameters())
-    (out_o, grads_o, params_o), (out_t, grads_t, params_t) = run(rg, ours), run(torch, theirs)
+        return (out, [a.grad for a in args], dict(module.named_parameters()),
+                [str(w.message) for w in seen])
+    (out_o, grads_o, params_o, warned_o) = run(rg, ours)
+    (out_t, grads_t, params_t, warned_t) = run(torch, theirs)
+    assert warned_o == warned_t, "warnings"
     close(out_o, out_t, rtol=tol, atol=tol, what=f"output {list(kwargs)}")
     for i, (a, b) in enumerate(zip(grads_o, grads_t)):
         close(a, b, rtol=1e-4, atol=1e-5, what=f"input {i} grad")
@@ -82,7 +87,8 @@ def test_encoder_layer(batch_first, norm_first):
     src = _seq(5, 3, batch_first)
     pad, causal = _masks(5, 5, 3)
     for kwargs in ({}, {"src_key_padding_mask": pad}, {"src_mask": causal},
-                   {"src_mask": causal, "is_causal": True}):
+                   {"src_mask": causal, "is_causal": True},
+                   {"src_mask": causal, "src_key_padding_mask": pad}):  # mismatched: warns
         _same_forward(ours, theirs, [src], kwargs)
 
 
@@ -172,3 +178,37 @@ def test_errors_match(index):
             ERRORS[index](nn)
         return type(info.value).__name__, str(info.value)
     assert error(rg.nn) == error(torch.nn)
+
+
+def test_attention_masks_of_either_type():
+    ours, theirs = _twins("MultiheadAttention", E, H)
+    q = _seq(4, 3, False)
+    pad, causal = _masks(4, 4, 3)
+    float_pad = np.where(pad, -np.inf, 0.0).astype("float32")
+    for kwargs in ({"key_padding_mask": float_pad}, {"key_padding_mask": float_pad,
+                                                     "attn_mask": causal},
+                   {"key_padding_mask": pad, "attn_mask": causal}):
+        _same_forward(_Out0(ours), _Out0(theirs), [q, q, q], kwargs)
+
+    def error(lib, module):
+        x = lib.tensor(q)
+        with pytest.raises(AssertionError) as info:
+            module(x, x, x, key_padding_mask=lib.tensor(pad.astype("int64")))
+        return str(info.value)
+    assert error(rg, ours) == error(torch, theirs)
+
+
+class _Out0:
+    """The attention output alone (its weights aside), as a module-like callable."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, *args, **kwargs):
+        return self.module(*args, **kwargs)[0]
+
+    def named_parameters(self):
+        return self.module.named_parameters()
+
+    def zero_grad(self):
+        self.module.zero_grad()
