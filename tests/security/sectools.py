@@ -64,7 +64,8 @@ class Procs:
             env=env(secret), stdout=subprocess.DEVNULL, stderr=log.open("w"))
         proc = Proc(popen, f"127.0.0.1:{port}", log)
         self.started.append(proc)
-        wait_until(lambda: _serving(proc.address, credentials), "gateway", procs=[popen])
+        wait_until(lambda: _serving(proc.address, credentials), "gateway", timeout=60,
+                   procs=[popen])
         return proc
 
     def worker(self, *args: str, secret: str | None = None) -> Proc:
@@ -97,7 +98,7 @@ def _serving(address: str, credentials=None) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def _registered(client, popen: subprocess.Popen, timeout: float = 30.0) -> str:
+def _registered(client, popen: subprocess.Popen, timeout: float = 60.0) -> str:
     """The address a worker process registered under (its record carries its pid)."""
     found: list[str] = []
 
@@ -156,7 +157,7 @@ def put(stub: pb_grpc.GatewayStub, x: np.ndarray, token: str | None) -> str:
 def wait_for_workers(stub: pb_grpc.GatewayStub, n: int, token: str | None) -> None:
     wait_until(lambda: len(stub.ClusterStatus(pb.ClusterStatusRequest(), timeout=2,
                                               metadata=as_tenant(token)).workers) == n,
-               f"{n} workers seen by the gateway")
+               f"{n} workers seen by the gateway", timeout=60)
 
 
 def until(check, what: str, timeout: float = 10.0) -> None:
