@@ -94,6 +94,11 @@ def test_import_paths_exist():
     assert issubclass(HuberLoss, _Loss)
     assert set(rg.nn.modules.__all__) >= {n for n in rg.nn.__all__ if n[0].isupper()} - {
         "Parameter"}
+    import importlib
+    for sub in (n for n in rg.nn.modules.__all__ if n[0].islower()):  # the same homes
+        ours = importlib.import_module(f"remotegrad.nn.modules.{sub}")
+        theirs = importlib.import_module(f"torch.nn.modules.{sub}")
+        assert all(hasattr(theirs, name) for name in ours.__all__), sub
 
 
 ALIASED = """

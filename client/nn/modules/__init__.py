@@ -8,8 +8,8 @@ from .._norm import BatchNorm1d, BatchNorm2d
 from .._rnn import GRU, LSTM, RNN, RNNBase
 from .._transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                             TransformerEncoder, TransformerEncoderLayer)
-from . import (activation, batchnorm, container, conv, linear, loss, module, normalization,
-               rnn, transformer)
+from . import (activation, batchnorm, container, conv, dropout, flatten, linear, loss, module,
+               normalization, pooling, rnn, sparse, transformer)
 
 _FROM_LAYERS = ("AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
                 "Dropout", "Embedding", "Flatten", "GELU", "HuberLoss", "Identity",
@@ -20,7 +20,8 @@ _FROM_LAYERS = ("AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEnt
 globals().update({name: getattr(_L, name) for name in _FROM_LAYERS})
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GRU", "LSTM", "Module", "MultiheadAttention", "RNN",
-           "RNNBase", "activation", "batchnorm", "container", "conv", "linear", "loss",
-           "module", "normalization", "rnn", "transformer", "Transformer", "TransformerDecoder",
+           "RNNBase", "activation", "batchnorm", "container", "conv", "dropout", "flatten",
+           "linear", "loss", "module", "normalization", "pooling", "rnn", "sparse",
+           "transformer", "Transformer", "TransformerDecoder",
            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
            *_FROM_LAYERS]

@@ -1,0 +1,5 @@
+"""torch.nn.modules.flatten's import path."""
+
+from .._layers import Flatten
+
+__all__ = ["Flatten"]
