@@ -82,7 +82,7 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
             raise RuntimeError(f"expected dtype {_CPP_NAMES[input.dtype.name]} for `{what}` "
                                f"but got dtype {_CPP_NAMES[t.dtype.name]}")
     # PyTorch's names: LerpBackward0 for a Python number weight, LerpBackward1 for a tensor.
-    return apply("add", input, (end - input) * weight,
+    return apply("lerp_kernel", input, end, weight,
                  torch_name="LerpBackward1" if isinstance(weight, TensorBase)
                  else "LerpBackward0")
 

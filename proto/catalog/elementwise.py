@@ -173,6 +173,23 @@ def _pow_forward(xp, a, b):
 binary("pow", _pow_forward, (_pow_x, _pow_y), "PowBackward0", _infer_pow,
        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
                                S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
+# lerp(start, end, weight) with PyTorch's formula: from start for |weight| < 0.5, from end
+# otherwise (so lerp(inf, 0.13, inf) is -inf, not inf - inf). The SDK's lerp checks the
+# dtypes and names the node LerpBackward0/1 (the catalog keeps `lerp` free for it).
+def _lerp_forward(xp, a, b, w):
+    d = b - a
+    return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1 - w))
+
+
+register(OpDef("lerp_kernel", 3, lambda metas: Meta(broadcast_all(metas), result_type(metas)),
+               _lerp_forward,
+               (lambda g, a, b, w, out: g * (1 - w), lambda g, a, b, w, out: g * w,
+                lambda g, a, b, w, out: g * (b - a)),
+               torch_name="LerpBackward1", promote=True, fusable=_lerp_forward,
+               samples=(S(F(3, 4), F(3, 4), F(3, 4)), S(F(3), F(2, 3), C(0.3)),
+                        S(F(2, 3), F(3), C(0.7)), S(F(), F(3), F(2, 1)),
+                        S(X([float("inf"), -float("inf"), 1.0]), X([0.13, 0.13, 2.0]),
+                          X([float("inf"), -float("inf"), 0.6]), fd=False))))
 # Ties split the gradient; a NaN against a number passes it to both.
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),
          S(X([1.0, float("nan"), 2.0, 3.0]), X([1.0, 1.0, float("nan"), 0.0]), fd=False))

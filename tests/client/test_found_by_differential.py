@@ -143,6 +143,12 @@ CASES = {
         T, lambda a: a.prod(), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
+    # lerp with PyTorch's two-sided formula (from end for |weight| >= 0.5)
+    "lerp(x, 0.13, x) with infinities": lambda T: _grad(
+        T, lambda a: T.lerp(a, T.tensor(0.13, dtype=T.float64), a),
+        _leaf(T, [-INF, -1.2, INF, -1.14])),
+    "lerp with a weight of 0.7": lambda T: _grad(
+        T, lambda a, b: a.lerp(b, 0.7), _leaf(T, [1e16, 2.0, INF]), _leaf(T, [3.0, 5.0, INF])),
     # class losses: PyTorch's order of checks, and what passes them
     "cross_entropy of an empty int tensor, probabilities": lambda T: (
         F(T).cross_entropy(T.zeros(0, 3, dtype=T.int64), T.zeros(0, 3), reduction="none"),

@@ -174,6 +174,7 @@ class _Overwrite(torch.autograd.Function):
 
 
 REFS["overwrite"] = _Overwrite.apply
+REFS["lerp_kernel"] = torch.lerp
 
 
 def reference(name):
