@@ -360,10 +360,20 @@ def _reduce(loss: Tensor, reduction: str, name: str | None = None) -> Tensor:
     return apply(reduction, loss, torch_name=name)
 
 
+def _floating(input: Tensor, target: Tensor) -> tuple[bool, str]:
+    common = catalog.promote_types(input._node.meta.dtype, target._node.meta.dtype)
+    return common in catalog.FLOATING, common
+
+
 def _piecewise(input: Tensor, target: Tensor, bound: float, reduction: str, name: str,
                huber: bool) -> Tensor:
     """Smooth L1 (huber=False) and Huber loss, in the order of arithmetic of PyTorch's
     kernels: |d| < b ? 0.5*d*d/b : |d| - 0.5*b, and |d| < b ? 0.5*d*d : b*(|d| - 0.5*b)."""
+    floating, common = _floating(input, target)
+    if not floating:  # PyTorch has no integer kernel for these
+        kernel = "huber_cpu" if huber else "smooth_l1_cpu"
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{torch_dtype_name(common)}'")
     d = input - target
     z = d.abs()
     inner = 0.5 * d * d if huber else 0.5 * d * d / bound
@@ -418,6 +428,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
                   "the KL div math definition.'mean' will be changed to behave the same as "
                   "'batchmean' in the next major release.")
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    if not (input.is_floating_point() and target.is_floating_point()):
+        raise RuntimeError("kl_div: Integral inputs not supported.")
     if log_target:
         loss = target.exp() * (target - input)
     else:

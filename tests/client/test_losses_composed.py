@@ -110,6 +110,10 @@ ERRORS = [
     lambda F, x, t: F.huber_loss(x, t, reduction="avg"),
     lambda F, x, t: F.huber_loss(x, t, weight=t[0]),
     lambda F, x, t: F.kl_div(x, t, reduction="bad"),
+    lambda F, x, t: F.smooth_l1_loss(x.long(), t.long()),
+    lambda F, x, t: F.huber_loss(x.int(), t.int()),
+    lambda F, x, t: F.smooth_l1_loss(x > 0, t > 0),
+    lambda F, x, t: F.kl_div(x, t.long()),
 ]
 
 
