@@ -247,6 +247,26 @@ def _bce(x, t, *w, reduction):
     return _reduce(losses * w[0] if w else losses, reduction)
 
 
+_BCE_EPS = 9.999999960041972e-13  # PyTorch's EPSILON, 1e-12 as a float32 constant
+
+
+def _bce_vjp(g, x, t, *rest, out, index, reduction):
+    """PyTorch's rules, not the decomposition's (whose clamps of the logs at -100 would make
+    NaN at x = 0 or 1, and cut the target's gradient at 100): the input's is
+    g (x - t) / max(x (1 - x), 1e-12f), the target's g * -logit(x) (inf at 0 and 1)."""
+    w = rest[0] if rest else None
+    if index == 0:
+        local = (x - t) / ((1 - x) * x).clamp(min=_BCE_EPS)
+    elif index == 1:
+        local = -(x / (1 - x)).log()
+    else:  # the weight's: the unweighted losses
+        local = -(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
+    if w is not None and index != 2:
+        local = local * w
+    grad = g * local
+    return grad / numel(x.shape) if reduction == "mean" else grad
+
+
 def _bce_logits(x, t, *w, reduction):
     # log(1 + e^-x) as softplus(-x): stable, and smooth at 0, where the pieces of
     # log1p(e^-|x|) + relu(-x) would each take a one-sided derivative (0 instead of -1/2).
@@ -311,7 +331,7 @@ register(OpDef("check_unit_interval", 1, lambda metas, what: metas[0], _check_un
 
 
 register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,
-               decompose=_bce, attrs={"reduction": ("str", "mean")},
+               decompose=_bce, variadic_rule=_bce_vjp, attrs={"reduction": ("str", "mean")},
                torch_name="BinaryCrossEntropyBackward0", samples=(
                    S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0, 1)),
                    S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),

@@ -143,6 +143,14 @@ CASES = {
         T, lambda a: a.prod(), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
+    # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)
+    "bce gradients at 0, 1 and 1e-50": lambda T: _grad(
+        T, lambda x, t: F(T).binary_cross_entropy(x, t, reduction="none"),
+        _leaf(T, [0.0, 1.0, 0.3, 1e-50]), _leaf(T, [0.2, 0.7, 0.5, 0.5])),
+    "bce with weights, second order": lambda T: _second(
+        T, lambda x: F(T).binary_cross_entropy(x, T.tensor([0.2, 0.7], dtype=T.float64),
+                                               T.tensor([1.5, 0.5], dtype=T.float64)),
+        _leaf(T, [0.2, 0.9])),
     # lerp with PyTorch's two-sided formula (from end for |weight| >= 0.5)
     "lerp(x, 0.13, x) with infinities": lambda T: _grad(
         T, lambda a: T.lerp(a, T.tensor(0.13, dtype=T.float64), a),

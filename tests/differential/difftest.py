@@ -568,6 +568,11 @@ KNOWN: tuple[Known, ...] = (
           "binary_cross_entropy_with_logits is differentiated through its decomposition; "
           "PyTorch's rule divides by the count last (a mul for 'sum': -x * g for the "
           "target)"),
+    Known("bce", "grad_fn", ("BinaryCrossEntropyBackwardBackward0", "DivBackward1"),
+          ("MulBackward0", "DivBackward0"), r"binary_cross_entropy\(",
+          "binary_cross_entropy's rules are written with mul and div (PyTorch's formulas); "
+          "PyTorch has binary_cross_entropy_backward for the input and divides by the count "
+          "in place for a mean"),
     Known("mean_dim", "grad_fn", "DivBackward1", ("ExpandBackward0", "DivBackward0"),
           r"\.mean\(-?\d",
           "mean over a dim: the rule divides the seed by the count before it is expanded "
