@@ -32,7 +32,7 @@ from ._node import Node
 from ._ops import grad_name
 
 if TYPE_CHECKING:
-    from remotegrad.worker.engine import Graph
+    from ._engine import Graph
 
 _NEEDS_GRAD, _CONSTANT = "g", "c"   # leaf tags: requires grad or not
 UNKNOWN = "GradBackward"  # the name where the graph cannot be lowered here

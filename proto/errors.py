@@ -7,7 +7,7 @@ PyTorch's user sees and PyTorch's message (proto/catalog/_checks.py).
 
 The worker turns such an exception into a `ComputeError` that keeps both: `kind`, the name
 of the builtin class PyTorch raises, and the message. In a cluster the gateway's status
-carries the kind to the SDK as the trailing metadata KIND_KEY (server/errors.py, the one
+carries the kind to the SDK as the trailing metadata KIND_KEY (proto/status.py, the one
 place that maps errors to status codes); in the embedded mode the SDK reads the kind off the
 exception itself. Either way the SDK raises the same class of its family with the same
 message (client/_errors.py).
@@ -49,3 +49,30 @@ def compute_error(err: Exception) -> ComputeError:
 def kind_of(err: BaseException) -> str | None:
     """The kind to carry for an error, if it has one."""
     return err.kind if isinstance(err, ComputeError) else None
+
+
+# --- what the cluster answers besides the computation's own errors --------------------
+class MissingTensorError(OpError):
+    """Tensors named by a request that the cluster does not hold (FAILED_PRECONDITION: the
+    SDK sends their bytes again)."""
+
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(f"tensor(s) not held by the cluster: {', '.join(digests)}")
+        self.digests = digests
+
+
+class NoWorkersError(Exception):
+    """No live worker is registered."""
+
+
+class PoolBusyError(Exception):
+    """Every worker's queue is full."""
+
+
+class NoWorkerFitsError(Exception):
+    """A computation needs more memory than any live worker's limit (RESOURCE_EXHAUSTED)."""
+
+
+class WorkerRefusedError(Exception):
+    """A worker refused the gateway itself (its worker secret differs): the cluster's
+    configuration is wrong, not the caller's credentials (INTERNAL)."""

@@ -12,10 +12,8 @@ import logging
 from collections import OrderedDict
 from threading import Lock
 
-from remotegrad.proto import keys
+from remotegrad.proto import keys, metrics
 from remotegrad.proto.store import Breaker
-
-from . import metrics
 
 log = logging.getLogger("remotegrad.cache")
 

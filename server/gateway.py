@@ -2,7 +2,7 @@
 worker → cache, answering large and kept results by reference.
 
 `Gateway` holds the logic as plain methods; `GatewayServicer` only decodes, calls it and
-maps errors to status codes (server/errors.py).
+maps errors to status codes (proto/status.py).
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from dataclasses import dataclass
 
 import grpc
 
-from remotegrad.proto import codec, keys
+from remotegrad.proto import codec, keys, metrics
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
+from remotegrad.proto.errors import MissingTensorError, NoWorkersError, WorkerRefusedError
 from remotegrad.proto.observability import request_id, request_id_of
+from remotegrad.proto.status import abort
 from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
-from remotegrad.worker.compute import MissingTensorError, compute
+from remotegrad.worker.compute import compute
 from remotegrad.worker.estimate import Estimates
 
-from . import metrics
-from .errors import abort
 from .fingerprint import fingerprint
-from .pool import NoWorkersError, WorkerPool, WorkerRefusedError
+from .pool import WorkerPool
 from .security import Auth
 
 log = logging.getLogger("remotegrad.gateway")
@@ -393,5 +393,5 @@ class GatewayServicer(pb_grpc.GatewayServicer):
 
 
 def abort_code(err: Exception) -> str:
-    from .errors import status_of
+    from remotegrad.proto.status import status_of
     return status_of(err)[0].name

@@ -15,33 +15,15 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from remotegrad.proto import keys, peer
+from remotegrad.proto import keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+from remotegrad.proto.errors import NoWorkerFitsError, NoWorkersError, PoolBusyError
 from remotegrad.worker.estimate import describe_bytes
-
-from . import metrics
 
 log = logging.getLogger("remotegrad.pool")
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
                    ("grpc.max_receive_message_length", -1)]
-
-
-class NoWorkersError(Exception):
-    """No live worker is registered."""
-
-
-class PoolBusyError(Exception):
-    """Every worker's queue is full."""
-
-
-class NoWorkerFitsError(Exception):
-    """A computation needs more memory than any live worker's limit (RESOURCE_EXHAUSTED)."""
-
-
-class WorkerRefusedError(Exception):
-    """A worker refused the gateway itself (its worker secret differs): the cluster's
-    configuration is wrong, not the caller's credentials (INTERNAL)."""
 
 
 @dataclass(eq=False)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from remotegrad.proto import grpc_server, peer
+from remotegrad.proto import grpc_server, metrics, peer
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
-from . import metrics
 from .cache import MemoryResultCache, RedisResultCache
 from .gateway import Gateway, GatewayServicer, Limits, add_gateway_to_server
 from .pool import WorkerPool

@@ -12,7 +12,7 @@ from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.catalog import CheckedRuntimeError, OpError
 from remotegrad.proto.codec import TooLargeError
-from remotegrad.proto.errors import compute_error
+from remotegrad.proto.errors import MissingTensorError, compute_error
 from remotegrad.proto.nodes import WireNode
 from remotegrad.proto.store import MemoryTensorStore
 
@@ -24,12 +24,6 @@ log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
            "WorkerMemoryError", "compute", "evaluate"]
-
-class MissingTensorError(OpError):
-    def __init__(self, digests: list[str]) -> None:
-        super().__init__(f"tensor(s) not held by the cluster: {', '.join(digests)}")
-        self.digests = digests
-
 
 class WorkerMemoryError(TooLargeError):
     """A graph needs more memory than this worker has (RESOURCE_EXHAUSTED)."""

@@ -10,13 +10,12 @@ import threading
 import time
 
 import grpc
-from remotegrad.proto import codec, grpc_server, keys, peer
+from remotegrad.proto import codec, grpc_server, keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
+from remotegrad.proto.status import abort, status_of
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
                                     TieredStore)
-from remotegrad.server import metrics
-from remotegrad.server.errors import abort, status_of
 
 from . import backend as backends
 from .compute import CallCancelled, Cancellation, compute

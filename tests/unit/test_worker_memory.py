@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from remotegrad.proto import codec
-from remotegrad.server.pool import NoWorkerFitsError, WorkerPool
+from remotegrad.proto.errors import NoWorkerFitsError
+from remotegrad.server.pool import WorkerPool
 from remotegrad.worker.backend import numpy_backend, select
 from remotegrad.worker.compute import MemoryTensorStore, WorkerMemoryError, compute
 

@@ -1,4 +1,5 @@
-"""Domain errors → gRPC status codes, in one place.
+"""Domain errors → gRPC status codes, in one place: the boundary of every servicer (the
+gateway's and the workers').
 
 An error the values of a computation caused also carries its kind (the builtin class
 PyTorch raises for it, proto/errors.py) in the trailing metadata KIND_KEY, set where a
@@ -8,13 +9,11 @@ from __future__ import annotations
 
 import grpc
 
-from remotegrad.proto.catalog import OpError
-from remotegrad.proto.codec import TooLargeError
-from remotegrad.proto.errors import KIND_KEY, kind_of
-from remotegrad.proto.keys import KeyNameError, is_digest
-from remotegrad.worker.compute import MissingTensorError
-
-from .pool import NoWorkerFitsError, NoWorkersError, PoolBusyError, WorkerRefusedError
+from .catalog import OpError
+from .codec import TooLargeError
+from .errors import (KIND_KEY, MissingTensorError, NoWorkerFitsError, NoWorkersError,
+                     PoolBusyError, WorkerRefusedError, kind_of)
+from .keys import KeyNameError, is_digest
 
 MISSING_KEY = "rg-missing-tensors"
 # gRPC's own server pushback (gRFC A6): a negative value tells a client's retry policy not
