@@ -24,7 +24,7 @@ from remotegrad.proto.status import abort
 from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import compute
-from remotegrad.worker.estimate import Estimates
+from remotegrad.worker.estimate import of_plan
 
 from .fingerprint import fingerprint
 from .pool import WorkerPool
@@ -52,7 +52,6 @@ class Gateway:
             f"store_{op}").inc())
         self.cache, self.pool, self.limits = cache, pool, limits
         self.auth = auth or Auth()
-        self.estimates = Estimates()
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -66,11 +65,11 @@ class Gateway:
             raise TooLargeError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
                                 f"{self.limits.max_nodes}")
         decoded = codec.decode_request(req)
-        g, targets = engine.build(decoded.nodes, decoded.targets)
+        plan, _ = engine.plan(decoded.nodes, decoded.targets)  # checked once per structure
         _check_leaf_names(decoded.nodes)
-        self._check_sizes(g.metas)
+        self._check_sizes(plan.graph.metas)
         # What the worker will run, gradients expanded: its largest tensor and peak memory.
-        biggest, peak = self.estimates.of(decoded.nodes, decoded.targets, g, targets)
+        biggest, peak = of_plan(plan)
         self._check_sizes([biggest])
         if peak > self.limits.max_memory_bytes:
             raise TooLargeError(

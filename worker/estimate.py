@@ -40,9 +40,12 @@ def peak_bytes(g: engine.Graph, targets: list[int]) -> int:
 
 
 def estimate(nodes: list[WireNode], targets: list[int]) -> tuple:
-    """(largest tensor's Meta, peak bytes) of the graph as the worker will run it, worked
-    out once per structure (kept in its engine plan)."""
-    plan, _ = engine.plan(nodes, targets)
+    """(largest tensor's Meta, peak bytes) of the graph as the worker will run it."""
+    return of_plan(engine.plan(nodes, targets)[0])
+
+
+def of_plan(plan: engine.Plan) -> tuple:
+    """estimate() of a planned graph, worked out once per structure (kept in the plan)."""
     found = plan.memo.get("estimate")
     if found is None:
         try:
@@ -53,14 +56,6 @@ def estimate(nodes: list[WireNode], targets: list[int]) -> tuple:
         found = plan.memo["estimate"] = (max(low.metas, key=lambda m: m.nbytes),
                                          peak_bytes(low, lt))
     return found
-
-
-class Estimates:
-    """estimate() under the gateway's old name (its built graph is not needed: the plan
-    has one)."""
-
-    def of(self, nodes: list[WireNode], targets: list[int], g=None, g_targets=None):
-        return estimate(nodes, targets)
 
 
 def human_bytes(n: int) -> str:
