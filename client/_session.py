@@ -38,12 +38,15 @@ _RETRY_CONFIG = json.dumps({"methodConfig": [{
 
 class Retry:
     """When a call is tried again: on UNAVAILABLE (the gateway restarting, a connection
-    lost), with jittered exponential backoff, until the call's deadline or `window`
-    seconds, whichever is first. Calls are pure, so a retry is always safe. A server that
+    lost) or CANCELLED, with jittered exponential backoff, until the call's deadline or
+    `window` seconds, whichever is first. Calls are pure, so a retry is always safe. A server that
     says "don't" (gRPC's pushback metadata, negative) is not retried: UNAVAILABLE for "no
     workers" is an answer, and it comes fast."""
 
-    CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
+    # CANCELLED too: a call that reaches a gateway just as it begins a graceful stop is
+    # answered CANCELLED by gRPC core, not UNAVAILABLE (grpc/grpc#41785); the SDK never
+    # cancels a call itself, and calls are pure.
+    CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 
     def __init__(self, window: float = 30.0, initial: float = 0.05, maximum: float = 1.0,
                  multiplier: float = 2.0) -> None:

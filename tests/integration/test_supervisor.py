@@ -210,20 +210,13 @@ class Load:
         return self.calls()
 
 
-# gRPC core answers CANCELLED (not UNAVAILABLE) to a call that reached a server just as it
-# began to shut down, before a handler took it (grpc/grpc#41785), and the SDK retries only
-# UNAVAILABLE. It happened in about one graceful gateway stop in 20 under this load.
-SHUTDOWN_RACE = "status CANCELLED"
-
-
-def _report(what: str, calls: list[dict], fault_at: float, race_allowed: int = 0) -> None:
+def _report(what: str, calls: list[dict], fault_at: float) -> None:
     failed = [f'{c["error"]} (started {c["t"] - fault_at:+.3f}s from the fault, after '
               f'{c["latency"]:.3f}s)' for c in calls if c["error"]]
     near = [c["latency"] for c in calls if c["t"] >= fault_at - 1.0]
     print(f"\n{what}: {len(calls)} calls, {len(failed)} failed, worst latency around the "
           f"fault {max(near, default=0):.3f}s")
-    raced = [f for f in failed if SHUTDOWN_RACE in f]
-    assert len(raced) <= race_allowed and len(failed) == len(raced), failed[:5]
+    assert not failed, failed[:5]
     assert calls and max(c["t"] for c in calls) > fault_at, "no call made after the fault"
 
 
@@ -316,7 +309,9 @@ def test_gateway_sigterm_goes_not_serving_before_it_stops_accepting(up, tmp_path
         load.wait_calls(len(load.calls()) + 10)
     finally:
         calls = load.stop()
-    _report("gateway SIGTERM", calls, fault_at, race_allowed=1)
+    # A call that meets the stop's first moment is CANCELLED by gRPC core
+    # (grpc/grpc#41785): the SDK retries it, so none fails.
+    _report("gateway SIGTERM", calls, fault_at)
 
 
 def test_worker_crash_loop_is_backed_off_counted_and_the_rest_serves(up, tmp_path):
