@@ -135,13 +135,13 @@ def _copy(g: Tensor, name: str) -> Tensor:
     return out
 
 
-def _checked(new, old: Tensor, what: str) -> Tensor:
-    if not isinstance(new, TensorBase):
-        raise TypeError(f"{what} returned {type(new).__name__}; expected a Tensor or None")
-    if tuple(new.shape) != tuple(old.shape):
+def _checked(replacement, old: Tensor, what: str) -> Tensor:
+    if not isinstance(replacement, TensorBase):
+        raise TypeError(f"{what} returned {type(replacement).__name__}; expected a Tensor or None")
+    if tuple(replacement.shape) != tuple(old.shape):
         raise RuntimeError(f"{what} changed the gradient's shape from {list(old.shape)} "
-                           f"to {list(new.shape)}")
-    return new
+                           f"to {list(replacement.shape)}")
+    return replacement
 
 
 def _leaf_hooks(t: Tensor, g: Tensor) -> Tensor:

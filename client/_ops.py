@@ -234,7 +234,7 @@ TABLE: dict[str, Spec] = {
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
                       "cross_entropy_rows", "check_targets", "check_unit_interval",
-                      "overwrite"})
+                      "overwrite", "lerp_kernel"})
 
 
 def _sum_to_name(operands: list, attrs: dict) -> str:

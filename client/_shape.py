@@ -13,9 +13,10 @@ from remotegrad.proto.catalog.indexing import parse_key
 from remotegrad.proto.catalog.shape import piece_sizes
 
 from ._creation import ones, tensor
+from ._inplace import scalar_as
 from ._node import builtin_error
 from ._select import where_one
-from ._tensor_base import Scalar, TensorBase, apply, batch, scalar_as
+from ._tensor_base import Scalar, TensorBase, apply, batch
 from ._warn import warn_user
 
 if TYPE_CHECKING:

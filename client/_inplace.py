@@ -1,0 +1,186 @@
+"""In-place updates: `x.add_(y)`, `x[i] = v`, fill_, copy_, zero_ and optimiser steps.
+
+An in-place op computes the new value from the old one as a new node (nodes never change),
+then gives it to the tensor and its aliases (`_assign`), keeping PyTorch's autograd view
+of it: the version counter, the grad_fn the tensor now has, and what that grad_fn saved.
+Tensor gets these from InPlaceMethods.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING
+
+import numpy as np
+from remotegrad.proto.catalog import FLOATING
+
+from ._function import function_class
+from ._grad_mode import is_grad_enabled, set_grad_enabled
+from ._node import Node, leaf, note_update
+from ._tensor_base import TensorBase, _cut, _edge, _SelfSave, apply, new
+from ._tensor_meta import torch_type_name
+
+if TYPE_CHECKING:
+    from ._tensor import Tensor
+
+
+def _saved_in_place(saved: list, target: Tensor, out: Tensor) -> list:
+    """The saved tensors of an op that ran in place on `target`, as PyTorch has them: the
+    original self is saved as a copy (its later changes are not checked), and the result
+    is the target itself, at its version after the op."""
+    kept = []
+    for entry in saved:
+        counter = entry[0]
+        if type(entry) is _SelfSave and counter is target._vc:
+            continue
+        if counter is out._vc:
+            entry = (target._vc, target._vc[0], True, entry[3])
+        kept.append(entry)
+    return kept
+
+
+
+class InPlaceMethods:
+    """Tensor's in-place updates (the op table's `<name>_` forms come through `_assign`)."""
+
+    __slots__ = ()
+
+    def _check_inplace(self) -> None:
+        if self._no_grad_view and self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "A view was created in no_grad mode and is being modified inplace with grad "
+                "mode enabled. Given that this use case is ambiguous and error-prone, it is "
+                "forbidden. You can clarify your code by moving both the view and the inplace "
+                "either both inside the no_grad block (if you don't want the inplace to be "
+                "tracked) or both outside (if you want the inplace to be tracked).")
+        if self.grad_fn is None and self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation.")
+
+    def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
+        """Make `out` (computed from this tensor's old value) this tensor's new value."""
+        meta, mine = out._node.meta, self._node.meta
+        if same_shape and meta.shape != mine.shape:
+            raise RuntimeError(f"output with shape {list(mine.shape)} doesn't match the "
+                               f"broadcast shape {list(meta.shape)}")
+        if meta.dtype != mine.dtype:
+            if not _can_cast(meta.dtype, mine.dtype):
+                raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
+                                   f"the desired output type {torch_type_name(mine.dtype)}")
+            out = apply("cast", out, dtype=mine.dtype, torch_name=None)
+        self._set_node(out._node, unrecorded=out.grad_fn is None and not is_grad_enabled())
+        fn = out.grad_fn
+        if fn is not None:
+            self.grad_fn = fn
+            self._vc[1] = type(fn).__name__
+            if fn._saved:
+                fn._saved = _saved_in_place(fn._saved, self, out)
+        if self._node.value is None:
+            note_update(self)
+        return self
+
+    def _inplace(self, op: str, *operands, **attrs) -> Tensor:
+        self._check_inplace()
+        return self._assign(apply(op, self, *operands, **attrs))
+
+    def zero_(self) -> Tensor:
+        return self._fill(0, "ZeroBackward0")
+
+    def fill_(self, value) -> Tensor:
+        return self._fill(value, "FillBackward3" if isinstance(value, TensorBase)
+                          else "FillBackward2")
+
+    def _fill(self, value, name: str) -> Tensor:
+        self._check_inplace()
+        if isinstance(value, TensorBase):
+            if value.dim() != 0:
+                raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
+                                   f"tensor with {value.dim()} dimensions.")
+            return self._replace(value, name)
+        dtype = self._node.meta.dtype
+        array = np.full(self._node.meta.shape, scalar_as(value, dtype), dtype)
+        return self._replace(new(leaf(array)), name)
+
+    def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
+        self._check_inplace()
+        if not isinstance(src, TensorBase):
+            src = new(leaf(np.asarray(src)))
+        return self._replace(src, "CopyBackwards")
+
+    def _replace(self, src: Tensor, name: str) -> Tensor:
+        """fill_/copy_: this tensor takes src's value (cast and broadcast to it). Recorded
+        as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
+        is on and either requires grad: the gradient goes to src, none to the old value."""
+        # Only a floating-point tensor can require grad: an integer one takes the value only.
+        record = (is_grad_enabled() and (self.requires_grad or src.requires_grad)
+                  and self.is_floating_point())
+        tracked = record and src.requires_grad
+        edge = _edge(src) if tracked else None
+        with set_grad_enabled(tracked):
+            value = src.to(self.dtype)
+            if tuple(value.shape) != tuple(self.shape):
+                value = apply("expand", value, shape=self._node.meta.shape)
+        if value is not src:
+            node = value._node
+        elif tracked:  # a node of its own, with src's value and its gradient
+            node = Node("overwrite", (src._node, _cut(src)), {}, src._node.meta, tracked=True)
+        else:
+            node = _cut(src) if src.requires_grad else src._node
+        if record:
+            old = self.grad_fn
+            self._set_node(node)
+            edges = ((old, 0),) if name in ("FillBackward2", "ZeroBackward0") else (
+                (old, 0), (edge, 0))
+            self.grad_fn = function_class(name)(node, edges)
+            self._vc[1] = name
+        else:
+            self._set_node(node, unrecorded=True)
+        if self._node.value is None:
+            note_update(self)
+        return self
+
+    def set_(self, source: Tensor) -> Tensor:
+        self._set_node(source._node)
+        self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
+        return self
+
+
+# c10's names in "value cannot be converted to type ... without overflow".
+_C10_SCALAR = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
+               "int64": "int64_t", "float16": "c10::Half", "float32": "float",
+               "float64": "double"}
+
+
+def scalar_as(value, dtype: str):
+    """A Python number as a fill of a `dtype` tensor takes it (PyTorch's checked_convert,
+    in x[i] = v, fill_, masked_fill): truncated to an integer dtype, any number to bool,
+    and "value cannot be converted ... without overflow" where the type cannot hold it
+    (NaN and infinity in an integer type, a finite number past a float type's range)."""
+    if dtype == "bool":
+        return builtins.bool(value)
+    if isinstance(value, builtins.bool):
+        return value
+    if dtype in FLOATING:
+        if dtype != "float64":
+            top = builtins.float(np.finfo(dtype).max)
+            v = builtins.float(value)
+            if np.isfinite(v) and abs(v) > top:
+                raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                                   "without overflow")
+        return builtins.float(value)
+    info = np.iinfo(dtype)
+    if isinstance(value, builtins.float) and not (info.min <= value <= info.max):
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")  # NaN fails the test too
+    value = builtins.int(value)
+    if not info.min <= value <= info.max:
+        raise RuntimeError(f"value cannot be converted to type {_C10_SCALAR[dtype]} "
+                           "without overflow")
+    return value
+
+
+def _can_cast(src: str, dst: str) -> builtins.bool:
+    """PyTorch's canCast: no float to integral, no number to bool."""
+    if src in FLOATING and dst not in FLOATING:
+        return False
+    return not (src != "bool" and dst == "bool")
