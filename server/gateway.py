@@ -28,6 +28,7 @@ from remotegrad.worker.estimate import of_plan
 
 from .fingerprint import fingerprint
 from .pool import WorkerPool
+from .write_behind import WriteBehind
 from .security import Auth
 
 log = logging.getLogger("remotegrad.gateway")
@@ -52,6 +53,9 @@ class Gateway:
             f"store_{op}").inc())
         self.cache, self.pool, self.limits = cache, pool, limits
         self.auth = auth or Auth()
+        # Inline leaves are remembered for later by-hash requests without waiting for a
+        # shared store; an in-process one is the only copy and costs nothing to wait for.
+        self.remember = WriteBehind(self.store) if self.store.shared else self.store
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -94,11 +98,12 @@ class Gateway:
                 f"bytes) exceeds the limit of {self.limits.max_tensor_bytes} bytes")
 
     def _stage(self, decoded: codec.Request, tenant: str) -> None:
-        """Keep inline leaves; refuse (FAILED_PRECONDITION) leaves named only by a hash
-        the cluster does not hold. If the store cannot say, the worker finds out."""
+        """Remember inline leaves (off the critical path: the worker computes on the
+        request's own bytes); refuse (FAILED_PRECONDITION) leaves named only by a hash the
+        cluster does not hold. If the store cannot say, the worker finds out."""
         inline = decoded.tensor_protos
-        for msg in inline.values():  # the contract: sent once, named by hash afterwards
-            self.store.put(tenant, msg)
+        for msg in inline.values():
+            self.remember.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
         missing = self.store.missing(tenant, refs)
         if missing:
