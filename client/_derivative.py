@@ -83,11 +83,11 @@ def _reads(g: Graph, root: int, where: dict[int, list[int]], requires: list[bool
 
 
 def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dict, list]:
-    """The client graph as the cluster will see it (see _wire), in an engine Graph built as
+    """The client graph as the cluster will see it (see _request), in an engine Graph built as
     the worker builds it (every node checked, attributes completed): a node whose value
     travels travels as a leaf; every leaf is its own node."""
     from ._engine import Graph
-    from ._wire import _travels_as_leaf
+    from ._request import travels_as_leaf as _travels_as_leaf
 
     g = Graph()
     ids: dict[int, int] = {}

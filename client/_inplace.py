@@ -16,7 +16,8 @@ from remotegrad.proto.catalog import FLOATING
 
 from ._function import function_class
 from ._grad_mode import is_grad_enabled, set_grad_enabled
-from ._node import Node, leaf, note_update
+from ._node import Node, leaf
+from ._session import note_update
 from ._tensor_base import TensorBase, _cut, _edge, _SelfSave, apply, new
 from ._tensor_meta import torch_type_name
 

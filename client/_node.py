@@ -9,7 +9,6 @@ leaf, unless it lies on an autograd path (`tracked`), whose history a gradient n
 from __future__ import annotations
 
 import re
-import weakref
 
 import numpy as np
 from remotegrad.proto import catalog, nodes
@@ -88,34 +87,3 @@ def builtin_error(message: str) -> Exception:
     if " not implemented for '" in message:
         return NotImplementedError(message)
     return RuntimeError(message)
-
-
-# Tensors updated in place (optimiser steps, running statistics). Their new values are
-# computed with the next round trip and kept in the cluster (see _wire), so a training
-# loop's graphs do not grow from step to step. Keyed by id: a WeakSet would compare tensors
-# with ==, which builds an `eq` node.
-_updated: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-# In-place updates noted since the last flush: past this many, they are sent (a loop that
-# updates tensors by hand and never reads must not grow its graph without bound).
-FLUSH_AFTER = 4096
-_noted = 0
-
-
-def note_update(tensor) -> None:
-    global _noted
-    _updated[id(tensor)] = tensor
-    _noted += 1
-    if _noted >= FLUSH_AFTER:
-        _noted = 0
-        from ._wire import flush  # (_wire reads values: it imports this module)
-        flush()
-
-
-def pending_updates() -> list[Node]:
-    """Nodes of in-place-updated tensors whose values are neither here nor in the cluster."""
-    return [t._node for t in list(_updated.values())
-            if t._node.value is None and t._node.hash is None and not t._node.tracked]
-
-
-def forget_updates() -> None:
-    _updated.clear()

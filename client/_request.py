@@ -5,19 +5,16 @@ hash), unless it lies on an autograd path whose history a gradient needs (`track
 
 - In this process (`connect("local")`) a leaf is named by its identity: its position among
   the graph's leaves. The engine gets the arrays themselves; nothing is hashed or copied.
-- Over the network (`build_request`) a leaf is named by its content hash. Small leaves
+- Over the network (_remote.build_request) a leaf is named by its content hash. Small leaves
   travel inline; large ones are streamed up once beforehand; leaves the cluster holds
   travel as their hash alone. Equal bytes in distinct tensors are distinct leaves (a tag).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
-from remotegrad.proto import codec
-from remotegrad.proto import remotegrad_pb2 as pb
-from remotegrad.proto.codec import WireNode
+from remotegrad.proto.nodes import WireNode
 
 from ._node import Node
 
@@ -64,28 +61,3 @@ def by_identity(targets: list[Node]) -> tuple[list[WireNode], list[int], list]:
 
     nodes, ids = walk(targets, attrs)
     return nodes, ids, arrays
-
-
-def build_request(targets: list[Node], keep: int, held: set[str], stream_threshold: float):
-    """The ComputeRequest for `targets` (the first `keep` of which stay in the cluster),
-    and the large leaves to stream up before it. `held`: the hashes the cluster holds."""
-    inline: list[pb.TensorData] = []
-    uploads: list[pb.TensorData] = []
-    slots: dict[str, int] = {}
-
-    def attrs(node: Node) -> dict:
-        if node.hash is None:
-            node.hash = codec.array_hash(node.value)
-        out = {"hash": node.hash, "dtype": node.meta.dtype, "shape": node.meta.shape}
-        slot = slots[node.hash] = slots.get(node.hash, -1) + 1
-        if slot:
-            out["tag"] = str(slot)
-        elif node.hash not in held and node.value is not None:
-            msg = codec.encode_array(node.value, node.hash)
-            (uploads if node.meta.nbytes > stream_threshold else inline).append(msg)
-        return out
-
-    nodes, ids = walk(targets, attrs)
-    req = codec.encode_request(nodes, inline, ids, request_id=uuid.uuid4().hex)
-    req.keep.extend(ids[:keep])
-    return req, uploads

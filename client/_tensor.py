@@ -10,14 +10,14 @@ method modules).
 The client's modules import each other in one direction: each only from the rows above
 its own, or from those before it in its row:
 
-    leaves        _dtypes _size _warn _errors _grad_mode _format _node
+    leaves        _dtypes _size _warn _errors _grad_mode _format _node _request _session
     TensorBase    _function (grad_fns), _tensor_meta (static facts), _tensor_base (apply)
     recording     _inplace _creation _ops _select _compare, _shape, _operators _derivative,
                   _autograd _functional, _tensor_methods (generated)
     the class     _tensor
     above it      _custom _serialization nn optim autograd utils ..., __init__
 
-(_wire, _session and _engine, which bring grpc and the worker's engine, are imported where
+(_remote and _engine, which bring grpc and the worker's engine, are imported where
 a value is first needed, so that `import remotegrad` stays cheap; tests/unit/
 test_client_imports.py keeps the graph acyclic.)
 """

@@ -26,6 +26,7 @@ from ._format import format_scalar, tensor_repr
 from ._function import SAVES, AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
 from ._node import Node, const, leaf, op_node
+from ._session import materialize
 from ._tensor_meta import TensorMeta, torch_type_name
 
 if TYPE_CHECKING:
@@ -375,9 +376,6 @@ class TensorBase(TensorMeta):
             chain.append(node)
             node = node.inputs[0]
         if node.value is None:
-            # Deferred: _wire brings in grpc and the generated code, which `import
-            # remotegrad` must not need (the worker imports this package).
-            from ._wire import materialize
             siblings = [m for n in chain if n.batch for m in n.batch]
             batch = [node, *(node.batch or ()), *siblings]
             materialize(batch)

@@ -233,7 +233,7 @@ def _settle(tensors) -> None:
     """Compute these in one round trip and keep their values: what LBFGS keeps from one
     iteration to the next (direction, history) would otherwise stay a lazy graph over
     every earlier iteration, shipped again and recomputed by each later request."""
-    from .._wire import materialize
+    from .._session import materialize
     nodes = [t._node for t in tensors if hasattr(t, "_node") and t._node.value is None]
     if nodes:
         materialize(nodes)

@@ -93,8 +93,8 @@ class Optimizer:
         graph node, computed and kept in the cluster with the next round trip)."""
         loss = self._closure(closure)
         # The previous step's updates, if nothing has read them yet, are sent now: a loop
-        # that reads rarely sends one step's graph at a time (see _wire.flush).
-        from .._wire import flush
+        # that reads rarely sends one step's graph at a time (see Session.flush).
+        from .._session import flush
         flush()
         from .._grad_mode import no_grad
         with no_grad():

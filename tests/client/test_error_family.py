@@ -143,7 +143,8 @@ def _bad_request():
 
 
 def test_a_refused_graph_is_graph_refused_in_both_modes(cluster):
-    from remotegrad._session import LocalSession, RemoteSession
+    from remotegrad._remote import RemoteSession
+    from remotegrad._session import LocalSession
     remote = RemoteSession(cluster.address)
     try:
         for session in (LocalSession(), remote):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import remotegrad as rg
-from remotegrad import _node, _request, _session
+from remotegrad import _request, _session
 from remotegrad.proto import codec
 
 
@@ -64,7 +64,7 @@ def test_a_loop_that_reads_rarely_sends_one_step_at_a_time(graphs):
 
 
 def test_updates_by_hand_are_sent_past_a_bound(graphs, monkeypatch):
-    monkeypatch.setattr(_node, "FLUSH_AFTER", 20)
+    monkeypatch.setattr(_session, "FLUSH_AFTER", 20)
     w = rg.zeros(3, dtype=rg.float64, requires_grad=True)
     wt = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     x = np.array([0.5, -1.0, 2.0])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import remotegrad as torch
-from remotegrad import _session
+from remotegrad import _remote
 
 BYTES_IN = "remotegrad_tensor_bytes_in_total"
 BYTES_OUT = "remotegrad_tensor_bytes_out_total"
@@ -45,13 +45,13 @@ def test_large_result_is_streamed_back(cluster, session):
 
 def test_training_loop_request_size_stays_flat(cluster, session, monkeypatch):
     sizes = []
-    real = _session.build_request
+    real = _remote.build_request
 
     def measured(*args, **kwargs):
         req, uploads = real(*args, **kwargs)
         sizes.append(req.ByteSize() + sum(len(u.data) for u in uploads))
         return req, uploads
-    monkeypatch.setattr(_session, "build_request", measured)
+    monkeypatch.setattr(_remote, "build_request", measured)
     rng = np.random.default_rng(0)
     xs_np = rng.standard_normal((64, 8)).astype(np.float32)
     ys_np = xs_np @ rng.standard_normal((8, 1)).astype(np.float32) + 0.5

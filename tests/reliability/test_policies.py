@@ -52,7 +52,7 @@ def test_boolean_settings():
 
 
 def test_sdk_retry_respects_pushback():
-    from remotegrad._session import Retry
+    from remotegrad._remote import Retry
 
     class Err(grpc.RpcError):
         def __init__(self, code, trailers=()):

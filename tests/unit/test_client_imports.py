@@ -14,7 +14,7 @@ CLIENT = Path(__file__).resolve().parents[2] / "client"
 
 # Imported inside functions on purpose: they bring in grpc and the generated code, or the
 # worker's engine, which `import remotegrad` must not need (the worker imports it).
-DEFERRED = frozenset({"remotegrad._wire", "remotegrad._session", "remotegrad._engine"})
+DEFERRED = frozenset({"remotegrad._remote", "remotegrad._engine"})
 
 
 def _module_name(path: Path) -> str:
