@@ -5,14 +5,33 @@ from __future__ import annotations
 
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, I, S
-from ._types import Meta, OpError, broadcast_shapes, promote_types, torch_dtype_name
+from ._types import Meta, OpError, broadcast_shapes, numel, promote_types, torch_dtype_name
+
+
+# c10's C++ names of the dtypes, in "expected m1 and m2 to have the same dtype" messages
+_CPP = {"float32": "float", "float64": "double", "float16": "c10::Half",
+        "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int", "int16": "short int",
+        "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+
+
+def mm_dtype_error(a: str, b: str) -> OpError:
+    return OpError("expected m1 and m2 to have the same dtype, but got: "
+                   f"{_CPP.get(a, a)} != {_CPP.get(b, b)}")
 
 
 def _same_dtype(a: Meta, b: Meta) -> str:
-    if a.dtype != b.dtype:
-        raise OpError("expected m1 and m2 to have the same dtype, but got: "
-                      f"{torch_dtype_name(a.dtype).lower()} != {torch_dtype_name(b.dtype).lower()}")
-    return a.dtype
+    """PyTorch does not promote: the message is that of the kernel matmul picks."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    na, nb = torch_dtype_name(a.dtype), torch_dtype_name(b.dtype)
+    if len(a.shape) == 1 and len(b.shape) == 1:
+        raise OpError(f"dot : expected both vectors to have same dtype, but found {na} and {nb}")
+    if len(b.shape) == 1 and len(a.shape) == 2:
+        raise OpError(f"addmv input tensors must have the same dtype, but got {nb}, {na}, "
+                      f"and {nb}")
+    if len(a.shape) >= 3 and len(b.shape) >= 3:
+        raise OpError(f"expected scalar type {na} but found {nb}")
+    raise mm_dtype_error(a.dtype, b.dtype)
 
 
 def _mat_error(a, b):
@@ -42,9 +61,12 @@ def _infer_matmul(metas):
     batch = broadcast_shapes(sa[:-2], sb[:-2])
     rows = (sa[-2],) if len(sa) > 1 else ()
     cols = (sb[-1],) if len(sb) > 1 else ()
-    if dtype == "bool":  # PyTorch has no bool kernel; the message names the one it picked
+    shape = batch + rows + cols
+    # PyTorch has no bool kernel (the message names the one it picked), but with nothing
+    # to multiply (an empty result, or no inner dim: all False) it runs none
+    if dtype == "bool" and numel(shape) and k_b:
         _no_bool({1: "addmv_impl_cpu", 2: "addmm_impl_cpu_"}.get(len(sb), "bmm"))
-    return Meta(batch + rows + cols, dtype)
+    return Meta(shape, dtype)
 
 
 def _no_bool(kernel: str) -> None:
@@ -82,14 +104,24 @@ register(OpDef("matmul", 2, _infer_matmul, lambda xp, a, b: xp.matmul(a, b),
                    S(F(2, 3, 4), F(4)), S(F(0, 4), F(4, 3)), S(F(3, 0), F(0, 2)))))
 
 
+def _rank_message(name: str, ra: int, rb: int) -> str:
+    """PyTorch's message for an operand of mm/bmm/dot/outer of the wrong rank."""
+    if name == "dot":
+        return f"1D tensors expected, but got {ra}D and {rb}D tensors"
+    if name == "outer":
+        bad, r = ("self", ra) if ra != 1 else ("vec2", rb)
+        return f"outer: Expected 1-D argument {bad}, but got {r}-D"
+    want = 2 if name == "mm" else 3
+    first, second = ("self", "mat2") if name == "mm" else ("batch1", "batch2")
+    what = "a matrix" if name == "mm" else "a 3D tensor"
+    return f"{first if ra != want else second} must be {what}"
+
+
 def _infer_fixed(name, nd_a, nd_b):
     def infer(metas):
         a, b = metas
         if len(a.shape) != nd_a or len(b.shape) != nd_b:
-            what = {1: "1D", 2: "a matrix", 3: "a 3D tensor"}
-            bad = a if len(a.shape) != nd_a else b
-            raise OpError(f"{name}: expected {what[nd_a if bad is a else nd_b]}, got "
-                          f"{len(bad.shape)}D")
+            raise OpError(_rank_message(name, len(a.shape), len(b.shape)))
         if name == "bmm" and a.shape[0] != b.shape[0]:
             raise OpError(f"Expected size for first two dimensions of batch2 tensor to be: "
                           f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ._checks import CheckedRuntimeError, fail_if
 from .elementwise import refuse_bool_sub
+from .linalg import mm_dtype_error
 from ._registry import REQUIRED, OpDef, register
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
@@ -48,9 +49,11 @@ def _infer_linear(metas):
         raise OpError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x"
                       f"{x.shape[-1] if x.shape else 1} and {w.shape[-1] if w.shape else 1}x"
                       f"{w.shape[0] if w.shape else 1})")
-    if x.dtype != w.dtype or (len(metas) == 3 and metas[2].dtype != x.dtype):
-        raise OpError("mat1 and mat2 must have the same dtype, but got "
-                      f"{torch_dtype_name(x.dtype)} and {torch_dtype_name(w.dtype)}")
+    if len(metas) == 3 and metas[2].dtype != w.dtype:  # PyTorch's addmm(bias, x, w.t())
+        raise OpError("self and mat2 must have the same dtype, but got "
+                      f"{torch_dtype_name(metas[2].dtype)} and {torch_dtype_name(w.dtype)}")
+    if x.dtype != w.dtype:
+        raise mm_dtype_error(x.dtype, w.dtype)
     return Meta(x.shape[:-1] + (w.shape[0],), x.dtype)
 
 

@@ -151,6 +151,13 @@ CASES = {
         T, lambda x: F(T).binary_cross_entropy(x, T.tensor([0.2, 0.7], dtype=T.float64),
                                                T.tensor([1.5, 0.5], dtype=T.float64)),
         _leaf(T, [0.2, 0.9])),
+    # bool matmul with nothing to multiply runs no kernel in PyTorch
+    "bool matmul of empty operands": lambda T: (
+        T.matmul(T.zeros(0, 3, dtype=T.bool), T.zeros(3, 2, dtype=T.bool)),
+        T.matmul(T.zeros(2, 0, dtype=T.bool), T.zeros(0, 2, dtype=T.bool)),
+        T.mm(T.zeros(2, 0, dtype=T.bool), T.zeros(0, 2, dtype=T.bool)),
+        F(T).linear(T.zeros(0, 3, dtype=T.bool), T.zeros(3, dtype=T.bool))),
+    "bool matmul": lambda T: T.matmul(T.zeros(2, 3, dtype=T.bool), T.zeros(3, 2, dtype=T.bool)),
     # lerp with PyTorch's two-sided formula (from end for |weight| >= 0.5)
     "lerp(x, 0.13, x) with infinities": lambda T: _grad(
         T, lambda a: T.lerp(a, T.tensor(0.13, dtype=T.float64), a),
@@ -200,11 +207,11 @@ CASES = {
 }
 
 
-def _run(T, case):
+def _run(T, case, cases=CASES):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyTorch's own warnings, and ours: not compared here
         try:
-            out = CASES[case](T)
+            out = cases[case](T)
             out = out if isinstance(out, tuple) else (out,)
             return [t.detach().numpy() for t in out], None
         except Exception as e:  # noqa: BLE001  (the class is what is compared)
@@ -261,3 +268,29 @@ NAMES = {
 @pytest.mark.parametrize("case", list(NAMES))
 def test_grad_fn_matches_pytorch(case):
     assert NAMES[case](rg) == NAMES[case](torch)
+
+
+# PyTorch's messages for the mistakes the tester made (class and text)
+MESSAGES = {
+    "matmul dtypes": lambda T: T.matmul(T.zeros(0, 3, dtype=T.int64), T.zeros(3, 2)),
+    "dot dtypes": lambda T: T.matmul(T.zeros(0), T.zeros(0, dtype=T.float64)),
+    "mv dtypes": lambda T: T.matmul(T.zeros(0, 3), T.zeros(3, dtype=T.float64)),
+    "bmm dtypes": lambda T: T.matmul(T.zeros(2, 2, 3), T.zeros(2, 3, 2, dtype=T.float64)),
+    "linear dtypes": lambda T: F(T).linear(T.zeros(0, 3), T.zeros(2, 3, dtype=T.float64)),
+    "linear bias dtype": lambda T: F(T).linear(T.zeros(2, 3), T.zeros(2, 3),
+                                               T.zeros(2, dtype=T.float64)),
+    "mm of a vector": lambda T: T.mm(T.zeros(3), T.zeros(3, 3)),
+    "bmm of a matrix": lambda T: T.bmm(T.zeros(2, 3, 4), T.zeros(3, 4)),
+    "dot of a matrix": lambda T: T.dot(T.zeros(2, 3), T.zeros(3)),
+    "nll_loss of ints": lambda T: F(T).nll_loss(T.zeros(2, 3, dtype=T.int64),
+                                                T.zeros(2, dtype=T.int64)),
+    "nll_loss, float target": lambda T: F(T).nll_loss(T.zeros(2, 3), T.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("case", list(MESSAGES))
+def test_message_is_pytorchs(case):
+    _, want = _run(torch, case, MESSAGES)
+    _, got = _run(rg, case, MESSAGES)
+    assert want is not None and got is not None
+    assert isinstance(got, _builtin(want)) and str(got) == str(want)
