@@ -58,9 +58,13 @@ class Adam(Optimizer):
             best = state.get("max_exp_avg_sq")
             best = second.clone() if best is None else best.maximum(second)
             state["max_exp_avg_sq"] = second = best
-        step_size = lr / (1 - beta1 ** step)
-        denom = (second.sqrt() / math.sqrt(1 - beta2 ** step)).add_(group["eps"])
-        p.add_(state["exp_avg"] / denom, alpha=-step_size)
+        # The bias corrections change every step: as 0-d tensors (data) rather than
+        # Python numbers (attributes of the graph's structure), each step's graph has the
+        # structure of the last, and the engine plans it once.
+        step_size = _creation.tensor(lr / (1 - beta1 ** step), dtype=p.dtype)
+        correction2 = _creation.tensor(math.sqrt(1 - beta2 ** step), dtype=p.dtype)
+        denom = (second.sqrt() / correction2).add_(group["eps"])
+        p.sub_(state["exp_avg"] / denom * step_size)
 
 
 class AdamW(Adam):

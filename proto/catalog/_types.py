@@ -100,6 +100,10 @@ def result_type(metas: list[Meta]) -> str:
 
 def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy/PyTorch broadcasting, with PyTorch's error message."""
+    if a == b or not b:  # the common cases, on every op the SDK records
+        return a
+    if not a:
+        return b
     n = max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
     if pa == pb:

@@ -110,3 +110,33 @@ def test_the_embedded_path_encodes_hashes_and_copies_nothing(monkeypatch):
     np.testing.assert_allclose(x.grad.numpy(), 2 * np.cos(data * 2))
     assert np.shares_memory(view.numpy(), x.detach().numpy())  # a view, not a copy
     assert used == []
+
+
+@pytest.mark.skipif(_session.current().address != "local", reason="the embedded engine's plans")
+@pytest.mark.parametrize("make", [lambda ps: rg.optim.Adam(ps, lr=1e-2),
+                                  lambda ps: rg.optim.AdamW(ps, lr=1e-2),
+                                  lambda ps: rg.optim.SGD(ps, lr=1e-2, momentum=0.9)],
+                         ids=["Adam", "AdamW", "SGD-momentum"])
+def test_training_steps_reuse_one_plan(make):
+    """What changes from step to step (Adam's bias corrections) travels as data, not as the
+    graph's structure: after the first steps no step plans anything new."""
+    from remotegrad.worker import engine
+    engine.plans.clear()  # counted from empty: a full cache would hide new plans
+    rng = np.random.default_rng(0)
+    model = rg.nn.Sequential(rg.nn.Linear(6, 8), rg.nn.Tanh(), rg.nn.Linear(8, 3))
+    opt = make(model.parameters())
+
+    def step():
+        x = rg.tensor(rng.standard_normal((5, 6)), dtype=rg.float32)
+        y = rg.tensor(rng.integers(0, 3, 5))
+        opt.zero_grad()
+        loss = rg.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    for _ in range(3):
+        step()
+    planned = len(engine.plans)
+    for _ in range(5):
+        step()
+    assert len(engine.plans) == planned
