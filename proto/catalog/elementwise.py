@@ -74,16 +74,17 @@ def infer_compare(metas: list[Meta]) -> Meta:
     return Meta(broadcast_all(metas), "bool")
 
 
-def nonzero_divisor(xp, b) -> None:
-    """Integer division by zero is an error in PyTorch (numpy gives 0 and a warning)."""
-    if b.dtype.kind in "iu":
+def nonzero_divisor(xp, a, b) -> None:
+    """Integer division by zero is an error in PyTorch (numpy gives 0 and a warning); over
+    nothing (an empty operand) no kernel runs, so nothing is divided."""
+    if b.dtype.kind in "iu" and a.size and b.size:
         fail_if(xp, b == 0, ZeroDivisionError, "ZeroDivisionError")
 
 
 def _div_forward(xp, a, b, rounding_mode):
     if rounding_mode is None:
         return xp.true_divide(a, b)
-    nonzero_divisor(xp, b)
+    nonzero_divisor(xp, a, b)
     if rounding_mode == "floor":
         return xp.floor_divide(a, b)
     if a.dtype.kind == "f":
@@ -203,7 +204,7 @@ binary("minimum", lambda xp, a, b: xp.minimum(a, b),
        samples=binary_samples() + _TIES, ufunc="minimum")
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
 def _fmod(xp, a, b):
-    nonzero_divisor(xp, b)
+    nonzero_divisor(xp, a, b)
     return xp.fmod(a, b)
 
 
@@ -211,7 +212,7 @@ def _remainder(xp, a, b):
     """Python's %: the divisor's sign. For floats from fmod, as PyTorch computes it, so a
     zero keeps the dividend's sign (numpy's remainder gives -0.0 % 2 as +0.0)."""
     if a.dtype.kind != "f":
-        nonzero_divisor(xp, b)
+        nonzero_divisor(xp, a, b)
         return xp.remainder(a, b)
     m = xp.fmod(a, b)
     return xp.where((m != 0) & ((m < 0) != (b < 0)), m + b, m)

@@ -180,6 +180,9 @@ CASES = {
         F(T).nll_loss(T.tensor([0.13, -0.5]), T.tensor([0]))),
     # dtypes and errors
     "int // 0": lambda T: T.tensor([5, -3]) // T.tensor([0, 2]),
+    "empty int by 0": lambda T: (T.fmod(T.zeros(0, dtype=T.int64), 0),
+                                 T.remainder(T.zeros(0, dtype=T.int64), 0),
+                                 T.zeros(0, dtype=T.int64) // 0),
     "int % 0": lambda T: T.remainder(T.tensor([5, -3]), T.tensor([0, 2])),
     "fmod int by 0": lambda T: T.fmod(T.tensor([5]), T.tensor([0])),
     "masked_fill of int with 1.5": lambda T: T.tensor([2, 3]).masked_fill(

@@ -573,6 +573,11 @@ KNOWN: tuple[Known, ...] = (
           "binary_cross_entropy's rules are written with mul and div (PyTorch's formulas); "
           "PyTorch has binary_cross_entropy_backward for the input and divides by the count "
           "in place for a mean"),
+    Known("index_backward", "grad_fn", ("SelectBackwardBackward0", "SliceBackwardBackward0"),
+          "IndexBackwardBackward0", r"\w\[",
+          "basic indexing is one index op in the catalog whatever its key; its gradient's "
+          "gradient is named after the catalog's index_backward, where PyTorch names the "
+          "select/slice it recorded"),
     Known("mean_dim", "grad_fn", "DivBackward1", ("ExpandBackward0", "DivBackward0"),
           r"\.mean\(-?\d",
           "mean over a dim: the rule divides the seed by the count before it is expanded "
@@ -1139,7 +1144,7 @@ class Checker:
             twice = prog.k % 3 == 1
             aliased: set[str] = set()
             if twice:
-                if not self.step("loss.backward(retain_graph=True)"):
+                if not self._grad_step("loss.backward(retain_graph=True)"):
                     return
                 aliased = self._aliased_grads()
                 if aliased:
