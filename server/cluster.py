@@ -5,11 +5,19 @@ every worker has registered and the gateway reports SERVING. From then on a chil
 exits is started again with the same command line (server/supervisor.py): a worker
 rejoins through the registry, Redis comes back on its port, the gateway on its port.
 Only SIGINT/SIGTERM to this command stops everything it started, by pid.
+
+Secrets never go into a child's argv (any local user reads argv in `ps`): the worker
+secret (REMOTEGRAD_WORKER_SECRET, generated per cluster unless set), the Redis URL with
+its password and the tokens travel in the children's environment, the same on restarts.
+Workers bind and register on --advertise-host (loopback by default), not --host: only
+the gateway talks to them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +31,13 @@ from remotegrad.proto import grpc_server
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
+from remotegrad.proto import peer
+
+from . import local_redis
 from .supervisor import Child, Supervisor, describe_exit
+
+log = logging.getLogger("remotegrad.cluster")
+SECRET_ENV = ("REMOTEGRAD_WORKER_SECRET", "REMOTEGRAD_REDIS_URL", "REMOTEGRAD_TOKENS")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -44,6 +58,8 @@ class Cluster:
     def __init__(self, args) -> None:
         self.args = args
         self.redis_url = args.redis_url
+        self.redis: local_redis.LocalRedis | None = None
+        self.secret = _worker_secret()
         self.stopping: list[int] = []
         self.supervisor = Supervisor(args.port, maximum=args.restart_backoff_max)
 
@@ -62,18 +78,24 @@ class Cluster:
                 out += ["--" + flag.replace("_", "-"), getattr(a, flag)]
         if a.tls_client_auth:
             out += ["--tls-client-auth", "true"]
-        return out + (["--redis-url", self.redis_url] if self.redis_url else [])
+        return out
+
+    def _env(self, **extra: str) -> dict:
+        """A child's environment: this one's, with the cluster's secrets (and `extra`)
+        set by us alone."""
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        env["REMOTEGRAD_WORKER_SECRET"] = self.secret
+        if self.redis_url:
+            env["REMOTEGRAD_REDIS_URL"] = self.redis_url
+        return {**env, **extra}
 
     def start_redis(self) -> None:
         exe = shutil.which("redis-server")
         if self.redis_url or exe is None:
             return
-        port = free_port()
-        self._spawn("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--maxmemory", self.args.redis_maxmemory,
-                              "--maxmemory-policy", "allkeys-lru", "--loglevel", "warning"],
-                    quiet=True, last=True)
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.redis = local_redis.prepare(exe, self.args.redis_maxmemory)
+        self._spawn("redis", self.redis.argv, quiet=True, last=True)
+        self.redis_url = self.redis.url
         import redis
         client = redis.Redis.from_url(self.redis_url)
         self._wait(lambda: client.ping(), "redis-server")
@@ -81,13 +103,17 @@ class Cluster:
     def start_workers(self) -> list[str]:
         a = self.args
         addrs = []
+        # Workers listen where the gateway reaches them (not on --host, which is the
+        # clients' side): `auto` is this machine's address, so they bind --host then.
+        host = a.host if a.advertise_host == "auto" else a.advertise_host
         for i in range(a.workers):
-            port = 0 if self.redis_url else free_port(a.host)
+            port = 0 if self.redis_url else free_port(host)
             metrics = ["--metrics-port", str(a.metrics_port + 1 + i)] if a.metrics_port else []
             self._spawn(f"worker-{i}", _command(
-                "worker", "--host", a.host, "--port", str(port), "--advertise-host",
+                "worker", "--host", host, "--port", str(port), "--advertise-host",
                 a.advertise_host, "--backend", a.backend, "--device", str(a.device),
-                "--memory-limit", str(a.memory_limit), *metrics, *self._common()))
+                "--memory-limit", str(a.memory_limit), *metrics, *self._common()),
+                env=self._env())
             addrs.append(f"{a.advertise_host}:{port}")
         return addrs
 
@@ -108,7 +134,7 @@ class Cluster:
             *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
             *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
             *static, *self._common()),
-            env=dict(os.environ, REMOTEGRAD_TOKENS=a.tokens) if a.tokens else None)
+            env=self._env(**({"REMOTEGRAD_TOKENS": a.tokens} if a.tokens else {})))
 
     def _wait(self, ready, what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -165,11 +191,33 @@ class Cluster:
     def stop(self) -> None:
         # The children drain within --stop-grace; a few seconds more for them to exit.
         self.supervisor.stop(self.args.stop_grace + 5.0)
+        if self.redis is not None:
+            self.redis.remove()
+
+
+def _worker_secret() -> str:
+    """REMOTEGRAD_WORKER_SECRET when set (checked), else a fresh one for this cluster."""
+    try:
+        return peer.check_secret(os.environ.get("REMOTEGRAD_WORKER_SECRET", "")) \
+            or secrets.token_urlsafe(32)
+    except ValueError as e:
+        raise SystemExit(f"remotegrad cluster up: cannot start: {e}") from None
+
+
+def _shown(cluster: Cluster) -> str:
+    """Where Redis is, for the ready line: never its password."""
+    if cluster.redis is not None:
+        return (f"unix://{cluster.redis.socket} (URL with its password in "
+                f"{cluster.redis.url_file})")
+    return local_redis.redacted(cluster.redis_url) if cluster.redis_url else "none"
 
 
 def up(args) -> int:
     if args.port == 0:
         args.port = free_port(args.host)
+    if "--tokens" in sys.argv or any(a.startswith("--tokens=") for a in sys.argv):
+        log.warning("--tokens shows in this command's argv (ps): prefer REMOTEGRAD_TOKENS or "
+                    "--tokens-file; the gateway gets them through its environment")
     cluster = Cluster(args)
 
     def on_signal(signum, frame):
@@ -181,7 +229,7 @@ def up(args) -> int:
         cluster.start_gateway(cluster.start_workers())
         address = cluster.wait_ready()
         print(f"remotegrad cluster ready at {address} "
-              f"({args.workers} workers, redis {cluster.redis_url or 'none'}, pid {os.getpid()})",
+              f"({args.workers} workers, redis {_shown(cluster)}, pid {os.getpid()})",
               flush=True)
         cluster.supervise()
         return 0

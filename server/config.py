@@ -73,16 +73,20 @@ class Setting:
 
 
 SETTINGS = [
-    Setting("host", "127.0.0.1", "address to bind", (GATEWAY, WORKER, CLUSTER)),
+    Setting("host", "127.0.0.1", "address to bind (cluster: the gateway's; its workers bind "
+            "--advertise-host)", (GATEWAY, WORKER, CLUSTER)),
     Setting("port", 50051, "gRPC port; 0 binds any free port", (GATEWAY, WORKER, CLUSTER), int),
     Setting("redis_url", "", "Redis for the tensor store, result cache and worker registry; "
-            "empty: in-process cache (cluster: start redis-server from PATH if found)",
+            "empty: in-process cache (cluster: start redis-server from PATH if found, on a unix "
+            "socket in a 0700 folder with a generated password). The URL may hold a "
+            "password (redis://:pw@host:port/0): set the variable, not the flag",
             (GATEWAY, WORKER, CLUSTER, STATUS)),
     Setting("workers", 2, "number of workers to start", (CLUSTER,), int),
     Setting("worker_addrs", "", "comma-separated worker addresses, used when there is no "
             "Redis registry", (GATEWAY,)),
     Setting("advertise_host", "127.0.0.1", "host name a worker registers under (its "
-            "address as the gateway reaches it)", (WORKER, CLUSTER)),
+            "address as the gateway reaches it; cluster: also where its workers listen, `auto` "
+            "this machine's address)", (WORKER, CLUSTER)),
     Setting("backend", "numpy", "array backend: numpy; cupy (a CUDA GPU through CuPy, see "
             "GPU workers; without CuPy or a visible GPU the worker does not start); or auto "
             "(cupy when CuPy imports and sees a GPU, else numpy)", (WORKER, CLUSTER)),
@@ -152,13 +156,15 @@ SETTINGS = [
             "call but health checks needs `authorization: Bearer <token>`",
             (GATEWAY, CLUSTER)),
     Setting("tokens", "", "`token=tenant` pairs separated by commas or newlines (prefer "
-            "--tokens-file: variables show in process listings)", (GATEWAY, CLUSTER)),
+            "the variable or --tokens-file: flags show in process listings; cluster up "
+            "hands them to its gateway through its environment)", (GATEWAY, CLUSTER)),
     Setting("worker_secret", "", "shared secret of the gateway→worker hop (16+ printable "
             "ASCII characters): the gateway sends it on every call to a worker; a worker "
             "with one refuses any call without it (UNAUTHENTICATED, compared in constant "
             "time; health stays open). Empty on a worker: any process that reaches it may "
             "call it (a warning is logged). Set the variable, not the flag (flags show in "
-            "process listings)", (GATEWAY, WORKER)),
+            "process listings). cluster up hands its gateway and workers this variable's value, "
+            "or a secret it generates (32 random bytes)", (GATEWAY, WORKER)),
     Setting("rate_limit", 0.0, "calls per second each tenant may make (a token bucket, "
             "per gateway); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "

@@ -84,7 +84,7 @@ class Up:
     proc: subprocess.Popen
     port: int
     log: Path
-    redis_url: str  # as `cluster up` printed it
+    redis_url: str  # from the file `cluster up` printed (it holds the password)
     metrics_port: int  # the gateway's; workers on the next ports
 
     def metric(self, name: str, port: int | None = None) -> float:
@@ -170,7 +170,8 @@ def up(tmp_path_factory):
         while time.monotonic() < deadline and "ready at" not in line:
             line = proc.stdout.readline()
             assert line, f"cluster up exited before it was ready:\n{log.read_text()[-3000:]}"
-        yield Up(proc, port, log, re.search(r"redis (redis://\S+),", line).group(1), metrics)
+        url_file = re.search(r"URL with its password in (\S+)\)", line).group(1)
+        yield Up(proc, port, log, open(url_file).read().strip(), metrics)
         children = _children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
