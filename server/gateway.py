@@ -188,7 +188,7 @@ class Gateway:
         keep = {i for i, t in enumerate(req.targets) if t in set(req.keep)}
         for i, r in enumerate(resp.results):
             if i in keep or len(r.data) > self.limits.inline_result_bytes:
-                codec.ensure_hash(r)  # workers send results unhashed
+                codec.ensure_hash(r)  # a worker hashes what it keeps; a large result not
                 if self.store.put(tenant, r):
                     r.data = b""
 

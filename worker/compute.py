@@ -118,7 +118,20 @@ def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
             raise MissingTensorError([digest])
         return codec.decode_array(msg)
 
-    return codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+    resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+    _keep_here(req, decoded.targets, resp, store, tenant)
+    return resp
+
+
+def _keep_here(req, targets: list[int], resp, store, tenant: str) -> None:
+    """Kept results (parameters after a step, optimiser state) stay in this worker's
+    memory under their hash, which the response carries: the next step that names them
+    and comes here reads no store, and the gateway need not hash them again."""
+    kept = set(req.keep)
+    for target, msg in zip(targets, resp.results):
+        if target in kept:
+            codec.ensure_hash(msg)
+            store.put(tenant, msg)
 
 
 def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_backend

@@ -67,6 +67,8 @@ class Program:
         order = g.needed(targets)
         self.leaves = [n for n in order if g.ops[n] == "leaf"]
         self.leaf_metas = [g.metas[n] for n in self.leaves]
+        # dtype objects: comparing them is one C call (dtype.name is a Python property)
+        self._leaf_dtypes = [xp.dtype(m.dtype) for m in self.leaf_metas]
         self.leaf_hashes = [g.attrs[n]["hash"] for n in self.leaves]
         self.nslots = len(g)
         folded = self._fold(g, order)
@@ -113,16 +115,17 @@ class Program:
             return self._run(leaf_arrays)
 
     def _run(self, leaf_arrays: list[Any]) -> list[Any]:
+        for meta, dtype, a in zip(self.leaf_metas, self._leaf_dtypes, leaf_arrays):
+            if a.dtype != dtype or tuple(a.shape) != meta.shape:
+                raise OpError(f"leaf: stored tensor is {a.dtype.name}{list(a.shape)}, graph "
+                              f"says {meta.dtype}{list(meta.shape)}")
+        if self._fast is not None:
+            return self._fast(leaf_arrays)
         vals: list[Any] = [None] * self.nslots
         for n, v in self.consts:
             vals[n] = v
-        for n, meta, a in zip(self.leaves, self.leaf_metas, leaf_arrays):
-            if tuple(a.shape) != meta.shape or a.dtype.name != meta.dtype:
-                raise OpError(f"leaf: stored tensor is {a.dtype.name}{list(a.shape)}, graph "
-                              f"says {meta.dtype}{list(meta.shape)}")
+        for n, a in zip(self.leaves, leaf_arrays):
             vals[n] = a
-        if self._fast is not None:
-            return self._fast(leaf_arrays)
         if not self.checked:
             return self._run_checked(vals)
         for fn, ins, out, dies in self.steps:
