@@ -20,6 +20,8 @@ from pathlib import Path
 from .options import Settings, add_workload_arguments
 
 MAX_DURATION = 3600.0
+# What the `load` extra brings that a load test imports (in its child process).
+LOAD_EXTRA = ("locust", "gevent", "matplotlib")
 
 # The sweep: one axis at a time around a base point (a full grid would take hours).
 SWEEP_BASE = {"ops": 16, "numel": 1024, "hit_ratio": 0.0, "users": 4}
@@ -93,10 +95,30 @@ def _sweep(args, target: str, out: Path) -> int:
     return 0
 
 
+def missing_load_extra() -> list[str]:
+    """The `load` extra's modules that cannot be imported here. Looked up, not imported:
+    importing locust patches the standard library with gevent."""
+    import importlib.util
+    missing = []
+    for name in LOAD_EXTRA:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 def main(args) -> int:
     import os
 
     from ._cluster import is_loopback, local_cluster
+    missing = missing_load_extra()
+    if missing:
+        print(f"remotegrad loadtest needs the load extra ({', '.join(missing)} not "
+              "installed): pip install 'remotegrad[load]'", file=sys.stderr)
+        return 2
     if not 0 < args.duration <= MAX_DURATION:
         print(f"--duration must be in (0, {MAX_DURATION:g}]", file=sys.stderr)
         return 2
