@@ -133,6 +133,7 @@ class Cluster:
             "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
             *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
             *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
+            *(["--allow-anonymous", "true"] if a.allow_anonymous else []),
             *static, *self._common()),
             env=self._env(**({"REMOTEGRAD_TOKENS": a.tokens} if a.tokens else {})))
 
@@ -218,6 +219,10 @@ def up(args) -> int:
     if "--tokens" in sys.argv or any(a.startswith("--tokens=") for a in sys.argv):
         log.warning("--tokens shows in this command's argv (ps): prefer REMOTEGRAD_TOKENS or "
                     "--tokens-file; the gateway gets them through its environment")
+    from .security import Auth, exposure_error
+    refused = exposure_error(args.host, Auth.from_args(args), args.allow_anonymous)
+    if refused:  # before anything starts: the gateway would refuse it too
+        raise SystemExit(f"remotegrad cluster up: cannot start: {refused}")
     cluster = Cluster(args)
 
     def on_signal(signum, frame):

@@ -165,6 +165,9 @@ SETTINGS = [
             "call it (a warning is logged). Set the variable, not the flag (flags show in "
             "process listings). cluster up hands its gateway and workers this variable's value, "
             "or a secret it generates (32 random bytes)", (GATEWAY, WORKER)),
+    Setting("allow_anonymous", False, "let a gateway without tokens listen on a non-loopback "
+            "--host (every caller is then the default tenant); without it such a gateway "
+            "refuses to start", (GATEWAY, CLUSTER), boolean),
     Setting("rate_limit", 0.0, "calls per second each tenant may make (a token bucket, "
             "per gateway); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "

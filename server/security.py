@@ -9,6 +9,7 @@ digests, so the time it takes says nothing about how much of a token was right.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import threading
 import time
@@ -60,6 +61,26 @@ class Auth:
                 if scheme.lower() == "bearer" and token:
                     return self._by_digest.get(_digest(token.strip()))
         return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps a server reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (or 0.0.0.0's spellings): it may face a network
+
+
+def exposure_error(host: str, auth: Auth, allow_anonymous: bool) -> str | None:
+    """Why a gateway must not start: no tokens while it listens beyond loopback (any caller
+    would be the default tenant). None when it may."""
+    if auth.enabled or allow_anonymous or is_loopback(host):
+        return None
+    return (f"no tokens are configured and --host {host} is not a loopback address: anyone "
+            "who reaches it would be served as the default tenant. Set REMOTEGRAD_TOKENS or "
+            "--tokens-file, bind 127.0.0.1, or pass --allow-anonymous true to accept that")
 
 
 def _pairs(args) -> dict[str, str]:

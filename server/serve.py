@@ -11,7 +11,7 @@ from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 from .cache import MemoryResultCache, RedisResultCache
 from .gateway import Gateway, GatewayServicer, Limits, add_gateway_to_server
 from .pool import WorkerPool
-from .security import Auth, AuthInterceptor, RateLimiter
+from .security import Auth, AuthInterceptor, RateLimiter, exposure_error, is_loopback
 
 log = logging.getLogger("remotegrad.gateway")
 
@@ -46,7 +46,14 @@ def _worker_secret(args) -> str:
 
 
 def serve(args) -> None:
+    refused = exposure_error(args.host, Auth.from_args(args),
+                             getattr(args, "allow_anonymous", False))
+    if refused:
+        raise SystemExit(f"remotegrad gateway: cannot start: {refused}")
     gateway = build_gateway(args)
+    if not gateway.auth.enabled and not is_loopback(args.host):
+        log.warning("no tokens on %s (--allow-anonymous): every caller is the default tenant",
+                    args.host)
     limiter = RateLimiter(args.rate_limit, args.rate_burst) if args.rate_limit > 0 else None
     interceptors = []
     if gateway.auth.enabled or limiter is not None:

@@ -4,7 +4,9 @@ here; `docker-compose config` validates the compose schema when the tool is inst
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +24,21 @@ SERVICES = COMPOSE["services"]
 BY_ENV = {s.env: s for s in SETTINGS}
 REMOTEGRAD = {name: svc for name, svc in SERVICES.items()
               if svc.get("command", [""])[0] == "remotegrad"}
+
+
+def _value(text) -> str:
+    """A compose value as the default interpolation gives it: `${V:-d}` is d, a required
+    `${V:?message}` is `x`."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1",
+                  re.sub(r"\$\{\w+:\?[^}]*\}", "x", str(text)))
+
+
+def _redis_server_args(service: dict) -> list[str]:
+    """redis-server's own argv in a `sh -c "... && exec redis-server ..."` command."""
+    command = service["command"]
+    assert command[:2] == ["sh", "-c"], command
+    script = command[2].replace("$$", "$")
+    return shlex.split(script.split("exec ", 1)[1])
 
 
 def _parses(argv: list[str]) -> bool:
@@ -46,13 +63,13 @@ def test_every_variable_is_a_setting_of_that_command():
             setting = BY_ENV[var]
             assert command in setting.commands, f"{name}: {var} is not used by `{command}`"
             if setting.type is not str:
-                setting.type(value)  # parses as the setting's type
+                setting.type(_value(value))  # parses as the setting's type
 
 
 def test_ports_agree():
     gw = SERVICES["gateway"]
     grpc_port = gw["environment"]["REMOTEGRAD_PORT"]
-    assert f"{grpc_port}:{grpc_port}" in gw["ports"]
+    assert [p.endswith(f":{grpc_port}:{grpc_port}") for p in gw["ports"]] == [True]
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     scraped = {n: c["port"] for job in prom["scrape_configs"] for c in job["dns_sd_configs"]
                for n in c["names"]}
@@ -63,7 +80,7 @@ def test_ports_agree():
 
 
 def test_redis_runs_with_maxmemory_and_lru_and_is_internal():
-    cmd = SERVICES["redis"]["command"]
+    cmd = _redis_server_args(SERVICES["redis"])
     assert "--maxmemory" in cmd and cmd[cmd.index("--maxmemory-policy") + 1] == "allkeys-lru"
     assert SERVICES["redis"]["networks"] == ["internal"]
     assert COMPOSE["networks"]["internal"]["internal"] is True
@@ -71,7 +88,41 @@ def test_redis_runs_with_maxmemory_and_lru_and_is_internal():
         assert "ports" not in SERVICES[name], f"{name} must not be reachable from clients"
     for name, svc in REMOTEGRAD.items():
         url = svc["environment"]["REMOTEGRAD_REDIS_URL"]
-        assert url.startswith("redis://redis:"), name
+        assert url.startswith("redis://:${REMOTEGRAD_REDIS_PASSWORD:?"), name
+        assert _value(url).startswith("redis://:x@redis:"), name
+
+
+def test_redis_needs_a_password_that_is_in_no_argv():
+    """Issue 15, items 2 and 13: the password is required, reaches redis-server through a
+    0600 config file (not argv), and the healthcheck authenticates and wants PONG (an
+    unauthenticated redis-cli ping exits 0 on NOAUTH)."""
+    redis = SERVICES["redis"]
+    script = redis["command"][2]
+    assert script.startswith("umask 077 && printf 'requirepass %s")
+    assert "requirepass" not in _redis_server_args(redis)
+    assert _redis_server_args(redis)[1] == "/tmp/redis.conf"
+    assert redis["user"] == "redis"
+    for var in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        assert redis["environment"][var].startswith("${REMOTEGRAD_REDIS_PASSWORD:?"), var
+    assert redis["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
+
+
+def test_secure_by_default():
+    """Issue 15, items 1 and 13: the worker secret is required everywhere, the gateway is
+    published on the host's loopback unless REMOTEGRAD_PUBLISH says otherwise (and refuses
+    to start without tokens unless REMOTEGRAD_ALLOW_ANONYMOUS), Prometheus only with its
+    profile and on loopback."""
+    for name, svc in REMOTEGRAD.items():
+        assert svc["environment"]["REMOTEGRAD_WORKER_SECRET"].startswith(
+            "${REMOTEGRAD_WORKER_SECRET:?"), name
+    gw = SERVICES["gateway"]
+    assert _value(gw["environment"]["REMOTEGRAD_ALLOW_ANONYMOUS"]) == "false"
+    assert _value(gw["environment"]["REMOTEGRAD_TOKENS"]) == ""
+    prom = SERVICES["prometheus"]
+    assert prom["profiles"] == ["metrics"]
+    for name, svc in SERVICES.items():
+        for port in svc.get("ports", []):
+            assert _value(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
 
 
 def test_gpu_profile_reserves_an_nvidia_device_and_uses_cupy():
@@ -98,9 +149,17 @@ def test_dockerfile_is_multistage_nonroot_and_copies_real_folders():
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_file_passes_schema_validation():
-    out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config",
-                          "-q"], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REMOTEGRAD_")}
+    secrets = dict(clean, REMOTEGRAD_REDIS_PASSWORD="p" * 32, REMOTEGRAD_WORKER_SECRET="s" * 32)
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "deploy/compose.tls.yml"]):
+        argv = ["docker-compose", *(f for name in files for f in ("-f", str(ROOT / name)))]
+        out = subprocess.run([*argv, "config", "-q"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT, env=secrets)
+        assert out.returncode == 0, out.stderr
+        # Without the secrets compose refuses, naming what is missing.
+        out = subprocess.run([*argv, "config", "-q"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT, env=clean)
+        assert out.returncode != 0 and "REMOTEGRAD_" in out.stderr, out.stderr
 
 
 def _duration(text: str) -> float:
@@ -151,9 +210,16 @@ def test_stop_grace_period_outlasts_the_drain():
 
 def test_tls_override_checks_redis_on_its_tls_port():
     tls = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["services"]
-    cmd, check = tls["redis"]["command"], tls["redis"]["healthcheck"]["test"]
+    cmd = _redis_server_args(tls["redis"])
+    check = tls["redis"]["healthcheck"]["test"]
     assert cmd[cmd.index("--port") + 1] == "0"  # plaintext off: the base check cannot work
-    assert "--tls" in check and check[check.index("-p") + 1] == cmd[cmd.index("--tls-port") + 1]
+    assert "requirepass" not in cmd and cmd[1] == "/tmp/redis.conf"
+    assert check[0] == "CMD-SHELL" and check[1].endswith("ping | grep -q PONG")
+    probe = shlex.split(check[1].split("|")[0])
+    assert "--tls" in probe and probe[probe.index("-p") + 1] == cmd[cmd.index("--tls-port") + 1]
+    url = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["x-tls-env"][
+        "REMOTEGRAD_REDIS_URL"]
+    assert _value(url).startswith("rediss://:x@redis:6380/"), url
 
 
 def test_dockerfile_copies_every_folder_of_the_package():
