@@ -113,7 +113,9 @@ def _pow_y(g, x, y, out):
     # d/dy x^y = x^y log x, defined as 0 where x == 0 and y >= 0. The mask is applied to
     # the local derivative and g multiplies it last, as PyTorch's formula: a NaN or inf
     # seed there stays NaN (a second derivative through 0.0 ** y is NaN, not 0).
-    return g * ((x == 0) & (y >= 0)).where(0.0, out * x.log())
+    # log of x in the result's dtype (a Python int base or int tensor would log in float32)
+    lx = (x if x.dtype == out.dtype else x.cast(dtype=out.dtype)).log()
+    return g * ((x == 0) & (y >= 0)).where(0.0, out * lx)
 
 
 def _max_rule(g, x, y, loses):

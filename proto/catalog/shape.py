@@ -65,7 +65,8 @@ def _unsqueeze_shape(shape, dim):
 
 _shape_op("unsqueeze", lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
           lambda xp, a, dim: a.reshape(_unsqueeze_shape(a.shape, dim)),
-          lambda g, x, out, dim: g.reshape(shape=x.shape), {"dim": ("int", REQUIRED)},
+          # PyTorch's rule squeezes the dim (SqueezeBackward1), not a reshape
+          lambda g, x, out, dim: g.squeeze(dim=dim), {"dim": ("int", REQUIRED)},
           (S(F(2, 3), dim=1), S(F(2, 3), dim=-1), S(F(), dim=0), S(F(0, 2), dim=0)),
           "UnsqueezeBackward0")
 

@@ -297,3 +297,12 @@ def test_message_is_pytorchs(case):
     _, got = _run(rg, case, MESSAGES)
     assert want is not None and got is not None
     assert isinstance(got, _builtin(want)) and str(got) == str(want)
+
+
+def test_pow_of_an_int_base_is_float64_exact():
+    """d/dy 2 ** y logs the base in the result's dtype (float64 here, not float32)."""
+    def grads(T):
+        y = _leaf(T, [-0.01, -0.57, 0.41])
+        return [t.detach().numpy() for t in _second(T, lambda y: 2 ** y, y)]
+    for got, want in zip(grads(rg), grads(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-13)

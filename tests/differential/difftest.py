@@ -607,8 +607,21 @@ KNOWN: tuple[Known, ...] = (
           r"\.(?:split|chunk|narrow)\(",
           "a piece's rule pads its gradient with zeros to the whole; PyTorch concatenates "
           "the pieces' gradients"),
-    Known("t", "grad_fn", "TBackward0", "TransposeBackward0", r"\.t\(\)|\.T\b",
-          "t()'s rule is a transpose, named as the catalog's transpose; PyTorch's is t()"),
+    Known("t", "grad_fn", "TBackward0", ("TransposeBackward0", "PermuteBackward0"),
+          r"\.t\(\)|\.T\b",
+          "t()'s rule is a transpose (a permute of no dims for a 0-d or 1-d input), named as "
+          "the catalog's op; PyTorch's is t()"),
+    Known("unsqueeze", "grad_fn", "SqueezeBackward1", "SqueezeBackward0", r"\.unsqueeze\(",
+          "unsqueeze's rule is the catalog's squeeze of that dim, which a derivative names "
+          "SqueezeBackward0 whatever its dims; PyTorch names a squeeze of one dim "
+          "SqueezeBackward1"),
+    Known("masked_fill", "grad_fn", "MaskedFillBackward0", "WhereBackward0", r"masked_fill",
+          "masked_fill is a where in the catalog: its gradient ends with where's rule; "
+          "PyTorch's with a masked_fill of the seed"),
+    Known("prod_one_element_zero", "requires_grad", False, True, r"\.prod\(",
+          "prod over a dim of size 1 in a tensor holding a zero: PyTorch's backward returns the "
+          "seed itself there (data-dependent); the catalog's rule is the product of the other "
+          "elements (1), which reads x"),
     Known("var_empty", "requires_grad", False, True,
           r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
           "var/std of an empty tensor: PyTorch's rule returns a constant there (requires no "
