@@ -139,8 +139,11 @@ SETTINGS = [
     Setting("max_memory_bytes", 8 << 30, "most memory one computation may need at its peak "
             "(every live tensor, gradients expanded), estimated from shapes before any "
             "allocation; more is RESOURCE_EXHAUSTED", (GATEWAY, CLUSTER), int),
-    Setting("max_request_bytes", 1 << 30, "largest gRPC message the gateway accepts "
-            "(larger tensors travel as chunk streams)", (GATEWAY, CLUSTER), int),
+    Setting("max_request_bytes", 64 << 20, "largest gRPC message the gateway accepts, "
+            "health checks and unauthenticated calls included (gRPC refuses a larger one "
+            "from its length prefix, before buffering it); tensors over 4 MiB travel as "
+            "chunk streams, so this bounds a graph and its small inline leaves",
+            (GATEWAY, CLUSTER), int),
     Setting("tls_cert", "", "PEM certificate this server presents; set with --tls-key to "
             "serve TLS (the gateway also presents it to workers when they require client "
             "certificates)", (GATEWAY, WORKER, CLUSTER)),
