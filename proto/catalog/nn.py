@@ -377,7 +377,7 @@ def _infer_class_loss(name, probs_ok):
                 raise OpError("Expected floating point type for target with class "
                               f"probabilities, got {torch_dtype_name(t.dtype)}")
         else:
-            _check_class_target(x, t, batch, probs_ok)
+            _check_class_target(x, t, batch)
         if len(metas) == 3 and metas[2].shape != (x.shape[c],):
             raise OpError(f"weight tensor should be defined either for all {x.shape[c]} classes "
                           "or no classes")
@@ -395,13 +395,13 @@ def _infer_class_loss(name, probs_ok):
     return infer
 
 
-def _check_class_target(x, t, batch, probs_ok):
+def _check_class_target(x, t, batch):
     """The shape checks of PyTorch's nll_loss_nd and nll_loss, in its order."""
     if len(x.shape) > 1 and (t.shape[0] if t.shape else 0) != x.shape[0]:
         # a 0-d target counts as a batch of 0 there
         raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
                       f"batch_size ({t.shape[0] if t.shape else 0}).")
-    if not probs_ok and len(x.shape) > 1 and not t.shape:  # nll_loss reads t.size(0)
+    if len(x.shape) > 1 and not t.shape:  # nll_loss_nd reads t.size(0)
         raise OpError("Dimension specified as 0 but tensor has no dimensions")
     if len(x.shape) == 1 and len(t.shape) == 1 and t.shape[0] != 1:
         raise OpError("For 1D input, 1D target must have size 1, but got target size: "

@@ -272,13 +272,11 @@ def _var_vjp(g, x, out, dim, correction, keepdim):
 
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
-    # Where the deviation is 0 PyTorch defines the gradient as 0 (not 0/0). The division
-    # is by 1 there, so that the branch not taken has no inf for a second derivative to
-    # multiply by the zero the where gives it.
-    zero = out == 0
-    centred = x - x.mean(dim=dim, keepdim=True)
-    grad = kept(g / zero.where(1.0, out), x, dim) * centred * _per_dof(1.0, x, dim, correction)
-    return kept(zero, x, dim).where(0.0, grad)
+    # PyTorch's rule: var's rule of g / (2 std), that quotient set to 0 where the deviation
+    # is 0 (not 0/0). So a second derivative reaches out there with 0 * inf (NaN), as
+    # PyTorch's does, and x's through out is masked again by this rule (0).
+    half = (out == 0).where(0.0, g / (out * 2))
+    return _var_vjp(half, x, out, dim, correction, keepdim)
 
 
 _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),

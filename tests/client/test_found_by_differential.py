@@ -51,6 +51,14 @@ def _second(T, f, x):
     return g, gg
 
 
+def _std_second(T, x, **kw):
+    """std's gradients and second derivatives, with respect to x and to the std itself."""
+    s = x.std(**kw)
+    gs = T.autograd.grad(s.sum(), [x, s], create_graph=True)
+    return (*gs, *T.autograd.grad((gs[0] * gs[0]).sum() + gs[1].sin().sum(), [x, s],
+                                  allow_unused=True, materialize_grads=True))
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -164,6 +172,11 @@ CASES = {
         _leaf(T, [-INF, -1.2, INF, -1.14])),
     "lerp with a weight of 0.7": lambda T: _grad(
         T, lambda a, b: a.lerp(b, 0.7), _leaf(T, [1e16, 2.0, INF]), _leaf(T, [3.0, 5.0, INF])),
+    # std's rule is PyTorch's: var's of g / (2 std), 0 where the deviation is 0
+    "std at zero deviation, second order through the result": lambda T: _std_second(
+        T, _leaf(T, 0.13), dim=0, correction=0),
+    "std of rows, one constant": lambda T: _std_second(T, _leaf(T, [[1.0, 1.0], [2.0, 3.0]]),
+                                                       dim=1),
     # class losses: PyTorch's order of checks, and what passes them
     "cross_entropy of an empty int tensor, probabilities": lambda T: (
         F(T).cross_entropy(T.zeros(0, 3, dtype=T.int64), T.zeros(0, 3), reduction="none"),
@@ -171,6 +184,10 @@ CASES = {
         F(T).cross_entropy(T.zeros(2, 0, dtype=T.int64), T.zeros(2, 0, dtype=T.float64))),
     "nll_loss of ints, batch mismatch": lambda T: F(T).nll_loss(
         T.zeros(1, 0, dtype=T.int64), T.tensor(0)),
+    "cross_entropy of nothing, 0-d target": lambda T: F(T).cross_entropy(T.zeros(0, 3),
+                                                                         T.tensor(0)),
+    "cross_entropy of nothing, 0-d target, smoothing": lambda T: F(T).cross_entropy(
+        T.zeros(0, 1, dtype=T.int64), T.tensor(0), label_smoothing=0.1),
     "nll_loss of ints": lambda T: F(T).nll_loss(T.zeros(2, 3, dtype=T.int64),
                                                 T.zeros(2, dtype=T.int64)),
     "nll_loss with an int32 target": lambda T: F(T).nll_loss(T.zeros(2, 3),

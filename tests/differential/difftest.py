@@ -583,10 +583,10 @@ KNOWN: tuple[Known, ...] = (
           "mean over a dim: the rule divides the seed by the count before it is expanded "
           "(ExpandBackward0; DivBackward0 for a 0-d input); PyTorch's expands, then divides "
           "by the count in place"),
-    Known("var_empty_grad_fn", "grad_fn", "ToCopyBackward0", None,
-          r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
-          "var/std of an empty tensor: see var_empty (PyTorch's constant, cast to the "
-          "dtype, ends with ToCopyBackward0)"),
+    Known("var_empty_grad_fn", "grad_fn", "ToCopyBackward0", None, r"\.(?:var|std)\(",
+          "var/std of an empty tensor, or over all of x with no degrees of freedom: PyTorch's "
+          "rule gives a constant there, cast to the dtype (ToCopyBackward0); the catalog's "
+          "is the formula"),
     Known("maximum_minimum", "grad_fn", "MaskedFillBackward0", "WhereBackward0",
           r"torch\.(?:maximum|minimum)\(",
           "maximum/minimum's rule splits ties with a where; PyTorch's masks in place"),
@@ -632,9 +632,6 @@ KNOWN: tuple[Known, ...] = (
     Known("gelu", "grad_fn", "GeluBackwardBackward0", ("AddBackward0", "MulBackward0"),
           r"gelu\(", "gelu is differentiated through its decomposition; PyTorch has "
           "gelu_backward"),
-    Known("std_zero_deviation", "grad_fn", "MulBackward0", "WhereBackward0", r"\.std\(",
-          "std's rule ends with the where that makes the gradient 0 where the deviation is 0; "
-          "PyTorch masks in place after its mul"),
     Known("l1_loss_target", "grad_fn", "NegBackward0", "MulBackward0", r"l1_loss\(",
           "l1_loss is differentiated through its decomposition: the target's gradient is "
           "g * sign(t - x) where PyTorch negates the input's"),
