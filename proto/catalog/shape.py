@@ -49,11 +49,19 @@ def _squeeze_shape(shape, dim):
     return tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
 
 
+def _squeeze_vjp(g, x, dim):
+    """PyTorch's unsqueeze_to: g unsqueezed at each dim the squeeze removed, in order (g
+    itself where it removed none)."""
+    dims = normalize_dims(dim, len(x.shape)) if x.shape else ()
+    for i, size in enumerate(x.shape):
+        if i in dims and size == 1:
+            g = g.unsqueeze(dim=i)
+    return g
+
+
 _shape_op("squeeze", lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
           lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
-          # a squeeze of no dim passes g on (PyTorch's unsqueeze_to returns it as it is)
-          lambda g, x, out, dim: g if tuple(g.shape) == tuple(x.shape) else
-              g.reshape(shape=x.shape), {"dim": ("dims", None)},
+          lambda g, x, out, dim: _squeeze_vjp(g, x, dim), {"dim": ("dims", None)},
           (S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
            S(F(1, 0, 1), dim=(0, 2))), "SqueezeBackward0")
 

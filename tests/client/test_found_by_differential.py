@@ -280,6 +280,8 @@ NAMES = {
                                             _leaf(T, np.zeros(0))),
     "squeeze of a 0-d tensor": lambda T: _name_of(
         T, lambda x: F(T).mse_loss(x.squeeze(-1), x.squeeze(-1)) ** 2, _leaf(T, 0.13)),
+    "squeeze of a size-1 dim": lambda T: _name_of(T, lambda x: x.squeeze(-1).sigmoid(),
+                                                  _leaf(T, [0.13])),
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
 }
