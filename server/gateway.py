@@ -80,6 +80,9 @@ class Gateway:
                 f"the computation needs about {peak} bytes at its peak (estimated from "
                 f"shapes, gradients included), over the limit of "
                 f"{self.limits.max_memory_bytes} bytes")
+        if len(req.targets) > self.limits.max_nodes or len(req.keep) > len(req.targets):
+            raise OpError(f"{len(req.targets)} targets and {len(req.keep)} kept: at most "
+                          f"{self.limits.max_nodes} targets, and no more kept than targets")
         if not set(req.keep) <= set(req.targets):
             raise OpError("keep names nodes that are not targets")
         for msg in decoded.tensor_protos.values():
@@ -115,8 +118,11 @@ class Gateway:
         metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
         if self._runs_here(req, decoded):
             return self._compute_here(req, tenant)
+        first = {}  # each target's first position: linear, not an index() per kept one
+        for i, t in enumerate(decoded.targets):
+            first.setdefault(t, i)
         fp = fingerprint(decoded.nodes, decoded.targets) + ":" + ",".join(
-            str(decoded.targets.index(k)) for k in req.keep)
+            str(first[k]) for k in req.keep)
         hit = self._cached(tenant, fp)  # a hit needs no leaves: look before staging
         if hit is not None:
             return hit
@@ -185,7 +191,8 @@ class Gateway:
     def _by_reference(self, resp: pb.ComputeResponse, req: pb.ComputeRequest,
                       tenant: str) -> None:
         """Store kept and large results and answer them by hash (if the store works)."""
-        keep = {i for i, t in enumerate(req.targets) if t in set(req.keep)}
+        kept = set(req.keep)  # once, not per target
+        keep = {i for i, t in enumerate(req.targets) if t in kept}
         for i, r in enumerate(resp.results):
             if i in keep or len(r.data) > self.limits.inline_result_bytes:
                 codec.ensure_hash(r)  # a worker hashes what it keeps; a large result not
@@ -244,6 +251,8 @@ class Gateway:
         return pb.PutTensorResponse(hash=msg.hash, bytes_received=len(msg.data))
 
     def has_tensors(self, digests: list[str], tenant: str) -> list[bool]:
+        if len(digests) > MAX_HASHES:
+            raise OpError(f"HasTensors of {len(digests)} hashes: at most {MAX_HASHES} a call")
         for d in digests:
             keys.check_digest(d)
         missing = self.store.missing(tenant, digests)
@@ -260,6 +269,7 @@ class Gateway:
 
 
 MAX_DIMS = 64  # what NumPy (and so every backend) supports
+MAX_HASHES = 1 << 16  # per HasTensors call (the SDK asks for one request's large leaves)
 
 
 def _named(chunks):
