@@ -18,7 +18,8 @@ from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
-from remotegrad.proto.errors import MissingTensorError, NoWorkersError, WorkerRefusedError
+from remotegrad.proto.errors import (MissingTensorError, NoWorkerFitsError, NoWorkersError,
+                                     PoolBusyError, WorkerRefusedError)
 from remotegrad.proto.observability import request_id, request_id_of
 from remotegrad.proto.status import abort
 from remotegrad.proto.store import GuardedStore
@@ -27,9 +28,11 @@ from remotegrad.worker.compute import compute
 from remotegrad.worker.estimate import of_plan
 
 from .fingerprint import fingerprint
+from .hedging import HEDGES, Calls
 from .pool import WorkerPool
 from .write_behind import WriteBehind
 from .security import Auth
+from .streams import StreamGate
 
 log = logging.getLogger("remotegrad.gateway")
 
@@ -40,7 +43,7 @@ class Limits:
     max_tensor_bytes: int = 4 << 30
     inline_result_bytes: int = 64 << 20  # larger results are answered by reference
     max_memory_bytes: int = 8 << 30  # peak working set of one computation
-    local_max_nodes: int = 0  # graphs up to this size run in the gateway (0: never)
+    local_max_nodes: int = 64  # graphs up to this size run in the gateway (0: never)
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
 
 
@@ -137,7 +140,7 @@ class Gateway:
 
     def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request) -> bool:
         """Small, self-contained graphs: one hop, no worker and no result cache (computing
-        them costs less than a round trip to either). Off unless --local-max-nodes is set."""
+        them costs less than a round trip to either), up to --local-max-nodes (0: never)."""
         lim = self.limits
         if not lim.local_max_nodes or len(decoded.nodes) > lim.local_max_nodes or req.keep:
             return False
@@ -200,47 +203,104 @@ class Gateway:
                     r.data = b""
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0) -> pb.ComputeResponse:
-        """Run on the least-loaded worker whose memory limit admits `need` bytes; on another
-        if that one went away (compute is pure, so a retry is always safe), up to
-        MAX_ATTEMPTS workers within the deadline."""
-        tried: tuple = ()
+        """Run on the least-loaded worker whose memory limit admits `need` bytes. Compute is
+        pure, so the same request may also go elsewhere: to a second worker when the first
+        has not answered within the hedge delay (the first answer wins, the other call is
+        cancelled), and to another when one went away, up to MAX_ATTEMPTS workers within
+        the deadline."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        client_gone = []
+        metadata = (("x-request-id", request_id.get()), ("x-tenant", tenant))
+        calls = Calls(self.pool, lambda w: w.stub.Execute.future(
+            req, timeout=_left(deadline), metadata=metadata))
+        on_cancel(calls.cancel)
+        try:
+            return self._first_answer(calls, deadline, need)
+        finally:
+            calls.close()
+
+    def _first_answer(self, calls: Calls, deadline, need: int) -> pb.ComputeResponse:
+        tried: list = []
+        self._start(calls, tried, need)
+        delay = self.pool.latencies.delay(need)
+        hedge_at = time.monotonic() + delay
         while True:
+            wait = None if hedge_at is None else max(0.0, hedge_at - time.monotonic())
+            done = calls.next_done(wait)
+            if done is None:  # nothing answered within the hedge delay
+                hedge_at = None
+                self._hedge(calls, tried, deadline, delay, need)
+                continue
+            w, fut, seconds = done
             try:
-                w = self.pool.acquire(exclude=tried, need=need)
-            except NoWorkersError:
-                if not tried:
-                    raise
-                raise NoWorkersError(f"no live workers are registered (the {len(tried)} "
-                                     "that took this call went away)") from None
-            try:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                call = w.stub.Execute.future(req, timeout=left, metadata=(
-                    ("x-request-id", request_id.get()), ("x-tenant", tenant)))
-                on_cancel(lambda call=call: (client_gone.append(1), call.cancel()))
-                return call.result()
+                resp = fut.result()
             except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAUTHENTICATED:  # never the caller's token
-                    log.error("worker %s refused this gateway: %s", w.address, e.details())
-                    raise WorkerRefusedError(
-                        f"worker {w.address} refused the gateway ({e.details()}): the "
-                        "gateway's and the workers' worker secrets (REMOTEGRAD_WORKER_SECRET) "
-                        "differ") from None
-                # A worker that died answers UNAVAILABLE; one shutting down may cancel.
-                gone = e.code() == grpc.StatusCode.UNAVAILABLE or (
-                    e.code() == grpc.StatusCode.CANCELLED and not client_gone)
-                out_of_time = deadline is not None and time.monotonic() >= deadline
-                if not gone or client_gone or out_of_time or \
-                        len(tried) + 1 >= self.MAX_ATTEMPTS:
+                if not self._after_failure(e, w, calls, tried, deadline):
                     raise
-                self.pool.mark_dead(w)
-                metrics.RETRIES.inc()
-                log.warning("worker %s went away during a call (%s); retrying elsewhere",
-                            w.address, e.code().name)
-                tried = (*tried, w)
-            finally:
-                self.pool.release(w)
+                if not calls.pending():
+                    self._start(calls, tried, need)  # a retry elsewhere
+                    metrics.RETRIES.inc()
+                    hedge_at = time.monotonic() + delay
+                continue
+            self.pool.answered(w, seconds, need)
+            for loser, started in calls.pending():
+                if started < time.monotonic() - seconds:  # it had longer, and no answer
+                    self.pool.missed(loser)
+            if calls.hedged:
+                HEDGES.labels("hedge" if w is tried[-1] else "first").inc()
+            return resp
+
+    def _start(self, calls: Calls, tried: list, need: int) -> None:
+        try:
+            w = self.pool.acquire(exclude=tuple(tried), need=need)
+        except NoWorkersError:
+            if not tried:
+                raise
+            raise NoWorkersError(f"no live workers are registered (the {len(tried)} "
+                                 "that took this call went away)") from None
+        tried.append(w)
+        self.pool.hedges.earn()
+        calls.start(w)
+
+    def _hedge(self, calls: Calls, tried: list, deadline, delay: float, need: int) -> None:
+        """A second call, when the deadline leaves time for it, the budget allows one and
+        another worker can take it."""
+        if len(tried) >= self.MAX_ATTEMPTS or calls.client_gone:
+            return
+        if deadline is not None and deadline - time.monotonic() < 2 * delay:
+            return
+        if not self.pool.hedges.spend():
+            return
+        try:
+            self._start(calls, tried, need)
+        except (NoWorkersError, PoolBusyError, NoWorkerFitsError):
+            return  # nobody else to ask: keep waiting for the first
+        calls.hedged = True
+        log.info("worker %s has not answered in %.3fs; hedging to %s", tried[-2].address,
+                 delay, tried[-1].address)
+
+    def _after_failure(self, e: grpc.RpcError, w, calls: Calls, tried: list,
+                       deadline) -> bool:
+        """Whether the call may still be answered (by the other call in flight, or by a
+        retry elsewhere) after `w` failed with `e`."""
+        if e.code() == grpc.StatusCode.UNAUTHENTICATED:  # never the caller's token
+            log.error("worker %s refused this gateway: %s", w.address, e.details())
+            raise WorkerRefusedError(
+                f"worker {w.address} refused the gateway ({e.details()}): the gateway's "
+                "and the workers' worker secrets (REMOTEGRAD_WORKER_SECRET) differ") from None
+        if calls.client_gone:
+            return False
+        if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            self.pool.missed(w)
+        # A worker that died answers UNAVAILABLE; one shutting down may cancel.
+        if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            return False
+        self.pool.mark_dead(w)
+        log.warning("worker %s went away during a call (%s); %s", w.address, e.code().name,
+                    "waiting for the hedged call" if calls.pending() else "retrying elsewhere")
+        if calls.pending():
+            return True
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        return not out_of_time and len(tried) < self.MAX_ATTEMPTS
 
     # --- streamed tensors --------------------------------------------------------------
     def put_tensor(self, chunks, tenant: str) -> pb.PutTensorResponse:
@@ -270,6 +330,10 @@ class Gateway:
 
 MAX_DIMS = 64  # what NumPy (and so every backend) supports
 MAX_HASHES = 1 << 16  # per HasTensors call (the SDK asks for one request's large leaves)
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _named(chunks):
@@ -347,8 +411,9 @@ def add_gateway_to_server(servicer: GatewayServicer, server: grpc.Server) -> Non
 class GatewayServicer(pb_grpc.GatewayServicer):
     """Thin: the request id into the log context, the call to Gateway, errors to status."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, streams: StreamGate | None = None) -> None:
         self.gw = gateway
+        self.streams = streams or StreamGate()
 
     def _tenant(self, context: grpc.ServicerContext) -> str:
         tenant = self.gw.auth.tenant(context.invocation_metadata())
@@ -385,9 +450,11 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                                         self._tenant(context))))
 
     def PutTensor(self, request_iterator, context):  # noqa: N802
-        return self._run("PutTensor", context,
-                         lambda: self.gw.put_tensor(_decoded_stream(request_iterator),
-                                                    self._tenant(context)))
+        def run():
+            tenant = self._tenant(context)
+            with self.streams.admit(tenant, context) as counted:  # bounded, watched
+                return self.gw.put_tensor(counted(_decoded_stream(request_iterator)), tenant)
+        return self._run("PutTensor", context, run)
 
     def FetchTensor(self, request, context):  # noqa: N802
         chunks = self._run("FetchTensor", context,

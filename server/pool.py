@@ -3,6 +3,11 @@
 Workers announce themselves in Redis (a key per worker with a TTL, refreshed by a
 heartbeat), so starting or stopping one changes the pool without restarting anything.
 Without Redis the pool is a static list of addresses.
+
+The pool also watches the answers itself: a worker that misses STUCK_AFTER calls in a row
+(its deadline passed, or a hedge to another worker answered first) is left out of routing
+until a gRPC health probe answers again, however long its heartbeat lasts (a SIGSTOPped
+process keeps its registry key until the key's TTL).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.errors import NoWorkerFitsError, NoWorkersError, PoolBusyError
 from remotegrad.worker.estimate import describe_bytes
 
+from .hedging import STUCK, Budget, Latencies
+
 log = logging.getLogger("remotegrad.pool")
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
@@ -35,6 +42,9 @@ class Worker:
     dead_until: float = 0.0
     last_seen: float = 0.0
     info: dict = field(default_factory=dict)
+    misses: int = 0  # consecutive calls it did not answer in time
+    stuck_until: float = 0.0  # > 0: out of routing; back once probed healthy after this
+    out_for: float = 0.0  # how long it was left out last time (doubles while it misses)
 
     @property
     def memory_limit(self) -> int:
@@ -51,6 +61,9 @@ class Worker:
 
 class WorkerPool:
     DEAD_FOR = 5.0  # seconds a worker that failed is left out, unless it re-registers
+    STUCK_AFTER = 3  # consecutive calls not answered in time that take a worker out
+    OUT_MIN, OUT_MAX = 1.0, 30.0  # seconds a stuck worker stays out at least
+    PROBE_EVERY, PROBE_TIMEOUT = 0.25, 0.5  # its health probe
 
     def __init__(self, redis_client=None, static: list[str] | None = None,
                  capacity: int = 68, refresh: float = 1.0, grace: float = 2.0,
@@ -68,6 +81,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._refreshed = 0.0
         self._turn = 0
+        self.latencies, self.hedges = Latencies(), Budget()
 
     def _discover(self) -> dict[str, dict]:
         if self._redis is None:
@@ -146,7 +160,8 @@ class WorkerPool:
 
     def live(self) -> list[Worker]:
         now = time.monotonic()
-        return [w for w in self._workers.values() if w.dead_until <= now]
+        return [w for w in self._workers.values()
+                if w.dead_until <= now and not w.stuck_until]
 
     def check_fits(self, need: int) -> None:
         """Refuse up front a computation needing `need` bytes at its peak that no live
@@ -173,7 +188,9 @@ class WorkerPool:
         with self._lock:
             candidates = [w for w in self.live() if w not in exclude]
             if not candidates:
-                raise NoWorkersError("no live workers are registered")
+                stuck = sum(1 for w in self._workers.values() if w.stuck_until)
+                raise NoWorkersError("no live workers are registered" + (
+                    f" ({stuck} registered but not answering)" if stuck else ""))
             fitting = [w for w in candidates if w.fits(need)]
             if not fitting:
                 raise self._too_big(need, candidates)
@@ -200,6 +217,50 @@ class WorkerPool:
         with self._lock:
             w.dead_until = time.monotonic() + self.DEAD_FOR
         metrics.WORKERS.set(len(self.live()))
+
+    def answered(self, w: Worker, seconds: float, need: int) -> None:
+        """A call `w` answered (successfully) in `seconds`."""
+        with self._lock:
+            w.misses, w.out_for = 0, 0.0
+        self.latencies.record(need, seconds)
+
+    def missed(self, w: Worker) -> None:
+        """A call `w` did not answer in time; the STUCK_AFTER-th in a row takes it out of
+        routing until its health probe answers (and at least `out_for`)."""
+        with self._lock:
+            w.misses += 1
+            if w.misses < self.STUCK_AFTER or w.stuck_until:
+                return
+            w.out_for = min(self.OUT_MAX, max(self.OUT_MIN, 2 * w.out_for))
+            w.stuck_until = time.monotonic() + w.out_for
+        log.warning("worker %s missed %d calls in a row; out of routing until it answers a "
+                    "health probe (at least %.0fs)", w.address, w.misses, w.out_for)
+        STUCK.inc()
+        metrics.WORKERS.set(len(self.live()))
+        threading.Thread(target=self._probe, args=(w,), daemon=True,
+                         name=f"probe {w.address}").start()
+
+    def _probe(self, w: Worker) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        stub = health_pb2_grpc.HealthStub(w.channel)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        while self._workers.get(w.address) is w:  # it may leave the pool meanwhile
+            time.sleep(self.PROBE_EVERY)
+            if time.monotonic() < w.stuck_until:
+                continue
+            try:
+                ok = stub.Check(health_pb2.HealthCheckRequest(),
+                                timeout=self.PROBE_TIMEOUT).status == serving
+            except grpc.RpcError:
+                ok = False
+            except ValueError:  # its channel was closed: it left the pool
+                return
+            if ok:
+                with self._lock:
+                    w.stuck_until, w.misses = 0.0, self.STUCK_AFTER - 1  # one more: out
+                log.info("worker %s answers again; back in routing", w.address)
+                metrics.WORKERS.set(len(self.live()))
+                return
 
     def snapshot(self) -> list[Worker]:
         self.refresh()
