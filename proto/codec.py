@@ -159,17 +159,19 @@ def from_chunks(chunks, max_bytes: int) -> pb.TensorData:
                       f"header says {first.total_bytes}")
     if n > max_bytes:
         raise TooLargeError(f"tensor of {n} bytes exceeds the limit of {max_bytes} bytes")
-    buf = bytearray(n)
-    got = 0
+    # The chunks as they arrive, joined at the end: memory grows with what was sent, not
+    # with what the header announces.
+    parts, got = [], 0
     for chunk in _chain(first, it):
         if chunk.offset != got or got + len(chunk.data) > n:
             raise OpError(f"tensor stream {first.hash}: chunk at offset {chunk.offset} "
                           f"after {got} of {n} bytes")
-        buf[got:got + len(chunk.data)] = chunk.data
+        parts.append(chunk.data)
         got += len(chunk.data)
     if got != n:
         raise OpError(f"tensor stream {first.hash}: truncated at {got} of {n} bytes")
-    header.data = bytes(buf)
+    header.data = b"".join(parts)
+    del parts
     if tensor_hash(header.dtype, tuple(header.shape), header.data) != header.hash:
         raise OpError(f"tensor stream {first.hash}: hash does not match its contents")
     return header

@@ -134,6 +134,8 @@ class Cluster:
             *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
             *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
             *(["--allow-anonymous", "true"] if a.allow_anonymous else []),
+            "--max-streams-per-tenant", str(a.max_streams_per_tenant),
+            "--stream-idle-timeout", str(a.stream_idle_timeout),
             *static, *self._common()),
             env=self._env(**({"REMOTEGRAD_TOKENS": a.tokens} if a.tokens else {})))
 

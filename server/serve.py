@@ -12,9 +12,11 @@ from .cache import MemoryResultCache, RedisResultCache
 from .gateway import Gateway, GatewayServicer, Limits, add_gateway_to_server
 from .pool import WorkerPool
 from .security import Auth, AuthInterceptor, RateLimiter, exposure_error, is_loopback
+from .streams import StreamGate
 
 log = logging.getLogger("remotegrad.gateway")
 
+THREADS = 32  # the gateway's server threads
 DRAIN_NOTICE = 2.0  # seconds NOT_SERVING is shown before the gateway stops accepting calls
 
 
@@ -61,9 +63,12 @@ def serve(args) -> None:
             gateway.auth, limiter,
             lambda method, code: metrics.CALLS.labels("gateway", method.rsplit("/", 1)[-1],
                                                       code).inc()))
-    server = grpc_server.make_server(threads=32, interceptors=interceptors,
+    server = grpc_server.make_server(threads=THREADS, interceptors=interceptors,
                                      max_receive=args.max_request_bytes)
-    add_gateway_to_server(GatewayServicer(gateway), server)
+    # Streams may hold at most half the threads: health checks and calls keep the rest.
+    streams = StreamGate(args.max_streams_per_tenant, THREADS // 2, args.max_tensor_bytes,
+                         args.stream_idle_timeout)
+    add_gateway_to_server(GatewayServicer(gateway, streams), server)
     health = grpc_server.add_standard_services(server, grpc_server.GATEWAY_SERVICE)
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
