@@ -57,6 +57,11 @@ def result_key(tenant: str, fingerprint: str) -> str:
     return f"{PREFIX}:result:{check_tenant(tenant)}:{fingerprint}"
 
 
+def rate_key(tenant: str) -> str:
+    """A tenant's rate-limit bucket, shared by the gateways on one Redis."""
+    return f"{PREFIX}:rate:{check_tenant(tenant)}"
+
+
 def worker_key(address: str) -> str:
     return f"{PREFIX}:workers:{address}"
 

@@ -178,7 +178,8 @@ SETTINGS = [
             "--host (every caller is then the default tenant); without it such a gateway "
             "refuses to start", (GATEWAY, CLUSTER), boolean),
     Setting("rate_limit", 0.0, "calls per second each tenant may make (a token bucket, "
-            "per gateway); 0: unlimited", (GATEWAY, CLUSTER), float),
+            "shared through Redis by the gateways on it; per gateway without Redis or while "
+            "it is down); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "
             "(default: one second's worth)", (GATEWAY, CLUSTER), int),
 ]

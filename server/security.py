@@ -105,18 +105,69 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class RateLimiter:
-    """A token bucket per tenant: `rate` calls a second, up to `burst` at once."""
+# One tenant's token bucket in Redis, shared by every gateway on it: refilled at `rate` a
+# second from the last call (Redis's clock, so the gateways' clocks do not matter), one token
+# taken per call. The key lives as long as a bucket takes to fill; gone is full.
+_BUCKET_LUA = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local v = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local level = tonumber(v[1]) or burst
+local last = tonumber(v[2]) or now
+level = math.min(burst, level + math.max(0, now - last) * rate)
+local ok = 0
+if level >= 1 then
+  level = level - 1
+  ok = 1
+end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return ok
+"""
 
-    def __init__(self, rate: float, burst: int = 0) -> None:
+
+class RateLimiter:
+    """A token bucket per tenant: `rate` calls a second, up to `burst` at once.
+
+    With `redis_url` the bucket lives in Redis (one Lua script per call), so every gateway
+    on that Redis draws from it and the limit holds for the cluster. While Redis cannot be
+    reached the gateway falls back to its own bucket (each gateway then admits the rate),
+    tried again a second later (proto/store.py's Breaker)."""
+
+    TIMEOUT = 0.25  # seconds a call waits for Redis before the local bucket decides
+
+    def __init__(self, rate: float, burst: int = 0, redis_url: str = "",
+                 on_error=lambda op: None) -> None:
         self.rate = rate
         self.burst = float(burst or max(1.0, rate))
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._script = self._breaker = None
+        if redis_url and rate > 0:
+            import redis
+
+            from remotegrad.proto.store import Breaker
+            client = redis.Redis.from_url(redis_url, socket_timeout=self.TIMEOUT,
+                                          socket_connect_timeout=self.TIMEOUT)
+            self._script = client.register_script(_BUCKET_LUA)
+            self._breaker = Breaker("rate limiter", on_error)
+
+    @property
+    def shared(self) -> bool:
+        return self._script is not None
 
     def allow(self, tenant: str) -> bool:
         if self.rate <= 0:
             return True
+        if self._script is not None:
+            shared = self._breaker.call("rate", lambda: self._script(
+                keys=[keys.rate_key(tenant)], args=[self.rate, self.burst]), None)
+            if shared is not None:
+                return bool(shared)
+        return self._local(tenant)
+
+    def _local(self, tenant: str) -> bool:
         now = time.monotonic()
         with self._lock:
             level, last = self._buckets.get(tenant, (self.burst, now))

@@ -56,7 +56,10 @@ def serve(args) -> None:
     if not gateway.auth.enabled and not is_loopback(args.host):
         log.warning("no tokens on %s (--allow-anonymous): every caller is the default tenant",
                     args.host)
-    limiter = RateLimiter(args.rate_limit, args.rate_burst) if args.rate_limit > 0 else None
+    # With Redis the buckets are shared by every gateway on it, so the limit is the cluster's.
+    limiter = RateLimiter(args.rate_limit, args.rate_burst, args.redis_url,
+                          lambda op: metrics.REDIS_ERRORS.labels("rate_limit").inc()) \
+        if args.rate_limit > 0 else None
     interceptors = []
     if gateway.auth.enabled or limiter is not None:
         interceptors.append(AuthInterceptor(
