@@ -1,0 +1,359 @@
+"""deploy/k8s/, checked against the code: every command, flag, variable, port, probe and
+secret the manifests use exists and agrees. No cluster runs here: `kubectl kustomize`
+renders each overlay (skipped where kubectl is missing; the base is then read file by
+file) and kubernetes-validate checks the output strictly against the Kubernetes schemas of
+the oldest and the newest version the manifests support."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+from remotegrad.proto.grpc_server import GATEWAY_SERVICE, WORKER_SERVICE
+from remotegrad.server import cli
+from remotegrad.server.config import SETTINGS, memory_size
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+BY_ENV = {s.env: s for s in SETTINGS}
+KUBECTL = shutil.which("kubectl")
+TARGETS = ["base", "overlays/dev", "overlays/gpu"]
+# Native gRPC probes are GA from 1.27; 1.37 is the newest schema kubernetes-validate ships.
+VERSIONS = ["1.27.0", "1.37.0"]
+SECRET_SETTINGS = {"REMOTEGRAD_WORKER_SECRET", "REMOTEGRAD_TOKENS", "REMOTEGRAD_REDIS_URL"}
+DOCKERFILE_UID = int(re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())[1])
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with kustomize) missing")
+
+
+def _secrets_env(folder: Path) -> None:
+    (folder / "base" / "secrets.env").write_text(
+        "redis-password=" + "a" * 32 + "\nworker-secret=" + "s" * 32 + "\ntokens=t=alice\n")
+
+
+def _kustomize(folder: Path, target: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "kustomize", str(folder / target)], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """A copy of deploy/k8s with a made-up secrets.env (the real one is never committed)."""
+    folder = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, folder, ignore=shutil.ignore_patterns("secrets.env"))
+    _secrets_env(folder)
+    return folder
+
+
+def _raw_base() -> list[dict]:
+    kust = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    return [d for name in kust["resources"]
+            for d in yaml.safe_load_all((K8S / "base" / name).read_text()) if d]
+
+
+_RENDERED: dict[str, list[dict]] = {}
+
+
+def rendered(tree: Path, target: str) -> list[dict]:
+    if target not in _RENDERED:
+        if KUBECTL is None:
+            if target != "base":
+                pytest.skip("kubectl (with kustomize) missing: overlays are not rendered")
+            _RENDERED[target] = _raw_base()
+        else:
+            out = _kustomize(tree, target)
+            assert out.returncode == 0, out.stderr
+            _RENDERED[target] = [d for d in yaml.safe_load_all(out.stdout) if d]
+    return _RENDERED[target]
+
+
+def _by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _workloads(docs: list[dict]) -> dict[str, dict]:
+    return {**_by_kind(docs, "Deployment"), **_by_kind(docs, "StatefulSet")}
+
+
+def _remotegrad_containers(docs: list[dict]):
+    """(workload name, pod spec, container) of every container that runs `remotegrad`."""
+    for name, w in _workloads(docs).items():
+        pod = w["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            if c.get("command", [""])[0] == "remotegrad":
+                yield name, pod, c
+
+
+def _configmap_for(docs: list[dict], container: dict) -> dict[str, str]:
+    maps = _by_kind(docs, "ConfigMap")
+    data: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert "configMapRef" in source, f"{container['name']}: secrets go through secretKeyRef"
+        name = source["configMapRef"]["name"]
+        assert name in maps, f"{container['name']} reads missing ConfigMap {name}"
+        data.update(maps[name]["data"])
+    return data
+
+
+def _environment(docs: list[dict], container: dict) -> dict[str, dict]:
+    """Every variable the container gets: {name: {"value": ...} or {"valueFrom": ...}}."""
+    env = {k: {"value": v} for k, v in _configmap_for(docs, container).items()}
+    env.update({e["name"]: e for e in container.get("env", [])})
+    return env
+
+
+def _parses(argv: list[str]) -> bool:
+    try:
+        cli._parser().parse_args(argv)
+        return True
+    except SystemExit:
+        return False
+
+
+@needs_kubectl
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_renders_and_none_without_the_secrets(tree, target, tmp_path):
+    assert rendered(tree, target)
+    bare = tmp_path / "k8s"
+    shutil.copytree(tree, bare, ignore=shutil.ignore_patterns("secrets.env"))
+    out = _kustomize(bare, target)
+    assert out.returncode != 0 and "secrets.env" in out.stderr, out.stderr
+
+
+@needs_kubectl
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_output_is_valid_against_the_kubernetes_schemas(tree, target, version):
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate missing")
+    for doc in rendered(tree, target):
+        validate.validate(doc, version, strict=True)  # raises ValidationError, naming the field
+    # It does check: a misspelled field is refused.
+    bad = next(d for d in rendered(tree, target) if d["kind"] == "Deployment")
+    bad = yaml.safe_load(yaml.safe_dump(bad))
+    bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grcp"] = {}
+    with pytest.raises(validate.ValidationError):
+        validate.validate(bad, version, strict=True)
+
+
+def test_every_kustomization_lists_every_file_beside_it():
+    for kust_path in K8S.rglob("kustomization.yaml"):
+        folder = kust_path.parent
+        kust = yaml.safe_load(kust_path.read_text())
+        listed = {r for r in kust.get("resources", []) if not r.startswith("..")}
+        listed |= {p["path"] for p in kust.get("patches", [])}
+        present = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+        assert listed == present, f"{folder}: listed {sorted(listed)}, present {sorted(present)}"
+        for ref in kust.get("resources", []):
+            assert (folder / ref).exists(), f"{folder}: {ref} missing"
+    ignored = (K8S / ".gitignore").read_text().split()
+    assert "secrets.env" in ignored
+    tracked = subprocess.run(["git", "ls-files", str(K8S)], capture_output=True, text=True,
+                             cwd=ROOT).stdout
+    assert "secrets.env" not in tracked, "a real secrets.env is committed"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_command_and_variable_is_a_setting_of_that_command(tree, target):
+    docs = rendered(tree, target)
+    seen = set()
+    for name, _, c in _remotegrad_containers(docs):
+        assert _parses(c["command"][1:] + c.get("args", [])), f"{name}: {c['command']}"
+        command = c["command"][1]
+        seen.add(command)
+        for var, how in _environment(docs, c).items():
+            if not var.startswith("REMOTEGRAD_"):
+                continue
+            assert var in BY_ENV, f"{name}: {var} is not a remotegrad setting"
+            setting = BY_ENV[var]
+            assert command in setting.commands, f"{name}: {var} is not used by `{command}`"
+            if "value" in how and setting.type is not str:
+                setting.type(how["value"])  # parses as the setting's type
+    assert seen == {"gateway", "worker"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_secrets_come_only_from_secrets(tree, target):
+    docs = rendered(tree, target)
+    secrets = _by_kind(docs, "Secret")
+    for name, pod in ((n, w["spec"]["template"]["spec"]) for n, w in _workloads(docs).items()):
+        for c in pod["containers"]:
+            env = _environment(docs, c)
+            for var, how in env.items():
+                ref = how.get("valueFrom", {}).get("secretKeyRef")
+                if ref and KUBECTL is not None:
+                    assert ref["name"] in secrets, f"{name}: Secret {ref['name']} missing"
+                    assert ref["key"] in secrets[ref["name"]]["data"], f"{name}: {ref}"
+                if var in SECRET_SETTINGS or "PASSWORD" in var or var == "REDISCLI_AUTH":
+                    if var == "REMOTEGRAD_REDIS_URL":
+                        # The kubelet expands $(REDIS_PASSWORD), a secretKeyRef defined first.
+                        assert re.fullmatch(r"redis://:\$\(REDIS_PASSWORD\)@[\w.-]+:\d+/\d+",
+                                            how["value"]), how
+                        names = [e["name"] for e in c["env"]]
+                        assert names.index("REDIS_PASSWORD") < names.index(var)
+                    else:
+                        assert ref, f"{name}: {var} is not taken from a Secret"
+    for cm in _by_kind(docs, "ConfigMap").values():
+        assert not SECRET_SETTINGS & set(cm["data"]), f"{cm['metadata']['name']} holds a secret"
+
+
+def _port(container: dict, name: str) -> int:
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == name)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_ports_probes_and_scrape_annotations_agree(tree, target):
+    docs = rendered(tree, target)
+    service = {"gateway": GATEWAY_SERVICE, "worker": WORKER_SERVICE}
+    for name, _, c in _remotegrad_containers(docs):
+        env = {k: v.get("value") for k, v in _environment(docs, c).items()}
+        assert _port(c, "grpc") == int(env["REMOTEGRAD_PORT"]), name
+        assert _port(c, "metrics") == int(env["REMOTEGRAD_METRICS_PORT"]), name
+        assert env["REMOTEGRAD_HOST"] == "0.0.0.0", f"{name} would listen on loopback only"
+        annotations = _workloads(docs)[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) == _port(c, "metrics"), name
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+            probe = c.get(kind)
+            if probe is None:
+                assert kind == "startupProbe", f"{name}: no {kind}"
+                continue
+            if "grpc" in probe:
+                assert probe["grpc"]["port"] == _port(c, "grpc"), f"{name} {kind}: port"
+                assert probe["grpc"]["service"] == service[c["command"][1]], f"{name} {kind}"
+            else:
+                argv = probe["exec"]["command"]
+                assert argv[:2] == ["remotegrad", "health"] and _parses(argv[1:]), argv
+    for svc in _by_kind(docs, "Service").values():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", "nothing is exposed outside"
+        pods = [w["spec"]["template"] for w in _workloads(docs).values()
+                if _selects(svc["spec"]["selector"], w["spec"]["template"])]
+        assert pods, f"Service {svc['metadata']['name']} selects no pod"
+        for port in svc["spec"]["ports"]:
+            names = {p["name"] for t in pods for c in t["spec"]["containers"]
+                     for p in c.get("ports", [])}
+            assert port["targetPort"] in names, (svc["metadata"]["name"], port)
+    components = {s["spec"]["selector"]["app.kubernetes.io/component"]
+                  for s in _by_kind(docs, "Service").values()}
+    assert "worker" not in components, "workers are reached through the registry only"
+
+
+def _selects(selector: dict, template: dict) -> bool:
+    labels = template["metadata"]["labels"]
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_selectors_match_their_pods(tree, target):
+    docs = rendered(tree, target)
+    workloads = _workloads(docs)
+    for name, w in workloads.items():
+        assert _selects(w["spec"]["selector"]["matchLabels"], w["spec"]["template"]), name
+    for kind in ("PodDisruptionBudget", "NetworkPolicy"):
+        for name, d in _by_kind(docs, kind).items():
+            sel = (d["spec"].get("selector") or d["spec"]["podSelector"]).get("matchLabels", {})
+            hits = [w for w in workloads.values() if _selects(sel, w["spec"]["template"])]
+            assert hits, f"{kind} {name} selects no pod"
+    for name, hpa in _by_kind(docs, "HorizontalPodAutoscaler").items():
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert ref["kind"] == "Deployment" and ref["name"] in workloads, name
+        pod = workloads[ref["name"]]["spec"]["template"]["spec"]
+        assert all("cpu" in c["resources"]["requests"] for c in pod["containers"]), \
+            f"HPA {name} on CPU needs CPU requests"
+
+
+def _components(peers: list[dict]) -> set[str]:
+    return {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in peers
+            if "namespaceSelector" not in p}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_only_the_gateway_reaches_workers_and_only_remotegrad_reaches_redis(tree, target):
+    policies = _by_kind(rendered(tree, target), "NetworkPolicy")
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny["podSelector"] == {} and "ingress" not in deny
+    allowed = {}
+    for p in policies.values():
+        comp = p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+        for rule in p["spec"].get("ingress", []):
+            ports = {port["port"] for port in rule["ports"]}
+            allowed.setdefault(comp, []).append((_components(rule.get("from", [])), ports,
+                                                 "from" in rule))
+    worker = [(src, ports) for src, ports, has_from in allowed["worker"] if 50052 in ports]
+    assert worker == [({"gateway"}, {50052})]
+    assert [(s, p) for s, p, _ in allowed["redis"]] == [({"gateway", "worker"}, {6379})]
+    # Clients reach the gateway's gRPC port from anywhere, its metrics port only Prometheus.
+    assert (set(), {50051}, False) in allowed["gateway"]
+    assert all(not ports & {9100} or has_from for _, ports, has_from in allowed["gateway"])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_grace_period_outlasts_prestop_and_the_drain(tree, target):
+    docs = rendered(tree, target)
+    grace = next(s for s in SETTINGS if s.name == "stop_grace")
+    for name, pod, c in _remotegrad_containers(docs):
+        drain = float(_environment(docs, c).get(grace.env, {}).get("value", grace.default))
+        sleep = c["lifecycle"]["preStop"]["exec"]["command"]
+        assert sleep[0] == "sleep", sleep
+        # The kubelet's countdown includes preStop; SIGKILL comes at the period's end.
+        assert pod["terminationGracePeriodSeconds"] > float(sleep[1]) + drain, name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_pods_run_unprivileged(tree, target):
+    for name, w in _workloads(rendered(tree, target)).items():
+        pod = w["spec"]["template"]["spec"]
+        ctx = pod["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] != 0, name
+        assert ctx["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert pod["automountServiceAccountToken"] is False, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert "memory" in c["resources"]["limits"], f"{name}: no memory limit"
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{name}: a read-only root needs a writable /tmp"
+        if any(c.get("command", [""])[0] == "remotegrad" for c in pod["containers"]):
+            assert ctx["runAsUser"] == DOCKERFILE_UID, f"{name}: not the image's user"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_worker_memory_budget_fits_its_container(tree, target):
+    docs = rendered(tree, target)
+    _, _, c = next(x for x in _remotegrad_containers(docs) if x[2]["command"][1] == "worker")
+    env = _environment(docs, c)
+    assert env["REMOTEGRAD_ADVERTISE_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    budget = memory_size(env["REMOTEGRAD_MEMORY_LIMIT"]["value"])
+    backend = env["REMOTEGRAD_BACKEND"]["value"]
+    if backend == "numpy":
+        # A fraction would be of the node's memory, not the container's.
+        assert isinstance(budget, int) and budget < _bytes(c["resources"]["limits"]["memory"])
+    else:
+        assert backend == "cupy" and isinstance(budget, float)
+
+
+def _bytes(quantity: str) -> int:
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", quantity)
+    assert m, quantity
+    return int(m[1]) << {None: 0, "Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40}[m[2]]
+
+
+@needs_kubectl
+def test_gpu_overlay_asks_for_a_gpu_and_uses_cupy(tree):
+    docs = rendered(tree, "overlays/gpu")
+    pod = _workloads(docs)["worker"]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1  # extended resources: in limits
+    assert c["image"].endswith(":gpu")
+    assert _environment(docs, c)["REMOTEGRAD_BACKEND"]["value"] == "cupy"
+    assert pod["nodeSelector"] and pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert "/home/remotegrad/.cupy" in {m["mountPath"] for m in c["volumeMounts"]}
+    assert c["startupProbe"]["grpc"]["service"] == WORKER_SERVICE
+    base = _workloads(rendered(tree, "base"))["worker"]["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in base["containers"][0]["resources"]["limits"]
