@@ -173,6 +173,9 @@ def _infer_cat(metas, dim):
     for i, m in enumerate(metas):  # PyTorch looks for a 0-d tensor before the dim
         if not m.shape:
             raise OpError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+    from ._types import result_type
+    if ref.shape == (0,):  # only legacy empty tensors: PyTorch skips them all, dim unread
+        return Meta((0,), result_type(list(metas)))
     d = check_dim(dim, len(ref.shape))
     total = 0
     for i, m in enumerate(metas):
@@ -186,18 +189,21 @@ def _infer_cat(metas, dim):
                 raise OpError(f"Sizes of tensors must match except in dimension {d}. Expected "
                               f"size {a} but got size {b} for tensor number {i} in the list.")
         total += m.shape[d]
-    from ._types import result_type
     return Meta(ref.shape[:d] + (total,) + ref.shape[d + 1:], result_type(list(metas)))
 
 
 def _cat_forward(xp, *arrays, dim):
-    keep = [a for a in arrays if a.shape != (0,)] or list(arrays)
+    keep = [a for a in arrays if a.shape != (0,)]
+    if not keep:  # only legacy empty tensors (see _infer_cat)
+        return xp.concatenate(arrays, axis=0)
     return xp.concatenate(keep, axis=check_dim(dim, keep[0].ndim))
 
 
 def _cat_vjp(g, *xs, out, index, dim):
     if xs[index].shape == (0,) and g.shape != (0,):
         return None
+    if g.shape == (0,):  # all of them legacy empty tensors: each gradient is empty
+        return g
     d = check_dim(dim, g.ndim)
     start = sum(x.shape[d] for x in xs[:index] if x.shape != (0,) or g.shape == (0,))
     return g.narrow(dim=d, start=start, length=xs[index].shape[d])
@@ -206,7 +212,7 @@ def _cat_vjp(g, *xs, out, index, dim):
 register(OpDef("cat", -1, _infer_cat, _cat_forward, attrs={"dim": ("int", 0)},
                variadic_rule=_cat_vjp, torch_name="CatBackward0", promote=True, samples=(
                    S(F(2, 3), F(4, 3)), S(F(2, 3), F(2, 1), F(2, 2), dim=1),
-                   S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)))))
+                   S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)), S(F(0), F(0), dim=1))))
 
 
 def _infer_stack(metas, dim):

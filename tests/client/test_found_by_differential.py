@@ -111,6 +111,9 @@ CASES = {
     "linear with a vector of weights": lambda T: _grad(
         T, lambda x, w: F(T).linear(x, w, T.tensor(1.0, dtype=T.float64)),
         _leaf(T, [0.13, 0.2]), _leaf(T, [0.5, -1.0])),
+    "cat of legacy empty tensors along dim 1": lambda T: _grad(
+        T, lambda a, b: T.cat([a, b], 1), _leaf(T, np.zeros(0)), _leaf(T, np.zeros(0))),
+    "elu of -0.0": lambda T: F(T).elu(T.tensor([-0.0, 0.0, -INF, INF, -1.0])),
     "cat with a 0-d tensor second": lambda T: T.cat([T.ones(1), T.tensor(1.0)], 1),
     "cross_entropy against float64 probabilities": lambda T: F(T).cross_entropy(
         T.zeros(2, 3), T.zeros(2, 3, dtype=T.float64).softmax(-1)),

@@ -573,11 +573,12 @@ KNOWN: tuple[Known, ...] = (
           "binary_cross_entropy's rules are written with mul and div (PyTorch's formulas); "
           "PyTorch has binary_cross_entropy_backward for the input and divides by the count "
           "in place for a mean"),
-    Known("index_backward", "grad_fn", ("SelectBackwardBackward0", "SliceBackwardBackward0"),
+    Known("index_backward", "grad_fn", ("SelectBackwardBackward0", "SliceBackwardBackward0",
+                                        "IndexPutImplBackward0"),
           "IndexBackwardBackward0", r"\w\[",
-          "basic indexing is one index op in the catalog whatever its key; its gradient's "
+          "indexing is one index op in the catalog whatever its key; its gradient's "
           "gradient is named after the catalog's index_backward, where PyTorch names the "
-          "select/slice it recorded"),
+          "select/slice it recorded (index_put_ for advanced indexing)"),
     Known("mean_dim", "grad_fn", "DivBackward1", ("ExpandBackward0", "DivBackward0"),
           r"\.mean\(-?\d",
           "mean over a dim: the rule divides the seed by the count before it is expanded "
@@ -599,7 +600,8 @@ KNOWN: tuple[Known, ...] = (
     Known("sum_0d", "grad_fn", "ExpandBackward0", "ViewBackward0", r"\.(?:sum|mean)\(",
           "a reduction's rule reshapes the seed to the kept dims before expanding it; of a "
           "0-d input nothing is left to expand, and the reshape ends the gradient"),
-    Known("evenly", "grad_fn", ("SumBackward0", "MaskedFillBackward1"), "DivBackward0",
+    Known("evenly", "grad_fn", ("SumBackward0", "MaskedFillBackward1", "MulBackward0"),
+          "DivBackward0",
           r"\.(?:amax|amin|max|min)\(",
           "amax/amin and full max/min share the gradient among ties by a division last; "
           "PyTorch's formula ends with a masked fill or a sum"),
