@@ -4,6 +4,7 @@ the files are read and `docker-compose config` validates them when it is install
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -61,7 +62,10 @@ def test_image_holds_no_secret():
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose missing")
 def test_compose_with_tls_override_validates():
+    # The compose files require these (they refuse to start without them).
+    env = dict(os.environ, REMOTEGRAD_REDIS_PASSWORD="p" * 32,
+               REMOTEGRAD_WORKER_SECRET="s" * 32)
     out = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "-f",
                           "deploy/compose.tls.yml", "config", "-q"], cwd=ROOT,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
