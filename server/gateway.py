@@ -234,6 +234,9 @@ class Gateway:
             try:
                 resp = fut.result()
             except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not calls.client_gone \
+                        and self._late(seconds, need):
+                    self.pool.missed(w)
                 if not self._after_failure(e, w, calls, tried, deadline):
                     raise
                 if not calls.pending():
@@ -248,6 +251,12 @@ class Gateway:
             if calls.hedged:
                 HEDGES.labels("hedge" if w is tried[-1] else "first").inc()
             return resp
+
+    def _late(self, seconds: float, need: int) -> bool:
+        """Whether a call that ran out of time after `seconds` had longer than computations
+        of its size take (a deadline too short for a large graph is not the worker's miss)."""
+        lat = self.pool.latencies
+        return lat.known(need) and seconds > lat.delay(need)
 
     def _start(self, calls: Calls, tried: list, need: int) -> None:
         try:
@@ -289,8 +298,6 @@ class Gateway:
                 "and the workers' worker secrets (REMOTEGRAD_WORKER_SECRET) differ") from None
         if calls.client_gone:
             return False
-        if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            self.pool.missed(w)
         # A worker that died answers UNAVAILABLE; one shutting down may cancel.
         if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             return False

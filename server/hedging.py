@@ -45,6 +45,11 @@ class Latencies:
             self._by_class.setdefault(self._class(need), deque(maxlen=self.WINDOW)).append(
                 seconds)
 
+    def known(self, need: int) -> bool:
+        """Whether enough answers of this size class were seen to judge a late one."""
+        with self._lock:
+            return len(self._by_class.get(self._class(need), ())) >= self.MIN_SAMPLES
+
     def delay(self, need: int) -> float:
         """How long to wait for a worker before hedging a call of `need` peak bytes."""
         with self._lock:

@@ -231,6 +231,8 @@ class WorkerPool:
             w.misses += 1
             if w.misses < self.STUCK_AFTER or w.stuck_until:
                 return
+            if not [o for o in self.live() if o is not w]:
+                return  # the last live worker: leaving it out would only fail calls sooner
             w.out_for = min(self.OUT_MAX, max(self.OUT_MIN, 2 * w.out_for))
             w.stuck_until = time.monotonic() + w.out_for
         log.warning("worker %s missed %d calls in a row; out of routing until it answers a "
