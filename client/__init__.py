@@ -85,6 +85,7 @@ globals().update(_functional_module.FUNCTIONS)
 
 from . import autograd, cuda, nn, optim, utils  # noqa: E402
 from . import accelerator, onnx, serialization  # noqa: E402
+from . import func  # noqa: E402  (torch.func: pure Python over modules loaded above)
 from ._default_device import get_default_device, set_default_device  # noqa: E402
 from . import _alias  # noqa: E402
 from ._compare import allclose, equal, isclose  # noqa: E402
@@ -108,6 +109,7 @@ __all__ = [
     "set_grad_enabled", "set_printoptions", "short", "tensor", "uint8", "zeros", "zeros_like",
 ]
 __all__ += sorted(_functional_module.FUNCTIONS)
+__all__ += ["func"]
 __version__ = "0.1.0"
 del _dtypes
 

@@ -1,0 +1,191 @@
+"""vmap, built in the client: the function runs once per slice of the mapped dimension and
+the results are stacked, all recorded into one lazy graph, so reading the result (or any
+of its outputs) is still ONE round trip, however large the batch.
+
+The catalog has no batching rules yet. With one per op (how an op maps over a leading
+batch dimension: most ops are batch-polymorphic as they are, reductions and matmul shift
+their dims), vmap would record each op once over the whole batch instead of once per
+slice: a graph B times smaller, and one kernel per op on the worker instead of B. Values
+are the same either way; this module's interface would not change.
+
+Differences from torch.func.vmap that follow from running per slice: a function may read
+values (.item(), data-dependent Python control flow) inside vmap, which PyTorch refuses;
+randomness='error' raises after the slice that drew random numbers (PyTorch raises at the
+draw); 'different' draws per slice; 'same' replays the generator's state for every slice.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from .. import _creation
+from .._autograd import batch
+from .._shape import stack
+from .._tensor import Tensor
+from . import _pytree
+from ._forward import check_randomness
+
+__all__ = ["vmap"]
+
+
+def _name(func: Callable) -> str:
+    return getattr(func, "__name__", repr(func))
+
+
+def _is_dim(d: Any) -> bool:
+    return d is None or (isinstance(d, int) and not isinstance(d, bool))
+
+
+def _in_dims(in_dims: Any, args: tuple, where: str) -> list:
+    """One in_dim (None or an int) per leaf of args."""
+    if isinstance(in_dims, int) and not isinstance(in_dims, bool):
+        return [in_dims] * len(_pytree.flatten(args)[0])
+    if not isinstance(in_dims, tuple):
+        raise ValueError(f"{where}: expected `in_dims` to be int or a (potentially nested) "
+                         f"tuple matching the structure of inputs, got: {type(in_dims)}.")
+    dims = _pytree.broadcast_prefix(in_dims, args, _is_dim)
+    if dims is None:
+        raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. "
+                         f"in_dims has structure {_pytree.flatten(in_dims)[1]!r} but inputs "
+                         f"has structure {_pytree.flatten(args)[1]!r}.")
+    return dims
+
+
+def _batch_size(leaves: list, dims: list, where: str) -> int:
+    sizes = []
+    for x, d in zip(leaves, dims):
+        if d is None:
+            continue
+        if not isinstance(x, Tensor):
+            raise ValueError(f"{where}: Got in_dim={d} for an input but the input is of type "
+                             f"{type(x)}. We cannot vmap over non-Tensor arguments, please use "
+                             "None as the respective in_dim")
+        nd = x.dim()
+        if not -nd <= d < nd:
+            raise ValueError(f"{where}: Got in_dim={d} for some input, but that input is a "
+                             f"Tensor of dimensionality {nd} so expected in_dim to satisfy "
+                             f"-{nd} <= in_dim < {nd}.")
+        sizes.append(x.shape[d])
+    if not sizes:
+        raise ValueError("vmap: Expected at least one Tensor to vmap over")
+    if len(set(sizes)) > 1:
+        raise ValueError("vmap: Expected all tensors to have the same size in the mapped "
+                         f"dimension, got sizes {sizes} for the mapped dimension")
+    return sizes[0]
+
+
+def _slices(leaves: list, dims: list, size: int) -> list[list]:
+    """The args' leaves for each index of the mapped dimension."""
+    per_leaf = []
+    for x, d in zip(leaves, dims):
+        if d is None:
+            per_leaf.append([x] * max(size, 1))
+        elif size == 0:  # nothing to map: one stand-in slice gives the outputs' shapes
+            shape = tuple(x.shape[:d % x.dim()]) + tuple(x.shape[d % x.dim() + 1:])
+            per_leaf.append([_creation.zeros(shape, dtype=x.dtype)])
+        else:
+            per_leaf.append(list(x.unbind(d)))
+    return [list(col) for col in zip(*per_leaf)]
+
+
+class _Randomness:
+    """randomness='error' / 'different' / 'same' for the client's default generator."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.start = self._state()
+
+    @staticmethod
+    def _state() -> dict:
+        return _creation.default_generator.rng.bit_generator.state
+
+    def before(self) -> None:
+        self.last = self._state()
+        if self.mode == "same":
+            _creation.default_generator.rng.bit_generator.state = self.start
+
+    def after(self) -> None:
+        if self.mode == "error" and self._state() != self.last:
+            raise RuntimeError("vmap: called random operation while in randomness error mode. "
+                               "Please either use the 'same' or 'different' randomness flags "
+                               "on vmap or perform the randomness operation out of vmap")
+
+
+def _depends(out: Tensor, inputs: list) -> bool:
+    """Whether out's graph reads any of these tensors (out_dims=None needs it not to)."""
+    wanted = {id(x._node) for x in inputs if isinstance(x, Tensor)}
+    seen: set[int] = set()
+    stack_ = [out._node]
+    while stack_:
+        node = stack_.pop()
+        if id(node) in wanted:
+            return True
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack_.extend(node.inputs)
+    return False
+
+
+def _combine(results: list, slice_args: list, out_dims: Any, size: int, name: str) -> Any:
+    leaves, spec = _pytree.flatten(results[0])
+    per_slice = [leaves] + [_pytree.flatten(r)[0] for r in results[1:]]
+    if isinstance(out_dims, int) and not isinstance(out_dims, bool) or out_dims is None:
+        dims = [out_dims] * len(leaves)
+    else:
+        dims = _pytree.broadcast_prefix(out_dims, results[0], _is_dim)
+        if dims is None:
+            raise ValueError(f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is "
+                             "not compatible with the structure of `outputs`. out_dims has "
+                             f"structure {_pytree.flatten(out_dims)[1]!r} but outputs has "
+                             f"structure {spec!r}.")
+    out = []
+    for i, (x, d) in enumerate(zip(leaves, dims)):
+        if d is None:
+            if isinstance(x, Tensor) and _depends(x, slice_args[0]):
+                raise ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor "
+                                 "when out_dim is None")
+            out.append(x)
+            continue
+        if not isinstance(x, Tensor):
+            raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type "
+                             f"{type(x)}. Did you mean to set out_dims= to None for output?")
+        stacked = stack([s[i] for s in per_slice], d)
+        out.append(stacked.narrow(d, 0, 0) if size == 0 else stacked)
+    return _pytree.unflatten(out, spec)
+
+
+def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *,
+         chunk_size: int | None = None) -> Callable:
+    """func mapped over a dimension of its inputs (in_dims: an int, or a tree of ints and
+    None matching the positional args) and stacked along out_dims of its outputs
+    (chunk_size is accepted and has no effect: every slice is in one graph)."""
+    check_randomness(randomness)
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got "
+                         f"{chunk_size})")
+    name = _name(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if not args:
+            raise ValueError(f"vmap({name})(<inputs>): got no inputs. Maybe you forgot to add "
+                             "inputs, or you are trying to vmap over a function with no "
+                             "inputs. The latter is unsupported.")
+        where = f"vmap({name}, in_dims={in_dims}, ...)(<inputs>)"
+        dims = _in_dims(in_dims, args, where)
+        leaves, spec = _pytree.flatten(args)
+        size = _batch_size(leaves, dims, where)
+        rand = _Randomness(randomness)
+        results, slice_args = [], []
+        for sl in _slices(leaves, dims, size):
+            rand.before()
+            results.append(func(*_pytree.unflatten(sl, spec), **kwargs))
+            rand.after()
+            slice_args.append([x for x, d in zip(sl, dims) if d is not None])
+        out = _combine(results, slice_args, out_dims, size, name)
+        batch([t for t in _pytree.flatten(out)[0] if isinstance(t, Tensor)])
+        return out
+
+    return wrapper
