@@ -92,7 +92,11 @@ class Calls:
         self.hedged = False  # a second call was sent
 
     def start(self, worker) -> None:
-        fut = self._send(worker)
+        try:
+            fut = self._send(worker)
+        except BaseException:
+            self._pool.release(worker)
+            raise
         with self._lock:
             self._pending[fut] = (worker, time.monotonic())
         fut.add_done_callback(self._done.put)
