@@ -98,6 +98,13 @@ def test_an_announced_gigabyte_costs_what_was_sent(gateway):
     for s in streams:
         s.end()
     assert codes == ["CANCELLED"] * 3 and waited < 10, (codes, waited)
+    # Their slots are free again: the tenant may open its 4 streams.
+    again = [Stalled(stub, "t0") for _ in range(4)]
+    time.sleep(1.0)
+    assert not any(s.future.done() for s in again), [s.code() for s in again]
+    for s in again:
+        s.end()
+    assert all(s.code() == "INVALID_ARGUMENT" for s in again)  # ended short of 1 GiB
 
 
 def test_streams_are_bounded_per_tenant_and_in_all(gateway):
