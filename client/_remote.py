@@ -28,7 +28,10 @@ from ._session import MissingTensorsError, Session
 
 log = logging.getLogger("remotegrad.client")
 
-_RETRY_CONFIG = json.dumps({"methodConfig": [{
+# round_robin: a name with several addresses (a list, or a DNS name such as a Kubernetes
+# headless Service) spreads calls over every ready gateway; gRPC's default, pick_first,
+# would send all of a client's calls to one of them.
+_RETRY_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "remotegrad.v1.Gateway"}],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
