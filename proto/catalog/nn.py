@@ -382,9 +382,7 @@ def _infer_class_loss(name, probs_ok):
             raise OpError(f"weight tensor should be defined either for all {x.shape[c]} classes "
                           "or no classes")
         if not probs:  # nll_loss's kernel: the target's dtype, then the input's
-            if t.dtype not in ("int64", "uint8"):
-                raise OpError("expected target dtype to be Long or Byte, but got "
-                              f"{torch_dtype_name(t.dtype)}")
+            _check_target_dtype(t)
             if x.dtype not in FLOATING:
                 kernel = "nll_loss_out_frame" if len(x.shape) <= 2 else \
                     "nll_loss2d_forward_out_frame"
@@ -395,13 +393,20 @@ def _infer_class_loss(name, probs_ok):
     return infer
 
 
+def _check_target_dtype(t):
+    if t.dtype not in ("int64", "uint8"):
+        raise OpError("expected target dtype to be Long or Byte, but got "
+                      f"{torch_dtype_name(t.dtype)}")
+
+
 def _check_class_target(x, t, batch):
     """The shape checks of PyTorch's nll_loss_nd and nll_loss, in its order."""
     if len(x.shape) > 1 and (t.shape[0] if t.shape else 0) != x.shape[0]:
         # a 0-d target counts as a batch of 0 there
         raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
                       f"batch_size ({t.shape[0] if t.shape else 0}).")
-    if len(x.shape) > 1 and not t.shape:  # nll_loss_nd reads t.size(0)
+    if len(x.shape) > 1 and not t.shape:  # nll_loss_nd reads t.size(0), after the dtype
+        _check_target_dtype(t)
         raise OpError("Dimension specified as 0 but tensor has no dimensions")
     if len(x.shape) == 1 and len(t.shape) == 1 and t.shape[0] != 1:
         raise OpError("For 1D input, 1D target must have size 1, but got target size: "

@@ -310,6 +310,8 @@ MESSAGES = {
     "nll_loss of ints": lambda T: F(T).nll_loss(T.zeros(2, 3, dtype=T.int64),
                                                 T.zeros(2, dtype=T.int64)),
     "nll_loss, float target": lambda T: F(T).nll_loss(T.zeros(2, 3), T.zeros(2)),
+    "cross_entropy of nothing, 0-d float target": lambda T: F(T).cross_entropy(
+        T.zeros(0, 1), T.tensor(0.5)),
 }
 
 

@@ -650,7 +650,10 @@ KNOWN: tuple[Known, ...] = (
     # so the gradient through it has one contribution where PyTorch adds two.
     Known("shared_subexpressions", "grad_fn", "AddBackward0", None,
           r"(?ms)^v\d+ = (?!torch\.tensor\(|torch\.zeros\(\()([^\n]+)$.*^v\d+ = \1$"
-          r"|(?<![\w.])(v\d+\.\w+\([^()\n]*\)).*(?<![\w.])\2",
+          r"|(?<![\w.])(v\d+\.\w+\([^()\n]*\)).*(?<![\w.])\2"
+          # the same op spelt as a function and as a method (torch.exp(v0), v0.exp())
+          r"|torch\.(\w+)\((v\d+)\).*(?<![\w.])\4\.\3\(\)"
+          r"|(?<![\w.])(v\d+)\.(\w+)\(\).*torch\.\6\(\5\)",
           "an expression computed twice is one node of the engine's content-addressed graph: "
           "the gradient has one contribution through it where PyTorch adds two (AddBackward0)"
           "; the values are the same"),
