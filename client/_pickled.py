@@ -15,6 +15,7 @@ versions (an .npz holding a pickle whose tensors were arrays) are read by _Legac
 from __future__ import annotations
 
 import _codecs
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -30,7 +31,7 @@ _DEFAULT_SAFE = {
     "collections.OrderedDict": collections.OrderedDict,
     "collections.Counter": collections.Counter,
     "_codecs.encode": _codecs.encode,  # bytes, as protocol 2 pickles them
-    **{f"builtins.{t.__name__}": t for t in (set, frozenset, bytearray, complex, slice)},
+    **{f"builtins.{t.__name__}": t for t in (set, bytearray, complex)},
 }
 _user_safe: dict[str, Any] = {}
 _BLOCKED_MODULES = ("sys", "os", "posix", "nt")
@@ -334,6 +335,11 @@ def _unsupported(module: str, name: str) -> WeightsOnlyRefusal:
         "global if you trust this class/function.")
 
 
+def _Tensor():
+    from ._tensor import Tensor
+    return Tensor
+
+
 class _Reader(pickle._Unpickler):
     # The pure-Python unpickler, so that BUILD and REDUCE can be checked as PyTorch's
     # weights-only unpickler checks them.
@@ -345,6 +351,11 @@ class _Reader(pickle._Unpickler):
         self.names, self.handed, self.storages = _torch_names(), [], {}
 
     def find_class(self, module: str, name: str):
+        # protocol 2 names Python 2's modules (__builtin__.set): mapped as PyTorch maps them
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         full = f"{module}.{name}"
         found = self.names.get(full) or _DEFAULT_SAFE.get(full) or _user_safe.get(full)
         if found is None and module == "torch" and name in _FOREIGN_DTYPES:
@@ -367,8 +378,8 @@ class _Reader(pickle._Unpickler):
 
     def load_build(self):
         inst = self.stack[-2]
-        if self.restricted and type(inst) is not collections.OrderedDict and \
-                type(inst) not in _user_safe.values():
+        if self.restricted and not self._allowed(type(inst)) and \
+                type(inst) is not collections.OrderedDict and not isinstance(inst, _Tensor()):
             raise WeightsOnlyRefusal("Can only build Tensor, Parameter, OrderedDict or types "
                                      f"allowlisted via `add_safe_globals`, but got {type(inst)}")
         super().load_build()
