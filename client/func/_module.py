@@ -17,8 +17,8 @@ _MISSING = object()
 def _all_named(module) -> dict[str, Any]:
     """Every parameter and buffer name, tied ones (one tensor under two names) included."""
     found: dict[str, Any] = {}
-    for prefix, m in module.named_modules(remove_duplicate=False):
-        for kind in ("_parameters", "_buffers"):
+    for kind in ("_parameters", "_buffers"):  # PyTorch's order: parameters, then buffers
+        for prefix, m in module.named_modules(remove_duplicate=False):
             for name, t in getattr(m, kind).items():
                 if t is not None:
                     found[f"{prefix}.{name}" if prefix else name] = t
@@ -60,8 +60,8 @@ def _untie(named: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_strict(module, named: dict[str, Any], given: dict[str, Any]) -> None:
-    unexpected = [k for k in given if k not in named]
-    missing = [k for k in named if k not in given]
+    unexpected = sorted(k for k in given if k not in named)
+    missing = sorted(k for k in named if k not in given)
     msgs = []
     if unexpected:
         msgs.append(f"Unexpected key(s): {', '.join(map(repr, unexpected))}.")

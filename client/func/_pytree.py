@@ -41,6 +41,18 @@ class Spec:
         return f"TreeSpec({self.kind.__name__}, {self.context}, [{inner}])"
 
 
+    def pprint(self) -> str:
+        """The short form PyTorch's treespec_pprint gives: (*,), [*, *], {'a': *}."""
+        if self.is_leaf:
+            return "*"
+        parts = [c.pprint() for c in self.children]
+        if issubclass(self.kind, dict):
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.context, parts)) + "}"
+        if issubclass(self.kind, list):
+            return "[" + ", ".join(parts) + "]"
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
 LEAF = Spec(None)
 
 

@@ -138,7 +138,7 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
         if c_spec != spec:
             raise RuntimeError("Expected pytree structure of cotangents to be the same as "
                                "pytree structure of outputs to the function. cotangents: "
-                               f"{c_spec!r}, primal output: {spec!r}")
+                               f"{c_spec.pprint()}, primal output: {spec.pprint()}")
         for c in c_leaves:
             _core.check_tensor(c)
         cg = keep or any(c.requires_grad for c in c_leaves) if create_graph is None \
