@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BY_ENV = {s.env: s for s in SETTINGS}
 KUBECTL = shutil.which("kubectl")
-TARGETS = ["base", "overlays/dev", "overlays/gpu"]
+TARGETS = ["base", "overlays/dev", "overlays/gpu", "overlays/prod"]
 # Native gRPC probes are GA from 1.27; 1.37 is the newest schema kubernetes-validate ships.
 VERSIONS = ["1.27.0", "1.37.0"]
 SECRET_SETTINGS = {"REMOTEGRAD_WORKER_SECRET", "REMOTEGRAD_TOKENS", "REMOTEGRAD_REDIS_URL"}
@@ -145,7 +145,7 @@ def test_every_kustomization_lists_every_file_beside_it():
         folder = kust_path.parent
         kust = yaml.safe_load(kust_path.read_text())
         listed = {r for r in kust.get("resources", []) if not r.startswith("..")}
-        listed |= {p["path"] for p in kust.get("patches", [])}
+        listed |= {p["path"] for p in kust.get("patches", []) if "path" in p}
         present = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
         assert listed == present, f"{folder}: listed {sorted(listed)}, present {sorted(present)}"
         for ref in kust.get("resources", []):
@@ -285,7 +285,10 @@ def test_only_the_gateway_reaches_workers_and_only_remotegrad_reaches_redis(tree
                                                  "from" in rule))
     worker = [(src, ports) for src, ports, has_from in allowed["worker"] if 50052 in ports]
     assert worker == [({"gateway"}, {50052})]
-    assert [(s, p) for s, p, _ in allowed["redis"]] == [({"gateway", "worker"}, {6379})]
+    if "redis" in _workloads(rendered(tree, target)):
+        assert [(s, p) for s, p, _ in allowed["redis"]] == [({"gateway", "worker"}, {6379})]
+    else:  # an external Redis: its own policies are its operator's
+        assert "redis" not in allowed
     # Clients reach the gateway's gRPC port from anywhere, its metrics port only Prometheus.
     assert (set(), {50051}, False) in allowed["gateway"]
     assert all(not ports & {9100} or has_from for _, ports, has_from in allowed["gateway"])
@@ -361,3 +364,18 @@ def test_gpu_overlay_asks_for_a_gpu_and_uses_cupy(tree):
     assert c["startupProbe"]["grpc"]["service"] == WORKER_SERVICE
     base = _workloads(rendered(tree, "base"))["worker"]["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in base["containers"][0]["resources"]["limits"]
+
+
+@needs_kubectl
+def test_prod_overlay_uses_an_external_redis_and_requires_tokens(tree):
+    docs = rendered(tree, "overlays/prod")
+    assert "redis" not in _workloads(docs) and "redis" not in _by_kind(docs, "Service")
+    for name, _, c in _remotegrad_containers(docs):
+        env = _environment(docs, c)
+        host = env["REMOTEGRAD_REDIS_URL"]["value"].split("@", 1)[1].split(":")[0]
+        assert host != "redis" and host.endswith(".svc.cluster.local"), (name, host)
+        if c["command"][1] == "gateway":
+            assert env["REMOTEGRAD_ALLOW_ANONYMOUS"]["value"] == "false"
+            assert env["REMOTEGRAD_TOKENS"]["valueFrom"]["secretKeyRef"].get("optional") in (
+                None, False)
+    assert _by_kind(docs, "HorizontalPodAutoscaler")["gateway"]["spec"]["minReplicas"] >= 2
