@@ -392,3 +392,27 @@ def test_jacobians_and_hessians_are_one_round_trip(requests):
     h = rf.hessian(lambda z: (z.exp() * z).sum(), argnums=(0,))(x)
     h[0][0].numpy()
     assert len(requests) == 2
+
+
+ALIASED = """
+import sys
+import remotegrad
+sys.modules["torch"] = remotegrad          # a program written for PyTorch, unchanged
+import torch
+import torch.func
+from torch.func import grad, vmap
+assert torch.func is remotegrad.func and grad is remotegrad.func.grad
+x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+print(vmap(grad(lambda r: (r * r).sum()))(x).tolist())
+"""
+
+
+def test_import_torch_func_under_the_alias():
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "REMOTEGRAD_ADDR": "local"}
+    out = subprocess.run([sys.executable, "-c", ALIASED], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[[2.0, 4.0], [6.0, 8.0]]"]
