@@ -405,6 +405,15 @@ def _check_class_target(x, t, batch):
         # a 0-d target counts as a batch of 0 there
         raise OpError(f"Expected input batch_size ({x.shape[0]}) to match target "
                       f"batch_size ({t.shape[0] if t.shape else 0}).")
+    if len(x.shape) == 4:  # nll_loss2d's own checks
+        if len(t.shape) != 3:
+            raise OpError("only batches of spatial targets supported (3D tensors) but got "
+                          f"targets of dimension: {len(t.shape)}")
+        if t.shape != batch:
+            raise OpError(f"size mismatch (got input: {list(x.shape)} , target: "
+                          f"{list(t.shape)}")
+    if len(x.shape) > 2 and not t.shape:  # nll_loss_nd's reshape of an empty batch
+        raise OpError("ArrayRef: invalid slice, N = 1; size = 0")
     if len(x.shape) > 1 and not t.shape:  # nll_loss_nd reads t.size(0), after the dtype
         _check_target_dtype(t)
         raise OpError("Dimension specified as 0 but tensor has no dimensions")

@@ -310,6 +310,12 @@ MESSAGES = {
     "nll_loss of ints": lambda T: F(T).nll_loss(T.zeros(2, 3, dtype=T.int64),
                                                 T.zeros(2, dtype=T.int64)),
     "nll_loss, float target": lambda T: F(T).nll_loss(T.zeros(2, 3), T.zeros(2)),
+    "nll_loss of (0, C, d), 0-d target": lambda T: F(T).nll_loss(T.zeros(0, 1, 1),
+                                                                 T.tensor(0)),
+    "nll_loss2d, 2-d target": lambda T: F(T).nll_loss(T.zeros(2, 2, 3, 4),
+                                                      T.zeros(2, 3, dtype=T.int64)),
+    "nll_loss2d, target of another size": lambda T: F(T).nll_loss(
+        T.zeros(2, 2, 3, 4), T.zeros(2, 3, 5, dtype=T.int64)),
     "cross_entropy of nothing, 0-d float target": lambda T: F(T).cross_entropy(
         T.zeros(0, 1), T.tensor(0.5)),
 }
