@@ -225,9 +225,14 @@ def test_ports_probes_and_scrape_annotations_agree(tree, target):
             if "grpc" in probe:
                 assert probe["grpc"]["port"] == _port(c, "grpc"), f"{name} {kind}: port"
                 assert probe["grpc"]["service"] == service[c["command"][1]], f"{name} {kind}"
-            else:
+            else:  # TLS: `remotegrad health`, which speaks it (the kubelet's probe does not)
                 argv = probe["exec"]["command"]
                 assert argv[:2] == ["remotegrad", "health"] and _parses(argv[1:]), argv
+                args = cli._parser().parse_args(argv[1:])
+                host, port = args.address.rsplit(":", 1)
+                assert host == "localhost" and int(port) == _port(c, "grpc"), argv
+                assert args.service == service[c["command"][1]], argv
+                assert args.server_name == c["command"][1], argv  # a name on the cert
     for svc in _by_kind(docs, "Service").values():
         assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", "nothing is exposed outside"
         pods = [w["spec"]["template"] for w in _workloads(docs).values()
@@ -379,3 +384,20 @@ def test_prod_overlay_uses_an_external_redis_and_requires_tokens(tree):
             assert env["REMOTEGRAD_TOKENS"]["valueFrom"]["secretKeyRef"].get("optional") in (
                 None, False)
     assert _by_kind(docs, "HorizontalPodAutoscaler")["gateway"]["spec"]["minReplicas"] >= 2
+
+
+@needs_kubectl
+def test_tls_component_mounts_the_certificates_every_setting_names(tree):
+    docs = rendered(tree, "overlays/prod")
+    for name, pod, c in _remotegrad_containers(docs):
+        env = _environment(docs, c)
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert secrets.get("tls") == "remotegrad-tls", name
+        for var in ("REMOTEGRAD_TLS_CERT", "REMOTEGRAD_TLS_KEY", "REMOTEGRAD_TLS_CA"):
+            assert env[var]["value"].startswith(mounts["tls"] + "/"), (name, var)
+        if c["command"][1] == "worker":
+            assert env["REMOTEGRAD_TLS_CLIENT_AUTH"]["value"] == "true"  # mutual TLS
+        else:
+            assert env["REMOTEGRAD_TLS_SERVER_NAME"]["value"] == "worker"
+        assert all("grpc" not in c[k] for k in ("readinessProbe", "livenessProbe")), name
