@@ -206,14 +206,16 @@ class _Sink:
         pass
 
 
-def dumps(obj: Any, protocol: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+def dumps(obj: Any, protocol: int) -> tuple[bytes, list[tuple[str, memoryview]]]:
     """obj's pickle (data.pkl) and its storages' (key, little-endian bytes)."""
     protocol = max(int(protocol), 2)
     _Probe(_Sink(), protocol).dump(obj)
     buffer = io.BytesIO()
     writer = _Writer(buffer, protocol)
     writer.dump(obj)
-    return buffer.getvalue(), [(s.key, s.array.tobytes()) for s, _ in writer.storages.values()]
+    # bytes views of the contiguous arrays: the zip writer copies them once, to the file
+    return buffer.getvalue(), [(s.key, memoryview(s.array.reshape(-1)).cast("B"))
+                               for s, _ in writer.storages.values()]
 
 
 # ---------------------------------------------------------------- reading

@@ -35,7 +35,7 @@ _VERSION = 3  # PyTorch's kProducedFileFormatVersion for these records
 _LEGACY = ("__structure__.npy", "__pickle__.npy")
 
 
-def _put(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+def _put(zf: zipfile.ZipFile, name: str, data: bytes | memoryview) -> None:
     # Pad the local header's extra field so that the record's bytes start 64-byte aligned,
     # as PyTorch's writer does (mmap loads rely on it).
     offset = zf.fp.tell() + 30 + len(name.encode()) + 4
