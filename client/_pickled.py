@@ -20,6 +20,7 @@ import collections
 import io
 import pickle
 import re
+import warnings
 from contextlib import contextmanager
 from typing import Any
 
@@ -279,7 +280,11 @@ def _set_state(obj, state) -> None:
     if isinstance(state, tuple) and len(state) == 2:
         state, slots = state
     for name, value in {**(state or {}), **(slots or {})}.items():
-        setattr(obj, name, value)
+        try:
+            setattr(obj, name, value)
+        except AttributeError:  # remotegrad tensors have slots: say what is dropped
+            warnings.warn(f"remotegrad tensors hold no Python attributes: the checkpoint's "
+                          f"{name!r} on a tensor was not kept", stacklevel=2)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):

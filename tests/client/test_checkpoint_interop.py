@@ -131,6 +131,17 @@ def test_what_pytorch_saves_loads_here(tmp_path):
     assert type(back["od"]) is OrderedDict and type(back["counter"]) is Counter
 
 
+def test_tensor_attributes_pytorch_saved_are_dropped_with_a_warning(tmp_path):
+    t, p = torch.ones(2), torch.nn.Parameter(torch.zeros(3))
+    t.note, p.tag = "kept by PyTorch", 5  # _rebuild_from_type_v2 / _rebuild_parameter_with_state
+    torch.save({"t": t, "p": p}, tmp_path / "attrs.pt")
+    with pytest.warns(UserWarning, match="hold no Python attributes") as warned:
+        back = rg.load(tmp_path / "attrs.pt")
+    assert sorted(str(w.message).split("'")[1] for w in warned) == ["note", "tag"]
+    close(back["t"], t, 0, 0)
+    assert isinstance(back["p"], rg.nn.Parameter) and back["p"].requires_grad
+
+
 def test_pytorch_training_state_resumes_here(tmp_path):
     ours, theirs = _pair_models()
     opt_t = torch.optim.Adam(theirs.parameters(), lr=0.01)
