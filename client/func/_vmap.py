@@ -130,7 +130,14 @@ def _depends(out: Tensor, inputs: list) -> bool:
 
 def _combine(results: list, slice_args: list, out_dims: Any, size: int, name: str) -> Any:
     leaves, spec = _pytree.flatten(results[0])
-    per_slice = [leaves] + [_pytree.flatten(r)[0] for r in results[1:]]
+    per_slice = [leaves]
+    for r in results[1:]:
+        more, other = _pytree.flatten(r)
+        if other != spec:  # PyTorch traces once and cannot see this; per slice we can
+            raise ValueError(f"vmap({name}, ...): `{name}` returned outputs of different "
+                             f"structures for different slices: {spec.pprint()} and "
+                             f"{other.pprint()}")
+        per_slice.append(more)
     if isinstance(out_dims, int) and not isinstance(out_dims, bool) or out_dims is None:
         dims = [out_dims] * len(leaves)
     else:

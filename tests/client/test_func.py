@@ -279,6 +279,30 @@ def test_functional_call_and_per_sample_gradients():
         np.testing.assert_allclose(got[k].numpy().mean(0), full[k].numpy(), rtol=1e-10)
 
 
+def test_per_sample_gradients_keep_the_parameters_graph():
+    """Parameters that require grad (not detached): the per-sample gradients stay
+    differentiable with respect to them, as with torch.func."""
+    p, b = _state()
+    X, Y = _inputs()
+    pr = {k: rg.tensor(v, requires_grad=True) for k, v in p.items()}
+    pt = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    br, bt = {k: rg.tensor(v) for k, v in b.items()}, {k: torch.tensor(v) for k, v in b.items()}
+    got = _per_sample(rg, rf, rg.nn.functional, Net(rg.nn), pr, br, rg.tensor(X), rg.tensor(Y))
+    want = _per_sample(torch, tf, torch.nn.functional, TorchNet(), pt, bt, torch.tensor(X),
+                       torch.tensor(Y))
+    close(got, want)
+    assert got["fc1.weight"].requires_grad and want["fc1.weight"].requires_grad
+    (got["fc1.weight"] ** 2).sum().backward()
+    (want["fc1.weight"] ** 2).sum().backward()
+    for k in p:
+        close(pr[k].grad, pt[k].grad, k)
+
+
+def test_vmap_slices_of_different_structure():
+    with pytest.raises(ValueError, match="outputs of different structures"):
+        rf.vmap(lambda a: (a,) if a.sum().item() > 0 else (a, a))(rg.tensor([[1.0], [-1.0]]))
+
+
 def test_functional_call_options():
     model, model_t = Net(rg.nn), TorchNet()
     p, b = _state()
