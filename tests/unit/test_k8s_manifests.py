@@ -2,7 +2,8 @@
 secret the manifests use exists and agrees. No cluster runs here: `kubectl kustomize`
 renders each overlay (skipped where kubectl is missing; the base is then read file by
 file) and kubernetes-validate checks the output strictly against the Kubernetes schemas of
-the oldest and the newest version the manifests support."""
+the oldest and the newest version the manifests support. One test starts a real gateway
+and worker with the base's environment (and a redis-server with its password)."""
 
 from __future__ import annotations
 
@@ -401,3 +402,83 @@ def test_tls_component_mounts_the_certificates_every_setting_names(tree):
         else:
             assert env["REMOTEGRAD_TLS_SERVER_NAME"]["value"] == "worker"
         assert all("grpc" not in c[k] for k in ("readinessProbe", "livenessProbe")), name
+
+
+def _pod_environment(docs: list[dict], container: dict, overrides: dict[str, str]) -> dict:
+    """The variables the kubelet would give the container: ConfigMap keys, Secret values
+    (decoded), the pod IP (here loopback), `$(VAR)` expanded from variables defined
+    earlier; then `overrides` (ports and hosts a test on this machine must change)."""
+    import base64
+    secrets = _by_kind(docs, "Secret")
+    env = dict(_configmap_for(docs, container))
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), e["value"])
+        elif "secretKeyRef" in e["valueFrom"]:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+        else:
+            assert e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+            env[e["name"]] = "127.0.0.1"
+    for var, value in overrides.items():
+        assert var in env, f"override of a variable the manifest does not set: {var}"
+        env[var] = value
+    return env
+
+
+@needs_kubectl
+@pytest.mark.integration
+def test_the_base_environment_starts_a_working_gateway_and_worker(tree):
+    """The gateway and the worker started with exactly the base's variables (only ports,
+    the bind host and Redis's address changed for this machine) come up healthy, reach
+    each other (worker secret) and Redis (password), take the Secret's token, compute, and
+    stop within the pod's grace period less preStop."""
+    import os
+    import signal
+    import time
+
+    import numpy as np
+
+    import remotegrad as torch
+    from procs import PY, free_port, stop, wait_until
+    docs = rendered(tree, "base")
+    containers = {c["command"][1]: (pod, c) for _, pod, c in _remotegrad_containers(docs)}
+    password = _pod_environment(docs, containers["worker"][1], {})["REDIS_PASSWORD"]
+    redis_port, gw_port = free_port(), free_port()
+    redis = subprocess.Popen([shutil.which("redis-server"), "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL)
+    redis.stdin.write(f"port {redis_port}\nbind 127.0.0.1\nsave \"\"\n"
+                      f"requirepass {password}\n".encode())  # a config file, not argv
+    redis.stdin.close()
+    url = f"redis://:{password}@127.0.0.1:{redis_port}/0"
+    procs = [redis]
+    try:
+        for command, port in (("worker", free_port()), ("gateway", gw_port)):
+            env = _pod_environment(docs, containers[command][1], {
+                "REMOTEGRAD_HOST": "127.0.0.1", "REMOTEGRAD_PORT": str(port),
+                "REMOTEGRAD_METRICS_PORT": str(free_port()), "REMOTEGRAD_REDIS_URL": url})
+            clean = {k: v for k, v in os.environ.items() if not k.startswith("REMOTEGRAD_")}
+            procs.append(subprocess.Popen([PY, "-m", "remotegrad.server.cli", command],
+                                          env={**clean, **env}, stdout=subprocess.DEVNULL))
+        probe = [PY, "-m", "remotegrad.server.cli", "health", "--address",
+                 f"127.0.0.1:{gw_port}", "--service", GATEWAY_SERVICE]
+        wait_until(lambda: subprocess.run(probe, capture_output=True).returncode == 0,
+                   "the gateway's gRPC health", timeout=60, procs=procs)
+        session = torch.connect(f"127.0.0.1:{gw_port}", token="t")
+        # 128 KiB of inline leaf: more than a gateway computes itself, so a worker does.
+        big = np.ones(32768, np.float32)
+        wait_until(lambda: float((torch.from_numpy(big) * 2).sum()) == 65536.0,
+                   "a call through the worker", timeout=30, procs=procs)
+        session.close()
+        torch.connect("local")
+        for (command, (pod, c)), proc in zip(containers.items(), procs[1:][::-1]):
+            assert proc.args[-1] == command
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+            budget = pod["terminationGracePeriodSeconds"] - float(
+                c["lifecycle"]["preStop"]["exec"]["command"][1])
+            assert time.monotonic() - started < budget, f"{command} would be SIGKILLed"
+    finally:
+        for p in procs[::-1]:
+            stop(p)
