@@ -33,6 +33,7 @@ from ._tensor import Tensor
 _ALIGN = 64
 _VERSION = 3  # PyTorch's kProducedFileFormatVersion for these records
 _LEGACY = ("__structure__.npy", "__pickle__.npy")
+_MAX_RATIO = 100  # how far a compressed record may expand (real tensor data: a few times)
 
 
 def _put(zf: zipfile.ZipFile, name: str, data: bytes | memoryview) -> None:
@@ -103,6 +104,12 @@ class _Archive:
                                "each once")
         self.folder = folders.pop()
         self.infos = {name[len(self.folder) + 1:]: zf.getinfo(name) for name in names}
+        for info in self.infos.values():  # torch.save stores records: a deflate bomb is not one
+            if info.compress_type != zipfile.ZIP_STORED and \
+                    info.file_size > _MAX_RATIO * info.compress_size + (1 << 20):
+                raise RuntimeError(f"not a checkpoint: the compressed record {info.filename!r} "
+                                   f"expands to {info.file_size} bytes from "
+                                   f"{info.compress_size}")
         if "data.pkl" not in self.infos:
             raise RuntimeError("not a checkpoint: no data.pkl record")
         self._check_version()

@@ -310,6 +310,21 @@ def test_an_archive_with_a_stray_path_is_refused(tmp_path, name):
         rg.load(tmp_path / "bad.pt")
 
 
+def test_a_deflate_bomb_is_refused_before_it_is_expanded(tmp_path):
+    zeros = bytes(64 << 20)  # 64 MiB of zeros deflate to about 64 KiB
+    with zipfile.ZipFile(tmp_path / "bomb.pt", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", _tensor_pickle("0", len(zeros) // 4, (4,), (1,)))
+        zf.writestr("archive/data/0", zeros)
+    with pytest.raises(RuntimeError, match="compressed record 'archive/data/0' expands to "
+                                           "67108864 bytes"):
+        rg.load(tmp_path / "bomb.pt")
+    # a deflated archive that expands as real data does still loads
+    with zipfile.ZipFile(tmp_path / "deflated.pt", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", _tensor_pickle("0", 6, (2, 3), (3, 1)))
+        zf.writestr("archive/data/0", np.arange(6, dtype="<f4").tobytes())
+    assert rg.load(tmp_path / "deflated.pt")["x"].numpy().tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
 def test_what_is_not_a_checkpoint_is_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"hello world, not a zip")
     with pytest.raises(RuntimeError, match="not a zip archive written by torch.save"):
