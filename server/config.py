@@ -118,9 +118,10 @@ SETTINGS = [
             "estimated from shapes before any allocation", (GATEWAY, CLUSTER), int),
     Setting("inline_result_bytes", 64 << 20, "results larger than this are kept in the "
             "tensor store and streamed to the client on request", (GATEWAY, CLUSTER), int),
-    Setting("local_max_nodes", 0, "graphs of at most this many nodes, all leaves inline and "
-            "small (--local-max-bytes), run in the gateway itself: one hop, no worker and "
-            "no result cache, at the cost of gateway CPU; 0 sends every graph to a worker",
+    Setting("local_max_nodes", 64, "graphs of at most this many nodes, all leaves inline and "
+            "small (--local-max-bytes), nothing kept, run in the gateway itself: one hop, no "
+            "worker and no result cache (computing them costs the gateway less than "
+            "forwarding them); 0 sends every graph to a worker",
             (GATEWAY, CLUSTER), int),
     Setting("local_max_bytes", 64 << 10, "inline leaf bytes a graph may carry to run in "
             "the gateway", (GATEWAY, CLUSTER), int),

@@ -198,7 +198,7 @@ class Gateway:
         keep = {i for i, t in enumerate(req.targets) if t in kept}
         for i, r in enumerate(resp.results):
             if i in keep or len(r.data) > self.limits.inline_result_bytes:
-                codec.ensure_hash(r)  # a worker hashes what it keeps; a large result not
+                codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
                 if self.store.put(tenant, r):
                     r.data = b""
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The suite's gateways send every graph to a worker: the tests are about that path (its
+# result cache, routing, faults). Small graphs run in the gateway by default
+# (--local-max-nodes 64); the tests of that path pass the flag themselves, and every
+# process a test starts inherits this.
+os.environ.setdefault("REMOTEGRAD_LOCAL_MAX_NODES", "0")
 
 # procs (grpc, the generated code) is imported inside the fixtures: the engine tests must
 # run where only numpy, the array module and PyTorch are installed (scripts/gpu_check.sh).

@@ -29,6 +29,7 @@ SECRET = "s3cret-for-tests-0123456789abcdef"
 def env(secret: str | None = None) -> dict:
     out = {k: v for k, v in os.environ.items() if not k.startswith("REMOTEGRAD_")}
     out["PYTHONUNBUFFERED"] = "1"
+    out["REMOTEGRAD_LOCAL_MAX_NODES"] = "0"  # through the workers (see tests/conftest.py)
     if secret:
         out["REMOTEGRAD_WORKER_SECRET"] = secret  # as `cluster up` passes it: not in argv
     return out
