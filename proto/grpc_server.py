@@ -14,19 +14,27 @@ from grpc_reflection.v1alpha import reflection
 from . import remotegrad_pb2 as pb
 
 
-def server_options(max_receive: int = -1) -> list[tuple[str, int]]:
-    return [("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", max_receive),
-            ("grpc.so_reuseport", 0)]
+def server_options(max_receive: int = -1, max_connection_age_s: float = 0
+                   ) -> list[tuple[str, int]]:
+    """`max_connection_age_s`: close each client connection after this long (after a grace
+    for the calls on it), so that clients reconnect and find gateways added since (a
+    Kubernetes Service scaled up); 0: never."""
+    options = [("grpc.max_send_message_length", -1),
+               ("grpc.max_receive_message_length", max_receive),
+               ("grpc.so_reuseport", 0)]
+    if max_connection_age_s:
+        options += [("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+                    ("grpc.max_connection_age_grace_ms", 30_000)]
+    return options
 
 
 SERVER_OPTIONS = server_options()
 
 
 def make_server(threads: int, max_concurrent: int | None = None, interceptors=(),
-                max_receive: int = -1) -> grpc.Server:
+                max_receive: int = -1, max_connection_age_s: float = 0) -> grpc.Server:
     return grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
-                       options=server_options(max_receive),
+                       options=server_options(max_receive, max_connection_age_s),
                        maximum_concurrent_rpcs=max_concurrent,
                        interceptors=list(interceptors))
 

@@ -130,6 +130,7 @@ class Cluster:
             "--local-max-nodes", str(a.local_max_nodes),
             "--local-max-bytes", str(a.local_max_bytes),
             "--max-request-bytes", str(a.max_request_bytes),
+            "--max-connection-age", str(a.max_connection_age),
             "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
             *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
             *(["--tokens-file", a.tokens_file] if a.tokens_file else []),

@@ -145,6 +145,9 @@ SETTINGS = [
             "from its length prefix, before buffering it); tensors over 4 MiB travel as "
             "chunk streams, so this bounds a graph and its small inline leaves",
             (GATEWAY, CLUSTER), int),
+    Setting("max_connection_age", 300.0, "seconds after which the gateway closes a client's "
+            "connection (calls on it get 30 s to finish) so that clients reconnect and spread "
+            "over gateways added since; 0: never", (GATEWAY, CLUSTER), float),
     Setting("tls_cert", "", "PEM certificate this server presents; set with --tls-key to "
             "serve TLS (the gateway also presents it to workers when they require client "
             "certificates)", (GATEWAY, WORKER, CLUSTER)),

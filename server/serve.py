@@ -67,7 +67,8 @@ def serve(args) -> None:
             lambda method, code: metrics.CALLS.labels("gateway", method.rsplit("/", 1)[-1],
                                                       code).inc()))
     server = grpc_server.make_server(threads=THREADS, interceptors=interceptors,
-                                     max_receive=args.max_request_bytes)
+                                     max_receive=args.max_request_bytes,
+                                     max_connection_age_s=args.max_connection_age)
     # Streams may hold at most half the threads: health checks and calls keep the rest.
     streams = StreamGate(args.max_streams_per_tenant, THREADS // 2, args.max_tensor_bytes,
                          args.stream_idle_timeout)
