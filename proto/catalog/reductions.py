@@ -157,7 +157,9 @@ def _prod_vjp(g, x, out, dim, keepdim):
     alone = any_zero & fin.logical_not() & (others_nonfinite == 0)
     others = alone.where(fin.where(x1, 1.0).prod(dim=dim, keepdim=True), total / x1)
     # with no zero, PyTorch's out / x: the gradient reads the result, as PyTorch's does
-    others = any_zero.where(others, kept(out, x, dim) / x)
+    # (over x1, which is x there: where x holds a zero the branch is not taken, and its
+    # second derivative must not meet 1 / 0)
+    others = any_zero.where(others, kept(out, x, dim) / x1)
     zeroed = (others_nonfinite > 0).where(float("nan"), 0.0)
     grad = kept(g, x, dim) * (others_zero == 0).where(others, zeroed)
     if dim is None:  # PyTorch's backward of a full product with two zeros or more: zeros

@@ -152,6 +152,8 @@ CASES = {
                                          [2.87, INF, -1.0]])),
     "full prod with one zero and an inf": lambda T: _grad(
         T, lambda a: a.prod(), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
+    "second derivative of prod with a zero": lambda T: tuple(t.abs() for t in _second(
+        T, lambda a: a.prod(0).abs().clamp(-0.5, 2), _leaf(T, [-0.0, -1.0]))),  # no signs
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

@@ -605,7 +605,11 @@ KNOWN: tuple[Known, ...] = (
           r"\.(?:amax|amin|max|min)\(",
           "amax/amin and full max/min share the gradient among ties by a division last; "
           "PyTorch's formula ends with a masked fill or a sum"),
-    Known("split_narrow", "grad_fn", "CatBackward0", "ConstantPadNdBackward0",
+    Known("repeat", "grad_fn", "SumBackward1", "ViewBackward0", r"\.repeat\(",
+          "repeat's rule sums the tiles of a reshaped seed and reshapes back last; PyTorch's "
+          "ends with the sum"),
+    Known("split_narrow", "grad_fn", ("CatBackward0", "SliceBackwardBackward0"),
+          "ConstantPadNdBackward0",
           r"\.(?:split|chunk|narrow)\(",
           "a piece's rule pads its gradient with zeros to the whole; PyTorch concatenates "
           "the pieces' gradients"),
