@@ -73,6 +73,7 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
 _INDEX = ("Dimension out of range", "too many indices", "Dimension specified as ")
 _VALUE = ("Using a target size (", "Target size (", "Expected input batch_size (",
           "Expected 1 or more dimensions", "step must be greater than zero",
+          "For 1D input, 1D target must have size 1",
           "slice step cannot be zero")
 
 

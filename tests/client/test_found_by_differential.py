@@ -320,6 +320,8 @@ MESSAGES = {
         T.zeros(2, 2, 3, 4), T.zeros(2, 3, 5, dtype=T.int64)),
     "cross_entropy of nothing, 0-d float target": lambda T: F(T).cross_entropy(
         T.zeros(0, 1), T.tensor(0.5)),
+    "cross_entropy of a 1-D input, 2-element target": lambda T: F(T).cross_entropy(
+        T.zeros(3), T.tensor([0, 1])),  # PyTorch's ValueError
 }
 
 
