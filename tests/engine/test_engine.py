@@ -235,3 +235,24 @@ def test_elementwise_results_reuse_dying_buffers_without_aliasing():
         b_ = np.tanh(np.exp(x))
         np.testing.assert_allclose(got, b_ * b_ + b_)
         np.testing.assert_array_equal(leaf, x)                   # leaves are never written
+
+
+def test_a_malformed_graph_is_refused_even_when_a_valid_twin_is_planned():
+    """The plan cache is keyed by structure: what the key leaves out of a leaf (its name)
+    must not let a leaf with inputs or unknown attributes through on a valid twin's plan."""
+    from remotegrad.proto.catalog import OpError
+
+    def graph(bad=None):
+        leaf = {"hash": "a" * 32, "dtype": "float32", "shape": (4, 3)}
+        return [WireNode(0, "leaf", (6,) if bad == "input" else (),
+                         {**leaf, "foo": 1} if bad == "attr" else leaf),
+                WireNode(1, "leaf", (), {"hash": "b" * 32, "dtype": "float32", "shape": (3, 2)}),
+                WireNode(2, "matmul", (0, 1), {}), WireNode(3, "tanh", (2,), {}),
+                WireNode(4, "sum", (3,), {"dim": None, "keepdim": False}),
+                WireNode(5, "full", (), {"shape": (), "value": 1.0, "dtype": "float32"}),
+                WireNode(6, "grad", (4, 5, 0), {"n": 1})], [4, 6]
+    engine.plan(*graph())
+    with pytest.raises(OpError, match="not defined before it"):
+        engine.plan(*graph("input"))
+    with pytest.raises(OpError, match="unknown attribute"):
+        engine.plan(*graph("attr"))

@@ -59,10 +59,15 @@ def compile_graph(g: Graph, targets: list[int], xp: Any, fuse: bool | None = Non
     return Program(final, ft, xp, fuse)
 
 
+_LEAF_ATTRS = frozenset({"hash", "dtype", "shape", "tag"})
+
+
 def structure(nodes: list[WireNode], targets: list[int]):
     """The structure key (None for a malformed graph: build() says what is wrong), and the
     distinct leaf names in first-occurrence order. The one definition of a graph's
-    identity short of its data; attrs_key tells -0.0 from 0.0 and finds NaNs equal."""
+    identity short of its data; attrs_key tells -0.0 from 0.0 and finds NaNs equal. Two
+    graphs with one key are the same checked graph: whatever the key leaves out (a leaf's
+    name) must not be able to make a graph invalid."""
     pos: dict[int, int] = {}
     names: dict[str, int] = {}
     key: list[tuple] = []
@@ -74,6 +79,8 @@ def structure(nodes: list[WireNode], targets: list[int]):
             pos[n.id] = p
             a = n.attrs
             if n.op == "leaf":
+                if n.inputs or not a.keys() <= _LEAF_ATTRS:  # only build() may say why
+                    return None, []
                 add(("leaf", names.setdefault(a["hash"], len(names)), a["dtype"], a["shape"],
                      a.get("tag")))
             elif a:
