@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import remotegrad as torch
-from procs import PY, Cluster, free_port, stop, wait_until
+from procs import PY, Cluster, free_port, start_redis, stop, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +34,11 @@ def _gateway(redis, port: int, metrics_port: int) -> subprocess.Popen:
 
 
 @pytest.fixture
-def gateways(redis_server):
-    """Three gateways sharing one Redis and one worker: a Cluster per gateway."""
-    procs = []
+def gateways():
+    """Three gateways sharing one Redis and one worker: a Cluster per gateway. A Redis of
+    their own: the suite's shared one has other tests' workers registered."""
+    redis_server = start_redis()
+    procs = [redis_server.proc]
     try:
         clusters = []
         for _ in range(3):
@@ -50,7 +52,7 @@ def gateways(redis_server):
             c.wait_workers(1)
         yield clusters
     finally:
-        for p in procs:
+        for p in reversed(procs):  # the workers and gateways, then Redis
             stop(p)
         torch.connect("local")
 
