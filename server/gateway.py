@@ -30,6 +30,7 @@ from remotegrad.worker.estimate import of_plan
 from .fingerprint import fingerprint
 from .hedging import HEDGES, Calls
 from .pool import WorkerPool
+from .holders import Holders
 from .write_behind import WriteBehind
 from .security import Auth
 from .streams import StreamGate
@@ -59,6 +60,7 @@ class Gateway:
         # Inline leaves are remembered for later by-hash requests without waiting for a
         # shared store; an in-process one is the only copy and costs nothing to wait for.
         self.remember = WriteBehind(self.store) if self.store.shared else self.store
+        self.holders = Holders()
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -133,7 +135,7 @@ class Gateway:
         self.pool.check_fits(peak)  # no worker could hold it: refused before staging
         self._stage(decoded, tenant)
         resp = self._execute(self._with_leaves(req, decoded, tenant), tenant, timeout,
-                             on_cancel, peak)
+                             on_cancel, peak, prefer=self.holders.most(decoded.nodes))
         self._by_reference(resp, req, tenant)
         self.cache.put(tenant, fp, resp.SerializeToString())
         return resp
@@ -199,10 +201,13 @@ class Gateway:
         for i, r in enumerate(resp.results):
             if i in keep or len(r.data) > self.limits.inline_result_bytes:
                 codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
+                if i in keep and resp.worker:
+                    self.holders.note(r.hash, resp.worker, len(r.data))
                 if self.store.put(tenant, r):
                     r.data = b""
 
-    def _execute(self, req, tenant, timeout, on_cancel, need: int = 0) -> pb.ComputeResponse:
+    def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
+                 prefer: str | None = None) -> pb.ComputeResponse:
         """Run on the least-loaded worker whose memory limit admits `need` bytes. Compute is
         pure, so the same request may also go elsewhere: to a second worker when the first
         has not answered within the hedge delay (the first answer wins, the other call is
@@ -214,13 +219,14 @@ class Gateway:
             req, timeout=_left(deadline), metadata=metadata))
         on_cancel(calls.cancel)
         try:
-            return self._first_answer(calls, deadline, need)
+            return self._first_answer(calls, deadline, need, prefer)
         finally:
             calls.close()
 
-    def _first_answer(self, calls: Calls, deadline, need: int) -> pb.ComputeResponse:
+    def _first_answer(self, calls: Calls, deadline, need: int, prefer: str | None = None
+                      ) -> pb.ComputeResponse:
         tried: list = []
-        self._start(calls, tried, need)
+        self._start(calls, tried, need, prefer)
         delay = self.pool.latencies.delay(need)
         hedge_at = time.monotonic() + delay
         while True:
@@ -258,9 +264,9 @@ class Gateway:
         lat = self.pool.latencies
         return lat.known(need) and seconds > lat.delay(need)
 
-    def _start(self, calls: Calls, tried: list, need: int) -> None:
+    def _start(self, calls: Calls, tried: list, need: int, prefer: str | None = None) -> None:
         try:
-            w = self.pool.acquire(exclude=tuple(tried), need=need)
+            w = self.pool.acquire(exclude=tuple(tried), need=need, prefer=prefer)
         except NoWorkersError:
             if not tried:
                 raise

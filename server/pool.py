@@ -181,9 +181,11 @@ class WorkerPool:
             f"largest worker memory limit is {describe_bytes(largest)} "
             f"({len(workers)} live worker{'s' if len(workers) != 1 else ''})")
 
-    def acquire(self, exclude: tuple[Worker, ...] = (), need: int = 0) -> Worker:
+    def acquire(self, exclude: tuple[Worker, ...] = (), need: int = 0,
+                prefer: str | None = None) -> Worker:
         """The least-loaded live worker whose memory limit admits `need` bytes, its
-        in-flight count taken."""
+        in-flight count taken; the worker at `prefer` (it holds the call's state) when it
+        is no busier than one call more than the least loaded."""
         self.refresh()
         with self._lock:
             candidates = [w for w in self.live() if w not in exclude]
@@ -196,10 +198,14 @@ class WorkerPool:
                 raise self._too_big(need, candidates)
             candidates = fitting
             least = min(w.inflight for w in candidates)
-            # Ties (an idle pool) go round the workers, not always to the first one.
-            tied = [w for w in candidates if w.inflight == least]
-            self._turn = (self._turn + 1) % len(tied)
-            w = tied[self._turn]
+            held = [w for w in candidates if w.address == prefer and w.inflight <= least + 1]
+            if held:
+                w = held[0]
+            else:
+                # Ties (an idle pool) go round the workers, not always to the first one.
+                tied = [w for w in candidates if w.inflight == least]
+                self._turn = (self._turn + 1) % len(tied)
+                w = tied[self._turn]
             if w.inflight >= self._capacity:
                 raise PoolBusyError(f"all {len(candidates)} workers are at capacity "
                                     f"({self._capacity} calls each)")

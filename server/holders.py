@@ -1,0 +1,38 @@
+"""Which worker holds a kept tensor: routing follows the state.
+
+A worker keeps what a call asked it to keep (parameters after a step, optimiser state) in
+its own memory (worker/compute.py). The gateway remembers who computed each kept tensor,
+so the next call that names them goes to that worker (the pool takes it unless it is
+busier than the rest) and reads no shared store. Bounded: the oldest entries go first, and
+a wrong or stale entry costs only a store read on another worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+
+class Holders:
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._where: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def note(self, digest: str, worker: str, nbytes: int) -> None:
+        with self._lock:
+            self._where[digest] = (worker, nbytes)
+            self._where.move_to_end(digest)
+            while len(self._where) > self.size:
+                self._where.popitem(last=False)
+
+    def most(self, nodes) -> str | None:
+        """The worker holding the most bytes of the graph's leaves (None: nobody known)."""
+        held: dict[str, int] = {}
+        with self._lock:
+            for n in nodes:
+                if n.op == "leaf":
+                    found = self._where.get(n.attrs.get("hash"))
+                    if found is not None:
+                        held[found[0]] = held.get(found[0], 0) + found[1]
+        return max(held, key=held.get) if held else None
