@@ -41,9 +41,9 @@ _RETRY_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "metho
 class Retry:
     """When a call is tried again: on UNAVAILABLE (the gateway restarting, a connection
     lost) or CANCELLED, with jittered exponential backoff, until the call's deadline or
-    `window` seconds, whichever is first. Calls are pure, so a retry is always safe. A server that
-    says "don't" (gRPC's pushback metadata, negative) is not retried: UNAVAILABLE for "no
-    workers" is an answer, and it comes fast."""
+    `window` seconds, whichever is first. Calls are pure, so a retry is always safe. A
+    server that says "don't" (gRPC's pushback metadata, negative) is not retried:
+    UNAVAILABLE for "no workers" is an answer, and it comes fast."""
 
     # CANCELLED too: a call that reaches a gateway just as it begins a graceful stop is
     # answered CANCELLED by gRPC core, not UNAVAILABLE (grpc/grpc#41785); the SDK never
@@ -135,20 +135,21 @@ class RemoteSession(Session):
 
     def evaluate(self, nodes: list, keep: int) -> list[tuple]:
         try:
-            return self._exchange(*build_request(nodes, keep, self.held,
-                                                 self.stream_threshold), nodes, keep)
+            return self._exchange(*self._request(nodes, keep), nodes, keep)
         except MissingTensorsError:  # the cluster lost leaves it held: send their bytes again
             self.held.clear()
-            return self._exchange(*build_request(nodes, keep, self.held,
-                                                 self.stream_threshold), nodes, keep)
+            return self._exchange(*self._request(nodes, keep), nodes, keep)
 
     def evaluate_later(self, nodes: list, done) -> None:
         """The request is built here (it reads the graph); a thread sends it and reads the
         answer, so the caller records its next step meanwhile."""
         self.settle()
-        request = build_request(nodes, len(nodes), self.held, self.stream_threshold)
+        request = self._request(nodes, len(nodes))
         self._later = (self._sender().submit(self._exchange, *request, nodes, len(nodes)),
                        done)
+
+    def _request(self, nodes: list, keep: int):
+        return build_request(nodes, keep, self.held, self.stream_threshold)
 
     def settle(self) -> None:
         if self._later is None:

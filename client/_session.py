@@ -75,7 +75,8 @@ class Session:
         if not targets:
             return
         self.settle()
-        keep = [k for k in self.updates.pending() if all(k is not t for t in targets)]
+        asked = {id(t) for t in targets}
+        keep = [k for k in self.updates.pending() if id(k) not in asked]
         try:
             results = self.evaluate(keep + targets, len(keep))
         except Exception:  # noqa: BLE001
