@@ -29,11 +29,11 @@ from remotegrad.worker.estimate import of_plan
 
 from .fingerprint import fingerprint
 from .hedging import HEDGES, Calls
-from .pool import WorkerPool
 from .holders import Holders
-from .write_behind import WriteBehind
+from .pool import WorkerPool
 from .security import Auth
 from .streams import StreamGate
+from .write_behind import WriteBehind
 
 log = logging.getLogger("remotegrad.gateway")
 
