@@ -14,6 +14,7 @@ each calls `call` with its PyTorch name (an in-place one assigns the result to s
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,9 +114,24 @@ def _pow_name(operands: list, attrs: dict) -> str:
 
 
 def _matmul_name(operands: list, attrs: dict) -> str:
-    dims = tuple(getattr(t, "ndim", 0) for t in operands[:2])
-    return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4",
-            (2, 2): "MmBackward0"}.get(dims, "UnsafeViewBackward0")
+    a, b = operands[:2]
+    dims = (a.ndim, b.ndim)
+    named = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4",
+             (2, 2): "MmBackward0"}.get(dims)
+    if named:
+        return named
+    # A matrix times a batch, when the matrix needs a gradient, is folded the other way
+    # round ((b^T a^T)^T) and made contiguous: PyTorch's last node is then a clone. So is a
+    # single-batch left operand against a 3-d batch.
+    folded = dims[1] >= 3 and (dims[0] == 2 or (
+        dims == (3, 3) and a.shape[0] == 1 and b.shape[0] != 1))
+    if not (folded and a.requires_grad):
+        return "UnsafeViewBackward0"
+    # The transpose back is already contiguous (no clone) when a side of the result is 1
+    # or the result is empty.
+    n, p = a.shape[-2], b.shape[-1]
+    empty = n * p * math.prod(b.shape[:-2]) == 0
+    return "TransposeBackward0" if empty or 1 in (n, p) else "CloneBackward0"
 
 
 def _div_name(operands: list, attrs: dict) -> str:

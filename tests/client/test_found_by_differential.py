@@ -297,6 +297,36 @@ def test_grad_fn_matches_pytorch(case):
     assert NAMES[case](rg) == NAMES[case](torch)
 
 
+def _node_of(T, f, *xs):
+    out = f(*xs)
+    return None if out.grad_fn is None else out.grad_fn.name(), out.requires_grad
+
+
+def _matmul_names(T, a_shape, b_shape):
+    """The last node of a @ b for each operand needing a gradient (one, other, both)."""
+    return [_node_of(T, T.matmul, T.ones(a_shape, requires_grad=ra),
+                     T.ones(b_shape, requires_grad=rb))
+            for ra, rb in ((True, False), (False, True), (True, True))]
+
+
+# results whose last op the tester found apart from PyTorch's
+OUT_NAMES = {
+    # a matrix (or one batch) times a batch is folded when the matrix needs a gradient
+    "matrix @ batch": lambda T: _matmul_names(T, (2, 3), (1, 3, 2)),
+    "one batch @ batch": lambda T: _matmul_names(T, (1, 2, 3), (4, 3, 2)),
+    "row @ batch": lambda T: _matmul_names(T, (1, 3), (4, 3, 2)),
+    "matrix @ batch of columns": lambda T: _matmul_names(T, (2, 3), (4, 3, 1)),
+    "matrix @ empty batch": lambda T: _matmul_names(T, (2, 3), (0, 3, 2)),
+    "matrix @ 4-d batch": lambda T: _matmul_names(T, (2, 3), (2, 1, 3, 2)),
+    "one batch @ 4-d batch": lambda T: _matmul_names(T, (1, 2, 3), (2, 1, 3, 2)),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_NAMES))
+def test_result_node_matches_pytorch(case):
+    assert OUT_NAMES[case](rg) == OUT_NAMES[case](torch)
+
+
 # PyTorch's messages for the mistakes the tester made (class and text)
 MESSAGES = {
     "matmul dtypes": lambda T: T.matmul(T.zeros(0, 3, dtype=T.int64), T.zeros(3, 2)),
