@@ -74,18 +74,20 @@ class Graph(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("graph", "tensors", "targets", "request_id", "keep")
+    __slots__ = ("graph", "tensors", "targets", "request_id", "keep", "release")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEEP_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     graph: Graph
     tensors: _containers.RepeatedCompositeFieldContainer[TensorData]
     targets: _containers.RepeatedScalarFieldContainer[int]
     request_id: str
     keep: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ...) -> None: ...
+    release: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ..., release: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("results", "cache_hit", "worker")
