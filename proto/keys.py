@@ -1,18 +1,26 @@
 """Redis key names, built in one place: versioned, content-addressed, one key space per kind.
 
-The kind comes first and the tenant after it (`rg:v1:tensor:{tenant}:{digest}`,
-`rg:v1:result:{tenant}:{fingerprint}`, `rg:v1:workers:{address}`), so that no tenant name
-can reach into another kind's space: a tenant called `workers` owns
-`rg:v1:tensor:workers:...`, never a key of the worker registry. Tenant names and digests
-are checked here, at the one place keys are made: neither can carry a `:` (or a glob
-character), so a client-chosen name never addresses a chunk key or another tenant's key.
+The kind comes first and the tenant after it (`rg:v2:tensor:{tenant}:{{digest}}`,
+`rg:v2:result:{tenant}:{fingerprint}`, the registry's `rg:v2:workers:{registry}`), so that
+no tenant name can reach into another kind's space: a tenant called `workers` owns
+`rg:v2:tensor:workers:...`, never a key of the worker registry. Tenant names and digests
+are checked here, at the one place keys are made: neither can carry a `:`, a brace (a
+Redis Cluster hash tag) or a glob character, so a client-chosen name never addresses a
+chunk key, another tenant's key or another slot.
+
+Redis Cluster: the part of a key in braces (its hash tag) chooses its slot. A tensor's
+digest is its tag: tensors spread over the nodes, a large tensor is one hash of its chunks
+(one key: its chunks never span slots, and live and expire together), and any key named
+beside a tensor with its digest in braces lands on the same node. The registry's two keys
+share the tag `{registry}` (one script updates both). v2: the layout changed (tags,
+chunked hashes, the registry), and keys of one version never mix with the other's.
 """
 
 from __future__ import annotations
 
 import re
 
-PREFIX = "rg:v1"
+PREFIX = "rg:v2"
 
 # A tensor's content address: blake2b with a 16-byte digest, in lowercase hex
 # (proto/nodes.py tensor_hash). Results stored by reference are named the same way.
@@ -44,12 +52,9 @@ def check_tenant(value) -> str:
 
 
 def tensor_key(tenant: str, digest: str) -> str:
-    return f"{PREFIX}:tensor:{check_tenant(tenant)}:{check_digest(digest)}"
-
-
-def chunk_key(tenant: str, digest: str, index: int) -> str:
-    """The i-th chunk of a large tensor (its header lives at tensor_key)."""
-    return f"{tensor_key(tenant, digest)}:{int(index)}"
+    """A tensor: the whole TensorData, or a hash of its chunks (proto/store.py); hash-tagged
+    by its digest."""
+    return f"{PREFIX}:tensor:{check_tenant(tenant)}:{{{check_digest(digest)}}}"
 
 
 def result_key(tenant: str, fingerprint: str) -> str:
@@ -62,11 +67,11 @@ def rate_key(tenant: str) -> str:
     return f"{PREFIX}:rate:{check_tenant(tenant)}"
 
 
-def worker_key(address: str) -> str:
-    return f"{PREFIX}:workers:{address}"
-
-
-WORKER_PATTERN = f"{PREFIX}:workers:*"
+# The worker registry: one hash (address -> the worker's JSON record) and one sorted set
+# (address -> when its heartbeat expires, in Redis's clock, ms). proto/registry.py.
+WORKERS_SPACE = f"{PREFIX}:workers:"
+WORKER_RECORDS = f"{WORKERS_SPACE}{{registry}}"
+WORKER_EXPIRY = f"{WORKER_RECORDS}:expiry"
 
 
 def tensor_pattern(tenant: str = "*") -> str:
@@ -76,3 +81,4 @@ def tensor_pattern(tenant: str = "*") -> str:
 
 def result_pattern(tenant: str = "*") -> str:
     return f"{PREFIX}:result:{tenant}:*"
+

@@ -2,8 +2,11 @@
 in this process (a single-process cluster or the embedded engine).
 
 Values are TensorData messages (dtype, shape, raw bytes), never pickles. Redis caps one
-value at 512 MB, so a large tensor is stored as a header key plus chunk keys; a tensor any
-of whose keys was evicted counts as missing (and is sent again by the client).
+value at 512 MB, so a large tensor is stored as one hash: its header in the field `header`
+and its bytes in the fields `0`, `1`, ... (32 MiB each), written in one transaction. A
+hash lives, expires and is evicted as one key, so a tensor is either whole or missing:
+`missing()` (HasTensors) is one EXISTS per tensor and never reports present a tensor one
+of whose chunks is gone. A missing tensor is sent again by the client.
 redis-py is imported only when a Redis store is made, so the engine runs without it.
 """
 
@@ -64,38 +67,49 @@ class MemoryTensorStore:
 
 
 class RedisTensorStore:
-    """Leaf tensors in Redis under rg:v1:tensor:{tenant}:{hash} (proto/keys.py), with a TTL."""
+    """Leaf tensors in Redis under rg:v2:tensor:{tenant}:{{hash}} (proto/keys.py), with a
+    TTL: a string (the whole TensorData) up to CHUNK bytes, a hash of chunks above."""
 
     shared = True
+    HEADER = b"header"  # the chunked hash's field holding the TensorData without its bytes
 
     def __init__(self, url: str, ttl: int = 3600) -> None:
-        import redis
-        self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
+        from .redis_client import connect
+        self.redis = connect(url, socket_timeout=10, socket_connect_timeout=2)
         self.ttl = ttl
 
     def get(self, tenant: str, digest: str) -> pb.TensorData | None:
+        import redis
         key = keys.tensor_key(tenant, digest)
-        raw = self.redis.get(key)
+        try:
+            raw = self.redis.get(key)
+        except redis.ResponseError as e:
+            if not str(e).startswith("WRONGTYPE"):
+                raise
+            return self._get_chunked(key, tenant, digest)  # raises if not a hash either
         if raw is None:
             return None
         msg = _parsed(raw, digest)
-        if msg is None:
+        if msg is None or _chunks(msg):
             # Damaged, or written by someone else: a missing tensor (the client sends it
             # again, which replaces it), not a failure of Redis.
             log.warning("tensor %s of tenant %s: the stored value is not a TensorData of "
                         "that name; dropped", digest, tenant)
             self.redis.delete(key)
             return None
-        n = _chunks(msg)
-        if n > MAX_CHUNKS:
-            log.warning("tensor %s of tenant %s: a header announcing %d chunks; dropped",
-                        digest, tenant, n)
+        return msg
+
+    def _get_chunked(self, key: str, tenant: str, digest: str) -> pb.TensorData | None:
+        fields = self.redis.hgetall(key)
+        msg = _parsed(fields.get(self.HEADER, b""), digest)
+        n = _chunks(msg) if msg is not None and not msg.data else 0
+        parts = [fields.get(str(i).encode()) for i in range(n if n <= MAX_CHUNKS else 0)]
+        if not parts or len(fields) != n + 1 or any(p is None for p in parts):
+            log.warning("tensor %s of tenant %s: the stored chunks do not make a TensorData "
+                        "of that name; dropped", digest, tenant)
+            self.redis.delete(key)
             return None
-        if n:
-            parts = self.redis.mget([keys.chunk_key(tenant, digest, i) for i in range(n)])
-            if any(p is None for p in parts):
-                return None
-            msg.data = b"".join(parts)
+        msg.data = b"".join(parts)
         return msg
 
     def put(self, tenant: str, msg: pb.TensorData) -> None:
@@ -105,17 +119,21 @@ class RedisTensorStore:
             return
         header = pb.TensorData(dtype=msg.dtype, shape=msg.shape, hash=msg.hash)
         view = memoryview(msg.data)
-        pipe = self.redis.pipeline(transaction=False)
+        # One transaction on one key: nobody sees the hash half written, and Redis
+        # Cluster needs no more than the one slot.
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
         for i in range(_chunks(msg)):
-            pipe.set(keys.chunk_key(tenant, msg.hash, i),
-                     bytes(view[i * CHUNK:(i + 1) * CHUNK]), ex=self.ttl)
-        pipe.set(key, header.SerializeToString(), ex=self.ttl)  # last: complete when visible
+            pipe.hset(key, str(i), bytes(view[i * CHUNK:(i + 1) * CHUNK]))
+        pipe.hset(key, self.HEADER, header.SerializeToString())
+        pipe.expire(key, self.ttl)
         pipe.execute()
 
     def missing(self, tenant: str, digests: list[str]) -> list[str]:
         if not digests:
             return []
         names = [keys.tensor_key(tenant, d) for d in digests]  # all checked before any call
+        # A tensor is one key, whole or gone (a chunked one is one hash): EXISTS is exact.
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.exists(name)

@@ -1,8 +1,13 @@
 """The gateway's view of the workers: who is alive, how loaded, and a channel to each.
 
-Workers announce themselves in Redis (a key per worker with a TTL, refreshed by a
-heartbeat), so starting or stopping one changes the pool without restarting anything.
-Without Redis the pool is a static list of addresses.
+Workers announce themselves in Redis (proto/registry.py: one hash of records and one
+sorted set of expiry times, refreshed by each worker's heartbeat), so starting or stopping
+one changes the pool without restarting anything. A background thread reads the registry
+every `refresh` seconds (O(workers), never a scan of the keyspace); routing (`acquire()`)
+only reads the view it left in memory. Each record carries the worker's load (calls
+running, capacity), so gateways sharing workers see each other's calls: a worker's load
+here is this gateway's calls on it plus the others' it reported. Without Redis the pool is
+a static list of addresses.
 
 The pool also watches the answers itself: a worker that misses STUCK_AFTER calls in a row
 (its deadline passed, or a hedge to another worker answered first) is left out of routing
@@ -20,9 +25,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from remotegrad.proto import keys, metrics, peer
+from remotegrad.proto import metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.errors import NoWorkerFitsError, NoWorkersError, PoolBusyError
+from remotegrad.proto.registry import Registry
 from remotegrad.worker.estimate import describe_bytes
 
 from .hedging import STUCK, Budget, Latencies
@@ -45,6 +51,20 @@ class Worker:
     misses: int = 0  # consecutive calls it did not answer in time
     stuck_until: float = 0.0  # > 0: out of routing; back once probed healthy after this
     out_for: float = 0.0  # how long it was left out last time (doubles while it misses)
+    others: int = 0  # calls of other gateways running on it, from its last heartbeat
+
+    @property
+    def load(self) -> int:
+        """Calls on this worker: this gateway's in flight plus the other gateways'."""
+        return self.inflight + self.others
+
+    def reported(self, info: dict) -> None:
+        """Take a fresh registry record: its running calls, less this gateway's own."""
+        try:
+            running = max(0, int(info.get("inflight") or 0))
+        except (TypeError, ValueError):
+            running = 0
+        self.info, self.others = info, max(0, running - self.inflight)
 
     @property
     def memory_limit(self) -> int:
@@ -64,6 +84,7 @@ class WorkerPool:
     STUCK_AFTER = 3  # consecutive calls not answered in time that take a worker out
     OUT_MIN, OUT_MAX = 1.0, 30.0  # seconds a stuck worker stays out at least
     PROBE_EVERY, PROBE_TIMEOUT = 0.25, 0.5  # its health probe
+    FIRST_VIEW_WAIT = 5.0  # seconds a call made as the gateway starts waits for workers
 
     def __init__(self, redis_client=None, static: list[str] | None = None,
                  capacity: int = 68, refresh: float = 1.0, grace: float = 2.0,
@@ -73,24 +94,41 @@ class WorkerPool:
         certificates carry, when it is not the host they registered under); `secret`: the
         worker secret sent on every call (proto/peer.py)."""
         self._redis, self._static = redis_client, static or []
+        self._registry = Registry(redis_client) if redis_client is not None else None
         self._credentials, self._server_name = credentials, server_name
         self._secret = secret
-        self._unreadable: set[bytes] = set()  # registry keys already reported
+        self._unreadable: set[bytes] = set()  # registry records already reported
         self._capacity, self._refresh_every, self._grace = capacity, refresh, grace
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
         self._refreshed = 0.0
+        self._first_view = threading.Event()
+        self._closed = threading.Event()
         self._turn = 0
         self.latencies, self.hedges = Latencies(), Budget()
+        if self._registry is None:
+            self.refresh(force=True)
+        else:
+            threading.Thread(target=self._watch, daemon=True, name="registry").start()
+
+    def _watch(self) -> None:
+        """The registry's reader: a view at once, then one every `refresh` seconds."""
+        while not self._closed.is_set():
+            try:
+                self.refresh(force=True)
+            except Exception:  # noqa: BLE001  (never let the thread die: log and go on)
+                log.exception("worker registry refresh failed")
+            self._first_view.set()
+            self._closed.wait(self._refresh_every)
 
     def _discover(self) -> dict[str, dict]:
-        if self._redis is None:
+        if self._registry is None:
             return {a: {} for a in self._static}
         import redis
         try:
             found = {}
-            for key in self._redis.scan_iter(match=keys.WORKER_PATTERN, count=1000):
-                info = self._record(key)
+            for addr, raw in self._registry.live():
+                info = self._record(addr, raw)
                 if info is not None:
                     found[info["address"]] = info
             return found
@@ -99,34 +137,31 @@ class WorkerPool:
             metrics.REDIS_ERRORS.labels("registry").inc()
             return {a: w.info for a, w in self._workers.items()}
 
-    def _record(self, key: bytes) -> dict | None:
-        """A worker's registry record, or None when there is none or it does not parse
-        (skipped, logged once per key): one bad record never hides the other workers."""
-        import redis
-        try:
-            raw = self._redis.get(key)
-        except redis.ResponseError as e:  # a key of another type under the pattern
-            return self._unreadable_record(key, f"unreadable ({e})")
+    def _record(self, addr: bytes, raw: bytes | None) -> dict | None:
+        """A worker's registry record, or None when it does not parse (skipped, logged
+        once per address): one bad record never hides the other workers."""
         if not raw:
-            return None
+            return self._unreadable_record(addr, "no record")
         try:
             info = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
-            return self._unreadable_record(key, f"not JSON ({e})")
-        expected = key.decode("utf-8", "replace").removeprefix(keys.worker_key(""))
-        if not isinstance(info, dict) or info.get("address") != expected:
-            return self._unreadable_record(key, "not a record of the worker the key names")
+            return self._unreadable_record(addr, f"not JSON ({e})")
+        if not isinstance(info, dict) or info.get("address") != addr.decode("utf-8",
+                                                                            "replace"):
+            return self._unreadable_record(addr, "not a record of the worker it is filed under")
         return info
 
-    def _unreadable_record(self, key: bytes, why: str) -> None:
-        if key not in self._unreadable and len(self._unreadable) < 10_000:
-            self._unreadable.add(key)
-            log.warning("worker registry: skipping %s: %s",
-                        key.decode("utf-8", "replace")[:200], why)
+    def _unreadable_record(self, addr: bytes, why: str) -> None:
+        if addr not in self._unreadable and len(self._unreadable) < 10_000:
+            self._unreadable.add(addr)
+            log.warning("worker registry: skipping worker %s: %s",
+                        addr.decode("utf-8", "replace")[:200], why)
             metrics.REDIS_ERRORS.labels("registry_record").inc()
         return None
 
     def refresh(self, force: bool = False) -> None:
+        """Read the registry now (`force`), or if the last read is `refresh` seconds old.
+        The registry thread calls it; routing never does."""
         now = time.monotonic()
         if not force and now - self._refreshed < self._refresh_every:
             return
@@ -139,7 +174,8 @@ class WorkerPool:
                     ch = self._channel(addr)
                     w = self._workers[addr] = Worker(addr, ch, pb_grpc.WorkerStub(ch))
                     log.info("worker joined: %s", addr)
-                w.info, w.last_seen = info, now
+                w.reported(info)
+                w.last_seen = now
             # A worker missing from the registry goes after a grace period, not at once:
             # a Redis that restarted empty is refilled by the next heartbeats.
             for addr, w in list(self._workers.items()):
@@ -147,6 +183,11 @@ class WorkerPool:
                     self._workers.pop(addr).channel.close()
                     log.info("worker left: %s", addr)
             metrics.WORKERS.set(len(self.live()))
+
+    def _view(self) -> None:
+        """Wait (briefly, once) for the registry thread's first view of the workers."""
+        if not self._first_view.is_set():
+            self._first_view.wait(self.FIRST_VIEW_WAIT)
 
     def _channel(self, addr: str) -> grpc.Channel:
         if self._credentials is None:
@@ -166,7 +207,7 @@ class WorkerPool:
     def check_fits(self, need: int) -> None:
         """Refuse up front a computation needing `need` bytes at its peak that no live
         worker's memory limit admits (no live workers at all is left to acquire())."""
-        self.refresh()
+        self._view()
         with self._lock:
             live = self.live()
             if live and not any(w.fits(need) for w in live):
@@ -185,8 +226,9 @@ class WorkerPool:
                 prefer: str | None = None) -> Worker:
         """The least-loaded live worker whose memory limit admits `need` bytes, its
         in-flight count taken; the worker at `prefer` (it holds the call's state) when it
-        is no busier than one call more than the least loaded."""
-        self.refresh()
+        is no busier than one call more than the least loaded. Load counts the other
+        gateways' calls the worker reported in its last heartbeat."""
+        self._view()
         with self._lock:
             candidates = [w for w in self.live() if w not in exclude]
             if not candidates:
@@ -197,13 +239,13 @@ class WorkerPool:
             if not fitting:
                 raise self._too_big(need, candidates)
             candidates = fitting
-            least = min(w.inflight for w in candidates)
-            held = [w for w in candidates if w.address == prefer and w.inflight <= least + 1]
+            least = min(w.load for w in candidates)
+            held = [w for w in candidates if w.address == prefer and w.load <= least + 1]
             if held:
                 w = held[0]
             else:
                 # Ties (an idle pool) go round the workers, not always to the first one.
-                tied = [w for w in candidates if w.inflight == least]
+                tied = [w for w in candidates if w.load == least]
                 self._turn = (self._turn + 1) % len(tied)
                 w = tied[self._turn]
             if w.inflight >= self._capacity:
@@ -271,11 +313,12 @@ class WorkerPool:
                 return
 
     def snapshot(self) -> list[Worker]:
-        self.refresh()
+        self._view()
         with self._lock:
             return list(self.live())
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             for w in self._workers.values():
                 w.channel.close()

@@ -145,11 +145,10 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._script = self._breaker = None
         if redis_url and rate > 0:
-            import redis
-
+            from remotegrad.proto.redis_client import connect
             from remotegrad.proto.store import Breaker
-            client = redis.Redis.from_url(redis_url, socket_timeout=self.TIMEOUT,
-                                          socket_connect_timeout=self.TIMEOUT)
+            client = connect(redis_url, socket_timeout=self.TIMEOUT,
+                             socket_connect_timeout=self.TIMEOUT)
             self._script = client.register_script(_BUCKET_LUA)
             self._breaker = Breaker("rate limiter", on_error)
 

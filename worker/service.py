@@ -3,7 +3,6 @@ with a heartbeat and, on SIGTERM, stops taking calls, drains and deregisters."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -13,6 +12,7 @@ import grpc
 from remotegrad.proto import codec, grpc_server, keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
+from remotegrad.proto.registry import Registry
 from remotegrad.proto.status import abort, status_of
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
                                     TieredStore)
@@ -23,9 +23,31 @@ from .compute import CallCancelled, Cancellation, compute
 log = logging.getLogger("remotegrad.worker")
 
 
+class Load:
+    """Execute calls running in this worker now, and how many it runs at once (its
+    capacity): what its heartbeat tells every gateway, so that gateways sharing a worker
+    see each other's calls on it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.running = capacity, 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+    def record(self) -> dict:
+        return {"inflight": self.running, "capacity": self.capacity}
+
+
 class WorkerServicer(pb_grpc.WorkerServicer):
-    def __init__(self, store, backend, address: str) -> None:
+    def __init__(self, store, backend, address: str, load: Load | None = None) -> None:
         self.store, self.backend, self.address = store, backend, address
+        self.load = load or Load(0)
 
     def Execute(self, request, context):  # noqa: N802 (gRPC method name)
         meta = dict(context.invocation_metadata())
@@ -36,6 +58,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         if not context.add_callback(cancel.cancel):
             cancel.cancel()  # the RPC already ended: do not start
         metrics.RUNNING.labels("worker").inc()
+        self.load.enter()
         try:
             tenant = keys.check_tenant(meta.get("x-tenant", "default"))
             _verify_inline(request)
@@ -52,6 +75,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             log.info("Execute failed (%s): %s", code, e)
             abort(context, e)
         finally:
+            self.load.leave()
             metrics.RUNNING.labels("worker").dec()
             metrics.CALLS.labels("worker", "Execute", code).inc()
             metrics.LATENCY.labels("worker", "Execute").observe(time.perf_counter() - start)
@@ -81,16 +105,19 @@ def _door(args) -> list[grpc.ServerInterceptor]:
 
 
 class Heartbeat(threading.Thread):
-    """Keeps rg:v1:workers:{address} alive (TTL = 3 heartbeats) until stopped."""
+    """Keeps this worker in the registry (proto/registry.py; its entry expires 3 heartbeats
+    after the last) until stopped; each beat carries its current load."""
 
-    def __init__(self, redis_client, address: str, info: dict, every: float) -> None:
+    def __init__(self, redis_client, address: str, info: dict, every: float,
+                 load: Load | None = None) -> None:
         super().__init__(daemon=True, name="heartbeat")
-        self.redis, self.key, self.every = redis_client, keys.worker_key(address), every
-        self.info = json.dumps({"address": address, **info})
+        self.registry, self.address, self.every = Registry(redis_client), address, every
+        self.info, self.load = info, load or Load(0)
         self.stopped = threading.Event()
 
     def beat(self) -> None:
-        self.redis.set(self.key, self.info, px=int(self.every * 3000))
+        self.registry.announce(self.address, {**self.info, **self.load.record()},
+                               ttl_s=3 * self.every)
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
@@ -102,7 +129,7 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         try:
-            self.redis.delete(self.key)
+            self.registry.leave(self.address)
         except Exception as e:  # noqa: BLE001
             log.warning("could not deregister: %s", e)
 
@@ -132,7 +159,8 @@ def serve(args) -> None:
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
-    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address), server)
+    load = Load(args.max_inflight)
+    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address, load), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
                                                with_reflection=False)
     metrics.serve(args.metrics_port, args.host)
@@ -140,7 +168,7 @@ def serve(args) -> None:
     beat = None
     if args.redis_url:
         beat = Heartbeat(raw_store.redis, address, {**be.info(), "pid": os.getpid()},
-                         args.heartbeat)
+                         args.heartbeat, load)
         beat.beat()
         beat.start()
     log.info("worker %s serving (backend %s)", address, be.describe())

@@ -9,6 +9,7 @@ import pytest
 
 from remotegrad.proto import codec
 from remotegrad.proto.codec import WireNode
+from remotegrad.proto.keys import result_pattern
 
 
 def _request(x: np.ndarray, scale: float, inline: bool = True, first_id: int = 0):
@@ -100,7 +101,7 @@ def test_small_graphs_run_in_the_gateway_when_enabled():
         total, scaled = codec.decode_response(resp)
         np.testing.assert_array_equal(scaled, x * 2)
         assert float(total) == 30.0
-        assert redis.client().keys("rg:v1:result:*") == []  # no worker, no result cache
+        assert redis.client().keys(result_pattern()) == []  # no worker, no result cache
         big = np.ones((200, 200), dtype=np.float32)  # 160 KB of leaves: over the bound
         resp = cluster.stub().Compute(_request(big, 2.0), timeout=10)
         assert resp.worker not in ("", "gateway")

@@ -5,7 +5,6 @@ routes big graphs to workers that can hold them and refuses up front what none c
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from procs import PY, free_port, start_cluster, start_redis, stop, wait_until
-from remotegrad.proto import codec, keys
+from remotegrad.proto import codec, keys, registry
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
 
@@ -112,9 +111,7 @@ def test_out_of_memory_is_resource_exhausted_and_the_worker_keeps_serving():
 
 
 def _registry(redis) -> dict[str, dict]:
-    client = redis.client()
-    return {info["address"]: info for info in
-            (json.loads(client.get(k)) for k in client.scan_iter(match=keys.WORKER_PATTERN))}
+    return registry.workers(redis.client())
 
 
 @pytest.fixture

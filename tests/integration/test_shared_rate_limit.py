@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from procs import free_port, start_redis, stop, wait_until
+from remotegrad.proto import keys
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 
@@ -111,7 +112,7 @@ def test_local_fallback_while_redis_is_down_then_shared_again(two_gateways):
         ok = sum(c.get("OK", 0) for c in counts)
         print(f"Redis back: {ok} of 40 admitted in {elapsed:.2f}s, {counts}")
         assert BURST <= ok <= _admitted_at_most(elapsed), counts
-        assert back.client().exists("rg:v1:rate:alice")
+        assert back.client().exists(keys.rate_key("alice"))
     finally:
         stop(back.proc)
         redis.proc = back.proc  # the fixture stops the one running

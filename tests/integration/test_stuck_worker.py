@@ -20,7 +20,7 @@ import pytest
 from test_supervisor import Load, Up, _alive, _children, _free_ports, _report
 
 from procs import free_port, wait_until
-from remotegrad.proto import keys
+from remotegrad.proto import registry
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def test_stuck_worker_is_hedged_left_out_and_brought_back(up, tmp_path):
         wait_until(lambda: len(up.workers()) == 1, "stuck worker out of routing", timeout=20)
         out_after = time.monotonic() - fault_at
         (stuck,) = both - up.workers()
-        registered = redis_py.Redis.from_url(up.redis_url).exists(keys.worker_key(stuck))
+        registered = stuck in registry.workers(redis_py.Redis.from_url(up.redis_url))
         assert registered, "the registry dropped it first: not the gateway's own observation"
         calls_out = len(load.calls())
         load.wait_calls(calls_out + 30)  # served by the other worker alone meanwhile

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from procs import free_port, wait_until
 from procs import stop as stop_proc
-from remotegrad.proto import keys
+from remotegrad.proto import registry
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.server.supervisor import state_path
@@ -259,7 +259,7 @@ def test_redis_sigkill_zero_failed_calls_and_it_comes_back_on_its_port(up, tmp_p
         print(f"\nredis answering on its port {time.monotonic() - fault_at:.2f}s after the "
               "kill", end="")
         # The workers register again with their next heartbeat.
-        wait_until(lambda: len(list(client.scan_iter(keys.WORKER_PATTERN))) == 2,
+        wait_until(lambda: len(registry.workers(client)) == 2,
                    "workers registered again", timeout=20)
         client.close()
         load.wait_calls(len(load.calls()) + 10)
@@ -350,8 +350,8 @@ def test_a_worker_drains_within_its_stop_grace(redis_server):
                             stderr=subprocess.DEVNULL)
     client = redis_server.client()
     try:
-        wait_until(lambda: any(json.loads(client.get(k)).get("pid") == proc.pid
-                               for k in client.scan_iter(keys.WORKER_PATTERN)),
+        wait_until(lambda: any(info.get("pid") == proc.pid
+                               for info in registry.workers(client).values()),
                    "worker registered", procs=[proc])
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -359,8 +359,8 @@ def test_a_worker_drains_within_its_stop_grace(redis_server):
         took = time.monotonic() - sent
         print(f"\nworker stop after SIGTERM: {took:.2f}s (--stop-grace 3)")
         assert 1.4 <= took <= 4.5, took  # half the grace in the registry wait, then done
-        assert not [k for k in client.scan_iter(keys.WORKER_PATTERN)
-                    if json.loads(client.get(k) or "{}").get("pid") == proc.pid]
+        assert not [a for a, info in registry.workers(client).items()
+                    if info.get("pid") == proc.pid]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from remotegrad.proto import keys
+
 # Only look for Locust: importing it monkey-patches this whole test process with gevent,
 # which deadlocks the threads and gRPC channels of every test that runs after it.
 for _name in ("locust", "matplotlib"):
@@ -85,7 +87,7 @@ def test_evicted_leaves_are_sent_again_not_failed(cluster, tmp_path):
         deadline = time.monotonic() + 60
         while cluster.status().cache_hits < hits_before + 5 and time.monotonic() < deadline:
             time.sleep(0.05)  # the run is repeating its pool by hash
-        for k in r.keys("rg:v1:*"):  # what an LRU eviction would do to the tensors
+        for k in r.keys(f"{keys.PREFIX}:*"):  # what an LRU eviction would do to the tensors
             if b"tensor" in k or b"result" in k:
                 r.delete(k)
         stdout, _ = proc.communicate(timeout=120)

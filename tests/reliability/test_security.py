@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from certs import make_certs
 from harness import PY, free_port, start_cluster, start_redis, stop, wait_until
-from remotegrad.proto import codec
+from remotegrad.proto import codec, keys
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
@@ -108,7 +108,7 @@ def test_tls_on_every_hop_with_mutual_tls_through_cluster_up(certs):
                     _request(np.ones(2, np.float32)), timeout=3))
                 assert code == "UNAVAILABLE"
         # Redis answers on its TLS port only.
-        assert redis_py.Redis.from_url(url).keys("rg:v1:workers:*")
+        assert redis_py.Redis.from_url(url).exists(keys.WORKER_RECORDS)
     finally:
         cluster.send_signal(signal.SIGTERM)
         try:

@@ -7,7 +7,6 @@ Every process is started here and stopped by its pid (procs.stop).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -18,7 +17,7 @@ import grpc
 import numpy as np
 
 from procs import PY, free_port, stop, wait_until
-from remotegrad.proto import codec, keys
+from remotegrad.proto import codec, registry
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
@@ -104,12 +103,8 @@ def _registered(client, popen: subprocess.Popen, timeout: float = 60.0) -> str:
     found: list[str] = []
 
     def look() -> bool:
-        for key in client.scan_iter(match=keys.WORKER_PATTERN):
-            try:
-                info = json.loads(client.get(key) or b"{}")
-            except ValueError:
-                continue  # a test's deliberately broken record
-            if isinstance(info, dict) and info.get("pid") == popen.pid:
+        for info in registry.workers(client).values():  # broken records left out
+            if info.get("pid") == popen.pid:
                 found.append(info["address"])
                 return True
         return False

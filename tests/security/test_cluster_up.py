@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from procs import free_port, wait_until
-from remotegrad.proto import keys
+from remotegrad.proto import keys, registry
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.peer import SECRET_KEY
 from remotegrad.server.supervisor import state_path
@@ -60,8 +60,7 @@ class Up:
     def worker_addresses(self) -> list[str]:
         r = self.redis()
         try:
-            return sorted(json.loads(r.get(k))["address"]
-                          for k in r.scan_iter(match=keys.WORKER_PATTERN))
+            return sorted(registry.workers(r))
         finally:
             r.close()
 
@@ -172,7 +171,7 @@ def test_redis_is_private_and_needs_its_password(up):
         assert stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode) == 0o600
     anonymous = up.redis(password=False)
     with pytest.raises(redis_py.AuthenticationError):
-        anonymous.set(keys.worker_key("127.0.0.1:1"), b"{}")  # a forged registration
+        anonymous.hset(keys.WORKER_RECORDS, "127.0.0.1:1", b"{}")  # a forged registration
     anonymous.close()
     r = up.redis()
     assert r.config_get("port") == {"port": "0"}  # no TCP listener at all

@@ -3,8 +3,9 @@
 Before, a tenant's tensors lived at rg:v1:{tenant}:tensor:{hash} next to the worker
 registry's rg:v1:workers:{address}: one PutTensor by a tenant called `workers` put a tensor
 into the registry, after which every Compute failed INTERNAL (JSONDecodeError) and
-ClusterStatus UNKNOWN. Now the kind comes first (proto/keys.py), and a registry record that
-does not parse is skipped and logged instead of failing the whole view.
+ClusterStatus UNKNOWN. Now the kind comes first (proto/keys.py), the registry is two keys
+of its own (proto/registry.py), and a registry record that does not parse is skipped and
+logged instead of failing the whole view.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procs import start_redis, stop
-from remotegrad.proto import keys
+from remotegrad.proto import keys, registry
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from sectools import Procs, as_tenant, code_of, put, sum_request, value, wait_for_workers
@@ -63,8 +64,8 @@ def test_a_tenant_named_workers_stays_out_of_the_worker_registry(lab):
                                 timeout=5)
     assert len(status.workers) == 1
     client = procs.redis.client()
-    registry = list(client.scan_iter(match=keys.WORKER_PATTERN))
-    assert len(registry) == 1 and json.loads(client.get(registry[0]))["address"]
+    assert list(registry.workers(client)) == [status.workers[0].address]
+    assert client.hlen(keys.WORKER_RECORDS) == client.zcard(keys.WORKER_EXPIRY) == 1
     assert client.exists(keys.tensor_key("workers", h))
     assert "skipping" not in gw.logged()  # nothing of a tenant's ever looked like a record
 
@@ -72,14 +73,18 @@ def test_a_tenant_named_workers_stays_out_of_the_worker_registry(lab):
 def test_records_that_do_not_parse_are_skipped_and_logged(lab):
     procs, gw, stub, worker = lab
     client = procs.redis.client()
-    bad = {keys.worker_key("10.0.0.1:1"): b"\xa0not json",
-           keys.worker_key("10.0.0.2:2"): json.dumps({"no": "address"}),
-           keys.worker_key("10.0.0.3:3"): json.dumps(["a", "list"]),
-           keys.worker_key("10.0.0.4:4"): json.dumps({"address": "10.9.9.9:9"})}
+    bad = {"10.0.0.1:1": b"\xa0not json",
+           "10.0.0.2:2": json.dumps({"no": "address"}),
+           "10.0.0.3:3": json.dumps(["a", "list"]),
+           "10.0.0.4:4": json.dumps({"address": "10.9.9.9:9"})}
     try:
-        for k, v in bad.items():
-            client.set(k, v)
-        client.hset(keys.worker_key("10.0.0.5:5"), "address", "x")  # another type
+        # Filed as a heartbeat would file them, live for an hour of Redis's clock.
+        seconds, _ = client.time()
+        expiry = (seconds + 3600) * 1000
+        for addr, record in bad.items():
+            client.hset(keys.WORKER_RECORDS, addr, record)
+        client.zadd(keys.WORKER_EXPIRY, {addr: expiry for addr in [*bad, "10.0.0.5:5"]})
+        # 10.0.0.5:5: an expiry entry without any record.
         for _ in range(8):  # across several registry refreshes (every 0.5 s)
             time.sleep(0.25)
             status = stub.ClusterStatus(pb.ClusterStatusRequest(),
@@ -90,11 +95,32 @@ def test_records_that_do_not_parse_are_skipped_and_logged(lab):
             assert value(resp) == 6.0
         log = gw.logged()
         for addr in ("10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3", "10.0.0.4:4", "10.0.0.5:5"):
-            assert f"skipping {keys.worker_key(addr)}" in log, addr
+            assert f"skipping worker {addr}" in log, addr
             # Logged once, not on every refresh.
-            assert log.count(f"skipping {keys.worker_key(addr)}") == 1
+            assert log.count(f"skipping worker {addr}") == 1
     finally:
-        client.delete(*bad, keys.worker_key("10.0.0.5:5"))
+        client.hdel(keys.WORKER_RECORDS, *bad)
+        client.zrem(keys.WORKER_EXPIRY, *bad, "10.0.0.5:5")
+
+
+def test_a_registry_key_of_another_type_is_logged_and_the_view_kept(lab):
+    """Someone replaced the registry's hash with a string: the gateway keeps its last view
+    (and says why) instead of failing calls, and reads the registry again once it is one."""
+    procs, gw, stub, worker = lab
+    client = procs.redis.client()
+    records = client.hgetall(keys.WORKER_RECORDS)
+    client.delete(keys.WORKER_RECORDS)
+    client.set(keys.WORKER_RECORDS, b"not a hash")
+    try:
+        time.sleep(0.6)  # at least one registry refresh (every 0.5 s)
+        resp = stub.Compute(sum_request(np.full(3, 2.0, np.float32)),
+                            metadata=as_tenant("t-alice"), timeout=30)
+        assert value(resp) == 6.0
+        assert "worker registry unreadable, keeping the last view" in gw.logged()
+    finally:
+        client.delete(keys.WORKER_RECORDS)
+        client.hset(keys.WORKER_RECORDS, mapping=records)
+    wait_for_workers(stub, 1, "t-alice")
 
 
 def test_a_malformed_cluster_status_request_is_invalid_argument(lab):
@@ -111,17 +137,21 @@ DIGESTS = st.from_regex(keys.DIGEST, fullmatch=True)
 
 
 @settings(max_examples=300, deadline=None)
-@given(NAMES, NAMES, DIGESTS, st.integers(0, 4000))
-def test_no_tenant_key_is_any_other_key(tenant, other, digest, chunk):
-    """Key names, directly: no tenant's tensor, chunk or result key falls under the worker
-    registry's pattern or equals another tenant's key or a key of another kind."""
-    mine = [keys.tensor_key(tenant, digest), keys.chunk_key(tenant, digest, chunk),
-            keys.result_key(tenant, digest)]
-    assert not any(fnmatch.fnmatchcase(k, keys.WORKER_PATTERN) for k in mine)
+@given(NAMES, NAMES, DIGESTS)
+def test_no_tenant_key_is_any_other_key(tenant, other, digest):
+    """Key names, directly: no tenant's tensor, result or rate key falls in the worker
+    registry's space or equals another tenant's key or a key of another kind, and a
+    tensor's hash tag is its digest (its slot in a Redis Cluster)."""
+    mine = [keys.tensor_key(tenant, digest), keys.result_key(tenant, digest),
+            keys.rate_key(tenant)]
+    assert not any(k.startswith(keys.WORKERS_SPACE) for k in mine)
+    assert not {keys.WORKER_RECORDS, keys.WORKER_EXPIRY} & set(mine)
     assert len(set(mine)) == 3
+    assert fnmatch.fnmatchcase(mine[0], keys.tensor_pattern(tenant))
+    assert mine[0].count("{") == 1 and mine[0].endswith(f"{{{digest}}}")
     if other != tenant:
-        theirs = {keys.tensor_key(other, digest), keys.chunk_key(other, digest, chunk),
-                  keys.result_key(other, digest)}
+        theirs = {keys.tensor_key(other, digest), keys.result_key(other, digest),
+                  keys.rate_key(other)}
         assert not theirs & set(mine)
 
 

@@ -86,7 +86,9 @@ def test_malformed_health_requests_are_invalid_argument(lab):
 def test_cluster_status_over_a_foreign_registry_record_is_ok(lab):
     procs, _, worker, stub = lab
     client = procs.redis.client()
-    client.set(keys.worker_key("junk"), b"\xa0\x01 not a record")
+    seconds, _ = client.time()  # filed as a heartbeat would, live for an hour
+    client.hset(keys.WORKER_RECORDS, "junk", b"\xa0\x01 not a record")
+    client.zadd(keys.WORKER_EXPIRY, {"junk": (seconds + 3600) * 1000})
     try:
         for _ in range(6):  # a few registry refreshes
             status = stub.ClusterStatus(pb.ClusterStatusRequest(), metadata=as_tenant(TOKEN),
@@ -94,4 +96,5 @@ def test_cluster_status_over_a_foreign_registry_record_is_ok(lab):
             assert [w.address for w in status.workers] == [worker.address]
             time.sleep(0.25)
     finally:
-        client.delete(keys.worker_key("junk"))
+        client.hdel(keys.WORKER_RECORDS, "junk")
+        client.zrem(keys.WORKER_EXPIRY, "junk")
