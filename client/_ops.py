@@ -197,8 +197,13 @@ TABLE: dict[str, Spec] = {
     # math
     **{n: Spec(n, forms="mfi") for n in (
         "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt", "sin", "cos", "tan",
-        "tanh", "sigmoid", "relu", "erf", "floor", "ceil", "round", "trunc", "square",
+        "tanh", "sigmoid", "relu", "erf", "floor", "ceil", "trunc", "square",
         "asin", "acos", "atan", "sinh", "cosh", "exp2")},
+    "fix": Spec("trunc", forms="mfi"),  # PyTorch's alias of trunc (TruncBackward0)
+    # round(x) is RoundBackward0; round(x, decimals=d), d = 0 included, RoundBackward1
+    "round": Spec("round", forms="mfi",
+                  grad=lambda operands, attrs: "RoundBackward0" if attrs.get("decimals") is None
+                  else "RoundBackward1"),
     # comparison and logic
     **{n: Spec(n, forms="mfi") for n in ("eq", "ne", "lt", "le", "gt", "ge")},
     "greater": Spec("gt", forms="mfi"), "greater_equal": Spec("ge", forms="mfi"),

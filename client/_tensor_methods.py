@@ -254,6 +254,15 @@ class TensorMethods:
         self._check_inplace()
         return self._assign(call("log2", (self, *args), kwargs))
 
+    def log10(self, *args, **kwargs) -> Tensor:
+        """Tensor.log10()."""
+        return call("log10", (self, *args), kwargs)
+
+    def log10_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.log10(...)."""
+        self._check_inplace()
+        return self._assign(call("log10", (self, *args), kwargs))
+
     def sqrt(self, *args, **kwargs) -> Tensor:
         """Tensor.sqrt()."""
         return call("sqrt", (self, *args), kwargs)
@@ -334,6 +343,105 @@ class TensorMethods:
         """In place: self takes the value of self.erf(...)."""
         self._check_inplace()
         return self._assign(call("erf", (self, *args), kwargs))
+
+    def floor(self, *args, **kwargs) -> Tensor:
+        """Tensor.floor()."""
+        return call("floor", (self, *args), kwargs)
+
+    def floor_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.floor(...)."""
+        self._check_inplace()
+        return self._assign(call("floor", (self, *args), kwargs))
+
+    def ceil(self, *args, **kwargs) -> Tensor:
+        """Tensor.ceil()."""
+        return call("ceil", (self, *args), kwargs)
+
+    def ceil_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.ceil(...)."""
+        self._check_inplace()
+        return self._assign(call("ceil", (self, *args), kwargs))
+
+    def trunc(self, *args, **kwargs) -> Tensor:
+        """Tensor.trunc()."""
+        return call("trunc", (self, *args), kwargs)
+
+    def trunc_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.trunc(...)."""
+        self._check_inplace()
+        return self._assign(call("trunc", (self, *args), kwargs))
+
+    def asin(self, *args, **kwargs) -> Tensor:
+        """Tensor.asin()."""
+        return call("asin", (self, *args), kwargs)
+
+    def asin_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.asin(...)."""
+        self._check_inplace()
+        return self._assign(call("asin", (self, *args), kwargs))
+
+    def acos(self, *args, **kwargs) -> Tensor:
+        """Tensor.acos()."""
+        return call("acos", (self, *args), kwargs)
+
+    def acos_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.acos(...)."""
+        self._check_inplace()
+        return self._assign(call("acos", (self, *args), kwargs))
+
+    def atan(self, *args, **kwargs) -> Tensor:
+        """Tensor.atan()."""
+        return call("atan", (self, *args), kwargs)
+
+    def atan_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.atan(...)."""
+        self._check_inplace()
+        return self._assign(call("atan", (self, *args), kwargs))
+
+    def sinh(self, *args, **kwargs) -> Tensor:
+        """Tensor.sinh()."""
+        return call("sinh", (self, *args), kwargs)
+
+    def sinh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.sinh(...)."""
+        self._check_inplace()
+        return self._assign(call("sinh", (self, *args), kwargs))
+
+    def cosh(self, *args, **kwargs) -> Tensor:
+        """Tensor.cosh()."""
+        return call("cosh", (self, *args), kwargs)
+
+    def cosh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.cosh(...)."""
+        self._check_inplace()
+        return self._assign(call("cosh", (self, *args), kwargs))
+
+    def exp2(self, *args, **kwargs) -> Tensor:
+        """Tensor.exp2()."""
+        return call("exp2", (self, *args), kwargs)
+
+    def exp2_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.exp2(...)."""
+        self._check_inplace()
+        return self._assign(call("exp2", (self, *args), kwargs))
+
+    def fix(self, *args, **kwargs) -> Tensor:
+        """Tensor.fix() (catalog op `trunc`)."""
+        return call("fix", (self, *args), kwargs)
+
+    def fix_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.fix(...)."""
+        self._check_inplace()
+        return self._assign(call("fix", (self, *args), kwargs))
+
+    def round(self, *args, **kwargs) -> Tensor:
+        """Tensor.round(*, decimals)."""
+        return call("round", (self, *args), kwargs)
+
+    def round_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.round(...)."""
+        self._check_inplace()
+        return self._assign(call("round", (self, *args), kwargs))
 
     def eq(self, *args, **kwargs) -> Tensor:
         """Tensor.eq(other)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ._checks import fail_if
 from ._registry import OpDef, register
-from ._samples import B, C, F, P, S, X
+from ._samples import B, C, F, I, P, S, X
 from ._samples import binary as binary_samples
 from ._types import (
     DEFAULT_FLOAT,
@@ -18,6 +18,7 @@ from ._types import (
     promote_types,
     result_type,
     scalar_meta,
+    torch_dtype_name,
 )
 
 
@@ -275,6 +276,75 @@ register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
                fusable=_sign_of_number,  # (abs's rule: g * sign(x), in elementwise chains)
                samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
                                    fd=False),)))
+
+
+# --- rounding (floor, ceil, trunc, round) -------------------------------------------------
+# An integer input is its own rounding (PyTorch returns it unchanged, in its dtype); bool
+# has no kernel. The derivative is zero everywhere (PyTorch's zeros_like(grad)), written
+# as sign's is. No `ufunc`: the engine would call it on integers too, and CuPy's floor of
+# an int64 array is float64 (numpy's keeps int64).
+def _no_bool_rounding(kernel: str):
+    def infer(metas: list[Meta], **_) -> Meta:
+        if metas[0].dtype == "bool":
+            raise OpError(f'"{kernel}" not implemented for \'Bool\'')
+        return Meta(metas[0].shape, metas[0].dtype)
+    return infer
+
+
+def _rounded(ufunc: str):
+    """forward(xp, a) = xp.<ufunc>(a) for floats, a fresh copy of an integer input. The
+    dtype test is Python-level: inside cupy.fuse it is decided while tracing."""
+    def forward(xp, a):
+        return getattr(xp, ufunc)(a) if a.dtype.kind == "f" else xp.positive(a)
+    return forward
+
+
+_ROUNDING = (S(F(low=-3.0, high=3.0)), S(F(3, 4, low=-3.0, high=3.0)), S(F(0, 3)),
+             S(F(2, 1, 3, low=-3.0, high=3.0)), S(I((3, 4), 10, -10)),
+             S(X([0.5, 1.5, 2.5, -0.5, -2.5, -0.0, 0.0, float("nan"), float("inf"),
+                  -float("inf"), 1e30, -1e-30]), fd=False))
+for _name, _uf in (("floor", "floor"), ("ceil", "ceil"), ("trunc", "trunc")):
+    _fwd = _rounded(_uf)
+    register(OpDef(_name, 1, _no_bool_rounding(f"{_name}_vml_cpu"), _fwd,
+                   (lambda g, x, out: x.full_like(0.0),),
+                   torch_name=f"{_name.capitalize()}Backward0", fusable=_fwd,
+                   samples=_ROUNDING))
+
+
+def _infer_round(metas: list[Meta], decimals) -> Meta:
+    m = metas[0]
+    if m.dtype not in FLOATING and (decimals is not None or m.dtype == "bool"):
+        # PyTorch's round.decimals has float kernels only; decimals=0 runs round's own
+        kernel = "round_vml_cpu" if decimals in (None, 0) else "round_cpu"
+        raise OpError(f'"{kernel}" not implemented for \'{torch_dtype_name(m.dtype)}\'')
+    return Meta(m.shape, m.dtype)
+
+
+def _round(xp, a, decimals):
+    """Half to even, as PyTorch's round. With decimals, PyTorch's formula in the input's
+    opmath type (float for float16): rint(a * 10^d) / 10^d, or rint(a / 10^-d) * 10^-d."""
+    if decimals is None or decimals == 0:
+        return xp.rint(a) if a.dtype.kind == "f" else xp.positive(a)
+    work = a.astype("float32") if a.dtype.itemsize < 4 else a
+    scale = 10.0 ** abs(decimals)  # a Python float: weak, it takes the array's dtype
+    out = xp.rint(work * scale) / scale if decimals > 0 else xp.rint(work / scale) * scale
+    return out.astype(a.dtype, copy=False)
+
+
+# decimals=None is PyTorch's round(x) (RoundBackward0, integers allowed); any int, 0
+# included, its round.decimals overload (RoundBackward1, floats only): the SDK names it.
+register(OpDef("round", 1, _infer_round, _round,
+               (lambda g, x, out, decimals: x.full_like(0.0),),
+               attrs={"decimals": ("optional_int", None)}, torch_name="RoundBackward0",
+               fusable=_round,  # (a cast inside cupy.fuse that fails falls back unfused)
+               samples=_ROUNDING + (
+                   S(F(3, 4, low=-5.0, high=5.0), decimals=1),
+                   S(F(2, 3, low=-500.0, high=500.0), decimals=-2),
+                   S(F(3), decimals=0),
+                   S(X([1.25, 0.05, 2.675, -0.35, 1234.5678, -0.04, float("nan"),
+                        float("inf")]), decimals=2, fd=False),
+                   S(X([0.5, 1.25, -2.5, -0.04, 1234.5678]), decimals=1, fd=False),
+                   S(X([150.0, 250.0, -40.0, 1234.5678]), decimals=-2, fd=False))))
 
 
 def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)

@@ -49,6 +49,7 @@ def unary_op(name, fwd, rule, torch_name, samples=unary(), attrs=None, decompose
 
 
 _LN2 = math.log(2.0)
+_LN10 = 2.3025850929940456  # PyTorch's literal for log10's rule (math.log(10) is 1 ulp off)
 unary_op("exp", lambda xp, a: xp.exp(a), lambda g, x, out: g * out, "ExpBackward0", ufunc="exp")
 unary_op("log", lambda xp, a: xp.log(a), lambda g, x, out: g / x, "LogBackward0", unary(P),
          ufunc="log")
@@ -70,6 +71,23 @@ unary_op("cos", lambda xp, a: xp.cos(a), lambda g, x, out: -g * x.sin(), "CosBac
          ufunc="cos")
 unary_op("tan", lambda xp, a: xp.tan(a), lambda g, x, out: g * (out * out + 1),
          "TanBackward0", unary(lambda *s: F(*s, low=-1.2, high=1.2)), ufunc="tan")
+unary_op("log10", lambda xp, a: xp.log10(a), lambda g, x, out: g / (x * _LN10),
+         "Log10Backward0", unary(P), ufunc="log10")
+unary_op("exp2", lambda xp, a: xp.exp2(a), lambda g, x, out: g * out * _LN2,
+         "Exp2Backward0", ufunc="exp2")
+# Inverse trigonometric and hyperbolic functions, with PyTorch's formulas (its second
+# derivatives differentiate these): asin' = rsqrt(1 - x^2), acos' = -asin', atan' = 1/(1+x^2).
+_OPEN_UNIT = unary(lambda *s: F(*s, low=-0.9, high=0.9))
+unary_op("asin", lambda xp, a: xp.arcsin(a), lambda g, x, out: g * (-x * x + 1).rsqrt(),
+         "AsinBackward0", _OPEN_UNIT, ufunc="arcsin")
+unary_op("acos", lambda xp, a: xp.arccos(a), lambda g, x, out: g * -((-x * x + 1).rsqrt()),
+         "AcosBackward0", _OPEN_UNIT, ufunc="arccos")
+unary_op("atan", lambda xp, a: xp.arctan(a), lambda g, x, out: g / (x * x + 1),
+         "AtanBackward0", ufunc="arctan")
+unary_op("sinh", lambda xp, a: xp.sinh(a), lambda g, x, out: g * x.cosh(), "SinhBackward0",
+         ufunc="sinh")
+unary_op("cosh", lambda xp, a: xp.cosh(a), lambda g, x, out: g * x.sinh(), "CoshBackward0",
+         ufunc="cosh")
 unary_op("tanh", lambda xp, a: xp.tanh(a), lambda g, x, out: g.tanh_backward(out),
          "TanhBackward0", ufunc="tanh")
 unary_op("sigmoid", lambda xp, a: 1 / (1 + xp.exp(-a)),

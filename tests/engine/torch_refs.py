@@ -154,6 +154,8 @@ REFS = {
     "binary_cross_entropy_with_logits": _bce_logits,
     "layer_norm": lambda x, *wb, normalized_shape, eps:
         F.layer_norm(x, normalized_shape, *wb, eps=eps),
+    "round": lambda x, decimals: torch.round(x) if decimals is None else torch.round(
+        x, decimals=decimals),  # decimals=None is the overload without it
     "all": _dim_or_all(torch.all),
     "any": _dim_or_all(torch.any),
     "binary_cross_entropy": lambda x, t, *w, reduction:
