@@ -13,7 +13,7 @@ from __future__ import annotations
 from ._special import scatter_add
 from ._registry import REQUIRED, OpDef, register
 from ._samples import F, S
-from ._types import FLOATING, Meta, OpError
+from ._types import FLOATING, ITEMSIZE, Meta, OpError
 from .indexing import open_grid
 
 _CONV = {"stride": ("int_or_ints", 1), "padding": ("padding", 0),
@@ -378,3 +378,45 @@ register(OpDef("avg_pool2d", 1, _infer_avg_pool, None, decompose=_avg_pool,
                      count_include_pad=False),
                    S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3),
                    S(F(2, 5, 5), kernel_size=3, stride=2, padding=1, count_include_pad=False))))
+
+
+# --- window temporaries -------------------------------------------------------------------
+# What the forwards above allocate besides their result, from shapes alone, for the memory
+# estimate (worker/estimate.py): a padded copy of the input, the windows gathered into one
+# array (N*C*Ho*Wo*kh*kw elements: a kernel as large as the image makes that image-squared),
+# and max pooling's int64 index arrays. Counted as if every one were alive at once.
+def _batched(shape) -> tuple[int, ...]:
+    return tuple(shape) if len(shape) == 4 else (1, *shape)
+
+
+def conv_scratch_bytes(op: str, metas, attrs) -> int:
+    """Temporaries of conv2d, conv2d_input_grad and conv2d_weight_grad, in bytes."""
+    a = _conv_attrs(attrs)
+    if op == "conv2d_input_grad":
+        (n, c, h, w), wshape = _batched(attrs["input_shape"]), metas[1].shape
+    elif op == "conv2d_weight_grad":
+        (n, c, h, w), wshape = _batched(metas[0].shape), attrs["weight_shape"]
+    else:
+        (n, c, h, w), wshape = _batched(metas[0].shape), metas[1].shape
+    _s, p, _d, ho, wo = _geometry((n, c, h, w), wshape, a["stride"], a["padding"],
+                                  a["dilation"])
+    item = ITEMSIZE[metas[0].dtype]
+    padded = n * c * (h + sum(p[0])) * (w + sum(p[1]))
+    # The windows (or the input gradient's columns) twice: numpy's einsum transposes them
+    # into a contiguous copy and reshapes that for BLAS (a conv2d's traced peak, measured).
+    windows = 2 * n * c * ho * wo * wshape[2] * wshape[3]
+    extra = n * wshape[0] * ho * wo if op == "conv2d" else 0  # the result before its bias
+    return item * (padded + windows + extra)
+
+
+def pool_scratch_bytes(op: str, metas, attrs) -> int:
+    """Temporaries of max_pool2d, max_pool2d_backward and max_pool2d_select, in bytes."""
+    x = metas[-1] if op != "max_pool2d" else metas[0]
+    n, c, h, w = _batched(x.shape)
+    k, _s, _d, ho, wo, pads = _pool_geometry((n, c, h, w), **attrs)
+    item = ITEMSIZE[x.dtype]
+    padded = n * c * (h + sum(pads[2])) * (w + sum(pads[3]))
+    windows = n * c * ho * wo * k[0] * k[1]
+    indices = 6 * n * c * ho * wo * 8  # argmax, its row and column, and the flat index
+    twice = 2 if op != "max_pool2d" else 1  # the gradient's padded plane or scatter target
+    return item * (twice * padded + windows) + indices

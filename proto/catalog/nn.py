@@ -316,8 +316,20 @@ def _infer_bce(name, most):
                               f" can't be cast to the desired output type "
                               f"{torch_dtype_name(t.dtype)}")
             dtype = t.dtype
+        _weights_fit(x.shape, metas[2:])
         return Meta(x.shape if reduction == "none" else (), dtype)
     return infer
+
+
+def _weights_fit(shape, weights) -> None:
+    """weight and pos_weight broadcast *to* the input's shape, never beyond it: PyTorch
+    multiplies them into the loss in place. (A (K, 1) weight over an (N,) input would
+    otherwise make a K×N temporary from K + N numbers.)"""
+    for w in weights:
+        out = broadcast_shapes(tuple(shape), tuple(w.shape))
+        if out != tuple(shape):
+            raise OpError(f"output with shape {list(shape)} doesn't match the broadcast "
+                          f"shape {list(out)}")
 
 
 def _check_unit_forward(xp, x, what):

@@ -84,7 +84,7 @@ def test_a_worker_refuses_a_graph_over_its_limit_and_computes_smaller_ones():
             w.stub.Execute(exp_sum(BIG, 0.5)[0], timeout=30)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         details = err.value.details()
-        assert "needs about 2097152 bytes (2.0 MiB) at its peak" in details, details
+        assert "needs about 2115584 bytes (2.0 MiB) at its peak" in details, details
         assert "memory limit of 1048576 bytes (1.0 MiB) (numpy)" in details, details
         for v in (0.25, 0.5):
             assert _value(w.stub.Execute(exp_sum(SMALL, v)[0], timeout=30)) == \
@@ -137,7 +137,7 @@ def test_the_gateway_refuses_what_no_worker_holds_and_routes_big_graphs_to_big_w
             stub.Compute(req, timeout=30)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         details = err.value.details()
-        assert "needs about 2097152 bytes (2.0 MiB) at its peak" in details, details
+        assert "needs about 2115584 bytes (2.0 MiB) at its peak" in details, details
         assert "largest worker memory limit is 1048576 bytes (1.0 MiB) (1 live worker)" \
             in details, details
         # Up front: the leaf was not even staged.
