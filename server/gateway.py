@@ -27,6 +27,7 @@ from remotegrad.worker import engine
 from remotegrad.worker.compute import compute
 from remotegrad.worker.estimate import of_plan
 
+from . import fetch
 from .fingerprint import fingerprint
 from .hedging import HEDGES, Calls
 from .holders import Holders
@@ -195,16 +196,22 @@ class Gateway:
 
     def _by_reference(self, resp: pb.ComputeResponse, req: pb.ComputeRequest,
                       tenant: str) -> None:
-        """Store kept and large results and answer them by hash (if the store works)."""
+        """Store kept and large results and answer them by hash (if the store works).
+        Large counts for the whole answer: once the inline results reach
+        inline_result_bytes, the rest go by reference too, so that no answer (many
+        targets, or one listed many times) is a message much larger than that."""
         kept = set(req.keep)  # once, not per target
         keep = {i for i, t in enumerate(req.targets) if t in kept}
+        inline, limit = 0, self.limits.inline_result_bytes
         for i, r in enumerate(resp.results):
-            if i in keep or len(r.data) > self.limits.inline_result_bytes:
-                codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
-                if i in keep and resp.worker:
-                    self.holders.note(r.hash, resp.worker, len(r.data))
-                if self.store.put(tenant, r):
-                    r.data = b""
+            if i not in keep and inline + len(r.data) <= limit:
+                inline += len(r.data)
+                continue
+            codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
+            if i in keep and resp.worker:
+                self.holders.note(r.hash, resp.worker, len(r.data))
+            if self.store.put(tenant, r):
+                r.data = b""
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
                  prefer: str | None = None) -> pb.ComputeResponse:
@@ -333,12 +340,12 @@ class Gateway:
         return [d not in missing for d in digests]
 
     def fetch_tensor(self, digest: str, tenant: str):
+        """The tensor's chunks, read from the store as they are sent (server/fetch.py):
+        never the whole tensor in the gateway's memory."""
         keys.check_digest(digest)
-        msg = self.store.get(tenant, digest)
-        if msg is None:
-            raise MissingTensorError([digest])
-        metrics.BYTES_OUT.inc(len(msg.data))
-        yield from codec.to_chunks(msg)
+        for chunk in fetch.chunks(self.store, tenant, digest):
+            metrics.BYTES_OUT.inc(len(chunk.data))
+            yield chunk
 
 
 MAX_DIMS = 64  # what NumPy (and so every backend) supports
@@ -449,6 +456,26 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             metrics.LATENCY.labels("gateway", method).observe(time.perf_counter() - start)
             request_id.reset(token)
 
+    def _run_stream(self, method: str, context, fn):
+        """_run for a server stream: `fn()` makes the generator, each item is sent as it
+        comes (the call's metrics are taken when the stream ends)."""
+        token = request_id.set(request_id_of(context))
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            yield from fn()
+        except Exception as e:  # noqa: BLE001  (every failure becomes a status)
+            code = abort_code(e)
+            log.info("%s refused (%s): %s", method, code, e)
+            abort(context, e)
+        finally:
+            metrics.CALLS.labels("gateway", method, code).inc()
+            metrics.LATENCY.labels("gateway", method).observe(time.perf_counter() - start)
+            try:
+                request_id.reset(token)
+            except ValueError:  # closed elsewhere (the client left; collected later)
+                pass
+
     def Compute(self, request, context):  # noqa: N802 (gRPC method name)
         def run():
             resp = self.gw.compute(_decoded(request), self._tenant(context),
@@ -470,10 +497,10 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         return self._run("PutTensor", context, run)
 
     def FetchTensor(self, request, context):  # noqa: N802
-        chunks = self._run("FetchTensor", context,
-                           lambda: list(self.gw.fetch_tensor(_decoded(request).hash,
-                                                             self._tenant(context))))
-        yield from chunks
+        # Streamed as read: a failure before the first chunk (a missing tensor, a bad
+        # digest) or during the stream ends the call with its status all the same.
+        yield from self._run_stream("FetchTensor", context, lambda: self.gw.fetch_tensor(
+            _decoded(request).hash, self._tenant(context)))
 
     def ClusterStatus(self, request, context):  # noqa: N802
         def run():

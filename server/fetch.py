@@ -1,0 +1,152 @@
+"""FetchTensor without holding the tensor: chunks go from the store to the client as they
+are read, so a fetch costs the gateway one stored chunk (proto/store.py's CHUNK, 32 MiB)
+and one message (STREAM_CHUNK, 4 MiB) at a time, whatever the tensor's size, not the
+tensor several times over (the joined value, the message holding it, the list of its
+messages).
+
+In Redis a tensor up to CHUNK bytes is one string (the whole TensorData); a larger one is
+one hash, its header in the field `header` and its bytes in the fields `0`, `1`, ...
+(proto/store.py). Every field is checked to be there at its full length before the first
+byte goes out: a tensor that is not whole is missing (FAILED_PRECONDITION: the SDK sends it
+again, or recomputes the result), not a stream that breaks halfway. Should the key still go
+(evicted, expired) under the stream, the stream ends with the same status; the SDK checks
+the content hash at the end either way. An in-process store already holds the message:
+its chunks are slices of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from remotegrad.proto import codec, keys
+from remotegrad.proto import remotegrad_pb2 as pb
+from remotegrad.proto.catalog import ITEMSIZE
+from remotegrad.proto.errors import MissingTensorError
+from remotegrad.proto.store import CHUNK, MAX_CHUNKS, RedisTensorStore
+
+log = logging.getLogger("remotegrad.gateway")
+
+
+def chunks(store, tenant: str, digest: str, size: int = codec.STREAM_CHUNK):
+    """The TensorChunks of `digest`, read as they are sent. `store`: the gateway's
+    (a GuardedStore over a Redis or in-process store)."""
+    inner = getattr(store, "inner", store)
+    client = getattr(inner, "redis", None)
+    if client is None:
+        msg = store.get(tenant, digest)
+        if msg is None:
+            raise MissingTensorError([digest])
+        yield from codec.to_chunks(msg, size)
+        return
+    yield from _from_redis(client, tenant, digest, size)
+
+
+def _from_redis(client, tenant: str, digest: str, size: int):
+    key = keys.tensor_key(tenant, digest)
+    header, lengths = _checked(client, key, tenant, digest)
+    if not lengths:  # the whole value is in the header
+        yield from codec.to_chunks(header, size)
+        return
+    first = pb.TensorChunk(hash=digest, dtype=header.dtype, shape=header.shape,
+                           total_bytes=sum(lengths))
+    offset = 0
+    for i, length in enumerate(lengths):
+        part = _read(client, key, str(i))
+        if part is None or len(part) != length:  # evicted or expired while we streamed
+            log.warning("tensor %s of tenant %s: went away during a fetch", digest, tenant)
+            raise MissingTensorError([digest])
+        view = memoryview(part)
+        for start in range(0, length, size):
+            chunk = first if offset == 0 else pb.TensorChunk()
+            chunk.offset, chunk.data = offset, bytes(view[start:start + size])
+            offset += len(chunk.data)
+            yield chunk
+        del view, part
+
+
+# Reading a 32 MiB field costs redis-py about twice that for a moment (its socket buffer
+# grows as the reply arrives, then the value is copied out): at most READS such reads at
+# once in this gateway, so that many concurrent fetches hold one field each, not three.
+READS = threading.BoundedSemaphore(2)
+
+
+def _read(client, key: str, name: str) -> bytes | None:
+    try:
+        with READS:
+            return client.hget(key, name)
+    except Exception as e:  # noqa: BLE001  (redis.RedisError, OSError: the store went away)
+        log.warning("tensor fetch: reading %s of %s failed: %s", name, key, e)
+        return None
+
+
+def _checked(client, key: str, tenant: str, digest: str
+             ) -> tuple[pb.TensorData, list[int]]:
+    """The header of a stored tensor and the lengths of its chunks ([] when the value is
+    whole in the header), once the tensor is known to be whole; MissingTensorError
+    otherwise (also when the store cannot be read: as GuardedStore.get answers, the
+    tensor is then not there)."""
+    try:
+        header, lengths = _header(client, key, digest)
+        if lengths:
+            pipe = client.pipeline(transaction=False)
+            for i in range(len(lengths)):
+                pipe.hstrlen(key, str(i))  # 0 for a field that is not there
+            pipe.hlen(key)
+            found = pipe.execute()
+            if found != [*lengths, len(lengths) + 1]:
+                header = None
+    except keys.KeyNameError:
+        raise
+    except Exception as e:  # noqa: BLE001  (redis.RedisError, OSError)
+        log.warning("tensor fetch %s of tenant %s: the store failed: %s", digest, tenant, e)
+        raise MissingTensorError([digest]) from None
+    if header is None:
+        raise MissingTensorError([digest])
+    return header, lengths
+
+
+def _header(client, key: str, digest: str) -> tuple[pb.TensorData | None, list[int]]:
+    """A string holds the whole TensorData; a hash its header and chunks (TYPE tells)."""
+    kind = client.type(key)
+    kind = kind.decode() if isinstance(kind, bytes) else kind
+    if kind == "string":
+        msg = _parsed(client.get(key), digest)
+        return (msg, []) if msg is not None and _whole(msg) else (None, [])
+    if kind != "hash":
+        return None, []  # "none": not there (anything else is not ours)
+    msg = _parsed(client.hget(key, RedisTensorStore.HEADER), digest)
+    lengths = _chunk_lengths(msg) if msg is not None and not msg.data else None
+    return (msg, lengths) if lengths else (None, [])
+
+
+def _parsed(raw: bytes | None, digest: str) -> pb.TensorData | None:
+    if raw is None:
+        return None
+    try:
+        msg = pb.TensorData.FromString(raw)
+    except Exception:  # noqa: BLE001  (DecodeError, RecursionError: not a message)
+        return None
+    return msg if msg.hash == digest and msg.dtype in ITEMSIZE else None
+
+
+def _nbytes(msg: pb.TensorData) -> int:
+    n = ITEMSIZE[msg.dtype]
+    for s in msg.shape:
+        n *= s
+    return n
+
+
+def _whole(msg: pb.TensorData) -> bool:
+    return len(msg.data) == _nbytes(msg)
+
+
+def _chunk_lengths(header: pb.TensorData) -> list[int] | None:
+    """How many bytes each chunk field holds; None when the header is not one of a
+    chunked tensor (too small to have chunks, or announcing more than MAX_CHUNKS: a list
+    of that many is never made)."""
+    nbytes = _nbytes(header)
+    if not CHUNK < nbytes <= MAX_CHUNKS * CHUNK:
+        return None
+    full, rest = divmod(nbytes, CHUNK)
+    return [CHUNK] * full + ([rest] if rest else [])
