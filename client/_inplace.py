@@ -68,9 +68,13 @@ class InPlaceMethods:
             if not _can_cast(meta.dtype, mine.dtype):
                 raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
                                    f"the desired output type {torch_type_name(mine.dtype)}")
-            out = apply("cast", out, dtype=mine.dtype, torch_name=None)
-        self._set_node(out._node, unrecorded=out.grad_fn is None and not is_grad_enabled())
         fn = out.grad_fn
+        node = out._node if meta.dtype == mine.dtype else \
+            apply("cast", out, dtype=mine.dtype)._node
+        if fn is not None:
+            # PyTorch casts back inside the op's kernel: the tensor's node is still the op's.
+            fn.node = node
+        self._set_node(node, unrecorded=fn is None and not is_grad_enabled())
         if fn is not None:
             self.grad_fn = fn
             self._vc[1] = type(fn).__name__

@@ -120,6 +120,10 @@ CASES = {
     "nll_loss of nothing, 0-d target": lambda T: F(T).nll_loss(T.zeros(0, 1), T.tensor(0)),
     "copy_ into an int tensor": lambda T: T.tensor([[2], [1]]).copy_(
         _leaf(T, [[0.5], [0.7]]) * 3),
+    # an in-place op with an operand of a wider dtype casts back inside the op
+    "x.mul_(float64) of a float32 x": lambda T: _grad(
+        T, lambda a, b: (b * 1).mul_(a).addcmul_(a, a), _leaf(T, [0.3, -0.7]),
+        _leaf(T, [0.5, 0.2], "float32")),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
@@ -319,6 +323,11 @@ OUT_NAMES = {
     "matrix @ empty batch": lambda T: _matmul_names(T, (2, 3), (0, 3, 2)),
     "matrix @ 4-d batch": lambda T: _matmul_names(T, (2, 3), (2, 1, 3, 2)),
     "one batch @ 4-d batch": lambda T: _matmul_names(T, (1, 2, 3), (2, 1, 3, 2)),
+    "in-place ops casting back": lambda T: [
+        _node_of(T, lambda a, b: f(b * 1, a), T.ones(2, dtype=T.float64, requires_grad=True),
+                 T.ones(2, requires_grad=True))
+        for f in (lambda x, a: x.mul_(a), lambda x, a: x.add_(a, alpha=2),
+                  lambda x, a: x.addcmul_(a, a), lambda x, a: x.lerp_(a.float(), 0.3))],
 }
 
 
