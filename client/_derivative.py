@@ -92,6 +92,12 @@ def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dic
     g = Graph()
     ids: dict[int, int] = {}
     wanted = {id(n) for n in needs_grad}
+    # Tensors differentiated against stay apart from their twins, as in the engine's build.
+    salts: dict[int, int] = {}
+    for n in grads:
+        wrt = n.inputs[-1]
+        if wrt.op != "leaf" and id(wrt) not in salts:
+            salts[id(wrt)] = len(salts)
     stack: list[tuple[Node, bool]] = [(n, False) for n in grads + needs_grad]
     while stack:
         node, ready = stack.pop()
@@ -103,7 +109,8 @@ def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dic
                                                "dtype": node.meta.dtype,
                                                "shape": node.meta.shape})
         elif ready:
-            ids[id(node)] = g.add(node.op, tuple(ids[id(i)] for i in node.inputs), node.attrs)
+            ids[id(node)] = g.add(node.op, tuple(ids[id(i)] for i in node.inputs), node.attrs,
+                                  salts.get(id(node)))
         else:
             stack.append((node, True))
             stack.extend((i, False) for i in node.inputs if id(i) not in ids)

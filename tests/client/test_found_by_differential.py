@@ -278,6 +278,15 @@ def _name_of(T, f, *xs):
     return (None if g.grad_fn is None else type(g.grad_fn).__name__), g.requires_grad
 
 
+def _twin_wrt_name(T):
+    """d/dv3 where v1 = v3's expression feeds a log: the gradient is only v3's seed."""
+    v0 = _leaf(T, 0.13)
+    v1, v3 = v0 * 2, v0 * 2
+    loss = (v1.abs() + 0.5).log().sum() + v3.sum()
+    (g,) = T.autograd.grad(loss, [v3], create_graph=True)
+    return (None if g.grad_fn is None else g.grad_fn.name()), g.requires_grad
+
+
 # create_graph gradients whose last op the tester found apart from PyTorch's
 NAMES = {
     "x ** y, for y": lambda T: _name_of(T, lambda y, x: x ** y, _leaf(T, [0.5, 1.5]),
@@ -293,6 +302,7 @@ NAMES = {
                                                   _leaf(T, [0.13])),
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
+    "gradient wrt a twin of a used expression": lambda T: _twin_wrt_name(T),
 }
 
 
