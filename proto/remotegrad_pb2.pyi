@@ -156,11 +156,13 @@ class WorkerInfo(_message.Message):
     def __init__(self, address: _Optional[str] = ..., in_flight: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
-    __slots__ = ("workers", "cache_hits", "cache_misses")
+    __slots__ = ("workers", "cache_hits", "cache_misses", "scope")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_MISSES_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     cache_hits: int
     cache_misses: int
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ...) -> None: ...
+    scope: str
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., scope: _Optional[str] = ...) -> None: ...

@@ -32,6 +32,7 @@ from .fingerprint import fingerprint
 from .hedging import HEDGES, Calls
 from .holders import Holders
 from .pool import WorkerPool
+from .scope import CacheCounts, cluster_status
 from .security import Auth
 from .streams import StreamGate
 from .write_behind import WriteBehind
@@ -62,6 +63,7 @@ class Gateway:
         # shared store; an in-process one is the only copy and costs nothing to wait for.
         self.remember = WriteBehind(self.store) if self.store.shared else self.store
         self.holders = Holders()
+        self.counts = CacheCounts()
 
     # --- Compute -----------------------------------------------------------------------
     def validate(self, req: pb.ComputeRequest) -> codec.Request:
@@ -130,6 +132,7 @@ class Gateway:
         fp = fingerprint(decoded.nodes, decoded.targets) + ":" + ",".join(
             str(first[k]) for k in req.keep)
         hit = self._cached(tenant, fp)  # a hit needs no leaves: look before staging
+        self.counts.count(tenant, hit is not None)  # the tenant's own, for ClusterStatus
         if hit is not None:
             return hit
         metrics.CACHE.labels("miss").inc()
@@ -505,11 +508,10 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     def ClusterStatus(self, request, context):  # noqa: N802
         def run():
             _decoded(request)
-            workers = [pb.WorkerInfo(address=w.address, in_flight=w.inflight,
-                                     backend=str(w.info.get("backend", "")))
-                       for w in self.gw.pool.snapshot()]
-            return pb.ClusterStatusResponse(workers=workers, cache_hits=int(metrics.hits()),
-                                            cache_misses=int(metrics.misses()))
+            # An operator sees the cluster; a tenant only what is its own (server/scope.py).
+            operator = self.gw.auth.operator(context.invocation_metadata())
+            return cluster_status(self.gw.pool, self.gw.counts, self._tenant(context),
+                                  operator)
         return self._run("ClusterStatus", context, run)
 
 

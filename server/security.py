@@ -2,8 +2,11 @@
 to every call by one gRPC server interceptor (health checks stay open for probes).
 
 Tokens come from a file of `token=tenant` lines or a variable of such pairs, never from
-the image. Only SHA-256 digests of the tokens are kept in memory, and a lookup compares
-digests, so the time it takes says nothing about how much of a token was right.
+the image. `token=tenant:operator` also gives the token the operator's view of
+ClusterStatus (every worker's address and load, the gateway's cache counters); a tenant's
+token sees only what is its own (server/scope.py). Only SHA-256 digests of the tokens
+are kept in memory, and a lookup compares digests, so the time it takes says nothing
+about how much of a token was right.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from remotegrad.proto import keys
 from remotegrad.proto.peer import refusal
 
 DEFAULT_TENANT = "default"
+OPERATOR = "operator"  # the one role a `token=tenant:operator` line may name
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 LIMITED_PREFIX = "/remotegrad.v1.Gateway/"
 
@@ -30,12 +34,19 @@ class Auth:
 
     def __init__(self, pairs: dict[str, str] | None = None) -> None:
         self._by_digest = {}
-        for token, tenant in (pairs or {}).items():
+        self._operators: set[bytes] = set()
+        for token, entry in (pairs or {}).items():
             if not token:
                 raise ValueError("empty token")
+            tenant, marked, role = entry.partition(":")
+            if marked and role != OPERATOR:
+                raise ValueError(f"token role {role!r}: the only one is `{OPERATOR}` "
+                                 f"(`token=tenant:{OPERATOR}`)")
             if keys.TENANT.fullmatch(tenant) is None:  # one rule, where keys are made
                 raise ValueError(f"tenant name {tenant!r}: use 1-64 letters, digits, _ . -")
             self._by_digest[_digest(token)] = tenant
+            if marked:
+                self._operators.add(_digest(token))
 
     @classmethod
     def from_args(cls, args) -> Auth:
@@ -55,12 +66,27 @@ class Auth:
         and missing or unknown."""
         if not self.enabled:
             return DEFAULT_TENANT
-        for key, value in metadata or ():
-            if key == "authorization":
-                scheme, _, token = value.partition(" ")
-                if scheme.lower() == "bearer" and token:
-                    return self._by_digest.get(_digest(token.strip()))
-        return None
+        digest = _bearer(metadata)
+        return None if digest is None else self._by_digest.get(digest)
+
+    def operator(self, metadata) -> bool:
+        """Whether the caller sees the whole cluster: with no tokens configured, every
+        caller (there is one tenant, on a gateway that listens on loopback unless
+        --allow-anonymous); otherwise the holder of a token marked `:operator`."""
+        if not self.enabled:
+            return True
+        digest = _bearer(metadata)
+        return digest is not None and digest in self._operators
+
+
+def _bearer(metadata) -> bytes | None:
+    """The digest of the token in `authorization: Bearer <token>`, if there is one."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return _digest(token.strip())
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -28,11 +28,19 @@ def status(args) -> int:
             return 1
     lookups = st.cache_hits + st.cache_misses
     ratio = f"{st.cache_hits / lookups:.1%}" if lookups else "n/a"
+    # A tenant's token sees its own (server/scope.py); an operator's (`token=name:operator`,
+    # or any caller of a gateway without tokens) the whole cluster.
+    tenant_view = st.scope == "tenant"
     print(f"gateway  {address}")
     print(f"workers  {len(st.workers)}")
-    for w in st.workers:
+    if tenant_view:
+        backends = sorted({w.backend or "?" for w in st.workers})
+        print(f"  backends: {', '.join(backends) or '-'} (a tenant's view: addresses and load "
+              "need an operator token, `token=name:operator`)")
+    for w in st.workers if not tenant_view else ():
         print(f"  {w.address:<24} backend={w.backend or '?':<6} in_flight={w.in_flight}")
-    print(f"cache    {st.cache_hits} hits / {st.cache_misses} misses (hit ratio {ratio})")
+    whose = "your calls: " if tenant_view else ""
+    print(f"cache    {whose}{st.cache_hits} hits / {st.cache_misses} misses (hit ratio {ratio})")
     _print_restarts(address)
     return 0
 

@@ -29,7 +29,7 @@ from sectools import Procs, as_tenant, code_of, put, sum_request, value, wait_fo
 pytestmark = pytest.mark.integration
 
 # Tenant names chosen to look like the other key spaces and their parts.
-TOKENS = "t-workers=workers,t-alice=alice,t-tensor=tensor,t-result=result,t-v1=v1,t-rg=rg"
+TOKENS = "t-workers=workers,t-alice=alice:operator,t-tensor=tensor,t-result=result,t-v1=v1,t-rg=rg"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def lab(tmp_path_factory):
     redis = start_redis()
     procs = Procs(redis, tmp_path_factory.mktemp("codes"))
     try:
-        gw = procs.gateway("--tokens", f"{TOKEN}=carol")
+        gw = procs.gateway("--tokens", f"{TOKEN}=carol:operator")  # sees addresses
         worker = procs.worker()
         stub = pb_grpc.GatewayStub(grpc.insecure_channel(gw.address))
         wait_for_workers(stub, 1, TOKEN)
