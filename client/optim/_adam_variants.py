@@ -9,7 +9,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import _creation
-from ._optimizer import Optimizer, check_betas, check_nonnegative, next_step, scalar_tensor
+from ._optimizer import (
+    Optimizer,
+    check_betas,
+    check_nonnegative,
+    next_step,
+    scalar_tensor,
+    step_scalar,
+)
 
 
 class _AdamFamily(Optimizer):
@@ -60,9 +67,12 @@ class NAdam(_AdamFamily):
         kind = np.float64 if state["mu_product"].dtype.name == "float64" else np.float32
         product = float(kind(state["mu_product"].item()) * kind(mu))
         state["mu_product"] = scalar_tensor(product)
-        denom = state["exp_avg_sq"].div(1 - beta2 ** step).sqrt().add(group["eps"])
-        p.addcdiv_(g, denom, value=-lr * (1.0 - mu) / (1.0 - product))
-        p.addcdiv_(state["exp_avg"], denom, value=-lr * mu_next / (1.0 - product * mu_next))
+        # What depends on the step travels as 0-d tensors (see step_scalar).
+        denom = state["exp_avg_sq"].div(step_scalar(1 - beta2 ** step, p)).sqrt().add(
+            group["eps"])
+        p.addcdiv_(g, denom, value=step_scalar(-lr * (1.0 - mu) / (1.0 - product), p))
+        p.addcdiv_(state["exp_avg"], denom,
+                   value=step_scalar(-lr * mu_next / (1.0 - product * mu_next), p))
 
 
 class RAdam(_AdamFamily):
@@ -85,7 +95,9 @@ class RAdam(_AdamFamily):
         beta1, beta2 = group["betas"]
         lr = group["lr"]
         correction2 = 1 - beta2 ** step
-        corrected = state["exp_avg"] / (1 - beta1 ** step)
+        # What depends on the step travels as 0-d tensors (see step_scalar); the switch
+        # below changes the graph once, in the first steps.
+        corrected = state["exp_avg"] / step_scalar(1 - beta1 ** step, p)
         # The length of the approximated simple moving average, and its limit
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * (beta2 ** step) / correction2
@@ -94,5 +106,7 @@ class RAdam(_AdamFamily):
             return
         rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
                          / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-        adaptive = correction2 ** 0.5 / state["exp_avg_sq"].sqrt().add(group["eps"])
-        p.add_(corrected * lr * adaptive * rect, alpha=-1.0)
+        # PyTorch's number / tensor: the tensor's reciprocal times the number
+        adaptive = state["exp_avg_sq"].sqrt().add(group["eps"]).reciprocal() * step_scalar(
+            correction2 ** 0.5, p)
+        p.add_(corrected * lr * adaptive * step_scalar(rect, p), alpha=-1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import _creation
-from ._optimizer import Optimizer, check_nonnegative, next_step, scalar_tensor
+from ._optimizer import Optimizer, check_nonnegative, next_step, scalar_tensor, step_scalar
 
 
 def _direction(p, group):
@@ -82,7 +82,9 @@ class Adagrad(Optimizer):
         g = _direction(p, group)
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         std = state["sum"].addcmul_(g, g, value=1).sqrt().add(group["eps"])
-        p.addcdiv_(g, std, value=-clr)
+        # The decayed rate changes every step: a 0-d tensor (data), not a number in the
+        # graph's structure, so each step's graph is the last one's and is planned once.
+        p.addcdiv_(g, std, value=step_scalar(-clr, p))
 
 
 class Adadelta(Optimizer):

@@ -34,6 +34,16 @@ def scalar_tensor(value: float) -> Tensor:
     return _creation.tensor(value, dtype=dtype)
 
 
+def step_scalar(value: float, like: Tensor) -> Tensor:
+    """A number that changes from step to step (a bias correction, a decayed rate) as a
+    0-d tensor of the parameter's dtype: data, where a Python number would be part of the
+    graph's structure and make every step's graph new to the engine (planned again). In
+    the parameter's dtype it is the value PyTorch's kernels use (a Python scalar is cast
+    to the tensor's dtype there)."""
+    from .. import _creation
+    return _creation.tensor(value, dtype=like.dtype)
+
+
 def next_step(state: dict) -> float:
     """Count one more step in `state["step"]` (a 0-d tensor, as PyTorch keeps it)."""
     step = state["step"].item() + 1
