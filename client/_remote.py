@@ -7,12 +7,15 @@ cluster holds. Imported when a cluster is first wanted: `import remotegrad` load
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
 import random
+import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -98,6 +101,7 @@ class RemoteSession(Session):
         self._stub = pb_grpc.GatewayStub(self._channel)
         self._pool: ThreadPoolExecutor | None = None
         self._later = None  # (future, done) of what evaluate_later sent
+        self._kept = Kept()
 
     def _call(self, method, request, request_id: str = "", consume=None):
         """One call with the deadline and metadata, retried per `self.retry`; errors become
@@ -149,7 +153,9 @@ class RemoteSession(Session):
                        done)
 
     def _request(self, nodes: list, keep: int):
-        return build_request(nodes, keep, self.held, self.stream_threshold)
+        req, uploads = build_request(nodes, keep, self.held, self.stream_threshold)
+        req.release.extend(self._kept.released())  # the cluster may drop their copies
+        return req, uploads
 
     def settle(self) -> None:
         if self._later is None:
@@ -179,6 +185,7 @@ class RemoteSession(Session):
             if not msg.data and node.meta.nbytes:  # answered by reference
                 self.held.add(msg.hash)
                 if i < keep:  # it stays in the cluster, named by its hash
+                    self._kept.hold(node, msg.hash)
                     out.append((None, msg.hash))
                     continue
                 msg = self.fetch(msg.hash)
@@ -214,6 +221,37 @@ class RemoteSession(Session):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._channel.close()
+
+
+class Kept:
+    """The names this session holds kept tensors by, counted (two nodes may hold one
+    name), so that the cluster is told (ComputeRequest.release) once none holds it. A
+    node's finaliser only appends its name to a deque: it runs inside garbage collection,
+    at any point of any thread, and must take no lock."""
+
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+        self._dropped: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    def hold(self, node, name: str) -> None:
+        with self._lock:
+            self._count[name] = self._count.get(name, 0) + 1
+        weakref.finalize(node, self._dropped.append, name)
+
+    def released(self, most: int = 4096) -> list[str]:
+        """The names no node holds any more (at most `most`; the rest next time)."""
+        out = []
+        with self._lock:
+            while self._dropped and len(out) < most:
+                name = self._dropped.popleft()
+                left = self._count.get(name, 0) - 1
+                if left > 0:
+                    self._count[name] = left
+                else:
+                    self._count.pop(name, None)
+                    out.append(name)
+        return out
 
 
 def build_request(targets: list[Node], keep: int, held: set[str], stream_threshold: float):

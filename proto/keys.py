@@ -82,3 +82,22 @@ def tensor_pattern(tenant: str = "*") -> str:
 def result_pattern(tenant: str = "*") -> str:
     return f"{PREFIX}:result:{tenant}:*"
 
+
+
+# Kept tensors' durable copies (proto/kept.py): the value keys are tagged by digest, like a
+# tensor's, and have no TTL, so that a Redis running volatile-lru never evicts them; the
+# tenant's ledger (a hash: `bytes` used, `seen` when it last called, `h:<digest>` -> bytes
+# of each copy) is tagged by the tenant, so one script reserves and releases atomically.
+KEPT_TENANTS = f"{PREFIX}:kept-tenants"
+
+
+def kept_key(tenant: str, digest: str) -> str:
+    return f"{PREFIX}:kept:{check_tenant(tenant)}:{{{check_digest(digest)}}}"
+
+
+def kept_chunk_key(tenant: str, digest: str, index: int) -> str:
+    return f"{kept_key(tenant, digest)}:{int(index)}"
+
+
+def kept_ledger_key(tenant: str) -> str:
+    return f"{PREFIX}:kept-ledger:{{{check_tenant(tenant)}}}"

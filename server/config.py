@@ -108,7 +108,7 @@ SETTINGS = [
     Setting("memory_cache_bytes", 1 << 30, "size of the in-process result cache and tensor "
             "store used without Redis", (GATEWAY, WORKER, CLUSTER), int),
     Setting("redis_maxmemory", "1gb", "maxmemory of the redis-server the cluster starts "
-            "(evicting with allkeys-lru)", (CLUSTER,)),
+            "(evicting with volatile-lru: only keys with a TTL, never kept tensors)", (CLUSTER,)),
     Setting("max_inflight", 4, "calls one worker runs at once; more wait in its queue",
             (GATEWAY, WORKER, CLUSTER), int),
     Setting("max_queue", 64, "calls waiting per worker before RESOURCE_EXHAUSTED",
@@ -186,6 +186,14 @@ SETTINGS = [
             "it is down); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "
             "(default: one second's worth)", (GATEWAY, CLUSTER), int),
+    Setting("kept_quota_bytes", 512 << 20, "bytes of kept tensors (parameters, optimiser "
+            "state: what the SDK holds by reference) each tenant may have durably copied in "
+            "Redis, where no eviction and no TTL removes them; a call keeping more is "
+            "RESOURCE_EXHAUSTED, nobody's data is evicted for it; 0: no quota. Size Redis's "
+            "maxmemory for the tenants' quotas and the cache", (GATEWAY, CLUSTER), int),
+    Setting("kept_idle", 7 * 86400.0, "seconds a tenant may make no call before its kept "
+            "tensors' durable copies are released (the SDK releases what it drops at once); "
+            "0: never", (GATEWAY, CLUSTER), float),
 ]
 
 

@@ -30,6 +30,7 @@ from remotegrad.worker.estimate import of_plan
 from . import fetch
 from .fingerprint import fingerprint
 from .hedging import HEDGES, Calls
+from .durable import Durability
 from .holders import Holders
 from .pool import WorkerPool
 from .scope import CacheCounts, cluster_status
@@ -48,6 +49,8 @@ class Limits:
     max_memory_bytes: int = 8 << 30  # peak working set of one computation
     local_max_nodes: int = 64  # graphs up to this size run in the gateway (0: never)
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
+    kept_quota_bytes: int = 512 << 20  # durable copies of kept tensors, per tenant (0: none)
+    kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
 
 
 class Gateway:
@@ -63,6 +66,8 @@ class Gateway:
         # shared store; an in-process one is the only copy and costs nothing to wait for.
         self.remember = WriteBehind(self.store) if self.store.shared else self.store
         self.holders = Holders()
+        self.durable = Durability.for_store(self.store, self.remember, limits.kept_quota_bytes,
+                                            limits.kept_idle, self.holders)
         self.counts = CacheCounts()
 
     # --- Compute -----------------------------------------------------------------------
@@ -116,13 +121,15 @@ class Gateway:
         for msg in inline.values():
             self.remember.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
-        missing = self.store.missing(tenant, refs)
+        missing = self.store.missing(tenant, self.holders.unknown(refs))
         if missing:
             raise MissingTensorError(missing)
 
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
         decoded, peak = self._validated(req)
+        if self.durable is not None:
+            self.durable.called(tenant, req.release)
         metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
         if self._runs_here(req, decoded):
             return self._compute_here(req, tenant)
@@ -205,6 +212,7 @@ class Gateway:
         targets, or one listed many times) is a message much larger than that."""
         kept = set(req.keep)  # once, not per target
         keep = {i for i, t in enumerate(req.targets) if t in kept}
+        self._keep_durably(resp, keep, tenant)
         inline, limit = 0, self.limits.inline_result_bytes
         for i, r in enumerate(resp.results):
             if i not in keep and inline + len(r.data) <= limit:
@@ -213,8 +221,19 @@ class Gateway:
             codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
             if i in keep and resp.worker:
                 self.holders.note(r.hash, resp.worker, len(r.data))
-            if self.store.put(tenant, r):
-                r.data = b""
+            if (i in keep and self.durable is not None) or self.store.put(tenant, r):
+                r.data = b""  # kept: a copy is written behind (_keep_durably)
+
+    def _keep_durably(self, resp: pb.ComputeResponse, keep: set[int], tenant: str) -> None:
+        """Reserve the kept results' durable copies (RESOURCE_EXHAUSTED over the tenant's
+        quota) and write them behind (server/durable.py)."""
+        if self.durable is not None and keep:
+            kept = {}
+            for i in sorted(keep):
+                r = resp.results[i]
+                codec.ensure_hash(r)
+                kept.setdefault(r.hash, r)
+            self.durable.admit(tenant, list(kept.values()))
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
                  prefer: str | None = None) -> pb.ComputeResponse:

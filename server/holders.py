@@ -36,3 +36,15 @@ class Holders:
                     if found is not None:
                         held[found[0]] = held.get(found[0], 0) + found[1]
         return max(held, key=held.get) if held else None
+
+    def forget(self, digests) -> None:
+        """Names the client released (or whose tenant went idle): route by them no more."""
+        with self._lock:
+            for d in digests:
+                self._where.pop(d, None)
+
+    def unknown(self, digests):
+        """The names no worker is known to hold (a known one needs no store to exist: the
+        shared store may have restarted empty, its holder still has it)."""
+        with self._lock:
+            return [d for d in digests if d not in self._where]

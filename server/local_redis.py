@@ -60,7 +60,10 @@ def prepare(exe: str, maxmemory: str) -> LocalRedis:
         f"unixsocket {redis.socket}", "unixsocketperm 700",
         f"requirepass {redis.password}",
         f"dir {folder}", 'save ""', "appendonly no",
-        f"maxmemory {maxmemory.strip()}", "maxmemory-policy allkeys-lru",
+        f"maxmemory {maxmemory.strip()}",
+        # Evicts only keys with a TTL (the cache): kept tensors' durable copies have
+        # none, so no pressure removes them (proto/kept.py says why not noeviction).
+        "maxmemory-policy volatile-lru",
         "loglevel warning",
     ]
     _private_file(redis.argv[1], "\n".join(config) + "\n")

@@ -6,6 +6,7 @@ import logging
 import time
 
 from remotegrad.proto import grpc_server, metrics, peer
+from remotegrad.proto.kept import with_kept
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
 from .cache import MemoryResultCache, RedisResultCache
@@ -26,7 +27,8 @@ def build_gateway(args) -> Gateway:
     creds = dict(credentials=tls.channel_credentials() if tls.ca else None,
                  server_name=args.tls_server_name, secret=_worker_secret(args))
     if args.redis_url:
-        store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
+        # Kept tensors' durable copies are read through it too (proto/kept.py).
+        store = with_kept(RedisTensorStore(args.redis_url, ttl=args.tensor_ttl))
         cache = RedisResultCache(store.redis, ttl=args.cache_ttl)
         pool = WorkerPool(store.redis, capacity=args.max_inflight + args.max_queue,
                           refresh=min(1.0, args.heartbeat), grace=2 * args.heartbeat, **creds)
@@ -36,7 +38,8 @@ def build_gateway(args) -> Gateway:
         static = [a for a in args.worker_addrs.split(",") if a]
         pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue, **creds)
     limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
-                    args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes)
+                    args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes,
+                    kept_quota_bytes=args.kept_quota_bytes, kept_idle=args.kept_idle)
     return Gateway(store, cache, pool, limits, Auth.from_args(args))
 
 

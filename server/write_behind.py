@@ -4,6 +4,8 @@ A leaf sent inline travels with its request: the worker computes on those bytes,
 the store's. Remembering it in the shared store serves only later requests that name it
 by hash (a raw client's; the SDK resends what the cluster lacks on FAILED_PRECONDITION),
 so the gateway hands the write to one background thread instead of waiting for Redis.
+Kept tensors' durable copies (server/durable.py) and their releases go the same way, in
+the order they were handed over (a release before a later copy of the same name).
 The queue is bounded in bytes: past the bound a write is made at once, in the caller's
 thread, so that a burst slows its sender instead of growing the gateway's memory (a
 queued message keeps its whole request alive until written).
@@ -22,7 +24,7 @@ class WriteBehind:
     def __init__(self, store, max_bytes: int = 64 << 20) -> None:
         self.store, self.max_bytes = store, max_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._bytes = 0
+        self._bytes = self._jobs = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._drain, name="remotegrad-write-behind",
@@ -30,29 +32,41 @@ class WriteBehind:
         self._thread.start()
 
     def put(self, tenant: str, msg) -> None:
-        size = len(msg.data)
+        # a GuardedStore: an outage is counted there
+        self.later(lambda: self.store.put(tenant, msg), len(msg.data), msg.hash)
+
+    def later(self, job, size: int = 0, what: str = "") -> None:
+        """Run `job()` in the background thread, after every job handed over before it
+        (at once, here, if `size` more bytes would pass the bound)."""
         with self._lock:
-            later = self._bytes + size <= self.max_bytes
-            if later:
+            queued = self._bytes + size <= self.max_bytes
+            if queued:
                 self._bytes += size
-        if later:
-            self._queue.put((tenant, msg, size))
+                self._jobs += 1
+        if queued:
+            self._queue.put((job, size, what))
         else:
-            self.store.put(tenant, msg)
+            self._run(job, what)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued write is made (tests; a graceful stop)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._bytes == 0, timeout)
+            return self._idle.wait_for(lambda: self._jobs == 0, timeout)
 
     def _drain(self) -> None:
         while True:
-            tenant, msg, size = self._queue.get()
+            job, size, what = self._queue.get()
             try:
-                self.store.put(tenant, msg)  # a GuardedStore: an outage is counted there
-            except Exception:  # noqa: BLE001  (the write is a convenience; never fatal)
-                log.exception("write-behind of tensor %s failed", msg.hash)
+                self._run(job, what)
             finally:
                 with self._idle:
                     self._bytes -= size
+                    self._jobs -= 1
                     self._idle.notify_all()
+
+    @staticmethod
+    def _run(job, what: str) -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001  (logged; the caller has its answer already)
+            log.exception("write-behind %s failed", what)

@@ -12,6 +12,7 @@ import grpc
 from remotegrad.proto import codec, grpc_server, keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
+from remotegrad.proto.kept import with_kept
 from remotegrad.proto.registry import Registry
 from remotegrad.proto.status import abort, status_of
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
@@ -149,7 +150,8 @@ def serve(args) -> None:
     except (backends.BackendUnavailable, ValueError) as e:
         raise SystemExit(f"remotegrad worker: cannot start: {e}") from None
     if args.redis_url:
-        raw_store = RedisTensorStore(args.redis_url, ttl=args.tensor_ttl)
+        # Kept tensors' durable copies are read through it too (proto/kept.py).
+        raw_store = with_kept(RedisTensorStore(args.redis_url, ttl=args.tensor_ttl))
     else:
         raw_store = MemoryTensorStore(args.memory_cache_bytes)
     store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())

@@ -1,0 +1,154 @@
+"""Kept tensors made durable without the critical path, within each tenant's quota.
+
+A call that keeps results (a training step's parameters and optimiser state) is answered
+once the worker has them; their bytes are then written behind (server/write_behind.py)
+to the shared store's durable copies (proto/kept.py): no TTL, never evicted by the
+cluster's volatile-lru Redis. What the call waits for is one small script on the
+tenant's ledger, which reserves the copies' bytes against --kept-quota-bytes: over it,
+the call is refused with RESOURCE_EXHAUSTED and nothing of anyone else is evicted.
+
+A copy goes when the client releases it (the SDK names what it no longer references in
+ComputeRequest.release; the names are kept here and settled with the tenant's next
+reservation, or within a second) or when its tenant has not called for --kept-idle
+seconds (a sweep, by every gateway, of the tenants with a ledger).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from remotegrad.proto.codec import TooLargeError
+from remotegrad.proto.kept import KeptCopies
+from remotegrad.proto.store import Breaker
+
+log = logging.getLogger("remotegrad.gateway")
+
+
+class QuotaExceededError(TooLargeError):
+    """A tenant's kept tensors would pass its quota (RESOURCE_EXHAUSTED)."""
+
+
+class Durability:
+    SETTLE_EVERY = 1.0  # seconds: releases and last-seen times wait at most this long
+
+    def __init__(self, kept: KeptCopies, behind, quota: int, idle: float,
+                 holders=None, clock=time.time) -> None:
+        self.kept, self.behind, self.quota, self.idle = kept, behind, quota, idle
+        self.holders, self.clock = holders, clock
+        self._breaker = Breaker("kept copies")
+        self._lock = threading.Lock()  # one settle at a time: releases vs copies, in order
+        self._released: dict[str, set[str]] = {}
+        self._active: set[str] = set()
+        self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sweep, name="remotegrad-kept-sweep",
+                                        daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_store(cls, store, behind, quota: int, idle: float, holders=None):
+        """A Durability over the store's kept copies (None for a store without them: an
+        in-process store is the only copy there is)."""
+        kept = getattr(getattr(store, "inner", store), "kept", None)
+        return cls(kept, behind, quota, idle, holders) if kept is not None else None
+
+    # --- what calls do -----------------------------------------------------------------
+    def called(self, tenant: str, released) -> None:
+        """A call of `tenant`, releasing `released` (hashes): noted, settled later."""
+        with self._lock:
+            self._active.add(tenant)
+            if released:
+                self._released.setdefault(tenant, set()).update(released)
+        if released and self.holders is not None:
+            self.holders.forget(released)
+
+    def admit(self, tenant: str, results) -> None:
+        """Reserve durable copies of `results` (kept TensorData, hashed, with bytes) and
+        write them behind; QuotaExceededError if they would pass the tenant's quota.
+        Copies of the bytes are queued, so the caller may strip the results. If the
+        shared store is down, the results stay in their worker's memory only (logged)."""
+        sizes = {r.hash: len(r.data) for r in results}
+        with self._lock:
+            released = self._released.pop(tenant, set()) - set(sizes)
+            settled = self._breaker.call(
+                "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
+                                                   self.clock()), None, tenant)
+            if settled is None:
+                self._released.setdefault(tenant, set()).update(released)
+                return
+            self._after(tenant, settled)
+            if settled.refused:
+                raise QuotaExceededError(
+                    f"tenant {tenant!r} keeps {settled.used} bytes of tensors in the cluster; "
+                    f"{sum(sizes[d] for d in sizes)} more would pass its quota of "
+                    f"{self.quota} bytes (--kept-quota-bytes): drop references to tensors "
+                    "it no longer needs, or ask for a larger quota")
+            for msg in results:
+                if msg.hash in settled.new:
+                    copy = type(msg)()
+                    copy.CopyFrom(msg)
+                    self.behind.later(lambda c=copy: self.kept.write(tenant, c),
+                                      len(copy.data), copy.hash)
+
+    def _after(self, tenant: str, settled) -> None:
+        """Delete the released copies (behind, in order) and note the tenant."""
+        if settled.freed:
+            freed = list(settled.freed)
+            self.behind.later(lambda: self.kept.delete(tenant, freed), 0, "release")
+        now = time.monotonic()
+        if now - self._noted.get(tenant, -1e9) > 30.0:  # again now and then: Redis restarts
+            self._noted[tenant] = now
+            self.behind.later(lambda: self.kept.note_tenant(tenant), 0, "tenant")
+
+    # --- in the background -------------------------------------------------------------
+    def settle_pending(self) -> None:
+        """Settle the releases and last-seen times of tenants that called since the
+        last time (those that kept something settled theirs already)."""
+        with self._lock:
+            active, self._active = self._active, set()
+            for tenant in active:
+                released = self._released.pop(tenant, set())
+                settled = self._breaker.call(
+                    "settle", lambda t=tenant, r=released: self.kept.settle(
+                        t, r, {}, self.quota, self.clock()), None, tenant)
+                if settled is None:
+                    if released:
+                        self._released.setdefault(tenant, set()).update(released)
+                    continue
+                self._after(tenant, settled)
+
+    def forget_idle(self) -> None:
+        """Release everything of tenants that have not called for --kept-idle seconds."""
+        if self.idle <= 0:
+            return
+        since = self.clock() - self.idle
+        tenants = self._breaker.call("tenants", self.kept.tenants, [])
+        for tenant in tenants:
+            held = self._breaker.call("forget", lambda t=tenant: self.kept.forget_if_idle(
+                t, since), None, tenant)
+            if held is None:
+                continue
+            if held:
+                log.info("tenant %s idle for over %gs: released its %d kept tensors",
+                         tenant, self.idle, len(held))
+                if self.holders is not None:
+                    self.holders.forget(held)
+            self.kept.delete(tenant, list(held))
+            self.kept.drop_tenant(tenant)
+
+    def _sweep(self) -> None:
+        every = min(60.0, max(self.SETTLE_EVERY, self.idle / 10)) if self.idle > 0 else 0
+        next_idle = time.monotonic() + every
+        while not self._stop.wait(self.SETTLE_EVERY):
+            try:
+                self.settle_pending()
+                if every and time.monotonic() >= next_idle:
+                    next_idle = time.monotonic() + every
+                    self.forget_idle()
+            except Exception:  # noqa: BLE001  (the sweep must go on)
+                log.exception("kept tensors' sweep failed")
+
+    def close(self) -> None:
+        self._stop.set()
