@@ -143,3 +143,20 @@ def test_float64_second_derivatives_of_the_smooth_ops():
             outs.append((g, h))
         close(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-14, what=f"{name}'")
         close(outs[0][1], outs[1][1], rtol=1e-12, atol=1e-14, what=f"{name}''")
+
+
+@pytest.mark.parametrize("name", ["floor", "round", "log10", "exp2", "asin", "acos", "atan",
+                                  "sinh", "cosh"])
+def test_function_transforms_match_torch(name):
+    """torch.func over the new ops: vmap, grad, jvp, and per-sample gradients."""
+    xs = R.uniform(0.1, 0.9, (3, 4))
+    got = []
+    for lib in (rg, torch):
+        fn = getattr(lib, name)
+        x = lib.tensor(xs)
+        got.append([lib.func.vmap(lambda a: fn(a).sum())(x),  # noqa: B023
+                    lib.func.grad(lambda a: fn(a).sum())(x),  # noqa: B023
+                    lib.func.jvp(fn, (x,), (lib.ones_like(x),))[1],
+                    lib.func.vmap(lib.func.grad(fn))(x.flatten())])
+    for what, a, b in zip(("vmap", "grad", "jvp", "per-sample grad"), *got):
+        close(a, b, rtol=1e-12, atol=1e-14, what=f"{name} {what}")
