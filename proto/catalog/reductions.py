@@ -321,10 +321,15 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
         return kept(g, x, dim) * x.sign()
     if p == float("inf"):
         return _evenly(g, x.abs(), out, dim) * x.sign()
+    if p == 2.0:
+        # PyTorch's g * (x / ||x||) masked to 0 where ||x|| = 0: its derivative there is
+        # NaN (0 / 0 through the division), as PyTorch's.
+        n = kept(out, x, dim)
+        return kept(g, x, dim) * (n == 0).where(0.0, x / n)
     # d||x||_p/dx = x |x|^(p-2) / ||x||^(p-1); PyTorch defines it as 0 where ||x|| = 0.
     safe = kept((out == 0).where(1.0, out), x, dim)
     scale = kept(g, x, dim) / safe ** (p - 1)
-    return x * scale if p == 2.0 else x * x.abs() ** (p - 2) * scale
+    return x * x.abs() ** (p - 2) * scale
 
 
 reduction("norm", _infer_norm, _norm_forward, _norm_vjp, "LinalgVectorNormBackward0",

@@ -150,6 +150,13 @@ CASES = {
     "x ** y with NaN and inf seeds": lambda T: _seeded(
         T, lambda x, y: x ** y, [NAN, INF, NAN], _leaf(T, [0.0, 2.0, 0.0]),
         _leaf(T, [0.0, 0.0, 1.5])),
+    # norm's rule is PyTorch's g * (x / ||x||) masked at ||x|| = 0: NaN second derivative
+    "second derivative of norm at zero": lambda T: _second(
+        T, lambda a: a.norm(2, -1, True), _leaf(T, [0.0, -0.0])),
+    "second derivative of normalize of a 0-d -0.0": lambda T: _second(
+        T, lambda a: F(T).normalize(a, dim=-1), _leaf(T, -0.0, "float32")),
+    "norm of a zero row, second order, rows apart": lambda T: _second(
+        T, lambda a: a.norm(dim=1) * 2, _leaf(T, [[0.0, 0.0], [3.0, -4.0]])),
     # prod's gradient is the product of the other elements as PyTorch computes it
     "prod over rows with zeros, inf and NaN": lambda T: _grad(
         T, lambda a: a.prod(1), _leaf(T, [[1.0, -1.0, 0.17], [-INF, NAN, -0.0],
