@@ -6,7 +6,14 @@ the engine will build it (see _derivative)."""
 
 from __future__ import annotations
 
-from remotegrad.worker.compute import MemoryTensorStore, MissingTensorError, compute, evaluate
+from remotegrad.worker.compute import (
+    MemoryTensorStore,
+    MissingTensorError,
+    compute,
+    evaluate,
+    evaluate_planned,
+)
 from remotegrad.worker.engine import Graph, lower
 
-__all__ = ["Graph", "MemoryTensorStore", "MissingTensorError", "compute", "evaluate", "lower"]
+__all__ = ["Graph", "MemoryTensorStore", "MissingTensorError", "compute", "evaluate",
+           "evaluate_planned", "lower"]

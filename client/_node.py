@@ -18,6 +18,7 @@ from remotegrad.proto.catalog import Meta
 class Node:
     __slots__ = (
         "__weakref__",
+        "akey",
         "attrs",
         "batch",
         "hash",
@@ -29,10 +30,11 @@ class Node:
     )
 
     def __init__(self, op: str, inputs: tuple[Node, ...], attrs: dict, meta: Meta,
-                 tracked: bool = False) -> None:
+                 tracked: bool = False, akey: tuple | None = None) -> None:
         self.op = op
         self.inputs = inputs
         self.attrs = attrs
+        self.akey = akey  # attrs_key(attrs) once known (attrs never change), or None
         self.meta = meta
         self.value: np.ndarray | None = None
         self.hash: str | None = None
@@ -53,19 +55,57 @@ def leaf(array: np.ndarray) -> Node:
     return node
 
 
+# A Python number's meta by its type (Metas are immutable: one object serves every const).
+_SCALAR_METAS = {t: catalog.scalar_meta(t()) for t in (bool, int, float)}
+
+
 def const(value: float | bool) -> Node:
     """A Python number operand (weakly typed, as in PyTorch)."""
-    return Node("const", (), {"value": value}, catalog.scalar_meta(value))
+    meta = _SCALAR_METAS.get(type(value))
+    return Node("const", (), {"value": value}, meta or catalog.scalar_meta(value))
 
 
 def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool) -> Node:
     """Check a node through the catalog's rules, raising at the caller's line."""
+    meta, full, akey = checked(op, tuple([i.meta for i in inputs]), attrs or {})
+    return Node(op, inputs, full, meta, tracked, akey)
+
+
+# The catalog's verdicts on (op, input metas, attributes) seen lately. A rule is a function
+# of these alone, so a loop that records the same ops over the same shapes checks each
+# once; what a rule refuses is never kept (it raises again, at the caller's line). The
+# verdict's meta is shared by every node it made: equal keys then compare by identity.
+_CHECKED: dict[tuple, tuple] = {}
+CHECKED_SIZE = 4096
+
+
+def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | None]:
+    """(meta, attributes with defaults, their attrs_key or None) of `op` over inputs of
+    `metas`; raises PyTorch's exception class for what the rules refuse."""
+    try:
+        key = (op, metas, catalog.attrs_key(attrs)) if attrs else (op, metas)
+        found = _CHECKED.get(key)
+    except TypeError:  # an unhashable attribute: the rule says what is wrong with it
+        key = found = None
+    if found is not None:
+        meta, full, akey = found
+        return meta, (dict(full) if full else {}), akey
     opdef = catalog.get(op)
     try:
-        meta, full = opdef.check([i.meta for i in inputs], attrs or {})
+        meta, full = opdef.check(list(metas), attrs)
     except catalog.OpError as e:
         raise builtin_error(str(e)) from None
-    return Node(op, inputs, full, meta, tracked)
+    if key is not None:
+        try:
+            akey = catalog.attrs_key(full) if full else None
+            hash(akey)
+        except TypeError:
+            return meta, full, None
+        if len(_CHECKED) >= CHECKED_SIZE:
+            _CHECKED.clear()
+        _CHECKED[key] = (meta, dict(full), akey)
+        return meta, full, akey
+    return meta, full, None
 
 
 # The first words of the rules' messages for which PyTorch raises a class other than

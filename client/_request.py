@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from remotegrad.proto.catalog import attrs_key
 from remotegrad.proto.nodes import WireNode
 
 from ._node import Node
@@ -61,3 +62,44 @@ def by_identity(targets: list[Node]) -> tuple[list[WireNode], list[int], list]:
 
     nodes, ids = walk(targets, attrs)
     return nodes, ids, arrays
+
+
+def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
+    """The structure key of the graph by_identity builds (the engine's `structure`, and
+    the same node order), and its leaves' arrays in first-occurrence order, in one walk
+    and without building the graph: a structure the engine has planned needs no more.
+    None for a key that cannot be hashed (the engine then says what is wrong)."""
+    pos: dict[int, int] = {}
+    key: list[tuple] = []
+    arrays: list = []
+    add = key.append
+    stack: list[tuple[Node, bool]] = [(t, False) for t in reversed(targets)]
+    while stack:  # by_identity's walk, node for node (the arrays' order is the plan's)
+        node, ready = stack.pop()
+        if id(node) in pos:
+            continue
+        if (node.value is not None or node.hash is not None) and (
+                node.op == "leaf" or not node.tracked):
+            pos[id(node)] = len(key)
+            meta = node.meta
+            add(("leaf", len(arrays), meta.dtype, meta.shape, None))
+            arrays.append(node.value)
+        elif ready:
+            pos[id(node)] = len(key)
+            inputs = tuple([pos[id(i)] for i in node.inputs])
+            if node.attrs:
+                akey = node.akey
+                if akey is None:
+                    akey = node.akey = attrs_key(node.attrs)
+                add((node.op, inputs, akey))
+            else:
+                add((node.op, inputs))
+        else:
+            stack.append((node, True))
+            stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in pos)
+    out = (tuple(key), tuple([pos[id(t)] for t in targets]))
+    try:
+        hash(out)
+    except TypeError:
+        return None, arrays
+    return out, arrays

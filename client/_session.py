@@ -21,7 +21,7 @@ import weakref
 
 from ._errors import ClusterUnavailableError, from_engine_error
 from ._node import Node
-from ._request import by_identity
+from ._request import by_identity, by_structure
 
 log = logging.getLogger("remotegrad.client")
 
@@ -147,14 +147,15 @@ class LocalSession(Session):
 
     def __init__(self) -> None:
         super().__init__()
-        from ._engine import MemoryTensorStore, MissingTensorError, compute, evaluate
+        from ._engine import MemoryTensorStore, MissingTensorError, compute, evaluate_planned
         self._compute, self._store, self._missing = compute, MemoryTensorStore(), MissingTensorError
-        self._evaluate = evaluate
+        self._evaluate = evaluate_planned
 
     def evaluate(self, nodes: list, keep: int) -> list[tuple]:
-        graph, targets, arrays = by_identity(nodes)
-        values = self._engine(self._evaluate, graph, targets,
-                              lambda name: arrays[int(name)])
+        # The structure key and the arrays in one walk; the graph itself is built only for
+        # a structure the engine has not planned yet (a loop's step is a lookup).
+        key, arrays = by_structure(nodes)
+        values = self._engine(self._evaluate, key, arrays, lambda: by_identity(nodes)[:2])
         for v in values:
             v.flags.writeable = False
         return [(v, None) for v in values]

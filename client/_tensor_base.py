@@ -25,7 +25,7 @@ from . import _dtypes
 from ._format import format_scalar, tensor_repr
 from ._function import SAVES, AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
-from ._node import Node, const, leaf, op_node
+from ._node import Node, checked, const, leaf, op_node
 from ._session import materialize
 from ._tensor_meta import TensorMeta, torch_type_name
 
@@ -66,31 +66,56 @@ def from_array(array) -> Tensor:
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
-    nodes = tuple(x._node if isinstance(x, TensorBase) else _operand(x) for x in operands)
-    node = op_node(op, nodes, attrs, tracked=False)
-    opdef = catalog.get(op)
-    needs = any(isinstance(x, TensorBase) and x.requires_grad for x in operands)
-    track = (needs and is_grad_enabled() and opdef.differentiable
-             and node.meta.dtype in FLOATING)
-    if needs and not track and opdef.differentiable:
-        # Not recorded for autograd (no_grad, or an integer result): cut the inputs that
-        # require grad off with `detach`, or the engine would differentiate through here.
-        node.inputs = tuple(_cut(x) if isinstance(x, TensorBase) and x.requires_grad else n
-                            for x, n in zip(operands, nodes))
-    node.tracked = track
+    # The hot path of recording: one pass over the operands, the catalog's verdict looked
+    # up (_node.checked), and nothing more when no operand requires grad.
+    nodes = []
+    needs = False
+    for x in operands:
+        if isinstance(x, TensorBase):
+            nodes.append(x._node)
+            needs = needs or x.grad_fn is not None or x._requires_grad
+        else:
+            nodes.append(_operand(x))
+    nodes = tuple(nodes)
+    meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
+    node = Node(op, nodes, full, meta, False, akey)
     out = _tensor_class(node)
-    if needs and not is_grad_enabled() and op in VIEWS and len(nodes) == 1:
-        # PyTorch: a view made under no_grad of a tensor that requires grad requires grad
-        # too, with no history and no gradient of its own (a leaf that never gets .grad).
-        out._requires_grad = out._no_grad_view = True
-    if track:
-        edges = tuple((_edge(x), 0) if isinstance(x, TensorBase) else (None, 0)
-                      for x in operands)
-        fn = function_class(torch_name or opdef.torch_name or f"{op}Backward")(node, edges)
-        out.grad_fn = fn
-        out._vc[1] = type(fn).__name__
-        fn._saved = _saved_versions(type(fn).__name__, operands, out)
+    if not needs:
+        return out
+    opdef = catalog.get(op)
+    differentiable = _differentiable(op, opdef)
+    grad_mode = is_grad_enabled()
+    if not (grad_mode and differentiable and meta.dtype in FLOATING):
+        if differentiable:
+            # Not recorded for autograd (no_grad, or an integer result): cut the inputs that
+            # require grad off with `detach`, or the engine would differentiate through here.
+            node.inputs = tuple(_cut(x) if isinstance(x, TensorBase) and x.requires_grad
+                                else n for x, n in zip(operands, nodes))
+        if not grad_mode and op in VIEWS and len(nodes) == 1:
+            # PyTorch: a view made under no_grad of a tensor that requires grad requires
+            # grad too, with no history and no gradient of its own (a leaf that never gets
+            # .grad).
+            out._requires_grad = out._no_grad_view = True
+        return out
+    node.tracked = True
+    edges = tuple([(_edge(x), 0) if isinstance(x, TensorBase) else (None, 0)
+                   for x in operands])
+    name = torch_name or opdef.torch_name or f"{op}Backward"
+    fn = function_class(name)(node, edges)
+    out.grad_fn = fn
+    out._vc[1] = name
+    fn._saved = _saved_versions(name, operands, out)
     return out
+
+
+_DIFFERENTIABLE: dict[str, builtins.bool] = {}
+
+
+def _differentiable(op: str, opdef) -> builtins.bool:
+    found = _DIFFERENTIABLE.get(op)
+    if found is None:
+        found = _DIFFERENTIABLE[op] = opdef.differentiable
+    return found
 
 
 # Catalog ops whose PyTorch counterpart returns a view of its input (index: basic indexing,

@@ -18,12 +18,13 @@ from remotegrad.proto.store import MemoryTensorStore
 
 from . import engine
 from .backend import is_out_of_memory, numpy_backend
-from .estimate import describe_bytes, estimate
+from .budget import Budget
+from .estimate import check_flops, describe_bytes, estimate
 
 log = logging.getLogger("remotegrad.worker")
 
 __all__ = ["CallCancelled", "Cancellation", "MemoryTensorStore", "MissingTensorError",
-           "WorkerMemoryError", "compute", "evaluate"]
+           "WorkerMemoryError", "compute", "evaluate", "evaluate_planned"]
 
 class WorkerMemoryError(TooLargeError):
     """A graph needs more memory than this worker has (RESOURCE_EXHAUSTED)."""
@@ -90,22 +91,33 @@ class Cancellation:
 
 
 def compute(req: pb.ComputeRequest, store, tenant: str = "default",
-            backend=numpy_backend, cancel: Cancellation | None = None) -> pb.ComputeResponse:
-    if cancel is not None:
-        return cancel.run(_compute, req, store, tenant, backend, cancel)
-    return _compute(req, store, tenant, backend, None)
+            backend=numpy_backend, cancel: Cancellation | None = None,
+            budget: Budget | None = None) -> pb.ComputeResponse:
+    """`budget`: the worker's limits across its concurrent calls (worker/budget.py)."""
+    ticket = budget.ticket() if budget is not None else None
+    try:
+        if cancel is not None:
+            return cancel.run(_compute, req, store, tenant, backend, cancel, ticket)
+        return _compute(req, store, tenant, backend, None, ticket)
+    finally:
+        if ticket is not None:
+            ticket.release()  # outside cancel.run: no cancellation can land in it
 
 
-def _compute(req, store, tenant, backend, cancel) -> pb.ComputeResponse:
+def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResponse:
     decoded = codec.decode_request(req)
     limit = backend.memory_limit
-    if limit:  # before any leaf is fetched, transferred or stored
+    if limit or ticket is not None:  # before any leaf is fetched, transferred or stored
         peak = _peak(decoded.nodes, decoded.targets)
-        if peak > limit:
+        if limit and peak > limit:
             raise WorkerMemoryError(
                 f"the computation needs about {describe_bytes(peak)} at its peak (estimated "
                 f"from shapes, gradients included), over this worker's memory limit of "
                 f"{describe_bytes(limit)} ({backend.where})")
+        if ticket is not None:
+            check_flops(engine.plan(decoded.nodes, decoded.targets)[0],
+                        ticket.budget.max_flops, "this worker's")
+            ticket.take(peak, cancel)  # room beside the calls running now, or wait
     inline = decoded.tensor_protos
     for msg in inline.values():  # remembered for later requests that name it by hash
         store.put(tenant, msg)
@@ -141,9 +153,34 @@ def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_back
     division by zero, the device's memory) is raised as the error PyTorch raises
     (proto/errors.py); a graph the rules refuse as OpError. The Worker service and the
     embedded mode (`connect("local")`, which names leaves by identity) share it."""
-    on_device: dict[str, object] = {}
+    return _guarded(lambda device_leaf: engine.execute(nodes, targets, device_leaf,
+                                                       backend.xp),
+                    leaf, backend, lambda: (nodes, targets))
 
-    def device_leaf(name: str):
+
+def evaluate_planned(key, arrays: list, graph, backend=numpy_backend) -> list[np.ndarray]:
+    """evaluate() for the embedded mode, given the graph's structure key and its leaves'
+    arrays in first-occurrence order (client/_request.by_structure): a structure planned
+    before runs without a wire graph; `graph()` builds one, as (nodes, targets) with leaf
+    k named str(k), only for a new structure (or to describe an out-of-memory failure).
+    Raises as evaluate() does."""
+    def run(device_leaf):
+        found = engine.plans.get(key) if key is not None else None
+        if found is None:
+            found, _ = engine.plan(*graph())
+            if key is not None:
+                engine.plans.put(key, found)
+        prog, slots = found.program(backend.xp)
+        return prog.run([device_leaf(k) for k in slots])
+
+    return _guarded(run, arrays.__getitem__, backend, graph)
+
+
+def _guarded(run, leaf, backend, graph) -> list[np.ndarray]:
+    """`run(device_leaf)`'s values on the host, its errors sorted as evaluate() says."""
+    on_device: dict = {}
+
+    def device_leaf(name):
         value = on_device.get(name)
         if value is None:  # each leaf goes to the device once per call
             value = on_device[name] = backend.to_device(leaf(name))
@@ -152,7 +189,7 @@ def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_back
     oom = None
     try:
         with backend.scope():
-            values = engine.execute(nodes, targets, device_leaf, backend.xp)
+            values = run(device_leaf)
             on_device.clear()
             results = [np.asarray(backend.to_host(v)) for v in values]
             del values
@@ -179,7 +216,7 @@ def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_back
         # Raised here, outside the handler, so that nothing keeps the failed exception's
         # frames and with them the arrays it was computing: the memory is free again.
         on_device.clear()
-        raise WorkerMemoryError(_out_of_memory_message(oom, nodes, targets, backend))
+        raise WorkerMemoryError(_out_of_memory_message(oom, *graph(), backend))
     return results
 
 

@@ -1,0 +1,61 @@
+"""The embedded mode finds a planned structure without building the graph: the key the
+client computes in its walk (_request.by_structure) is the engine's own structure key of
+the graph by_identity would send, with the leaves' arrays in the order the plan takes
+them; a repeated training step is one key, and its values are PyTorch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import remotegrad as rg
+from remotegrad import _request, _session
+from remotegrad.worker import engine
+
+pytestmark = pytest.mark.skipif(_session.current().address != "local",
+                                reason="the embedded mode's own path")
+
+
+def _pending(lib, seed: int = 0):
+    """Nodes of one MLP step (the loss, and the gradients and updated parameters pending)."""
+    rng = np.random.default_rng(seed)
+    w = lib.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    b = lib.zeros(5, dtype=lib.float64, requires_grad=True)
+    x = lib.tensor(rng.standard_normal((3, 4)))
+    loss = (lib.nn.functional.linear(x, w, b).tanh() ** 3).sum() + 0.5
+    loss.backward()
+    with lib.no_grad():
+        w -= 0.1 * w.grad
+        b.mul_(0.9)
+    return [loss, w, b, w.grad, b.grad]
+
+
+def test_key_is_the_engines_structure_key():
+    nodes = [t._node for t in _pending(rg)]
+    key, arrays = _request.by_structure(nodes)
+    wire, targets, leaves = _request.by_identity(nodes)
+    want, names = engine.structure(wire, targets)
+    assert key == want
+    assert names == [str(k) for k in range(len(arrays))]
+    assert len(arrays) == len(leaves) and all(a is b for a, b in zip(arrays, leaves))
+
+
+def test_a_repeated_step_is_one_key_with_pytorchs_values():
+    keys = {_request.by_structure([t._node for t in _pending(rg, s)])[0] for s in range(3)}
+    assert len(keys) == 1 and None not in keys
+    for s in range(3):
+        mine, theirs = _pending(rg, s), _pending(torch, s)
+        for a, b in zip(mine, theirs):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
+
+
+def test_other_values_of_an_attribute_are_another_structure():
+    x = rg.tensor(np.arange(6.0).reshape(2, 3))
+    k0 = _request.by_structure([x.sum(dim=0)._node])[0]
+    k1 = _request.by_structure([x.sum(dim=1)._node])[0]
+    kz = _request.by_structure([(x * 0.0)._node])[0]
+    kn = _request.by_structure([(x * -0.0)._node])[0]
+    assert k0 != k1 and kz != kn
+    np.testing.assert_array_equal((x * -0.0).numpy(), torch.arange(6.0).reshape(2, 3) * -0.0)
+    np.testing.assert_array_equal(np.signbit((x * -0.0).numpy()), [[True] * 3] * 2)
