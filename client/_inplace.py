@@ -133,6 +133,8 @@ class InPlaceMethods:
             node = _cut(src) if src.requires_grad else src._node
         if record:
             old = self.grad_fn
+            if old is not None:  # the old history gets a zero gradient, as PyTorch's
+                node = Node("replace", (self._node, node), {}, node.meta, tracked=True)
             self._set_node(node)
             edges = ((old, 0),) if name in ("FillBackward2", "ZeroBackward0") else (
                 (old, 0), (edge, 0))

@@ -207,3 +207,14 @@ register(OpDef("overwrite", 2, _infer_overwrite, lambda xp, history, value: valu
                # Not the derivative of the forward by design: no finite differences.
                samples=(S(F(3, 4), F(3, 4), fd=False), S(F(), F(), fd=False),
                         S(F(0, 3), F(0, 3), fd=False), S(F(2, 1, 3), F(2, 1, 3), fd=False))))
+
+
+# replace(history, value): fill_/zero_/copy_ recorded by autograd. The value is `value`'s; the
+# tensor's old history gets PyTorch's zeros_like(grad), a zero gradient that still flows
+# through it (so a rule meeting 0 there gives what PyTorch's does, 0 / 0 = NaN included),
+# and `value` gets the gradient.
+register(OpDef("replace", 2, _infer_overwrite, lambda xp, history, value: value,
+               (lambda g, history, value, out: g.full_like(0.0),
+                lambda g, history, value, out: g),
+               samples=(S(F(3, 4), F(3, 4)), S(F(), F()), S(F(0, 3), F(0, 3)),
+                        S(F(2, 1, 3), F(2, 1, 3)))))

@@ -124,6 +124,10 @@ CASES = {
     "x.mul_(float64) of a float32 x": lambda T: _grad(
         T, lambda a, b: (b * 1).mul_(a).addcmul_(a, a), _leaf(T, [0.3, -0.7]),
         _leaf(T, [0.5, 0.2], "float32")),
+    # fill_/zero_/copy_ give the old history PyTorch's zeros_like(grad), which flows on
+    "zero_ of log(x) at 0": lambda T: _grad(T, lambda a: a.log().zero_(), _leaf(T, [0.0, 1.0])),
+    "fill_ then second order": lambda T: _second(
+        T, lambda a: (a * a).fill_(2.0) * a + (a / a).copy_(a * 3), _leaf(T, [0.5, 0.0])),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
@@ -310,6 +314,10 @@ NAMES = {
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
     "gradient wrt a twin of a used expression": lambda T: _twin_wrt_name(T),
+    "fill_ of a function of x": lambda T: _name_of(T, lambda x: x.abs().log1p().fill_(1.5),
+                                                   _leaf(T, 0.13)),
+    "zero_ of x / x beside a log": lambda T: _name_of(
+        T, lambda x: (x / x).zero_().relu() + (x.abs() + 0.5).log2(), _leaf(T, 0.13)),
 }
 
 

@@ -176,6 +176,8 @@ class _Overwrite(torch.autograd.Function):
 
 
 REFS["overwrite"] = _Overwrite.apply
+# The catalog's `replace` is what PyTorch records for copy_ into a tensor with history.
+REFS["replace"] = lambda history, value: history.clone().copy_(value)
 REFS["lerp_kernel"] = torch.lerp
 
 
