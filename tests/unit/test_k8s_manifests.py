@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BY_ENV = {s.env: s for s in SETTINGS}
 KUBECTL = shutil.which("kubectl")
-TARGETS = ["base", "overlays/dev", "overlays/gpu", "overlays/prod"]
+TARGETS = ["base", "overlays/dev", "overlays/gpu", "overlays/prod", "overlays/autoscaled"]
+# Custom resources (components/keda, components/servicemonitor): not in the Kubernetes
+# schemas; each is checked against the schema written from its project's published CRD
+# reference (tests/data/).
+CRD_SCHEMAS = {("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.schema.json",
+               ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.schema.json"}
 # Native gRPC probes are GA from 1.27; 1.37 is the newest schema kubernetes-validate ships.
 VERSIONS = ["1.27.0", "1.37.0"]
 SECRET_SETTINGS = {"REMOTEGRAD_WORKER_SECRET", "REMOTEGRAD_TOKENS", "REMOTEGRAD_REDIS_URL"}
@@ -132,6 +137,8 @@ def test_every_target_renders_and_none_without_the_secrets(tree, target, tmp_pat
 def test_output_is_valid_against_the_kubernetes_schemas(tree, target, version):
     validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate missing")
     for doc in rendered(tree, target):
+        if (doc["apiVersion"], doc["kind"]) in CRD_SCHEMAS:
+            continue  # test_custom_resources_match_their_published_schemas
         validate.validate(doc, version, strict=True)  # raises ValidationError, naming the field
     # It does check: a misspelled field is refused.
     bad = next(d for d in rendered(tree, target) if d["kind"] == "Deployment")
@@ -243,9 +250,11 @@ def test_ports_probes_and_scrape_annotations_agree(tree, target):
             names = {p["name"] for t in pods for c in t["spec"]["containers"]
                      for p in c.get("ports", [])}
             assert port["targetPort"] in names, (svc["metadata"]["name"], port)
-    components = {s["spec"]["selector"]["app.kubernetes.io/component"]
-                  for s in _by_kind(docs, "Service").values()}
-    assert "worker" not in components, "workers are reached through the registry only"
+    # Workers are reached through the registry only: a Service that selects them (for
+    # a ServiceMonitor, components/servicemonitor) carries their metrics port alone.
+    for svc in _by_kind(docs, "Service").values():
+        if svc["spec"]["selector"]["app.kubernetes.io/component"] == "worker":
+            assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["metrics"], svc
 
 
 def _selects(selector: dict, template: dict) -> bool:
@@ -482,3 +491,124 @@ def test_the_base_environment_starts_a_working_gateway_and_worker(tree):
     finally:
         for p in procs[::-1]:
             stop(p)
+
+
+# --- custom resources: KEDA and prometheus-operator (components/keda, servicemonitor) ---
+
+def _crd_validator(api_version: str, kind: str):
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema missing")
+    import json
+    schema = json.loads((ROOT / "tests" / "data" / CRD_SCHEMAS[(api_version, kind)]).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _custom(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if (d["apiVersion"], d["kind"]) in CRD_SCHEMAS]
+
+
+@needs_kubectl
+def test_custom_resources_match_their_published_schemas(tree):
+    docs = _custom(rendered(tree, "overlays/autoscaled"))
+    assert {d["kind"] for d in docs} == {"ScaledObject", "ServiceMonitor"}
+    for doc in docs:
+        errors = list(_crd_validator(doc["apiVersion"], doc["kind"]).iter_errors(doc))
+        assert not errors, [f"{doc['kind']} {list(e.absolute_path)}: {e.message}" for e in errors]
+    # The schemas do check: a misspelled field, a bad duration and a Prometheus trigger
+    # without a threshold are each refused.
+    so = next(d for d in docs if d["kind"] == "ScaledObject")
+    sm = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    for doc, path, change in ((so, ["spec"], {"minReplicas": 1}),
+                              (sm, ["spec", "endpoints", 0], {"interval": "15 seconds"}),
+                              (so, ["spec", "triggers", 0, "metadata"], {"threshold": None})):
+        bad = yaml.safe_load(yaml.safe_dump(doc))
+        node = bad
+        for key in path:
+            node = node[key]
+        for k, v in change.items():
+            node.pop(k) if v is None else node.__setitem__(k, v)
+        assert not _crd_validator(bad["apiVersion"], bad["kind"]).is_valid(bad), (path, change)
+    # Every target but autoscaled renders none: they need CRDs a cluster may not have.
+    for target in TARGETS:
+        if target != "overlays/autoscaled":
+            assert not _custom(rendered(tree, target)), target
+
+
+def _exported_metrics() -> dict[str, str]:
+    """Every series name proto/metrics.py exports, and the Python name of its metric."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from remotegrad.proto import metrics
+    out = {}
+    for attr, m in vars(metrics).items():
+        if isinstance(m, MetricWrapperBase):
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+            for suffix in suffixes.get(m._type, [""]):
+                out[m._name + suffix] = attr
+    return out
+
+
+@needs_kubectl
+def test_keda_scales_the_worker_deployment_on_a_gateway_metric(tree):
+    docs = rendered(tree, "overlays/autoscaled")
+    so = _by_kind(docs, "ScaledObject")["worker"]["spec"]
+    ref = so["scaleTargetRef"]
+    workloads = _workloads(docs)
+    assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+    target = workloads[ref["name"]]
+    assert target["spec"]["template"]["spec"]["containers"][0]["command"] == ["remotegrad",
+                                                                               "worker"]
+    # KEDA owns the worker's HPA: no other one on it, and no replica count to fight it.
+    assert all(h["spec"]["scaleTargetRef"]["name"] != ref["name"]
+               for h in _by_kind(docs, "HorizontalPodAutoscaler").values())
+    assert "replicas" not in target["spec"]
+    assert 1 <= so["minReplicaCount"] <= so["fallback"]["replicas"] <= so["maxReplicaCount"]
+    exported = _exported_metrics()
+    server_code = "".join(p.read_text() for p in (ROOT / "server").glob("*.py"))
+    for trigger in so["triggers"]:
+        assert trigger["type"] == "prometheus"
+        meta = trigger["metadata"]
+        names = re.findall(r"\b(remotegrad_\w+)", meta["query"])
+        assert names, meta["query"]
+        for name in names:
+            assert name in exported, f"{name} is not a metric of proto/metrics.py"
+            # ... and one the gateway sets (server/), not only the workers.
+            assert f"metrics.{exported[name]}" in server_code, name
+        # One worker per --max-inflight outstanding calls: beyond that, calls queue.
+        _, _, worker = next(x for x in _remotegrad_containers(docs) if x[0] == ref["name"])
+        inflight = _environment(docs, worker)["REMOTEGRAD_MAX_INFLIGHT"]["value"]
+        assert float(meta["threshold"]) == float(inflight)
+        # The series come from the gateways' metrics Service, which a ServiceMonitor scrapes.
+        job = re.search(r'job="([^"]+)"', meta["query"])[1]
+        svc = _by_kind(docs, "Service")[job]
+        assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "gateway"
+        assert any(_labels_match(m, svc) for m in _by_kind(docs, "ServiceMonitor").values())
+
+
+def _labels_match(monitor: dict, svc: dict) -> bool:
+    wanted = monitor["spec"]["selector"].get("matchLabels", {})
+    labels = svc["metadata"].get("labels", {})
+    return (svc["metadata"].get("namespace") == monitor["metadata"].get("namespace")
+            and all(labels.get(k) == v for k, v in wanted.items()))
+
+
+@needs_kubectl
+def test_servicemonitors_scrape_every_metrics_port(tree):
+    docs = rendered(tree, "overlays/autoscaled")
+    services = _by_kind(docs, "Service")
+    scraped = set()
+    for name, monitor in _by_kind(docs, "ServiceMonitor").items():
+        hits = [s for s in services.values() if _labels_match(monitor, s)]
+        assert len(hits) == 1, f"ServiceMonitor {name} selects {len(hits)} Services"
+        svc = hits[0]
+        ports = {p["name"]: p for p in svc["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, (name, endpoint["port"])
+            assert ports[endpoint["port"]]["targetPort"] == "metrics"
+            assert endpoint.get("path", "/metrics") == "/metrics"
+        for workload, w in _workloads(docs).items():
+            if _selects(svc["spec"]["selector"], w["spec"]["template"]):
+                port = _port(w["spec"]["template"]["spec"]["containers"][0], "metrics")
+                assert ports["metrics"]["port"] == port, (name, workload)
+                scraped.add(workload)
+    assert scraped == {"gateway", "worker"}
