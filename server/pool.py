@@ -108,6 +108,7 @@ class WorkerPool:
         self.latencies, self.hedges = Latencies(), Budget()
         if self._registry is None:
             self.refresh(force=True)
+            self._first_view.set()
         else:
             threading.Thread(target=self._watch, daemon=True, name="registry").start()
 

@@ -1,0 +1,98 @@
+"""Issue 17 item 3: gateways see workers' load from the heartbeat.
+
+Each worker's heartbeat carries the calls it is running (proto/registry.py), and a
+gateway ranks workers by its own calls on them plus the others' (server/pool.py). Before,
+each gateway counted only its own in-flight calls, so several gateways sharing workers
+could all send to the same busy one.
+
+Here gateway A (a static list: worker 1 only) keeps worker 1 busy with slow calls; gateway
+B, which shares Redis with both workers and has no call of its own anywhere, then sends
+every call to worker 2 while A's calls run (without the heartbeat's load the two workers
+tie for B and its calls alternate).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from procs import PY, free_port, start_cluster, start_redis, stop, wait_until
+from remotegrad.proto import codec, registry
+from remotegrad.proto import remotegrad_pb2 as pb
+from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+from remotegrad.proto.codec import WireNode
+
+pytestmark = pytest.mark.integration
+
+
+def _slow(n: int = 1200, depth: int = 12):
+    """sum(x @ x @ ... @ x): seconds of matmuls on a worker, a small answer."""
+    x = (np.eye(n) * 0.5).astype(np.float32)
+    h = codec.array_hash(x)
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": x.shape})]
+    for i in range(1, depth + 1):
+        nodes.append(WireNode(i, "matmul", (i - 1, 0), {}))
+    nodes.append(WireNode(depth + 1, "sum", (depth,), {"dim": None, "keepdim": False}))
+    return codec.encode_request(nodes, [codec.encode_array(x, h)], [depth + 1])
+
+
+def _quick(i: int):
+    x = np.full(4, float(i), np.float32)
+    h = codec.array_hash(x)
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": (4,)}),
+             WireNode(1, "sum", (0,), {"dim": None, "keepdim": False})]
+    return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
+
+
+def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
+    redis = start_redis()
+    b = start_cluster(redis, 2)  # gateway B and both workers (heartbeat 0.5 s)
+    port = free_port()
+    try:
+        w1, w2 = sorted(registry.workers(redis.client()))
+        a = subprocess.Popen([PY, "-m", "remotegrad.server.cli", "gateway", "--port",
+                              str(port), "--worker-addrs", w1],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            stub_a = pb_grpc.GatewayStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+            wait_until(lambda: len(stub_a.ClusterStatus(pb.ClusterStatusRequest(),
+                                                        timeout=2).workers) == 1,
+                       "gateway A", procs=[a])
+            slow = [stub_a.Compute.future(_slow(), timeout=120) for _ in range(2)]
+            wait_until(lambda: registry.workers(redis.client())[w1].get("inflight") == 2,
+                       "worker 1's heartbeat reports A's two calls", timeout=30)
+            time.sleep(1.0)  # two of B's registry reads (every 0.5 s) since
+            stub_b = b.stub()
+            went = [stub_b.Compute(_quick(i), timeout=30).worker for i in range(8)]
+            still_running = sum(not f.done() for f in slow)
+            print(f"\nB's calls went to {went}; A's slow calls still running: {still_running}")
+            assert still_running == 2, "the slow calls ended too soon to tell"
+            assert went == [w2] * 8
+            for f in slow:
+                f.result()
+            # Once worker 1 is idle again (and says so), B uses both again.
+            wait_until(lambda: registry.workers(redis.client())[w1].get("inflight") == 0,
+                       "worker 1 idle", timeout=30)
+            fresh = iter(range(100, 200))  # new graphs: no cache hits
+            wait_until(lambda: stub_b.Compute(_quick(next(fresh)), timeout=30).worker == w1,
+                       "B back on worker 1", timeout=10)
+        finally:
+            stop(a)
+    finally:
+        b.close()
+        stop(redis.proc)
+
+
+def test_the_heartbeat_carries_load_and_capacity():
+    redis = start_redis()
+    c = start_cluster(redis, 1)
+    try:
+        (info,) = registry.workers(redis.client()).values()
+        assert info["inflight"] == 0 and info["capacity"] == 4  # --max-inflight's default
+    finally:
+        c.close()
+        stop(redis.proc)
