@@ -112,7 +112,8 @@ class Cluster:
             self._spawn(f"worker-{i}", _command(
                 "worker", "--host", host, "--port", str(port), "--advertise-host",
                 a.advertise_host, "--backend", a.backend, "--device", str(a.device),
-                "--memory-limit", str(a.memory_limit), *metrics, *self._common()),
+                "--memory-limit", str(a.memory_limit), "--max-flops", str(a.max_flops),
+                *metrics, *self._common()),
                 env=self._env())
             addrs.append(f"{a.advertise_host}:{port}")
         return addrs
@@ -127,6 +128,7 @@ class Cluster:
             "--max-tensor-bytes", str(a.max_tensor_bytes),
             "--inline-result-bytes", str(a.inline_result_bytes),
             "--max-memory-bytes", str(a.max_memory_bytes),
+            "--max-flops", str(a.max_flops), "--max-deadline", str(a.max_deadline),
             "--local-max-nodes", str(a.local_max_nodes),
             "--local-max-bytes", str(a.local_max_bytes),
             "--max-request-bytes", str(a.max_request_bytes),

@@ -186,6 +186,13 @@ SETTINGS = [
             "it is down); 0: unlimited", (GATEWAY, CLUSTER), float),
     Setting("rate_burst", 0, "calls a tenant may make at once above --rate-limit "
             "(default: one second's worth)", (GATEWAY, CLUSTER), int),
+    Setting("max_flops", 1e12, "most floating-point operations one computation may cost, "
+            "estimated from shapes before it runs (gradients included; an einsum by its "
+            "optimised contraction path); more is RESOURCE_EXHAUSTED; 0: no limit",
+            (GATEWAY, WORKER, CLUSTER), float),
+    Setting("max_deadline", 300.0, "most seconds a Compute call runs: a call without a "
+            "deadline, or with a longer one, gets this one (its worker is cancelled then)",
+            (GATEWAY, CLUSTER), float),
     Setting("kept_quota_bytes", 512 << 20, "bytes of kept tensors (parameters, optimiser "
             "state: what the SDK holds by reference) each tenant may have durably copied in "
             "Redis, where no eviction and no TTL removes them; a call keeping more is "

@@ -8,6 +8,7 @@ maps errors to status codes (proto/status.py).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from remotegrad.proto.status import abort
 from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import compute
-from remotegrad.worker.estimate import of_plan
+from remotegrad.worker.estimate import check_flops, flops_of_plan, of_plan
 
 from . import fetch
 from .fingerprint import fingerprint
@@ -51,6 +52,11 @@ class Limits:
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
     kept_quota_bytes: int = 512 << 20  # durable copies of kept tensors, per tenant (0: none)
     kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
+    max_flops: float = 1e12  # floating-point operations one computation may cost
+    max_deadline: float = 300.0  # seconds one Compute may run, whatever its caller asked
+
+
+LOCAL_MAX_FLOPS = 1e7  # a graph that costs more runs on a worker (a deadline, cancellation)
 
 
 class Gateway:
@@ -93,6 +99,7 @@ class Gateway:
                 f"the computation needs about {peak} bytes at its peak (estimated from "
                 f"shapes, gradients included), over the limit of "
                 f"{self.limits.max_memory_bytes} bytes")
+        check_flops(plan, self.limits.max_flops, "the gateway's")
         if len(req.targets) > self.limits.max_nodes or len(req.keep) > len(req.targets):
             raise OpError(f"{len(req.targets)} targets and {len(req.keep)} kept: at most "
                           f"{self.limits.max_nodes} targets, and no more kept than targets")
@@ -128,6 +135,8 @@ class Gateway:
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
         decoded, peak = self._validated(req)
+        # No call runs unbounded: one without a deadline (a raw client) gets the cap.
+        timeout = min(timeout if timeout is not None else math.inf, self.limits.max_deadline)
         if self.durable is not None:
             self.durable.called(tenant, req.release)
         metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
@@ -156,6 +165,8 @@ class Gateway:
         them costs less than a round trip to either), up to --local-max-nodes (0: never)."""
         lim = self.limits
         if not lim.local_max_nodes or len(decoded.nodes) > lim.local_max_nodes or req.keep:
+            return False
+        if flops_of_plan(engine.plan(decoded.nodes, decoded.targets)[0]) > LOCAL_MAX_FLOPS:
             return False
         inline = decoded.tensor_protos
         if sum(len(m.data) for m in inline.values()) > lim.local_max_bytes:

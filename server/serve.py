@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from remotegrad.proto import grpc_server, metrics, peer
 from remotegrad.proto.kept import with_kept
@@ -40,6 +41,7 @@ def build_gateway(args) -> Gateway:
     limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
                     args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes,
                     kept_quota_bytes=args.kept_quota_bytes, kept_idle=args.kept_idle)
+    limits = replace(limits, max_flops=args.max_flops, max_deadline=args.max_deadline)
     return Gateway(store, cache, pool, limits, Auth.from_args(args))
 
 

@@ -20,9 +20,11 @@ wire form, the built, lowered and compiled graphs, measured on a worker's RSS).
 from __future__ import annotations
 
 from remotegrad.proto.catalog import OpError
+from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.catalog.conv import conv_scratch_bytes, pool_scratch_bytes
 from remotegrad.proto.nodes import WireNode
 from . import engine
+from .engine.cost import graph_flops
 
 # Memory per node of the built and of the lowered graph (a graph without gradients counts
 # twice): a worker's RSS grew by 2-3.8 KB per wire node on chains of 100,000 (neg, reshape,
@@ -80,6 +82,27 @@ def of_plan(plan: engine.Plan) -> tuple:
         found = plan.memo["estimate"] = (max(low.metas, key=lambda m: m.nbytes),
                                          peak_bytes(low, lt) + graph)
     return found
+
+
+def flops_of_plan(plan: engine.Plan) -> int:
+    """The floating-point operations the planned graph costs as the worker runs it
+    (engine/cost.py), worked out once per structure."""
+    found = plan.memo.get("flops")
+    if found is None:
+        of_plan(plan)  # the same errors for a gradient its rules cannot form
+        found = plan.memo["flops"] = graph_flops(*plan.lowered())
+    return found
+
+
+def check_flops(plan: engine.Plan, limit: float, where: str) -> int:
+    """The plan's cost; TooLargeError (RESOURCE_EXHAUSTED) when it is over `limit` (0: none)."""
+    flops = flops_of_plan(plan)
+    if limit and flops > limit:
+        raise TooLargeError(
+            f"the computation needs about {flops:.3g} floating-point operations (estimated "
+            f"from shapes before running, gradients included), over {where} limit of "
+            f"{limit:.3g} (--max-flops)")
+    return flops
 
 
 def human_bytes(n: int) -> str:

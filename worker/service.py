@@ -19,6 +19,7 @@ from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensor
                                     TieredStore)
 
 from . import backend as backends
+from .budget import Budget
 from .compute import CallCancelled, Cancellation, compute
 
 log = logging.getLogger("remotegrad.worker")
@@ -46,8 +47,10 @@ class Load:
 
 
 class WorkerServicer(pb_grpc.WorkerServicer):
-    def __init__(self, store, backend, address: str, load: Load | None = None) -> None:
+    def __init__(self, store, backend, address: str, load: Load | None = None,
+                 budget: Budget | None = None) -> None:
         self.store, self.backend, self.address = store, backend, address
+        self.budget = budget  # memory admitted across concurrent calls, cost per call
         self.load = load or Load(0)
 
     def Execute(self, request, context):  # noqa: N802 (gRPC method name)
@@ -63,7 +66,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         try:
             tenant = keys.check_tenant(meta.get("x-tenant", "default"))
             _verify_inline(request)
-            resp = compute(request, self.store, tenant, self.backend, cancel)
+            resp = compute(request, self.store, tenant, self.backend, cancel, self.budget)
             resp.worker = self.address
             return resp
         except CallCancelled:
@@ -162,7 +165,8 @@ def serve(args) -> None:
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
     load = Load(args.max_inflight)
-    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address, load), server)
+    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(
+        store, be, address, load, Budget(be.memory_limit, args.max_flops, where=be.where)), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
                                                with_reflection=False)
     metrics.serve(args.metrics_port, args.host)

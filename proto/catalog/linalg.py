@@ -256,7 +256,14 @@ def _einsum_diagonal_vjp(g, ops, index, subs, rhs):
     return res.index_backward(*([ar] * len(where)), key=key, shape=x.shape)
 
 
-register(OpDef("einsum", -1, _infer_einsum, lambda xp, *a, equation: xp.einsum(equation, *a),
+def _einsum_forward(xp, *ops, equation):
+    # Contracted pairwise in a greedy order, as PyTorch does (opt_einsum's path): the naive
+    # loop over every letter at once makes "a,b,c,d,e,f->" over six 40-vectors 40^6 work,
+    # in one call nothing can interrupt. worker/engine/cost.py counts the same path.
+    return xp.einsum(equation, *ops, optimize="greedy")
+
+
+register(OpDef("einsum", -1, _infer_einsum, _einsum_forward,
                attrs={"equation": ("str", REQUIRED)}, variadic_rule=_einsum_vjp,
                torch_name="EinsumBackward0", samples=(
                    S(F(3, 4), F(4, 5), equation="ij,jk->ik"),

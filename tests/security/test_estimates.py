@@ -193,3 +193,47 @@ def test_the_graphs_own_memory_is_counted(cluster):
         code, details = _call(stub, _request(nodes, arrays, targets))
     assert code == "OK", details
     assert 4 * MIB < rss.most <= peak, (rss.most, peak)
+
+
+def _big_exp(rows: int, value: float):
+    """exp(full((rows, 1024), value)).sum(): two live tensors of rows KiB * 4 each."""
+    nodes = [WireNode(0, "full", (), {"shape": (rows, 1024), "value": value,
+                                      "dtype": "float32"}),
+             WireNode(1, "exp", (0,), {}), _sum(2, 1)]
+    return nodes, [2]
+
+
+def test_the_memory_limit_is_one_budget_for_concurrent_calls(tmp_path):
+    """Four concurrent 240 MiB graphs on a 300 MiB worker run one at a time (before: all
+    at once, 814 MiB of RSS); each is answered, with PyTorch's value."""
+    redis = start_redis()
+    procs = Procs(redis, tmp_path)
+    try:
+        gw = procs.gateway("--tokens", f"{TOKEN}=alice")
+        worker = procs.worker("--memory-limit", "300MiB")
+        stub = pb_grpc.GatewayStub(grpc.insecure_channel(gw.address))
+        wait_for_workers(stub, 1, TOKEN)
+        graphs = [_big_exp(30 * 1024, 0.25 * k) for k in range(4)]
+        peak = estimate(*graphs[0])[1]
+        assert 235 * MIB < peak < 260 * MIB, peak
+        out: dict[int, tuple] = {}
+
+        def call(k):
+            req = codec.encode_request(graphs[k][0], [], graphs[k][1])
+            out[k] = code_of(lambda: out.setdefault(("resp", k), stub.Compute(
+                req, metadata=as_tenant(TOKEN), timeout=120)))
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+        with Growth(worker.popen.pid) as rss:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(150)
+        assert [out[k][0] for k in range(4)] == ["OK"] * 4, [out.get(k) for k in range(4)]
+        assert rss.most < 300 * MIB, rss.most / MIB
+        for k in range(4):
+            got = float(codec.decode_array(out[("resp", k)].results[0]))
+            assert got == pytest.approx(30 * 1024 * 1024 * np.exp(0.25 * k), rel=1e-3)
+    finally:
+        procs.close()
+        stop(redis.proc)

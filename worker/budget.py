@@ -1,0 +1,88 @@
+"""A worker's limits across the calls it runs at once.
+
+`--memory-limit` is one budget for the whole worker: a computation is admitted only when
+its estimated peak fits in what the computations already running leave free, so four
+concurrent 240 MiB graphs on a 300 MiB worker run one after another instead of together.
+A call waits for room (while its caller waits, at most `wait` seconds), then is refused
+with RESOURCE_EXHAUSTED. A graph larger than the whole budget is refused at once.
+
+Each call holds a `Ticket`; what the budget has given out is the sum of the tickets'
+holdings, so admitting is one assignment (`ticket.held = need`) and releasing one removal:
+an exception arriving between two statements (Cancellation raises asynchronously) cannot
+leave the books wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from remotegrad.proto.codec import TooLargeError
+
+from .estimate import describe_bytes
+
+
+class BudgetError(TooLargeError):
+    """No room in the worker's memory budget in time (RESOURCE_EXHAUSTED)."""
+
+
+class Budget:
+    def __init__(self, memory_limit: int = 0, max_flops: float = 0.0, wait: float = 30.0,
+                 where: str = "numpy") -> None:
+        self.limit, self.max_flops, self.wait, self.where = memory_limit, max_flops, wait, where
+        self._tickets: set[Ticket] = set()
+        self._cond = threading.Condition()
+
+    def ticket(self) -> Ticket:
+        t = Ticket(self)
+        with self._cond:
+            self._tickets.add(t)
+        return t
+
+    def in_use(self) -> int:
+        """Bytes admitted to the computations running now."""
+        with self._cond:
+            return self._used()
+
+    def _used(self) -> int:
+        return sum(t.held for t in self._tickets)
+
+    def _release(self, t: Ticket) -> None:
+        with self._cond:
+            self._tickets.discard(t)
+            self._cond.notify_all()
+
+
+class Ticket:
+    """One call's share of a Budget (see the module doc)."""
+
+    __slots__ = ("budget", "held")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.held = budget, 0
+
+    def take(self, need: int, cancel=None) -> None:
+        """Wait until `need` bytes fit beside what the others hold (`cancel.check()` is
+        called while waiting), then hold them; BudgetError after `budget.wait` seconds."""
+        b = self.budget
+        if not b.limit:
+            return
+        end = time.monotonic() + b.wait
+        with b._cond:
+            while b._used() + need > b.limit:
+                left = end - time.monotonic()
+                if left <= 0:
+                    busy = b._used()
+                    raise BudgetError(
+                        f"this worker's memory budget ({describe_bytes(b.limit)}, {b.where}) "
+                        f"has {describe_bytes(max(0, b.limit - busy))} free: "
+                        f"{describe_bytes(busy)} is held by the computations running now; "
+                        f"this one needs about {describe_bytes(need)} at its peak (waited "
+                        f"{b.wait:.0f}s)")
+                b._cond.wait(min(left, 0.05))
+                if cancel is not None:
+                    cancel.check()
+            self.held = need
+
+    def release(self) -> None:
+        self.budget._release(self)
