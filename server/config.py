@@ -76,10 +76,14 @@ SETTINGS = [
     Setting("host", "127.0.0.1", "address to bind (cluster: the gateway's; its workers bind "
             "--advertise-host)", (GATEWAY, WORKER, CLUSTER)),
     Setting("port", 50051, "gRPC port; 0 binds any free port", (GATEWAY, WORKER, CLUSTER), int),
-    Setting("redis_url", "", "Redis for the tensor store, result cache and worker registry; "
-            "empty: in-process cache (cluster: start redis-server from PATH if found, on a unix "
-            "socket in a 0700 folder with a generated password). The URL may hold a "
-            "password (redis://:pw@host:port/0): set the variable, not the flag",
+    Setting("redis_url", "", "Redis for the tensor store, result cache and worker registry: "
+            "redis://host:port/0, rediss:// (TLS), unix:///path, "
+            "redis+sentinel://host:port[,host:port...]/SERVICE[/DB] (the primary the "
+            "Sentinels name, followed across failovers) or "
+            "redis+cluster://host:port[,host:port...] (a Redis Cluster); empty: in-process "
+            "cache (cluster: start redis-server from PATH if found, on a unix socket in a "
+            "0700 folder with a generated password). The URL may hold a password "
+            "(redis://:pw@host:port/0): set the variable, not the flag",
             (GATEWAY, WORKER, CLUSTER, STATUS)),
     Setting("workers", 2, "number of workers to start", (CLUSTER,), int),
     Setting("worker_addrs", "", "comma-separated worker addresses, used when there is no "
