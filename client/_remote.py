@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -142,7 +143,10 @@ class RemoteSession(Session):
             return self._exchange(*self._request(nodes, keep), nodes, keep)
         except MissingTensorsError:  # the cluster lost leaves it held: send their bytes again
             self.held.clear()
+        try:
             return self._exchange(*self._request(nodes, keep), nodes, keep)
+        except MissingTensorsError as e:
+            raise MissingTensorsError(self._kept.describe_lost(str(e))) from None
 
     def evaluate_later(self, nodes: list, done) -> None:
         """The request is built here (it reads the graph); a thread sends it and reads the
@@ -231,12 +235,14 @@ class Kept:
 
     def __init__(self) -> None:
         self._count: dict[str, int] = {}
+        self._what: dict[str, str] = {}  # name -> "float32 [32, 32]", for error messages
         self._dropped: collections.deque = collections.deque()
         self._lock = threading.Lock()
 
     def hold(self, node, name: str) -> None:
         with self._lock:
             self._count[name] = self._count.get(name, 0) + 1
+            self._what[name] = f"{node.meta.dtype} {list(node.meta.shape)}"
         weakref.finalize(node, self._dropped.append, name)
 
     def released(self, most: int = 4096) -> list[str]:
@@ -250,8 +256,23 @@ class Kept:
                     self._count[name] = left
                 else:
                     self._count.pop(name, None)
+                    self._what.pop(name, None)
                     out.append(name)
         return out
+
+    def describe_lost(self, details: str) -> str:
+        """The cluster's 'not held' message, saying which of the names it gives are
+        tensors this session kept there (whose values exist nowhere else)."""
+        with self._lock:
+            lost = [f"{d} ({self._what[d]})" for d in re.findall(r"[0-9a-f]{32}", details)
+                    if d in self._what]
+        if not lost:
+            return details
+        return (f"the cluster no longer holds {len(lost)} tensor(s) this session kept there "
+                f"(parameters or optimiser state, held by the cluster only): "
+                f"{', '.join(lost)}; their values are gone (the cluster or its store was "
+                f"restarted, and no durable copy survived): load or recompute them. "
+                f"[{details}]")
 
 
 def build_request(targets: list[Node], keep: int, held: set[str], stream_threshold: float):

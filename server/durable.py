@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.kept import KeptCopies
@@ -32,6 +33,7 @@ class QuotaExceededError(TooLargeError):
 
 class Durability:
     SETTLE_EVERY = 1.0  # seconds: releases and last-seen times wait at most this long
+    UNPERSISTED_BYTES = 512 << 20  # kept bytes held here until their copies are written
 
     def __init__(self, kept: KeptCopies, behind, quota: int, idle: float,
                  holders=None, clock=time.time) -> None:
@@ -42,6 +44,11 @@ class Durability:
         self._released: dict[str, set[str]] = {}
         self._active: set[str] = set()
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
+        # Kept tensors whose durable copy is not written yet (queued, or the write failed):
+        # their bytes, so that a call whose holder died before the copy landed is answered
+        # from them (recover) instead of failing. Bounded: the oldest go first.
+        self._unpersisted: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._unpersisted_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sweep, name="remotegrad-kept-sweep",
                                         daemon=True)
@@ -52,7 +59,10 @@ class Durability:
         """A Durability over the store's kept copies (None for a store without them: an
         in-process store is the only copy there is)."""
         kept = getattr(getattr(store, "inner", store), "kept", None)
-        return cls(kept, behind, quota, idle, holders) if kept is not None else None
+        if kept is None:
+            return None
+        _check_policy(kept.redis)
+        return cls(kept, behind, quota, idle, holders)
 
     # --- what calls do -----------------------------------------------------------------
     def called(self, tenant: str, released) -> None:
@@ -61,6 +71,8 @@ class Durability:
             self._active.add(tenant)
             if released:
                 self._released.setdefault(tenant, set()).update(released)
+            for d in released or ():
+                self._drop_unpersisted(tenant, d)
         if released and self.holders is not None:
             self.holders.forget(released)
 
@@ -75,8 +87,10 @@ class Durability:
             settled = self._breaker.call(
                 "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
                                                    self.clock()), None, tenant)
-            if settled is None:
+            if settled is None:  # the store is down: the bytes wait here (recover)
                 self._released.setdefault(tenant, set()).update(released)
+                for msg in results:
+                    self._hold_unpersisted(tenant, msg)
                 return
             self._after(tenant, settled)
             if settled.refused:
@@ -87,10 +101,43 @@ class Durability:
                     "it no longer needs, or ask for a larger quota")
             for msg in results:
                 if msg.hash in settled.new:
-                    copy = type(msg)()
-                    copy.CopyFrom(msg)
-                    self.behind.later(lambda c=copy: self.kept.write(tenant, c),
+                    copy = self._hold_unpersisted(tenant, msg)
+                    self.behind.later(lambda c=copy: self._write(tenant, c),
                                       len(copy.data), copy.hash)
+
+    def _write(self, tenant: str, msg) -> None:
+        self.kept.write(tenant, msg)  # a failure is logged; the bytes stay unpersisted
+        with self._lock:
+            self._drop_unpersisted(tenant, msg.hash)
+
+    def _hold_unpersisted(self, tenant: str, msg):
+        """A copy of `msg`'s bytes, held until its durable copy is written (lock held)."""
+        key = (tenant, msg.hash)
+        copy = self._unpersisted.get(key)
+        if copy is None:
+            copy = type(msg)()
+            copy.CopyFrom(msg)
+            self._unpersisted[key] = copy
+            self._unpersisted_bytes += len(copy.data)
+            while self._unpersisted_bytes > self.UNPERSISTED_BYTES and \
+                    len(self._unpersisted) > 1:
+                (t, d), old = self._unpersisted.popitem(last=False)
+                self._unpersisted_bytes -= len(old.data)
+                log.warning("kept tensor %s of tenant %s has no durable copy and no "
+                            "longer one here: only its worker holds it", d, t)
+        return copy
+
+    def _drop_unpersisted(self, tenant: str, digest: str) -> None:
+        old = self._unpersisted.pop((tenant, digest), None)
+        if old is not None:
+            self._unpersisted_bytes -= len(old.data)
+
+    def recover(self, tenant: str, digests) -> list | None:
+        """The bytes of kept tensors a worker found missing, if every one of them is
+        held here unpersisted (its holder died before its copy was written); else None."""
+        with self._lock:
+            found = [self._unpersisted.get((tenant, d)) for d in digests]
+        return None if not found or any(m is None for m in found) else found
 
     def _after(self, tenant: str, settled) -> None:
         """Delete the released copies (behind, in order) and note the tenant."""
@@ -152,3 +199,16 @@ class Durability:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def _check_policy(redis) -> None:
+    """Warn when the shared Redis may evict keys without a TTL (allkeys-*): the durable
+    copies would then be evicted like the cache (a managed Redis may refuse CONFIG)."""
+    try:
+        policy = redis.config_get("maxmemory-policy").get("maxmemory-policy", "")
+    except Exception:  # noqa: BLE001  (CONFIG disabled or Redis not up yet: say nothing)
+        return
+    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    if policy.startswith("allkeys"):
+        log.warning("Redis runs maxmemory-policy %s: it may evict kept tensors' durable "
+                    "copies; run it with volatile-lru (see proto/kept.py)", policy)

@@ -22,7 +22,7 @@ from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.errors import (MissingTensorError, NoWorkerFitsError, NoWorkersError,
                                      PoolBusyError, WorkerRefusedError)
 from remotegrad.proto.observability import request_id, request_id_of
-from remotegrad.proto.status import abort
+from remotegrad.proto.status import MISSING_KEY, abort
 from remotegrad.proto.store import GuardedStore
 from remotegrad.worker import engine
 from remotegrad.worker.compute import compute
@@ -154,8 +154,9 @@ class Gateway:
         metrics.CACHE.labels("miss").inc()
         self.pool.check_fits(peak)  # no worker could hold it: refused before staging
         self._stage(decoded, tenant)
-        resp = self._execute(self._with_leaves(req, decoded, tenant), tenant, timeout,
-                             on_cancel, peak, prefer=self.holders.most(decoded.nodes))
+        resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,
+                                        timeout, on_cancel, peak,
+                                        prefer=self.holders.most(decoded.nodes))
         self._by_reference(resp, req, tenant)
         self.cache.put(tenant, fp, resp.SerializeToString())
         return resp
@@ -234,6 +235,25 @@ class Gateway:
                 self.holders.note(r.hash, resp.worker, len(r.data))
             if (i in keep and self.durable is not None) or self.store.put(tenant, r):
                 r.data = b""  # kept: a copy is written behind (_keep_durably)
+
+    def _execute_recovering(self, req, tenant, timeout, on_cancel, need: int,
+                            prefer: str | None) -> pb.ComputeResponse:
+        """_execute; if the worker found kept tensors missing whose holder died before
+        their durable copies were written, once more with their bytes inline (the
+        gateway still has them: server/durable.py)."""
+        try:
+            return self._execute(req, tenant, timeout, on_cancel, need, prefer)
+        except grpc.RpcError as e:
+            lost = _missing_of(e) if self.durable is not None else []
+            found = self.durable.recover(tenant, lost) if lost else None
+            if found is None:
+                raise
+        log.warning("%d kept tensors had lost their holder before their durable copies "
+                    "were written; sending them from the gateway", len(found))
+        again = pb.ComputeRequest()
+        again.CopyFrom(req)
+        again.tensors.extend(found)
+        return self._execute(again, tenant, timeout, on_cancel, need)
 
     def _keep_durably(self, resp: pb.ComputeResponse, keep: set[int], tenant: str) -> None:
         """Reserve the kept results' durable copies (RESOURCE_EXHAUSTED over the tenant's
@@ -404,6 +424,16 @@ def _check_leaf_names(nodes) -> None:
         if n.op == "leaf" and not keys.is_digest(n.attrs.get("hash")):
             raise OpError(f"node {n.id}: leaf hash {str(n.attrs.get('hash'))[:80]!r} is not "
                           "a tensor digest (32 lowercase hex characters)")
+
+
+def _missing_of(err: grpc.RpcError) -> list[str]:
+    """The digests a worker's FAILED_PRECONDITION names as missing (its trailer)."""
+    if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+        return []
+    for key, value in err.trailing_metadata() or ():
+        if key == MISSING_KEY:
+            return [d for d in value.split(",") if keys.is_digest(d)]
+    return []
 
 
 def _nbytes(r: pb.TensorData) -> int:

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 pt = pytest.importorskip("torch")
 import remotegrad as rg  # noqa: E402
-from remotegrad.proto import codec  # noqa: E402
+from remotegrad.proto import codec, keys  # noqa: E402
 
 TOKENS = "train-token-0123456789=train,other-token-0123456789=other"
 N = 32
@@ -90,7 +90,7 @@ def _listening(pid: int) -> str:
 
 
 @contextmanager
-def cluster_up(tmp: Path, *args: str, port: int | None = None):
+def cluster_up(tmp: Path, *args: str, port: int | None = None, then_local: bool = True):
     port = port or free_port()
     log = tmp / f"cluster-{port}-{time.monotonic_ns()}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", REMOTEGRAD_TOKENS=TOKENS)
@@ -116,7 +116,8 @@ def cluster_up(tmp: Path, *args: str, port: int | None = None):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        rg.connect("local")
+        if then_local:
+            rg.connect("local")
 
 
 def _workers(up: Up) -> list[str]:
@@ -188,6 +189,10 @@ def _other_tenant_uploads(up: Up, count: int, mib: int = 16) -> list[str]:
 def _holder(up: Up) -> int:
     """The pid of the worker that computed the last step (it holds the parameters)."""
     return up.worker_pid(rg._session.current().holder)
+
+
+def _kept_bytes(up: Up, tenant: str = "train") -> int:
+    return int(up.redis().hget(keys.kept_ledger_key(tenant), "bytes") or 0)
 
 
 def _kill(pid: int) -> None:
@@ -267,8 +272,46 @@ def test_sigkill_of_the_holder_mid_training(tmp_path):
             twin.step()
             worst = max(worst, time.monotonic() - start)
         twin.check_weights()
+        # What the SDK dropped was released: the durable copies are the parameter's and
+        # its momentum's (this step's and maybe the last one's), not one per step.
+        wait_until(lambda: _kept_bytes(up) <= 4 * N * N * 4, "releases settled", timeout=5)
+        copies = len(list(up.redis().scan_iter(match=f"{keys.PREFIX}:kept:train:*")))
+        assert 2 <= copies <= 4, copies
         print(f"\n[durability] holder SIGKILLed 3 times: {len(twin.losses)} steps, 0 failures, "
-              f"slowest step after a kill {worst:.2f}s")
+              f"slowest step after a kill {worst:.2f}s; durable copies left: {copies} "
+              f"({_kept_bytes(up)} bytes)")
+
+
+def test_a_holder_dead_before_its_copies_were_written(tmp_path):
+    """Redis refuses the durable copies' keys (an ACL: their writes and reads fail, all
+    else works), so two steps' parameters exist only in their worker and in the
+    gateway's unpersisted bytes; that worker is SIGKILLed: the next steps run on the
+    other one, from the gateway's bytes, with PyTorch's losses."""
+    with cluster_up(tmp_path) as up:
+        twin = _train(up)
+        for _ in range(3):
+            twin.step()
+        r = up.redis()
+        p = keys.PREFIX
+        r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
+                          f"~{p}:kept-*")
+        try:
+            twin.step()  # its parameters' copies cannot be written
+            _kill(_holder(up))
+            twin.step()  # reads them from the gateway; its own copies fail too
+            wait_until(lambda: len(_workers(up)) == 2, "two workers", procs=[up.proc])
+            _kill(_holder(up))
+            twin.step()
+        finally:
+            r.execute_command("ACL", "SETUSER", "default", "allkeys")
+        for _ in range(2):
+            twin.step()
+        twin.check_weights()
+        recovered = up.log.read_text().count("sending them from the gateway")
+        assert recovered >= 2, recovered
+        print(f"\n[durability] holder dead before its copies were written, twice: "
+              f"{len(twin.losses)} steps, 0 failures, {recovered} calls answered from the "
+              "gateway's unpersisted bytes")
 
 
 def test_redis_restarted_empty_mid_training(tmp_path):
@@ -327,10 +370,11 @@ def test_another_tenant_filling_redis_gets_resource_exhausted(tmp_path):
 
 def test_stop_everything_and_restart_names_what_is_gone(tmp_path):
     """The whole cluster is stopped and started again on the same port (its Redis has no
-    persistence): the next step raises MissingTensorsError naming the parameter's and
-    the optimiser state's names, and reading the parameter does too; never a value."""
+    persistence): the session's next step raises MissingTensorsError naming the
+    parameter (name, dtype, shape) as gone, and reading the parameter does too; never a
+    value."""
     port = free_port()
-    with cluster_up(tmp_path, port=port) as up:
+    with cluster_up(tmp_path, port=port, then_local=False) as up:
         twin = _train(up)
         for _ in range(3):
             twin.step()
@@ -338,11 +382,11 @@ def test_stop_everything_and_restart_names_what_is_gone(tmp_path):
         assert name is not None and twin.w._node.value is None  # held by the cluster only
         up.proc.send_signal(signal.SIGTERM)
         assert up.proc.wait(timeout=40) == 0
-    with cluster_up(tmp_path, port=port) as up:
-        rg.connect(up.address, token="train-token-0123456789")
+    with cluster_up(tmp_path, port=port):  # the same session: it reconnects by itself
         with pytest.raises(rg._session.MissingTensorsError) as err:
             twin.step()
         assert name in str(err.value), str(err.value)
+        assert f"{name} (float32 [{N}, {N}])" in str(err.value) and "gone" in str(err.value)
         with pytest.raises(rg._session.MissingTensorsError) as err:
             twin.w.detach().numpy()
         assert name in str(err.value)

@@ -132,3 +132,21 @@ def test_write_behind_runs_jobs_in_the_order_given():
     for i in range(50):
         behind.later(lambda i=i: done.append(i), 10)
     assert behind.flush() and done == list(range(50))
+
+
+def test_bytes_wait_in_the_gateway_until_their_copy_is_written():
+    """With the store down, kept bytes stay in the gateway (recover answers them) until
+    the client releases them; a name it never kept is not recovered."""
+    import redis
+    down = KeptCopies(redis.Redis(port=free_port(), socket_connect_timeout=0.5))
+    d = Durability(down, WriteBehind(None), quota=0, idle=0)
+    try:
+        w = _msg(1024, 5)
+        d.admit("t", [w])  # no error: the call is answered, the copy waits
+        assert [m.data for m in d.recover("t", [w.hash])] == [w.data]
+        assert d.recover("t", [w.hash, _msg(8, 6).hash]) is None
+        assert d.recover("u", [w.hash]) is None  # another tenant's name
+        d.called("t", [w.hash])
+        assert d.recover("t", [w.hash]) is None
+    finally:
+        d.close()
