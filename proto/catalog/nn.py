@@ -259,7 +259,7 @@ def _bce_vjp(g, x, t, *rest, out, index, reduction):
     g (x - t) / max(x (1 - x), 1e-12f), the target's g * -logit(x) (inf at 0 and 1)."""
     w = rest[0] if rest else None
     if index == 0:
-        local = (x - t) / ((1 - x) * x).clamp(min=_BCE_EPS)
+        local = x.bce_input_grad(t)
     elif index == 1:
         local = -(x / (1 - x)).log()
     else:  # the weight's: the unweighted losses
@@ -343,6 +343,25 @@ def _check_unit_forward(xp, x, what):
 register(OpDef("check_unit_interval", 1, lambda metas, what: metas[0], _check_unit_forward,
                (lambda g, x, out, what: g,), attrs={"what": ("str", "input")},
                samples=(S(_BCE_UNIT(3, 4)), S(_BCE_UNIT(0, 2), what="target"))))
+
+
+def _bce_input_grad_forward(xp, x, t):
+    return (x - t) / xp.maximum((1 - x) * x, _BCE_EPS)
+
+
+def _bce_input_grad_dx(g, x, t, out):
+    """PyTorch's double backward of binary_cross_entropy, not the derivative of the formula
+    above: (x^2 - 2xt + t) / ((x + eps)^2 (1 - x + eps)^2), eps = 1e-12 (a double)."""
+    return g * (x * x - 2 * x * t + t) / ((x + 1e-12) ** 2 * (1 - x + 1e-12) ** 2)
+
+
+# binary_cross_entropy's gradient with respect to its input, per element and unseeded: its
+# own op so that its derivatives are PyTorch's (second order through the loss).
+register(OpDef("bce_input_grad", 2, lambda metas: metas[0], _bce_input_grad_forward,
+               (_bce_input_grad_dx,
+                lambda g, x, t, out: -g / ((1 - x) * x).clamp(min=_BCE_EPS)),
+               samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), fd=False),
+                        S(X([1e-9, 0.3, 1 - 1e-9]), X([3.2e-5, 0.6, 0.2]), fd=False))))
 
 
 register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,

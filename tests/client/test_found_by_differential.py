@@ -186,6 +186,13 @@ CASES = {
         T.mm(T.zeros(2, 0, dtype=T.bool), T.zeros(0, 2, dtype=T.bool)),
         F(T).linear(T.zeros(0, 3, dtype=T.bool), T.zeros(3, dtype=T.bool))),
     "bool matmul": lambda T: T.matmul(T.zeros(2, 3, dtype=T.bool), T.zeros(3, 2, dtype=T.bool)),
+    "bce second order, input near 0 and 1": lambda T: _second(
+        T, lambda x: F(T).binary_cross_entropy(x, T.tensor([3.2e-5, 0.3, 0.2],
+                                                            dtype=T.float64)),
+        _leaf(T, [1e-9, 1e-10, 1 - 1e-9])),
+    "bce second order through sigmoids": lambda T: _second(
+        T, lambda a: F(T).binary_cross_entropy(a.sigmoid(), (a * 0.5).sigmoid()),
+        _leaf(T, [-20.7, 0.3])),
     # lerp with PyTorch's two-sided formula (from end for |weight| >= 0.5)
     "lerp(x, 0.13, x) with infinities": lambda T: _grad(
         T, lambda a: T.lerp(a, T.tensor(0.13, dtype=T.float64), a),

@@ -181,6 +181,20 @@ REFS["replace"] = lambda history, value: history.clone().copy_(value)
 REFS["lerp_kernel"] = torch.lerp
 
 
+def _bce_input_grad(x, t):
+    """The catalog's bce_input_grad: binary_cross_entropy's gradient for its input, per
+    element, as PyTorch's autograd computes it (its derivatives are PyTorch's too)."""
+    with torch.enable_grad():
+        # a clone: the partial derivative for the input only (t may be computed from x)
+        xg = x.clone() if x.requires_grad else x.detach().requires_grad_()
+        (g,) = torch.autograd.grad(F.binary_cross_entropy(xg, t, reduction="sum"), xg,
+                                   create_graph=True)
+    return g
+
+
+REFS["bce_input_grad"] = _bce_input_grad
+
+
 def reference(name):
     if name in REFS:
         return REFS[name]
