@@ -97,12 +97,14 @@ def _div_forward(xp, a, b, rounding_mode):
 # --- derivative rules ---------------------------------------------------------------------
 # A rounded division's gradient is zero, written g * 0 as PyTorch's rule (so it depends on
 # g: a create_graph gradient through it requires grad, and a NaN or inf seed stays NaN).
+# A rounded quotient's gradient is PyTorch's zeros_like(grad): a constant, not g * 0 (which
+# would require grad under create_graph and turn a NaN or inf seed into NaN).
 def _div_x(g, x, y, out, rounding_mode):
-    return g / y if rounding_mode is None else g * 0.0
+    return g / y if rounding_mode is None else g.full_like(0.0)
 
 
 def _div_y(g, x, y, out, rounding_mode):
-    return -g * x / (y * y) if rounding_mode is None else g * 0.0
+    return -g * x / (y * y) if rounding_mode is None else g.full_like(0.0)
 
 
 def _pow_x(g, x, y, out):

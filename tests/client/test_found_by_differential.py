@@ -128,6 +128,9 @@ CASES = {
     "zero_ of log(x) at 0": lambda T: _grad(T, lambda a: a.log().zero_(), _leaf(T, [0.0, 1.0])),
     "fill_ then second order": lambda T: _second(
         T, lambda a: (a * a).fill_(2.0) * a + (a / a).copy_(a * 3), _leaf(T, [0.5, 0.0])),
+    "rounded quotient under a NaN seed": lambda T: _seeded(
+        T, lambda x, y: T.div(x, y, rounding_mode="floor"), [NAN, INF],
+        _leaf(T, [1.5, 2.5]), _leaf(T, [0.5, 2.0])),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
@@ -321,6 +324,9 @@ NAMES = {
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
     "gradient wrt a twin of a used expression": lambda T: _twin_wrt_name(T),
+    "lerp of a rounded quotient": lambda T: _name_of(
+        T, lambda x: (lambda q: T.lerp(q, q, q))(T.div(x, x, rounding_mode="trunc")),
+        _leaf(T, 0.13)),
     "fill_ of a function of x": lambda T: _name_of(T, lambda x: x.abs().log1p().fill_(1.5),
                                                    _leaf(T, 0.13)),
     "zero_ of x / x beside a log": lambda T: _name_of(
