@@ -129,6 +129,7 @@ class Cluster:
             "--inline-result-bytes", str(a.inline_result_bytes),
             "--max-memory-bytes", str(a.max_memory_bytes),
             "--max-flops", str(a.max_flops), "--max-deadline", str(a.max_deadline),
+            "--max-calls-per-tenant", str(a.max_calls_per_tenant),
             "--local-max-nodes", str(a.local_max_nodes),
             "--local-max-bytes", str(a.local_max_bytes),
             "--max-request-bytes", str(a.max_request_bytes),

@@ -197,6 +197,10 @@ SETTINGS = [
     Setting("max_deadline", 300.0, "most seconds a Compute call runs: a call without a "
             "deadline, or with a longer one, gets this one (its worker is cancelled then)",
             (GATEWAY, CLUSTER), float),
+    Setting("max_calls_per_tenant", 16, "Compute calls one tenant may have running in a "
+            "gateway at once (it has 32 threads); more are RESOURCE_EXHAUSTED at once (0: no "
+            "bound)",
+            (GATEWAY, CLUSTER), int),
     Setting("kept_quota_bytes", 512 << 20, "bytes of kept tensors (parameters, optimiser "
             "state: what the SDK holds by reference) each tenant may have durably copied in "
             "Redis, where no eviction and no TTL removes them; a call keeping more is "

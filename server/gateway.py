@@ -36,6 +36,7 @@ from .holders import Holders
 from .pool import WorkerPool
 from .scope import CacheCounts, cluster_status
 from .security import Auth
+from .concurrency import TenantCalls
 from .streams import StreamGate
 from .write_behind import WriteBehind
 
@@ -54,6 +55,7 @@ class Limits:
     kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
     max_flops: float = 1e12  # floating-point operations one computation may cost
     max_deadline: float = 300.0  # seconds one Compute may run, whatever its caller asked
+    max_calls_per_tenant: int = 16  # Compute calls one tenant may run at once (of 32 threads)
 
 
 LOCAL_MAX_FLOPS = 1e7  # a graph that costs more runs on a worker (a deadline, cancellation)
@@ -497,6 +499,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     def __init__(self, gateway: Gateway, streams: StreamGate | None = None) -> None:
         self.gw = gateway
         self.streams = streams or StreamGate()
+        self.calls = TenantCalls(gateway.limits.max_calls_per_tenant)
 
     def _tenant(self, context: grpc.ServicerContext) -> str:
         tenant = self.gw.auth.tenant(context.invocation_metadata())
@@ -541,8 +544,10 @@ class GatewayServicer(pb_grpc.GatewayServicer):
 
     def Compute(self, request, context):  # noqa: N802 (gRPC method name)
         def run():
-            resp = self.gw.compute(_decoded(request), self._tenant(context),
-                                   context.time_remaining(), context.add_callback)
+            tenant = self._tenant(context)
+            with self.calls.admit(tenant):  # RESOURCE_EXHAUSTED past the tenant's share
+                resp = self.gw.compute(_decoded(request), tenant, context.time_remaining(),
+                                       context.add_callback)
             metrics.BYTES_OUT.inc(sum(len(t.data) for t in resp.results))
             return resp
         return self._run("Compute", context, run)

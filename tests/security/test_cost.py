@@ -140,3 +140,41 @@ def test_a_call_without_a_deadline_gets_the_cap_and_its_worker_stops(cluster):
     resp = stub.Compute(_mm_chain(64, 2), metadata=as_tenant(TOKEN), timeout=10)
     assert float(codec.decode_array(resp.results[0])) == pytest.approx(64 * 64)
     assert time.monotonic() - t0 < 2
+
+
+def test_one_tenant_may_run_only_its_share_of_calls_at_once(tmp_path):
+    """Four slow calls from alice at once on a gateway allowing two per tenant: two run,
+    two are refused at once (RESOURCE_EXHAUSTED); bob's call meanwhile is served."""
+    redis = start_redis()
+    procs = Procs(redis, tmp_path)
+    try:
+        gw = procs.gateway("--tokens", f"{TOKEN}=alice,bob-token-0123456789=bob",
+                           "--max-calls-per-tenant", "2")
+        procs.worker("--max-inflight", "8")
+        stub = pb_grpc.GatewayStub(grpc.insecure_channel(gw.address))
+        wait_for_workers(stub, 1, TOKEN)
+        slow = _mm_chain(1024, 60)  # a second or more each
+        out: dict[int, tuple] = {}
+
+        def call(k):
+            out[k] = code_of(lambda: stub.Compute(slow, metadata=as_tenant(TOKEN), timeout=60))
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # alice's calls are running
+        t0 = time.monotonic()
+        resp = stub.Compute(_mm_chain(64, 2), metadata=as_tenant("bob-token-0123456789"),
+                            timeout=30)
+        bob_took = time.monotonic() - t0
+        for t in threads:
+            t.join(90)
+        codes = sorted(out[k][0] for k in range(4))
+        assert codes == ["OK", "OK", "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"], out
+        refused = next(d for c, d in out.values() if c == "RESOURCE_EXHAUSTED")
+        assert "--max-calls-per-tenant 2" in refused, refused
+        assert float(codec.decode_array(resp.results[0])) == pytest.approx(64 * 64)
+        assert bob_took < 10, bob_took
+    finally:
+        procs.close()
+        stop(redis.proc)
