@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _dtypes
-from ._node import leaf
+from ._node import dtype_name, leaf
 from ._tensor_base import TensorBase, new
 
 if TYPE_CHECKING:
@@ -68,9 +68,9 @@ def _size(size) -> tuple[int, ...]:
 
 def _make(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:
     name = _dtypes.resolve(dtype)
-    if name is not None and array.dtype.name != name:
+    if name is not None and dtype_name(array.dtype) != name:
         array = array.astype(name)
-    if requires_grad and array.dtype.name not in ("float16", "float32", "float64"):
+    if requires_grad and dtype_name(array.dtype) not in ("float16", "float32", "float64"):
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     t = new(leaf(array))
     if requires_grad:
@@ -108,7 +108,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
         raise TypeError(f"Could not infer dtype of {type(data).__name__}")
     if not was_array:
         array = array.astype(_dtypes.resolve(dtype) or _infer_dtype(array))
-    elif array.dtype.name not in _dtypes.NAMES:
+    elif dtype_name(array.dtype) not in _dtypes.NAMES:
         array = array.astype(_infer_dtype(array))
     return _make(np.array(array), dtype, requires_grad)
 

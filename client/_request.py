@@ -74,18 +74,14 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
     arrays: list = []
     add = key.append
     stack: list[tuple[Node, bool]] = [(t, False) for t in reversed(targets)]
-    while stack:  # by_identity's walk, node for node (the arrays' order is the plan's)
-        node, ready = stack.pop()
-        if id(node) in pos:
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:  # walk()'s order, node for node (the arrays' order is the plan's)
+        node, ready = pop()
+        nid = id(node)
+        if nid in pos:
             continue
-        if (node.value is not None or node.hash is not None) and (
-                node.op == "leaf" or not node.tracked):
-            pos[id(node)] = len(key)
-            meta = node.meta
-            add(("leaf", len(arrays), meta.dtype, meta.shape, None))
-            arrays.append(node.value)
-        elif ready:
-            pos[id(node)] = len(key)
+        if ready:
+            pos[nid] = len(key)
             inputs = tuple([pos[id(i)] for i in node.inputs])
             if node.attrs:
                 akey = node.akey
@@ -94,9 +90,15 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
                 add((node.op, inputs, akey))
             else:
                 add((node.op, inputs))
+        elif (node.value is not None or node.hash is not None) and (
+                node.op == "leaf" or not node.tracked):  # travels_as_leaf, inlined
+            pos[nid] = len(key)
+            meta = node.meta
+            add(("leaf", len(arrays), meta.dtype, meta.shape, None))
+            arrays.append(node.value)
         else:
-            stack.append((node, True))
-            stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in pos)
+            push((node, True))
+            extend([(i, False) for i in reversed(node.inputs) if id(i) not in pos])
     out = (tuple(key), tuple([pos[id(t)] for t in targets]))
     try:
         hash(out)

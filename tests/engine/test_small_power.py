@@ -1,4 +1,4 @@
-"""x ** 2 and x ** 3 run as products (autodiff.materialize), bit for bit what PyTorch's CPU
+"""x ** 0 is ones, x ** 1 is x, x ** 2 and x ** 3 run as products (autodiff.materialize), bit for bit what PyTorch's CPU
 kernel gives, special values and gradients included; other powers stay `pow`."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ def _program(dtype: str, exponent):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("exponent", [2, 3, 2.0, 3.0, 4, 2.5])
+@pytest.mark.parametrize("exponent", [0, 1, 2, 3, 0.0, 1.0, 2.0, 3.0, 4, 2.5])
 def test_power_matches_torch_bitwise(dtype, exponent):
     prog = _program(dtype, exponent)
-    pows = prog.names.count("pow")  # x ** 2: its gradient keeps x ** 1; 4: its forward
-    assert pows == {2: 1, 3: 0, 4: 1}.get(exponent, 2), prog.names
+    pows = prog.names.count("pow")  # 0: the gradient's x ** -1; 4: its forward
+    assert pows == {0: 1, 1: 0, 2: 0, 3: 0, 4: 1}.get(exponent, 2), prog.names
     x = np.array(VALUES, dtype)
     seed = np.random.default_rng(0).standard_normal(len(VALUES)).astype(dtype)
     by_leaf = {"x": x, "s": seed}
@@ -37,7 +37,7 @@ def test_power_matches_torch_bitwise(dtype, exponent):
     want = ty.detach().numpy()
     assert np.array_equal(y, want, equal_nan=True)
     assert np.array_equal(np.signbit(y), np.signbit(want))
-    if exponent in (2, 3):  # the gradient's x ** (y - 1) is a product too
+    if exponent in (0, 1, 2, 3):  # the gradient's x ** (y - 1) is a product too
         np.testing.assert_array_equal(dx, tdx.numpy())
     else:
         np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-6 if dtype == "float64" else 1e-5)

@@ -174,15 +174,20 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
 
 
 def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
-    """x ** 2 and x ** 3 of a floating x as x * x (* x): PyTorch's CPU kernel computes them
-    so (the same roundings), and numpy's generic power is ~50x slower for 3. None where
-    the node is any other power."""
+    """x ** 0 as ones, x ** 1 as x, x ** 2 and x ** 3 of a floating x as x * x (* x):
+    PyTorch computes them so (a fill, a copy, the same roundings), and numpy's generic
+    power is ~50x slower (x ** 1 is in every x ** 2's gradient). None where the node is
+    any other power."""
     meta = src.metas[n]
     if meta.dtype not in catalog.FLOATING or dst.metas[base] != meta:
         return None
     k = _constant(src, src.inputs[n][1], 3)
-    if k not in (2, 3) or isinstance(k, bool):
+    if k not in (0, 1, 2, 3) or isinstance(k, bool):
         return None
+    if k == 0:
+        return dst.add("full", (), {"shape": meta.shape, "value": 1.0, "dtype": meta.dtype})
+    if k == 1:
+        return base
     square = dst.add_checked("mul", (base, base), {}, meta)
     return square if k == 2 else dst.add_checked("mul", (square, base), {}, meta)
 
