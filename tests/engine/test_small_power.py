@@ -1,5 +1,6 @@
-"""x ** 0 is ones, x ** 1 is x, x ** 2 and x ** 3 run as products (autodiff.materialize), bit for bit what PyTorch's CPU
-kernel gives, special values and gradients included; other powers stay `pow`."""
+"""x ** 0 is ones, x ** 1 is x, x ** 2 and x ** 3 run as products (autodiff.materialize),
+bit for bit what PyTorch's CPU kernel gives, special values and gradients included; other
+powers stay `pow`."""
 
 from __future__ import annotations
 
