@@ -6,12 +6,13 @@ messages).
 
 In Redis a tensor up to CHUNK bytes is one string (the whole TensorData); a larger one is
 one hash, its header in the field `header` and its bytes in the fields `0`, `1`, ...
-(proto/store.py). Every field is checked to be there at its full length before the first
-byte goes out: a tensor that is not whole is missing (FAILED_PRECONDITION: the SDK sends it
-again, or recomputes the result), not a stream that breaks halfway. Should the key still go
-(evicted, expired) under the stream, the stream ends with the same status; the SDK checks
-the content hash at the end either way. An in-process store already holds the message:
-its chunks are slices of it.
+(proto/store.py); a kept tensor's durable copy is such a hash too (proto/kept.py), read
+when the store's own key is gone. An in-process store already holds the message: its
+chunks are slices of it. In Redis every field is checked to be there at its full length
+before the first byte goes out: a tensor that is not whole is missing
+(FAILED_PRECONDITION: the SDK sends it again, or recomputes the result), not a stream
+that breaks halfway. Should the key still go (evicted, expired) under the stream, the
+stream ends with the same status; the SDK checks the content hash at the end either way.
 """
 
 from __future__ import annotations
@@ -29,22 +30,29 @@ log = logging.getLogger("remotegrad.gateway")
 
 
 def chunks(store, tenant: str, digest: str, size: int = codec.STREAM_CHUNK):
-    """The TensorChunks of `digest`, read as they are sent. `store`: the gateway's
-    (a GuardedStore over a Redis or in-process store)."""
+    """The TensorChunks of `digest`, read as they are sent. `store`: the gateway's (a
+    GuardedStore over a Redis store, with kept tensors' durable copies beside it
+    (proto/kept.py), or over an in-process one)."""
     inner = getattr(store, "inner", store)
     client = getattr(inner, "redis", None)
-    if client is None:
-        msg = store.get(tenant, digest)
-        if msg is None:
-            raise MissingTensorError([digest])
-        yield from codec.to_chunks(msg, size)
-        return
-    yield from _from_redis(client, tenant, digest, size)
+    if client is not None:
+        names = [keys.tensor_key(tenant, digest)]
+        if getattr(inner, "kept", None) is not None:  # a kept tensor's copy, no TTL
+            names.append(keys.kept_key(tenant, digest))
+        for key in names:
+            found = _checked(client, key, tenant, digest)
+            if found is not None:
+                yield from _from_redis(client, key, tenant, digest, size, *found)
+                return
+        raise MissingTensorError([digest])
+    msg = store.get(tenant, digest)  # in-process: already whole in memory
+    if msg is None:
+        raise MissingTensorError([digest])
+    yield from codec.to_chunks(msg, size)
 
 
-def _from_redis(client, tenant: str, digest: str, size: int):
-    key = keys.tensor_key(tenant, digest)
-    header, lengths = _checked(client, key, tenant, digest)
+def _from_redis(client, key: str, tenant: str, digest: str, size: int,
+                header: pb.TensorData, lengths: list[int]):
     if not lengths:  # the whole value is in the header
         yield from codec.to_chunks(header, size)
         return
@@ -67,7 +75,7 @@ def _from_redis(client, tenant: str, digest: str, size: int):
 
 # Reading a 32 MiB field costs redis-py about twice that for a moment (its socket buffer
 # grows as the reply arrives, then the value is copied out): at most READS such reads at
-# once in this gateway, so that many concurrent fetches hold one field each, not three.
+# once in this gateway.
 READS = threading.BoundedSemaphore(2)
 
 
@@ -81,33 +89,31 @@ def _read(client, key: str, name: str) -> bytes | None:
 
 
 def _checked(client, key: str, tenant: str, digest: str
-             ) -> tuple[pb.TensorData, list[int]]:
-    """The header of a stored tensor and the lengths of its chunks ([] when the value is
-    whole in the header), once the tensor is known to be whole; MissingTensorError
-    otherwise (also when the store cannot be read: as GuardedStore.get answers, the
-    tensor is then not there)."""
+             ) -> tuple[pb.TensorData, list[int]] | None:
+    """The header of the tensor stored at `key` and the lengths of its chunks ([] when
+    the value is whole in the header), once it is known to be whole; None when it is not
+    there, not whole, not ours, or the store cannot be read (as GuardedStore.get answers:
+    the tensor is then not there)."""
     try:
         header, lengths = _header(client, key, digest)
-        if lengths:
+        if header is not None and lengths:
             pipe = client.pipeline(transaction=False)
             for i in range(len(lengths)):
                 pipe.hstrlen(key, str(i))  # 0 for a field that is not there
             pipe.hlen(key)
-            found = pipe.execute()
-            if found != [*lengths, len(lengths) + 1]:
+            if pipe.execute() != [*lengths, len(lengths) + 1]:
                 header = None
     except keys.KeyNameError:
         raise
     except Exception as e:  # noqa: BLE001  (redis.RedisError, OSError)
         log.warning("tensor fetch %s of tenant %s: the store failed: %s", digest, tenant, e)
-        raise MissingTensorError([digest]) from None
-    if header is None:
-        raise MissingTensorError([digest])
-    return header, lengths
+        return None
+    return None if header is None else (header, lengths)
 
 
 def _header(client, key: str, digest: str) -> tuple[pb.TensorData | None, list[int]]:
-    """A string holds the whole TensorData; a hash its header and chunks (TYPE tells)."""
+    """A string holds the whole TensorData; a hash its header (without bytes) and its
+    bytes in CHUNK-sized fields `0`, `1`, ... (TYPE tells which)."""
     kind = client.type(key)
     kind = kind.decode() if isinstance(kind, bytes) else kind
     if kind == "string":
@@ -117,7 +123,7 @@ def _header(client, key: str, digest: str) -> tuple[pb.TensorData | None, list[i
         return None, []  # "none": not there (anything else is not ours)
     msg = _parsed(client.hget(key, RedisTensorStore.HEADER), digest)
     lengths = _chunk_lengths(msg) if msg is not None and not msg.data else None
-    return (msg, lengths) if lengths else (None, [])
+    return (msg, lengths) if lengths is not None else (None, [])
 
 
 def _parsed(raw: bytes | None, digest: str) -> pb.TensorData | None:
@@ -142,11 +148,10 @@ def _whole(msg: pb.TensorData) -> bool:
 
 
 def _chunk_lengths(header: pb.TensorData) -> list[int] | None:
-    """How many bytes each chunk field holds; None when the header is not one of a
-    chunked tensor (too small to have chunks, or announcing more than MAX_CHUNKS: a list
-    of that many is never made)."""
+    """How many bytes each chunk field holds; None for a header announcing a negative
+    size or more than MAX_CHUNKS chunks (a list of that many is never made)."""
     nbytes = _nbytes(header)
-    if not CHUNK < nbytes <= MAX_CHUNKS * CHUNK:
+    if not 0 <= nbytes <= MAX_CHUNKS * CHUNK:
         return None
     full, rest = divmod(nbytes, CHUNK)
     return [CHUNK] * full + ([rest] if rest else [])

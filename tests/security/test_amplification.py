@@ -116,6 +116,25 @@ def test_concurrent_large_fetches_do_not_buffer_the_tensor(lab):
     assert grown < 4 * 3 * CHUNK, grown
 
 
+def test_a_kept_tensors_durable_copy_is_streamed_too(lab):
+    """A kept result whose store key is gone is read from its durable copy (proto/kept.py),
+    chunk by chunk like any other."""
+    from remotegrad.proto.kept import KeptCopies
+    procs, _, stub = lab
+    x = np.random.default_rng(4).standard_normal(40 * MiB // 4, dtype=np.float32)
+    msg = codec.encode_array(x)
+    KeptCopies(procs.redis.client()).write("alice", msg)
+    sizes: list[int] = []
+
+    def counted():
+        for chunk in stub.FetchTensor(pb.FetchTensorRequest(hash=msg.hash),
+                                      metadata=as_tenant(TOKEN), timeout=60):
+            sizes.append(len(chunk.data))
+            yield chunk
+    back = codec.from_chunks(counted(), max_bytes=64 * MiB)
+    assert back.data == msg.data and max(sizes) <= codec.STREAM_CHUNK and len(sizes) == 10
+
+
 def test_a_tensor_missing_a_chunk_is_refused_before_any_byte(lab):
     procs, _, stub = lab
     client = procs.redis.client()
