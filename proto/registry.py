@@ -58,6 +58,10 @@ return redis.call('ZREM', KEYS[2], ARGV[1])
 
 KEYS = [keys.WORKER_RECORDS, keys.WORKER_EXPIRY]
 
+# How a worker at its own bound on calls answers (RESOURCE_EXHAUSTED, these details
+# first): not a failure of the call or of the worker, a reason to try another.
+BUSY = "worker at capacity"
+
 
 class Registry:
     """The registry's three operations over one redis-py client (plain, Sentinel-managed

@@ -70,7 +70,8 @@ class Cluster:
     def _common(self) -> list[str]:
         a = self.args
         out = ["--tensor-ttl", str(a.tensor_ttl), "--heartbeat", str(a.heartbeat),
-               "--max-inflight", str(a.max_inflight), "--log-level", a.log_level,
+               "--max-inflight", str(a.max_inflight), "--max-queue", str(a.max_queue),
+               "--log-level", a.log_level,
                "--memory-cache-bytes", str(a.memory_cache_bytes),
                "--stop-grace", str(a.stop_grace)]
         for flag in ("tls_cert", "tls_key", "tls_ca"):
@@ -124,7 +125,7 @@ class Cluster:
         self._spawn("gateway", _command(
             "gateway", "--host", a.host, "--port", str(a.port),
             "--metrics-port", str(a.metrics_port), "--cache-ttl", str(a.cache_ttl),
-            "--max-queue", str(a.max_queue), "--max-nodes", str(a.max_nodes),
+            "--max-nodes", str(a.max_nodes),
             "--max-tensor-bytes", str(a.max_tensor_bytes),
             "--inline-result-bytes", str(a.inline_result_bytes),
             "--max-memory-bytes", str(a.max_memory_bytes),

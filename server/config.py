@@ -115,8 +115,10 @@ SETTINGS = [
             "(evicting with volatile-lru: only keys with a TTL, never kept tensors)", (CLUSTER,)),
     Setting("max_inflight", 4, "calls one worker runs at once; more wait in its queue",
             (GATEWAY, WORKER, CLUSTER), int),
-    Setting("max_queue", 64, "calls waiting per worker before RESOURCE_EXHAUSTED",
-            (GATEWAY, CLUSTER), int),
+    Setting("max_queue", 64, "calls waiting per worker before RESOURCE_EXHAUSTED (a gateway "
+            "counts its own; a worker refuses at once any call beyond --max-inflight plus "
+            "this many, whichever gateways sent them, and gateways then try another worker)",
+            (GATEWAY, WORKER, CLUSTER), int),
     Setting("max_nodes", 1_000_000, "most nodes a graph may have", (GATEWAY, CLUSTER), int),
     Setting("max_tensor_bytes", 4 << 30, "largest tensor a graph may produce or send, "
             "estimated from shapes before any allocation", (GATEWAY, CLUSTER), int),

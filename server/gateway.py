@@ -366,6 +366,9 @@ class Gateway:
                 "and the workers' worker secrets (REMOTEGRAD_WORKER_SECRET) differ") from None
         if calls.client_gone:
             return False
+        if self.pool.busy(w, e):  # at its own bound: not a failure; another may take it
+            return bool(calls.pending()) or (len(tried) < self.MAX_ATTEMPTS
+                                             and self.pool.has_other(tried))
         # A worker that died answers UNAVAILABLE; one shutting down may cancel.
         if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             return False

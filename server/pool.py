@@ -28,7 +28,7 @@ import grpc
 from remotegrad.proto import metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.errors import NoWorkerFitsError, NoWorkersError, PoolBusyError
-from remotegrad.proto.registry import Registry
+from remotegrad.proto.registry import BUSY, Registry
 from remotegrad.worker.estimate import describe_bytes
 
 from .hedging import STUCK, Budget, Latencies
@@ -52,11 +52,14 @@ class Worker:
     stuck_until: float = 0.0  # > 0: out of routing; back once probed healthy after this
     out_for: float = 0.0  # how long it was left out last time (doubles while it misses)
     others: int = 0  # calls of other gateways running on it, from its last heartbeat
+    full_until: float = 0.0  # it refused a call at its own bound: last choice until then
 
     @property
     def load(self) -> int:
-        """Calls on this worker: this gateway's in flight plus the other gateways'."""
-        return self.inflight + self.others
+        """Calls on this worker: this gateway's in flight plus the other gateways'
+        (and, for a while after it said it was full, more than any other's)."""
+        full = 1 << 20 if self.full_until and time.monotonic() < self.full_until else 0
+        return self.inflight + self.others + full
 
     def reported(self, info: dict) -> None:
         """Take a fresh registry record: its running calls, less this gateway's own."""
@@ -85,6 +88,7 @@ class WorkerPool:
     OUT_MIN, OUT_MAX = 1.0, 30.0  # seconds a stuck worker stays out at least
     PROBE_EVERY, PROBE_TIMEOUT = 0.25, 0.5  # its health probe
     FIRST_VIEW_WAIT = 5.0  # seconds a call made as the gateway starts waits for workers
+    FULL_FOR = 1.0  # seconds a worker that refused a call at its bound is the last choice
 
     def __init__(self, redis_client=None, static: list[str] | None = None,
                  capacity: int = 68, refresh: float = 1.0, grace: float = 2.0,
@@ -260,6 +264,22 @@ class WorkerPool:
         with self._lock:
             w.inflight -= 1
             metrics.INFLIGHT.labels(w.address).set(w.inflight)
+
+    def busy(self, w: Worker, err: grpc.RpcError) -> bool:
+        """Whether `err` is `w` refusing a call at its own bound on calls (registry.BUSY);
+        if so, it is the last choice for FULL_FOR seconds."""
+        if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or \
+                not (err.details() or "").startswith(BUSY):
+            return False
+        with self._lock:
+            w.full_until = time.monotonic() + self.FULL_FOR
+        log.info("worker %s is at its bound on calls; trying another", w.address)
+        return True
+
+    def has_other(self, tried) -> bool:
+        """Whether a live worker not in `tried` could take a call."""
+        with self._lock:
+            return any(w not in tried for w in self.live())
 
     def mark_dead(self, w: Worker) -> None:
         log.warning("worker %s stopped answering; leaving it out", w.address)

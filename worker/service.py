@@ -13,7 +13,7 @@ from remotegrad.proto import codec, grpc_server, keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
 from remotegrad.proto.kept import with_kept
-from remotegrad.proto.registry import Registry
+from remotegrad.proto.registry import BUSY, Registry
 from remotegrad.proto.status import abort, status_of
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
                                     TieredStore)
@@ -26,24 +26,54 @@ log = logging.getLogger("remotegrad.worker")
 
 
 class Load:
-    """Execute calls running in this worker now, and how many it runs at once (its
-    capacity): what its heartbeat tells every gateway, so that gateways sharing a worker
-    see each other's calls on it."""
+    """The worker's own bound on its calls, and the load its heartbeat reports.
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.running = capacity, 0
+    At most `capacity` Execute calls compute at once, and at most `queue` more wait for
+    a turn; a call beyond that is refused at once with RESOURCE_EXHAUSTED (registry.BUSY),
+    which a gateway takes as "try another worker": several gateways sharing this worker
+    cannot overload it, whatever each one counts. The heartbeat carries `admitted`
+    (computing and waiting), so that gateways also see each other's calls here."""
+
+    WAIT_STEP = 0.05  # seconds between checks that a waiting call is still wanted
+
+    def __init__(self, capacity: int, queue: int = 0) -> None:
+        self.capacity, self.queue = max(1, capacity), max(0, queue)
+        self.admitted = self.running = 0
+        self._turns = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
 
-    def enter(self) -> None:
+    @property
+    def bound(self) -> int:
+        return self.capacity + self.queue
+
+    def admit(self) -> bool:
+        with self._lock:
+            if self.admitted >= self.bound:
+                return False
+            self.admitted += 1
+            return True
+
+    def run(self, fn, cancel: Cancellation):
+        """fn() once one of the `capacity` turns is free (CallCancelled if the call ends
+        while it waits)."""
+        while not self._turns.acquire(timeout=self.WAIT_STEP):
+            cancel.check()
         with self._lock:
             self.running += 1
+        try:
+            return fn()
+        finally:
+            with self._lock:
+                self.running -= 1
+            self._turns.release()
 
     def leave(self) -> None:
         with self._lock:
-            self.running -= 1
+            self.admitted -= 1
 
     def record(self) -> dict:
-        return {"inflight": self.running, "capacity": self.capacity}
+        return {"inflight": self.admitted, "running": self.running,
+                "capacity": self.capacity, "bound": self.bound}
 
 
 class WorkerServicer(pb_grpc.WorkerServicer):
@@ -51,7 +81,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
                  budget: Budget | None = None) -> None:
         self.store, self.backend, self.address = store, backend, address
         self.budget = budget  # memory admitted across concurrent calls, cost per call
-        self.load = load or Load(0)
+        self.load = load or Load(1 << 30)
 
     def Execute(self, request, context):  # noqa: N802 (gRPC method name)
         meta = dict(context.invocation_metadata())
@@ -61,12 +91,18 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         # Runs when the RPC ends: at once when the gateway cancels or the deadline passes.
         if not context.add_callback(cancel.cancel):
             cancel.cancel()  # the RPC already ended: do not start
+        if not self.load.admit():
+            metrics.CALLS.labels("worker", "Execute", "RESOURCE_EXHAUSTED").inc()
+            request_id.reset(token)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{BUSY}: {self.load.capacity} computing and "
+                          f"{self.load.queue} waiting")
         metrics.RUNNING.labels("worker").inc()
-        self.load.enter()
         try:
             tenant = keys.check_tenant(meta.get("x-tenant", "default"))
             _verify_inline(request)
-            resp = compute(request, self.store, tenant, self.backend, cancel, self.budget)
+            resp = self.load.run(lambda: compute(request, self.store, tenant, self.backend,
+                                                 cancel, self.budget), cancel)
             resp.worker = self.address
             return resp
         except CallCancelled:
@@ -116,7 +152,7 @@ class Heartbeat(threading.Thread):
                  load: Load | None = None) -> None:
         super().__init__(daemon=True, name="heartbeat")
         self.registry, self.address, self.every = Registry(redis_client), address, every
-        self.info, self.load = info, load or Load(0)
+        self.info, self.load = info, load or Load(1)
         self.stopped = threading.Event()
 
     def beat(self) -> None:
@@ -160,11 +196,14 @@ def serve(args) -> None:
     store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
     if args.redis_url:
         store = TieredStore(store, args.memory_cache_bytes)
-    server = grpc_server.make_server(args.max_inflight, interceptors=_door(args))
+    load = Load(args.max_inflight, args.max_queue)
+    # A thread for every call admitted and a few more, so that health checks and the
+    # refusal of a call over the bound never wait behind computations.
+    server = grpc_server.make_server(load.bound + 4, max_concurrent=load.bound + 16,
+                                     interceptors=_door(args))
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
-    load = Load(args.max_inflight)
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(
         store, be, address, load, Budget(be.memory_limit, args.max_flops, where=be.where)), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
