@@ -255,7 +255,8 @@ TABLE: dict[str, Spec] = {
 INTERNAL = frozenset({"leaf", "const", "full", "detach", "cast", "reshape", "expand",
                       "sum_to", "grad", "index_backward", "max_pool2d_select",
                       "cross_entropy_rows", "check_targets", "check_unit_interval",
-                      "overwrite", "replace", "lerp_kernel", "bce_input_grad"})
+                      "overwrite", "replace", "lerp_kernel", "bce_input_grad",
+                      "prod_others"})
 
 
 def _sum_to_name(operands: list, attrs: dict) -> str:

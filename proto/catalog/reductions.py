@@ -141,30 +141,55 @@ reduction("mean", _infer_float_reduce("mean"),
 
 def _prod_vjp(g, x, out, dim, keepdim):
     """g times the product of the other elements of the slice, as PyTorch computes it: with
-    no zero in x, out / x (NaN at an inf); with a zero anywhere, the exclusive products,
-    exact: 0 where another element is zero (NaN when another is inf or NaN too)."""
+    no zero in x, out / x (NaN at an inf); with a zero anywhere, the exclusive products
+    (prod_others), exact with zeros, infinities and NaNs."""
     if x.ndim == 0:  # the product of one number is itself: the gradient passes (PyTorch's)
         return g
-    zero, fin = x == 0, x.isfinite()
-    x1 = zero.where(1.0, x)  # zeros replaced by one: the product divided by x1 skips them
-    total = x1.prod(dim=dim, keepdim=True)
-    zc = zero.cast(dtype="int64")
-    others_zero = zc.sum(dim=dim, keepdim=True) - zc
-    nf = fin.logical_not().cast(dtype="int64")
-    others_nonfinite = nf.sum(dim=dim, keepdim=True) - nf
-    # an inf or NaN whose others are finite: their product, not inf / inf (with zeros in x)
+    zc = (x == 0).cast(dtype="int64")
     any_zero = zc.sum() > 0
-    alone = any_zero & fin.logical_not() & (others_nonfinite == 0)
-    others = alone.where(fin.where(x1, 1.0).prod(dim=dim, keepdim=True), total / x1)
     # with no zero, PyTorch's out / x: the gradient reads the result, as PyTorch's does
-    # (over x1, which is x there: where x holds a zero the branch is not taken, and its
-    # second derivative must not meet 1 / 0)
-    others = any_zero.where(others, kept(out, x, dim) / x1)
-    zeroed = (others_nonfinite > 0).where(float("nan"), 0.0)
-    grad = kept(g, x, dim) * (others_zero == 0).where(others, zeroed)
+    # (over x with its zeros replaced by 1: where x holds a zero that branch is not taken,
+    # and its second derivative must not meet 1 / 0)
+    others = any_zero.where(x.prod_others(dim=dim),
+                            kept(out, x, dim) / (x == 0).where(1.0, x))
+    grad = kept(g, x, dim) * others
     if dim is None:  # PyTorch's backward of a full product with two zeros or more: zeros
         grad = (zc.sum() > 1).where(0.0, grad)
     return grad
+
+
+def _prod_others_forward(xp, a, dim):
+    """Each element's product of the others in its slice (all of a for dim None), as
+    PyTorch's exclusive products compute it: the products before it times those after."""
+    flat, ax = (a.reshape(-1), 0) if dim is None else (a, dim % max(a.ndim, 1))
+    if flat.ndim == 0:
+        return xp.ones_like(a)
+    n = flat.shape[ax]
+    one = xp.ones(flat.shape[:ax] + (1,) + flat.shape[ax + 1:], a.dtype)
+
+    def exclusive(v):
+        return xp.take(xp.concatenate([one, xp.cumprod(v, axis=ax)], axis=ax),
+                       xp.arange(n), axis=ax)
+    out = exclusive(flat) * xp.flip(exclusive(xp.flip(flat, axis=ax)), axis=ax)
+    return out.reshape(a.shape)
+
+
+def _prod_others_vjp(g, x, out, dim):
+    """d others_i / d x_j = the product of all but x_i and x_j: (sum g others - g others)
+    / x where x is not zero; at the only zero of a slice, others * the sum of the other
+    g / x (exact). With two zeros in a slice the second is 0 there (not exact)."""
+    total = (g * out).sum(dim=dim, keepdim=True)
+    zero = x == 0
+    x1 = zero.where(1.0, x)
+    over = g / x1
+    return zero.where(out * (over.sum(dim=dim, keepdim=True) - over), (total - g * out) / x1)
+
+
+register(OpDef("prod_others", 1, lambda metas, dim: metas[0], _prod_others_forward,
+               (_prod_others_vjp,), attrs={"dim": ("optional_int", None)},
+               samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
+                        S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, second=False),
+                        S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False))))
 
 
 def _prod_forward(xp, a, dim, keepdim):

@@ -172,6 +172,14 @@ CASES = {
         T, lambda a: a.prod(), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     "second derivative of prod with a zero": lambda T: tuple(t.abs() for t in _second(
         T, lambda a: a.prod(0).abs().clamp(-0.5, 2), _leaf(T, [-0.0, -1.0]))),  # no signs
+    "prod over a slice with two infinities, a zero elsewhere": lambda T: _grad(
+        T, lambda a: a.prod(1), _leaf(T, [[[1.87, 0.0, INF, -INF], [0.5, 0.5, 0.04, 0.32],
+                                          [-1.48, 0.84, 0.54, -INF]]])),
+    "prod of columns with infinities, zeros and NaN": lambda T: _grad(
+        T, lambda a: a.prod(0), _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5],
+                                         [0.0, 0.0, 2.0], [NAN, 0.0, 1.0]])),
+    "second derivative of prod with one zero in a row": lambda T: _second(
+        T, lambda a: a.prod(1), _leaf(T, [[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

@@ -195,6 +195,19 @@ def _bce_input_grad(x, t):
 REFS["bce_input_grad"] = _bce_input_grad
 
 
+def _prod_others(x, dim=None):
+    """The catalog's prod_others: each element's product of the others in its slice, as
+    PyTorch's gradient of prod gives it (with a zero in x: its exclusive products)."""
+    with torch.enable_grad():
+        xg = x.clone() if x.requires_grad else x.detach().requires_grad_()
+        p = xg.prod() if dim is None else xg.prod(dim)
+        (g,) = torch.autograd.grad(p.sum(), xg, create_graph=True)
+    return g
+
+
+REFS["prod_others"] = _prod_others
+
+
 def reference(name):
     if name in REFS:
         return REFS[name]
