@@ -26,6 +26,7 @@ TIMEOUT = 120
 
 # program -> the API remotegrad lacks that it stops at (or prints differently because of)
 MISSING: dict[str, str] = {
+    "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
     "warmup_and_plateau": "torch.optim.lr_scheduler.LinearLR, SequentialLR, OneCycleLR and "
                           "ReduceLROnPlateau (the program stops at LinearLR)",
 }
