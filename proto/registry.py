@@ -10,8 +10,8 @@ scans the keyspace: a read costs O(workers), however many tensors and results Re
   workers' and gateways' machines never matter.
 
 Both keys share one hash tag, so each script below runs on one Redis Cluster node. The
-heartbeat writes both at once; a read drops the expired members (by score) and answers
-the live ones with their records, raw: parsing, and skipping what does not parse, is the
+heartbeat writes both at once; a read drops the expired members (by score) and any record
+without a heartbeat, and answers the live ones with their records, raw: parsing, and skipping what does not parse, is the
 reader's (server/pool.py).
 """
 
@@ -40,6 +40,16 @@ for i = 1, #gone, 1000 do
 end
 if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
 local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+if redis.call('HLEN', KEYS[1]) > #live then  -- records without a heartbeat: none is live
+  local keep, orphans = {}, {}
+  for _, a in ipairs(live) do keep[a] = true end
+  for _, a in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if not keep[a] then orphans[#orphans + 1] = a end
+  end
+  for i = 1, #orphans, 1000 do
+    redis.call('HDEL', KEYS[1], unpack(orphans, i, math.min(i + 999, #orphans)))
+  end
+end
 local out = {}
 for i = 1, #live, 1000 do
   local records = redis.call('HMGET', KEYS[1], unpack(live, i, math.min(i + 999, #live)))

@@ -115,6 +115,11 @@ def test_an_expired_heartbeat_is_dropped_by_its_score(crowded):
         assert client.hget(keys.WORKER_RECORDS, "10.2.0.1:1") is None
         assert client.zscore(keys.WORKER_EXPIRY, "10.2.0.1:1") is None
         assert registry.workers(client)["10.2.0.2:2"]["backend"] == "numpy"
+        # A record filed without a heartbeat (by hand, or half of a foreign write) is
+        # never live and goes at the next read.
+        client.hset(keys.WORKER_RECORDS, "10.2.0.3:3", b"{}")
+        assert b"10.2.0.3:3" not in {a for a, _ in reg.live()}
+        assert client.hget(keys.WORKER_RECORDS, "10.2.0.3:3") is None
     finally:
         reg.leave("10.2.0.2:2")
         reg.leave("10.2.0.1:1")
