@@ -27,6 +27,10 @@ TIMEOUT = 120
 # program -> the API remotegrad lacks that it stops at (or prints differently because of)
 MISSING: dict[str, str] = {
     "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
+    "loss_options": "pos_weight of nn.BCEWithLogitsLoss and F.binary_cross_entropy_with_logits "
+                    "(NotImplementedError); also, CrossEntropyLoss(label_smoothing=...) ends in "
+                    "NllLossBackward0 where PyTorch's ends in AddBackward0, and an invalid "
+                    "reduction raises RuntimeError where PyTorch raises ValueError",
     "warmup_and_plateau": "torch.optim.lr_scheduler.LinearLR, SequentialLR, OneCycleLR and "
                           "ReduceLROnPlateau (the program stops at LinearLR)",
 }
