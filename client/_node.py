@@ -13,6 +13,7 @@ import re
 import numpy as np
 from remotegrad.proto import catalog, nodes
 from remotegrad.proto.catalog import Meta
+from remotegrad.proto.catalog._identity import value_key
 
 
 class Node:
@@ -61,7 +62,7 @@ def leaf(array: np.ndarray) -> Node:
     """A node whose value is given (created from data on the client)."""
     array = nodes.contiguous(array)
     array.flags.writeable = False
-    node = Node("leaf", (), {}, Meta(tuple(array.shape), dtype_name(array.dtype)))
+    node = Node("leaf", (), {}, interned(Meta(tuple(array.shape), dtype_name(array.dtype))))
     node.value = array
     return node
 
@@ -73,9 +74,8 @@ _SCALAR_METAS = {t: catalog.scalar_meta(t()) for t in (bool, int, float)}
 def const(value: float | bool) -> Node:
     """A Python number operand (weakly typed, as in PyTorch)."""
     meta = _SCALAR_METAS.get(type(value))
-    attrs = {"value": value}
-    return Node("const", (), attrs, meta or catalog.scalar_meta(value), False,
-                catalog.attrs_key(attrs))
+    return Node("const", (), {"value": value}, meta or catalog.scalar_meta(value), False,
+                (("value", value_key(value)),))  # attrs_key of the attributes, made directly
 
 
 def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool) -> Node:
@@ -90,6 +90,18 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
 # verdict's meta is shared by every node it made: equal keys then compare by identity.
 _CHECKED: dict[tuple, tuple] = {}
 CHECKED_SIZE = 4096
+_METAS: dict[Meta, Meta] = {}
+
+
+def interned(meta: Meta) -> Meta:
+    """One object for equal metas (bounded as _CHECKED is): the verdicts' keys then
+    compare by identity, without Meta.__eq__."""
+    found = _METAS.get(meta)
+    if found is None:
+        if len(_METAS) >= CHECKED_SIZE:
+            _METAS.clear()
+        found = _METAS[meta] = meta
+    return found
 
 
 def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | None]:
@@ -116,6 +128,7 @@ def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | Non
             return meta, full, None
         if len(_CHECKED) >= CHECKED_SIZE:
             _CHECKED.clear()
+        meta = interned(meta)
         _CHECKED[key] = (meta, dict(full), akey)
         return meta, full, akey
     return meta, full, None

@@ -37,19 +37,33 @@ class MissingTensorsError(Exception):
 
 class Updates:
     """Tensors updated in place whose new values are neither here nor in the cluster.
-    Keyed by id: a WeakSet would compare tensors with ==, which builds an `eq` node."""
+    Weak references keyed by id: a WeakSet would compare tensors with ==, which builds an
+    `eq` node, and a WeakValueDictionary costs ~3 us a note (an optimiser notes every
+    update). Dead entries go at the next pending(), which every read and flush makes."""
 
     def __init__(self) -> None:
-        self._tensors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._refs: dict[int, weakref.ref] = {}
         self.noted = 0  # since the last flush
 
     def note(self, tensor) -> None:
-        self._tensors[id(tensor)] = tensor
+        ref = self._refs.get(id(tensor))
+        if ref is None or ref() is not tensor:  # new, or a dead tensor's id reused
+            self._refs[id(tensor)] = weakref.ref(tensor)
         self.noted += 1
 
     def pending(self) -> list[Node]:
-        return [t._node for t in list(self._tensors.values())
-                if t._node.value is None and t._node.hash is None and not t._node.tracked]
+        out, dead = [], []
+        for key, ref in self._refs.items():
+            t = ref()
+            if t is None:
+                dead.append(key)
+                continue
+            n = t._node
+            if n.value is None and n.hash is None and not n.tracked:
+                out.append(n)
+        for key in dead:
+            del self._refs[key]
+        return out
 
 
 class Session:

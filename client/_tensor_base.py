@@ -126,24 +126,40 @@ VIEWS = frozenset({"broadcast_to", "chunk", "expand", "flatten", "index", "narro
 
 def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
     """Versions of the tensors PyTorch's node would save, checked again at backward."""
-    codes = SAVES.get(name, "")
-    if not codes:
+    plan = _SAVE_PLANS.get(name)
+    if plan is None:
+        plan = _SAVE_PLANS[name] = _save_plan(SAVES.get(name, ""))
+    if not plan:
         return []
-    needs = [isinstance(x, TensorBase) and x.requires_grad for x in operands]
+    operand_codes, result = plan
     saved = []
-    for code, index, condition in (("a", 0, True), ("b", 1, True), ("A", 0, "B"),
-                                   ("B", 1, "A")):
-        if (code not in codes or index >= len(operands)
-                or not isinstance(operands[index], TensorBase)):
+    for index, other in operand_codes:
+        if index >= len(operands) or not isinstance(operands[index], TensorBase):
             continue
-        if condition is not True and not needs[1 - index]:
-            continue
+        if other is not None:  # saved only when the other operand requires grad
+            x = operands[other]
+            if not (isinstance(x, TensorBase) and x.requires_grad):
+                continue
         t = operands[index]
         entry = (t._vc, t._vc[0], False, t._node.meta)
         saved.append(_SelfSave(entry) if index == 0 else entry)
-    if "r" in codes:
+    if result:
         saved.append((out._vc, out._vc[0], True, out._node.meta))
     return saved
+
+
+# SAVES' codes as (operand index, index of the operand whose requires_grad it depends on,
+# or None) pairs and whether the result is saved; () for a node that saves nothing.
+_SAVE_PLANS: dict[str, tuple] = {}
+
+
+def _save_plan(codes: str) -> tuple:
+    if not codes:
+        return ()
+    operand_codes = tuple((index, other) for code, index, other in
+                          (("a", 0, None), ("b", 1, None), ("A", 0, 1), ("B", 1, 0))
+                          if code in codes)
+    return operand_codes, "r" in codes
 
 
 def _rebuild(cls: type, value: np.ndarray, requires_grad: builtins.bool) -> Tensor:
