@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from procs import start_redis, stop
-from remotegrad.proto import codec
+from remotegrad.proto import codec, registry
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
-from sectools import Procs, as_tenant, code_of, wait_for_workers
+from sectools import Procs, as_tenant, code_of, until, wait_for_workers
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +40,7 @@ def cluster(tmp_path_factory):
         stubs = [pb_grpc.GatewayStub(grpc.insecure_channel(g.address)) for g in (gw, capped)]
         for s in stubs:
             wait_for_workers(s, 1, TOKEN)
+        worker.redis = redis  # to read its registry record
         yield stubs[0], stubs[1], worker
     finally:
         procs.close()
@@ -63,6 +64,11 @@ def assert_idle(pid: int, within: float = 3.0) -> None:
         if used < 0.3:
             return
         assert time.monotonic() < deadline, f"still computing: {used:.2f}s of CPU in 1s"
+
+
+def running(worker) -> int:
+    """The calls a worker says it is running (its registry record, every heartbeat)."""
+    return registry.workers(worker.redis.client())[worker.address]["inflight"]
 
 
 def _einsum6(seed: int):
@@ -178,3 +184,17 @@ def test_one_tenant_may_run_only_its_share_of_calls_at_once(tmp_path):
     finally:
         procs.close()
         stop(redis.proc)
+
+
+def test_a_cancelled_call_stops_inside_one_long_product(cluster):
+    """One 7168² matrix product (7.4e11 operations, within the bound; 6 s or more in one
+    numpy call): its deadline passes 3 s in, and the worker stops at once, between two
+    row blocks (before: it went on for the whole product, 3.5 s or more past the
+    deadline), and says so: its record counts no call running."""
+    stub, _, worker = cluster
+    req = _mm_chain(7168, 1)
+    t0 = time.monotonic()
+    code, details = code_of(lambda: stub.Compute(req, metadata=as_tenant(TOKEN), timeout=3))
+    assert code == "DEADLINE_EXCEEDED", (code, details)
+    until(lambda: running(worker) == 0, "the worker stopped", timeout=1.5)
+    assert time.monotonic() - t0 < 5

@@ -36,7 +36,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.catalog import _checks as checks
 
-from . import fusion
+from . import blocks, cost, fusion
 from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
@@ -51,6 +51,16 @@ FUSE = True  # fuse elementwise runs where the array module can (cupy.fuse); see
 def _bind(fn, xp, attrs):
     """fn(xp, *arrays, **attrs) as a function of the arrays (an op's forward or fusable)."""
     return partial(fn, xp, **attrs) if attrs else partial(fn, xp)
+
+
+def _step(g: Graph, n: int, xp):
+    """Node `n`'s forward as a function of its input arrays; a long product in row blocks,
+    so that a cancellation stops it part way (blocks.py)."""
+    fn = _bind(catalog.get(g.ops[n]).forward, xp, g.attrs[n])
+    if g.ops[n] in blocks.ROW_BLOCKED and g.inputs[n]:
+        fn = blocks.blocked(fn, xp, g.ops[n], cost.node_flops(g, n),
+                            g.metas[g.inputs[n][0]].shape, g.metas[n].shape)
+    return fn
 
 
 class Program:
@@ -83,8 +93,8 @@ class Program:
         for i, pos in last.items():
             if i not in keep:
                 dies[pos].append(i)
-        self.steps = [(_bind(catalog.get(g.ops[n]).forward, xp, g.attrs[n]), g.inputs[n], n,
-                       tuple(dies[pos])) for pos, n in enumerate(live)]
+        self.steps = [(_step(g, n, xp), g.inputs[n], n, tuple(dies[pos]))
+                      for pos, n in enumerate(live)]
         self.names = [g.ops[n] for n in live]  # each step's op, for profiles and messages
         self.metas = {n: g.metas[n] for n in live}
         self.direct = _direct_calls(g, live, dies, xp)
