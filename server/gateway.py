@@ -569,9 +569,14 @@ class GatewayServicer(pb_grpc.GatewayServicer):
 
     def FetchTensor(self, request, context):  # noqa: N802
         # Streamed as read: a failure before the first chunk (a missing tensor, a bad
-        # digest) or during the stream ends the call with its status all the same.
-        yield from self._run_stream("FetchTensor", context, lambda: self.gw.fetch_tensor(
-            _decoded(request).hash, self._tenant(context)))
+        # digest) or during the stream ends the call with its status all the same. Each
+        # fetch holds a thread and a stored chunk while it lasts: admitted, and watched
+        # for a client that stops reading, like PutTensor's streams (server/streams.py).
+        def run():
+            tenant = self._tenant(context)
+            with self.streams.admit(tenant, context, outgoing=True) as sent:
+                yield from sent(self.gw.fetch_tensor(_decoded(request).hash, tenant))
+        yield from self._run_stream("FetchTensor", context, run)
 
     def ClusterStatus(self, request, context):  # noqa: N802
         def run():

@@ -42,8 +42,10 @@ class StreamGate:
         self._watchdog: threading.Thread | None = None
 
     @contextmanager
-    def admit(self, tenant: str, context):
-        """A stream's admission for the call's duration; yields a wrapper of its chunks."""
+    def admit(self, tenant: str, context, outgoing: bool = False):
+        """A stream's admission for the call's duration; yields a wrapper of its chunks
+        (`outgoing`: FetchTensor's, which the gateway sends: their bytes are the store's,
+        not held here, and a client that stops reading them leaves the stream idle)."""
         stream = _Stream(tenant, context)
         with self._lock:
             if self._count[tenant] >= self.per_tenant or len(self._open) >= self.total:
@@ -55,7 +57,8 @@ class StreamGate:
             self._count[tenant] += 1
             self._start_watchdog()
         try:
-            yield lambda chunks: self._counted(stream, chunks)
+            yield (lambda chunks: self._sent(stream, chunks)) if outgoing else (
+                lambda chunks: self._counted(stream, chunks))
         finally:
             with self._lock:
                 self._open.discard(stream)
@@ -73,6 +76,12 @@ class StreamGate:
             if over:
                 raise TooLargeError(f"tenant {stream.tenant!r} has more than "
                                     f"{self.tenant_bytes} bytes in open tensor streams")
+            yield chunk
+
+    def _sent(self, stream: _Stream, chunks):
+        for chunk in chunks:  # asked for the next one: the client took the one before
+            with self._lock:
+                stream.last = time.monotonic()
             yield chunk
 
     def _start_watchdog(self) -> None:

@@ -35,6 +35,8 @@ pytestmark = pytest.mark.integration
 MiB = 1 << 20
 TOKEN = "tok-amplify-0123456789abcdef"
 BIG = 256 * MiB
+BOB = "tok-amplify-bob-0123456789"
+IDLE = 3  # seconds a stream may go without a chunk taken (the gateway's default: 30)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,8 @@ def lab(tmp_path_factory):
     redis = start_redis()
     procs = Procs(redis, tmp_path_factory.mktemp("amplification"))
     try:
-        gw = procs.gateway("--tokens", f"{TOKEN}=alice", "--inline-result-bytes",
-                           str(8 * MiB))
+        gw = procs.gateway("--tokens", f"{TOKEN}=alice,{BOB}=bob", "--inline-result-bytes",
+                           str(8 * MiB), "--stream-idle-timeout", str(IDLE))
         procs.worker()
         ch = grpc.insecure_channel(gw.address, options=[
             ("grpc.max_receive_message_length", -1)])
@@ -175,3 +177,41 @@ def test_an_answer_inlines_at_most_the_limit_in_all(lab):
                                                  metadata=as_tenant(TOKEN), timeout=60),
                                 max_bytes=8 * MiB)
     np.testing.assert_array_equal(codec.decode_array(fetched), -x)
+
+
+def test_fetches_whose_clients_stop_reading_are_bounded_and_cancelled(lab):
+    """A client that starts a fetch and never reads on holds a gateway thread and a stored
+    chunk: at most 4 such streams per tenant (with its PutTensor streams), 16 in all, and
+    each is cancelled after --stream-idle-timeout without a chunk taken. Before, 8 such
+    fetches held 8 of the 32 threads and +490 MiB for as long as their clients lived."""
+    procs, gw, stub = lab
+    # Large enough that the transports' buffers cannot take it all while nobody reads.
+    _, digest = _stored(procs, BIG, seed=5)
+    channels, stalled = [], []
+    try:
+        for _ in range(4):
+            ch = grpc.insecure_channel(gw.address, options=[
+                ("grpc.max_receive_message_length", -1)])
+            it = pb_grpc.GatewayStub(ch).FetchTensor(pb.FetchTensorRequest(hash=digest),
+                                                      metadata=as_tenant(TOKEN), timeout=60)
+            next(it)  # one chunk, then nothing
+            channels.append(ch)
+            stalled.append(it)
+        # A fifth of the same tenant is refused at once; another tenant is not affected.
+        code, details = code_of(lambda: list(stub.FetchTensor(
+            pb.FetchTensorRequest(hash=digest), metadata=as_tenant(TOKEN), timeout=10)))
+        assert code == "RESOURCE_EXHAUSTED" and "streams" in details, (code, details)
+        code, _ = code_of(lambda: list(stub.FetchTensor(
+            pb.FetchTensorRequest(hash=digest), metadata=as_tenant(BOB), timeout=10)))
+        assert code == "FAILED_PRECONDITION"  # bob's own namespace: admitted, not there
+        # The stalled ones are cancelled once idle (what reached the client's buffers
+        # before is still read); then the tenant may fetch again.
+        time.sleep(IDLE + 2)
+        for it in stalled:
+            assert code_of(lambda it=it: list(it))[0] == "CANCELLED"
+        got: list = []
+        _slow_fetch(stub, digest, got, pause=0)
+        assert got == [BIG]
+    finally:
+        for ch in channels:
+            ch.close()
