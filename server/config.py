@@ -178,12 +178,14 @@ SETTINGS = [
             "call it (a warning is logged). Set the variable, not the flag (flags show in "
             "process listings). cluster up hands its gateway and workers this variable's value, "
             "or a secret it generates (32 random bytes)", (GATEWAY, WORKER)),
-    Setting("max_streams_per_tenant", 4, "PutTensor streams one tenant may have open at "
+    Setting("max_streams_per_tenant", 4, "tensor streams (PutTensor, FetchTensor) one "
+            "tenant may have open at "
             "once (the gateway: 16 in all, half its threads); more are RESOURCE_EXHAUSTED. "
-            "The bytes a tenant's open streams hold are bounded by --max-tensor-bytes",
+            "The bytes a tenant's open uploads hold are bounded by --max-tensor-bytes",
             (GATEWAY, CLUSTER), int),
-    Setting("stream_idle_timeout", 30.0, "seconds a PutTensor stream may go without a chunk "
-            "before the gateway cancels it (and 900 s in all)", (GATEWAY, CLUSTER), float),
+    Setting("stream_idle_timeout", 30.0, "seconds a tensor stream may go without a chunk "
+            "sent (PutTensor) or taken (FetchTensor) before the gateway cancels it (and "
+            "900 s in all)", (GATEWAY, CLUSTER), float),
     Setting("allow_anonymous", False, "let a gateway without tokens listen on a non-loopback "
             "--host (every caller is then the default tenant); without it such a gateway "
             "refuses to start", (GATEWAY, CLUSTER), boolean),
