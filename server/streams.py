@@ -100,7 +100,7 @@ class StreamGate:
                 for s in late:
                     s.cancelled = True
             for s in late:
-                log.info("PutTensor of tenant %r cancelled: %s", s.tenant,
+                log.info("tensor stream of tenant %r cancelled: %s", s.tenant,
                          "no chunk for %.0fs" % self.idle if now - s.last > self.idle
                          else "longer than %.0fs" % self.longest)
                 s.context.cancel()
