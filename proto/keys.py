@@ -83,7 +83,6 @@ def result_pattern(tenant: str = "*") -> str:
     return f"{PREFIX}:result:{tenant}:*"
 
 
-
 # Kept tensors' durable copies (proto/kept.py): the value keys are tagged by digest, like a
 # tensor's, and have no TTL, so that a Redis running volatile-lru never evicts them; the
 # tenant's ledger (a hash: `bytes` used, `seen` when it last called, `h:<digest>` -> bytes
