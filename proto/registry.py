@@ -11,8 +11,8 @@ scans the keyspace: a read costs O(workers), however many tensors and results Re
 
 Both keys share one hash tag, so each script below runs on one Redis Cluster node. The
 heartbeat writes both at once; a read drops the expired members (by score) and any record
-without a heartbeat, and answers the live ones with their records, raw: parsing, and skipping what does not parse, is the
-reader's (server/pool.py).
+without a heartbeat, and answers the live ones with their records, raw: parsing, and
+skipping what does not parse, is the reader's (server/pool.py).
 """
 
 from __future__ import annotations
