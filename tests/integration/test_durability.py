@@ -12,6 +12,7 @@ The figures each test prints are RELIABILITY.md's "Durability" table:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -272,11 +273,14 @@ def test_sigkill_of_the_holder_mid_training(tmp_path):
             twin.step()
             worst = max(worst, time.monotonic() - start)
         twin.check_weights()
-        # What the SDK dropped was released: the durable copies are the parameter's and
-        # its momentum's (this step's and maybe the last one's), not one per step.
-        wait_until(lambda: _kept_bytes(up) <= 4 * N * N * 4, "releases settled", timeout=5)
+        # What the SDK dropped was released: the durable copies are those of what it still
+        # holds (the parameter, its gradient, the momentum) and of what it dropped since
+        # its last call (told with the next one), not one per step (16 steps: 40+).
+        gc.collect()  # (a node in a reference cycle is released when Python collects it)
+        twin.step()
+        wait_until(lambda: _kept_bytes(up) <= 6 * N * N * 4, "releases settled", timeout=5)
         copies = len(list(up.redis().scan_iter(match=f"{keys.PREFIX}:kept:train:*")))
-        assert 2 <= copies <= 4, copies
+        assert 2 <= copies <= 6, copies
         print(f"\n[durability] holder SIGKILLed 3 times: {len(twin.losses)} steps, 0 failures, "
               f"slowest step after a kill {worst:.2f}s; durable copies left: {copies} "
               f"({_kept_bytes(up)} bytes)")
