@@ -19,9 +19,12 @@ def split(text: str) -> tuple[list[str], list[str]]:
 
 
 def last_place(token: str) -> float:
-    """One unit in the last printed digit: 0.1234 -> 1e-4, 1.5e-05 -> 1e-6, 12 -> 1."""
+    """One unit in the last printed digit of a rounded number (0.1234 -> 1e-4, 1.5e-05 ->
+    1e-6); 0 for one printed without decimals (12, 3.), which is whole, not rounded."""
     mantissa, _, exponent = token.lower().partition("e")
     decimals = len(mantissa.partition(".")[2])
+    if not decimals:
+        return 0.0
     return 10.0 ** (-decimals + (int(exponent) if exponent else 0))
 
 

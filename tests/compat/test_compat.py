@@ -31,6 +31,10 @@ MISSING: dict[str, str] = {
                     "(NotImplementedError); also, CrossEntropyLoss(label_smoothing=...) ends in "
                     "NllLossBackward0 where PyTorch's ends in AddBackward0, and an invalid "
                     "reduction raises RuntimeError where PyTorch raises ValueError",
+    "numpy_bridge": "memory shared between a CPU tensor and its .numpy() array, and between "
+                    "an array and torch.from_numpy's tensor (remotegrad copies, as "
+                    "docs/compatibility.md says)",
+    "one_hot_targets": "Tensor.scatter_ (the transforms tutorial's one-hot Lambda)",
     "warmup_and_plateau": "torch.optim.lr_scheduler.LinearLR, SequentialLR, OneCycleLR and "
                           "ReduceLROnPlateau (the program stops at LinearLR)",
 }
