@@ -42,3 +42,21 @@ def test_power_matches_torch_bitwise(dtype, exponent):
         np.testing.assert_array_equal(dx, tdx.numpy())
     else:
         np.testing.assert_allclose(dx, tdx.numpy(), rtol=1e-6 if dtype == "float64" else 1e-5)
+
+
+def test_a_gradients_power_is_the_forwards():
+    """x ** 4 + x ** 5: the gradient's x ** (5 - 1) folds to the forward's x ** 4 (two pows
+    run, not three), with PyTorch's values."""
+    g = Graph()
+    x = g.add("leaf", (), {"hash": "x", "dtype": "float64", "shape": (5,)})
+    y = g.add("add", (g.add("pow", (x, g.add("const", (), {"value": 4}))),
+                      g.add("pow", (x, g.add("const", (), {"value": 5})))))
+    seed = g.add("leaf", (), {"hash": "s", "dtype": "float64", "shape": (5,)})
+    prog = compile_graph(g, [y, g.add("grad", (y, seed, x), {"n": 1})], np)
+    assert prog.names.count("pow") == 2, prog.names
+    v = np.array([-1.5, -0.0, 0.5, 2.0, 3.25])
+    by_leaf = {"x": v, "s": np.ones(5)}
+    _, dx = prog.run([by_leaf[h] for h in prog.leaf_hashes])
+    tx = torch.tensor(v, requires_grad=True)
+    (want,) = torch.autograd.grad((tx ** 4 + tx ** 5).sum(), tx)
+    np.testing.assert_allclose(dx, want.numpy(), rtol=1e-15)

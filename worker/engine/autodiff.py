@@ -157,6 +157,10 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
         opdef = catalog.get(op)
         if op == "pow" and (power := _small_power(src, n, dst, ins[0])) is not None:
             nid = power
+        elif op in ("add", "sub") and (k := _folded(src, n)) is not None:
+            # `y - 1` in a rule: the const it is, so x ** (5 - 1) in x ** 5's gradient is the
+            # forward's x ** 4 (one node, computed once)
+            nid = dst.add("const", (), {"value": k})
         elif opdef.forward is None and opdef.decompose is not None:
             nid = opdef.decompose(*(Sym(dst, i) for i in ins), **attrs).id
             nid = _conform(dst, nid, src.metas[n], op)
@@ -190,6 +194,17 @@ def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
         return base
     square = dst.add_checked("mul", (base, base), {}, meta)
     return square if k == 2 else dst.add_checked("mul", (square, base), {}, meta)
+
+
+def _folded(g: Graph, n: int):
+    """The number an add/sub of Python numbers gives, where it is exactly what the array
+    module would compute: a weak scalar of the same meta, an integer inside int64."""
+    k = _constant(g, n, 3)
+    if k is None or isinstance(k, bool) or catalog.scalar_meta(k) != g.metas[n]:
+        return None
+    if isinstance(k, int) and not -(1 << 63) <= k < (1 << 63):
+        return None  # int64 wraps around; Python's int does not
+    return k
 
 
 def _constant(g: Graph, nid: int, depth: int):
