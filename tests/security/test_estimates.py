@@ -128,6 +128,21 @@ def _pool(x: np.ndarray, kernel: int):
     return nodes, [x], [2]
 
 
+def _avg_pool(x: np.ndarray, kernel: int):
+    """A composite (a grouped conv2d with a kernel of ones), in a graph with no gradient."""
+    nodes = [_leaf(0, x), WireNode(1, "avg_pool2d", (0,), {"kernel_size": kernel, "stride": 1}),
+             _sum(2, 1)]
+    return nodes, [x], [2]
+
+
+def _gelu(n: int):
+    """gelu runs whole (its own forward, not its decomposition): its temporaries. Over a
+    source, not a leaf: a leaf's bytes are held more than once (see RELIABILITY.md)."""
+    nodes = [WireNode(0, "full", (), {"shape": (n,), "value": 0.5, "dtype": "float32"}),
+             WireNode(1, "gelu", (0,), {"approximate": "tanh"}), _sum(2, 1)]
+    return nodes, [], [2]
+
+
 def _conv(x: np.ndarray, w: np.ndarray):
     nodes = [_leaf(0, x), _leaf(1, w), WireNode(2, "conv2d", (0, 1), {}), _sum(3, 2)]
     return nodes, [x, w], [3]
@@ -136,8 +151,9 @@ def _conv(x: np.ndarray, w: np.ndarray):
 @pytest.mark.parametrize("make", [
     lambda: _pool(np.random.rand(1, 4, 128, 128).astype(np.float32), 64),
     lambda: _conv(np.random.rand(1, 4, 128, 128).astype(np.float32),
-                  np.random.rand(4, 4, 64, 64).astype(np.float32))],
-    ids=["max_pool2d", "conv2d"])
+                  np.random.rand(4, 4, 64, 64).astype(np.float32)),
+    lambda: _avg_pool(np.random.rand(1, 4, 128, 128).astype(np.float32), 64)],
+    ids=["max_pool2d", "conv2d", "avg_pool2d"])
 def test_window_temporaries_are_estimated_and_refused_over_the_limit(cluster, make):
     stub, worker = cluster
     nodes, arrays, targets = make()  # 256 KiB of input, ~70-140 MiB of windows
@@ -150,16 +166,19 @@ def test_window_temporaries_are_estimated_and_refused_over_the_limit(cluster, ma
 @pytest.mark.parametrize("make", [
     lambda: _pool(np.random.rand(1, 4, 96, 96).astype(np.float32), 24),
     lambda: _conv(np.random.rand(1, 2, 96, 96).astype(np.float32),
-                  np.random.rand(2, 2, 24, 24).astype(np.float32))],
-    ids=["max_pool2d", "conv2d"])
-def test_what_a_worker_allocates_for_windows_stays_within_the_estimate(cluster, make):
+                  np.random.rand(2, 2, 24, 24).astype(np.float32)),
+    lambda: _avg_pool(np.random.rand(1, 2, 96, 96).astype(np.float32), 24),
+    lambda: _gelu(2 << 20)],
+    ids=["max_pool2d", "conv2d", "avg_pool2d", "gelu"])
+def test_what_a_worker_allocates_for_temporaries_stays_within_the_estimate(cluster, make):
     stub, worker = cluster
     nodes, arrays, targets = make()
     _, peak = estimate(nodes, targets)
     with Growth(worker.popen.pid) as rss:
         code, details = _call(stub, _request(nodes, arrays, targets))
     assert code == "OK", details
-    assert 8 * MIB < rss.most <= peak, (rss.most, peak)  # it allocated, and no more
+    # it allocated, and no more than the estimate (and what any call costs: 4 MiB)
+    assert 8 * MIB < rss.most <= peak + 4 * MIB, (rss.most, peak)
 
 
 def test_listing_one_target_k_times_counts_k_answers(cluster):
