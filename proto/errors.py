@@ -69,6 +69,11 @@ class PoolBusyError(Exception):
     """Every worker's queue is full."""
 
 
+class StoreUnavailableError(Exception):
+    """The shared tensor store could not keep a tensor now (Redis down, or failing over):
+    UNAVAILABLE, which a client retries within its window, rather than a refusal."""
+
+
 class NoWorkerFitsError(Exception):
     """A computation needs more memory than any live worker's limit (RESOURCE_EXHAUSTED)."""
 

@@ -12,7 +12,7 @@ import grpc
 from .catalog import OpError
 from .codec import TooLargeError
 from .errors import (KIND_KEY, MissingTensorError, NoWorkerFitsError, NoWorkersError,
-                     PoolBusyError, WorkerRefusedError, kind_of)
+                     PoolBusyError, StoreUnavailableError, WorkerRefusedError, kind_of)
 from .keys import KeyNameError, is_digest
 
 MISSING_KEY = "rg-missing-tensors"
@@ -29,6 +29,7 @@ _CODES = [
     (NoWorkerFitsError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NoWorkersError, grpc.StatusCode.UNAVAILABLE),
+    (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (WorkerRefusedError, grpc.StatusCode.INTERNAL),
 ]
 

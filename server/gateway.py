@@ -20,7 +20,8 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.errors import (MissingTensorError, NoWorkerFitsError, NoWorkersError,
-                                     PoolBusyError, WorkerRefusedError)
+                                     PoolBusyError, StoreUnavailableError,
+                                     WorkerRefusedError)
 from remotegrad.proto.observability import request_id, request_id_of
 from remotegrad.proto.status import MISSING_KEY, abort
 from remotegrad.proto.store import GuardedStore
@@ -385,7 +386,8 @@ class Gateway:
         msg = codec.from_chunks(_named(chunks), self.limits.max_tensor_bytes)
         metrics.BYTES_IN.inc(len(msg.data))
         if not self.store.put(tenant, msg):
-            raise MissingTensorError([msg.hash])  # nowhere to keep it: send it inline
+            # Redis down or failing over: retryable (the SDK waits within its window).
+            raise StoreUnavailableError(f"the tensor store could not keep {msg.hash} now")
         return pb.PutTensorResponse(hash=msg.hash, bytes_received=len(msg.data))
 
     def has_tensors(self, digests: list[str], tenant: str) -> list[bool]:

@@ -2,10 +2,11 @@
 
 A gateway and a worker run with `--redis-url redis+sentinel://127.0.0.1:<sentinel>/<name>`
 against a master, its replica and a Sentinel (real redis-servers on loopback). Calls run
-from threads while the master is killed with SIGKILL: no call fails (a Redis that does not
-answer degrades the cache and the store, and redis-py's retries follow the Sentinel to
-the new master), and once the replica is promoted, writes land on it: an uploaded tensor,
-the result cache, the worker's heartbeat.
+from threads while the master is killed with SIGKILL, raw ones and SDK calls that upload
+a large leaf each: no call fails (a Redis that does not answer degrades the cache; an
+upload it cannot keep is UNAVAILABLE, which the SDK retries within its window; redis-py
+follows the Sentinel to the new master), and once the replica is promoted, writes land
+on it: an uploaded tensor, the result cache, the worker's heartbeat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import grpc
 import numpy as np
 import pytest
 import torch
+
+import remotegrad as rg
 
 from procs import start_cluster, wait_until
 from redis_modes import _client, start_sentinel_pair
@@ -42,8 +45,26 @@ class Load:
     def __init__(self, stub, threads: int = 3) -> None:
         self.stub, self.stop = stub, threading.Event()
         self.ok, self.failed, self.lock = 0, [], threading.Lock()
+        self.sdk_ok = 0
         self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True)
                         for t in range(threads)]
+        self.threads.append(threading.Thread(target=self._run_sdk, daemon=True))
+
+    def _run_sdk(self) -> None:
+        """Through the SDK, each call with a new 8 MiB leaf: streamed up (PutTensor) into
+        the store, then read there by the worker."""
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            x = np.full(2 << 20, float(i), np.float32)
+            try:
+                got = float((rg.from_numpy(x) * 2.0).sum())
+                assert got == 2.0 * i * (2 << 20), got
+                with self.lock:
+                    self.sdk_ok += 1
+            except Exception as e:  # noqa: BLE001  (a failed call is what the test counts)
+                with self.lock:
+                    self.failed.append(f"SDK: {e!r}"[:300])
 
     def _run(self, t: int) -> None:
         i = 0
@@ -70,8 +91,9 @@ class Load:
         for th in self.threads:
             th.join(timeout=40)
 
-    def wait_calls(self, n: int, timeout: float = 60.0) -> None:
-        wait_until(lambda: self.ok >= n, f"{n} calls answered", timeout=timeout)
+    def wait_calls(self, n: int, sdk: int = 0, timeout: float = 60.0) -> None:
+        wait_until(lambda: self.ok >= n and self.sdk_ok >= sdk,
+                   f"{n} calls answered ({sdk} through the SDK)", timeout=timeout)
 
 
 @pytest.fixture
@@ -87,17 +109,19 @@ def test_a_failover_under_calls_fails_no_call_and_writes_resume(sentinel):
     c = start_cluster(sentinel, 1)
     try:
         stub = c.stub()
+        rg.connect(c.address)
         with Load(stub) as load:
-            load.wait_calls(30)
-            before = load.ok
+            load.wait_calls(30, sdk=3)
+            before, sdk_before = load.ok, load.sdk_ok
             os.kill(sentinel.master.pid, signal.SIGKILL)
             killed = time.monotonic()
             wait_until(lambda: sentinel.current_master() == sentinel.replica_port,
                        "the Sentinel promotes the replica", timeout=30)
             promoted = time.monotonic() - killed
-            load.wait_calls(load.ok + 60, timeout=60)  # and calls go on after it
+            load.wait_calls(load.ok + 60, sdk=load.sdk_ok + 5)  # and calls go on after it
             print(f"\nfailover: replica promoted {promoted:.1f}s after SIGKILL; "
-                  f"{load.ok - before} calls answered since the kill, "
+                  f"{load.ok - before} calls answered since the kill, and "
+                  f"{load.sdk_ok - sdk_before} SDK calls with an uploaded 8 MiB leaf; "
                   f"{len(load.failed)} failed")
         assert load.failed == []
         new = _client(sentinel.replica_port)
@@ -106,8 +130,7 @@ def test_a_failover_under_calls_fails_no_call_and_writes_resume(sentinel):
                    timeout=20)
         assert [w.address for w in c.status().workers] == list(registry.workers(new))
         # ... an uploaded tensor (a gateway leaves a Redis that failed alone for a second,
-        # per tenant: a write refused meanwhile is FAILED_PRECONDITION, which the SDK
-        # answers by sending the tensor inline) ...
+        # per tenant: an upload refused meanwhile is UNAVAILABLE, which the SDK retries) ...
         x = np.arange(50_000, dtype=np.float32)
         msg = codec.encode_array(x)
         wait_until(lambda: stub.PutTensor(iter(codec.to_chunks(msg)), timeout=30),
