@@ -81,7 +81,7 @@ def test_ports_agree():
 
 def test_redis_runs_with_maxmemory_and_lru_and_is_internal():
     cmd = _redis_server_args(SERVICES["redis"])
-    assert "--maxmemory" in cmd and cmd[cmd.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert "--maxmemory" in cmd and cmd[cmd.index("--maxmemory-policy") + 1] == "volatile-lru"
     assert SERVICES["redis"]["networks"] == ["internal"]
     assert COMPOSE["networks"]["internal"]["internal"] is True
     for name in ("worker", "worker-gpu", "redis"):
