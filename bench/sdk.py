@@ -8,10 +8,12 @@ Workloads (issue 14's targets, as ratios remotegrad / PyTorch printed at the end
 - chain: 100 elementwise ops on 1000 values, sum, backward, read the gradient (per op);
 - dynamic net: PyTorch's "control flow + weight sharing" model (a + b x + c x^2 + d x^3 and
   a random 0-2 extra e x^k terms), 2000 points, SGD with momentum, `loss.item()` every 100
-  steps.
+  steps;
+- per op: the SDK's own cost of recording one op (PyTorch's figure includes computing it),
+  and an op's share of the backward() call on a 100-op chain.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/sdk.py [--address local|HOST:PORT]
-        [--rounds 5] [--steps 200] [--dyn-steps 2000]
+        [--rounds 5] [--steps 200] [--dyn-steps 2000] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -128,6 +130,34 @@ def dynamic_net(lib, steps: int, read_every: int = 100, seed: int = 3):
     return (time.perf_counter() - t) / steps, losses
 
 
+def per_op(lib, reps: int = 2000, ops: int = 100):
+    """The SDK's own cost per op, microseconds: recording `h.sin()` and `h * 1.01` on a
+    tensor that requires grad (PyTorch's figure computes it too: 1000 values), and an op's
+    share of `backward()` on a `ops`-op chain (the call alone; remotegrad records the
+    gradient there and computes it at the read)."""
+    x = lib.tensor(np.random.default_rng(4).standard_normal(1000), requires_grad=True)
+    h = x.sin()
+    out = {}
+    for name, fn in (("sin", h.sin), ("mul", lambda: h * 1.01)):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        out[name] = (time.perf_counter() - t) / reps * 1e6
+    total = 0.0
+    for _ in range(10):
+        z = lib.tensor(np.random.default_rng(5).standard_normal(1000), requires_grad=True)
+        y = z
+        for _ in range(ops // 4):
+            y = (y.sin() * 1.01 + 0.1).tanh()
+        loss = y.sum()
+        t = time.perf_counter()
+        loss.backward()
+        total += time.perf_counter() - t
+        z.grad.numpy()
+    out["backward"] = total / 10 / ops * 1e6
+    return out
+
+
 def _agree(a, b, rtol):
     return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=1e-6))
 
@@ -139,10 +169,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--dyn-steps", type=int, default=1000)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: this process's CPU time (time.process_time), which other "
+                         "processes' load on a shared machine disturbs less than wall "
+                         "time; embedded mode only (a cluster works in other processes)")
     args = ap.parse_args()
+    if args.clock == "cpu":
+        time.perf_counter = time.process_time  # every timing below reads this clock
     remotegrad.connect(args.address)
     print(f"remotegrad at {args.address}; torch {torch.__version__}; numpy {np.__version__}; "
-          f"load {os.getloadavg()[0]:.1f}")
+          f"{args.clock} clock; load {os.getloadavg()[0]:.1f}")
     times: dict[str, dict[str, list[float]]] = {}
 
     def record(name, who, value):
@@ -158,6 +194,8 @@ def main() -> None:
             s, losses = dynamic_net(lib, args.dyn_steps)
             record("dynamic net step (ms)", who, s * 1e3)
             record("_dyn_losses", who, losses)
+            for op, us in per_op(lib).items():
+                record(f"_per_op {op}", who, us)
         print(f"round {r + 1}/{args.rounds} done, load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"\n{'workload':<26} {'torch':>10} {'remotegrad':>11} {'ratio':>7}   target")
     targets = {"mlp step (ms)": 1.0, "seed call (ms)": 1.0, "chain, per op (us)": 2.0,
@@ -165,6 +203,11 @@ def main() -> None:
     for name, target in targets.items():
         t, m = (statistics.median(times[name][w]) for w in ("torch", "remotegrad"))
         print(f"{name:<26} {t:>10.3f} {m:>11.3f} {m / t:>7.2f}   <= {target}")
+    print(f"\nper op (us)               {'torch':>10} {'remotegrad':>11}")
+    for op, what in (("sin", "record h.sin()"), ("mul", "record h * 1.01"),
+                     ("backward", "backward(), share of one")):
+        t, m = (statistics.median(times[f"_per_op {op}"][w]) for w in ("torch", "remotegrad"))
+        print(f"{what:<26} {t:>10.2f} {m:>11.2f}")
     same_mlp = _agree(times["_mlp_losses"]["torch"][0], times["_mlp_losses"]["remotegrad"][0],
                       1e-4)
     same_dyn = _agree(times["_dyn_losses"]["torch"][0], times["_dyn_losses"]["remotegrad"][0],
