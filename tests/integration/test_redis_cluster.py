@@ -5,7 +5,8 @@ tensor's MGET over keys in different slots failed with CROSSSLOT. Here a real ga
 worker run with `--redis-url redis+cluster://...` against three cluster-enabled
 redis-servers joined by `redis-cli --cluster create`, and serve: large (chunked) tensors
 uploaded by PutTensor and read by the worker, large results stored by reference and read
-back, the result cache, and the worker registry. Values are checked against PyTorch.
+back, the result cache, the worker registry and the rate limiter's buckets. Values are
+checked against PyTorch.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.integration
 def on_cluster(tmp_path_factory):
     redis = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
     try:
-        c = start_cluster(redis, 1, "--inline-result-bytes", str(1 << 20))
+        c = start_cluster(redis, 1, "--inline-result-bytes", str(1 << 20),
+                          "--rate-limit", "10000")  # its bucket script on the cluster too
         try:
             yield redis, c
         finally:
@@ -113,3 +115,9 @@ def test_the_registry_lives_on_one_node_and_lists_the_worker(on_cluster):
     client = connect(redis.url)
     assert list(registry.workers(client)) == [worker.address]
     assert _owner(redis, keys.WORKER_RECORDS) == _owner(redis, keys.WORKER_EXPIRY)
+
+
+def test_the_rate_limiter_keeps_its_bucket_on_the_cluster(on_cluster):
+    redis, c = on_cluster
+    c.status()  # a call through the limiter
+    assert connect(redis.url).exists(keys.rate_key("default"))
