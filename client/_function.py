@@ -34,6 +34,7 @@ NO_SAVED_TENSORS = frozenset({
     "RepeatBackward0", "DetachBackward0", "SumToSizeBackward0", "ConstantPadNdBackward0",
     "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
     "CopyBackwards", "FillBackward2", "FillBackward3", "ZeroBackward0",
+    "FloorBackward0", "CeilBackward0", "TruncBackward0", "RoundBackward0", "RoundBackward1",
 })
 
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them
@@ -42,7 +43,8 @@ NO_SAVED_TENSORS = frozenset({
 _UNARY_SELF = ("LogBackward0", "Log1PBackward0", "Log2Backward0", "SinBackward0",
                "CosBackward0", "AbsBackward0", "ErfBackward0", "ClampBackward1",
                "LeakyReluBackward0", "GeluBackward0", "SiluBackward0", "SoftplusBackward0",
-               "VarBackward0", "PowBackward0", "EluBackward0")
+               "VarBackward0", "PowBackward0", "EluBackward0", "Log10Backward0", "AsinBackward0",
+               "AcosBackward0", "AtanBackward0", "SinhBackward0", "CoshBackward0")
 _UNARY_RESULT = ("ExpBackward0", "TanhBackward0", "SigmoidBackward0", "ReluBackward0",
                  "SqrtBackward0", "RsqrtBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
                  "Expm1Backward0", "Exp2Backward0", "TanBackward0", "ReciprocalBackward0",

@@ -216,11 +216,41 @@ def _infer_index_backward(metas, key, mask_counts, shape):
     return Meta(tuple(shape), metas[0].dtype)
 
 
+def _alias(key: str, shape) -> bool:
+    """A key of several items (or an ellipsis) that selects every element: PyTorch's
+    applySlicing applies nothing, the result is an alias, and its gradient passes as it is.
+    (A lone whole slice, x[:], is a slice in PyTorch.)"""
+    if "," not in key and key != "...":
+        return False
+    items = parse_key(key)
+    if any(kind not in ("slice", "ellipsis") for kind, *_ in items):
+        return False
+    slices = [rest[0] for kind, *rest in items if kind == "slice"]
+    dim, seen = 0, 0
+    for kind, *rest in items:
+        if kind == "ellipsis":
+            dim = len(shape) - (len(slices) - seen)
+            continue
+        sl, seen = rest[0], seen + 1
+        if dim >= len(shape) or not (sl.start in (None, 0) and sl.step in (None, 1) and (
+                sl.stop is None or sl.stop >= shape[dim])):
+            return False
+        dim += 1
+    return True
+
+
+def _index_rule(g, x, *t, out, index, key, mask_counts):
+    if index:
+        return None
+    if not t and _alias(key, x.shape):
+        return g
+    return g.index_backward(*t, key=key, mask_counts=mask_counts, shape=x.shape)
+
+
 _KEY = {"key": ("str", REQUIRED), "mask_counts": ("ints", ())}
 register(OpDef(
     "index", -1, _infer_index, _index_forward, attrs=dict(_KEY), torch_name="IndexBackward0",
-    variadic_rule=lambda g, x, *t, out, index, key, mask_counts: None if index else
-    g.index_backward(*t, key=key, mask_counts=mask_counts, shape=x.shape),
+    variadic_rule=_index_rule,
     samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3), key="1,2"),
              S(F(4, 3, 2), key="None,1:,...,0"),
              S(F(5, 3), I((4,), 5), key="T", grad=(0,)),

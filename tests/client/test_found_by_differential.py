@@ -44,6 +44,15 @@ def _twins_retained(T):
     b.retain_grad()
     (a * 3 + b).sum().backward()
     return a.grad, b.grad, v0.grad
+def _freed_trunc(T):
+    """A node that saves nothing can be passed again after its graph was freed."""
+    v0 = _leaf(T, [0.13, 2.5])
+    v1 = T.trunc(v0)
+    T.autograd.grad(v1.sum(), v0)
+    T.maximum(v0, v1).log_softmax(0).sum().backward()
+    return v0.grad
+
+
 def _second(T, f, x):
     """The second derivative of f's sum at x, through a create_graph first one."""
     (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
@@ -131,6 +140,7 @@ CASES = {
     "rounded quotient under a NaN seed": lambda T: _seeded(
         T, lambda x, y: T.div(x, y, rounding_mode="floor"), [NAN, INF],
         _leaf(T, [1.5, 2.5]), _leaf(T, [0.5, 2.0])),
+    "backward through trunc after its graph was freed": lambda T: _freed_trunc(T),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
@@ -335,6 +345,13 @@ NAMES = {
     "lerp of a rounded quotient": lambda T: _name_of(
         T, lambda x: (lambda q: T.lerp(q, q, q))(T.div(x, x, rounding_mode="trunc")),
         _leaf(T, 0.13)),
+    "var with no degrees of freedom through x[..., :1]": lambda T: _name_of(
+        T, lambda x: x[..., :1].var(-1, correction=2, keepdim=True), _leaf(T, [0.13])),
+    "square through aliasing keys": lambda T: [_name_of(T, lambda x: f(x) * f(x),
+                                                        _leaf(T, [[0.13, 2.0]]))
+                                               for f in (lambda x: x[..., :2],
+                                                         lambda x: x[:, ...], lambda x: x[...],
+                                                         lambda x: x[0:1, ::1])],
     "fill_ of a function of x": lambda T: _name_of(T, lambda x: x.abs().log1p().fill_(1.5),
                                                    _leaf(T, 0.13)),
     "zero_ of x / x beside a log": lambda T: _name_of(

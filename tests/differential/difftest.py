@@ -342,6 +342,9 @@ OPS: dict[str, Op] = {
                           "sign", "erf", "square", "expm1", "tan")},
     **{n: _m(n, "pos") for n in ("log", "log2", "sqrt", "rsqrt", "reciprocal")},
     "log1p": _m("log1p", "gt-1"),
+    **{n: _m(n) for n in ("floor", "ceil", "trunc", "round", "exp2", "atan", "sinh", "cosh")},
+    "log10": _m("log10", "pos"),
+    **{n: _m(n, "unitball") for n in ("asin", "acos")},
     "act": Op(1, _act),
     # binary
     "add": _bin("add", "+"), "sub": _bin("sub", "-"), "mul": _bin("mul", "*"),
@@ -378,7 +381,8 @@ OP_NAMES = ["add", "mul", "sum", "exp", "scalar", "loss", "inplace", "grad", "su
             "compare", "where", "where", "linalg", "loss", "loss", "loss", "prod", "amax",
             "amin", "logsumexp", "cumsum", "argmax", "norm", "var", "std", "var", "shape",
             "shape", "index", "select", "cast", "join", "inplace", "inplace", "inplace",
-            "grad", "show", "show"]
+            "grad", "show", "show", "floor", "ceil", "trunc", "round", "exp2", "atan",
+            "sinh", "cosh", "log10", "asin", "acos"]
 
 LOSS_OPS = ["loss", "loss", "loss", "mul", "scalar", "sigmoid", "add", "sum", "exp", "act",
             "var", "std", "grad", "inplace", "shape", "index"]
@@ -624,6 +628,9 @@ KNOWN: tuple[Known, ...] = (
     Known("masked_fill", "grad_fn", "MaskedFillBackward0", "WhereBackward0", r"masked_fill",
           "masked_fill is a where in the catalog: its gradient ends with where's rule; "
           "PyTorch's with a masked_fill of the seed"),
+    Known("exp2", "grad_fn", "MulBackward1", "MulBackward0", r"exp2\(",
+          "exp2's rule multiplies by ln 2 as a Python number, which the SDK names as a user's "
+          "x * 2.0 (MulBackward0); PyTorch's formula's C++ mul by a Scalar is MulBackward1"),
     Known("prod_one_element_zero", "requires_grad", False, True, r"\.prod\(",
           "prod over a dim of size 1 in a tensor holding a zero: PyTorch's backward returns the "
           "seed itself there (data-dependent); the catalog's rule is the product of the other "
