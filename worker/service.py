@@ -100,9 +100,7 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         metrics.RUNNING.labels("worker").inc()
         try:
             tenant = keys.check_tenant(meta.get("x-tenant", "default"))
-            _verify_inline(request)
-            resp = self.load.run(lambda: compute(request, self.store, tenant, self.backend,
-                                                 cancel, self.budget), cancel)
+            resp = self.load.run(lambda: self._run(request, tenant, cancel), cancel)
             resp.worker = self.address
             return resp
         except CallCancelled:
@@ -120,6 +118,11 @@ class WorkerServicer(pb_grpc.WorkerServicer):
             metrics.CALLS.labels("worker", "Execute", code).inc()
             metrics.LATENCY.labels("worker", "Execute").observe(time.perf_counter() - start)
             request_id.reset(token)
+
+    def _run(self, request, tenant: str, cancel: Cancellation):
+        """One admitted call in its turn (hashing its inline bytes is work too)."""
+        _verify_inline(request)
+        return compute(request, self.store, tenant, self.backend, cancel, self.budget)
 
 
 def _verify_inline(request) -> None:
