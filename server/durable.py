@@ -20,11 +20,16 @@ import threading
 import time
 from collections import OrderedDict
 
+from remotegrad.proto import keys
+from remotegrad.proto.catalog import OpError
 from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.kept import KeptCopies
 from remotegrad.proto.store import Breaker
 
 log = logging.getLogger("remotegrad.gateway")
+
+
+MAX_RELEASED = 1 << 16  # names one request may release (the SDK sends at most 4096)
 
 
 class QuotaExceededError(TooLargeError):
@@ -40,7 +45,10 @@ class Durability:
         self.kept, self.behind, self.quota, self.idle = kept, behind, quota, idle
         self.holders, self.clock = holders, clock
         self._breaker = Breaker("kept copies")
-        self._lock = threading.Lock()  # one settle at a time: releases vs copies, in order
+        self._lock = threading.Lock()  # the maps below
+        # One settle at a time per tenant, its writes and deletes queued in that order (a
+        # release before a later copy of the same name); tenants do not wait for each other.
+        self._tenant_locks: dict[str, threading.Lock] = {}
         self._released: dict[str, set[str]] = {}
         self._active: set[str] = set()
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
@@ -67,6 +75,10 @@ class Durability:
     # --- what calls do -----------------------------------------------------------------
     def called(self, tenant: str, released) -> None:
         """A call of `tenant`, releasing `released` (hashes): noted, settled later."""
+        if len(released) > MAX_RELEASED:
+            raise OpError(f"a request releases {len(released)} tensors: at most "
+                          f"{MAX_RELEASED} a call")
+        released = [d for d in released if keys.is_digest(d)]  # others name nothing kept
         with self._lock:
             self._active.add(tenant)
             if released:
@@ -82,15 +94,17 @@ class Durability:
         Copies of the bytes are queued, so the caller may strip the results. If the
         shared store is down, the results stay in their worker's memory only (logged)."""
         sizes = {r.hash: len(r.data) for r in results}
-        with self._lock:
-            released = self._released.pop(tenant, set()) - set(sizes)
+        with self._tenant_lock(tenant):
+            with self._lock:
+                released = self._released.pop(tenant, set()) - set(sizes)
             settled = self._breaker.call(
                 "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
                                                    self.clock()), None, tenant)
             if settled is None:  # the store is down: the bytes wait here (recover)
-                self._released.setdefault(tenant, set()).update(released)
-                for msg in results:
-                    self._hold_unpersisted(tenant, msg)
+                with self._lock:
+                    self._released.setdefault(tenant, set()).update(released)
+                    for msg in results:
+                        self._hold_unpersisted(tenant, msg)
                 return
             self._after(tenant, settled)
             if settled.refused:
@@ -101,7 +115,8 @@ class Durability:
                     "it no longer needs, or ask for a larger quota")
             for msg in results:
                 if msg.hash in settled.new:
-                    copy = self._hold_unpersisted(tenant, msg)
+                    with self._lock:
+                        copy = self._hold_unpersisted(tenant, msg)
                     self.behind.later(lambda c=copy: self._write(tenant, c),
                                       len(copy.data), copy.hash)
 
@@ -110,8 +125,13 @@ class Durability:
         with self._lock:
             self._drop_unpersisted(tenant, msg.hash)
 
+    def _tenant_lock(self, tenant: str) -> threading.Lock:
+        with self._lock:
+            return self._tenant_locks.setdefault(tenant, threading.Lock())
+
     def _hold_unpersisted(self, tenant: str, msg):
-        """A copy of `msg`'s bytes, held until its durable copy is written (lock held)."""
+        """A copy of `msg`'s bytes, held until its durable copy is written (self._lock
+        held)."""
         key = (tenant, msg.hash)
         copy = self._unpersisted.get(key)
         if copy is None:
@@ -155,13 +175,15 @@ class Durability:
         last time (those that kept something settled theirs already)."""
         with self._lock:
             active, self._active = self._active, set()
-            for tenant in active:
-                released = self._released.pop(tenant, set())
+        for tenant in active:
+            with self._tenant_lock(tenant):
+                with self._lock:
+                    released = self._released.pop(tenant, set())
                 settled = self._breaker.call(
                     "settle", lambda t=tenant, r=released: self.kept.settle(
                         t, r, {}, self.quota, self.clock()), None, tenant)
                 if settled is None:
-                    if released:
+                    with self._lock:
                         self._released.setdefault(tenant, set()).update(released)
                     continue
                 self._after(tenant, settled)

@@ -8,7 +8,8 @@ Kept tensors' durable copies (server/durable.py) and their releases go the same 
 the order they were handed over (a release before a later copy of the same name).
 The queue is bounded in bytes: past the bound a write is made at once, in the caller's
 thread, so that a burst slows its sender instead of growing the gateway's memory (a
-queued message keeps its whole request alive until written).
+queued message keeps its whole request alive until written). One write larger than the
+bound is still queued when nothing else is (a large parameter is written behind too).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class WriteBehind:
         """Run `job()` in the background thread, after every job handed over before it
         (at once, here, if `size` more bytes would pass the bound)."""
         with self._lock:
-            queued = self._bytes + size <= self.max_bytes
+            queued = self._bytes + size <= self.max_bytes or self._jobs == 0
             if queued:
                 self._bytes += size
                 self._jobs += 1

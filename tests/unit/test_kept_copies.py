@@ -150,3 +150,19 @@ def test_bytes_wait_in_the_gateway_until_their_copy_is_written():
         assert d.recover("t", [w.hash]) is None
     finally:
         d.close()
+
+
+def test_released_names_that_are_not_digests_name_nothing_and_too_many_are_refused(store):
+    from remotegrad.proto.catalog import OpError
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        w = _msg(64, 7)
+        d.admit("t", [w])
+        d.called("t", ["*", "rg:v1:kept:t:x", w.hash.upper()])  # ignored: not digests
+        d.settle_pending()
+        assert behind.flush() and store.kept.get("t", w.hash) is not None
+        with pytest.raises(OpError, match="at most"):
+            d.called("t", [w.hash] * ((1 << 16) + 1))
+    finally:
+        d.close()

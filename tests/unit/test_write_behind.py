@@ -53,3 +53,14 @@ def test_past_the_byte_bound_the_write_is_made_at_once():
     store.opened.set()
     assert done.wait(10) and behind.flush()
     assert store.get("t", big.hash) is not None and store.get("t", small.hash) is not None
+
+
+def test_one_write_larger_than_the_bound_is_queued_when_nothing_else_is():
+    store = SlowStore()
+    behind = WriteBehind(store, max_bytes=100)
+    big = _msg(64)  # 256 bytes, alone in the queue: the caller does not wait
+    start = time.monotonic()
+    behind.put("t", big)
+    assert time.monotonic() - start < 1.0 and store.get("t", big.hash) is None
+    store.opened.set()
+    assert behind.flush() and store.get("t", big.hash) is not None
