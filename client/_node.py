@@ -114,7 +114,11 @@ def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | Non
         key = found = None
     if found is not None:
         meta, full, akey = found
-        return meta, (dict(full) if full else {}), akey
+        if not full:
+            return meta, {}, akey
+        full = dict(full)
+        full.update(attrs)  # the caller's own values (np.float64(-0.0) keys as 0.0 does)
+        return meta, full, akey
     opdef = catalog.get(op)
     try:
         meta, full = opdef.check(list(metas), attrs)
