@@ -96,11 +96,13 @@ SETTINGS = [
             "(cupy when CuPy imports and sees a GPU, else numpy)", (WORKER, CLUSTER)),
     Setting("device", 0, "GPU index for the cupy backend (among those CUDA_VISIBLE_DEVICES "
             "shows); out of range, the worker does not start", (WORKER, CLUSTER), int),
-    Setting("memory_limit", 0, "a worker's memory budget: the most one computation may need "
-            "at its peak, estimated from shapes; bytes (4294967296, 4GiB) or a fraction "
-            "(0.8) of the GPU's memory (cupy) or of physical memory (numpy); 0: no limit "
-            "(cupy: the card's memory). A worker refuses larger graphs before fetching any "
-            "leaf (RESOURCE_EXHAUSTED) and advertises its limit, so that the gateway routes "
+    Setting("memory_limit", 0, "a worker's memory budget, shared by the computations it runs "
+            "at once, each counted at its peak as estimated from shapes; bytes (4294967296, "
+            "4GiB) or a fraction (0.8) of the GPU's memory (cupy) or of physical memory "
+            "(numpy); 0: no limit (cupy: the card's memory). A worker refuses a graph larger "
+            "than the budget before fetching any leaf (RESOURCE_EXHAUSTED), holds one that "
+            "does not fit beside those running until they leave room (30 s at most, then "
+            "RESOURCE_EXHAUSTED), and advertises its limit, so that the gateway routes "
             "graphs only to workers they fit; on cupy it also caps CuPy's memory pool",
             (WORKER, CLUSTER), memory_size),
     Setting("metrics_port", 0, "port of the Prometheus /metrics endpoint; 0 disables it "
