@@ -1,11 +1,15 @@
 """Programs written the way PyTorch's tutorials and examples are (tests/compat/programs/),
 each run three ways: under PyTorch, under remotegrad embedded (`import torch` resolving to
-remotegrad, engine in the process) and through a real cluster (gateway, workers, Redis).
-Their printed outputs must agree: the text exactly, numbers within their printed precision
-(compat_outputs.py).
+remotegrad, the engine in the process) and through a real cluster (the suite's gateway,
+workers and Redis). Their printed outputs must agree: the text exactly, numbers within
+their printed precision (compat_outputs.py).
 
 A program that needs an API remotegrad lacks stays here, xfail (strict) with the missing
-API as its reason, so it turns into a failure the day the API lands without the mark going.
+API as its reason, so it fails the day the API lands until the mark goes.
+
+Run one program by hand:
+    REMOTEGRAD_ADDR=local .venv/bin/python tests/compat/run_programs.py remotegrad /tmp \\
+        tests/compat/programs/rnn_models.py && cat /tmp/rnn_models.out
 """
 
 from __future__ import annotations
@@ -21,10 +25,8 @@ from compat_outputs import differences
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = sorted(p.stem for p in (HERE / "programs").glob("*.py"))
-SHIM = HERE / "as_remotegrad.py"
-TIMEOUT = 120
 
-# program -> the API remotegrad lacks that it stops at (or prints differently because of)
+# program -> what remotegrad lacks that the program stops at (or prints differently for)
 MISSING: dict[str, str] = {
     "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
     "loss_options": "pos_weight of nn.BCEWithLogitsLoss and F.binary_cross_entropy_with_logits "
@@ -40,65 +42,83 @@ MISSING: dict[str, str] = {
 }
 
 
-def _env(**extra: str) -> dict:
-    env = dict(os.environ, PYTHONHASHSEED="0", **extra)
-    env.pop("REMOTEGRAD_ADDR", None)
-    env.update(extra)
-    return env
-
-
-def _run(argv: list[str], env: dict) -> str:
-    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env,
-                         timeout=TIMEOUT, cwd=HERE / "programs")
-    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
-
-
-@pytest.fixture(scope="module")
-def pytorch_outputs(tmp_path_factory) -> dict[str, tuple[str, str, str]]:
-    """Every program's output under PyTorch (one interpreter, a fork per program: importing
-    torch once saves seconds per program); a program that fails there fails its test."""
-    pytest.importorskip("torch")
-    outdir = tmp_path_factory.mktemp("pytorch")
+def run_all(library: str, outdir: Path, **env: str) -> dict[str, tuple[str, str, str]]:
+    """Every program's (exit status, stdout, stderr) under `library`."""
+    environ = {k: v for k, v in os.environ.items() if k != "REMOTEGRAD_ADDR"}
+    environ.update(PYTHONHASHSEED="0", **env)
     programs = [str(HERE / "programs" / f"{name}.py") for name in PROGRAMS]
-    subprocess.run([sys.executable, str(HERE / "reference.py"), str(outdir), *programs],
-                   env=_env(), timeout=TIMEOUT * 2, check=True)
+    subprocess.run([sys.executable, str(HERE / "run_programs.py"), library, str(outdir),
+                    *programs], env=environ, timeout=600, check=True)
     return {name: tuple((outdir / f"{name}.{part}").read_text() for part in ("rc", "out", "err"))
             for name in PROGRAMS}
 
 
-def reference(pytorch_outputs: dict, name: str) -> str:
-    rc, out, err = pytorch_outputs[name]
-    assert rc == "0", f"{name} fails under PyTorch (exit {rc}):\n{err[-3000:]}"
+def output(results: dict, name: str, library: str) -> str:
+    rc, out, err = results[name]
+    assert rc == "0", f"{name} fails under {library} (exit {rc}):\n{out[-2000:]}\n{err[-3000:]}"
     return out
 
 
-def _remotegrad_case(name: str):
-    marks = [pytest.mark.xfail(strict=True, reason=f"remotegrad lacks {MISSING[name]}")] \
-        if name in MISSING else []
-    return pytest.param(name, marks=marks, id=name)
+@pytest.fixture(scope="module")
+def pytorch(tmp_path_factory):
+    pytest.importorskip("torch")
+    return run_all("torch", tmp_path_factory.mktemp("pytorch"))
 
 
-def _assert_same(name: str, ours: str, theirs: str) -> None:
-    found = differences(ours, theirs)
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return run_all("remotegrad", tmp_path_factory.mktemp("embedded"), REMOTEGRAD_ADDR="local")
+
+
+def computes(cluster) -> float:
+    return cluster.metric("remotegrad_calls_total", method="Compute", code="OK")
+
+
+@pytest.fixture(scope="module")
+def through_cluster(tmp_path_factory, cluster):
+    before = computes(cluster)
+    results = run_all("remotegrad", tmp_path_factory.mktemp("cluster"),
+                      REMOTEGRAD_ADDR=cluster.address)
+    return results, computes(cluster) - before
+
+
+def remotegrad_cases():
+    return [pytest.param(name, id=name, marks=[pytest.mark.xfail(
+        strict=True, reason=f"remotegrad lacks {MISSING[name]}")] if name in MISSING else [])
+        for name in PROGRAMS]
+
+
+def assert_same(name: str, ours: dict, theirs: dict) -> None:
+    mine, reference = output(ours, name, "remotegrad"), output(theirs, name, "PyTorch")
+    found = differences(mine, reference)
     assert not found, f"{name} prints differently from PyTorch:\n" + "\n".join(found[:20]) \
-        + f"\n--- remotegrad\n{ours}\n--- pytorch\n{theirs}"
+        + f"\n--- remotegrad\n{mine}\n--- pytorch\n{reference}"
+
+
+def test_every_missing_api_names_a_program():
+    assert set(MISSING) <= set(PROGRAMS)
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_program_runs_under_pytorch(name, pytorch_outputs):
+def test_program_runs_under_pytorch(name, pytorch):
     """The reference itself: the program runs and prints something to compare."""
-    assert reference(pytorch_outputs, name).strip()
+    assert output(pytorch, name, "PyTorch").strip()
 
 
-@pytest.mark.parametrize("name", [_remotegrad_case(n) for n in PROGRAMS])
-def test_embedded_prints_what_pytorch_prints(name, pytorch_outputs):
-    ours = _run([str(SHIM), f"{name}.py"], _env(REMOTEGRAD_ADDR="local"))
-    _assert_same(name, ours, reference(pytorch_outputs, name))
+@pytest.mark.parametrize("name", remotegrad_cases())
+def test_embedded_prints_what_pytorch_prints(name, embedded, pytorch):
+    assert_same(name, embedded, pytorch)
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", [_remotegrad_case(n) for n in PROGRAMS])
-def test_cluster_prints_what_pytorch_prints(name, cluster, pytorch_outputs):
-    ours = _run([str(SHIM), f"{name}.py"], _env(REMOTEGRAD_ADDR=cluster.address))
-    _assert_same(name, ours, reference(pytorch_outputs, name))
+@pytest.mark.parametrize("name", remotegrad_cases())
+def test_cluster_prints_what_pytorch_prints(name, through_cluster, pytorch):
+    assert_same(name, through_cluster[0], pytorch)
+
+
+@pytest.mark.integration
+def test_cluster_programs_computed_on_the_cluster(through_cluster):
+    """The cluster runs answered through the gateway (not an engine in the process): at
+    least one Compute call per program."""
+    results, calls = through_cluster
+    assert calls >= len(PROGRAMS), calls

@@ -32,4 +32,5 @@ def test_text_is_exact():
 def test_special_values_and_addresses():
     assert differences("tensor([-inf, nan])", "tensor([-inf, nan])") == []
     assert differences("tensor([inf])", "tensor([-inf])")
-    assert differences("<AddBackward0 object at 0x7f00aa>", "<AddBackward0 object at 0x7f1234>") == []
+    assert differences("<AddBackward0 object at 0x7f00aa>",
+                       "<AddBackward0 object at 0x7f1234>") == []

@@ -63,7 +63,8 @@ with tempfile.TemporaryDirectory() as tmp:
     torch.save(model.state_dict(), os.path.join(tmp, "weights.pt"))
 
     checkpoint = torch.load(path, weights_only=True)
-    print(checkpoint["epoch"], f"{checkpoint['loss']:.5f}", type(checkpoint["model_state_dict"]).__name__)
+    print(checkpoint["epoch"], f"{checkpoint['loss']:.5f}",
+          type(checkpoint["model_state_dict"]).__name__)
     model2, optimizer2, scheduler2 = build()
     print(model2.load_state_dict(checkpoint["model_state_dict"]))
     optimizer2.load_state_dict(checkpoint["optimizer_state_dict"])

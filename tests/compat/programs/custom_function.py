@@ -32,8 +32,9 @@ class ScaledClamp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        grad_x = grad * ctx.scale * (y.abs() <= 1).to(grad.dtype) if ctx.needs_input_grad[0] else None
-        return grad_x, None
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        return grad * ctx.scale * (y.abs() <= 1).to(grad.dtype), None
 
 
 x = torch.linspace(-1, 1, 7, requires_grad=True)

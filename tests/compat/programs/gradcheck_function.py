@@ -32,4 +32,5 @@ try:
     torch.autograd.gradcheck(WrongCube.apply, (x, 3), eps=1e-6, atol=1e-4)
 except RuntimeError as e:
     print(type(e).__name__, str(e).splitlines()[0])
-print(torch.autograd.gradcheck(torch.sin, (x,)), torch.autograd.gradcheck(lambda t: (t * t).sum(), (x,)))
+print(torch.autograd.gradcheck(torch.sin, (x,)),
+      torch.autograd.gradcheck(lambda t: (t * t).sum(), (x,)))

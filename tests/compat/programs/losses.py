@@ -23,7 +23,8 @@ def show(name, loss):
 
 
 show("CrossEntropyLoss", nn.CrossEntropyLoss()(logits, labels))
-show("cross_entropy weighted", F.cross_entropy(logits, labels, weight=torch.tensor([1.0, 2.0, 0.5])))
+show("cross_entropy weighted",
+     F.cross_entropy(logits, labels, weight=torch.tensor([1.0, 2.0, 0.5])))
 show("cross_entropy ignore", F.cross_entropy(logits, labels, ignore_index=1))
 show("cross_entropy none", F.cross_entropy(logits, labels, reduction="none"))
 show("cross_entropy probs", F.cross_entropy(logits, F.softmax(logits.detach() * 2, dim=1)))
@@ -39,7 +40,8 @@ show("bce_with_logits weight", F.binary_cross_entropy_with_logits(pred, binary,
                                                                    weight=torch.tensor(2.0)))
 show("KLDivLoss batchmean", nn.KLDivLoss(reduction="batchmean")(
     F.log_softmax(logits, dim=1), F.softmax(torch.ones(4, 3), dim=1)))
-show("kl_div log_target", F.kl_div(F.log_softmax(logits, 1), F.log_softmax(logits.detach().T.reshape(4, 3), 1),
-                                   reduction="sum", log_target=True))
+other = F.log_softmax(logits.detach().T.reshape(4, 3), 1)
+show("kl_div log_target",
+     F.kl_div(F.log_softmax(logits, 1), other, reduction="sum", log_target=True))
 show("cosine_similarity", F.cosine_similarity(logits[:2], logits[2:], dim=1))
 print(nn.CrossEntropyLoss(label_smoothing=0.1), nn.HuberLoss(), nn.MSELoss(reduction="sum"))

@@ -13,7 +13,7 @@ def init_from_numpy(model, seed):
     # PyTorch's and remotegrad's random initialisations differ: start from fixed weights
     rng = np.random.default_rng(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             bound = 1.0 / np.sqrt(p.shape[-1])
             p.copy_(torch.from_numpy(rng.uniform(-bound, bound, p.shape).astype(np.float32)))
 
@@ -61,7 +61,8 @@ def train(loader):
         optimizer.step()
         optimizer.zero_grad()
         if batch % 3 == 0:
-            print(f"  batch {batch} loss {loss.item():.4f} [{(batch + 1) * len(X)}/{len(loader.dataset)}]")
+            seen = (batch + 1) * len(X)
+            print(f"  batch {batch} loss {loss.item():.4f} [{seen}/{len(loader.dataset)}]")
 
 
 def test(loader):
@@ -72,7 +73,8 @@ def test(loader):
             pred = model(X)
             total_loss += loss_fn(pred, y).item()
             correct += (pred.argmax(1) == y).type(torch.float).sum().item()
-    print(f"  test accuracy {correct / len(loader.dataset):.3f}, avg loss {total_loss / len(loader):.4f}")
+    accuracy, average = correct / len(loader.dataset), total_loss / len(loader)
+    print(f"  test accuracy {accuracy:.3f}, avg loss {average:.4f}")
 
 
 for epoch in range(4):

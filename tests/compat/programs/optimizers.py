@@ -33,7 +33,7 @@ recipes = {
 for name, make in recipes.items():
     model = make_model()
     optimizer = make(model.parameters())
-    for step in range(8):
+    for _ in range(8):
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()

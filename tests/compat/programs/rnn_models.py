@@ -31,7 +31,7 @@ class RNNModel(nn.Module):
 def fixed_init(model):
     # a deterministic formula in place of the random initialisation (which differs)
     with torch.no_grad():
-        for i, (name, p) in enumerate(model.named_parameters()):
+        for i, p in enumerate(model.parameters()):
             n = p.numel()
             values = torch.tensor([math.sin(1.3 * k + i) for k in range(n)]) * 0.3
             p.copy_(values.reshape(p.shape))
@@ -64,8 +64,8 @@ for rnn_type in ("RNN", "LSTM", "GRU"):
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         for p in model.parameters():
             p.data.add_(p.grad, alpha=-lr)
-        print(f"  {rnn_type} batch {i // bptt} loss {loss.item():.4f} ppl {math.exp(loss.item()):.3f}"
-              f" grad norm {norm.item():.4f}")
+        print(f"  {rnn_type} batch {i // bptt} loss {loss.item():.4f}"
+              f" ppl {math.exp(loss.item()):.3f} grad norm {norm.item():.4f}")
     h = hidden[0] if rnn_type == "LSTM" else hidden
     print(" ", output.shape, h.shape, h.requires_grad, output.grad_fn.name())
 

@@ -11,7 +11,7 @@ def run(name, make, epochs=8, optim=torch.optim.SGD):
     optimizer = optim([w], lr=0.1)
     scheduler = make(optimizer)
     lrs = []
-    for epoch in range(epochs):
+    for _ in range(epochs):
         optimizer.zero_grad()
         (w ** 2).sum().backward()
         optimizer.step()
@@ -28,5 +28,6 @@ cosine = run("Cosine", lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=6, eta_
 run("LambdaLR", lambda o: lr_scheduler.LambdaLR(o, lr_lambda=lambda e: 1.0 / (1 + e)),
     optim=torch.optim.Adam)
 state = cosine.state_dict()
-print(sorted(k for k in state if not k.startswith("_")), state["last_epoch"], state["T_max"], round(state["base_lrs"][0], 6))
+print(sorted(k for k in state if not k.startswith("_")), state["last_epoch"], state["T_max"],
+      round(state["base_lrs"][0], 6))
 print(type(cosine).__name__, isinstance(cosine, lr_scheduler.LRScheduler))

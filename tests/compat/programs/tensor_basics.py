@@ -59,4 +59,5 @@ print(a + b, (a * 1.5 - b).dtype, (a / 2).dtype, (a // 2).dtype)
 print(torch.where(a > b, a, -b))
 print(torch.linspace(0, 1, 5), torch.logspace(0, 2, 3), torch.eye(3, 2))
 print(torch.tensor([[1.5, -2.25], [1e-4, 1e4]]))
-print(torch.tensor([1e-8, 1.0]), torch.tensor([123456789.0]), torch.tensor([0.1, 0.25], dtype=torch.float64))
+print(torch.tensor([1e-8, 1.0]), torch.tensor([123456789.0]),
+      torch.tensor([0.1, 0.25], dtype=torch.float64))

@@ -10,7 +10,7 @@ warmup = lr_scheduler.LinearLR(optimizer, start_factor=0.25, total_iters=3)
 decay = lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)
 scheduler = lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[3])
 lrs = []
-for epoch in range(8):
+for _ in range(8):
     optimizer.zero_grad()
     (w ** 2).sum().backward()
     optimizer.step()
@@ -21,7 +21,7 @@ print("warmup+cosine", lrs)
 optimizer = torch.optim.SGD([w], lr=0.1, momentum=0.9)
 one_cycle = lr_scheduler.OneCycleLR(optimizer, max_lr=0.5, total_steps=10)
 lrs = []
-for step in range(10):
+for _ in range(10):
     optimizer.step()
     lrs.append(round(one_cycle.get_last_lr()[0], 5))
     one_cycle.step()
