@@ -26,6 +26,8 @@ from remotegrad.proto.codec import TooLargeError
 from remotegrad.proto.kept import KeptCopies
 from remotegrad.proto.store import Breaker
 
+from .lineage import Lineage, Origin
+
 log = logging.getLogger("remotegrad.gateway")
 
 
@@ -41,9 +43,13 @@ class Durability:
     UNPERSISTED_BYTES = 512 << 20  # kept bytes held here until their copies are written
 
     def __init__(self, kept: KeptCopies, behind, quota: int, idle: float,
-                 holders=None, clock=time.time) -> None:
+                 holders=None, clock=time.time, unpersisted: int | None = None) -> None:
         self.kept, self.behind, self.quota, self.idle = kept, behind, quota, idle
         self.holders, self.clock = holders, clock
+        if unpersisted is not None:
+            self.UNPERSISTED_BYTES = unpersisted
+        self.lineage = Lineage()
+        self._deferred: dict[str, set[str]] = {}  # releases lineage still reads
         self._breaker = Breaker("kept copies")
         self._lock = threading.Lock()  # the maps below
         # One settle at a time per tenant, its writes and deletes queued in that order (a
@@ -63,14 +69,15 @@ class Durability:
         self._thread.start()
 
     @classmethod
-    def for_store(cls, store, behind, quota: int, idle: float, holders=None):
+    def for_store(cls, store, behind, quota: int, idle: float, holders=None,
+                  unpersisted: int | None = None):
         """A Durability over the store's kept copies (None for a store without them: an
         in-process store is the only copy there is)."""
         kept = getattr(getattr(store, "inner", store), "kept", None)
         if kept is None:
             return None
         _check_policy(kept.redis)
-        return cls(kept, behind, quota, idle, holders)
+        return cls(kept, behind, quota, idle, holders, unpersisted=unpersisted)
 
     # --- what calls do -----------------------------------------------------------------
     def called(self, tenant: str, released) -> None:
@@ -81,18 +88,21 @@ class Durability:
         released = [d for d in released if keys.is_digest(d)]  # others name nothing kept
         with self._lock:
             self._active.add(tenant)
-            if released:
-                self._released.setdefault(tenant, set()).update(released)
-            for d in released or ():
+            for d in released:
                 self._drop_unpersisted(tenant, d)
+                self._lineage_done(self.lineage.done(tenant, d))
+                later = self.lineage.needed(tenant, d)  # a pending recomputation reads it
+                (self._deferred if later else self._released).setdefault(
+                    tenant, set()).add(d)
         if released and self.holders is not None:
             self.holders.forget(released)
 
-    def admit(self, tenant: str, results) -> None:
+    def admit(self, tenant: str, results, origin=None) -> None:
         """Reserve durable copies of `results` (kept TensorData, hashed, with bytes) and
         write them behind; QuotaExceededError if they would pass the tenant's quota.
-        Copies of the bytes are queued, so the caller may strip the results. If the
-        shared store is down, the results stay in their worker's memory only (logged)."""
+        Copies of the bytes are queued, so the caller may strip the results. Until a
+        copy is written, its bytes (bounded) and its lineage (`origin`: the producing
+        request and each digest's position in its answer) are kept here (recover)."""
         sizes = {r.hash: len(r.data) for r in results}
         with self._tenant_lock(tenant):
             with self._lock:
@@ -105,6 +115,7 @@ class Durability:
                     self._released.setdefault(tenant, set()).update(released)
                     for msg in results:
                         self._hold_unpersisted(tenant, msg)
+                    self._note_lineage(tenant, origin, [r.hash for r in results])
                 return
             self._after(tenant, settled)
             if settled.refused:
@@ -113,17 +124,38 @@ class Durability:
                     f"{sum(sizes[d] for d in sizes)} more would pass its quota of "
                     f"{self.quota} bytes (--kept-quota-bytes): drop references to tensors "
                     "it no longer needs, or ask for a larger quota")
+            with self._lock:
+                self._note_lineage(tenant, origin, settled.new)
             for msg in results:
                 if msg.hash in settled.new:
                     with self._lock:
                         copy = self._hold_unpersisted(tenant, msg)
-                    self.behind.later(lambda c=copy: self._write(tenant, c),
-                                      len(copy.data), copy.hash)
+                    self._write_behind(tenant, copy)
+
+    def _write_behind(self, tenant: str, msg) -> None:
+        self.behind.later(lambda: self._write(tenant, msg), len(msg.data), msg.hash)
 
     def _write(self, tenant: str, msg) -> None:
-        self.kept.write(tenant, msg)  # a failure is logged; the bytes stay unpersisted
+        self.kept.write(tenant, msg)  # a failure is logged; bytes and lineage stay
         with self._lock:
             self._drop_unpersisted(tenant, msg.hash)
+            self._lineage_done(self.lineage.done(tenant, msg.hash))
+
+    def _note_lineage(self, tenant: str, origin, digests) -> None:
+        """(self._lock held)"""
+        if origin is not None and digests:
+            req, positions = origin
+            self._lineage_done(self.lineage.note(tenant, Origin(req, positions), digests))
+
+    def _lineage_done(self, freed) -> None:
+        """Names no pending lineage reads any more: their deferred releases go now
+        (self._lock held)."""
+        for tenant, name in freed:
+            deferred = self._deferred.get(tenant)
+            if deferred and name in deferred:
+                deferred.discard(name)
+                self._released.setdefault(tenant, set()).add(name)
+                self._active.add(tenant)
 
     def _tenant_lock(self, tenant: str) -> threading.Lock:
         with self._lock:
@@ -139,12 +171,11 @@ class Durability:
             copy.CopyFrom(msg)
             self._unpersisted[key] = copy
             self._unpersisted_bytes += len(copy.data)
-            while self._unpersisted_bytes > self.UNPERSISTED_BYTES and \
-                    len(self._unpersisted) > 1:
+            while self._unpersisted_bytes > self.UNPERSISTED_BYTES and self._unpersisted:
                 (t, d), old = self._unpersisted.popitem(last=False)
                 self._unpersisted_bytes -= len(old.data)
-                log.warning("kept tensor %s of tenant %s has no durable copy and no "
-                            "longer one here: only its worker holds it", d, t)
+                log.info("kept tensor %s of tenant %s: its bytes wait for their durable "
+                         "copy no longer (--kept-unpersisted-bytes); its lineage does", d, t)
         return copy
 
     def _drop_unpersisted(self, tenant: str, digest: str) -> None:
@@ -152,12 +183,32 @@ class Durability:
         if old is not None:
             self._unpersisted_bytes -= len(old.data)
 
-    def recover(self, tenant: str, digests) -> list | None:
-        """The bytes of kept tensors a worker found missing, if every one of them is
-        held here unpersisted (its holder died before its copy was written); else None."""
+    def recover(self, tenant: str, digests, recompute=None) -> list | None:
+        """The bytes of kept tensors a worker found missing (their holder died before
+        their copies were written): held here, or computed again by `recompute(request)`
+        (a ComputeResponse) from their lineage; None if any of them is neither."""
         with self._lock:
-            found = [self._unpersisted.get((tenant, d)) for d in digests]
-        return None if not found or any(m is None for m in found) else found
+            found = {d: self._unpersisted.get((tenant, d)) for d in digests}
+            origins = {d: self.lineage.origin(tenant, d) for d, m in found.items()
+                       if m is None}
+        if not found or any(o is None for o in origins.values()) or \
+                (origins and recompute is None):
+            return None
+        answers: dict[int, object] = {}
+        for d, origin in origins.items():
+            if id(origin) not in answers:  # one run per producing request
+                log.warning("kept tensor %s of tenant %s lost its holder before its "
+                            "durable copy was written: computing it again", d, tenant)
+                answers[id(origin)] = recompute(origin.req)
+            msg = answers[id(origin)].results[origin.positions[d]]
+            if msg.hash != d or not msg.data:
+                log.warning("kept tensor %s computed again came out as %r: not used", d,
+                            msg.hash)
+                return None
+            with self._lock:
+                found[d] = self._hold_unpersisted(tenant, msg)
+            self._write_behind(tenant, found[d])  # and persisted, this time perhaps
+        return [found[d] for d in digests]
 
     def _after(self, tenant: str, settled) -> None:
         """Delete the released copies (behind, in order) and note the tenant."""

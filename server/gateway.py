@@ -54,6 +54,7 @@ class Limits:
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
     kept_quota_bytes: int = 512 << 20  # durable copies of kept tensors, per tenant (0: none)
     kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
+    kept_unpersisted_bytes: int = 512 << 20  # kept bytes held until their copies are written
     max_flops: float = 1e12  # floating-point operations one computation may cost
     max_deadline: float = 300.0  # seconds one Compute may run, whatever its caller asked
     max_calls_per_tenant: int = 16  # Compute calls one tenant may run at once (of 32 threads)
@@ -76,7 +77,8 @@ class Gateway:
         self.remember = WriteBehind(self.store) if self.store.shared else self.store
         self.holders = Holders()
         self.durable = Durability.for_store(self.store, self.remember, limits.kept_quota_bytes,
-                                            limits.kept_idle, self.holders)
+                                            limits.kept_idle, self.holders,
+                                            limits.kept_unpersisted_bytes)
         self.counts = CacheCounts()
 
     # --- Compute -----------------------------------------------------------------------
@@ -227,7 +229,7 @@ class Gateway:
         targets, or one listed many times) is a message much larger than that."""
         kept = set(req.keep)  # once, not per target
         keep = {i for i, t in enumerate(req.targets) if t in kept}
-        self._keep_durably(resp, keep, tenant)
+        self._keep_durably(resp, req, keep, tenant)
         inline, limit = 0, self.limits.inline_result_bytes
         for i, r in enumerate(resp.results):
             if i not in keep and inline + len(r.data) <= limit:
@@ -240,15 +242,17 @@ class Gateway:
                 r.data = b""  # kept: a copy is written behind (_keep_durably)
 
     def _execute_recovering(self, req, tenant, timeout, on_cancel, need: int,
-                            prefer: str | None) -> pb.ComputeResponse:
+                            prefer: str | None, depth: int = 0) -> pb.ComputeResponse:
         """_execute; if the worker found kept tensors missing whose holder died before
-        their durable copies were written, once more with their bytes inline (the
-        gateway still has them: server/durable.py)."""
+        their durable copies were written, once more with their bytes inline: the
+        gateway still has them, or computes them again from their producing requests
+        (server/durable.py, server/lineage.py; those may recover their own inputs)."""
         try:
             return self._execute(req, tenant, timeout, on_cancel, need, prefer)
         except grpc.RpcError as e:
-            lost = _missing_of(e) if self.durable is not None else []
-            found = self.durable.recover(tenant, lost) if lost else None
+            lost = _missing_of(e) if self.durable is not None and depth < 4 else []
+            found = self.durable.recover(tenant, lost, lambda r: self._execute_recovering(
+                r, tenant, timeout, on_cancel, 0, None, depth + 1)) if lost else None
             if found is None:
                 raise
         log.warning("%d kept tensors had lost their holder before their durable copies "
@@ -258,16 +262,19 @@ class Gateway:
         again.tensors.extend(found)
         return self._execute(again, tenant, timeout, on_cancel, need)
 
-    def _keep_durably(self, resp: pb.ComputeResponse, keep: set[int], tenant: str) -> None:
+    def _keep_durably(self, resp: pb.ComputeResponse, req: pb.ComputeRequest, keep: set[int],
+                      tenant: str) -> None:
         """Reserve the kept results' durable copies (RESOURCE_EXHAUSTED over the tenant's
         quota) and write them behind (server/durable.py)."""
         if self.durable is not None and keep:
-            kept = {}
+            kept, positions = {}, {}
             for i in sorted(keep):
                 r = resp.results[i]
                 codec.ensure_hash(r)
                 kept.setdefault(r.hash, r)
-            self.durable.admit(tenant, list(kept.values()))
+                positions.setdefault(r.hash, i)
+            # The request is their lineage until the copies are written (server/lineage.py).
+            self.durable.admit(tenant, list(kept.values()), (req, positions))
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
                  prefer: str | None = None) -> pb.ComputeResponse:

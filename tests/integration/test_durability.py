@@ -318,6 +318,35 @@ def test_a_holder_dead_before_its_copies_were_written(tmp_path):
               "gateway's unpersisted bytes")
 
 
+def test_a_holder_dead_before_its_copies_were_written_is_computed_again(tmp_path):
+    """The same with --kept-unpersisted-bytes 0 (the gateway holds no bytes, only
+    lineage) and the copies' keys read-only: the lost parameters are computed again from
+    their producing request on the other worker (whose inputs, released by the SDK
+    meanwhile, keep their copies until then), with PyTorch's losses."""
+    with cluster_up(tmp_path, "--kept-unpersisted-bytes", "0") as up:
+        twin = _train(up)
+        for _ in range(3):
+            twin.step()
+        r = up.redis()
+        p = keys.PREFIX
+        r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
+                          f"~{p}:kept-*", f"%R~{p}:kept:*")
+        try:
+            twin.step()  # its parameters' copies cannot be written
+            _kill(_holder(up))
+            twin.step()  # computed again on the other worker
+        finally:
+            r.execute_command("ACL", "SETUSER", "default", "allkeys")
+        for _ in range(2):
+            twin.step()
+        twin.check_weights()
+        again = up.log.read_text().count("computing it again")
+        assert again >= 1, again
+        print(f"\n[durability] holder dead before its copies were written, no bytes in the "
+              f"gateway: {len(twin.losses)} steps, 0 failures, {again} kept tensors "
+              "computed again from their lineage")
+
+
 def test_redis_restarted_empty_mid_training(tmp_path):
     """redis-server is SIGKILLed (cluster up starts it again, empty): the holder still has
     the parameters, and the next steps persist them again (a dead holder after that

@@ -166,3 +166,38 @@ def test_released_names_that_are_not_digests_name_nothing_and_too_many_are_refus
             d.called("t", [w.hash] * ((1 << 16) + 1))
     finally:
         d.close()
+
+
+def test_a_release_that_a_pending_lineage_reads_waits_for_its_copy(store):
+    """W2 = f(W1) is not persisted yet (its write waits behind a closed store); the SDK
+    releases W1: W1's copy stays until W2's is written, then goes."""
+    import threading
+
+    from remotegrad.proto import remotegrad_pb2 as pb
+    from remotegrad.proto.codec import WireNode
+    gate = threading.Event()
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0, unpersisted=0)
+    try:
+        w1, w2 = _msg(64, 1), _msg(64, 2)
+        d.admit("t", [w1])
+        assert behind.flush()
+        nodes = [WireNode(0, "leaf", (), {"hash": w1.hash, "dtype": "float32",
+                                          "shape": (64,)}), WireNode(1, "neg", (0,), {})]
+        req = codec.encode_request(nodes, [], [1])
+        behind.later(gate.wait)  # the next writes wait
+        d.admit("t", [w2], (req, {w2.hash: 0}))
+        assert d.lineage.needed("t", w1.hash)
+        d.called("t", [w1.hash])
+        d.settle_pending()
+        assert store.kept.get("t", w1.hash) is not None  # deferred: W2's lineage reads it
+        resp = pb.ComputeResponse(results=[w2])
+        assert [m.data for m in d.recover("t", [w2.hash], lambda r: resp)] == [w2.data]
+        gate.set()
+        assert behind.flush()
+        d.settle_pending()
+        assert behind.flush()
+        assert store.kept.missing("t", [w1.hash, w2.hash]) == [w1.hash]
+        assert not d.lineage.needed("t", w1.hash)
+    finally:
+        d.close()

@@ -1,0 +1,78 @@
+"""Where a kept tensor came from, until its durable copy exists.
+
+A kept tensor whose holder dies before its copy is written (server/durable.py) can be
+computed again: computation is pure, so its producing request, run on another worker,
+gives the same bytes under the same name. This keeps that request (whose inputs are
+names, and its inline leaves) per kept tensor until the copy is written, and counts the
+names each such request reads: a name the SDK releases meanwhile keeps its copy until no
+pending lineage needs it (the gateway defers that release), so the recomputation finds
+its inputs. Bounded in entries: past it, the oldest lineage is dropped (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+log = logging.getLogger("remotegrad.gateway")
+
+
+class Origin:
+    """One producing request: `positions` gives each kept name's index in its answer."""
+
+    __slots__ = ("deps", "positions", "req")
+
+    def __init__(self, req, positions: dict[str, int]) -> None:
+        self.req, self.positions = req, positions
+        inline = {t.hash for t in req.tensors}
+        self.deps = {n.attrs["hash"].s for n in req.graph.nodes
+                     if n.op == "leaf" and "hash" in n.attrs} - inline
+
+
+class Lineage:
+    """Not thread-safe: the caller holds its lock."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._origins: OrderedDict[tuple[str, str], Origin] = OrderedDict()
+        self._needed: dict[tuple[str, str], int] = {}  # names pending lineage reads
+
+    def note(self, tenant: str, origin: Origin, digests) -> list[tuple[str, str]]:
+        """`digests` (kept, not yet persisted) came from `origin`; the (tenant, name)s no
+        longer needed by any lineage because old entries had to go (bound)."""
+        for d in digests:
+            if (tenant, d) in self._origins:
+                continue
+            self._origins[(tenant, d)] = origin
+            for dep in origin.deps:
+                self._needed[(tenant, dep)] = self._needed.get((tenant, dep), 0) + 1
+        freed = []
+        while len(self._origins) > self.max_entries:
+            (t, d), _ = next(iter(self._origins.items()))
+            log.warning("lineage of kept tensor %s of tenant %s dropped (more than %d "
+                        "unpersisted)", d, t, self.max_entries)
+            freed += self._done(t, d)
+        return freed
+
+    def done(self, tenant: str, digest: str) -> list[tuple[str, str]]:
+        """`digest` was persisted (or released): its lineage goes; the (tenant, name)s it
+        read that no lineage needs now."""
+        origin = self._origins.pop((tenant, digest), None)
+        if origin is None:
+            return []
+        out = []
+        for dep in origin.deps:
+            key = (tenant, dep)
+            left = self._needed.get(key, 0) - 1
+            if left > 0:
+                self._needed[key] = left
+            else:
+                self._needed.pop(key, None)
+                out.append(key)
+        return out
+
+    def needed(self, tenant: str, name: str) -> bool:
+        return (tenant, name) in self._needed
+
+    def origin(self, tenant: str, digest: str) -> Origin | None:
+        return self._origins.get((tenant, digest))
