@@ -177,8 +177,8 @@ def test_what_a_worker_allocates_for_temporaries_stays_within_the_estimate(clust
     with Growth(worker.popen.pid) as rss:
         code, details = _call(stub, _request(nodes, arrays, targets))
     assert code == "OK", details
-    # it allocated, and no more than the estimate (and what any call costs: 4 MiB)
-    assert 8 * MIB < rss.most <= peak + 4 * MIB, (rss.most, peak)
+    # it allocated, and no more than the estimate (and what any call costs: 8 MiB at most)
+    assert 8 * MIB < rss.most <= peak + 8 * MIB, (rss.most, peak)
 
 
 def test_listing_one_target_k_times_counts_k_answers(cluster):
