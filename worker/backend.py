@@ -111,12 +111,37 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def host_memory_bytes() -> int:
-    """This machine's physical memory (0 if it cannot be read)."""
+# Where a container's memory limit is read: cgroup v2, then v1 (the container's own
+# namespace mounts its cgroup at /sys/fs/cgroup).
+CGROUP_MEMORY_LIMITS = ("/sys/fs/cgroup/memory.max",
+                        "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def cgroup_memory_limit(paths=CGROUP_MEMORY_LIMITS) -> int:
+    """The memory limit of this process's cgroup in bytes, from the first of `paths` that
+    can be read; 0 when there is none (`max`, cgroup v1's near-2**63 "unlimited", no file)."""
+    for path in paths:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < 1 << 62:
+            return int(text)
+        return 0  # "max", or v1's unlimited: the first readable file decides
+    return 0
+
+
+def host_memory_bytes(cgroup_paths=CGROUP_MEMORY_LIMITS) -> int:
+    """The memory this process may use: the machine's physical memory, or its container's
+    cgroup limit when that is lower (a fraction of the host's memory would have a worker in
+    a 4 GiB pod budget for the node's 512 GiB and be OOM-killed). 0 if neither reads."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 0
+        physical = 0
+    limit = cgroup_memory_limit(cgroup_paths)
+    return min(physical, limit) if physical and limit else physical or limit
 
 
 def resolve_memory_limit(limit: int | float, total: int, of_what: str) -> int:
@@ -167,7 +192,7 @@ def select(name: str | None = None, device: int | None = 0, *,
 
 def _numpy_backend(memory_limit: int | float) -> Backend:
     limit = resolve_memory_limit(memory_limit, host_memory_bytes(),
-                                 "this machine's physical memory")
+                                 "this machine's (or its container's) memory")
     return replace(numpy_backend, memory_limit=limit) if limit else numpy_backend
 
 
