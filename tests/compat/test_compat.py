@@ -42,15 +42,30 @@ MISSING: dict[str, str] = {
 }
 
 
-def run_all(library: str, outdir: Path, **env: str) -> dict[str, tuple[str, str, str]]:
-    """Every program's (exit status, stdout, stderr) under `library`."""
-    environ = {k: v for k, v in os.environ.items() if k != "REMOTEGRAD_ADDR"}
-    environ.update(PYTHONHASHSEED="0", **env)
-    programs = [str(HERE / "programs" / f"{name}.py") for name in PROGRAMS]
-    subprocess.run([sys.executable, str(HERE / "run_programs.py"), library, str(outdir),
-                    *programs], env=environ, timeout=600, check=True)
-    return {name: tuple((outdir / f"{name}.{part}").read_text() for part in ("rc", "out", "err"))
-            for name in PROGRAMS}
+class Batch:
+    """One run_programs.py over every program, started at once and read when needed."""
+
+    def __init__(self, library: str, outdir: Path, **env: str) -> None:
+        environ = {k: v for k, v in os.environ.items() if k != "REMOTEGRAD_ADDR"}
+        environ.update(PYTHONHASHSEED="0", **env)
+        programs = [str(HERE / "programs" / f"{name}.py") for name in PROGRAMS]
+        self.library, self.outdir = library, outdir
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "run_programs.py"), library,
+                                      str(outdir), *programs], env=environ)
+        self._results: dict | None = None
+
+    def results(self) -> dict[str, tuple[str, str, str]]:
+        """Every program's (exit status, stdout, stderr)."""
+        if self._results is None:
+            try:
+                assert self.proc.wait(timeout=600) == 0, f"run_programs.py {self.library} failed"
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+            self._results = {name: tuple((self.outdir / f"{name}.{part}").read_text()
+                                         for part in ("rc", "out", "err")) for name in PROGRAMS}
+        return self._results
 
 
 def output(results: dict, name: str, library: str) -> str:
@@ -59,27 +74,46 @@ def output(results: dict, name: str, library: str) -> str:
     return out
 
 
-@pytest.fixture(scope="module")
-def pytorch(tmp_path_factory):
-    pytest.importorskip("torch")
-    return run_all("torch", tmp_path_factory.mktemp("pytorch"))
-
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    return run_all("remotegrad", tmp_path_factory.mktemp("embedded"), REMOTEGRAD_ADDR="local")
-
-
 def computes(cluster) -> float:
     return cluster.metric("remotegrad_calls_total", method="Compute", code="OK")
 
 
 @pytest.fixture(scope="module")
-def through_cluster(tmp_path_factory, cluster):
-    before = computes(cluster)
-    results = run_all("remotegrad", tmp_path_factory.mktemp("cluster"),
-                      REMOTEGRAD_ADDR=cluster.address)
-    return results, computes(cluster) - before
+def batches(tmp_path_factory, request):
+    """The three runs, started together: most of each is waiting (imports, round trips),
+    so they overlap well even on two cores. The cluster run only when a selected test
+    needs it."""
+    pytest.importorskip("torch")
+    started = {"pytorch": Batch("torch", tmp_path_factory.mktemp("pytorch")),
+               "embedded": Batch("remotegrad", tmp_path_factory.mktemp("embedded"),
+                                 REMOTEGRAD_ADDR="local")}
+    if any("through_cluster" in getattr(item, "fixturenames", ())
+           for item in request.session.items):
+        cluster = request.getfixturevalue("cluster")
+        started["calls before"] = computes(cluster)
+        started["cluster"] = Batch("remotegrad", tmp_path_factory.mktemp("cluster"),
+                                   REMOTEGRAD_ADDR=cluster.address)
+    yield started
+    for batch in started.values():
+        if isinstance(batch, Batch) and batch.proc.poll() is None:
+            batch.proc.kill()
+            batch.proc.wait()
+
+
+@pytest.fixture
+def pytorch(batches):
+    return batches["pytorch"].results()
+
+
+@pytest.fixture
+def embedded(batches):
+    return batches["embedded"].results()
+
+
+@pytest.fixture
+def through_cluster(batches, cluster):
+    results = batches["cluster"].results()
+    return results, computes(cluster) - batches["calls before"]
 
 
 def remotegrad_cases():
