@@ -34,9 +34,28 @@ def mode(url: str) -> str:
         "cluster" if scheme in CLUSTER_SCHEMES else "single"
 
 
+def check_url(url: str) -> None:
+    """Raise RedisURLError, one line naming the setting, for a URL that names no Redis;
+    connects to nothing (entry points call it before they start anything)."""
+    kind = mode(url)
+    if kind == "single":
+        from redis.connection import parse_url
+        try:
+            parse_url(url)
+        except ValueError as e:
+            more = " or redis+sentinel://, redis+cluster://" if "scheme" in str(e) else ""
+            raise RedisURLError(f"--redis-url {_shown(url)}: {e}{more}") from None
+        return
+    parts = urlsplit(url)
+    _nodes(parts.netloc.rpartition("@")[2], url)
+    if kind == "sentinel":
+        _service(parts.path, url)
+
+
 def connect(url: str, **options):
     """A redis-py client for `url`; `options` (socket_timeout, ...) go to every connection."""
     import redis
+    check_url(url)
     kind = mode(url)
     if kind == "single":
         return redis.Redis.from_url(url, **options)

@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(getattr(args, "log_level", "INFO"))
+    if getattr(args, "redis_url", ""):
+        # A bad URL is the operator's typo: one line naming the setting, before any process
+        # (cluster up's workers, a gateway's threads) starts, not redis-py's traceback.
+        from remotegrad.proto.redis_client import RedisURLError, check_url
+        try:
+            check_url(args.redis_url)
+        except RedisURLError as e:
+            print(f"remotegrad {args.command}: cannot start: {e}", file=sys.stderr)
+            return 2
     if args.command == "gateway":
         from .serve import serve
         serve(args)
