@@ -107,8 +107,9 @@ def interned(meta: Meta) -> Meta:
 def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | None]:
     """(meta, attributes with defaults, their attrs_key or None) of `op` over inputs of
     `metas`; raises PyTorch's exception class for what the rules refuse."""
-    try:
-        key = (op, metas, catalog.attrs_key(attrs)) if attrs else (op, metas)
+    try:  # the attributes in the caller's order (unsorted: another order only misses)
+        key = (op, metas, tuple([(k, value_key(v)) for k, v in attrs.items()])) if attrs \
+            else (op, metas)
         found = _CHECKED.get(key)
     except TypeError:  # an unhashable attribute: the rule says what is wrong with it
         key = found = None

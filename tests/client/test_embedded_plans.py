@@ -59,3 +59,18 @@ def test_other_values_of_an_attribute_are_another_structure():
     assert k0 != k1 and kz != kn
     np.testing.assert_array_equal((x * -0.0).numpy(), torch.arange(6.0).reshape(2, 3) * -0.0)
     np.testing.assert_array_equal(np.signbit((x * -0.0).numpy()), [[True] * 3] * 2)
+
+
+def test_a_refused_op_raises_every_time_as_pytorch_and_a_found_one_keeps_its_attributes():
+    x, tx = rg.ones(2, 3), torch.ones(2, 3)
+    with pytest.raises(IndexError) as want:
+        tx.sum(dim=5)
+    for _ in range(2):  # the catalog's verdicts are remembered; refusals are not
+        with pytest.raises(IndexError) as got:
+            x.sum(dim=5)
+        assert str(got.value) == str(want.value)
+    for order in ({"min": np.float64(0.0), "max": 2.0}, {"max": 2.0, "min": np.float64(-0.0)}):
+        y = x.clamp(**order)
+        assert y._node.attrs == {"min": order["min"], "max": 2.0}
+        assert np.signbit(y._node.attrs["min"]) == np.signbit(order["min"])
+        np.testing.assert_array_equal(y.numpy(), tx.clamp(**order).numpy())
