@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def value_key(v: Any) -> Any:
     if type(v) is float:
         return ("f", v.hex())
+    if isinstance(v, (float, np.floating)):  # numpy's float scalars: -0.0 apart too
+        return (type(v).__name__, float(v).hex())
     if type(v) is tuple:
         return ("t", tuple(value_key(x) for x in v))
     return (type(v).__name__, v)

@@ -143,6 +143,10 @@ CASES = {
     "backward through trunc after its graph was freed": lambda T: _freed_trunc(T),
     # NaN and signed zeros
     "1/(x*-0.0) then 1/(x*0.0)": lambda T: (1 / (T.ones(2) * -0.0), 1 / (T.ones(2) * 0.0)),
+    "numpy's -0.0 then 0.0 as attributes": lambda T: (
+        1 / (T.ones(2) * np.float64(-0.0)), 1 / (T.ones(2) * np.float64(0.0)),
+        1 / T.ones(2).clamp(np.float32(-0.0), np.float32(-0.0)),
+        1 / T.ones(2).clamp(np.float32(0.0), np.float32(0.0))),
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
     "sign of NaN": lambda T: T.sign(T.tensor([NAN, -0.0, 2.0])),
     "sign of bool": lambda T: T.sign(T.tensor([True, False])),
