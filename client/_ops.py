@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from remotegrad.proto import catalog
 
 from . import _dtypes
@@ -293,6 +294,8 @@ def _attr(value: Any) -> Any:
     if isinstance(value, _dtypes.dtype):
         return value.name
     if isinstance(value, TensorBase) and value.numel() == 1 and not value.requires_grad:
+        return value.item()
+    if isinstance(value, np.generic):  # numpy's scalars are Python numbers to PyTorch
         return value.item()
     return value
 
