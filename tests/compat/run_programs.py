@@ -62,9 +62,10 @@ def run_one(program: Path, outdir: Path) -> int:
 def main() -> None:
     library, outdir = sys.argv[1], Path(sys.argv[2])
     load(library)
-    for program in map(Path, sys.argv[3:]):
+    outdir = outdir.resolve()
+    for program in [Path(p).resolve() for p in sys.argv[3:]]:
         os.chdir(program.parent)
-        (outdir / f"{program.stem}.rc").write_text(str(run_one(program.resolve(), outdir)))
+        (outdir / f"{program.stem}.rc").write_text(str(run_one(program, outdir)))
 
 
 if __name__ == "__main__":
