@@ -15,6 +15,7 @@ Run one program by hand:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from compat_outputs import differences
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = sorted(p.stem for p in (HERE / "programs").glob("*.py"))
+DOC = HERE.parents[1] / "docs" / "compatibility.md"
 
 # program -> what remotegrad lacks that the program stops at (or prints differently for)
 MISSING: dict[str, str] = {
@@ -131,6 +133,15 @@ def assert_same(name: str, ours: dict, theirs: dict) -> None:
 
 def test_every_missing_api_names_a_program():
     assert set(MISSING) <= set(PROGRAMS)
+
+
+def test_doc_states_the_suite_result():
+    """docs/compatibility.md's section on this suite lists exactly the programs marked
+    here and the count that pass."""
+    section = DOC.read_text().split("## Compatibility suite", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `(\w+)` \|", section, re.M)) == set(MISSING)
+    assert f"{len(PROGRAMS) - len(MISSING)} of {len(PROGRAMS)} programs" in section
+    assert f"holds {len(PROGRAMS)} short programs" in section
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
