@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
-from remotegrad.proto.catalog._types import torch_dtype_name
+from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
 from . import _ops, _operators, _select, _shape
 from ._tensor_base import TensorBase, apply
@@ -44,7 +44,21 @@ def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
         raise NotImplementedError('"addcmul_cpu_out" not implemented for \'Bool\'')
     if all(_integral(x) for x in (input, tensor1, tensor2)) and isinstance(value, float):
         value = int(value)  # PyTorch casts the scalar to the integer dtype: 0.5 is 0
+    tensor1, tensor2 = _in_result_dtype(input, tensor1, tensor2)
     return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
+
+
+def _in_result_dtype(input, tensor1, tensor2) -> tuple:
+    """addcmul/addcdiv's tensors cast to the result's floating dtype first: PyTorch's rules
+    cast the gradient of a tensor1 or tensor2 of another dtype back to it explicitly (its
+    last op a ToCopyBackward0), which the cast's rule does here."""
+    tensors = [x for x in (input, tensor1, tensor2) if isinstance(x, TensorBase)]
+    dtype = result_type([x._node.meta for x in tensors])
+    if dtype not in FLOATING:
+        return tensor1, tensor2
+    return tuple(apply("cast", x, dtype=dtype, torch_name="ToCopyBackward0")
+                 if isinstance(x, TensorBase) and x.dtype.name != dtype
+                 and x.dtype.name in FLOATING else x for x in (tensor1, tensor2))
 
 
 def _integral(x) -> bool:
@@ -61,6 +75,7 @@ def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
                            "float inputs. The future addcdiv behavior is just the latter "
                            "implementation: (input + value * tensor1 / tensor2), for all "
                            "dtypes.")
+    tensor1, tensor2 = _in_result_dtype(input, tensor1, tensor2)
     return apply("add", input, tensor1 / tensor2 * value, torch_name="AddcdivBackward0")
 
 

@@ -64,8 +64,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return out if bias is None else out + bias
     if input.dim() == 2:
         name = "AddmmBackward0" if bias is not None else "MmBackward0"
-    else:
+    elif bias is not None:  # addmm over the input as a matrix, viewed back
         name = "ViewBackward0"
+    else:  # PyTorch's matmul of a vector (squeezed back) or of a batch
+        name = "SqueezeBackward4" if input.dim() == 1 else "UnsafeViewBackward0"
     return _op("linear", *_present(input, weight, bias), torch_name=name)
 
 

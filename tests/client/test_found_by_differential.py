@@ -346,6 +346,14 @@ NAMES = {
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
     "gradient wrt a twin of a used expression": lambda T: _twin_wrt_name(T),
+    "addcdiv's tensor1 of a narrower dtype": lambda T: _name_of(
+        T, lambda t1: T.addcdiv(T.ones(1, dtype=T.float64), t1, T.full((1,), 0.5,
+                                                                     dtype=T.float64)),
+        _leaf(T, [0.13], "float32")),
+    "addcmul's tensor2 of a narrower dtype": lambda T: _name_of(
+        T, lambda t2: T.addcmul(T.ones(1, dtype=T.float64), T.full((1,), 0.5,
+                                                                 dtype=T.float64), t2),
+        _leaf(T, [0.13], "float32")),
     "lerp of a rounded quotient": lambda T: _name_of(
         T, lambda x: (lambda q: T.lerp(q, q, q))(T.div(x, x, rounding_mode="trunc")),
         _leaf(T, 0.13)),
@@ -390,6 +398,9 @@ OUT_NAMES = {
     "matrix @ empty batch": lambda T: _matmul_names(T, (2, 3), (0, 3, 2)),
     "matrix @ 4-d batch": lambda T: _matmul_names(T, (2, 3), (2, 1, 3, 2)),
     "one batch @ 4-d batch": lambda T: _matmul_names(T, (1, 2, 3), (2, 1, 3, 2)),
+    "linear without bias of a vector and of a batch": lambda T: [
+        _node_of(T, F(T).linear, T.ones(s, requires_grad=True), T.ones(2, 3))
+        for s in ((3,), (2, 3), (5, 2, 3))],
     "in-place ops casting back": lambda T: [
         _node_of(T, lambda a, b: f(b * 1, a), T.ones(2, dtype=T.float64, requires_grad=True),
                  T.ones(2, requires_grad=True))
