@@ -35,6 +35,7 @@ NO_SAVED_TENSORS = frozenset({
     "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
     "CopyBackwards", "FillBackward2", "FillBackward3", "ZeroBackward0",
     "FloorBackward0", "CeilBackward0", "TruncBackward0", "RoundBackward0", "RoundBackward1",
+    "SignBackward0", "CumsumBackward0", "LerpBackward0",
 })
 
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them
