@@ -153,6 +153,8 @@ CASES = {
     "cumsum from +0.0": lambda T: T.tensor([[-0.0, -INF], [NAN, 1.0]]).cumsum(1),
     "-0.0 % 2": lambda T: (T.tensor([-0.0, -0.13, 5.0]) % 2, T.tensor([-0.0, 3.0]) % INF),
     "clamp(min=-0.0) keeps 0.0": lambda T: T.tensor([0.0, -0.0, NAN, -1.0]).clamp(min=-0.0),
+    "elu's gradient at NaN and inf": lambda T: _grad(T, lambda a: F(T).elu(a),
+                                                      _leaf(T, [NAN, INF, -INF, 0.0, -0.0])),
     "relu of -0.0 and NaN": lambda T: _grad(T, lambda a: a.relu(),
                                             _leaf(T, [-0.0, NAN, 1.0])),
     "max() of NaNs": lambda T: _grad(T, lambda a: a.max(), _leaf(T, [1.0, NAN, NAN])),
