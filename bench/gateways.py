@@ -188,6 +188,11 @@ class Cluster:
     def cpu(self) -> dict[str, float]:
         return {n: cpu_seconds(p.pid) for n, p in self.procs.items()}
 
+    def redis_commands(self) -> int:
+        import redis
+        return int(redis.Redis.from_url(self.redis_url).info("stats")
+                   ["total_commands_processed"])
+
     def close(self) -> None:
         for name in sorted(self.procs, key=lambda n: n == "redis"):  # Redis last
             p = self.procs[name]
@@ -208,7 +213,9 @@ def measure(cluster: Cluster, clients: Clients, k: int, seconds: float) -> dict:
     target = "ipv4:" + ",".join(cluster.addresses[:k])
     before_calls = [cluster.computes(i) for i in range(k)]
     before_cpu = {**cluster.cpu(), **clients.cpu()}
+    before_cmds = cluster.redis_commands()
     cps, p50, p99, errors = clients.run(target, seconds)
+    commands = cluster.redis_commands() - before_cmds - 1  # less this INFO
     after_cpu = {**cluster.cpu(), **clients.cpu()}
     spread = [cluster.computes(i) - b for i, b in enumerate(before_calls)]
     used: dict[str, float] = {}
@@ -217,6 +224,7 @@ def measure(cluster: Cluster, clients: Clients, k: int, seconds: float) -> dict:
     # the CPU window includes the clients' 5 warm-up calls and the wait: an upper bound
     calls = sum(spread) or 1
     return {"cps": cps, "p50": p50, "p99": p99, "errors": errors, "spread": spread,
+            "redis_per_call": commands / calls,
             "cpu": {r: v / calls * 1e3 for r, v in used.items()}}
 
 
@@ -260,7 +268,8 @@ def main() -> int:
                       f"{res['p50']:.2f} ms, p99 {res['p99']:.2f} ms; calls per gateway "
                       f"{[int(s) for s in res['spread']]}; CPU ms/call gateways "
                       f"{c.get('gateway', 0):.3f} workers {c.get('worker', 0):.3f} redis "
-                      f"{c.get('redis', 0):.3f} clients {c.get('client', 0):.3f}"
+                      f"{c.get('redis', 0):.3f} clients {c.get('client', 0):.3f}; Redis commands/"
+                      f"call {res['redis_per_call']:.2f}"
                       + (f"; PT-RPC 1 client {ptc:.1f} calls/s" if ptc else "")
                       + (f"; ERRORS {res['errors'][:2]}" if res["errors"] else ""),
                       flush=True)
