@@ -17,6 +17,8 @@ run caching    timeout 600 "$PY" bench/caching.py --mib 64
 run scale      timeout 900 "$PY" bench/scale.py --seconds 8
 run scale_blas1 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 900 "$PY" bench/scale.py --seconds 8
 run profile    timeout 600 "$PY" bench/profile_seed.py --calls 2000
+run gateways   timeout 600 "$PY" bench/gateways.py --clients 16 --seconds 5 --rounds 3
+run gateways_twohop timeout 600 "$PY" bench/gateways.py --clients 16 --seconds 5 --rounds 2 --gateway-arg=--local-max-nodes=0
 LT=(timeout 900 "$PY" -m remotegrad.server.cli loadtest --spawn-cluster --workers 2)
 run lt_seed    "${LT[@]}" --users 8 --duration 20 --mix seed --out $OUT/loadtest/seed
 run lt_mlp1    "${LT[@]}" --users 4 --duration 20 --mix mlp --param-mib 1 --out $OUT/loadtest/mlp1
