@@ -10,6 +10,7 @@ The library is imported once and a child forked per program, so each program run
 would alone without paying the imports again (seconds for PyTorch); nothing is computed,
 and no channel opened, before the fork."""
 
+import atexit
 import os
 import runpy
 import signal
@@ -52,6 +53,7 @@ def run_one(program: Path, outdir: Path) -> int:
             except BaseException:
                 traceback.print_exc()
                 code = 1
+            atexit._run_exitfuncs()  # what an interpreter's exit runs; os._exit skips it
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
