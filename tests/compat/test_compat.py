@@ -30,9 +30,6 @@ DOC = HERE.parents[1] / "docs" / "compatibility.md"
 
 # program -> what remotegrad lacks that the program stops at (or prints differently for)
 MISSING: dict[str, str] = {
-    "custom_optimizer_and_loss": "the import paths torch.nn.parameter and "
-                                 "torch.optim.optimizer (Parameter and Optimizer themselves "
-                                 "are there, as torch.nn.Parameter and torch.optim.Optimizer)",
     "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
     "loss_options": "pos_weight of nn.BCEWithLogitsLoss and F.binary_cross_entropy_with_logits "
                     "(NotImplementedError); also, CrossEntropyLoss(label_smoothing=...) ends in "
