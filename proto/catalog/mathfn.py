@@ -178,8 +178,10 @@ unary_op("leaky_relu", lambda xp, a, negative_slope: xp.where(a > 0, a, a * nega
          fusable=True)
 # where, not minimum: elu(-0.0) is -0.0 as in PyTorch (alpha * expm1(-0.0))
 unary_op("elu", lambda xp, a, alpha: xp.where(a > 0, a, alpha * xp.expm1(xp.where(a > 0, 0, a))),
-         # PyTorch's elu_backward: x <= 0 takes the exponential branch, so a NaN takes g
-         lambda g, x, out, alpha: (x <= 0).where(g * (out + alpha), g),
+         # PyTorch's elu_backward of the input: alpha e^x where x <= 0 (so a NaN takes g),
+         # read from x, not the result; its own derivative is 0 at x = 0 (PyTorch's)
+         lambda g, x, out, alpha: (x < 0).where(g * alpha * x.exp(),
+                                                (x == 0).where(g * alpha, g)),
          "EluBackward0", _KINK + (S(F(3, 4), alpha=0.5),),
          attrs={"alpha": ("float", 1.0)}, infer=float_only("elu_cpu"))
 

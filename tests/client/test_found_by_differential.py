@@ -53,6 +53,15 @@ def _freed_trunc(T):
     return v0.grad
 
 
+def _elu_unused(T):
+    """The gradient of elu's gradient with respect to the elu's result is unused (None)."""
+    v0 = _leaf(T, 0.13)
+    v2 = F(T).elu(v0)
+    g0, g2 = T.autograd.grad(v2.sum(), [v0, v2], create_graph=True)
+    gg = T.autograd.grad(g0.sin().sum() + (g2 * g2).sum(), [v0, v2], allow_unused=True)
+    return gg[0], T.tensor(gg[1] is None)
+
+
 def _second(T, f, x):
     """The second derivative of f's sum at x, through a create_graph first one."""
     (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
@@ -155,6 +164,9 @@ CASES = {
     "clamp(min=-0.0) keeps 0.0": lambda T: T.tensor([0.0, -0.0, NAN, -1.0]).clamp(min=-0.0),
     "elu's gradient at NaN and inf": lambda T: _grad(T, lambda a: F(T).elu(a),
                                                       _leaf(T, [NAN, INF, -INF, 0.0, -0.0])),
+    "elu's second derivative at 0, -0.0 and below": lambda T: _second(
+        T, lambda a: F(T).elu(a, 0.7), _leaf(T, [-1.5, -0.0, 0.0, -30.0, 2.0])),
+    "elu's gradient read from its input, not its result": lambda T: _elu_unused(T),
     "relu of -0.0 and NaN": lambda T: _grad(T, lambda a: a.relu(),
                                             _leaf(T, [-0.0, NAN, 1.0])),
     "max() of NaNs": lambda T: _grad(T, lambda a: a.max(), _leaf(T, [1.0, NAN, NAN])),

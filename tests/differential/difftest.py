@@ -584,10 +584,10 @@ KNOWN: tuple[Known, ...] = (
           "gradient is named after the catalog's index_backward, where PyTorch names the "
           "select/slice it recorded (index_put_ for advanced indexing)"),
     Known("mean_dim", "grad_fn", "DivBackward1", ("ExpandBackward0", "DivBackward0"),
-          r"\.mean\(-?\d",
-          "mean over a dim: the rule divides the seed by the count before it is expanded "
-          "(ExpandBackward0; DivBackward0 for a 0-d input); PyTorch's expands, then divides "
-          "by the count in place"),
+          r"\.mean\(",
+          "mean over a dim (or of a 0-d input): the rule divides the seed by the count before "
+          "it is expanded (ExpandBackward0; DivBackward0 for a 0-d input); PyTorch's expands, "
+          "then divides by the count in place"),
     Known("var_empty_grad_fn", "grad_fn", "ToCopyBackward0", None, r"\.(?:var|std)\(",
           "var/std of an empty tensor, or over all of x with no degrees of freedom: PyTorch's "
           "rule gives a constant there, cast to the dtype (ToCopyBackward0); the catalog's "
@@ -651,6 +651,11 @@ KNOWN: tuple[Known, ...] = (
     Known("mixed_dtype_cast", "grad_fn", None, "ToCopyBackward0", r"float64|dtype=",
           "an operand of another dtype is cast explicitly before the op (a cast node, "
           "ToCopyBackward0, ends its gradient); PyTorch casts inside the kernel"),
+    Known("non_contiguous_reshape", "grad_fn", "UnsafeViewBackward0", "ViewBackward0",
+          r"\.(?:expand|t\(|transpose|permute|mT|T\b|flip|narrow)",
+          "the SDK does not track strides (every tensor is contiguous to it): a reshape of a "
+          "non-contiguous view is a view (ViewBackward0) where PyTorch copies first "
+          "(UnsafeViewBackward0); the values are the same", create_graph=False),
     Known("through_shared_products", "grad_fn", "AddBackward0", "MulBackward0",
           r"(?<![\w\]])(v\d+|gs\[\d+\]) \* \1(?![\w\[])", through_grad=True,
           reason="d/dx sum(x * x) adds two identical products g * x, which the engine's graph "
