@@ -277,7 +277,9 @@ class Embedding(Module):
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = F._reduction(size_average, reduce, reduction)
+        # as PyTorch's: the legacy arguments are mapped now, a name is checked when used
+        self.reduction = reduction if size_average is None and reduce is None \
+            else F._reduction(size_average, reduce, reduction)
 
 
 class MSELoss(_Loss):
@@ -329,10 +331,18 @@ class BCELoss(_Loss):
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
 
 
-class BCEWithLogitsLoss(BCELoss):
+class BCEWithLogitsLoss(_Loss):
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
+                 reduction: str = "mean", pos_weight: Tensor | None = None) -> None:
+        super().__init__(size_average, reduce, reduction)
+        # buffers, as PyTorch's: they follow .to() and appear in the state_dict
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.weight,
-                                                  reduction=self.reduction)
+                                                  reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
 
 
 class NLLLoss(_Loss):

@@ -14,6 +14,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog._types import torch_dtype_name
 
 from .. import _creation, _dtypes
+from .._grad_mode import is_grad_enabled
 from .._tensor import Tensor, _edge, apply
 from .._warn import warn_user
 
@@ -42,7 +43,10 @@ def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
 
 
 def _reduction(size_average, reduce, reduction: str) -> str:
+    """The reduction a loss applies (PyTorch's _Reduction: the legacy arguments win, with
+    their warning; else the name, checked here with PyTorch's ValueError)."""
     if size_average is None and reduce is None:
+        _check_reduction(reduction)
         return reduction
     if reduce is False:
         out = "none"
@@ -209,9 +213,19 @@ def _warn_broadcast(input: Tensor, target: Tensor) -> None:
                   "broadcasting. Please ensure they have the same size.")
 
 
+def _check_broadcast(input: Tensor, target: Tensor) -> None:
+    """PyTorch broadcasts mse_loss's and l1_loss's operands before it reads the reduction:
+    shapes that do not broadcast fail first."""
+    try:
+        catalog.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except catalog.OpError as e:
+        raise RuntimeError(str(e)) from None
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     _warn_broadcast(input, target)
+    _check_broadcast(input, target)
     return _op("mse_loss", input, target,
                reduction=_reduction(size_average, reduce, reduction))
 
@@ -219,6 +233,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean") -> Tensor:
     _warn_broadcast(input, target)
+    _check_broadcast(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     # PyTorch composes l1_loss of abs and a reduction: its grad_fn is the last of them.
     name = {"mean": "MeanBackward0", "sum": "SumBackward0"}.get(reduction, "AbsBackward0")
@@ -235,11 +250,17 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, size_average=None,
                                      reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
-    if pos_weight is not None:
-        raise NotImplementedError("binary_cross_entropy_with_logits: pos_weight is not "
-                                  "supported by remotegrad yet")
-    return _op("binary_cross_entropy_with_logits", *_present(input, target, weight),
-               reduction=_reduction(size_average, reduce, reduction))
+    reduction = _reduction(size_average, reduce, reduction)
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is not None and value.requires_grad and is_grad_enabled():
+            raise RuntimeError("The function 'binary_cross_entropy_with_logits' is not "
+                               f"differentiable with respect to argument '{name}'. This "
+                               "input cannot have requires_grad True.")
+    if pos_weight is not None and weight is None:
+        # the catalog op's pos_weight is its 4th operand: a weight of one holds the 3rd
+        weight = _creation.ones((), dtype=pos_weight.dtype)
+    return _op("binary_cross_entropy_with_logits", *_present(input, target, weight, pos_weight),
+               reduction=reduction)
 
 
 def _class_loss_name(input: Tensor, reduction: str) -> str:
@@ -266,6 +287,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     name = _class_loss_name(input, reduction)
     if target.is_floating_point():  # probabilities: PyTorch's -(x * t).sum(c), then / n
         name = "DivBackward1" if reduction == "mean" and input.numel() else "NegBackward0"
+    elif label_smoothing > 0:  # PyTorch's: (1 - e) * nll + e * smooth, its last op an add
+        name = "AddBackward0"
     return _op("cross_entropy", *_present(input, target, weight), ignore_index=ignore_index,
                reduction=reduction, label_smoothing=builtins.float(label_smoothing),
                torch_name=name)

@@ -31,10 +31,6 @@ DOC = HERE.parents[1] / "docs" / "compatibility.md"
 # program -> what remotegrad lacks that the program stops at (or prints differently for)
 MISSING: dict[str, str] = {
     "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
-    "loss_options": "pos_weight of nn.BCEWithLogitsLoss and F.binary_cross_entropy_with_logits "
-                    "(NotImplementedError); also, CrossEntropyLoss(label_smoothing=...) ends in "
-                    "NllLossBackward0 where PyTorch's ends in AddBackward0, and an invalid "
-                    "reduction raises RuntimeError where PyTorch raises ValueError",
     "numpy_bridge": "memory shared between a CPU tensor and its .numpy() array, and between "
                     "an array and torch.from_numpy's tensor (remotegrad copies, as "
                     "docs/compatibility.md says)",
