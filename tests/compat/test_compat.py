@@ -30,7 +30,6 @@ DOC = HERE.parents[1] / "docs" / "compatibility.md"
 
 # program -> what remotegrad lacks that the program stops at (or prints differently for)
 MISSING: dict[str, str] = {
-    "gradcheck_function": "torch.autograd.gradcheck and torch.autograd.gradgradcheck",
     "numpy_bridge": "memory shared between a CPU tensor and its .numpy() array, and between "
                     "an array and torch.from_numpy's tensor (remotegrad copies, as "
                     "docs/compatibility.md says)",

@@ -1,0 +1,175 @@
+"""torch.autograd.gradcheck and gradgradcheck: a function's analytical gradient (what
+backward computes) against central finite differences, in the inputs' precision (float64 is
+what the check is meant for), with PyTorch's signature, tolerances and messages.
+
+This is PyTorch's slow mode: the full Jacobian both ways, each entry compared as
+|analytical - numerical| <= atol + rtol * |numerical|. PyTorch's extra checks around it
+(reentrancy, undefined gradients, batched and forward-mode gradients) are not made here;
+asking for the ones that change the result raises NotImplementedError."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _creation
+from .._autograd import grad as _grad
+from .._tensor import Tensor
+from .._warn import warn_user
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+
+
+class GradcheckError(RuntimeError):
+    """A gradient that does not match its finite differences (PyTorch's class)."""
+
+
+def _as_tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _differentiable(inputs: tuple) -> list[int]:
+    return [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+
+def _check_inputs(inputs: tuple) -> list[int]:
+    diff = _differentiable(inputs)
+    for i in diff:
+        if inputs[i].dtype.name not in ("float64", "complex128", "complex64"):
+            warn_user(f"Input #{i} requires gradient and is not a double precision floating "
+                      "point or complex. This check will likely fail if all the inputs are not "
+                      "of double precision floating point or complex. ")
+    if not diff:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, "
+                         "but none of them have requires_grad=True.")
+    return diff
+
+
+def _outputs(func, inputs: tuple) -> tuple:
+    return tuple(o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor))
+
+
+def _numerical(func, inputs: tuple, diff: list[int], eps: float) -> list[list[np.ndarray]]:
+    """[output][input] Jacobians, (input numel, output numel), of every tensor output:
+    (f(x + eps) - f(x - eps)) / 2 eps, one input element at a time."""
+    columns: dict[int, list] = {}
+    for i in diff:
+        base = inputs[i].detach().numpy().astype(inputs[i].dtype.name, copy=True)
+        flat, rows = base.reshape(-1), []
+        for j in range(flat.size):
+            values = []
+            for step in (eps, -eps):
+                moved = flat.copy()
+                moved[j] += step
+                args = list(inputs)
+                # still requiring grad: gradgradcheck's function differentiates inside
+                args[i] = _creation.tensor(moved.reshape(base.shape), dtype=inputs[i].dtype,
+                                           requires_grad=True)
+                values.append([o.detach().numpy().astype(np.float64).reshape(-1)
+                               for o in _outputs(func, tuple(args))])
+            rows.append([(a - b) / (2 * eps) for a, b in zip(*values)])
+        columns[i] = rows
+    n_out = len(next(iter(columns.values()))[0]) if columns else 0
+    return [[np.stack([row[k] for row in columns[i]]) if columns[i] else
+             np.zeros((0, 0)) for i in diff] for k in range(n_out)]
+
+
+def _analytical(output: Tensor, inputs: tuple, diff: list[int]) -> list[np.ndarray]:
+    """[input] Jacobians of one output, (input numel, output numel): a backward per output
+    element, seeded with that element's one-hot."""
+    n = output.numel()
+    jacobians = [np.zeros((inputs[i].numel(), n)) for i in diff]
+    for k in range(n):
+        seed = np.zeros(n, dtype=output.dtype.name)
+        seed[k] = 1
+        seed = _creation.tensor(seed.reshape(tuple(output.shape)), dtype=output.dtype)
+        grads = _grad(output, [inputs[i] for i in diff], seed, retain_graph=True,
+                      allow_unused=True)
+        for jac, g in zip(jacobians, grads):
+            if g is not None:
+                jac[:, k] = g.detach().numpy().reshape(-1)
+    return jacobians
+
+
+def _print(array: np.ndarray, dtype) -> str:
+    return repr(_creation.tensor(array, dtype=dtype))
+
+
+def _unsupported(**flags: bool) -> None:
+    for name, value in flags.items():
+        if value:
+            raise NotImplementedError(f"gradcheck: {name}=True is not supported by remotegrad "
+                                      "(only the backward-mode Jacobian check is made)")
+
+
+def _slow_gradcheck(func, inputs: tuple, eps: float, atol: float, rtol: float) -> bool:
+    diff = _check_inputs(inputs)
+    all_outputs = _outputs(func, inputs)
+    numerical = _numerical(func, inputs, diff, eps)
+    outputs = [(k, o) for k, o in enumerate(all_outputs) if o.requires_grad]
+    if not outputs:  # then the function must not depend on its inputs at all
+        for per_input in numerical:
+            for n in per_input:
+                if not np.allclose(n, 0.0, rtol=rtol, atol=atol):
+                    raise GradcheckError("Numerical gradient for function expected to be zero")
+        return True
+    for i, (k, output) in enumerate(outputs):
+        for j, (a, n) in enumerate(zip(_analytical(output, inputs, diff), numerical[k])):
+            if not np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
+                raise GradcheckError(
+                    f"Jacobian mismatch for output {i} with respect to input {j},\n"
+                    f"numerical:{_print(n, output.dtype)}\n"
+                    f"analytical:{_print(a, output.dtype)}\n")
+    return True
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0,
+              check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+              check_batched_grad: bool = False, check_batched_forward_grad: bool = False,
+              check_forward_ad: bool = False, check_backward_ad: bool = True,
+              fast_mode: bool = False, masked: bool | None = None) -> bool:
+    """True when func's gradients with respect to its inputs that require grad match
+    finite differences; else GradcheckError (or False with raise_exception=False).
+    fast_mode is accepted and makes the full check (the same verdict, more work)."""
+    _unsupported(check_batched_grad=check_batched_grad, check_forward_ad=check_forward_ad,
+                 check_batched_forward_grad=check_batched_forward_grad)
+    try:
+        return _slow_gradcheck(func, _as_tuple(inputs), eps, atol, rtol) \
+            if check_backward_ad else True
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+                  check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False,
+                  masked: bool = False) -> bool:
+    """gradcheck of func's backward: the gradients of func's outputs, seeded with
+    grad_outputs (random in [-1, 1) when not given), as a function of the inputs and the
+    seeds."""
+    _unsupported(check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev)
+    inputs = _as_tuple(inputs)
+    diff = _differentiable(inputs)
+    if grad_outputs is None:
+        outputs = [o for o in _outputs(func, inputs) if o.requires_grad]
+        grad_outputs = tuple(
+            (_creation.rand(*o.shape, dtype=o.dtype) * 2 - 1).requires_grad_(True)
+            for o in outputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    n_in = len(inputs)
+
+    def backward_of(*args):
+        outputs = [o for o in _outputs(func, args[:n_in]) if o.requires_grad]
+        grads = _grad(outputs, [args[i] for i in diff], args[n_in:], create_graph=True,
+                      allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    if not check_rev_over_rev:
+        return True
+    return gradcheck(backward_of, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)
