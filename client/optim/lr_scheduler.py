@@ -4,12 +4,24 @@ as torch.optim.lr_scheduler (the chainable, step-by-step forms)."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable
 
+from .._warn import warn_user
 from ._optimizer import Optimizer
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "MultiStepLR",
-           "StepLR"]
+__all__ = ["ConstantLR", "CosineAnnealingLR", "CyclicLR", "ExponentialLR", "LRScheduler",
+           "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
+           "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated "
+    "where possible. Please use `scheduler.step()` to step the scheduler. During the "
+    "deprecation, if epoch is different from None, the closed form is used instead of the new "
+    "chainable form, where available. Please open an issue if you are unable to replicate "
+    "your use case: https://github.com/pytorch/pytorch/issues/new/choose.")
 
 
 class LRScheduler:
@@ -25,7 +37,17 @@ class LRScheduler:
                                "resuming an optimizer")
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The step made at construction; chainable schedules that must not change the
+        learning rate then (LinearLR past its start, PolynomialLR) read _is_initial."""
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
@@ -34,8 +56,26 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        self._step_count += 1
+        if epoch is not None:
+            warn_user(EPOCH_DEPRECATION_WARNING)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """Next learning rates: the chainable get_lr one step on, or (an explicit epoch)
+        the closed form where the schedule has one, as PyTorch's."""
+        self._get_lr_called_within_step = True
+        try:
+            if epoch is None:
+                self.last_epoch += 1
+                values = self.get_lr()
+            else:
+                self.last_epoch = epoch
+                closed = getattr(self, "_get_closed_form_lr", None)
+                values = closed() if closed is not None else self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
@@ -72,17 +112,25 @@ class StepLR(LRScheduler):
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size)
+                for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.milestones = sorted(milestones)
+        self.milestones = Counter(milestones)  # a milestone given twice decays twice
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        hits = self.milestones.count(self.last_epoch)
+        hits = self.milestones[self.last_epoch]
         return [lr * self.gamma ** hits for lr in self._lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        passed = bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -91,9 +139,12 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        if self.last_epoch == 0:
+        if self._is_initial:  # (resuming at last_epoch >= 0 must not step ahead either)
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -106,10 +157,24 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         t, n, low = self.last_epoch, self.T_max, self.eta_min
-        if t == 0:
+        if self._is_initial:
             return self._lrs()
+        if self._step_count == 1 and t > 0:  # the first step after resuming: closed form
+            return self._get_closed_form_lr()
         if (t - 1 - n) % (2 * n) == 0:
             return [lr + (base - low) * (1 - math.cos(math.pi / n)) / 2
                     for lr, base in zip(self._lrs(), self.base_lrs)]
         ratio = (1 + math.cos(math.pi * t / n)) / (1 + math.cos(math.pi * (t - 1) / n))
         return [low + (lr - low) * ratio for lr in self._lrs()]
+
+
+    def _get_closed_form_lr(self) -> list[float]:
+        t, n, low = self.last_epoch, self.T_max, self.eta_min
+        return [low + (base - low) * (1 + math.cos(math.pi * t / n)) / 2 for base in self.base_lrs]
+
+
+# Schedules in modules of their own, built on the base above (hence imported last).
+from ._lr_cyclic import CyclicLR, OneCycleLR  # noqa: E402
+from ._lr_factor import ConstantLR, LinearLR, MultiplicativeLR, PolynomialLR  # noqa: E402
+from ._lr_plateau import ReduceLROnPlateau  # noqa: E402
+from ._lr_sequential import SequentialLR  # noqa: E402

@@ -34,8 +34,6 @@ MISSING: dict[str, str] = {
                     "an array and torch.from_numpy's tensor (remotegrad copies, as "
                     "docs/compatibility.md says)",
     "one_hot_targets": "Tensor.scatter_ (the transforms tutorial's one-hot Lambda)",
-    "warmup_and_plateau": "torch.optim.lr_scheduler.LinearLR, SequentialLR, OneCycleLR and "
-                          "ReduceLROnPlateau (the program stops at LinearLR)",
 }
 
 
