@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,35 @@ def _move(*names: str):
     return adapt
 
 
+def _scatter(operands: list, kw: dict) -> tuple[list, dict]:
+    """scatter(dim, index, src) or scatter(dim, index, value): a tensor src is an input of
+    the catalog op, a number its `value` attribute."""
+    if kw.get("reduce") is not None:
+        raise NotImplementedError("scatter: reduce= is not supported by remotegrad yet")
+    kw.pop("reduce", None)
+    if "index" not in kw:
+        raise TypeError("scatter() missing required argument 'index'")
+    operands.append(kw.pop("index"))
+    if "src" in kw and "value" in kw:
+        raise TypeError("scatter() got multiple values for argument 'src'")
+    if "src" not in kw and "value" not in kw:
+        raise TypeError("scatter() missing required argument 'src' or 'value'")
+    given = "src" if "src" in kw else "value"
+    src = kw.pop(given)
+    if isinstance(src, TensorBase) and given == "src":
+        operands.append(src)
+    elif isinstance(src, numbers.Number):  # (a third positional argument binds as src)
+        kw["value"] = src
+    else:
+        raise TypeError(f"scatter(): argument '{given}' must be "
+                        f"{'Tensor' if given == 'src' else 'Number'}, not {type(src).__name__}")
+    return operands, kw
+
+
+def _scatter_name(operands: list, attrs: dict) -> str:
+    return "ScatterBackward0" if len(operands) == 3 else "ScatterBackward1"
+
+
 _CLAMP = dict(params=("min", "max"), forms="mfi", adapt=_clamp)
 _RED = ("dim", "keepdim")
 _SUM = dict(params=_RED, grad=_dim_name("SumBackward0", "SumBackward1"))
@@ -248,6 +278,8 @@ TABLE: dict[str, Spec] = {
     "gather": Spec("gather", nin=1, params=("dim", "index"), adapt=_move("index")),
     "scatter_add": Spec("scatter_add", nin=1, params=("dim", "index", "src"), forms="mfi",
                         adapt=_move("index", "src")),
+    "scatter": Spec("scatter", nin=1, params=("dim", "index", "src"), forms="mfi",
+                    adapt=_scatter, grad=_scatter_name),
     "index_add": Spec("index_add", nin=1, params=("dim", "index", "source"), forms="mfi",
                       adapt=_move("index", "source")),
 }

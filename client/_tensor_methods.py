@@ -753,6 +753,15 @@ class TensorMethods:
         self._check_inplace()
         return self._assign(call("scatter_add", (self, *args), kwargs))
 
+    def scatter(self, *args, **kwargs) -> Tensor:
+        """Tensor.scatter(dim, index, src, *, value)."""
+        return call("scatter", (self, *args), kwargs)
+
+    def scatter_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.scatter(...)."""
+        self._check_inplace()
+        return self._assign(call("scatter", (self, *args), kwargs))
+
     def index_add(self, *args, **kwargs) -> Tensor:
         """Tensor.index_add(dim, index, source, *, alpha)."""
         return call("index_add", (self, *args), kwargs)

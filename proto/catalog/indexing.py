@@ -423,3 +423,66 @@ register(OpDef("scatter_add", 3, _infer_scatter_add, _scatter_add_forward,
                attrs={"dim": ("int", REQUIRED)}, torch_name="ScatterAddBackward0",
                samples=(S(F(3, 4), I((3, 2), 4), F(3, 2), dim=1, grad=(0, 2)),
                         S(F(3, 4), I((2, 3), 3), F(2, 3), dim=0, grad=(0, 2)))))
+
+
+# --- scatter: writes src's values (or one value) at the index's positions along dim ------
+def _infer_scatter(metas, dim, value):
+    """PyTorch's checks: 0-d tensors count as 1-d; the index no larger than self apart from
+    dim, and no larger than src anywhere."""
+    x, idx, src = metas[0], metas[1], (metas[2] if len(metas) > 2 else None)
+    if len(metas) not in (2, 3):
+        raise OpError(f"scatter: expected 2 or 3 inputs, got {len(metas)}")
+    _index_tensor(idx, "scatter")
+    if src is not None and src.dtype != x.dtype:
+        raise OpError("scatter(): Expected self.dtype to be equal to src.dtype")
+    ndim = max(len(x.shape), 1)
+    d = check_dim(dim, ndim)
+    if max(len(idx.shape), 1) != ndim:
+        raise OpError("Index tensor must have the same number of dimensions as self tensor")
+    if src is not None and max(len(src.shape), 1) != ndim:
+        raise OpError("Index tensor must have the same number of dimensions as src tensor")
+    ishape, xshape = idx.shape or (1,), x.shape or (1,)
+    over_self = any(i != d and a > b for i, (a, b) in enumerate(zip(ishape, xshape)))
+    over_src = src is not None and any(a > b for a, b in zip(ishape, src.shape or (1,)))
+    if over_self or over_src:
+        tail = f" and to be no larger size than src {list(src.shape)}" if src is not None else ""
+        raise OpError(f"Expected index {list(idx.shape)} to be no larger than self "
+                      f"{list(x.shape)} apart from dimension {d}{tail}")
+    return Meta(x.shape, x.dtype)
+
+
+def _scatter_forward(xp, a, idx, *src, dim, value):
+    d = _gather_checked(xp, a, idx, dim)
+    out = a.copy()
+    if not idx.size:
+        return out
+    if not a.ndim:  # a 0-d self: the one position is written
+        return xp.asarray(src[0] if src else value, dtype=a.dtype).reshape(())
+    idx = idx.reshape(idx.shape or (1,))
+    # duplicate positions: the last write wins (PyTorch leaves it unspecified)
+    if src:
+        values = src[0].reshape(src[0].shape or (1,))[tuple(slice(0, n) for n in idx.shape)]
+    out[_grid_key(xp, idx, d)] = values if src else value
+    return out
+
+
+def _scatter_vjp(g, x, idx, *src, out, index, dim, value):
+    """self's gradient: g with the written positions zeroed; src's: g at those positions
+    (zero where src extends past the index); the index has none."""
+    if index == 0:
+        return g.scatter(idx, dim=dim, value=0.0)
+    if index == 1:
+        return None
+    return _scatter_src_vjp(g, x, idx, src[0], out, dim)
+
+
+register(OpDef("scatter", -1, _infer_scatter, _scatter_forward, variadic_rule=_scatter_vjp,
+               attrs={"dim": ("int", REQUIRED), "value": ("scalar", 0)},
+               torch_name="ScatterBackward0", samples=(
+                   S(F(3, 4), V([[0, 2], [3, 1], [1, 0]]), F(3, 2), dim=1, grad=(0, 2)),
+                   S(F(3, 4), V([[0, 1, 2], [2, 0, 1]]), F(2, 3), dim=0, grad=(0, 2)),
+                   # src larger than the index: PyTorch's backward fails for src's
+                   # gradient (its gathered g has the index's shape); ours pads it
+                   S(F(4, 3), V([[1, 0], [3, 2]]), F(3, 3), dim=0, grad=(0,)),
+                   S(F(3, 4), V([[0, 2], [3, 1]]), dim=1, value=1.5, grad=(0,)),
+                   S(F(5), V([4, 0, 2]), dim=0, value=-2.0, grad=(0,)))))

@@ -33,7 +33,6 @@ MISSING: dict[str, str] = {
     "numpy_bridge": "memory shared between a CPU tensor and its .numpy() array, and between "
                     "an array and torch.from_numpy's tensor (remotegrad copies, as "
                     "docs/compatibility.md says)",
-    "one_hot_targets": "Tensor.scatter_ (the transforms tutorial's one-hot Lambda)",
 }
 
 

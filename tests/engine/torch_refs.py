@@ -132,6 +132,8 @@ REFS = {
     "index_add": lambda x, i, s, dim, alpha: torch.index_add(x, dim, i, s, alpha=alpha),
     "gather": lambda x, i, dim: torch.gather(x, dim, i),
     "scatter_add": lambda x, i, s, dim: torch.scatter_add(x, dim, i, s),
+    "scatter": lambda x, i, *s, dim, value: torch.scatter(x, dim, i, s[0]) if s
+    else torch.scatter(x, dim, i, value),
     "cross_entropy_rows": lambda x, t, ignore_index:
         F.cross_entropy(x, t, ignore_index=ignore_index, reduction="none"),
     "cross_entropy_rows_backward": _ce_rows_backward,
