@@ -411,8 +411,8 @@ def _piecewise(input: Tensor, target: Tensor, bound: float, reduction: str, name
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     _warn_broadcast(input, target)
+    input, target = _broadcast_pair(input, target)  # (before the reduction is read)
     reduction = _reduction(size_average, reduce, reduction)
-    input, target = _broadcast_pair(input, target)
     if beta == 0.0:  # PyTorch takes l1_loss here
         return l1_loss(input, target, reduction=reduction)
     _check_reduction(reduction)

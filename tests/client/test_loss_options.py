@@ -131,6 +131,9 @@ def _loss_calls(lib):
         "mse_loss_bad_shape": lambda r: F.mse_loss(x, short, reduction=r),
         "l1_loss_bad_shape": lambda r: F.l1_loss(x, short, reduction=r),
         "bce_bad_shape": lambda r: F.binary_cross_entropy(x, short, reduction=r),
+        "smooth_l1_bad_shape": lambda r: F.smooth_l1_loss(x, short, reduction=r),
+        "huber_bad_shape": lambda r: F.huber_loss(x, short, reduction=r),
+        "nll_bad_batch": lambda r: F.nll_loss(c, lib.tensor([0, 1, 2]), reduction=r),
         "module_at_forward": lambda r: lib.nn.MSELoss(reduction=r)(x, t),
         "ce_module_at_forward": lambda r: lib.nn.CrossEntropyLoss(reduction=r)(c, y),
     }
