@@ -6,6 +6,7 @@ each started here and stopped here by pid; every wait bounded.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,31 @@ class RedisCluster:
             stop(p)
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is a free port too: an ephemeral
+    port above 55535 has none, and redis-server exits at once."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 <= 65535 and _free(port + 10000):
+            return port
+    for port in range(20000, 30000, 7):  # the ephemeral range gave none: pick below it
+        if _free(port) and _free(port + 10000):
+            return port
+    raise RuntimeError("no free pair of a port and its cluster bus port on loopback")
+
+
 def start_redis_cluster(folder: Path, masters: int = 3) -> RedisCluster:
     """`masters` cluster-enabled redis-servers joined by `redis-cli --cluster create`."""
-    c = RedisCluster([free_port() for _ in range(masters)])
+    c = RedisCluster([_cluster_port() for _ in range(masters)])
     try:
         for port in c.ports:
             c.procs.append(_server(folder, port, "--cluster-enabled", "yes",

@@ -327,13 +327,29 @@ register(OpDef("max_pool2d", 1, _infer_pool, _pool_forward,
                (lambda g, x, out, **a: g.max_pool2d_backward(x, **a),),
                attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackward0",
                samples=_POOL_SAMPLES))
-register(OpDef("max_pool2d_backward", 2,
-               lambda metas, **a: Meta(metas[1].shape, metas[0].dtype), _pool_backward_forward,
+def _infer_pool_backward(metas, **a):
+    """max_pool2d_backward(g, x): x checked as max_pool2d checks it, g of the pool's shape
+    (a raw client can send this op: it must not reach the kernel or the estimate unchecked)."""
+    pooled = _infer_pool(metas[1:], **a)
+    if metas[0].shape != pooled.shape:
+        raise OpError(f"max_pool2d_backward: gradient of shape {list(metas[0].shape)} for a "
+                      f"pool of shape {list(pooled.shape)}")
+    return Meta(metas[1].shape, metas[0].dtype)
+
+
+def _infer_pool_select(metas, **a):
+    """max_pool2d_select(h, x): h of x's shape, x checked as max_pool2d checks it."""
+    if metas[0].shape != metas[1].shape:
+        raise OpError(f"max_pool2d_select: {list(metas[0].shape)} is not the input's shape "
+                      f"{list(metas[1].shape)}")
+    return _infer_pool(metas[1:], **a)
+
+
+register(OpDef("max_pool2d_backward", 2, _infer_pool_backward, _pool_backward_forward,
                (lambda h, g, x, out, **a: h.max_pool2d_select(x, **a), None),
                attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackwardBackward0",
                samples=(S(F(2, 3, 2, 2), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
-register(OpDef("max_pool2d_select", 2,
-               lambda metas, **a: _infer_pool(metas[1:], **a), _pool_select_forward,
+register(OpDef("max_pool2d_select", 2, _infer_pool_select, _pool_select_forward,
                (lambda k, h, x, out, **a: k.max_pool2d_backward(x, **a), None),
                attrs=dict(_POOL),
                samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
