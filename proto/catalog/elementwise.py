@@ -104,7 +104,9 @@ def _div_x(g, x, y, out, rounding_mode):
 
 
 def _div_y(g, x, y, out, rounding_mode):
-    return -g * x / (y * y) if rounding_mode is None else g.full_like(0.0)
+    # PyTorch's -g * ((x / y) / y): finite where y is infinite at every order (x / y^2
+    # made inf / inf of its derivative there), and ending with a mul as PyTorch's
+    return -g * (x / y / y) if rounding_mode is None else g.full_like(0.0)
 
 
 def _pow_x(g, x, y, out):

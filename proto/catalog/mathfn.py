@@ -206,7 +206,20 @@ def _check_gelu(metas, approximate):
     return float_only("GeluKernelImpl")(metas)
 
 
-unary_op("gelu", _gelu_forward, None, "GeluBackward0",
+def _gelu_vjp(g, x, out, approximate):
+    """PyTorch's gelu_backward: g times the local derivative, computed first (through the
+    decomposition an infinite g met terms of both signs: NaN where PyTorch's is inf)."""
+    if approximate == "tanh":
+        k = math.sqrt(2 / math.pi)
+        t = ((x + x * x * x * 0.044715) * k).tanh()
+        local = (t + 1) * 0.5 + x * 0.5 * (1 - t * t) * k * (x * x * (3 * 0.044715) + 1)
+    else:
+        cdf = ((x * (1 / math.sqrt(2))).erf() + 1) * 0.5
+        local = cdf + x * (x * x * -0.5).exp() * (1 / math.sqrt(2 * math.pi))
+    return g * local
+
+
+unary_op("gelu", _gelu_forward, _gelu_vjp, "GeluBackward0",
          unary() + (S(F(3, 4), approximate="tanh"),), attrs={"approximate": ("str", "none")},
          decompose=_gelu_decompose, infer=_check_gelu)
 def _silu_vjp(g, x, out):

@@ -167,6 +167,13 @@ CASES = {
     "elu's second derivative at 0, -0.0 and below": lambda T: _second(
         T, lambda a: F(T).elu(a, 0.7), _leaf(T, [-1.5, -0.0, 0.0, -30.0, 2.0])),
     "elu's gradient read from its input, not its result": lambda T: _elu_unused(T),
+    "gelu's gradient under an infinite seed": lambda T: _seeded(
+        T, lambda a: F(T).gelu(a), [-INF, INF, NAN], _leaf(T, [-0.13, 0.5, 0.1])),
+    "tanh gelu's gradient under an infinite seed": lambda T: _seeded(
+        T, lambda a: F(T).gelu(a, approximate="tanh"), [-INF, INF, 1.0],
+        _leaf(T, [-0.13, 0.5, 0.1])),
+    "second derivative of a tensor over -inf": lambda T: _second(
+        T, lambda y: T.tensor(0.13, dtype=T.float64) / y, _leaf(T, [-INF, -0.13, 0.64])),
     "relu of -0.0 and NaN": lambda T: _grad(T, lambda a: a.relu(),
                                             _leaf(T, [-0.0, NAN, 1.0])),
     "max() of NaNs": lambda T: _grad(T, lambda a: a.max(), _leaf(T, [1.0, NAN, NAN])),

@@ -115,8 +115,6 @@ KNOWN = {
                   "squeeze(A^T @ g[:, None]); PyTorch's is mv (MvBackward0)"),
     "mv_matrix": (("MmBackward0", True), "the rule for matmul's matrix operand multiplies "
                   "a column by a row with matmul; PyTorch's outer product is a mul"),
-    "div_denominator": (("DivBackward0", True), "the rule is -g * x / (y * y); PyTorch's "
-                        "formula ends with a mul"),
     "mse_loss": (("AddBackward0", True), "mse_loss is differentiated through its "
                  "decomposition; PyTorch has mse_loss_backward (MseLossBackwardBackward0)"),
     "softmax": (("MulBackward0", True), "the rule is written with mul and sum; PyTorch has "

@@ -525,7 +525,6 @@ class Known:
                 and re.search(self.source, source) is not None)
 
 
-_DIV = r"(?: / |torch\.div\(|\.div_?\(|addcdiv)"
 KNOWN: tuple[Known, ...] = (
     Known("mv_vector", "grad_fn", "MvBackward0", "SqueezeBackward0", r"@|matmul|F\.linear",
           "the rule for matmul's vector operand is squeeze(A^T @ g[:, None]); PyTorch's is "
@@ -533,9 +532,6 @@ KNOWN: tuple[Known, ...] = (
     Known("mv_matrix", "grad_fn", "MulBackward0", "MmBackward0", r"@|matmul|F\.linear",
           "the rule for matmul's matrix operand multiplies a column by a row with matmul; "
           "PyTorch's outer product is a mul"),
-    Known("div_denominator", "grad_fn", "MulBackward0", "DivBackward0", _DIV,
-          "the rule for div's denominator is -g * x / (y * y); PyTorch's formula ends with a "
-          "mul"),
     Known("mse_loss", "grad_fn", "MseLossBackwardBackward0",
           ("AddBackward0", "MulBackward0", "NegBackward0"),
           r"mse_loss", "mse_loss is differentiated through its decomposition (its last op: "
@@ -692,6 +688,14 @@ KNOWN += (
           "PyTorch's vectorised float32 CPU kernel gives NaN for tensors of 2+ elements",
           'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
           "values", create_graph=False),
+    Known("matmul_signed_zero", "values", "-0.0", "0.0", r"@|matmul\(|\.mm\(|F\.linear\(",
+          "a zero of a matrix product is +0.0 (BLAS sums from +0.0); PyTorch's mm of an inner "
+          "dimension of 1 is an outer product, which keeps -0.0 (its bmm and mv do not)",
+          'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
+          "values", create_graph=False),
+    Known("prod_one_element_zero_leaf", "is_leaf", True, False, r"\.prod\(",
+          "prod over a dim of size 1 in a tensor holding a zero: see prod_one_element_zero "
+          "(PyTorch's gradient is the seed itself, a leaf)", create_graph=False),
     Known("prod_second_nonfinite", "values", ("inf", "-inf"), "nan", r"\.prod\(",
           "prod's second derivative where a slice without a zero holds an inf, in a tensor "
           "that holds a zero: the catalog's rule subtracts the inf terms (NaN); PyTorch's "
