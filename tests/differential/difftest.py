@@ -574,7 +574,7 @@ KNOWN: tuple[Known, ...] = (
           "PyTorch has binary_cross_entropy_backward for the input and divides by the count "
           "in place for a mean"),
     Known("index_backward", "grad_fn", ("SelectBackwardBackward0", "SliceBackwardBackward0",
-                                        "IndexPutImplBackward0"),
+                                        "IndexPutImplBackward0", "SqueezeBackward1"),
           "IndexBackwardBackward0", r"\w\[",
           "indexing is one index op in the catalog whatever its key; its gradient's "
           "gradient is named after the catalog's index_backward, where PyTorch names the "
@@ -624,9 +624,10 @@ KNOWN: tuple[Known, ...] = (
     Known("masked_fill", "grad_fn", "MaskedFillBackward0", "WhereBackward0", r"masked_fill",
           "masked_fill is a where in the catalog: its gradient ends with where's rule; "
           "PyTorch's with a masked_fill of the seed"),
-    Known("exp2", "grad_fn", "MulBackward1", "MulBackward0", r"exp2\(",
-          "exp2's rule multiplies by ln 2 as a Python number, which the SDK names as a user's "
-          "x * 2.0 (MulBackward0); PyTorch's formula's C++ mul by a Scalar is MulBackward1"),
+    Known("exp2", "grad_fn", "MulBackward1", "MulBackward0", r"exp2\(|lerp\(",
+          "exp2's and lerp's (with a number weight) rules multiply by a Python number (ln 2, "
+          "the weight), which the SDK names as a user's x * 2.0 (MulBackward0); PyTorch's "
+          "formula's C++ mul by a Scalar is MulBackward1"),
     Known("prod_one_element_zero", "requires_grad", False, True, r"\.prod\(",
           "prod over a dim of size 1 in a tensor holding a zero: PyTorch's backward returns the "
           "seed itself there (data-dependent); the catalog's rule is the product of the other "
@@ -819,6 +820,11 @@ def _tol_check(ref: np.ndarray, got: np.ndarray, hi: np.ndarray | None, dtype: s
         overflow = np.isinf(ref64) & (np.abs(hi64) >= 3.4e38) & (np.sign(hi64) == np.sign(ref64))
         skip = (np.isfinite(ref64) != np.isfinite(hi64)) & ~overflow
         skip |= np.isnan(ref64) != np.isnan(hi64)
+        # Where float32 rounding alone moves PyTorch's value by a quarter of its size or
+        # more (sin of exp(17): the argument's own rounding is 2), the float32 value holds
+        # no digit to compare: ill-conditioned too.
+        with np.errstate(invalid="ignore"):
+            skip |= finite & (noise > 0.25 * np.maximum(np.abs(ref64), np.abs(hi64)))
     nan_r, nan_g = np.isnan(ref64), np.isnan(got64)
     with np.errstate(invalid="ignore"):
         same_inf = np.isinf(ref64) & (ref64 == got64)
