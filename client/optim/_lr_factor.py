@@ -9,7 +9,7 @@ import types
 from collections.abc import Callable
 
 from ._optimizer import Optimizer
-from .lr_scheduler import LRScheduler
+from ._lr_base import LRScheduler
 
 __all__ = ["ConstantLR", "LinearLR", "MultiplicativeLR", "PolynomialLR"]
 

@@ -7,7 +7,7 @@ from math import inf
 
 from .._warn import warn_user
 from ._optimizer import Optimizer
-from .lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
+from ._lr_base import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 __all__ = ["ReduceLROnPlateau"]
 

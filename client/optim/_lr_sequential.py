@@ -7,7 +7,7 @@ from bisect import bisect_right
 
 from ._lr_plateau import ReduceLROnPlateau
 from ._optimizer import Optimizer
-from .lr_scheduler import LRScheduler
+from ._lr_base import LRScheduler
 
 __all__ = ["SequentialLR"]
 
