@@ -1131,10 +1131,15 @@ class Checker:
             # Equal-valued leaves that require grad are merged by remotegrad's content
             # addressing (docs/compatibility.md "What a PyTorch user will still trip over",
             # 2; xfail test_equal_valued_leaves_get_separate_gradients): keep leaves distinct.
+            tries = 0
             while leaf.requires_grad and arr.size and any(
                     s[0] == dt and s[1].shape == arr.shape
                     and np.array_equal(s[1], arr, equal_nan=True) for s in seen):
+                tries += 1
                 arr = arr + 0.25
+                if tries > 4:  # all inf and NaN, which + 0.25 leaves as they are (it hung)
+                    arr = arr.copy()
+                    arr.flat[0] = 0.25 * tries
             seen.append((dt, arr))
             name = self._new()
             src = f"{name} = {leaf_source(leaf, arr, dt)}"
