@@ -449,6 +449,7 @@ def _check_class_target(x, t, batch):
         _check_target_dtype(t)
         raise OpError("Dimension specified as 0 but tensor has no dimensions")
     if len(x.shape) == 1 and len(t.shape) == 1 and t.shape[0] != 1:
+        _check_target_dtype(t)  # a float target of another shape: PyTorch's dtype error first
         raise OpError("For 1D input, 1D target must have size 1, but got target size: "
                       f"{t.shape[0]}")
     if len(x.shape) <= 2 and len(t.shape) > 1:

@@ -255,6 +255,8 @@ CASES = {
         F(T).cross_entropy(T.zeros(0, 3, dtype=T.int64), T.zeros(0, 3), reduction="none"),
         F(T).cross_entropy(T.zeros(0, dtype=T.bool), T.zeros(0).softmax(-1)),
         F(T).cross_entropy(T.zeros(2, 0, dtype=T.int64), T.zeros(2, 0, dtype=T.float64))),
+    "cross_entropy of a 1-D input against a longer probability target": lambda T: (
+        F(T).cross_entropy(T.zeros(1), T.zeros(3).softmax(-1))),
     "nll_loss of ints, batch mismatch": lambda T: F(T).nll_loss(
         T.zeros(1, 0, dtype=T.int64), T.tensor(0)),
     "cross_entropy of nothing, 0-d target": lambda T: F(T).cross_entropy(T.zeros(0, 3),

@@ -361,7 +361,10 @@ OPS: dict[str, Op] = {
     "sum": _red("sum"), "mean": _red("mean"), "prod": _red("prod"), "amax": _red("amax"),
     "amin": _red("amin"), "logsumexp": Op(1, lambda c: f"{c.x}.logsumexp({c.dim()})"),
     "cumsum": Op(1, lambda c: f"{c.x}.cumsum({c.dim()})"),
-    "argmax": Op(1, lambda c: f"{c.x}.argmax({c.dim()})" if c.k % 2 else f"{c.x}.argmax()"),
+    # over values rounded to a grid: a near tie (one ulp apart in PyTorch's rounding, equal
+    # in numpy's) must not decide the index
+    "argmax": Op(1, lambda c: f"{c.x}.mul(64).round().argmax({c.dim()})" if c.k % 2
+                 else f"{c.x}.mul(64).round().argmax()"),
     "norm": Op(1, lambda c: f"{c.x}.norm()" if c.k % 2 else f"{c.x}.norm(dim={c.dim()})"),
     "var": _var("var"), "std": _var("std"),
     # shapes and indexing
@@ -697,6 +700,22 @@ KNOWN += (
     Known("prod_one_element_zero_leaf", "is_leaf", True, False, r"\.prod\(",
           "prod over a dim of size 1 in a tensor holding a zero: see prod_one_element_zero "
           "(PyTorch's gradient is the seed itself, a leaf)", create_graph=False),
+    Known("prod_one_element_zero_name", "grad_fn", None, "MulBackward0", r"\.prod\(",
+          "prod over a dim of size 1 in a tensor holding a zero: PyTorch's gradient is the "
+          "seed itself (no grad_fn; see prod_one_element_zero)"),
+    Known("prod_full_zeros_create_graph", "values", "nan", None, r"\.prod\(\)",
+          "a full prod of a tensor with two zeros or more and an inf or NaN: PyTorch's "
+          "gradient is zeros without create_graph and its exclusive products (NaN) with it; "
+          "the catalog's rule gives zeros both ways",
+          'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
+          "values"),
+    Known("bce_logits_infinite_second", "values", "nan", ("inf", "-inf"),
+          r"binary_cross_entropy_with_logits\(",
+          "binary_cross_entropy_with_logits' second derivative at an infinite logit whose "
+          "target is computed from it: inf through the catalog's decomposition, NaN through "
+          "PyTorch's formula",
+          'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
+          "values", create_graph=False, through_grad=True),
     Known("prod_second_nonfinite", "values", ("inf", "-inf"), "nan", r"\.prod\(",
           "prod's second derivative where a slice without a zero holds an inf, in a tensor "
           "that holds a zero: the catalog's rule subtracts the inf terms (NaN); PyTorch's "
