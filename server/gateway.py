@@ -7,6 +7,7 @@ maps errors to status codes (proto/status.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -519,29 +520,14 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown token")
         return tenant
 
-    def _run(self, method: str, context, fn):
+    @contextlib.contextmanager
+    def _served(self, method: str, context):
+        """One call's frame: its request id, its status from what it raised, its metrics."""
         token = request_id.set(request_id_of(context))
         start = time.perf_counter()
         code = "OK"
         try:
-            return fn()
-        except Exception as e:  # noqa: BLE001  (every failure becomes a status)
-            code = abort_code(e)
-            log.info("%s refused (%s): %s", method, code, e)
-            abort(context, e)
-        finally:
-            metrics.CALLS.labels("gateway", method, code).inc()
-            metrics.LATENCY.labels("gateway", method).observe(time.perf_counter() - start)
-            request_id.reset(token)
-
-    def _run_stream(self, method: str, context, fn):
-        """_run for a server stream: `fn()` makes the generator, each item is sent as it
-        comes (the call's metrics are taken when the stream ends)."""
-        token = request_id.set(request_id_of(context))
-        start = time.perf_counter()
-        code = "OK"
-        try:
-            yield from fn()
+            yield
         except Exception as e:  # noqa: BLE001  (every failure becomes a status)
             code = abort_code(e)
             log.info("%s refused (%s): %s", method, code, e)
@@ -551,8 +537,18 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             metrics.LATENCY.labels("gateway", method).observe(time.perf_counter() - start)
             try:
                 request_id.reset(token)
-            except ValueError:  # closed elsewhere (the client left; collected later)
+            except ValueError:  # a stream closed elsewhere (the client left; collected later)
                 pass
+
+    def _run(self, method: str, context, fn):
+        with self._served(method, context):
+            return fn()
+
+    def _run_stream(self, method: str, context, fn):
+        """_run for a server stream: `fn()` makes the generator, each item is sent as it
+        comes (the call's metrics are taken when the stream ends)."""
+        with self._served(method, context):
+            yield from fn()
 
     def Compute(self, request, context):  # noqa: N802 (gRPC method name)
         def run():

@@ -17,36 +17,15 @@ import subprocess
 import time
 
 import grpc
-import numpy as np
 import pytest
 
 from procs import PY, free_port, start_cluster, start_redis, stop, wait_until
-from remotegrad.proto import codec, registry
+from raw_requests import quick_request, slow_request
+from remotegrad.proto import registry
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
-from remotegrad.proto.codec import WireNode
 
 pytestmark = pytest.mark.integration
-
-
-def _slow(n: int = 2000, depth: int = 30):
-    """sum(x @ x @ ... @ x): seconds of matmuls on a worker however fast the machine, a
-    small answer (the test cancels it once it knows)."""
-    x = (np.eye(n) * 0.5).astype(np.float32)
-    h = codec.array_hash(x)
-    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": x.shape})]
-    for i in range(1, depth + 1):
-        nodes.append(WireNode(i, "matmul", (i - 1, 0), {}))
-    nodes.append(WireNode(depth + 1, "sum", (depth,), {"dim": None, "keepdim": False}))
-    return codec.encode_request(nodes, [codec.encode_array(x, h)], [depth + 1])
-
-
-def _quick(i: int):
-    x = np.full(4, float(i), np.float32)
-    h = codec.array_hash(x)
-    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": (4,)}),
-             WireNode(1, "sum", (0,), {"dim": None, "keepdim": False})]
-    return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
 
 
 def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
@@ -63,7 +42,7 @@ def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
             wait_until(lambda: len(stub_a.ClusterStatus(pb.ClusterStatusRequest(),
                                                         timeout=2).workers) == 1,
                        "gateway A", procs=[a])
-            slow = [stub_a.Compute.future(_slow(), timeout=120) for _ in range(2)]
+            slow = [stub_a.Compute.future(slow_request(), timeout=120) for _ in range(2)]
             wait_until(lambda: registry.workers(redis.client())[w1].get("inflight") == 2,
                        "worker 1's heartbeat reports A's two calls", timeout=30)
             time.sleep(1.0)  # two of B's registry reads (every 0.5 s) since
@@ -72,7 +51,7 @@ def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
             for i in range(8):
                 if any(f.done() for f in slow):
                     break
-                went.append(stub_b.Compute(_quick(i), timeout=30).worker)
+                went.append(stub_b.Compute(quick_request(i), timeout=30).worker)
             print(f"\nB's calls while A's two slow calls ran went to {went}")
             assert len(went) >= 3, "the slow calls ended too soon to tell"
             assert went == [w2] * len(went)
@@ -82,7 +61,7 @@ def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
             wait_until(lambda: registry.workers(redis.client())[w1].get("inflight") == 0,
                        "worker 1 idle", timeout=60)
             fresh = iter(range(100, 200))  # new graphs: no cache hits
-            wait_until(lambda: stub_b.Compute(_quick(next(fresh)), timeout=30).worker == w1,
+            wait_until(lambda: stub_b.Compute(quick_request(next(fresh)), timeout=30).worker == w1,
                        "B back on worker 1", timeout=10)
         finally:
             stop(a)

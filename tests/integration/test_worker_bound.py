@@ -13,36 +13,16 @@ import subprocess
 import time
 
 import grpc
-import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from procs import PY, free_port, stop, wait_until
+from raw_requests import quick_request, slow_request
 from remotegrad.proto import codec, registry
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
-from remotegrad.proto.codec import WireNode
 
 pytestmark = pytest.mark.integration
-
-
-def _slow(n: int = 2000, depth: int = 30):
-    """Seconds of matmuls however fast the machine (the tests cancel it once they know)."""
-    x = (np.eye(n) * 0.5).astype(np.float32)
-    h = codec.array_hash(x)
-    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": x.shape})]
-    for i in range(1, depth + 1):
-        nodes.append(WireNode(i, "matmul", (i - 1, 0), {}))
-    nodes.append(WireNode(depth + 1, "sum", (depth,), {"dim": None, "keepdim": False}))
-    return codec.encode_request(nodes, [codec.encode_array(x, h)], [depth + 1])
-
-
-def _quick(i: int):
-    x = np.full(4, float(i), np.float32)
-    h = codec.array_hash(x)
-    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": (4,)}),
-             WireNode(1, "sum", (0,), {"dim": None, "keepdim": False})]
-    return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
 
 
 def _worker(*args: str) -> tuple[subprocess.Popen, str]:
@@ -79,11 +59,11 @@ def test_a_worker_at_its_bound_refuses_at_once_and_stays_healthy(bounded):
     small, _ = bounded
     ch = grpc.insecure_channel(small)
     stub = pb_grpc.WorkerStub(ch)
-    slow = stub.Execute.future(_slow(), timeout=120)
+    slow = stub.Execute.future(slow_request(), timeout=120)
     time.sleep(0.5)  # admitted and computing
     began = time.monotonic()
     with pytest.raises(grpc.RpcError) as err:
-        stub.Execute(_quick(1), timeout=30)
+        stub.Execute(quick_request(1), timeout=30)
     took = time.monotonic() - began
     print(f"\nrefused in {took * 1e3:.0f} ms while a call runs")
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -99,7 +79,7 @@ def test_a_worker_at_its_bound_refuses_at_once_and_stays_healthy(bounded):
 def _answer(stub, i: int):
     """The quick call's value, or None while the worker is still at its bound."""
     try:
-        (got,) = codec.decode_response(stub.Execute(_quick(i), timeout=30))
+        (got,) = codec.decode_response(stub.Execute(quick_request(i), timeout=30))
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return None
@@ -121,11 +101,11 @@ def test_a_gateway_tries_another_worker_when_one_is_at_its_bound(bounded):
                    "gateway", procs=[gw])
         # Another gateway's call (sent straight to the small worker) fills it.
         slow = pb_grpc.WorkerStub(grpc.insecure_channel(small)).Execute.future(
-            _slow(), timeout=120)
+            slow_request(), timeout=120)
         time.sleep(0.5)
         went = []
         for i in range(6):
-            resp = stub.Compute(_quick(10 + i), timeout=30)
+            resp = stub.Compute(quick_request(10 + i), timeout=30)
             assert float(codec.decode_response(resp)[0]) == 4.0 * (10 + i)
             went.append(resp.worker)
         print(f"\ncalls answered by {went} while {small} was full")
@@ -134,7 +114,7 @@ def test_a_gateway_tries_another_worker_when_one_is_at_its_bound(bounded):
         slow.cancel()
         # Free again, the small worker is used again (a refusal is no lasting mark).
         fresh = iter(range(100, 400))
-        wait_until(lambda: stub.Compute(_quick(next(fresh)), timeout=30).worker == small,
+        wait_until(lambda: stub.Compute(quick_request(next(fresh)), timeout=30).worker == small,
                    "the small worker used again", timeout=60)
     finally:
         stop(gw)
