@@ -71,6 +71,14 @@ def _environ(pid: int) -> dict[str, str]:
     return {k.decode(): v.decode(errors="replace") for k, v in items}
 
 
+def _secret_of(up: Up, child: str) -> str | None:
+    """A child's REMOTEGRAD_WORKER_SECRET, None while it is between two lives."""
+    try:
+        return _environ(up.pids()[child]).get("REMOTEGRAD_WORKER_SECRET")
+    except (ProcessLookupError, FileNotFoundError, KeyError, TypeError):
+        return None
+
+
 def _cmdline(pid: int) -> str:
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -189,7 +197,9 @@ def test_restarted_children_keep_the_same_secrets(up):
     wait_until(lambda: up.redis().ping(), "redis back on its socket", timeout=30)
     with pytest.raises(redis_py.AuthenticationError):
         up.redis(password=False).ping()
-    assert _environ(up.pids()["worker-0"])["REMOTEGRAD_WORKER_SECRET"] == secret
+    # (read again if the child restarted once more between the state file and /proc)
+    wait_until(lambda: _secret_of(up, "worker-0") == secret, "the restarted worker's secret",
+               timeout=30, procs=[up.proc])
     wait_until(lambda: len(up.worker_addresses()) == 2, "workers registered again",
                timeout=60, procs=[up.proc])
     _assert_workers_closed(up, secret)
