@@ -1155,9 +1155,8 @@ class Checker:
                     s[0] == dt and s[1].shape == arr.shape
                     and np.array_equal(s[1], arr, equal_nan=True) for s in seen):
                 tries += 1
-                arr = arr + 0.25
+                arr = np.array(arr + 0.25)  # (a 0-d array's sum is a numpy scalar)
                 if tries > 4:  # all inf and NaN, which + 0.25 leaves as they are (it hung)
-                    arr = arr.copy()
                     arr.flat[0] = 0.25 * tries
             seen.append((dt, arr))
             name = self._new()
