@@ -28,19 +28,9 @@ import time
 import urllib.request
 
 import numpy as np
-from _common import environment, free_port
+from _common import cpu_seconds, environment, free_port
 
-TICK = os.sysconf("SC_CLK_TCK")
 CALLS = "remotegrad_calls_total"
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except FileNotFoundError:
-        return 0.0
 
 
 # --- the SDK client processes ---------------------------------------------------------

@@ -9,23 +9,12 @@ machines in BENCHMARKS.md is built on.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from _common import closed_loop_throughput, environment, local_cluster
+from _common import closed_loop_throughput, cpu_seconds, environment, local_cluster
 
 from remotegrad.loadtest._cluster import process_tree
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except FileNotFoundError:
-        return 0.0
 
 
 def role(cmdline: str) -> str:
