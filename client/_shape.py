@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from remotegrad.proto import catalog
-from remotegrad.proto.catalog.indexing import parse_key
+from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 from remotegrad.proto.catalog.shape import piece_sizes
 
 from ._creation import ones, tensor
@@ -216,9 +216,7 @@ def _last_view(key: tuple, shape: tuple[int, ...]) -> str:
         elif item is None:
             name = "UnsqueezeBackward0"
         elif isinstance(item, slice):
-            whole = (item.start in (None, 0) and item.step in (None, 1)
-                     and (item.stop is None or item.stop >= shape[dim]))
-            name = name if whole else "SliceBackward0"
+            name = name if whole_slice(item, shape[dim]) else "SliceBackward0"
             dim += 1
         else:
             name = "SelectBackward0"

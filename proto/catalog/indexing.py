@@ -216,6 +216,11 @@ def _infer_index_backward(metas, key, mask_counts, shape):
     return Meta(tuple(shape), metas[0].dtype)
 
 
+def whole_slice(sl: slice, size: int) -> bool:
+    """A slice that keeps all of a dim of `size` (PyTorch's applySlicing skips it)."""
+    return sl.start in (None, 0) and sl.step in (None, 1) and (sl.stop is None or sl.stop >= size)
+
+
 def _alias(key: str, shape) -> bool:
     """A key of several items (or an ellipsis) that selects every element: PyTorch's
     applySlicing applies nothing, the result is an alias, and its gradient passes as it is.
@@ -231,9 +236,8 @@ def _alias(key: str, shape) -> bool:
         if kind == "ellipsis":
             dim = len(shape) - (len(slices) - seen)
             continue
-        sl, seen = rest[0], seen + 1
-        if dim >= len(shape) or not (sl.start in (None, 0) and sl.step in (None, 1) and (
-                sl.stop is None or sl.stop >= shape[dim])):
+        seen += 1
+        if dim >= len(shape) or not whole_slice(rest[0], shape[dim]):
             return False
         dim += 1
     return True
