@@ -88,8 +88,8 @@ class Gateway:
         shapes (through the catalog), tensor sizes estimated from shapes, leaf bytes."""
         return self._validated(req)[0]
 
-    def _validated(self, req: pb.ComputeRequest) -> tuple[codec.Request, int]:
-        """validate(), and the estimated peak bytes of the computation."""
+    def _validated(self, req: pb.ComputeRequest) -> tuple[codec.Request, engine.Plan, int]:
+        """validate(), the graph's plan and the estimated peak bytes of the computation."""
         if len(req.graph.nodes) > self.limits.max_nodes:
             raise TooLargeError(f"graph has {len(req.graph.nodes)} nodes; the limit is "
                                 f"{self.limits.max_nodes}")
@@ -113,7 +113,7 @@ class Gateway:
             raise OpError("keep names nodes that are not targets")
         for msg in decoded.tensor_protos.values():
             codec.decode_array(msg, verify_hash=True)
-        return decoded, peak
+        return decoded, plan, peak
 
     def _check_sizes(self, metas) -> None:
         deepest = max(metas, key=lambda m: len(m.shape))
@@ -140,13 +140,13 @@ class Gateway:
 
     def compute(self, req: pb.ComputeRequest, tenant: str, timeout: float | None,
                 on_cancel) -> pb.ComputeResponse:
-        decoded, peak = self._validated(req)
+        decoded, plan, peak = self._validated(req)
         # No call runs unbounded: one without a deadline (a raw client) gets the cap.
         timeout = min(timeout if timeout is not None else math.inf, self.limits.max_deadline)
         if self.durable is not None:
             self.durable.called(tenant, req.release)
         metrics.BYTES_IN.inc(sum(len(m.data) for m in decoded.tensor_protos.values()))
-        if self._runs_here(req, decoded):
+        if self._runs_here(req, decoded, plan):
             return self._compute_here(req, tenant)
         first = {}  # each target's first position: linear, not an index() per kept one
         for i, t in enumerate(decoded.targets):
@@ -167,13 +167,14 @@ class Gateway:
         self.cache.put(tenant, fp, resp.SerializeToString())
         return resp
 
-    def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request) -> bool:
+    def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request,
+                   plan: engine.Plan) -> bool:
         """Small, self-contained graphs: one hop, no worker and no result cache (computing
         them costs less than a round trip to either), up to --local-max-nodes (0: never)."""
         lim = self.limits
         if not lim.local_max_nodes or len(decoded.nodes) > lim.local_max_nodes or req.keep:
             return False
-        if flops_of_plan(engine.plan(decoded.nodes, decoded.targets)[0]) > LOCAL_MAX_FLOPS:
+        if flops_of_plan(plan) > LOCAL_MAX_FLOPS:
             return False
         inline = decoded.tensor_protos
         if sum(len(m.data) for m in inline.values()) > lim.local_max_bytes:
