@@ -19,7 +19,7 @@ from remotegrad.proto.store import MemoryTensorStore
 from . import engine
 from .backend import is_out_of_memory, numpy_backend
 from .budget import Budget
-from .estimate import check_flops, describe_bytes, estimate
+from .estimate import check_flops, describe_bytes, estimate, of_plan
 
 log = logging.getLogger("remotegrad.worker")
 
@@ -108,15 +108,15 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
     decoded = codec.decode_request(req)
     limit = backend.memory_limit
     if limit or ticket is not None:  # before any leaf is fetched, transferred or stored
-        peak = _peak(decoded.nodes, decoded.targets)
+        plan, _ = engine.plan(decoded.nodes, decoded.targets)
+        peak = of_plan(plan)[1]
         if limit and peak > limit:
             raise WorkerMemoryError(
                 f"the computation needs about {describe_bytes(peak)} at its peak (estimated "
                 f"from shapes, gradients included), over this worker's memory limit of "
                 f"{describe_bytes(limit)} ({backend.where})")
         if ticket is not None:
-            check_flops(engine.plan(decoded.nodes, decoded.targets)[0],
-                        ticket.budget.max_flops, "this worker's")
+            check_flops(plan, ticket.budget.max_flops, "this worker's")
             ticket.take(peak, cancel)  # room beside the calls running now, or wait
     inline = decoded.tensor_protos
     for msg in inline.values():  # remembered for later requests that name it by hash
