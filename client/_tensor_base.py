@@ -495,22 +495,21 @@ class TensorBase(TensorMeta):
 
     # --- dtype casts ----------------------------------------------------------------------
     def to(self, *args, **kwargs) -> Tensor:
-        """to(dtype), to(device), to(device, dtype), to(other): devices are accepted (the
-        cluster chooses where arithmetic runs); a dtype change records a cast."""
-        target = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, TensorMeta):
-                target = a.dtype
-            elif isinstance(a, _dtypes.dtype):
-                target = a
-        name = _dtypes.resolve(target)
-        if name is None or name == self._node.meta.dtype:
+        """to(dtype), to(device), to(device, dtype), to(other), with PyTorch's overloads and
+        errors (_to.parse: a string is a device there); the CPU is the only device here (the
+        cluster chooses where arithmetic runs); a dtype change (or copy=True) records a cast."""
+        from ._to import parse
+        name, copy = parse(self._node.meta.dtype, args, kwargs)
+        if name == self._node.meta.dtype and not copy:
             return self
-        return apply("cast", self, dtype=name)
+        return apply("cast", self, dtype=name, torch_name="ToCopyBackward0")
 
-    def type(self, dtype=None) -> str | Tensor:
+    def type(self, dtype=None, non_blocking=False, **kwargs) -> str | Tensor:
         if dtype is None:
             return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
+        if isinstance(dtype, str):  # 'torch.DoubleTensor' (not a device, unlike to's)
+            from ._to import type_name
+            dtype = getattr(_dtypes, type_name(dtype))
         return self.to(dtype)
 
     def type_as(self, other: Tensor) -> Tensor:
