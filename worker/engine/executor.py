@@ -54,12 +54,12 @@ def _bind(fn, xp, attrs):
 
 
 def _step(g: Graph, n: int, xp):
-    """Node `n`'s forward as a function of its input arrays; a long product in row blocks,
-    so that a cancellation stops it part way (blocks.py)."""
+    """Node `n`'s forward as a function of its input arrays; a long op in blocks, so that
+    a cancellation stops it part way (blocks.py)."""
     fn = _bind(catalog.get(g.ops[n]).forward, xp, g.attrs[n])
-    if (g.ops[n] in blocks.ROW_BLOCKED or g.ops[n] in blocks.BATCH_BLOCKED) and g.inputs[n]:
+    if g.ops[n] in blocks.BLOCKED and g.inputs[n]:
         fn = blocks.blocked(fn, xp, g.ops[n], cost.node_flops(g, n),
-                            g.metas[g.inputs[n][0]].shape, g.metas[n].shape)
+                            g.metas[g.inputs[n][0]].shape, g.metas[n].shape, g.attrs[n])
     return fn
 
 
