@@ -16,51 +16,10 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ._node import Node
+from ._op_table import NO_SAVED_TENSORS
 
 if TYPE_CHECKING:
     from ._tensor import Tensor
-
-# PyTorch nodes whose backward needs no saved tensor (only sizes, dims or scalars): a
-# second backward through them succeeds even after the graph was freed.
-NO_SAVED_TENSORS = frozenset({
-    "AccumulateGrad", "AddBackward0", "AddBackward1", "SubBackward0", "SubBackward1",
-    "RsubBackward0", "RsubBackward1", "NegBackward0", "SumBackward0", "SumBackward1",
-    "MeanBackward0", "MeanBackward1", "ViewBackward0", "UnsafeViewBackward0",
-    "ReshapeAliasBackward0", "PermuteBackward0", "TransposeBackward0", "TBackward0",
-    "ToCopyBackward0", "ExpandBackward0", "SelectBackward0", "SliceBackward0",
-    "CloneBackward0", "CatBackward0", "StackBackward0", "UnsqueezeBackward0",
-    "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "AliasBackward0",
-    "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "FlipBackward0",
-    "RepeatBackward0", "DetachBackward0", "SumToSizeBackward0", "ConstantPadNdBackward0",
-    "TrilBackward0", "TriuBackward0", "NarrowBackward0", "DiagonalBackward0",
-    "CopyBackwards", "FillBackward2", "FillBackward3", "ZeroBackward0",
-    "FloorBackward0", "CeilBackward0", "TruncBackward0", "RoundBackward0", "RoundBackward1",
-    "SignBackward0", "CumsumBackward0", "LerpBackward0",
-})
-
-# Which tensors PyTorch's node saves for backward (so an in-place change of one of them
-# before the backward fails): a/b the first/second operand always, A/B the first/second
-# only when the other operand requires grad, r the result. Nodes not listed are not checked.
-_UNARY_SELF = ("LogBackward0", "Log1PBackward0", "Log2Backward0", "SinBackward0",
-               "CosBackward0", "AbsBackward0", "ErfBackward0", "ClampBackward1",
-               "LeakyReluBackward0", "GeluBackward0", "SiluBackward0", "SoftplusBackward0",
-               "VarBackward0", "PowBackward0", "EluBackward0", "Log10Backward0", "AsinBackward0",
-               "AcosBackward0", "AtanBackward0", "SinhBackward0", "CoshBackward0")
-_UNARY_RESULT = ("ExpBackward0", "TanhBackward0", "SigmoidBackward0", "ReluBackward0",
-                 "SqrtBackward0", "RsqrtBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
-                 "Expm1Backward0", "Exp2Backward0", "TanBackward0", "ReciprocalBackward0",
-                 "PowBackward2")
-SAVES: dict[str, str] = {
-    **dict.fromkeys(_UNARY_SELF, "a"), **dict.fromkeys(_UNARY_RESULT, "r"),
-    **dict.fromkeys(("MulBackward0", "MmBackward0", "MvBackward0", "DotBackward0",
-                     "BmmBackward0"), "AB"),
-    "DivBackward0": "Ab", "PowBackward1": "abr", "MseLossBackward0": "ab",
-    **dict.fromkeys(("MaximumBackward0", "MinimumBackward0"), "ab"),
-    **dict.fromkeys(("LinalgVectorNormBackward0", "MaxBackward1", "MinBackward1",
-                     "ProdBackward0", "LogsumexpBackward0", "AmaxBackward0", "AminBackward0",
-                     "StdBackward0"), "ar"),
-}
-
 
 def short_name(name: str) -> str:
     """PyTorch's way of naming a node in messages: `MulBackward0` → `Mul`."""

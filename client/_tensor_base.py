@@ -23,9 +23,10 @@ from remotegrad.proto.catalog import FLOATING
 
 from . import _dtypes
 from ._format import format_scalar, tensor_repr
-from ._function import SAVES, AccumulateGrad, Function, function_class
+from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
 from ._node import Node, checked, const, leaf, op_node
+from ._op_table import SAVES, static_name
 from ._session import materialize
 from ._tensor_meta import TensorMeta, torch_type_name
 
@@ -100,7 +101,7 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     node.tracked = True
     edges = tuple([(_edge(x), 0) if isinstance(x, TensorBase) else (None, 0)
                    for x in operands])
-    name = torch_name or opdef.torch_name or f"{op}Backward"
+    name = torch_name or static_name(op)
     fn = function_class(name)(node, edges)
     out.grad_fn = fn
     out._vc[1] = name

@@ -1,4 +1,28 @@
-"""The op catalog: one declarative OpDef per op (see _registry.OpDef).
+"""The op catalog: one declarative OpDef per op (see _registry.OpDef), declared with
+`define(name, *, infer=..., ufunc=... | forward=..., vjp=..., ...)`: keyword-only, the
+forward derived from the array module's ufunc where there is one.
+
+Adding an op (issue 18 item 1): its `define` in the topic module, with samples (the tests
+walk every op's samples against PyTorch, finite differences and second order); its client
+row in client/_op_table.py (PyTorch names, grad_fn name when not CamelCase + Backward0,
+saved tensors). Nothing else enumerates ops: the engine reads the record (`ufunc`,
+`fresh`, `fusable`), the tests read the catalog and the rows (tests/client/test_op_table).
+
+Where an op's facts lived before, and where they go:
+- six topic helpers (unary_op, binary, compare, reduction, _shape_op, _piece_op) with
+  different positional orders, and bare register(OpDef(...)) calls: one `define` each,
+  topic defaults bound by keyword (functools.partial), converted one module at a time;
+- OpDef.torch_name (a client fact in the shared record): client/_op_table.ROWS;
+- client/_function.SAVES / NO_SAVED_TENSORS (by grad_fn name): derived from the rows
+  (and _op_table.NODES for the composites' own PyTorch nodes);
+- client/_ops.TABLE (by PyTorch name) and its INTERNAL set: derived from the rows;
+- worker/engine/executor.FRESH: OpDef.fresh;
+- tests/client/test_ops.py's list of ops exposed outside the table: the rows;
+- tests/engine/torch_refs.py: only ops whose PyTorch call differs from
+  F.<name>/torch.<name>(*inputs, **attrs) (a test's knowledge of torch, kept there);
+- literal grad_fn names in client composites (nn.functional, _shape, _select, ...): they
+  name PyTorch nodes of composites, not catalog ops; listed in _op_table.NODES with
+  their saved tensors.
 
 Modules by topic: elementwise (arithmetic, comparison, logic), mathfn (math functions and
 activations), reductions, linalg, shape, indexing, nn (linear, normalisation, losses),

@@ -106,6 +106,9 @@ class OpDef:
     # (worker/engine/fusion.py); ops with `ufunc` need none.
     fusable: Callable[..., Any] | None = None
     samples: tuple[Sample, ...] = ()           # OpInfo-style inputs walked by the tests
+    # The forward's result never shares memory with an input (besides ufunc calls, which
+    # never do): the executor may write a later ufunc's result into it (engine/executor).
+    fresh: bool = False
 
     @property
     def differentiable(self) -> bool:
@@ -146,6 +149,43 @@ class OpDef:
 
 
 CATALOG: dict[str, OpDef] = {}
+
+
+def _ufunc_forward(ufunc: str) -> Callable[..., Any]:
+    def forward(xp, *arrays):
+        return getattr(xp, ufunc)(*arrays)
+    forward.__name__ = ufunc
+    return forward
+
+
+def define(name: str, *, infer: Callable[..., Meta], nin: int = 1,
+           forward: Callable[..., Any] | None = None, ufunc: str | None = None,
+           vjp: Rule | tuple[Rule | None, ...] | None = None,
+           variadic_rule: Rule | None = None, decompose: Rule | None = None,
+           attrs: dict[str, tuple[str, Any]] | None = None,
+           promote: bool | tuple[int, ...] = False, float_inputs: bool = False,
+           fusable: Callable[..., Any] | bool | None = None, fresh: bool = False,
+           samples: tuple[Sample, ...] = (), torch_name: str | None = None) -> OpDef:
+    """Declare and register one op: the only way ops enter the catalog (keyword-only, so
+    every fact is named). `ufunc` alone gives the forward (xp.<ufunc>(*inputs)); an op
+    with attributes that names a ufunc (used at default attributes) writes its forward.
+    `vjp` is one rule per input, or one rule for a one-input op. `fusable=True`: the
+    forward itself is fusable (see OpDef.fusable)."""
+    if forward is None and ufunc is not None:
+        if attrs:
+            raise ValueError(f"{name}: an op with attributes writes its forward")
+        forward = _ufunc_forward(ufunc)
+    if callable(vjp):
+        if nin != 1:
+            raise ValueError(f"{name}: a single rule is for a one-input op; give one per input")
+        vjp = (vjp,)
+    if fusable is True:
+        fusable = forward
+    return register(OpDef(
+        name, nin, infer, forward, vjp, attrs=dict(attrs or {}), torch_name=torch_name,
+        variadic_rule=variadic_rule, promote=promote, decompose=decompose,
+        float_inputs=float_inputs, ufunc=ufunc, fusable=fusable or None,
+        samples=tuple(samples), fresh=fresh))
 
 
 def register(op: OpDef) -> OpDef:

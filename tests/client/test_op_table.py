@@ -1,0 +1,67 @@
+"""The client's op table (_op_table.ROWS) is the one place that enumerates catalog ops on
+the client: every catalog op has a row (or is a derivative rule's op), and what the rest of
+the client needs about an op (grad_fn names, saved tensors, method and function names) is
+derived from the rows. An op added to the catalog and given a row needs no other edit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from remotegrad import _functional, _op_table, _ops
+from remotegrad._function import NO_SAVED_TENSORS
+from remotegrad.proto import catalog
+
+PYTORCH_NODE = re.compile(r"[A-Z][A-Za-z0-9]*Backwards?\d*|NotImplemented|AccumulateGrad")
+
+
+def test_every_catalog_op_has_a_row_or_is_a_rule_op():
+    missing = sorted(op for op in catalog.CATALOG
+                     if op not in _op_table.ROWS and not _op_table.internal(op))
+    assert not missing, f"catalog ops without a client row: {missing}"
+
+
+def test_rows_name_catalog_ops_or_client_composites():
+    """A row whose op the catalog lacks is composed on the client (remotegrad.square...)."""
+    unknown = set(_op_table.ROWS) - set(catalog.CATALOG) - set(_functional.COMPOSED)
+    assert not unknown, sorted(unknown)
+
+
+@pytest.mark.parametrize("op", sorted(catalog.CATALOG))
+def test_every_op_has_a_pytorch_node_name(op):
+    assert PYTORCH_NODE.fullmatch(_op_table.static_name(op)), _op_table.static_name(op)
+
+
+def test_default_name_is_the_op_in_camel_case():
+    assert _op_table.static_name("log_softmax") == "LogSoftmaxBackward0"
+    assert _op_table.static_name("log1p") == "Log1PBackward0"  # the row's own
+
+
+def test_saved_tensor_codes_are_known():
+    for name, codes in _op_table.SAVES.items():
+        assert PYTORCH_NODE.fullmatch(name), name
+        assert set(codes) <= set("abABr"), (name, codes)
+    assert not set(_op_table.SAVES) & NO_SAVED_TENSORS
+
+
+def test_table_is_derived_from_the_rows():
+    """Every PyTorch name comes from one row, with that row's op."""
+    for op, row in _op_table.ROWS.items():
+        for name in row.names:
+            assert _ops.TABLE[name].op == op
+    assert len(_ops.TABLE) == sum(len(r.names) for r in _op_table.ROWS.values())
+
+
+def test_a_name_given_by_two_rows_is_refused(monkeypatch):
+    rows = dict(_op_table.ROWS, abs2=_op_table.Row(names={"abs": _op_table.MF}))
+    monkeypatch.setattr(_op_table, "ROWS", rows)
+    with pytest.raises(ValueError, match="'abs' in two rows"):
+        _op_table._table()
+
+
+def test_two_rows_saving_differently_under_one_name_are_refused(monkeypatch):
+    rows = dict(_op_table.ROWS, mul2=_op_table.Row(grad="MulBackward0", saves="r"))
+    monkeypatch.setattr(_op_table, "ROWS", rows)
+    with pytest.raises(ValueError, match="MulBackward0 saves 'r'"):
+        _op_table._saves()
