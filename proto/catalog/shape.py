@@ -9,14 +9,9 @@ return that one piece (see the catalog docstring).
 from __future__ import annotations
 
 from ._special import scatter_add
-from ._registry import REQUIRED, OpDef, register
+from ._registry import REQUIRED, define
 from ._samples import F, S
 from ._types import Meta, OpError, check_dim, expand_shape, normalize_dims, numel
-
-
-def _shape_op(name, infer, fwd, rule, attrs, samples, torch_name=None, nin=1, **kw):
-    register(OpDef(name, nin, infer, fwd, None if rule is None else (rule,), attrs=attrs,
-                   torch_name=torch_name, samples=samples, **kw))
 
 
 def _meta(metas, shape):
@@ -33,15 +28,15 @@ def _flatten_shape(shape, start_dim, end_dim):
     return shape[:s] + (numel(shape[s:e + 1]),) + shape[e + 1:]
 
 
-_shape_op("flatten",
-          lambda m, start_dim, end_dim: _meta(m, _flatten_shape(m[0].shape, start_dim, end_dim)),
-          lambda xp, a, start_dim, end_dim:
-              a.reshape(_flatten_shape(a.shape, start_dim, end_dim)),
-          lambda g, x, out, **_: g.reshape(shape=x.shape),
-          {"start_dim": ("int", 0), "end_dim": ("int", -1)},
-          (S(F(2, 3, 4)), S(F(2, 3, 4), start_dim=1), S(F()),
-           S(F(2, 0, 3), start_dim=0, end_dim=1)),
-          "ViewBackward0")
+define("flatten",
+       infer=lambda m, start_dim, end_dim:
+           _meta(m, _flatten_shape(m[0].shape, start_dim, end_dim)),
+       forward=lambda xp, a, start_dim, end_dim:
+           a.reshape(_flatten_shape(a.shape, start_dim, end_dim)),
+       vjp=lambda g, x, out, **_: g.reshape(shape=x.shape),
+       attrs={"start_dim": ("int", 0), "end_dim": ("int", -1)},
+       samples=(S(F(2, 3, 4)), S(F(2, 3, 4), start_dim=1), S(F()),
+                S(F(2, 0, 3), start_dim=0, end_dim=1)))
 
 
 def _squeeze_shape(shape, dim):
@@ -59,11 +54,11 @@ def _squeeze_vjp(g, x, dim):
     return g
 
 
-_shape_op("squeeze", lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
-          lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
-          lambda g, x, out, dim: _squeeze_vjp(g, x, dim), {"dim": ("dims", None)},
-          (S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
-           S(F(1, 0, 1), dim=(0, 2))), "SqueezeBackward0")
+define("squeeze", infer=lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
+       forward=lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
+       vjp=lambda g, x, out, dim: _squeeze_vjp(g, x, dim), attrs={"dim": ("dims", None)},
+       samples=(S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
+                S(F(1, 0, 1), dim=(0, 2))))
 
 
 def _unsqueeze_shape(shape, dim):
@@ -71,12 +66,11 @@ def _unsqueeze_shape(shape, dim):
     return shape[:d] + (1,) + shape[d:]
 
 
-_shape_op("unsqueeze", lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
-          lambda xp, a, dim: a.reshape(_unsqueeze_shape(a.shape, dim)),
-          # PyTorch's rule squeezes the dim (SqueezeBackward1), not a reshape
-          lambda g, x, out, dim: g.squeeze(dim=dim), {"dim": ("int", REQUIRED)},
-          (S(F(2, 3), dim=1), S(F(2, 3), dim=-1), S(F(), dim=0), S(F(0, 2), dim=0)),
-          "UnsqueezeBackward0")
+# PyTorch's rule squeezes the dim (SqueezeBackward1), not a reshape
+define("unsqueeze", infer=lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
+       forward=lambda xp, a, dim: a.reshape(_unsqueeze_shape(a.shape, dim)),
+       vjp=lambda g, x, out, dim: g.squeeze(dim=dim), attrs={"dim": ("int", REQUIRED)},
+       samples=(S(F(2, 3), dim=1), S(F(2, 3), dim=-1), S(F(), dim=0), S(F(0, 2), dim=0)))
 
 
 def _perm_for_transpose(ndim, dim0, dim1):
@@ -94,12 +88,12 @@ def _infer_transpose(m, dim0, dim1):
     return _meta(m, tuple(m[0].shape[p] for p in perm))
 
 
-_shape_op("transpose", _infer_transpose,
-          lambda xp, a, dim0, dim1: a.transpose(_perm_for_transpose(a.ndim, dim0, dim1)),
-          lambda g, x, out, dim0, dim1: g.transpose(dim0=dim0, dim1=dim1),
-          {"dim0": ("int", REQUIRED), "dim1": ("int", REQUIRED)},
-          (S(F(2, 3), dim0=0, dim1=1), S(F(2, 3, 4), dim0=-1, dim1=0), S(F(), dim0=0, dim1=-1),
-           S(F(0, 3), dim0=1, dim1=0)), "TransposeBackward0")
+define("transpose", infer=_infer_transpose,
+       forward=lambda xp, a, dim0, dim1: a.transpose(_perm_for_transpose(a.ndim, dim0, dim1)),
+       vjp=lambda g, x, out, dim0, dim1: g.transpose(dim0=dim0, dim1=dim1),
+       attrs={"dim0": ("int", REQUIRED), "dim1": ("int", REQUIRED)},
+       samples=(S(F(2, 3), dim0=0, dim1=1), S(F(2, 3, 4), dim0=-1, dim1=0),
+                S(F(), dim0=0, dim1=-1), S(F(0, 3), dim0=1, dim1=0)))
 
 
 def _check_perm(dims, ndim):
@@ -121,13 +115,13 @@ def _permute_vjp(g, x, out, dims):
     return g.permute(dims=tuple(inverse))
 
 
-_shape_op("permute",
-          lambda m, dims: _meta(m, tuple(m[0].shape[p]
-                                         for p in _check_perm(dims, len(m[0].shape)))),
-          lambda xp, a, dims: a.transpose(_check_perm(dims, a.ndim)), _permute_vjp,
-          {"dims": ("ints", REQUIRED)},
-          (S(F(2, 3, 4), dims=(2, 0, 1)), S(F(2, 3), dims=(-1, 0)), S(F(), dims=()),
-           S(F(0, 2, 1), dims=(1, 2, 0))), "PermuteBackward0")
+define("permute",
+       infer=lambda m, dims: _meta(m, tuple(m[0].shape[p]
+                                            for p in _check_perm(dims, len(m[0].shape)))),
+       forward=lambda xp, a, dims: a.transpose(_check_perm(dims, a.ndim)), vjp=_permute_vjp,
+       attrs={"dims": ("ints", REQUIRED)},
+       samples=(S(F(2, 3, 4), dims=(2, 0, 1)), S(F(2, 3), dims=(-1, 0)), S(F(), dims=()),
+                S(F(0, 2, 1), dims=(1, 2, 0))))
 
 
 # --- broadcast_to / repeat -----------------------------------------------------------------
@@ -135,12 +129,12 @@ def _infer_broadcast_to(m, size):
     return _meta(m, expand_shape(m[0].shape, tuple(size)))
 
 
-_shape_op("broadcast_to", _infer_broadcast_to,
-          lambda xp, a, size:
-              xp.broadcast_to(a, _infer_broadcast_to([Meta(a.shape, "")], size).shape),
-          lambda g, x, out, size: g, {"size": ("ints", REQUIRED)},
-          (S(F(3), size=(2, 3)), S(F(2, 1), size=(2, 4)), S(F(), size=(2, 2)),
-           S(F(1, 3), size=(0, 3)), S(F(2, 1), size=(3, -1, 2))), "ExpandBackward0")
+define("broadcast_to", infer=_infer_broadcast_to,
+       forward=lambda xp, a, size:
+           xp.broadcast_to(a, _infer_broadcast_to([Meta(a.shape, "")], size).shape),
+       vjp=lambda g, x, out, size: g, attrs={"size": ("ints", REQUIRED)},
+       samples=(S(F(3), size=(2, 3)), S(F(2, 1), size=(2, 4)), S(F(), size=(2, 2)),
+                S(F(1, 3), size=(0, 3)), S(F(2, 1), size=(3, -1, 2))))
 
 
 def _repeat_shape(shape, repeats):
@@ -158,11 +152,12 @@ def _repeat_vjp(g, x, out, repeats):
     return summed.reshape(shape=x.shape)
 
 
-_shape_op("repeat", lambda m, repeats: _meta(m, _repeat_shape(m[0].shape, repeats)[1]),
-          lambda xp, a, repeats: xp.tile(a.reshape(_repeat_shape(a.shape, repeats)[0]), repeats),
-          _repeat_vjp, {"repeats": ("ints", REQUIRED)},
-          (S(F(2, 3), repeats=(2, 1)), S(F(3), repeats=(2, 2)), S(F(), repeats=(3,)),
-           S(F(0, 2), repeats=(2, 2))), "RepeatBackward0")
+define("repeat", infer=lambda m, repeats: _meta(m, _repeat_shape(m[0].shape, repeats)[1]),
+       forward=lambda xp, a, repeats:
+           xp.tile(a.reshape(_repeat_shape(a.shape, repeats)[0]), repeats),
+       vjp=_repeat_vjp, attrs={"repeats": ("ints", REQUIRED)},
+       samples=(S(F(2, 3), repeats=(2, 1)), S(F(3), repeats=(2, 2)), S(F(), repeats=(3,)),
+                S(F(0, 2), repeats=(2, 2))))
 
 
 # --- cat / stack / narrow / split / chunk / pad ----------------------------------------------
@@ -209,10 +204,10 @@ def _cat_vjp(g, *xs, out, index, dim):
     return g.narrow(dim=d, start=start, length=xs[index].shape[d])
 
 
-register(OpDef("cat", -1, _infer_cat, _cat_forward, attrs={"dim": ("int", 0)},
-               variadic_rule=_cat_vjp, torch_name="CatBackward0", promote=True, samples=(
-                   S(F(2, 3), F(4, 3)), S(F(2, 3), F(2, 1), F(2, 2), dim=1),
-                   S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)), S(F(0), F(0), dim=1))))
+define("cat", nin=-1, infer=_infer_cat, forward=_cat_forward, variadic_rule=_cat_vjp,
+       attrs={"dim": ("int", 0)}, promote=True,
+       samples=(S(F(2, 3), F(4, 3)), S(F(2, 3), F(2, 1), F(2, 2), dim=1),
+                S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)), S(F(0), F(0), dim=1)))
 
 
 def _infer_stack(metas, dim):
@@ -228,14 +223,13 @@ def _infer_stack(metas, dim):
     return Meta(shape[:d] + (len(metas),) + shape[d:], result_type(list(metas)))
 
 
-register(OpDef("stack", -1, _infer_stack,
-               lambda xp, *a, dim: xp.stack(a, axis=check_dim(dim, a[0].ndim + 1)),
-               attrs={"dim": ("int", 0)}, promote=True, torch_name="StackBackward0",
-               variadic_rule=lambda g, *xs, out, index, dim: g.narrow(
-                   dim=check_dim(dim, g.ndim), start=index, length=1
-               ).reshape(shape=xs[index].shape),
-               samples=(S(F(2, 3), F(2, 3)), S(F(2, 3), F(2, 3), F(2, 3), dim=-1),
-                        S(F(), F()), S(F(0, 2), F(0, 2), dim=1))))
+define("stack", nin=-1, infer=_infer_stack,
+       forward=lambda xp, *a, dim: xp.stack(a, axis=check_dim(dim, a[0].ndim + 1)),
+       variadic_rule=lambda g, *xs, out, index, dim: g.narrow(
+           dim=check_dim(dim, g.ndim), start=index, length=1
+       ).reshape(shape=xs[index].shape), attrs={"dim": ("int", 0)}, promote=True,
+       samples=(S(F(2, 3), F(2, 3)), S(F(2, 3), F(2, 3), F(2, 3), dim=-1),
+                S(F(), F()), S(F(0, 2), F(0, 2), dim=1)))
 
 
 def _infer_narrow(m, dim, start, length):
@@ -274,9 +268,9 @@ def _pad_for(ndim, d, before, after):
 
 
 _NARROW = {"dim": ("int", REQUIRED), "start": ("int", REQUIRED), "length": ("int", REQUIRED)}
-_shape_op("narrow", _infer_narrow, _narrow_forward, _narrow_vjp, _NARROW,
-          (S(F(4, 3), dim=0, start=1, length=2), S(F(2, 5), dim=-1, start=-3, length=3),
-           S(F(3, 2), dim=0, start=1, length=0)), "NarrowBackward0")
+define("narrow", infer=_infer_narrow, forward=_narrow_forward, vjp=_narrow_vjp, attrs=_NARROW,
+       samples=(S(F(4, 3), dim=0, start=1, length=2), S(F(2, 5), dim=-1, start=-3, length=3),
+                S(F(3, 2), dim=0, start=1, length=0)))
 
 
 def split_sizes(size: int, split_size_or_sections, dim: int = 0) -> list[int]:
@@ -332,12 +326,14 @@ def _split_piece(shape, a, kind):
     return _piece(shape, a["dim"], piece_sizes(shape, a["dim"], kind, arg), a["index"])
 
 
-def _piece_op(kind, attrs, samples):
+def _piece_rules(kind: str) -> dict:
+    """split and chunk: the narrow that gives piece `index` (their one difference is how the
+    sizes are given)."""
     def infer(m, **a):
         d, start, length = _split_piece(m[0].shape, a, kind)
         return _infer_narrow(m, d, start, length)
 
-    def fwd(xp, x, **a):
+    def forward(xp, x, **a):
         d, start, length = _split_piece(x.shape, a, kind)
         return _narrow_forward(xp, x, d, start, length)
 
@@ -345,16 +341,18 @@ def _piece_op(kind, attrs, samples):
         d, start, length = _split_piece(x.shape, a, kind)
         return _narrow_vjp(g, x, out, d, start, length)
 
-    _shape_op(kind, infer, fwd, vjp, attrs, samples, "SplitBackward0")
+    return {"infer": infer, "forward": forward, "vjp": vjp}
 
 
-_piece_op("split", {"split_size_or_sections": ("int_or_ints", REQUIRED), "dim": ("int", 0),
-                    "index": ("int", REQUIRED)},
-          (S(F(5, 3), split_size_or_sections=2, index=2),
-           S(F(2, 6), split_size_or_sections=(1, 2, 3), dim=1, index=1),
-           S(F(4), split_size_or_sections=2, index=-1)))
-_piece_op("chunk", {"chunks": ("int", REQUIRED), "dim": ("int", 0), "index": ("int", REQUIRED)},
-          (S(F(5, 3), chunks=2, index=1), S(F(2, 6), chunks=3, dim=1, index=0)))
+define("split", **_piece_rules("split"),
+       attrs={"split_size_or_sections": ("int_or_ints", REQUIRED), "dim": ("int", 0),
+              "index": ("int", REQUIRED)},
+       samples=(S(F(5, 3), split_size_or_sections=2, index=2),
+                S(F(2, 6), split_size_or_sections=(1, 2, 3), dim=1, index=1),
+                S(F(4), split_size_or_sections=2, index=-1)))
+define("chunk", **_piece_rules("chunk"),
+       attrs={"chunks": ("int", REQUIRED), "dim": ("int", 0), "index": ("int", REQUIRED)},
+       samples=(S(F(5, 3), chunks=2, index=1), S(F(2, 6), chunks=3, dim=1, index=0)))
 
 
 def _pad_pairs(ndim, pad):
@@ -443,14 +441,14 @@ def _pad_vjp(g, x, out, pad, mode, value):
     return g.pad_backward(pad=pad, mode=mode, shape=x.shape)
 
 
-_shape_op("pad", _infer_pad, _pad_forward, _pad_vjp,
-          {"pad": ("ints", REQUIRED), "mode": ("str", "constant"), "value": ("float", 0.0)},
-          (S(F(2, 3), pad=(1, 2)), S(F(2, 3, 4), pad=(1, 0, 0, 2), value=1.5),
-           S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1)),
-           S(F(1, 3, 4), pad=(2, 1), mode="reflect"),
-           S(F(2, 3, 4), pad=(1, 2, 2, 0), mode="replicate"),
-           S(F(1, 2, 3, 4), pad=(3, 2, 1, 1), mode="circular"),
-           S(F(2, 3, 4), pad=(1, 1, 2, 1), mode="reflect")), "ConstantPadNdBackward0")
+define("pad", infer=_infer_pad, forward=_pad_forward, vjp=_pad_vjp,
+       attrs={"pad": ("ints", REQUIRED), "mode": ("str", "constant"), "value": ("float", 0.0)},
+       samples=(S(F(2, 3), pad=(1, 2)), S(F(2, 3, 4), pad=(1, 0, 0, 2), value=1.5),
+                S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1)),
+                S(F(1, 3, 4), pad=(2, 1), mode="reflect"),
+                S(F(2, 3, 4), pad=(1, 2, 2, 0), mode="replicate"),
+                S(F(1, 2, 3, 4), pad=(3, 2, 1, 1), mode="circular"),
+                S(F(2, 3, 4), pad=(1, 1, 2, 1), mode="reflect")))
 
 
 def _infer_pad_backward(m, pad, mode, shape):
@@ -463,13 +461,12 @@ def _infer_pad_backward(m, pad, mode, shape):
     return _meta(m, tuple(shape))
 
 
-_shape_op("pad_backward", _infer_pad_backward, _pad_backward_forward,
-          lambda h, g, out, pad, mode, shape: h.pad(pad=pad, mode=mode),
-          {"pad": ("ints", REQUIRED), "mode": ("str", REQUIRED), "shape": ("ints", REQUIRED)},
-          (S(F(1, 3, 7), pad=(2, 1), mode="reflect", shape=(1, 3, 4)),
-           S(F(1, 2, 5, 9), pad=(3, 2, 1, 1), mode="circular", shape=(1, 2, 3, 4)),
-           S(F(2, 5, 7), pad=(1, 2, 2, 0), mode="replicate", shape=(2, 3, 4))),
-          "ReflectionPad1DBackwardBackward0")
+define("pad_backward", infer=_infer_pad_backward, forward=_pad_backward_forward,
+       vjp=lambda h, g, out, pad, mode, shape: h.pad(pad=pad, mode=mode),
+       attrs={"pad": ("ints", REQUIRED), "mode": ("str", REQUIRED), "shape": ("ints", REQUIRED)},
+       samples=(S(F(1, 3, 7), pad=(2, 1), mode="reflect", shape=(1, 3, 4)),
+                S(F(1, 2, 5, 9), pad=(3, 2, 1, 1), mode="circular", shape=(1, 2, 3, 4)),
+                S(F(2, 5, 7), pad=(1, 2, 2, 0), mode="replicate", shape=(2, 3, 4))))
 
 
 # --- flip / tril / triu --------------------------------------------------------------------
@@ -478,11 +475,12 @@ def _infer_flip(m, dims):
     return _meta(m, m[0].shape)
 
 
-_shape_op("flip", _infer_flip,
-          lambda xp, a, dims: xp.flip(a, axis=normalize_dims(dims, a.ndim)) if a.ndim else a,
-          lambda g, x, out, dims: g.flip(dims=dims), {"dims": ("ints", REQUIRED)},
-          (S(F(2, 3), dims=(0,)), S(F(2, 3, 4), dims=(0, 2)), S(F(), dims=()),
-           S(F(0, 3), dims=(1,))), "FlipBackward0")
+define("flip", infer=_infer_flip,
+       forward=lambda xp, a, dims:
+           xp.flip(a, axis=normalize_dims(dims, a.ndim)) if a.ndim else a,
+       vjp=lambda g, x, out, dims: g.flip(dims=dims), attrs={"dims": ("ints", REQUIRED)},
+       samples=(S(F(2, 3), dims=(0,)), S(F(2, 3, 4), dims=(0, 2)), S(F(), dims=()),
+                S(F(0, 3), dims=(1,))))
 
 
 def _infer_tri(m, diagonal):
@@ -492,9 +490,9 @@ def _infer_tri(m, diagonal):
 
 
 _TRI = (S(F(3, 4)), S(F(2, 3, 3), diagonal=1), S(F(4, 3), diagonal=-1), S(F(0, 2)))
-_shape_op("tril", _infer_tri, lambda xp, a, diagonal: xp.tril(a, k=diagonal),
-          lambda g, x, out, diagonal: g.tril(diagonal=diagonal), {"diagonal": ("int", 0)},
-          _TRI, "TrilBackward0")
-_shape_op("triu", _infer_tri, lambda xp, a, diagonal: xp.triu(a, k=diagonal),
-          lambda g, x, out, diagonal: g.triu(diagonal=diagonal), {"diagonal": ("int", 0)},
-          _TRI, "TriuBackward0")
+define("tril", infer=_infer_tri, forward=lambda xp, a, diagonal: xp.tril(a, k=diagonal),
+       vjp=lambda g, x, out, diagonal: g.tril(diagonal=diagonal),
+       attrs={"diagonal": ("int", 0)}, samples=_TRI)
+define("triu", infer=_infer_tri, forward=lambda xp, a, diagonal: xp.triu(a, k=diagonal),
+       vjp=lambda g, x, out, diagonal: g.triu(diagonal=diagonal),
+       attrs={"diagonal": ("int", 0)}, samples=_TRI)
