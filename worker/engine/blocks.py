@@ -29,6 +29,9 @@ import numpy as np
 from remotegrad.proto import catalog
 
 BLOCK_FLOPS = 1e9  # about 10-50 ms of BLAS on one core
+# A pooling "operation" (cost.py: one per window element) is a copy and a compare, not a
+# BLAS multiply-add: about 5 ns here, so its blocks are this many times smaller.
+POOL_SLOWER = 50
 ROW_BLOCKED = frozenset({"mm", "matmul", "bmm", "linear"})
 BATCH_BLOCKED = frozenset({"conv2d", "conv2d_weight_grad", "conv2d_input_grad"})
 PLANE_BLOCKED = frozenset({"max_pool2d", "max_pool2d_backward", "max_pool2d_select"})
@@ -39,6 +42,8 @@ def blocked(fn, xp: Any, op: str, flops: int, first_shape: tuple, out_shape: tup
             attrs: dict | None = None):
     """`fn` (the op's forward bound to `attrs`), run in blocks when it costs over
     BLOCK_FLOPS and its operands can be cut (a matrix times a vector keeps one call)."""
+    if op in PLANE_BLOCKED:
+        flops *= POOL_SLOWER
     if flops <= BLOCK_FLOPS or xp.__name__ != "numpy":
         return fn
     if op == "einsum" and attrs is not None:
