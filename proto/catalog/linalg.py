@@ -3,7 +3,7 @@ outer and einsum. PyTorch does not promote here: both operands must share a dtyp
 
 from __future__ import annotations
 
-from ._registry import REQUIRED, OpDef, register
+from ._registry import REQUIRED, define
 from ._samples import F, I, S
 from ._types import Meta, OpError, broadcast_shapes, numel, promote_types, torch_dtype_name
 
@@ -97,11 +97,11 @@ def _matmul_b(g, a, b, out):
     return _mT(a).matmul(g)
 
 
-register(OpDef("matmul", 2, _infer_matmul, lambda xp, a, b: xp.matmul(a, b),
-               (_matmul_a, _matmul_b), torch_name="MmBackward0", samples=(
-                   S(F(3, 4), F(4, 5)), S(F(4), F(4)), S(F(4), F(4, 5)), S(F(3, 4), F(4)),
-                   S(F(2, 3, 4), F(4, 5)), S(F(2, 1, 3, 4), F(5, 4, 2)), S(F(4), F(2, 4, 3)),
-                   S(F(2, 3, 4), F(4)), S(F(0, 4), F(4, 3)), S(F(3, 0), F(0, 2)))))
+define("matmul", nin=2, infer=_infer_matmul, forward=lambda xp, a, b: xp.matmul(a, b),
+       vjp=(_matmul_a, _matmul_b), fresh=True,
+       samples=(S(F(3, 4), F(4, 5)), S(F(4), F(4)), S(F(4), F(4, 5)), S(F(3, 4), F(4)),
+                S(F(2, 3, 4), F(4, 5)), S(F(2, 1, 3, 4), F(5, 4, 2)), S(F(4), F(2, 4, 3)),
+                S(F(2, 3, 4), F(4)), S(F(0, 4), F(4, 3)), S(F(3, 0), F(0, 2))))
 
 
 def _rank_message(name: str, ra: int, rb: int) -> str:
@@ -131,29 +131,27 @@ def _infer_fixed(name, nd_a, nd_b):
     return infer
 
 
-register(OpDef("mm", 2, _infer_fixed("mm", 2, 2), lambda xp, a, b: xp.matmul(a, b),
-               (lambda g, a, b, out: g.mm(b.transpose(dim0=0, dim1=1)),
-                lambda g, a, b, out: a.transpose(dim0=0, dim1=1).mm(g)),
-               torch_name="MmBackward0",
-               samples=(S(F(3, 4), F(4, 5)), S(F(0, 4), F(4, 2)), S(F(1, 1), F(1, 3)))))
-register(OpDef("bmm", 2, _infer_fixed("bmm", 3, 3), lambda xp, a, b: xp.matmul(a, b),
-               (lambda g, a, b, out: g.bmm(b.transpose(dim0=1, dim1=2)),
-                lambda g, a, b, out: a.transpose(dim0=1, dim1=2).bmm(g)),
-               torch_name="BmmBackward0",
-               samples=(S(F(2, 3, 4), F(2, 4, 5)), S(F(0, 3, 4), F(0, 4, 2)))))
-register(OpDef("dot", 2, _infer_fixed("dot", 1, 1), lambda xp, a, b: xp.dot(a, b),
-               (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
-               torch_name="DotBackward0", samples=(S(F(4), F(4)), S(F(0), F(0)))))
+define("mm", nin=2, infer=_infer_fixed("mm", 2, 2), forward=lambda xp, a, b: xp.matmul(a, b),
+       vjp=(lambda g, a, b, out: g.mm(b.transpose(dim0=0, dim1=1)),
+            lambda g, a, b, out: a.transpose(dim0=0, dim1=1).mm(g)), fresh=True,
+       samples=(S(F(3, 4), F(4, 5)), S(F(0, 4), F(4, 2)), S(F(1, 1), F(1, 3))))
+define("bmm", nin=2, infer=_infer_fixed("bmm", 3, 3), forward=lambda xp, a, b: xp.matmul(a, b),
+       vjp=(lambda g, a, b, out: g.bmm(b.transpose(dim0=1, dim1=2)),
+            lambda g, a, b, out: a.transpose(dim0=1, dim1=2).bmm(g)), fresh=True,
+       samples=(S(F(2, 3, 4), F(2, 4, 5)), S(F(0, 3, 4), F(0, 4, 2))))
+define("dot", nin=2, infer=_infer_fixed("dot", 1, 1), forward=lambda xp, a, b: xp.dot(a, b),
+       vjp=(lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
+       samples=(S(F(4), F(4)), S(F(0), F(0))))
 def _like(v, g):
     """v in g's dtype (an operand that was promoted in the forward)."""
     return v if v.dtype == g.dtype else v.cast(dtype=g.dtype)
 
 
-register(OpDef("outer", 2, _infer_fixed("outer", 1, 1), lambda xp, a, b: xp.outer(a, b),
-               (lambda g, a, b, out: g.matmul(_like(b, g)),
-                lambda g, a, b, out: _like(a, g).matmul(g)),
-               torch_name="MulBackward0", promote=True,
-               samples=(S(F(3), F(4)), S(F(0), F(2)), S(F(3), I((2,), 5)))))
+define("outer", nin=2, infer=_infer_fixed("outer", 1, 1),
+       forward=lambda xp, a, b: xp.outer(a, b),
+       vjp=(lambda g, a, b, out: g.matmul(_like(b, g)),
+            lambda g, a, b, out: _like(a, g).matmul(g)), promote=True,
+       samples=(S(F(3), F(4)), S(F(0), F(2)), S(F(3), I((2,), 5))))
 
 
 # --- einsum -------------------------------------------------------------------------------
@@ -263,18 +261,17 @@ def _einsum_forward(xp, *ops, equation):
     return xp.einsum(equation, *ops, optimize="greedy")
 
 
-register(OpDef("einsum", -1, _infer_einsum, _einsum_forward,
-               attrs={"equation": ("str", REQUIRED)}, variadic_rule=_einsum_vjp,
-               torch_name="EinsumBackward0", samples=(
-                   S(F(3, 4), F(4, 5), equation="ij,jk->ik"),
-                   S(F(2, 3, 4), F(2, 4, 5), equation="bij,bjk->bik"),
-                   S(F(3, 4), equation="ij->"), S(F(3), F(4), equation="i,j->ij"),
-                   S(F(3, 4), F(3, 4), equation="ij,ij"),
-                   S(F(2, 3), F(3, 4), F(4), equation="ab,bc,c->a"),
-                   S(F(2, 1, 3, 4), F(5, 4, 2), equation="...ij,...jk"),
-                   S(F(3, 4, 5), equation="i...->..."),
-                   S(F(1, 3), F(2, 3), equation="ij,ij->ij"),
-                   S(F(2, 3, 4), F(4), equation="...j,j->..."),
-                   S(F(3, 3), equation="ii->"), S(F(3, 3), equation="ii->i"),
-                   S(F(3, 2, 3), equation="iji->j"), S(F(2, 3, 3), F(3), equation="jii,i->j"))))
+define("einsum", nin=-1, infer=_infer_einsum, forward=_einsum_forward, variadic_rule=_einsum_vjp,
+       attrs={"equation": ("str", REQUIRED)},
+       samples=(S(F(3, 4), F(4, 5), equation="ij,jk->ik"),
+                S(F(2, 3, 4), F(2, 4, 5), equation="bij,bjk->bik"),
+                S(F(3, 4), equation="ij->"), S(F(3), F(4), equation="i,j->ij"),
+                S(F(3, 4), F(3, 4), equation="ij,ij"),
+                S(F(2, 3), F(3, 4), F(4), equation="ab,bc,c->a"),
+                S(F(2, 1, 3, 4), F(5, 4, 2), equation="...ij,...jk"),
+                S(F(3, 4, 5), equation="i...->..."),
+                S(F(1, 3), F(2, 3), equation="ij,ij->ij"),
+                S(F(2, 3, 4), F(4), equation="...j,j->..."),
+                S(F(3, 3), equation="ii->"), S(F(3, 3), equation="ii->i"),
+                S(F(3, 2, 3), equation="iji->j"), S(F(2, 3, 3), F(3), equation="jii,i->j")))
 
