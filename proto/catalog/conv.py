@@ -11,7 +11,7 @@ grouped conv2d with a constant kernel.
 from __future__ import annotations
 
 from ._special import scatter_add
-from ._registry import REQUIRED, OpDef, register
+from ._registry import REQUIRED, define
 from ._samples import F, S
 from ._types import FLOATING, ITEMSIZE, Meta, OpError
 from .indexing import open_grid
@@ -173,16 +173,16 @@ def _conv_vjp(g, x, w, *b, out, index, **a):
     return g.sum(dim=(0, 2, 3) if g.ndim == 4 else (1, 2))
 
 
-register(OpDef("conv2d", -1, _infer_conv, _conv_forward, attrs=dict(_CONV),
-               variadic_rule=_conv_vjp, torch_name="ConvolutionBackward0", samples=(
-                   S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
-                   S(F(1, 2, 6, 5), F(3, 2, 2, 3), stride=2, padding=1),
-                   S(F(1, 4, 7, 7), F(4, 2, 3, 3), F(4), dilation=2, groups=2, padding=(1, 2)),
-                   S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)),
-                   S(F(1, 2, 5, 6), F(3, 2, 2, 3), padding="same", dilation=(2, 1)),
-                   S(F(1, 2, 5, 6), F(4, 1, 2, 3), padding="same", groups=2),  # odd total
-                   S(F(1, 2, 5, 6), F(3, 2, 3, 2), F(3), padding="valid"),
-                   S(F(2, 5, 5), F(3, 2, 3, 3), F(3), padding=1))))
+define("conv2d", nin=-1, infer=_infer_conv, forward=_conv_forward, variadic_rule=_conv_vjp,
+       attrs=dict(_CONV), fresh=True,
+       samples=(S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
+                S(F(1, 2, 6, 5), F(3, 2, 2, 3), stride=2, padding=1),
+                S(F(1, 4, 7, 7), F(4, 2, 3, 3), F(4), dilation=2, groups=2, padding=(1, 2)),
+                S(F(2, 2, 4, 4), F(2, 2, 1, 1), stride=(2, 1)),
+                S(F(1, 2, 5, 6), F(3, 2, 2, 3), padding="same", dilation=(2, 1)),
+                S(F(1, 2, 5, 6), F(4, 1, 2, 3), padding="same", groups=2),  # odd total
+                S(F(1, 2, 5, 6), F(3, 2, 3, 2), F(3), padding="valid"),
+                S(F(2, 5, 5), F(3, 2, 3, 3), F(3), padding=1)))
 
 
 def _infer_input_grad(metas, input_shape, **a):
@@ -204,24 +204,22 @@ def _infer_weight_grad(metas, weight_shape, **a):
 
 
 # <h, input_grad(g, w)> = <g, conv(h, w)>  and  <k, weight_grad(x, g)> = <g, conv(x, k)>.
-register(OpDef("conv2d_input_grad", 2, _infer_input_grad, _input_grad_forward,
-               (lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
-                lambda h, g, w, out, input_shape, **a:
-                    h.conv2d_weight_grad(g, weight_shape=w.shape, **a)),
-               attrs={"input_shape": ("ints", REQUIRED), **_CONV},
-               torch_name="ConvolutionBackwardBackward0", samples=(
-                   S(F(2, 4, 3, 3), F(4, 3, 3, 3), input_shape=(2, 3, 5, 5)),
-                   S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
-                     padding=1))))
-register(OpDef("conv2d_weight_grad", 2, _infer_weight_grad, _weight_grad_forward,
-               (lambda k, x, g, out, weight_shape, **a:
-                    g.conv2d_input_grad(k, input_shape=x.shape, **a),
-                lambda k, x, g, out, weight_shape, **a: x.conv2d(k, **a)),
-               attrs={"weight_shape": ("ints", REQUIRED), **_CONV},
-               torch_name="ConvolutionBackwardBackward0", samples=(
-                   S(F(2, 3, 5, 5), F(2, 4, 3, 3), weight_shape=(4, 3, 3, 3)),
-                   S(F(1, 4, 7, 7), F(1, 4, 5, 7), weight_shape=(4, 2, 3, 3), dilation=2,
-                     groups=2, padding=(1, 2)))))
+define("conv2d_input_grad", nin=2, infer=_infer_input_grad, forward=_input_grad_forward,
+       vjp=(lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
+            lambda h, g, w, out, input_shape, **a:
+                h.conv2d_weight_grad(g, weight_shape=w.shape, **a)),
+       attrs={"input_shape": ("ints", REQUIRED), **_CONV},
+       samples=(S(F(2, 4, 3, 3), F(4, 3, 3, 3), input_shape=(2, 3, 5, 5)),
+                S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
+                  padding=1)))
+define("conv2d_weight_grad", nin=2, infer=_infer_weight_grad, forward=_weight_grad_forward,
+       vjp=(lambda k, x, g, out, weight_shape, **a:
+                g.conv2d_input_grad(k, input_shape=x.shape, **a),
+            lambda k, x, g, out, weight_shape, **a: x.conv2d(k, **a)),
+       attrs={"weight_shape": ("ints", REQUIRED), **_CONV},
+       samples=(S(F(2, 3, 5, 5), F(2, 4, 3, 3), weight_shape=(4, 3, 3, 3)),
+                S(F(1, 4, 7, 7), F(1, 4, 5, 7), weight_shape=(4, 2, 3, 3), dilation=2,
+                  groups=2, padding=(1, 2))))
 
 
 # --- pooling ---------------------------------------------------------------------------------
@@ -323,10 +321,9 @@ _POOL_SAMPLES = (S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3
                  S(F(1, 2, 6, 7), kernel_size=3, stride=2, ceil_mode=True),
                  S(F(1, 1, 5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True),
                  S(F(2, 4, 5), kernel_size=2, stride=1))
-register(OpDef("max_pool2d", 1, _infer_pool, _pool_forward,
-               (lambda g, x, out, **a: g.max_pool2d_backward(x, **a),),
-               attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackward0",
-               samples=_POOL_SAMPLES))
+define("max_pool2d", infer=_infer_pool, forward=_pool_forward,
+       vjp=lambda g, x, out, **a: g.max_pool2d_backward(x, **a), attrs=dict(_POOL),
+       samples=_POOL_SAMPLES)
 def _infer_pool_backward(metas, **a):
     """max_pool2d_backward(g, x): x checked as max_pool2d checks it, g of the pool's shape
     (a raw client can send this op: it must not reach the kernel or the estimate unchecked)."""
@@ -345,14 +342,12 @@ def _infer_pool_select(metas, **a):
     return _infer_pool(metas[1:], **a)
 
 
-register(OpDef("max_pool2d_backward", 2, _infer_pool_backward, _pool_backward_forward,
-               (lambda h, g, x, out, **a: h.max_pool2d_select(x, **a), None),
-               attrs=dict(_POOL), torch_name="MaxPool2DWithIndicesBackwardBackward0",
-               samples=(S(F(2, 3, 2, 2), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
-register(OpDef("max_pool2d_select", 2, _infer_pool_select, _pool_select_forward,
-               (lambda k, h, x, out, **a: k.max_pool2d_backward(x, **a), None),
-               attrs=dict(_POOL),
-               samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),)))
+define("max_pool2d_backward", nin=2, infer=_infer_pool_backward, forward=_pool_backward_forward,
+       vjp=(lambda h, g, x, out, **a: h.max_pool2d_select(x, **a), None), attrs=dict(_POOL),
+       samples=(S(F(2, 3, 2, 2), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),))
+define("max_pool2d_select", nin=2, infer=_infer_pool_select, forward=_pool_select_forward,
+       vjp=(lambda k, h, x, out, **a: k.max_pool2d_backward(x, **a), None), attrs=dict(_POOL),
+       samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),))
 
 
 def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -382,18 +377,17 @@ def _infer_avg_pool(metas, kernel_size, stride, padding, ceil_mode, count_includ
                        dilation=1, ceil_mode=False)
 
 
-register(OpDef("avg_pool2d", 1, _infer_avg_pool, None, decompose=_avg_pool,
-               attrs={"kernel_size": ("int_or_ints", REQUIRED),
-                      "stride": ("optional_ints", None), "padding": ("int_or_ints", 0),
-                      "ceil_mode": ("bool", False), "count_include_pad": ("bool", True),
-                      "divisor_override": ("optional_int", None)},
-               torch_name="AvgPool2DBackward0", samples=(
-                   S(F(2, 3, 4, 4), kernel_size=2),
-                   S(F(1, 2, 5, 5), kernel_size=3, stride=2, padding=1),
-                   S(F(1, 2, 5, 6), kernel_size=3, stride=2, padding=1,
-                     count_include_pad=False),
-                   S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3),
-                   S(F(2, 5, 5), kernel_size=3, stride=2, padding=1, count_include_pad=False))))
+define("avg_pool2d", infer=_infer_avg_pool, decompose=_avg_pool,
+       attrs={"kernel_size": ("int_or_ints", REQUIRED),
+              "stride": ("optional_ints", None), "padding": ("int_or_ints", 0),
+              "ceil_mode": ("bool", False), "count_include_pad": ("bool", True),
+              "divisor_override": ("optional_int", None)},
+       samples=(S(F(2, 3, 4, 4), kernel_size=2),
+                S(F(1, 2, 5, 5), kernel_size=3, stride=2, padding=1),
+                S(F(1, 2, 5, 6), kernel_size=3, stride=2, padding=1,
+                  count_include_pad=False),
+                S(F(1, 2, 4, 4), kernel_size=2, divisor_override=3),
+                S(F(2, 5, 5), kernel_size=3, stride=2, padding=1, count_include_pad=False)))
 
 
 # --- window temporaries -------------------------------------------------------------------

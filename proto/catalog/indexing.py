@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ._checks import CheckedRuntimeError, indices_within
 from ._special import scatter_add
-from ._registry import REQUIRED, OpDef, register
+from ._registry import REQUIRED, define
 from ._samples import F, I, S, V
 from ._types import INTEGRAL, Meta, OpError, broadcast_shapes, check_dim, numel
 
@@ -252,30 +252,28 @@ def _index_rule(g, x, *t, out, index, key, mask_counts):
 
 
 _KEY = {"key": ("str", REQUIRED), "mask_counts": ("ints", ())}
-register(OpDef(
-    "index", -1, _infer_index, _index_forward, attrs=dict(_KEY), torch_name="IndexBackward0",
-    variadic_rule=_index_rule,
-    samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3), key="1,2"),
-             S(F(4, 3, 2), key="None,1:,...,0"),
-             S(F(5, 3), I((4,), 5), key="T", grad=(0,)),
-             S(F(5, 3), I((2, 3), 5, low=-5), key="T,-1", grad=(0,)),
-             S(F(2, 3, 4), I((2,), 3), key="0,:,T", grad=(0,)),
-             S(F(2, 3, 4), I((2,), 2), I((2,), 4), key="T,:,T", grad=(0,)),
-             S(F(3, 4), V([[True, False, True, True], [False] * 4, [True] * 4], "mask"),
-               key="T", mask_counts=(7,), grad=(0,)),
-             S(F(3, 4), V([True, False, True], "mask"), key="T,1:", mask_counts=(2,),
-               grad=(0,)),
-             S(F(), key="None"), S(F(0, 3), key=":,1"),
-             # a 0-d mask of a 0-d tensor (x[x > 0]): one element or none
-             S(F(), V(True, "mask"), key="T", mask_counts=(1,), grad=(0,)),
-             S(F(), V(False, "mask"), key="T", mask_counts=(0,), grad=(0,)))))
-register(OpDef(
-    "index_backward", -1, _infer_index_backward, _index_backward_forward,
-    attrs={**_KEY, "shape": ("ints", REQUIRED)}, torch_name="IndexBackwardBackward0",
-    variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape: None if index else
-    h.index(*t, key=key, mask_counts=mask_counts),
-    samples=(S(F(2, 3), key="1:3", shape=(4, 3)), S(F(), key="1,-1", shape=(4, 3)),
-             S(F(4), I((4,), 3), key="T", shape=(3,), grad=(0,)))))
+define("index", nin=-1, infer=_infer_index, forward=_index_forward, variadic_rule=_index_rule,
+       attrs=dict(_KEY),
+       samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3), key="1,2"),
+                S(F(4, 3, 2), key="None,1:,...,0"),
+                S(F(5, 3), I((4,), 5), key="T", grad=(0,)),
+                S(F(5, 3), I((2, 3), 5, low=-5), key="T,-1", grad=(0,)),
+                S(F(2, 3, 4), I((2,), 3), key="0,:,T", grad=(0,)),
+                S(F(2, 3, 4), I((2,), 2), I((2,), 4), key="T,:,T", grad=(0,)),
+                S(F(3, 4), V([[True, False, True, True], [False] * 4, [True] * 4], "mask"),
+                  key="T", mask_counts=(7,), grad=(0,)),
+                S(F(3, 4), V([True, False, True], "mask"), key="T,1:", mask_counts=(2,),
+                  grad=(0,)),
+                S(F(), key="None"), S(F(0, 3), key=":,1"),
+                # a 0-d mask of a 0-d tensor (x[x > 0]): one element or none
+                S(F(), V(True, "mask"), key="T", mask_counts=(1,), grad=(0,)),
+                S(F(), V(False, "mask"), key="T", mask_counts=(0,), grad=(0,))))
+define("index_backward", nin=-1, infer=_infer_index_backward, forward=_index_backward_forward,
+       variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape:
+           None if index else h.index(*t, key=key, mask_counts=mask_counts),
+       attrs={**_KEY, "shape": ("ints", REQUIRED)},
+       samples=(S(F(2, 3), key="1:3", shape=(4, 3)), S(F(), key="1,-1", shape=(4, 3)),
+                S(F(4), I((4,), 3), key="T", shape=(3,), grad=(0,))))
 
 
 # --- index_select / index_add / gather / scatter_add ----------------------------------------
@@ -334,18 +332,17 @@ def _index_add_forward(xp, a, idx, src, dim, alpha):
     return out
 
 
-register(OpDef("index_select", 2, _infer_index_select, _index_select_forward,
-               (lambda g, x, i, out, dim: x.full_like(0.0).index_add(i, g, dim=dim), None),
-               attrs={"dim": ("int", REQUIRED)}, torch_name="IndexSelectBackward0",
-               samples=(S(F(5, 3), I((4,), 5), dim=0), S(F(2, 4), I((3,), 4), dim=-1),
-                        S(F(3, 2), I((0,), 3), dim=0))))
-register(OpDef("index_add", 3, _infer_index_add, _index_add_forward,
-               (lambda g, x, i, s, out, dim, alpha: g, None,
-                lambda g, x, i, s, out, dim, alpha: g.index_select(i, dim=dim) * alpha),
-               attrs={"dim": ("int", REQUIRED), "alpha": ("scalar", 1)},
-               torch_name="IndexAddBackward0",
-               samples=(S(F(5, 3), I((4,), 5), F(4, 3), dim=0, grad=(0, 2)),
-                        S(F(2, 4), I((3,), 4), F(2, 3), dim=1, alpha=2.0, grad=(0, 2)))))
+define("index_select", nin=2, infer=_infer_index_select, forward=_index_select_forward,
+       vjp=(lambda g, x, i, out, dim: x.full_like(0.0).index_add(i, g, dim=dim), None),
+       attrs={"dim": ("int", REQUIRED)},
+       samples=(S(F(5, 3), I((4,), 5), dim=0), S(F(2, 4), I((3,), 4), dim=-1),
+                S(F(3, 2), I((0,), 3), dim=0)))
+define("index_add", nin=3, infer=_infer_index_add, forward=_index_add_forward,
+       vjp=(lambda g, x, i, s, out, dim, alpha: g, None,
+            lambda g, x, i, s, out, dim, alpha: g.index_select(i, dim=dim) * alpha),
+       attrs={"dim": ("int", REQUIRED), "alpha": ("scalar", 1)},
+       samples=(S(F(5, 3), I((4,), 5), F(4, 3), dim=0, grad=(0, 2)),
+                S(F(2, 4), I((3,), 4), F(2, 3), dim=1, alpha=2.0, grad=(0, 2))))
 
 
 def _infer_gather(metas, dim):
@@ -417,16 +414,16 @@ def _scatter_src_vjp(g, x, idx, src, out, dim):
     return picked.pad(pad=pad)
 
 
-register(OpDef("gather", 2, _infer_gather, _gather_forward,
-               (lambda g, x, i, out, dim: x.full_like(0.0).scatter_add(i, g, dim=dim), None),
-               attrs={"dim": ("int", REQUIRED)}, torch_name="GatherBackward0",
-               samples=(S(F(3, 4), I((3, 2), 4), dim=1), S(F(3, 4), I((5, 4), 3), dim=0),
-                        S(F(3, 4), I((2, 3), 3), dim=0))))
-register(OpDef("scatter_add", 3, _infer_scatter_add, _scatter_add_forward,
-               (lambda g, x, i, s, out, dim: g, None, _scatter_src_vjp),
-               attrs={"dim": ("int", REQUIRED)}, torch_name="ScatterAddBackward0",
-               samples=(S(F(3, 4), I((3, 2), 4), F(3, 2), dim=1, grad=(0, 2)),
-                        S(F(3, 4), I((2, 3), 3), F(2, 3), dim=0, grad=(0, 2)))))
+define("gather", nin=2, infer=_infer_gather, forward=_gather_forward,
+       vjp=(lambda g, x, i, out, dim: x.full_like(0.0).scatter_add(i, g, dim=dim), None),
+       attrs={"dim": ("int", REQUIRED)},
+       samples=(S(F(3, 4), I((3, 2), 4), dim=1), S(F(3, 4), I((5, 4), 3), dim=0),
+                S(F(3, 4), I((2, 3), 3), dim=0)))
+define("scatter_add", nin=3, infer=_infer_scatter_add, forward=_scatter_add_forward,
+       vjp=(lambda g, x, i, s, out, dim: g, None, _scatter_src_vjp),
+       attrs={"dim": ("int", REQUIRED)},
+       samples=(S(F(3, 4), I((3, 2), 4), F(3, 2), dim=1, grad=(0, 2)),
+                S(F(3, 4), I((2, 3), 3), F(2, 3), dim=0, grad=(0, 2))))
 
 
 # --- scatter: writes src's values (or one value) at the index's positions along dim ------
@@ -480,13 +477,12 @@ def _scatter_vjp(g, x, idx, *src, out, index, dim, value):
     return _scatter_src_vjp(g, x, idx, src[0], out, dim)
 
 
-register(OpDef("scatter", -1, _infer_scatter, _scatter_forward, variadic_rule=_scatter_vjp,
-               attrs={"dim": ("int", REQUIRED), "value": ("scalar", 0)},
-               torch_name="ScatterBackward0", samples=(
-                   S(F(3, 4), V([[0, 2], [3, 1], [1, 0]]), F(3, 2), dim=1, grad=(0, 2)),
-                   S(F(3, 4), V([[0, 1, 2], [2, 0, 1]]), F(2, 3), dim=0, grad=(0, 2)),
-                   # src larger than the index: PyTorch's backward fails for src's
-                   # gradient (its gathered g has the index's shape); ours pads it
-                   S(F(4, 3), V([[1, 0], [3, 2]]), F(3, 3), dim=0, grad=(0,)),
-                   S(F(3, 4), V([[0, 2], [3, 1]]), dim=1, value=1.5, grad=(0,)),
-                   S(F(5), V([4, 0, 2]), dim=0, value=-2.0, grad=(0,)))))
+define("scatter", nin=-1, infer=_infer_scatter, forward=_scatter_forward,
+       variadic_rule=_scatter_vjp, attrs={"dim": ("int", REQUIRED), "value": ("scalar", 0)},
+       samples=(S(F(3, 4), V([[0, 2], [3, 1], [1, 0]]), F(3, 2), dim=1, grad=(0, 2)),
+                S(F(3, 4), V([[0, 1, 2], [2, 0, 1]]), F(2, 3), dim=0, grad=(0, 2)),
+                # src larger than the index: PyTorch's backward fails for src's
+                # gradient (its gathered g has the index's shape); ours pads it
+                S(F(4, 3), V([[1, 0], [3, 2]]), F(3, 3), dim=0, grad=(0,)),
+                S(F(3, 4), V([[0, 2], [3, 1]]), dim=1, value=1.5, grad=(0,)),
+                S(F(5), V([4, 0, 2]), dim=0, value=-2.0, grad=(0,))))
