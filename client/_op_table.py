@@ -58,6 +58,7 @@ class Row:
     namer: str | Namer | None = None    # the name for given operands, where it varies
     saves: str | dict[str, str] | None = None  # SAVES codes: one, or per grad_fn name
     internal: bool = False              # used by derivative rules, no PyTorch function
+    view: bool = False                  # PyTorch's counterpart returns a view of its input
 
 
 def _is_tensor(x: Any) -> bool:
@@ -328,25 +329,30 @@ ROWS: dict[str, Row] = {
                  saves="AB"),
     "einsum": Row(),  # remotegrad.einsum (_functional.py): equation first
     # --- shape --------------------------------------------------------------------------
-    "squeeze": Row(names={"squeeze": Spec(params=("dim",), forms="mfi")}, saves=""),
-    "unsqueeze": Row(names={"unsqueeze": Spec(params=("dim",), forms="mfi")}, saves=""),
+    "squeeze": Row(names={"squeeze": Spec(params=("dim",), forms="mfi")}, saves="",
+                   view=True),
+    "unsqueeze": Row(names={"unsqueeze": Spec(params=("dim",), forms="mfi")}, saves="",
+                     view=True),
     "transpose": Row(names={"transpose": Spec(params=("dim0", "dim1"), forms="mfi"),
-                            "swapaxes": _TRANSPOSE, "swapdims": _TRANSPOSE}, saves=""),
+                            "swapaxes": _TRANSPOSE, "swapdims": _TRANSPOSE}, saves="",
+                     view=True),
     "flip": Row(names={"flip": Spec(params=("dims",))}, saves=""),
     # PyTorch records narrow as a slice; NarrowBackward0 where the client names it so
     "narrow": Row(names={"narrow": Spec(params=("dim", "start", "length"))},
                   namer="SliceBackward0",
-                  saves={"SliceBackward0": "", "NarrowBackward0": ""}),
+                  saves={"SliceBackward0": "", "NarrowBackward0": ""}, view=True),
     "tril": Row(names={"tril": Spec(params=("diagonal",), forms="mfi")}, saves=""),
     "triu": Row(names={"triu": Spec(params=("diagonal",), forms="mfi")}, saves=""),
     # reached through Tensor's shape methods and functions (_shape.py, _functional.py)
-    "flatten": Row(grad="ViewBackward0", saves=""),
-    "broadcast_to": Row(grad="ExpandBackward0", saves=""),
-    "chunk": Row(grad="SplitBackward0", saves=""),
-    "split": Row(saves=""),
-    **{op: Row(saves="") for op in ("permute", "repeat", "cat", "stack")},
+    "flatten": Row(grad="ViewBackward0", saves="", view=True),
+    "broadcast_to": Row(grad="ExpandBackward0", saves="", view=True),
+    "chunk": Row(grad="SplitBackward0", saves="", view=True),
+    "split": Row(saves="", view=True),
+    "permute": Row(saves="", view=True),
+    **{op: Row(saves="") for op in ("repeat", "cat", "stack")},
     "pad": Row(grad="ConstantPadNdBackward0", saves=""),  # nn.functional.pad
-    "index": Row(),  # Tensor.__getitem__ (_indexing.py)
+    # Tensor.__getitem__ (_shape.py); a view where no tensor is among the operands
+    "index": Row(view=True),
     # --- indexing -----------------------------------------------------------------------
     "index_select": Row(names={"index_select": Spec(nin=1, params=("dim", "index"),
                                                     adapt=_move("index"))}),
@@ -378,8 +384,8 @@ ROWS: dict[str, Row] = {
                      "max_pool2d_select", "check_targets", "check_unit_interval",
                      "overwrite", "replace", "bce_input_grad", "prod_others"), _INTERNAL),
     "cast": Row(internal=True, grad="ToCopyBackward0", saves=""),
-    "reshape": Row(internal=True, grad="ViewBackward0", saves=""),
-    "expand": Row(internal=True, grad="ExpandBackward0", saves=""),
+    "reshape": Row(internal=True, grad="ViewBackward0", saves="", view=True),
+    "expand": Row(internal=True, grad="ExpandBackward0", saves="", view=True),
     "sum_to": Row(internal=True, grad="SumToSizeBackward0", namer=_sum_to_name,
                   saves={"SumToSizeBackward0": ""}),
     "lerp_kernel": Row(internal=True, grad="LerpBackward1"),
@@ -454,6 +460,9 @@ def _table() -> dict[str, Spec]:
 
 
 TABLE: dict[str, Spec] = _table()
+# Ops whose PyTorch counterpart returns a view of its input (index: basic indexing, no
+# tensor among the operands).
+VIEWS = frozenset(op for op, row in ROWS.items() if row.view)
 _CODES = _saves()
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them
 # before the backward fails): a/b the first/second operand always, A/B the first/second

@@ -70,7 +70,7 @@ from . import (  # noqa: F401  (registration)
 )
 from ._checks import CheckedRuntimeError
 from ._identity import attrs_key
-from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, get, register
+from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, define, get, register
 from ._types import (
     DEFAULT_FLOAT,
     DTYPES,
@@ -111,6 +111,7 @@ __all__ = [
     "OpError",
     "Sample",
     "attrs_key",
+    "define",
     "broadcast_shapes",
     "get",
     "normalize_dims",

@@ -65,3 +65,26 @@ def test_two_rows_saving_differently_under_one_name_are_refused(monkeypatch):
     monkeypatch.setattr(_op_table, "ROWS", rows)
     with pytest.raises(ValueError, match="MulBackward0 saves 'r'"):
         _op_table._saves()
+
+
+def test_an_op_defined_once_runs_differentiates_and_is_named():
+    """What an op needs is its define(): the forward from its ufunc, its rule, and on the
+    client a derived grad_fn name (no row: it is reached with apply, as internal code does)."""
+    import numpy as np
+
+    import remotegrad as rg
+    from remotegrad._tensor_base import apply
+    from remotegrad.proto.catalog import define
+    from remotegrad.proto.catalog.mathfn import infer_float_unary
+
+    define("sinh_once", infer=infer_float_unary, ufunc="sinh", float_inputs=True,
+           vjp=lambda g, x, out: g * x.cosh())
+    try:
+        x = rg.tensor([0.5, -1.0, 2.0], dtype=rg.float64, requires_grad=True)
+        y = apply("sinh_once", x)
+        assert type(y.grad_fn).__name__ == "SinhOnceBackward0"
+        y.sum().backward()
+        np.testing.assert_allclose(y.detach().numpy(), np.sinh([0.5, -1.0, 2.0]))
+        np.testing.assert_allclose(x.grad.numpy(), np.cosh([0.5, -1.0, 2.0]))
+    finally:
+        del catalog.CATALOG["sinh_once"]
