@@ -1,5 +1,6 @@
 """SequentialLR: schedules one after another, switching at milestones (a warm-up, then a
-decay), as torch.optim.lr_scheduler.SequentialLR."""
+decay); ChainedScheduler: schedules stepped together, each on the learning rates the one
+before it set; as torch.optim.lr_scheduler's."""
 
 from __future__ import annotations
 
@@ -9,29 +10,33 @@ from ._lr_plateau import ReduceLROnPlateau
 from ._optimizer import Optimizer
 from ._lr_base import LRScheduler
 
-__all__ = ["SequentialLR"]
+__all__ = ["ChainedScheduler", "SequentialLR"]
+
+
+def _check_schedulers(name: str, optimizer: Optimizer, schedulers: list, empty: str) -> None:
+    """What SequentialLR and ChainedScheduler refuse, with PyTorch's messages."""
+    if len(schedulers) < 1:
+        raise ValueError(f"{name} expects at least one scheduler{empty}, but got no scheduler.")
+    for i, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(
+                f"{name} does not support `ReduceLROnPlateau` scheduler as it requires "
+                "additional kwargs to be specified when calling `step`, but got one at "
+                f"index {i} in the given schedulers sequence.")
+        if optimizer != scheduler.optimizer:
+            raise ValueError(
+                f"{name} expects all schedulers to belong to the same optimizer, but got "
+                f"scheduler {type(scheduler).__name__} at index {i} has "
+                f"{scheduler.optimizer}, which is different from "
+                f"{type(optimizer).__name__}.")
 
 
 class SequentialLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list[int],
                  last_epoch: int = -1) -> None:
-        name = type(self).__name__
-        if len(schedulers) < 1:
-            raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
-        for i, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(
-                    f"{name} does not support `ReduceLROnPlateau` scheduler as it requires "
-                    "additional kwargs to be specified when calling `step`, but got one at "
-                    f"index {i} in the given schedulers sequence.")
-            if optimizer != scheduler.optimizer:
-                raise ValueError(
-                    f"{name} expects all schedulers to belong to the same optimizer, but got "
-                    f"scheduler {type(scheduler).__name__} at index {i} has "
-                    f"{scheduler.optimizer}, which is different from "
-                    f"{type(optimizer).__name__}.")
+        _check_schedulers(type(self).__name__, optimizer, schedulers, "")
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 "Sequential Schedulers expects number of schedulers provided to be one more "
@@ -78,3 +83,23 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state)
         for scheduler, saved in zip(self._schedulers, inner):
             scheduler.load_state_dict(saved)
+
+
+class ChainedScheduler(LRScheduler):
+    """Steps every scheduler at each step, in order (their factors compose). Not a
+    scheduler of its own: it keeps no epoch, only the last learning rates."""
+
+    def __init__(self, schedulers: list, optimizer: Optimizer | None = None) -> None:
+        optimizer = optimizer or schedulers[0].optimizer if schedulers else optimizer
+        _check_schedulers(type(self).__name__, optimizer, schedulers, " to be chained")
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [g["lr"] for g in schedulers[-1].optimizer.param_groups]
+
+    def step(self) -> None:
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [g["lr"] for g in self._schedulers[-1].optimizer.param_groups]
+
+    state_dict = SequentialLR.state_dict
+    load_state_dict = SequentialLR.load_state_dict

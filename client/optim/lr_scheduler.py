@@ -7,8 +7,10 @@ from ._lr_base import (EPOCH_DEPRECATION_WARNING, CosineAnnealingLR,  # noqa: F4
 from ._lr_cyclic import CyclicLR, OneCycleLR
 from ._lr_factor import ConstantLR, LinearLR, MultiplicativeLR, PolynomialLR
 from ._lr_plateau import ReduceLROnPlateau
-from ._lr_sequential import SequentialLR
+from ._lr_restarts import CosineAnnealingWarmRestarts
+from ._lr_sequential import ChainedScheduler, SequentialLR
 
-__all__ = ["ConstantLR", "CosineAnnealingLR", "CyclicLR", "ExponentialLR", "LRScheduler",
+__all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "CyclicLR", "ExponentialLR", "LRScheduler",
            "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
            "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]

@@ -71,6 +71,18 @@ CASES = {
     "Sequential_polynomial": ("sgd", 1, lambda S, o: S.SequentialLR(
         o, [S.LinearLR(o, 0.1, total_iters=2), S.PolynomialLR(o, total_iters=4),
             S.MultiStepLR(o, [1, 3])], milestones=[2, 6])),
+    "CosineAnnealingWarmRestarts": ("sgd", 1, lambda S, o: S.CosineAnnealingWarmRestarts(
+        o, T_0=3)),
+    "CosineAnnealingWarmRestarts_mult": ("sgd", 2, lambda S, o: S.CosineAnnealingWarmRestarts(
+        o, T_0=2, T_mult=2, eta_min=0.01)),
+    "CosineAnnealingWarmRestarts_adam": ("adam", 1, lambda S, o: S.CosineAnnealingWarmRestarts(
+        o, 4, 3, 1e-4)),
+    "Chained_constant_exponential": ("sgd", 2, lambda S, o: S.ChainedScheduler(
+        [S.ConstantLR(o, factor=0.5, total_iters=3), S.ExponentialLR(o, gamma=0.9)])),
+    "Chained_restarts_multistep": ("sgd", 1, lambda S, o: S.ChainedScheduler(
+        [S.CosineAnnealingWarmRestarts(o, T_0=3), S.MultiStepLR(o, [2, 5])], optimizer=o)),
+    "Chained_warmup_cosine": ("adam", 1, lambda S, o: S.ChainedScheduler(
+        [S.LinearLR(o, start_factor=0.2, total_iters=4), S.CosineAnnealingLR(o, T_max=6)])),
 }
 
 
@@ -166,6 +178,25 @@ def test_step_with_an_epoch_uses_the_closed_form_and_warns(name, epochs):
     assert results[0][1] == results[1][1] and len(results[0][1]) == len(epochs)
 
 
+@pytest.mark.parametrize("T_mult", [1, 2, 3])
+def test_warm_restarts_step_to_an_epoch_as_pytorch(T_mult):
+    """step(epoch) for whole and fractional epochs, back and forth (no warning there)."""
+    results = []
+    for lib in (rg, torch):
+        opt = _optimizer(lib, "sgd", 2)
+        sched = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, 2, T_mult, 0.005)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            lrs = []
+            for epoch in [0.5, 1, 2.25, 7, 3.5, 15.75, 1, 30]:
+                sched.step(epoch)
+                lrs.append((sched.get_last_lr(), sched.T_cur, sched.T_i, sched.last_epoch))
+            sched.step()
+            lrs.append(sched.get_last_lr())
+        results.append((lrs, [str(w.message) for w in seen if "epoch" in str(w.message)]))
+    assert _close(results[0], results[1]), results
+
+
 def _step_times(scheduler, n):
     for _ in range(n):
         scheduler.step()
@@ -192,6 +223,14 @@ ERRORS = {
     "sequential_milestones": lambda S, o: S.SequentialLR(o, [S.ConstantLR(o)], [1]),
     "sequential_plateau": lambda S, o: S.SequentialLR(
         o, [S.ConstantLR(o), S.ReduceLROnPlateau(o)], [2]),
+    "chained_empty": lambda S, o: S.ChainedScheduler([]),
+    "chained_plateau": lambda S, o: S.ChainedScheduler([S.ReduceLROnPlateau(o)]),
+    "chained_no_optimizer": lambda S, o: S.ChainedScheduler([S.ConstantLR(o), object()]),
+    "restarts_T_0": lambda S, o: S.CosineAnnealingWarmRestarts(o, 0),
+    "restarts_T_0_float": lambda S, o: S.CosineAnnealingWarmRestarts(o, 2.0),
+    "restarts_T_mult": lambda S, o: S.CosineAnnealingWarmRestarts(o, 2, T_mult=0),
+    "restarts_eta_min": lambda S, o: S.CosineAnnealingWarmRestarts(o, 2, eta_min="0"),
+    "restarts_negative_epoch": lambda S, o: S.CosineAnnealingWarmRestarts(o, 2).step(-1),
 }
 
 
