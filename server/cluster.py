@@ -114,7 +114,7 @@ class Cluster:
                 "worker", "--host", host, "--port", str(port), "--advertise-host",
                 a.advertise_host, "--backend", a.backend, "--device", str(a.device),
                 "--memory-limit", str(a.memory_limit), "--max-flops", str(a.max_flops),
-                *metrics, *self._common()),
+                "--budget-wait", str(a.budget_wait), *metrics, *self._common()),
                 env=self._env())
             addrs.append(f"{a.advertise_host}:{port}")
         return addrs

@@ -101,10 +101,14 @@ SETTINGS = [
             "4GiB) or a fraction (0.8) of the GPU's memory (cupy) or of physical memory "
             "(numpy); 0: no limit (cupy: the card's memory). A worker refuses a graph larger "
             "than the budget before fetching any leaf (RESOURCE_EXHAUSTED), holds one that "
-            "does not fit beside those running until they leave room (30 s at most, then "
+            "does not fit beside those running until they leave room (--budget-wait, then "
             "RESOURCE_EXHAUSTED), and advertises its limit, so that the gateway routes "
             "graphs only to workers they fit; on cupy it also caps CuPy's memory pool",
             (WORKER, CLUSTER), memory_size),
+    Setting("budget_wait", 30.0, "most seconds a worker holds a computation that does not "
+            "fit in its --memory-limit beside those running, waiting for room, before it "
+            "refuses it (RESOURCE_EXHAUSTED); never past the call's own deadline (it refuses "
+            "0.1 s before); 0: refuse at once", (WORKER, CLUSTER), float),
     Setting("metrics_port", 0, "port of the Prometheus /metrics endpoint; 0 disables it "
             "(cluster: gateway on this port, workers on the following ones)",
             (GATEWAY, WORKER, CLUSTER), int),

@@ -3,8 +3,10 @@
 `--memory-limit` is one budget for the whole worker: a computation is admitted only when
 its estimated peak fits in what the computations already running leave free, so four
 concurrent 240 MiB graphs on a 300 MiB worker run one after another instead of together.
-A call waits for room (while its caller waits, at most `wait` seconds), then is refused
-with RESOURCE_EXHAUSTED. A graph larger than the whole budget is refused at once.
+A call waits for room at most `wait` seconds (`--budget-wait`) and never past its own
+deadline (it is refused DEADLINE_MARGIN before, so that its caller learns why rather than
+seeing its deadline pass), then is refused with RESOURCE_EXHAUSTED. A graph larger than
+the whole budget is refused at once.
 
 Each call holds a `Ticket`; what the budget has given out is the sum of the tickets'
 holdings, so admitting is one assignment (`ticket.held = need`) and releasing one removal:
@@ -20,6 +22,8 @@ import time
 from remotegrad.proto.codec import TooLargeError
 
 from .estimate import describe_bytes
+
+DEADLINE_MARGIN = 0.1  # seconds before a call's deadline at which its wait for room ends
 
 
 class BudgetError(TooLargeError):
@@ -63,26 +67,35 @@ class Ticket:
 
     def take(self, need: int, cancel=None) -> None:
         """Wait until `need` bytes fit beside what the others hold (`cancel.check()` is
-        called while waiting), then hold them; BudgetError after `budget.wait` seconds."""
+        called while waiting), then hold them; BudgetError after `budget.wait` seconds, or
+        DEADLINE_MARGIN before `cancel.deadline` (a time.monotonic() value, or None)."""
         b = self.budget
         if not b.limit:
             return
-        end = time.monotonic() + b.wait
+        start = time.monotonic()
+        end = start + b.wait
+        deadline = getattr(cancel, "deadline", None)
+        if deadline is not None:
+            end = min(end, deadline - DEADLINE_MARGIN)
         with b._cond:
             while b._used() + need > b.limit:
                 left = end - time.monotonic()
                 if left <= 0:
-                    busy = b._used()
-                    raise BudgetError(
-                        f"this worker's memory budget ({describe_bytes(b.limit)}, {b.where}) "
-                        f"has {describe_bytes(max(0, b.limit - busy))} free: "
-                        f"{describe_bytes(busy)} is held by the computations running now; "
-                        f"this one needs about {describe_bytes(need)} at its peak (waited "
-                        f"{b.wait:.0f}s)")
+                    raise self._refusal(need, time.monotonic() - start)
                 b._cond.wait(min(left, 0.05))
                 if cancel is not None:
                     cancel.check()
             self.held = need
+
+    def _refusal(self, need: int, waited: float) -> BudgetError:
+        b = self.budget
+        busy = b._used()
+        why = "--budget-wait" if waited >= b.wait - DEADLINE_MARGIN else "the call's deadline"
+        return BudgetError(
+            f"this worker's memory budget ({describe_bytes(b.limit)}, {b.where}) has "
+            f"{describe_bytes(max(0, b.limit - busy))} free: {describe_bytes(busy)} is held "
+            f"by the computations running now; this one needs about {describe_bytes(need)} "
+            f"at its peak (waited {waited:.1f}s, the most {why} allows)")
 
     def release(self) -> None:
         self.budget._release(self)

@@ -56,6 +56,7 @@ class Cancellation:
         self._thread: int | None = None
         self._state = "idle"  # idle → running → (signalled →) done
         self.cancelled = False
+        self.deadline: float | None = None  # the call's, time.monotonic(); the budget reads it
 
     def cancel(self) -> None:
         with self._lock:

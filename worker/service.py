@@ -88,6 +88,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         token = request_id.set(meta.get("x-request-id", "-"))
         start, code = time.perf_counter(), "OK"
         cancel = Cancellation()
+        left = context.time_remaining()  # the budget's wait ends before the deadline
+        cancel.deadline = time.monotonic() + left if left is not None else None
         # Runs when the RPC ends: at once when the gateway cancels or the deadline passes.
         if not context.add_callback(cancel.cancel):
             cancel.cancel()  # the RPC already ended: do not start
@@ -207,8 +209,8 @@ def serve(args) -> None:
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
-    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(
-        store, be, address, load, Budget(be.memory_limit, args.max_flops, where=be.where)), server)
+    budget = Budget(be.memory_limit, args.max_flops, args.budget_wait, be.where)
+    pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address, load, budget), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
                                                with_reflection=False)
     metrics.serve(args.metrics_port, args.host)

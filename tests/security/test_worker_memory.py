@@ -1,0 +1,94 @@
+"""Issue 15, items 7 and 8 (their last parts): what a worker holds is inside its budget.
+
+- The budget's wait for room is a setting (`--budget-wait`) and ends before the call's own
+  deadline: a call that cannot fit is refused RESOURCE_EXHAUSTED saying which bound ended
+  its wait, never left to run into DEADLINE_EXCEEDED.
+- The worker's tensor cache and plan cache count against `--memory-limit`: a call that
+  does not fit beside them evicts them first (before, a 200 MiB worker kept 1 GiB of
+  cached tensors beside its budget).
+- An inline leaf's copies are counted (the request's, the cache's, the array).
+
+Each test runs a real gateway and worker (raw gRPC client) and reads the worker's RSS from
+/proc/<pid>/status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+
+from procs import start_redis, stop
+from remotegrad.proto import codec
+from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+from remotegrad.proto.codec import WireNode
+from sectools import Procs, as_tenant, code_of, wait_for_workers
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "tok-worker-memory-0123456"
+MIB = 1 << 20
+
+
+def _start(tmp_path, *worker_args):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    redis = start_redis()
+    procs = Procs(redis, tmp_path)
+    gw = procs.gateway("--tokens", f"{TOKEN}=alice")
+    worker = procs.worker(*worker_args)
+    stub = pb_grpc.GatewayStub(grpc.insecure_channel(
+        gw.address, options=[("grpc.max_send_message_length", -1)]))
+    wait_for_workers(stub, 1, TOKEN)
+    return redis, procs, stub, worker
+
+
+def _slow_product(n: int = 7168):
+    """full((n, n)) @ full((n, n)): 3 × 196 MiB, 6 s or more of BLAS (in row blocks)."""
+    nodes = [WireNode(0, "full", (), {"shape": (n, n), "value": 1.0, "dtype": "float32"}),
+             WireNode(1, "full", (), {"shape": (n, n), "value": 1.0 / n, "dtype": "float32"}),
+             WireNode(2, "mm", (0, 1), {}),
+             WireNode(3, "sum", (2,), {"dim": None, "keepdim": False})]
+    return codec.encode_request(nodes, [], [3])
+
+
+def _call(stub, req, timeout):
+    return code_of(lambda: stub.Compute(req, metadata=as_tenant(TOKEN), timeout=timeout))
+
+
+def test_the_budget_wait_is_a_setting_and_ends_before_the_deadline(tmp_path):
+    """On a 700 MiB worker with --budget-wait 1, one 590 MiB product runs; a second waits
+    1 s and is refused naming --budget-wait; on one with the default 30 s, a second call
+    with a 2 s deadline is refused before its deadline, naming it."""
+    redis, procs, stub, _ = _start(tmp_path, "--memory-limit", "700MiB",
+                                   "--budget-wait", "1")
+    try:
+        first = threading.Thread(target=_call, args=(stub, _slow_product(), 5))
+        first.start()
+        time.sleep(0.5)  # the first admitted
+        t0 = time.monotonic()
+        code, details = _call(stub, _slow_product(), 20)
+        took = time.monotonic() - t0
+        assert code == "RESOURCE_EXHAUSTED", (code, details)
+        assert "--budget-wait" in details and "waited 1." in details, details
+        assert 0.9 < took < 2.5, took
+        first.join(30)
+    finally:
+        procs.close()
+        stop(redis.proc)
+    redis, procs, stub, _ = _start(tmp_path / "default", "--memory-limit", "700MiB")
+    try:
+        first = threading.Thread(target=_call, args=(stub, _slow_product(), 5))
+        first.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        code, details = _call(stub, _slow_product(), 2)
+        took = time.monotonic() - t0
+        assert code == "RESOURCE_EXHAUSTED", (code, details)
+        assert "the call's deadline" in details, details
+        assert took < 2.0, took
+        first.join(30)
+    finally:
+        procs.close()
+        stop(redis.proc)
