@@ -5,9 +5,11 @@ results and are not differentiable (vjp=None)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from ._checks import fail_if
 from ._int_power import int_power, whole_exponent
-from ._registry import OpDef, register
+from ._registry import define
 from ._samples import B, C, F, I, P, S, X
 from ._samples import binary as binary_samples
 from ._types import (
@@ -130,34 +132,34 @@ def _max_rule(g, x, y, loses):
     return (x == y).where(g / 2, loses.where(0.0, g))
 
 
-def binary(name, fwd, vjp, torch_name, infer=infer_binary, samples=binary_samples(), attrs=None,
-           ufunc=None):
-    return register(OpDef(name, 2, infer, fwd, vjp, attrs=attrs or {}, torch_name=torch_name,
-                          promote=True, samples=samples, ufunc=ufunc))
+# Binary arithmetic: two inputs, cast to their result type (PyTorch's promotion).
+_binary = partial(define, nin=2, infer=infer_binary, promote=True, samples=binary_samples())
 
 
 _SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
 
 # --- arithmetic -------------------------------------------------------------------------
-binary("add", lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
-       (lambda g, x, y, out, alpha: g, lambda g, x, y, out, alpha: g * alpha if alpha != 1 else g),
-       "AddBackward0", lambda m, alpha: infer_binary(m),
-       binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),),
-       attrs={"alpha": ("scalar", 1)}, ufunc="add")
-binary("sub", lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
-       (lambda g, x, y, out, alpha: g,
-        lambda g, x, y, out, alpha: -g * alpha if alpha != 1 else -g),
-       "SubBackward0", lambda m, alpha: _no_bool_sub(m),
-       binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=0.5),),
-       attrs={"alpha": ("scalar", 1)}, ufunc="subtract")
-binary("mul", lambda xp, a, b: a * b,
-       (lambda g, x, y, out: g * y, lambda g, x, y, out: g * x), "MulBackward0",
-       samples=binary_samples() + _SCALAR_SAMPLES, ufunc="multiply")
-binary("div", _div_forward, (_div_x, _div_y), "DivBackward0", _infer_div,
-       binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
-                       S(F(3, 4), P(4), rounding_mode="floor"),
-                       S(F(3, 4), P(4), rounding_mode="trunc")),
-       attrs={"rounding_mode": ("optional_str", None)}, ufunc="true_divide")
+_binary("add", infer=lambda m, alpha: infer_binary(m), ufunc="add",
+        forward=lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
+        vjp=(lambda g, x, y, out, alpha: g,
+             lambda g, x, y, out, alpha: g * alpha if alpha != 1 else g),
+        attrs={"alpha": ("scalar", 1)},
+        samples=binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),))
+_binary("sub", infer=lambda m, alpha: _no_bool_sub(m), ufunc="subtract",
+        forward=lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
+        vjp=(lambda g, x, y, out, alpha: g,
+             lambda g, x, y, out, alpha: -g * alpha if alpha != 1 else -g),
+        attrs={"alpha": ("scalar", 1)},
+        samples=binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=0.5),))
+_binary("mul", ufunc="multiply",
+        vjp=(lambda g, x, y, out: g * y, lambda g, x, y, out: g * x),
+        samples=binary_samples() + _SCALAR_SAMPLES)
+_binary("div", infer=_infer_div, ufunc="true_divide", forward=_div_forward,
+        vjp=(_div_x, _div_y),
+        attrs={"rounding_mode": ("optional_str", None)},
+        samples=binary_samples(F, P) + (S(F(3, 4), C(2.5)), S(C(3.0), P(2, 3)),
+                                S(F(3, 4), P(4), rounding_mode="floor"),
+                                S(F(3, 4), P(4), rounding_mode="trunc")))
 def _infer_pow(metas):
     out = infer_binary(metas)
     if out.dtype == "bool" and not (metas[1].weak and metas[1].dtype == "bool"):
@@ -180,9 +182,9 @@ def _pow_forward(xp, a, b):
 
 
 # No `ufunc`: the engine would then call xp.power directly, integers included.
-binary("pow", _pow_forward, (_pow_x, _pow_y), "PowBackward0", _infer_pow,
-       samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
-                               S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
+_binary("pow", infer=_infer_pow, forward=_pow_forward, vjp=(_pow_x, _pow_y),
+        samples=binary_samples(P, F) + (S(F(3, 4), C(3)), S(P(3, 4), C(2.5)),
+                                S(C(2.0), F(2, 3)), S(P(3, 4), C(-1.5))))
 # lerp(start, end, weight) with PyTorch's formula: from start for |weight| < 0.5, from end
 # otherwise (so lerp(inf, 0.13, inf) is -inf, not inf - inf). The SDK's lerp checks the
 # dtypes and names the node LerpBackward0/1 (the catalog keeps `lerp` free for it).
@@ -191,26 +193,23 @@ def _lerp_forward(xp, a, b, w):
     return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1 - w))
 
 
-register(OpDef("lerp_kernel", 3, lambda metas: Meta(broadcast_all(metas), result_type(metas)),
-               _lerp_forward,
-               (lambda g, a, b, w, out: g * (1 - w), lambda g, a, b, w, out: g * w,
-                lambda g, a, b, w, out: g * (b - a)),
-               torch_name="LerpBackward1", promote=True, fusable=_lerp_forward,
-               samples=(S(F(3, 4), F(3, 4), F(3, 4)), S(F(3), F(2, 3), C(0.3)),
-                        S(F(2, 3), F(3), C(0.7)), S(F(), F(3), F(2, 1)),
-                        S(X([float("inf"), -float("inf"), 1.0]), X([0.13, 0.13, 2.0]),
-                          X([float("inf"), -float("inf"), 0.6]), fd=False))))
+define("lerp_kernel", nin=3, infer=lambda metas: Meta(broadcast_all(metas), result_type(metas)),
+       forward=_lerp_forward,
+       vjp=(lambda g, a, b, w, out: g * (1 - w), lambda g, a, b, w, out: g * w,
+            lambda g, a, b, w, out: g * (b - a)), promote=True, fusable=_lerp_forward,
+       samples=(S(F(3, 4), F(3, 4), F(3, 4)), S(F(3), F(2, 3), C(0.3)),
+                S(F(2, 3), F(3), C(0.7)), S(F(), F(3), F(2, 1)),
+                S(X([float("inf"), -float("inf"), 1.0]), X([0.13, 0.13, 2.0]),
+                  X([float("inf"), -float("inf"), 0.6]), fd=False)))
 # Ties split the gradient; a NaN against a number passes it to both.
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),
          S(X([1.0, float("nan"), 2.0, 3.0]), X([1.0, 1.0, float("nan"), 0.0]), fd=False))
-binary("maximum", lambda xp, a, b: xp.maximum(a, b),
-       (lambda g, x, y, out: _max_rule(g, x, y, x < y),
-        lambda g, x, y, out: _max_rule(g, x, y, y < x)), "MaximumBackward0",
-       samples=binary_samples() + _TIES, ufunc="maximum")
-binary("minimum", lambda xp, a, b: xp.minimum(a, b),
-       (lambda g, x, y, out: _max_rule(g, x, y, x > y),
-        lambda g, x, y, out: _max_rule(g, x, y, y > x)), "MinimumBackward0",
-       samples=binary_samples() + _TIES, ufunc="minimum")
+_binary("maximum", ufunc="maximum",
+        vjp=(lambda g, x, y, out: _max_rule(g, x, y, x < y),
+             lambda g, x, y, out: _max_rule(g, x, y, y < x)), samples=binary_samples() + _TIES)
+_binary("minimum", ufunc="minimum",
+        vjp=(lambda g, x, y, out: _max_rule(g, x, y, x > y),
+             lambda g, x, y, out: _max_rule(g, x, y, y > x)), samples=binary_samples() + _TIES)
 # remainder takes the divisor's sign (Python's %), fmod the dividend's (C's fmod).
 def _fmod(xp, a, b):
     nonzero_divisor(xp, a, b)
@@ -227,18 +226,18 @@ def _remainder(xp, a, b):
     return xp.where((m != 0) & ((m < 0) != (b < 0)), m + b, m)
 
 
-binary("remainder", _remainder,
-       (lambda g, x, y, out: g,
-        lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")), "RemainderBackward0",
-       infer=lambda metas: _no_bool_kernel("remainder_cpu", infer_binary(metas)),
-       samples=(S(F(3, 4, low=-5, high=5), P(4)),
-                S(F(2, 3, low=-5, high=5), C(1.5))))
-binary("fmod", _fmod,
-       (lambda g, x, y, out: g,
-        lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")), "FmodBackward0",
-       infer=lambda metas: _no_bool_kernel("fmod_cpu", infer_binary(metas)),
-       samples=(S(F(3, 4, low=-5, high=5), P(4)),
-                S(F(2, 3, low=-5, high=5), C(1.5))))
+_binary("remainder", infer=lambda metas: _no_bool_kernel("remainder_cpu", infer_binary(metas)),
+        forward=_remainder,
+        vjp=(lambda g, x, y, out: g,
+             lambda g, x, y, out: -g * x.div(y, rounding_mode="floor")),
+        samples=(S(F(3, 4, low=-5, high=5), P(4)),
+                 S(F(2, 3, low=-5, high=5), C(1.5))))
+_binary("fmod", infer=lambda metas: _no_bool_kernel("fmod_cpu", infer_binary(metas)),
+        forward=_fmod,
+        vjp=(lambda g, x, y, out: g,
+             lambda g, x, y, out: -g * x.div(y, rounding_mode="trunc")),
+        samples=(S(F(3, 4, low=-5, high=5), P(4)),
+                 S(F(2, 3, low=-5, high=5), C(1.5))))
 
 
 def _infer_neg(metas):
@@ -250,8 +249,7 @@ def _infer_neg(metas):
 
 
 _UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
-register(OpDef("neg", 1, _infer_neg, lambda xp, a: -a, (lambda g, x, out: -g,),
-               torch_name="NegBackward0", samples=_UNARY, ufunc="negative"))
+define("neg", infer=_infer_neg, ufunc="negative", vjp=lambda g, x, out: -g, samples=_UNARY)
 
 
 def _infer_abs(metas):
@@ -260,9 +258,8 @@ def _infer_abs(metas):
     return Meta(metas[0].shape, metas[0].dtype)
 
 
-register(OpDef("abs", 1, _infer_abs, lambda xp, a: xp.abs(a),
-               (lambda g, x, out: g * x.sign(),), torch_name="AbsBackward0",
-               samples=_UNARY, ufunc="absolute"))
+define("abs", infer=_infer_abs, ufunc="absolute", vjp=lambda g, x, out: g * x.sign(),
+       samples=_UNARY)
 
 
 def _sign_of_number(xp, a):
@@ -277,11 +274,11 @@ def _sign(xp, a):
 
 # sign's derivative is zeros, passed on (not dropped) as PyTorch does: a later rule whose
 # local derivative is NaN or inf then makes NaN of it there, as there.
-register(OpDef("sign", 1, lambda m: Meta(m[0].shape, m[0].dtype), _sign,
-               (lambda g, x, out: x.full_like(0.0),), torch_name="SignBackward0",
-               fusable=_sign_of_number,  # (abs's rule: g * sign(x), in elementwise chains)
-               samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
-                                   fd=False),)))
+define("sign", infer=lambda m: Meta(m[0].shape, m[0].dtype), forward=_sign,
+       vjp=lambda g, x, out: x.full_like(0.0),
+       fusable=_sign_of_number,  # (abs's rule: g * sign(x), in elementwise chains)
+       samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
+                           fd=False),))
 
 
 # --- rounding (floor, ceil, trunc, round) -------------------------------------------------
@@ -309,12 +306,13 @@ _ROUNDING = (S(F(low=-3.0, high=3.0)), S(F(3, 4, low=-3.0, high=3.0)), S(F(0, 3)
              S(F(2, 1, 3, low=-3.0, high=3.0)), S(I((3, 4), 10, -10)),
              S(X([0.5, 1.5, 2.5, -0.5, -2.5, -0.0, 0.0, float("nan"), float("inf"),
                   -float("inf"), 1e30, -1e-30]), fd=False))
-for _name, _uf in (("floor", "floor"), ("ceil", "ceil"), ("trunc", "trunc")):
-    _fwd = _rounded(_uf)
-    register(OpDef(_name, 1, _no_bool_rounding(f"{_name}_vml_cpu"), _fwd,
-                   (lambda g, x, out: x.full_like(0.0),),
-                   torch_name=f"{_name.capitalize()}Backward0", fusable=_fwd,
-                   samples=_ROUNDING))
+_FLOOR, _CEIL, _TRUNC = _rounded("floor"), _rounded("ceil"), _rounded("trunc")
+define("floor", infer=_no_bool_rounding("floor_vml_cpu"), forward=_FLOOR, fusable=_FLOOR,
+       vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
+define("ceil", infer=_no_bool_rounding("ceil_vml_cpu"), forward=_CEIL, fusable=_CEIL,
+       vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
+define("trunc", infer=_no_bool_rounding("trunc_vml_cpu"), forward=_TRUNC, fusable=_TRUNC,
+       vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
 
 
 def _infer_round(metas: list[Meta], decimals) -> Meta:
@@ -339,18 +337,17 @@ def _round(xp, a, decimals):
 
 # decimals=None is PyTorch's round(x) (RoundBackward0, integers allowed); any int, 0
 # included, its round.decimals overload (RoundBackward1, floats only): the SDK names it.
-register(OpDef("round", 1, _infer_round, _round,
-               (lambda g, x, out, decimals: x.full_like(0.0),),
-               attrs={"decimals": ("optional_int", None)}, torch_name="RoundBackward0",
-               fusable=_round,  # (a cast inside cupy.fuse that fails falls back unfused)
-               samples=_ROUNDING + (
-                   S(F(3, 4, low=-5.0, high=5.0), decimals=1),
-                   S(F(2, 3, low=-500.0, high=500.0), decimals=-2),
-                   S(F(3), decimals=0),
-                   S(X([1.25, 0.05, 2.675, -0.35, 1234.5678, -0.04, float("nan"),
-                        float("inf")]), decimals=2, fd=False),
-                   S(X([0.5, 1.25, -2.5, -0.04, 1234.5678]), decimals=1, fd=False),
-                   S(X([150.0, 250.0, -40.0, 1234.5678]), decimals=-2, fd=False))))
+define("round", infer=_infer_round, forward=_round,
+       vjp=lambda g, x, out, decimals: x.full_like(0.0),
+       attrs={"decimals": ("optional_int", None)},
+       fusable=_round,  # (a cast inside cupy.fuse that fails falls back unfused)
+       samples=_ROUNDING + (S(F(3, 4, low=-5.0, high=5.0), decimals=1),
+                            S(F(2, 3, low=-500.0, high=500.0), decimals=-2),
+                            S(F(3), decimals=0),
+                            S(X([1.25, 0.05, 2.675, -0.35, 1234.5678, -0.04, float("nan"),
+                                 float("inf")]), decimals=2, fd=False),
+                            S(X([0.5, 1.25, -2.5, -0.04, 1234.5678]), decimals=1, fd=False),
+                            S(X([150.0, 250.0, -40.0, 1234.5678]), decimals=-2, fd=False)))
 
 
 def _infer_clamp(metas, min, max):  # noqa: A002  (PyTorch's argument names)
@@ -379,44 +376,33 @@ def _clamp_vjp(g, x, out, min, max):  # noqa: A002
     return inside.where(g, 0.0)
 
 
-register(OpDef("clamp", 1, _infer_clamp, _clamp_forward, (_clamp_vjp,),
-               attrs={"min": ("optional_scalar", None), "max": ("optional_scalar", None)},
-               torch_name="ClampBackward1",
-               samples=(S(F(3, 4), min=-0.5, max=0.7), S(F(), min=0.1), S(F(2, 3), max=0.2),
-                        S(F(0, 2), min=-1.0, max=1.0),
-                        S(X([0.0, -0.0, float("nan"), 1.0]), min=-0.0, max=0.5, fd=False))))
+define("clamp", infer=_infer_clamp, forward=_clamp_forward, vjp=_clamp_vjp,
+       attrs={"min": ("optional_scalar", None), "max": ("optional_scalar", None)},
+       samples=(S(F(3, 4), min=-0.5, max=0.7), S(F(), min=0.1), S(F(2, 3), max=0.2),
+                S(F(0, 2), min=-1.0, max=1.0),
+                S(X([0.0, -0.0, float("nan"), 1.0]), min=-0.0, max=0.5, fd=False)))
 
 
 # --- comparison and logic (bool results, not differentiable) ----------------------------
-def _ufunc(name):
-    """forward(xp, *arrays) = xp.<name>(*arrays), for numpy or cupy alike."""
-    return lambda xp, *arrays: getattr(xp, name)(*arrays)
-
-
-def compare(name, ufunc, infer=infer_compare, nin=2):
-    smp = (S(F(3, 4), F(4)), S(F(2, 3), C(0.5)), S(F(0, 2), F(2)))
-    if name.startswith("logical"):  # PyTorch takes no Python number here
-        smp = (S(F(3, 4), F(4)), S(B(2, 3), B(2, 3)), S(F(0, 2), F(2)))
-    if nin == 1:
-        smp = (S(F(3, 4)), S(F()), S(F(0, 2)))
-    return register(OpDef(name, nin, infer, _ufunc(ufunc), None, promote=nin == 2,
-                          samples=smp, ufunc=ufunc))
-
-
 def _bool_unary(metas):
     return Meta(metas[0].shape, "bool")
 
 
-compare("eq", "equal")
-compare("ne", "not_equal")
-compare("lt", "less")
-compare("le", "less_equal")
-compare("gt", "greater")
-compare("ge", "greater_equal")
-compare("logical_and", "logical_and")
-compare("logical_or", "logical_or")
-compare("logical_xor", "logical_xor")
-compare("logical_not", "logical_not", _bool_unary, 1)
-compare("isnan", "isnan", _bool_unary, 1)
-compare("isinf", "isinf", _bool_unary, 1)
-compare("isfinite", "isfinite", _bool_unary, 1)
+_compare = partial(define, nin=2, infer=infer_compare, promote=True,
+                   samples=(S(F(3, 4), F(4)), S(F(2, 3), C(0.5)), S(F(0, 2), F(2))))
+_compare("eq", ufunc="equal")
+_compare("ne", ufunc="not_equal")
+_compare("lt", ufunc="less")
+_compare("le", ufunc="less_equal")
+_compare("gt", ufunc="greater")
+_compare("ge", ufunc="greater_equal")
+# PyTorch's logical ops take no Python number
+_logical = partial(_compare, samples=(S(F(3, 4), F(4)), S(B(2, 3), B(2, 3)), S(F(0, 2), F(2))))
+_logical("logical_and", ufunc="logical_and")
+_logical("logical_or", ufunc="logical_or")
+_logical("logical_xor", ufunc="logical_xor")
+_bool_of_one = partial(define, infer=_bool_unary, samples=(S(F(3, 4)), S(F()), S(F(0, 2))))
+_bool_of_one("logical_not", ufunc="logical_not")
+_bool_of_one("isnan", ufunc="isnan")
+_bool_of_one("isinf", ufunc="isinf")
+_bool_of_one("isfinite", ufunc="isfinite")
