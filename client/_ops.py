@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from remotegrad.proto import catalog
 
+from . import _clamp as _clamp_tensors
 from . import _dtypes
 from ._op_table import TABLE, Spec, grad_name, internal
 from ._tensor_base import TensorBase, apply
@@ -80,6 +81,8 @@ _OPTIONAL_NONE = frozenset({"dim", "correction", "min", "max", "rounding_mode"})
 
 def call(name: str, args: tuple, kwargs: dict) -> Tensor:
     spec = TABLE[name]
+    if spec.op == "clamp" and _clamp_tensors.tensor_bounds(args, kwargs):
+        return _clamp_tensors.clamp(name, args, kwargs)  # composed: the op takes numbers
     operands, attrs = bind(name, spec, args, kwargs)
     grad = spec.grad(operands, attrs) if callable(spec.grad) else spec.grad
     return apply(spec.op, *operands, torch_name=grad, **attrs)

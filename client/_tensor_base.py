@@ -21,7 +21,7 @@ import numpy as np
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 
-from . import _dtypes
+from . import _dtypes, _to
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
@@ -63,6 +63,11 @@ def new(node: Node) -> Tensor:
 def from_array(array) -> Tensor:
     """A new leaf tensor holding `array` (as Tensor._from_array)."""
     return _tensor_class(leaf(np.asarray(array)))
+
+
+# Set by autograd.forward_ad while a dual level is open: tensor → (hide its grad_fn, its
+# tangent or None), for repr.
+dual_repr: Any = None
 
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
@@ -467,10 +472,15 @@ class TensorBase(TensorMeta):
 
     def __repr__(self, *, tensor_contents=None) -> str:
         suffixes = []
-        if self.grad_fn is not None:
+        hidden, tangent = dual_repr(self) if dual_repr is not None else (False, None)
+        if hidden:
+            pass  # a dual's stand-in grad only (autograd.forward_ad): PyTorch shows none
+        elif self.grad_fn is not None:
             suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self.requires_grad:
             suffixes.append("requires_grad=True")
+        if tangent is not None:  # PyTorch writes a 0-d tangent as its number
+            suffixes.append(f"tangent={tangent.item() if tangent.dim() == 0 else tangent!r}")
         return tensor_repr(self._value(), dtype=self._node.meta.dtype, suffixes=suffixes)
 
     def __format__(self, spec: str) -> str:
@@ -499,8 +509,7 @@ class TensorBase(TensorMeta):
         """to(dtype), to(device), to(device, dtype), to(other), with PyTorch's overloads and
         errors (_to.parse: a string is a device there); the CPU is the only device here (the
         cluster chooses where arithmetic runs); a dtype change (or copy=True) records a cast."""
-        from ._to import parse
-        name, copy = parse(self._node.meta.dtype, args, kwargs)
+        name, copy = _to.parse(self._node.meta.dtype, args, kwargs)
         if name == self._node.meta.dtype and not copy:
             return self
         return apply("cast", self, dtype=name, torch_name="ToCopyBackward0")
@@ -509,8 +518,7 @@ class TensorBase(TensorMeta):
         if dtype is None:
             return f"torch.{torch_type_name(self._node.meta.dtype)}Tensor"
         if isinstance(dtype, str):  # 'torch.DoubleTensor' (not a device, unlike to's)
-            from ._to import type_name
-            dtype = getattr(_dtypes, type_name(dtype))
+            dtype = getattr(_dtypes, _to.type_name(dtype))
         return self.to(dtype)
 
     def type_as(self, other: Tensor) -> Tensor:

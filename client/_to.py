@@ -20,6 +20,7 @@ from typing import Any
 from . import _dtypes
 from ._default_device import _KNOWN
 from ._size import device as _device
+from ._tensor_meta import _TORCH_TYPE, TensorMeta
 
 _OVERLOADS = (
     " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, "
@@ -37,8 +38,7 @@ _PY_TYPES = {builtins.float: "float64", builtins.int: "int64", builtins.bool: "b
 
 
 def _type_name(value: Any) -> str:
-    from ._tensor_base import TensorBase
-    if isinstance(value, TensorBase):
+    if isinstance(value, TensorMeta):
         return "Tensor"
     if isinstance(value, _dtypes.dtype):
         return "torch.dtype"
@@ -129,7 +129,6 @@ def _bind(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict | None:
 def parse(self_meta_dtype: str, args: tuple, kwargs: dict) -> tuple[str, bool]:
     """(target dtype name, copy) for Tensor.to(*args, **kwargs) on a tensor of the given
     dtype; raises PyTorch's errors."""
-    from ._tensor_base import TensorBase
     b = _bind(("device", "dtype", *_FLAGS), args, kwargs)
     if b is not None and _is_device(b.get("device")) and (
             b.get("dtype") is None or _is_dtype(b["dtype"])):
@@ -139,7 +138,7 @@ def parse(self_meta_dtype: str, args: tuple, kwargs: dict) -> tuple[str, bool]:
     if b is not None and _is_dtype(b.get("dtype")):
         return _dtype_name(b["dtype"]), b.get("copy", False)
     b = _bind(("tensor", *_FLAGS), args, kwargs)
-    if b is not None and isinstance(b.get("tensor"), TensorBase):
+    if b is not None and isinstance(b.get("tensor"), TensorMeta):
         return b["tensor"].dtype.name, b.get("copy", False)
     raise _invalid(args, kwargs)
 
@@ -147,7 +146,6 @@ def parse(self_meta_dtype: str, args: tuple, kwargs: dict) -> tuple[str, bool]:
 def type_name(spec: str) -> str:
     """Tensor.type's string form, 'torch.DoubleTensor' → 'float64' (PyTorch's ValueError
     for any other string, a dtype name included)."""
-    from ._tensor_meta import _TORCH_TYPE
     by_type = {f"torch.{t}Tensor": n for n, t in _TORCH_TYPE.items()}
     if spec in by_type:
         return by_type[spec]

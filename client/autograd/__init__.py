@@ -6,11 +6,11 @@ import types
 from .._autograd import backward, grad
 from .._custom import Function, FunctionCtx
 from .._grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
-from . import functional
+from . import forward_ad, functional
 from .gradcheck import gradcheck, gradgradcheck  # the functions, as PyTorch binds them
 
-__all__ = ["Function", "FunctionCtx", "backward", "enable_grad", "functional", "grad",
-           "gradcheck", "gradgradcheck", "inference_mode", "no_grad", "set_grad_enabled"]
+__all__ = ["Function", "FunctionCtx", "backward", "enable_grad", "forward_ad", "functional",
+           "grad", "gradcheck", "gradgradcheck", "inference_mode", "no_grad", "set_grad_enabled"]
 
 
 class _Package(types.ModuleType):
