@@ -9,7 +9,8 @@ PyTorch's parser refuses ("Invalid device string: 'float64'"), and a string give
 dtype= matches no overload (TypeError). Arguments that match none get PyTorch's TypeError,
 listing what was passed and the overloads. A device is checked as PyTorch's CPU-only build
 checks it (cuda: AssertionError, other known types: not linked); the CPU is the only one a
-remotegrad tensor can be on (where its arithmetic runs is the cluster's choice)."""
+remotegrad tensor can be on (where its arithmetic runs is the cluster's choice). 'meta' is
+accepted and keeps the data (remotegrad has no tensors without data)."""
 
 from __future__ import annotations
 
@@ -87,13 +88,10 @@ def check_device(spec: Any) -> bool:
         kind, indexed = _parse(spec.type), True
     else:
         kind, indexed = _parse(spec), ":" in spec
-    if kind == "cpu":
-        return indexed
+    if kind in ("cpu", "meta"):  # no meta tensors here: the data stays (a skeleton
+        return indexed             # module, .to('meta'), is filled by functional_call)
     if kind in _NOT_COMPILED:
         raise AssertionError(f"Torch not compiled with {_NOT_COMPILED[kind]} enabled")
-    if kind == "meta":
-        raise NotImplementedError("to('meta'): remotegrad has no meta tensors (tensors "
-                                  "without data); only 'cpu' is supported")
     raise RuntimeError(f"PyTorch is not linked with support for {kind} devices")
 
 
