@@ -47,7 +47,7 @@ sched = lr_scheduler.ChainedScheduler([
     lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2, eta_min=0.001),
     lr_scheduler.ExponentialLR(opt, gamma=0.95)])
 lrs = []
-for epoch in range(10):
+for _ in range(10):
     opt.zero_grad()
     (p ** 2).sum().backward()
     opt.step()
