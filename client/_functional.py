@@ -86,16 +86,19 @@ _CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
 
 
 def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    if _integral(input):
-        kernel = ("lerp_kernel_tensor" if isinstance(weight, TensorBase)
-                  else "lerp_kernel_scalar")
-        raise NotImplementedError(f'"{kernel}" not implemented for '
-                                  f"'{torch_dtype_name(input.dtype.name)}'")
     # No promotion: end (and a weight with dims) must have input's dtype, as in PyTorch.
     for what, t in (("end", end), ("weight", weight)):
         if isinstance(t, TensorBase) and t.dtype != input.dtype and (what == "end" or t.dim()):
             raise RuntimeError(f"expected dtype {_CPP_NAMES[input.dtype.name]} for `{what}` "
                                f"but got dtype {_CPP_NAMES[t.dtype.name]}")
+    # PyTorch's kernel runs in the dtype common to the three tensors: a floating 0-d weight
+    # tensor makes it floating (lerp of int64 start and end is then a float result)
+    if _integral(input) and not (isinstance(weight, TensorBase) and not weight.dim()
+                                 and weight.dtype.name in FLOATING):
+        kernel = ("lerp_kernel_tensor" if isinstance(weight, TensorBase)
+                  else "lerp_kernel_scalar")
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{torch_dtype_name(input.dtype.name)}'")
     # PyTorch's names: LerpBackward0 for a Python number weight, LerpBackward1 for a tensor.
     return apply("lerp_kernel", input, end, weight,
                  torch_name="LerpBackward1" if isinstance(weight, TensorBase)

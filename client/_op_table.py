@@ -232,6 +232,9 @@ def _round_name(operands: list, attrs: dict) -> str:
     return "RoundBackward0" if attrs.get("decimals") is None else "RoundBackward1"
 
 
+# PyTorch's nll_loss nodes save its input, target and weight; cross_entropy's input there is
+# log_softmax's result (not the user's), so the codes (one per name) leave the input out.
+_NLL_SAVES = {"NllLossBackward0": "bc", "NllLoss2DBackward0": "bc"}
 # Spec shorthands: a method and function (MF), with the in-place method too (MFI).
 MF, MFI = Spec(), Spec(forms="mfi")
 _CLAMP = Spec(params=("min", "max"), forms="mfi", adapt=_clamp)
@@ -352,33 +355,37 @@ ROWS: dict[str, Row] = {
     **{op: Row(saves="") for op in ("repeat", "cat", "stack")},
     "pad": Row(grad="ConstantPadNdBackward0", saves=""),  # nn.functional.pad
     # Tensor.__getitem__ (_shape.py); a view where no tensor is among the operands
-    "index": Row(view=True),
+    "index": Row(view=True, saves={"IndexBackward0": "b"}),  # the (first) index tensor
     # --- indexing -----------------------------------------------------------------------
     "index_select": Row(names={"index_select": Spec(nin=1, params=("dim", "index"),
-                                                    adapt=_move("index"))}),
+                                                    adapt=_move("index"))}, saves="b"),
     "gather": Row(names={"gather": Spec(nin=1, params=("dim", "index"),
-                                        adapt=_move("index"))}),
+                                        adapt=_move("index"))}, saves="ab"),
     "scatter_add": Row(names={"scatter_add": Spec(nin=1, params=("dim", "index", "src"),
                                                   forms="mfi",
-                                                  adapt=_move("index", "src"))}),
+                                                  adapt=_move("index", "src"))}, saves="b"),
     "scatter": Row(names={"scatter": Spec(nin=1, params=("dim", "index", "src"), forms="mfi",
-                                          adapt=_scatter)}, namer=_scatter_name),
+                                          adapt=_scatter)}, namer=_scatter_name,
+                    saves={"ScatterBackward0": "b", "ScatterBackward1": "b"}),
     "index_add": Row(names={"index_add": Spec(nin=1, params=("dim", "index", "source"),
-                                              forms="mfi", adapt=_move("index", "source"))}),
+                                              forms="mfi", adapt=_move("index", "source"))},
+                      saves="b"),
     "arange": Row(),  # remotegrad.arange (_factories)
     # --- nn.functional (client/nn/functional.py) ------------------------------------------
-    "linear": Row(grad="AddmmBackward0"),
-    "layer_norm": Row(grad="NativeLayerNormBackward0"),
+    "linear": Row(grad="AddmmBackward0", saves="AB"),  # (without a bias: matmul's nodes)
+    "layer_norm": Row(grad="NativeLayerNormBackward0", saves="abc"),
     "dropout": Row(grad="MulBackward0", saves="AB"),
     "mse_loss": Row(saves="ab"),
-    "cross_entropy": Row(grad="NllLossBackward0"),
-    "conv2d": Row(grad="ConvolutionBackward0"),
-    "max_pool2d": Row(grad="MaxPool2DWithIndicesBackward0"),
-    "avg_pool2d": Row(grad="AvgPool2DBackward0"),
+    "cross_entropy": Row(grad="NllLossBackward0", saves=_NLL_SAVES),
+    "conv2d": Row(grad="ConvolutionBackward0", saves="ab"),
+    "max_pool2d": Row(grad="MaxPool2DWithIndicesBackward0", saves="a"),
+    "avg_pool2d": Row(grad="AvgPool2DBackward0", saves="a"),
     "leaky_relu": Row(saves="a"), "elu": Row(saves="a"), "gelu": Row(saves="a"),
     "silu": Row(saves="a"), "softplus": Row(saves="a"),
-    **{op: Row() for op in ("embedding", "l1_loss", "binary_cross_entropy",
-                            "binary_cross_entropy_with_logits", "nll_loss")},
+    "embedding": Row(saves="a"), "nll_loss": Row(saves=_NLL_SAVES),  # indices
+    "binary_cross_entropy": Row(saves="abc"),
+    "binary_cross_entropy_with_logits": Row(saves="abcd"),  # input, target, weights
+    "l1_loss": Row(),  # PyTorch's sub, abs, mean: abs saves the difference, not an operand
     # --- internal: the client's plumbing and the derivative rules' own ops -----------------
     **dict.fromkeys(("leaf", "const", "full", "detach", "grad", "index_backward",
                      "max_pool2d_select", "check_targets", "check_unit_interval",
@@ -465,8 +472,9 @@ TABLE: dict[str, Spec] = _table()
 VIEWS = frozenset(op for op, row in ROWS.items() if row.view)
 _CODES = _saves()
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them
-# before the backward fails): a/b the first/second operand always, A/B the first/second
-# only when the other operand requires grad, r the result. Nodes not listed are not checked.
+# before the backward fails): a/b/c/d the first/second/third/fourth operand always, A/B the
+# first/second only when the other operand requires grad, r the result. Nodes not listed are
+# not checked.
 SAVES: dict[str, str] = {name: code for name, code in _CODES.items() if code}
 # PyTorch nodes whose backward needs no saved tensor (only sizes, dims or scalars): a
 # second backward through them succeeds even after the graph was freed.

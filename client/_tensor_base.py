@@ -163,7 +163,8 @@ def _save_plan(codes: str) -> tuple:
     if not codes:
         return ()
     operand_codes = tuple((index, other) for code, index, other in
-                          (("a", 0, None), ("b", 1, None), ("A", 0, 1), ("B", 1, 0))
+                          (("a", 0, None), ("b", 1, None), ("c", 2, None), ("d", 3, None),
+                           ("A", 0, 1), ("B", 1, 0))
                           if code in codes)
     return operand_codes, "r" in codes
 

@@ -118,7 +118,7 @@ __device__ void ce_rows(const T* x, const long long* t, T* loss, long long nrows
     if (lane != 0) return;
     if (k == ignore) loss[row] = T(0);
     else if (k < 0 || k >= ncols) loss[row] = quiet_nan(T(0));
-    else loss[row] = (m + log(s)) - xr[k];
+    else loss[row] = -((xr[k] - m) - log(s));  /* -logp[t], PyTorch's (-0.0 of one class) */
 }
 /* Its gradient: g[row] * (softmax(x) - onehot(target)); 0 rows where ignored. */
 template <typename T>

@@ -509,9 +509,12 @@ def _nll(logp, t, *w, ignore_index, reduction):
     t = t.check_targets(classes=logp.shape[c], ignore_index=ignore_index)
     picked = _pick(logp, t, c, ignore_index)
     if not w:
-        return _reduce_kept(-picked, t, ignore_index, reduction)
-    _, wt = _class_weights(logp, t, w, c, ignore_index)
-    return _reduce(-picked * wt, reduction, wt.sum())
+        loss = _reduce_kept(-picked, t, ignore_index, reduction)
+    else:
+        _, wt = _class_weights(logp, t, w, c, ignore_index)
+        loss = _reduce(-picked * wt, reduction, wt.sum())
+    # PyTorch's kernel for one sample accumulates (0 - x[t]): a zero loss is +0.0
+    return loss + 0.0 if logp.ndim == 1 and reduction == "none" else loss
 
 
 def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
@@ -529,10 +532,13 @@ def _cross_entropy(x, t, *w, ignore_index, reduction, label_smoothing):
     if t.dtype in FLOATING:  # class probabilities
         tt = t * (1 - label_smoothing) + label_smoothing / n_classes if label_smoothing else t
         terms = logp * tt if w_b is None else logp * tt * w_b
-        losses = -terms.sum(dim=c)
+        if reduction == "none":
+            return -terms.sum(dim=c)
+        # PyTorch's order, -(sum) / rows: a zero loss is -0.0 (the sum of +0.0 terms, negated);
         # the mean is over numel / C rows: with no classes that is 0 / 0, NaN (PyTorch's)
+        total = -terms.sum()
         rows = numel(x.shape) // n_classes if n_classes else float("nan")
-        return _reduce(losses, reduction, rows)
+        return total if reduction == "sum" else total / rows
     nll = _nll(logp, t, *w, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing:
         return nll
@@ -556,10 +562,11 @@ def _infer_ce_rows(metas, ignore_index):
 def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
     """The array-module form of ce_rows (see _special): softmax, a one-hot, their use."""
     valid = t != ignore_index
-    onehot = xp.arange(x.shape[1]) == xp.where(valid, t, 0)[:, None]
-    if g is None:
-        picked = xp.where(onehot, _log_softmax_forward(xp, x, 1), 0).sum(axis=1)
-        return xp.where(valid, 0 - picked, 0).astype(x.dtype, copy=False)  # +0.0 as PyTorch
+    safe = xp.where(valid, t, 0)[:, None]
+    if g is None:  # PyTorch's -logp[t] (-0.0 of one class's logp 0.0), +0.0 where ignored
+        picked = xp.take_along_axis(_log_softmax_forward(xp, x, 1), safe, axis=1)[:, 0]
+        return xp.where(valid, -picked, 0).astype(x.dtype, copy=False)
+    onehot = xp.arange(x.shape[1]) == safe
     p = xp.exp(_log_softmax_forward(xp, x, 1))
     return ((p - onehot) * xp.where(valid, g, 0)[:, None]).astype(x.dtype, copy=False)
 

@@ -266,14 +266,21 @@ reduction("any", _infer_bool_reduce,
 _VAR = {"dim": ("dims", None), "correction": ("scalar", 1), "keepdim": ("bool", False)}
 
 
-def _var_forward(xp, a, dim, correction, keepdim):
+def _var_forward(xp, a, dim, correction, keepdim, root=False):
     # By hand rather than xp.var, which warns (in a worker's log) where PyTorch's value is
     # simply nan or inf: no degrees of freedom left, or nothing to reduce.
     ax = axes(dim, a.ndim)
     n = numel(a.shape) // max(1, numel(reduced_shape(a.shape, dim, True)))
-    centred = a - xp.sum(a, axis=ax, keepdims=True) / a.dtype.type(n)
-    dof = a.dtype.type(max(n - correction, 0))
-    return xp.sum(centred * centred, axis=ax, keepdims=keepdim) / dof
+    wide = a.astype(xp.float64, copy=False)
+    if a.dtype == xp.float32 and numel(reduced_shape(a.shape, dim, True)) == 1:
+        # PyTorch's CPU kernel for one float32 result: the mean in float32 (inf where the
+        # float32 sum overflows), the squared deviations summed in float64
+        mean = (xp.sum(a, axis=ax, keepdims=True) / a.dtype.type(n)).astype(xp.float64)
+    else:  # Welford's, all in float64: no float32 square overflows (sinh(50) ** 2)
+        mean = xp.sum(wide, axis=ax, keepdims=True) / n
+    centred = wide - mean
+    var = xp.sum(centred * centred, axis=ax, keepdims=keepdim) / float(max(n - correction, 0))
+    return (xp.sqrt(var) if root else var).astype(a.dtype)
 
 
 def _per_dof(scale: float, x, dim, correction) -> float:
@@ -295,7 +302,8 @@ def _var_vjp(g, x, out, dim, correction, keepdim):
         spread = (x == x.mean(dim=dim, keepdim=True)).where(float("nan"), float("inf"))
         return kept(g, x, dim) * spread
     centred = x - x.mean(dim=dim, keepdim=True)
-    return kept(g, x, dim) * centred * _per_dof(2.0, x, dim, correction)
+    # PyTorch's order, (2 / dof * g) * centred: g * centred may overflow where it does not
+    return kept(g, x, dim) * _per_dof(2.0, x, dim, correction) * centred
 
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
@@ -318,7 +326,7 @@ _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(
 reduction("var", _infer_float_reduce("var"), _var_forward, _var_vjp, "VarBackward0",
           _VAR_SAMPLES, dict(_VAR))
 reduction("std", _infer_float_reduce("std"),
-          lambda xp, a, **kw: xp.sqrt(_var_forward(xp, a, **kw)), _std_vjp, "StdBackward0",
+          lambda xp, a, **kw: _var_forward(xp, a, **kw, root=True), _std_vjp, "StdBackward0",
           _VAR_SAMPLES, dict(_VAR))
 
 

@@ -158,8 +158,9 @@ register(OpDef("cast", 1, lambda metas, dtype: Meta(metas[0].shape, _check_dtype
                samples=(S(F(3, 4), dtype="float64"), S(F(3, 4), dtype="float32", fd=False),
                         S(F(2, 3), dtype="int64"), S(F(), dtype="float16", fd=False))))
 def _expand_vjp(g, x, out, shape):
-    # an expand to x's own shape passes g on (PyTorch's sum_to returns it as it is)
-    return g if tuple(g.shape) == tuple(x.shape) else g.sum_to(shape=x.shape)
+    # an expand to x's own shape passes g on (PyTorch's sum_to returns it as it is), but
+    # not for a 0-d x: PyTorch's sum_to to no dims is always a sum (SumBackward0 next)
+    return g if tuple(g.shape) == tuple(x.shape) and x.ndim else g.sum_to(shape=x.shape)
 
 
 register(OpDef("reshape", 1, _infer_reshape, lambda xp, a, shape: a.reshape(shape),

@@ -77,6 +77,32 @@ def _std_second(T, x, **kw):
                                   allow_unused=True, materialize_grads=True))
 
 
+def _one_class_losses(T):
+    """1e-3 / a zero loss over one class: its sign of zero as PyTorch's kernels write it
+    (-logp[t] per sample, +0.0 from a sum or one sample's kernel, -(sum) for probabilities)."""
+    x, t, w = T.tensor([[0.3], [-1.2]]), T.tensor([0, 0]), T.tensor([2.0])
+    ce, nll = F(T).cross_entropy, F(T).nll_loss
+    outs = []
+    for r in ("none", "sum", "mean"):
+        outs += [ce(x, t, reduction=r), ce(x, T.tensor([0, -100]), reduction=r),
+                 ce(x, t, w, reduction=r), ce(x[0], T.tensor(0), reduction=r),
+                 ce(x[0], T.tensor(0), w, reduction=r), nll(x.log_softmax(1), t, reduction=r),
+                 nll(x[0].log_softmax(0), T.tensor(0), reduction=r),
+                 ce(x, T.ones(2, 1), reduction=r), ce(x, T.ones(2, 1), w, reduction=r),
+                 ce(x[0], T.ones(1), reduction=r), ce(x, x.softmax(-1), reduction=r)]
+    return tuple(1e-3 / o for o in outs)
+
+
+def _modified_after(T, f, n=2):
+    """f over x * 1 (and a second such operand), the first modified in place afterwards:
+    PyTorch's node saved it, so backward raises."""
+    xs = [_leaf(T, [[0.3, -0.7], [0.5, 0.2]]) for _ in range(n)]
+    ys = [x * 1 for x in xs]
+    out = f(*ys)
+    ys[0].add_(1)
+    return T.autograd.grad(out.sum(), xs[0])
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -270,6 +296,18 @@ CASES = {
     "cross_entropy of one sample, 1-element target": lambda T: (
         F(T).cross_entropy(T.tensor([0.13, -0.5]), T.tensor([1]), reduction="none"),
         F(T).nll_loss(T.tensor([0.13, -0.5]), T.tensor([0]))),
+    # var/std of float32 sum their squared deviations in float64 (PyTorch's CPU kernels)
+    "std of sinh in float32 (squares beyond float32)": lambda T: (
+        *_grad(T, lambda a: T.sinh(a).std(), _leaf(T, [50.0, -3.0, 49.0], "float32")),
+        *_grad(T, lambda a: T.sinh(a).std(1), _leaf(T, [[50.0, -3.0], [49.0, 1.0]],
+                                                      "float32"))),
+    "var of float32 whose float32 sum overflows": lambda T: (
+        T.full((2, 2), 3e38).std(1), T.full((2, 2), 3e38).std(),
+        T.tensor([[2e38, 2e38, 0.0]]).var(1), T.tensor([2e38, 2e38, 0.0]).std(0)),
+    "cross_entropy over one class: the sign of a zero loss": _one_class_losses,
+    # a node that saves its operands checks their versions at backward
+    "round(bce_with_logits(x, t)), x modified in place": lambda T: _modified_after(
+        T, lambda x, t: F(T).binary_cross_entropy_with_logits(x, t.sigmoid()).round()),
     # dtypes and errors
     "int // 0": lambda T: T.tensor([5, -3]) // T.tensor([0, 2]),
     "empty int by 0": lambda T: (T.fmod(T.zeros(0, dtype=T.int64), 0),
@@ -289,6 +327,9 @@ CASES = {
         T, lambda a: F(T).mse_loss(a, T.tensor(False)), _leaf(T, 0.13, "float32")),
     "mse_loss dtype (0-d float64, float32)": lambda T: F(T).mse_loss(
         T.tensor(0.13, dtype=T.float64), T.tensor([0.13])),
+    "lerp of int64 with a float 0-d weight tensor": lambda T: (
+        T.lerp(T.tensor(2), T.tensor(2), 1e-3 ** T.tensor(2)),
+        T.lerp(T.tensor([2]), T.tensor([3]), T.tensor(0.25, dtype=T.float64))),
     "lerp end of another dtype": lambda T: T.lerp(T.tensor([1.0]),
                                                   T.tensor([1.0], dtype=T.float64), 0.5),
     "index_select negative": lambda T: T.arange(6.0).reshape(3, 2).index_select(
@@ -360,6 +401,10 @@ NAMES = {
     "silu": lambda T: _name_of(T, lambda x: F(T).silu(x), _leaf(T, [0.13, -1.0])),
     "expand to its own shape": lambda T: _name_of(T, lambda x: x.expand_as(x).tanh(),
                                                   _leaf(T, [0.13, -1.0])),
+    "expand of a 0-d tensor (sum_to to no dims is a sum)": lambda T: [
+        _name_of(T, f, _leaf(T, 0.13)) for f in (lambda x: x.expand_as(x).relu(),
+                                                 lambda x: x.expand(()).atan(),
+                                                 lambda x: x.broadcast_to(()).tanh())],
     "expand of nothing": lambda T: _name_of(T, lambda x: x.expand_as(x).tanh(),
                                             _leaf(T, np.zeros(0))),
     "squeeze of a 0-d tensor": lambda T: _name_of(
@@ -460,6 +505,8 @@ MESSAGES = {
         T.zeros(2, 2, 3, 4), T.zeros(2, 3, 5, dtype=T.int64)),
     "cross_entropy of nothing, 0-d float target": lambda T: F(T).cross_entropy(
         T.zeros(0, 1), T.tensor(0.5)),
+    "lerp of int64, a float weight with dims": lambda T: T.lerp(
+        T.tensor([2]), T.tensor([3]), T.tensor([0.5])),  # the dtype check comes first
     "cross_entropy of a 1-D input, 2-element target": lambda T: F(T).cross_entropy(
         T.zeros(3), T.tensor([0, 1])),  # PyTorch's ValueError
 }
