@@ -65,6 +65,17 @@ class MemoryTensorStore:
         with self._lock:
             return [d for d in digests if (tenant, d) not in self._items]
 
+    def nbytes(self) -> int:
+        """Bytes held (a worker's memory budget counts them: worker/budget.py)."""
+        return self._bytes
+
+    def shrink(self, to_bytes: int) -> None:
+        """Drop least recently used entries until at most `to_bytes` are held."""
+        with self._lock:
+            while self._bytes > to_bytes and self._items:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old.data) + ITEM_OVERHEAD
+
 
 class RedisTensorStore:
     """Leaf tensors in Redis under rg:v2:tensor:{tenant}:{{hash}} (proto/keys.py), with a

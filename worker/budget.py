@@ -8,6 +8,11 @@ deadline (it is refused DEADLINE_MARGIN before, so that its caller learns why ra
 seeing its deadline pass), then is refused with RESOURCE_EXHAUSTED. A graph larger than
 the whole budget is refused at once.
 
+The worker's caches (its tensor LRU and its plan cache: anything with `nbytes()` and
+`shrink(to_bytes)`) are inside the budget too: what they hold counts as used, a call that
+does not fit beside them and the running calls evicts them first (least recently used
+out), and a call that ends shrinks them back within what the running calls leave.
+
 Each call holds a `Ticket`; what the budget has given out is the sum of the tickets'
 holdings, so admitting is one assignment (`ticket.held = need`) and releasing one removal:
 an exception arriving between two statements (Cancellation raises asynchronously) cannot
@@ -32,8 +37,9 @@ class BudgetError(TooLargeError):
 
 class Budget:
     def __init__(self, memory_limit: int = 0, max_flops: float = 0.0, wait: float = 30.0,
-                 where: str = "numpy") -> None:
+                 where: str = "numpy", caches: tuple = ()) -> None:
         self.limit, self.max_flops, self.wait, self.where = memory_limit, max_flops, wait, where
+        self.caches = tuple(caches)  # evicted before a call is kept waiting
         self._tickets: set[Ticket] = set()
         self._cond = threading.Condition()
 
@@ -48,12 +54,29 @@ class Budget:
         with self._cond:
             return self._used()
 
+    def cached(self) -> int:
+        """Bytes the caches hold."""
+        return sum(c.nbytes() for c in self.caches)
+
     def _used(self) -> int:
         return sum(t.held for t in self._tickets)
+
+    def _fits(self, need: int) -> bool:
+        """Whether `need` fits beside the running calls, evicting cached bytes for it."""
+        over = self._used() + self.cached() + need - self.limit
+        for c in self.caches:  # the tensor LRU first (as given), then the plans
+            if over <= 0:
+                break
+            held = c.nbytes()
+            c.shrink(max(0, held - over))
+            over -= held - c.nbytes()
+        return over <= 0
 
     def _release(self, t: Ticket) -> None:
         with self._cond:
             self._tickets.discard(t)
+            if self.limit:  # what the call put in the caches, back within the budget
+                self._fits(0)
             self._cond.notify_all()
 
 
@@ -78,7 +101,7 @@ class Ticket:
         if deadline is not None:
             end = min(end, deadline - DEADLINE_MARGIN)
         with b._cond:
-            while b._used() + need > b.limit:
+            while not b._fits(need):
                 left = end - time.monotonic()
                 if left <= 0:
                     raise self._refusal(need, time.monotonic() - start)
@@ -89,7 +112,7 @@ class Ticket:
 
     def _refusal(self, need: int, waited: float) -> BudgetError:
         b = self.budget
-        busy = b._used()
+        busy = b._used() + b.cached()
         why = "--budget-wait" if waited >= b.wait - DEADLINE_MARGIN else "the call's deadline"
         return BudgetError(
             f"this worker's memory budget ({describe_bytes(b.limit)}, {b.where}) has "

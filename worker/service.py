@@ -19,6 +19,7 @@ from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensor
                                     TieredStore)
 
 from . import backend as backends
+from . import engine
 from .budget import Budget
 from .compute import CallCancelled, Cancellation, compute
 
@@ -209,7 +210,10 @@ def serve(args) -> None:
     tls = grpc_server.TLS.from_args(args)
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
-    budget = Budget(be.memory_limit, args.max_flops, args.budget_wait, be.where)
+    # Its tensor LRU and plan cache are inside the memory budget (worker/budget.py).
+    local = store.local if args.redis_url else raw_store
+    budget = Budget(be.memory_limit, args.max_flops, args.budget_wait, be.where,
+                    caches=(local, engine.plans))
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address, load, budget), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
                                                with_reflection=False)

@@ -92,3 +92,76 @@ def test_the_budget_wait_is_a_setting_and_ends_before_the_deadline(tmp_path):
     finally:
         procs.close()
         stop(redis.proc)
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+
+
+def _inline_sum(k: int, mib: int = 40):
+    """sum(x) of an inline float32 leaf of `mib` MiB whose values depend on k (one new
+    tensor per k, cached by the worker under its hash)."""
+    import numpy as np
+    x = np.full(mib * MIB // 4, float(k), dtype=np.float32)
+    nodes = [WireNode(0, "leaf", (), {"hash": codec.array_hash(x), "dtype": "float32",
+                                      "shape": x.shape}),
+             WireNode(1, "sum", (0,), {"dim": None, "keepdim": False})]
+    return codec.encode_request(nodes, [codec.encode_array(x)], [1])
+
+
+def test_the_tensor_cache_is_inside_the_memory_budget(tmp_path):
+    """Ten calls, each with a new 40 MiB inline leaf, on a 120 MiB worker whose tensor
+    cache may hold 1 GiB (--memory-cache-bytes default): before, the cache kept all ten
+    beside the budget (worker RSS +400 MiB and more); now what it keeps is counted, and
+    evicted for each call and after it, so the worker stays near its budget."""
+    redis, procs, stub, worker = _start(tmp_path, "--memory-limit", "120MiB")
+    try:
+        code, _ = _call(stub, _inline_sum(99, 1), 60)  # warm: the first call's imports
+        assert code == "OK"
+        base = _rss(worker.popen.pid)
+        for k in range(10):
+            req = _inline_sum(k)
+            code, details = _call(stub, req, 60)
+            assert code == "OK", (code, details)
+        grown = _rss(worker.popen.pid) - base
+        assert grown < 260 * MIB, grown / MIB  # 113-188 MiB here; +435 MiB before
+    finally:
+        procs.close()
+        stop(redis.proc)
+
+
+def test_the_budget_evicts_its_caches_before_it_refuses_or_waits():
+    """In process, with the worker's own cache classes: 80 MiB of cached tensors and a
+    kept plan on a 100 MiB budget; a 60 MiB call evicts the least recently used tensors
+    (and no more) instead of waiting, a 99 MiB one evicts the plans too, and a call's end
+    shrinks the caches back within what the running calls leave."""
+    import numpy as np
+
+    from remotegrad.proto.store import MemoryTensorStore
+    from remotegrad.worker import engine
+    from remotegrad.worker.budget import Budget
+
+    tensors, plans = MemoryTensorStore(1 << 30), engine.Plans()
+    for k in range(4):
+        tensors.put("t", codec.encode_array(np.full(5 * MIB, k, dtype=np.float32)))
+    nodes = [WireNode(0, "full", (), {"shape": (3,), "value": 1.0, "dtype": "float32"}),
+             WireNode(1, "exp", (0,), {})]
+    key = engine.structure(nodes, [1])[0]
+    plans.put(key, engine.plan(nodes, [1])[0])
+    assert plans.nbytes() > 0 and tensors.nbytes() > 80 * MIB
+    budget = Budget(100 * MIB, wait=0.2, caches=(tensors, plans))
+    t = budget.ticket()
+    t0 = time.monotonic()
+    t.take(60 * MIB)
+    assert time.monotonic() - t0 < 0.1  # no wait: the cache made room
+    assert 20 * MIB < tensors.nbytes() <= 40 * MIB and len(plans) == 1
+    other = budget.ticket()
+    other.take(40 * MIB - plans.nbytes())  # all the tensors out, the plan stays
+    assert tensors.nbytes() == 0 and len(plans) == 1
+    other.release()
+    t.release()
+    third = budget.ticket()
+    third.take(100 * MIB)  # the whole budget: the plan goes too
+    assert len(plans) == 0
+    third.release()

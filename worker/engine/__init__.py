@@ -148,6 +148,18 @@ class Plans:
             self._items.clear()
             self._held = 0
 
+    NODE_BYTES = 3700  # RSS a kept plan holds per node (measured; see the class doc)
+
+    def nbytes(self) -> int:
+        """About what the kept plans hold (a worker's memory budget counts it)."""
+        return self._held * self.NODE_BYTES
+
+    def shrink(self, to_bytes: int) -> None:
+        """Drop least recently used plans until they hold at most `to_bytes`."""
+        with self._lock:
+            while self._items and self._held * self.NODE_BYTES > to_bytes:
+                self._held -= len(self._items.popitem(last=False)[1].graph)
+
     def get(self, key) -> Plan | None:
         with self._lock:
             found = self._items.get(key)
