@@ -240,8 +240,19 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return _op("l1_loss", input, target, reduction=reduction, torch_name=name)
 
 
+def _weight_without_grad(function: str, **weights: Tensor | None) -> None:
+    """PyTorch's kernels have no derivative for a loss's weights: a weight that requires
+    grad is refused at the call (under grad mode)."""
+    for name, value in weights.items():
+        if value is not None and value.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"The function '{function}' is not differentiable with respect "
+                               f"to argument '{name}'. This input cannot have requires_grad "
+                               "True.")
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    _weight_without_grad("binary_cross_entropy", weight=weight)
     return _op("binary_cross_entropy", *_present(input, target, weight),
                reduction=_reduction(size_average, reduce, reduction))
 
@@ -251,11 +262,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
-    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if value is not None and value.requires_grad and is_grad_enabled():
-            raise RuntimeError("The function 'binary_cross_entropy_with_logits' is not "
-                               f"differentiable with respect to argument '{name}'. This "
-                               "input cannot have requires_grad True.")
+    _weight_without_grad("binary_cross_entropy_with_logits", weight=weight,
+                         pos_weight=pos_weight)
     if pos_weight is not None and weight is None:
         # the catalog op's pos_weight is its 4th operand: a weight of one holds the 3rd
         weight = _creation.ones((), dtype=pos_weight.dtype)
@@ -273,9 +281,15 @@ def _class_loss_name(input: Tensor, reduction: str) -> str:
     return "NllLoss2DBackward0"
 
 
+def _nll_kernel(input: Tensor) -> str:
+    """The kernel PyTorch's nll_loss_nd runs: inputs beyond (N, C) are viewed to 4-d."""
+    return "nll_loss_forward" if input.dim() <= 2 else "nll_loss2d_forward"
+
+
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
+    _weight_without_grad(_nll_kernel(input), weight=weight)
     return _op("nll_loss", *_present(input, target, weight), ignore_index=ignore_index,
                reduction=reduction, torch_name=_class_loss_name(input, reduction))
 
@@ -289,6 +303,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         name = "DivBackward1" if reduction == "mean" and input.numel() else "NegBackward0"
     elif label_smoothing > 0:  # PyTorch's: (1 - e) * nll + e * smooth, its last op an add
         name = "AddBackward0"
+    if not target.is_floating_point():
+        _weight_without_grad(_nll_kernel(input), weight=weight)
     return _op("cross_entropy", *_present(input, target, weight), ignore_index=ignore_index,
                reduction=reduction, label_smoothing=builtins.float(label_smoothing),
                torch_name=name)

@@ -505,6 +505,15 @@ MESSAGES = {
         T.zeros(2, 2, 3, 4), T.zeros(2, 3, 5, dtype=T.int64)),
     "cross_entropy of nothing, 0-d float target": lambda T: F(T).cross_entropy(
         T.zeros(0, 1), T.tensor(0.5)),
+    # a loss's weight that requires grad: PyTorch's kernels have no derivative for it
+    "nll_loss, a weight that requires grad": lambda T: F(T).nll_loss(
+        T.zeros(2, 3, requires_grad=True), T.zeros(2, dtype=T.int64),
+        T.ones(3, requires_grad=True)),
+    "cross_entropy of (N, C, d), a weight that requires grad": lambda T: F(T).cross_entropy(
+        T.zeros(2, 3, 4), T.zeros(2, 4, dtype=T.int64), T.ones(3, requires_grad=True)),
+    "binary_cross_entropy, a weight that requires grad": lambda T: F(
+        T).binary_cross_entropy(T.full((2,), 0.5), T.full((2,), 0.5),
+                                T.ones(2, requires_grad=True)),
     "lerp of int64, a float weight with dims": lambda T: T.lerp(
         T.tensor([2]), T.tensor([3]), T.tensor([0.5])),  # the dtype check comes first
     "cross_entropy of a 1-D input, 2-element target": lambda T: F(T).cross_entropy(
