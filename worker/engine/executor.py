@@ -32,6 +32,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from numpy import errstate as _np_errstate
+from numpy import generic as _np_generic
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.catalog import _checks as checks
@@ -103,6 +105,10 @@ class Program:
                         if pos not in self.direct and catalog.get(g.ops[n]).fusable}
         self.checked = False
         self._fast = None
+        self._host = xp.__name__ == "numpy"  # value checks raise at once: none deferred
+        # direct ufunc steps whose result is a numpy scalar (0-d inputs, no `out=`): kept
+        # direct, the scalar made a 0-d array (cheaper than _fixed's general conform)
+        self._as_array: set[int] = set()
 
     def _fold(self, g: Graph, order: list[int]) -> dict[int, Any]:
         folded: dict[int, Any] = {}
@@ -121,6 +127,9 @@ class Program:
     def run(self, leaf_arrays: list[Any]) -> list[Any]:
         # inf and nan are values here, as in PyTorch, not warnings in a worker's log. Checks
         # on values (indices in range, integer divisors not zero) settle when it ends.
+        if self._host:
+            with _np_errstate(all="ignore"):
+                return self._run(leaf_arrays)
         with _quiet(self.xp), checks.deferred(self.xp):
             return self._run(leaf_arrays)
 
@@ -151,9 +160,13 @@ class Program:
             value = fn(*[vals[i] for i in ins])
             meta = self.metas[out]
             if not _conforms(xp, value, meta):
-                fn = partial(_fixed, fn, xp, meta)
+                scalar = self._host and _is_numpy_scalar_of(value, meta)
+                fn = partial(_fixed_scalar if scalar else _fixed, fn, xp, meta)
                 value = _conform(xp, value, meta)
-                self.direct.pop(pos, None)  # the plain ufunc would need the same fix
+                if scalar and pos in self.direct and self.direct[pos][1] is None:
+                    self._as_array.add(pos)  # numpy's ufunc on 0-d arrays gives a scalar
+                else:
+                    self.direct.pop(pos, None)  # the plain ufunc would need the same fix
                 self.fusable.pop(pos, None)
             vals[out] = value
             for d in dies:
@@ -191,12 +204,16 @@ class Program:
                 continue
             fn, ins, out, dies = self.steps[k]
             args = ", ".join(f"v{i}" for i in ins)
+            call = f"f{k}({{}})"
             if k in self.direct:
                 env[f"f{k}"], into = self.direct[k]
                 args += f", out=v{into}" if into is not None else ""
+                if k in self._as_array:
+                    env["as_array"] = self.xp.asarray
+                    call = f"as_array(f{k}({{}}))"
             else:
                 env[f"f{k}"] = fn
-            lines.append(f"    v{out} = f{k}({args})")
+            lines.append(f"    v{out} = {call.format(args)}")
             if dies:
                 lines.append(f"    del {', '.join(f'v{d}' for d in dies)}")
             k += 1
@@ -249,6 +266,18 @@ def _conform(xp, value, meta):
 
 def _fixed(fn, xp, meta, *args):
     return _conform(xp, fn(*args), meta)
+
+
+def _is_numpy_scalar_of(value, meta) -> bool:
+    """A numpy scalar of the 0-d node's dtype (what numpy gives for 0-d operands)."""
+    return meta.shape == () and isinstance(value, _np_generic) and value.dtype.name == meta.dtype
+
+
+def _fixed_scalar(fn, xp, meta, *args):
+    """_fixed where the first run gave a numpy scalar of the node's dtype (later runs give
+    the same: leaves are checked against their metas at every run)."""
+    value = fn(*args)
+    return xp.asarray(value) if isinstance(value, _np_generic) else _conform(xp, value, meta)
 
 
 def run(g: Graph, targets: list[int], leaf: LeafLookup, xp) -> list[Any]:
