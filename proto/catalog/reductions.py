@@ -6,7 +6,9 @@ Max/min with indices are two single-output ops each (see the catalog docstring):
 
 from __future__ import annotations
 
-from ._registry import OpDef, register
+from functools import partial
+
+from ._registry import define
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
 from ._types import (
@@ -117,11 +119,8 @@ _ONE_DIM = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0),
             S(F()), S(F(0, 3), dim=1), S(F(2, 3, 4), dim=-1))
 
 
-def reduction(name, infer, fwd, rule, torch_name=None, samples=_SAMPLES, attrs=None,
-              float_inputs=False):
-    register(OpDef(name, 1, infer, fwd, None if rule is None else (rule,),
-                   attrs=attrs or dict(_DIMS), torch_name=torch_name, samples=samples,
-                   float_inputs=float_inputs))
+# A reduction over `dim` (None, one dim or several) with `keepdim`, unless it says otherwise.
+_reduction = partial(define, attrs=dict(_DIMS), samples=_SAMPLES)
 
 
 def _infer_logsumexp(metas, dim, keepdim):
@@ -131,12 +130,12 @@ def _infer_logsumexp(metas, dim, keepdim):
     return Meta(reduced_shape(m.shape, dim, keepdim), dtype)
 
 
-reduction("sum", _infer_sum,
-          lambda xp, a, dim, keepdim: xp.sum(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          lambda g, x, out, dim, keepdim: kept(g, x, dim), "SumBackward0")
-reduction("mean", _infer_float_reduce("mean"),
-          lambda xp, a, dim, keepdim: xp.mean(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          lambda g, x, out, dim, keepdim: kept(g, x, dim) / count(x, dim), "MeanBackward0")
+_reduction("sum", infer=_infer_sum,
+           forward=lambda xp, a, dim, keepdim: xp.sum(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+           vjp=lambda g, x, out, dim, keepdim: kept(g, x, dim))
+_reduction("mean", infer=_infer_float_reduce("mean"),
+           forward=lambda xp, a, dim, keepdim: xp.mean(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+           vjp=lambda g, x, out, dim, keepdim: kept(g, x, dim) / count(x, dim))
 
 
 def _prod_vjp(g, x, out, dim, keepdim):
@@ -185,35 +184,35 @@ def _prod_others_vjp(g, x, out, dim):
     return zero.where(out * (over.sum(dim=dim, keepdim=True) - over), (total - g * out) / x1)
 
 
-register(OpDef("prod_others", 1, lambda metas, dim: metas[0], _prod_others_forward,
-               (_prod_others_vjp,), attrs={"dim": ("optional_int", None)},
-               samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
-                        S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, second=False),
-                        S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False))))
+define("prod_others", infer=lambda metas, dim: metas[0], forward=_prod_others_forward,
+       vjp=_prod_others_vjp, attrs={"dim": ("optional_int", None)},
+       samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
+                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, second=False),
+                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)))
 
 
 def _prod_forward(xp, a, dim, keepdim):
     return xp.prod(a, axis=axes(dim, a.ndim), keepdims=keepdim)
 
 
-reduction("prod", _infer_sum, _prod_forward, _prod_vjp, "ProdBackward0",
-          _ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3)),
-                      # zeros: one in a row, two in a row (exact first derivative, no
-                      # 0/0; the second derivative is exact only where no zero is)
-                      S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1,
-                        second=False),
-                      S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)),
-          attrs={"dim": ("optional_int", None), "keepdim": ("bool", False)})
-reduction("amax", _infer_extreme("amax"),
-          lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AmaxBackward0",
-          _NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),
-                                           S(X([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), dim=1,
-                                             fd=False)))
-reduction("amin", _infer_extreme("amin"),
-          lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim), "AminBackward0",
-          _NONEMPTY[:4] + _NONEMPTY[5:])
+_reduction("prod", infer=_infer_sum, forward=_prod_forward, vjp=_prod_vjp,
+           attrs={"dim": ("optional_int", None), "keepdim": ("bool", False)},
+           samples=_ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3)),
+                               # zeros: one in a row, two in a row (exact first derivative, no
+                               # 0/0; the second derivative is exact only where no zero is)
+                               S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1,
+                                 second=False),
+                               S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)))
+_reduction("amax", infer=_infer_extreme("amax"),
+           forward=lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+           vjp=lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim),
+           samples=_NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),
+                                                    S(X([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), dim=1,
+                                                      fd=False)))
+_reduction("amin", infer=_infer_extreme("amin"),
+           forward=lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+           vjp=lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim),
+           samples=_NONEMPTY[:4] + _NONEMPTY[5:])
 
 _ONE = {"dim": ("optional_int", None), "keepdim": ("bool", False)}
 _MAXS = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0), S(F()),
@@ -227,12 +226,12 @@ def _extreme_forward(name):
 
 
 _NAN_EXTREME = (S(X([1.0, float("nan"), float("nan")]), fd=False),)  # shared by the NaNs
-reduction("max", _infer_extreme("max"), _extreme_forward("max"),
-          lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmax"),
-          "MaxBackward1", _MAXS + _NAN_EXTREME, _ONE)
-reduction("min", _infer_extreme("min"), _extreme_forward("min"),
-          lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmin"),
-          "MinBackward1", _MAXS + _NAN_EXTREME, _ONE)
+_reduction("max", infer=_infer_extreme("max"), forward=_extreme_forward("max"),
+           vjp=lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmax"),
+           attrs=_ONE, samples=_MAXS + _NAN_EXTREME)
+_reduction("min", infer=_infer_extreme("min"), forward=_extreme_forward("min"),
+           vjp=lambda g, x, out, dim, keepdim: _to_index(g, x, out, dim, keepdim, "argmin"),
+           attrs=_ONE, samples=_MAXS + _NAN_EXTREME)
 
 
 def _arg_forward(name):
@@ -244,22 +243,20 @@ def _arg_forward(name):
     return fwd
 
 
-reduction("argmax", _infer_extreme("argmax", "int64"), _arg_forward("argmax"), None,
-          samples=_MAXS, attrs=_ONE)
-reduction("argmin", _infer_extreme("argmin", "int64"), _arg_forward("argmin"), None,
-          samples=_MAXS, attrs=_ONE)
+_reduction("argmax", infer=_infer_extreme("argmax", "int64"), forward=_arg_forward("argmax"),
+           attrs=_ONE, samples=_MAXS)
+_reduction("argmin", infer=_infer_extreme("argmin", "int64"), forward=_arg_forward("argmin"),
+           attrs=_ONE, samples=_MAXS)
 
 
 def _infer_bool_reduce(metas, dim, keepdim):
     return Meta(reduced_shape(metas[0].shape, dim, keepdim), "bool")
 
 
-reduction("all", _infer_bool_reduce,
-          lambda xp, a, dim, keepdim: xp.all(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          None)
-reduction("any", _infer_bool_reduce,
-          lambda xp, a, dim, keepdim: xp.any(a, axis=axes(dim, a.ndim), keepdims=keepdim),
-          None)
+_reduction("all", infer=_infer_bool_reduce,
+           forward=lambda xp, a, dim, keepdim: xp.all(a, axis=axes(dim, a.ndim), keepdims=keepdim))
+_reduction("any", infer=_infer_bool_reduce,
+           forward=lambda xp, a, dim, keepdim: xp.any(a, axis=axes(dim, a.ndim), keepdims=keepdim))
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -323,11 +320,11 @@ _VAR_SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(
                 S(F(2, 3), dim=0, correction=2, fd=False),
                 S(F(2, 3), dim=1, correction=4, fd=False), S(F(), correction=2, fd=False,
                                                              second=False))
-reduction("var", _infer_float_reduce("var"), _var_forward, _var_vjp, "VarBackward0",
-          _VAR_SAMPLES, dict(_VAR))
-reduction("std", _infer_float_reduce("std"),
-          lambda xp, a, **kw: _var_forward(xp, a, **kw, root=True), _std_vjp, "StdBackward0",
-          _VAR_SAMPLES, dict(_VAR))
+_reduction("var", infer=_infer_float_reduce("var"), forward=_var_forward, vjp=_var_vjp,
+           attrs=dict(_VAR), samples=_VAR_SAMPLES)
+_reduction("std", infer=_infer_float_reduce("std"),
+           forward=lambda xp, a, **kw: _var_forward(xp, a, **kw, root=True), vjp=_std_vjp,
+           attrs=dict(_VAR), samples=_VAR_SAMPLES)
 
 
 def _infer_norm(metas, p, dim, keepdim):
@@ -365,11 +362,11 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
     return x * x.abs() ** (p - 2) * scale
 
 
-reduction("norm", _infer_norm, _norm_forward, _norm_vjp, "LinalgVectorNormBackward0",
-          (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0),
-           S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=3.0, dim=0), S(F()),
-           S(F(0, 3), dim=1)),
-          {"p": ("float", 2.0), **_DIMS})
+_reduction("norm", infer=_infer_norm, forward=_norm_forward, vjp=_norm_vjp,
+           attrs={"p": ("float", 2.0), **_DIMS},
+           samples=(S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0),
+                    S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=3.0, dim=0), S(F()),
+                    S(F(0, 3), dim=1)))
 
 
 def _logsumexp_forward(xp, a, dim, keepdim):
@@ -380,12 +377,11 @@ def _logsumexp_forward(xp, a, dim, keepdim):
     return out if keepdim else out.reshape(reduced_shape(a.shape, dim, False))
 
 
-reduction("logsumexp", _infer_logsumexp, _logsumexp_forward,
-          lambda g, x, out, dim, keepdim: kept(g, x, dim) * (x - kept(out, x, dim)).exp(),
-          "LogsumexpBackward0",
-          (S(F(3, 4), dim=1), S(F(3, 4), dim=(0, 1), keepdim=True), S(F(2, 3, 4), dim=-1),
-           S(F(), dim=0), S(F(0, 3), dim=1)),
-          {"dim": ("dims", (0,)), "keepdim": ("bool", False)}, float_inputs=True)
+_reduction("logsumexp", infer=_infer_logsumexp, forward=_logsumexp_forward,
+           vjp=lambda g, x, out, dim, keepdim: kept(g, x, dim) * (x - kept(out, x, dim)).exp(),
+           attrs={"dim": ("dims", (0,)), "keepdim": ("bool", False)}, float_inputs=True,
+           samples=(S(F(3, 4), dim=1), S(F(3, 4), dim=(0, 1), keepdim=True), S(F(2, 3, 4), dim=-1),
+                    S(F(), dim=0), S(F(0, 3), dim=1)))
 
 
 # --- scans and softmax --------------------------------------------------------------------
@@ -438,15 +434,14 @@ def _cumsum(xp, a, dim):
     return xp.cumsum(a, axis=dim) + a.dtype.type(0)
 
 
-register(OpDef("cumsum", 1, _infer_scan, _cumsum,
-               (lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),),
-               attrs=dict(_ATTR_DIM), torch_name="CumsumBackward0", samples=_SCAN_SAMPLES))
-register(OpDef("softmax", 1, _infer_softmax,
-               lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),
-               (lambda g, x, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),),
-               attrs=dict(_ATTR_DIM), torch_name="SoftmaxBackward0", samples=_SCAN_SAMPLES))
-register(OpDef("log_softmax", 1, _infer_log_softmax,
-               lambda xp, a, dim: _log_softmax_forward(xp, a, dim if a.ndim else None),
-               (lambda g, x, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),),
-               attrs=dict(_ATTR_DIM), torch_name="LogSoftmaxBackward0",
-               samples=_SCAN_SAMPLES))
+define("cumsum", infer=_infer_scan, forward=_cumsum,
+       vjp=lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),
+       attrs=dict(_ATTR_DIM), samples=_SCAN_SAMPLES)
+define("softmax", infer=_infer_softmax,
+       forward=lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),
+       vjp=lambda g, x, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),
+       attrs=dict(_ATTR_DIM), fresh=True, samples=_SCAN_SAMPLES)
+define("log_softmax", infer=_infer_log_softmax,
+       forward=lambda xp, a, dim: _log_softmax_forward(xp, a, dim if a.ndim else None),
+       vjp=lambda g, x, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),
+       attrs=dict(_ATTR_DIM), fresh=True, samples=_SCAN_SAMPLES)
