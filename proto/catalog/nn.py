@@ -17,7 +17,7 @@ from __future__ import annotations
 from ._checks import CheckedRuntimeError, fail_if
 from .elementwise import refuse_bool_sub
 from .linalg import mm_dtype_error
-from ._registry import REQUIRED, OpDef, register
+from ._registry import REQUIRED, define
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
 from .reductions import _log_softmax_forward
@@ -78,10 +78,9 @@ def _linear_vjp(g, x, w, *b, out, index):
     return g.transpose(dim0=0, dim1=1).mm(x)
 
 
-register(OpDef("linear", -1, _infer_linear, _linear_forward, variadic_rule=_linear_vjp,
-               torch_name="AddmmBackward0", samples=(
-                   S(F(5, 4), F(3, 4), F(3)), S(F(5, 4), F(3, 4)), S(F(4), F(3, 4), F(3)),
-                   S(F(2, 5, 4), F(3, 4), F(3)), S(F(0, 4), F(3, 4), F(3)))))
+define("linear", nin=-1, infer=_infer_linear, forward=_linear_forward, variadic_rule=_linear_vjp,
+       fresh=True, samples=(S(F(5, 4), F(3, 4), F(3)), S(F(5, 4), F(3, 4)), S(F(4), F(3, 4), F(3)),
+                S(F(2, 5, 4), F(3, 4), F(3)), S(F(0, 4), F(3, 4), F(3))))
 
 
 # --- layer_norm / embedding / dropout -------------------------------------------------------
@@ -113,13 +112,12 @@ def _layer_norm(x, *wb, normalized_shape, eps):
     return y
 
 
-register(OpDef("layer_norm", -1, _infer_layer_norm, None, decompose=_layer_norm,
-               attrs={"normalized_shape": ("ints", REQUIRED), "eps": ("float", 1e-5)},
-               torch_name="NativeLayerNormBackward0", samples=(
-                   S(F(4, 5), F(5), F(5), normalized_shape=(5,)),
-                   S(F(2, 3, 4), normalized_shape=(3, 4)),
-                   S(F(3, 4), F(4), normalized_shape=(4,), eps=1e-3),
-                   S(F(0, 4), F(4), F(4), normalized_shape=(4,)))))
+define("layer_norm", nin=-1, infer=_infer_layer_norm, decompose=_layer_norm,
+       attrs={"normalized_shape": ("ints", REQUIRED), "eps": ("float", 1e-5)},
+       samples=(S(F(4, 5), F(5), F(5), normalized_shape=(5,)),
+                S(F(2, 3, 4), normalized_shape=(3, 4)),
+                S(F(3, 4), F(4), normalized_shape=(4,), eps=1e-3),
+                S(F(0, 4), F(4), F(4), normalized_shape=(4,))))
 
 
 def _infer_embedding(metas, padding_idx):
@@ -144,11 +142,11 @@ def _embedding(idx, w, padding_idx):
     return (idx != pad).unsqueeze(dim=-1).where(rows, rows.detach())
 
 
-register(OpDef("embedding", 2, _infer_embedding, None, decompose=_embedding,
-               attrs={"padding_idx": ("optional_int", None)}, torch_name="EmbeddingBackward0",
-               samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
-                        S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),
-                        S(I((), 3), F(3, 2), grad=(1,)))))
+define("embedding", nin=2, infer=_infer_embedding, decompose=_embedding,
+       attrs={"padding_idx": ("optional_int", None)},
+       samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
+                S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),
+                S(I((), 3), F(3, 2), grad=(1,))))
 
 
 def _infer_dropout(metas, p, training):
@@ -169,11 +167,10 @@ def _dropout(x, mask, p, training):
     return x * mask.cast(dtype=x.dtype) * (1.0 / (1.0 - p))
 
 
-register(OpDef("dropout", 2, _infer_dropout, None, decompose=_dropout,
-               attrs={"p": ("float", 0.5), "training": ("bool", True)},
-               torch_name="MulBackward0",
-               samples=(S(F(3, 4), B(3, 4), grad=(0,)), S(F(5), B(5), p=0.2, grad=(0,)),
-                        S(F(2, 2), B(2, 2), training=False, grad=(0,)))))
+define("dropout", nin=2, infer=_infer_dropout, decompose=_dropout,
+       attrs={"p": ("float", 0.5), "training": ("bool", True)},
+       samples=(S(F(3, 4), B(3, 4), grad=(0,)), S(F(5), B(5), p=0.2, grad=(0,)),
+                S(F(2, 2), B(2, 2), training=False, grad=(0,))))
 
 
 # --- losses ---------------------------------------------------------------------------------
@@ -234,12 +231,10 @@ def _l1(x, t, reduction):
     return _reduce((x - t).abs(), reduction)
 
 
-register(OpDef("mse_loss", 2, _infer_broadcast_loss("mse_loss"), None, decompose=_mse,
-               attrs={"reduction": ("str", "mean")}, torch_name="MseLossBackward0",
-               samples=_POINTWISE))
-register(OpDef("l1_loss", 2, _infer_broadcast_loss("l1_loss"), None, decompose=_l1,
-               attrs={"reduction": ("str", "mean")}, torch_name="L1LossBackward0",
-               samples=_POINTWISE))
+define("mse_loss", nin=2, infer=_infer_broadcast_loss("mse_loss"), decompose=_mse,
+       attrs={"reduction": ("str", "mean")}, samples=_POINTWISE)
+define("l1_loss", nin=2, infer=_infer_broadcast_loss("l1_loss"), decompose=_l1,
+       attrs={"reduction": ("str", "mean")}, samples=_POINTWISE)
 
 
 def _bce(x, t, *w, reduction):
@@ -340,9 +335,9 @@ def _check_unit_forward(xp, x, what):
 
 
 # binary_cross_entropy's input and target, checked (values outside [0, 1] are an error).
-register(OpDef("check_unit_interval", 1, lambda metas, what: metas[0], _check_unit_forward,
-               (lambda g, x, out, what: g,), attrs={"what": ("str", "input")},
-               samples=(S(_BCE_UNIT(3, 4)), S(_BCE_UNIT(0, 2), what="target"))))
+define("check_unit_interval", infer=lambda metas, what: metas[0], forward=_check_unit_forward,
+       vjp=lambda g, x, out, what: g, attrs={"what": ("str", "input")},
+       samples=(S(_BCE_UNIT(3, 4)), S(_BCE_UNIT(0, 2), what="target")))
 
 
 def _bce_input_grad_forward(xp, x, t):
@@ -357,28 +352,26 @@ def _bce_input_grad_dx(g, x, t, out):
 
 # binary_cross_entropy's gradient with respect to its input, per element and unseeded: its
 # own op so that its derivatives are PyTorch's (second order through the loss).
-register(OpDef("bce_input_grad", 2, lambda metas: metas[0], _bce_input_grad_forward,
-               (_bce_input_grad_dx,
-                lambda g, x, t, out: -g / ((1 - x) * x).clamp(min=_BCE_EPS)),
-               samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), fd=False),
-                        S(X([1e-9, 0.3, 1 - 1e-9]), X([3.2e-5, 0.6, 0.2]), fd=False))))
+define("bce_input_grad", nin=2, infer=lambda metas: metas[0], forward=_bce_input_grad_forward,
+       vjp=(_bce_input_grad_dx,
+            lambda g, x, t, out: -g / ((1 - x) * x).clamp(min=_BCE_EPS)),
+       samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), fd=False),
+                S(X([1e-9, 0.3, 1 - 1e-9]), X([3.2e-5, 0.6, 0.2]), fd=False)))
 
 
-register(OpDef("binary_cross_entropy", -1, _infer_bce("binary_cross_entropy", 3), None,
-               decompose=_bce, variadic_rule=_bce_vjp, attrs={"reduction": ("str", "mean")},
-               torch_name="BinaryCrossEntropyBackward0", samples=(
-                   S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0, 1)),
-                   S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
-                   S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0, 1)))))
-register(OpDef("binary_cross_entropy_with_logits", -1,
-               _infer_bce("binary_cross_entropy_with_logits", 4), None,
-               decompose=_bce_logits, attrs={"reduction": ("str", "mean")},
-               torch_name="BinaryCrossEntropyWithLogitsBackward0", samples=(
-                   S(F(3, 4), _BCE_P(3, 4), grad=(0, 1)),
-                   S(X([0.0, -0.0, 1.5]), X([0.5, 0.2, 0.9]), grad=(0, 1)),  # smooth at 0
-                   S(F(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
-                   S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none",
-                     grad=(0, 1)))))
+define("binary_cross_entropy", nin=-1, infer=_infer_bce("binary_cross_entropy", 3),
+       variadic_rule=_bce_vjp, decompose=_bce, attrs={"reduction": ("str", "mean")},
+       samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0, 1)),
+                S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
+                S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0, 1))))
+define("binary_cross_entropy_with_logits", nin=-1,
+       infer=_infer_bce("binary_cross_entropy_with_logits", 4), decompose=_bce_logits,
+       attrs={"reduction": ("str", "mean")},
+       samples=(S(F(3, 4), _BCE_P(3, 4), grad=(0, 1)),
+                S(X([0.0, -0.0, 1.5]), X([0.5, 0.2, 0.9]), grad=(0, 1)),  # smooth at 0
+                S(F(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
+                S(F(2, 3), _BCE_P(2, 3), P(2, 3), P(3), reduction="none",
+                  grad=(0, 1))))
 
 
 def _class_dim(x):
@@ -596,11 +589,11 @@ def _infer_check_targets(metas, classes, ignore_index):
 
 
 # The class losses' targets, checked (the composites pick with a one-hot mask).
-register(OpDef("check_targets", 1, _infer_check_targets, _check_targets_forward, (None,),
-               attrs={"classes": ("int", REQUIRED), "ignore_index": ("int", -100)},
-               samples=(S(I((5,), 4), classes=4), S(I((2, 3), 3, low=-1), classes=3,
-                                                       ignore_index=-1),
-                        S(I((0,), 2), classes=2))))
+define("check_targets", infer=_infer_check_targets, forward=_check_targets_forward, vjp=(None,),
+       attrs={"classes": ("int", REQUIRED), "ignore_index": ("int", -100)},
+       samples=(S(I((5,), 4), classes=4), S(I((2, 3), 3, low=-1), classes=3,
+                                               ignore_index=-1),
+                S(I((0,), 2), classes=2)))
 
 
 def _ce_rows_forward(xp, x, t, ignore_index):
@@ -643,38 +636,34 @@ _IGNORED = I((5,), 4, low=-1)  # some targets are the ignore_index -1
 _ROWS_SAMPLES = (S(F(5, 4), I((5,), 4), grad=(0,)), S(F(5, 4), _IGNORED, ignore_index=-1,
                                                      grad=(0,)),
                  S(F(6, 3), I((6,), 3), ignore_index=1, grad=(0,)), S(F(0, 3), I((0,), 3)))
-register(OpDef("cross_entropy_rows", 2, _infer_ce_rows, _ce_rows_forward,
-               (lambda g, x, t, out, ignore_index:
-                g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
-               attrs={"ignore_index": ("int", -100)}, torch_name="NllLossBackward0",
-               samples=_ROWS_SAMPLES))
-register(OpDef("cross_entropy_rows_backward", 3, _infer_ce_rows_bw, _ce_rows_bw_forward,
-               (_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
-               torch_name="NllLossBackwardBackward0",
-               samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),
-                        S(F(5), F(5, 4), _IGNORED, ignore_index=-1, grad=(0, 1)),
-                        S(F(0), F(0, 3), I((0,), 3)))))
+define("cross_entropy_rows", nin=2, infer=_infer_ce_rows, forward=_ce_rows_forward,
+       vjp=(lambda g, x, t, out, ignore_index:
+            g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
+       attrs={"ignore_index": ("int", -100)}, samples=_ROWS_SAMPLES)
+define("cross_entropy_rows_backward", nin=3, infer=_infer_ce_rows_bw, forward=_ce_rows_bw_forward,
+       vjp=(_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
+       samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),
+                S(F(5), F(5, 4), _IGNORED, ignore_index=-1, grad=(0, 1)),
+                S(F(0), F(0, 3), I((0,), 3))))
 
 _CLASS = {"ignore_index": ("int", -100), "reduction": ("str", "mean")}
-register(OpDef("nll_loss", -1, _infer_class_loss("nll_loss", False), None, decompose=_nll,
-               attrs=dict(_CLASS), torch_name="NllLossBackward0", samples=(
-                   S(F(5, 4), I((5,), 4), grad=(0,)),
-                   S(F(5, 4), I((5,), 4), P(4), reduction="sum", grad=(0,)),
-                   S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
-                   S(F(4), I((), 4), grad=(0,)),
-                   S(F(5, 4), _IGNORED, ignore_index=-1, grad=(0,)),
-                   S(F(6, 3), I((6,), 3), ignore_index=1, reduction="none", grad=(0,)),
-                   S(F(6, 3), I((6,), 3), P(3), ignore_index=2, grad=(0,)))))
-register(OpDef("cross_entropy", -1, _infer_class_loss("cross_entropy", True), None,
-               decompose=_cross_entropy,
-               attrs={**_CLASS, "label_smoothing": ("float", 0.0)},
-               torch_name="NllLossBackward0", samples=(
-                   S(F(5, 4), I((5,), 4), grad=(0,)),
-                   S(F(5, 4), I((5,), 4), P(4), grad=(0,)),
-                   S(F(5, 4), _IGNORED, ignore_index=-1, label_smoothing=0.2, grad=(0,)),
-                   S(F(5, 4), I((5,), 4), P(4), label_smoothing=0.1, reduction="sum",
-                     grad=(0,)),
-                   S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
-                   S(F(5, 4), P(5, 4), grad=(0, 1)),
-                   S(F(5, 4), P(5, 4), P(4), label_smoothing=0.3, grad=(0, 1)),
-                   S(F(4), I((), 4), grad=(0,)))))
+define("nll_loss", nin=-1, infer=_infer_class_loss("nll_loss", False), decompose=_nll,
+       attrs=dict(_CLASS),
+       samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
+                S(F(5, 4), I((5,), 4), P(4), reduction="sum", grad=(0,)),
+                S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
+                S(F(4), I((), 4), grad=(0,)),
+                S(F(5, 4), _IGNORED, ignore_index=-1, grad=(0,)),
+                S(F(6, 3), I((6,), 3), ignore_index=1, reduction="none", grad=(0,)),
+                S(F(6, 3), I((6,), 3), P(3), ignore_index=2, grad=(0,))))
+define("cross_entropy", nin=-1, infer=_infer_class_loss("cross_entropy", True),
+       decompose=_cross_entropy, attrs={**_CLASS, "label_smoothing": ("float", 0.0)},
+       samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
+                S(F(5, 4), I((5,), 4), P(4), grad=(0,)),
+                S(F(5, 4), _IGNORED, ignore_index=-1, label_smoothing=0.2, grad=(0,)),
+                S(F(5, 4), I((5,), 4), P(4), label_smoothing=0.1, reduction="sum",
+                  grad=(0,)),
+                S(F(2, 3, 4), I((2, 4), 3), reduction="none", grad=(0,)),
+                S(F(5, 4), P(5, 4), grad=(0, 1)),
+                S(F(5, 4), P(5, 4), P(4), label_smoothing=0.3, grad=(0, 1)),
+                S(F(4), I((), 4), grad=(0,))))
