@@ -208,7 +208,7 @@ def _check_graph(executed: list[Function]) -> None:
     tensors freed by an earlier backward, or one of them changed in place since."""
     for fn in executed:
         if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
-            op = {"div": "floor_divide"}.get(fn.node.op, fn.node.op)
+            op = {"div": "floor_divide", "scatter_add": "scatter"}.get(fn.node.op, fn.node.op)
             raise RuntimeError(f"derivative for aten::{op} is not implemented")
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)

@@ -1,6 +1,7 @@
 """The ops composed on the client where the catalog has none of its own (square, addcmul,
-addcdiv, lerp: their methods are in _tensor_methods), and the module-level functions
-(`remotegrad.add`, `remotegrad.matmul`, ...) that `remotegrad/__init__` re-exports."""
+addcdiv, lerp, scatter_reduce: their methods are in _tensor_methods), and the module-level
+functions (`remotegrad.add`, `remotegrad.matmul`, ...) that `remotegrad/__init__`
+re-exports."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import _ops, _operators, _select, _shape
+from . import _ops, _operators, _scatter_reduce, _select, _shape
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
                  else "LerpBackward0")
 
 
-COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp}
+COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp,
+            "scatter_reduce": _scatter_reduce.scatter_reduce}
 
 
 def composed() -> dict[str, Any]:

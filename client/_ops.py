@@ -18,7 +18,7 @@ import numpy as np
 from remotegrad.proto import catalog
 
 from . import _clamp as _clamp_tensors
-from . import _dtypes
+from . import _dtypes, _scatter_reduce
 from ._op_table import TABLE, Spec, grad_name, internal
 from ._tensor_base import TensorBase, apply
 
@@ -83,6 +83,8 @@ def call(name: str, args: tuple, kwargs: dict) -> Tensor:
     spec = TABLE[name]
     if spec.op == "clamp" and _clamp_tensors.tensor_bounds(args, kwargs):
         return _clamp_tensors.clamp(name, args, kwargs)  # composed: the op takes numbers
+    if spec.op == "scatter" and kwargs.get("reduce") is not None:
+        return _scatter_reduce.scatter_with_reduce(args, kwargs)  # composed: scatter_add
     operands, attrs = bind(name, spec, args, kwargs)
     grad = spec.grad(operands, attrs) if callable(spec.grad) else spec.grad
     return apply(spec.op, *operands, torch_name=grad, **attrs)

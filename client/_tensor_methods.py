@@ -806,3 +806,12 @@ class TensorMethods:
         """In place: self takes the value of self.lerp(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["lerp"](self, end, weight))
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True) -> Tensor:
+        """Tensor.scatter_reduce, composed on the client (the catalog has no `scatter_reduce`)."""
+        return _functional.COMPOSED["scatter_reduce"](self, dim, index, src, reduce, include_self=include_self)
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True) -> Tensor:
+        """In place: self takes the value of self.scatter_reduce(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["scatter_reduce"](self, dim, index, src, reduce, include_self=include_self))

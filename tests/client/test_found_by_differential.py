@@ -516,6 +516,9 @@ MESSAGES = {
                                 T.ones(2, requires_grad=True)),
     "lerp of int64, a float weight with dims": lambda T: T.lerp(
         T.tensor([2]), T.tensor([3]), T.tensor([0.5])),  # the dtype check comes first
+    "lerp of bools, the weight's gradient (end - start of bools)": lambda T: (
+        lambda w: T.autograd.grad(T.lerp(T.tensor([True]), T.tensor([False]), w).sum(), w))(
+        T.tensor(0.3, requires_grad=True)),
     "cross_entropy of a 1-D input, 2-element target": lambda T: F(T).cross_entropy(
         T.zeros(3), T.tensor([0, 1])),  # PyTorch's ValueError
 }

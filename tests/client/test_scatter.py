@@ -114,6 +114,6 @@ def test_errors_match_pytorch(name):
     assert outcomes[1][0] != "ok"
 
 
-def test_reduce_is_refused_clearly():
+def test_reduce_is_refused_clearly():  # reduce="add": tests/client/test_scatter_reduce.py
     with pytest.raises(NotImplementedError, match="reduce"):
-        rg.zeros(3).scatter(0, rg.tensor([1]), rg.ones(1), reduce="add")
+        rg.zeros(3).scatter(0, rg.tensor([1]), rg.ones(1), reduce="multiply")

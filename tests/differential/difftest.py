@@ -592,7 +592,7 @@ KNOWN: tuple[Known, ...] = (
           "rule gives a constant there, cast to the dtype (ToCopyBackward0); the catalog's "
           "is the formula"),
     Known("maximum_minimum", "grad_fn", "MaskedFillBackward0", "WhereBackward0",
-          r"torch\.(?:maximum|minimum)\(",
+          r"\.(?:maximum|minimum)\(",  # torch.maximum(x, y) and x.maximum(y)
           "maximum/minimum's rule splits ties with a where; PyTorch's masks in place"),
     Known("index_none", "grad_fn", ("SqueezeBackward1", "UnsqueezeBackward0"),
           "IndexBackwardBackward0", r"\[[^\]]*None",
