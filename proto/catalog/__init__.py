@@ -1,32 +1,33 @@
-"""The op catalog: one declarative OpDef per op (see _registry.OpDef), declared with
-`define(name, *, infer=..., ufunc=... | forward=..., vjp=..., ...)`: keyword-only, the
-forward derived from the array module's ufunc where there is one.
+"""The op catalog: one declarative OpDef per op (see _registry.OpDef), each declared once
+with `define(name, *, infer=..., ufunc=... | forward=..., vjp=..., attrs=..., samples=...)`:
+keyword-only, the forward derived from the array module's ufunc where there is one. A topic
+module binds its defaults by keyword (`_unary = partial(define, infer=..., float_inputs=True)`
+in mathfn, `_binary`, `_compare`, `_reduction`), never by position.
 
-Adding an op (issue 18 item 1): its `define` in the topic module, with samples (the tests
-walk every op's samples against PyTorch, finite differences and second order); its client
-row in client/_op_table.py (PyTorch names, grad_fn name when not CamelCase + Backward0,
-saved tensors). Nothing else enumerates ops: the engine reads the record (`ufunc`,
-`fresh`, `fusable`), the tests read the catalog and the rows (tests/client/test_op_table).
+Adding an op (issue 18 item 1) is its `define` in the topic module, with samples: the tests
+walk every op's samples against PyTorch, finite differences and second order
+(tests/engine/test_ops.py), and check `fresh` (tests/engine/test_fresh.py). Reaching it from
+PyTorch code is its row in client/_op_table.py (PyTorch names, the grad_fn name when it is
+not CamelCase + Backward0, saved tensors, view or not); tests/client/test_op_table.py fails
+until the row exists. Nothing else enumerates ops: the engine reads the record (`ufunc`,
+`fresh`, `fusable`, `float_inputs`, `promote`), the client its rows, the tests both.
 
-Where an op's facts lived before, and where they go:
-- six topic helpers (unary_op, binary, compare, reduction, _shape_op, _piece_op) with
-  different positional orders, and bare register(OpDef(...)) calls: one `define` each,
-  topic defaults bound by keyword (functools.partial), converted one module at a time;
-- OpDef.torch_name (a client fact in the shared record): client/_op_table.ROWS;
-- client/_function.SAVES / NO_SAVED_TENSORS (by grad_fn name): derived from the rows
-  (and _op_table.NODES for the composites' own PyTorch nodes);
-- client/_ops.TABLE (by PyTorch name) and its INTERNAL set: derived from the rows;
+What the record holds is what a worker needs; PyTorch-facing facts (grad_fn names, saved
+tensors, method names) are the client's rows, and CUDA kernels are not declared here (the
+forwards that use one call _special.py).
+
+Where an op's facts lived before the single declaration, and where they went:
+- six topic helpers with different positional orders (unary_op, binary, compare,
+  reduction, _shape_op, _piece_op) and bare register(OpDef(...)) calls: `define`;
+- OpDef.torch_name: client/_op_table.ROWS (grad, namer);
+- client/_function.SAVES / NO_SAVED_TENSORS: derived from the rows (and _op_table.NODES for
+  the PyTorch nodes that client composites name themselves: TBackward0, RsubBackward0...);
+- client/_ops.TABLE and INTERNAL, _tensor_base.VIEWS: derived from the rows;
 - worker/engine/executor.FRESH: OpDef.fresh;
-- tests/client/test_ops.py's list of ops exposed outside the table: the rows;
-- tests/engine/torch_refs.py: only ops whose PyTorch call differs from
-  F.<name>/torch.<name>(*inputs, **attrs) (a test's knowledge of torch, kept there);
-- literal grad_fn names in client composites (nn.functional, _shape, _select, ...): they
-  name PyTorch nodes of composites, not catalog ops; listed in _op_table.NODES with
-  their saved tensors.
-
-Modules by topic: elementwise (arithmetic, comparison, logic), mathfn (math functions and
-activations), reductions, linalg, shape, indexing, nn (linear, normalisation, losses),
-conv (conv2d and pooling), structural (sources, casts, where, and the `grad` node).
+- tests/client/test_ops.py's list of ops exposed outside the table: the rows.
+Kept where they are, as not facts of the declaration: tests/engine/torch_refs.py (how to
+call PyTorch for the ops whose call differs from F.<name>/torch.<name>), the engine's cost
+and blocking tables (worker/engine/cost.py, blocks.py), the differential tester's op mix.
 
 Names and attributes are PyTorch's (`sum(dim, keepdim)`, `transpose(dim0, dim1)`,
 `cross_entropy(ignore_index, reduction, label_smoothing)`), tensors are inputs in
@@ -70,7 +71,7 @@ from . import (  # noqa: F401  (registration)
 )
 from ._checks import CheckedRuntimeError
 from ._identity import attrs_key
-from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, define, get, register
+from ._registry import CATALOG, REQUIRED, In, OpDef, Sample, define, get
 from ._types import (
     DEFAULT_FLOAT,
     DTYPES,
@@ -117,7 +118,6 @@ __all__ = [
     "normalize_dims",
     "numel",
     "promote_types",
-    "register",
     "result_type",
     "scalar_meta",
 ]

@@ -95,7 +95,6 @@ class OpDef:
     forward: Callable[..., Any] | None         # forward(xp, *arrays, **attrs) -> array
     vjp: tuple[Rule | None, ...] | None = None # one rule per input; None: not differentiable
     attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (kind, default)
-    torch_name: str | None = None              # grad_fn name in PyTorch, e.g. "MulBackward0"
     variadic_rule: Rule | None = None          # rule(g, *inputs, out, index, **attrs)
     promote: bool | tuple[int, ...] = False    # cast inputs (all, or these) to result_type
     decompose: Rule | None = None              # same value from catalog ops; its vjp is ours
@@ -165,7 +164,7 @@ def define(name: str, *, infer: Callable[..., Meta], nin: int = 1,
            attrs: dict[str, tuple[str, Any]] | None = None,
            promote: bool | tuple[int, ...] = False, float_inputs: bool = False,
            fusable: Callable[..., Any] | bool | None = None, fresh: bool = False,
-           samples: tuple[Sample, ...] = (), torch_name: str | None = None) -> OpDef:
+           samples: tuple[Sample, ...] = ()) -> OpDef:
     """Declare and register one op: the only way ops enter the catalog (keyword-only, so
     every fact is named). `ufunc` alone gives the forward (xp.<ufunc>(*inputs)); an op
     with attributes that names a ufunc (used at default attributes) writes its forward.
@@ -181,14 +180,14 @@ def define(name: str, *, infer: Callable[..., Meta], nin: int = 1,
         vjp = (vjp,)
     if fusable is True:
         fusable = forward
-    return register(OpDef(
-        name, nin, infer, forward, vjp, attrs=dict(attrs or {}), torch_name=torch_name,
+    return _register(OpDef(
+        name, nin, infer, forward, vjp, attrs=dict(attrs or {}),
         variadic_rule=variadic_rule, promote=promote, decompose=decompose,
         float_inputs=float_inputs, ufunc=ufunc, fusable=fusable or None,
         samples=tuple(samples), fresh=fresh))
 
 
-def register(op: OpDef) -> OpDef:
+def _register(op: OpDef) -> OpDef:
     if op.name in CATALOG:
         raise ValueError(f"op {op.name!r} registered twice")
     CATALOG[op.name] = op
