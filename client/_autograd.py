@@ -203,6 +203,10 @@ def _executed(order: list[Function], targets: list[Function] | None,
     return [fn for fn in order if id(fn) in needed]
 
 
+_BOOL_SUB = ("Subtraction, the `-` operator, with two bool tensors is not supported. Use the "
+             "`^` or `logical_xor()` operator instead.")
+
+
 def _check_graph(executed: list[Function]) -> None:
     """PyTorch's errors when a function it runs cannot be: not differentiable, its saved
     tensors freed by an earlier backward, or one of them changed in place since."""
@@ -210,6 +214,9 @@ def _check_graph(executed: list[Function]) -> None:
         if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
             op = {"div": "floor_divide", "scatter_add": "scatter"}.get(fn.node.op, fn.node.op)
             raise RuntimeError(f"derivative for aten::{op} is not implemented")
+        if fn.node.op == "lerp_kernel" and fn.node.inputs[0].meta.dtype == "bool":
+            # the weight's gradient, g * (end - start): PyTorch's sub refuses two bools here
+            raise RuntimeError(_BOOL_SUB)
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)
         for counter, version, is_result, meta in fn._saved:
