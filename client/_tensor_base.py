@@ -26,7 +26,7 @@ from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
 from ._node import Node, checked, const, leaf, op_node
-from ._op_table import SAVES, static_name
+from ._op_table import SAVES, VIEWS, static_name
 from ._session import materialize
 from ._tensor_meta import TensorMeta, torch_type_name
 
@@ -124,10 +124,6 @@ def _differentiable(op: str, opdef) -> builtins.bool:
     return found
 
 
-# Catalog ops whose PyTorch counterpart returns a view of its input (index: basic indexing,
-# no tensor among the operands).
-VIEWS = frozenset({"broadcast_to", "chunk", "expand", "flatten", "index", "narrow", "permute",
-                   "reshape", "split", "squeeze", "transpose", "unsqueeze"})
 
 
 def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:

@@ -43,9 +43,6 @@ from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
 FOLD_BYTES = 1 << 16  # constants up to this size are computed once, at compile time
-# Ops whose result never shares memory with an input (besides those with a ufunc).
-FRESH = frozenset({"matmul", "mm", "bmm", "linear", "tanh_backward", "sigmoid_backward",
-                   "softmax", "log_softmax", "conv2d", "cast"})
 CODEGEN_MAX_STEPS = 20_000
 FUSE = True  # fuse elementwise runs where the array module can (cupy.fuse); see fusion.py
 
@@ -236,7 +233,8 @@ def _direct_calls(g: Graph, live: list[int], dies, xp) -> dict[int, tuple[Any, i
         return op.ufunc if op.ufunc and at_defaults else None
 
     def fresh(n):
-        return n in mine and (ufunc(n) is not None or g.ops[n] in FRESH)
+        # (OpDef.fresh: the op's result never shares memory with an input)
+        return n in mine and (ufunc(n) is not None or catalog.get(g.ops[n]).fresh)
 
     plan = {}
     for pos, n in enumerate(live):
