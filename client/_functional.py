@@ -36,7 +36,7 @@ def detach(input: Tensor) -> Tensor:
 
 # --- composed on the client where the catalog has no op of its own -------------------------
 def _square(input: Tensor) -> Tensor:
-    return apply("pow", input, 2, torch_name="PowBackward0")
+    return apply("pow", input, 2)  # PowBackward0, the op table's name
 
 
 def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
@@ -57,7 +57,7 @@ def _in_result_dtype(input, tensor1, tensor2) -> tuple:
     dtype = result_type([x._node.meta for x in tensors])
     if dtype not in FLOATING:
         return tensor1, tensor2
-    return tuple(apply("cast", x, dtype=dtype, torch_name="ToCopyBackward0")
+    return tuple(apply("cast", x, dtype=dtype)
                  if isinstance(x, TensorBase) and x.dtype.name != dtype
                  and x.dtype.name in FLOATING else x for x in (tensor1, tensor2))
 

@@ -118,7 +118,7 @@ def infer_size(shape: tuple, numel: int) -> tuple:
 
 def reshape(self, *shape) -> Tensor:
     shape = infer_size(_sizes(shape), self.numel())
-    return apply("reshape", self, shape=shape, torch_name="ViewBackward0")
+    return apply("reshape", self, shape=shape)
 
 
 def expand(self, *sizes) -> Tensor:

@@ -509,7 +509,7 @@ class TensorBase(TensorMeta):
         name, copy = _to.parse(self._node.meta.dtype, args, kwargs)
         if name == self._node.meta.dtype and not copy:
             return self
-        return apply("cast", self, dtype=name, torch_name="ToCopyBackward0")
+        return apply("cast", self, dtype=name)
 
     def type(self, dtype=None, non_blocking=False, **kwargs) -> str | Tensor:
         if dtype is None:
