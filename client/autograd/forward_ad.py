@@ -15,8 +15,10 @@ worker expands the second gradient from the first as it does any gradient of a g
 What the derivation makes visible, unlike PyTorch's dual tensors (docs/compatibility.md):
 a dual tensor of a primal that requires no grad itself requires grad (the stand-in), so
 results computed from it have a grad_fn (its repr hides it, as PyTorch prints none); ops
-recorded under no_grad are not differentiated, so their results carry no tangent; and a
-tangent takes its primal's dtype (PyTorch keeps a float64 tangent of a float32 primal).
+recorded under no_grad are not differentiated, so their results carry no tangent; a
+tangent takes its primal's dtype (PyTorch keeps a float64 tangent of a float32 primal); a
+custom autograd.Function's jvp is never called (the tangent comes from its backward; one
+without a jvp raises PyTorch's NotImplementedError when its result's tangent is read).
 """
 
 from __future__ import annotations
@@ -147,10 +149,23 @@ def _tangent(lvl: _Level, y: Tensor) -> Tensor | None:
     elif len(pairs) == 1 and pairs[0][0]._node is y._node:
         tangent = pairs[0][1]  # a dual's own tangent, as given
     else:
+        _check_custom(y, lvl)
         tangent = _push(y, pairs)
         lvl.tangents.add(id(tangent._node))
     lvl.cache[id(y._node)] = (y, tangent)
     return tangent
+
+
+def _check_custom(y: Tensor, lvl: _Level) -> None:
+    """PyTorch's error for a custom autograd.Function a dual flows into without a jvp
+    staticmethod of its own (with one, the tangent is still derived from its backward)."""
+    for fn in walk([y.grad_fn]):
+        spec = getattr(fn, "_custom", None)
+        if spec is None or "jvp" in vars(spec.cls) or not any(
+                id(f.node) in lvl.duals for f in walk([fn])):
+            continue
+        raise NotImplementedError("You must implement the jvp function for custom "
+                                  "autograd.Function to use it with forward mode AD.")
 
 
 def _push(y: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:

@@ -174,3 +174,57 @@ def test_dual_level_is_a_decorator_too():
         return rfw.unpack_dual(q ** 3).tangent
     assert cube_tangent().tolist() == [3.0, 12.0]
     assert rfw.unpack_dual(rg.ones(1)).tangent is None  # the level closed
+
+
+def _linear(lib):
+    model = lib.nn.Linear(5, 4).double()
+    with lib.no_grad():
+        model.weight.copy_(lib.tensor(np.linspace(-1, 1, 20).reshape(4, 5)))
+        model.bias.copy_(lib.tensor([0.1, -0.2, 0.3, 0.0], dtype=lib.float64))
+    return model
+
+
+@pytest.mark.parametrize("how", ["setattr", "functional_call"])
+def test_module_parameters_as_duals_match_pytorch(how):
+    """The forward-AD tutorial's two ways: duals set on the module, or functional_call."""
+    inp = np.cos(np.arange(15.0)).reshape(3, 5)
+    found = []
+    for lib, fw in ((rg, rfw), (torch, tfw)):
+        model = _linear(lib)
+        params = dict(model.named_parameters())
+        with fw.dual_level():
+            duals = {n: fw.make_dual(p, lib.ones_like(p) * 0.5) for n, p in params.items()}
+            if how == "setattr":
+                for n, d in duals.items():
+                    delattr(model, n)
+                    setattr(model, n, d)
+                out = model(lib.tensor(inp))
+            else:
+                out = lib.func.functional_call(model, duals, lib.tensor(inp))
+            found.append((fw.unpack_dual(lib.relu(out).sum()).tangent.item(),
+                          fw.unpack_dual(out).tangent.detach().numpy().copy()))
+    assert found[0][0] == pytest.approx(found[1][0], rel=1e-12)
+    np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-12)
+
+
+def test_a_custom_function_without_jvp_is_refused_as_in_pytorch():
+    messages = []
+    for lib, fw in ((rg, rfw), (torch, tfw)):
+        class Exp(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.result = x.exp()
+                return ctx.result
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * ctx.result
+
+        with fw.dual_level():
+            d = fw.make_dual(lib.tensor([1.0, 2.0]), lib.tensor([1.0, 1.0]))
+            with pytest.raises(NotImplementedError) as e:
+                fw.unpack_dual(Exp.apply(d) * 2).tangent.tolist()
+            messages.append(str(e.value))
+            plain = Exp.apply(lib.tensor([0.0])) * d  # no dual flows into it: fine
+            assert fw.unpack_dual(plain).tangent.tolist() == [1.0, 1.0]
+    assert messages[0] == messages[1]
