@@ -235,9 +235,12 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     _warn_broadcast(input, target)
     _check_broadcast(input, target)
     reduction = _reduction(size_average, reduce, reduction)
-    # PyTorch composes l1_loss of abs and a reduction: its grad_fn is the last of them.
-    name = {"mean": "MeanBackward0", "sum": "SumBackward0"}.get(reduction, "AbsBackward0")
-    return _op("l1_loss", input, target, reduction=reduction, torch_name=name)
+    # PyTorch composes l1_loss of sub, abs and a reduction, recorded here the same way: its
+    # nodes, what they save (abs the difference, not an operand: an in-place change of the
+    # input after it is no error) and their second-backward errors are PyTorch's.
+    losses = (input - target).abs()
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" \
+        else losses
 
 
 def _weight_without_grad(function: str, **weights: Tensor | None) -> None:

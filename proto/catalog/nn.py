@@ -266,9 +266,11 @@ def _bce_vjp(g, x, t, *rest, out, index, reduction):
 
 
 def _bce_logits(x, t, *w, reduction):
-    # log(1 + e^-x) as softplus(-x): stable, and smooth at 0, where the pieces of
-    # log1p(e^-|x|) + relu(-x) would each take a one-sided derivative (0 instead of -1/2).
-    log_sig_neg = (-x).softplus(beta=1.0, threshold=20.0)
+    # -log_sigmoid(x) (PyTorch's formula) as softplus(-x): stable, and smooth at 0, where the
+    # pieces of log1p(e^-|x|) + relu(-x) would each take a one-sided derivative (0 instead
+    # of -1/2). No threshold: past it softplus is the identity, which drops e^-20 = 2e-9
+    # (for x = -20.3 and t = sigmoid(x) the loss, 3.3e-8, was 5% off PyTorch's).
+    log_sig_neg = (-x).softplus(beta=1.0, threshold=float("inf"))
     if len(w) > 1:
         losses = (1 - t) * x + ((w[1] - 1) * t + 1) * log_sig_neg
     else:

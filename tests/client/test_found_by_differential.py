@@ -103,6 +103,24 @@ def _modified_after(T, f, n=2):
     return T.autograd.grad(out.sum(), xs[0])
 
 
+def _l1_twice(T):
+    """l1_loss's graph, freed by a first backward, refuses a second one (abs saved)."""
+    v0 = _leaf(T, 0.13, "float32")
+    v1 = v0.std(0, correction=0)
+    v2 = F(T).l1_loss(v0, v1)
+    T.autograd.grad((v2 * v2).sum(), v1)
+    return T.autograd.grad(v2.sum(), v0)
+
+
+def _l1_input_changed(T):
+    """abs saved input - target, not the input: changing the input afterwards is fine."""
+    x = _leaf(T, [0.3, -0.7])
+    y = x * 1
+    loss = F(T).l1_loss(y, T.tensor([0.2, 0.9], dtype=T.float64), reduction="none")
+    y.add_(1)
+    return T.autograd.grad(loss.sum(), x)
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -305,6 +323,13 @@ CASES = {
         T.full((2, 2), 3e38).std(1), T.full((2, 2), 3e38).std(),
         T.tensor([[2e38, 2e38, 0.0]]).var(1), T.tensor([2e38, 2e38, 0.0]).std(0)),
     "cross_entropy over one class: the sign of a zero loss": _one_class_losses,
+    # -log_sigmoid(x) without softplus' threshold (past it, e^-20 was dropped)
+    "bce_with_logits(x, sigmoid(x)) beyond 20": lambda T: _grad(
+        T, lambda a: F(T).binary_cross_entropy_with_logits(a, a.sigmoid(), reduction="none")
+        * 1e8, _leaf(T, [-20.3, -25.0, 21.0, -700.0])),  # (1e8: the test's atol is 1e-7)
+    # l1_loss is PyTorch's sub, abs and reduction: their saved tensors
+    "l1_loss, a second backward through it": _l1_twice,
+    "l1_loss(x, t), x changed in place afterwards": _l1_input_changed,
     # a node that saves its operands checks their versions at backward
     "round(bce_with_logits(x, t)), x modified in place": lambda T: _modified_after(
         T, lambda x, t: F(T).binary_cross_entropy_with_logits(x, t.sigmoid()).round()),
