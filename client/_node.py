@@ -72,10 +72,23 @@ _SCALAR_METAS = {t: catalog.scalar_meta(t()) for t in (bool, int, float)}
 
 
 def const(value: float | bool) -> Node:
-    """A Python number operand (weakly typed, as in PyTorch)."""
-    meta = _SCALAR_METAS.get(type(value))
-    return Node("const", (), {"value": value}, meta or catalog.scalar_meta(value), False,
-                (("value", value_key(value)),))  # attrs_key of the attributes, made directly
+    """A Python number operand (weakly typed, as in PyTorch): one node per value (by its
+    value_key: -0.0 apart from 0.0, 2 from 2.0), shared by every op that uses it. A const
+    never gets a value or inputs, so sharing it changes no graph's meaning, and a loop's
+    `x * 0.9` records (and walks) no new node for the number."""
+    vkey = value_key(value)
+    node = _CONSTS.get(vkey)
+    if node is None:
+        meta = _SCALAR_METAS.get(type(value))
+        node = Node("const", (), {"value": value}, meta or catalog.scalar_meta(value), False,
+                    (("value", vkey),))  # attrs_key of the attributes, made directly
+        if len(_CONSTS) >= CHECKED_SIZE:
+            _CONSTS.clear()
+        _CONSTS[vkey] = node
+    return node
+
+
+_CONSTS: dict = {}
 
 
 def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool) -> Node:
