@@ -3,15 +3,18 @@ backward computes) against central finite differences, in the inputs' precision 
 what the check is meant for), with PyTorch's signature, tolerances and messages.
 
 This is PyTorch's slow mode: the full Jacobian both ways, each entry compared as
-|analytical - numerical| <= atol + rtol * |numerical|. PyTorch's extra checks around it
-(reentrancy, undefined gradients, batched and forward-mode gradients) are not made here;
-asking for the ones that change the result raises NotImplementedError."""
+|analytical - numerical| <= atol + rtol * |numerical|; check_forward_ad=True compares the
+Jacobian forward_ad's dual numbers give too (derived from the reverse rules, so it checks
+the same rules once more, through the double-vjp). PyTorch's extra checks around it
+(reentrancy, undefined gradients, batched gradients) are not made here; asking for the ones
+that change the result raises NotImplementedError."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _creation
+from .._autograd import batch
 from .._autograd import grad as _grad
 from .._tensor import Tensor
 from .._warn import warn_user
@@ -90,6 +93,44 @@ def _analytical(output: Tensor, inputs: tuple, diff: list[int]) -> list[np.ndarr
     return jacobians
 
 
+def _analytical_forward(func, inputs: tuple, diff: list[int], n_out: int
+                        ) -> list[list[np.ndarray]]:
+    """[output][input] Jacobians, (input numel, output numel), by forward mode: the tangents
+    of the outputs for a one-hot tangent of each input element (forward_ad's dual numbers;
+    every column recorded first, then read in one round trip)."""
+    from . import forward_ad
+    columns = []
+    with forward_ad.dual_level():
+        for i in diff:
+            x, per_element = inputs[i], []
+            for j in range(x.numel()):
+                basis = np.zeros(x.numel(), dtype=x.dtype.name)
+                basis[j] = 1
+                args = list(inputs)
+                args[i] = forward_ad.make_dual(x, _creation.tensor(
+                    basis.reshape(tuple(x.shape)), dtype=x.dtype))
+                outs = _outputs(func, tuple(args))
+                per_element.append([forward_ad.unpack_dual(o).tangent for o in outs])
+            columns.append(per_element)
+        batch([t for per in columns for col in per for t in col if t is not None])
+        return [[np.stack([np.zeros(0) if col[k] is None else
+                           col[k].detach().numpy().astype(np.float64).reshape(-1)
+                           for col in per]) if per else np.zeros((0, 0))
+                 for per in columns] for k in range(n_out)]
+
+
+def _compare(analytical, numerical, outputs, mode: str, atol: float, rtol: float) -> None:
+    for i, (_, output) in enumerate(outputs):
+        for j, (a, n) in enumerate(zip(analytical[i], numerical[i])):
+            if a.shape != n.shape:  # an output no input reaches: its tangents are None
+                a = np.zeros_like(n)
+            if not np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
+                raise GradcheckError(
+                    f"Jacobian {mode}mismatch for output {i} with respect to input {j},\n"
+                    f"numerical:{_print(n, output.dtype)}\n"
+                    f"analytical:{_print(a, output.dtype)}\n")
+
+
 def _print(array: np.ndarray, dtype) -> str:
     return repr(_creation.tensor(array, dtype=dtype))
 
@@ -101,7 +142,10 @@ def _unsupported(**flags: bool) -> None:
                                       "(only the backward-mode Jacobian check is made)")
 
 
-def _slow_gradcheck(func, inputs: tuple, eps: float, atol: float, rtol: float) -> bool:
+def _slow_gradcheck(func, inputs: tuple, eps: float, atol: float, rtol: float,
+                    backward: bool = True, forward: bool = False) -> bool:
+    """The backward-mode check, then (check_forward_ad) the forward-mode one, as PyTorch
+    orders them."""
     diff = _check_inputs(inputs)
     all_outputs = _outputs(func, inputs)
     numerical = _numerical(func, inputs, diff, eps)
@@ -112,13 +156,14 @@ def _slow_gradcheck(func, inputs: tuple, eps: float, atol: float, rtol: float) -
                 if not np.allclose(n, 0.0, rtol=rtol, atol=atol):
                     raise GradcheckError("Numerical gradient for function expected to be zero")
         return True
-    for i, (k, output) in enumerate(outputs):
-        for j, (a, n) in enumerate(zip(_analytical(output, inputs, diff), numerical[k])):
-            if not np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
-                raise GradcheckError(
-                    f"Jacobian mismatch for output {i} with respect to input {j},\n"
-                    f"numerical:{_print(n, output.dtype)}\n"
-                    f"analytical:{_print(a, output.dtype)}\n")
+    numerical = [numerical[k] for k, _ in outputs]
+    if backward:
+        _compare([_analytical(o, inputs, diff) for _, o in outputs], numerical, outputs, "",
+                 atol, rtol)
+    if forward:
+        tangents = _analytical_forward(func, inputs, diff, len(all_outputs))
+        _compare([tangents[k] for k, _ in outputs], numerical, outputs,
+                 "computed with forward mode ", atol, rtol)
     return True
 
 
@@ -131,11 +176,14 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     """True when func's gradients with respect to its inputs that require grad match
     finite differences; else GradcheckError (or False with raise_exception=False).
     fast_mode is accepted and makes the full check (the same verdict, more work)."""
-    _unsupported(check_batched_grad=check_batched_grad, check_forward_ad=check_forward_ad,
+    if not (check_forward_ad or check_backward_ad):
+        raise AssertionError("Expected at least one of check_forward_ad or check_backward_ad "
+                             "to be True")
+    _unsupported(check_batched_grad=check_batched_grad,
                  check_batched_forward_grad=check_batched_forward_grad)
     try:
-        return _slow_gradcheck(func, _as_tuple(inputs), eps, atol, rtol) \
-            if check_backward_ad else True
+        return _slow_gradcheck(func, _as_tuple(inputs), eps, atol, rtol, check_backward_ad,
+                               check_forward_ad)
     except GradcheckError:
         if raise_exception:
             raise
@@ -152,7 +200,13 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     """gradcheck of func's backward: the gradients of func's outputs, seeded with
     grad_outputs (random in [-1, 1) when not given), as a function of the inputs and the
     seeds."""
-    _unsupported(check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev)
+    if not (check_fwd_over_rev or check_rev_over_rev):
+        raise AssertionError("Expected at least one of check_fwd_over_rev or check_rev_over_rev "
+                             "to be True")
+    if check_undefined_grad and not check_rev_over_rev:
+        raise AssertionError("Setting check_undefined_grad=True requires check_rev_over_rev to "
+                             "be True")
+    _unsupported(check_batched_grad=check_batched_grad)
     inputs = _as_tuple(inputs)
     diff = _differentiable(inputs)
     if grad_outputs is None:
@@ -169,7 +223,6 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
                       allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
-    if not check_rev_over_rev:
-        return True
     return gradcheck(backward_of, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
-                     raise_exception=raise_exception)
+                     raise_exception=raise_exception, check_forward_ad=check_fwd_over_rev,
+                     check_backward_ad=check_rev_over_rev)
