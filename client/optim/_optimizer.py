@@ -95,6 +95,11 @@ class Optimizer:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
 
+    def __getstate__(self) -> dict:
+        # an lr scheduler's wrapper of step (and what it notes) is no part of the state, as
+        # PyTorch pickles an optimiser without it
+        return {k: v for k, v in self.__dict__.items() if k not in ("step", "_opt_called")}
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
