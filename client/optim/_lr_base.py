@@ -3,7 +3,9 @@ the epoch; remotegrad.optim.lr_scheduler gathers these with the others."""
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,6 +22,38 @@ EPOCH_DEPRECATION_WARNING = (
     "your use case: https://github.com/pytorch/pytorch/issues/new/choose.")
 
 
+STEP_ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and "
+    "later, you should call them in the opposite order: `optimizer.step()` before "
+    "`lr_scheduler.step()`.  Failure to do this will result in PyTorch skipping the first "
+    "value of the learning rate schedule. See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+STEP_OVERRIDDEN_WARNING = (
+    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
+    "initialization. Please, make sure to call `optimizer.step()` before "
+    "`lr_scheduler.step()`. See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+
+
+def _track_step_calls(optimizer: Optimizer) -> None:
+    """Wrap optimizer.step (once) so that it notes it was called: the first scheduler
+    step warns, as PyTorch's, when the optimiser has not stepped yet (or its step was
+    replaced since). The wrapper holds the optimiser weakly (no cycle through it)."""
+    step = optimizer.step
+    if hasattr(step, "_wrapped_by_lr_sched"):
+        return
+    owner, func = weakref.ref(optimizer), step.__func__
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        opt = owner()
+        opt._opt_called = True
+        return func.__get__(opt, type(opt))(*args, **kwargs)
+
+    wrapper._wrapped_by_lr_sched = True
+    optimizer.step = wrapper
+
+
 class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -33,6 +67,7 @@ class LRScheduler:
                                "resuming an optimizer")
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
+        _track_step_calls(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
@@ -52,6 +87,11 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
+        if self._step_count == 1:  # the first step the program makes (PyTorch's checks)
+            if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
+                warn_user(STEP_OVERRIDDEN_WARNING)
+            elif not getattr(self.optimizer, "_opt_called", False):
+                warn_user(STEP_ORDER_WARNING)
         self._step_count += 1
         if epoch is not None:
             warn_user(EPOCH_DEPRECATION_WARNING)
