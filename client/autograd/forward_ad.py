@@ -14,7 +14,8 @@ worker expands the second gradient from the first as it does any gradient of a g
 
 What the derivation makes visible, unlike PyTorch's dual tensors (docs/compatibility.md):
 a dual tensor of a primal that requires no grad itself requires grad (the stand-in), so
-results computed from it have a grad_fn (its repr hides it, as PyTorch prints none); ops
+results computed from it have a grad_fn (its repr hides it, as PyTorch prints none), and
+an in-place op on it is refused as on any leaf that requires grad; ops
 recorded under no_grad are not differentiated, so their results carry no tangent; a
 tangent takes its primal's dtype (PyTorch keeps a float64 tangent of a float32 primal); a
 custom autograd.Function's jvp is never called (the tangent comes from its backward; one
