@@ -88,3 +88,40 @@ def test_an_op_defined_once_runs_differentiates_and_is_named():
         np.testing.assert_allclose(x.grad.numpy(), np.cosh([0.5, -1.0, 2.0]))
     finally:
         del catalog.CATALOG["sinh_once"]
+
+
+def _torch_saved(fn) -> set[str]:
+    import torch
+    out = set()
+    for a in dir(fn):
+        v = getattr(fn, a) if a.startswith("_saved_") else None
+        if isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list))
+                                           and any(isinstance(t, torch.Tensor) for t in v)):
+            out.add(a)
+    return out
+
+
+def _node_cases():
+    from test_ops import CASES
+    return CASES
+
+
+@pytest.mark.parametrize("case", _node_cases(), ids=lambda c: c[0])
+def test_saved_tensors_are_pytorchs(case):
+    """For each PyTorch function the table exposes (tests/client/test_ops.py's cases), the
+    node PyTorch records saves tensors exactly when the row says so, the result among them
+    exactly when the row's code has `r`; and the row says something about it."""
+    import torch
+    from test_ops import _inputs
+
+    name, operands, kw = case
+    if not _ops.available(name):
+        pytest.skip(f"catalog has no op for {name}")
+    fn = getattr(torch, name)(*_inputs(operands, torch, True), **kw).grad_fn
+    if fn is None:
+        return
+    node = type(fn).__name__
+    assert node in _op_table.SAVES or node in NO_SAVED_TENSORS, f"no saved-tensor fact: {node}"
+    saved, code = _torch_saved(fn), _op_table.SAVES.get(node, "")
+    assert bool(saved) == bool(code), (node, code, sorted(saved))
+    assert ("_saved_result" in saved) == ("r" in code), (node, code, sorted(saved))
