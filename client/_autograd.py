@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from remotegrad.proto.catalog import attrs_key
 
 from . import _grad_mode
 from ._creation import tensor, zeros_like
@@ -60,8 +61,10 @@ class _Pass:
     def gradients(self, wrts: list[tuple[Node, Function | None]]) -> list[Tensor]:
         """The gradient with respect to each (node, its function), recorded together."""
         head = tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
-        nodes = [Node("grad", head + (wrt,), {"n": len(self.outs)}, wrt.meta,
-                      tracked=self.create_graph) for wrt, _ in wrts]
+        n = len(self.outs)
+        akey = attrs_key({"n": n})  # made once for all of them (a read would, per node)
+        nodes = [Node("grad", head + (wrt,), {"n": n}, wrt.meta, self.create_graph, akey)
+                 for wrt, _ in wrts]
         found: list = [None] * len(nodes)
         if self.create_graph:
             # PyTorch's grad_fns: the derivative's last op, over what the derivative reads
@@ -159,7 +162,7 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Functi
         if g is None:
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            seeds.append((leaf(np.ones(out._node.meta.shape, out._node.meta.dtype)), None))
+            seeds.append((leaf(_ones(out._node.meta.shape, out._node.meta.dtype)), None))
             continue
         if not isinstance(g, TensorBase):
             g = tensor(g, dtype=out.dtype)
@@ -169,6 +172,19 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Functi
                 f"output[{i}] has a shape of {out.shape}.")
         seeds.append((g._node, _edge(g) if g.requires_grad else None))
     return seeds
+
+
+_ONES: dict[tuple, np.ndarray] = {}
+
+
+def _ones(shape: tuple, dtype: str) -> np.ndarray:
+    """The implicit seed of a scalar output: one read-only array per dtype (a leaf's array
+    is never written), not a new np.ones per backward()."""
+    found = _ONES.get((shape, dtype))
+    if found is None:
+        found = _ONES[shape, dtype] = np.ones(shape, dtype)
+        found.flags.writeable = False
+    return found
 
 
 def _check_outputs(outputs: list[Tensor]) -> None:
@@ -249,9 +265,13 @@ def _start(outs: list[Tensor], seeds: list, create_graph: bool, order: list[Func
            executed: list[Function]) -> _Pass:
     _check_graph(executed)
     p = _Pass([(o._node, o.grad_fn or _edge(o)) for o in outs], seeds, create_graph)
+    first = next((k for k, fn in enumerate(order) if fn._custom is not None or (
+        not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None))), None)
+    if first is None:  # no hooks, no retain_grad, no custom Function: nothing runs here
+        return p
     run = {id(fn) for fn in executed}
     with _grad_mode.set_grad_enabled(create_graph):
-        for fn in order:
+        for fn in order[first:]:
             if not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None):
                 p.run_nonleaf_hooks(fn)
             if fn._custom is not None and id(fn) in run:  # its backward, where PyTorch runs it
@@ -296,7 +316,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
     executed = _executed(order, None if inputs is None else [f for _, f in targets],
                          capture=False)
     p = _start(outputs, seeds, create_graph, order, executed)
-    with _grad_mode.set_grad_enabled(create_graph):
+    with _grad_mode.grad_mode(create_graph):
         grads = p.gradients([(fn.node if isinstance(fn, AccumulateGrad) else t._node, fn)
                              for t, fn in targets])
         for (t, _), g in zip(targets, grads):

@@ -24,6 +24,24 @@ def _set(mode: bool) -> None:
     _state.enabled = mode
 
 
+class grad_mode:  # noqa: N801  (a context, named as the others)
+    """The SDK's own `with grad_mode(flag):` (autograd's passes): grad mode for the block,
+    then restored. No decorator form and no inference-mode bookkeeping, so ~4x cheaper
+    than set_grad_enabled (a backward() enters one)."""
+
+    __slots__ = ("mode", "prev")
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_state, "enabled", True)
+        _state.enabled = self.mode
+
+    def __exit__(self, *exc) -> None:
+        _state.enabled = self.prev
+
+
 class _Mode:
     """Sets grad mode on entry and restores it on exit."""
 
