@@ -13,12 +13,22 @@ before the first byte goes out: a tensor that is not whole is missing
 (FAILED_PRECONDITION: the SDK sends it again, or recomputes the result), not a stream
 that breaks halfway. Should the key still go (evicted, expired) under the stream, the
 stream ends with the same status; the SDK checks the content hash at the end either way.
+
+What all fetches hold at once is bounded too (IN_FLIGHT, FETCH_BYTES): a fetch takes its
+share before it reads a stored chunk (a whole small tensor: twice its size, the value and
+the copy it is sent from) and gives it back once that chunk's last message is sent, so 16
+open fetches hold at most FETCH_BYTES of tensor, not 16 chunks, and one tenant at most
+half of it. A fetch that finds no room
+waits for it (others' clients read on, or are cancelled after --stream-idle-timeout) and
+is refused RESOURCE_EXHAUSTED after FETCH_WAIT seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from remotegrad.proto import codec, keys
 from remotegrad.proto import remotegrad_pb2 as pb
@@ -27,6 +37,78 @@ from remotegrad.proto.errors import MissingTensorError
 from remotegrad.proto.store import CHUNK, MAX_CHUNKS, RedisTensorStore
 
 log = logging.getLogger("remotegrad.gateway")
+
+FETCH_BYTES = 4 * CHUNK  # 128 MiB of tensor held by all fetches of a gateway at once
+FETCH_WAIT = 30.0  # seconds a fetch waits for room (the streams' idle timeout's default)
+
+
+class FetchBusyError(codec.TooLargeError):
+    """No room for a fetch's bytes in time (RESOURCE_EXHAUSTED)."""
+
+
+class InFlight:
+    """Bytes held by the fetches running now: at most `limit` in all and half of it per
+    tenant, so that one tenant's stalled fetches leave room for the others' (one share is
+    cut to the tenant's half: a tensor chunk always fits alone)."""
+
+    def __init__(self, limit: int, wait: float) -> None:
+        self.limit, self.wait, self.used = limit, wait, 0
+        self.per_tenant = limit // 2
+        self._tenants: dict[str, int] = {}
+        self._queue: list[tuple] = []  # waiting shares, first come first
+        self._cond = threading.Condition()
+
+    def _room(self, tenant: str, n: int) -> bool:
+        return (self.used + n <= self.limit
+                and self._tenants.get(tenant, 0) + n <= self.per_tenant)
+
+    def _turn(self, me: tuple) -> bool:
+        """Whether `me` is the earliest waiting share that fits: a fetch that gave a chunk
+        back and asks again queues behind those already waiting (none starves)."""
+        first = next((w for w in self._queue if self._room(*w[:2])), None)
+        return first is me
+
+    @contextlib.contextmanager
+    def hold(self, tenant: str, n: int):
+        n = min(max(0, n), self.per_tenant)
+        if not n:
+            yield
+            return
+        end = time.monotonic() + self.wait
+        me = (tenant, n, object())  # unique: two equal shares are two waiters
+        with self._cond:
+            self._queue.append(me)
+            try:
+                while not self._turn(me):
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        raise self._busy(n)
+                    self._cond.wait(left)
+            finally:
+                self._queue.remove(me)
+                self._cond.notify_all()  # the next waiter may fit now
+            self.used += n
+            self._tenants[tenant] = self._tenants.get(tenant, 0) + n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= n
+                left_held = self._tenants[tenant] - n
+                if left_held:
+                    self._tenants[tenant] = left_held
+                else:
+                    del self._tenants[tenant]
+                self._cond.notify_all()
+
+    def _busy(self, n: int) -> FetchBusyError:
+        return FetchBusyError(
+            f"the gateway's fetches hold {self.used >> 20} MiB of its bound on tensor bytes "
+            f"in flight ({self.limit >> 20} MiB, half of it per tenant); this one needs "
+            f"{n >> 20} MiB more (waited {self.wait:.0f}s): try again later")
+
+
+IN_FLIGHT = InFlight(FETCH_BYTES, FETCH_WAIT)
 
 
 def chunks(store, tenant: str, digest: str, size: int = codec.STREAM_CHUNK):
@@ -40,15 +122,29 @@ def chunks(store, tenant: str, digest: str, size: int = codec.STREAM_CHUNK):
         if getattr(inner, "kept", None) is not None:  # a kept tensor's copy, no TTL
             names.append(keys.kept_key(tenant, digest))
         for key in names:
-            found = _checked(client, key, tenant, digest)
-            if found is not None:
-                yield from _from_redis(client, key, tenant, digest, size, *found)
-                return
+            # A whole small tensor is held at twice its size; a chunked one per chunk below.
+            with IN_FLIGHT.hold(tenant, 2 * _string_bytes(client, key)):
+                found = _checked(client, key, tenant, digest)
+                if found is not None:
+                    yield from _from_redis(client, key, tenant, digest, size, *found)
+                    return
         raise MissingTensorError([digest])
     msg = store.get(tenant, digest)  # in-process: already whole in memory
     if msg is None:
         raise MissingTensorError([digest])
-    yield from codec.to_chunks(msg, size)
+    with IN_FLIGHT.hold(tenant, msg.ByteSize()):  # the copy the messages are cut from
+        yield from codec.to_chunks(msg, size)
+
+
+def _string_bytes(client, key: str) -> int:
+    """The length of the value at `key` if it is a string (a whole small tensor), else 0
+    (a chunked one's header is small; its chunks are held one at a time)."""
+    try:
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        return int(client.strlen(key)) if kind == "string" else 0
+    except Exception:  # noqa: BLE001  (the store failed: _checked says so)
+        return 0
 
 
 def _from_redis(client, key: str, tenant: str, digest: str, size: int,
@@ -60,17 +156,19 @@ def _from_redis(client, key: str, tenant: str, digest: str, size: int,
                            total_bytes=sum(lengths))
     offset = 0
     for i, length in enumerate(lengths):
-        part = _read(client, key, str(i))
-        if part is None or len(part) != length:  # evicted or expired while we streamed
-            log.warning("tensor %s of tenant %s: went away during a fetch", digest, tenant)
-            raise MissingTensorError([digest])
-        view = memoryview(part)
-        for start in range(0, length, size):
-            chunk = first if offset == 0 else pb.TensorChunk()
-            chunk.offset, chunk.data = offset, bytes(view[start:start + size])
-            offset += len(chunk.data)
-            yield chunk
-        del view, part
+        with IN_FLIGHT.hold(tenant, length):  # until this chunk's last message is taken
+            part = _read(client, key, str(i))
+            if part is None or len(part) != length:  # evicted or expired while we streamed
+                log.warning("tensor %s of tenant %s: went away during a fetch", digest,
+                            tenant)
+                raise MissingTensorError([digest])
+            view = memoryview(part)
+            for start in range(0, length, size):
+                chunk = first if offset == 0 else pb.TensorChunk()
+                chunk.offset, chunk.data = offset, bytes(view[start:start + size])
+                offset += len(chunk.data)
+                yield chunk
+            del view, part
 
 
 # Reading a 32 MiB field costs redis-py about twice that for a moment (its socket buffer

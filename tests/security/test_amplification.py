@@ -28,7 +28,7 @@ from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
 from remotegrad.proto.store import CHUNK, RedisTensorStore
-from sectools import Procs, as_tenant, code_of, wait_for_workers
+from sectools import Procs, as_tenant, code_of, until, wait_for_workers
 
 pytestmark = pytest.mark.integration
 
@@ -189,14 +189,20 @@ def test_fetches_whose_clients_stop_reading_are_bounded_and_cancelled(lab):
     _, digest = _stored(procs, BIG, seed=5)
     channels, stalled = [], []
     try:
+        firsts = []
         for _ in range(4):
             ch = grpc.insecure_channel(gw.address, options=[
                 ("grpc.max_receive_message_length", -1)])
             it = pb_grpc.GatewayStub(ch).FetchTensor(pb.FetchTensorRequest(hash=digest),
                                                       metadata=as_tenant(TOKEN), timeout=60)
-            next(it)  # one chunk, then nothing
+            # One chunk, then nothing. Only two get one: a tenant's fetches hold at most
+            # half the gateway's bytes in flight (test_fetch_bytes.py), the others wait.
+            threading.Thread(target=lambda it=it: code_of(lambda: firsts.append(next(it))),
+                             daemon=True).start()
             channels.append(ch)
             stalled.append(it)
+        until(lambda: len(firsts) == 2, "two stalled fetches sending")
+        time.sleep(0.5)  # the other two admitted, waiting for room
         # A fifth of the same tenant is refused at once; another tenant is not affected.
         code, details = code_of(lambda: list(stub.FetchTensor(
             pb.FetchTensorRequest(hash=digest), metadata=as_tenant(TOKEN), timeout=10)))
