@@ -1,0 +1,60 @@
+"""Every catalog record has what the engine needs, so that an op is one define(): a shape
+rule; a forward or a decomposition (sources and the grad node aside); one derivative rule
+per input, or a variadic rule, or none at all (NON_DIFFERENTIABLE); a ufunc numpy has;
+attribute kinds the wire checks, with defaults of their kind. (The client's side is
+tests/client/test_op_table.py; the values are tests/engine/test_ops.py's.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from remotegrad.proto import catalog
+from remotegrad.proto.catalog._registry import ATTR_KINDS, _valid
+
+OPS = sorted(catalog.CATALOG)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_record_is_complete(name):
+    op = catalog.get(name)
+    assert callable(op.infer)
+    if name not in ("leaf", "grad"):
+        assert op.forward is not None or op.decompose is not None, "nothing computes it"
+    if op.vjp is not None:
+        assert op.nin >= 0 and len(op.vjp) == op.nin, "one rule per input"
+    if op.nin < 0 and op.differentiable and op.decompose is None:
+        assert op.variadic_rule is not None, "a variadic op's rule takes the input index"
+    if op.fusable is not None:
+        assert op.forward is not None
+    for attr, (kind, default) in op.attrs.items():
+        assert kind in ATTR_KINDS, (attr, kind)
+        assert default is catalog.REQUIRED or default is None or _valid(kind, default), \
+            (attr, kind, default)
+
+
+@pytest.mark.parametrize("name", [n for n in OPS if catalog.get(n).ufunc])
+def test_a_ufunc_op_names_a_numpy_ufunc(name):
+    op = catalog.get(name)
+    assert isinstance(getattr(np, op.ufunc), np.ufunc), op.ufunc
+    assert op.forward is not None
+
+
+def test_define_derives_the_forward_and_refuses_what_it_cannot():
+    from remotegrad.proto.catalog import define
+    from remotegrad.proto.catalog.mathfn import infer_float_unary
+
+    op = define("exp_derived", infer=infer_float_unary, ufunc="exp")
+    try:
+        np.testing.assert_array_equal(op.forward(np, np.array([0.0, 1.0])), np.exp([0.0, 1.0]))
+        with pytest.raises(ValueError, match="registered twice"):
+            define("exp_derived", infer=infer_float_unary, ufunc="exp")
+    finally:
+        del catalog.CATALOG["exp_derived"]
+    with pytest.raises(ValueError, match="writes its forward"):
+        define("exp_attrs", infer=infer_float_unary, ufunc="exp", attrs={"k": ("int", 1)})
+    with pytest.raises(ValueError, match="one per input"):
+        define("two_in", nin=2, infer=infer_float_unary, ufunc="add", vjp=lambda g, x, y, o: g)
+    with pytest.raises(TypeError):
+        define("positional", infer_float_unary)  # keyword-only: a positional fact is refused
+    assert not {"exp_attrs", "two_in", "positional"} & set(catalog.CATALOG)
