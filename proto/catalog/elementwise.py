@@ -112,9 +112,19 @@ def _div_y(g, x, y, out, rounding_mode):
     return -g * (x / y / y) if rounding_mode is None else g.full_like(0.0)
 
 
+def _number(s):
+    """The Python number a rule's operand holds (a const node), or None for a tensor."""
+    return s.g.attrs[s.id]["value"] if s.g.ops[s.id] == "const" else None
+
+
 def _pow_x(g, x, y, out):
-    # d/dx x^y = y x^(y-1), defined as 0 where y == 0 (PyTorch masks it the same way).
-    return (y == 0).where(0.0, g * y * x ** (y - 1))
+    # d/dx x^y = y x^(y-1), defined as 0 where y == 0 (PyTorch masks it the same way), in
+    # PyTorch's order g * (y * x^(y-1)). For the number 0 PyTorch's rule is zeros_like(x),
+    # a constant: the masked branch would give a second derivative of 0 * inf (NaN) where
+    # x^-2 overflows.
+    if _number(y) == 0:
+        return x.full_like(0.0)
+    return (y == 0).where(0.0, g * (y * x ** (y - 1)))
 
 
 def _pow_y(g, x, y, out):
@@ -167,10 +177,20 @@ def _infer_pow(metas):
     return out
 
 
+def _power(xp, a, b):
+    out = xp.power(a, b)
+    if xp.__name__ == "numpy" and b.size == 1 and b.reshape(-1)[0] == 0.5:
+        # numpy takes sqrt for an exponent of one element 0.5: -0.0 at -0.0, NaN at -inf.
+        # A tensor exponent is PyTorch's std::pow (+0.0, inf); a number exponent 0.5 is
+        # sqrt there too, and the engine runs it so (autodiff._small_power).
+        out = xp.where(xp.isneginf(a), xp.inf, out) + 0
+    return out
+
+
 def _pow_forward(xp, a, b):
     if a.dtype.kind != "i":
         k = whole_exponent(a, b)  # x ** 4 ... x ** 16 on the host: exact products
-        return xp.power(a, b) if k is None else int_power(a, k)
+        return _power(xp, a, b) if k is None else int_power(a, k)
     # numpy refuses negative integer exponents; PyTorch gives 1 for a base of 1, +-1 for
     # -1 (by the exponent's parity) and 0 for any other base. (A Python int exponent < 0
     # is refused by the SDK at the call, as PyTorch refuses it.)

@@ -236,6 +236,16 @@ CASES = {
     "x ** y with NaN and inf seeds": lambda T: _seeded(
         T, lambda x, y: x ** y, [NAN, INF, NAN], _leaf(T, [0.0, 2.0, 0.0]),
         _leaf(T, [0.0, 0.0, 1.5])),
+    # x ** 0 (a number): PyTorch's rule is zeros_like(x), with no second derivative at all
+    "second derivative of (x * 1e-3) ** 0 where x ** -2 overflows": lambda T: _second(
+        T, lambda a: (a * 1e-3) ** 0, _leaf(T, [0.0, 1e-20, 2.0], "float32")),
+    # number exponents 0.5 and -0.5 are PyTorch's sqrt and rsqrt; tensor ones std::pow
+    "x ** 0.5's gradient at -0.0 (rsqrt there)": lambda T: (
+        *_grad(T, lambda a: a ** 0.5, _leaf(T, [-0.0, 4.0, -INF])),
+        T.tensor([-0.0, -INF, 4.0]) ** -0.5),
+    "x ** tensor(0.5) at -0.0 and -inf": lambda T: (
+        1 / T.tensor([-0.0, -INF, 4.0]) ** T.tensor(0.5),
+        1 / T.tensor([-0.0, -INF], dtype=T.float64) ** T.tensor([0.5], dtype=T.float64)),
     # norm's rule is PyTorch's g * (x / ||x||) masked at ||x|| = 0: NaN second derivative
     "second derivative of norm at zero": lambda T: _second(
         T, lambda a: a.norm(2, -1, True), _leaf(T, [0.0, -0.0])),

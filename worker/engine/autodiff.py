@@ -186,6 +186,10 @@ def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
     if meta.dtype not in catalog.FLOATING or dst.metas[base] != meta:
         return None
     k = _constant(src, src.inputs[n][1], 3)
+    if k in (0.5, -0.5) and not isinstance(k, bool):
+        # PyTorch's kernel for these number exponents is sqrt and rsqrt, whose -0.0 and
+        # -inf differ from pow's: rsqrt(-0.0) is -inf (x ** 0.5's gradient at -0.0)
+        return dst.add_checked("sqrt" if k > 0 else "rsqrt", (base,), {}, meta)
     if k not in (0, 1, 2, 3) or isinstance(k, bool):
         return None
     if k == 0:
