@@ -57,13 +57,12 @@ def test_correlated_inputs_match_torch(name, index, form):
     check_against_torch(Case(name, sample, "float64", seed=index, correlate=form))
 
 
-# Ops with several float inputs of which PyTorch differentiates only one.
-ONE_DIFFERENTIABLE_INPUT = {
-    "nll_loss": "PyTorch refuses a weight that requires grad",
-    "cross_entropy": "PyTorch refuses a weight that requires grad",
-    "max_pool2d_backward": "its input only picks each window's argmax (piecewise constant)",
-    "max_pool2d_select": "its input only picks each window's argmax (piecewise constant)",
-}
+def _one_differentiable_input(name) -> bool:
+    """Ops with several float inputs of which PyTorch differentiates only one say so in
+    their samples (grad= names that one everywhere): nll_loss's weight (PyTorch refuses
+    one that requires grad), max_pool2d_backward/select's input (it only picks each
+    window's argmax, piecewise constant)."""
+    return all(s.grad is not None and len(s.grad) == 1 for s in catalog.get(name).samples)
 
 
 def _float_positions(name) -> set[int]:
@@ -73,7 +72,7 @@ def _float_positions(name) -> set[int]:
 
 def test_every_multi_input_op_has_a_correlated_form():
     multi = {n for n in OPS if catalog.get(n).differentiable and len(_float_positions(n)) >= 2
-             and n not in ONE_DIFFERENTIABLE_INPUT}
+             and not _one_differentiable_input(n)}
     covered = {n for n, _, _ in CORRELATED}
     assert multi <= covered, f"multi-input ops never checked with shared ancestry: " \
                              f"{sorted(multi - covered)}"
