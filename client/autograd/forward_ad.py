@@ -213,6 +213,7 @@ def _repr_parts(y: Tensor) -> tuple[bool, Tensor | None]:
     if not isinstance(y, Tensor) or not y.requires_grad or not _stand_ins:
         return False, None
     tangent = None if _current is None else _tangent(_current, y)
+    batch([y, tangent])  # the value and its tangent in one round trip
     if id(y._node) in _stand_ins:
         mine = [_stand_ins[id(y._node)]]
     else:

@@ -131,6 +131,16 @@ def test_reading_a_tangent_is_one_round_trip(requests):
     np.testing.assert_allclose(value, (np.exp(x) * y + np.exp(x) * [0.5, 0, -1]).sum())
 
 
+def test_printing_a_dual_result_is_one_round_trip(requests):
+    with rfw.dual_level():
+        d = rfw.make_dual(rg.tensor([0.5, 1.5]), rg.tensor([1.0, -1.0]))
+        text = repr((d * d).exp())
+    assert len(requests) == 1
+    with tfw.dual_level():
+        t = tfw.make_dual(torch.tensor([0.5, 1.5]), torch.tensor([1.0, -1.0]))
+        assert text == repr((t * t).exp())
+
+
 ERRORS = [
     "fw.make_dual(x, t)",
     "enter(); fw.make_dual(x, L.ones(2))",
