@@ -57,12 +57,13 @@ def decode_array(msg: pb.TensorData, *, verify_hash: bool = False) -> np.ndarray
     n = ITEMSIZE[msg.dtype]
     for s in shape:
         n *= s
-    if n != len(msg.data):
+    data = msg.data  # every read of a bytes field copies it (upb): one read, one copy
+    if n != len(data):
         raise OpError(f"tensor {msg.hash or '?'}: shape {list(shape)} and dtype {msg.dtype} "
-                      f"need {n} bytes, got {len(msg.data)}")
-    if verify_hash and msg.hash != tensor_hash(msg.dtype, shape, msg.data):
+                      f"need {n} bytes, got {len(data)}")
+    if verify_hash and msg.hash != tensor_hash(msg.dtype, shape, data):
         raise OpError(f"tensor {msg.hash or '?'}: hash does not match its contents")
-    return np.frombuffer(msg.data, dtype=msg.dtype).reshape(shape)
+    return np.frombuffer(data, dtype=msg.dtype).reshape(shape)
 
 
 def _encode_attr(value: Any, out: pb.AttrValue) -> None:

@@ -28,6 +28,11 @@ MAX_CHUNKS = 1 << 12  # 128 GiB: a header read back announcing more is not ours
 ITEM_OVERHEAD = 256  # bytes an in-process entry costs besides its data (message, key)
 
 
+def _size(msg: pb.TensorData) -> int:
+    """An entry's bytes, without reading `data` (each read of a bytes field copies it)."""
+    return msg.ByteSize() + ITEM_OVERHEAD
+
+
 class MemoryTensorStore:
     """An LRU of TensorData messages bounded in bytes."""
 
@@ -56,10 +61,10 @@ class MemoryTensorStore:
             own = pb.TensorData()
             own.CopyFrom(msg)
             self._items[k] = own
-            self._bytes += len(own.data) + ITEM_OVERHEAD
+            self._bytes += _size(own)
             while self._bytes > self._max and len(self._items) > 1:
                 _, old = self._items.popitem(last=False)
-                self._bytes -= len(old.data) + ITEM_OVERHEAD
+                self._bytes -= _size(old)
 
     def missing(self, tenant: str, digests: list[str]) -> list[str]:
         with self._lock:
@@ -74,7 +79,7 @@ class MemoryTensorStore:
         with self._lock:
             while self._bytes > to_bytes and self._items:
                 _, old = self._items.popitem(last=False)
-                self._bytes -= len(old.data) + ITEM_OVERHEAD
+                self._bytes -= _size(old)
 
 
 class RedisTensorStore:

@@ -110,7 +110,9 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
     limit = backend.memory_limit
     if limit or ticket is not None:  # before any leaf is fetched, transferred or stored
         plan, _ = engine.plan(decoded.nodes, decoded.targets)
-        peak = of_plan(plan)[1]
+        # The request keeps its own copy of each inline leaf for the whole call, beside
+        # the leaf's array (the estimate's one copy).
+        peak = of_plan(plan)[1] + sum(m.ByteSize() for m in req.tensors)
         if limit and peak > limit:
             raise WorkerMemoryError(
                 f"the computation needs about {describe_bytes(peak)} at its peak (estimated "
@@ -120,8 +122,6 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
             check_flops(plan, ticket.budget.max_flops, "this worker's")
             ticket.take(peak, cancel)  # room beside the calls running now, or wait
     inline = decoded.tensor_protos
-    for msg in inline.values():  # remembered for later requests that name it by hash
-        store.put(tenant, msg)
 
     def leaf(digest: str):
         if cancel is not None:
@@ -131,7 +131,14 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
             raise MissingTensorError([digest])
         return codec.decode_array(msg)
 
-    resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+    try:
+        resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+    finally:
+        # Remembered for later requests that name them by hash: after the arrays made from
+        # them are gone, so that the request, the cache and an array never hold one leaf
+        # three times at once.
+        for msg in inline.values():
+            store.put(tenant, msg)
     _keep_here(req, decoded.targets, resp, store, tenant)
     return resp
 

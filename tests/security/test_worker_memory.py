@@ -165,3 +165,66 @@ def test_the_budget_evicts_its_caches_before_it_refuses_or_waits():
     third.take(100 * MIB)  # the whole budget: the plan goes too
     assert len(plans) == 0
     third.release()
+
+
+class _Peak:
+    """This process's highest VmRSS above where it was, sampled every half millisecond."""
+
+    def __enter__(self):
+        self.base, self.most, self._done = _rss_self(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.0005):
+            self.most = max(self.most, _rss_self() - self.base)
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+
+def _rss_self() -> int:
+    import os
+    return _rss(os.getpid())
+
+
+def test_an_inline_leaf_is_held_twice_while_computing_not_three_times():
+    """The worker's own path (parse, verify, compute, cache), in process: while a 40 MiB
+    inline leaf is computed on, the request's copy and the leaf's array exist, not also
+    the cache's (it is stored after the arrays are gone), and reading its bytes is one
+    copy, not one per read (before: +80 MiB above the parsed request, now +40)."""
+    from remotegrad.proto import remotegrad_pb2 as pb
+    from remotegrad.proto.store import MemoryTensorStore
+    from remotegrad.worker import service
+    from remotegrad.worker.compute import Cancellation, compute
+
+    store = MemoryTensorStore(1 << 30)
+    warm = pb.ComputeRequest.FromString(_inline_sum(98, 1).SerializeToString())
+    compute(warm, store, "t", cancel=Cancellation())
+    req = pb.ComputeRequest.FromString(_inline_sum(7, 40).SerializeToString())
+    with _Peak() as verify:
+        service._verify_inline(req)
+    with _Peak() as computing:
+        resp = compute(req, store, "t", cancel=Cancellation())
+    assert float(codec.decode_array(resp.results[0])) == 7 * 10 * MIB
+    assert verify.most < 50 * MIB, verify.most / MIB
+    assert computing.most < 50 * MIB, computing.most / MIB
+    assert store.get("t", req.tensors[0].hash) is not None  # remembered all the same
+
+
+def test_a_worker_counts_the_requests_copy_of_an_inline_leaf(tmp_path):
+    """A 32 MiB inline leaf costs a worker its array and the request's copy: on a 56 MiB
+    worker the call is refused, naming about 64 MiB (before: admitted on an estimate of
+    32 MiB, and the worker's RSS rose by 86-128 MiB)."""
+    redis, procs, stub, _ = _start(tmp_path, "--memory-limit", "56MiB")
+    try:
+        code, details = _call(stub, _inline_sum(5, 32), 60)
+        assert code == "RESOURCE_EXHAUSTED", (code, details)
+        assert "64" in details and "56" in details, details
+        code, _ = _call(stub, _inline_sum(5, 16), 60)  # 32 MiB in all: fits
+        assert code == "OK"
+    finally:
+        procs.close()
+        stop(redis.proc)
