@@ -58,3 +58,16 @@ def test_define_derives_the_forward_and_refuses_what_it_cannot():
     with pytest.raises(TypeError):
         define("positional", infer_float_unary)  # keyword-only: a positional fact is refused
     assert not {"exp_attrs", "two_in", "positional"} & set(catalog.CATALOG)
+
+
+def test_the_shared_catalog_holds_no_cuda_source():
+    """The catalog is shared with the client: device kernels are the worker's
+    (worker/engine/kernels.py registers them into _special.DEVICE)."""
+    from pathlib import Path
+
+    from remotegrad.proto.catalog import _special
+    from remotegrad.worker.engine import kernels  # noqa: F401  (registers them)
+
+    for path in Path(catalog.__file__).parent.glob("*.py"):
+        assert "__global__" not in path.read_text(), path.name
+    assert {"softmax_rows", "ce_rows"} <= set(_special.DEVICE)

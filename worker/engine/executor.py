@@ -38,7 +38,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError
 from remotegrad.proto.catalog import _checks as checks
 
-from . import blocks, cost, fusion
+from . import blocks, cost, fusion, kernels  # noqa: F401  (kernels: registers the CUDA kernels)
 from .graph import Graph
 
 LeafLookup = Callable[[str], Any]
