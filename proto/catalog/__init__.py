@@ -13,8 +13,9 @@ until the row exists. Nothing else enumerates ops: the engine reads the record (
 `fresh`, `fusable`, `float_inputs`, `promote`), the client its rows, the tests both.
 
 What the record holds is what a worker needs; PyTorch-facing facts (grad_fn names, saved
-tensors, method names) are the client's rows, and CUDA kernels are not declared here (the
-forwards that use one call _special.py).
+tensors, method names) are the client's rows, and CUDA kernels the worker's
+(worker/engine/kernels.py registers them into _special.DEVICE, where the forwards of
+softmax, log_softmax and the cross-entropy rows look them up).
 
 Where an op's facts lived before the single declaration, and where they went:
 - six topic helpers with different positional orders (unary_op, binary, compare,
