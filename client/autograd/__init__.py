@@ -8,9 +8,11 @@ from .._custom import Function, FunctionCtx
 from .._grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
 from . import forward_ad, functional
 from .gradcheck import gradcheck, gradgradcheck  # the functions, as PyTorch binds them
+from .variable import Variable
 
-__all__ = ["Function", "FunctionCtx", "backward", "enable_grad", "forward_ad", "functional",
-           "grad", "gradcheck", "gradgradcheck", "inference_mode", "no_grad", "set_grad_enabled"]
+__all__ = ["Function", "FunctionCtx", "Variable", "backward", "enable_grad", "forward_ad",
+           "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode", "no_grad",
+           "set_grad_enabled"]
 
 
 class _Package(types.ModuleType):

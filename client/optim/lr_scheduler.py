@@ -10,6 +10,10 @@ from ._lr_plateau import ReduceLROnPlateau
 from ._lr_restarts import CosineAnnealingWarmRestarts
 from ._lr_sequential import ChainedScheduler, SequentialLR
 
+
+class _LRScheduler(LRScheduler):
+    """The base's old name, which custom schedulers still subclass (as PyTorch keeps it)."""
+
 __all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR",
            "CosineAnnealingWarmRestarts", "CyclicLR", "ExponentialLR", "LRScheduler",
            "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
