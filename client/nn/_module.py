@@ -6,6 +6,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from remotegrad.proto.catalog import FLOATING
+
+from .. import _to
 from .._grad_mode import no_grad
 from .._node import leaf
 from .._tensor import Tensor
@@ -222,6 +225,10 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> Module:
+        target, _ = _to.parse(None, args, kwargs)  # Tensor.to's overloads and errors first
+        if target is not None and target not in FLOATING:
+            raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but "
+                            f"got desired dtype=torch.{target}")
         return self._cast(lambda t: t.to(*args, **kwargs) if t.is_floating_point() else t)
 
     def float(self) -> Module:

@@ -88,3 +88,33 @@ def test_meta_keeps_the_data():
     keeps the values, where PyTorch drops them."""
     x = rg.tensor([1.0, 2.0])
     assert x.to("meta") is x and x.to("meta").tolist() == [1.0, 2.0]
+
+
+MODULE_CALLS = [
+    "()", "('cpu',)", "(L.int64,)", "('cpu', L.int32)", "(L.ones(1, dtype=L.int64),)",
+    "(L.float16,)", "(L.ones(1, dtype=L.float64),)", "('float64',)", "('cuda',)",
+]
+
+
+@pytest.mark.parametrize("call", MODULE_CALLS)
+def test_module_to_matches_pytorch(call):
+    found = []
+    for lib in (rg, torch):
+        bn = lib.nn.BatchNorm1d(2)
+        try:
+            bn.to(*eval(call, {"L": lib}))
+            found.append((str(bn.weight.dtype), str(bn.num_batches_tracked.dtype)))
+        except Exception as e:  # the class and message are what is compared
+            found.append((type(e).__name__, str(e)))
+    assert found[0] == found[1]
+
+
+def test_module_to_dtype_keyword_matches_pytorch():
+    found = []
+    for lib in (rg, torch):
+        for kwargs in ({"dtype": lib.bool}, {"dtype": "float64"}, {"dtype": lib.float64}):
+            try:
+                found.append(str(lib.nn.Linear(2, 2).to(**kwargs).weight.dtype))
+            except Exception as e:
+                found.append((type(e).__name__, str(e)))
+    assert found[:3] == found[3:]
