@@ -409,13 +409,23 @@ ROWS: dict[str, Row] = {
 }
 
 # PyTorch nodes that the client's composites record over other ops (their names are
-# written there), with what each saves: "" nothing, else SAVES codes.
-NODES: dict[str, str] = dict.fromkeys((
-    "AccumulateGrad", "AddBackward1", "SubBackward1", "RsubBackward0", "RsubBackward1",
-    "ViewBackward0", "ReshapeAliasBackward0", "TBackward0", "SelectBackward0",
-    "AliasBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "SqueezeBackward1",
-    "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
-    "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0"), "")
+# written there), with what each saves: "" nothing, else SAVES codes; None: tensors that are
+# not the recorded op's operands (addcmul's tensor1 and tensor2, sort's indices...), so not
+# modelled (a second backward without retain_graph fails, as PyTorch's; no in-place check).
+NODES: dict[str, str | None] = {
+    **dict.fromkeys((
+        "AccumulateGrad", "AddBackward1", "SubBackward1", "RsubBackward0", "RsubBackward1",
+        "ViewBackward0", "ReshapeAliasBackward0", "TBackward0", "SelectBackward0",
+        "AliasBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "SqueezeBackward1",
+        "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
+        "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0"), ""),
+    **dict.fromkeys((
+        "AddcdivBackward0", "AddcmulBackward0", "ClampBackward0", "DivBackward1",
+        "HardtanhBackward0", "HuberLossBackward0", "SmoothL1LossBackward0",
+        "KthvalueBackward0", "MedianBackward0", "MedianBackward1", "SortBackward0",
+        "TopkBackward0", "MaskedFillBackward0", "NativeBatchNormBackward0",
+        "ScatterReduceBackward0"), None),
+}
 
 
 def _camel(op: str) -> str:
@@ -448,13 +458,15 @@ def internal(op: str) -> bool:
 
 def _saves() -> dict[str, str]:
     """grad_fn name -> its SAVES codes, from the rows and NODES; one name, one code."""
-    out = dict(NODES)
+    out = {name: code for name, code in NODES.items() if code is not None}
     for op, row in ROWS.items():
         codes = row.saves if isinstance(row.saves, dict) else (
             {} if row.saves is None else {static_name(op): row.saves})
         for name, code in codes.items():
             if out.setdefault(name, code) != code:
                 raise ValueError(f"{op}: {name} saves {code!r}, elsewhere {out[name]!r}")
+            if NODES.get(name, "") is None:
+                raise ValueError(f"{op}: {name} saves {code!r}, NODES says it is not modelled")
     return out
 
 

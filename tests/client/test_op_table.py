@@ -125,3 +125,30 @@ def test_saved_tensors_are_pytorchs(case):
     saved, code = _torch_saved(fn), _op_table.SAVES.get(node, "")
     assert bool(saved) == bool(code), (node, code, sorted(saved))
     assert ("_saved_result" in saved) == ("r" in code), (node, code, sorted(saved))
+
+
+def _known_nodes() -> set[str]:
+    known = set(_op_table.NODES) | set(_op_table.SAVES) | NO_SAVED_TENSORS
+    known |= {_op_table.static_name(op) for op in catalog.CATALOG}
+    for row in _op_table.ROWS.values():
+        known |= set(row.saves) if isinstance(row.saves, dict) else set()
+        known |= {row.namer} if isinstance(row.namer, str) else set()
+    return known
+
+
+def test_every_grad_fn_name_the_client_writes_is_in_the_table():
+    """Composites name PyTorch's node themselves (nn.functional, Tensor.sort, ...); each
+    such name is in the op table (a row's, or NODES with what it saves), so the table is
+    the one list of the PyTorch nodes the client records."""
+    from pathlib import Path
+
+    import remotegrad
+
+    written: dict[str, str] = {}
+    for path in Path(remotegrad.__file__).parent.rglob("*.py"):
+        if path.name != "_op_table.py":
+            for name in re.findall(r'"([A-Z][A-Za-z0-9]*Backwards?\d+|CopyBackwards)"',
+                                   path.read_text()):
+                written.setdefault(name, path.name)
+    unknown = {n: f for n, f in written.items() if n not in _known_nodes()}
+    assert not unknown, f"grad_fn names written outside the op table: {unknown}"
