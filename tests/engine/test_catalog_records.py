@@ -71,3 +71,15 @@ def test_the_shared_catalog_holds_no_cuda_source():
     for path in Path(catalog.__file__).parent.glob("*.py"):
         assert "__global__" not in path.read_text(), path.name
     assert {"softmax_rows", "ce_rows"} <= set(_special.DEVICE)
+
+
+@pytest.mark.parametrize("name", [n for n in OPS if catalog.get(n).float_inputs])
+def test_float_inputs_means_an_integer_input_gives_a_float(name):
+    """float_inputs: the engine casts integer inputs to the default float before the
+    forward, so the shape rule must accept an integer input and give a float (a topic
+    default such as mathfn's _unary set on an op whose own rule refuses integers fails)."""
+    op = catalog.get(name)
+    sample = op.samples[0]
+    metas = [catalog.Meta(s.shape, "int64") for s in sample.inputs]
+    meta, _ = op.check(metas, sample.attrs)
+    assert meta.dtype in catalog.FLOATING, meta
