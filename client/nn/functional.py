@@ -238,6 +238,10 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     # PyTorch composes l1_loss of sub, abs and a reduction, recorded here the same way: its
     # nodes, what they save (abs the difference, not an operand: an in-place change of the
     # input after it is no error) and their second-backward errors are PyTorch's.
+    # PyTorch's F.l1_loss broadcasts the two first (broadcast_tensors): an operand it
+    # expands has dims then, so a 0-d float64 input and a float32 target subtract in float64
+    shape = catalog.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    input, target = (t if tuple(t.shape) == shape else t.expand(shape) for t in (input, target))
     losses = (input - target).abs()
     return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" \
         else losses

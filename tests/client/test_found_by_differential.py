@@ -339,6 +339,10 @@ CASES = {
         * 1e8, _leaf(T, [-20.3, -25.0, 21.0, -700.0])),  # (1e8: the test's atol is 1e-7)
     # l1_loss is PyTorch's sub, abs and reduction: their saved tensors
     "l1_loss, a second backward through it": _l1_twice,
+    "l1_loss of a 0-d float64 input and a float32 target with dims (broadcast first)":
+        lambda T: (*_grad(T, lambda a, b: F(T).l1_loss(a, b, reduction="sum"), _leaf(T, 0.13),
+                          _leaf(T, np.zeros(0), "float32")),
+                   F(T).l1_loss(T.tensor(0.5, dtype=T.float64), T.zeros(2), reduction="none")),
     "l1_loss(x, t), x changed in place afterwards": _l1_input_changed,
     # a node that saves its operands checks their versions at backward
     "round(bce_with_logits(x, t)), x modified in place": lambda T: _modified_after(
