@@ -45,6 +45,8 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
     """PyTorch-style (args, kwargs) → (operands, catalog attributes)."""
     opdef = catalog.get(spec.op)
     nin = spec.nin if spec.nin is not None else opdef.nin
+    if not kwargs and len(args) == nin and spec.adapt is None:
+        return list(args), {}  # inputs alone (x * 2, x.sin()): what the rest gives them
     operands = list(args[:nin])
     rest = args[nin:]
     kw = dict(kwargs)
