@@ -77,6 +77,8 @@ from ._grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from ._memory_format import (channels_last, channels_last_3d, contiguous_format,
+                             memory_format, preserve_format)
 from ._size import Size, device
 from ._tensor import Tensor
 from . import _functional as _functional_module  # noqa: E402
@@ -107,6 +109,7 @@ __all__ = [
     "manual_seed", "nn", "no_grad", "normal", "ones", "ones_like", "optim", "rand",
     "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "seed",
     "set_grad_enabled", "set_printoptions", "short", "tensor", "uint8", "zeros", "zeros_like",
+    "channels_last", "channels_last_3d", "contiguous_format", "memory_format", "preserve_format",
 ]
 __all__ += sorted(_functional_module.FUNCTIONS)
 __all__ += ["func"]
