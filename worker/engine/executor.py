@@ -104,7 +104,8 @@ class Program:
         self._fast = None
         self._host = xp.__name__ == "numpy"  # value checks raise at once: none deferred
         # direct ufunc steps whose result is a numpy scalar (0-d inputs, no `out=`): kept
-        # direct, the scalar made a 0-d array (cheaper than _fixed's general conform)
+        # direct, the scalar made a 0-d array (cheaper than _fixed's general conform); with
+        # `out=` the ufunc returns that 0-d array itself
         self._as_array: set[int] = set()
 
     def _fold(self, g: Graph, order: list[int]) -> dict[int, Any]:
@@ -160,8 +161,9 @@ class Program:
                 scalar = self._host and _is_numpy_scalar_of(value, meta)
                 fn = partial(_fixed_scalar if scalar else _fixed, fn, xp, meta)
                 value = _conform(xp, value, meta)
-                if scalar and pos in self.direct and self.direct[pos][1] is None:
-                    self._as_array.add(pos)  # numpy's ufunc on 0-d arrays gives a scalar
+                if scalar and pos in self.direct:
+                    if self.direct[pos][1] is None:  # with out= it gives that 0-d array
+                        self._as_array.add(pos)  # numpy's ufunc on 0-d arrays: a scalar
                 else:
                     self.direct.pop(pos, None)  # the plain ufunc would need the same fix
                 self.fusable.pop(pos, None)
