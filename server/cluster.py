@@ -143,6 +143,7 @@ class Cluster:
             *(["--allow-anonymous", "true"] if a.allow_anonymous else []),
             "--max-streams-per-tenant", str(a.max_streams_per_tenant),
             "--stream-idle-timeout", str(a.stream_idle_timeout),
+            "--fetch-bytes-in-flight", str(a.fetch_bytes_in_flight),
             *static, *self._common()),
             env=self._env(**({"REMOTEGRAD_TOKENS": a.tokens} if a.tokens else {})))
 

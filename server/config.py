@@ -189,6 +189,11 @@ SETTINGS = [
             "once (the gateway: 16 in all, half its threads); more are RESOURCE_EXHAUSTED. "
             "The bytes a tenant's open uploads hold are bounded by --max-tensor-bytes",
             (GATEWAY, CLUSTER), int),
+    Setting("fetch_bytes_in_flight", 128 << 20, "bytes of tensor all FetchTensor streams of "
+            "a gateway hold at once (each a 32 MiB stored chunk until its last message is "
+            "sent; a tenant at most half); a fetch without room waits for it, first come "
+            "first served, and is RESOURCE_EXHAUSTED after --stream-idle-timeout plus 5 s",
+            (GATEWAY, CLUSTER), int),
     Setting("stream_idle_timeout", 30.0, "seconds a tensor stream may go without a chunk "
             "sent (PutTensor) or taken (FetchTensor) before the gateway cancels it (and "
             "900 s in all)", (GATEWAY, CLUSTER), float),

@@ -14,13 +14,13 @@ before the first byte goes out: a tensor that is not whole is missing
 that breaks halfway. Should the key still go (evicted, expired) under the stream, the
 stream ends with the same status; the SDK checks the content hash at the end either way.
 
-What all fetches hold at once is bounded too (IN_FLIGHT, FETCH_BYTES): a fetch takes its
-share before it reads a stored chunk (a whole small tensor: twice its size, the value and
-the copy it is sent from) and gives it back once that chunk's last message is sent, so 16
-open fetches hold at most FETCH_BYTES of tensor, not 16 chunks, and one tenant at most
-half of it. A fetch that finds no room
-waits for it (others' clients read on, or are cancelled after --stream-idle-timeout) and
-is refused RESOURCE_EXHAUSTED after FETCH_WAIT seconds.
+What all fetches hold at once is bounded too (IN_FLIGHT, --fetch-bytes-in-flight): a
+fetch takes its share before it reads a stored chunk (a whole small tensor: twice its
+size, the value and the copy it is sent from) and gives it back once that chunk's last
+message is sent, so 16 open fetches hold at most that many bytes of tensor, not 16 chunks,
+and one tenant at most half of it. A fetch that finds no room waits for it, first come
+first served (others' clients read on, or are cancelled after --stream-idle-timeout), and
+is refused RESOURCE_EXHAUSTED after the idle timeout and WAIT_MARGIN.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ from remotegrad.proto.store import CHUNK, MAX_CHUNKS, RedisTensorStore
 
 log = logging.getLogger("remotegrad.gateway")
 
+# The defaults; a gateway sets IN_FLIGHT from --fetch-bytes-in-flight, and its wait from
+# --stream-idle-timeout + WAIT_MARGIN: by then a holder whose client stopped reading is gone.
 FETCH_BYTES = 4 * CHUNK  # 128 MiB of tensor held by all fetches of a gateway at once
-FETCH_WAIT = 30.0  # seconds a fetch waits for room (the streams' idle timeout's default)
+WAIT_MARGIN = 5.0
+FETCH_WAIT = 30.0 + WAIT_MARGIN  # seconds a fetch waits for room
 
 
 class FetchBusyError(codec.TooLargeError):

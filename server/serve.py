@@ -10,6 +10,7 @@ from remotegrad.proto import grpc_server, metrics, peer
 from remotegrad.proto.kept import with_kept
 from remotegrad.proto.store import MemoryTensorStore, RedisTensorStore
 
+from . import fetch
 from .cache import MemoryResultCache, RedisResultCache
 from .gateway import Gateway, GatewayServicer, Limits, add_gateway_to_server
 from .pool import WorkerPool
@@ -79,6 +80,9 @@ def serve(args) -> None:
     # Streams may hold at most half the threads: health checks and calls keep the rest.
     streams = StreamGate(args.max_streams_per_tenant, THREADS // 2, args.max_tensor_bytes,
                          args.stream_idle_timeout)
+    # What all fetches hold at once; a waiting one outlasts a stalled holder's idle timeout.
+    fetch.IN_FLIGHT = fetch.InFlight(args.fetch_bytes_in_flight,
+                                     args.stream_idle_timeout + fetch.WAIT_MARGIN)
     add_gateway_to_server(GatewayServicer(gateway, streams), server)
     health = grpc_server.add_standard_services(server, grpc_server.GATEWAY_SERVICE)
     tls = grpc_server.TLS.from_args(args)
