@@ -35,6 +35,7 @@ def _small_request(v: float, n: int = 3):
     return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
 
 
+@pytest.mark.slow
 def test_full_queue_is_resource_exhausted_then_serves_again():
     redis = start_redis()
     cluster = start_cluster(redis, 1, "--max-inflight", "1", "--max-queue", "0")

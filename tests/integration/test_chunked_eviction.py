@@ -35,6 +35,7 @@ def small_redis(tmp_path):
         stop(proc)
 
 
+@pytest.mark.slow
 def test_under_eviction_present_means_whole(small_redis):
     store = RedisTensorStore(f"redis://127.0.0.1:{small_redis}/0")
     tensors = []

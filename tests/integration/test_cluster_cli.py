@@ -36,6 +36,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_cluster_up_then_stop_leaves_nothing_running(sig):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "cluster", "up",
@@ -70,6 +71,7 @@ def test_cluster_up_then_stop_leaves_nothing_running(sig):
                 proc.wait()
 
 
+@pytest.mark.slow
 def test_cluster_killed_outright_leaves_nothing_running():
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "remotegrad.server.cli", "cluster", "up",

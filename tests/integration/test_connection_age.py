@@ -26,6 +26,7 @@ def _request(v: float):
     return codec.encode_request(nodes, [codec.encode_array(x, h)], [1])
 
 
+@pytest.mark.slow
 def test_connections_are_renewed_and_no_call_fails():
     redis = start_redis()
     cluster = start_cluster(redis, 1, "--max-connection-age", "1")

@@ -238,6 +238,7 @@ def _watch(session) -> None:
     session.compute = watched
 
 
+@pytest.mark.slow
 def test_evicted_and_expired_cache_and_a_dead_holder_lose_no_parameter(tmp_path):
     """The issue's reproductions together: a 128 MB Redis and --tensor-ttl 3; three
     steps, another tenant uploads 12 x 16 MiB, 5 s idle, and the worker that held the
@@ -257,6 +258,7 @@ def test_evicted_and_expired_cache_and_a_dead_holder_lose_no_parameter(tmp_path)
               f"steps, 0 failures, first steps after the kill {time.monotonic() - start:.2f}s")
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_holder_mid_training(tmp_path):
     """The worker that holds the parameters is SIGKILLed between two steps, three times:
     every step succeeds and every loss is PyTorch's."""
@@ -286,6 +288,7 @@ def test_sigkill_of_the_holder_mid_training(tmp_path):
               f"({_kept_bytes(up)} bytes)")
 
 
+@pytest.mark.slow
 def test_a_holder_dead_before_its_copies_were_written(tmp_path):
     """Redis refuses the durable copies' keys (an ACL: their writes and reads fail, all
     else works), so two steps' parameters exist only in their worker and in the
@@ -347,6 +350,7 @@ def test_a_holder_dead_before_its_copies_were_written_is_computed_again(tmp_path
               "computed again from their lineage")
 
 
+@pytest.mark.slow
 def test_redis_restarted_empty_mid_training(tmp_path):
     """redis-server is SIGKILLed (cluster up starts it again, empty): the holder still has
     the parameters, and the next steps persist them again (a dead holder after that
@@ -372,6 +376,7 @@ def test_redis_restarted_empty_mid_training(tmp_path):
               f"4 steps after the restart {after:.2f}s")
 
 
+@pytest.mark.slow
 def test_another_tenant_filling_redis_gets_resource_exhausted(tmp_path):
     """Another tenant uploads 12 x 16 MiB into a 128 MB Redis and keeps 16 MiB tensors past
     its 40 MiB quota: its third is refused (RESOURCE_EXHAUSTED); the training tenant's
@@ -401,6 +406,7 @@ def test_another_tenant_filling_redis_gets_resource_exhausted(tmp_path):
               f"{len(twin.losses)} steps, 0 failures")
 
 
+@pytest.mark.slow
 def test_stop_everything_and_restart_names_what_is_gone(tmp_path):
     """The whole cluster is stopped and started again on the same port (its Redis has no
     persistence): the session's next step raises MissingTensorsError naming the

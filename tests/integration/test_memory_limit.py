@@ -122,6 +122,7 @@ def own_redis():
     stop(r.proc)
 
 
+@pytest.mark.slow
 def test_the_gateway_refuses_what_no_worker_holds_and_routes_big_graphs_to_big_workers(
         own_redis):
     cluster = start_cluster(own_redis, 0)
@@ -162,6 +163,7 @@ def test_the_gateway_refuses_what_no_worker_holds_and_routes_big_graphs_to_big_w
         cluster.close()
 
 
+@pytest.mark.slow
 def test_cluster_up_gives_its_workers_the_memory_limit():
     port = free_port()
     proc = subprocess.Popen([PY, "-m", "remotegrad.server.cli", "cluster", "up", "--workers",

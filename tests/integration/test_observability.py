@@ -54,6 +54,7 @@ def test_request_id_travels_from_client_to_worker_logs(logged_cluster):
     assert all(e["request_id"] == "rid-observe-42" for e in lines())
 
 
+@pytest.mark.slow
 def test_every_process_serves_prometheus_metrics():
     redis = start_redis()  # its own: the registry holds this test's worker alone
     cluster = start_cluster(redis, 0)

@@ -62,6 +62,7 @@ def test_every_command_helps_without_extras(plain_env):
         assert out.returncode == 0 and "usage: remotegrad" in out.stdout, (cmd, out.stderr)
 
 
+@pytest.mark.slow
 def test_cluster_status_and_health_run_without_extras(plain_env, tmp_path):
     port = free_port()
     log = tmp_path / "cluster.log"

@@ -75,6 +75,7 @@ def own_redis():
     stop(r.proc)
 
 
+@pytest.mark.slow
 def test_workers_join_and_leave_while_calls_run(own_redis):
     cluster = start_cluster(own_redis, 1)
     try:
@@ -95,6 +96,7 @@ def test_workers_join_and_leave_while_calls_run(own_redis):
         cluster.close()
 
 
+@pytest.mark.slow
 def test_redis_stopped_and_restarted_under_calls():
     redis = start_redis()
     cluster = start_cluster(redis, 2)
@@ -123,6 +125,7 @@ def test_redis_stopped_and_restarted_under_calls():
         stop(redis.proc)
 
 
+@pytest.mark.slow
 def test_no_workers_fails_fast_then_recovers(own_redis):
     cluster = start_cluster(own_redis, 1)
     try:

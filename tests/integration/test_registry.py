@@ -54,6 +54,7 @@ def crowded():
         stop(redis.proc)
 
 
+@pytest.mark.slow
 def test_no_scan_while_a_gateway_refreshes_and_routes(crowded):
     client = crowded.client()
     cluster = start_cluster(crowded, 1)  # --heartbeat 0.5: a refresh every 0.5 s

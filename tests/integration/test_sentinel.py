@@ -105,6 +105,7 @@ def sentinel(tmp_path):
         s.stop()
 
 
+@pytest.mark.slow
 def test_a_failover_under_calls_fails_no_call_and_writes_resume(sentinel):
     c = start_cluster(sentinel, 1)
     try:

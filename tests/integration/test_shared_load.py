@@ -28,6 +28,7 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_a_gateway_avoids_a_worker_another_gateway_keeps_busy():
     redis = start_redis()
     b = start_cluster(redis, 2)  # gateway B and both workers (heartbeat 0.5 s)

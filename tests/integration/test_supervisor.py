@@ -287,6 +287,7 @@ def test_gateway_sigkill_calls_carried_by_the_sdk_retry(up, tmp_path):
     _report("gateway SIGKILL", calls, fault_at)
 
 
+@pytest.mark.slow
 def test_gateway_sigterm_goes_not_serving_before_it_stops_accepting(up, tmp_path):
     load = Load(up.address, tmp_path)
     try:
@@ -315,6 +316,7 @@ def test_gateway_sigterm_goes_not_serving_before_it_stops_accepting(up, tmp_path
     _report("gateway SIGTERM", calls, fault_at)
 
 
+@pytest.mark.slow
 def test_worker_crash_loop_is_backed_off_counted_and_the_rest_serves(up, tmp_path):
     load = Load(up.address, tmp_path)
     gaps = []

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
+@pytest.mark.slow
 def test_gateways_bench_spreads_calls_and_prints_the_ratio():
     proc = subprocess.run(
         [sys.executable, str(BENCH / "gateways.py"), "--clients", "2", "--workers", "1",

@@ -22,11 +22,13 @@ def _bench(*argv: str, timeout: float = 240) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_floor_prints_ratios():
     out = _bench("floor.py", "--calls", "30", "--workers", "1")
     assert "two-hop echo (tcp, tcp)" in out and "target <= 2.0x" in out
 
 
+@pytest.mark.slow
 def test_caching_sends_no_tensor_bytes_on_repeat():
     out = _bench("caching.py", "--mib", "1", "--repeats", "2", "--workers", "1")
     assert "tensor bytes sent 0 (target 0)" in out

@@ -68,6 +68,7 @@ def test_non_loopback_target_is_refused(tmp_path):
     assert proc.returncode == 2 and "non-loopback" in proc.stderr
 
 
+@pytest.mark.slow
 def test_spawned_cluster_runs_and_is_stopped(tmp_path):
     stdout, out = _loadtest(tmp_path, "--spawn-cluster", "--workers", "1", "--users", "1",
                             "--duration", "1", "--mix", "seed")
@@ -75,6 +76,7 @@ def test_spawned_cluster_runs_and_is_stopped(tmp_path):
     assert s["rows"][-1]["calls"] > 0 and s["cluster"]["workers"] == 1
 
 
+@pytest.mark.slow
 def test_evicted_leaves_are_sent_again_not_failed(cluster, tmp_path):
     out = tmp_path / "out"
     hits_before = cluster.status().cache_hits

@@ -10,24 +10,28 @@ import scenarios
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_worker_sigkilled_mid_call_fails_no_call():
     f = scenarios.run("worker-kill", before=1.5, after=3.0)
     assert f["calls"] > 50 and f["failed"] == 0, f
     assert f["worst_around_fault_s"] < f["deadline_s"], f
 
 
+@pytest.mark.slow
 def test_redis_killed_and_restarted_fails_no_call_and_caching_resumes():
     f = scenarios.run("redis-restart", before=1.5, down=1.5, after=2.0)
     assert f["calls"] > 50 and f["failed"] == 0, f
     assert f["cache_hit_again"] and f["redis_errors_counted"] > 0, f
 
 
+@pytest.mark.slow
 def test_gateway_restarted_sdk_retry_carries_calls_through():
     f = scenarios.run("gateway-restart", before=1.5, after=2.0)
     assert f["calls"] > 50 and f["failed"] == 0, f
     assert f["worst_around_fault_s"] < f["deadline_s"], f
 
 
+@pytest.mark.slow
 def test_slow_worker_deadline_exceeded_and_cancelled_on_the_worker():
     f = scenarios.run("slow-worker", deadline=1.0, repeats=4)
     assert f["status"] == ["DEADLINE_EXCEEDED"] * 4, f
@@ -41,6 +45,7 @@ def test_slow_worker_deadline_exceeded_and_cancelled_on_the_worker():
     assert rss[-1] - rss[2] < 32, f
 
 
+@pytest.mark.slow
 def test_stuck_worker_deadline_exceeded_and_abandoned_call_never_runs():
     f = scenarios.run("stuck-worker", deadline=1.0, repeats=2)
     assert f["status"] == ["DEADLINE_EXCEEDED"] * 2, f
@@ -58,6 +63,7 @@ def test_all_workers_gone_fails_fast_then_serves_when_one_registers():
     assert f["value"] == 22.0 and f["first_success_s_after_worker_start"] < 10, f
 
 
+@pytest.mark.slow
 def test_soak_short():
     """The 10-minute soak of RELIABILITY.md, shortened: `run.py soak --seconds 600`."""
     f = scenarios.run("soak", seconds=20, clients=3, rate=15, cache_mib=64,

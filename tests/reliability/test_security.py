@@ -59,6 +59,7 @@ def _code(fn) -> tuple[str, str]:
         return e.code().name, e.details() or ""
 
 
+@pytest.mark.slow
 def test_tls_on_every_hop_with_mutual_tls_through_cluster_up(certs):
     """Redis over TLS only, gateway and workers serving TLS and demanding client
     certificates; the SDK with a client certificate computes a gradient."""

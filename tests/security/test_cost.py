@@ -148,6 +148,7 @@ def test_a_call_without_a_deadline_gets_the_cap_and_its_worker_stops(cluster):
     assert time.monotonic() - t0 < 2
 
 
+@pytest.mark.slow
 def test_one_tenant_may_run_only_its_share_of_calls_at_once(tmp_path):
     """Four slow calls from alice at once on a gateway allowing two per tenant: two run,
     two are refused at once (RESOURCE_EXHAUSTED); bob's call meanwhile is served."""

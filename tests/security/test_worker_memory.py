@@ -57,6 +57,7 @@ def _call(stub, req, timeout):
     return code_of(lambda: stub.Compute(req, metadata=as_tenant(TOKEN), timeout=timeout))
 
 
+@pytest.mark.slow
 def test_the_budget_wait_is_a_setting_and_ends_before_the_deadline(tmp_path):
     """On a 700 MiB worker with --budget-wait 1, one 590 MiB product runs; a second waits
     1 s and is refused naming --budget-wait; on one with the default 30 s, a second call
