@@ -11,7 +11,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import _ops, _operators, _scatter_reduce, _select, _shape
+from . import _dtype_functions, _ops, _operators, _scatter_reduce, _select, _shape, _stacking
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -122,5 +122,9 @@ FUNCTIONS.update(_operators.functions())
 FUNCTIONS.update(_shape.functions())
 FUNCTIONS.update(_select.FUNCTIONS)
 FUNCTIONS.update(composed())
+FUNCTIONS.update(_dtype_functions.FUNCTIONS)
+FUNCTIONS.update({name: getattr(_stacking, name) for name in (
+    "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack",
+    "meshgrid")})
 FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach,
                  is_floating_point=lambda input: input.is_floating_point())
