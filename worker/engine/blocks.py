@@ -158,8 +158,8 @@ def _einsum_pairs(fn, equation: str):
         try:
             operands, steps = np.einsum_path(equation, *ops, optimize="greedy",
                                              einsum_call=True)
-        except TypeError:  # a numpy without the internal form: one call
-            return fn(*ops)
+        except (TypeError, ValueError):  # no internal form, or shapes its planner refuses
+            return fn(*ops)  # one call, as before (raising what numpy raises)
         for contraction in steps:
             inds = contraction[0]
             step_eq = contraction[1] if len(contraction) == 3 else contraction[2]
