@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from remotegrad.proto import catalog
+from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 
 from ._warn import warn_user
 
@@ -227,6 +228,31 @@ def _sum_to_name(operands: list, attrs: dict) -> str:
     return "ViewBackward0" if operands[0].ndim > len(attrs["shape"]) else "SumBackward1"
 
 
+def _index_name(operands: list, attrs: dict) -> str:
+    """A basic index a derivative rule records (stack's select): the last view PyTorch's
+    applySlicing applies (a whole slice among several items is skipped); a tensor in the
+    key makes it an advanced index. (The SDK names a user's index itself: _shape.)"""
+    items = parse_key(attrs["key"])
+    if any(kind == "tensor" for kind, *_ in items):
+        return "IndexBackward0"
+    if len(items) == 1 and items[0][0] == "slice":
+        return "SliceBackward0"
+    shape = operands[0].shape
+    used = sum(1 for kind, *_ in items if kind not in ("none", "ellipsis"))
+    dim, name = 0, "AliasBackward0"
+    for kind, *value in items:
+        if kind == "ellipsis":
+            dim += len(shape) - used
+        elif kind == "none":
+            name = "UnsqueezeBackward0"
+        elif kind == "slice":
+            name = name if whole_slice(value[0], shape[dim]) else "SliceBackward0"
+            dim += 1
+        else:
+            name, dim = "SelectBackward0", dim + 1
+    return name
+
+
 def _round_name(operands: list, attrs: dict) -> str:
     # round(x) is RoundBackward0; round(x, decimals=d), d = 0 included, RoundBackward1
     return "RoundBackward0" if attrs.get("decimals") is None else "RoundBackward1"
@@ -358,7 +384,8 @@ ROWS: dict[str, Row] = {
     **{op: Row(saves="") for op in ("repeat", "cat", "stack")},
     "pad": Row(grad="ConstantPadNdBackward0", saves=""),  # nn.functional.pad
     # Tensor.__getitem__ (_shape.py); a view where no tensor is among the operands
-    "index": Row(view=True, saves={"IndexBackward0": "b"}),  # the (first) index tensor
+    "index": Row(view=True, namer=_index_name,  # saves the (first) index tensor
+                 saves={"IndexBackward0": "b"}),
     # --- indexing -----------------------------------------------------------------------
     "index_select": Row(names={"index_select": Spec(nin=1, params=("dim", "index"),
                                                     adapt=_move("index"))}, saves="b"),

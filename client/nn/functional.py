@@ -339,7 +339,8 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
                            f"{torch_dtype_name(common)}")
     x1, x2 = (x if x.dtype.name == common else x.to(getattr(_dtypes, common))
               for x in (x1, x2))
-    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    # PyTorch's expand_outplace: an operand of the broadcast shape already is not expanded
+    x1, x2 = (x if tuple(x.shape) == shape else x.expand(*shape) for x in (x1, x2))
     u1 = x1 / x1.norm(dim=dim, keepdim=True).clamp(min=eps)
     u2 = x2 / x2.norm(dim=dim, keepdim=True).clamp(min=eps)
     return (u1 * u2).sum(dim)
@@ -398,7 +399,8 @@ def _broadcast_pair(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         shape = catalog.broadcast_shapes(tuple(input.shape), tuple(target.shape))
     except catalog.OpError as e:
         raise RuntimeError(str(e)) from None
-    return input.expand(*shape), target.expand(*shape)
+    # (an operand of that shape already is not expanded: PyTorch's expand_outplace)
+    return tuple(t if tuple(t.shape) == shape else t.expand(*shape) for t in (input, target))
 
 
 def _reduce(loss: Tensor, reduction: str, name: str | None = None) -> Tensor:

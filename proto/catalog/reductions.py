@@ -337,6 +337,12 @@ def _infer_norm(metas, p, dim, keepdim):
 
 def _norm_forward(xp, a, p, dim, keepdim):
     ax = axes(dim, a.ndim)
+    if p != 0 and a.size and count(a, dim) == 1:
+        # PyTorch's norm of one element per result is its abs: nothing squared underflows
+        # (the norm of a float32 5.5e-38 is 5.5e-38, not sqrt(0.0))
+        return xp.abs(a).reshape(reduced_shape(a.shape, dim, keepdim))
+    if p == 0:  # the count of nonzero elements
+        return xp.sum(a != 0, axis=ax, keepdims=keepdim).astype(a.dtype)
     if p == 2.0:
         return xp.sqrt(xp.sum(a * a, axis=ax, keepdims=keepdim))
     if p == float("inf"):
@@ -347,6 +353,8 @@ def _norm_forward(xp, a, p, dim, keepdim):
 
 
 def _norm_vjp(g, x, out, p, dim, keepdim):
+    if p == 0:  # a count: PyTorch's rule gives no gradient (x unused)
+        return None
     if p == 1.0:
         return kept(g, x, dim) * x.sign()
     if p == float("inf"):

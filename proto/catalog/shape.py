@@ -225,9 +225,11 @@ def _infer_stack(metas, dim):
 
 define("stack", nin=-1, infer=_infer_stack,
        forward=lambda xp, *a, dim: xp.stack(a, axis=check_dim(dim, a[0].ndim + 1)),
-       variadic_rule=lambda g, *xs, out, index, dim: g.narrow(
-           dim=check_dim(dim, g.ndim), start=index, length=1
-       ).reshape(shape=xs[index].shape), attrs={"dim": ("int", 0)}, promote=True,
+       # the piece's gradient is g selected at its index along dim (PyTorch's unbind: a
+       # create_graph gradient through it ends with SelectBackward0)
+       variadic_rule=lambda g, *xs, out, index, dim: g.index(
+           key=",".join([":"] * check_dim(dim, g.ndim) + [str(index)])),
+       attrs={"dim": ("int", 0)}, promote=True,
        samples=(S(F(2, 3), F(2, 3)), S(F(2, 3), F(2, 3), F(2, 3), dim=-1),
                 S(F(), F()), S(F(0, 2), F(0, 2), dim=1)))
 

@@ -246,6 +246,11 @@ CASES = {
     "x ** tensor(0.5) at -0.0 and -inf": lambda T: (
         1 / T.tensor([-0.0, -INF, 4.0]) ** T.tensor(0.5),
         1 / T.tensor([-0.0, -INF], dtype=T.float64) ** T.tensor([0.5], dtype=T.float64)),
+    # norm of one element per result is its abs (nothing squared underflows); p = 0 counts
+    "norm of one float32 element near the smallest normal": lambda T: _second(
+        T, lambda a: a.norm() + a.reshape(1, 1).norm(dim=1).sum(), _leaf(T, 5.5e-38, "float32")),
+    "norm with p = 0": lambda T: (T.tensor([[5.0, 0.0], [0.0, 0.0]]).norm(0, dim=1),
+                                  T.tensor([5.0, 0.0, -2.0]).norm(0)),
     # norm's rule is PyTorch's g * (x / ||x||) masked at ||x|| = 0: NaN second derivative
     "second derivative of norm at zero": lambda T: _second(
         T, lambda a: a.norm(2, -1, True), _leaf(T, [0.0, -0.0])),
@@ -450,6 +455,10 @@ NAMES = {
         T, lambda x: F(T).mse_loss(x.squeeze(-1), x.squeeze(-1)) ** 2, _leaf(T, 0.13)),
     "squeeze of a size-1 dim": lambda T: _name_of(T, lambda x: x.squeeze(-1).sigmoid(),
                                                   _leaf(T, [0.13])),
+    "stack's piece (PyTorch's unbind: a select)": lambda T: _name_of(
+        T, lambda x, y: T.stack([x, y]).cos(), _leaf(T, [0.13]), _leaf(T, [0.38])),
+    "cosine_similarity of a 0-d x with itself (no expand to its own shape)": lambda T:
+        _name_of(T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, 0.13)),
     "cosine_similarity of x with itself": lambda T: _name_of(
         T, lambda x: F(T).cosine_similarity(x, x, -1), _leaf(T, [0.13])),
     "gradient wrt a twin of a used expression": lambda T: _twin_wrt_name(T),
