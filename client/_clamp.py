@@ -16,6 +16,7 @@ signed zeros included) while max still gets its gradient, as in PyTorch.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from remotegrad.proto.catalog import FLOATING
@@ -63,9 +64,14 @@ def _bind(name: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
     return x, lo, hi
 
 
-def clamp(name: str, args: tuple, kwargs: dict) -> TensorBase:
+def clamp(name: str, args: tuple, kwargs: dict, torch_name: str = "ClampBackward0"
+          ) -> TensorBase:
     """torch.clamp(input, min, max) / Tensor.clamp with at least one tensor bound."""
     x, lo, hi = _bind(name, args, kwargs)
+    return _clamped(x, lo, hi, torch_name)
+
+
+def _clamped(x, lo, hi, torch_name: str) -> TensorBase:
     given = [t for t in (x, lo, hi) if t is not None]
     dtype = result_type([t._node.meta for t in given])
     x, lo, hi = (None if t is None else t if t.dtype.name == dtype else
@@ -77,19 +83,42 @@ def clamp(name: str, args: tuple, kwargs: dict) -> TensorBase:
         value = apply("minimum", value, hi)
     value = value.detach()
     if hi is None:
-        return _pick(apply("ge", x, lo), x, apply("lt", x, lo), lo, value)
+        return _pick(apply("ge", x, lo), x, apply("lt", x, lo), lo, value, torch_name)
     if lo is None:
-        return _pick(apply("le", x, hi), x, apply("gt", x, hi), hi, value)
+        return _pick(apply("le", x, hi), x, apply("gt", x, hi), hi, value, torch_name)
     inside = apply("logical_and", apply("ge", x, lo), apply("le", x, hi))
     below = apply("logical_and", apply("lt", x, lo), apply("lt", lo, hi))
     above = apply("logical_or", apply("gt", x, hi), apply("lt", hi, lo))
     if dtype in FLOATING:  # only the max branch can meet a NaN of the value (see above)
         hi = apply("add", hi, apply("where", apply("isnan", value), value, -0.0))
     rest = apply("where", above, hi, value)
-    return apply("where", inside, x, apply("where", below, lo, rest),
-                 torch_name="ClampBackward0")
+    return apply("where", inside, x, apply("where", below, lo, rest), torch_name=torch_name)
 
 
-def _pick(keep, x, bound_mask, bound, value) -> TensorBase:
+def _pick(keep, x, bound_mask, bound, value, torch_name: str) -> TensorBase:
     return apply("where", keep, x, apply("where", bound_mask, bound, value),
-                 torch_name="ClampBackward0")
+                 torch_name=torch_name)
+
+
+def _one_bound(name: str, which: str, input, bound) -> TensorBase:
+    """clamp_min / clamp_max: the catalog's clamp for a number (Backward0), the composed
+    form for a tensor (Backward1), as PyTorch names them."""
+    stem = "ClampMin" if which == "min" else "ClampMax"
+    if isinstance(bound, TensorBase):
+        lo, hi = (bound, None) if which == "min" else (None, bound)
+        return _clamped(input, lo, hi, f"{stem}Backward1")
+    if isinstance(bound, numbers.Number) and not isinstance(bound, complex):
+        value = bound.item() if hasattr(bound, "item") else bound  # numpy's scalars
+        return apply("clamp", input, torch_name=f"{stem}Backward0", **{which: value})
+    raise TypeError(f"{name}() received an invalid combination of arguments - got (Tensor, "
+                    f"{type(bound).__name__}), but expected one of:\n"
+                    f" * (Tensor input, Tensor {which}, *, Tensor out = None)\n"
+                    f" * (Tensor input, Number {which}, *, Tensor out = None)\n")
+
+
+def clamp_min(input: TensorBase, min) -> TensorBase:
+    return _one_bound("clamp_min", "min", input, min)
+
+
+def clamp_max(input: TensorBase, max) -> TensorBase:
+    return _one_bound("clamp_max", "max", input, max)

@@ -1,7 +1,7 @@
 """The ops composed on the client where the catalog has none of its own (square, addcmul,
-addcdiv, lerp, scatter_reduce: their methods are in _tensor_methods), and the module-level
-functions (`remotegrad.add`, `remotegrad.matmul`, ...) that `remotegrad/__init__`
-re-exports."""
+addcdiv, lerp, scatter_reduce, clamp_min/max: their methods are in _tensor_methods), and the
+module-level functions (`remotegrad.add`, `remotegrad.matmul`, ...) that
+`remotegrad/__init__` re-exports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import _dtype_functions, _ops, _operators, _scatter_reduce, _select, _shape, _stacking
+from . import (_clamp, _dtype_functions, _operators, _ops, _scatter_reduce, _select, _shape,
+               _stacking)
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -107,7 +108,8 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 
 
 COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp,
-            "scatter_reduce": _scatter_reduce.scatter_reduce}
+            "scatter_reduce": _scatter_reduce.scatter_reduce, "clamp_min": _clamp.clamp_min,
+            "clamp_max": _clamp.clamp_max}
 
 
 def composed() -> dict[str, Any]:

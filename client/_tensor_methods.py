@@ -815,3 +815,21 @@ class TensorMethods:
         """In place: self takes the value of self.scatter_reduce(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["scatter_reduce"](self, dim, index, src, reduce, include_self=include_self))
+
+    def clamp_min(self, min) -> Tensor:
+        """Tensor.clamp_min, composed on the client (the catalog has no `clamp_min`)."""
+        return _functional.COMPOSED["clamp_min"](self, min)
+
+    def clamp_min_(self, min) -> Tensor:
+        """In place: self takes the value of self.clamp_min(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["clamp_min"](self, min))
+
+    def clamp_max(self, max) -> Tensor:
+        """Tensor.clamp_max, composed on the client (the catalog has no `clamp_max`)."""
+        return _functional.COMPOSED["clamp_max"](self, max)
+
+    def clamp_max_(self, max) -> Tensor:
+        """In place: self takes the value of self.clamp_max(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["clamp_max"](self, max))

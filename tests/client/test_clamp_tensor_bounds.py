@@ -158,3 +158,41 @@ def test_random_grids_with_many_ties_match_pytorch(seed):
         found.append([y.detach().numpy()] + [g.numpy() for g in grads])
     for m, r in zip(*found):
         np.testing.assert_array_equal(m, r)
+
+
+ONE_BOUND = [
+    "torch.clamp_min(x, 0.5)", "x.clamp_max(1.0)", "x.clamp_min(lo)", "torch.clamp_max(x, hi)",
+    "x.clamp_min(torch.tensor(0.0))", "x.clamp_max(np.float32(0.5))", "torch.clamp_min(x, 1)",
+]
+
+
+@pytest.mark.parametrize("call", ONE_BOUND)
+def test_clamp_min_and_max_match_pytorch(call):
+    found = []
+    for lib in (rg, torch):
+        x = lib.tensor(TIES, requires_grad=True)
+        lo = lib.tensor(LO, requires_grad=True)
+        hi = lib.tensor(HI, requires_grad=True)
+        y = eval(call, {"torch": lib, "x": x, "lo": lo, "hi": hi, "np": np})
+        given = [t for t in (x, lo, hi) if t.requires_grad]
+        grads = lib.autograd.grad((y * lib.arange(1.0, 11.0)).sum(), given, allow_unused=True)
+        found.append((y.grad_fn.name(), str(y.dtype), y.detach().numpy(),
+                      [None if g is None else g.numpy() for g in grads]))
+    (mn, md, mv, mg), (rn, rd, rv, rgr) = found
+    assert (mn, md) == (rn, rd)
+    np.testing.assert_array_equal(mv, rv)
+    for m, r in zip(mg, rgr):
+        assert (m is None) == (r is None)
+        if m is not None:
+            np.testing.assert_array_equal(m, r)
+
+
+def test_clamp_min_in_place_and_errors_match_pytorch():
+    found = []
+    for lib in (rg, torch):
+        y = lib.tensor([0.5, -1.0, 3.0], requires_grad=True) * 1.0
+        y.clamp_min_(0.0).clamp_max_(lib.tensor([1.0, 1.0, 2.0]))
+        with pytest.raises(TypeError) as e:
+            lib.clamp_min(y, None)
+        found.append((y.tolist(), y.grad_fn.name(), str(e.value)))
+    assert found[0] == found[1]
