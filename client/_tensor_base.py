@@ -88,8 +88,9 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     out = _tensor_class(node)
     if not needs:
         return out
-    opdef = catalog.get(op)
-    differentiable = _differentiable(op, opdef)
+    differentiable = _DIFFERENTIABLE.get(op)
+    if differentiable is None:
+        differentiable = _differentiable(op, catalog.get(op))
     grad_mode = is_grad_enabled()
     if not (grad_mode and differentiable and meta.dtype in FLOATING):
         if differentiable:
@@ -104,22 +105,23 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
             out._requires_grad = out._no_grad_view = True
         return out
     node.tracked = True
-    edges = tuple([(_edge(x), 0) if isinstance(x, TensorBase) else (None, 0)
+    edges = tuple([((x.grad_fn or _edge(x)), 0) if isinstance(x, TensorBase) else (None, 0)
                    for x in operands])
     found = _FUNCTIONS.get((op, torch_name))
     if found is None:
         name = torch_name or static_name(op)
-        found = _FUNCTIONS[op, torch_name] = (name, function_class(name))
-    name, cls = found
+        found = _FUNCTIONS[op, torch_name] = (name, function_class(name), _plan_of(name))
+    name, cls, plan = found
     fn = cls(node, edges)
     out.grad_fn = fn
     out._vc[1] = name
-    fn._saved = _saved_versions(name, operands, out)
+    if plan:  # a Function starts with no saved tensors
+        fn._saved = _saved_by(plan, operands, out)
     return out
 
 
 _DIFFERENTIABLE: dict[str, builtins.bool] = {}
-# (op, the caller's torch_name) -> (grad_fn name, its Function class): ~0.5 us an op
+# (op, the caller's torch_name) -> (grad_fn name, its Function class, its save plan)
 _FUNCTIONS: dict[tuple, tuple] = {}
 
 
@@ -132,13 +134,16 @@ def _differentiable(op: str, opdef) -> builtins.bool:
 
 
 
-def _saved_versions(name: str, operands: tuple, out: Tensor) -> list:
-    """Versions of the tensors PyTorch's node would save, checked again at backward."""
+def _plan_of(name: str) -> tuple:
+    """grad_fn `name`'s save plan (see _save_plan)."""
     plan = _SAVE_PLANS.get(name)
     if plan is None:
         plan = _SAVE_PLANS[name] = _save_plan(SAVES.get(name, ""))
-    if not plan:
-        return []
+    return plan
+
+
+def _saved_by(plan: tuple, operands: tuple, out: Tensor) -> list:
+    """Versions of the tensors PyTorch's node would save, checked again at backward."""
     operand_codes, result = plan
     saved = []
     for index, other in operand_codes:
@@ -198,7 +203,7 @@ def _overwritten(t: Tensor, node: Node) -> Node:
 
 
 class _SelfSave(tuple):
-    """A saved-tensor entry for an op's first operand (see _saved_versions)."""
+    """A saved-tensor entry for an op's first operand (see _saved_by)."""
 
 
 def _cut(t: Tensor) -> Node:
