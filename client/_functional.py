@@ -11,8 +11,8 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import (_clamp, _dtype_functions, _operators, _ops, _scatter_reduce, _select, _shape,
-               _stacking)
+from . import (_clamp, _composites, _dtype_functions, _operators, _ops, _scatter_reduce,
+               _select, _shape, _stacking)
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -109,7 +109,9 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 
 COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp,
             "scatter_reduce": _scatter_reduce.scatter_reduce, "clamp_min": _clamp.clamp_min,
-            "clamp_max": _clamp.clamp_max}
+            "clamp_max": _clamp.clamp_max,
+            **{n: getattr(_composites, n) for n in ("diff", "roll", "movedim", "moveaxis",
+                                                      "trace", "addmm")}}
 
 
 def composed() -> dict[str, Any]:

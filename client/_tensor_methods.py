@@ -833,3 +833,32 @@ class TensorMethods:
         """In place: self takes the value of self.clamp_max(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["clamp_max"](self, max))
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None) -> Tensor:
+        """Tensor.diff, composed on the client (the catalog has no `diff`)."""
+        return _functional.COMPOSED["diff"](self, n, dim, prepend, append)
+
+    def roll(self, shifts, dims=None) -> Tensor:
+        """Tensor.roll, composed on the client (the catalog has no `roll`)."""
+        return _functional.COMPOSED["roll"](self, shifts, dims)
+
+    def movedim(self, source, destination) -> Tensor:
+        """Tensor.movedim, composed on the client (the catalog has no `movedim`)."""
+        return _functional.COMPOSED["movedim"](self, source, destination)
+
+    def moveaxis(self, source, destination) -> Tensor:
+        """Tensor.moveaxis, composed on the client (the catalog has no `moveaxis`)."""
+        return _functional.COMPOSED["moveaxis"](self, source, destination)
+
+    def trace(self) -> Tensor:
+        """Tensor.trace, composed on the client (the catalog has no `trace`)."""
+        return _functional.COMPOSED["trace"](self)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+        """Tensor.addmm, composed on the client (the catalog has no `addmm`)."""
+        return _functional.COMPOSED["addmm"](self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def addmm_(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+        """In place: self takes the value of self.addmm(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["addmm"](self, mat1, mat2, beta=beta, alpha=alpha))

@@ -78,14 +78,15 @@ def _composed_methods(name: str, fn, skip: set[str]) -> list[str]:
               for p in list(inspect.signature(fn).parameters.values())[1:]]
     signature = inspect.Signature([inspect.Parameter("self", _POSITIONAL), *params])
     passed = ", ".join(["self", *(_passed(p) for p in params)])
+    forms = getattr(fn, "forms", "mi")  # the Tensor forms PyTorch has (m, i)
     out = []
-    if name not in skip:
+    if name not in skip and "m" in forms:
         out.append(f'''
     def {name}{str(signature)[:-1]}) -> Tensor:
         """Tensor.{name}, composed on the client (the catalog has no `{name}`)."""
         return _functional.COMPOSED["{name}"]({passed})
 ''')
-    if f"{name}_" not in skip:
+    if f"{name}_" not in skip and "i" in forms:
         out.append(f'''
     def {name}_{str(signature)[:-1]}) -> Tensor:
         """In place: self takes the value of self.{name}(...)."""

@@ -21,7 +21,7 @@ def ops_table() -> str:
     names = sorted(set(_ops.TABLE) | set(_functional.COMPOSED))
     for name in names:
         spec = _ops.TABLE.get(name)
-        forms = spec.forms if spec else "mfi"
+        forms = spec.forms if spec else "f" + getattr(_functional.COMPOSED[name], "forms", "mi")
         if spec and _ops.available(name):
             status = "supported" if spec.op == name else f"supported (catalog op `{spec.op}`)"
         elif name in _functional.COMPOSED:

@@ -36,8 +36,10 @@ def test_every_available_table_form_is_a_method():
             assert callable(getattr(Tensor, name)), name
         if "i" in spec.forms:
             assert callable(getattr(Tensor, f"{name}_")), name
-    for name in composed:
-        assert callable(getattr(Tensor, name)) and callable(getattr(Tensor, f"{name}_"))
+    for name, fn in composed.items():  # the forms it declares (default: method, in place)
+        forms = getattr(fn, "forms", "mi")
+        assert hasattr(Tensor, name) == ("m" in forms), name
+        assert hasattr(Tensor, f"{name}_") == ("i" in forms), name
 
 
 def test_generated_method_records_the_tables_op():
