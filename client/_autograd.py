@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from remotegrad.proto.catalog import attrs_key
 
-from . import _grad_mode
+from . import _grad_mode, _tensor_base
 from ._creation import tensor, zeros_like
 from ._derivative import derivatives
 from ._function import (
@@ -335,6 +335,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
          create_graph: bool = False, only_inputs: bool = True, allow_unused: bool | None = None,
          is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple:
     """The gradients of `outputs` with respect to `inputs`, as torch.autograd.grad."""
+    if _tensor_base.TAPE is not None:  # vmap is tracing: the tape takes it (func/_batching)
+        return _tensor_base.TAPE.grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
+                                      only_inputs, allow_unused, is_grads_batched,
+                                      materialize_grads)
     if is_grads_batched:
         return _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
                              allow_unused, materialize_grads)

@@ -69,9 +69,14 @@ def from_array(array) -> Tensor:
 # tangent or None), for repr.
 dual_repr: Any = None
 
+# Set by vmap while it traces a function (func/_batching.Tape): apply hands it each call.
+TAPE: Any = None
+
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
+    if TAPE is not None:
+        return TAPE(op, operands, torch_name, attrs)
     # The hot path of recording: one pass over the operands, the catalog's verdict looked
     # up (_node.checked), and nothing more when no operand requires grad.
     nodes = []

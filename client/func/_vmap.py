@@ -1,22 +1,26 @@
-"""vmap, built in the client: the function runs once per slice of the mapped dimension and
-the results are stacked, all recorded into one lazy graph, so reading the result (or any
-of its outputs) is still ONE round trip, however large the batch.
+"""vmap, built in the client, by the catalog's batching rules (see _batching): the
+function is traced once, on the first slice, and each op it applied is recorded again once
+over the whole batch through its rule (OpDef.batch), so the graph is the size of one
+slice's and a worker runs one kernel per op, not B. An op without a rule for what it meets
+is mapped per slice (and stacked) on its own; the rest stays batched. Reading the result
+(or any of its outputs) is ONE round trip, however large the batch.
 
-The catalog has no batching rules yet. With one per op (how an op maps over a leading
-batch dimension: most ops are batch-polymorphic as they are, reductions and matmul shift
-their dims), vmap would record each op once over the whole batch instead of once per
-slice: a graph B times smaller, and one kernel per op on the worker instead of B. Values
-are the same either way; this module's interface would not change.
+Where the one trace cannot stand for every slice, vmap runs the function once per slice
+and stacks the results, as it did before the rules (values the same, a graph B times
+larger): the function read a value (.item(), printing, data-dependent Python control
+flow: PyTorch refuses these inside vmap, this vmap then maps per slice), updated a batched
+tensor in place, ran a custom autograd.Function over batched values, drew random numbers
+with randomness='different' (each slice draws its own), or the batch is empty.
 
-Differences from torch.func.vmap that follow from running per slice: a function may read
-values (.item(), data-dependent Python control flow) inside vmap, which PyTorch refuses;
-randomness='error' raises after the slice that drew random numbers (PyTorch raises at the
-draw); 'different' draws per slice; 'same' replays the generator's state for every slice.
+Randomness: 'error' raises after the trace (or the slice) that drew random numbers
+(PyTorch raises at the draw); 'different' draws per slice; 'same' draws once for every
+slice (the per-slice path replays the generator's state for every slice: the same draw).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +28,12 @@ from .. import _creation
 from .._autograd import batch
 from .._shape import stack
 from .._tensor import Tensor
-from . import _pytree
+from . import _batching, _pytree
 from ._forward import check_randomness
 
 __all__ = ["vmap"]
+
+_log = logging.getLogger(__name__)
 
 
 def _name(func: Callable) -> str:
@@ -106,6 +112,12 @@ class _Randomness:
         if self.mode == "same":
             _creation.default_generator.rng.bit_generator.state = self.start
 
+    def drew(self) -> bool:
+        return self._state() != self.last
+
+    def restart(self) -> None:
+        _creation.default_generator.rng.bit_generator.state = self.start
+
     def after(self) -> None:
         if self.mode == "error" and self._state() != self.last:
             raise RuntimeError("vmap: called random operation while in randomness error mode. "
@@ -163,6 +175,63 @@ def _combine(results: list, slice_args: list, out_dims: Any, size: int, name: st
     return _pytree.unflatten(out, spec)
 
 
+def _moved(x: Tensor, d: int) -> Tensor:
+    d %= x.dim()
+    return x if d == 0 else x.movedim(d, 0)
+
+
+def _out(x: Any, batched: bool, d: Any, size: int, name: str) -> Any:
+    """One output of the replay: batch dim first, moved to out_dim d (None: unbatched)."""
+    if d is None:
+        if batched:
+            raise ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor "
+                             "when out_dim is None")
+        return x
+    if not isinstance(x, Tensor):
+        raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type "
+                         f"{type(x)}. Did you mean to set out_dims= to None for output?")
+    if not batched:
+        x = x.unsqueeze(0).expand((size,) + tuple(x.shape))
+    return x.movedim(0, d) if d % x.dim() else x
+
+
+def _out_dims(out_dims: Any, result: Any, spec, name: str) -> list:
+    n = len(_pytree.flatten(result)[0])
+    if isinstance(out_dims, int) and not isinstance(out_dims, bool) or out_dims is None:
+        return [out_dims] * n
+    dims = _pytree.broadcast_prefix(out_dims, result, _is_dim)
+    if dims is None:
+        raise ValueError(f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is "
+                         "not compatible with the structure of `outputs`. out_dims has "
+                         f"structure {_pytree.flatten(out_dims)[1]!r} but outputs has "
+                         f"structure {spec!r}.")
+    return dims
+
+
+def _by_rules(func, leaves, dims, spec, kwargs, size, out_dims, name, rand) -> Any:
+    """The function traced on slice 0 and replayed over the batch (see _batching); raises
+    _batching.Fallback where that cannot stand for the per-slice runs."""
+    moved = [_moved(x, d) if d is not None else x for x, d in zip(leaves, dims)]
+    with _batching.Tape() as tape:
+        first = [m[0] if d is not None else x
+                 for m, x, d in zip(moved, leaves, dims)]
+        slices = {id(s._node): (s._node, m) for s, m, d in zip(first, moved, dims)
+                  if d is not None}
+        rand.before()
+        result = func(*_pytree.unflatten(first, spec), **kwargs)
+    drew = rand.drew()
+    rand.after()
+    if drew and rand.mode == "different":
+        rand.restart()
+        raise _batching.Fallback("random numbers drawn with randomness='different'")
+    run = _batching.replay(tape, slices, size)
+    outs, out_spec = _pytree.flatten(result)
+    values = [run.value(x, x._node) if isinstance(x, Tensor) else (x, False) for x in outs]
+    dims_out = _out_dims(out_dims, result, out_spec, name)
+    return _pytree.unflatten([_out(v, b, d, size, name) for (v, b), d in
+                              zip(values, dims_out)], out_spec)
+
+
 def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *,
          chunk_size: int | None = None) -> Callable:
     """func mapped over a dimension of its inputs (in_dims: an int, or a tree of ints and
@@ -185,6 +254,16 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
         leaves, spec = _pytree.flatten(args)
         size = _batch_size(leaves, dims, where)
         rand = _Randomness(randomness)
+        if size > 0:
+            try:
+                out = _by_rules(func, leaves, dims, spec, kwargs, size, out_dims, name, rand)
+            except _batching.Fallback as why:
+                _batching.STATS["per_slice"] += 1
+                _log.debug("vmap(%s): per slice (%s)", name, why)
+            else:
+                _batching.STATS["batched"] += 1
+                batch([t for t in _pytree.flatten(out)[0] if isinstance(t, Tensor)])
+                return out
         results, slice_args = [], []
         for sl in _slices(leaves, dims, size):
             rand.before()

@@ -108,6 +108,9 @@ class OpDef:
     # The forward's result never shares memory with an input (besides ufunc calls, which
     # never do): the executor may write a later ufunc's result into it (engine/executor).
     fresh: bool = False
+    # How the op maps over a leading batch dimension (see _batching: a rule of a Site, or
+    # NoRule(why)); vmap and same-structure batching read it. None: not declared yet.
+    batch: Callable[..., Any] | None = None
 
     @property
     def differentiable(self) -> bool:
@@ -164,12 +167,14 @@ def define(name: str, *, infer: Callable[..., Meta], nin: int = 1,
            attrs: dict[str, tuple[str, Any]] | None = None,
            promote: bool | tuple[int, ...] = False, float_inputs: bool = False,
            fusable: Callable[..., Any] | bool | None = None, fresh: bool = False,
+           batch: Callable[..., Any] | None = None,
            samples: tuple[Sample, ...] = ()) -> OpDef:
     """Declare and register one op: the only way ops enter the catalog (keyword-only, so
     every fact is named). `ufunc` alone gives the forward (xp.<ufunc>(*inputs)); an op
     with attributes that names a ufunc (used at default attributes) writes its forward.
     `vjp` is one rule per input, or one rule for a one-input op. `fusable=True`: the
-    forward itself is fusable (see OpDef.fusable)."""
+    forward itself is fusable (see OpDef.fusable). `batch`: the batching rule
+    (_batching: a dict of attributes, a rewrite or None per Site; NoRule(why) for none)."""
     if forward is None and ufunc is not None:
         if attrs:
             raise ValueError(f"{name}: an op with attributes writes its forward")
@@ -184,7 +189,7 @@ def define(name: str, *, infer: Callable[..., Meta], nin: int = 1,
         name, nin, infer, forward, vjp, attrs=dict(attrs or {}),
         variadic_rule=variadic_rule, promote=promote, decompose=decompose,
         float_inputs=float_inputs, ufunc=ufunc, fusable=fusable or None,
-        samples=tuple(samples), fresh=fresh))
+        samples=tuple(samples), fresh=fresh, batch=batch))
 
 
 def _register(op: OpDef) -> OpDef:

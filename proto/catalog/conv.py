@@ -11,6 +11,7 @@ grouped conv2d with a constant kernel.
 from __future__ import annotations
 
 from ._special import scatter_add
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import F, S
 from ._types import FLOATING, ITEMSIZE, Meta, OpError
@@ -173,7 +174,9 @@ def _conv_vjp(g, x, w, *b, out, index, **a):
     return g.sum(dim=(0, 2, 3) if g.ndim == 4 else (1, 2))
 
 
-define("conv2d", nin=-1, infer=_infer_conv, forward=_conv_forward, variadic_rule=_conv_vjp,
+define("conv2d",
+       batch=_batch.fold(4),
+       nin=-1, infer=_infer_conv, forward=_conv_forward, variadic_rule=_conv_vjp,
        attrs=dict(_CONV), fresh=True,
        samples=(S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
                 S(F(1, 2, 6, 5), F(3, 2, 2, 3), stride=2, padding=1),
@@ -204,7 +207,10 @@ def _infer_weight_grad(metas, weight_shape, **a):
 
 
 # <h, input_grad(g, w)> = <g, conv(h, w)>  and  <k, weight_grad(x, g)> = <g, conv(x, k)>.
-define("conv2d_input_grad", nin=2, infer=_infer_input_grad, forward=_input_grad_forward,
+define("conv2d_input_grad",
+       batch=_batch.NoRule("a derivative op the worker expands; its input_shape would "
+                           "fold the batch into N"),
+       nin=2, infer=_infer_input_grad, forward=_input_grad_forward,
        vjp=(lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
             lambda h, g, w, out, input_shape, **a:
                 h.conv2d_weight_grad(g, weight_shape=w.shape, **a)),
@@ -212,7 +218,9 @@ define("conv2d_input_grad", nin=2, infer=_infer_input_grad, forward=_input_grad_
        samples=(S(F(2, 4, 3, 3), F(4, 3, 3, 3), input_shape=(2, 3, 5, 5)),
                 S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
                   padding=1)))
-define("conv2d_weight_grad", nin=2, infer=_infer_weight_grad, forward=_weight_grad_forward,
+define("conv2d_weight_grad",
+       batch=_batch.NoRule("a per-slice weight gradient: would need the batch as conv groups"),
+       nin=2, infer=_infer_weight_grad, forward=_weight_grad_forward,
        vjp=(lambda k, x, g, out, weight_shape, **a:
                 g.conv2d_input_grad(k, input_shape=x.shape, **a),
             lambda k, x, g, out, weight_shape, **a: x.conv2d(k, **a)),
@@ -321,7 +329,7 @@ _POOL_SAMPLES = (S(F(2, 3, 4, 4), kernel_size=2), S(F(1, 2, 5, 5), kernel_size=3
                  S(F(1, 2, 6, 7), kernel_size=3, stride=2, ceil_mode=True),
                  S(F(1, 1, 5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True),
                  S(F(2, 4, 5), kernel_size=2, stride=1))
-define("max_pool2d", infer=_infer_pool, forward=_pool_forward,
+define("max_pool2d", batch=_batch.fold(4), infer=_infer_pool, forward=_pool_forward,
        vjp=lambda g, x, out, **a: g.max_pool2d_backward(x, **a), attrs=dict(_POOL),
        samples=_POOL_SAMPLES)
 def _infer_pool_backward(metas, **a):
@@ -342,10 +350,14 @@ def _infer_pool_select(metas, **a):
     return _infer_pool(metas[1:], **a)
 
 
-define("max_pool2d_backward", nin=2, infer=_infer_pool_backward, forward=_pool_backward_forward,
+define("max_pool2d_backward",
+       batch=_batch.fold(4, data=(0, 1)),
+       nin=2, infer=_infer_pool_backward, forward=_pool_backward_forward,
        vjp=(lambda h, g, x, out, **a: h.max_pool2d_select(x, **a), None), attrs=dict(_POOL),
        samples=(S(F(2, 3, 2, 2), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),))
-define("max_pool2d_select", nin=2, infer=_infer_pool_select, forward=_pool_select_forward,
+define("max_pool2d_select",
+       batch=_batch.fold(4, data=(0, 1)),
+       nin=2, infer=_infer_pool_select, forward=_pool_select_forward,
        vjp=(lambda k, h, x, out, **a: k.max_pool2d_backward(x, **a), None), attrs=dict(_POOL),
        samples=(S(F(2, 3, 4, 4), F(2, 3, 4, 4), kernel_size=2, grad=(0,)),))
 
@@ -377,7 +389,7 @@ def _infer_avg_pool(metas, kernel_size, stride, padding, ceil_mode, count_includ
                        dilation=1, ceil_mode=False)
 
 
-define("avg_pool2d", infer=_infer_avg_pool, decompose=_avg_pool,
+define("avg_pool2d", batch=_batch.fold(4), infer=_infer_avg_pool, decompose=_avg_pool,
        attrs={"kernel_size": ("int_or_ints", REQUIRED),
               "stride": ("optional_ints", None), "padding": ("int_or_ints", 0),
               "ceil_mode": ("bool", False), "count_include_pad": ("bool", True),

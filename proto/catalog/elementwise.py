@@ -9,6 +9,7 @@ from functools import partial
 
 from ._checks import fail_if
 from ._int_power import int_power, whole_exponent
+from . import _batching as _batch
 from ._registry import define
 from ._samples import B, C, F, I, P, S, X
 from ._samples import binary as binary_samples
@@ -143,7 +144,8 @@ def _max_rule(g, x, y, loses):
 
 
 # Binary arithmetic: two inputs, cast to their result type (PyTorch's promotion).
-_binary = partial(define, nin=2, infer=infer_binary, promote=True, samples=binary_samples())
+_binary = partial(define, batch=_batch.elementwise, nin=2, infer=infer_binary, promote=True,
+                  samples=binary_samples())
 
 
 _SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
@@ -213,7 +215,9 @@ def _lerp_forward(xp, a, b, w):
     return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1 - w))
 
 
-define("lerp_kernel", nin=3, infer=lambda metas: Meta(broadcast_all(metas), result_type(metas)),
+define("lerp_kernel",
+       batch=_batch.elementwise,
+       nin=3, infer=lambda metas: Meta(broadcast_all(metas), result_type(metas)),
        forward=_lerp_forward,
        vjp=(lambda g, a, b, w, out: g * (1 - w), lambda g, a, b, w, out: g * w,
             lambda g, a, b, w, out: g * (b - a)), promote=True, fusable=_lerp_forward,
@@ -269,7 +273,9 @@ def _infer_neg(metas):
 
 
 _UNARY = (S(F()), S(F(3, 4)), S(F(0, 3)), S(F(2, 1, 3)))
-define("neg", infer=_infer_neg, ufunc="negative", vjp=lambda g, x, out: -g, samples=_UNARY)
+define("neg",
+       batch=_batch.elementwise,
+       infer=_infer_neg, ufunc="negative", vjp=lambda g, x, out: -g, samples=_UNARY)
 
 
 def _infer_abs(metas):
@@ -278,7 +284,9 @@ def _infer_abs(metas):
     return Meta(metas[0].shape, metas[0].dtype)
 
 
-define("abs", infer=_infer_abs, ufunc="absolute", vjp=lambda g, x, out: g * x.sign(),
+define("abs",
+       batch=_batch.elementwise,
+       infer=_infer_abs, ufunc="absolute", vjp=lambda g, x, out: g * x.sign(),
        samples=_UNARY)
 
 
@@ -294,7 +302,9 @@ def _sign(xp, a):
 
 # sign's derivative is zeros, passed on (not dropped) as PyTorch does: a later rule whose
 # local derivative is NaN or inf then makes NaN of it there, as there.
-define("sign", infer=lambda m: Meta(m[0].shape, m[0].dtype), forward=_sign,
+define("sign",
+       batch=_batch.elementwise,
+       infer=lambda m: Meta(m[0].shape, m[0].dtype), forward=_sign,
        vjp=lambda g, x, out: x.full_like(0.0),
        fusable=_sign_of_number,  # (abs's rule: g * sign(x), in elementwise chains)
        samples=_UNARY + (S(X([float("nan"), -0.0, 0.0, -2.0, float("inf")]),
@@ -327,11 +337,17 @@ _ROUNDING = (S(F(low=-3.0, high=3.0)), S(F(3, 4, low=-3.0, high=3.0)), S(F(0, 3)
              S(X([0.5, 1.5, 2.5, -0.5, -2.5, -0.0, 0.0, float("nan"), float("inf"),
                   -float("inf"), 1e30, -1e-30]), fd=False))
 _FLOOR, _CEIL, _TRUNC = _rounded("floor"), _rounded("ceil"), _rounded("trunc")
-define("floor", infer=_no_bool_rounding("floor_vml_cpu"), forward=_FLOOR, fusable=_FLOOR,
+define("floor",
+       batch=_batch.elementwise,
+       infer=_no_bool_rounding("floor_vml_cpu"), forward=_FLOOR, fusable=_FLOOR,
        vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
-define("ceil", infer=_no_bool_rounding("ceil_vml_cpu"), forward=_CEIL, fusable=_CEIL,
+define("ceil",
+       batch=_batch.elementwise,
+       infer=_no_bool_rounding("ceil_vml_cpu"), forward=_CEIL, fusable=_CEIL,
        vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
-define("trunc", infer=_no_bool_rounding("trunc_vml_cpu"), forward=_TRUNC, fusable=_TRUNC,
+define("trunc",
+       batch=_batch.elementwise,
+       infer=_no_bool_rounding("trunc_vml_cpu"), forward=_TRUNC, fusable=_TRUNC,
        vjp=lambda g, x, out: x.full_like(0.0), samples=_ROUNDING)
 
 
@@ -357,7 +373,7 @@ def _round(xp, a, decimals):
 
 # decimals=None is PyTorch's round(x) (RoundBackward0, integers allowed); any int, 0
 # included, its round.decimals overload (RoundBackward1, floats only): the SDK names it.
-define("round", infer=_infer_round, forward=_round,
+define("round", batch=_batch.elementwise, infer=_infer_round, forward=_round,
        vjp=lambda g, x, out, decimals: x.full_like(0.0),
        attrs={"decimals": ("optional_int", None)},
        fusable=_round,  # (a cast inside cupy.fuse that fails falls back unfused)
@@ -396,7 +412,9 @@ def _clamp_vjp(g, x, out, min, max):  # noqa: A002
     return inside.where(g, 0.0)
 
 
-define("clamp", infer=_infer_clamp, forward=_clamp_forward, vjp=_clamp_vjp,
+define("clamp",
+       batch=_batch.elementwise,
+       infer=_infer_clamp, forward=_clamp_forward, vjp=_clamp_vjp,
        attrs={"min": ("optional_scalar", None), "max": ("optional_scalar", None)},
        samples=(S(F(3, 4), min=-0.5, max=0.7), S(F(), min=0.1), S(F(2, 3), max=0.2),
                 S(F(0, 2), min=-1.0, max=1.0),
@@ -408,7 +426,7 @@ def _bool_unary(metas):
     return Meta(metas[0].shape, "bool")
 
 
-_compare = partial(define, nin=2, infer=infer_compare, promote=True,
+_compare = partial(define, batch=_batch.elementwise, nin=2, infer=infer_compare, promote=True,
                    samples=(S(F(3, 4), F(4)), S(F(2, 3), C(0.5)), S(F(0, 2), F(2))))
 _compare("eq", ufunc="equal")
 _compare("ne", ufunc="not_equal")
@@ -421,7 +439,8 @@ _logical = partial(_compare, samples=(S(F(3, 4), F(4)), S(B(2, 3), B(2, 3)), S(F
 _logical("logical_and", ufunc="logical_and")
 _logical("logical_or", ufunc="logical_or")
 _logical("logical_xor", ufunc="logical_xor")
-_bool_of_one = partial(define, infer=_bool_unary, samples=(S(F(3, 4)), S(F()), S(F(0, 2))))
+_bool_of_one = partial(define, batch=_batch.elementwise, infer=_bool_unary,
+                       samples=(S(F(3, 4)), S(F()), S(F(0, 2))))
 _bool_of_one("logical_not", ufunc="logical_not")
 _bool_of_one("isnan", ufunc="isnan")
 _bool_of_one("isinf", ufunc="isinf")

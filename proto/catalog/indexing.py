@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ._checks import CheckedRuntimeError, indices_within
 from ._special import scatter_add
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import F, I, S, V
 from ._types import INTEGRAL, Meta, OpError, broadcast_shapes, check_dim, numel
@@ -252,7 +253,9 @@ def _index_rule(g, x, *t, out, index, key, mask_counts):
 
 
 _KEY = {"key": ("str", REQUIRED), "mask_counts": ("ints", ())}
-define("index", nin=-1, infer=_infer_index, forward=_index_forward, variadic_rule=_index_rule,
+define("index",
+       batch=_batch.index_key(),
+       nin=-1, infer=_infer_index, forward=_index_forward, variadic_rule=_index_rule,
        attrs=dict(_KEY),
        samples=(S(F(4, 3), key="1"), S(F(4, 3), key="-1,::2"), S(F(4, 3), key="1,2"),
                 S(F(4, 3, 2), key="None,1:,...,0"),
@@ -268,7 +271,9 @@ define("index", nin=-1, infer=_infer_index, forward=_index_forward, variadic_rul
                 # a 0-d mask of a 0-d tensor (x[x > 0]): one element or none
                 S(F(), V(True, "mask"), key="T", mask_counts=(1,), grad=(0,)),
                 S(F(), V(False, "mask"), key="T", mask_counts=(0,), grad=(0,))))
-define("index_backward", nin=-1, infer=_infer_index_backward, forward=_index_backward_forward,
+define("index_backward",
+       batch=_batch.index_key(prefix_shape=True),
+       nin=-1, infer=_infer_index_backward, forward=_index_backward_forward,
        variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape:
            None if index else h.index(*t, key=key, mask_counts=mask_counts),
        attrs={**_KEY, "shape": ("ints", REQUIRED)},
@@ -332,12 +337,16 @@ def _index_add_forward(xp, a, idx, src, dim, alpha):
     return out
 
 
-define("index_select", nin=2, infer=_infer_index_select, forward=_index_select_forward,
+define("index_select",
+       batch=_batch.only(0, then=_batch.dims_shift("dim")),
+       nin=2, infer=_infer_index_select, forward=_index_select_forward,
        vjp=(lambda g, x, i, out, dim: x.full_like(0.0).index_add(i, g, dim=dim), None),
        attrs={"dim": ("int", REQUIRED)},
        samples=(S(F(5, 3), I((4,), 5), dim=0), S(F(2, 4), I((3,), 4), dim=-1),
                 S(F(3, 2), I((0,), 3), dim=0)))
-define("index_add", nin=3, infer=_infer_index_add, forward=_index_add_forward,
+define("index_add",
+       batch=_batch.only(0, 2, then=_batch.all_batched(_batch.dims_shift("dim"))),
+       nin=3, infer=_infer_index_add, forward=_index_add_forward,
        vjp=(lambda g, x, i, s, out, dim, alpha: g, None,
             lambda g, x, i, s, out, dim, alpha: g.index_select(i, dim=dim) * alpha),
        attrs={"dim": ("int", REQUIRED), "alpha": ("scalar", 1)},
@@ -414,12 +423,16 @@ def _scatter_src_vjp(g, x, idx, src, out, dim):
     return picked.pad(pad=pad)
 
 
-define("gather", nin=2, infer=_infer_gather, forward=_gather_forward,
+define("gather",
+       batch=_batch.all_batched(_batch.dims_shift('dim')),
+       nin=2, infer=_infer_gather, forward=_gather_forward,
        vjp=(lambda g, x, i, out, dim: x.full_like(0.0).scatter_add(i, g, dim=dim), None),
        attrs={"dim": ("int", REQUIRED)},
        samples=(S(F(3, 4), I((3, 2), 4), dim=1), S(F(3, 4), I((5, 4), 3), dim=0),
                 S(F(3, 4), I((2, 3), 3), dim=0)))
-define("scatter_add", nin=3, infer=_infer_scatter_add, forward=_scatter_add_forward,
+define("scatter_add",
+       batch=_batch.all_batched(_batch.dims_shift('dim')),
+       nin=3, infer=_infer_scatter_add, forward=_scatter_add_forward,
        vjp=(lambda g, x, i, s, out, dim: g, None, _scatter_src_vjp),
        attrs={"dim": ("int", REQUIRED)},
        samples=(S(F(3, 4), I((3, 2), 4), F(3, 2), dim=1, grad=(0, 2)),
@@ -477,7 +490,9 @@ def _scatter_vjp(g, x, idx, *src, out, index, dim, value):
     return _scatter_src_vjp(g, x, idx, src[0], out, dim)
 
 
-define("scatter", nin=-1, infer=_infer_scatter, forward=_scatter_forward,
+define("scatter",
+       batch=_batch.all_batched(_batch.dims_shift('dim')),
+       nin=-1, infer=_infer_scatter, forward=_scatter_forward,
        variadic_rule=_scatter_vjp, attrs={"dim": ("int", REQUIRED), "value": ("scalar", 0)},
        samples=(S(F(3, 4), V([[0, 2], [3, 1], [1, 0]]), F(3, 2), dim=1, grad=(0, 2)),
                 S(F(3, 4), V([[0, 1, 2], [2, 0, 1]]), F(2, 3), dim=0, grad=(0, 2)),

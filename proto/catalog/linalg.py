@@ -3,6 +3,7 @@ outer and einsum. PyTorch does not promote here: both operands must share a dtyp
 
 from __future__ import annotations
 
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import F, I, S
 from ._types import Meta, OpError, broadcast_shapes, numel, promote_types, torch_dtype_name
@@ -97,7 +98,9 @@ def _matmul_b(g, a, b, out):
     return _mT(a).matmul(g)
 
 
-define("matmul", nin=2, infer=_infer_matmul, forward=lambda xp, a, b: xp.matmul(a, b),
+define("matmul",
+       batch=_batch.matmul,
+       nin=2, infer=_infer_matmul, forward=lambda xp, a, b: xp.matmul(a, b),
        vjp=(_matmul_a, _matmul_b), fresh=True,
        samples=(S(F(3, 4), F(4, 5)), S(F(4), F(4)), S(F(4), F(4, 5)), S(F(3, 4), F(4)),
                 S(F(2, 3, 4), F(4, 5)), S(F(2, 1, 3, 4), F(5, 4, 2)), S(F(4), F(2, 4, 3)),
@@ -131,15 +134,21 @@ def _infer_fixed(name, nd_a, nd_b):
     return infer
 
 
-define("mm", nin=2, infer=_infer_fixed("mm", 2, 2), forward=lambda xp, a, b: xp.matmul(a, b),
+define("mm",
+       batch=_batch.matmul,
+       nin=2, infer=_infer_fixed("mm", 2, 2), forward=lambda xp, a, b: xp.matmul(a, b),
        vjp=(lambda g, a, b, out: g.mm(b.transpose(dim0=0, dim1=1)),
             lambda g, a, b, out: a.transpose(dim0=0, dim1=1).mm(g)), fresh=True,
        samples=(S(F(3, 4), F(4, 5)), S(F(0, 4), F(4, 2)), S(F(1, 1), F(1, 3))))
-define("bmm", nin=2, infer=_infer_fixed("bmm", 3, 3), forward=lambda xp, a, b: xp.matmul(a, b),
+define("bmm",
+       batch=_batch.matmul,
+       nin=2, infer=_infer_fixed("bmm", 3, 3), forward=lambda xp, a, b: xp.matmul(a, b),
        vjp=(lambda g, a, b, out: g.bmm(b.transpose(dim0=1, dim1=2)),
             lambda g, a, b, out: a.transpose(dim0=1, dim1=2).bmm(g)), fresh=True,
        samples=(S(F(2, 3, 4), F(2, 4, 5)), S(F(0, 3, 4), F(0, 4, 2))))
-define("dot", nin=2, infer=_infer_fixed("dot", 1, 1), forward=lambda xp, a, b: xp.dot(a, b),
+define("dot",
+       batch=_batch.matmul,
+       nin=2, infer=_infer_fixed("dot", 1, 1), forward=lambda xp, a, b: xp.dot(a, b),
        vjp=(lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
        samples=(S(F(4), F(4)), S(F(0), F(0))))
 def _like(v, g):
@@ -147,7 +156,7 @@ def _like(v, g):
     return v if v.dtype == g.dtype else v.cast(dtype=g.dtype)
 
 
-define("outer", nin=2, infer=_infer_fixed("outer", 1, 1),
+define("outer", batch=_batch.outer, nin=2, infer=_infer_fixed("outer", 1, 1),
        forward=lambda xp, a, b: xp.outer(a, b),
        vjp=(lambda g, a, b, out: g.matmul(_like(b, g)),
             lambda g, a, b, out: _like(a, g).matmul(g)), promote=True,
@@ -261,7 +270,9 @@ def _einsum_forward(xp, *ops, equation):
     return xp.einsum(equation, *ops, optimize="greedy")
 
 
-define("einsum", nin=-1, infer=_infer_einsum, forward=_einsum_forward, variadic_rule=_einsum_vjp,
+define("einsum",
+       batch=_batch.einsum,
+       nin=-1, infer=_infer_einsum, forward=_einsum_forward, variadic_rule=_einsum_vjp,
        attrs={"equation": ("str", REQUIRED)},
        samples=(S(F(3, 4), F(4, 5), equation="ij,jk->ik"),
                 S(F(2, 3, 4), F(2, 4, 5), equation="bij,bjk->bik"),

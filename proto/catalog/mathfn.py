@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+from . import _batching as _batch
 from ._registry import define
 from ._samples import F, P, S, X, unary
 from ._special import erf, zero_where
@@ -42,7 +43,8 @@ def _infer_relu(metas: list[Meta]) -> Meta:
 # numpy would compute ints in float64; PyTorch gives the default float dtype, so the engine
 # casts integer inputs first (float_inputs) and the forward sees floats only. An op with an
 # infer of its own (integer inputs refused, or kept) sets float_inputs=False.
-_unary = partial(define, infer=infer_float_unary, float_inputs=True, samples=unary())
+_unary = partial(define, batch=_batch.elementwise, infer=infer_float_unary, float_inputs=True,
+                 samples=unary())
 
 
 _LN2 = math.log(2.0)
@@ -102,10 +104,10 @@ def _binary_same(metas, **_):
 _BW_SAMPLES = (S(F(3, 4), F(3, 4, low=-0.9, high=0.9)), S(F(), F(low=0.1, high=0.9)),
                S(F(0, 2), F(0, 2)))
 # tanh_backward(grad_output, output) = grad_output * (1 - output^2), as aten's.
-define("tanh_backward", nin=2, infer=_binary_same, forward=_tanh_bw,
+define("tanh_backward", batch=_batch.elementwise, nin=2, infer=_binary_same, forward=_tanh_bw,
        vjp=(lambda h, g, y, out: h * (1 - y * y), lambda h, g, y, out: h * g * y * -2),
        promote=True, fusable=lambda xp, g, y: g * (1 - y * y), fresh=True, samples=_BW_SAMPLES)
-define("sigmoid_backward", nin=2, infer=_binary_same, forward=_sigmoid_bw,
+define("sigmoid_backward", batch=_batch.elementwise, nin=2, infer=_binary_same, forward=_sigmoid_bw,
        vjp=(lambda h, g, y, out: h * y * (1 - y),
             lambda h, g, y, out: h * g * (1 - y * 2)), promote=True,
        fusable=lambda xp, g, y: g * y * (1 - y), fresh=True, samples=_BW_SAMPLES)
@@ -124,7 +126,9 @@ def _threshold_bw_forward(xp, g, y, threshold):
 # else 0, as aten's (relu's rule). Its derivative in `output` is zero, yet the result
 # depends on it, as in PyTorch: a relu's gradient made with create_graph requires grad, and
 # its second derivative is zeros, not "does not require grad".
-define("threshold_backward", nin=2, infer=_binary_same, forward=_threshold_bw_forward,
+define("threshold_backward",
+       batch=_batch.elementwise,
+       nin=2, infer=_binary_same, forward=_threshold_bw_forward,
        vjp=(lambda h, g, y, out, threshold: h.threshold_backward(y, threshold=threshold),
             lambda h, g, y, out, threshold: y.full_like(0.0)),
        attrs={"threshold": ("float", 0.0)}, promote=True, fusable=_threshold_bw,
@@ -144,7 +148,9 @@ def _leaky_bw(xp, g, x, negative_slope):
 
 # leaky_relu_backward(grad_output, input, slope), as aten's: like threshold_backward, zero
 # in its input but depending on it (a create_graph gradient requires grad, as in PyTorch).
-define("leaky_relu_backward", nin=2, infer=_binary_same, forward=_leaky_bw,
+define("leaky_relu_backward",
+       batch=_batch.elementwise,
+       nin=2, infer=_binary_same, forward=_leaky_bw,
        vjp=(lambda h, g, x, out, negative_slope:
                 h.leaky_relu_backward(x, negative_slope=negative_slope),
             lambda h, g, x, out, negative_slope: x.full_like(0.0)),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._checks import CheckedRuntimeError, fail_if
 from .elementwise import refuse_bool_sub
 from .linalg import mm_dtype_error
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
@@ -78,7 +79,9 @@ def _linear_vjp(g, x, w, *b, out, index):
     return g.transpose(dim0=0, dim1=1).mm(x)
 
 
-define("linear", nin=-1, infer=_infer_linear, forward=_linear_forward, variadic_rule=_linear_vjp,
+define("linear",
+       batch=_batch.linear,
+       nin=-1, infer=_infer_linear, forward=_linear_forward, variadic_rule=_linear_vjp,
        fresh=True, samples=(S(F(5, 4), F(3, 4), F(3)), S(F(5, 4), F(3, 4)), S(F(4), F(3, 4), F(3)),
                 S(F(2, 5, 4), F(3, 4), F(3)), S(F(0, 4), F(3, 4), F(3))))
 
@@ -112,7 +115,9 @@ def _layer_norm(x, *wb, normalized_shape, eps):
     return y
 
 
-define("layer_norm", nin=-1, infer=_infer_layer_norm, decompose=_layer_norm,
+define("layer_norm",
+       batch=_batch.layer_norm,
+       nin=-1, infer=_infer_layer_norm, decompose=_layer_norm,
        attrs={"normalized_shape": ("ints", REQUIRED), "eps": ("float", 1e-5)},
        samples=(S(F(4, 5), F(5), F(5), normalized_shape=(5,)),
                 S(F(2, 3, 4), normalized_shape=(3, 4)),
@@ -142,7 +147,7 @@ def _embedding(idx, w, padding_idx):
     return (idx != pad).unsqueeze(dim=-1).where(rows, rows.detach())
 
 
-define("embedding", nin=2, infer=_infer_embedding, decompose=_embedding,
+define("embedding", batch=_batch.only(0), nin=2, infer=_infer_embedding, decompose=_embedding,
        attrs={"padding_idx": ("optional_int", None)},
        samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
                 S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),
@@ -167,7 +172,7 @@ def _dropout(x, mask, p, training):
     return x * mask.cast(dtype=x.dtype) * (1.0 / (1.0 - p))
 
 
-define("dropout", nin=2, infer=_infer_dropout, decompose=_dropout,
+define("dropout", batch=_batch.elementwise, nin=2, infer=_infer_dropout, decompose=_dropout,
        attrs={"p": ("float", 0.5), "training": ("bool", True)},
        samples=(S(F(3, 4), B(3, 4), grad=(0,)), S(F(5), B(5), p=0.2, grad=(0,)),
                 S(F(2, 2), B(2, 2), training=False, grad=(0,))))
@@ -231,9 +236,13 @@ def _l1(x, t, reduction):
     return _reduce((x - t).abs(), reduction)
 
 
-define("mse_loss", nin=2, infer=_infer_broadcast_loss("mse_loss"), decompose=_mse,
+define("mse_loss",
+       batch=_batch.with_reduction,
+       nin=2, infer=_infer_broadcast_loss("mse_loss"), decompose=_mse,
        attrs={"reduction": ("str", "mean")}, samples=_POINTWISE)
-define("l1_loss", nin=2, infer=_infer_broadcast_loss("l1_loss"), decompose=_l1,
+define("l1_loss",
+       batch=_batch.with_reduction,
+       nin=2, infer=_infer_broadcast_loss("l1_loss"), decompose=_l1,
        attrs={"reduction": ("str", "mean")}, samples=_POINTWISE)
 
 
@@ -337,7 +346,9 @@ def _check_unit_forward(xp, x, what):
 
 
 # binary_cross_entropy's input and target, checked (values outside [0, 1] are an error).
-define("check_unit_interval", infer=lambda metas, what: metas[0], forward=_check_unit_forward,
+define("check_unit_interval",
+       batch=_batch.keep_attrs,
+       infer=lambda metas, what: metas[0], forward=_check_unit_forward,
        vjp=lambda g, x, out, what: g, attrs={"what": ("str", "input")},
        samples=(S(_BCE_UNIT(3, 4)), S(_BCE_UNIT(0, 2), what="target")))
 
@@ -354,19 +365,31 @@ def _bce_input_grad_dx(g, x, t, out):
 
 # binary_cross_entropy's gradient with respect to its input, per element and unseeded: its
 # own op so that its derivatives are PyTorch's (second order through the loss).
-define("bce_input_grad", nin=2, infer=lambda metas: metas[0], forward=_bce_input_grad_forward,
+define("bce_input_grad",
+       batch=_batch.all_batched(),
+       nin=2, infer=lambda metas: metas[0], forward=_bce_input_grad_forward,
        vjp=(_bce_input_grad_dx,
             lambda g, x, t, out: -g / ((1 - x) * x).clamp(min=_BCE_EPS)),
        samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), fd=False),
                 S(X([1e-9, 0.3, 1 - 1e-9]), X([3.2e-5, 0.6, 0.2]), fd=False)))
 
 
-define("binary_cross_entropy", nin=-1, infer=_infer_bce("binary_cross_entropy", 3),
+def _bce_batch(site):
+    """Input and target of one shape (unbatched ones expanded), reduced per slice; a
+    weight (which broadcasts) maps per slice."""
+    if len(site.metas) != 2:
+        return None
+    return _batch.with_reduction(site, _batch.all_batched())
+
+
+define("binary_cross_entropy",
+       batch=_bce_batch,
+       nin=-1, infer=_infer_bce("binary_cross_entropy", 3),
        variadic_rule=_bce_vjp, decompose=_bce, attrs={"reduction": ("str", "mean")},
        samples=(S(_BCE_P(3, 4), _BCE_P(3, 4), grad=(0, 1)),
                 S(_BCE_P(5), _BCE_P(5), P(5), reduction="sum", grad=(0, 1)),
                 S(_BCE_P(2, 3), _BCE_P(2, 3), reduction="none", grad=(0, 1))))
-define("binary_cross_entropy_with_logits", nin=-1,
+define("binary_cross_entropy_with_logits", batch=_bce_batch, nin=-1,
        infer=_infer_bce("binary_cross_entropy_with_logits", 4), decompose=_bce_logits,
        attrs={"reduction": ("str", "mean")},
        samples=(S(F(3, 4), _BCE_P(3, 4), grad=(0, 1)),
@@ -591,7 +614,9 @@ def _infer_check_targets(metas, classes, ignore_index):
 
 
 # The class losses' targets, checked (the composites pick with a one-hot mask).
-define("check_targets", infer=_infer_check_targets, forward=_check_targets_forward, vjp=(None,),
+define("check_targets",
+       batch=_batch.keep_attrs,
+       infer=_infer_check_targets, forward=_check_targets_forward, vjp=(None,),
        attrs={"classes": ("int", REQUIRED), "ignore_index": ("int", -100)},
        samples=(S(I((5,), 4), classes=4), S(I((2, 3), 3, low=-1), classes=3,
                                                ignore_index=-1),
@@ -638,18 +663,25 @@ _IGNORED = I((5,), 4, low=-1)  # some targets are the ignore_index -1
 _ROWS_SAMPLES = (S(F(5, 4), I((5,), 4), grad=(0,)), S(F(5, 4), _IGNORED, ignore_index=-1,
                                                      grad=(0,)),
                  S(F(6, 3), I((6,), 3), ignore_index=1, grad=(0,)), S(F(0, 3), I((0,), 3)))
-define("cross_entropy_rows", nin=2, infer=_infer_ce_rows, forward=_ce_rows_forward,
+define("cross_entropy_rows",
+       batch=_batch.NoRule("inside cross_entropy's decomposition: graphs name "
+                           "cross_entropy, whose rule batches it"),
+       nin=2, infer=_infer_ce_rows, forward=_ce_rows_forward,
        vjp=(lambda g, x, t, out, ignore_index:
             g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
        attrs={"ignore_index": ("int", -100)}, samples=_ROWS_SAMPLES)
-define("cross_entropy_rows_backward", nin=3, infer=_infer_ce_rows_bw, forward=_ce_rows_bw_forward,
+define("cross_entropy_rows_backward",
+       batch=_batch.NoRule("inside cross_entropy's gradient, expanded on the worker"),
+       nin=3, infer=_infer_ce_rows_bw, forward=_ce_rows_bw_forward,
        vjp=(_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
        samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),
                 S(F(5), F(5, 4), _IGNORED, ignore_index=-1, grad=(0, 1)),
                 S(F(0), F(0, 3), I((0,), 3))))
 
 _CLASS = {"ignore_index": ("int", -100), "reduction": ("str", "mean")}
-define("nll_loss", nin=-1, infer=_infer_class_loss("nll_loss", False), decompose=_nll,
+define("nll_loss",
+       batch=_batch.class_loss,
+       nin=-1, infer=_infer_class_loss("nll_loss", False), decompose=_nll,
        attrs=dict(_CLASS),
        samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
                 S(F(5, 4), I((5,), 4), P(4), reduction="sum", grad=(0,)),
@@ -658,7 +690,9 @@ define("nll_loss", nin=-1, infer=_infer_class_loss("nll_loss", False), decompose
                 S(F(5, 4), _IGNORED, ignore_index=-1, grad=(0,)),
                 S(F(6, 3), I((6,), 3), ignore_index=1, reduction="none", grad=(0,)),
                 S(F(6, 3), I((6,), 3), P(3), ignore_index=2, grad=(0,))))
-define("cross_entropy", nin=-1, infer=_infer_class_loss("cross_entropy", True),
+define("cross_entropy",
+       batch=_batch.class_loss,
+       nin=-1, infer=_infer_class_loss("cross_entropy", True),
        decompose=_cross_entropy, attrs={**_CLASS, "label_smoothing": ("float", 0.0)},
        samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
                 S(F(5, 4), I((5,), 4), P(4), grad=(0,)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from . import _batching as _batch
 from ._registry import define
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
@@ -120,7 +121,7 @@ _ONE_DIM = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0),
 
 
 # A reduction over `dim` (None, one dim or several) with `keepdim`, unless it says otherwise.
-_reduction = partial(define, attrs=dict(_DIMS), samples=_SAMPLES)
+_reduction = partial(define, batch=_batch.reduction, attrs=dict(_DIMS), samples=_SAMPLES)
 
 
 def _infer_logsumexp(metas, dim, keepdim):
@@ -184,7 +185,9 @@ def _prod_others_vjp(g, x, out, dim):
     return zero.where(out * (over.sum(dim=dim, keepdim=True) - over), (total - g * out) / x1)
 
 
-define("prod_others", infer=lambda metas, dim: metas[0], forward=_prod_others_forward,
+define("prod_others",
+       batch=_batch.dims_shift('dim'),
+       infer=lambda metas, dim: metas[0], forward=_prod_others_forward,
        vjp=_prod_others_vjp, attrs={"dim": ("optional_int", None)},
        samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
                 S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, second=False),
@@ -442,14 +445,14 @@ def _cumsum(xp, a, dim):
     return xp.cumsum(a, axis=dim) + a.dtype.type(0)
 
 
-define("cumsum", infer=_infer_scan, forward=_cumsum,
+define("cumsum", batch=_batch.dims_shift('dim'), infer=_infer_scan, forward=_cumsum,
        vjp=lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),
        attrs=dict(_ATTR_DIM), samples=_SCAN_SAMPLES)
-define("softmax", infer=_infer_softmax,
+define("softmax", batch=_batch.dims_shift('dim'), infer=_infer_softmax,
        forward=lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),
        vjp=lambda g, x, out, dim: out * (g - (g * out).sum(dim=dim, keepdim=True)),
        attrs=dict(_ATTR_DIM), fresh=True, samples=_SCAN_SAMPLES)
-define("log_softmax", infer=_infer_log_softmax,
+define("log_softmax", batch=_batch.dims_shift('dim'), infer=_infer_log_softmax,
        forward=lambda xp, a, dim: _log_softmax_forward(xp, a, dim if a.ndim else None),
        vjp=lambda g, x, out, dim: g - out.exp() * g.sum(dim=dim, keepdim=True),
        attrs=dict(_ATTR_DIM), fresh=True, samples=_SCAN_SAMPLES)

@@ -9,6 +9,7 @@ return that one piece (see the catalog docstring).
 from __future__ import annotations
 
 from ._special import scatter_add
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import F, S
 from ._types import Meta, OpError, check_dim, expand_shape, normalize_dims, numel
@@ -28,7 +29,7 @@ def _flatten_shape(shape, start_dim, end_dim):
     return shape[:s] + (numel(shape[s:e + 1]),) + shape[e + 1:]
 
 
-define("flatten",
+define("flatten", batch=_batch.flatten,
        infer=lambda m, start_dim, end_dim:
            _meta(m, _flatten_shape(m[0].shape, start_dim, end_dim)),
        forward=lambda xp, a, start_dim, end_dim:
@@ -54,7 +55,9 @@ def _squeeze_vjp(g, x, dim):
     return g
 
 
-define("squeeze", infer=lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
+define("squeeze",
+       batch=_batch.squeeze,
+       infer=lambda m, dim: _meta(m, _squeeze_shape(m[0].shape, dim)),
        forward=lambda xp, a, dim: a.reshape(_squeeze_shape(a.shape, dim)),
        vjp=lambda g, x, out, dim: _squeeze_vjp(g, x, dim), attrs={"dim": ("dims", None)},
        samples=(S(F(2, 1, 3, 1)), S(F(2, 1, 3), dim=1), S(F(2, 1, 3), dim=0), S(F()),
@@ -67,7 +70,9 @@ def _unsqueeze_shape(shape, dim):
 
 
 # PyTorch's rule squeezes the dim (SqueezeBackward1), not a reshape
-define("unsqueeze", infer=lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
+define("unsqueeze",
+       batch=_batch.dims_shift('dim', extra=1),
+       infer=lambda m, dim: _meta(m, _unsqueeze_shape(m[0].shape, dim)),
        forward=lambda xp, a, dim: a.reshape(_unsqueeze_shape(a.shape, dim)),
        vjp=lambda g, x, out, dim: g.squeeze(dim=dim), attrs={"dim": ("int", REQUIRED)},
        samples=(S(F(2, 3), dim=1), S(F(2, 3), dim=-1), S(F(), dim=0), S(F(0, 2), dim=0)))
@@ -88,7 +93,7 @@ def _infer_transpose(m, dim0, dim1):
     return _meta(m, tuple(m[0].shape[p] for p in perm))
 
 
-define("transpose", infer=_infer_transpose,
+define("transpose", batch=_batch.dims_shift('dim0', 'dim1'), infer=_infer_transpose,
        forward=lambda xp, a, dim0, dim1: a.transpose(_perm_for_transpose(a.ndim, dim0, dim1)),
        vjp=lambda g, x, out, dim0, dim1: g.transpose(dim0=dim0, dim1=dim1),
        attrs={"dim0": ("int", REQUIRED), "dim1": ("int", REQUIRED)},
@@ -115,7 +120,14 @@ def _permute_vjp(g, x, out, dims):
     return g.permute(dims=tuple(inverse))
 
 
-define("permute",
+def _permute_batch(site):
+    """permute(dims): the batch dim stays first, the slice's dims move past it."""
+    r = site.rank()
+    return dict(site.attrs, dims=(0,) + tuple(d % r + 1 for d in site.attrs["dims"])) if r \
+        else dict(site.attrs, dims=(0,))
+
+
+define("permute", batch=_permute_batch,
        infer=lambda m, dims: _meta(m, tuple(m[0].shape[p]
                                             for p in _check_perm(dims, len(m[0].shape)))),
        forward=lambda xp, a, dims: a.transpose(_check_perm(dims, a.ndim)), vjp=_permute_vjp,
@@ -129,7 +141,7 @@ def _infer_broadcast_to(m, size):
     return _meta(m, expand_shape(m[0].shape, tuple(size)))
 
 
-define("broadcast_to", infer=_infer_broadcast_to,
+define("broadcast_to", batch=_batch.to_shape('size'), infer=_infer_broadcast_to,
        forward=lambda xp, a, size:
            xp.broadcast_to(a, _infer_broadcast_to([Meta(a.shape, "")], size).shape),
        vjp=lambda g, x, out, size: g, attrs={"size": ("ints", REQUIRED)},
@@ -152,7 +164,9 @@ def _repeat_vjp(g, x, out, repeats):
     return summed.reshape(shape=x.shape)
 
 
-define("repeat", infer=lambda m, repeats: _meta(m, _repeat_shape(m[0].shape, repeats)[1]),
+define("repeat",
+       batch=_batch.repeat,
+       infer=lambda m, repeats: _meta(m, _repeat_shape(m[0].shape, repeats)[1]),
        forward=lambda xp, a, repeats:
            xp.tile(a.reshape(_repeat_shape(a.shape, repeats)[0]), repeats),
        vjp=_repeat_vjp, attrs={"repeats": ("ints", REQUIRED)},
@@ -204,7 +218,9 @@ def _cat_vjp(g, *xs, out, index, dim):
     return g.narrow(dim=d, start=start, length=xs[index].shape[d])
 
 
-define("cat", nin=-1, infer=_infer_cat, forward=_cat_forward, variadic_rule=_cat_vjp,
+define("cat",
+       batch=_batch.same_rank(_batch.all_batched(_batch.dims_shift('dim'))),
+       nin=-1, infer=_infer_cat, forward=_cat_forward, variadic_rule=_cat_vjp,
        attrs={"dim": ("int", 0)}, promote=True,
        samples=(S(F(2, 3), F(4, 3)), S(F(2, 3), F(2, 1), F(2, 2), dim=1),
                 S(F(0, 3), F(2, 3)), S(F(3), F(0), F(2)), S(F(0), F(0), dim=1)))
@@ -223,7 +239,9 @@ def _infer_stack(metas, dim):
     return Meta(shape[:d] + (len(metas),) + shape[d:], result_type(list(metas)))
 
 
-define("stack", nin=-1, infer=_infer_stack,
+define("stack",
+       batch=_batch.all_batched(_batch.dims_shift('dim', extra=1)),
+       nin=-1, infer=_infer_stack,
        forward=lambda xp, *a, dim: xp.stack(a, axis=check_dim(dim, a[0].ndim + 1)),
        # the piece's gradient is g selected at its index along dim (PyTorch's unbind: a
        # create_graph gradient through it ends with SelectBackward0)
@@ -270,7 +288,9 @@ def _pad_for(ndim, d, before, after):
 
 
 _NARROW = {"dim": ("int", REQUIRED), "start": ("int", REQUIRED), "length": ("int", REQUIRED)}
-define("narrow", infer=_infer_narrow, forward=_narrow_forward, vjp=_narrow_vjp, attrs=_NARROW,
+define("narrow",
+       batch=_batch.dims_shift('dim'),
+       infer=_infer_narrow, forward=_narrow_forward, vjp=_narrow_vjp, attrs=_NARROW,
        samples=(S(F(4, 3), dim=0, start=1, length=2), S(F(2, 5), dim=-1, start=-3, length=3),
                 S(F(3, 2), dim=0, start=1, length=0)))
 
@@ -346,13 +366,13 @@ def _piece_rules(kind: str) -> dict:
     return {"infer": infer, "forward": forward, "vjp": vjp}
 
 
-define("split", **_piece_rules("split"),
+define("split", batch=_batch.dims_shift('dim'), **_piece_rules("split"),
        attrs={"split_size_or_sections": ("int_or_ints", REQUIRED), "dim": ("int", 0),
               "index": ("int", REQUIRED)},
        samples=(S(F(5, 3), split_size_or_sections=2, index=2),
                 S(F(2, 6), split_size_or_sections=(1, 2, 3), dim=1, index=1),
                 S(F(4), split_size_or_sections=2, index=-1)))
-define("chunk", **_piece_rules("chunk"),
+define("chunk", batch=_batch.dims_shift('dim'), **_piece_rules("chunk"),
        attrs={"chunks": ("int", REQUIRED), "dim": ("int", 0), "index": ("int", REQUIRED)},
        samples=(S(F(5, 3), chunks=2, index=1), S(F(2, 6), chunks=3, dim=1, index=0)))
 
@@ -443,7 +463,7 @@ def _pad_vjp(g, x, out, pad, mode, value):
     return g.pad_backward(pad=pad, mode=mode, shape=x.shape)
 
 
-define("pad", infer=_infer_pad, forward=_pad_forward, vjp=_pad_vjp,
+define("pad", batch=_batch.pad, infer=_infer_pad, forward=_pad_forward, vjp=_pad_vjp,
        attrs={"pad": ("ints", REQUIRED), "mode": ("str", "constant"), "value": ("float", 0.0)},
        samples=(S(F(2, 3), pad=(1, 2)), S(F(2, 3, 4), pad=(1, 0, 0, 2), value=1.5),
                 S(F(3, 4), pad=(-1, 1, 2, -1)), S(F(0, 2), pad=(1, 1)),
@@ -463,7 +483,7 @@ def _infer_pad_backward(m, pad, mode, shape):
     return _meta(m, tuple(shape))
 
 
-define("pad_backward", infer=_infer_pad_backward, forward=_pad_backward_forward,
+define("pad_backward", batch=_batch.pad, infer=_infer_pad_backward, forward=_pad_backward_forward,
        vjp=lambda h, g, out, pad, mode, shape: h.pad(pad=pad, mode=mode),
        attrs={"pad": ("ints", REQUIRED), "mode": ("str", REQUIRED), "shape": ("ints", REQUIRED)},
        samples=(S(F(1, 3, 7), pad=(2, 1), mode="reflect", shape=(1, 3, 4)),
@@ -477,7 +497,7 @@ def _infer_flip(m, dims):
     return _meta(m, m[0].shape)
 
 
-define("flip", infer=_infer_flip,
+define("flip", batch=_batch.dims_shift('dims'), infer=_infer_flip,
        forward=lambda xp, a, dims:
            xp.flip(a, axis=normalize_dims(dims, a.ndim)) if a.ndim else a,
        vjp=lambda g, x, out, dims: g.flip(dims=dims), attrs={"dims": ("ints", REQUIRED)},
@@ -492,9 +512,13 @@ def _infer_tri(m, diagonal):
 
 
 _TRI = (S(F(3, 4)), S(F(2, 3, 3), diagonal=1), S(F(4, 3), diagonal=-1), S(F(0, 2)))
-define("tril", infer=_infer_tri, forward=lambda xp, a, diagonal: xp.tril(a, k=diagonal),
+define("tril",
+       batch=_batch.keep_attrs,
+       infer=_infer_tri, forward=lambda xp, a, diagonal: xp.tril(a, k=diagonal),
        vjp=lambda g, x, out, diagonal: g.tril(diagonal=diagonal),
        attrs={"diagonal": ("int", 0)}, samples=_TRI)
-define("triu", infer=_infer_tri, forward=lambda xp, a, diagonal: xp.triu(a, k=diagonal),
+define("triu",
+       batch=_batch.keep_attrs,
+       infer=_infer_tri, forward=lambda xp, a, diagonal: xp.triu(a, k=diagonal),
        vjp=lambda g, x, out, diagonal: g.triu(diagonal=diagonal),
        attrs={"diagonal": ("int", 0)}, samples=_TRI)

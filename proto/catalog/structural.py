@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+from . import _batching as _batch
 from ._registry import REQUIRED, define
 from ._samples import B, C, F, S
 from ._types import (
@@ -133,13 +134,13 @@ def _check_leaf_bytes(meta: Meta, nbytes: int) -> None:
 # A leaf is named by its content, so equal tensors are one node. `tag` tells apart equal
 # tensors that must stay distinct (two parameters with equal values each get their own
 # gradient); the data is still sent and stored once.
-define("leaf", nin=0, infer=_infer_leaf,
+define("leaf", batch=_batch.SOURCE, nin=0, infer=_infer_leaf,
        attrs={"hash": ("str", REQUIRED), "dtype": ("str", REQUIRED),
               "shape": ("ints", REQUIRED), "tag": ("str", "")})
-define("const", nin=0, infer=lambda metas, value: scalar_meta(value),
+define("const", batch=_batch.SOURCE, nin=0, infer=lambda metas, value: scalar_meta(value),
        forward=lambda xp, value: xp.asarray(value, dtype=scalar_meta(value).dtype),
        attrs={"value": ("scalar", REQUIRED)})
-define("full", nin=0, infer=_infer_full,
+define("full", batch=_batch.SOURCE, nin=0, infer=_infer_full,
        forward=lambda xp, shape, value, dtype: xp.full(shape, value, dtype=dtype),
        attrs={"shape": ("ints", REQUIRED), "value": ("scalar", REQUIRED),
               "dtype": ("str", REQUIRED)})
@@ -150,13 +151,15 @@ def _infer_arange(metas, end, dtype):
 
 
 # 0..end-1: the index tensors that derivative rules need (einsum's diagonals).
-define("arange", nin=0, infer=_infer_arange,
+define("arange", batch=_batch.SOURCE, nin=0, infer=_infer_arange,
        forward=lambda xp, end, dtype: xp.arange(end, dtype=dtype),
        attrs={"end": ("int", REQUIRED), "dtype": ("str", "int64")},
        samples=(S(end=4), S(end=0), S(end=3, dtype="float32")))
-define("detach", infer=lambda metas: Meta(metas[0].shape, metas[0].dtype),
+define("detach", batch=_batch.keep_attrs, infer=lambda metas: Meta(metas[0].shape, metas[0].dtype),
        forward=lambda xp, a: a, samples=(S(F(3, 4)), S(F())))
-define("cast", infer=lambda metas, dtype: Meta(metas[0].shape, _check_dtype(dtype)),
+define("cast",
+       batch=_batch.keep_attrs,
+       infer=lambda metas, dtype: Meta(metas[0].shape, _check_dtype(dtype)),
        forward=lambda xp, a, dtype: a.astype(dtype),
        vjp=lambda g, x, out, dtype: g.cast(dtype=x.dtype), attrs={"dtype": ("str", REQUIRED)},
        fresh=True,  # astype copies, even to the same dtype
@@ -168,7 +171,9 @@ def _expand_vjp(g, x, out, shape):
     return g if tuple(g.shape) == tuple(x.shape) and x.ndim else g.sum_to(shape=x.shape)
 
 
-define("reshape", infer=_infer_reshape, forward=lambda xp, a, shape: a.reshape(shape),
+define("reshape",
+       batch=_batch.reshaped,
+       infer=_infer_reshape, forward=lambda xp, a, shape: a.reshape(shape),
        vjp=lambda g, x, out, shape: g.reshape(shape=x.shape),
        attrs={"shape": ("ints", REQUIRED)},
        samples=(S(F(3, 4), shape=(2, 6)), S(F(), shape=(1, 1)), S(F(0, 3), shape=(3, 0)),
@@ -185,23 +190,25 @@ def _expand_forward(xp, a, shape):
     return xp.broadcast_to(a, shape)
 
 
-define("expand", infer=_infer_expand, forward=_expand_forward,
+define("expand", batch=_batch.to_shape('shape'), infer=_infer_expand, forward=_expand_forward,
        vjp=_expand_vjp, attrs={"shape": ("ints", REQUIRED)},
        samples=(S(F(3), shape=(2, 3)), S(F(2, 1), shape=(2, 4)), S(F(), shape=(2, 2)),
                 S(F(1, 3), shape=(0, 3))))
-define("sum_to", infer=_infer_sum_to, forward=_sum_to,
+define("sum_to", batch=_batch.sum_to, infer=_infer_sum_to, forward=_sum_to,
        vjp=lambda g, x, out, shape: g.expand(shape=x.shape),
        attrs={"shape": ("ints", REQUIRED)},
        samples=(S(F(2, 3), shape=(3,)), S(F(2, 4), shape=(2, 1)), S(F(2, 2), shape=()),
                 S(F(0, 3), shape=(1, 3))))
-define("where", nin=3, infer=lambda metas: _infer_where(metas),
+define("where", batch=_batch.elementwise, nin=3, infer=lambda metas: _infer_where(metas),
        forward=lambda xp, c, a, b: xp.where(c, a, b),
        vjp=(None,
             lambda g, c, x, y, out: c.where(g, 0.0),
             lambda g, c, x, y, out: c.where(0.0, g)), promote=(1, 2), fusable=True,
        samples=(S(B(3, 4), F(3, 4), F(3, 4)), S(B(3, 1), F(1, 4), F()),
                 S(B(0, 2), F(2), F(0, 2)), S(B(2, 3), F(2, 3), C(0.5))))
-define("grad", nin=-1, infer=_infer_grad, attrs={"n": ("int", REQUIRED)})
+define("grad",
+       batch=_batch.all_batched(),
+       nin=-1, infer=_infer_grad, attrs={"n": ("int", REQUIRED)})
 
 
 # --- in-place changes that autograd does not see ----------------------------------------------
@@ -218,7 +225,11 @@ def _infer_overwrite(metas):
 # op under no_grad (or x.data's update) leaves in a tensor that requires grad: PyTorch keeps
 # the tensor's grad_fn, so gradients flow through its old history unchanged (identity), and
 # the new value is exact (no straight-through arithmetic, which rounds).
-define("overwrite", nin=2, infer=_infer_overwrite, forward=lambda xp, history, value: value,
+_IN_PLACE = _batch.NoRule("in-place bookkeeping: vmap maps a function that updates a "
+                           "batched tensor in place per slice")
+define("overwrite",
+       batch=_IN_PLACE,
+       nin=2, infer=_infer_overwrite, forward=lambda xp, history, value: value,
        vjp=(lambda g, history, value, out: g, None),
        # Not the derivative of the forward by design: no finite differences.
        samples=(S(F(3, 4), F(3, 4), fd=False), S(F(), F(), fd=False),
@@ -229,7 +240,9 @@ define("overwrite", nin=2, infer=_infer_overwrite, forward=lambda xp, history, v
 # tensor's old history gets PyTorch's zeros_like(grad), a zero gradient that still flows
 # through it (so a rule meeting 0 there gives what PyTorch's does, 0 / 0 = NaN included),
 # and `value` gets the gradient.
-define("replace", nin=2, infer=_infer_overwrite, forward=lambda xp, history, value: value,
+define("replace",
+       batch=_IN_PLACE,
+       nin=2, infer=_infer_overwrite, forward=lambda xp, history, value: value,
        vjp=(lambda g, history, value, out: g.full_like(0.0),
             lambda g, history, value, out: g),
        samples=(S(F(3, 4), F(3, 4)), S(F(), F()), S(F(0, 3), F(0, 3)),
