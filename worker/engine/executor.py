@@ -78,6 +78,7 @@ class Program:
         self.leaf_metas = [g.metas[n] for n in self.leaves]
         # dtype objects: comparing them is one C call (dtype.name is a Python property)
         self._leaf_dtypes = [xp.dtype(m.dtype) for m in self.leaf_metas]
+        self._leaf_shapes = [tuple(m.shape) for m in self.leaf_metas]  # as arrays' shapes are
         self.leaf_hashes = [g.attrs[n]["hash"] for n in self.leaves]
         self.nslots = len(g)
         folded = self._fold(g, order)
@@ -132,8 +133,9 @@ class Program:
             return self._run(leaf_arrays)
 
     def _run(self, leaf_arrays: list[Any]) -> list[Any]:
-        for meta, dtype, a in zip(self.leaf_metas, self._leaf_dtypes, leaf_arrays):
-            if a.dtype != dtype or tuple(a.shape) != meta.shape:
+        for meta, dtype, shape, a in zip(self.leaf_metas, self._leaf_dtypes, self._leaf_shapes,
+                                         leaf_arrays):
+            if a.dtype != dtype or a.shape != shape:
                 raise OpError(f"leaf: stored tensor is {a.dtype.name}{list(a.shape)}, graph "
                               f"says {meta.dtype}{list(meta.shape)}")
         if self._fast is not None:
