@@ -1,7 +1,9 @@
 """Ops PyTorch users reach for that the catalog can express exactly with ops it has: diff,
-roll, movedim/moveaxis, trace and addmm, each with PyTorch's checks, messages and grad_fn
-name (its last node named as PyTorch's: RollBackward0, TraceBackward0, AddmmBackward0; diff
-and movedim are composites in PyTorch too: SubBackward0, PermuteBackward0).
+roll, movedim/moveaxis, trace, addmm, diag, diagonal, tile, masked_select, take_along_dim,
+frac, sgn, tril_indices and triu_indices, each with PyTorch's checks, messages and grad_fn
+name (its last node named as PyTorch's: RollBackward0, TraceBackward0, AddmmBackward0,
+DiagonalBackward0, ...; those that are composites in PyTorch too keep their parts' names:
+SubBackward0, PermuteBackward0, RepeatBackward0, GatherBackward0).
 
 Each function carries `forms`: the Tensor forms PyTorch has (m: method, i: in-place method;
 scripts/gen_tensor_methods.py generates them)."""
@@ -11,11 +13,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 
+import numpy as np
+
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import torch_dtype_name
 
-from ._creation import arange, zeros
+from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
+from ._dtypes import int64
 from ._tensor_base import TensorBase, apply
 from ._tensor_meta import _wrap_dim
 
@@ -161,3 +166,148 @@ def addmm(input: TensorBase, mat1: TensorBase, mat2: TensorBase, *, beta=1, alph
         return apply("add", scaled, kept, torch_name="AddmmBackward0")
     added = base if beta == 1 else apply("mul", base, beta)
     return apply("add", added, scaled, torch_name="AddmmBackward0")
+
+
+def _named(t: TensorBase, name: str) -> TensorBase:
+    """t recorded once more under PyTorch's grad_fn name (a copy to its own dtype), where
+    the op that made it (indexing, scatter) has a name of its own."""
+    return apply("cast", t, dtype=t.dtype.name, torch_name=name)
+
+
+@_forms("m")
+def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -> TensorBase:
+    """The diagonal of dims (dim1, dim2) as the last dim, by indexing with two aranges."""
+    n = input.dim()
+    d1, d2 = _wrap_dim(dim1, n), _wrap_dim(dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rest = [d for d in range(n) if d not in (d1, d2)]
+    moved = apply("permute", input, dims=(*rest, d1, d2)) if (d1, d2) != (n - 2, n - 1) \
+        else input
+    rows, cols = input.shape[d1], input.shape[d2]
+    r0, c0 = builtins.max(-offset, 0), builtins.max(offset, 0)
+    k = builtins.max(builtins.min(rows - r0, cols - c0), 0)
+    taken = moved[(Ellipsis, arange(r0, r0 + k), arange(c0, c0 + k))]
+    return _named(taken, "DiagonalBackward0")
+
+
+_diagonal_of = diagonal  # diag's own parameter is called diagonal, as PyTorch's
+
+
+@_forms("m")
+def diag(input: TensorBase, diagonal: int = 0) -> TensorBase:
+    """A matrix with the vector on a diagonal, or a matrix's diagonal as a vector."""
+    if input.dim() == 2:
+        return _named(_diagonal_of(input, diagonal), "DiagonalBackward0_copy")
+    if input.dim() != 1:
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.dim()}D")
+    n = input.shape[0]
+    m = n + abs(diagonal)
+    base = zeros((m, m), dtype=input.dtype)
+    if diagonal >= 0:  # row i holds input[i] at column i + diagonal
+        index = (arange(n) + diagonal).reshape(n, 1)
+        placed = apply("scatter", base, index, input.reshape(n, 1), dim=1)
+    else:  # column j holds input[j] at row j - diagonal
+        index = (arange(n) - diagonal).reshape(1, n)
+        placed = apply("scatter", base, index, input.reshape(1, n), dim=0)
+    return _named(placed, "DiagEmbedBackward0")
+
+
+@_forms("m")
+def tile(input: TensorBase, dims) -> TensorBase:
+    """repeat over dims padded with leading ones to the input's dims (RepeatBackward0)."""
+    dims = tuple(_as_tuple(dims))
+    reps = (1,) * (input.dim() - len(dims)) + dims
+    shape = (1,) * (len(reps) - input.dim()) + tuple(input.shape)
+    sizes = [s * r for s, r in zip(shape, reps)]
+    negative = [s for s in sizes if s < 0]
+    if negative:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {negative[0]}: "
+                           f"{sizes}")
+    return input.repeat(*reps)
+
+
+@_forms("m")
+def masked_select(input: TensorBase, mask: TensorBase) -> TensorBase:
+    """The elements where the (broadcast) mask is True, as a 1-D tensor."""
+    if mask.dtype.name != "bool":
+        raise RuntimeError("masked_select: expected BoolTensor for mask")
+    shape = _broadcast(tuple(mask.shape), tuple(input.shape))
+    x = input if tuple(input.shape) == shape else apply("expand", input, shape=shape)
+    m = mask if tuple(mask.shape) == shape else apply("expand", mask, shape=shape)
+    return _named(x[m], "MaskedSelectBackward0")
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple:
+    """PyTorch's broadcast of two shapes, its message naming a (the first) and b."""
+    n = builtins.max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y and 1 not in (x, y):
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
+                               f"({y}) at non-singleton dimension {i}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+@_forms("m")
+def take_along_dim(input: TensorBase, indices: TensorBase, dim: int | None = None
+                   ) -> TensorBase:
+    """gather along dim with input and indices broadcast in the other dims (the flattened
+    input when dim is None)."""
+    if indices.dtype.name != "int64":
+        raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got "
+                           f"{torch_dtype_name(indices.dtype.name)}")
+    if dim is None:
+        flat = apply("reshape", input, shape=(input.numel(),))
+        return apply("gather", flat, apply("reshape", indices, shape=(indices.numel(),)),
+                     dim=0)
+    if input.dim() != indices.dim():
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {input.dim()} dimensions for input, "
+                           f"and {indices.dim()} dimensions for indices")
+    d = _wrap_dim(dim, input.dim())
+    sizes = list(input.shape)
+    sizes[d] = indices.shape[d]
+    shape = _broadcast(tuple(sizes), tuple(indices.shape))
+    idx = indices if tuple(indices.shape) == shape else apply("expand", indices, shape=shape)
+    sizes = list(shape)
+    sizes[d] = input.shape[d]
+    x = input if tuple(input.shape) == tuple(sizes) else apply("expand", input,
+                                                               shape=tuple(sizes))
+    return apply("gather", x, idx, dim=d)
+
+
+@_forms("mi")
+def frac(input: TensorBase) -> TensorBase:
+    """input - trunc(input): the fractional part, with the input's sign."""
+    if input.dtype.name not in FLOATING:
+        raise NotImplementedError(f"\"frac_cpu\" not implemented for "
+                                  f"'{torch_dtype_name(input.dtype.name)}'")
+    return apply("sub", input, apply("trunc", input), torch_name="FracBackward0")
+
+
+@_forms("mi")
+def sgn(input: TensorBase) -> TensorBase:
+    """sign, for the real dtypes there are here (SgnBackward0)."""
+    return apply("sign", input, torch_name="SgnBackward0")
+
+
+def _indices(name: str, lower: bool, row: int, col: int, offset: int, dtype) -> TensorBase:
+    for what, n in (("row", row), ("col", col)):
+        if n < 0:
+            raise RuntimeError(f"{what} must be non-negative, got{n}")
+    rows, cols = np.tril_indices(row, offset, col) if lower else np.triu_indices(row, offset,
+                                                                                 col)
+    return tensor(np.stack([rows, cols]).astype(np.int64), dtype=dtype)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
+                 layout=None) -> TensorBase:
+    return _indices("tril_indices", True, row, col, offset, dtype or int64)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
+                 layout=None) -> TensorBase:
+    return _indices("triu_indices", False, row, col, offset, dtype or int64)

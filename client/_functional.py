@@ -110,8 +110,9 @@ def _lerp(input: Tensor, end: Tensor, weight) -> Tensor:
 COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp": _lerp,
             "scatter_reduce": _scatter_reduce.scatter_reduce, "clamp_min": _clamp.clamp_min,
             "clamp_max": _clamp.clamp_max,
-            **{n: getattr(_composites, n) for n in ("diff", "roll", "movedim", "moveaxis",
-                                                      "trace", "addmm")}}
+            **{n: getattr(_composites, n) for n in (
+                "diff", "roll", "movedim", "moveaxis", "trace", "addmm", "diag", "diagonal",
+                "tile", "masked_select", "take_along_dim", "frac", "sgn")}}
 
 
 def composed() -> dict[str, Any]:
@@ -127,6 +128,7 @@ FUNCTIONS.update(_shape.functions())
 FUNCTIONS.update(_select.FUNCTIONS)
 FUNCTIONS.update(composed())
 FUNCTIONS.update(_dtype_functions.FUNCTIONS)
+FUNCTIONS.update(tril_indices=_composites.tril_indices, triu_indices=_composites.triu_indices)
 FUNCTIONS.update({name: getattr(_stacking, name) for name in (
     "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack",
     "meshgrid")})

@@ -862,3 +862,41 @@ class TensorMethods:
         """In place: self takes the value of self.addmm(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["addmm"](self, mat1, mat2, beta=beta, alpha=alpha))
+
+    def diag(self, diagonal=0) -> Tensor:
+        """Tensor.diag, composed on the client (the catalog has no `diag`)."""
+        return _functional.COMPOSED["diag"](self, diagonal)
+
+    def diagonal(self, offset=0, dim1=0, dim2=1) -> Tensor:
+        """Tensor.diagonal, composed on the client (the catalog has no `diagonal`)."""
+        return _functional.COMPOSED["diagonal"](self, offset, dim1, dim2)
+
+    def tile(self, dims) -> Tensor:
+        """Tensor.tile, composed on the client (the catalog has no `tile`)."""
+        return _functional.COMPOSED["tile"](self, dims)
+
+    def masked_select(self, mask) -> Tensor:
+        """Tensor.masked_select, composed on the client (the catalog has no `masked_select`)."""
+        return _functional.COMPOSED["masked_select"](self, mask)
+
+    def take_along_dim(self, indices, dim=None) -> Tensor:
+        """Tensor.take_along_dim, composed on the client (the catalog has no `take_along_dim`)."""
+        return _functional.COMPOSED["take_along_dim"](self, indices, dim)
+
+    def frac(self) -> Tensor:
+        """Tensor.frac, composed on the client (the catalog has no `frac`)."""
+        return _functional.COMPOSED["frac"](self)
+
+    def frac_(self) -> Tensor:
+        """In place: self takes the value of self.frac(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["frac"](self))
+
+    def sgn(self) -> Tensor:
+        """Tensor.sgn, composed on the client (the catalog has no `sgn`)."""
+        return _functional.COMPOSED["sgn"](self)
+
+    def sgn_(self) -> Tensor:
+        """In place: self takes the value of self.sgn(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["sgn"](self))

@@ -1,6 +1,7 @@
-"""diff, roll, movedim/moveaxis, trace and addmm (composed on the client) against PyTorch:
-values, dtypes, grad_fn names, gradients, second order, forms (method, in place only where
-PyTorch has one) and errors."""
+"""The ops composed on the client in _composites (diff, roll, movedim/moveaxis, trace, addmm,
+diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, tril/triu_indices) against
+PyTorch: values, dtypes, grad_fn names, gradients, second order, forms (method, in place only
+where PyTorch has one) and errors."""
 
 from __future__ import annotations
 
@@ -24,6 +25,24 @@ CALLS = [
     "torch.addmm(torch.tensor([float('nan'), 1, 2, 3]), x, torch.ones(4, 4), beta=0)",
     "torch.addmm(torch.ones(2, dtype=torch.int64), torch.ones(2, 3, dtype=torch.int64), "
     "torch.ones(3, 2, dtype=torch.int64), beta=2.7, alpha=1.9)",
+    "torch.diag(v)", "torch.diag(v, 1)", "torch.diag(v, -2)", "torch.diag(x)",
+    "torch.diag(x, -1)", "torch.diag(x, 5)", "v.diag()", "x.diag(diagonal=1)",
+    "x.diagonal()", "x.diagonal(1)", "torch.diagonal(x, offset=-2)",
+    "torch.ones(2, 3, 4).diagonal(0, 1, 2)", "torch.ones(2, 3, 4).diagonal(1, 2, 0)",
+    "x.diagonal(7)", "x.diagonal(dim1=1, dim2=0)",
+    "x.tile(2)", "x.tile((2, 1, 2))", "torch.tile(v, (2,))", "x.tile(())",
+    "x.masked_select(x > 5)", "torch.masked_select(x, torch.tensor([True, False, True, False]))",
+    "v.masked_select(torch.tensor([[True], [False]]))",
+    "torch.take_along_dim(x, torch.tensor([[0], [2], [1]]), 1)",
+    "torch.take_along_dim(x, torch.tensor([5, 0]))",
+    "torch.take_along_dim(x, torch.tensor([[0, 1]]), 1)",
+    "x.take_along_dim(torch.tensor([[2, 0, 1, 1]]), 0)",
+    "x.frac()", "(x / 3).frac()",
+    "torch.tensor([-1.5, -0.0, 2.5, float('inf'), float('nan')]).frac()",
+    "torch.sgn(torch.tensor([-2, 0, 3]))", "torch.sgn(torch.tensor([True, False]))",
+    "torch.tril_indices(3, 4)", "torch.triu_indices(3, 3, 1)",
+    "torch.tril_indices(3, 3, -1, dtype=torch.int32)", "torch.triu_indices(0, 0)",
+    "torch.triu_indices(4, 2, -1)",
 ]
 ERRORS = [
     "x.diff(n=-1)", "torch.diff(torch.tensor(1.))", "x.diff(append=torch.zeros(4))",
@@ -36,6 +55,13 @@ ERRORS = [
     "torch.addmm(torch.ones(3), torch.ones(2, 3), torch.ones(3, 2))",
     "torch.addmm(torch.ones(2), torch.ones(3), torch.ones(3, 2))",
     "torch.addmm(torch.ones(2), torch.ones(2, 3), torch.ones(3))",
+    "torch.diag(torch.ones(2, 2, 2))", "torch.diag(torch.tensor(1.))", "x.diagonal(0, 0, 0)",
+    "torch.diagonal(torch.ones(3), 0)", "x.tile((-1,))", "x.masked_select(torch.ones(3, 4))",
+    "x.masked_select(torch.ones(2, 4).bool())",
+    "x.take_along_dim(torch.tensor([[0, 1, 2]]), dim=0)",
+    "torch.take_along_dim(x, torch.tensor([[0.]]), 1)",
+    "torch.take_along_dim(x, torch.tensor([0, 1]), 1)", "torch.frac(torch.tensor([1, 2]))",
+    "torch.tril_indices(-1, 3)", "torch.triu_indices(2, -3)",
 ]
 
 
@@ -43,18 +69,22 @@ def _x(lib):
     return lib.arange(12.0).reshape(3, 4).requires_grad_()
 
 
+def _env(lib):
+    return {"torch": lib, "x": _x(lib), "v": lib.arange(3.0).requires_grad_()}
+
+
 @pytest.mark.parametrize("call", CALLS)
 def test_results_and_gradients_match_pytorch(call):
     found = []
     for lib in (rg, torch):
-        x = _x(lib)
-        r = eval(call, {"torch": lib, "x": x})
+        env = _env(lib)
+        r = eval(call, env)
         grad = None
         if r.requires_grad:
             w = lib.arange(1.0, r.numel() + 1).reshape(tuple(r.shape))
-            (grad,) = lib.autograd.grad((r * w).sum(), x, allow_unused=True,
-                                        materialize_grads=True)
-            grad = grad.tolist()
+            grad = [g.tolist() for g in lib.autograd.grad(
+                (r * w).sum(), (env["x"], env["v"]), allow_unused=True,
+                materialize_grads=True)]
         found.append((list(r.shape), str(r.dtype),
                       r.grad_fn.name() if r.grad_fn is not None else None,
                       np.asarray(r.detach().numpy(), dtype=np.float64), grad))
@@ -66,13 +96,16 @@ def test_results_and_gradients_match_pytorch(call):
 @pytest.mark.parametrize("call", ERRORS)
 def test_errors_match_pytorch(call):
     with pytest.raises(Exception) as ref:
-        eval(call, {"torch": torch, "x": _x(torch)})
+        eval(call, _env(torch))
     with pytest.raises(type(ref.value)) as mine:
-        eval(call, {"torch": rg, "x": _x(rg)})
+        eval(call, _env(rg))
     assert str(mine.value) == str(ref.value)
 
 
-@pytest.mark.parametrize("name", ["diff", "roll", "movedim", "moveaxis", "trace", "addmm"])
+@pytest.mark.parametrize("name", ["diff", "roll", "movedim", "moveaxis", "trace", "addmm",
+                                  "diag", "diagonal", "tile", "masked_select",
+                                  "take_along_dim", "frac", "sgn", "tril_indices",
+                                  "triu_indices"])
 def test_forms_are_pytorchs(name):
     for form in (name, f"{name}_"):
         assert hasattr(rg.Tensor, form) == hasattr(torch.Tensor, form), form
