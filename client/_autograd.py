@@ -72,14 +72,15 @@ class _Pass:
             # one sweep will.
             roots = [f for _, f in self.outs + self.seeds if f is not None]
             functions = walk(roots + [f for _, f in wrts if f is not None])
-            found = [None if d is None else (d[0], [functions[k] for k in d[1]])
+            found = [None if d is None else (d[0], [functions[k] for k in d[1]], d[2])
                      for d in derivatives(nodes, [f.node for f in functions])]
         out = []
         for node, d in zip(nodes, found):
             t = new(node)
             if d is not None:
-                name, reads = d
+                name, reads, saves = d
                 t.grad_fn = function_class(name)(node, tuple((f, 0) for f in reads))
+                t.grad_fn._saves = saves  # the whole derivative's, not its last op's
             else:
                 node.tracked = False  # requires no grad: a constant to later graphs
             self.made.append(t)

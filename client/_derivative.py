@@ -29,6 +29,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING, Meta, OpError
 
 from ._node import Node
+from ._op_table import NO_SAVED_TENSORS
 from ._ops import grad_name
 
 if TYPE_CHECKING:
@@ -38,11 +39,14 @@ _NEEDS_GRAD, _CONSTANT = "g", "c"   # leaf tags: requires grad or not
 UNKNOWN = "GradBackward"  # the name where the graph cannot be lowered here
 
 
-def derivatives(grads: list[Node], needs_grad: list[Node]) -> list[tuple[str, list[int]] | None]:
+def derivatives(grads: list[Node], needs_grad: list[Node]
+                ) -> list[tuple[str, list[int], bool] | None]:
     """For each `grad` node: None when the gradient requires no grad, else PyTorch's
-    grad_fn name for it and what it is computed from: the positions in `needs_grad` (the
+    grad_fn name for it, what it is computed from: the positions in `needs_grad` (the
     nodes of the tensors requiring grad in the graph) of those its derivative reads, the
-    nearest on each path (its grad_fn's next_functions)."""
+    nearest on each path (its grad_fn's next_functions), and whether PyTorch's nodes for
+    the derivative's ops down to those save tensors (a later backward through it without
+    retain_graph then fails, as through PyTorch's double-backward graph)."""
     # Deferred (here and in _engine_graph): the worker's engine and _wire's grpc are not
     # part of `import remotegrad`, which the worker's own imports go through.
     from ._engine import lower
@@ -53,7 +57,7 @@ def derivatives(grads: list[Node], needs_grad: list[Node]) -> list[tuple[str, li
         src, ids, marked = _engine_graph(grads, needs_grad)
         dst, targets = lower(src, [ids[id(g)] for g in grads] + marked)
     except OpError:  # a graph the engine refuses: it says so when the value is computed
-        return [(UNKNOWN, list(range(len(needs_grad))))] * len(grads)
+        return [(UNKNOWN, list(range(len(needs_grad))), True)] * len(grads)
     where: dict[int, list[int]] = {}  # lowered node → positions in needs_grad
     for k, n in enumerate(targets[len(grads):]):
         where.setdefault(n, []).append(k)
@@ -61,25 +65,29 @@ def derivatives(grads: list[Node], needs_grad: list[Node]) -> list[tuple[str, li
     out: list[tuple[str, list[int]] | None] = []
     for r in targets[:len(grads)]:
         r = _taken_branch(dst, r)
-        out.append((_torch_name(dst, r), _reads(dst, r, where, requires)) if requires[r]
+        out.append((_torch_name(dst, r), *_reads(dst, r, where, requires)) if requires[r]
                    else None)
     return out
 
 
-def _reads(g: Graph, root: int, where: dict[int, list[int]], requires: list[bool]) -> list[int]:
-    """The tensors requiring grad a node is computed from, through differentiable ops."""
+def _reads(g: Graph, root: int, where: dict[int, list[int]], requires: list[bool]
+           ) -> tuple[list[int], bool]:
+    """The tensors requiring grad a node is computed from, through differentiable ops, and
+    whether a node on the way (PyTorch's node for its op) saves tensors."""
     found: set[int] = set()
+    saves = False
     seen, stack = {root}, [root]
     while stack:
         n = stack.pop()
         if n in where:
             found.update(where[n])
             continue
+        saves = saves or _torch_name(g, n) not in NO_SAVED_TENSORS
         for i in g.inputs[n]:
             if requires[i] and i not in seen:
                 seen.add(i)
                 stack.append(i)
-    return sorted(found)
+    return sorted(found), saves
 
 
 def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dict, list]:

@@ -36,7 +36,7 @@ FREED_MESSAGE = (
 
 
 class Function:
-    __slots__ = ("__weakref__", "_custom", "_freed", "_hooks", "_retain", "_saved",
+    __slots__ = ("__weakref__", "_custom", "_freed", "_hooks", "_retain", "_saved", "_saves",
                  "next_functions", "node")
 
     def __init__(self, node: Node, next_functions: tuple = ()) -> None:
@@ -47,12 +47,17 @@ class Function:
         self._freed = False
         self._hooks: list | None = None          # hooks of the tensor this node produced
         self._retain: weakref.ref | None = None  # that tensor, if it called retain_grad()
+        # a create_graph gradient's function stands for its whole derivative: whether
+        # PyTorch's nodes for it save tensors (None: as its name's node does)
+        self._saves: bool | None = None
 
     def name(self) -> str:
         return type(self).__name__
 
     @property
     def saves_tensors(self) -> bool:
+        if self._saves is not None:
+            return self._saves
         return type(self).__name__ not in NO_SAVED_TENSORS
 
     def __repr__(self) -> str:

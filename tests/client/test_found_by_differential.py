@@ -121,6 +121,15 @@ def _l1_input_changed(T):
     return T.autograd.grad(loss.sum(), x)
 
 
+def _through_freed_derivative(T):
+    """A create_graph gradient's graph is PyTorch's double-backward graph: a backward
+    through it (without retain_graph) frees its products, and a later one fails."""
+    v0 = _leaf(T, [0.13], "float32")
+    (v1,) = T.autograd.grad((v0 * v0).sum(), v0, create_graph=True)
+    T.autograd.grad((v1 * v1).sum(), v0)
+    return T.autograd.grad(v1[-1].sum(), v0)
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -344,6 +353,7 @@ CASES = {
         * 1e8, _leaf(T, [-20.3, -25.0, 21.0, -700.0])),  # (1e8: the test's atol is 1e-7)
     # l1_loss is PyTorch's sub, abs and reduction: their saved tensors
     "l1_loss, a second backward through it": _l1_twice,
+    "a backward through a create_graph gradient's freed graph": _through_freed_derivative,
     "l1_loss of a 0-d float64 input and a float32 target with dims (broadcast first)":
         lambda T: (*_grad(T, lambda a, b: F(T).l1_loss(a, b, reduction="sum"), _leaf(T, 0.13),
                           _leaf(T, np.zeros(0), "float32")),
