@@ -164,7 +164,13 @@ class Gateway:
                                         timeout, on_cancel, peak,
                                         prefer=self.holders.most(decoded.nodes))
         self._by_reference(resp, req, tenant)
-        self.cache.put(tenant, fp, resp.SerializeToString())
+        raw = resp.SerializeToString()
+        if req.keep and isinstance(self.remember, WriteBehind):
+            # A step that keeps its results (training) is all but never asked again, and
+            # its entry is only ever a shortcut: written behind, off the step's path.
+            self.remember.later(lambda: self.cache.put(tenant, fp, raw), len(raw), "result")
+        else:
+            self.cache.put(tenant, fp, raw)
         return resp
 
     def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request,
