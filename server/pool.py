@@ -53,6 +53,7 @@ class Worker:
     out_for: float = 0.0  # how long it was left out last time (doubles while it misses)
     others: int = 0  # calls of other gateways running on it, from its last heartbeat
     full_until: float = 0.0  # it refused a call at its own bound: last choice until then
+    watch: object = None  # the health stream that keeps the channel's call thread (below)
 
     @property
     def load(self) -> int:
@@ -181,6 +182,7 @@ class WorkerPool:
                     log.info("worker joined: %s", addr)
                 w.reported(info)
                 w.last_seen = now
+                _keep_spinning(w)
             # A worker missing from the registry goes after a grace period, not at once:
             # a Redis that restarted empty is refilled by the next heartbeats.
             for addr, w in list(self._workers.items()):
@@ -344,3 +346,30 @@ class WorkerPool:
             for w in self._workers.values():
                 w.channel.close()
             self._workers.clear()
+
+
+def _keep_spinning(w: Worker) -> None:
+    """Keep one call open on the worker's channel: a health Watch stream (the worker's
+    health service answers it without holding a thread). gRPC's sync channel polls its
+    calls' events from a thread it starts when the channel has none in flight and ends
+    when the last one finishes: without a call that lasts, every Execute started a thread
+    (a 200 KB request answered with 1 MB: 1.4 ms a call, 0.9 ms with one call kept open).
+    A thread reads the stream and ends it when the worker stops serving (its graceful
+    stop waits for open calls); one that ended is opened again at the next refresh."""
+    if w.watch is not None and w.watch.is_alive():
+        return
+    w.watch = threading.Thread(target=_watch_health, args=(w.channel,), daemon=True,
+                               name=f"watch {w.address}")
+    w.watch.start()
+
+
+def _watch_health(channel: grpc.Channel) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    try:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        for answer in stream:
+            if answer.status != health_pb2.HealthCheckResponse.SERVING:
+                stream.cancel()  # stopping: its graceful stop must not wait for this call
+                return
+    except (grpc.RpcError, ValueError):  # the worker went away, or its channel was closed
+        return
