@@ -255,6 +255,15 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     name = _setitem_name(self, text, tensors, region, value)
+    if name == "FillBackward3":  # all of x: PyTorch's fill_ (of the number as a tensor),
+        if isinstance(value, Scalar):  # whose old value gets a zero gradient, not a where
+            dtype = self._node.meta.dtype
+            value = tensor(scalar_as(value, "float64" if dtype == "float16" else dtype))
+        self._fill(value, name)
+        return
+    if name == "CopyBackwards":
+        self.copy_(value)
+        return
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if isinstance(value, Scalar):
         # PyTorch casts it to self's dtype (unchecked into a half: 7e4 is inf there)

@@ -130,6 +130,23 @@ def _through_freed_derivative(T):
     return T.autograd.grad(v1[-1].sum(), v0)
 
 
+def _whole_setitem(T):
+    """x[key] = value over all of x is PyTorch's fill_/copy_: the old value gets a zero
+    gradient that depends on nothing (a create_graph gradient with no grad_fn)."""
+    out = []
+    for key in (Ellipsis, (Ellipsis, slice(None, 1)), slice(None)):
+        v0 = _leaf(T, [0.13], "float32")
+        v4 = v0[v0 > 0]
+        v4[key] = INF
+        (g,) = T.autograd.grad(v4.sinh().sum(), v0, create_graph=True)
+        out += [g, T.tensor(g.requires_grad)]
+    v0 = _leaf(T, [0.13, 0.5])
+    x = v0 * 1
+    x[...] = T.ones(2, dtype=T.float64)
+    (g,) = T.autograd.grad(x.sin().sum(), v0, create_graph=True)
+    return (*out, g, T.tensor(g.requires_grad), x)
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -353,6 +370,7 @@ CASES = {
         * 1e8, _leaf(T, [-20.3, -25.0, 21.0, -700.0])),  # (1e8: the test's atol is 1e-7)
     # l1_loss is PyTorch's sub, abs and reduction: their saved tensors
     "l1_loss, a second backward through it": _l1_twice,
+    "x[...] = value over all of x (a fill, a copy)": _whole_setitem,
     "a backward through a create_graph gradient's freed graph": _through_freed_derivative,
     "l1_loss of a 0-d float64 input and a float32 target with dims (broadcast first)":
         lambda T: (*_grad(T, lambda a, b: F(T).l1_loss(a, b, reduction="sum"), _leaf(T, 0.13),
