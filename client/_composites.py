@@ -1,9 +1,10 @@
 """Ops PyTorch users reach for that the catalog can express exactly with ops it has: diff,
 roll, movedim/moveaxis, trace, addmm, diag, diagonal, tile, masked_select, take_along_dim,
-frac, sgn, tril_indices and triu_indices, each with PyTorch's checks, messages and grad_fn
-name (its last node named as PyTorch's: RollBackward0, TraceBackward0, AddmmBackward0,
-DiagonalBackward0, ...; those that are composites in PyTorch too keep their parts' names:
-SubBackward0, PermuteBackward0, RepeatBackward0, GatherBackward0).
+frac, sgn, nan_to_num, cross, tril_indices and triu_indices, each with PyTorch's checks,
+messages and grad_fn name (the last node named as PyTorch's: RollBackward0,
+TraceBackward0, AddmmBackward0, DiagonalBackward0, ...; those that are composites in
+PyTorch too keep their parts' names: SubBackward0, PermuteBackward0, RepeatBackward0,
+GatherBackward0).
 
 Each function carries `forms`: the Tensor forms PyTorch has (m: method, i: in-place method;
 scripts/gen_tensor_methods.py generates them)."""
@@ -23,6 +24,7 @@ from ._dtypes import bool as bool_
 from ._dtypes import int64
 from ._tensor_base import TensorBase, apply
 from ._tensor_meta import _wrap_dim
+from ._warn import warn_user
 
 
 def _forms(forms: str):
@@ -311,3 +313,49 @@ def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
                  layout=None) -> TensorBase:
     return _indices("triu_indices", False, row, col, offset, dtype or int64)
+
+
+_FINITE_MAX = {"float16": 65504.0, "float32": float(np.finfo(np.float32).max),
+               "float64": float(np.finfo(np.float64).max)}
+
+
+@_forms("mi")
+def nan_to_num(input: TensorBase, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> TensorBase:
+    """NaN, +inf and -inf replaced (by 0 and the dtype's largest finite values unless
+    given); the gradient flows where the input is finite, as PyTorch's."""
+    if input.dtype.name not in FLOATING:
+        return apply("cast", input, dtype=input.dtype.name)  # integers: a copy, as there
+    big = _FINITE_MAX[input.dtype.name]
+    high = big if posinf is None else posinf
+    low = -big if neginf is None else neginf
+    out = apply("where", apply("eq", input, float("-inf")), low, input)
+    out = apply("where", apply("eq", input, float("inf")), high, out)
+    return apply("where", apply("isnan", input), nan, out, torch_name="NanToNumBackward0")
+
+
+@_forms("m")
+def cross(input: TensorBase, other: TensorBase, dim: int | None = None) -> TensorBase:
+    """The cross product of 3-vectors along dim (without dim: the first dim of size 3,
+    with PyTorch's deprecation warning)."""
+    if input.dim() != other.dim():
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"expected scalar type {torch_dtype_name(input.dtype.name)} but "
+                           f"found {torch_dtype_name(other.dtype.name)}")
+    if dim is None:
+        warn_user("Using torch.cross without specifying the dim arg is deprecated.\nPlease "
+                  "either pass the dim explicitly or simply use torch.linalg.cross.\nThe "
+                  "default value of dim will change to agree with that of linalg.cross in a "
+                  "future release.")
+        shape = _broadcast(tuple(input.shape), tuple(other.shape))
+        dim = next((d for d, s in enumerate(shape) if s == 3), -1)
+    d = _wrap_dim(dim, input.dim())
+    if input.shape[d] != 3 or other.shape[d] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {d} must have length 3. Got "
+                           f"{input.shape[d]} and {other.shape[d]}")
+    a = [_narrow(input, d, i, 1) for i in range(3)]
+    b = [_narrow(other, d, i, 1) for i in range(3)]
+    parts = [apply("sub", apply("mul", a[j], b[k]), apply("mul", a[k], b[j]))
+             for j, k in ((1, 2), (2, 0), (0, 1))]
+    return apply("cat", *parts, dim=d, torch_name="LinalgCrossBackward0")

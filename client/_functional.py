@@ -112,7 +112,8 @@ COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp":
             "clamp_max": _clamp.clamp_max,
             **{n: getattr(_composites, n) for n in (
                 "diff", "roll", "movedim", "moveaxis", "trace", "addmm", "diag", "diagonal",
-                "tile", "masked_select", "take_along_dim", "frac", "sgn")}}
+                "tile", "masked_select", "take_along_dim", "frac", "sgn", "nan_to_num",
+                "cross")}}
 
 
 def composed() -> dict[str, Any]:

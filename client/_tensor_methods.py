@@ -900,3 +900,16 @@ class TensorMethods:
         """In place: self takes the value of self.sgn(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["sgn"](self))
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
+        """Tensor.nan_to_num, composed on the client (the catalog has no `nan_to_num`)."""
+        return _functional.COMPOSED["nan_to_num"](self, nan, posinf, neginf)
+
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
+        """In place: self takes the value of self.nan_to_num(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["nan_to_num"](self, nan, posinf, neginf))
+
+    def cross(self, other, dim=None) -> Tensor:
+        """Tensor.cross, composed on the client (the catalog has no `cross`)."""
+        return _functional.COMPOSED["cross"](self, other, dim)

@@ -1,7 +1,7 @@
 """The ops composed on the client in _composites (diff, roll, movedim/moveaxis, trace, addmm,
-diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, tril/triu_indices) against
-PyTorch: values, dtypes, grad_fn names, gradients, second order, forms (method, in place only
-where PyTorch has one) and errors."""
+diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, nan_to_num, cross,
+tril/triu_indices) against PyTorch: values, dtypes, grad_fn names, gradients, second order,
+forms (method, in place only where PyTorch has one) and errors."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ CALLS = [
     "torch.tril_indices(3, 4)", "torch.triu_indices(3, 3, 1)",
     "torch.tril_indices(3, 3, -1, dtype=torch.int32)", "torch.triu_indices(0, 0)",
     "torch.triu_indices(4, 2, -1)",
+    "s.nan_to_num()", "torch.nan_to_num(s, nan=2.0, posinf=1e10, neginf=-5)",
+    "s.double().nan_to_num()", "s.half().nan_to_num()", "torch.tensor([1, 2]).nan_to_num()",
+    "torch.nan_to_num(s, 1.0, 2.0, 3.0)",
+    "torch.cross(a, b, dim=1)", "a.cross(b, 1)", "torch.cross(a, b[:1], dim=1)",
+    "torch.cross(a, b, dim=-1)",
 ]
 ERRORS = [
     "x.diff(n=-1)", "torch.diff(torch.tensor(1.))", "x.diff(append=torch.zeros(4))",
@@ -62,6 +67,10 @@ ERRORS = [
     "torch.take_along_dim(x, torch.tensor([[0.]]), 1)",
     "torch.take_along_dim(x, torch.tensor([0, 1]), 1)", "torch.frac(torch.tensor([1, 2]))",
     "torch.tril_indices(-1, 3)", "torch.triu_indices(2, -3)",
+    "torch.cross(torch.ones(2, 2), torch.ones(2, 2), dim=1)",
+    "torch.cross(torch.ones(2, 3), torch.ones(3), dim=-1)",
+    "torch.ones(4, 3).cross(torch.ones(4, 3), dim=0)",
+    "torch.cross(torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3), dim=1)",
 ]
 
 
@@ -70,7 +79,11 @@ def _x(lib):
 
 
 def _env(lib):
-    return {"torch": lib, "x": _x(lib), "v": lib.arange(3.0).requires_grad_()}
+    inf, nan = float("inf"), float("nan")
+    return {"torch": lib, "x": _x(lib), "v": lib.arange(3.0).requires_grad_(),
+            "s": lib.tensor([1.0, nan, inf, -inf, -0.0], requires_grad=True),
+            "a": lib.tensor([[1.0, 2, 3], [-1, 0.5, 2]], requires_grad=True),
+            "b": lib.tensor([[0.5, -1, 2], [3, 1, -2]], requires_grad=True)}
 
 
 @pytest.mark.parametrize("call", CALLS)
@@ -82,9 +95,9 @@ def test_results_and_gradients_match_pytorch(call):
         grad = None
         if r.requires_grad:
             w = lib.arange(1.0, r.numel() + 1).reshape(tuple(r.shape))
+            leaves = [env[k] for k in ("x", "v", "s", "a", "b")]
             grad = [g.tolist() for g in lib.autograd.grad(
-                (r * w).sum(), (env["x"], env["v"]), allow_unused=True,
-                materialize_grads=True)]
+                (r * w).sum(), leaves, allow_unused=True, materialize_grads=True)]
         found.append((list(r.shape), str(r.dtype),
                       r.grad_fn.name() if r.grad_fn is not None else None,
                       np.asarray(r.detach().numpy(), dtype=np.float64), grad))
@@ -105,7 +118,7 @@ def test_errors_match_pytorch(call):
 @pytest.mark.parametrize("name", ["diff", "roll", "movedim", "moveaxis", "trace", "addmm",
                                   "diag", "diagonal", "tile", "masked_select",
                                   "take_along_dim", "frac", "sgn", "tril_indices",
-                                  "triu_indices"])
+                                  "triu_indices", "nan_to_num", "cross"])
 def test_forms_are_pytorchs(name):
     for form in (name, f"{name}_"):
         assert hasattr(rg.Tensor, form) == hasattr(torch.Tensor, form), form
