@@ -23,6 +23,7 @@ from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
 from ._dtypes import int64
 from ._tensor_base import TensorBase, apply
+from ._shape import _index_args
 from ._tensor_meta import _wrap_dim
 from ._warn import warn_user
 
@@ -132,9 +133,9 @@ def trace(input: TensorBase) -> TensorBase:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.dim()}")
     if input.dtype.name == "bool":
         raise NotImplementedError("\"trace\" not implemented for 'Bool'")
-    k = builtins.min(input.shape)
-    idx = arange(k)
-    return apply("sum", input[idx, idx], torch_name="TraceBackward0")
+    idx = arange(builtins.min(input.shape))
+    return apply("sum", _index(input, (idx, idx), "DiagonalBackward0"),
+                 torch_name="TraceBackward0")
 
 
 def _matrix(name: str, t: TensorBase) -> None:
@@ -176,9 +177,21 @@ def _named(t: TensorBase, name: str) -> TensorBase:
     return apply("cast", t, dtype=t.dtype.name, torch_name=name)
 
 
+def _index(t: TensorBase, key: tuple, name: str) -> TensorBase:
+    """t[key] recorded under PyTorch's grad_fn name for what the indexing stands for (a
+    diagonal saves no tensor there; an index node would)."""
+    text, tensors, counts, _ = _index_args(key)
+    return apply("index", t, *tensors, key=text, mask_counts=counts, torch_name=name)
+
+
 @_forms("m")
 def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -> TensorBase:
     """The diagonal of dims (dim1, dim2) as the last dim, by indexing with two aranges."""
+    return _diagonal(input, offset, dim1, dim2, "DiagonalBackward0")
+
+
+def _diagonal(input: TensorBase, offset: int, dim1: int, dim2: int, name: str
+              ) -> TensorBase:
     n = input.dim()
     d1, d2 = _wrap_dim(dim1, n), _wrap_dim(dim2, n)
     if d1 == d2:
@@ -189,18 +202,14 @@ def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -
     rows, cols = input.shape[d1], input.shape[d2]
     r0, c0 = builtins.max(-offset, 0), builtins.max(offset, 0)
     k = builtins.max(builtins.min(rows - r0, cols - c0), 0)
-    taken = moved[(Ellipsis, arange(r0, r0 + k), arange(c0, c0 + k))]
-    return _named(taken, "DiagonalBackward0")
-
-
-_diagonal_of = diagonal  # diag's own parameter is called diagonal, as PyTorch's
+    return _index(moved, (Ellipsis, arange(r0, r0 + k), arange(c0, c0 + k)), name)
 
 
 @_forms("m")
 def diag(input: TensorBase, diagonal: int = 0) -> TensorBase:
     """A matrix with the vector on a diagonal, or a matrix's diagonal as a vector."""
     if input.dim() == 2:
-        return _named(_diagonal_of(input, diagonal), "DiagonalBackward0_copy")
+        return _diagonal(input, diagonal, 0, 1, "DiagonalBackward0_copy")
     if input.dim() != 1:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.dim()}D")
     n = input.shape[0]
@@ -208,11 +217,11 @@ def diag(input: TensorBase, diagonal: int = 0) -> TensorBase:
     base = zeros((m, m), dtype=input.dtype)
     if diagonal >= 0:  # row i holds input[i] at column i + diagonal
         index = (arange(n) + diagonal).reshape(n, 1)
-        placed = apply("scatter", base, index, input.reshape(n, 1), dim=1)
-    else:  # column j holds input[j] at row j - diagonal
-        index = (arange(n) - diagonal).reshape(1, n)
-        placed = apply("scatter", base, index, input.reshape(1, n), dim=0)
-    return _named(placed, "DiagEmbedBackward0")
+        return apply("scatter", base, index, input.reshape(n, 1), dim=1,
+                     torch_name="DiagEmbedBackward0")
+    index = (arange(n) - diagonal).reshape(1, n)  # column j holds input[j] at row j - d
+    return apply("scatter", base, index, input.reshape(1, n), dim=0,
+                 torch_name="DiagEmbedBackward0")
 
 
 @_forms("m")

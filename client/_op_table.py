@@ -445,13 +445,19 @@ NODES: dict[str, str | None] = {
         "ViewBackward0", "ReshapeAliasBackward0", "TBackward0", "SelectBackward0",
         "AliasBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "SqueezeBackward1",
         "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
-        "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0"), ""),
+        "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0",
+        # _composites' (composed on the client): PyTorch's nodes save no tensor
+        "RollBackward0", "TraceBackward0", "DiagEmbedBackward0", "FracBackward0",
+        "DiagonalBackward0_copy"), ""),
     **dict.fromkeys((
         "AddcdivBackward0", "AddcmulBackward0", "ClampBackward0", "DivBackward1",
         "HardtanhBackward0", "HuberLossBackward0", "SmoothL1LossBackward0",
         "KthvalueBackward0", "MedianBackward0", "MedianBackward1", "SortBackward0",
         "TopkBackward0", "MaskedFillBackward0", "NativeBatchNormBackward0",
-        "ScatterReduceBackward0"), None),
+        "ScatterReduceBackward0",
+        # _composites': PyTorch's nodes save their inputs (mask, self, other, result)
+        "MaskedSelectBackward0", "SgnBackward0", "NanToNumBackward0",
+        "LinalgCrossBackward0"), None),
 }
 
 

@@ -150,3 +150,30 @@ def test_addmm_in_place_matches_pytorch():
         acc.sum().backward()
         found.append((acc.tolist(), acc.grad_fn.name(), m.grad.tolist()))
     assert found[0] == found[1]
+
+
+SECOND_BACKWARD = [
+    "x.nan_to_num()", "x.roll(1)", "x.sgn()", "x.reshape(1, 3).cross(x.reshape(1, 3), 1)",
+    "x.masked_select(x > 1)", "x.diag()", "x.frac()", "x.diff()", "x.reshape(1, 3).diagonal()",
+    "x.reshape(1, 3).trace()", "x.tile(2)", "x.take_along_dim(torch.tensor([0, 2]))",
+    "torch.addmm(x.reshape(1, 3), x.reshape(3, 1), x.reshape(1, 3))", "x.reshape(1, 3).diag()",
+    "torch.clamp(x, min=torch.ones(3))", "x.clamp_min(1.0)",
+    "x.scatter_reduce(0, torch.tensor([0, 0, 1]), x * 2, 'mean')",
+]
+
+
+@pytest.mark.parametrize("call", SECOND_BACKWARD)
+def test_a_second_backward_fails_exactly_where_pytorchs_does(call):
+    """What PyTorch's node saves decides whether backward can run twice without
+    retain_graph; the composites' nodes are named so that the same holds here."""
+    found = []
+    for lib in (rg, torch):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = eval(call, {"torch": lib, "x": x}).sum()
+        y.backward()
+        try:
+            y.backward()
+            found.append("ok")
+        except RuntimeError as e:
+            found.append(str(e)[:50])
+    assert found[0] == found[1]
