@@ -22,7 +22,7 @@ import re
 
 PREFIX = "rg:v2"
 
-# A tensor's content address: blake2b with a 16-byte digest, in lowercase hex
+# A tensor's content address: SHA-256 cut to 16 bytes, in lowercase hex
 # (proto/nodes.py tensor_hash). Results stored by reference are named the same way.
 DIGEST = re.compile(r"[0-9a-f]{32}")
 TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")

