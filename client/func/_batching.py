@@ -18,9 +18,10 @@ one makes more outputs batched).
 What the replay cannot see makes it give up and vmap maps per slice instead, as before
 (values the same, a graph B times larger): a value read while tracing (.item(), printing,
 data-dependent control flow, which the one trace would have decided for slice 0 alone),
-random numbers drawn with randomness='different', a batched tensor updated in place, a
-custom autograd.Function over batched values, or any other node built from a slice
-without the tape. `STATS` counts what happened, for tests and benchmarks.
+random numbers drawn with randomness='different', a tensor the tape saw updated in place
+after (its version counter moved: how the update reached its views or base is not on the
+tape), a custom autograd.Function over batched values, or any other node built from a
+slice without the tape. `STATS` counts what happened, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -51,23 +52,30 @@ class Fallback(Exception):
     """The replay cannot stand for the per-slice runs; map per slice."""
 
 
+def _versions(tensors) -> list:
+    return [(t._vc, t._vc[0]) for t in tensors if isinstance(t, TensorBase)]
+
+
 class _Op:
-    __slots__ = ("attrs", "nodes", "op", "operands", "out", "out_node", "torch_name")
+    __slots__ = ("nodes", "op", "operands", "out", "out_node", "torch_name", "versions")
 
     def __init__(self, op, operands, torch_name, out):
         self.op, self.operands, self.torch_name, self.out = op, operands, torch_name, out
         self.out_node = out._node
         self.nodes = [x._node if isinstance(x, TensorBase) else None for x in operands]
+        self.versions = _versions(operands + (out,))
 
 
 class _Grad:
-    __slots__ = ("create_graph", "inputs", "materialize", "outputs", "results", "seeds")
+    __slots__ = ("create_graph", "inputs", "materialize", "outputs", "results", "seeds",
+                 "versions")
 
     def __init__(self, outputs, inputs, seeds, create_graph, materialize, results):
         self.outputs = [(t, t._node) for t in outputs]
         self.inputs = [(t, t._node) for t in inputs]
         self.seeds = [(s, s._node) if isinstance(s, TensorBase) else (None, None) for s in seeds]
         self.create_graph, self.materialize, self.results = create_graph, materialize, results
+        self.versions = _versions(list(outputs) + list(inputs) + list(seeds))
 
 
 class Tape:
@@ -134,6 +142,11 @@ class _Replay:
             if isinstance(e, _Grad):
                 self.taped.update({id(r._node): e for r in e.results if r is not None})
         self.expand: set[int] = set()
+        for e in tape.entries:
+            # An in-place update after the tape saw a tensor: how it reached its aliases
+            # (views, bases) is not on the tape, so the replay could miss it.
+            if e is not None and any(vc[0] != v for vc, v in e.versions):
+                raise Fallback("a tensor was updated in place while traced")
         self._plan()
 
     # -- which trace nodes carry the batch ------------------------------------------------

@@ -97,18 +97,21 @@ def elementwise(site: Site):
     return rewrite
 
 
-def all_batched(then: Callable[[Site], Any] = keep_attrs):
-    """Ops whose inputs must agree in shape (gather, cat, grad): unbatched inputs are
-    expanded to the batch first; `then` gives the attributes for all-batched inputs."""
+def all_batched(then: Callable[[Site], Any] = keep_attrs, which: tuple[int, ...] | None = None):
+    """Ops whose inputs must agree in shape (gather, cat, grad): unbatched inputs (of
+    `which`, default all) are expanded to the batch first; `then` gives the attributes
+    for them batched."""
     def rule(site: Site):
-        plan = then(Site(site.op, site.attrs, site.metas, (True,) * len(site.metas),
-                         site.out))
-        if plan is None or all(site.batched):
+        grow = tuple(not b and (which is None or i in which)
+                     for i, b in enumerate(site.batched))
+        now = tuple(b or g for b, g in zip(site.batched, grow))
+        plan = then(Site(site.op, site.attrs, site.metas, now, site.out))
+        if plan is None or not any(grow):
             return plan
 
         def rewrite(emit, xs, size):
-            full = [x if b else expand_batch(emit, x, m, size)
-                    for x, m, b in zip(xs, site.metas, site.batched)]
+            full = [expand_batch(emit, x, m, size) if g else x
+                    for x, m, g in zip(xs, site.metas, grow)]
             if callable(plan):
                 return plan(emit, full, size)
             return emit(site.op, *full, **plan)
@@ -148,15 +151,24 @@ def dims_shift(*names: str, extra: int = 0):
     return rule
 
 
+# Reductions whose value over a 0-d tensor is that tensor (in the result's dtype).
+_SAME_AT_0D = frozenset({"sum", "mean", "prod", "amax", "amin", "max", "min", "logsumexp",
+                         "all", "any"})
+
+
 def reduction(site: Site):
     """sum(dim, keepdim) and its kin: dims shift; dim=None is every dim of the slice."""
     r = site.rank()
     d = site.attrs.get("dim")
+    if r == 0 and site.op in _SAME_AT_0D:  # a 0-d slice reduces to itself
+        dtype = site.out.dtype
+        return lambda emit, xs, size: emit("cast", xs[0], dtype=dtype)
     if r == 0 or d == ():
         return None
     if d is None:
         if site.op in ("max", "min"):  # full max(): amax over every dim, same gradient
-            attrs = dict(site.attrs, dim=tuple(range(1, r + 1)))
+            keep = site.attrs["keepdim"] and len(site.out.shape) == r  # max() has none
+            attrs = dict(site.attrs, dim=tuple(range(1, r + 1)), keepdim=keep)
             return lambda emit, xs, size: emit("a" + site.op, xs[0], **attrs)
         if site.op in ("argmax", "argmin", "prod"):  # a flat index / one dim only
             return _flat(site)
@@ -260,8 +272,9 @@ def outer(site: Site):
 def einsum(site: Site):
     """A subscript of its own for the batch, on the batched operands and the result."""
     eq = site.attrs["equation"].replace(" ", "")
-    if "->" not in eq:
-        return None
+    if "->" not in eq:  # implicit: the ellipsis' dims, then the letters seen once, sorted
+        once = sorted(c for c in set(eq) if c.isalpha() and eq.count(c) == 1)
+        eq += "->" + ("..." if "..." in eq else "") + "".join(once)
     free = [c for c in string.ascii_letters if c not in eq]
     if not free:
         return None
@@ -302,15 +315,17 @@ def _broadcast(metas) -> tuple[int, ...]:
 
 
 def class_loss(site: Site):
-    """nll_loss / cross_entropy with class-index targets over (N, C) or (C,) slices, no
-    weight: rows of every slice as one (size * N, C) call with reduction 'none', then each
-    slice's mean (over its targets that are not ignored, as PyTorch's) or sum."""
+    """nll_loss / cross_entropy over (N, C) or (C,) slices, no weight, class-index targets
+    (or class probabilities of x's shape): rows of every slice as one (size * N, C) call
+    with reduction 'none', then each slice's sum, or mean (over its targets that are not
+    ignored, as PyTorch's; over N for probabilities)."""
     if len(site.metas) != 2:
         return None
     x, t = site.metas
     if len(x.shape) not in (1, 2) or len(t.shape) != len(x.shape) - 1:
         return None
-    if t.dtype.startswith("float"):
+    probs = t.dtype.startswith("float")  # class probabilities, of x's shape
+    if probs and t.shape != x.shape:
         return None
     n = x.shape[0] if len(x.shape) == 2 else 1
     c = x.shape[-1]
@@ -321,7 +336,7 @@ def class_loss(site: Site):
         xb = xs[0] if site.batched[0] else expand_batch(emit, xs[0], x, size)
         tb = xs[1] if site.batched[1] else expand_batch(emit, xs[1], t, size)
         rows = emit(site.op, emit("reshape", xb, shape=(size * n, c)),
-                    emit("reshape", tb, shape=(size * n,)),
+                    emit("reshape", tb, shape=(size * n,) + ((c,) if probs else ())),
                     **dict(site.attrs, reduction="none"))
         per = emit("reshape", rows, shape=(size, n))
         if red == "none":
@@ -329,6 +344,8 @@ def class_loss(site: Site):
         total = emit("sum", per, dim=1)
         if red == "sum":
             return total
+        if probs:
+            return emit("div", total, n)
         kept = emit("ne", emit("reshape", tb, shape=(size, n)), ignore)
         count = emit("sum", emit("cast", kept, dtype=site.out.dtype), dim=1)
         return emit("div", total, count)

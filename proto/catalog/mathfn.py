@@ -104,10 +104,11 @@ def _binary_same(metas, **_):
 _BW_SAMPLES = (S(F(3, 4), F(3, 4, low=-0.9, high=0.9)), S(F(), F(low=0.1, high=0.9)),
                S(F(0, 2), F(0, 2)))
 # tanh_backward(grad_output, output) = grad_output * (1 - output^2), as aten's.
-define("tanh_backward", batch=_batch.elementwise, nin=2, infer=_binary_same, forward=_tanh_bw,
+define("tanh_backward", batch=_batch.all_batched(), nin=2, infer=_binary_same, forward=_tanh_bw,
        vjp=(lambda h, g, y, out: h * (1 - y * y), lambda h, g, y, out: h * g * y * -2),
        promote=True, fusable=lambda xp, g, y: g * (1 - y * y), fresh=True, samples=_BW_SAMPLES)
-define("sigmoid_backward", batch=_batch.elementwise, nin=2, infer=_binary_same, forward=_sigmoid_bw,
+define("sigmoid_backward", batch=_batch.all_batched(), nin=2, infer=_binary_same,
+       forward=_sigmoid_bw,
        vjp=(lambda h, g, y, out: h * y * (1 - y),
             lambda h, g, y, out: h * g * (1 - y * 2)), promote=True,
        fusable=lambda xp, g, y: g * y * (1 - y), fresh=True, samples=_BW_SAMPLES)
@@ -127,7 +128,7 @@ def _threshold_bw_forward(xp, g, y, threshold):
 # depends on it, as in PyTorch: a relu's gradient made with create_graph requires grad, and
 # its second derivative is zeros, not "does not require grad".
 define("threshold_backward",
-       batch=_batch.elementwise,
+       batch=_batch.all_batched(),
        nin=2, infer=_binary_same, forward=_threshold_bw_forward,
        vjp=(lambda h, g, y, out, threshold: h.threshold_backward(y, threshold=threshold),
             lambda h, g, y, out, threshold: y.full_like(0.0)),
@@ -149,7 +150,7 @@ def _leaky_bw(xp, g, x, negative_slope):
 # leaky_relu_backward(grad_output, input, slope), as aten's: like threshold_backward, zero
 # in its input but depending on it (a create_graph gradient requires grad, as in PyTorch).
 define("leaky_relu_backward",
-       batch=_batch.elementwise,
+       batch=_batch.all_batched(),
        nin=2, infer=_binary_same, forward=_leaky_bw,
        vjp=(lambda h, g, x, out, negative_slope:
                 h.leaky_relu_backward(x, negative_slope=negative_slope),

@@ -172,7 +172,7 @@ def _dropout(x, mask, p, training):
     return x * mask.cast(dtype=x.dtype) * (1.0 / (1.0 - p))
 
 
-define("dropout", batch=_batch.elementwise, nin=2, infer=_infer_dropout, decompose=_dropout,
+define("dropout", batch=_batch.all_batched(), nin=2, infer=_infer_dropout, decompose=_dropout,
        attrs={"p": ("float", 0.5), "training": ("bool", True)},
        samples=(S(F(3, 4), B(3, 4), grad=(0,)), S(F(5), B(5), p=0.2, grad=(0,)),
                 S(F(2, 2), B(2, 2), training=False, grad=(0,))))

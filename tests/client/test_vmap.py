@@ -1,0 +1,224 @@
+"""vmap by batching rules against torch.func.vmap (float64): random programs over many
+ops, their per-sample gradients (vmap over grad, with respect to the batched input and to
+unbatched parameters), in_dims/out_dims and nested vmap; the recorded graph is one
+slice's size (one node per op, not B); what makes vmap fall back per slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.func as tf
+
+import remotegrad as rg
+import remotegrad.func as rf
+from remotegrad.func import _batching
+
+N = 5  # a slice is (4, N); parameters W (N, N), w (N,)
+
+
+def _ops(lib):
+    F = lib.nn.functional
+    return [
+        ("sin", lambda a, W, w: a.sin()),
+        ("tanh", lambda a, W, w: a.tanh()),
+        ("exp", lambda a, W, w: (a * 0.3).exp()),
+        ("sigmoid", lambda a, W, w: a.sigmoid()),
+        ("relu", lambda a, W, w: F.relu(a) + a * 0.1),
+        ("gelu", lambda a, W, w: F.gelu(a)),
+        ("softplus", lambda a, W, w: F.softplus(a)),
+        ("abs", lambda a, W, w: a.abs() + 0.5),
+        ("square", lambda a, W, w: a.square() * 0.2),
+        ("add_w", lambda a, W, w: a + w),
+        ("mul_w", lambda a, W, w: a * w),
+        ("sub_scalar", lambda a, W, w: 1.5 - a),
+        ("matmul", lambda a, W, w: a @ W),
+        ("linear", lambda a, W, w: F.linear(a, W, w)),
+        ("mv", lambda a, W, w: (W @ w).unsqueeze(0) * a),
+        ("where", lambda a, W, w: lib.where(a > 0, a, w * a)),
+        ("sum_keep", lambda a, W, w: a - a.sum(-1, keepdim=True) * 0.1),
+        ("mean", lambda a, W, w: a * a.mean()),
+        ("softmax", lambda a, W, w: a.softmax(-1)),
+        ("log_softmax", lambda a, W, w: a.log_softmax(-1)),
+        ("max", lambda a, W, w: a - a.max(-1, keepdim=True).values),
+        ("amax0", lambda a, W, w: a + a.amax(0)),
+        ("transpose", lambda a, W, w: (a.T @ a) [:4] * 0.1 if a.shape[0] >= 4 else a),
+        ("flip", lambda a, W, w: a.flip(-1)),
+        ("cumsum", lambda a, W, w: a.cumsum(-1) * 0.3),
+        ("reshape", lambda a, W, w: a.reshape(-1).reshape(4, N)),
+        ("unsqueeze", lambda a, W, w: a.unsqueeze(0).squeeze(0)),
+        ("cat_slice", lambda a, W, w: lib.cat([a, a * 2], -1)[:, 1:N + 1]),
+        ("stack", lambda a, W, w: lib.stack([a, w.expand(4, N)], 0).sum(0)),
+        ("layer_norm", lambda a, W, w: F.layer_norm(a, (N,), w, w)),
+        ("var", lambda a, W, w: a * a.var(-1, keepdim=True)),
+        ("logsumexp", lambda a, W, w: a - a.logsumexp(-1, keepdim=True)),
+        ("norm", lambda a, W, w: a / (a.norm() + 1)),
+        ("einsum", lambda a, W, w: lib.einsum("ij,jk->ik", a, W)),
+        ("index", lambda a, W, w: a[:, [1, 0, 2, 4, 3]]),
+        ("clamp", lambda a, W, w: a.clamp(-1.0, 1.0) + a * 0.1),
+        ("pow", lambda a, W, w: (a.abs() + 1) ** 1.5),
+        ("narrow", lambda a, W, w: lib.cat([a.narrow(-1, 0, 2), a.narrow(-1, 2, N - 2)], -1)),
+    ]
+
+
+NAMES = [n for n, _ in _ops(rg)]
+
+
+def _program(seed: int, k: int = 6):
+    """Same random chain of ops in both libraries, ending in a scalar."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(NAMES), size=k, replace=True)
+
+    def make(lib):
+        ops = _ops(lib)
+
+        def f(a, W, w):
+            for i in picks:
+                a = ops[i][1](a, W, w)
+            return (a * a).sum() * 0.1 + a.mean()
+        return f
+    return make(rg), make(torch), [NAMES[i] for i in picks]
+
+
+def _data(seed: int, b: int):
+    rng = np.random.default_rng(100 + seed)
+    X = rng.standard_normal((b, 4, N))
+    W = rng.standard_normal((N, N)) * 0.5
+    w = rng.standard_normal(N) * 0.5
+    return ([rg.tensor(v) for v in (X, W, w)], [torch.tensor(v) for v in (X, W, w)])
+
+
+def _close(r, t, what):
+    assert tuple(r.shape) == tuple(t.shape), (what, r.shape, t.shape)
+    np.testing.assert_allclose(r.detach().numpy(), t.detach().numpy(), rtol=1e-8, atol=1e-10,
+                               err_msg=what)
+
+
+def _nodes(tensors) -> int:
+    seen, todo = set(), [t._node for t in tensors]
+    while todo:
+        n = todo.pop()
+        if id(n) not in seen:
+            seen.add(id(n))
+            todo.extend(n.inputs)
+    return len(seen)
+
+
+def _per_slice_ops() -> int:
+    return sum(v for k, v in _batching.STATS.items() if k.startswith("op_per_slice:"))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_programs_match_torch_func(seed):
+    f, ft, names = _program(seed)
+    (X, W, w), (Xt, Wt, wt) = _data(seed, 6)
+    before, fell = _batching.STATS["batched"], _per_slice_ops()
+    dims = (0, None, None)
+    _close(rf.vmap(f, in_dims=dims)(X, W, w), tf.vmap(ft, in_dims=dims)(Xt, Wt, wt),
+           f"values of {names}")
+    for argnums in (0, 1, (1, 2)):
+        got = rf.vmap(rf.grad(f, argnums=argnums), in_dims=dims)(X, W, w)
+        want = tf.vmap(tf.grad(ft, argnums=argnums), in_dims=dims)(Xt, Wt, wt)
+        for g, t in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            _close(g, t, f"per-sample gradient {argnums} of {names}")
+    assert _batching.STATS["batched"] - before == 4, "vmap fell back to per-slice runs"
+    assert _per_slice_ops() == fell, f"an op of {names} was mapped per slice"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_graph_is_one_slice_size(seed):
+    """The batched graph has as many nodes for a batch of 2 as for 9: each op once."""
+    f, _, names = _program(seed)
+    counts = []
+    for b in (2, 9):
+        (X, W, w), _ = _data(seed, b)
+        out = rf.vmap(f, in_dims=(0, None, None))(X, W, w)
+        grads = rf.vmap(rf.grad(f, argnums=(1, 2)), in_dims=(0, None, None))(X, W, w)
+        counts.append((_nodes([out]), _nodes(list(grads))))
+    assert counts[0] == counts[1], (names, counts)
+
+
+def test_per_sample_mlp_graph_does_not_grow_with_the_batch():
+    from test_func import Net, _per_sample, _state
+    p, buffers = _state()
+    model = Net(rg.nn)
+    params = {k: rg.tensor(v) for k, v in p.items()}
+    br = {k: rg.tensor(v) for k, v in buffers.items()}
+    counts = []
+    for b in (4, 32):
+        rng = np.random.default_rng(b)
+        X, Y = rg.tensor(rng.standard_normal((b, 3))), rg.tensor(rng.integers(0, 2, b))
+        got = _per_sample(rg, rf, rg.nn.functional, model, params, br, X, Y)
+        counts.append(_nodes(list(got.values())))
+    assert counts[0] == counts[1] < 80, counts
+
+
+def test_in_dims_out_dims_and_nesting():
+    rng = np.random.default_rng(3)
+    X = rg.tensor(rng.standard_normal((3, 4, N)))
+    W = rg.tensor(rng.standard_normal((N, N)))
+    Xt, Wt = torch.tensor(X.numpy()), torch.tensor(W.numpy())
+
+    def g(lib):
+        return lambda a, M: (a @ M).softmax(-1).sum(0)
+    _close(rf.vmap(g(rg), in_dims=(1, None), out_dims=1)(X, W),
+           tf.vmap(g(torch), in_dims=(1, None), out_dims=1)(Xt, Wt), "in_dims 1, out_dims 1")
+    _close(rf.vmap(lambda a: a.softmax(-1).sum(0), in_dims=-1)(X),
+           tf.vmap(lambda a: a.softmax(-1).sum(0), in_dims=-1)(Xt), "in_dims -1")
+    inner = (lambda lib, v: v.vmap(lambda a, M: (a * M).sum(-1), in_dims=(0, None)))
+    _close(rf.vmap(inner(rg, rf), in_dims=(None, 0))(X[0], W),
+           tf.vmap(inner(torch, tf), in_dims=(None, 0))(Xt[0], Wt), "nested")
+    _close(rf.vmap(rf.vmap(rf.grad(lambda a: a.sin().sum())))(X),
+           tf.vmap(tf.vmap(tf.grad(lambda a: a.sin().sum())))(Xt), "nested over grad")
+    # jacrev through vmap over the cotangents, and hessian-vector products per sample
+    _close(rf.vmap(rf.jacrev(lambda a: (a @ W).tanh()))(X[0]),
+           tf.vmap(tf.jacrev(lambda a: (a @ Wt).tanh()))(Xt[0]), "vmap(jacrev)")
+    hvp = (lambda v: lambda x: v.grad(lambda y: v.grad(lambda z: (z.sin() * z).sum())(y)
+                                      .sum())(x))
+    _close(rf.vmap(hvp(rf))(X[0]), tf.vmap(hvp(tf))(Xt[0]), "vmap of a second derivative")
+
+
+def test_outputs_and_errors():
+    X = rg.tensor(np.arange(6.0).reshape(3, 2))
+    y = rg.tensor([1.0, 2.0])
+    out = rf.vmap(lambda a: (a * 2, y), out_dims=(0, None))(X)
+    assert out[1] is y and out[0].numpy().tolist() == (X.numpy() * 2).tolist()
+    with pytest.raises(ValueError, match="can not return a BatchedTensor when out_dim is None"):
+        rf.vmap(lambda a: a * 2, out_dims=None)(X)
+    with pytest.raises(ValueError, match="must only return Tensors"):
+        rf.vmap(lambda a: 3)(X)
+
+
+def test_what_falls_back_per_slice():
+    X = rg.tensor(np.array([[1.0, 2.0], [-3.0, -4.0]]))
+    per = _batching.STATS["per_slice"]
+    # a value read while tracing: data-dependent control flow sees every slice
+    got = rf.vmap(lambda a: a * 2 if a.sum().item() > 0 else -a)(X)
+    assert got.numpy().tolist() == [[2.0, 4.0], [3.0, 4.0]]
+    assert _batching.STATS["per_slice"] - per == 1
+
+
+def _in_place(a):
+    b = a.clone().mul_(3)
+    b[0] = 7.0  # an indexed assignment to a batched tensor
+    return b.add_(a)
+
+
+def test_in_place_on_batched_tensors():
+    X = np.array([[1.0, 2.0, 5.0], [-3.0, -4.0, 0.5]])
+    _close(rf.vmap(_in_place)(rg.tensor(X)), tf.vmap(_in_place)(torch.tensor(X)), "in place")
+
+
+def test_randomness():
+    X = rg.tensor(np.zeros((3, 2)))
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        rf.vmap(lambda a: a + rg.randn(2))(X)
+    before = _batching.STATS["batched"]
+    same = rf.vmap(lambda a: a + rg.randn(2), randomness="same")(X).numpy()
+    assert (same == same[0]).all() and _batching.STATS["batched"] == before + 1
+    different = rf.vmap(lambda a: a + rg.randn(2), randomness="different")(X).numpy()
+    assert not (different == different[0]).all()
+    dropped = rf.vmap(lambda a: rg.nn.functional.dropout(a + 1, 0.5), randomness="same")(
+        rg.tensor(np.zeros((4, 50)))).numpy()
+    assert (dropped == dropped[0]).all() and 0 < (dropped == 0).mean() < 1
