@@ -83,3 +83,29 @@ def test_float_inputs_means_an_integer_input_gives_a_float(name):
     metas = [catalog.Meta(s.shape, "int64") for s in sample.inputs]
     meta, _ = op.check(metas, sample.attrs)
     assert meta.dtype in catalog.FLOATING, meta
+
+
+# The ops with no batching rule, and why (vmap maps them per slice; each NoRule says so).
+UNBATCHED = {
+    "overwrite": "in-place bookkeeping",
+    "replace": "in-place bookkeeping",
+    "cross_entropy_rows": "inside cross_entropy's decomposition",
+    "cross_entropy_rows_backward": "inside cross_entropy's gradient",
+    "conv2d_input_grad": "a derivative op the worker expands",
+    "conv2d_weight_grad": "a per-slice weight gradient",
+}
+
+
+def test_every_op_has_a_batching_rule_or_says_why_not():
+    """OpDef.batch is declared for every op: a rule (proto/catalog/_batching.py), SOURCE for
+    an op without inputs, or NoRule(why) for the ops listed above, and only those."""
+    from remotegrad.proto.catalog._batching import SOURCE, NoRule
+    undeclared = [n for n in OPS if catalog.get(n).batch is None]
+    assert not undeclared, f"no batch= in their define: {undeclared}"
+    sources = {n for n in OPS if catalog.get(n).batch is SOURCE}
+    assert sources == {n for n in OPS if catalog.get(n).nin == 0}, sources
+    none = {n: catalog.get(n).batch for n in OPS
+            if isinstance(catalog.get(n).batch, NoRule) and n not in sources}
+    assert set(none) == set(UNBATCHED), set(none) ^ set(UNBATCHED)
+    for name, rule in none.items():
+        assert rule.why.startswith(UNBATCHED[name]), (name, rule.why)
