@@ -89,8 +89,10 @@ class Session:
         if not targets:
             return
         self.settle()
-        asked = {id(t) for t in targets}
-        keep = [k for k in self.updates.pending() if id(k) not in asked]
+        keep = self.updates.pending()
+        if keep:
+            asked = {id(t) for t in targets}
+            keep = [k for k in keep if id(k) not in asked]
         try:
             results = self.evaluate(keep + targets, len(keep))
         except Exception:  # noqa: BLE001
