@@ -37,12 +37,14 @@ from .. import _autograd, _creation, _tensor_base
 from .._shape import stack
 from .._tensor_base import TensorBase, apply
 
-__all__ = ["Fallback", "STATS", "Tape", "replay"]
+__all__ = ["ENABLED", "Fallback", "STATS", "Tape", "replay"]
 
 log = logging.getLogger(__name__)
 
 # "batched" / "per_slice": vmap calls each way; "op_per_slice:<op>": ops that had no rule.
 STATS: Counter = Counter()
+# False: every vmap runs per slice (the peer that benchmarks measure the rules against).
+ENABLED = True
 
 # Untaped nodes that carry a batched value on (the others are older than the trace).
 _PASS_ON = frozenset({"detach", "overwrite", "replace", "grad"})

@@ -254,7 +254,7 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
         leaves, spec = _pytree.flatten(args)
         size = _batch_size(leaves, dims, where)
         rand = _Randomness(randomness)
-        if size > 0:
+        if size > 0 and _batching.ENABLED:
             try:
                 out = _by_rules(func, leaves, dims, spec, kwargs, size, out_dims, name, rand)
             except _batching.Fallback as why:
