@@ -10,7 +10,10 @@ worker, each written as its user would write it, interleaved in rounds (same loa
   rpc_sync of a function computing the gradient on the worker.
 
 Also counts the bytes remotegrad moves per step (request + response payloads, uploads and
-downloads) against the floor, X + Y + the loss.
+downloads) against the floor, X + Y + the loss, and the CPU each side spends per step in
+all its processes (remotegrad: this SDK process, the gateway, the workers and Redis;
+PT-RPC: its client and worker): on a loaded machine wall times move with the load, CPU
+time much less, and it is what a step costs the machine.
 
     .venv/bin/python bench/train_step.py [--rounds 5] [--steps 40] [--workers 2]
 """
@@ -26,7 +29,8 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _common import environment, local_cluster  # noqa: E402
+from _common import cpu_seconds, environment, local_cluster  # noqa: E402
+from remotegrad.loadtest._cluster import process_tree  # noqa: E402
 from _ptrpc import PtRpc  # noqa: E402
 
 import remotegrad as rg  # noqa: E402
@@ -84,6 +88,32 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
+class Cpu:
+    """CPU seconds of a set of processes, summed per named block of calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def measure(self, name: str, pids, fn, n: int, own: bool = False):
+        before = self._now(pids, own)
+        out = fn()
+        self.seconds[name] = self.seconds.get(name, 0.0) + self._now(pids, own) - before
+        self.calls[name] = self.calls.get(name, 0) + n
+        return out
+
+    @staticmethod
+    def _now(pids, own: bool) -> float:
+        t = sum(cpu_seconds(p) for p in pids())
+        if own:
+            times = os.times()
+            t += times.user + times.system
+        return t
+
+    def ms(self, name: str) -> float:
+        return self.seconds[name] / self.calls[name] * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -94,8 +124,11 @@ def main() -> None:
     print(environment())
     peer = PtRpc(hidden=256)
     times: dict[str, list[float]] = {}
+    cpu = Cpu()
+    peer_pids = lambda: [p.pid for p in peer.procs]  # noqa: E731
     try:
         with local_cluster(args.workers) as cluster:
+            tree = lambda: list(process_tree(cluster.pid)) + [cluster.pid]  # noqa: E731
             rg.connect(cluster)
             wire = Wire(_session.current())
             steps = {"sgd": trainer("sgd"), "adam": trainer("adam")}
@@ -104,10 +137,13 @@ def main() -> None:
             seed_call()
             for r in range(args.rounds):
                 for opt, fn in steps.items():
-                    times.setdefault(f"pt-rpc resident {opt}", []).extend(
-                        peer.time(f"train step resident {opt}", args.steps))
+                    times.setdefault(f"pt-rpc resident {opt}", []).extend(cpu.measure(
+                        f"pt-rpc {opt}", peer_pids, lambda o=opt: peer.time(
+                            f"train step resident {o}", args.steps), args.steps))
                     before = wire.bytes
-                    times.setdefault(f"remotegrad {opt}", []).extend(timed(fn, args.steps))
+                    times.setdefault(f"remotegrad {opt}", []).extend(cpu.measure(
+                        f"remotegrad {opt}", tree, lambda f=fn: timed(f, args.steps),
+                        args.steps, own=True))
                     times.setdefault(f"bytes {opt}", []).append(
                         (wire.bytes - before) / args.steps)
                 times.setdefault("pt-rpc seed", []).extend(
@@ -124,6 +160,10 @@ def main() -> None:
                               else times["pt-rpc seed"]) * 1e3
         m = statistics.median(times[f"remotegrad {peer_name}"]) * 1e3
         print(f"{name:<28} {p:>9.3f} {m:>11.3f} {m / p:>7.2f}  <= 1.0")
+    for opt in ("sgd", "adam"):
+        p, m = cpu.ms(f"pt-rpc {opt}"), cpu.ms(f"remotegrad {opt}")
+        print(f"{'CPU per step, ' + opt.upper():<28} {p:>9.3f} {m:>11.3f} {m / p:>7.2f}  "
+              "(all processes, ms)")
     for opt in ("sgd", "adam"):
         b = statistics.median(times[f"bytes {opt}"])
         print(f"bytes per {opt} step: {b:,.0f} (floor X + Y + loss {floor:,}: "
