@@ -476,12 +476,12 @@ def _lit(v) -> str:
     return repr(float(v))
 
 
-def _nudged(array: np.ndarray) -> np.ndarray:
-    """The values 4 ulps up, except the special ones (0, +-0.5, +-1, inf, nan) and whole
-    numbers, which programs compare against and which a tiny move would turn into noise."""
+def _nudged(array: np.ndarray, dtype: str) -> np.ndarray:
+    """The values about 4 ulps of `dtype` up, except the special ones (0, +-0.5, +-1, inf,
+    nan) and whole numbers, which programs compare against and a tiny move makes noise."""
     out = np.array(array, dtype=np.float64)
     plain = np.isfinite(out) & (out != np.round(out)) & (np.abs(out) != 0.5)
-    out[plain] = out[plain] * (1 + 2.0 ** -50)
+    out[plain] = out[plain] * (1 + 2.0 ** (-50 if dtype == "float64" else -21))
     return out
 
 
@@ -950,7 +950,7 @@ class Checker:
         self.f32: set[str] = set()   # values computed from float32 ones (float32 tolerance)
         self.zsign: set[str] = set()  # values whose sign of zero is not compared (SIGN OF ZERO)
         self.cg: list[str] = []      # gradients made with create_graph=True, in order
-        self.nudged: dict[str, str] = {}  # a float64 leaf's line -> it with nudged values
+        self.nudged: dict[str, str] = {}  # a float leaf's line -> it with nudged values
 
     # -- the reproducer --
     def source(self, marker: str | None = None) -> str:
@@ -1041,13 +1041,14 @@ class Checker:
             self.compare(show, f"print({show})")
         return True
 
-    def _ill_conditioned(self, expr: str, value: np.ndarray) -> bool:
-        """Whether PyTorch's float64 `value` of `expr` moves past the float64 tolerance
-        when the program runs again with its float64 leaves a few ulps off (_nudged). The
-        float32 shadow run measures how ill-conditioned a float32 value is; a float64 one
-        has no wider type, so one mismatch costs a rerun: cos(cosh(67.0)), where numpy's
-        and PyTorch's cosh differ by an ulp of 6.3e28, holds no digit to compare."""
-        if not self.nudged:
+    def _ill_conditioned(self, expr: str, value: np.ndarray, dtype: str) -> bool:
+        """Whether PyTorch's `value` of `expr` moves past the tolerance for `dtype` when the
+        program runs again with its float leaves a few ulps off (_nudged): one rerun per
+        difference. The float64 shadow run bounds float32 rounding, but not where numpy's
+        and PyTorch's own roundings differ inside an ill-conditioned op, and a float64 value
+        has no wider type: cos(cosh(67.0)), where the two cosh differ by an ulp of 6.3e28,
+        or sin(exp2(31.6)) in float32, hold no digit to compare."""
+        if not self.nudged or value.dtype.kind != "f":
             return False
         run = Run(self.torch)
         with warnings.catch_warnings():
@@ -1060,7 +1061,7 @@ class Checker:
                 return False
         if not isinstance(moved, self.torch.Tensor) or tuple(moved.shape) != value.shape:
             return False
-        return _tol_check(value, moved.detach().numpy(force=True), None, "float64",
+        return _tol_check(value, moved.detach().numpy(force=True), None, dtype,
                           signed_zero=False) is not None
 
     _NAMES = re.compile(r"\b(?:v\d+|loss2?|gs|gg)\b")
@@ -1128,9 +1129,9 @@ class Checker:
         wide = T.dtype == self.torch.float32 or (f32 and T.dtype == self.torch.float64)
         bad = _tol_check(tv, rv, hv if wide else None, "float32" if wide else dtype,
                          signed_zero=not grad)
-        if bad and dtype == "float64" and not wide and self._ill_conditioned(name or what, tv):
-            SKIPPED["float64 value ill-conditioned (PyTorch's moves past the tolerance when "
-                    "the leaves move by a few ulps)"] += 1
+        if bad and self._ill_conditioned(name or what, tv, "float32" if wide else dtype):
+            SKIPPED["value ill-conditioned (PyTorch's moves past the tolerance when the "
+                    "leaves move by a few ulps)"] += 1
             return
         if bad:
             pair = re.search(r"PyTorch (\S+), remotegrad (\S+) ", bad)
@@ -1198,8 +1199,8 @@ class Checker:
             name = self._new()
             src = f"{name} = {leaf_source(leaf, arr, dt)}"
             self.step(src, (name,))
-            if dt == "float64" and arr.size:
-                self.nudged[src] = f"{name} = {leaf_source(leaf, _nudged(arr), dt)}"
+            if dt in ("float32", "float64") and arr.size:
+                self.nudged[src] = f"{name} = {leaf_source(leaf, _nudged(arr, dt), dt)}"
             if self.hi is not None and dt == "float32":
                 self.hi.exec(f"{name} = {leaf_source(leaf, arr, 'float64')}")
             self.pool.append(name)
