@@ -12,6 +12,14 @@ not CamelCase + Backward0, saved tensors, view or not); tests/client/test_op_tab
 until the row exists. Nothing else enumerates ops: the engine reads the record (`ufunc`,
 `fresh`, `fusable`, `float_inputs`, `promote`), the client its rows, the tests both.
 
+Its `batch=` says how it maps over a leading batch dimension (_batching.py: a rule of the
+attributes, the slice's metas and which inputs are batched, giving new attributes or a
+small rewrite in catalog ops; the topic partials give the elementwise and reduction
+defaults; NoRule(why) where there is none, and vmap maps that op per slice). vmap reads it
+(client/func/_batching.py), and so can a gateway batching same-structure graphs;
+tests/client/test_vmap_rules.py checks every op's rule on its samples against mapping per
+slice, tests/engine/test_catalog_records.py that every op declares one.
+
 What the record holds is what a worker needs; PyTorch-facing facts (grad_fn names, saved
 tensors, method names) are the client's rows, and CUDA kernels the worker's
 (worker/engine/kernels.py registers them into _special.DEVICE, where the forwards of
