@@ -54,7 +54,29 @@ def _track_step_calls(optimizer: Optimizer) -> None:
     optimizer.step = wrapper
 
 
+GET_LR_WARNING = ("To get the last learning rate computed by the scheduler, please use "
+                  "`get_last_lr()`.")
+
+
+def _warning_outside_step(get_lr: Callable) -> Callable:
+    """PyTorch's own schedules warn when get_lr is called other than by step()."""
+    @functools.wraps(get_lr)
+    def wrapper(self, *args, **kwargs):
+        if not self._get_lr_called_within_step:
+            warn_user(GET_LR_WARNING)
+        return get_lr(self, *args, **kwargs)
+    return wrapper
+
+
 class LRScheduler:
+    _get_lr_called_within_step = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # remotegrad's schedules only: a program's own subclass does not warn in PyTorch
+        if "get_lr" in vars(cls) and cls.__module__.startswith(__package__ or "remotegrad"):
+            cls.get_lr = _warning_outside_step(vars(cls)["get_lr"])
+
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")

@@ -59,3 +59,36 @@ def test_an_optimizer_pickles_after_a_scheduler_wrapped_it():
     back = pickle.loads(pickle.dumps(o))
     assert not hasattr(back.step, "_wrapped_by_lr_sched") and "_opt_called" not in vars(back)
     rg.save(o, io.BytesIO())
+
+
+SCHEDULES = [
+    "S.StepLR(o, 2)", "S.ExponentialLR(o, 0.5)", "S.CosineAnnealingLR(o, 5)",
+    "S.LambdaLR(o, lambda e: 1.0)", "S.CosineAnnealingWarmRestarts(o, 3)",
+    "S.OneCycleLR(o, 0.1, total_steps=4)", "S.CyclicLR(o, 0.01, 0.1)", "S.LinearLR(o)",
+    "S.ConstantLR(o)", "S.MultiStepLR(o, [1])", "S.PolynomialLR(o)",
+    "S.MultiplicativeLR(o, lambda e: 1.0)",
+]
+
+
+@pytest.mark.parametrize("make", SCHEDULES)
+def test_get_lr_outside_step_warns_as_pytorchs(make):
+    """PyTorch's own schedules warn when get_lr() is called other than by step(); a
+    program's own subclass, and step() itself, do not."""
+    found = []
+    for lib in (rg, torch):
+        o = lib.optim.SGD([lib.nn.Parameter(lib.ones(1))], lr=0.1)
+        S = lib.optim.lr_scheduler
+
+        class Mine(S.LRScheduler):
+            def get_lr(self):
+                return [0.5]
+
+        scheduler, mine = eval(make, {"S": S, "o": o}), Mine(o)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            scheduler.get_lr()
+            mine.get_lr()
+            o.step()
+            scheduler.step()
+        found.append([str(w.message) for w in seen])
+    assert found[0] == found[1] and len(found[0]) == 1
