@@ -463,3 +463,35 @@ def same_rank(then: Callable[[Site], Any]):
             return None
         return then(site)
     return rule
+
+
+def conv2d(site: Site):
+    """conv2d(x, w, b): an unbatched weight folds the batch into N (see fold). A batched
+    weight (per-sample parameters) is one convolution with the batch as groups: the slices'
+    channels side by side, (N, size*C, H, W) by (size*O, C/g, kh, kw) in size*g groups,
+    then the batch taken back out of the output channels."""
+    if not any(site.batched[1:]):
+        return fold(4)(site)
+    x, w = site.metas[0], site.metas[1]
+    three = len(x.shape) == 3
+    n = 1 if three else x.shape[0]
+    c, o, groups = w.shape[1] * site.attrs["groups"], w.shape[0], site.attrs["groups"]
+    hw = tuple(x.shape[-2:])
+    out = tuple(site.out.shape)  # (N, O, H', W') or (O, H', W')
+
+    def rewrite(emit, xs, size):
+        xb = xs[0] if site.batched[0] else expand_batch(emit, xs[0], x, size)
+        xb = emit("reshape", xb, shape=(size, n, c) + hw)
+        xb = emit("reshape", emit("transpose", xb, dim0=0, dim1=1),
+                  shape=(n, size * c) + hw)
+        wb = xs[1] if site.batched[1] else expand_batch(emit, xs[1], w, size)
+        wb = emit("reshape", wb, shape=(size * o,) + tuple(w.shape[1:]))
+        args = [xb, wb]
+        if len(xs) == 3:
+            bb = xs[2] if site.batched[2] else expand_batch(emit, xs[2], site.metas[2], size)
+            args.append(emit("reshape", bb, shape=(size * o,)))
+        y = emit("conv2d", *args, **dict(site.attrs, groups=size * groups))
+        y = emit("reshape", y, shape=(n, size, o) + out[-2:])
+        y = emit("transpose", y, dim0=0, dim1=1)
+        return emit("reshape", y, shape=(size,) + out)
+    return rewrite

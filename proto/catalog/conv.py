@@ -175,7 +175,7 @@ def _conv_vjp(g, x, w, *b, out, index, **a):
 
 
 define("conv2d",
-       batch=_batch.fold(4),
+       batch=_batch.conv2d,
        nin=-1, infer=_infer_conv, forward=_conv_forward, variadic_rule=_conv_vjp,
        attrs=dict(_CONV), fresh=True,
        samples=(S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),

@@ -222,3 +222,35 @@ def test_randomness():
     dropped = rf.vmap(lambda a: rg.nn.functional.dropout(a + 1, 0.5), randomness="same")(
         rg.tensor(np.zeros((4, 50)))).numpy()
     assert (dropped == dropped[0]).all() and 0 < (dropped == 0).mean() < 1
+
+
+def _cnn_loss(lib, func):
+    F = lib.nn.functional
+
+    def loss(p, x, y):
+        h = F.conv2d(x.unsqueeze(0), p["conv.weight"], p["conv.bias"], padding=1)
+        h = F.max_pool2d(F.relu(h), 2)
+        h = F.avg_pool2d(h, 1).flatten(1)
+        return F.cross_entropy(F.linear(h, p["fc.weight"], p["fc.bias"]), y.unsqueeze(0))
+    return loss
+
+
+def test_per_sample_gradients_of_a_conv_net():
+    """The groups form of conv2d's rule (a batched weight) and the pooling rules, through
+    their gradients, against torch.func."""
+    rng = np.random.default_rng(11)
+    shapes = {"conv.weight": (3, 2, 3, 3), "conv.bias": (3,), "fc.weight": (4, 12),
+              "fc.bias": (4,)}
+    p = {k: rng.standard_normal(s) * 0.5 for k, s in shapes.items()}
+    X, Y = rng.standard_normal((5, 2, 4, 4)), rng.integers(0, 4, 5)
+    fell, counts = _per_slice_ops(), []
+    for b in (5, 2):
+        got = rf.vmap(rf.grad(_cnn_loss(rg, rf)), in_dims=(None, 0, 0))(
+            {k: rg.tensor(v) for k, v in p.items()}, rg.tensor(X[:b]), rg.tensor(Y[:b]))
+        counts.append(_nodes(list(got.values())))
+        want = tf.vmap(tf.grad(_cnn_loss(torch, tf)), in_dims=(None, 0, 0))(
+            {k: torch.tensor(v) for k, v in p.items()}, torch.tensor(X[:b]),
+            torch.tensor(Y[:b]))
+        for k in p:
+            _close(got[k], want[k], f"per-sample d/d {k}, batch {b}")
+    assert _per_slice_ops() == fell and counts[0] == counts[1], counts
