@@ -11,7 +11,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import (_clamp, _composites, _dtype_functions, _operators, _ops, _scatter_reduce,
+from . import (_bucketize, _clamp, _composites, _dtype_functions, _operators, _ops, _scatter_reduce,
                _select, _shape, _stacking)
 from ._tensor_base import TensorBase, apply
 
@@ -129,6 +129,7 @@ FUNCTIONS.update(_shape.functions())
 FUNCTIONS.update(_select.FUNCTIONS)
 FUNCTIONS.update(composed())
 FUNCTIONS.update(_dtype_functions.FUNCTIONS)
+FUNCTIONS.update(_bucketize.FUNCTIONS)
 FUNCTIONS.update(tril_indices=_composites.tril_indices, triu_indices=_composites.triu_indices)
 FUNCTIONS.update({name: getattr(_stacking, name) for name in (
     "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack",
