@@ -33,7 +33,7 @@ from typing import Any
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog._batching import Site
 
-from .. import _autograd, _creation, _tensor_base
+from .. import _autograd, _creation, _grad_mode, _tensor_base
 from .._shape import stack
 from .._tensor_base import TensorBase, apply
 
@@ -59,24 +59,27 @@ def _versions(tensors) -> list:
 
 
 class _Op:
-    __slots__ = ("nodes", "op", "operands", "out", "out_node", "torch_name", "versions")
+    __slots__ = ("grad_mode", "nodes", "op", "operands", "out", "out_node", "torch_name",
+                 "versions")
 
     def __init__(self, op, operands, torch_name, out):
         self.op, self.operands, self.torch_name, self.out = op, operands, torch_name, out
+        self.grad_mode = _grad_mode.is_grad_enabled()  # replayed in the same mode
         self.out_node = out._node
         self.nodes = [x._node if isinstance(x, TensorBase) else None for x in operands]
         self.versions = _versions(operands + (out,))
 
 
 class _Grad:
-    __slots__ = ("create_graph", "inputs", "materialize", "outputs", "results", "seeds",
-                 "versions")
+    __slots__ = ("create_graph", "grad_mode", "inputs", "materialize", "outputs", "results",
+                 "seeds", "versions")
 
     def __init__(self, outputs, inputs, seeds, create_graph, materialize, results):
         self.outputs = [(t, t._node) for t in outputs]
         self.inputs = [(t, t._node) for t in inputs]
         self.seeds = [(s, s._node) if isinstance(s, TensorBase) else (None, None) for s in seeds]
         self.create_graph, self.materialize, self.results = create_graph, materialize, results
+        self.grad_mode = _grad_mode.is_grad_enabled()
         self.versions = _versions(list(outputs) + list(inputs) + list(seeds))
 
 
@@ -211,7 +214,8 @@ class _Replay:
             if x._node is not node:
                 raise Fallback("a tensor updated in place while traced")
             return x, False
-        if node.op == "detach" and len(node.inputs) == 1 and id(node.inputs[0]) in self.env:
+        if node.op == "detach" and not node.tracked and len(node.inputs) == 1 and \
+                id(node.inputs[0]) in self.env:
             t = self.env[id(node.inputs[0])].detach()  # a transform's stand-in for a slice
             if x._requires_grad and x.grad_fn is None:
                 t.requires_grad_(True)
@@ -222,11 +226,20 @@ class _Replay:
 
     # -- entries --------------------------------------------------------------------------
     def run(self) -> None:
-        for e in self.tape.entries:
-            if isinstance(e, _Op):
-                self._op(e)
-            else:
-                self._grad(e)
+        """Each entry in the grad mode it was recorded in (no_grad inside the function, the
+        enable_grad of a grad transform)."""
+        prev = mode = _grad_mode.is_grad_enabled()
+        try:
+            for e in self.tape.entries:
+                if e.grad_mode != mode:
+                    mode = e.grad_mode
+                    _grad_mode._set(mode)
+                if isinstance(e, _Op):
+                    self._op(e)
+                else:
+                    self._grad(e)
+        finally:
+            _grad_mode._set(prev)
 
     def _op(self, e: _Op) -> None:
         vals = [self.value(x, n) for x, n in zip(e.operands, e.nodes)]

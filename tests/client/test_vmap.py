@@ -254,3 +254,62 @@ def test_per_sample_gradients_of_a_conv_net():
         for k in p:
             _close(got[k], want[k], f"per-sample d/d {k}, batch {b}")
     assert _per_slice_ops() == fell and counts[0] == counts[1], counts
+
+
+def _detached_path(lib):
+    def f(a, W):
+        with lib.no_grad():
+            scale = (a @ W).abs().mean()  # a constant to the gradient
+        return ((a @ W).tanh() * scale).sum()
+    return f
+
+
+def test_grad_modes_are_replayed_as_traced():
+    """no_grad inside the function, and vmap(grad) called under no_grad (the grad
+    transform's own enable_grad), as torch.func."""
+    rng = np.random.default_rng(4)
+    X, W = rng.standard_normal((3, 4, N)), rng.standard_normal((N, N))
+    for argnums in (0, 1):
+        want = tf.vmap(tf.grad(_detached_path(torch), argnums=argnums), in_dims=(0, None))(
+            torch.tensor(X), torch.tensor(W))
+        got = rf.vmap(rf.grad(_detached_path(rg), argnums=argnums), in_dims=(0, None))(
+            rg.tensor(X), rg.tensor(W))
+        _close(got, want, f"no_grad inside, d/d arg {argnums}")
+        with rg.no_grad():
+            got = rf.vmap(rf.grad(_detached_path(rg), argnums=argnums), in_dims=(0, None))(
+                rg.tensor(X), rg.tensor(W))
+        _close(got, want, f"called under no_grad, d/d arg {argnums}")
+
+
+def test_autograd_through_a_vmapped_function():
+    rng = np.random.default_rng(5)
+    X, W = rng.standard_normal((3, 4, N)), rng.standard_normal((N, N))
+    grads = []
+    for lib, func in ((rg, rf), (torch, tf)):
+        x, w = lib.tensor(X, requires_grad=True), lib.tensor(W, requires_grad=True)
+        out = func.vmap(lambda a, M: (a @ M).softmax(-1) * a, in_dims=(0, None))(x, w)
+        (out * out).sum().backward()
+        grads.append((out, x.grad, w.grad))
+    for r, t, what in zip(*grads, ("value", "x.grad", "w.grad")):
+        _close(r, t, what)
+
+
+class _Cube(rg.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x * x + 1.0  # not the true derivative: the custom rule must be used
+
+
+def test_custom_function_inside_vmap_over_grad():
+    X = np.random.default_rng(6).standard_normal((3, 4))
+    f = lambda a: _Cube.apply(a).sum()  # noqa: E731
+    got = rf.vmap(rf.grad(f))(rg.tensor(X))
+    want = [rf.grad(f)(rg.tensor(row)).numpy() for row in X]
+    np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-12)
+    np.testing.assert_allclose(got.numpy(), 3 * X * X + 1.0, rtol=1e-12)
