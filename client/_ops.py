@@ -82,6 +82,12 @@ _OPTIONAL_NONE = frozenset({"dim", "correction", "min", "max", "rounding_mode"})
 
 
 def call(name: str, args: tuple, kwargs: dict) -> Tensor:
+    if not kwargs:  # x * 2, x.sin(): the op over its inputs, as bind would give them
+        plain = _PLAIN.get(name)
+        if plain is None:
+            plain = _PLAIN[name] = _plain(name)
+        if plain and len(args) == plain[1]:
+            return apply(plain[0], *args, torch_name=plain[2])
     spec = TABLE[name]
     if spec.op == "clamp" and _clamp_tensors.tensor_bounds(args, kwargs):
         return _clamp_tensors.clamp(name, args, kwargs)  # composed: the op takes numbers
@@ -90,6 +96,20 @@ def call(name: str, args: tuple, kwargs: dict) -> Tensor:
     operands, attrs = bind(name, spec, args, kwargs)
     grad = spec.grad(operands, attrs) if callable(spec.grad) else spec.grad
     return apply(spec.op, *operands, torch_name=grad, **attrs)
+
+
+# name -> (catalog op, its tensor inputs, grad_fn name) where a call with exactly its
+# inputs and no keywords records the op as it is (no adapter, no grad_fn namer, not one
+# of call's composed cases), or () where it does not: ~0.6 us an op less than binding.
+_PLAIN: dict[str, tuple] = {}
+
+
+def _plain(name: str) -> tuple:
+    spec = TABLE[name]
+    if spec.adapt is not None or callable(spec.grad) or spec.op in ("clamp", "scatter"):
+        return ()
+    nin = spec.nin if spec.nin is not None else catalog.get(spec.op).nin
+    return (spec.op, nin, spec.grad) if nin >= 0 else ()
 
 
 # In-place forms of these may change self's shape (x.squeeze_()).
