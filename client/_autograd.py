@@ -336,10 +336,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
          create_graph: bool = False, only_inputs: bool = True, allow_unused: bool | None = None,
          is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple:
     """The gradients of `outputs` with respect to `inputs`, as torch.autograd.grad."""
-    if _tensor_base.TAPE is not None:  # vmap is tracing: the tape takes it (func/_batching)
-        return _tensor_base.TAPE.grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
-                                      only_inputs, allow_unused, is_grads_batched,
-                                      materialize_grads)
+    tape = getattr(_tensor_base.TAPES, "tape", None) if _tensor_base.TAPING else None
+    if tape is not None:  # vmap is tracing in this thread: the tape takes it (func/_batching)
+        return tape.grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
+                         only_inputs, allow_unused, is_grads_batched, materialize_grads)
     if is_grads_batched:
         return _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
                              allow_unused, materialize_grads)

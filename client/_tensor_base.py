@@ -13,6 +13,7 @@ TensorBase with those methods, and is the class every new tensor gets (`new`).
 from __future__ import annotations
 
 import builtins
+import threading
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -69,14 +70,18 @@ def from_array(array) -> Tensor:
 # tangent or None), for repr.
 dual_repr: Any = None
 
-# Set by vmap while it traces a function (func/_batching.Tape): apply hands it each call.
-TAPE: Any = None
+# vmap's tracing (func/_batching.Tape): TAPING counts the tapes open in any thread, and
+# apply hands its calls to this thread's own, TAPES.tape.
+TAPING = 0
+TAPES = threading.local()
 
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
-    if TAPE is not None:
-        return TAPE(op, operands, torch_name, attrs)
+    if TAPING:
+        tape = getattr(TAPES, "tape", None)
+        if tape is not None:
+            return tape(op, operands, torch_name, attrs)
     # The hot path of recording: one pass over the operands, the catalog's verdict looked
     # up (_node.checked), and nothing more when no operand requires grad.
     nodes = []

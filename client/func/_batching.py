@@ -27,6 +27,7 @@ slice without the tape. `STATS` counts what happened, for tests and benchmarks.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from typing import Any
 
@@ -83,39 +84,47 @@ class _Grad:
         self.versions = _versions(list(outputs) + list(inputs) + list(seeds))
 
 
+_LOCK = threading.Lock()
+
+
 class Tape:
-    """Installed as _tensor_base.TAPE while the function is traced; apply and autograd.grad
-    hand their calls to it (the tape itself records with the hook off)."""
+    """This thread's _tensor_base.TAPES.tape while the function is traced (other threads
+    record as usual); apply and autograd.grad hand their calls to it, and it records them
+    with itself taken off."""
 
     def __init__(self) -> None:
         self.entries: list = []
 
     def __enter__(self) -> Tape:
-        self.outer = _tensor_base.TAPE
-        _tensor_base.TAPE = self
+        self.outer = getattr(_tensor_base.TAPES, "tape", None)
+        _tensor_base.TAPES.tape = self
+        with _LOCK:
+            _tensor_base.TAPING += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        _tensor_base.TAPE = self.outer
+        _tensor_base.TAPES.tape = self.outer
+        with _LOCK:
+            _tensor_base.TAPING -= 1
 
     def __call__(self, op: str, operands: tuple, torch_name: str | None, attrs: dict):
-        _tensor_base.TAPE = None
+        _tensor_base.TAPES.tape = None
         try:
             out = apply(op, *operands, torch_name=torch_name, **attrs)
         finally:
-            _tensor_base.TAPE = self
+            _tensor_base.TAPES.tape = self
         self.entries.append(_Op(op, operands, torch_name, out))
         return out
 
     def grad(self, outputs, inputs, grad_outputs, retain_graph, create_graph, only_inputs,
              allow_unused, is_grads_batched, materialize_grads):
-        _tensor_base.TAPE = None
+        _tensor_base.TAPES.tape = None
         try:
             results = _autograd.grad(outputs, inputs, grad_outputs, retain_graph,
                                      create_graph, only_inputs, allow_unused,
                                      is_grads_batched, materialize_grads)
         finally:
-            _tensor_base.TAPE = self
+            _tensor_base.TAPES.tape = self
         outs = _as_list(outputs)
         seeds = [None] * len(outs) if grad_outputs is None else _as_list(grad_outputs)
         if is_grads_batched:

@@ -313,3 +313,29 @@ def test_custom_function_inside_vmap_over_grad():
     want = [rf.grad(f)(rg.tensor(row)).numpy() for row in X]
     np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-12)
     np.testing.assert_allclose(got.numpy(), 3 * X * X + 1.0, rtol=1e-12)
+
+
+def test_a_trace_in_one_thread_leaves_other_threads_alone():
+    import threading
+    X = rg.tensor(np.arange(12.0).reshape(3, 4))
+    y = rg.tensor(np.ones(4))
+    errors, go = [], threading.Barrier(2)
+
+    def mapping():
+        go.wait()
+        for _ in range(30):
+            got = rf.vmap(lambda a: (a * y).sin().sum())(X).numpy()
+            if not np.allclose(got, np.sin(X.numpy()).sum(1)):
+                errors.append("vmap")
+
+    def recording():
+        go.wait()
+        for i in range(30):
+            if (y * i).sum().item() != 4.0 * i:
+                errors.append("other thread")
+    threads = [threading.Thread(target=mapping), threading.Thread(target=recording)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
