@@ -1,7 +1,7 @@
 """Ops PyTorch users reach for that the catalog can express exactly with ops it has: diff,
 roll, movedim/moveaxis, trace, addmm, diag, diagonal, tile, masked_select, take_along_dim,
-frac, sgn, nan_to_num, cross, tril_indices and triu_indices, each with PyTorch's checks,
-messages and grad_fn name (the last node named as PyTorch's: RollBackward0,
+frac, sgn, nan_to_num, cross, kron, tensordot, tril_indices and triu_indices, each
+with PyTorch's checks, messages and grad_fn name (the last node named as PyTorch's: RollBackward0,
 TraceBackward0, AddmmBackward0, DiagonalBackward0, ...; those that are composites in
 PyTorch too keep their parts' names: SubBackward0, PermuteBackward0, RepeatBackward0,
 GatherBackward0).
@@ -368,3 +368,59 @@ def cross(input: TensorBase, other: TensorBase, dim: int | None = None) -> Tenso
     parts = [apply("sub", apply("mul", a[j], b[k]), apply("mul", a[k], b[j]))
              for j, k in ((1, 2), (2, 0), (0, 1))]
     return apply("cat", *parts, dim=d, torch_name="LinalgCrossBackward0")
+
+
+@_forms("m")
+def kron(input: TensorBase, other: TensorBase) -> TensorBase:
+    """The Kronecker product: each element of input times all of other, blocks laid out
+    as input's elements (a broadcast product of interleaved shapes, then one reshape)."""
+    n = builtins.max(input.dim(), other.dim())
+    a_shape = (1,) * (n - input.dim()) + tuple(input.shape)
+    b_shape = (1,) * (n - other.dim()) + tuple(other.shape)
+    a = apply("reshape", input, shape=tuple(x for s in a_shape for x in (s, 1)))
+    b = apply("reshape", other, shape=tuple(x for s in b_shape for x in (1, s)))
+    return apply("reshape", apply("mul", a, b), shape=tuple(s * t for s, t in
+                                                           zip(a_shape, b_shape)),
+                 torch_name="UnsafeViewBackward0")
+
+
+def _contracted(dims, a: TensorBase, b: TensorBase) -> tuple[list[int], list[int]]:
+    if isinstance(dims, TensorBase):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > a.dim() or dims > b.dim():
+            raise RuntimeError("tensordot expects dims < ndim_a or ndim_b, but got "
+                               f"dims={dims}")
+        return list(range(a.dim() - dims, a.dim())), list(range(dims))
+    da, db = (list(_as_tuple(d)) for d in dims)
+    if len(da) != len(db):
+        raise RuntimeError("both dimension lists should have same length")
+    return [_wrap_dim(d, a.dim()) for d in da], [_wrap_dim(d, b.dim()) for d in db]
+
+
+def tensordot(a: TensorBase, b: TensorBase, dims=2, out=None) -> TensorBase:
+    """Contract dims of a with dims of b: both permuted and reshaped to matrices, one mm,
+    the free dims restored (PyTorch's own route, so its rounding)."""
+    if a.dtype != b.dtype:
+        raise RuntimeError("both inputs should have same dtype")
+    da, db = _contracted(dims, a, b)
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size "
+                               f"{a.shape[i]} in dim {i} and second has size {b.shape[j]} in "
+                               f"dim {j}")
+    free_a = [d for d in range(a.dim()) if d not in da]
+    free_b = [d for d in range(b.dim()) if d not in db]
+    size = rows = cols = 1
+    for d in da:
+        size *= a.shape[d]
+    for d in free_a:
+        rows *= a.shape[d]
+    for d in free_b:
+        cols *= b.shape[d]
+    left = apply("reshape", apply("permute", a, dims=(*free_a, *da)), shape=(rows, size))
+    right = apply("reshape", apply("permute", b, dims=(*db, *free_b)), shape=(size, cols))
+    shape = tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b)
+    return apply("reshape", apply("mm", left, right), shape=shape, torch_name="ViewBackward0")

@@ -113,7 +113,7 @@ COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp":
             **{n: getattr(_composites, n) for n in (
                 "diff", "roll", "movedim", "moveaxis", "trace", "addmm", "diag", "diagonal",
                 "tile", "masked_select", "take_along_dim", "frac", "sgn", "nan_to_num",
-                "cross")}}
+                "cross", "kron")}}
 
 
 def composed() -> dict[str, Any]:
@@ -130,7 +130,8 @@ FUNCTIONS.update(_select.FUNCTIONS)
 FUNCTIONS.update(composed())
 FUNCTIONS.update(_dtype_functions.FUNCTIONS)
 FUNCTIONS.update(_bucketize.FUNCTIONS)
-FUNCTIONS.update(tril_indices=_composites.tril_indices, triu_indices=_composites.triu_indices)
+FUNCTIONS.update(tril_indices=_composites.tril_indices, triu_indices=_composites.triu_indices,
+                 tensordot=_composites.tensordot)
 FUNCTIONS.update({name: getattr(_stacking, name) for name in (
     "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack",
     "meshgrid")})

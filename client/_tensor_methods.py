@@ -913,3 +913,7 @@ class TensorMethods:
     def cross(self, other, dim=None) -> Tensor:
         """Tensor.cross, composed on the client (the catalog has no `cross`)."""
         return _functional.COMPOSED["cross"](self, other, dim)
+
+    def kron(self, other) -> Tensor:
+        """Tensor.kron, composed on the client (the catalog has no `kron`)."""
+        return _functional.COMPOSED["kron"](self, other)

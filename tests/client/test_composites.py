@@ -1,7 +1,7 @@
 """The ops composed on the client in _composites (diff, roll, movedim/moveaxis, trace, addmm,
 diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, nan_to_num, cross,
-tril/triu_indices) against PyTorch: values, dtypes, grad_fn names, gradients, second order,
-forms (method, in place only where PyTorch has one) and errors."""
+kron, tensordot, tril/triu_indices) against PyTorch: values, dtypes, grad_fn names,
+gradients, second order, forms (method, in place only where PyTorch has one) and errors."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ CALLS = [
     "torch.nan_to_num(s, 1.0, 2.0, 3.0)",
     "torch.cross(a, b, dim=1)", "a.cross(b, 1)", "torch.cross(a, b[:1], dim=1)",
     "torch.cross(a, b, dim=-1)",
+    "torch.tensordot(a, c, dims=0)", "torch.tensordot(a, c, dims=L_one)",
+    "torch.tensordot(a, c, dims=[[1], [0]])", "torch.tensordot(a, c, 1)",
+    "torch.tensordot(a, c.t(), dims=([0, 1], [0, 1]))",
+    "torch.tensordot(a, c, dims=([0, 1], [1, 0]))",
+    "torch.tensordot(a, c, dims=([-1], [0]))", "torch.tensordot(a, c, dims=([0], [1]))",
+    "torch.kron(a, torch.ones(2))", "torch.kron(torch.tensor(2.), a)",
+    "torch.kron(a, torch.ones(2, dtype=torch.int64))", "a.kron(c)", "torch.kron(v, v)",
 ]
 ERRORS = [
     "x.diff(n=-1)", "torch.diff(torch.tensor(1.))", "x.diff(append=torch.zeros(4))",
@@ -71,6 +78,9 @@ ERRORS = [
     "torch.cross(torch.ones(2, 3), torch.ones(3), dim=-1)",
     "torch.ones(4, 3).cross(torch.ones(4, 3), dim=0)",
     "torch.cross(torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3), dim=1)",
+    "torch.tensordot(a, c, dims=-1)", "torch.tensordot(a, c, dims=([1], [0, 1]))",
+    "torch.tensordot(a, c, dims=3)", "torch.tensordot(a, c.double(), 1)",
+    "torch.tensordot(a, c, dims=([1], [1]))",
 ]
 
 
@@ -83,7 +93,9 @@ def _env(lib):
     return {"torch": lib, "x": _x(lib), "v": lib.arange(3.0).requires_grad_(),
             "s": lib.tensor([1.0, nan, inf, -inf, -0.0], requires_grad=True),
             "a": lib.tensor([[1.0, 2, 3], [-1, 0.5, 2]], requires_grad=True),
-            "b": lib.tensor([[0.5, -1, 2], [3, 1, -2]], requires_grad=True)}
+            "b": lib.tensor([[0.5, -1, 2], [3, 1, -2]], requires_grad=True),
+            "c": lib.tensor([[0.5, -1], [3, 1], [2, -2]], requires_grad=True),
+            "L_one": lib.tensor(1)}
 
 
 @pytest.mark.parametrize("call", CALLS)
@@ -95,7 +107,7 @@ def test_results_and_gradients_match_pytorch(call):
         grad = None
         if r.requires_grad:
             w = lib.arange(1.0, r.numel() + 1).reshape(tuple(r.shape))
-            leaves = [env[k] for k in ("x", "v", "s", "a", "b")]
+            leaves = [env[k] for k in ("x", "v", "s", "a", "b", "c")]
             grad = [g.tolist() for g in lib.autograd.grad(
                 (r * w).sum(), leaves, allow_unused=True, materialize_grads=True)]
         found.append((list(r.shape), str(r.dtype),
@@ -118,7 +130,8 @@ def test_errors_match_pytorch(call):
 @pytest.mark.parametrize("name", ["diff", "roll", "movedim", "moveaxis", "trace", "addmm",
                                   "diag", "diagonal", "tile", "masked_select",
                                   "take_along_dim", "frac", "sgn", "tril_indices",
-                                  "triu_indices", "nan_to_num", "cross"])
+                                  "triu_indices", "nan_to_num", "cross", "kron",
+                                  "tensordot"])
 def test_forms_are_pytorchs(name):
     for form in (name, f"{name}_"):
         assert hasattr(rg.Tensor, form) == hasattr(torch.Tensor, form), form
