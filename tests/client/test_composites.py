@@ -172,6 +172,8 @@ SECOND_BACKWARD = [
     "torch.addmm(x.reshape(1, 3), x.reshape(3, 1), x.reshape(1, 3))", "x.reshape(1, 3).diag()",
     "torch.clamp(x, min=torch.ones(3))", "x.clamp_min(1.0)",
     "x.scatter_reduce(0, torch.tensor([0, 0, 1]), x * 2, 'mean')",
+    "torch.kron(x, x)", "torch.tensordot(x, x, 1)", "x.movedim(0, 0)", "x.diff()",
+    "torch.meshgrid(x, x, indexing='ij')[0]", "torch.hstack([x, x])",
 ]
 
 
