@@ -644,6 +644,24 @@ KNOWN: tuple[Known, ...] = (
           "prod over a dim of size 1 in a tensor holding a zero: PyTorch's backward returns the "
           "seed itself there (data-dependent); the catalog's rule is the product of the other "
           "elements (1), which reads x"),
+    # PyTorch's own inconsistency: a view made under no_grad of a tensor that requires
+    # grad reports requires_grad=True (its base's) with no grad_fn and no edge to the base;
+    # a create_graph derivative that reads it (x * view: g * view) then requires grad in
+    # PyTorch, over nothing that can receive a gradient. remotegrad's derivative reads no
+    # tensor that requires grad there, so it has none.
+    Known("no_grad_view", "requires_grad", True, False,
+          r"with torch\.no_grad\(\):\n    v\d+ = v\d+(?:\[|\.(?:t|T|view|reshape|expand)\b)",
+          "a view made under no_grad of a tensor that requires grad claims requires_grad in "
+          "PyTorch (its base's) without a grad_fn; a create_graph derivative reading it "
+          "requires grad there, and reads nothing requiring grad in remotegrad",
+          create_graph=False),
+    Known("no_grad_view_leaf", "is_leaf", False, True,
+          r"with torch\.no_grad\(\):\n    v\d+ = v\d+(?:\[|\.(?:t|T|view|reshape|expand)\b)",
+          "see no_grad_view (PyTorch's derivative has a grad_fn, remotegrad's none)",
+          create_graph=False),
+    Known("no_grad_view_grad_fn", "grad_fn", None, (None,),  # (None,): ours has none
+          r"with torch\.no_grad\(\):\n    v\d+ = v\d+(?:\[|\.(?:t|T|view|reshape|expand)\b)",
+          "see no_grad_view", create_graph=False),
     Known("var_empty", "requires_grad", False, True,
           r"(?s)torch\.zeros\(\((?:\d+, )*0\b.*\.(?:var|std)\(",
           "var/std of an empty tensor: PyTorch's rule returns a constant there (requires no "
