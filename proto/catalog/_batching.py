@@ -8,8 +8,9 @@ and answers one of:
   input with its batch dimension first, an unbatched one as it is), gives the batched
   result with its batch dimension first;
 - a rewrite `f(emit, xs, size) -> handle`: a small graph of catalog ops giving it, where
-  `emit(op, *handles, **attrs)` records one op, `xs` are the inputs (batched ones with the
-  batch dimension first) and `size` the batch size;
+  `emit(op, *operands, **attrs)` records one op (an operand is a handle or a Python
+  number: a weakly typed const, as clients record them), `xs` are the inputs (batched
+  ones with the batch dimension first) and `size` the batch size;
 - None: no rule for this case; the caller maps the op one slice at a time.
 
 `NoRule(why)` stands for an op with no rule at all (it answers None); `SOURCE` for an op

@@ -109,3 +109,63 @@ def test_every_op_has_a_batching_rule_or_says_why_not():
     assert set(none) == set(UNBATCHED), set(none) ^ set(UNBATCHED)
     for name, rule in none.items():
         assert rule.why.startswith(UNBATCHED[name]), (name, rule.why)
+
+
+def _stacked_graph(nodes, per_client):
+    """Graphs of one structure from several clients as ONE engine graph, by the catalog's
+    rules alone (what a gateway would do: no client code): `nodes` are (op, input
+    positions, attrs), the leaves first; per_client[k] the leaves' values of client k."""
+    from remotegrad.proto.catalog._batching import Site
+    from remotegrad.worker.engine import Graph
+
+    from .helpers import EngineGraph
+    one, eg = Graph(), EngineGraph()
+    size = len(per_client)
+    ids, bids = [], []
+    for op, inputs, attrs in nodes:
+        if op == "leaf":
+            arrays = [values[len(ids)] for values in per_client]
+            ids.append(one.add("leaf", (), {"hash": f"s{len(ids)}", "dtype": arrays[0].dtype.name,
+                                              "shape": arrays[0].shape}))
+            bids.append(_Id(eg.leaf(np.stack(arrays))))
+            continue
+        ids.append(one.add(op, [ids[i] for i in inputs], attrs))
+        site = Site(op, dict(one.attrs[ids[-1]]), tuple(one.metas[ids[i]] for i in inputs),
+                    (True,) * len(inputs), one.metas[ids[-1]])
+        plan = catalog.get(op).batch(site)
+        assert plan is not None, op
+
+        def emit(o, *xs, **a):  # a Python number operand is a const node, as on the wire
+            return _Id(eg.g.add(o, [x.id if isinstance(x, _Id) else eg.g.add(
+                "const", (), {"value": x}) for x in xs], a))
+        bids.append(plan(emit, [bids[i] for i in inputs], size) if callable(plan)
+                    else emit(op, *[bids[i] for i in inputs], **plan))
+    return eg, bids[-1].id
+
+
+class _Id:
+    """A node of the stacked graph, apart from the Python numbers a rewrite emits."""
+
+    def __init__(self, id_: int) -> None:
+        self.id = id_
+
+
+def test_same_structure_graphs_batch_by_the_rules_alone():
+    """Three clients' graphs (a small MLP's loss) stacked into one by the batching rules
+    over the engine's own Graph, against each graph run alone."""
+    from .helpers import EngineGraph
+    nodes = [("leaf", (), {})] * 4 + [
+        ("linear", (0, 1, 2), {}), ("tanh", (4,), {}), ("log_softmax", (5,), {"dim": -1}),
+        ("cross_entropy", (4, 3), {}), ("sum", (6,), {"dim": 0}), ("mul", (8, 7), {})]
+    rng = np.random.default_rng(0)
+    clients = [[rng.standard_normal((5, 3)), rng.standard_normal((4, 3)),
+                rng.standard_normal(4), rng.integers(0, 4, 5)] for _ in range(3)]
+    eg, out = _stacked_graph(nodes, clients)
+    got = eg.compile([out]).run()[0]
+    for k, values in enumerate(clients):
+        alone = EngineGraph()
+        ids = []
+        for op, inputs, attrs in nodes:
+            ids.append(alone.leaf(values[len(ids)]) if op == "leaf"
+                       else alone.g.add(op, [ids[i] for i in inputs], attrs))
+        np.testing.assert_allclose(got[k], alone.compile([ids[-1]]).run()[0], rtol=1e-12)
