@@ -92,21 +92,22 @@ def function_class(name: str) -> type[Function]:
 def walk(roots: list[Function]) -> list[Function]:
     """Every function reachable from the roots, outputs first (a topological order:
     a function comes before every function it points to)."""
-    found: dict[int, Function] = {}
-    indegree: dict[int, int] = {}
+    # Functions are keys themselves (identity hash and equality: no __eq__ defined), not
+    # id()s: one C-level hash a visit instead of an id() call per lookup.
+    indegree: dict[Function, int] = {}
+    found: dict[Function, None] = {}
     stack = [r for r in roots if r is not None]
     for r in stack:
-        found[id(r)] = r
+        found[r] = None
     while stack:
-        fn = stack.pop()
-        for nxt, _ in fn.next_functions:
+        for nxt, _ in stack.pop().next_functions:
             if nxt is None:
                 continue
-            indegree[id(nxt)] = indegree.get(id(nxt), 0) + 1
-            if id(nxt) not in found:
-                found[id(nxt)] = nxt
+            indegree[nxt] = indegree.get(nxt, 0) + 1
+            if nxt not in found:
+                found[nxt] = None
                 stack.append(nxt)
-    ready = [f for f in found.values() if indegree.get(id(f), 0) == 0]
+    ready = [f for f in found if f not in indegree]
     order: list[Function] = []
     while ready:
         fn = ready.pop()
@@ -114,7 +115,8 @@ def walk(roots: list[Function]) -> list[Function]:
         for nxt, _ in fn.next_functions:
             if nxt is None:
                 continue
-            indegree[id(nxt)] -= 1
-            if indegree[id(nxt)] == 0:
+            left = indegree[nxt] - 1
+            indegree[nxt] = left
+            if not left:
                 ready.append(nxt)
     return order
