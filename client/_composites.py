@@ -1,6 +1,6 @@
 """Ops PyTorch users reach for that the catalog can express exactly with ops it has: diff,
 roll, movedim/moveaxis, trace, addmm, diag, diagonal, tile, masked_select, take_along_dim,
-frac, sgn, nan_to_num, cross, kron, tensordot, tril_indices and triu_indices, each
+frac, sgn, nan_to_num, cross, kron, tensordot, cumprod, tril_indices and triu_indices, each
 with PyTorch's checks, messages and grad_fn name (the last node named as PyTorch's: RollBackward0,
 TraceBackward0, AddmmBackward0, DiagonalBackward0, ...; those that are composites in
 PyTorch too keep their parts' names: SubBackward0, PermuteBackward0, RepeatBackward0,
@@ -424,3 +424,30 @@ def tensordot(a: TensorBase, b: TensorBase, dims=2, out=None) -> TensorBase:
     right = apply("reshape", apply("permute", b, dims=(*db, *free_b)), shape=(size, cols))
     shape = tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b)
     return apply("reshape", apply("mm", left, right), shape=shape, torch_name="ViewBackward0")
+
+
+_ACCUMULATE = {"float16": "float32", "float32": "float64", "float64": "float64"}
+
+
+@_forms("mi")
+def cumprod(input: TensorBase, dim: int, *, dtype=None) -> TensorBase:
+    """The running product along dim, one multiplication per element in order, in PyTorch's
+    CPU accumulation type (float32 in float64, each output rounded back), so its values;
+    integers and bool in int64 as there. The graph grows with the dim's length."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.name not in FLOATING and x.dtype.name != "int64":
+        x = apply("cast", x, dtype="int64")
+    out_dtype = x.dtype.name
+    d = _wrap_dim(dim, x.dim())
+    if x.dim() == 0 or x.shape[d] <= 1:
+        return apply("cast", x, dtype=out_dtype, torch_name="CumprodBackward0")
+    wide = _ACCUMULATE.get(out_dtype, out_dtype)
+    acc_input = x if wide == out_dtype else apply("cast", x, dtype=wide)
+    acc = _narrow(acc_input, d, 0, 1)
+    steps = [acc]
+    for i in range(1, x.shape[d]):
+        acc = apply("mul", acc, _narrow(acc_input, d, i, 1))
+        steps.append(acc)
+    if wide != out_dtype:
+        steps = [apply("cast", s, dtype=out_dtype) for s in steps]
+    return apply("cat", *steps, dim=d, torch_name="CumprodBackward0")

@@ -917,3 +917,12 @@ class TensorMethods:
     def kron(self, other) -> Tensor:
         """Tensor.kron, composed on the client (the catalog has no `kron`)."""
         return _functional.COMPOSED["kron"](self, other)
+
+    def cumprod(self, dim, *, dtype=None) -> Tensor:
+        """Tensor.cumprod, composed on the client (the catalog has no `cumprod`)."""
+        return _functional.COMPOSED["cumprod"](self, dim, dtype=dtype)
+
+    def cumprod_(self, dim, *, dtype=None) -> Tensor:
+        """In place: self takes the value of self.cumprod(...)."""
+        self._check_inplace()
+        return self._assign(_functional.COMPOSED["cumprod"](self, dim, dtype=dtype))

@@ -1,6 +1,6 @@
 """The ops composed on the client in _composites (diff, roll, movedim/moveaxis, trace, addmm,
 diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, nan_to_num, cross,
-kron, tensordot, tril/triu_indices) against PyTorch: values, dtypes, grad_fn names,
+kron, tensordot, cumprod, tril/triu_indices) against PyTorch: values, dtypes, grad_fn names,
 gradients, second order, forms (method, in place only where PyTorch has one) and errors."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_errors_match_pytorch(call):
                                   "diag", "diagonal", "tile", "masked_select",
                                   "take_along_dim", "frac", "sgn", "tril_indices",
                                   "triu_indices", "nan_to_num", "cross", "kron",
-                                  "tensordot"])
+                                  "tensordot", "cumprod"])
 def test_forms_are_pytorchs(name):
     for form in (name, f"{name}_"):
         assert hasattr(rg.Tensor, form) == hasattr(torch.Tensor, form), form
@@ -173,7 +173,7 @@ SECOND_BACKWARD = [
     "torch.clamp(x, min=torch.ones(3))", "x.clamp_min(1.0)",
     "x.scatter_reduce(0, torch.tensor([0, 0, 1]), x * 2, 'mean')",
     "torch.kron(x, x)", "torch.tensordot(x, x, 1)", "x.movedim(0, 0)", "x.diff()",
-    "torch.meshgrid(x, x, indexing='ij')[0]", "torch.hstack([x, x])",
+    "torch.meshgrid(x, x, indexing='ij')[0]", "torch.hstack([x, x])", "x.cumprod(0)",
 ]
 
 
@@ -191,4 +191,46 @@ def test_a_second_backward_fails_exactly_where_pytorchs_does(call):
             found.append("ok")
         except RuntimeError as e:
             found.append(str(e)[:50])
+    assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("call", [
+    "x.cumprod(1)", "torch.cumprod(x, 0)", "x.cumprod(dim=-1, dtype=torch.float64)",
+    "torch.tensor([1, 2, 3], dtype=torch.int32).cumprod(0)",
+    "torch.tensor([True, False]).cumprod(0)", "torch.tensor(3.).cumprod(0)",
+    "torch.ones(0).cumprod(0)", "r.cumprod(0)", "r.double().cumprod(0)", "r.half().cumprod(0)",
+])
+def test_cumprod_values_are_pytorchs_and_gradients_to_rounding(call):
+    """Values bit for bit (PyTorch's CPU kernel multiplies in order in float64 for float32,
+    float32 for float16); gradients by the product rule, equal to PyTorch's to rounding."""
+    found = []
+    for lib in (rg, torch):
+        x = lib.tensor([[1.5, -2.0, 0.0, 3.0], [0.5, 0.25, 4.0, -1.0]], requires_grad=True)
+        r = lib.tensor(np.random.default_rng(0).uniform(0.9, 1.1, 200).astype(np.float32),
+                       requires_grad=True)
+        y = eval(call, {"torch": lib, "x": x, "r": r})
+        grads = None
+        if y.requires_grad:
+            w = lib.arange(1.0, y.numel() + 1).reshape(tuple(y.shape))
+            grads = [g.numpy() for g in lib.autograd.grad(
+                (y * w).sum(), (x, r), allow_unused=True, materialize_grads=True)]
+        found.append((str(y.dtype), y.grad_fn.name() if y.grad_fn else None,
+                      y.detach().numpy(), grads))
+    (md, mn, mv, mg), (rd, rn, rv, rgr) = found
+    assert (md, mn) == (rd, rn)
+    np.testing.assert_array_equal(mv, rv)
+    if mg is not None:  # (float16 rounds each product of the gradient at 1e-3)
+        tol = 5e-3 if md == "torch.float16" else 1e-6
+        for m, g in zip(mg, rgr):
+            np.testing.assert_allclose(m, g, rtol=tol, atol=tol)
+
+
+def test_cumprod_in_place_and_errors_match_pytorch():
+    found = []
+    for lib in (rg, torch):
+        y = lib.tensor([[1.5, -2.0], [0.5, 4.0]], requires_grad=True) * 1
+        y.cumprod_(1)
+        with pytest.raises(IndexError) as e:
+            y.cumprod(2)
+        found.append((y.tolist(), y.grad_fn.name(), str(e.value)))
     assert found[0] == found[1]
