@@ -86,6 +86,7 @@ def _slow_fetch(stub, digest: str, out: list, pause: float = 0.02) -> None:
         out.append(e.code().name)
 
 
+@pytest.mark.slow
 def test_concurrent_large_fetches_do_not_buffer_the_tensor(lab):
     procs, gw, stub = lab
     msg, digest = _stored(procs, BIG, seed=1)
@@ -179,6 +180,7 @@ def test_an_answer_inlines_at_most_the_limit_in_all(lab):
     np.testing.assert_array_equal(codec.decode_array(fetched), -x)
 
 
+@pytest.mark.slow
 def test_fetches_whose_clients_stop_reading_are_bounded_and_cancelled(lab):
     """A client that starts a fetch and never reads on holds a gateway thread and a stored
     chunk: at most 4 such streams per tenant (with its PutTensor streams), 16 in all, and
