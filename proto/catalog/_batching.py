@@ -496,3 +496,58 @@ def conv2d(site: Site):
         y = emit("transpose", y, dim0=0, dim1=1)
         return emit("reshape", y, shape=(size,) + out)
     return rewrite
+
+
+def rows(site: Site):
+    """Ops over rows (cross_entropy_rows and its gradient): every slice's rows as one call,
+    (size * N, ...), unbatched inputs expanded first; then the batch taken back out."""
+    def rewrite(emit, xs, size):
+        folded = []
+        for x, m, b in zip(xs, site.metas, site.batched):
+            x = x if b else expand_batch(emit, x, m, size)
+            folded.append(emit("reshape", x, shape=(size * m.shape[0],) + tuple(m.shape[1:])))
+        out = emit(site.op, *folded, **site.attrs)
+        return emit("reshape", out, shape=(size,) + tuple(site.out.shape))
+    return rewrite
+
+
+def conv2d_input_grad(site: Site):
+    """The input gradient of a convolution by an unbatched weight: the batch folded into
+    N (the input shape's too), as fold."""
+    if site.batched[1]:
+        return None
+    shape = tuple(site.attrs["input_shape"])
+    if len(shape) == 3:  # an unbatched convolution: the batch is its N
+        return lambda emit, xs, size: emit(site.op, *xs, **dict(
+            site.attrs, input_shape=(size,) + shape))
+    g = site.metas[0]
+
+    def rewrite(emit, xs, size):
+        gb = emit("reshape", xs[0], shape=(size * g.shape[0],) + tuple(g.shape[1:]))
+        out = emit(site.op, gb, xs[1], **dict(site.attrs,
+                                               input_shape=(size * shape[0],) + shape[1:]))
+        return emit("reshape", out, shape=(size,) + tuple(site.out.shape))
+    return rewrite
+
+
+def conv2d_weight_grad(site: Site):
+    """Per-slice weight gradients (x and g batched): the groups form of conv2d's rule, one
+    weight gradient of size * groups groups, then the batch taken back out."""
+    x, g = site.metas
+    if len(x.shape) != 4:
+        return None
+    n, o = x.shape[0], g.shape[1]
+    ws, groups = tuple(site.attrs["weight_shape"]), site.attrs["groups"]
+
+    def side(emit, t, m, b, size):
+        t = t if b else expand_batch(emit, t, m, size)
+        t = emit("transpose", t, dim0=0, dim1=1)  # (N, size, channels, H, W)
+        return emit("reshape", t, shape=(n, size * m.shape[1]) + tuple(m.shape[2:]))
+
+    def rewrite(emit, xs, size):
+        xb = side(emit, xs[0], x, site.batched[0], size)
+        gb = side(emit, xs[1], g, site.batched[1], size)
+        out = emit(site.op, xb, gb, **dict(site.attrs, weight_shape=(size * o,) + ws[1:],
+                                            groups=size * groups))
+        return emit("reshape", out, shape=(size,) + ws)
+    return rewrite

@@ -208,8 +208,7 @@ def _infer_weight_grad(metas, weight_shape, **a):
 
 # <h, input_grad(g, w)> = <g, conv(h, w)>  and  <k, weight_grad(x, g)> = <g, conv(x, k)>.
 define("conv2d_input_grad",
-       batch=_batch.NoRule("a derivative op the worker expands; its input_shape would "
-                           "fold the batch into N"),
+       batch=_batch.conv2d_input_grad,
        nin=2, infer=_infer_input_grad, forward=_input_grad_forward,
        vjp=(lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
             lambda h, g, w, out, input_shape, **a:
@@ -219,7 +218,7 @@ define("conv2d_input_grad",
                 S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
                   padding=1)))
 define("conv2d_weight_grad",
-       batch=_batch.NoRule("a per-slice weight gradient: would need the batch as conv groups"),
+       batch=_batch.conv2d_weight_grad,
        nin=2, infer=_infer_weight_grad, forward=_weight_grad_forward,
        vjp=(lambda k, x, g, out, weight_shape, **a:
                 g.conv2d_input_grad(k, input_shape=x.shape, **a),

@@ -664,14 +664,13 @@ _ROWS_SAMPLES = (S(F(5, 4), I((5,), 4), grad=(0,)), S(F(5, 4), _IGNORED, ignore_
                                                      grad=(0,)),
                  S(F(6, 3), I((6,), 3), ignore_index=1, grad=(0,)), S(F(0, 3), I((0,), 3)))
 define("cross_entropy_rows",
-       batch=_batch.NoRule("inside cross_entropy's decomposition: graphs name "
-                           "cross_entropy, whose rule batches it"),
+       batch=_batch.rows,
        nin=2, infer=_infer_ce_rows, forward=_ce_rows_forward,
        vjp=(lambda g, x, t, out, ignore_index:
             g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
        attrs={"ignore_index": ("int", -100)}, samples=_ROWS_SAMPLES)
 define("cross_entropy_rows_backward",
-       batch=_batch.NoRule("inside cross_entropy's gradient, expanded on the worker"),
+       batch=_batch.rows,
        nin=3, infer=_infer_ce_rows_bw, forward=_ce_rows_bw_forward,
        vjp=(_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
        samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),

@@ -89,10 +89,6 @@ def test_float_inputs_means_an_integer_input_gives_a_float(name):
 UNBATCHED = {
     "overwrite": "in-place bookkeeping",
     "replace": "in-place bookkeeping",
-    "cross_entropy_rows": "inside cross_entropy's decomposition",
-    "cross_entropy_rows_backward": "inside cross_entropy's gradient",
-    "conv2d_input_grad": "a derivative op the worker expands",
-    "conv2d_weight_grad": "a per-slice weight gradient",
 }
 
 
