@@ -14,8 +14,9 @@ round trip, when one of them is read.
 - Forward mode (jvp, jacfwd, linearize, hessian) is derived from the reverse rules by the
   double-vjp trick: the vjp u ↦ Jᵀu is linear in u, so its vjp along a tangent v is J·v
   (see _forward). No op needs a forward rule of its own.
-- vmap runs the function per slice in the client and stacks the results, one graph for the
-  whole batch (see _vmap, and what a batching rule per op would change).
+- vmap traces the function once and records each op once over the whole batch through
+  the catalog's batching rule for it (OpDef.batch; see _vmap and _batching): a graph the
+  size of one slice's; per slice where the trace cannot stand for every slice.
 """
 
 from ._forward import hessian, jacfwd, jvp, linearize
