@@ -1,10 +1,10 @@
 """Ops PyTorch users reach for that the catalog can express exactly with ops it has: diff,
 roll, movedim/moveaxis, trace, addmm, diag, diagonal, tile, masked_select, take_along_dim,
-frac, sgn, nan_to_num, cross, kron, tensordot, cumprod, tril_indices and triu_indices, each
-with PyTorch's checks, messages and grad_fn name (the last node named as PyTorch's: RollBackward0,
-TraceBackward0, AddmmBackward0, DiagonalBackward0, ...; those that are composites in
-PyTorch too keep their parts' names: SubBackward0, PermuteBackward0, RepeatBackward0,
-GatherBackward0).
+frac, sgn, nan_to_num, cross, kron, tensordot, cumprod, fmax, fmin, count_nonzero,
+tril_indices and triu_indices, each with PyTorch's checks, messages and grad_fn name (the
+last node named as PyTorch's: RollBackward0, TraceBackward0, AddmmBackward0,
+DiagonalBackward0, ...; those that are composites in PyTorch too keep their parts' names:
+SubBackward0, PermuteBackward0, RepeatBackward0, GatherBackward0).
 
 Each function carries `forms`: the Tensor forms PyTorch has (m: method, i: in-place method;
 scripts/gen_tensor_methods.py generates them)."""
@@ -451,3 +451,29 @@ def cumprod(input: TensorBase, dim: int, *, dtype=None) -> TensorBase:
     if wide != out_dtype:
         steps = [apply("cast", s, dtype=out_dtype) for s in steps]
     return apply("cat", *steps, dim=d, torch_name="CumprodBackward0")
+
+
+def _fextreme(name: str, keep_first: str, input: TensorBase, other: TensorBase
+              ) -> TensorBase:
+    """fmax/fmin: the larger (smaller) value, NaN only where both are; input wins ties and
+    where other is NaN, which is where PyTorch's rule sends the gradient too."""
+    first = apply("logical_or", apply(keep_first, input, other), apply("isnan", other))
+    return apply("where", first, input, other, torch_name=name)
+
+
+@_forms("m")
+def fmax(input: TensorBase, other: TensorBase, *, out=None) -> TensorBase:
+    return _fextreme("FmaxBackward0", "ge", input, other)
+
+
+@_forms("m")
+def fmin(input: TensorBase, other: TensorBase, *, out=None) -> TensorBase:
+    return _fextreme("FminBackward0", "le", input, other)
+
+
+@_forms("m")
+def count_nonzero(input: TensorBase, dim=None) -> TensorBase:
+    """How many elements are not zero (over dim, or all), as int64."""
+    dims = None if dim is None else tuple(_as_tuple(dim))
+    nonzero = apply("ne", input, 0)
+    return apply("sum", nonzero) if dims is None else apply("sum", nonzero, dim=dims)

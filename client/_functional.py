@@ -113,7 +113,7 @@ COMPOSED = {"square": _square, "addcmul": _addcmul, "addcdiv": _addcdiv, "lerp":
             **{n: getattr(_composites, n) for n in (
                 "diff", "roll", "movedim", "moveaxis", "trace", "addmm", "diag", "diagonal",
                 "tile", "masked_select", "take_along_dim", "frac", "sgn", "nan_to_num",
-                "cross", "kron", "cumprod")}}
+                "cross", "kron", "cumprod", "fmax", "fmin", "count_nonzero")}}
 
 
 def composed() -> dict[str, Any]:

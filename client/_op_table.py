@@ -457,7 +457,7 @@ NODES: dict[str, str | None] = {
         "ScatterReduceBackward0",
         # _composites': PyTorch's nodes save their inputs (mask, self, other, result)
         "MaskedSelectBackward0", "SgnBackward0", "NanToNumBackward0",
-        "LinalgCrossBackward0", "CumprodBackward0"), None),
+        "LinalgCrossBackward0", "CumprodBackward0", "FmaxBackward0", "FminBackward0"), None),
 }
 
 

@@ -926,3 +926,11 @@ class TensorMethods:
         """In place: self takes the value of self.cumprod(...)."""
         self._check_inplace()
         return self._assign(_functional.COMPOSED["cumprod"](self, dim, dtype=dtype))
+
+    def fmax(self, other, *, out=None) -> Tensor:
+        """Tensor.fmax, composed on the client (the catalog has no `fmax`)."""
+        return _functional.COMPOSED["fmax"](self, other, out=out)
+
+    def fmin(self, other, *, out=None) -> Tensor:
+        """Tensor.fmin, composed on the client (the catalog has no `fmin`)."""
+        return _functional.COMPOSED["fmin"](self, other, out=out)

@@ -1,7 +1,8 @@
 """The ops composed on the client in _composites (diff, roll, movedim/moveaxis, trace, addmm,
-diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, nan_to_num, cross,
-kron, tensordot, cumprod, tril/triu_indices) against PyTorch: values, dtypes, grad_fn names,
-gradients, second order, forms (method, in place only where PyTorch has one) and errors."""
+diag, diagonal, tile, masked_select, take_along_dim, frac, sgn, nan_to_num, cross, kron,
+tensordot, cumprod, fmax, fmin, count_nonzero, tril/triu_indices) against PyTorch: values,
+dtypes, grad_fn names, gradients, second order, forms (method, in place only where PyTorch
+has one) and errors."""
 
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ CALLS = [
     "torch.tensordot(a, c.t(), dims=([0, 1], [0, 1]))",
     "torch.tensordot(a, c, dims=([0, 1], [1, 0]))",
     "torch.tensordot(a, c, dims=([-1], [0]))", "torch.tensordot(a, c, dims=([0], [1]))",
+    "torch.fmax(p, q)", "torch.fmin(p, q)", "p.fmax(q)", "q.fmin(p)",
+    "torch.fmax(p, torch.tensor(2.))", "torch.fmax(torch.tensor([1, 5]), torch.tensor([2., 3.]))",
+    "torch.count_nonzero(x)", "x.count_nonzero(0)", "x.count_nonzero(dim=(0, 1))",
+    "torch.count_nonzero(torch.tensor([True, False]))", "x.count_nonzero(dim=[1])",
+    "torch.count_nonzero(s)",
     "torch.kron(a, torch.ones(2))", "torch.kron(torch.tensor(2.), a)",
     "torch.kron(a, torch.ones(2, dtype=torch.int64))", "a.kron(c)", "torch.kron(v, v)",
 ]
@@ -81,6 +87,7 @@ ERRORS = [
     "torch.tensordot(a, c, dims=-1)", "torch.tensordot(a, c, dims=([1], [0, 1]))",
     "torch.tensordot(a, c, dims=3)", "torch.tensordot(a, c.double(), 1)",
     "torch.tensordot(a, c, dims=([1], [1]))",
+    "torch.fmax(torch.ones(2), torch.ones(3))", "x.count_nonzero(2)",
 ]
 
 
@@ -95,7 +102,9 @@ def _env(lib):
             "a": lib.tensor([[1.0, 2, 3], [-1, 0.5, 2]], requires_grad=True),
             "b": lib.tensor([[0.5, -1, 2], [3, 1, -2]], requires_grad=True),
             "c": lib.tensor([[0.5, -1], [3, 1], [2, -2]], requires_grad=True),
-            "L_one": lib.tensor(1)}
+            "L_one": lib.tensor(1),
+            "p": lib.tensor([1.0, nan, 2.0, nan, 3.0, -0.0, 0.0], requires_grad=True),
+            "q": lib.tensor([2.0, 1.0, nan, nan, 3.0, 0.0, -0.0], requires_grad=True)}
 
 
 @pytest.mark.parametrize("call", CALLS)
@@ -107,7 +116,7 @@ def test_results_and_gradients_match_pytorch(call):
         grad = None
         if r.requires_grad:
             w = lib.arange(1.0, r.numel() + 1).reshape(tuple(r.shape))
-            leaves = [env[k] for k in ("x", "v", "s", "a", "b", "c")]
+            leaves = [env[k] for k in ("x", "v", "s", "a", "b", "c", "p", "q")]
             grad = [g.tolist() for g in lib.autograd.grad(
                 (r * w).sum(), leaves, allow_unused=True, materialize_grads=True)]
         found.append((list(r.shape), str(r.dtype),
@@ -131,7 +140,8 @@ def test_errors_match_pytorch(call):
                                   "diag", "diagonal", "tile", "masked_select",
                                   "take_along_dim", "frac", "sgn", "tril_indices",
                                   "triu_indices", "nan_to_num", "cross", "kron",
-                                  "tensordot", "cumprod"])
+                                  "tensordot", "cumprod", "fmax", "fmin",
+                                  "count_nonzero"])
 def test_forms_are_pytorchs(name):
     for form in (name, f"{name}_"):
         assert hasattr(rg.Tensor, form) == hasattr(torch.Tensor, form), form
