@@ -69,7 +69,7 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
     the same node order), and its leaves' arrays in first-occurrence order, in one walk
     and without building the graph: a structure the engine has planned needs no more.
     None for a key that cannot be hashed (the engine then says what is wrong)."""
-    pos: dict[int, int] = {}
+    pos: dict[Node, int] = {}  # nodes are their own keys (identity hash, no __eq__): no id()
     key: list[tuple] = []
     arrays: list = []
     add = key.append
@@ -77,12 +77,11 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
     pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:  # walk()'s order, node for node (the arrays' order is the plan's)
         node, ready = pop()
-        nid = id(node)
-        if nid in pos:
+        if node in pos:
             continue
         if ready:
-            pos[nid] = len(key)
-            inputs = tuple([pos[id(i)] for i in node.inputs])
+            pos[node] = len(key)
+            inputs = tuple([pos[i] for i in node.inputs])
             if node.attrs:
                 akey = node.akey
                 if akey is None:
@@ -92,14 +91,14 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
                 add((node.op, inputs))
         elif (node.value is not None or node.hash is not None) and (
                 node.op == "leaf" or not node.tracked):  # travels_as_leaf, inlined
-            pos[nid] = len(key)
+            pos[node] = len(key)
             meta = node.meta
             add(("leaf", len(arrays), meta.dtype, meta.shape, None))
             arrays.append(node.value)
         else:
             push((node, True))
-            extend([(i, False) for i in reversed(node.inputs) if id(i) not in pos])
-    out = (tuple(key), tuple([pos[id(t)] for t in targets]))
+            extend([(i, False) for i in reversed(node.inputs) if i not in pos])
+    out = (tuple(key), tuple([pos[t] for t in targets]))
     try:
         hash(out)
     except TypeError:
