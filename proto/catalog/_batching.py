@@ -316,29 +316,37 @@ def _broadcast(metas) -> tuple[int, ...]:
 
 
 def class_loss(site: Site):
-    """nll_loss / cross_entropy over (N, C) or (C,) slices, no weight, class-index targets
-    (or class probabilities of x's shape): rows of every slice as one (size * N, C) call
-    with reduction 'none', then each slice's sum, or mean (over its targets that are not
-    ignored, as PyTorch's; over N for probabilities)."""
-    if len(site.metas) != 2:
+    """nll_loss / cross_entropy over (C,), (N, C) or (N, C, d1, ...) slices, class-index
+    targets (or class probabilities of x's shape), an unbatched weight or none: the rows of
+    every slice (C last) as one (size * rows, C) call with reduction 'none', then each
+    slice's sum, or mean as PyTorch's:
+    over its targets that are not ignored (their weights' sum, with a weight), over N for
+    probabilities."""
+    if len(site.metas) == 3 and site.batched[2] or len(site.metas) > 3:
         return None
-    x, t = site.metas
-    if len(x.shape) not in (1, 2) or len(t.shape) != len(x.shape) - 1:
-        return None
+    x, t = site.metas[:2]
+    weighted = len(site.metas) == 3
     probs = t.dtype.startswith("float")  # class probabilities, of x's shape
-    if probs and t.shape != x.shape:
+    if not x.shape or (t.shape != x.shape if probs else len(t.shape) != len(x.shape) - 1):
         return None
-    n = x.shape[0] if len(x.shape) == 2 else 1
-    c = x.shape[-1]
+    r = len(x.shape)
+    c = x.shape[1] if r > 1 else x.shape[0]
+    n = 1  # rows per slice: N and the K extra dims of (N, C, d1, ...)
+    for i, s in enumerate(x.shape):
+        n *= s if r > 1 and i != 1 else 1
+    last = (0, 1) + tuple(range(3, r + 1)) + (2,)  # batched (B, N, C, d...): C last
     red = site.attrs["reduction"]
     ignore = site.attrs["ignore_index"]
 
     def rewrite(emit, xs, size):
         xb = xs[0] if site.batched[0] else expand_batch(emit, xs[0], x, size)
         tb = xs[1] if site.batched[1] else expand_batch(emit, xs[1], t, size)
+        if r > 2:
+            xb = emit("permute", xb, dims=last)
+            tb = emit("permute", tb, dims=last) if probs else tb
         rows = emit(site.op, emit("reshape", xb, shape=(size * n, c)),
                     emit("reshape", tb, shape=(size * n,) + ((c,) if probs else ())),
-                    **dict(site.attrs, reduction="none"))
+                    *xs[2:], **dict(site.attrs, reduction="none"))
         per = emit("reshape", rows, shape=(size, n))
         if red == "none":
             return emit("reshape", per, shape=(size,) + tuple(site.out.shape))
@@ -347,8 +355,12 @@ def class_loss(site: Site):
             return total
         if probs:
             return emit("div", total, n)
-        kept = emit("ne", emit("reshape", tb, shape=(size, n)), ignore)
-        count = emit("sum", emit("cast", kept, dtype=site.out.dtype), dim=1)
+        flat = emit("reshape", tb, shape=(size * n,))
+        kept = emit("cast", emit("ne", flat, ignore), dtype=site.out.dtype)
+        if weighted:  # each kept target's weight (an ignored one indexes class 0, times 0)
+            safe = emit("where", emit("ne", flat, ignore), flat, 0)
+            kept = emit("mul", kept, emit("index_select", xs[2], safe, dim=0))
+        count = emit("sum", emit("reshape", kept, shape=(size, n)), dim=1)
         return emit("div", total, count)
     return rewrite
 

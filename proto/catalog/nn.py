@@ -375,11 +375,12 @@ define("bce_input_grad",
 
 
 def _bce_batch(site):
-    """Input and target of one shape (unbatched ones expanded), reduced per slice; a
-    weight (which broadcasts) maps per slice."""
-    if len(site.metas) != 2:
+    """Input and target of one shape (unbatched ones expanded), reduced per slice; an
+    unbatched weight (or pos_weight) broadcasts over the batch as over the slice's dims, a
+    batched one maps per slice."""
+    if any(site.batched[2:]):
         return None
-    return _batch.with_reduction(site, _batch.all_batched())
+    return _batch.with_reduction(site, _batch.all_batched(which=(0, 1)))
 
 
 define("binary_cross_entropy",
