@@ -411,7 +411,7 @@ def index_key(prefix_shape: bool = False):
     first in PyTorch, in front of the batch dim: those map per slice."""
     def rule(site: Site):
         if any(site.batched[1:]):
-            return None
+            return None if prefix_shape else _batched_indices(site)
         items = site.attrs["key"].split(",") if site.attrs["key"] else []
         where = [i for i, t in enumerate(items) if t.strip() == "T"]
         if where and where[-1] - where[0] != len(where) - 1:
@@ -422,6 +422,27 @@ def index_key(prefix_shape: bool = False):
         return lambda emit, xs, size: emit(
             site.op, *xs, **dict(attrs, shape=(size,) + tuple(site.attrs["shape"])))
     return rule
+
+
+def _batched_indices(site: Site):
+    """x[idx] with batched integer indices leading the key (then only full slices): with x
+    unbatched, the batch leads the indices and so the result, as it is; with x batched too,
+    a batch index (0..size-1, shaped to broadcast with idx) picks each slice's own rows."""
+    items = [t.strip() for t in site.attrs["key"].split(",")]
+    full = [t == "..." or (t and set(t) == {":"}) for t in items[1:]]  # ":", "::", "..."
+    if len(site.metas) != 2 or items[0] != "T" or not all(full):
+        return None
+    if site.metas[1].dtype == "bool":  # a batched mask: each slice's count its own
+        return None
+    if not site.batched[0]:
+        return site.attrs
+    k = len(site.metas[1].shape)
+    attrs = dict(site.attrs, key=",".join(["T"] + items))
+
+    def rewrite(emit, xs, size):
+        rows = emit("reshape", emit("arange", end=size), shape=(size,) + (1,) * k)
+        return emit(site.op, xs[0], rows, xs[1], **attrs)
+    return rewrite
 
 
 def sum_to(site: Site):

@@ -339,3 +339,20 @@ def test_a_trace_in_one_thread_leaves_other_threads_alone():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("key", ["i", "i, :", "i, ..."])
+def test_batched_indices(key):
+    """x[idx] with per-slice indices (x batched or not), and its per-sample gradient."""
+    rng = np.random.default_rng(8)
+    X, idx = rng.standard_normal((4, 6, 3)), rng.integers(0, 6, (4, 2))
+    f = eval(f"lambda x, i: x[{key}].sin() * 2")  # noqa: S307  (the key under test)
+    fell = _per_slice_ops()
+    for dims in ((0, 0), (None, 0)):
+        x = X if dims[0] == 0 else X[0]
+        _close(rf.vmap(f, in_dims=dims)(rg.tensor(x), rg.tensor(idx)),
+               tf.vmap(f, in_dims=dims)(torch.tensor(x), torch.tensor(idx)), f"x[{key}] {dims}")
+    g = lambda x, i: f(x, i).sum()  # noqa: E731
+    _close(rf.vmap(rf.grad(g))(rg.tensor(X), rg.tensor(idx)),
+           tf.vmap(tf.grad(g))(torch.tensor(X), torch.tensor(idx)), f"d x[{key}]")
+    assert _per_slice_ops() == fell
