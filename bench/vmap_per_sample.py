@@ -2,8 +2,8 @@
 functional_call, in_dims=(None, 0, 0)), vmap by the catalog's batching rules against vmap
 per slice (remotegrad.func._batching.ENABLED = False: the function run once per sample and
 stacked), in the same run, embedded engine: nodes recorded, CPU seconds to record, and CPU
-seconds to record + compute (one round trip), interleaved rounds; PyTorch's torch.func for
-reference.
+seconds to record + compute (one round trip), interleaved rounds, new inputs every call (no
+cached result), each checked against PyTorch's torch.func (timed too, for reference).
 
     .venv/bin/python bench/vmap_per_sample.py [--batch 64] [--rounds 7]
 """
@@ -76,16 +76,18 @@ def main() -> None:
     model_t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     params = {k: v.detach() for k, v in model.named_parameters()}
     params_t = {k: v.detach() for k, v in model_t.named_parameters()}
-    Xr, Yr = rg.tensor(X.astype(np.float32)), rg.tensor(Y)
-    Xt, Yt = torch.tensor(X.astype(np.float32)), torch.tensor(Y)
-    want = _per_sample(torch, tf, model_t, params_t, Xt, Yt)
+    Yr, Yt = rg.tensor(Y), torch.tensor(Y)
     rows = {True: [], False: []}
-    for _ in range(args.rounds):  # interleaved: the machine's noise falls on both
+    for i in range(args.rounds):  # interleaved: the machine's noise falls on both
         for batched in (True, False):
-            nodes, rec, total, values = _one(batched, model, params, Xr, Yr)
+            # new inputs every call: no result cached from an earlier round
+            Xi = (X + 1e-3 * (2 * i + batched)).astype(np.float32)
+            want = _per_sample(torch, tf, model_t, params_t, torch.tensor(Xi), Yt)
+            nodes, rec, total, values = _one(batched, model, params, rg.tensor(Xi), Yr)
             rows[batched].append((nodes, rec, total))
             for v, (k, t) in zip(values, want.items()):
                 np.testing.assert_allclose(v, t.numpy(), rtol=2e-4, atol=2e-5, err_msg=k)
+    Xt = torch.tensor(X.astype(np.float32))
     t0 = time.process_time()
     for _ in range(args.rounds):
         _per_sample(torch, tf, model_t, params_t, Xt, Yt)
