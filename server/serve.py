@@ -80,6 +80,7 @@ def serve(args) -> None:
     # Streams may hold at most half the threads: health checks and calls keep the rest.
     streams = StreamGate(args.max_streams_per_tenant, THREADS // 2, args.max_tensor_bytes,
                          args.stream_idle_timeout)
+    fetch.give_back_large_buffers()  # RSS follows what the streams hold (server/fetch.py)
     # What all fetches hold at once; a waiting one outlasts a stalled holder's idle timeout.
     fetch.IN_FLIGHT = fetch.InFlight(args.fetch_bytes_in_flight,
                                      args.stream_idle_timeout + fetch.WAIT_MARGIN)
