@@ -150,15 +150,7 @@ def _combine(results: list, slice_args: list, out_dims: Any, size: int, name: st
                              f"structures for different slices: {spec.pprint()} and "
                              f"{other.pprint()}")
         per_slice.append(more)
-    if isinstance(out_dims, int) and not isinstance(out_dims, bool) or out_dims is None:
-        dims = [out_dims] * len(leaves)
-    else:
-        dims = _pytree.broadcast_prefix(out_dims, results[0], _is_dim)
-        if dims is None:
-            raise ValueError(f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is "
-                             "not compatible with the structure of `outputs`. out_dims has "
-                             f"structure {_pytree.flatten(out_dims)[1]!r} but outputs has "
-                             f"structure {spec!r}.")
+    dims = _out_dims(out_dims, results[0], spec, name)
     out = []
     for i, (x, d) in enumerate(zip(leaves, dims)):
         if d is None:
