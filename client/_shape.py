@@ -253,22 +253,21 @@ def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
 def setitem(self: Tensor, key: Any, value: Any) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x."""
     text, tensors, counts, _ = _index_args(key)
+    number = isinstance(value, Scalar)
+    if number:  # PyTorch converts (and checks) the number before it reads the key
+        dtype = self._node.meta.dtype
+        # cast to self's dtype as PyTorch does (unchecked into a half: 7e4 is inf there)
+        value = scalar_as(value, "float64" if dtype == "float16" else dtype)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     name = _setitem_name(self, text, tensors, region, value)
     if name == "FillBackward3":  # all of x: PyTorch's fill_ (of the number as a tensor),
-        if isinstance(value, Scalar):  # whose old value gets a zero gradient, not a where
-            dtype = self._node.meta.dtype
-            value = tensor(scalar_as(value, "float64" if dtype == "float16" else dtype))
-        self._fill(value, name)
+        self._fill(tensor(value) if number else value, name)  # the old value's gradient 0
         return
     if name == "CopyBackwards":
         self.copy_(value)
         return
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
-    if isinstance(value, Scalar):
-        # PyTorch casts it to self's dtype (unchecked into a half: 7e4 is inf there)
-        dtype = self._node.meta.dtype
-        value = scalar_as(value, "float64" if dtype == "float16" else dtype)
+    if number:
         ones_region = ones(tuple(region.shape), dtype=self.dtype)
         mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
         self._check_inplace()

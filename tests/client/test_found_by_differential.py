@@ -371,6 +371,8 @@ CASES = {
     # l1_loss is PyTorch's sub, abs and reduction: their saved tensors
     "l1_loss, a second backward through it": _l1_twice,
     "x[...] = value over all of x (a fill, a copy)": _whole_setitem,
+    "x[bad key] = inf into int64: the number is checked first": lambda T: T.tensor(
+        2).__setitem__((Ellipsis, slice(None, 1)), INF),
     "a backward through a create_graph gradient's freed graph": _through_freed_derivative,
     "l1_loss of a 0-d float64 input and a float32 target with dims (broadcast first)":
         lambda T: (*_grad(T, lambda a, b: F(T).l1_loss(a, b, reduction="sum"), _leaf(T, 0.13),
