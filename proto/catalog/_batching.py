@@ -584,3 +584,23 @@ def conv2d_weight_grad(site: Site):
                                             groups=size * groups))
         return emit("reshape", out, shape=(size,) + ws)
     return rewrite
+
+
+def embedding(site: Site):
+    """embedding(idx, weight): batch-polymorphic in the indices. A batched weight (per-sample
+    parameters) is one table of every slice's rows, (size * V, D), each slice's indices
+    offset to its own rows (not with a padding_idx: that names one row of one table)."""
+    if not site.batched[1]:
+        return site.attrs
+    if site.attrs["padding_idx"] is not None:
+        return None
+    idx, w = site.metas
+    v, k = w.shape[0], len(idx.shape)
+
+    def rewrite(emit, xs, size):
+        ib = xs[0] if site.batched[0] else expand_batch(emit, xs[0], idx, size)
+        offset = emit("reshape", emit("mul", emit("arange", end=size, dtype=idx.dtype), v),
+                      shape=(size,) + (1,) * k)
+        table = emit("reshape", xs[1], shape=(size * v,) + tuple(w.shape[1:]))
+        return emit("embedding", emit("add", ib, offset), table, **site.attrs)
+    return rewrite

@@ -147,7 +147,7 @@ def _embedding(idx, w, padding_idx):
     return (idx != pad).unsqueeze(dim=-1).where(rows, rows.detach())
 
 
-define("embedding", batch=_batch.only(0), nin=2, infer=_infer_embedding, decompose=_embedding,
+define("embedding", batch=_batch.embedding, nin=2, infer=_infer_embedding, decompose=_embedding,
        attrs={"padding_idx": ("optional_int", None)},
        samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
                 S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),

@@ -356,3 +356,28 @@ def test_batched_indices(key):
     _close(rf.vmap(rf.grad(g))(rg.tensor(X), rg.tensor(idx)),
            tf.vmap(tf.grad(g))(torch.tensor(X), torch.tensor(idx)), f"d x[{key}]")
     assert _per_slice_ops() == fell
+
+
+def _text_loss(lib):
+    F = lib.nn.functional
+
+    def loss(p, tokens, y):
+        h = F.embedding(tokens.unsqueeze(0), p["emb"]).mean(1)
+        return F.cross_entropy(F.linear(h, p["fc.weight"], p["fc.bias"]), y.unsqueeze(0))
+    return loss
+
+
+def test_per_sample_gradients_through_an_embedding():
+    """embedding's rule with a batched table (the parameters, expanded per sample)."""
+    rng = np.random.default_rng(12)
+    p = {"emb": rng.standard_normal((10, 4)), "fc.weight": rng.standard_normal((3, 4)),
+         "fc.bias": rng.standard_normal(3)}
+    tokens, y = rng.integers(0, 10, (5, 6)), rng.integers(0, 3, 5)
+    fell = _per_slice_ops()
+    got = rf.vmap(rf.grad(_text_loss(rg)), in_dims=(None, 0, 0))(
+        {k: rg.tensor(v) for k, v in p.items()}, rg.tensor(tokens), rg.tensor(y))
+    want = tf.vmap(tf.grad(_text_loss(torch)), in_dims=(None, 0, 0))(
+        {k: torch.tensor(v) for k, v in p.items()}, torch.tensor(tokens), torch.tensor(y))
+    for k in p:
+        _close(got[k], want[k], f"per-sample d/d {k}")
+    assert _per_slice_ops() == fell
