@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._special import scatter_add
 from . import _batching as _batch
+from . import _batching_nn as _batch_nn
 from ._registry import REQUIRED, define
 from ._samples import F, S
 from ._types import FLOATING, ITEMSIZE, Meta, OpError
@@ -175,7 +176,7 @@ def _conv_vjp(g, x, w, *b, out, index, **a):
 
 
 define("conv2d",
-       batch=_batch.conv2d,
+       batch=_batch_nn.conv2d,
        nin=-1, infer=_infer_conv, forward=_conv_forward, variadic_rule=_conv_vjp,
        attrs=dict(_CONV), fresh=True,
        samples=(S(F(2, 3, 5, 5), F(4, 3, 3, 3), F(4)),
@@ -208,7 +209,7 @@ def _infer_weight_grad(metas, weight_shape, **a):
 
 # <h, input_grad(g, w)> = <g, conv(h, w)>  and  <k, weight_grad(x, g)> = <g, conv(x, k)>.
 define("conv2d_input_grad",
-       batch=_batch.conv2d_input_grad,
+       batch=_batch_nn.conv2d_input_grad,
        nin=2, infer=_infer_input_grad, forward=_input_grad_forward,
        vjp=(lambda h, g, w, out, input_shape, **a: h.conv2d(w, **a),
             lambda h, g, w, out, input_shape, **a:
@@ -218,7 +219,7 @@ define("conv2d_input_grad",
                 S(F(1, 3, 4, 3), F(3, 2, 2, 3), input_shape=(1, 2, 6, 5), stride=2,
                   padding=1)))
 define("conv2d_weight_grad",
-       batch=_batch.conv2d_weight_grad,
+       batch=_batch_nn.conv2d_weight_grad,
        nin=2, infer=_infer_weight_grad, forward=_weight_grad_forward,
        vjp=(lambda k, x, g, out, weight_shape, **a:
                 g.conv2d_input_grad(k, input_shape=x.shape, **a),

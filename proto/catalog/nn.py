@@ -18,6 +18,7 @@ from ._checks import CheckedRuntimeError, fail_if
 from .elementwise import refuse_bool_sub
 from .linalg import mm_dtype_error
 from . import _batching as _batch
+from . import _batching_nn as _batch_nn
 from ._registry import REQUIRED, define
 from ._samples import B, F, I, P, S, X
 from ._special import ce_rows, ce_rows_apply
@@ -80,7 +81,7 @@ def _linear_vjp(g, x, w, *b, out, index):
 
 
 define("linear",
-       batch=_batch.linear,
+       batch=_batch_nn.linear,
        nin=-1, infer=_infer_linear, forward=_linear_forward, variadic_rule=_linear_vjp,
        fresh=True, samples=(S(F(5, 4), F(3, 4), F(3)), S(F(5, 4), F(3, 4)), S(F(4), F(3, 4), F(3)),
                 S(F(2, 5, 4), F(3, 4), F(3)), S(F(0, 4), F(3, 4), F(3))))
@@ -116,7 +117,7 @@ def _layer_norm(x, *wb, normalized_shape, eps):
 
 
 define("layer_norm",
-       batch=_batch.layer_norm,
+       batch=_batch_nn.layer_norm,
        nin=-1, infer=_infer_layer_norm, decompose=_layer_norm,
        attrs={"normalized_shape": ("ints", REQUIRED), "eps": ("float", 1e-5)},
        samples=(S(F(4, 5), F(5), F(5), normalized_shape=(5,)),
@@ -147,7 +148,7 @@ def _embedding(idx, w, padding_idx):
     return (idx != pad).unsqueeze(dim=-1).where(rows, rows.detach())
 
 
-define("embedding", batch=_batch.embedding, nin=2, infer=_infer_embedding, decompose=_embedding,
+define("embedding", batch=_batch_nn.embedding, nin=2, infer=_infer_embedding, decompose=_embedding,
        attrs={"padding_idx": ("optional_int", None)},
        samples=(S(I((2, 3), 5), F(5, 4), grad=(1,)),
                 S(I((4,), 5), F(5, 2), padding_idx=1, grad=(1,), fd=False),
@@ -665,13 +666,13 @@ _ROWS_SAMPLES = (S(F(5, 4), I((5,), 4), grad=(0,)), S(F(5, 4), _IGNORED, ignore_
                                                      grad=(0,)),
                  S(F(6, 3), I((6,), 3), ignore_index=1, grad=(0,)), S(F(0, 3), I((0,), 3)))
 define("cross_entropy_rows",
-       batch=_batch.rows,
+       batch=_batch_nn.rows,
        nin=2, infer=_infer_ce_rows, forward=_ce_rows_forward,
        vjp=(lambda g, x, t, out, ignore_index:
             g.cross_entropy_rows_backward(x, t, ignore_index=ignore_index), None),
        attrs={"ignore_index": ("int", -100)}, samples=_ROWS_SAMPLES)
 define("cross_entropy_rows_backward",
-       batch=_batch.rows,
+       batch=_batch_nn.rows,
        nin=3, infer=_infer_ce_rows_bw, forward=_ce_rows_bw_forward,
        vjp=(_ce_bw_g, _ce_bw_x, None), attrs={"ignore_index": ("int", -100)},
        samples=(S(F(5), F(5, 4), I((5,), 4), grad=(0, 1)),
@@ -680,7 +681,7 @@ define("cross_entropy_rows_backward",
 
 _CLASS = {"ignore_index": ("int", -100), "reduction": ("str", "mean")}
 define("nll_loss",
-       batch=_batch.class_loss,
+       batch=_batch_nn.class_loss,
        nin=-1, infer=_infer_class_loss("nll_loss", False), decompose=_nll,
        attrs=dict(_CLASS),
        samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
@@ -691,7 +692,7 @@ define("nll_loss",
                 S(F(6, 3), I((6,), 3), ignore_index=1, reduction="none", grad=(0,)),
                 S(F(6, 3), I((6,), 3), P(3), ignore_index=2, grad=(0,))))
 define("cross_entropy",
-       batch=_batch.class_loss,
+       batch=_batch_nn.class_loss,
        nin=-1, infer=_infer_class_loss("cross_entropy", True),
        decompose=_cross_entropy, attrs={**_CLASS, "label_smoothing": ("float", 0.0)},
        samples=(S(F(5, 4), I((5,), 4), grad=(0,)),
