@@ -15,6 +15,7 @@ import numpy as np
 from . import _dtypes
 from ._node import dtype_name, leaf
 from ._tensor_base import TensorBase, new
+from ._to import check_device
 
 if TYPE_CHECKING:
     from ._tensor import Tensor
@@ -102,6 +103,7 @@ def _gather(data):
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
     """A new leaf holding a copy of `data` (nested lists, numbers, arrays or tensors)."""
+    check_device(device)
     was_array = isinstance(data, (np.ndarray, TensorBase))
     array = np.asarray(_gather(data))
     if not was_array and array.dtype.kind not in "fiub":
@@ -114,6 +116,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    check_device(device)
     if isinstance(data, TensorBase):
         return data if dtype is None else data.to(dtype)
     return tensor(data, dtype=dtype)
@@ -137,19 +140,23 @@ def _default(dtype) -> str:
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None,
           layout=None) -> Tensor:
+    check_device(device)
     return _make(np.zeros(_size(size), _default(dtype)), None, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None,
          layout=None) -> Tensor:
+    check_device(device)
     return _make(np.ones(_size(size), _default(dtype)), None, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, **kwargs) -> Tensor:
+    check_device(device)
     return zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device)
     if isinstance(fill_value, TensorBase):
         fill_value = fill_value.item()
     if dtype is None:
@@ -160,11 +167,13 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
+    check_device(device)
     return _make(np.eye(n, n if m is None else m, dtype=_default(dtype)), None, requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
+    check_device(device)
     if end is None:
         start, end = 0, start
     values = [_num(v) for v in (start, end, step)]
@@ -187,6 +196,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
+    check_device(device)
     n, name = builtins.int(steps), _default(dtype)
     lo, hi = _num(start), _num(end)
     if name in ("float32", "float16"):  # PyTorch computes in the output's precision
@@ -209,6 +219,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
+    check_device(device)
     array = np.logspace(_num(start), _num(end), builtins.int(steps), base=base)
     return _make(array.astype(_default(dtype)), None, requires_grad)
 
@@ -218,17 +229,20 @@ def _num(v):
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device)
     array = rng(generator).standard_normal(_size(size))
     return _make(array.astype(_default(dtype)), None, requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device)
     array = rng(generator).random(_size(size))
     return _make(array.astype(_default(dtype)), None, requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad: bool = False) -> Tensor:
+    check_device(device)
     if size is None:
         low, high, size = 0, low, high
     if high is None:
@@ -239,6 +253,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
 
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
+    check_device(device)
     array = rng(generator).permutation(builtins.int(n))
     return _make(array.astype(_dtypes.resolve(dtype) or "int64"), None, requires_grad)
 
@@ -256,41 +271,48 @@ def _like(t: Tensor, dtype) -> tuple[tuple[int, ...], object]:
 
 def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
                memory_format=None) -> Tensor:
+    check_device(device)
     shape, dt = _like(input, dtype)
     return zeros(shape, dtype=dt, requires_grad=requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
               memory_format=None) -> Tensor:
+    check_device(device)
     shape, dt = _like(input, dtype)
     return ones(shape, dtype=dt, requires_grad=requires_grad)
 
 
 def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
                memory_format=None) -> Tensor:
+    check_device(device)
     return zeros_like(input, dtype=dtype, requires_grad=requires_grad)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
               requires_grad: bool = False, memory_format=None) -> Tensor:
+    check_device(device)
     shape, dt = _like(input, dtype)
     return full(shape, fill_value, dtype=dt, requires_grad=requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
               memory_format=None) -> Tensor:
+    check_device(device)
     shape, dt = _like(input, dtype)
     return rand(shape, dtype=dt, requires_grad=requires_grad)
 
 
 def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
                memory_format=None) -> Tensor:
+    check_device(device)
     shape, dt = _like(input, dtype)
     return randn(shape, dtype=dt, requires_grad=requires_grad)
 
 
 def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
                  requires_grad: bool = False, memory_format=None) -> Tensor:
+    check_device(device)
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype,
                    requires_grad=requires_grad)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from remotegrad.proto.catalog import FLOATING
 
 from . import _dtypes
+from ._default_device import _parse as parse_device
 from ._size import Size, device
 
 if TYPE_CHECKING:
@@ -92,8 +93,16 @@ class TensorMeta:
     def cpu(self) -> Tensor:
         return self
 
-    def cuda(self, *args, **kwargs) -> Tensor:
-        return self  # arithmetic already runs on the cluster's devices
+    def cuda(self, device=None, non_blocking: builtins.bool = False, **kwargs) -> Tensor:
+        """Fails as on a CPU-only PyTorch build (remotegrad.cuda.is_available() is False:
+        the cluster, not the program, decides where arithmetic runs; .to('cuda') agrees)."""
+        if isinstance(device, builtins.int) and not isinstance(device, builtins.bool):
+            raise RuntimeError("Device index must not be negative" if device < 0 else
+                               "Cannot access accelerator device when none is available.")
+        if device is not None:
+            if parse_device(device).type != "cuda":
+                raise RuntimeError("Invalid device, must be cuda device")
+        raise AssertionError("Torch not compiled with CUDA enabled")
 
     def contiguous(self, *args, **kwargs) -> Tensor:
         return self

@@ -244,6 +244,10 @@ class Module:
         return self
 
     def cuda(self, device=None) -> Module:
+        # PyTorch moves each parameter and buffer with Tensor.cuda: a CPU-only build fails
+        # at the first one, and a module with none is returned as it is.
+        for t in (*self.parameters(), *self.buffers()):
+            t.cuda()
         return self
 
     # --- state ---------------------------------------------------------------------------

@@ -38,7 +38,9 @@ ERRORS = [
     "x.to(copy='z', dtype=1)", "x.to(L.float64, 'b', dtype=1)", "x.to(other=x)",
     "x.to(L.float64, non_blocking=1)", "x.to([1])", "x.to(L.float64, 1)",
     "x.to('cuda:01')", "x.to(device='float64')", "x.to('cpu:x')", "x.to('')",
-    "x.type('float64')",
+    "x.type('float64')", "x.cuda()", "x.cuda(0)",
+    "x.cuda(-1)", "x.cuda('cpu')", "x.cuda('cuda:0')", "x.cuda(L.device('cuda'))",
+    "x.cuda('bogus')",
 ]
 
 
@@ -118,3 +120,35 @@ def test_module_to_dtype_keyword_matches_pytorch():
             except Exception as e:
                 found.append((type(e).__name__, str(e)))
     assert found[:3] == found[3:]
+
+
+@pytest.mark.parametrize("make", ["L.nn.Linear(2, 2)", "L.nn.BatchNorm1d(2)", "L.nn.ReLU()"])
+def test_module_cuda_matches_pytorch(make):
+    """A CPU-only build fails at the module's first parameter or buffer; one with none is
+    returned as it is."""
+    found = []
+    for lib in (rg, torch):
+        m = eval(make, {"L": lib})
+        try:
+            found.append(m.cuda() is m)
+        except Exception as e:
+            found.append((type(e).__name__, str(e)))
+    assert found[0] == found[1]
+
+
+CREATIONS = ["L.ones(2, device='cuda')", "L.zeros(2, device=0)",
+             "L.tensor([1.0], device='cuda:0')",
+             "L.zeros_like(L.ones(2), device=L.device('cuda'))", "L.arange(3, device='cpu')",
+             "L.full((2,), 1.0, device='cpu:0')", "L.randn(2, device=-1)"]
+
+
+@pytest.mark.parametrize("call", CREATIONS)
+def test_creation_devices_match_pytorch(call):
+    """device= takes the CPU only, failing for others as a CPU-only PyTorch build does."""
+    found = []
+    for lib in (rg, torch):
+        try:
+            found.append(eval(call, {"L": lib}).tolist())
+        except Exception as e:
+            found.append((type(e).__name__, str(e)))
+    assert found[0] == found[1]
