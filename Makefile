@@ -1,11 +1,15 @@
 # remotegrad: one entry point for the common jobs.
 #   make demo   fresh venv → local cluster → the seed tutorial through it → cluster down
-#   make test   the test suite (starts its own redis-server, gateway and workers)
+#   make test   the test suite (starts its own redis-server, gateway and workers; README: Two commands)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 50051
+# The suite runs in this many pytest-xdist processes, each test file whole in one of them
+# (--dist loadfile: a module's processes start once). Most tests wait on processes they
+# start, so two keep a 2-core machine busy; TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test lint proto clean
 
@@ -20,7 +24,7 @@ demo: venv
 	PY=$(PY) PORT=$(PORT) bash scripts/demo.sh
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check client server worker proto tests bench loadtest examples scripts
