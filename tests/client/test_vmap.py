@@ -108,7 +108,15 @@ def _per_slice_ops() -> int:
     return sum(v for k, v in _batching.STATS.items() if k.startswith("op_per_slice:"))
 
 
-@pytest.mark.parametrize("seed", range(12))
+SEEDS = range(24)
+
+
+def test_the_random_programs_use_every_op():
+    used = {name for seed in SEEDS for name in _program(seed)[2]}
+    assert used == set(NAMES), set(NAMES) - used
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_programs_match_torch_func(seed):
     f, ft, names = _program(seed)
     (X, W, w), (Xt, Wt, wt) = _data(seed, 6)
