@@ -291,6 +291,10 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
              create_graph: bool = False, grad_variables=None, inputs=None) -> None:
     """Accumulate the gradients of `tensors` into the `.grad` of the leaves (or of
     `inputs`), as torch.autograd.backward."""
+    if _tensor_base.TAPING and getattr(_tensor_base.TAPES, "tape", None) is not None:
+        raise RuntimeError("backward() called inside a functorch transform. This is not "
+                           "supported, please use functorch.grad or functorch.vjp instead or "
+                           "call backward() outside of functorch transforms.")
     if grad_tensors is None:
         grad_tensors = grad_variables
     if retain_graph is None:

@@ -389,3 +389,14 @@ def test_per_sample_gradients_through_an_embedding():
     for k in p:
         _close(got[k], want[k], f"per-sample d/d {k}")
     assert _per_slice_ops() == fell
+
+
+def test_backward_inside_vmap_is_refused_as_by_torch_func():
+    messages = []
+    for lib, func in ((rg, rf), (torch, tf)):
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        with pytest.raises(RuntimeError) as e:
+            func.vmap(lambda x: (x * w).sum().backward())(lib.ones(3, 2))  # noqa: B023
+        messages.append(str(e.value))
+        assert w.grad is None
+    assert messages[0] == messages[1]
