@@ -83,7 +83,12 @@ def _matmul_a(g, a, b, out):
         return g * b
     if a.ndim == 1:      # (k,) @ (..., k, n): treat a as (1, k); the engine sums batch dims
         return g.unsqueeze(dim=-2).matmul(_mT(b))
-    if b.ndim == 1:      # (..., m, k) @ (k,): treat b as (k, 1)
+    if b.ndim == 1 and a.ndim > 2:
+        # PyTorch folds (..., m, k) @ (k,) into one mv over a viewed as (rows, k): the
+        # outer product of g's rows with b, viewed back (its gradient ends ViewBackward0)
+        rows = numel(g.shape)
+        return (g.reshape(shape=(rows, 1)) * b).reshape(shape=a.shape)
+    if b.ndim == 1:      # (m, k) @ (k,): treat b as (k, 1)
         return g.unsqueeze(dim=-1).matmul(b.unsqueeze(dim=0))
     return g.matmul(_mT(b))
 

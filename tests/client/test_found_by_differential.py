@@ -147,6 +147,15 @@ def _whole_setitem(T):
     return (*out, g, T.tensor(g.requires_grad), x)
 
 
+def _wrt_a_gradient(T):
+    """d/d(g) where g = d sqrt(x)/dx is also an expression a later rule recomputes (div's
+    x / y): the rule's copy is not the tensor differentiated against."""
+    v0 = _leaf(T, 0.13, "float32")
+    (v2,) = T.autograd.grad(v0.sqrt().sum(), v0, create_graph=True)
+    gs = T.autograd.grad(v2.sum(), [v0, v2], create_graph=True)
+    return T.autograd.grad(gs[0].sin().sum() + (gs[1] * v2).sum(), [v0, v2])
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -374,6 +383,7 @@ CASES = {
     "x[bad key] = inf into int64: the number is checked first": lambda T: T.tensor(
         2).__setitem__((Ellipsis, slice(None, 1)), INF),
     "a backward through a create_graph gradient's freed graph": _through_freed_derivative,
+    "with respect to a gradient that a rule recomputes": _wrt_a_gradient,
     "l1_loss of a 0-d float64 input and a float32 target with dims (broadcast first)":
         lambda T: (*_grad(T, lambda a, b: F(T).l1_loss(a, b, reduction="sum"), _leaf(T, 0.13),
                           _leaf(T, np.zeros(0), "float32")),
@@ -485,6 +495,9 @@ NAMES = {
         T, lambda x: F(T).mse_loss(x.squeeze(-1), x.squeeze(-1)) ** 2, _leaf(T, 0.13)),
     "squeeze of a size-1 dim": lambda T: _name_of(T, lambda x: x.squeeze(-1).sigmoid(),
                                                   _leaf(T, [0.13])),
+    "batch @ vector, for the batch (PyTorch's fold: a view last)": lambda T: [
+        _name_of(T, lambda x, y: x @ y, _leaf(T, np.ones(s)), _leaf(T, [0.5, -1.5]))
+        for s in ((2, 3, 2), (0, 3, 2), (2, 1, 3, 2))],
     "stack's piece (PyTorch's unbind: a select)": lambda T: _name_of(
         T, lambda x, y: T.stack([x, y]).cos(), _leaf(T, [0.13]), _leaf(T, [0.38])),
     "cosine_similarity of a 0-d x with itself (no expand to its own shape)": lambda T:

@@ -138,13 +138,24 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
         ready = [m for m in members if src.inputs[m][-1] in new]
         grads = vjp(dst, outs, seeds, [new[src.inputs[m][-1]] for m in ready])
         for m, gid in zip(ready, grads):
-            new[m] = gid
+            new[m] = _kept_apart(dst, gid, src.salts.get(m))
         for m in members:
             if m not in new:
                 wm = src.metas[src.inputs[m][-1]]
                 new[m] = dst.add("full", (), {"shape": wm.shape, "value": 0.0,
                                               "dtype": wm.dtype})
     return dst, [new[t] for t in targets]
+
+
+def _kept_apart(g: Graph, nid: int, salt: int | None) -> int:
+    """A gradient that a later grad differentiates against (a salted grad node) as a node
+    of its own: a salted view of its value. Lowered bare, it would be the same node as an
+    equal expression a rule builds (div's x / y in d/dx of x / y is the gradient g / y
+    itself), and that rule would then read the tensor differentiated against: PyTorch's
+    rule computes a new tensor there."""
+    if salt is None:
+        return nid
+    return g.add_checked("reshape", (nid,), {"shape": g.metas[nid].shape}, g.metas[nid], salt)
 
 
 def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
