@@ -584,7 +584,12 @@ def _ce_rows_numpy(xp, x, t, ignore_index, g=None):
     valid = t != ignore_index
     safe = xp.where(valid, t, 0)[:, None]
     if g is None:  # PyTorch's -logp[t] (-0.0 of one class's logp 0.0), +0.0 where ignored
-        picked = xp.take_along_axis(_log_softmax_forward(xp, x, 1), safe, axis=1)[:, 0]
+        if not x.shape[1]:  # no class to pick (every row ignored, or the check fails)
+            return xp.zeros(x.shape[:1], x.dtype)
+        # a target out of range is the check's to report (deferred on a device): clipped
+        # here so that the pick itself cannot fail first with another error
+        at = xp.clip(safe, 0, x.shape[1] - 1)
+        picked = xp.take_along_axis(_log_softmax_forward(xp, x, 1), at, axis=1)[:, 0]
         return xp.where(valid, -picked, 0).astype(x.dtype, copy=False)
     onehot = xp.arange(x.shape[1]) == safe
     p = xp.exp(_log_softmax_forward(xp, x, 1))
