@@ -21,7 +21,7 @@ data-dependent control flow, which the one trace would have decided for slice 0 
 random numbers drawn with randomness='different', a tensor the tape saw updated in place
 after (its version counter moved: how the update reached its views or base is not on the
 tape), a custom autograd.Function over batched values, or any other node built from a
-slice without the tape. `STATS` counts what happened, for tests and benchmarks.
+slice without the tape (check_clean walks the result's graph for the traced slices). `STATS` counts what happened, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .. import _autograd, _creation, _grad_mode, _tensor_base
 from .._shape import stack
 from .._tensor_base import TensorBase, apply
 
-__all__ = ["ENABLED", "Fallback", "STATS", "Tape", "replay"]
+__all__ = ["ENABLED", "Fallback", "STATS", "Tape", "check_clean", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,24 @@ class _Replay:
                 raise Fallback("a gradient that is not per slice")
             self.env[id(r._node)] = g
             self.keep.append(r._node)
+
+
+def check_clean(run: _Replay, outputs: list) -> None:
+    """No slice the function was traced on is in the replayed outputs' graphs: an op that
+    reached a slice without the tape (built its node itself) would leak slice 0's values
+    into every row. The walk stops at computed nodes."""
+    seen: set[int] = set()
+    todo = [t._node for t in outputs if isinstance(t, TensorBase)]
+    while todo:
+        n = todo.pop()
+        k = id(n)
+        if k in seen:
+            continue
+        if k in run.slices:
+            raise Fallback("a slice reached the result without the tape")
+        seen.add(k)
+        if n.value is None:
+            todo.extend(n.inputs)
 
 
 def replay(tape: Tape, slices: dict, size: int) -> _Replay:

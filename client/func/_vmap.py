@@ -219,6 +219,7 @@ def _by_rules(func, leaves, dims, spec, kwargs, size, out_dims, name, rand) -> A
     run = _batching.replay(tape, slices, size)
     outs, out_spec = _pytree.flatten(result)
     values = [run.value(x, x._node) if isinstance(x, Tensor) else (x, False) for x in outs]
+    _batching.check_clean(run, [v for v, _ in values])
     dims_out = _out_dims(out_dims, result, out_spec, name)
     return _pytree.unflatten([_out(v, b, d, size, name) for (v, b), d in
                               zip(values, dims_out)], out_spec)

@@ -400,3 +400,17 @@ def test_backward_inside_vmap_is_refused_as_by_torch_func():
         messages.append(str(e.value))
         assert w.grad is None
     assert messages[0] == messages[1]
+
+
+def test_a_node_built_without_the_tape_sends_vmap_per_slice():
+    """A (future) fast path that makes its node itself, not through apply: the replay
+    cannot see it, and the slice it reads must not leak into every row."""
+    from remotegrad._node import Node
+    from remotegrad._tensor_base import new
+
+    def sneaky(a):
+        return new(Node("neg", (a._node,), {}, a._node.meta)) * 2
+    per = _batching.STATS["per_slice"]
+    got = rf.vmap(sneaky)(rg.tensor(np.array([[1.0, 2.0], [3.0, 4.0]])))
+    assert got.numpy().tolist() == [[-2.0, -4.0], [-6.0, -8.0]]
+    assert _batching.STATS["per_slice"] == per + 1
