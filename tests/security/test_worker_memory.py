@@ -153,9 +153,7 @@ def test_the_budget_evicts_its_caches_before_it_refuses_or_waits():
     assert plans.nbytes() > 0 and tensors.nbytes() > 80 * MIB
     budget = Budget(100 * MIB, wait=0.2, caches=(tensors, plans))
     t = budget.ticket()
-    t0 = time.monotonic()
-    t.take(60 * MIB)
-    assert time.monotonic() - t0 < 0.1  # no wait: the cache made room
+    t.take(60 * MIB)  # nobody releases: without evicting it would raise after 0.2 s
     assert 20 * MIB < tensors.nbytes() <= 40 * MIB and len(plans) == 1
     other = budget.ticket()
     other.take(40 * MIB - plans.nbytes())  # all the tensors out, the plan stays
