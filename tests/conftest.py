@@ -94,8 +94,9 @@ def pytest_collection_modifyitems(config, items):
                and not any(_under(item.nodeid, n) for n in named)]
     groups = _groups(sampled)
     keep, left = [], []
-    for item in items:
-        (left if groups.get(item.nodeid, sample["group"]) != sample["group"] else keep).append(item)
+    for item in items:  # not in `groups`: not sampled, runs
+        runs = groups.get(item.nodeid, sample["group"]) == sample["group"]
+        (keep if runs else left).append(item)
     sample["ran"] = sum(1 for item in keep if item.get_closest_marker("slow"))
     sample["left"] = [item.nodeid for item in left]
     if hasattr(config, "workeroutput"):  # an xdist worker: the controller reports it
@@ -120,8 +121,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     terminalreporter.section("slow tests left out of this run")
     terminalreporter.write_line(
-        f"{sample['ran']} slow tests ran (group {sample['group']}), {len(sample['left'])} "
-        f"other slow tests were deselected; {FULL}=1 runs them all:")
+        f"slow tests: {sample['ran']} ran (group {sample['group']}), {len(sample['left'])} "
+        f"were deselected; {FULL}=1 runs them all:")
     for nodeid in sample["left"]:
         terminalreporter.write_line(f"  {nodeid}")
 
