@@ -575,6 +575,8 @@ class TensorBase(TensorMeta):
         """Give this tensor (and its aliases) a new value. `unrecorded`: autograd did not
         record the change (no_grad), so a history this tensor has is kept; an alias's
         history (x.detach() / x.data changed in place) is always kept."""
+        if TAPING and getattr(TAPES, "tape", None) is not None:
+            TAPES.tape.written(self)  # vmap maps per slice instead, before anything changes
         self._vc[0] += 1
         self._node = _overwritten(self, node) if unrecorded else node
         for ref in self._alias or ():

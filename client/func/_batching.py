@@ -18,10 +18,12 @@ one makes more outputs batched).
 What the replay cannot see makes it give up and vmap maps per slice instead, as before
 (values the same, a graph B times larger): a value read while tracing (.item(), printing,
 data-dependent control flow, which the one trace would have decided for slice 0 alone),
-random numbers drawn with randomness='different', a tensor the tape saw updated in place
-after (its version counter moved: how the update reached its views or base is not on the
-tape), a custom autograd.Function over batched values, or any other node built from a
-slice without the tape (check_clean walks the result's graph for the traced slices). `STATS` counts what happened, for tests and benchmarks.
+random numbers drawn with randomness='different', any tensor updated in place (the trace
+stops at the update, before it changes anything: how an update reaches views and bases is
+not on the tape, and a captured tensor would be updated once more than per slice), a
+custom autograd.Function over batched values, or any other node built from a slice
+without the tape (check_clean walks the result's graph for the traced slices). `STATS`
+counts what happened, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -115,6 +117,11 @@ class Tape:
             _tensor_base.TAPES.tape = self
         self.entries.append(_Op(op, operands, torch_name, out))
         return out
+
+    def written(self, tensor: TensorBase) -> None:
+        """A tensor updated in place while traced (_set_node): the one trace would apply
+        the update once, before the per-slice runs apply it again, so it stops here."""
+        raise Fallback("a tensor updated in place while traced")
 
     def grad(self, outputs, inputs, grad_outputs, retain_graph, create_graph, only_inputs,
              allow_unused, is_grads_batched, materialize_grads):

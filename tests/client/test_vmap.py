@@ -414,3 +414,17 @@ def test_a_node_built_without_the_tape_sends_vmap_per_slice():
     got = rf.vmap(sneaky)(rg.tensor(np.array([[1.0, 2.0], [3.0, 4.0]])))
     assert got.numpy().tolist() == [[-2.0, -4.0], [-6.0, -8.0]]
     assert _batching.STATS["per_slice"] == per + 1
+
+
+def test_a_captured_tensor_updated_in_place_is_updated_once_per_slice():
+    """The trace stops before an in-place update, so the per-slice runs make every update
+    (as vmap did per slice before the rules), none of them twice."""
+    counter = rg.zeros(1)
+    X = rg.tensor(np.arange(6.0).reshape(3, 2))
+
+    def f(a):
+        counter.add_(1.0)
+        return a * 2
+    out = rf.vmap(f)(X)
+    assert out.numpy().tolist() == (X.numpy() * 2).tolist()
+    assert counter.numpy().tolist() == [3.0]
