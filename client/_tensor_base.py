@@ -22,7 +22,7 @@ import numpy as np
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 
-from . import _dtypes, _to
+from . import _dtypes, _to, _views
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
@@ -88,6 +88,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     needs = False
     for x in operands:
         if isinstance(x, TensorBase):
+            if x._view is not None:
+                _views.check_read(x)
             nodes.append(x._node)
             needs = needs or x.grad_fn is not None or x._requires_grad
         else:
@@ -96,6 +98,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
     node = Node(op, nodes, full, meta, False, akey)
     out = _tensor_class(node)
+    if op in VIEWS and len(nodes) == 1:
+        _views.track(operands[0], out)
     if not needs:
         return out
     differentiable = _DIFFERENTIABLE.get(op)
@@ -277,6 +281,7 @@ class TensorBase(TensorMeta):
         "_node",
         "_requires_grad",
         "_vc",
+        "_view",
         "grad_fn",
     )
 
@@ -293,6 +298,7 @@ class TensorBase(TensorMeta):
         self._hooks: list | None = None   # a leaf's hooks (a non-leaf's live on grad_fn)
         self._alias: list | None = None   # weakrefs to tensors sharing this one's data
         self._vc: list = [0, None]        # version, last grad_fn name; shared by aliases
+        self._view = None  # a view's record, or a viewed tensor's views (_views.py)
 
     @classmethod
     def _from_array(cls, array) -> Tensor:
@@ -436,6 +442,8 @@ class TensorBase(TensorMeta):
     def _value(self) -> np.ndarray:
         """This tensor's value, fetched (with its batch and pending updates) if unknown.
         A detach node reads through to its input and never stores the value itself."""
+        if self._view is not None:
+            _views.check_read(self)
         node, chain = self._node, []
         while node.op == "detach" and node.value is None:
             chain.append(node)
@@ -577,12 +585,18 @@ class TensorBase(TensorMeta):
         history (x.detach() / x.data changed in place) is always kept."""
         if TAPING and getattr(TAPES, "tape", None) is not None:
             TAPES.tape.written(self)  # vmap maps per slice instead, before anything changes
+        if self._view is not None:
+            _views.check_write(self)
         self._vc[0] += 1
         self._node = _overwritten(self, node) if unrecorded else node
         for ref in self._alias or ():
             other = ref()
             if other is not None and other is not self:
                 other._node = _overwritten(other, node)
+                if other._view is not None:
+                    _views.written(other)
+        if self._view is not None:
+            _views.written(self)
 
     __hash__ = object.__hash__
 
