@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import weakref
 
+from ._errors import RemotegradError
+
 
 class State:
     __slots__ = ("root", "views", "stale")
@@ -28,7 +30,7 @@ class State:
         self.stale = False        # its root changed in place after it was made
 
 
-class ViewWriteError(NotImplementedError):
+class ViewWriteError(RemotegradError, NotImplementedError):
     """A change that PyTorch would share between a view and its tensor."""
 
 
