@@ -11,6 +11,7 @@ from . import functional as F
 from . import init
 from ._layers import Linear
 from ._module import Module, Parameter
+from .._to import check_device
 
 
 class NonDynamicallyQuantizableLinear(Linear):
@@ -22,6 +23,7 @@ class MultiheadAttention(Module):
                  bias: bool = True, add_bias_kv: bool = False, add_zero_attn: bool = False,
                  kdim: int | None = None, vdim: int | None = None, batch_first: bool = False,
                  device=None, dtype=None) -> None:
+        check_device(device)
         super().__init__()
         if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (
                 vdim not in (None, embed_dim)):

@@ -8,6 +8,7 @@ from .. import _creation
 from .._grad_mode import no_grad
 from .._tensor import Tensor, apply
 from ._module import Module, Parameter
+from .._to import check_device
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -50,6 +51,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None) -> None:
+        check_device(device)
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats

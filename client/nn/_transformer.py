@@ -20,6 +20,7 @@ from . import init
 from ._attention import MultiheadAttention, _check_mask
 from ._layers import GELU, Dropout, LayerNorm, Linear, ModuleList, ReLU
 from ._module import Module
+from .._to import check_device
 
 
 def _activation(activation: str | Callable) -> Callable:
@@ -94,6 +95,7 @@ class TransformerEncoderLayer(_Block):
                  layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device=None,
                  dtype=None) -> None:
+        check_device(device)
         super().__init__()
         self._build(d_model, nhead, dim_feedforward, dropout, layer_norm_eps, batch_first,
                     norm_first, bias, dtype, cross=False)
@@ -124,6 +126,7 @@ class TransformerDecoderLayer(_Block):
                  layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device=None,
                  dtype=None) -> None:
+        check_device(device)
         super().__init__()
         self._build(d_model, nhead, dim_feedforward, dropout, layer_norm_eps, batch_first,
                     norm_first, bias, dtype, cross=True)
@@ -250,6 +253,7 @@ class Transformer(Module):
                  layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device=None,
                  dtype=None) -> None:
+        check_device(device)
         super().__init__()
         shared = (dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
                   norm_first, bias)

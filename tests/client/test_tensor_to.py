@@ -152,3 +152,18 @@ def test_creation_devices_match_pytorch(call):
         except Exception as e:
             found.append((type(e).__name__, str(e)))
     assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("make", ["nn.Linear(2, 2, device='cuda')", "nn.Linear(2, 2, device='cpu')",
+                                  "nn.LayerNorm(2, device=0)", "nn.Embedding(3, 2, device='cuda')",
+                                  "nn.LSTM(2, 2, device='cuda')",
+                                  "nn.MultiheadAttention(4, 2, device='cuda')"])
+def test_module_devices_match_pytorch(make):
+    found = []
+    for lib in (rg, torch):
+        try:
+            eval(make, {"nn": lib.nn})
+            found.append("made")
+        except Exception as e:
+            found.append((type(e).__name__, str(e)))
+    assert found[0] == found[1]
