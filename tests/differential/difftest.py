@@ -700,6 +700,13 @@ KNOWN: tuple[Known, ...] = (
           "an expression computed twice is one node of the engine's content-addressed graph: "
           "the gradient has one contribution through it where PyTorch adds two (AddBackward0)"
           "; the values are the same"),
+    Known("shared_broadcast", "grad_fn", "AddBackward0", "SumBackward0",
+          r"(?s)(?:l1_loss|cosine_similarity|smooth_l1_loss|huber_loss)\(.*"
+          r"(?:l1_loss|cosine_similarity|smooth_l1_loss|huber_loss)\(",
+          "two losses that broadcast the same tensor to the same shape (PyTorch's "
+          "broadcast_tensors, an expand each) share one expand node in the engine's "
+          "content-addressed graph: one sum_to of the summed gradients where PyTorch adds "
+          "two sums (see shared_subexpressions); the values are the same"),
 )
 
 DOC_RAISES = ('docs/compatibility.md, "What a PyTorch user will still trip over", errors '
