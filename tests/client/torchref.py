@@ -24,3 +24,15 @@ def same_runs(ours, theirs, rtol, atol):
             close(a, b, rtol=rtol, atol=atol, what=key)
         else:
             assert a == b, f"{key}: {a!r} vs PyTorch {b!r}"
+
+
+def raises_as_torch(run, torch_lib, ours_lib):
+    """`run(lib)` raises the same exception class with the same message under remotegrad
+    as under PyTorch (its class is at least PyTorch's)."""
+    import pytest
+
+    with pytest.raises(Exception) as ref:
+        run(torch_lib)
+    with pytest.raises(type(ref.value)) as mine:
+        run(ours_lib)
+    assert str(mine.value) == str(ref.value)
