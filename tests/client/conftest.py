@@ -28,3 +28,19 @@ def pair():
         b = torch.tensor(array, requires_grad=requires_grad)
         return a, b
     return make
+
+
+@pytest.fixture
+def requests(monkeypatch):
+    """The graphs the session sends, one per round trip, as they travel."""
+    from remotegrad import _request, _session
+
+    session = _session.current()
+    sent = []
+    real = session.evaluate
+
+    def counting(nodes, keep):
+        sent.append(_request.by_identity(nodes)[0])
+        return real(nodes, keep)
+    monkeypatch.setattr(session, "evaluate", counting)
+    return sent

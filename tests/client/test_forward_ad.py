@@ -12,7 +12,6 @@ import torch.autograd.forward_ad as tfw
 
 import remotegrad as rg
 import remotegrad.autograd.forward_ad as rfw
-from remotegrad import _request, _session
 
 RNG = np.random.default_rng(7)
 
@@ -103,19 +102,6 @@ def test_reprs_match_pytorch():
                     repr(fw.unpack_dual(y).primal)]
         reprs.append(here + [repr(y), repr(x)])
     assert reprs[0] == reprs[1]
-
-
-@pytest.fixture
-def requests(monkeypatch):
-    session = _session.current()
-    sent = []
-    real = session.evaluate
-
-    def counting(nodes, keep):
-        sent.append(_request.by_identity(nodes)[0])
-        return real(nodes, keep)
-    monkeypatch.setattr(session, "evaluate", counting)
-    return sent
 
 
 def test_reading_a_tangent_is_one_round_trip(requests):

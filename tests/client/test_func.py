@@ -11,7 +11,6 @@ import torch.func as tf
 
 import remotegrad as rg
 import remotegrad.func as rf
-from remotegrad import _request, _session
 
 RNG = np.random.default_rng(20261201)
 A = RNG.standard_normal((2, 3))
@@ -383,19 +382,6 @@ def test_errors_match_pytorch(case):
 
 
 # --- round trips ---------------------------------------------------------------------------
-@pytest.fixture
-def requests(monkeypatch):
-    session = _session.current()
-    sent = []
-    real = session.evaluate
-
-    def counting(nodes, keep):
-        sent.append(_request.by_identity(nodes)[0])
-        return real(nodes, keep)
-    monkeypatch.setattr(session, "evaluate", counting)
-    return sent
-
-
 def test_per_sample_gradients_are_one_round_trip(requests):
     p, b = _state()
     X, Y = _inputs()

@@ -4,24 +4,9 @@ the same size from step to step (updated parameters never drag their history alo
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import remotegrad as rg
 import remotegrad.nn.functional as F
-from remotegrad import _request, _session
-
-
-@pytest.fixture
-def requests(monkeypatch):
-    session = _session.current()
-    sent = []
-    real = session.evaluate
-
-    def counting(nodes, keep):  # each round trip's graph, as it travels
-        sent.append(_request.by_identity(nodes)[0])
-        return real(nodes, keep)
-    monkeypatch.setattr(session, "evaluate", counting)
-    return sent
 
 
 def test_no_round_trip_until_a_value_is_needed(requests):
