@@ -284,7 +284,7 @@ ROWS: dict[str, Row] = {
     "div": Row(names={"div": _DIV, "divide": _DIV, "true_divide": MFI,
                       # PyTorch's floor_divide (and //) has no derivative
                       "floor_divide": Spec(forms="mfi", grad="NotImplemented", adapt=_floor)},
-               namer=_div_name, saves={"DivBackward0": "Ab", "DivBackward2": "ab"}),
+               namer=_div_name, saves={"DivBackward0": "Ab", "DivBackward2": "Ab"}),
     "pow": Row(names={"pow": Spec(forms="mfi", inputs=("input", "exponent"), adapt=_pow)},
                namer=_pow_name,
                saves={"PowBackward0": "a", "PowBackward1": "abr", "PowBackward2": "r"}),

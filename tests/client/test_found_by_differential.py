@@ -390,6 +390,8 @@ CASES = {
                    F(T).l1_loss(T.tensor(0.5, dtype=T.float64), T.zeros(2), reduction="none")),
     "l1_loss(x, t), x changed in place afterwards": _l1_input_changed,
     # a node that saves its operands checks their versions at backward
+    "div(x, -1.5, rounding_mode='trunc'), x modified in place (saved only for other's)":
+        lambda T: _modified_after(T, lambda x, t: T.div(x, -1.5, rounding_mode="trunc") + t),
     "round(bce_with_logits(x, t)), x modified in place": lambda T: _modified_after(
         T, lambda x, t: F(T).binary_cross_entropy_with_logits(x, t.sigmoid()).round()),
     # dtypes and errors
