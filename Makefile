@@ -23,8 +23,13 @@ venv: $(PY)
 demo: venv
 	PY=$(PY) PORT=$(PORT) bash scripts/demo.sh
 
+# Tests marked serial hold a time bound that a test running beside them breaks (measured:
+# test_cancel_inside failed 2 of 3 runs next to one CPU-bound pytest, 0 of 2 alone); they
+# run after the rest, in one process. Both runs always run; either failing fails the target.
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"; parallel=$$?; \
+	$(PY) -m pytest -q -m serial; serial=$$?; \
+	test $$parallel -eq 0 && test $$serial -eq 0
 
 lint: venv
 	$(VENV)/bin/ruff check client server worker proto tests bench loadtest examples scripts

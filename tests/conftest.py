@@ -85,6 +85,7 @@ def _under(nodeid: str, named: str) -> bool:
     return nodeid == named or nodeid.startswith((named + "[", named + "::"))
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k: only the tests they select are sampled
 def pytest_collection_modifyitems(config, items):
     sample = config.stash[_SAMPLE]
     if sample["group"] is None:

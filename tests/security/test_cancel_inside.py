@@ -23,7 +23,7 @@ from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.codec import WireNode
 from sectools import Procs, as_tenant, code_of, until, wait_for_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 TOKEN = "tok-cancel-0123456789ab"
 POOL = {"kernel_size": 7, "stride": 1, "padding": 3}

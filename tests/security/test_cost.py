@@ -187,6 +187,7 @@ def test_one_tenant_may_run_only_its_share_of_calls_at_once(tmp_path):
         stop(redis.proc)
 
 
+@pytest.mark.serial
 def test_a_cancelled_call_stops_inside_one_long_product(cluster):
     """One 7168² matrix product (7.4e11 operations, within the bound; 6 s or more in one
     numpy call): its deadline passes 3 s in, and the worker stops at once, between two

@@ -132,6 +132,7 @@ def test_the_tensor_cache_is_inside_the_memory_budget(tmp_path):
         stop(redis.proc)
 
 
+@pytest.mark.serial
 def test_the_budget_evicts_its_caches_before_it_refuses_or_waits():
     """In process, with the worker's own cache classes: 80 MiB of cached tensors and a
     kept plan on a 100 MiB budget; a 60 MiB call evicts the least recently used tensors
