@@ -295,10 +295,10 @@ ROWS: dict[str, Row] = {
     "maximum": Row(names={"maximum": MF}, saves="ab"),
     "minimum": Row(names={"minimum": MF}, saves="ab"),
     "fmod": Row(names={"fmod": MFI}, namer=_by_operands("FmodBackward0", "FmodBackward1"),
-                saves={"FmodBackward0": "", "FmodBackward1": "ab"}),
+                saves={"FmodBackward0": "", "FmodBackward1": "AS"}),
     "remainder": Row(names={"remainder": MFI},
                      namer=_by_operands("RemainderBackward0", "RemainderBackward1"),
-                     saves={"RemainderBackward0": "", "RemainderBackward1": "ab"}),
+                     saves={"RemainderBackward0": "", "RemainderBackward1": "AS"}),
     "clamp": Row(names={"clamp": _CLAMP, "clip": _CLAMP}, grad="ClampBackward1", saves="a"),
     "where": Row(names={"where": Spec(forms="f", inputs=("condition", "input", "other"))},
                  saves="a"),  # the condition
@@ -521,7 +521,8 @@ VIEWS = frozenset(op for op, row in ROWS.items() if row.view)
 _CODES = _saves()
 # Which tensors PyTorch's node saves for backward (so an in-place change of one of them
 # before the backward fails): a/b/c/d the first/second/third/fourth operand always, A/B the
-# first/second only when the other operand requires grad, r the result. Nodes not listed are
+# first/second only when the other operand requires grad, S the second only when it
+# requires grad itself (fmod's rule for it reads both), r the result. Nodes not listed are
 # not checked.
 SAVES: dict[str, str] = {name: code for name, code in _CODES.items() if code}
 # PyTorch nodes whose backward needs no saved tensor (only sizes, dims or scalars): a

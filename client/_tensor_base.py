@@ -185,7 +185,7 @@ def _save_plan(codes: str) -> tuple:
         return ()
     operand_codes = tuple((index, other) for code, index, other in
                           (("a", 0, None), ("b", 1, None), ("c", 2, None), ("d", 3, None),
-                           ("A", 0, 1), ("B", 1, 0))
+                           ("A", 0, 1), ("B", 1, 0), ("S", 1, 1))
                           if code in codes)
     return operand_codes, "r" in codes
 

@@ -392,6 +392,8 @@ CASES = {
     # a node that saves its operands checks their versions at backward
     "div(x, -1.5, rounding_mode='trunc'), x modified in place (saved only for other's)":
         lambda T: _modified_after(T, lambda x, t: T.div(x, -1.5, rounding_mode="trunc") + t),
+    "fmod(x, t) of a t that requires no grad, x modified in place (nothing saved)":
+        lambda T: _modified_after(T, lambda x, t: T.fmod(x, t.detach() + 0.5)),
     "round(bce_with_logits(x, t)), x modified in place": lambda T: _modified_after(
         T, lambda x, t: F(T).binary_cross_entropy_with_logits(x, t.sigmoid()).round()),
     # dtypes and errors
