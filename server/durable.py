@@ -183,6 +183,13 @@ class Durability:
         if old is not None:
             self._unpersisted_bytes -= len(old.data)
 
+    def unwritten(self, tenant: str, digest: str):
+        """The bytes of a kept tensor whose durable copy is not written yet, else None: a
+        tenant reads its own kept results at once (HasTensors, FetchTensor right after the
+        Compute that made them), not only after the write behind lands."""
+        with self._lock:
+            return self._unpersisted.get((tenant, digest))
+
     def recover(self, tenant: str, digests, recompute=None) -> list | None:
         """The bytes of kept tensors a worker found missing (their holder died before
         their copies were written): held here, or computed again by `recompute(request)`

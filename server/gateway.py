@@ -410,15 +410,25 @@ class Gateway:
             raise OpError(f"HasTensors of {len(digests)} hashes: at most {MAX_HASHES} a call")
         for d in digests:
             keys.check_digest(d)
-        missing = self.store.missing(tenant, digests)
-        missing = set(digests if missing is None else missing)
+        # Kept results still being written behind first: once written they leave that
+        # map, so a digest asked of the store after it was seen missing there is in it.
+        held = {d for d in digests if self._unwritten(tenant, d) is not None}
+        rest = [d for d in digests if d not in held]
+        missing = self.store.missing(tenant, rest) if rest else []
+        missing = set(rest if missing is None else missing)
         return [d not in missing for d in digests]
+
+    def _unwritten(self, tenant: str, digest: str):
+        return None if self.durable is None else self.durable.unwritten(tenant, digest)
 
     def fetch_tensor(self, digest: str, tenant: str):
         """The tensor's chunks, read from the store as they are sent (server/fetch.py):
         never the whole tensor in the gateway's memory."""
         keys.check_digest(digest)
-        for chunk in fetch.chunks(self.store, tenant, digest):
+        held = self._unwritten(tenant, digest)  # before the store: see has_tensors
+        source = codec.to_chunks(held, codec.STREAM_CHUNK) if held is not None else \
+            fetch.chunks(self.store, tenant, digest)
+        for chunk in source:
             metrics.BYTES_OUT.inc(len(chunk.data))
             yield chunk
 

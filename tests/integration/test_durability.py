@@ -321,6 +321,32 @@ def test_a_holder_dead_before_its_copies_were_written(tmp_path):
               "gateway's unpersisted bytes")
 
 
+def test_kept_results_are_read_back_before_their_copies_are_written(tmp_path):
+    """A tenant reads its own kept results at once: with Redis refusing the durable
+    copies' keys (their writes never land), the parameters a step kept are present to
+    HasTensors and their values come back through FetchTensor, from the gateway's
+    unpersisted bytes, as PyTorch's."""
+    from remotegrad.proto import remotegrad_pb2 as pb
+    with cluster_up(tmp_path) as up:
+        twin = _train(up)
+        twin.step()
+        r = up.redis()
+        p = keys.PREFIX
+        r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
+                          f"~{p}:kept-*")
+        try:
+            twin.step()  # the new parameters' copies cannot be written
+            session = rg._session.current()
+            name = twin.w._node.hash
+            assert name, "the parameter is kept in the cluster, by name"
+            present = session._stub.HasTensors(pb.HasTensorsRequest(hashes=[name]),
+                                               timeout=10, metadata=session._metadata)
+            assert list(present.present) == [True]
+            twin.check_weights()  # fetched: read from the gateway's bytes
+        finally:
+            r.execute_command("ACL", "SETUSER", "default", "allkeys")
+
+
 def test_a_holder_dead_before_its_copies_were_written_is_computed_again(tmp_path):
     """The same with --kept-unpersisted-bytes 0 (the gateway holds no bytes, only
     lineage) and the copies' keys read-only: the lost parameters are computed again from
