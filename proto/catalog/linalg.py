@@ -27,10 +27,14 @@ def _same_dtype(a: Meta, b: Meta) -> str:
     na, nb = torch_dtype_name(a.dtype), torch_dtype_name(b.dtype)
     if len(a.shape) == 1 and len(b.shape) == 1:
         raise OpError(f"dot : expected both vectors to have same dtype, but found {na} and {nb}")
-    if len(b.shape) == 1 and len(a.shape) == 2:
+    if len(b.shape) == 1:  # a of 2 or more dims: matmul folds a's batch into mv's rows
         raise OpError(f"addmv input tensors must have the same dtype, but got {nb}, {na}, "
                       f"and {nb}")
-    if len(a.shape) >= 3 and len(b.shape) >= 3:
+    if len(b.shape) >= 3:
+        # bmm's kernel is picked by a's dtype before the dtypes are compared: a bool a
+        # (with something to multiply) is refused for its dtype first
+        if a.dtype == "bool" and numel(a.shape) and numel(b.shape):
+            _no_bool("bmm")
         raise OpError(f"expected scalar type {na} but found {nb}")
     raise mm_dtype_error(a.dtype, b.dtype)
 

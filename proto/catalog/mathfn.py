@@ -168,9 +168,11 @@ _unary("elu", infer=float_only("elu_cpu"), float_inputs=False,
        forward=lambda xp, a, alpha:
            xp.where(a > 0, a, alpha * xp.expm1(xp.where(a > 0, 0, a))),
        # PyTorch's elu_backward of the input: alpha e^x where x <= 0 (so a NaN takes g),
-       # read from x, not the result; its own derivative is 0 at x = 0 (PyTorch's)
-       vjp=lambda g, x, out, alpha: (x < 0).where(g * alpha * x.exp(),
-                                                  (x == 0).where(g * alpha, g)),
+       # read from x, not the result; its own derivative is 0 at x = 0 (PyTorch's) and
+       # where x is NaN: exp reads x only where x < 0, so the branch not taken at a NaN
+       # (a zero cotangent times exp(NaN)) adds no NaN to the second derivative
+       vjp=lambda g, x, out, alpha: (x < 0).where(
+           g * alpha * (x < 0).where(x, 0.0).exp(), (x == 0).where(g * alpha, g)),
        attrs={"alpha": ("float", 1.0)}, samples=_KINK + (S(F(3, 4), alpha=0.5),))
 
 

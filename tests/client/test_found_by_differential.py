@@ -246,6 +246,9 @@ CASES = {
     "elu's second derivative at 0, -0.0 and below": lambda T: _second(
         T, lambda a: F(T).elu(a, 0.7), _leaf(T, [-1.5, -0.0, 0.0, -30.0, 2.0])),
     "elu's gradient read from its input, not its result": lambda T: _elu_unused(T),
+    # PyTorch's double backward is 0 where x is not < 0, NaN included (no exp(NaN) term)
+    "elu's second derivative at NaN": lambda T: _second(
+        T, lambda a: F(T).elu(a, alpha=0.5), _leaf(T, [NAN, -INF, -1.0, 0.0, 2.0])),
     "gelu's gradient under an infinite seed": lambda T: _seeded(
         T, lambda a: F(T).gelu(a), [-INF, INF, NAN], _leaf(T, [-0.13, 0.5, 0.1])),
     "tanh gelu's gradient under an infinite seed": lambda T: _seeded(
@@ -616,6 +619,15 @@ MESSAGES = {
         T.tensor(0.3, requires_grad=True)),
     "cross_entropy of a 1-D input, 2-element target": lambda T: F(T).cross_entropy(
         T.zeros(3), T.tensor([0, 1])),  # PyTorch's ValueError
+    # bmm's kernel refuses a bool first operand before it compares the dtypes
+    "matmul of a 3-D bool by a 3-D float": lambda T: T.matmul(
+        T.ones(1, 3, 3, dtype=T.bool), T.ones(1, 3, 3)),
+    "matmul of a 2-D bool by a 4-D int": lambda T: T.matmul(
+        T.ones(2, 3, dtype=T.bool), T.ones(2, 1, 3, 3, dtype=T.int64)),
+    "matmul of a 1-D float by a 3-D bool": lambda T: T.matmul(
+        T.ones(3), T.ones(1, 3, 3, dtype=T.bool)),
+    "matmul of a 3-D int by a 1-D float": lambda T: T.matmul(  # addmv's message
+        T.ones(1, 3, 3, dtype=T.int64), T.ones(3)),
 }
 
 
