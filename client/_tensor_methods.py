@@ -773,164 +773,202 @@ class TensorMethods:
 
     def square(self) -> Tensor:
         """Tensor.square, composed on the client (the catalog has no `square`)."""
-        return _functional.COMPOSED["square"](self)
+        composed = _functional.COMPOSED["square"]
+        return composed(self)
 
     def square_(self) -> Tensor:
         """In place: self takes the value of self.square(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["square"](self))
+        composed = _functional.COMPOSED["square"]
+        return self._assign(composed(self))
 
     def addcmul(self, tensor1, tensor2, *, value=1) -> Tensor:
         """Tensor.addcmul, composed on the client (the catalog has no `addcmul`)."""
-        return _functional.COMPOSED["addcmul"](self, tensor1, tensor2, value=value)
+        composed = _functional.COMPOSED["addcmul"]
+        return composed(self, tensor1, tensor2, value=value)
 
     def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:
         """In place: self takes the value of self.addcmul(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["addcmul"](self, tensor1, tensor2, value=value))
+        composed = _functional.COMPOSED["addcmul"]
+        return self._assign(composed(self, tensor1, tensor2, value=value))
 
     def addcdiv(self, tensor1, tensor2, *, value=1) -> Tensor:
         """Tensor.addcdiv, composed on the client (the catalog has no `addcdiv`)."""
-        return _functional.COMPOSED["addcdiv"](self, tensor1, tensor2, value=value)
+        composed = _functional.COMPOSED["addcdiv"]
+        return composed(self, tensor1, tensor2, value=value)
 
     def addcdiv_(self, tensor1, tensor2, *, value=1) -> Tensor:
         """In place: self takes the value of self.addcdiv(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["addcdiv"](self, tensor1, tensor2, value=value))
+        composed = _functional.COMPOSED["addcdiv"]
+        return self._assign(composed(self, tensor1, tensor2, value=value))
 
     def lerp(self, end, weight) -> Tensor:
         """Tensor.lerp, composed on the client (the catalog has no `lerp`)."""
-        return _functional.COMPOSED["lerp"](self, end, weight)
+        composed = _functional.COMPOSED["lerp"]
+        return composed(self, end, weight)
 
     def lerp_(self, end, weight) -> Tensor:
         """In place: self takes the value of self.lerp(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["lerp"](self, end, weight))
+        composed = _functional.COMPOSED["lerp"]
+        return self._assign(composed(self, end, weight))
 
     def scatter_reduce(self, dim, index, src, reduce, *, include_self=True) -> Tensor:
         """Tensor.scatter_reduce, composed on the client (the catalog has no `scatter_reduce`)."""
-        return _functional.COMPOSED["scatter_reduce"](self, dim, index, src, reduce, include_self=include_self)
+        composed = _functional.COMPOSED["scatter_reduce"]
+        return composed(self, dim, index, src, reduce, include_self=include_self)
 
     def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True) -> Tensor:
         """In place: self takes the value of self.scatter_reduce(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["scatter_reduce"](self, dim, index, src, reduce, include_self=include_self))
+        composed = _functional.COMPOSED["scatter_reduce"]
+        return self._assign(composed(self, dim, index, src, reduce, include_self=include_self))
 
     def clamp_min(self, min) -> Tensor:
         """Tensor.clamp_min, composed on the client (the catalog has no `clamp_min`)."""
-        return _functional.COMPOSED["clamp_min"](self, min)
+        composed = _functional.COMPOSED["clamp_min"]
+        return composed(self, min)
 
     def clamp_min_(self, min) -> Tensor:
         """In place: self takes the value of self.clamp_min(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["clamp_min"](self, min))
+        composed = _functional.COMPOSED["clamp_min"]
+        return self._assign(composed(self, min))
 
     def clamp_max(self, max) -> Tensor:
         """Tensor.clamp_max, composed on the client (the catalog has no `clamp_max`)."""
-        return _functional.COMPOSED["clamp_max"](self, max)
+        composed = _functional.COMPOSED["clamp_max"]
+        return composed(self, max)
 
     def clamp_max_(self, max) -> Tensor:
         """In place: self takes the value of self.clamp_max(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["clamp_max"](self, max))
+        composed = _functional.COMPOSED["clamp_max"]
+        return self._assign(composed(self, max))
 
     def diff(self, n=1, dim=-1, prepend=None, append=None) -> Tensor:
         """Tensor.diff, composed on the client (the catalog has no `diff`)."""
-        return _functional.COMPOSED["diff"](self, n, dim, prepend, append)
+        composed = _functional.COMPOSED["diff"]
+        return composed(self, n, dim, prepend, append)
 
     def roll(self, shifts, dims=None) -> Tensor:
         """Tensor.roll, composed on the client (the catalog has no `roll`)."""
-        return _functional.COMPOSED["roll"](self, shifts, dims)
+        composed = _functional.COMPOSED["roll"]
+        return composed(self, shifts, dims)
 
     def movedim(self, source, destination) -> Tensor:
         """Tensor.movedim, composed on the client (the catalog has no `movedim`)."""
-        return _functional.COMPOSED["movedim"](self, source, destination)
+        composed = _functional.COMPOSED["movedim"]
+        return composed(self, source, destination)
 
     def moveaxis(self, source, destination) -> Tensor:
         """Tensor.moveaxis, composed on the client (the catalog has no `moveaxis`)."""
-        return _functional.COMPOSED["moveaxis"](self, source, destination)
+        composed = _functional.COMPOSED["moveaxis"]
+        return composed(self, source, destination)
 
     def trace(self) -> Tensor:
         """Tensor.trace, composed on the client (the catalog has no `trace`)."""
-        return _functional.COMPOSED["trace"](self)
+        composed = _functional.COMPOSED["trace"]
+        return composed(self)
 
     def addmm(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
         """Tensor.addmm, composed on the client (the catalog has no `addmm`)."""
-        return _functional.COMPOSED["addmm"](self, mat1, mat2, beta=beta, alpha=alpha)
+        composed = _functional.COMPOSED["addmm"]
+        return composed(self, mat1, mat2, beta=beta, alpha=alpha)
 
     def addmm_(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
         """In place: self takes the value of self.addmm(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["addmm"](self, mat1, mat2, beta=beta, alpha=alpha))
+        composed = _functional.COMPOSED["addmm"]
+        return self._assign(composed(self, mat1, mat2, beta=beta, alpha=alpha))
 
     def diag(self, diagonal=0) -> Tensor:
         """Tensor.diag, composed on the client (the catalog has no `diag`)."""
-        return _functional.COMPOSED["diag"](self, diagonal)
+        composed = _functional.COMPOSED["diag"]
+        return composed(self, diagonal)
 
     def diagonal(self, offset=0, dim1=0, dim2=1) -> Tensor:
         """Tensor.diagonal, composed on the client (the catalog has no `diagonal`)."""
-        return _functional.COMPOSED["diagonal"](self, offset, dim1, dim2)
+        composed = _functional.COMPOSED["diagonal"]
+        return composed(self, offset, dim1, dim2)
 
     def tile(self, dims) -> Tensor:
         """Tensor.tile, composed on the client (the catalog has no `tile`)."""
-        return _functional.COMPOSED["tile"](self, dims)
+        composed = _functional.COMPOSED["tile"]
+        return composed(self, dims)
 
     def masked_select(self, mask) -> Tensor:
         """Tensor.masked_select, composed on the client (the catalog has no `masked_select`)."""
-        return _functional.COMPOSED["masked_select"](self, mask)
+        composed = _functional.COMPOSED["masked_select"]
+        return composed(self, mask)
 
     def take_along_dim(self, indices, dim=None) -> Tensor:
         """Tensor.take_along_dim, composed on the client (the catalog has no `take_along_dim`)."""
-        return _functional.COMPOSED["take_along_dim"](self, indices, dim)
+        composed = _functional.COMPOSED["take_along_dim"]
+        return composed(self, indices, dim)
 
     def frac(self) -> Tensor:
         """Tensor.frac, composed on the client (the catalog has no `frac`)."""
-        return _functional.COMPOSED["frac"](self)
+        composed = _functional.COMPOSED["frac"]
+        return composed(self)
 
     def frac_(self) -> Tensor:
         """In place: self takes the value of self.frac(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["frac"](self))
+        composed = _functional.COMPOSED["frac"]
+        return self._assign(composed(self))
 
     def sgn(self) -> Tensor:
         """Tensor.sgn, composed on the client (the catalog has no `sgn`)."""
-        return _functional.COMPOSED["sgn"](self)
+        composed = _functional.COMPOSED["sgn"]
+        return composed(self)
 
     def sgn_(self) -> Tensor:
         """In place: self takes the value of self.sgn(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["sgn"](self))
+        composed = _functional.COMPOSED["sgn"]
+        return self._assign(composed(self))
 
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
         """Tensor.nan_to_num, composed on the client (the catalog has no `nan_to_num`)."""
-        return _functional.COMPOSED["nan_to_num"](self, nan, posinf, neginf)
+        composed = _functional.COMPOSED["nan_to_num"]
+        return composed(self, nan, posinf, neginf)
 
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
         """In place: self takes the value of self.nan_to_num(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["nan_to_num"](self, nan, posinf, neginf))
+        composed = _functional.COMPOSED["nan_to_num"]
+        return self._assign(composed(self, nan, posinf, neginf))
 
     def cross(self, other, dim=None) -> Tensor:
         """Tensor.cross, composed on the client (the catalog has no `cross`)."""
-        return _functional.COMPOSED["cross"](self, other, dim)
+        composed = _functional.COMPOSED["cross"]
+        return composed(self, other, dim)
 
     def kron(self, other) -> Tensor:
         """Tensor.kron, composed on the client (the catalog has no `kron`)."""
-        return _functional.COMPOSED["kron"](self, other)
+        composed = _functional.COMPOSED["kron"]
+        return composed(self, other)
 
     def cumprod(self, dim, *, dtype=None) -> Tensor:
         """Tensor.cumprod, composed on the client (the catalog has no `cumprod`)."""
-        return _functional.COMPOSED["cumprod"](self, dim, dtype=dtype)
+        composed = _functional.COMPOSED["cumprod"]
+        return composed(self, dim, dtype=dtype)
 
     def cumprod_(self, dim, *, dtype=None) -> Tensor:
         """In place: self takes the value of self.cumprod(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["cumprod"](self, dim, dtype=dtype))
+        composed = _functional.COMPOSED["cumprod"]
+        return self._assign(composed(self, dim, dtype=dtype))
 
     def fmax(self, other, *, out=None) -> Tensor:
         """Tensor.fmax, composed on the client (the catalog has no `fmax`)."""
-        return _functional.COMPOSED["fmax"](self, other, out=out)
+        composed = _functional.COMPOSED["fmax"]
+        return composed(self, other, out=out)
 
     def fmin(self, other, *, out=None) -> Tensor:
         """Tensor.fmin, composed on the client (the catalog has no `fmin`)."""
-        return _functional.COMPOSED["fmin"](self, other, out=out)
+        composed = _functional.COMPOSED["fmin"]
+        return composed(self, other, out=out)

@@ -84,14 +84,16 @@ def _composed_methods(name: str, fn, skip: set[str]) -> list[str]:
         out.append(f'''
     def {name}{str(signature)[:-1]}) -> Tensor:
         """Tensor.{name}, composed on the client (the catalog has no `{name}`)."""
-        return _functional.COMPOSED["{name}"]({passed})
+        composed = _functional.COMPOSED["{name}"]
+        return composed({passed})
 ''')
     if f"{name}_" not in skip and "i" in forms:
         out.append(f'''
     def {name}_{str(signature)[:-1]}) -> Tensor:
         """In place: self takes the value of self.{name}(...)."""
         self._check_inplace()
-        return self._assign(_functional.COMPOSED["{name}"]({passed}))
+        composed = _functional.COMPOSED["{name}"]
+        return self._assign(composed({passed}))
 ''')
     return out
 
