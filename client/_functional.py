@@ -78,7 +78,9 @@ def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
                            "implementation: (input + value * tensor1 / tensor2), for all "
                            "dtypes.")
     tensor1, tensor2 = _in_result_dtype(input, tensor1, tensor2)
-    return apply("add", input, tensor1 / tensor2 * value, torch_name="AddcdivBackward0")
+    # one op with PyTorch's derivatives (div's rule differs at second order)
+    return apply("addcdiv_kernel", input, tensor1, tensor2, value=float(value),
+                 torch_name="AddcdivBackward0")
 
 
 # The C++ names of dtypes in PyTorch's "expected dtype" messages.

@@ -426,6 +426,7 @@ ROWS: dict[str, Row] = {
     "sum_to": Row(internal=True, grad="SumToSizeBackward0", namer=_sum_to_name,
                   saves={"SumToSizeBackward0": ""}),
     "lerp_kernel": Row(internal=True, grad="LerpBackward1", saves="c"),  # the weight
+    "addcdiv_kernel": Row(internal=True, grad="AddcdivBackward0"),  # saves NODES says
     "cross_entropy_rows": Row(internal=True, grad="NllLossBackward0"),
     "cross_entropy_rows_backward": Row(internal=True, grad="NllLossBackwardBackward0"),
     "conv2d_input_grad": Row(internal=True, grad="ConvolutionBackwardBackward0"),

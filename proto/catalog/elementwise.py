@@ -225,6 +225,22 @@ define("lerp_kernel",
                 S(F(2, 3), F(3), C(0.7)), S(F(), F(3), F(2, 1)),
                 S(X([float("inf"), -float("inf"), 1.0]), X([0.13, 0.13, 2.0]),
                   X([float("inf"), -float("inf"), 0.6]), fd=False)))
+def _addcdiv_forward(xp, a, b, c, value):
+    return a + value * b / c  # PyTorch's kernel: (value * tensor1) / tensor2, then + input
+
+
+# addcdiv(input, tensor1, tensor2, value) with PyTorch's own rules (not div's: its second
+# order differs where tensor2 is 0, inf / 0 against div's (x / y) / y).
+define("addcdiv_kernel",
+       batch=_batch.elementwise,
+       nin=3, infer=lambda metas, value: Meta(broadcast_all(metas), result_type(metas)),
+       forward=_addcdiv_forward,
+       vjp=(lambda g, a, b, c, out, value: g,
+            lambda g, a, b, c, out, value: g * (value / c),
+            lambda g, a, b, c, out, value: -g * (value * b / (c * c))),
+       attrs={"value": ("float", 1.0)}, promote=True, fusable=_addcdiv_forward,
+       samples=(S(F(3, 4), F(3, 4), P(3, 4)), S(F(3), F(2, 3), P(2, 1), value=-0.5),
+                S(F(), F(3), P(3), value=2.0)))
 # Ties split the gradient; a NaN against a number passes it to both.
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),
          S(X([1.0, float("nan"), 2.0, 3.0]), X([1.0, 1.0, float("nan"), 0.0]), fd=False))

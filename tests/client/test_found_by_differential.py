@@ -62,6 +62,13 @@ def _elu_unused(T):
     return gg[0], T.tensor(gg[1] is None)
 
 
+def _addcdiv_second(T):
+    xs = [_leaf(T, [1.0, 2.0, 0.3]), _leaf(T, [0.5, 3.0, -2.0]), _leaf(T, [-0.0, 0.0, 0.7])]
+    gs = T.autograd.grad(T.addcdiv(*xs, value=-0.5).sum(), xs, create_graph=True)
+    return (*gs, *T.autograd.grad((gs[1] * gs[2]).sum() + gs[2].sum(), xs,
+                                  allow_unused=True, materialize_grads=True))
+
+
 def _second(T, f, x):
     """The second derivative of f's sum at x, through a create_graph first one."""
     (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
@@ -246,6 +253,9 @@ CASES = {
     "elu's second derivative at 0, -0.0 and below": lambda T: _second(
         T, lambda a: F(T).elu(a, 0.7), _leaf(T, [-1.5, -0.0, 0.0, -30.0, 2.0])),
     "elu's gradient read from its input, not its result": lambda T: _elu_unused(T),
+    # PyTorch's rule for tensor2, -g * (value * t1 / (t2 * t2)), not div's (x / y) / y:
+    # its second order at a tensor2 of +-0.0 is inf * 0 (NaN), not +-inf
+    "addcdiv's second order at a divisor of -0.0": lambda T: _addcdiv_second(T),
     # PyTorch's double backward is 0 where x is not < 0, NaN included (no exp(NaN) term)
     "elu's second derivative at NaN": lambda T: _second(
         T, lambda a: F(T).elu(a, alpha=0.5), _leaf(T, [NAN, -INF, -1.0, 0.0, 2.0])),
@@ -516,6 +526,11 @@ NAMES = {
         T, lambda t1: T.addcdiv(T.ones(1, dtype=T.float64), t1, T.full((1,), 0.5,
                                                                      dtype=T.float64)),
         _leaf(T, [0.13], "float32")),
+    "addcdiv's gradients (PyTorch's formulas: a mul last)": lambda T: [
+        _name_of(T, lambda t1, t2, x=x: T.addcdiv(x, t1, t2, value=2), _leaf(T, [0.5]),
+                 _leaf(T, [-0.0])) for x in (T.ones(1), _leaf(T, [0.3]))] + [
+        _name_of(T, lambda t2, t1: T.addcdiv(T.ones(1), t1, t2, value=2), _leaf(T, [-0.0]),
+                 _leaf(T, [0.5]))],
     "addcmul's tensor2 of a narrower dtype": lambda T: _name_of(
         T, lambda t2: T.addcmul(T.ones(1, dtype=T.float64), T.full((1,), 0.5,
                                                                  dtype=T.float64), t2),

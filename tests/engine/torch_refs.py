@@ -181,6 +181,7 @@ REFS["overwrite"] = _Overwrite.apply
 # The catalog's `replace` is what PyTorch records for copy_ into a tensor with history.
 REFS["replace"] = lambda history, value: history.clone().copy_(value)
 REFS["lerp_kernel"] = torch.lerp
+REFS["addcdiv_kernel"] = torch.addcdiv
 
 
 def _bce_input_grad(x, t):
