@@ -18,6 +18,7 @@ from ._function import function_class
 from ._grad_mode import is_grad_enabled, set_grad_enabled
 from ._node import Node, leaf
 from ._session import note_update
+from . import _views
 from ._tensor_base import TensorBase, _cut, _edge, _SelfSave, apply, new
 from ._tensor_meta import torch_type_name
 
@@ -69,6 +70,9 @@ class InPlaceMethods:
                 raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
                                    f"the desired output type {torch_type_name(mine.dtype)}")
         fn = out.grad_fn
+        if same_shape and self._view is not None and _views.writes_through(self):
+            return self._through(out if meta.dtype == mine.dtype
+                                 else apply("cast", out, dtype=mine.dtype), fn)
         node = out._node if meta.dtype == mine.dtype else \
             apply("cast", out, dtype=mine.dtype)._node
         if fn is not None:
@@ -82,6 +86,19 @@ class InPlaceMethods:
                 fn._saved = _saved_in_place(fn._saved, self, out)
         if self._node.value is None:
             note_update(self)
+        if self._view is not None or self._alias:
+            # t_()/squeeze_() change this tensor's shape, not its elements' places: its
+            # views, PyTorch's unchanged, cannot be replayed from it
+            (_views.settled if same_shape else _views.unreplayable)(self)
+        return self
+
+    def _through(self, value: Tensor, fn) -> Tensor:
+        """This view's new value goes to its root (_views.write_through). The op's copy
+        of this view's old value is no saved view: later changes do not invalidate it."""
+        if fn is not None and fn._saved:
+            fn._saved = [e for e in fn._saved
+                         if not (type(e) is _SelfSave and e[0] is self._vc)]
+        _views.write_through(self, value)
         return self
 
     def _inplace(self, op: str, *operands, **attrs) -> Tensor:
@@ -117,6 +134,11 @@ class InPlaceMethods:
         as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
         is on and either requires grad: the gradient goes to src, none to the old value."""
         # Only a floating-point tensor can require grad: an integer one takes the value only.
+        if self._view is not None and _views.writes_through(self):
+            value = src.to(self.dtype)
+            if tuple(value.shape) != tuple(self.shape):
+                value = apply("expand", value, shape=self._node.meta.shape)
+            return self._through(value, None)
         record = (is_grad_enabled() and (self.requires_grad or src.requires_grad)
                   and self.is_floating_point())
         tracked = record and src.requires_grad
@@ -144,11 +166,15 @@ class InPlaceMethods:
             self._set_node(node, unrecorded=True)
         if self._node.value is None:
             note_update(self)
+        if self._view is not None or self._alias:
+            _views.settled(self)
         return self
 
     def set_(self, source: Tensor) -> Tensor:
         self._set_node(source._node)
         self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
+        if self._view is not None or self._alias:
+            _views.unreplayable(self)  # its views keep the old storage in PyTorch
         return self
 
 

@@ -447,6 +447,7 @@ NODES: dict[str, str | None] = {
         "AliasBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "SqueezeBackward1",
         "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
         "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0",
+        "AsStridedBackward0",  # a view refreshed after its base changed (_views.py)
         # _composites' (composed on the client): PyTorch's nodes save no tensor
         "RollBackward0", "TraceBackward0", "DiagEmbedBackward0", "FracBackward0",
         "DiagonalBackward0_copy"), ""),

@@ -89,7 +89,7 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     for x in operands:
         if isinstance(x, TensorBase):
             if x._view is not None:
-                _views.check_read(x)
+                _views.check_read(x, True)
             nodes.append(x._node)
             needs = needs or x.grad_fn is not None or x._requires_grad
         else:
