@@ -78,6 +78,11 @@ def _addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
                            "implementation: (input + value * tensor1 / tensor2), for all "
                            "dtypes.")
     tensor1, tensor2 = _in_result_dtype(input, tensor1, tensor2)
+    if isinstance(value, TensorBase):
+        # An optimiser's step scalar (optim/_optimizer.step_scalar): data, not an attribute,
+        # so every step has one structure (and is not read here). value * tensor1 is the
+        # product the kernel makes first, so the values are the same.
+        tensor1, value = tensor1 * value, 1.0
     # one op with PyTorch's derivatives (div's rule differs at second order)
     return apply("addcdiv_kernel", input, tensor1, tensor2, value=float(value),
                  torch_name="AddcdivBackward0")
