@@ -612,3 +612,6 @@ def _legacy(data, size) -> Node:
                            and size is not True else ())
         return leaf(np.zeros(shape, "float32"))
     return leaf(np.asarray(data, dtype="float32"))
+
+
+_views.connect(apply, _overwritten)  # views are refreshed by recording (see _views.py)

@@ -144,10 +144,11 @@ def write_through(t, value) -> None:
     """View `t` takes `value` (a tensor of its shape and dtype, with its history) by its
     root's indexed assignment: PyTorch's CopySlices on the root, then `t` (and the root's
     other views) refreshed from the root's new value."""
-    from ._creation import tensor
     root = _live_root(t)
     where = positions(t)
-    key = tuple(tensor(i) for i in np.unravel_index(where, tuple(root.shape)))
+    # integer arrays index as int64 tensors do (and need no import of the tensor class)
+    key = tuple(np.asarray(i, dtype=np.int64)
+                for i in np.unravel_index(where, tuple(root.shape)))
     root[key] = value  # setitem: root's _set_node marks its views stale, then refreshes
 
 
@@ -175,11 +176,21 @@ def check_read(t, operand: bool = False) -> None:
                 "out-of-place one.")
 
 
+# _tensor_base's apply and _overwritten, handed over by it when it loads (connect): it
+# imports this module, so importing it back here would close a circle.
+_RECORDING: tuple = ()
+
+
+def connect(apply, overwritten) -> None:
+    global _RECORDING
+    _RECORDING = (apply, overwritten)
+
+
 def _refresh(v, root) -> None:
     """View `v` takes its chain re-applied to its root's current value."""
     from ._function import function_class
     from ._grad_mode import set_grad_enabled
-    from ._tensor_base import _overwritten, apply
+    apply, _overwritten = _RECORDING
     state = v._view
     state.stale = False
     if not state.broken and _multi(v):
