@@ -283,7 +283,7 @@ class _Replay:
             return None
         try:
             if callable(plan):
-                result = plan(lambda op, *a, **k: apply(op, *a, **k), xs, self.size)
+                result = plan(apply, xs, self.size)
             else:
                 result = apply(e.op, *xs, torch_name=e.torch_name, **plan)
         except (RuntimeError, ValueError, IndexError, TypeError, catalog.OpError) as err:

@@ -110,7 +110,7 @@ class _Randomness:
     def before(self) -> None:
         self.last = self._state()
         if self.mode == "same":
-            _creation.default_generator.rng.bit_generator.state = self.start
+            self.restart()
 
     def drew(self) -> bool:
         return self._state() != self.last
@@ -119,7 +119,7 @@ class _Randomness:
         _creation.default_generator.rng.bit_generator.state = self.start
 
     def after(self) -> None:
-        if self.mode == "error" and self._state() != self.last:
+        if self.mode == "error" and self.drew():
             raise RuntimeError("vmap: called random operation while in randomness error mode. "
                                "Please either use the 'same' or 'different' randomness flags "
                                "on vmap or perform the randomness operation out of vmap")
@@ -150,7 +150,7 @@ def _combine(results: list, slice_args: list, out_dims: Any, size: int, name: st
                              f"structures for different slices: {spec.pprint()} and "
                              f"{other.pprint()}")
         per_slice.append(more)
-    dims = _out_dims(out_dims, results[0], spec, name)
+    dims = _out_dims(out_dims, results[0], len(leaves), spec, name)
     out = []
     for i, (x, d) in enumerate(zip(leaves, dims)):
         if d is None:
@@ -183,12 +183,12 @@ def _out(x: Any, batched: bool, d: Any, size: int, name: str) -> Any:
         raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type "
                          f"{type(x)}. Did you mean to set out_dims= to None for output?")
     if not batched:
-        x = x.unsqueeze(0).expand((size,) + tuple(x.shape))
+        x = _batching._expand(x, size)
     return x.movedim(0, d) if d % x.dim() else x
 
 
-def _out_dims(out_dims: Any, result: Any, spec, name: str) -> list:
-    n = len(_pytree.flatten(result)[0])
+def _out_dims(out_dims: Any, result: Any, n: int, spec, name: str) -> list:
+    """out_dims as one dim per output leaf (`n` of them, already flattened)."""
     if isinstance(out_dims, int) and not isinstance(out_dims, bool) or out_dims is None:
         return [out_dims] * n
     dims = _pytree.broadcast_prefix(out_dims, result, _is_dim)
@@ -220,7 +220,7 @@ def _by_rules(func, leaves, dims, spec, kwargs, size, out_dims, name, rand) -> A
     outs, out_spec = _pytree.flatten(result)
     values = [run.value(x, x._node) if isinstance(x, Tensor) else (x, False) for x in outs]
     _batching.check_clean(run, [v for v, _ in values])
-    dims_out = _out_dims(out_dims, result, out_spec, name)
+    dims_out = _out_dims(out_dims, result, len(outs), out_spec, name)
     return _pytree.unflatten([_out(v, b, d, size, name) for (v, b), d in
                               zip(values, dims_out)], out_spec)
 
