@@ -23,6 +23,7 @@ from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type
 
 from ._tensor_base import TensorBase, apply
+from ._to import invalid_arguments
 
 _OVERLOADS = (" * (Tensor input, Tensor min = None, Tensor max = None, *, Tensor out = None)\n"
               " * (Tensor input, Number min = None, Number max = None, *, Tensor out = None)\n")
@@ -34,17 +35,8 @@ def tensor_bounds(args: tuple, kwargs: dict) -> bool:
         isinstance(kwargs.get(k), TensorBase) for k in ("min", "max"))
 
 
-def _type_name(value: Any) -> str:
-    return "Tensor" if isinstance(value, TensorBase) else type(value).__name__
-
-
 def _invalid(name: str, args: tuple, kwargs: dict) -> TypeError:
-    got = ", ".join(_type_name(a) for a in args)
-    keys = [f"{k}={_type_name(v)}" for k, v in reversed(kwargs.items())]
-    if keys:
-        got = f"{got}, {', '.join(keys)}" if args else "".join(f"{k}, " for k in keys)
-    return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), "
-                     f"but expected one of:\n{_OVERLOADS}")
+    return invalid_arguments(name, args, kwargs, _OVERLOADS)
 
 
 def _bind(name: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:

@@ -48,15 +48,16 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _invalid(args: tuple, kwargs: dict) -> TypeError:
+def invalid_arguments(name: str, args: tuple, kwargs: dict, overloads: str) -> TypeError:
+    """PyTorch's TypeError for a call of `name` that matches none of its overloads."""
     got = ", ".join(_type_name(a) for a in args)
     # PyTorch lists the keywords last-given first, each followed by ", " when no
     # positional argument came before them.
     keys = [f"{k}={_type_name(v)}" for k, v in reversed(kwargs.items())]
     if keys:
         got = f"{got}, {', '.join(keys)}" if args else "".join(f"{k}, " for k in keys)
-    return TypeError(f"to() received an invalid combination of arguments - got ({got}), but "
-                     f"expected one of:\n{_OVERLOADS}")
+    return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), "
+                     f"but expected one of:\n{overloads}")
 
 
 def _is_device(value: Any) -> bool:
@@ -138,7 +139,7 @@ def parse(self_meta_dtype: str, args: tuple, kwargs: dict) -> tuple[str, bool]:
     b = _bind(("tensor", *_FLAGS), args, kwargs)
     if b is not None and isinstance(b.get("tensor"), TensorMeta):
         return b["tensor"].dtype.name, b.get("copy", False)
-    raise _invalid(args, kwargs)
+    raise invalid_arguments("to", args, kwargs, _OVERLOADS)
 
 
 def type_name(spec: str) -> str:
