@@ -17,13 +17,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from remotegrad.proto.catalog import FLOATING
-from remotegrad.proto.catalog._types import torch_dtype_name
+from remotegrad.proto.catalog._types import broadcast_shapes, torch_dtype_name
 
 from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
 from ._dtypes import int64
 from ._tensor_base import TensorBase, apply
-from ._shape import _index_args
+from ._shape import _checked, _index_args
 from ._tensor_meta import _wrap_dim
 from ._warn import warn_user
 
@@ -251,15 +251,7 @@ def masked_select(input: TensorBase, mask: TensorBase) -> TensorBase:
 
 def _broadcast(a: tuple, b: tuple) -> tuple:
     """PyTorch's broadcast of two shapes, its message naming a (the first) and b."""
-    n = builtins.max(len(a), len(b))
-    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    out = []
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y and 1 not in (x, y):
-            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
-                               f"({y}) at non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
-    return tuple(out)
+    return _checked(broadcast_shapes, a, b)
 
 
 @_forms("m")
