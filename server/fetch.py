@@ -163,12 +163,11 @@ def chunks(store, tenant: str, digest: str, size: int = codec.STREAM_CHUNK):
 
 def _string_bytes(client, key: str) -> int:
     """The length of the value at `key` if it is a string (a whole small tensor), else 0
-    (a chunked one's header is small; its chunks are held one at a time)."""
+    (a chunked one's header is small; its chunks are held one at a time). One round trip:
+    STRLEN answers 0 for a key that is not there and WRONGTYPE for a hash."""
     try:
-        kind = client.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        return int(client.strlen(key)) if kind == "string" else 0
-    except Exception:  # noqa: BLE001  (the store failed: _checked says so)
+        return int(client.strlen(key))
+    except Exception:  # noqa: BLE001  (a hash, or the store failed: _checked says which)
         return 0
 
 
