@@ -31,10 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._types import Meta
+from ._types import Meta, broadcast_shapes
 
-__all__ = ["SOURCE", "NoRule", "Site", "all_batched", "dims_shift", "elementwise",
-           "expand_batch", "fold", "keep_attrs", "matmul", "reduction", "with_reduction"]
+__all__ = ["SOURCE", "NoRule", "Site", "all_batched", "as_batched", "dims_shift", "elementwise",
+           "expand_batch", "fold", "folded", "keep_attrs", "matmul", "reduction",
+           "with_reduction"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,16 @@ def expand_batch(emit: Emit, x: Any, meta: Meta, size: int) -> Any:
     return emit("expand", emit("unsqueeze", x, dim=0), shape=(size,) + tuple(meta.shape))
 
 
+def as_batched(emit: Emit, x: Any, meta: Meta, batched: bool, size: int) -> Any:
+    """An input with the batch dim first: as it is if batched, else expanded."""
+    return x if batched else expand_batch(emit, x, meta, size)
+
+
+def _emit_plan(emit: Emit, op: str, plan: Any, xs: list, size: int) -> Any:
+    """What a rule's answer records: its rewrite, or the op with its attributes."""
+    return plan(emit, xs, size) if callable(plan) else emit(op, *xs, **plan)
+
+
 def _up(emit: Emit, x: Any, n: int) -> Any:
     """n size-1 dims after the batch dim: a batched input aligned to a higher rank."""
     for _ in range(n):
@@ -115,11 +126,9 @@ def all_batched(then: Callable[[Site], Any] = keep_attrs, which: tuple[int, ...]
             return plan
 
         def rewrite(emit, xs, size):
-            full = [expand_batch(emit, x, m, size) if g else x
+            full = [as_batched(emit, x, m, not g, size)
                     for x, m, g in zip(xs, site.metas, grow)]
-            if callable(plan):
-                return plan(emit, full, size)
-            return emit(site.op, *full, **plan)
+            return _emit_plan(emit, site.op, plan, full, size)
         return rewrite
     return rule
 
@@ -229,17 +238,22 @@ def fold(full_rank: int, data: tuple[int, ...] = (0,)):
             return all_batched()(site) if len(data) > 1 else site.attrs
         if r != full_rank:
             return None
-
-        def rewrite(emit, xs, size):
-            xs = list(xs)
-            for i in data:
-                m = site.metas[i]
-                x = xs[i] if site.batched[i] else expand_batch(emit, xs[i], m, size)
-                xs[i] = emit("reshape", x, shape=(size * m.shape[0],) + tuple(m.shape[1:]))
-            out = emit(site.op, *xs, **site.attrs)
-            return emit("reshape", out, shape=(size,) + tuple(site.out.shape))
-        return rewrite
+        return folded(site, data)
     return rule
+
+
+def folded(site: Site, data: tuple[int, ...]):
+    """The rewrite that folds the batch into dim 0 of inputs `data` (unbatched ones
+    expanded first), runs the op once and takes the batch back out of its result."""
+    def rewrite(emit, xs, size):
+        xs = list(xs)
+        for i in data:
+            m = site.metas[i]
+            x = as_batched(emit, xs[i], m, site.batched[i], size)
+            xs[i] = emit("reshape", x, shape=(size * m.shape[0],) + tuple(m.shape[1:]))
+        out = emit(site.op, *xs, **site.attrs)
+        return emit("reshape", out, shape=(size,) + tuple(site.out.shape))
+    return rewrite
 
 
 def matmul(site: Site):
@@ -304,7 +318,7 @@ def with_reduction(site: Site, pointwise: Callable[[Site], Any] = elementwise):
     r = len(none.out.shape)
 
     def rewrite(emit, xs, size):
-        out = plan(emit, xs, size) if callable(plan) else emit(site.op, *xs, **plan)
+        out = _emit_plan(emit, site.op, plan, xs, size)
         if r == 0:
             return out
         return emit(red, out, dim=tuple(range(1, r + 1)))
@@ -312,7 +326,6 @@ def with_reduction(site: Site, pointwise: Callable[[Site], Any] = elementwise):
 
 
 def _broadcast(metas) -> tuple[int, ...]:
-    from ._types import broadcast_shapes
     shape: tuple[int, ...] = ()
     for m in metas:
         shape = broadcast_shapes(shape, m.shape)

@@ -4,7 +4,7 @@ batch into rows, N or groups."""
 
 from __future__ import annotations
 
-from ._batching import Site, _up, expand_batch, fold
+from ._batching import Site, _up, as_batched, expand_batch, fold, folded
 from ._types import Meta
 
 __all__ = ["class_loss", "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "embedding",
@@ -35,8 +35,8 @@ def class_loss(site: Site):
     ignore = site.attrs["ignore_index"]
 
     def rewrite(emit, xs, size):
-        xb = xs[0] if site.batched[0] else expand_batch(emit, xs[0], x, size)
-        tb = xs[1] if site.batched[1] else expand_batch(emit, xs[1], t, size)
+        xb = as_batched(emit, xs[0], x, site.batched[0], size)
+        tb = as_batched(emit, xs[1], t, site.batched[1], size)
         if r > 2:
             xb = emit("permute", xb, dims=last)
             tb = emit("permute", tb, dims=last) if probs else tb
@@ -104,14 +104,7 @@ def layer_norm(site: Site):
 def rows(site: Site):
     """Ops over rows (cross_entropy_rows and its gradient): every slice's rows as one call,
     (size * N, ...), unbatched inputs expanded first; then the batch taken back out."""
-    def rewrite(emit, xs, size):
-        folded = []
-        for x, m, b in zip(xs, site.metas, site.batched):
-            x = x if b else expand_batch(emit, x, m, size)
-            folded.append(emit("reshape", x, shape=(size * m.shape[0],) + tuple(m.shape[1:])))
-        out = emit(site.op, *folded, **site.attrs)
-        return emit("reshape", out, shape=(size,) + tuple(site.out.shape))
-    return rewrite
+    return folded(site, tuple(range(len(site.metas))))
 
 
 def conv2d(site: Site):
@@ -129,15 +122,15 @@ def conv2d(site: Site):
     out = tuple(site.out.shape)  # (N, O, H', W') or (O, H', W')
 
     def rewrite(emit, xs, size):
-        xb = xs[0] if site.batched[0] else expand_batch(emit, xs[0], x, size)
+        xb = as_batched(emit, xs[0], x, site.batched[0], size)
         xb = emit("reshape", xb, shape=(size, n, c) + hw)
         xb = emit("reshape", emit("transpose", xb, dim0=0, dim1=1),
                   shape=(n, size * c) + hw)
-        wb = xs[1] if site.batched[1] else expand_batch(emit, xs[1], w, size)
+        wb = as_batched(emit, xs[1], w, site.batched[1], size)
         wb = emit("reshape", wb, shape=(size * o,) + tuple(w.shape[1:]))
         args = [xb, wb]
         if len(xs) == 3:
-            bb = xs[2] if site.batched[2] else expand_batch(emit, xs[2], site.metas[2], size)
+            bb = as_batched(emit, xs[2], site.metas[2], site.batched[2], size)
             args.append(emit("reshape", bb, shape=(size * o,)))
         y = emit("conv2d", *args, **dict(site.attrs, groups=size * groups))
         y = emit("reshape", y, shape=(n, size, o) + out[-2:])
@@ -175,7 +168,7 @@ def conv2d_weight_grad(site: Site):
     ws, groups = tuple(site.attrs["weight_shape"]), site.attrs["groups"]
 
     def side(emit, t, m, b, size):
-        t = t if b else expand_batch(emit, t, m, size)
+        t = as_batched(emit, t, m, b, size)
         t = emit("transpose", t, dim0=0, dim1=1)  # (N, size, channels, H, W)
         return emit("reshape", t, shape=(n, size * m.shape[1]) + tuple(m.shape[2:]))
 
@@ -200,7 +193,7 @@ def embedding(site: Site):
     v, k = w.shape[0], len(idx.shape)
 
     def rewrite(emit, xs, size):
-        ib = xs[0] if site.batched[0] else expand_batch(emit, xs[0], idx, size)
+        ib = as_batched(emit, xs[0], idx, site.batched[0], size)
         offset = emit("reshape", emit("mul", emit("arange", end=size, dtype=idx.dtype), v),
                       shape=(size,) + (1,) * k)
         table = emit("reshape", xs[1], shape=(size * v,) + tuple(w.shape[1:]))
