@@ -124,7 +124,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     found = _FUNCTIONS.get((op, torch_name))
     if found is None:
         name = torch_name or static_name(op)
-        found = _FUNCTIONS[op, torch_name] = (name, function_class(name), _plan_of(name))
+        found = _FUNCTIONS[op, torch_name] = (name, function_class(name),
+                                                _save_plan(SAVES.get(name, "")))
     name, cls, plan = found
     fn = cls(node, edges)
     out.grad_fn = fn
@@ -146,16 +147,6 @@ def _differentiable(op: str, opdef) -> builtins.bool:
     return found
 
 
-
-
-def _plan_of(name: str) -> tuple:
-    """grad_fn `name`'s save plan (see _save_plan)."""
-    plan = _SAVE_PLANS.get(name)
-    if plan is None:
-        plan = _SAVE_PLANS[name] = _save_plan(SAVES.get(name, ""))
-    return plan
-
-
 def _saved_by(plan: tuple, operands: tuple, out: Tensor) -> list:
     """Versions of the tensors PyTorch's node would save, checked again at backward."""
     operand_codes, result = plan
@@ -175,12 +166,10 @@ def _saved_by(plan: tuple, operands: tuple, out: Tensor) -> list:
     return saved
 
 
-# SAVES' codes as (operand index, index of the operand whose requires_grad it depends on,
-# or None) pairs and whether the result is saved; () for a node that saves nothing.
-_SAVE_PLANS: dict[str, tuple] = {}
-
-
 def _save_plan(codes: str) -> tuple:
+    """SAVES' codes as (operand index, index of the operand whose requires_grad it depends
+    on, or None) pairs and whether the result is saved; () for a node that saves nothing
+    (made once per grad_fn kind and kept in _FUNCTIONS)."""
     if not codes:
         return ()
     operand_codes = tuple((index, other) for code, index, other in
