@@ -53,13 +53,14 @@ def _outputs(func, inputs: tuple) -> tuple:
 
 def _numerical(func, inputs: tuple, diff: list[int], eps: float) -> list[list[np.ndarray]]:
     """[output][input] Jacobians, (input numel, output numel), of every tensor output:
-    (f(x + eps) - f(x - eps)) / 2 eps, one input element at a time."""
-    columns: dict[int, list] = {}
+    (f(x + eps) - f(x - eps)) / 2 eps, one input element at a time (every evaluation
+    recorded first, then read in one round trip)."""
+    moved_outputs: dict[int, list] = {}
     for i in diff:
         base = inputs[i].detach().numpy().astype(inputs[i].dtype.name, copy=True)
-        flat, rows = base.reshape(-1), []
+        flat, per_element = base.reshape(-1), []
         for j in range(flat.size):
-            values = []
+            pair = []
             for step in (eps, -eps):
                 moved = flat.copy()
                 moved[j] += step
@@ -67,10 +68,16 @@ def _numerical(func, inputs: tuple, diff: list[int], eps: float) -> list[list[np
                 # still requiring grad: gradgradcheck's function differentiates inside
                 args[i] = _creation.tensor(moved.reshape(base.shape), dtype=inputs[i].dtype,
                                            requires_grad=True)
-                values.append([o.detach().numpy().astype(np.float64).reshape(-1)
-                               for o in _outputs(func, tuple(args))])
-            rows.append([(a - b) / (2 * eps) for a, b in zip(*values)])
-        columns[i] = rows
+                pair.append([o.detach() for o in _outputs(func, tuple(args))])
+            per_element.append(pair)
+        moved_outputs[i] = per_element
+    batch([o for per in moved_outputs.values() for pair in per for outs in pair for o in outs])
+
+    def flat64(o: Tensor) -> np.ndarray:
+        return o.numpy().astype(np.float64).reshape(-1)
+
+    columns = {i: [[(flat64(a) - flat64(b)) / (2 * eps) for a, b in zip(*pair)]
+                   for pair in per] for i, per in moved_outputs.items()}
     n_out = len(next(iter(columns.values()))[0]) if columns else 0
     return [[np.stack([row[k] for row in columns[i]]) if columns[i] else
              np.zeros((0, 0)) for i in diff] for k in range(n_out)]
@@ -81,12 +88,15 @@ def _analytical(output: Tensor, inputs: tuple, diff: list[int]) -> list[np.ndarr
     element, seeded with that element's one-hot."""
     n = output.numel()
     jacobians = [np.zeros((inputs[i].numel(), n)) for i in diff]
+    per_element = []
     for k in range(n):
         seed = np.zeros(n, dtype=output.dtype.name)
         seed[k] = 1
         seed = _creation.tensor(seed.reshape(tuple(output.shape)), dtype=output.dtype)
-        grads = _grad(output, [inputs[i] for i in diff], seed, retain_graph=True,
-                      allow_unused=True)
+        per_element.append(_grad(output, [inputs[i] for i in diff], seed, retain_graph=True,
+                                 allow_unused=True))
+    batch([g for grads in per_element for g in grads])  # read in one round trip
+    for k, grads in enumerate(per_element):
         for jac, g in zip(jacobians, grads):
             if g is not None:
                 jac[:, k] = g.detach().numpy().reshape(-1)
