@@ -297,7 +297,7 @@ def sgn(input: TensorBase) -> TensorBase:
     return apply("sign", input, torch_name="SgnBackward0")
 
 
-def _indices(name: str, lower: bool, row: int, col: int, offset: int, dtype) -> TensorBase:
+def _indices(lower: bool, row: int, col: int, offset: int, dtype) -> TensorBase:
     for what, n in (("row", row), ("col", col)):
         if n < 0:
             raise RuntimeError(f"{what} must be non-negative, got{n}")
@@ -308,12 +308,12 @@ def _indices(name: str, lower: bool, row: int, col: int, offset: int, dtype) -> 
 
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
                  layout=None) -> TensorBase:
-    return _indices("tril_indices", True, row, col, offset, dtype or int64)
+    return _indices(True, row, col, offset, dtype or int64)
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
                  layout=None) -> TensorBase:
-    return _indices("triu_indices", False, row, col, offset, dtype or int64)
+    return _indices(False, row, col, offset, dtype or int64)
 
 
 _FINITE_MAX = {"float16": 65504.0, "float32": float(np.finfo(np.float32).max),
