@@ -122,20 +122,24 @@ class LRScheduler:
     def _update_lr(self, epoch: int | None = None) -> None:
         """Next learning rates: the chainable get_lr one step on, or (an explicit epoch)
         the closed form where the schedule has one, as PyTorch's."""
+        if epoch is None:
+            self.last_epoch += 1
+            self._set_lrs(self.get_lr)
+        else:
+            self.last_epoch = epoch
+            self._set_lrs(getattr(self, "_get_closed_form_lr", None) or self.get_lr)
+
+    def _set_lrs(self, compute: Callable[[], list[float]]) -> None:
+        """The groups' learning rates from compute() (get_lr or the closed form), called
+        as from step(): get_lr gives no warning."""
         self._get_lr_called_within_step = True
         try:
-            if epoch is None:
-                self.last_epoch += 1
-                values = self.get_lr()
-            else:
-                self.last_epoch = epoch
-                closed = getattr(self, "_get_closed_form_lr", None)
-                values = closed() if closed is not None else self.get_lr()
+            values = compute()
         finally:
             self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self._last_lr = self._lrs()
 
     def _lrs(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]

@@ -45,14 +45,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         else:
             self._seek(epoch)
         self.last_epoch = math.floor(epoch)
-        self._get_lr_called_within_step = True
-        try:
-            values = self.get_lr()
-        finally:
-            self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self._set_lrs(self.get_lr)
 
     def _seek(self, epoch: float) -> None:
         if epoch < 0:
