@@ -58,24 +58,38 @@ def blocked(fn, xp: Any, op: str, flops: int, first_shape: tuple, out_shape: tup
         return fn
     if len(first_shape) < 2 or len(out_shape) < 2 or first_shape[-2] < 2:
         return fn
-    rows = first_shape[-2]
-    step = _step(rows, flops)
+    step = _step(first_shape[-2], flops)
 
     def run(a, *rest):
-        m = a.shape[-2]
-        out = None
-        for i in range(0, m, step):  # a cancellation lands here, between two blocks
-            part = fn(a[..., i:i + step, :], *rest)
-            if out is None:
-                out = xp.empty(part.shape[:-2] + (m, part.shape[-1]), dtype=part.dtype)
-            out[..., i:i + step, :] = part
-        return out
+        return _assembled(xp, a.shape[-2], step, -2, lambda s: fn(a[..., s, :], *rest))
     return run
 
 
 def _step(count: int, flops: float) -> int:
     """Elements of a dimension of `count` per block, for blocks of about BLOCK_FLOPS."""
     return max(1, int(count * BLOCK_FLOPS // max(flops, 1)))
+
+
+def _at(axis: int, s: slice) -> tuple:
+    """The index of block `s` along `axis` (negative: counted from the last dim)."""
+    if axis < 0:
+        return (Ellipsis, s) + (slice(None),) * (-axis - 1)
+    return (slice(None),) * axis + (s,)
+
+
+def _assembled(xp, count: int, step: int, axis: int, part_of):
+    """One result of `count` along `axis` from its blocks, `part_of(block slice)` each,
+    written into one array (a cancellation lands between two blocks)."""
+    out = None
+    for i in range(0, count, step):
+        block = slice(i, i + step)
+        part = part_of(block)
+        if out is None:
+            shape = list(part.shape)
+            shape[axis] = count
+            out = xp.empty(tuple(shape), dtype=part.dtype)
+        out[_at(axis, block)] = part
+    return out
 
 
 def _by_batch(fn, xp, op: str, flops: int, first_shape: tuple):
@@ -92,13 +106,7 @@ def _by_batch(fn, xp, op: str, flops: int, first_shape: tuple):
                 part = fn(x[i:i + step], rest[0][i:i + step])
                 total = part if total is None else xp.add(total, part, out=total)
             return total
-        out = None
-        for i in range(0, n, step):
-            part = fn(x[i:i + step], *rest)
-            if out is None:
-                out = xp.empty((n, *part.shape[1:]), dtype=part.dtype)
-            out[i:i + step] = part
-        return out
+        return _assembled(xp, n, step, 0, lambda s: fn(x[s], *rest))
     return run
 
 
@@ -111,15 +119,11 @@ def _input_grad_by_batch(fn, xp, flops: int, attrs: dict):
     forward = catalog.get("conv2d_input_grad").forward
     n, step = shape[0], _step(shape[0], flops)
 
+    def part(g, w):
+        return forward(xp, g, w, **{**attrs, "input_shape": (g.shape[0], *shape[1:])})
+
     def run(g, w):
-        out = None
-        for i in range(0, n, step):
-            part_attrs = {**attrs, "input_shape": (min(step, n - i), *shape[1:])}
-            part = forward(xp, g[i:i + step], w, **part_attrs)
-            if out is None:
-                out = xp.empty(shape, dtype=part.dtype)
-            out[i:i + step] = part
-        return out
+        return _assembled(xp, n, step, 0, lambda s: part(g[s], w))
     return run
 
 
@@ -137,16 +141,8 @@ def _by_plane(fn, xp, flops: int, first_shape: tuple):
     step = _step(count, flops)
 
     def run(*arrays):
-        out = None
-        for i in range(0, count, step):
-            where = (slice(None),) * axis + (slice(i, i + step),)
-            part = fn(*(a[where] for a in arrays))
-            if out is None:
-                shape = list(part.shape)
-                shape[axis] = count
-                out = xp.empty(tuple(shape), dtype=part.dtype)
-            out[where] = part
-        return out
+        return _assembled(xp, count, step, axis,
+                          lambda s: fn(*(a[_at(axis, s)] for a in arrays)))
     return run
 
 
@@ -188,17 +184,8 @@ def _contract(eq: str, ops: list):
     if work <= BLOCK_FLOPS or letter is None:
         return np.einsum(eq, *ops, optimize=pair)
     count = sizes[letter]
-    step = _step(count, work)
-    result = None
-    for i in range(0, count, step):
-        parts = [_cut(a, sub, letter, i, step) for sub, a in zip(subs, ops)]
-        part = np.einsum(eq, *parts, optimize=pair)
-        if result is None:
-            shape = list(part.shape)
-            shape[out.index(letter)] = count
-            result = np.empty(tuple(shape), dtype=part.dtype)
-        result[_cut_index(out, letter, i, step)] = part
-    return result
+    return _assembled(np, count, _step(count, work), out.index(letter), lambda s: np.einsum(
+        eq, *[_cut(a, sub, letter, s) for sub, a in zip(subs, ops)], optimize=pair))
 
 
 def _cut_letter(subs: list[str], out: str, sizes: dict[str, int]) -> str | None:
@@ -209,13 +196,9 @@ def _cut_letter(subs: list[str], out: str, sizes: dict[str, int]) -> str | None:
     return (first or fits or [None])[0]
 
 
-def _cut_index(sub: str, letter: str, i: int, step: int) -> tuple:
-    return tuple(slice(i, i + step) if c == letter else slice(None) for c in sub)
-
-
-def _cut(a, sub: str, letter: str, i: int, step: int):
+def _cut(a, sub: str, letter: str, block: slice):
     """`a`'s block along `letter` (whole if it has no such letter, or only size 1 there:
-    broadcast)."""
+    broadcast; the letter is not repeated in `sub`: _cut_letter)."""
     if letter not in sub or a.shape[sub.index(letter)] == 1:
         return a
-    return a[_cut_index(sub, letter, i, step)]
+    return a[_at(sub.index(letter), block)]
