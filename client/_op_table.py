@@ -237,7 +237,13 @@ def _index_name(operands: list, attrs: dict) -> str:
         return "IndexBackward0"
     if len(items) == 1 and items[0][0] == "slice":
         return "SliceBackward0"
-    shape = operands[0].shape
+    return last_view(items, tuple(operands[0].shape))
+
+
+def last_view(items: list[tuple], shape: tuple[int, ...]) -> str:
+    """PyTorch's grad_fn for a basic index of several items (parsed: indexing.parse_key)
+    into a tensor of `shape`: the last op its applySlicing applies. A slice that keeps a
+    whole dim is skipped there; when nothing is applied the result is an alias."""
     used = sum(1 for kind, *_ in items if kind not in ("none", "ellipsis"))
     dim, name = 0, "AliasBackward0"
     for kind, *value in items:

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from remotegrad.proto import catalog
-from remotegrad.proto.catalog.indexing import parse_key, whole_slice
+from remotegrad.proto.catalog.indexing import parse_key
 from remotegrad.proto.catalog.shape import piece_sizes
 
 from ._creation import ones, tensor
 from ._inplace import scalar_as
 from ._node import builtin_error
+from ._op_table import last_view
 from ._select import where_one
 from ._tensor_base import Scalar, TensorBase, apply, batch
 from ._warn import warn_user
@@ -204,34 +205,14 @@ def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
     return ",".join(texts), tensors, counts, grad
 
 
-def _last_view(key: tuple, shape: tuple[int, ...]) -> str:
-    """PyTorch's grad_fn for a basic index of several items (a tuple): the last op its
-    applySlicing applies. A slice that keeps a whole dim (start 0 or None, step 1, stop at
-    or past the end) is skipped there; when nothing is applied the result is an alias."""
-    used = sum(1 for k in key if k is not None and k is not Ellipsis)
-    dim, name = 0, "AliasBackward0"
-    for item in key:
-        if item is Ellipsis:
-            dim += len(shape) - used
-        elif item is None:
-            name = "UnsqueezeBackward0"
-        elif isinstance(item, slice):
-            name = name if whole_slice(item, shape[dim]) else "SliceBackward0"
-            dim += 1
-        else:
-            name = "SelectBackward0"
-            dim += 1
-    return name
-
-
 def getitem(self: Tensor, key: Any) -> Tensor:
     text, tensors, counts, grad = _index_args(key)
     if _sequence_as_tuple(key):
         key = tuple(key)
     if isinstance(key, tuple) and not tensors and grad != "AliasBackward0":
         try:
-            grad = _last_view(key, tuple(self.shape))
-        except (IndexError, TypeError):
+            grad = last_view(parse_key(text), tuple(self.shape))
+        except (IndexError, TypeError, ValueError):
             pass  # a bad key: the op's own rule reports it
     return apply("index", self, *tensors, key=text, mask_counts=counts, torch_name=grad)
 
