@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from remotegrad.proto import metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
@@ -355,18 +356,23 @@ def _keep_spinning(w: Worker) -> None:
     when the last one finishes: without a call that lasts, every Execute started a thread
     (a 200 KB request answered with 1 MB: 1.4 ms a call, 0.9 ms with one call kept open).
     A thread reads the stream and ends it when the worker stops serving (its graceful
-    stop waits for open calls); one that ended is opened again at the next refresh."""
+    stop waits for open calls); one that ended is opened again at the next refresh.
+    The call is started here, under the pool's lock (refresh holds it), never in the
+    thread: a stub made on a channel that close() closed meanwhile crashed the process
+    (SIGSEGV in grpc's registered-call handle, tests/unit/test_worker_memory.py)."""
     if w.watch is not None and w.watch.is_alive():
         return
-    w.watch = threading.Thread(target=_watch_health, args=(w.channel,), daemon=True,
+    try:
+        stream = health_pb2_grpc.HealthStub(w.channel).Watch(health_pb2.HealthCheckRequest())
+    except ValueError:  # the channel was closed
+        return
+    w.watch = threading.Thread(target=_watch_health, args=(stream,), daemon=True,
                                name=f"watch {w.address}")
     w.watch.start()
 
 
-def _watch_health(channel: grpc.Channel) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+def _watch_health(stream) -> None:
     try:
-        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
         for answer in stream:
             if answer.status != health_pb2.HealthCheckResponse.SERVING:
                 stream.cancel()  # stopping: its graceful stop must not wait for this call
