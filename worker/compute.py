@@ -108,8 +108,10 @@ def compute(req: pb.ComputeRequest, store, tenant: str = "default",
 def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResponse:
     decoded = codec.decode_request(req)
     limit = backend.memory_limit
+    planned = None
     if limit or ticket is not None:  # before any leaf is fetched, transferred or stored
-        plan, _ = engine.plan(decoded.nodes, decoded.targets)
+        planned = engine.plan(decoded.nodes, decoded.targets)  # evaluate() runs it too
+        plan = planned[0]
         # The request keeps its own copy of each inline leaf for the whole call, beside
         # the leaf's array (the estimate's one copy).
         peak = of_plan(plan)[1] + sum(m.ByteSize() for m in req.tensors)
@@ -132,7 +134,8 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
         return codec.decode_array(msg)
 
     try:
-        resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend))
+        resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend,
+                                              planned))
     finally:
         # Remembered for later requests that name them by hash: after the arrays made from
         # them are gone, so that the request, the cache and an array never hold one leaf
@@ -154,15 +157,17 @@ def _keep_here(req, targets: list[int], resp, store, tenant: str) -> None:
             store.put(tenant, msg)
 
 
-def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_backend
-             ) -> list[np.ndarray]:
+def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_backend,
+             planned: tuple | None = None) -> list[np.ndarray]:
     """Run a graph whose leaves `leaf(name)` gives as host arrays; the targets' values on
     the host. What the values themselves make fail (an index out of range, an integer
     division by zero, the device's memory) is raised as the error PyTorch raises
     (proto/errors.py); a graph the rules refuse as OpError. The Worker service and the
-    embedded mode (`connect("local")`, which names leaves by identity) share it."""
+    embedded mode (`connect("local")`, which names leaves by identity) share it.
+    `planned`: engine.plan(nodes, targets) when the caller made it (the graph is not keyed
+    twice)."""
     return _guarded(lambda device_leaf: engine.execute(nodes, targets, device_leaf,
-                                                       backend.xp),
+                                                       backend.xp, planned),
                     leaf, backend, lambda: (nodes, targets))
 
 

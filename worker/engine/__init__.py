@@ -194,8 +194,10 @@ def plan(nodes: list[WireNode], targets: list[int]) -> tuple[Plan, list[str]]:
     return found, names
 
 
-def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any) -> list[Any]:
-    found, names = plan(nodes, targets)
+def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any,
+            planned: tuple[Plan, list[str]] | None = None) -> list[Any]:
+    """Run the graph; `planned`: plan(nodes, targets) when the caller has it already."""
+    found, names = plan(nodes, targets) if planned is None else planned
     prog, slots = found.program(xp)
     leaves = [leaf(names[k]) for k in slots]
     del names  # the structure key and its pieces are garbage before any array is made
