@@ -69,7 +69,7 @@ def _power_via64(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def _power64(a: np.ndarray, k: int) -> np.ndarray:
-    # Binary powering over (hi, lo) pairs; the base's split is reused by every product.
+    # Binary powering over (hi, lo) pairs (a squaring splits its operand once, _dd_mul).
     base = (a, None)  # no low part yet
     result = None
     while True:
