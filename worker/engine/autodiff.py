@@ -197,7 +197,7 @@ def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
     if meta.dtype not in catalog.FLOATING or dst.metas[base] != meta:
         return None
     k = _constant(src, src.inputs[n][1], 3)
-    if k in (0.5, -0.5) and not isinstance(k, bool):
+    if k in (0.5, -0.5):  # (no bool equals either)
         # PyTorch's kernel for these number exponents is sqrt and rsqrt, whose -0.0 and
         # -inf differ from pow's: rsqrt(-0.0) is -inf (x ** 0.5's gradient at -0.0)
         return dst.add_checked("sqrt" if k > 0 else "rsqrt", (base,), {}, meta)
