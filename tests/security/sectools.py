@@ -162,3 +162,28 @@ def until(check, what: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not after {timeout}s")
         time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time process `pid` has used (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def running(worker: Proc) -> int:
+    """The calls a worker says it is running (its registry record, every heartbeat); the
+    test sets `worker.redis` to the redis-server it registers in."""
+    return registry.workers(worker.redis.client())[worker.address]["inflight"]
+
+
+def cpu_until_stopped(worker: Proc, what: str, timeout: float = 20.0) -> float:
+    """CPU seconds the worker spends from now until its record counts no call running.
+
+    What a cancelled op costs after its deadline is read in CPU time, not wall time: on a
+    shared machine another job's load stretches a block's wall time (a 2.5 s wall bound
+    failed once in CI), never its CPU time, and an op that ran on after its deadline would
+    cost its remaining seconds of BLAS in either."""
+    before = cpu_seconds(worker.popen.pid)
+    until(lambda: running(worker) == 0, what, timeout=timeout)
+    return cpu_seconds(worker.popen.pid) - before
