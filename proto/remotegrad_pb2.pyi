@@ -74,20 +74,22 @@ class Graph(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("graph", "tensors", "targets", "request_id", "keep", "release")
+    __slots__ = ("graph", "tensors", "targets", "request_id", "keep", "release", "keep_as")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEEP_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_AS_FIELD_NUMBER: _ClassVar[int]
     graph: Graph
     tensors: _containers.RepeatedCompositeFieldContainer[TensorData]
     targets: _containers.RepeatedScalarFieldContainer[int]
     request_id: str
     keep: _containers.RepeatedScalarFieldContainer[int]
     release: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ..., release: _Optional[_Iterable[str]] = ...) -> None: ...
+    keep_as: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ..., release: _Optional[_Iterable[str]] = ..., keep_as: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("results", "cache_hit", "worker")
