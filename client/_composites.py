@@ -114,6 +114,8 @@ def movedim(input: TensorBase, source, destination) -> TensorBase:
     for what, dims in (("source", src), ("destination", dst)):
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"movedim: repeated dim in `{what}` ({dims})")
+    if n == 0:  # a 0-d tensor's dims 0 and -1 are its one pseudo-dim: PyTorch's alias
+        return apply("permute", input, dims=(), torch_name="AliasBackward0")
     order: list[int | None] = [None] * n
     for s, d in zip(src, dst):
         order[d] = s

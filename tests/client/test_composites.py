@@ -20,6 +20,7 @@ CALLS = [
     "x.roll(1)", "x.roll(1, 0)", "x.roll((1, -2), (0, 1))", "torch.roll(x, shifts=2, dims=1)",
     "torch.roll(torch.tensor(3.), 1)", "x.roll(1, dims=(0,))", "x.roll(4, 1)", "x.roll(-5)",
     "x.movedim(0, 1)", "torch.movedim(x, (0, 1), (1, 0))", "x.moveaxis(-1, 0)",
+    "torch.tensor(2.).movedim(0, -1)", "torch.tensor(2.).movedim((-1,), (0,))",
     "torch.ones(2, 3, 4).movedim(0, -1)", "torch.ones(2, 3, 4).movedim((2, 0), (0, 1))",
     "x.trace()", "torch.trace(torch.ones(2, 3, dtype=torch.int32))", "x[:, :3].trace()",
     "torch.addmm(torch.ones(3), torch.ones(3, 3) * 2, x[:, :3], beta=0.5, alpha=2)",
