@@ -9,15 +9,26 @@ import functools
 import inspect
 import threading
 
-_state = threading.local()
+
+
+class _State(threading.local):
+    """Each thread's modes. The defaults are class attributes: a thread that never set a
+    mode reads them directly, where getattr(local, name, default) raised and caught an
+    AttributeError inside every call (~0.6 us; recording an op asks once or more)."""
+
+    enabled = True
+    inference = False
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def is_inference_mode_enabled() -> bool:
-    return getattr(_state, "inference", False)
+    return _state.inference
 
 
 def _set(mode: bool) -> None:
@@ -35,7 +46,7 @@ class grad_mode:  # noqa: N801  (a context, named as the others)
         self.mode = mode
 
     def __enter__(self) -> None:
-        self.prev = getattr(_state, "enabled", True)
+        self.prev = _state.enabled
         _state.enabled = self.mode
 
     def __exit__(self, *exc) -> None:
