@@ -41,13 +41,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TIMERS = [f"remotegrad.server.gateway:{n}" for n in (
     "GatewayServicer.Compute", "Gateway.compute", "Gateway._validated", "Gateway._cached",
     "Gateway._stage", "Gateway._execute_recovering", "Gateway._start", "Gateway._by_reference",
-    "Gateway._keep_durably")] + [
+    "Gateway._reserve", "Gateway._note_kept")] + [
     "remotegrad.server.cache:RedisResultCache.put", "remotegrad.server.cache:RedisResultCache.get",
-    "remotegrad.server.write_behind:WriteBehind._run",
+    "remotegrad.proto.write_behind:WriteBehind._run",
     "remotegrad.worker.service:WorkerServicer.Execute",
     "remotegrad.worker.service:WorkerServicer._run",
     "remotegrad.worker.service:_verify_inline", "remotegrad.worker.compute:_compute",
-    "remotegrad.worker.compute:evaluate", "remotegrad.worker.compute:_keep_here",
+    "remotegrad.worker.compute:evaluate", "remotegrad.worker.compute:_answer",
+    "remotegrad.worker.compute:_keep_here", "remotegrad.worker.held:WorkerStore._write",
     "remotegrad.proto.codec:encode_response", "remotegrad.proto.codec:decode_request"]
 
 

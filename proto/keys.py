@@ -100,3 +100,18 @@ def kept_chunk_key(tenant: str, digest: str, index: int) -> str:
 
 def kept_ledger_key(tenant: str) -> str:
     return f"{PREFIX}:kept-ledger:{{{check_tenant(tenant)}}}"
+
+
+# A kept result's name (ComputeRequest.keep_as): provenance, not content. The producing
+# call's fingerprint (server/fingerprint.py: a Merkle hash of the graph's structure,
+# attributes and leaf names, the targets in order) and the kept output's position (the
+# first index of its node in `targets`) name it, so the gateway, or an SDK that computes
+# the same fingerprint, knows the name before the value exists, and nothing hashes the
+# value's bytes. Computation is pure: the same call gives the same value under the same
+# name, on whichever worker runs it (recomputation from lineage relies on it). The
+# "kept|" prefix keeps these names apart from content hashes (proto/nodes.py tensor_hash
+# hashes dtype, shape and bytes, never this text).
+def kept_name(fingerprint: str, position: int) -> str:
+    import hashlib
+    text = f"kept|v1|{fingerprint}|{int(position)}".encode()
+    return hashlib.sha256(text).hexdigest()[:32]

@@ -1,16 +1,24 @@
 """Kept tensors made durable without the critical path, within each tenant's quota.
 
-A call that keeps results (a training step's parameters and optimiser state) is answered
-once the worker has them; their bytes are then written behind (server/write_behind.py)
-to the shared store's durable copies (proto/kept.py): no TTL, never evicted by the
-cluster's volatile-lru Redis. What the call waits for is one small script on the
-tenant's ledger, which reserves the copies' bytes against --kept-quota-bytes: over it,
-the call is refused with RESOURCE_EXHAUSTED and nothing of anyone else is evicted.
+A call that keeps results (a training step's parameters and optimiser state) names them
+before it runs (ComputeRequest.keep_as: proto/keys.py kept_name, from the call's
+fingerprint), reserves their sizes (from the plan's shapes and dtypes) in the tenant's
+ledger (one small script: proto/kept.py settle) against --kept-quota-bytes, and only then
+goes to a worker: over the quota it is refused with RESOURCE_EXHAUSTED, nothing runs and
+nothing of anyone else is evicted. A call that fails gives back what it reserved (names
+that existed before it stay). The worker holds the results and writes their durable
+copies behind itself (worker/held.py): this gateway never receives their bytes.
+
+Until a copy exists, its producing request is its lineage (server/lineage.py): a holder
+that dies first is covered by computing the request again on another worker. The gateway
+learns that a copy exists by asking the store (the sweep, every second), not from bytes.
 
 A copy goes when the client releases it (the SDK names what it no longer references in
 ComputeRequest.release; the names are kept here and settled with the tenant's next
 reservation, or within a second) or when its tenant has not called for --kept-idle
-seconds (a sweep, by every gateway, of the tenants with a ledger).
+seconds (a sweep, by every gateway, of the tenants with a ledger). A release waits while
+a pending lineage reads the name (the recomputation needs it) or while the name's own
+copy is still on its way (deleting it first would leave the late copy behind, uncounted).
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 from remotegrad.proto import keys
 from remotegrad.proto.catalog import OpError
@@ -39,183 +46,147 @@ class QuotaExceededError(TooLargeError):
 
 
 class Durability:
-    SETTLE_EVERY = 1.0  # seconds: releases and last-seen times wait at most this long
-    UNPERSISTED_BYTES = 512 << 20  # kept bytes held here until their copies are written
+    SETTLE_EVERY = 1.0  # seconds: releases, last-seen times and landed copies are seen
 
     def __init__(self, kept: KeptCopies, behind, quota: int, idle: float,
-                 holders=None, clock=time.time, unpersisted: int | None = None) -> None:
+                 holders=None, clock=time.time) -> None:
         self.kept, self.behind, self.quota, self.idle = kept, behind, quota, idle
         self.holders, self.clock = holders, clock
-        if unpersisted is not None:
-            self.UNPERSISTED_BYTES = unpersisted
         self.lineage = Lineage()
-        self._deferred: dict[str, set[str]] = {}  # releases lineage still reads
+        self._deferred: dict[str, set[str]] = {}  # releases that wait (see the module)
         self._breaker = Breaker("kept copies")
-        self._lock = threading.Lock()  # the maps below
-        # One settle at a time per tenant, its writes and deletes queued in that order (a
-        # release before a later copy of the same name); tenants do not wait for each other.
+        self._lock = threading.Lock()  # the maps below and the lineage
+        # One settle at a time per tenant, its deletes queued in that order; tenants do
+        # not wait for each other.
         self._tenant_locks: dict[str, threading.Lock] = {}
         self._released: dict[str, set[str]] = {}
         self._active: set[str] = set()
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
-        # Kept tensors whose durable copy is not written yet (queued, or the write failed):
-        # their bytes, so that a call whose holder died before the copy landed is answered
-        # from them (recover) instead of failing. Bounded: the oldest go first.
-        self._unpersisted: OrderedDict[tuple[str, str], object] = OrderedDict()
-        self._unpersisted_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sweep, name="remotegrad-kept-sweep",
                                         daemon=True)
         self._thread.start()
 
     @classmethod
-    def for_store(cls, store, behind, quota: int, idle: float, holders=None,
-                  unpersisted: int | None = None):
+    def for_store(cls, store, behind, quota: int, idle: float, holders=None):
         """A Durability over the store's kept copies (None for a store without them: an
         in-process store is the only copy there is)."""
         kept = getattr(getattr(store, "inner", store), "kept", None)
         if kept is None:
             return None
         _check_policy(kept.redis)
-        return cls(kept, behind, quota, idle, holders, unpersisted=unpersisted)
+        return cls(kept, behind, quota, idle, holders)
 
     # --- what calls do -----------------------------------------------------------------
     def called(self, tenant: str, released) -> None:
-        """A call of `tenant`, releasing `released` (hashes): noted, settled later."""
+        """A call of `tenant`, releasing `released` (names): noted, settled later."""
         if len(released) > MAX_RELEASED:
             raise OpError(f"a request releases {len(released)} tensors: at most "
                           f"{MAX_RELEASED} a call")
         released = [d for d in released if keys.is_digest(d)]  # others name nothing kept
         with self._lock:
             self._active.add(tenant)
+            deferred = self._deferred.setdefault(tenant, set())
             for d in released:
-                self._drop_unpersisted(tenant, d)
-                self._lineage_done(self.lineage.done(tenant, d))
-                later = self.lineage.needed(tenant, d)  # a pending recomputation reads it
-                (self._deferred if later else self._released).setdefault(
-                    tenant, set()).add(d)
+                deferred.add(d)
+                self._maybe_release(tenant, d)
         if released and self.holders is not None:
             self.holders.forget(released)
 
-    def admit(self, tenant: str, results, origin=None) -> None:
-        """Reserve durable copies of `results` (kept TensorData, hashed, with bytes) and
-        write them behind; QuotaExceededError if they would pass the tenant's quota.
-        Copies of the bytes are queued, so the caller may strip the results. Until a
-        copy is written, its bytes (bounded) and its lineage (`origin`: the producing
-        request and each digest's position in its answer) are kept here (recover)."""
-        sizes = {r.hash: len(r.data) for r in results}
+    def reserve(self, tenant: str, sizes: dict[str, int]) -> list[str]:
+        """Reserve the durable copies of a call's kept results ({name: bytes}) before it
+        runs: QuotaExceededError if they would pass the tenant's quota (nothing is
+        reserved then). The names reserved now (those that existed stay as they were),
+        for release() should the call fail. With the store down nothing can be counted:
+        the call runs (its holder and its lineage keep what it keeps)."""
         with self._tenant_lock(tenant):
             with self._lock:
                 released = self._released.pop(tenant, set()) - set(sizes)
             settled = self._breaker.call(
                 "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
                                                    self.clock()), None, tenant)
-            if settled is None:  # the store is down: the bytes wait here (recover)
+            if settled is None:
                 with self._lock:
                     self._released.setdefault(tenant, set()).update(released)
-                    for msg in results:
-                        self._hold_unpersisted(tenant, msg)
-                    self._note_lineage(tenant, origin, [r.hash for r in results])
-                return
+                return []
             self._after(tenant, settled)
-            if settled.refused:
-                raise QuotaExceededError(
-                    f"tenant {tenant!r} keeps {settled.used} bytes of tensors in the cluster; "
-                    f"{sum(sizes[d] for d in sizes)} more would pass its quota of "
-                    f"{self.quota} bytes (--kept-quota-bytes): drop references to tensors "
-                    "it no longer needs, or ask for a larger quota")
+        if settled.refused:
+            raise QuotaExceededError(
+                f"tenant {tenant!r} keeps {settled.used} bytes of tensors in the cluster; "
+                f"{sum(sizes.values())} more would pass its quota of {self.quota} bytes "
+                "(--kept-quota-bytes): drop references to tensors it no longer needs, or "
+                "ask for a larger quota")
+        return settled.new
+
+    def unreserve(self, tenant: str, names) -> None:
+        """A call that reserved `names` failed: they go with the next settle (a copy a
+        worker wrote all the same is deleted with them)."""
+        if names:
             with self._lock:
-                self._note_lineage(tenant, origin, settled.new)
-            for msg in results:
-                if msg.hash in settled.new:
-                    with self._lock:
-                        copy = self._hold_unpersisted(tenant, msg)
-                    self._write_behind(tenant, copy)
+                self._released.setdefault(tenant, set()).update(names)
+                self._active.add(tenant)
 
-    def _write_behind(self, tenant: str, msg) -> None:
-        self.behind.later(lambda: self._write(tenant, msg), len(msg.data), msg.hash)
-
-    def _write(self, tenant: str, msg) -> None:
-        self.kept.write(tenant, msg)  # a failure is logged; bytes and lineage stay
+    def produced(self, tenant: str, req, positions: dict[str, int]) -> None:
+        """The kept names of a call that was answered ({name: its position in the
+        answer}): `req` is their lineage until their copies are seen in the store."""
         with self._lock:
-            self._drop_unpersisted(tenant, msg.hash)
-            self._lineage_done(self.lineage.done(tenant, msg.hash))
+            self._lineage_done(self.lineage.note(tenant, Origin(req, positions),
+                                                 list(positions)))
 
-    def _note_lineage(self, tenant: str, origin, digests) -> None:
-        """(self._lock held)"""
-        if origin is not None and digests:
-            req, positions = origin
-            self._lineage_done(self.lineage.note(tenant, Origin(req, positions), digests))
+    def pending(self, tenant: str, name: str) -> bool:
+        """Whether `name` is a kept result whose copy is not known to exist yet."""
+        with self._lock:
+            return self.lineage.origin(tenant, name) is not None
+
+    def recover(self, tenant: str, names, recompute) -> str | None:
+        """Kept tensors a worker found missing (their holder died before their copies
+        were written), computed again from their lineage by `recompute(request, prefer)`
+        (a ComputeResponse; one run per producing request, all on one worker if the pool
+        allows): the address of the worker that holds them now, or None if any of them
+        has no lineage (or came out under another name)."""
+        with self._lock:
+            origins = {d: self.lineage.origin(tenant, d) for d in names}
+        if not origins or any(o is None for o in origins.values()):
+            return None
+        where, runs = None, {}
+        for d, origin in origins.items():
+            if id(origin) not in runs:
+                log.warning("kept tensor %s of tenant %s lost its holder before its "
+                            "durable copy was written: computing it again", d, tenant)
+                runs[id(origin)] = recompute(origin.req, where)
+                where = runs[id(origin)].worker or where
+            msg = runs[id(origin)].results[origin.positions[d]]
+            if msg.hash != d:
+                log.warning("kept tensor %s computed again came out as %r: not used", d,
+                            msg.hash)
+                return None
+        return where
+
+    def _maybe_release(self, tenant: str, name: str) -> None:
+        """A deferred release goes once no pending lineage reads the name and its own
+        copy is not on its way (self._lock held)."""
+        deferred = self._deferred.get(tenant)
+        if not deferred or name not in deferred:
+            return
+        if self.lineage.needed(tenant, name) or self.lineage.origin(tenant, name):
+            return
+        deferred.discard(name)
+        self._released.setdefault(tenant, set()).add(name)
+        self._active.add(tenant)
 
     def _lineage_done(self, freed) -> None:
-        """Names no pending lineage reads any more: their deferred releases go now
-        (self._lock held)."""
+        """Names no pending lineage reads any more (self._lock held)."""
         for tenant, name in freed:
-            deferred = self._deferred.get(tenant)
-            if deferred and name in deferred:
-                deferred.discard(name)
-                self._released.setdefault(tenant, set()).add(name)
-                self._active.add(tenant)
+            self._maybe_release(tenant, name)
+
+    def _landed(self, tenant: str, name: str) -> None:
+        """`name`'s copy exists: its lineage goes (self._lock held)."""
+        self._lineage_done(self.lineage.done(tenant, name))
+        self._maybe_release(tenant, name)
 
     def _tenant_lock(self, tenant: str) -> threading.Lock:
         with self._lock:
             return self._tenant_locks.setdefault(tenant, threading.Lock())
-
-    def _hold_unpersisted(self, tenant: str, msg):
-        """A copy of `msg`'s bytes, held until its durable copy is written (self._lock
-        held)."""
-        key = (tenant, msg.hash)
-        copy = self._unpersisted.get(key)
-        if copy is None:
-            copy = type(msg)()
-            copy.CopyFrom(msg)
-            self._unpersisted[key] = copy
-            self._unpersisted_bytes += len(copy.data)
-            while self._unpersisted_bytes > self.UNPERSISTED_BYTES and self._unpersisted:
-                (t, d), old = self._unpersisted.popitem(last=False)
-                self._unpersisted_bytes -= len(old.data)
-                log.info("kept tensor %s of tenant %s: its bytes wait for their durable "
-                         "copy no longer (--kept-unpersisted-bytes); its lineage does", d, t)
-        return copy
-
-    def _drop_unpersisted(self, tenant: str, digest: str) -> None:
-        old = self._unpersisted.pop((tenant, digest), None)
-        if old is not None:
-            self._unpersisted_bytes -= len(old.data)
-
-    def unwritten(self, tenant: str, digest: str):
-        """The bytes of a kept tensor whose durable copy is not written yet, else None: a
-        tenant reads its own kept results at once (HasTensors, FetchTensor right after the
-        Compute that made them), not only after the write behind lands."""
-        with self._lock:
-            return self._unpersisted.get((tenant, digest))
-
-    def recover(self, tenant: str, digests, recompute=None) -> list | None:
-        """The bytes of kept tensors a worker found missing (their holder died before
-        their copies were written): held here, or computed again by `recompute(request)`
-        (a ComputeResponse) from their lineage; None if any of them is neither."""
-        with self._lock:
-            found = {d: self._unpersisted.get((tenant, d)) for d in digests}
-            origins = {d: self.lineage.origin(tenant, d) for d, m in found.items()
-                       if m is None}
-        if not found or any(o is None for o in origins.values()) or \
-                (origins and recompute is None):
-            return None
-        answers: dict[int, object] = {}
-        for d, origin in origins.items():
-            if id(origin) not in answers:  # one run per producing request
-                log.warning("kept tensor %s of tenant %s lost its holder before its "
-                            "durable copy was written: computing it again", d, tenant)
-                answers[id(origin)] = recompute(origin.req)
-            msg = answers[id(origin)].results[origin.positions[d]]
-            if msg.hash != d or not msg.data:
-                log.warning("kept tensor %s computed again came out as %r: not used", d,
-                            msg.hash)
-                return None
-            with self._lock:
-                found[d] = self._hold_unpersisted(tenant, msg)
-            self._write_behind(tenant, found[d])  # and persisted, this time perhaps
-        return [found[d] for d in digests]
 
     def _after(self, tenant: str, settled) -> None:
         """Delete the released copies (behind, in order) and note the tenant."""
@@ -228,6 +199,21 @@ class Durability:
             self.behind.later(lambda: self.kept.note_tenant(tenant), 0, "tenant")
 
     # --- in the background -------------------------------------------------------------
+    def check_landed(self) -> None:
+        """Ask the store which pending names have their copies now (their holders wrote
+        them): their lineage goes, and releases that waited for them are made."""
+        with self._lock:
+            pending = self.lineage.pending()
+        for tenant, names in pending.items():
+            missing = self._breaker.call("missing", lambda t=tenant, n=names:
+                                         self.kept.missing(t, n), None, tenant)
+            if missing is None:
+                continue
+            landed = set(names) - set(missing)
+            with self._lock:
+                for d in landed:
+                    self._landed(tenant, d)
+
     def settle_pending(self) -> None:
         """Settle the releases and last-seen times of tenants that called since the
         last time (those that kept something settled theirs already)."""
@@ -265,12 +251,16 @@ class Durability:
             self.kept.delete(tenant, list(held))
             self.kept.drop_tenant(tenant)
 
+    def sweep_once(self) -> None:
+        self.check_landed()
+        self.settle_pending()
+
     def _sweep(self) -> None:
         every = min(60.0, max(self.SETTLE_EVERY, self.idle / 10)) if self.idle > 0 else 0
         next_idle = time.monotonic() + every
         while not self._stop.wait(self.SETTLE_EVERY):
             try:
-                self.settle_pending()
+                self.sweep_once()
                 if every and time.monotonic() >= next_idle:
                     next_idle = time.monotonic() + every
                     self.forget_idle()

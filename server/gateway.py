@@ -8,6 +8,7 @@ maps errors to status codes (proto/status.py).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -44,6 +45,11 @@ from .write_behind import WriteBehind
 
 log = logging.getLogger("remotegrad.gateway")
 
+# What the gateway receives from workers: with kept results held where they are computed,
+# a training step's answer carries its loss, not its parameters (tests count it).
+WORKER_ANSWER_BYTES = metrics.Counter("remotegrad_worker_answer_bytes_total",
+                                      "bytes of the Execute answers workers sent this gateway")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -55,7 +61,9 @@ class Limits:
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
     kept_quota_bytes: int = 512 << 20  # durable copies of kept tensors, per tenant (0: none)
     kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
-    kept_unpersisted_bytes: int = 512 << 20  # kept bytes held until their copies are written
+    # No longer read: kept bytes stay in the worker that computed them (worker/held.py);
+    # --kept-unpersisted-bytes is accepted and has no effect.
+    kept_unpersisted_bytes: int = 512 << 20
     max_flops: float = 1e12  # floating-point operations one computation may cost
     max_deadline: float = 300.0  # seconds one Compute may run, whatever its caller asked
     max_calls_per_tenant: int = 16  # Compute calls one tenant may run at once (of 32 threads)
@@ -78,8 +86,7 @@ class Gateway:
         self.remember = WriteBehind(self.store) if self.store.shared else self.store
         self.holders = Holders()
         self.durable = Durability.for_store(self.store, self.remember, limits.kept_quota_bytes,
-                                            limits.kept_idle, self.holders,
-                                            limits.kept_unpersisted_bytes)
+                                            limits.kept_idle, self.holders)
         self.counts = CacheCounts()
 
     # --- Compute -----------------------------------------------------------------------
@@ -151,8 +158,8 @@ class Gateway:
         first = {}  # each target's first position: linear, not an index() per kept one
         for i, t in enumerate(decoded.targets):
             first.setdefault(t, i)
-        fp = fingerprint(decoded.nodes, decoded.targets) + ":" + ",".join(
-            str(first[k]) for k in req.keep)
+        call = fingerprint(decoded.nodes, decoded.targets)
+        fp = call + ":" + ",".join(str(first[k]) for k in req.keep)
         hit = self._cached(tenant, fp)  # a hit needs no leaves: look before staging
         self.counts.count(tenant, hit is not None)  # the tenant's own, for ClusterStatus
         if hit is not None:
@@ -160,9 +167,16 @@ class Gateway:
         metrics.CACHE.labels("miss").inc()
         self.pool.check_fits(peak)  # no worker could hold it: refused before staging
         self._stage(decoded, tenant)
-        resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,
-                                        timeout, on_cancel, peak,
-                                        prefer=self.holders.most(decoded.nodes))
+        names = self._name_kept(req, plan, first, call)
+        reserved = self._reserve(names, plan, first, tenant)  # RESOURCE_EXHAUSTED: no run
+        try:
+            resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,
+                                            timeout, on_cancel, peak,
+                                            prefer=self.holders.most(decoded.nodes))
+        except BaseException:
+            if reserved:
+                self.durable.unreserve(tenant, reserved)
+            raise
         self._by_reference(resp, req, tenant)
         raw = resp.SerializeToString()
         if req.keep and isinstance(self.remember, WriteBehind):
@@ -172,6 +186,28 @@ class Gateway:
         else:
             self.cache.put(tenant, fp, raw)
         return resp
+
+    def _name_kept(self, req: pb.ComputeRequest, plan, first: dict, call: str) -> dict:
+        """Name each kept target by provenance (proto/keys.py kept_name: this call's
+        fingerprint and the target's first position), in the request the worker gets
+        (keep_as, parallel to keep; whatever a client put there is replaced): {target:
+        name}. Without durable copies (an in-process store) kept results keep content
+        names: the gateway's store is then their only copy, and checks them by hash."""
+        del req.keep_as[:]
+        if self.durable is None or not req.keep:
+            return {}
+        names = {k: keys.kept_name(call, first[k]) for k in req.keep}
+        req.keep_as.extend(names[k] for k in req.keep)
+        return names
+
+    def _reserve(self, names: dict, plan, first: dict, tenant: str) -> list[str]:
+        """The kept results' sizes (from the plan's shapes and dtypes) reserved in the
+        tenant's ledger before the call runs; the names reserved now."""
+        if not names:
+            return []
+        metas, at = plan.graph.metas, plan.targets
+        return self.durable.reserve(tenant, {name: metas[at[first[k]]].nbytes
+                                             for k, name in names.items()})
 
     def _runs_here(self, req: pb.ComputeRequest, decoded: codec.Request,
                    plan: engine.Plan) -> bool:
@@ -237,52 +273,64 @@ class Gateway:
         targets, or one listed many times) is a message much larger than that."""
         kept = set(req.keep)  # once, not per target
         keep = {i for i, t in enumerate(req.targets) if t in kept}
-        self._keep_durably(resp, req, keep, tenant)
+        if req.keep_as:  # named by provenance: held and written behind by the worker
+            self._note_kept(resp, req, keep, tenant)
         inline, limit = 0, self.limits.inline_result_bytes
         for i, r in enumerate(resp.results):
+            if req.keep_as and i in keep:
+                continue
             if i not in keep and inline + len(r.data) <= limit:
                 inline += len(r.data)
                 continue
             codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
             if i in keep and resp.worker:
                 self.holders.note(r.hash, resp.worker, len(r.data))
-            if (i in keep and self.durable is not None) or self.store.put(tenant, r):
-                r.data = b""  # kept: a copy is written behind (_keep_durably)
+            if self.store.put(tenant, r):
+                r.data = b""
+
+    def _note_kept(self, resp: pb.ComputeResponse, req: pb.ComputeRequest, keep: set[int],
+                   tenant: str) -> None:
+        """Where the kept results live (their worker; server/holders.py) and, until their
+        copies exist, the request that made them (server/lineage.py). The worker answered
+        them by reference: no bytes reach the gateway."""
+        positions = {}
+        for i in sorted(keep):
+            r = resp.results[i]
+            if r.data or not keys.is_digest(r.hash):
+                raise OpError(f"the worker answered kept result {i} with bytes or without "
+                              "its name: a worker older than this gateway?")
+            positions.setdefault(r.hash, i)
+            if resp.worker:
+                self.holders.note(r.hash, resp.worker, _nbytes(r), (r.dtype, tuple(r.shape)))
+        self.durable.produced(tenant, req, positions)
 
     def _execute_recovering(self, req, tenant, timeout, on_cancel, need: int,
                             prefer: str | None, depth: int = 0) -> pb.ComputeResponse:
         """_execute; if the worker found kept tensors missing whose holder died before
-        their durable copies were written, once more with their bytes inline: the
-        gateway still has them, or computes them again from their producing requests
-        (server/durable.py, server/lineage.py; those may recover their own inputs)."""
+        their durable copies were written, their producing requests run again on another
+        worker (server/durable.py, server/lineage.py; those may recover their own inputs),
+        which then holds them, and the call goes there."""
         try:
             return self._execute(req, tenant, timeout, on_cancel, need, prefer)
         except grpc.RpcError as e:
-            lost = _missing_of(e) if self.durable is not None and depth < 4 else []
-            found = self.durable.recover(tenant, lost, lambda r: self._execute_recovering(
-                r, tenant, timeout, on_cancel, 0, None, depth + 1)) if lost else None
-            if found is None:
+            lost = _missing_of(e) if self.durable is not None and depth < 8 else []
+            where = self.durable.recover(tenant, lost, lambda r, at: self._recomputed(
+                r, tenant, timeout, on_cancel, at, depth + 1)) if lost else None
+            if where is None:
                 raise
         log.warning("%d kept tensors had lost their holder before their durable copies "
-                    "were written; sending them from the gateway", len(found))
-        again = pb.ComputeRequest()
-        again.CopyFrom(req)
-        again.tensors.extend(found)
-        return self._execute(again, tenant, timeout, on_cancel, need)
+                    "were written; computed again on %s", len(lost), where)
+        return self._execute_recovering(req, tenant, timeout, on_cancel, need, where,
+                                        depth + 1)
 
-    def _keep_durably(self, resp: pb.ComputeResponse, req: pb.ComputeRequest, keep: set[int],
-                      tenant: str) -> None:
-        """Reserve the kept results' durable copies (RESOURCE_EXHAUSTED over the tenant's
-        quota) and write them behind (server/durable.py)."""
-        if self.durable is not None and keep:
-            kept, positions = {}, {}
-            for i in sorted(keep):
-                r = resp.results[i]
-                codec.ensure_hash(r)
-                kept.setdefault(r.hash, r)
-                positions.setdefault(r.hash, i)
-            # The request is their lineage until the copies are written (server/lineage.py).
-            self.durable.admit(tenant, list(kept.values()), (req, positions))
+    def _recomputed(self, req, tenant, timeout, on_cancel, prefer, depth):
+        """A producing request run again (recovery): its kept results' new holder noted."""
+        resp = self._execute_recovering(req, tenant, timeout, on_cancel, 0, prefer, depth)
+        kept = set(req.keep)
+        for t, r in zip(req.targets, resp.results):
+            if t in kept and resp.worker and not r.data:
+                self.holders.note(r.hash, resp.worker, _nbytes(r), (r.dtype, tuple(r.shape)))
+        return resp
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
                  prefer: str | None = None) -> pb.ComputeResponse:
@@ -317,6 +365,7 @@ class Gateway:
             w, fut, seconds = done
             try:
                 resp = fut.result()
+                WORKER_ANSWER_BYTES.inc(resp.ByteSize())
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not calls.client_gone \
                         and self._late(seconds, need):
@@ -410,27 +459,50 @@ class Gateway:
             raise OpError(f"HasTensors of {len(digests)} hashes: at most {MAX_HASHES} a call")
         for d in digests:
             keys.check_digest(d)
-        # Kept results still being written behind first: once written they leave that
-        # map, so a digest asked of the store after it was seen missing there is in it.
-        held = {d for d in digests if self._unwritten(tenant, d) is not None}
-        rest = [d for d in digests if d not in held]
-        missing = self.store.missing(tenant, rest) if rest else []
-        missing = set(rest if missing is None else missing)
-        return [d not in missing for d in digests]
+        missing = self.store.missing(tenant, digests) if digests else []
+        missing = set(digests if missing is None else missing)
+        # Read-your-writes: a kept result whose copy its holder has not written yet is
+        # there all the same (the holder has it; its lineage can make it again).
+        return [d not in missing or self._unwritten(tenant, d) for d in digests]
 
-    def _unwritten(self, tenant: str, digest: str):
-        return None if self.durable is None else self.durable.unwritten(tenant, digest)
+    def _unwritten(self, tenant: str, digest: str) -> bool:
+        """Whether `digest` is a kept result of `tenant` whose copy is still on its way."""
+        return self.durable is not None and self.durable.pending(tenant, digest)
 
     def fetch_tensor(self, digest: str, tenant: str):
         """The tensor's chunks, read from the store as they are sent (server/fetch.py):
-        never the whole tensor in the gateway's memory."""
+        never the whole tensor in the gateway's memory; a kept result whose copy is not
+        written yet comes from its holder (read-your-writes)."""
         keys.check_digest(digest)
-        held = self._unwritten(tenant, digest)  # before the store: see has_tensors
-        source = codec.to_chunks(held, codec.STREAM_CHUNK) if held is not None else \
-            fetch.chunks(self.store, tenant, digest)
+        source = fetch.chunks(self.store, tenant, digest)
+        if self._unwritten(tenant, digest):
+            try:
+                first = next(source)
+            except Exception:  # noqa: BLE001  (missing, or the store failed: the holder)
+                first = None
+            if first is None:
+                source = codec.to_chunks(self._from_holder(digest, tenant), codec.STREAM_CHUNK)
+            else:
+                source = itertools.chain([first], source)
         for chunk in source:
             metrics.BYTES_OUT.inc(len(chunk.data))
             yield chunk
+
+    def _from_holder(self, name: str, tenant: str) -> pb.TensorData:
+        """A kept result read from the worker that holds it: a one-leaf graph through
+        Worker/Execute (computed again from its lineage if its holder is gone)."""
+        where = self.holders.where(name)
+        if where is None or where[2] is None:
+            raise MissingTensorError([name])
+        worker, nbytes, (dtype, shape) = where
+        nodes = [codec.WireNode(0, "leaf", (), {"hash": name, "dtype": dtype,
+                                                "shape": shape})]
+        req = codec.encode_request(nodes, [], [0])
+        resp = self._execute_recovering(req, tenant, self.limits.max_deadline,
+                                        lambda cb: None, nbytes, worker)
+        msg = resp.results[0]
+        msg.hash = name
+        return msg
 
 
 MAX_DIMS = 64  # what NumPy (and so every backend) supports

@@ -16,12 +16,13 @@ from collections import OrderedDict
 class Holders:
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
-        self._where: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._where: OrderedDict[str, tuple] = OrderedDict()
         self._lock = threading.Lock()
 
-    def note(self, digest: str, worker: str, nbytes: int) -> None:
+    def note(self, digest: str, worker: str, nbytes: int, meta=None) -> None:
+        """`meta`: (dtype, shape) of the tensor, for reading it back from its holder."""
         with self._lock:
-            self._where[digest] = (worker, nbytes)
+            self._where[digest] = (worker, nbytes, meta)
             self._where.move_to_end(digest)
             while len(self._where) > self.size:
                 self._where.popitem(last=False)
@@ -48,3 +49,8 @@ class Holders:
         shared store may have restarted empty, its holder still has it)."""
         with self._lock:
             return [d for d in digests if d not in self._where]
+
+    def where(self, digest: str) -> tuple | None:
+        """(worker address, bytes, (dtype, shape) or None) of a held name, or None."""
+        with self._lock:
+            return self._where.get(digest)

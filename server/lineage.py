@@ -1,8 +1,11 @@
 """Where a kept tensor came from, until its durable copy exists.
 
-A kept tensor whose holder dies before its copy is written (server/durable.py) can be
-computed again: computation is pure, so its producing request, run on another worker,
-gives the same bytes under the same name. This keeps that request (whose inputs are
+A kept tensor whose holder dies before its copy is written (by that worker, behind its
+answer: worker/held.py) can be computed again: computation is pure, and its name is its
+provenance (proto/keys.py kept_name), so its producing request, run on another worker,
+gives the same bytes under the same name; that worker then holds them and writes the
+copy. The gateway learns that a copy exists by asking the store (server/durable.py's
+sweep), never from the bytes. This keeps that request (whose inputs are
 names, and its inline leaves) per kept tensor until the copy is written, and counts the
 names each such request reads: a name the SDK releases meanwhile keeps its copy until no
 pending lineage needs it (the gateway defers that release), so the recomputation finds
@@ -76,3 +79,10 @@ class Lineage:
 
     def origin(self, tenant: str, digest: str) -> Origin | None:
         return self._origins.get((tenant, digest))
+
+    def pending(self) -> dict[str, list[str]]:
+        """Every name whose copy is not known to exist, by tenant."""
+        out: dict[str, list[str]] = {}
+        for tenant, name in self._origins:
+            out.setdefault(tenant, []).append(name)
+        return out

@@ -134,27 +134,53 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
         return codec.decode_array(msg)
 
     try:
-        resp = codec.encode_response(evaluate(decoded.nodes, decoded.targets, leaf, backend,
-                                              planned))
+        values = evaluate(decoded.nodes, decoded.targets, leaf, backend, planned)
     finally:
         # Remembered for later requests that name them by hash: after the arrays made from
         # them are gone, so that the request, the cache and an array never hold one leaf
         # three times at once.
         for msg in inline.values():
             store.put(tenant, msg)
-    _keep_here(req, decoded.targets, resp, store, tenant)
+    release = getattr(store, "release", None)
+    if release is not None and req.release:
+        release(tenant, list(req.release))
+    return _answer(req, decoded.targets, values, store, tenant)
+
+
+def _answer(req, targets: list[int], values, store, tenant: str) -> pb.ComputeResponse:
+    """The response: each target by value, but kept ones (parameters after a step,
+    optimiser state) stay here (_keep_here)."""
+    if not req.keep:
+        return codec.encode_response(values)
+    kept = set(req.keep)
+    names = dict(zip(req.keep, req.keep_as)) if len(req.keep_as) == len(req.keep) else None
+    keep = getattr(store, "keep", None)
+    resp = pb.ComputeResponse()
+    for target, value in zip(targets, values):
+        if target not in kept:
+            resp.results.append(codec.encode_array(value, with_hash=False))
+        elif names is None or keep is None:
+            resp.results.append(_keep_hashed(value, store, tenant))
+        else:
+            resp.results.append(_keep_here(value, names[target], keep, tenant))
     return resp
 
 
-def _keep_here(req, targets: list[int], resp, store, tenant: str) -> None:
-    """Kept results (parameters after a step, optimiser state) stay in this worker's
-    memory under their hash, which the response carries: the next step that names them
-    and comes here reads no store, and the gateway need not hash them again."""
-    kept = set(req.keep)
-    for target, msg in zip(targets, resp.results):
-        if target in kept:
-            codec.ensure_hash(msg)
-            store.put(tenant, msg)
+def _keep_here(value, name: str, keep, tenant: str) -> pb.TensorData:
+    """A kept result named by provenance (ComputeRequest.keep_as): held in this worker's
+    memory under its name, its durable copy written behind (worker/held.py), answered by
+    reference (name, dtype, shape; no bytes): nothing hashes or sends them."""
+    held = codec.encode_array(value, name)  # the name given: no hash is computed
+    keep(tenant, held)
+    return pb.TensorData(dtype=held.dtype, shape=held.shape, hash=name)
+
+
+def _keep_hashed(value, store, tenant: str) -> pb.TensorData:
+    """Without provenance names (a cluster without a shared store, whose gateway holds the
+    only copy): named by content hash, kept here and answered with its bytes."""
+    msg = codec.encode_array(value)
+    store.put(tenant, msg)
+    return msg
 
 
 def evaluate(nodes: list[WireNode], targets: list[int], leaf, backend=numpy_backend,

@@ -12,16 +12,18 @@ import grpc
 from remotegrad.proto import codec, grpc_server, keys, metrics, peer
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.observability import request_id
-from remotegrad.proto.kept import with_kept
+from remotegrad.proto.kept import KeptCopies
 from remotegrad.proto.registry import BUSY, Registry
 from remotegrad.proto.status import abort, status_of
 from remotegrad.proto.store import (GuardedStore, MemoryTensorStore, RedisTensorStore,
                                     TieredStore)
+from remotegrad.proto.write_behind import WriteBehind
 
 from . import backend as backends
 from . import engine
 from .budget import Budget
 from .compute import CallCancelled, Cancellation, compute
+from .held import Held, WorkerStore
 
 log = logging.getLogger("remotegrad.worker")
 
@@ -180,6 +182,19 @@ class Heartbeat(threading.Thread):
             log.warning("could not deregister: %s", e)
 
 
+def worker_store(redis_url: str, ttl: int, cache_bytes: int):
+    """(the worker's store, the raw shared store or None). Leaves (content-named: uploads,
+    inline leaves) are read through an LRU over the shared tensor store, TTL'd; kept
+    results (provenance-named) are held in memory and written behind to their durable
+    copies, without a TTL, by this worker (worker/held.py), never to the tensor store."""
+    if not redis_url:
+        return WorkerStore(MemoryTensorStore(cache_bytes), Held(cache_bytes)), None
+    raw = RedisTensorStore(redis_url, ttl=ttl)
+    guarded = GuardedStore(raw, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
+    return WorkerStore(TieredStore(guarded, cache_bytes), Held(cache_bytes),
+                       KeptCopies(raw.redis), WriteBehind()), raw
+
+
 def _advertised_host(host: str) -> str:
     """`auto`: this machine's address as others see it (a container's own IP)."""
     if host == "auto":
@@ -194,14 +209,7 @@ def serve(args) -> None:
         be = backends.select(args.backend, args.device, memory_limit=args.memory_limit)
     except (backends.BackendUnavailable, ValueError) as e:
         raise SystemExit(f"remotegrad worker: cannot start: {e}") from None
-    if args.redis_url:
-        # Kept tensors' durable copies are read through it too (proto/kept.py).
-        raw_store = with_kept(RedisTensorStore(args.redis_url, ttl=args.tensor_ttl))
-    else:
-        raw_store = MemoryTensorStore(args.memory_cache_bytes)
-    store = GuardedStore(raw_store, lambda op: metrics.REDIS_ERRORS.labels(f"store_{op}").inc())
-    if args.redis_url:
-        store = TieredStore(store, args.memory_cache_bytes)
+    store, raw_store = worker_store(args.redis_url, args.tensor_ttl, args.memory_cache_bytes)
     load = Load(args.max_inflight, args.max_queue)
     # A thread for every call admitted and a few more, so that health checks and the
     # refusal of a call over the bound never wait behind computations.
@@ -211,9 +219,9 @@ def serve(args) -> None:
     port = grpc_server.bind(server, args.host, args.port, tls.server_credentials())
     address = f"{_advertised_host(args.advertise_host)}:{port}"
     # Its tensor LRU and plan cache are inside the memory budget (worker/budget.py).
-    local = store.local if args.redis_url else raw_store
+    local = store.leaves.local if args.redis_url else store.leaves
     budget = Budget(be.memory_limit, args.max_flops, args.budget_wait, be.where,
-                    caches=(local, engine.plans))
+                    caches=(local, store.held, engine.plans))
     pb_grpc.add_WorkerServicer_to_server(WorkerServicer(store, be, address, load, budget), server)
     health = grpc_server.add_standard_services(server, grpc_server.WORKER_SERVICE,
                                                with_reflection=False)

@@ -290,10 +290,12 @@ def test_sigkill_of_the_holder_mid_training(tmp_path):
 
 @pytest.mark.slow
 def test_a_holder_dead_before_its_copies_were_written(tmp_path):
-    """Redis refuses the durable copies' keys (an ACL: their writes and reads fail, all
-    else works), so two steps' parameters exist only in their worker and in the
-    gateway's unpersisted bytes; that worker is SIGKILLed: the next steps run on the
-    other one, from the gateway's bytes, with PyTorch's losses."""
+    """Redis lets the durable copies' keys be read but not written (an ACL: their writes
+    fail, all else works), so two steps' parameters exist only in the worker that
+    computed them (and, as lineage, in the gateway: never their bytes); that worker is
+    SIGKILLed, twice: each time the next step computes the lost parameters again from
+    their producing requests on the other worker (the second time, two steps back), with
+    PyTorch's losses."""
     with cluster_up(tmp_path) as up:
         twin = _train(up)
         for _ in range(3):
@@ -301,11 +303,11 @@ def test_a_holder_dead_before_its_copies_were_written(tmp_path):
         r = up.redis()
         p = keys.PREFIX
         r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
-                          f"~{p}:kept-*")
+                          f"~{p}:kept-*", f"%R~{p}:kept:*")
         try:
             twin.step()  # its parameters' copies cannot be written
             _kill(_holder(up))
-            twin.step()  # reads them from the gateway; its own copies fail too
+            twin.step()  # computed again on the other worker; its own copies fail too
             wait_until(lambda: len(_workers(up)) == 2, "two workers", procs=[up.proc])
             _kill(_holder(up))
             twin.step()
@@ -314,18 +316,18 @@ def test_a_holder_dead_before_its_copies_were_written(tmp_path):
         for _ in range(2):
             twin.step()
         twin.check_weights()
-        recovered = up.log.read_text().count("sending them from the gateway")
+        recovered = up.log.read_text().count("computed again on")
         assert recovered >= 2, recovered
         print(f"\n[durability] holder dead before its copies were written, twice: "
-              f"{len(twin.losses)} steps, 0 failures, {recovered} calls answered from the "
-              "gateway's unpersisted bytes")
+              f"{len(twin.losses)} steps, 0 failures, {recovered} calls answered after "
+              "computing their lost inputs again from lineage")
 
 
 def test_kept_results_are_read_back_before_their_copies_are_written(tmp_path):
     """A tenant reads its own kept results at once: with Redis refusing the durable
     copies' keys (their writes never land), the parameters a step kept are present to
-    HasTensors and their values come back through FetchTensor, from the gateway's
-    unpersisted bytes, as PyTorch's."""
+    HasTensors and their values come back, from the worker that holds them, as
+    PyTorch's; FetchTensor of the name answers their bytes from the holder too."""
     from remotegrad.proto import remotegrad_pb2 as pb
     with cluster_up(tmp_path) as up:
         twin = _train(up)
@@ -342,17 +344,23 @@ def test_kept_results_are_read_back_before_their_copies_are_written(tmp_path):
             present = session._stub.HasTensors(pb.HasTensorsRequest(hashes=[name]),
                                                timeout=10, metadata=session._metadata)
             assert list(present.present) == [True]
-            twin.check_weights()  # fetched: read from the gateway's bytes
+            chunks = list(session._stub.FetchTensor(pb.FetchTensorRequest(hash=name),
+                                                    timeout=10, metadata=session._metadata))
+            value = np.frombuffer(b"".join(c.data for c in chunks), chunks[0].dtype)
+            np.testing.assert_allclose(value.reshape(N, N), twin.w_pt.detach().numpy(),
+                                       rtol=1e-5, atol=1e-6)
+            assert chunks[0].hash == name
+            twin.check_weights()  # read through a graph: from the holder
         finally:
             r.execute_command("ACL", "SETUSER", "default", "allkeys")
 
 
 def test_a_holder_dead_before_its_copies_were_written_is_computed_again(tmp_path):
-    """The same with --kept-unpersisted-bytes 0 (the gateway holds no bytes, only
-    lineage) and the copies' keys read-only: the lost parameters are computed again from
-    their producing request on the other worker (whose inputs, released by the SDK
-    meanwhile, keep their copies until then), with PyTorch's losses."""
-    with cluster_up(tmp_path, "--kept-unpersisted-bytes", "0") as up:
+    """The copies' keys read-only, the holder SIGKILLed before its copies landed: the
+    lost parameters are computed again from their producing request on the other worker
+    (whose inputs, released by the SDK meanwhile, keep their copies until then), which
+    then holds them; the next steps go there, with PyTorch's losses."""
+    with cluster_up(tmp_path) as up:
         twin = _train(up)
         for _ in range(3):
             twin.step()

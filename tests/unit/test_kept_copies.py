@@ -77,31 +77,57 @@ def test_the_quota_refuses_all_or_nothing_and_releases_free(store):
     assert k.used("other") == 0
 
 
-def test_durability_writes_behind_refuses_over_quota_and_releases(store):
+def _named(msg, name: str):
+    """`msg` under a provenance name (as a worker holds and writes a kept result)."""
+    out = type(msg)()
+    out.CopyFrom(msg)
+    out.hash = keys.kept_name(name, 0)
+    return out
+
+
+def test_durability_reserves_before_the_call_refuses_over_quota_and_releases(store):
+    """Sizes are reserved before anything runs; over the quota nothing is; a release
+    frees the ledger and deletes the copy (which the worker wrote, not the gateway)."""
     holders = Holders()
     behind = WriteBehind(store)
     d = Durability(store.kept, behind, quota=5 << 20, idle=0, holders=holders)
     try:
-        w1, w2 = _msg(1 << 18, 1), _msg(1 << 18, 2)  # 1 MiB each
+        w1, w2 = _named(_msg(1 << 18, 1), "w1"), _named(_msg(1 << 18, 2), "w2")  # 1 MiB
         d.called("t", [])
-        d.admit("t", [w1])
-        assert behind.flush()
-        assert store.get("t", w1.hash).data == w1.data
-        big = _msg(5 << 18, 3)  # 5 MiB: over the 5 MiB quota with w1
+        assert d.reserve("t", {w1.hash: len(w1.data)}) == [w1.hash]
+        assert store.kept.used("t") == len(w1.data)  # before any byte exists
+        store.kept.write("t", w1)  # its worker's write behind
+        big = keys.kept_name("big", 0)
         with pytest.raises(QuotaExceededError, match="quota"):
-            d.admit("t", [big])
-        assert behind.flush() and store.kept.missing("t", [big.hash]) == [big.hash]
+            d.reserve("t", {big: 5 << 20})  # 5 MiB: over the 5 MiB quota with w1
+        assert store.kept.used("t") == len(w1.data)
         holders.note(w1.hash, "w:1", len(w1.data))
         d.called("t", [w1.hash])  # the SDK dropped w1; w2 is the next step's
         assert holders.unknown([w1.hash]) == [w1.hash]
-        d.admit("t", [w2])
+        assert d.reserve("t", {w2.hash: len(w2.data)}) == [w2.hash]
+        store.kept.write("t", w2)
         assert behind.flush()
         assert store.kept.missing("t", [w1.hash, w2.hash]) == [w1.hash]
         assert store.kept.used("t") == len(w2.data)
         d.called("t", [w2.hash])  # a release with no keep: settled by the sweep
-        d.settle_pending()
+        d.sweep_once()
         assert behind.flush() and store.kept.used("t") == 0
         assert store.kept.missing("t", [w2.hash]) == [w2.hash]
+    finally:
+        d.close()
+
+
+def test_a_failed_call_gives_back_what_it_reserved_not_what_existed(store):
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        old, new = keys.kept_name("old", 0), keys.kept_name("new", 0)
+        d.reserve("t", {old: 100})
+        reserved = d.reserve("t", {old: 100, new: 50})
+        assert reserved == [new] and store.kept.used("t") == 150
+        d.unreserve("t", reserved)  # the call failed
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 100
     finally:
         d.close()
 
@@ -111,10 +137,12 @@ def test_an_idle_tenants_copies_are_released_an_active_ones_kept(store):
     behind = WriteBehind(store)
     d = Durability(store.kept, behind, quota=0, idle=60, clock=lambda: now[0])
     try:
-        old, new = _msg(64, 1), _msg(64, 2)
-        d.admit("idle", [old])
+        old, new = _named(_msg(64, 1), "old"), _named(_msg(64, 2), "new")
+        d.reserve("idle", {old.hash: len(old.data)})
+        store.kept.write("idle", old)
         now[0] += 50
-        d.admit("busy", [new])
+        d.reserve("busy", {new.hash: len(new.data)})
+        store.kept.write("busy", new)
         assert behind.flush()
         assert set(store.kept.tenants()) == {"idle", "busy"}
         now[0] += 30  # idle: 80 s since its call; busy: 30 s
@@ -134,20 +162,35 @@ def test_write_behind_runs_jobs_in_the_order_given():
     assert behind.flush() and done == list(range(50))
 
 
-def test_bytes_wait_in_the_gateway_until_their_copy_is_written():
-    """With the store down, kept bytes stay in the gateway (recover answers them) until
-    the client releases them; a name it never kept is not recovered."""
+def _request(reads: str):
+    from remotegrad.proto.codec import WireNode
+    nodes = [WireNode(0, "leaf", (), {"hash": reads, "dtype": "float32", "shape": (64,)}),
+             WireNode(1, "neg", (0,), {})]
+    req = codec.encode_request(nodes, [], [1])
+    req.keep.append(1)
+    return req
+
+
+def test_with_the_store_down_a_call_runs_and_its_lineage_recovers_it():
+    """Nothing can be reserved with the store down: the call runs (no error); its
+    result's lineage answers recover(); a name it never kept is not recovered."""
     import redis
+
+    from remotegrad.proto import remotegrad_pb2 as pb
     down = KeptCopies(redis.Redis(port=free_port(), socket_connect_timeout=0.5))
     d = Durability(down, WriteBehind(None), quota=0, idle=0)
     try:
-        w = _msg(1024, 5)
-        d.admit("t", [w])  # no error: the call is answered, the copy waits
-        assert [m.data for m in d.recover("t", [w.hash])] == [w.data]
-        assert d.recover("t", [w.hash, _msg(8, 6).hash]) is None
-        assert d.recover("u", [w.hash]) is None  # another tenant's name
-        d.called("t", [w.hash])
-        assert d.recover("t", [w.hash]) is None
+        w, leaf = keys.kept_name("w", 0), _msg(64, 5).hash
+        assert d.reserve("t", {w: 256}) == []
+        d.produced("t", _request(leaf), {w: 0})
+        assert d.pending("t", w) and not d.pending("u", w)
+        ran = []
+        resp = pb.ComputeResponse(results=[pb.TensorData(hash=w, dtype="float32",
+                                                         shape=[64])], worker="w:2")
+        assert d.recover("t", [w], lambda r, at: ran.append(r) or resp) == "w:2"
+        assert len(ran) == 1 and list(ran[0].keep) == [1]
+        assert d.recover("t", [w, keys.kept_name("x", 0)], lambda r, at: resp) is None
+        assert d.recover("u", [w], lambda r, at: resp) is None  # another tenant's name
     finally:
         d.close()
 
@@ -157,10 +200,11 @@ def test_released_names_that_are_not_digests_name_nothing_and_too_many_are_refus
     behind = WriteBehind(store)
     d = Durability(store.kept, behind, quota=0, idle=0)
     try:
-        w = _msg(64, 7)
-        d.admit("t", [w])
+        w = _named(_msg(64, 7), "w")
+        d.reserve("t", {w.hash: len(w.data)})
+        store.kept.write("t", w)
         d.called("t", ["*", "rg:v1:kept:t:x", w.hash.upper()])  # ignored: not digests
-        d.settle_pending()
+        d.sweep_once()
         assert behind.flush() and store.kept.get("t", w.hash) is not None
         with pytest.raises(OpError, match="at most"):
             d.called("t", [w.hash] * ((1 << 16) + 1))
@@ -169,35 +213,46 @@ def test_released_names_that_are_not_digests_name_nothing_and_too_many_are_refus
 
 
 def test_a_release_that_a_pending_lineage_reads_waits_for_its_copy(store):
-    """W2 = f(W1) is not persisted yet (its write waits behind a closed store); the SDK
-    releases W1: W1's copy stays until W2's is written, then goes."""
-    import threading
-
-    from remotegrad.proto import remotegrad_pb2 as pb
-    from remotegrad.proto.codec import WireNode
-    gate = threading.Event()
+    """W2 = f(W1) has no copy yet (its holder has not written it); the SDK releases W1:
+    W1's copy stays until the store has W2's (the sweep asks), then goes."""
     behind = WriteBehind(store)
-    d = Durability(store.kept, behind, quota=0, idle=0, unpersisted=0)
+    d = Durability(store.kept, behind, quota=0, idle=0)
     try:
-        w1, w2 = _msg(64, 1), _msg(64, 2)
-        d.admit("t", [w1])
-        assert behind.flush()
-        nodes = [WireNode(0, "leaf", (), {"hash": w1.hash, "dtype": "float32",
-                                          "shape": (64,)}), WireNode(1, "neg", (0,), {})]
-        req = codec.encode_request(nodes, [], [1])
-        behind.later(gate.wait)  # the next writes wait
-        d.admit("t", [w2], (req, {w2.hash: 0}))
+        w1, w2 = _named(_msg(64, 1), "w1"), _named(_msg(64, 2), "w2")
+        d.reserve("t", {w1.hash: 256})
+        store.kept.write("t", w1)
+        d.reserve("t", {w2.hash: 256})
+        d.produced("t", _request(w1.hash), {w2.hash: 0})
         assert d.lineage.needed("t", w1.hash)
         d.called("t", [w1.hash])
-        d.settle_pending()
-        assert store.kept.get("t", w1.hash) is not None  # deferred: W2's lineage reads it
-        resp = pb.ComputeResponse(results=[w2])
-        assert [m.data for m in d.recover("t", [w2.hash], lambda r: resp)] == [w2.data]
-        gate.set()
+        d.sweep_once()
         assert behind.flush()
-        d.settle_pending()
+        assert store.kept.get("t", w1.hash) is not None  # deferred: W2's lineage reads it
+        store.kept.write("t", w2)  # W2's holder wrote its copy
+        d.sweep_once()  # seen: W2's lineage goes, W1's release with it
+        d.sweep_once()
         assert behind.flush()
         assert store.kept.missing("t", [w1.hash, w2.hash]) == [w1.hash]
-        assert not d.lineage.needed("t", w1.hash)
+        assert not d.lineage.needed("t", w1.hash) and not d.pending("t", w2.hash)
+    finally:
+        d.close()
+
+
+def test_a_release_of_a_name_whose_copy_is_on_its_way_waits_for_it(store):
+    """Deleting before the holder's write lands would leave the late copy uncounted."""
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        w = _named(_msg(64, 3), "w")
+        d.reserve("t", {w.hash: 256})
+        d.produced("t", _request(_msg(64, 4).hash), {w.hash: 0})
+        d.called("t", [w.hash])
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 256  # still reserved
+        store.kept.write("t", w)  # lands late
+        d.sweep_once()
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 0
+        assert store.kept.missing("t", [w.hash]) == [w.hash]
     finally:
         d.close()

@@ -1,0 +1,105 @@
+"""Kept results stay where they are computed (issue 13, DESIGN.md "State and names").
+
+Against a real `remotegrad cluster up` (redis-server, gateway, two workers): a training
+step's answer from its worker carries no kept bytes (the gateway's own count of what
+workers send it); kept names are the documented provenance derivation, known from the
+request alone before any value exists; their durable copies appear in Redis, written by
+the worker (its own count), with the values PyTorch computes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from test_durability import TOKENS, N, _train, cluster_up  # noqa: F401
+from test_supervisor import _free_ports
+
+from procs import wait_until
+from remotegrad.proto import codec, keys
+from remotegrad.proto.kept import KeptCopies
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("torch")
+
+
+def _metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    found = re.search(rf"^{name} (\S+)$", text.decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+ANSWER = "remotegrad_worker_answer_bytes_total"
+WRITTEN = "remotegrad_kept_bytes_written_total"
+
+
+def test_a_training_steps_answer_carries_no_kept_bytes_and_its_worker_writes_the_copy(
+        tmp_path):
+    """32x32 SGD with momentum keeps 8 KiB a step (the weight and its momentum): what the
+    workers send the gateway per step is far less (the loss and names); the workers'
+    own count of copy bytes written grows by the kept bytes; the weight's durable copy
+    in Redis is PyTorch's weight."""
+    metrics = _free_ports(3)
+    with cluster_up(tmp_path, "--metrics-port", str(metrics)) as up:
+        twin = _train(up)
+        for _ in range(3):
+            twin.step()
+        answered = _metric(metrics, ANSWER)
+        assert answered > 0  # the gateway counts what workers send it
+        written = sum(_metric(metrics + 1 + i, WRITTEN) for i in range(2))
+        steps = 5
+        for _ in range(steps):
+            twin.step()
+        per_step = (_metric(metrics, ANSWER) - answered) / steps
+        kept = 2 * N * N * 4
+        assert per_step < kept / 4, f"{per_step:.0f} bytes a step from the workers"
+        wait_until(lambda: sum(_metric(metrics + 1 + i, WRITTEN) for i in range(2))
+                   >= written + steps * kept, "the workers' copies", timeout=10)
+        name = twin.w._node.hash
+        copies = KeptCopies(up.redis())
+        wait_until(lambda: copies.get("train", name) is not None, "the weight's copy",
+                   timeout=10)
+        copy = codec.decode_array(copies.get("train", name))
+        np.testing.assert_allclose(copy, twin.w_pt.detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert codec.array_hash(copy) != name  # named by provenance, not by its bytes
+        print(f"\n[kept] {per_step:.0f} bytes a step from the workers to the gateway "
+              f"(kept: {kept} bytes a step, written by the workers)")
+
+
+def test_kept_names_are_the_provenance_derivation_known_before_the_value(tmp_path):
+    """The name a raw client computes from its request alone (server/fingerprint.py's
+    fingerprint, proto/keys.py kept_name) is the name the cluster answers, and the
+    durable copy appears under it."""
+    import grpc
+
+    from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+    from remotegrad.proto.codec import WireNode
+    from remotegrad.server.fingerprint import fingerprint
+    a = np.random.default_rng(3).standard_normal((64, 8)).astype(np.float32)
+    h = codec.array_hash(a)
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": a.shape}),
+             WireNode(1, "mul", (0, 0), {}), WireNode(2, "sum", (1,), {})]
+    req = codec.encode_request(nodes, [codec.encode_array(a, h)], [2, 1])
+    req.keep.append(1)
+    decoded = codec.decode_request(req)
+    expected = keys.kept_name(fingerprint(decoded.nodes, decoded.targets), 1)
+    with cluster_up(tmp_path) as up:
+        copies = KeptCopies(up.redis())
+        assert copies.get("train", expected) is None  # nothing exists yet
+        with grpc.insecure_channel(up.address) as ch:
+            resp = pb_grpc.GatewayStub(ch).Compute(
+                req, timeout=30, metadata=(("authorization", "Bearer train-token-0123456789"),))
+        kept = resp.results[1]
+        assert kept.hash == expected and not kept.data
+        assert list(kept.shape) == [64, 8] and kept.dtype == "float32"
+        assert codec.decode_array(resp.results[0]) == pytest.approx(float((a * a).sum()),
+                                                                    rel=1e-5)
+        start = time.monotonic()
+        wait_until(lambda: copies.get("train", expected) is not None, "the copy", timeout=10)
+        np.testing.assert_array_equal(codec.decode_array(copies.get("train", expected)), a * a)
+        print(f"\n[kept] name {expected} known before the call; its copy landed "
+              f"{time.monotonic() - start:.3f}s after the answer")
