@@ -75,16 +75,21 @@ def const(value: float | bool) -> Node:
     """A Python number operand (weakly typed, as in PyTorch): one node per value (by its
     value_key: -0.0 apart from 0.0, 2 from 2.0), shared by every op that uses it. A const
     never gets a value or inputs, so sharing it changes no graph's meaning, and a loop's
-    `x * 0.9` records (and walks) no new node for the number."""
-    vkey = value_key(value)
-    node = _CONSTS.get(vkey)
+    `x * 0.9` records (and walks) no new node for the number.
+    Found by (type, value) first, which needs no float.hex (~0.6 us): equal keys there are
+    the same number but for zeros (0.0 == -0.0) and NaN (never equal), which go by
+    value_key."""
+    key = (type(value), value) if value and value == value else value_key(value)
+    node = _CONSTS.get(key)
     if node is None:
+        vkey = value_key(value)
         meta = _SCALAR_METAS.get(type(value))
-        node = Node("const", (), {"value": value}, meta or catalog.scalar_meta(value), False,
+        node = Node("const", (), {"value": value}, meta or interned(catalog.scalar_meta(value)),
+                    False,
                     (("value", vkey),))  # attrs_key of the attributes, made directly
         if len(_CONSTS) >= CHECKED_SIZE:
             _CONSTS.clear()
-        _CONSTS[vkey] = node
+        _CONSTS[key] = node
     return node
 
 
@@ -100,7 +105,10 @@ def op_node(op: str, inputs: tuple[Node, ...], attrs: dict | None, tracked: bool
 # The catalog's verdicts on (op, input metas, attributes) seen lately. A rule is a function
 # of these alone, so a loop that records the same ops over the same shapes checks each
 # once; what a rule refuses is never kept (it raises again, at the caller's line). The
-# verdict's meta is shared by every node it made: equal keys then compare by identity.
+# verdict's meta is shared by every node it made (interned), so the inputs' metas are keyed
+# by identity: their id()s, which no hashing of a Meta (a dataclass's __hash__ in Python,
+# ~0.25 us) computes. An entry holds its input metas, so while it is kept no id in its key
+# can be reused by another object; a meta that is equal but not the same only misses.
 _CHECKED: dict[tuple, tuple] = {}
 CHECKED_SIZE = 4096
 _METAS: dict[Meta, Meta] = {}
@@ -120,14 +128,15 @@ def interned(meta: Meta) -> Meta:
 def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | None]:
     """(meta, attributes with defaults, their attrs_key or None) of `op` over inputs of
     `metas`; raises PyTorch's exception class for what the rules refuse."""
+    ids = tuple(map(id, metas))
     try:  # the attributes in the caller's order (unsorted: another order only misses)
-        key = (op, metas, tuple([(k, value_key(v)) for k, v in attrs.items()])) if attrs \
-            else (op, metas)
+        key = (op, ids, tuple([(k, value_key(v)) for k, v in attrs.items()])) if attrs \
+            else (op, ids)
         found = _CHECKED.get(key)
     except TypeError:  # an unhashable attribute: the rule says what is wrong with it
         key = found = None
     if found is not None:
-        meta, full, akey = found
+        meta, full, akey, _ = found
         if not full:
             return meta, {}, akey
         full = dict(full)
@@ -147,7 +156,7 @@ def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | Non
         if len(_CHECKED) >= CHECKED_SIZE:
             _CHECKED.clear()
         meta = interned(meta)
-        _CHECKED[key] = (meta, dict(full), akey)
+        _CHECKED[key] = (meta, dict(full), akey, metas)  # metas: their ids stay theirs
         return meta, full, akey
     return meta, full, None
 

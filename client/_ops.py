@@ -45,8 +45,13 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
     """PyTorch-style (args, kwargs) → (operands, catalog attributes)."""
     opdef = catalog.get(spec.op)
     nin = spec.nin if spec.nin is not None else opdef.nin
-    if not kwargs and len(args) == nin and spec.adapt is None:
-        return list(args), {}  # inputs alone (x * 2, x.sin()): what the rest gives them
+    if not kwargs and len(args) == nin:  # inputs alone (x * 2, x.sin(), x ** 2, x.sum())
+        if spec.adapt is None:
+            return list(args), {}  # what the rest gives them
+        operands, kw = spec.adapt(list(args), {})
+        if not kw:  # the adapter checked them and added no attribute: nothing left to do
+            return operands, {}
+        return _finish(name, opdef, operands, kw)
     operands = list(args[:nin])
     rest = args[nin:]
     kw = dict(kwargs)
@@ -65,6 +70,11 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
         kw[key] = value
     if spec.adapt is not None:
         operands, kw = spec.adapt(operands, kw)
+    return _finish(name, opdef, operands, kw)
+
+
+def _finish(name: str, opdef, operands: list, kw: dict) -> tuple[list, dict]:
+    """bind's last part: the adapted keywords as catalog attributes."""
     dtype = kw.pop("dtype", None)
     if dtype is not None and "dtype" not in opdef.attrs:
         operands[0] = operands[0].to(dtype)
