@@ -425,7 +425,8 @@ ROWS: dict[str, Row] = {
     # --- internal: the client's plumbing and the derivative rules' own ops -----------------
     **dict.fromkeys(("leaf", "const", "full", "detach", "grad", "index_backward",
                      "max_pool2d_select", "check_targets", "check_unit_interval",
-                     "overwrite", "replace", "bce_input_grad", "prod_others"), _INTERNAL),
+                     "overwrite", "replace", "bce_input_grad", "prod_others",
+                     "prod_others_hvp"), _INTERNAL),
     "cast": Row(internal=True, grad="ToCopyBackward0", saves=""),
     "reshape": Row(internal=True, grad="ViewBackward0", saves="", view=True),
     "expand": Row(internal=True, grad="ExpandBackward0", saves="", view=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from . import _batching as _batch
+from . import _prod
 from ._registry import define
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
@@ -148,50 +149,47 @@ def _prod_vjp(g, x, out, dim, keepdim):
     zc = (x == 0).cast(dtype="int64")
     any_zero = zc.sum() > 0
     # with no zero, PyTorch's out / x: the gradient reads the result, as PyTorch's does
-    # (over x with its zeros replaced by 1: where x holds a zero that branch is not taken,
-    # and its second derivative must not meet 1 / 0)
+    # (a gradient of it with respect to the result is PyTorch's g / x). Where x holds a
+    # zero that branch is not taken, but its zero cotangent still reaches the result and
+    # this rule again: 0 * an infinite product of the others is NaN there, where PyTorch's
+    # second derivative (which does not read the result then) is a number
     others = any_zero.where(x.prod_others(dim=dim),
                             kept(out, x, dim) / (x == 0).where(1.0, x))
     grad = kept(g, x, dim) * others
-    if dim is None:  # PyTorch's backward of a full product with two zeros or more: zeros
-        grad = (zc.sum() > 1).where(0.0, grad)
+    if dim is None:
+        # PyTorch's backward of a full product with two zeros or more is zeros without
+        # create_graph (also where an inf or NaN makes the products NaN) and its exclusive
+        # products with it: the value of the first, the derivative of the second
+        grad = (zc.sum() > 1).where(grad.isfinite().where(grad - grad.detach(), 0.0), grad)
     return grad
-
-
-def _prod_others_forward(xp, a, dim):
-    """Each element's product of the others in its slice (all of a for dim None), as
-    PyTorch's exclusive products compute it: the products before it times those after."""
-    flat, ax = (a.reshape(-1), 0) if dim is None else (a, dim % max(a.ndim, 1))
-    if flat.ndim == 0:
-        return xp.ones_like(a)
-    n = flat.shape[ax]
-    one = xp.ones(flat.shape[:ax] + (1,) + flat.shape[ax + 1:], a.dtype)
-
-    def exclusive(v):
-        return xp.take(xp.concatenate([one, xp.cumprod(v, axis=ax)], axis=ax),
-                       xp.arange(n), axis=ax)
-    out = exclusive(flat) * xp.flip(exclusive(xp.flip(flat, axis=ax)), axis=ax)
-    return out.reshape(a.shape)
-
-
-def _prod_others_vjp(g, x, out, dim):
-    """d others_i / d x_j = the product of all but x_i and x_j: (sum g others - g others)
-    / x where x is not zero; at the only zero of a slice, others * the sum of the other
-    g / x (exact). With two zeros in a slice the second is 0 there (not exact)."""
-    total = (g * out).sum(dim=dim, keepdim=True)
-    zero = x == 0
-    x1 = zero.where(1.0, x)
-    over = g / x1
-    return zero.where(out * (over.sum(dim=dim, keepdim=True) - over), (total - g * out) / x1)
 
 
 define("prod_others",
        batch=_batch.dims_shift('dim'),
-       infer=lambda metas, dim: metas[0], forward=_prod_others_forward,
-       vjp=_prod_others_vjp, attrs={"dim": ("optional_int", None)},
+       infer=lambda metas, dim: metas[0], forward=_prod.others_forward,
+       vjp=lambda g, x, out, dim: g.prod_others_hvp(x, dim=dim),
+       attrs={"dim": ("optional_int", None)},
        samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
-                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, second=False),
-                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)))
+                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1),
+                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
+                S(X([[0.0, 1.5, 0.0, 2.0], [0.5, 0.0, 1.0, 3.0]]), dim=1),
+                S(X([[0.0, 1.5, 0.0], [0.5, 0.0, 1.0]]))))
+
+
+def _infer_hvp(metas, dim):
+    return metas[1]
+
+
+# prod_others' derivative: PyTorch's values (a kernel), differentiated through a
+# decomposition that is exact at every order (see _prod)
+define("prod_others_hvp", nin=2, batch=_batch.all_batched(_batch.dims_shift('dim')),
+       infer=_infer_hvp,
+       forward=_prod.hvp_forward, decompose=_prod.hvp_graph,
+       attrs={"dim": ("optional_int", None)},
+       samples=(S(F(3, 4), F(3, 4), dim=1), S(F(2, 3), F(2, 3)), S(F(2, 0), F(2, 0), dim=1),
+                S(F(1), F(1), dim=0), S(F(4, 3), X([[1.5, 0.0, 2.0], [0.0, 1.0, 3.0],
+                                                    [0.0, 0.0, 3.0], [0.5, 0.0, 1.0]]), dim=0),
+                S(F(2, 3), X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]]))))
 
 
 def _prod_forward(xp, a, dim, keepdim):
@@ -201,11 +199,10 @@ def _prod_forward(xp, a, dim, keepdim):
 _reduction("prod", infer=_infer_sum, forward=_prod_forward, vjp=_prod_vjp,
            attrs={"dim": ("optional_int", None), "keepdim": ("bool", False)},
            samples=_ONE_DIM + (S(F(3, 4), dim=1), S(F(2, 3)),
-                               # zeros: one in a row, two in a row (exact first derivative, no
-                               # 0/0; the second derivative is exact only where no zero is)
-                               S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1,
-                                 second=False),
-                               S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), second=False)))
+                               # zeros: one in a row, two in a row, two in all of x
+                               S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1),
+                               S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
+                               S(X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]]))))
 _reduction("amax", infer=_infer_extreme("amax"),
            forward=lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
            vjp=lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim),

@@ -163,6 +163,21 @@ def _wrt_a_gradient(T):
     return T.autograd.grad(gs[0].sin().sum() + (gs[1] * v2).sum(), [v0, v2])
 
 
+def _second_sin(T, f, x):
+    """The second derivative of f's sum at x through sin of the gradient, whose cotangent
+    is not zero where the gradient is (so a wrong second derivative there shows), and the
+    third the same way."""
+    (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
+    (gg,) = T.autograd.grad(g.sin().sum(), x, create_graph=True)
+    return g, gg, *T.autograd.grad(gg.sin().sum(), x)
+
+
+def _second_both(T, f, x):
+    """The second derivative through sin(g) + g * g: a cotangent as large as g itself."""
+    (g,) = T.autograd.grad(f(x).sum(), x, create_graph=True)
+    return g, *T.autograd.grad((g * g).sum() + g.sin().sum(), x)
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -322,6 +337,23 @@ CASES = {
                                          [0.0, 0.0, 2.0], [NAN, 0.0, 1.0]])),
     "second derivative of prod with one zero in a row": lambda T: _second(
         T, lambda a: a.prod(1), _leaf(T, [[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
+    # with two zeros in a slice (or in all of x, for a full prod) the second derivative is
+    # the product of the others at the two zeros, not 0 (PyTorch's differentiates its
+    # exclusive products); third order too
+    "second derivative of prod with two zeros in a row": lambda T: _second_sin(
+        T, lambda a: a.prod(1), _leaf(T, [[0.0, 0.0, 2.0], [0.5, 1.0, 3.0]])),
+    "second derivative of a full prod with two zeros": lambda T: _second_sin(
+        T, lambda a: a.prod(), _leaf(T, [[0.0, 1.2, 2.0], [0.5, 0.0, 3.0]])),
+    "second derivative of prod over columns, one of zeros only": lambda T: _second_sin(
+        T, lambda a: a.prod(0), _leaf(T, [[0.0, 0.0, 0.0], [0.5, 0.0, 3.0]])),
+    "second derivative of prod with two zeros in a row of four": lambda T: _second_sin(
+        T, lambda a: a.prod(1, keepdim=True), _leaf(T, [[0.0, 1.2, 2.0, 0.0],
+                                                        [0.5, 0.0, 3.0, 1.0]])),
+    # PyTorch's second derivative there is cumprod's backward of its exclusive products,
+    # which reads only the part before a slice's first zero: no inf - inf, no 0 * inf
+    "second derivative of prod with a zero and a product that overflows": lambda T: (
+        *_second_both(T, lambda a: a.prod(0), _leaf(T, [0.0, -2.0, 1e200])),
+        *_second_both(T, lambda a: a.prod(), _leaf(T, [[0.0, 0.5, 1e200], [0.5, 1.5, NAN]]))),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

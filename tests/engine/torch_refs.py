@@ -211,6 +211,18 @@ def _prod_others(x, dim=None):
 REFS["prod_others"] = _prod_others
 
 
+def _prod_others_hvp(c, x, dim=None):
+    """The catalog's prod_others_hvp: prod_others' vector-Jacobian product at c, as
+    PyTorch's second derivative of prod computes it."""
+    with torch.enable_grad():
+        xg = x.clone() if x.requires_grad else x.detach().requires_grad_()
+        (h,) = torch.autograd.grad(_prod_others(xg, dim), xg, c, create_graph=True)
+    return h
+
+
+REFS["prod_others_hvp"] = _prod_others_hvp
+
+
 def reference(name):
     if name in REFS:
         return REFS[name]
