@@ -78,6 +78,8 @@ class InPlaceMethods:
         if fn is not None:
             # PyTorch casts back inside the op's kernel: the tensor's node is still the op's.
             fn.node = node
+        if not same_shape:
+            _views.reshaping(self)
         self._set_node(node, unrecorded=fn is None and not is_grad_enabled())
         if fn is not None:
             self.grad_fn = fn
@@ -86,10 +88,10 @@ class InPlaceMethods:
                 fn._saved = _saved_in_place(fn._saved, self, out)
         if self._node.value is None:
             note_update(self)
-        if self._view is not None or self._alias:
-            # t_()/squeeze_() change this tensor's shape, not its elements' places: its
-            # views, PyTorch's unchanged, cannot be replayed from it
-            (_views.settled if same_shape else _views.unreplayable)(self)
+        if not same_shape:  # t_()/squeeze_(): its strides change with its shape
+            _views.reshaped(self)
+        elif self._view is not None or self._alias:
+            _views.settled(self)
         return self
 
     def _through(self, value: Tensor, fn) -> Tensor:
@@ -134,7 +136,8 @@ class InPlaceMethods:
         as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
         is on and either requires grad: the gradient goes to src, none to the old value."""
         # Only a floating-point tensor can require grad: an integer one takes the value only.
-        if self._view is not None and _views.writes_through(self):
+        if self._view is not None and _views.writes_through(
+                self, fill=name in ("FillBackward2", "ZeroBackward0")):
             value = src.to(self.dtype)
             if tuple(value.shape) != tuple(self.shape):
                 value = apply("expand", value, shape=self._node.meta.shape)
@@ -171,10 +174,10 @@ class InPlaceMethods:
         return self
 
     def set_(self, source: Tensor) -> Tensor:
+        if self._view is not None:
+            _views.set_(self)  # its views keep the old storage in PyTorch
         self._set_node(source._node)
         self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
-        if self._view is not None or self._alias:
-            _views.unreplayable(self)  # its views keep the old storage in PyTorch
         return self
 
 

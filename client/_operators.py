@@ -6,6 +6,7 @@ gets them from OperatorMethods."""
 from __future__ import annotations
 
 import builtins
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,9 @@ from remotegrad.proto import catalog
 
 from ._ops import available, call
 from ._select import return_type
+from ._strides import compute_stride, is_contiguous
 from ._tensor_base import Scalar, TensorBase, apply
+from ._views import geometry, untrack
 
 if TYPE_CHECKING:
     from ._tensor import Tensor
@@ -117,8 +120,44 @@ def infer_size(shape: tuple, numel: int) -> tuple:
 
 
 def reshape(self, *shape) -> Tensor:
+    """As PyTorch's: a view where the strides allow one (ViewBackward0 of a contiguous
+    tensor, else ReshapeAliasBackward0), else a contiguous copy (UnsafeViewBackward0)."""
     shape = infer_size(_sizes(shape), self.numel())
-    return apply("reshape", self, shape=shape)
+    geom = geometry(self)
+    if compute_stride(geom[1], geom[2], shape) is not None or self.numel() != math.prod(shape):
+        name = "ViewBackward0" if is_contiguous(geom) else "ReshapeAliasBackward0"
+        return apply("reshape", self, shape=shape, torch_name=name)
+    out = apply("reshape", self.clone(), shape=shape, torch_name="UnsafeViewBackward0")
+    untrack(out)
+    return out
+
+
+def view(self, *shape) -> Tensor:
+    """A view, or PyTorch's error where the strides allow none (reshape would copy)."""
+    shape = infer_size(_sizes(shape), self.numel())
+    geom = geometry(self)
+    if compute_stride(geom[1], geom[2], shape) is None and self.numel() == math.prod(shape):
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one "
+            "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+    return apply("reshape", self, shape=shape, torch_name="ViewBackward0")
+
+
+def unflatten(self, dim: int, sizes) -> Tensor:
+    """PyTorch's: a view splitting dim into sizes (one of them may be -1)."""
+    shape = tuple(self.shape)
+    if not shape:
+        raise RuntimeError("unflatten: Dimension must be a valid dimension, got 0-d tensor")
+    d = builtins.int(dim) % len(shape)
+    sizes = _sizes((sizes,))
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    inner = infer_size(sizes, shape[d])
+    if math.prod(inner) != shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to "
+                           f"the size of dim {builtins.int(dim)} ({shape[d]}) in the input "
+                           "tensor")
+    return view(self, shape[:d] + inner + shape[d + 1:])
 
 
 def expand(self, *sizes) -> Tensor:
@@ -260,14 +299,15 @@ class OperatorMethods:
     max = _max
     min = _min
     reshape = reshape
-    view = reshape
+    view = view
+    unflatten = unflatten
     expand = expand
 
     def reshape_as(self, other) -> Tensor:
         return reshape(self, tuple(other.shape))
 
     def view_as(self, other) -> Tensor:
-        return reshape(self, tuple(other.shape))
+        return view(self, tuple(other.shape))
 
     def expand_as(self, other) -> Tensor:
         return expand(self, tuple(other.shape))
@@ -277,6 +317,7 @@ def functions() -> dict[str, Any]:
     """The module-level functions these methods also are."""
     out = {
         "reshape": lambda input, shape: reshape(input, shape),
+        "unflatten": lambda input, dim, sizes: unflatten(input, dim, sizes),
         "broadcast_to": lambda input, size: expand(input, size),
     }
     if "max" in catalog.CATALOG:

@@ -5,6 +5,7 @@ stack), transposes (T, mT, t), and indexing (`x[key]`, `x[key] = value`)."""
 from __future__ import annotations
 
 import builtins
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,8 +17,11 @@ from ._creation import ones, tensor
 from ._inplace import scalar_as
 from ._node import builtin_error
 from ._op_table import last_view
+from ._operators import reshape
 from ._select import where_one
+from ._strides import compute_stride, is_contiguous, overlaps
 from ._tensor_base import Scalar, TensorBase, apply, batch
+from ._views import geometry
 from ._warn import warn_user
 
 if TYPE_CHECKING:
@@ -45,11 +49,22 @@ def flip(self: Tensor, *dims) -> Tensor:
 
 
 def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is."""
+    """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is;
+    else its reshape (a view where the strides allow, else a copy)."""
     n = self.dim()
     if n >= 1 and start_dim % n == end_dim % n:
         return self
-    return apply("flatten", self, start_dim=start_dim, end_dim=end_dim)
+    if n == 0 or not (-n <= start_dim < n and -n <= end_dim < n) \
+            or start_dim % n > end_dim % n:  # 0-d (a view), or the op's own error
+        return apply("flatten", self, start_dim=start_dim, end_dim=end_dim)
+    s, e = start_dim % n, end_dim % n
+    shape = tuple(self.shape)
+    shape = shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]
+    geom = geometry(self)
+    if compute_stride(geom[1], geom[2], shape) is None:
+        return reshape(self, shape)
+    return apply("flatten", self, start_dim=start_dim, end_dim=end_dim,
+                 torch_name="ViewBackward0" if is_contiguous(geom) else "ReshapeAliasBackward0")
 
 
 def squeeze(self: Tensor, dim=None) -> Tensor:
@@ -60,13 +75,14 @@ def squeeze(self: Tensor, dim=None) -> Tensor:
                  torch_name=name)
 
 
-def _t(self: Tensor) -> Tensor:
+def _t(self: Tensor, name: str = "TBackward0") -> Tensor:
+    """t(); t_() is PyTorch's TBackward1."""
     if self.dim() > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{self.dim()}D")
     if self.dim() < 2:  # PyTorch: a new view all the same (TBackward0), not self
-        return apply("permute", self, dims=tuple(range(self.dim())), torch_name="TBackward0")
-    return apply("transpose", self, dim0=0, dim1=1, torch_name="TBackward0")
+        return apply("permute", self, dims=tuple(range(self.dim())), torch_name=name)
+    return apply("transpose", self, dim0=0, dim1=1, torch_name=name)
 
 
 def _T(self: Tensor) -> Tensor:
@@ -234,6 +250,15 @@ def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
 def setitem(self: Tensor, key: Any, value: Any) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x."""
     text, tensors, counts, _ = _index_args(key)
+    if not tensors and self._view is not None and overlaps(geometry(self)):
+        # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
+        # the region its key views (x[key].copy_(value)), which may repeat none
+        region = getitem(self, key)
+        if isinstance(value, Scalar):
+            region.fill_(value)
+        else:
+            region.copy_(value)
+        return
     number = isinstance(value, Scalar)
     if number:  # PyTorch converts (and checks) the number before it reads the key
         dtype = self._node.meta.dtype
@@ -307,7 +332,7 @@ class ShapeMethods:
     __setitem__ = setitem
 
     def t_(self) -> Tensor:
-        return self._assign(_t(self), same_shape=False)
+        return self._assign(_t(self, "TBackward1"), same_shape=False)
 
     def __iter__(self):
         if self.dim() == 0:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from remotegrad.proto.catalog import FLOATING
 
 from . import _dtypes
+from ._strides import is_contiguous
+from ._views import geometry
 from ._default_device import _parse as parse_device
 from ._size import Size, device
 
@@ -104,8 +106,26 @@ class TensorMeta:
                 raise RuntimeError("Invalid device, must be cuda device")
         raise AssertionError("Torch not compiled with CUDA enabled")
 
-    def contiguous(self, *args, **kwargs) -> Tensor:
-        return self
+    # --- strides: PyTorch's, kept as metadata (_strides.py); the worker's are contiguous
+    def contiguous(self, memory_format=None) -> Tensor:
+        """self where PyTorch's is contiguous, else a contiguous copy (CloneBackward0)."""
+        if self.is_contiguous():
+            return self
+        return self.clone()
 
-    def is_contiguous(self, *args, **kwargs) -> builtins.bool:
-        return True
+    def is_contiguous(self, memory_format=None) -> builtins.bool:
+        """PyTorch's answer for the default format; any other format is accepted as
+        laid out (_memory_format.py)."""
+        if memory_format is not None and getattr(memory_format, "_name", "") not in (
+                "contiguous_format", "preserve_format"):
+            return True
+        return is_contiguous(geometry(self))
+
+    def stride(self, dim=None) -> tuple[builtins.int, ...] | builtins.int:
+        strides = geometry(self)[2]
+        if dim is None:
+            return strides
+        return strides[_wrap_dim(builtins.int(dim), len(strides))] if strides else 1
+
+    def storage_offset(self) -> builtins.int:
+        return geometry(self)[0]

@@ -1,51 +1,72 @@
 """Views write through, as PyTorch's: remotegrad's views do not share memory with the
-tensor they view (the SDK tracks no strides: a view op records a new value, as any op
-does), so sharing is replayed instead. Each view records its chain of view ops from its
-root (views of views count from the first); where the chain names each of the view's
-elements as one element of the root (basic index, narrow, squeeze, unsqueeze, transpose,
-permute, split/chunk pieces: `WRITABLE`):
+tensor they view (the worker lays every value out contiguously: a view op records a new
+value, as any op does), so sharing is replayed on the client from each view's strides.
+Every view keeps PyTorch's geometry (storage offset, sizes, strides: _strides.py) over
+the elements of its root (the tensor the first view of a chain was taken from; a root is
+contiguous until t_()/transpose_()/squeeze_()/unsqueeze_() change its own geometry), so
+one mechanism serves every view op (basic indexing, narrow, squeeze, unsqueeze,
+transpose, permute, split/chunk, reshape/view/flatten/unflatten where PyTorch's would not
+copy, expand):
+- a view's elements are the root's elements at the storage positions offset + sum(i*stride);
 - an in-place change of a view becomes the root's `root[positions] = view` (PyTorch's
-  CopySlices), the positions found by running the chain's own forwards over the root's
-  element numbers; then
+  CopySlices; refused as PyTorch's where the view repeats an element: expand);
 - an in-place change of a root (or of one of its aliases) refreshes its live views by
-  re-applying their chains to its new value.
-Chains with reshape/flatten/expand/broadcast_to keep the old refusal (PyTorch's reshape
-may copy; an expanded view repeats elements): an in-place change of such a view whose
-root is alive raises, and reading it after its root changed in place raises.
-A view whose root has gone is an ordinary tensor: nothing can tell the difference.
+  gathering their positions from its new value (PyTorch's AsStridedBackward0).
+A root is kept alive by its views once it has two (as PyTorch's `_base`: they share its
+elements between them); a view whose only root has gone is an ordinary tensor (nothing can
+tell the difference), though it keeps its strides.
 
-Every tensor's `_view` is None until a view op (the op table's VIEWS) involves it; then
-it holds one `State`: the root's weak reference and the chain for a view, the views' for
-a root."""
+Every tensor's `_view` is None until a view op (the op table's VIEWS) involves it or it
+changes shape in place; then it holds one `State`: the geometry, plus the root's weak
+reference and the chain for a view, the views' for a root."""
 
 from __future__ import annotations
 
 import weakref
 
 import numpy as np
-from remotegrad.proto import catalog
 
+from . import _strides
 from ._errors import RemotegradError
 
-WRITABLE = frozenset(("index", "narrow", "squeeze", "unsqueeze", "transpose", "permute",
-                      "split", "chunk"))
-_REPLAYING = [False]  # a refresh's own view ops are not new views
+_REPLAYING = [False]  # a refresh's or a write's own view ops are not new views
+_WRITING = [False]    # a write through a view is changing its root
+OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers "
+           "to a single memory location. Please clone() the tensor before performing the "
+           "operation.")
 
 
 class State:
-    __slots__ = ("root", "views", "stale", "chain", "multi", "broken")
+    __slots__ = ("root", "keep", "views", "stale", "chain", "multi", "broken", "geom",
+                 "shared", "reshaping")
 
-    def __init__(self, root=None, chain: tuple = (), multi: bool = False) -> None:
+    def __init__(self, root=None, chain: tuple = (), multi: bool = False,
+                 geom: tuple | None = None) -> None:
         self.root = root          # weakref to the viewed tensor (a view), else None
+        self.keep = None          # the root itself, once it has two views (they share it)
         self.views: list = []     # weakrefs to this tensor's views (a root)
+        self.shared = False       # a root with two views or more: they keep it alive
         self.stale = False        # its root changed in place and it is not refreshed yet
         self.chain = chain        # the view ops (op, full attrs) from the root
         self.multi = multi        # a piece of split/chunk is in the chain
         self.broken = False       # refreshed without history: PyTorch's autograd refuses it
+        self.geom = geom          # (offset, sizes, strides); None: contiguous
+        self.reshaping = False    # changing shape in place (t_()): no write to the root
 
 
 class ViewWriteError(RemotegradError, NotImplementedError):
-    """A change that PyTorch would share between a view and its tensor."""
+    """A change that PyTorch would share between a view and its tensor, and that
+    remotegrad cannot replay (a view whose tensor changed, then went before the view
+    was refreshed)."""
+
+
+def geometry(t) -> tuple:
+    """t's (storage offset, sizes, strides), as PyTorch's."""
+    state = t._view
+    shape = tuple(t._node.meta.shape)
+    if state is not None and state.geom is not None and state.geom[1] == shape:
+        return state.geom
+    return _strides.contiguous(shape)
 
 
 def _live_root(t):
@@ -55,60 +76,71 @@ def _live_root(t):
     return None
 
 
-def _writable(chain: tuple | None) -> bool:
-    """None: the root changed other than element by element (unreplayable)."""
-    return chain is not None and all(op in WRITABLE for op, _ in chain)
-
-
 def track(base, view) -> None:
-    """`view` was made by a view op from `base`."""
+    """`view` was made by a view op from `base` (unless PyTorch's op would copy there:
+    an internal reshape of a layout no view can take)."""
     if _REPLAYING[0]:
+        return
+    node = view._node
+    geom = _strides.after(node.op, node.attrs, geometry(base), tuple(node.meta.shape))
+    if geom is None:
         return
     root = _live_root(base)
     chain = base._view.chain if root is not None else ()
-    if chain is None:  # a view of an unreplayable view stays one
-        chain = (("unreplayable", {}),)
     multi = root is not None and base._view.multi
     if root is None:
         root = base
     if root._view is None or root._view.root is not None:
-        root._view = State()  # a root (a view whose own root has gone becomes one)
-    views = root._view.views
-    if len(views) > 16:
-        views[:] = [r for r in views if r() is not None]
-    views.append(weakref.ref(view))
-    node = view._node
+        # a root (a view whose own root has gone becomes one, with its strides)
+        root._view = State(geom=root._view.geom if root._view is not None else None)
+    _register(root, view)
     view._view = State(weakref.ref(root), chain + ((node.op, node.attrs),),
-                       multi or node.op in ("split", "chunk"))
+                       multi or node.op in ("split", "chunk"), geom)
+    if root._view.shared:
+        view._view.keep = root
     view._vc[0] = root._vc[0]  # PyTorch's view shares its base's version counter
 
 
+def _register(root, view) -> None:
+    state = root._view
+    views = state.views
+    if len(views) > 16:
+        views[:] = [r for r in views if r() is not None]
+    views.append(weakref.ref(view))
+    if not state.shared:
+        live = [v for v in (r() for r in views) if v is not None and v is not root]
+        if len(live) >= 2:  # views that share elements keep their root, as PyTorch's
+            state.shared = True
+            for v in live:
+                if v._view is not None:
+                    v._view.keep = root
+
+
+def untrack(view) -> None:
+    """`view` is no view (PyTorch's reshape copied: _unsafe_view of a clone)."""
+    view._view = None
+
+
 def check_write(t) -> None:
-    """Before `t` changes in place other than through write_through."""
-    if _live_root(t) is not None:
-        raise ViewWriteError(
-            "an in-place operation on a view (x[1:].add_(y), x.t().mul_(2), "
-            "x.view(-1).zero_()) would change the tensor it views in PyTorch; remotegrad's "
-            "views write through only for chains of basic indexing, narrow, squeeze, "
-            "unsqueeze, transpose, permute, split and chunk: reshape/view/flatten/expand "
-            "views do not share memory, so the viewed tensor would silently keep its old "
-            "value. Write through the tensor itself (x[1:] = x[1:] + y), or make the view "
-            "an independent tensor first with .clone()")
+    """Before `t` changes other than through write_through: every such change (a shape
+    changed in place, set_) is one of t's own geometry, which PyTorch's views follow."""
 
 
-def writes_through(t) -> bool:
-    """An in-place change of `t` goes to its root (write_through)."""
-    if t._view is None or _live_root(t) is None:
+def writes_through(t, fill: bool = False) -> bool:
+    """An in-place change of `t` goes to its root (write_through). `fill`: a fill with a
+    number (fill_, zero_), which PyTorch allows on a tensor that repeats an element."""
+    if t._view is None:
         return False
-    if not _writable(t._view.chain):
-        check_write(t)
-    if _multi(t):
+    live = _live_root(t) is not None
+    if live and _multi(t):  # autograd's refusal comes before the kernel's
         raise RuntimeError(
             f"{_output_of(t)} is a view and is being modified inplace. This view is the "
             "output of a function that returns multiple views. Such functions do not allow "
             "the output views to be modified inplace. You should replace the inplace "
             "operation by an out-of-place one.")
-    return True
+    if not fill and not _WRITING[0] and _strides.overlaps(geometry(t)):
+        raise RuntimeError(OVERLAP)
+    return live
 
 
 def _multi(t) -> bool:
@@ -131,13 +163,44 @@ def _output_of(t) -> str:
     return f"Output {n} of {name.removesuffix('Backward0')}"
 
 
-def positions(t) -> np.ndarray:
-    """The root's flat element numbers of view `t`'s elements, as the chain picks them."""
-    root = _live_root(t)
-    array = np.arange(root.numel(), dtype=np.int64).reshape(tuple(root.shape))
-    for op, attrs in t._view.chain:
-        array = catalog.get(op).forward(np, array, **attrs)
-    return np.asarray(array)
+def _inverse(geom: tuple, top: int) -> np.ndarray:
+    """For each storage position below `top`, a root element there (-1: none); a root
+    that repeats elements holds the same value in each, so any one of them serves."""
+    mine = _strides.positions(geom).ravel()
+    top = max(top, int(mine.max(initial=-1)) + 1)
+    inverse = np.full(top, -1, dtype=np.int64)
+    inverse[mine] = np.arange(mine.size, dtype=np.int64)
+    return inverse
+
+
+def positions(t, root) -> np.ndarray:
+    """The root's flat element numbers of view `t`'s elements (an array of t's shape):
+    t's storage positions, through the inverse of the root's own."""
+    where = _strides.positions(geometry(t))
+    geom = geometry(root)
+    if geom == _strides.contiguous(geom[1]):
+        return where
+    return _inverse(geom, int(where.max(initial=-1)) + 1)[where]
+
+
+def _key(where: np.ndarray, root) -> tuple:
+    # integer arrays index as int64 tensors do (and need no import of the tensor class)
+    return tuple(np.asarray(i, dtype=np.int64)
+                 for i in np.unravel_index(where, tuple(root.shape)))
+
+
+def _reached(t, root) -> tuple[np.ndarray, np.ndarray]:
+    """A root that repeats elements (an expanded view whose own root has gone): the
+    root's elements that share a storage position with one of view t's, and for each
+    the element of t there (flat numbers)."""
+    where = _strides.positions(geometry(t)).ravel()
+    mine = _strides.positions(geometry(root)).ravel()
+    top = max(int(where.max(initial=-1)), int(mine.max(initial=-1))) + 1
+    order = np.full(top, -1, dtype=np.int64)
+    order[where] = np.arange(where.size, dtype=np.int64)
+    pick = order[mine]
+    hit = np.flatnonzero(pick >= 0)
+    return hit, pick[hit]
 
 
 def write_through(t, value) -> None:
@@ -145,11 +208,31 @@ def write_through(t, value) -> None:
     root's indexed assignment: PyTorch's CopySlices on the root, then `t` (and the root's
     other views) refreshed from the root's new value."""
     root = _live_root(t)
-    where = positions(t)
-    # integer arrays index as int64 tensors do (and need no import of the tensor class)
-    key = tuple(np.asarray(i, dtype=np.int64)
-                for i in np.unravel_index(where, tuple(root.shape)))
-    root[key] = value  # setitem: root's _set_node marks its views stale, then refreshes
+    if root.dim() == 0:  # its views' elements are all its one element
+        root[()] = _pick(value, (np.zeros((), np.int64),) * value.dim())
+        return
+    if _strides.overlaps(geometry(root)):
+        where, mine = _reached(t, root)
+        value = _pick(value, np.unravel_index(mine, tuple(t.shape)))
+    else:
+        where = positions(t, root)
+        if _strides.overlaps(geometry(t)):  # a fill: each element once
+            first = np.unique(where.ravel(), return_index=True)[1]
+            value = _pick(value, np.unravel_index(first, tuple(t.shape)))
+            where = where.ravel()[first]
+    _WRITING[0] = True  # a root that repeats elements takes the change in each of them
+    try:
+        root[_key(where, root)] = value  # setitem: root's _set_node marks views stale
+    finally:
+        _WRITING[0] = False
+
+
+def _pick(value, key: tuple):
+    _REPLAYING[0] = True
+    try:
+        return value[tuple(np.asarray(i, dtype=np.int64) for i in key)]
+    finally:
+        _REPLAYING[0] = False
 
 
 def check_read(t, operand: bool = False) -> None:
@@ -157,13 +240,11 @@ def check_read(t, operand: bool = False) -> None:
     state = t._view
     if state.stale:
         root = _live_root(t)
-        if root is None or not _writable(state.chain):
+        if root is None:
             raise ViewWriteError(
-                "this view was made before the tensor it views was changed in place: in "
-                "PyTorch it shows the change, and remotegrad's reshape/view/flatten/expand "
-                "views do not share memory, so it would silently show the old value. Take "
-                "the view again after the change, or take it from a .clone() if the old "
-                "value is what you want")
+                "this view was made before the tensor it views was changed in place, and "
+                "that tensor has gone before the view could follow the change. Take the "
+                "view again after the change")
         _refresh(t, root)
     if state.broken and operand:
         from ._grad_mode import is_grad_enabled
@@ -186,11 +267,20 @@ def connect(apply, overwritten) -> None:
     _RECORDING = (apply, overwritten)
 
 
+def _gather(v, root):
+    """v's elements from its root's current value (an index of the root's elements)."""
+    apply = _RECORDING[0]
+    where = positions(v, root)
+    if root.dim() == 0:
+        root = apply("reshape", root, shape=(1,))
+    return root[_key(where, root)]
+
+
 def _refresh(v, root) -> None:
-    """View `v` takes its chain re-applied to its root's current value."""
+    """View `v` takes its elements from its root's current value."""
     from ._function import function_class
     from ._grad_mode import set_grad_enabled
-    apply, _overwritten = _RECORDING
+    _overwritten = _RECORDING[1]
     state = v._view
     state.stale = False
     if not state.broken and _multi(v):
@@ -198,9 +288,7 @@ def _refresh(v, root) -> None:
     _REPLAYING[0] = True
     try:
         with set_grad_enabled(not v._no_grad_view and not state.broken):
-            out = root
-            for op, attrs in state.chain:
-                out = apply(op, out, **attrs)
+            out = _gather(v, root)
     finally:
         _REPLAYING[0] = False
     fn = v.grad_fn if state.broken else out.grad_fn
@@ -218,8 +306,20 @@ def _refresh(v, root) -> None:
 
 
 def written(t) -> None:
-    """`t` changed in place: its live views are stale (refreshed when next read)."""
-    for ref in t._view.views:
+    """`t` changed in place other than through write_through (an alias of it changed,
+    nn.init filled it): a view's new value goes to its root now, unseen by autograd as
+    the change was; a root's live views are stale (refreshed when next read)."""
+    state = t._view
+    if state.root is not None:
+        root = state.root()
+        if state.reshaping:
+            state.reshaping = False  # its own geometry changed (reshaped follows)
+        elif root is not None:
+            from ._grad_mode import no_grad
+            with no_grad():
+                write_through(t, type(t)(t._node))
+        return
+    for ref in state.views:
         v = ref()
         if v is not None and v is not t:
             v._view.stale = True
@@ -236,14 +336,47 @@ def _roots(t) -> list:
     return found
 
 
-def unreplayable(t) -> None:
-    """`t` changed shape in place (t_(), squeeze_()) or took another's storage (set_()):
-    its views, and its aliases', cannot be replayed from it; reading one is refused."""
-    for root in _roots(t):
-        for vref in root._view.views:
-            v = vref()
-            if v is not None and v is not root and v._view.stale:
-                v._view.chain = None
+def reshaping(t) -> None:
+    """`t` is about to change shape in place (its elements stay where they are)."""
+    if t._view is not None:
+        t._view.reshaping = True
+
+
+def reshaped(t) -> None:
+    """`t` changed shape in place (t_(), transpose_(), squeeze_(), unsqueeze_(): its node
+    is now that op's): its own geometry follows the op, over the same elements; its views
+    (PyTorch's keep their elements) are refreshed from it."""
+    node = t._node
+    state = t._view
+    old = state.geom if state is not None and state.geom is not None else \
+        _strides.contiguous(tuple(node.inputs[0].meta.shape))
+    geom = _strides.after(node.op, node.attrs, old, tuple(node.meta.shape))
+    if state is None:
+        state = t._view = State()
+    state.geom = geom
+    settled(t)
+
+
+def set_(t) -> None:
+    """Before `t` takes another tensor's storage (set_): its views keep its old elements
+    (in PyTorch they keep its old storage), now under a root of their own that nothing
+    else sees; a view `t` leaves its root."""
+    state = t._view
+    if state is None:
+        return
+    if state.root is not None:
+        t._view = None
+        return
+    views = [v for v in (r() for r in state.views) if v is not None and v is not t]
+    t._view = None
+    if not views:
+        return
+    holder = type(t)(t._node)
+    holder.grad_fn, holder._requires_grad, holder._vc = t.grad_fn, t._requires_grad, t._vc
+    holder._view = state
+    state.shared = True
+    for v in views:
+        v._view.root, v._view.keep = weakref.ref(holder), holder
 
 
 def settled(t) -> None:
@@ -253,6 +386,5 @@ def settled(t) -> None:
     for root in _roots(t):
         for vref in root._view.views:
             v = vref()
-            if v is not None and v is not root and v._view.stale \
-                    and _writable(v._view.chain):
+            if v is not None and v is not root and v._view.stale:
                 _refresh(v, root)
