@@ -68,8 +68,65 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
     """The structure key of the graph by_identity builds (the engine's `structure`, and
     the same node order), and its leaves' arrays in first-occurrence order, in one walk
     and without building the graph: a structure the engine has planned needs no more.
-    None for a key that cannot be hashed (the engine then says what is wrong)."""
+    None for a key that cannot be hashed (the engine then says what is wrong).
+
+    The walk recurses (a Python call a node costs less than an explicit stack's pushes
+    and pops: an 8-node graph 14.6 -> 9.3 us, a 106-node one 219 -> 155 us) down to
+    DEPTH; a deeper graph (a long lazy loop) is walked again with the explicit stack."""
     pos: dict[Node, int] = {}  # nodes are their own keys (identity hash, no __eq__): no id()
+    key: list[tuple] = []
+    arrays: list = []
+    add = key.append
+
+    def visit(node: Node, depth: int) -> None:
+        """`node` after every input it needs (walk()'s order, node for node)."""
+        if (node.value is not None or node.hash is not None) and (
+                node.op == "leaf" or not node.tracked):  # travels_as_leaf, inlined
+            pos[node] = len(key)
+            meta = node.meta
+            add(("leaf", len(arrays), meta.dtype, meta.shape, None))
+            arrays.append(node.value)
+            return
+        if depth > DEPTH:
+            raise _TooDeep
+        inputs = node.inputs
+        for i in inputs:
+            if i not in pos:
+                visit(i, depth + 1)
+        pos[node] = len(key)
+        if node.attrs:
+            akey = node.akey
+            if akey is None:
+                akey = node.akey = attrs_key(node.attrs)
+            add((node.op, tuple([pos[i] for i in inputs]), akey))
+        else:
+            add((node.op, tuple([pos[i] for i in inputs])))
+
+    try:
+        for t in targets:
+            if t not in pos:
+                visit(t, 0)
+    except _TooDeep:
+        pos, key, arrays = _stacked(targets)
+    out = (tuple(key), tuple([pos[t] for t in targets]))
+    try:
+        hash(out)
+    except TypeError:
+        return None, arrays
+    return out, arrays
+
+
+DEPTH = 400  # well inside Python's recursion limit (1000), whatever the caller's depth
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _stacked(targets: list[Node]) -> tuple[dict, list, list]:
+    """by_structure's walk with an explicit stack, for a graph of any depth: (positions,
+    key entries, leaf arrays)."""
+    pos: dict[Node, int] = {}
     key: list[tuple] = []
     arrays: list = []
     add = key.append
@@ -98,9 +155,4 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
         else:
             push((node, True))
             extend([(i, False) for i in reversed(node.inputs) if i not in pos])
-    out = (tuple(key), tuple([pos[t] for t in targets]))
-    try:
-        hash(out)
-    except TypeError:
-        return None, arrays
-    return out, arrays
+    return pos, key, arrays

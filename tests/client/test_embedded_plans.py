@@ -74,3 +74,23 @@ def test_a_refused_op_raises_every_time_as_pytorch_and_a_found_one_keeps_its_att
         assert y._node.attrs == {"min": order["min"], "max": 2.0}
         assert np.signbit(y._node.attrs["min"]) == np.signbit(order["min"])
         np.testing.assert_array_equal(y.numpy(), tx.clamp(**order).numpy())
+
+
+@pytest.mark.parametrize("ops", [_request.DEPTH - 1, _request.DEPTH + 1, 3 * _request.DEPTH])
+def test_a_deep_graph_keys_as_a_shallow_one(ops):
+    """by_structure recurses down to DEPTH and walks a deeper graph with its own stack:
+    either way the engine's key and its leaves' order, and PyTorch's values."""
+    def chain(lib):
+        x = lib.tensor(np.linspace(0.1, 0.2, 3), requires_grad=True)
+        y = x
+        for k in range(ops):
+            y = (y * 1.0001 + k * 1e-6) if k % 2 else y.sin()
+        y.sum().backward()
+        return x
+    x = chain(rg)
+    nodes = [x.grad._node]
+    key, arrays = _request.by_structure(nodes)
+    wire, targets, leaves = _request.by_identity(nodes)
+    assert key == engine.structure(wire, targets)[0]
+    assert len(arrays) == len(leaves) and all(a is b for a, b in zip(arrays, leaves))
+    np.testing.assert_allclose(x.grad.numpy(), chain(torch).grad.numpy(), rtol=1e-10)
