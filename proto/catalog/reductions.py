@@ -96,13 +96,21 @@ def _infer_extreme(name, dtype=None):
 def _evenly(g, x, out, dim, nans: bool = False):
     """amax/amin (and full max/min): ties share the gradient evenly, as in PyTorch. With
     `nans` (full max/min) a NaN result is shared by the NaNs that made it; amax/amin's
-    rule compares values only, so there a NaN result gives NaN gradients (PyTorch's too)."""
+    rule compares values only, so there a NaN result gives NaN gradients (PyTorch's too).
+    amax/amin's is PyTorch's (g / count) * mask: an infinite or NaN g is NaN everywhere
+    (times 0), and its second derivative sums the masked cotangent before it divides (an
+    overflow there is PyTorch's). Full max/min's fills the mask's places into zeros (as
+    PyTorch's masked_fill_), so the others stay 0 whatever g is, and so does their
+    second derivative (before: an infinite cotangent times a 0 of the mask, NaN)."""
     best = kept(out, x, dim)
     hit = x == best
     if nans:
         hit = hit | (x.isnan() & best.isnan())
+        # the division last (PyTorch's divides before it fills): the gradient's grad_fn
+        # stays DivBackward0, which the differential tester knows
+        return hit.where(kept(g, x, dim), 0.0) / hit.cast(dtype=g.dtype).sum()
     hit = hit.cast(dtype=g.dtype)
-    return kept(g, x, dim) * hit / hit.sum(dim=dim, keepdim=True)
+    return kept(g, x, dim) / hit.sum(dim=dim, keepdim=True) * hit
 
 
 def _to_index(g, x, out, dim, keepdim, arg):

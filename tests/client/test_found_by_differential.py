@@ -178,6 +178,14 @@ def _second_both(T, f, x):
     return g, *T.autograd.grad((g * g).sum() + g.sin().sum(), x)
 
 
+def _through_seed(T, f, c, x):
+    """d/dw of <c, d(f(x) * w)/dx>: the second derivative through the rule's seed, with a
+    cotangent c of the gradient chosen by the test (infinite, huge)."""
+    w = _leaf(T, 0.5)
+    (gx,) = T.autograd.grad((f(x) * w).sum(), x, create_graph=True)
+    return gx, *T.autograd.grad((gx * T.tensor(c, dtype=T.float64)).sum(), w)
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -284,6 +292,22 @@ CASES = {
     "relu of -0.0 and NaN": lambda T: _grad(T, lambda a: a.relu(),
                                             _leaf(T, [-0.0, NAN, 1.0])),
     "max() of NaNs": lambda T: _grad(T, lambda a: a.max(), _leaf(T, [1.0, NAN, NAN])),
+    # full max/min fill the gradient into zeros (PyTorch's masked_fill_): an infinite seed,
+    # or an infinite cotangent of the gradient, meets no 0 of the mask (NaN)
+    "full max and min under infinite and NaN seeds": lambda T: tuple(
+        g for op in ("max", "min") for seed in (INF, NAN, -INF) for g in _seeded(
+            T, lambda a, op=op: getattr(a, op)(), seed, _leaf(T, [[1.0, 3.0, 3.0],
+                                                                [2.0, 2.0, 2.0]]))),
+    "full max and min, second order through the seed, an inf cotangent off the ties":
+        lambda T: tuple(t for op in ("max", "min") for t in _through_seed(
+            T, lambda a, op=op: getattr(a, op)(), [[INF, 1.0, 2.0], [-INF, 0.5, INF]],
+            _leaf(T, [[1.0, 3.0, 3.0], [1.0, 2.0, 1.0]]))),
+    # amax/amin: PyTorch's (g / count) * mask, whose second derivative sums the masked
+    # cotangent before dividing by the count (here the sum overflows: inf)
+    "amax and amin, second order through the seed, a sum that overflows": lambda T: tuple(
+        t for f in (lambda a: a.amax(), lambda a: a.amin(1), lambda a: a.amax((0, 1), True))
+        for t in _through_seed(T, f, [[1e308, 1e308, 1e308], [1e308, 1e308, 1e308]],
+                               _leaf(T, [[3.0, 3.0, 3.0], [1.0, 1.0, 1.0]]))),
     "maximum with NaN": lambda T: _grad(T, lambda a, b: T.maximum(a, b),
                                         _leaf(T, [1.0, NAN, 2.0, 3.0]),
                                         _leaf(T, [1.0, 1.0, NAN, 0.0])),
