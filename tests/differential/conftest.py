@@ -24,8 +24,12 @@ def pytest_terminal_summary(terminalreporter):
     difftest = sys.modules.get("difftest")
     if difftest is None:
         return
-    if difftest.KNOWN_SEEN or difftest.SKIPPED:
+    if difftest.KNOWN_SEEN or difftest.SKIPPED or difftest.GATED:
         terminalreporter.section("differential tester: known differences and skips")
+    if difftest.GATED:
+        terminalreporter.write_line("reported remotegrad differences not generated "
+                                    "(difftest.GATES; REMOTEGRAD_DIFF_ENABLE=<gate>):")
+        terminalreporter.write_line(difftest.gated_summary())
     if difftest.KNOWN_SEEN:
         terminalreporter.write_line("known differences (difftest.KNOWN), counted, not failed:")
         terminalreporter.write_line(difftest.known_summary())

@@ -1,6 +1,7 @@
 """Bug hunt at scale: many programs, grouped into distinct bugs, each shrunk to a minimum.
 
-    .venv/bin/python tests/differential/hunt.py 3000 [--seed S] [--out report.txt]
+    .venv/bin/python tests/differential/hunt.py 3000 [--ops MODE] [--seed S] [--max-seconds T]
+        [--out report.txt]
 
 pytest (test_differential.py) stops at the first bug and shrinks it; this script keeps
 going: it draws N programs (no shrinking), groups the differences by their signature (the
@@ -21,7 +22,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 import difftest  # noqa: E402
 
@@ -102,7 +103,13 @@ def shrink(prog, sig, budget=250):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int, nargs="?", default=1000)
-    ap.add_argument("--ops", choices=["all", "loss", "second"], default="all")
+    ap.add_argument("--ops", choices=["all", "loss", "second", "views", "views-second"],
+                    default="all", help="which programs: difftest's OP_NAMES, LOSS_OPS, "
+                    "second-order gradients, VIEW_OPS (in place through views), both")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="hypothesis seed (the same programs again); default: random")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop drawing programs after this long (then shrink what differed)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import remotegrad as rg
@@ -110,7 +117,10 @@ def main() -> None:
     import logging
     logging.disable(logging.ERROR)
     strat = {"all": difftest.programs(), "loss": difftest.programs(ops=difftest.LOSS_OPS),
-             "second": difftest.programs(grad=3, max_instrs=5)}[args.ops]
+             "second": difftest.programs(grad=3, max_instrs=5),
+             "views": difftest.programs(ops=difftest.VIEW_OPS),
+             "views-second": difftest.programs(ops=difftest.VIEW_OPS, grad=3, max_instrs=6),
+             }[args.ops]
     groups: dict[str, list] = collections.defaultdict(list)
     counts = collections.Counter()
     t0 = time.time()
@@ -119,15 +129,23 @@ def main() -> None:
               suppress_health_check=list(HealthCheck), phases=["generate"])
     @given(strat)
     def run(prog):
+        if args.max_seconds is not None and time.time() - t0 > args.max_seconds:
+            counts["not run (--max-seconds)"] += 1
+            return
         sig, _ = outcome(prog)
         counts["ok" if not sig else "differs"] += 1
         if sig:
             groups[sig].append(prog)
 
+    if args.seed is not None:
+        run = seed(args.seed)(run)
     run()
     gen_time = time.time() - t0
     out = [f"{sum(counts.values())} programs in {gen_time:.0f}s: {dict(counts)}; "
            f"{len(groups)} signatures; skipped {dict(difftest.SKIPPED)}"]
+    if difftest.GATED:
+        out.append("avoided: reported remotegrad differences not generated (difftest.GATES; "
+                   "REMOTEGRAD_DIFF_ENABLE=<gate> generates them):\n" + difftest.gated_summary())
     if difftest.KNOWN_SEEN:
         out.append("known differences (difftest.KNOWN; counted, not failed):\n"
                    + difftest.known_summary())
