@@ -62,7 +62,9 @@ class _Pass:
         """The gradient with respect to each (node, its function), recorded together."""
         head = tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
         n = len(self.outs)
-        akey = attrs_key({"n": n})  # made once for all of them (a read would, per node)
+        akey = _GRAD_AKEYS.get(n)  # made once (a read would make it per node)
+        if akey is None:
+            akey = _GRAD_AKEYS[n] = attrs_key({"n": n})
         nodes = [Node("grad", head + (wrt,), {"n": n}, wrt.meta, self.create_graph, akey)
                  for wrt, _ in wrts]
         found: list = [None] * len(nodes)
@@ -126,6 +128,10 @@ class _Pass:
             self.outs.append((node, edge))
             self.seeds.append((g._node, _edge(g) if self.create_graph and g.requires_grad
                                else None))
+
+
+# The grad nodes' attribute key by their number of outputs (the same few in every pass).
+_GRAD_AKEYS: dict[int, tuple] = {}
 
 
 def _copy(g: Tensor, name: str) -> Tensor:

@@ -62,9 +62,19 @@ def leaf(array: np.ndarray) -> Node:
     """A node whose value is given (created from data on the client)."""
     array = nodes.contiguous(array)
     array.flags.writeable = False
-    node = Node("leaf", (), {}, interned(Meta(tuple(array.shape), dtype_name(array.dtype))))
+    shape = array.shape  # a tuple of ints, as Meta holds it
+    meta = _LEAF_METAS.get((shape, array.dtype))
+    if meta is None:  # a Meta made and interned once per (shape, dtype), not per leaf
+        meta = interned(Meta(shape, dtype_name(array.dtype)))
+        if len(_LEAF_METAS) >= CHECKED_SIZE:
+            _LEAF_METAS.clear()
+        _LEAF_METAS[shape, array.dtype] = meta
+    node = Node("leaf", (), {}, meta)
     node.value = array
     return node
+
+
+_LEAF_METAS: dict[tuple, Meta] = {}
 
 
 # A Python number's meta by its type (Metas are immutable: one object serves every const).

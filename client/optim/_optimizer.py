@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._grad_mode import enable_grad, no_grad
+from .._session import flush
 from .._tensor import Tensor
 
 # PyTorch's wording for a hyperparameter out of range: "Invalid <label>: <value>".
@@ -109,9 +111,7 @@ class Optimizer:
         loss = self._closure(closure)
         # The previous step's updates, if nothing has read them yet, are sent now: a loop
         # that reads rarely sends one step's graph at a time (see Session.flush).
-        from .._session import flush
         flush()
-        from .._grad_mode import no_grad
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -125,7 +125,6 @@ class Optimizer:
     def _closure(self, closure: Callable[[], Any] | None):
         if closure is None:
             return None
-        from .._grad_mode import enable_grad
         with enable_grad():
             return closure()
 

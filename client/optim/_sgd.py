@@ -33,7 +33,8 @@ class SGD(Optimizer):
         # Python numbers (the usual case) go straight to the recorded ops: what buf.mul_(m)
         # and p.add_(g, alpha=-lr) record, without binding PyTorch's arguments (~2 us an op,
         # three ops a parameter). A tensor lr or momentum takes the methods' conversions.
-        direct = all(type(v) in _NUMBERS for v in (momentum, lr, dampening))
+        direct = (type(momentum) in _NUMBERS and type(lr) in _NUMBERS
+                  and type(dampening) in _NUMBERS)
         if momentum:
             state = self.state[p]
             buf = state.get("momentum_buffer")
