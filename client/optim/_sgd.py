@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .._tensor import apply
 from ._optimizer import Optimizer
 
 
@@ -40,6 +41,13 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.clone().detach()
+            elif direct and not dampening:
+                # buf.mul_(m).add_(g) as one node, g + m * buf: the same number (the
+                # product rounded, then the sum, which is commutative), one node less to
+                # record, walk and run per parameter and step. The version counts both of
+                # PyTorch's in-place ops.
+                buf._assign(apply("add", g, buf, alpha=momentum))
+                buf._vc[0] += 1
             elif direct:
                 buf._inplace("mul", momentum)
                 buf._inplace("add", g, alpha=1 - dampening)
