@@ -48,7 +48,7 @@ TIMERS = [f"remotegrad.server.gateway:{n}" for n in (
     "remotegrad.worker.service:WorkerServicer._run",
     "remotegrad.worker.service:_verify_inline", "remotegrad.worker.compute:_compute",
     "remotegrad.worker.compute:evaluate", "remotegrad.worker.compute:_answer",
-    "remotegrad.worker.compute:_keep_here", "remotegrad.worker.held:WorkerStore._write",
+    "remotegrad.worker.held:WorkerStore.keep", "remotegrad.worker.held:WorkerStore._write",
     "remotegrad.proto.codec:encode_response", "remotegrad.proto.codec:decode_request"]
 
 

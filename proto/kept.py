@@ -137,15 +137,37 @@ class KeptCopies:
 
     # --- the copies --------------------------------------------------------------------
     def write(self, tenant: str, msg: pb.TensorData) -> None:
-        key = keys.kept_key(tenant, msg.hash)
-        header = pb.TensorData(dtype=msg.dtype, shape=msg.shape, hash=msg.hash)
-        view = memoryview(msg.data)
+        self.write_parts(tenant, msg.hash, msg.dtype, msg.shape, memoryview(msg.data))
+
+    def write_parts(self, tenant: str, name: str, dtype: str, shape, data) -> None:
+        """The copy of `name` from its raw bytes (`data`: bytes or a memoryview, e.g. of
+        the array a worker holds: sent as they are, not copied into a message first)."""
+        key = keys.kept_key(tenant, name)
+        header = pb.TensorData(dtype=dtype, shape=shape, hash=name)
+        view = _bytes(data)
         # One transaction on one key (one slot): whole or absent, never half written.
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(key)
         for i in range(-(-len(view) // CHUNK)):
-            pipe.hset(key, str(i), bytes(view[i * CHUNK:(i + 1) * CHUNK]))
+            pipe.hset(key, str(i), view[i * CHUNK:(i + 1) * CHUNK])
         pipe.hset(key, HEADER, header.SerializeToString())
+        pipe.execute()
+
+    def write_many(self, tenant: str, copies) -> None:
+        """The copies of one call's kept results, `copies` as (name, dtype, shape, data)
+        (write_parts' arguments), in one round trip: each copy of up to CHUNK bytes is
+        one HSET of all its fields, atomic by itself (whole or absent). No DELETE first:
+        a provenance name always stands for the same bytes, so an older copy under it
+        has the same fields. Larger copies go one transaction each (write_parts)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, dtype, shape, data in copies:
+            view = _bytes(data)
+            if len(view) > CHUNK:
+                self.write_parts(tenant, name, dtype, shape, view)
+                continue
+            header = pb.TensorData(dtype=dtype, shape=shape, hash=name).SerializeToString()
+            fields = {HEADER: header, "0": view} if len(view) else {HEADER: header}
+            pipe.hset(keys.kept_key(tenant, name), mapping=fields)
         pipe.execute()
 
     def delete(self, tenant: str, digests) -> None:
@@ -204,6 +226,11 @@ def with_kept(store):
     """`store` with kept copies readable through it, if it is a shared Redis store."""
     redis = getattr(store, "redis", None)
     return WithKept(store, KeptCopies(redis)) if store.shared and redis is not None else store
+
+
+def _bytes(data) -> memoryview:
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def _text(v) -> str:

@@ -124,11 +124,18 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
             check_flops(plan, ticket.budget.max_flops, "this worker's")
             ticket.take(peak, cancel)  # room beside the calls running now, or wait
     inline = decoded.tensor_protos
+    held = getattr(store, "array", None)  # a worker's store holds arrays (worker/held.py)
 
     def leaf(digest: str):
         if cancel is not None:
             cancel.check()
-        msg = inline.get(digest) or store.get(tenant, digest)
+        msg = inline.get(digest)
+        if msg is None and held is not None:
+            value = held(tenant, digest)
+            if value is None:
+                raise MissingTensorError([digest])
+            return value
+        msg = msg or store.get(tenant, digest)
         if msg is None:
             raise MissingTensorError([digest])
         return codec.decode_array(msg)
@@ -149,30 +156,26 @@ def _compute(req, store, tenant, backend, cancel, ticket=None) -> pb.ComputeResp
 
 def _answer(req, targets: list[int], values, store, tenant: str) -> pb.ComputeResponse:
     """The response: each target by value, but kept ones (parameters after a step,
-    optimiser state) stay here (_keep_here)."""
+    optimiser state) named by provenance (ComputeRequest.keep_as) stay in this worker's
+    memory, their durable copies written behind (worker/held.py), and are answered by
+    reference (name, dtype, shape; no bytes): nothing hashes or sends them."""
     if not req.keep:
         return codec.encode_response(values)
     kept = set(req.keep)
     names = dict(zip(req.keep, req.keep_as)) if len(req.keep_as) == len(req.keep) else None
     keep = getattr(store, "keep", None)
+    refs = None
+    if names is not None and keep is not None:
+        refs = keep(tenant, {names[t]: v for t, v in zip(targets, values) if t in kept})
     resp = pb.ComputeResponse()
     for target, value in zip(targets, values):
         if target not in kept:
             resp.results.append(codec.encode_array(value, with_hash=False))
-        elif names is None or keep is None:
-            resp.results.append(_keep_hashed(value, store, tenant))
+        elif refs is not None:
+            resp.results.append(refs[names[target]])
         else:
-            resp.results.append(_keep_here(value, names[target], keep, tenant))
+            resp.results.append(_keep_hashed(value, store, tenant))
     return resp
-
-
-def _keep_here(value, name: str, keep, tenant: str) -> pb.TensorData:
-    """A kept result named by provenance (ComputeRequest.keep_as): held in this worker's
-    memory under its name, its durable copy written behind (worker/held.py), answered by
-    reference (name, dtype, shape; no bytes): nothing hashes or sends them."""
-    held = codec.encode_array(value, name)  # the name given: no hash is computed
-    keep(tenant, held)
-    return pb.TensorData(dtype=held.dtype, shape=held.shape, hash=name)
 
 
 def _keep_hashed(value, store, tenant: str) -> pb.TensorData:

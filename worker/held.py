@@ -12,6 +12,10 @@ ordinary cache entry, dropped first when memory runs short (worker/budget.py shr
 or past `max_bytes`, and read back from its copy when needed again. A name the client
 released (ComputeRequest.release, seen on a call this worker runs) goes at once.
 
+Held results are the arrays the computation made (read-only), not messages: no copy
+into a message to hold them, none out of one to compute on them again, and their copies
+are written from the arrays' own memory.
+
 Kept names are not content hashes, so their bytes are never checked against them: they
 come only from this worker's own computation or from a copy some worker wrote (the store
 keys they live in are not the tensor store's, which clients write through the gateway).
@@ -23,6 +27,8 @@ import logging
 import threading
 from collections import OrderedDict
 
+import numpy as np
+from remotegrad.proto import codec
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.store import Breaker
 
@@ -32,31 +38,31 @@ ENTRY_OVERHEAD = 256  # bytes an entry costs besides its data
 
 
 class Held:
-    """name -> TensorData (with bytes) per tenant; LRU among the written ones."""
+    """(tenant, name) -> a read-only array; LRU among the written ones."""
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[str, str], pb.TensorData] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._pinned: set[tuple[str, str]] = set()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, tenant: str, name: str) -> pb.TensorData | None:
+    def get(self, tenant: str, name: str) -> np.ndarray | None:
         with self._lock:
-            msg = self._items.get((tenant, name))
-            if msg is not None:
+            value = self._items.get((tenant, name))
+            if value is not None:
                 self._items.move_to_end((tenant, name))
-            return msg
+            return value
 
-    def keep(self, tenant: str, msg: pb.TensorData, pinned: bool) -> bool:
-        """Hold `msg` (not copied: the caller hands it over); False if held already."""
-        key = (tenant, msg.hash)
+    def keep(self, tenant: str, name: str, value: np.ndarray, pinned: bool) -> bool:
+        """Hold `value` (not copied: the caller hands it over); False if held already."""
+        key = (tenant, name)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return False
-            self._items[key] = msg
-            self._bytes += _size(msg)
+            self._items[key] = value
+            self._bytes += _size(value)
             if pinned:
                 self._pinned.add(key)
             self._trim(self.max_bytes)
@@ -103,16 +109,28 @@ class WorkerStore:
         self.shared = leaves.shared
         self._breaker = Breaker("kept copies")
 
-    def get(self, tenant: str, name: str) -> pb.TensorData | None:
-        msg = self.held.get(tenant, name)
+    def array(self, tenant: str, name: str) -> np.ndarray | None:
+        """The value named `name` (what a computation reads), or None."""
+        value = self.held.get(tenant, name)
+        if value is not None:
+            return value
+        msg = self.leaves.get(tenant, name)
+        if msg is not None:
+            return codec.decode_array(msg)
+        if self.copies is None:
+            return None
+        msg = self._breaker.call("get", lambda: self.copies.get(tenant, name), None, tenant)
         if msg is None:
-            msg = self.leaves.get(tenant, name)
-        if msg is None and self.copies is not None:
-            msg = self._breaker.call("get", lambda: self.copies.get(tenant, name), None,
-                                     tenant)
-            if msg is not None:
-                self.held.keep(tenant, msg, pinned=False)
-        return msg
+            return None
+        value = codec.decode_array(msg)
+        self.held.keep(tenant, name, value, pinned=False)  # read once: held from now on
+        return value
+
+    def get(self, tenant: str, name: str) -> pb.TensorData | None:
+        value = self.held.get(tenant, name)
+        if value is not None:
+            return codec.encode_array(value, name)
+        return self.leaves.get(tenant, name)
 
     def put(self, tenant: str, msg: pb.TensorData):
         return self.leaves.put(tenant, msg)
@@ -121,24 +139,44 @@ class WorkerStore:
         return [d for d in self.leaves.missing(tenant, names) or []
                 if self.held.get(tenant, d) is None]
 
-    def keep(self, tenant: str, msg: pb.TensorData) -> None:
-        """Hold a kept result under its name (msg.hash) and write its copy behind."""
+    def keep(self, tenant: str, values: dict) -> dict:
+        """Hold one call's kept results ({name: array}) and write their copies behind,
+        together; the references that answer them ({name: TensorData with name, dtype,
+        shape; no bytes})."""
+        refs, new = {}, []
         durable = self.copies is not None and self.behind is not None
-        if self.held.keep(tenant, msg, pinned=durable) and durable:
-            self.behind.later(lambda: self._write(tenant, msg), msg.ByteSize(), msg.hash)
+        for name, value in values.items():
+            value = codec.contiguous(np.asarray(value))
+            if not value.flags.owndata:  # a view would hold its base (uncounted) alive
+                value = value.copy()
+            refs[name] = pb.TensorData(dtype=value.dtype.name, shape=value.shape, hash=name)
+            if value.dtype.name not in codec.DTYPES:
+                raise codec.OpError(f"dtype {value.dtype.name} cannot be kept")
+            value.flags.writeable = False  # shared by the calls that read it from now on
+            if self.held.keep(tenant, name, value, pinned=durable):
+                new.append((name, value))
+        if durable and new:
+            self.behind.later(lambda: self._write(tenant, new),
+                              sum(v.nbytes for _, v in new), new[0][0])
+        return refs
 
     def release(self, tenant: str, names) -> None:
         if names:
             self.held.release(tenant, names)
 
-    def _write(self, tenant: str, msg: pb.TensorData) -> None:
-        self.copies.write(tenant, msg)  # a failure is logged: the entry stays pinned
-        KEPT_WRITTEN.inc(msg.ByteSize())
-        self.held.written(tenant, msg.hash)
+    def _write(self, tenant: str, new: list) -> None:
+        # From the arrays' own memory, one round trip; a failure is logged and the
+        # entries stay pinned.
+        self.copies.write_many(tenant, [
+            (name, v.dtype.name, v.shape, memoryview(v.reshape(-1).view(np.uint8)))
+            for name, v in new])
+        KEPT_WRITTEN.inc(sum(v.nbytes for _, v in new))
+        for name, _ in new:
+            self.held.written(tenant, name)
 
 
-def _size(msg: pb.TensorData) -> int:
-    return msg.ByteSize() + ENTRY_OVERHEAD
+def _size(value: np.ndarray) -> int:
+    return value.nbytes + ENTRY_OVERHEAD
 
 
 def _counter():

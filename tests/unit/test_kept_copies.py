@@ -256,3 +256,26 @@ def test_a_release_of_a_name_whose_copy_is_on_its_way_waits_for_it(store):
         assert store.kept.missing("t", [w.hash]) == [w.hash]
     finally:
         d.close()
+
+
+def test_a_copy_written_from_an_arrays_memory_reads_back_whole(store):
+    """A worker writes a held array's copy from its own memory (no message, no copy)."""
+    name = keys.kept_name("array", 0)
+    for value in (np.arange(12, dtype=np.float16).reshape(3, 4), np.array(True),
+                  np.zeros((0, 5), dtype=np.float32)):
+        store.kept.write_parts("t", name, value.dtype.name, value.shape,
+                               memoryview(value.reshape(-1).view(np.uint8)))
+        back = codec.decode_array(store.kept.get("t", name))
+        assert back.dtype == value.dtype and back.shape == value.shape
+        np.testing.assert_array_equal(back, value)
+
+
+def test_one_calls_copies_are_written_in_one_round_trip_each_whole(store):
+    values = {keys.kept_name("many", i): np.full((i, 3), i, dtype=np.float32)
+              for i in range(4)}  # the first one empty
+    store.kept.write_many("t", [(n, v.dtype.name, v.shape, memoryview(v.reshape(-1)
+                                 .view(np.uint8))) for n, v in values.items()])
+    store.kept.write_many("t", [(n, v.dtype.name, v.shape, v.tobytes())
+                                for n, v in values.items()])  # again: the same copies
+    for name, value in values.items():
+        np.testing.assert_array_equal(codec.decode_array(store.kept.get("t", name)), value)

@@ -7,15 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from remotegrad.proto import codec, keys
-from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto.codec import WireNode
 from remotegrad.proto.store import MemoryTensorStore
 from remotegrad.worker.compute import compute
 from remotegrad.worker.held import Held, WorkerStore
 
 
-def _msg(name: str, n: int = 256) -> pb.TensorData:
-    return codec.encode_array(np.arange(n, dtype=np.float32), keys.kept_name(name, 0))
+def _value(n: int = 256) -> np.ndarray:
+    return np.arange(n, dtype=np.float32)
 
 
 def test_a_kept_result_is_held_under_its_name_and_answered_without_bytes():
@@ -33,20 +32,20 @@ def test_a_kept_result_is_held_under_its_name_and_answered_without_bytes():
     assert kept.hash == name and not kept.data
     assert kept.dtype == "float32" and list(kept.shape) == [3, 4]
     assert float(codec.decode_array(resp.results[0])) == float((a * a).sum())
-    np.testing.assert_array_equal(codec.decode_array(store.get("t", name)), a * a)
-    assert store.get("u", name) is None  # another tenant's
+    np.testing.assert_array_equal(store.array("t", name), a * a)
+    assert store.array("u", name) is None  # another tenant's
 
 
 def test_unwritten_results_are_pinned_written_ones_evicted_first_released_dropped():
     held = Held(max_bytes=1 << 20)
-    pinned, written = _msg("pinned"), _msg("written")
-    held.keep("t", pinned, pinned=True)
-    held.keep("t", written, pinned=True)
-    held.written("t", written.hash)  # its copy landed: an ordinary cache entry now
+    pinned, written = keys.kept_name("pinned", 0), keys.kept_name("written", 0)
+    held.keep("t", pinned, _value(), pinned=True)
+    held.keep("t", written, _value(), pinned=True)
+    held.written("t", written)  # its copy landed: an ordinary cache entry now
     held.shrink(0)
-    assert held.get("t", pinned.hash) is not None and held.get("t", written.hash) is None
-    held.release("t", [pinned.hash])
-    assert held.get("t", pinned.hash) is None and held.nbytes() == 0
+    assert held.get("t", pinned) is not None and held.get("t", written) is None
+    held.release("t", [pinned])
+    assert held.get("t", pinned) is None and held.nbytes() == 0
 
 
 def test_without_names_kept_results_are_content_named_and_answered_with_bytes():
