@@ -241,10 +241,13 @@ def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
              and all(item[0] in ("slice", "ellipsis") for item in parse_key(text)))
     if not whole:
         return "CopySlices"
+    # PyTorch's copy_to: a value of x's sizes is copied (a number is a 0-d tensor, so into
+    # a 0-d x too), else a 0-d value fills
+    if tuple(getattr(value, "shape", ())) == tuple(self.shape):
+        return "CopyBackwards"
     if isinstance(value, Scalar) or (isinstance(value, TensorBase) and value.dim() == 0):
         return "FillBackward3"
-    return "CopyBackwards" if tuple(getattr(value, "shape", ())) == tuple(self.shape) \
-        else "CopySlices"
+    return "CopySlices"
 
 
 def setitem(self: Tensor, key: Any, value: Any) -> None:
@@ -270,7 +273,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         self._fill(tensor(value) if number else value, name)  # the old value's gradient 0
         return
     if name == "CopyBackwards":
-        self.copy_(value)
+        self.copy_(tensor(value, dtype=self.dtype) if number else value)
         return
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if number:

@@ -643,7 +643,24 @@ OUT_NAMES = {
                  T.ones(2, requires_grad=True))
         for f in (lambda x, a: x.mul_(a), lambda x, a: x.add_(a, alpha=2),
                   lambda x, a: x.addcmul_(a, a), lambda x, a: x.lerp_(a.float(), 0.3))],
+    # a 0-d x[...] = value is copy_ (same sizes: CopyBackwards), not fill_ (the tester's
+    # views); a 0-d movedim is an alias
+    "x[...] = value of a 0-d x": lambda T: [
+        _class_of(lambda x, v=v: _set_all(x * 3, v(x)), _leaf(T, 0.13))
+        for v in (lambda x: x * 2, lambda x: 2.0)],
+    "movedim of a 0-d x": lambda T: _class_of(lambda x: x.movedim(0, -1), _leaf(T, 0.13)),
 }
+
+
+def _class_of(f, *xs):
+    """The class name of f's result's grad_fn (PyTorch's name() of CopyBackwards is
+    qualified)."""
+    return type(f(*xs).grad_fn).__name__
+
+
+def _set_all(x, value):
+    x[...] = value
+    return x
 
 
 @pytest.mark.parametrize("case", list(OUT_NAMES))
