@@ -10,7 +10,6 @@ import inspect
 import threading
 
 
-
 class _State(threading.local):
     """Each thread's modes. The defaults are class attributes: a thread that never set a
     mode reads them directly, where getattr(local, name, default) raised and caught an
