@@ -235,19 +235,28 @@ def getitem(self: Tensor, key: Any) -> Tensor:
 
 def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
     """PyTorch's grad_fn for x[key] = value: a key of slices that selects all of x is a
-    fill (a number or 0-d tensor) or a copy (a tensor of x's shape); any other region of
-    x is copied into a slice of it (CopySlices)."""
+    fill (a number or 0-d tensor of another shape than x's) or a copy (any other value,
+    broadcast); any other region of x is copied into a slice of it (CopySlices)."""
     whole = (not tensors and tuple(region.shape) == tuple(self.shape)
              and all(item[0] in ("slice", "ellipsis") for item in parse_key(text)))
     if not whole:
         return "CopySlices"
     # PyTorch's copy_to: a value of x's sizes is copied (a number is a 0-d tensor, so into
-    # a 0-d x too), else a 0-d value fills
+    # a 0-d x too), else a 0-d value fills, else the value is broadcast and copied
     if tuple(getattr(value, "shape", ())) == tuple(self.shape):
         return "CopyBackwards"
     if isinstance(value, Scalar) or (isinstance(value, TensorBase) and value.dim() == 0):
         return "FillBackward3"
-    return "CopySlices"
+    return "CopyBackwards"
+
+
+def _strip_leading_ones(value: Tensor) -> Tensor:
+    """PyTorch's setitem views the value without its leading size-1 dims
+    (slicePrefix1sSize) before it copies: x[0] = ones(1, 2) into a row of 2, x[...] =
+    ones(1, 1) into one element (then a 0-d value: a fill)."""
+    shape = tuple(value.shape)
+    lead = next((i for i, n in enumerate(shape) if n != 1), len(shape))
+    return value.reshape(shape[lead:])
 
 
 def setitem(self: Tensor, key: Any, value: Any) -> None:
@@ -260,7 +269,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         if isinstance(value, Scalar):
             region.fill_(value)
         else:
-            region.copy_(value)
+            region.copy_(_strip_leading_ones(value))
         return
     number = isinstance(value, Scalar)
     if number:  # PyTorch converts (and checks) the number before it reads the key
@@ -273,7 +282,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         self._fill(tensor(value) if number else value, name)  # the old value's gradient 0
         return
     if name == "CopyBackwards":
-        self.copy_(tensor(value, dtype=self.dtype) if number else value)
+        self.copy_(tensor(value, dtype=self.dtype) if number else _strip_leading_ones(value))
         return
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if number:
@@ -284,7 +293,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         return
     if not isinstance(value, TensorBase):
         value = tensor(value, dtype=self.dtype)
-    value = value.to(self.dtype).expand(tuple(region.shape))
+    value = _strip_leading_ones(value).to(self.dtype).expand(tuple(region.shape))
     mask = apply("index_backward", ones(tuple(region.shape), dtype=self.dtype),
                  *tensors, **attrs) != 0
     placed = apply("index_backward", value, *tensors, **attrs)

@@ -649,7 +649,21 @@ OUT_NAMES = {
         _class_of(lambda x, v=v: _set_all(x * 3, v(x)), _leaf(T, 0.13))
         for v in (lambda x: x * 2, lambda x: 2.0)],
     "movedim of a 0-d x": lambda T: _class_of(lambda x: x.movedim(0, -1), _leaf(T, 0.13)),
+    # the value loses its leading size-1 dims, then broadcasts; over all of x a copy
+    "x[key] = value with leading size-1 dims": lambda T: [
+        _set_case(T, key, value) for key, value in (
+            (Ellipsis, [[0.5]]), (0, [[0.5, 1.5]]), (slice(None), [[[0.5, 1.5]]]),
+            (Ellipsis, [0.5]), (slice(None), [[0.5, 1.5]]), (slice(0, 1), [[0.5]]))],
 }
+
+
+def _set_case(T, key, value):
+    """x[key] = value (x (2,) or (2, 2), computed): its grad_fn, values, value's grad."""
+    v = T.tensor(value, requires_grad=True)
+    x = T.zeros((2, 2) if key == 0 else 2, requires_grad=True) * 1
+    x[key] = v * 1
+    x.sum().backward()
+    return type(x.grad_fn).__name__, x.tolist(), v.grad.tolist()
 
 
 def _class_of(f, *xs):
