@@ -450,7 +450,7 @@ ROWS: dict[str, Row] = {
 NODES: dict[str, str | None] = {
     **dict.fromkeys((
         "AccumulateGrad", "AddBackward1", "SubBackward1", "RsubBackward0", "RsubBackward1",
-        "ViewBackward0", "ReshapeAliasBackward0", "TBackward0", "SelectBackward0",
+        "ViewBackward0", "ReshapeAliasBackward0", "TBackward0", "TBackward1", "SelectBackward0",
         "AliasBackward0", "SplitWithSizesBackward0", "UnbindBackward0", "SqueezeBackward1",
         "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
         "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0",

@@ -16,7 +16,7 @@ from ._ops import available, call
 from ._select import return_type
 from ._strides import compute_stride, is_contiguous
 from ._tensor_base import Scalar, TensorBase, apply
-from ._views import geometry, untrack
+from ._views import geometry
 
 if TYPE_CHECKING:
     from ._tensor import Tensor
@@ -127,9 +127,7 @@ def reshape(self, *shape) -> Tensor:
     if compute_stride(geom[1], geom[2], shape) is not None or self.numel() != math.prod(shape):
         name = "ViewBackward0" if is_contiguous(geom) else "ReshapeAliasBackward0"
         return apply("reshape", self, shape=shape, torch_name=name)
-    out = apply("reshape", self.clone(), shape=shape, torch_name="UnsafeViewBackward0")
-    untrack(out)
-    return out
+    return apply("reshape", self.clone(), shape=shape, torch_name="UnsafeViewBackward0")
 
 
 def view(self, *shape) -> Tensor:

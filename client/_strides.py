@@ -39,8 +39,10 @@ def is_contiguous(geom: Geometry) -> bool:
 
 
 def overlaps(geom: Geometry) -> bool:
-    """PyTorch's has_internal_overlap YES: a dim of more than one element at stride 0."""
-    return any(size > 1 and stride == 0 for size, stride in zip(geom[1], geom[2]))
+    """PyTorch's has_internal_overlap YES: a dim of more than one element at stride 0
+    (of a tensor with any elements)."""
+    sizes, strides = geom[1], geom[2]
+    return 0 not in sizes and any(n > 1 and s == 0 for n, s in zip(sizes, strides))
 
 
 def positions(geom: Geometry) -> np.ndarray:

@@ -99,7 +99,7 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     node = Node(op, nodes, full, meta, False, akey)
     out = _tensor_class(node)
     if op in VIEWS and len(nodes) == 1:
-        _views.track(operands[0], out)
+        _views.track(operands[0], out, torch_name)
     if not needs:
         return out
     differentiable = _DIFFERENTIABLE.get(op)

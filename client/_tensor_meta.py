@@ -125,7 +125,9 @@ class TensorMeta:
         strides = geometry(self)[2]
         if dim is None:
             return strides
-        return strides[_wrap_dim(builtins.int(dim), len(strides))] if strides else 1
+        if not strides:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return strides[_wrap_dim(builtins.int(dim), len(strides))]
 
     def storage_offset(self) -> builtins.int:
         return geometry(self)[0]

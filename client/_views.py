@@ -12,9 +12,9 @@ copy, expand):
   CopySlices; refused as PyTorch's where the view repeats an element: expand);
 - an in-place change of a root (or of one of its aliases) refreshes its live views by
   gathering their positions from its new value (PyTorch's AsStridedBackward0).
-A root is kept alive by its views once it has two (as PyTorch's `_base`: they share its
-elements between them); a view whose only root has gone is an ordinary tensor (nothing can
-tell the difference), though it keeps its strides.
+A root is kept alive by its views, as PyTorch's `_base` is, where that can show (_register).
+An op recorded under a grad_fn name of no view op (a composite's last reshape named
+RollBackward0) makes no view.
 
 Every tensor's `_view` is None until a view op (the op table's VIEWS) involves it or it
 changes shape in place; then it holds one `State`: the geometry, plus the root's weak
@@ -38,20 +38,21 @@ OVERLAP = ("unsupported operation: more than one element of the written-to tenso
 
 class State:
     __slots__ = ("root", "keep", "views", "stale", "chain", "multi", "broken", "geom",
-                 "shared", "reshaping")
+                 "reshaping", "shared", "over")
 
     def __init__(self, root=None, chain: tuple = (), multi: bool = False,
                  geom: tuple | None = None) -> None:
         self.root = root          # weakref to the viewed tensor (a view), else None
-        self.keep = None          # the root itself, once it has two views (they share it)
-        self.views: list = []     # weakrefs to this tensor's views (a root)
+        self.keep = None          # the root itself, where a view keeps it (_register)
         self.shared = False       # a root with two views or more: they keep it alive
+        self.views: list = []     # weakrefs to this tensor's views (a root)
         self.stale = False        # its root changed in place and it is not refreshed yet
         self.chain = chain        # the view ops (op, full attrs) from the root
         self.multi = multi        # a piece of split/chunk is in the chain
         self.broken = False       # refreshed without history: PyTorch's autograd refuses it
         self.geom = geom          # (offset, sizes, strides); None: contiguous
         self.reshaping = False    # changing shape in place (t_()): no write to the root
+        self.over = None          # the root's geometry when this view was made
 
 
 class ViewWriteError(RemotegradError, NotImplementedError):
@@ -76,10 +77,21 @@ def _live_root(t):
     return None
 
 
-def track(base, view) -> None:
-    """`view` was made by a view op from `base` (unless PyTorch's op would copy there:
-    an internal reshape of a layout no view can take)."""
-    if _REPLAYING[0]:
+# PyTorch's grad_fn names of view ops: an op recorded under another name (a composite's
+# last reshape named RollBackward0, kron's UnsafeViewBackward0) makes no view in PyTorch.
+VIEW_NAMES = frozenset((
+    "ViewBackward0", "ReshapeAliasBackward0", "AliasBackward0", "SelectBackward0",
+    "SliceBackward0", "UnsqueezeBackward0", "SqueezeBackward0", "SqueezeBackward1",
+    "SqueezeBackward2", "TBackward0", "TransposeBackward0", "PermuteBackward0",
+    "ExpandBackward0", "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0",
+    "AsStridedBackward0", "DiagonalBackward0"))
+
+
+def track(base, view, name: str | None = None) -> None:
+    """`view` was made by a view op from `base`, recorded under grad_fn `name` (None: the
+    op's own): a view unless PyTorch's op is none there (another name) or would copy (an
+    internal reshape of a layout no view can take)."""
+    if _REPLAYING[0] or (name is not None and name not in VIEW_NAMES):
         return
     node = view._node
     geom = _strides.after(node.op, node.attrs, geometry(base), tuple(node.meta.shape))
@@ -93,32 +105,41 @@ def track(base, view) -> None:
     if root._view is None or root._view.root is not None:
         # a root (a view whose own root has gone becomes one, with its strides)
         root._view = State(geom=root._view.geom if root._view is not None else None)
-    _register(root, view)
     view._view = State(weakref.ref(root), chain + ((node.op, node.attrs),),
                        multi or node.op in ("split", "chunk"), geom)
-    if root._view.shared:
-        view._view.keep = root
+    view._view.over = geometry(root)
+    _register(root, view)
     view._vc[0] = root._vc[0]  # PyTorch's view shares its base's version counter
 
 
 def _register(root, view) -> None:
+    """`view` joins root's views. It keeps the root alive, as PyTorch's `_base`, where
+    that can show: the root has a history (a change through the view is its CopySlices,
+    the view's AsStridedBackward0) or other views (which share the view's elements). A
+    temporary's one view without history is left alone: nothing could tell it from an
+    ordinary tensor, and an optimiser's steps on it stay plain in-place changes."""
     state = root._view
     views = state.views
     if len(views) > 16:
         views[:] = [r for r in views if r() is not None]
     views.append(weakref.ref(view))
-    if not state.shared:
-        live = [v for v in (r() for r in views) if v is not None and v is not root]
-        if len(live) >= 2:  # views that share elements keep their root, as PyTorch's
-            state.shared = True
-            for v in live:
-                if v._view is not None:
-                    v._view.keep = root
+    if not state.shared and not root.requires_grad:
+        live = list(_live_views(root))
+        if len(live) < 2:
+            return
+        state.shared = True
+        for v in live:
+            v._view.keep = root
+    view._view.keep = root
 
 
-def untrack(view) -> None:
-    """`view` is no view (PyTorch's reshape copied: _unsafe_view of a clone)."""
-    view._view = None
+def _live_views(root):
+    """root's views that are alive and still its (set_ takes a view away)."""
+    for ref in root._view.views:
+        v = ref()
+        if v is not None and v is not root and v._view is not None \
+                and v._view.root is not None and v._view.root() is root:
+            yield v
 
 
 def check_write(t) -> None:
@@ -268,8 +289,15 @@ def connect(apply, overwritten) -> None:
 
 
 def _gather(v, root):
-    """v's elements from its root's current value (an index of the root's elements)."""
+    """v's elements from its root's current value: an index of the root's elements at
+    v's positions; where the root has kept the layout it had when v was made, that index
+    is v's own chain of view ops over it (the same elements, and no index constants)."""
     apply = _RECORDING[0]
+    if geometry(root) == v._view.over:
+        out = root
+        for op, attrs in v._view.chain:
+            out = apply(op, out, **attrs)
+        return out
     where = positions(v, root)
     if root.dim() == 0:
         root = apply("reshape", root, shape=(1,))
@@ -319,10 +347,8 @@ def written(t) -> None:
             with no_grad():
                 write_through(t, type(t)(t._node))
         return
-    for ref in state.views:
-        v = ref()
-        if v is not None and v is not t:
-            v._view.stale = True
+    for v in _live_views(t):
+        v._view.stale = True
 
 
 def _roots(t) -> list:
@@ -367,7 +393,7 @@ def set_(t) -> None:
     if state.root is not None:
         t._view = None
         return
-    views = [v for v in (r() for r in state.views) if v is not None and v is not t]
+    views = list(_live_views(t))
     t._view = None
     if not views:
         return
@@ -384,7 +410,6 @@ def settled(t) -> None:
     of its aliases now, while they are alive (a stale view whose root has gone could not
     be refreshed later)."""
     for root in _roots(t):
-        for vref in root._view.views:
-            v = vref()
-            if v is not None and v is not root and v._view.stale:
+        for v in list(_live_views(root)):
+            if v._view.stale:
                 _refresh(v, root)
