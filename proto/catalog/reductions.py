@@ -118,7 +118,8 @@ def _to_index(g, x, out, dim, keepdim, arg):
     if dim is None:
         return _evenly(g, x, out, dim, nans=True)
     idx = getattr(x, arg)(dim=dim, keepdim=True)
-    return x.full_like(0.0).scatter_add(idx, kept(g, x, dim), dim=dim)
+    # PyTorch's zeros().scatter_(g): a -0.0 of g stays -0.0 (a scatter_add made it +0.0)
+    return x.full_like(0.0).scatter(idx, kept(g, x, dim), dim=dim)
 
 
 _SAMPLES = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=(0, 2)),
@@ -211,14 +212,34 @@ _reduction("prod", infer=_infer_sum, forward=_prod_forward, vjp=_prod_vjp,
                                S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1),
                                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
                                S(X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]]))))
-_reduction("amax", infer=_infer_extreme("amax"),
-           forward=lambda xp, a, dim, keepdim: xp.max(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+def _first_tie(xp, a, m, ax):
+    """For each slice of a, its first element equal to m (kept dims): which of +0.0 and
+    -0.0 a tie of zeros gives."""
+    ax = tuple(range(a.ndim)) if ax is None else tuple(ax)
+    flat = xp.moveaxis(a, ax, tuple(range(a.ndim - len(ax), a.ndim)))
+    flat = flat.reshape(flat.shape[:a.ndim - len(ax)] + (-1,))
+    at = xp.argmax(flat == m.reshape(flat.shape[:-1] + (1,)), axis=-1)[..., None]
+    return xp.take_along_axis(flat, at, axis=-1).reshape(m.shape)
+
+
+def _amax_forward(name):
+    """PyTorch's amax/amin keep the first of tied zeros (+0.0, -0.0) in a slice shorter
+    than its vector width (16 float64s, 32 float32s); numpy's keep the last."""
+    def fwd(xp, a, dim, keepdim):
+        ax = axes(dim, a.ndim)
+        m = getattr(xp, name)(a, axis=ax, keepdims=True)
+        if a.ndim and a.size:
+            m = xp.where(m == 0, _first_tie(xp, a, m, ax), m)
+        return m if keepdim or not a.ndim else m.reshape(reduced_shape(a.shape, dim, False))
+    return fwd
+
+
+_reduction("amax", infer=_infer_extreme("amax"), forward=_amax_forward("max"),
            vjp=lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim),
            samples=_NONEMPTY[:4] + _NONEMPTY[5:] + (S(F(2, 3), keepdim=True),
                                                     S(X([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), dim=1,
                                                       fd=False)))
-_reduction("amin", infer=_infer_extreme("amin"),
-           forward=lambda xp, a, dim, keepdim: xp.min(a, axis=axes(dim, a.ndim), keepdims=keepdim),
+_reduction("amin", infer=_infer_extreme("amin"), forward=_amax_forward("min"),
            vjp=lambda g, x, out, dim, keepdim: _evenly(g, x, out, dim),
            samples=_NONEMPTY[:4] + _NONEMPTY[5:])
 
@@ -228,8 +249,15 @@ _MAXS = (S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(2, 3, 4), dim=0), S(F(
 
 
 def _extreme_forward(name):
+    """max/min over a dim are the values at PyTorch's indices (the first extreme: of tied
+    zeros, the first's sign); over everything numpy's reduction, whose sign of tied zeros
+    is PyTorch's (the last)."""
     def fwd(xp, a, dim, keepdim):
-        return getattr(a, name)(axis=dim, keepdims=keepdim and dim is not None)
+        if dim is None or not a.ndim:
+            return getattr(a, name)(axis=dim, keepdims=keepdim and dim is not None)
+        at = getattr(xp, "arg" + name)(a, axis=dim, keepdims=True)
+        out = xp.take_along_axis(a, at, axis=dim)
+        return out if keepdim else out.squeeze(axis=dim)
     return fwd
 
 

@@ -308,6 +308,17 @@ CASES = {
         t for f in (lambda a: a.amax(), lambda a: a.amin(1), lambda a: a.amax((0, 1), True))
         for t in _through_seed(T, f, [[1e308, 1e308, 1e308], [1e308, 1e308, 1e308]],
                                _leaf(T, [[3.0, 3.0, 3.0], [1.0, 1.0, 1.0]]))),
+    # tied zeros: PyTorch's amax/amin (in a short slice) and max/min over a dim keep the
+    # first's sign (max/min's values are those at their indices); full max/min the last's
+    "amax, amin, max and min of tied zeros": lambda T: tuple(
+        f(T.tensor([[0.0, -0.0, -0.0], [-0.0, 0.0, 0.0]])) for f in (
+            lambda a: a.amax(1), lambda a: a.amin(0), lambda a: a.amax(), lambda a: a.amin(),
+            lambda a: a.amax((0, 1), keepdim=True), lambda a: a.max(1)[0],
+            lambda a: a.min(0, keepdim=True)[0], lambda a: a.max(), lambda a: a.min(),
+            lambda a: a.reshape(-1).amax(0))),
+    "max and min over a dim under a -0.0 seed (PyTorch's scatter into zeros)": lambda T: (
+        *_seeded(T, lambda a: a.max(1)[0], [-0.0, 1.0], _leaf(T, [[1.0, 3.0], [2.0, 2.0]])),
+        *_seeded(T, lambda a: a.min(0)[0], [NAN, -0.0], _leaf(T, [[1.0, 3.0], [2.0, 2.0]]))),
     "maximum with NaN": lambda T: _grad(T, lambda a, b: T.maximum(a, b),
                                         _leaf(T, [1.0, NAN, 2.0, 3.0]),
                                         _leaf(T, [1.0, 1.0, NAN, 0.0])),
@@ -601,6 +612,12 @@ NAMES = {
                                                for f in (lambda x: x[..., :2],
                                                          lambda x: x[:, ...], lambda x: x[...],
                                                          lambda x: x[0:1, ::1])],
+    "amax and amin through their seed (PyTorch's (g / count) * mask)": lambda T: [
+        _name_of(T, lambda x, w, f=f: f(x) * w, _leaf(T, [[1.0, 3.0], [3.0, 2.0]]),
+                 _leaf(T, 0.5)) for f in (lambda x: x.amax(), lambda x: x.amin(1))],
+    "max and min over a dim through their seed (PyTorch's scatter)": lambda T: [
+        _name_of(T, lambda x, w, f=f: f(x) * w, _leaf(T, [[1.0, 3.0], [3.0, 2.0]]),
+                 _leaf(T, 0.5)) for f in (lambda x: x.max(1)[0], lambda x: x.min(0)[0])],
     "fill_ of a function of x": lambda T: _name_of(T, lambda x: x.abs().log1p().fill_(1.5),
                                                    _leaf(T, 0.13)),
     "zero_ of x / x beside a log": lambda T: _name_of(
