@@ -471,6 +471,14 @@ def _log_softmax_forward(xp, a, dim):
 _SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 3), dim=1),
                  S(F(2, 3, 4), dim=-1))
 _ATTR_DIM = {"dim": ("int", 0)}
+def _cumsum_vjp(g, x, out, dim):
+    """PyTorch's cumsum_backward: the reversed cumsum of g, or g itself where nothing is
+    summed (a slice of one element, or one element or none in all): a -0.0 of g stays."""
+    if numel(x.shape) <= 1 or x.shape[dim] == 1:
+        return g
+    return g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,))
+
+
 def _cumsum(xp, a, dim):
     if not a.ndim:  # PyTorch's cumsum of a 0-d tensor is a copy (-0.0 stays)
         return a.copy()
@@ -479,7 +487,7 @@ def _cumsum(xp, a, dim):
 
 
 define("cumsum", batch=_batch.dims_shift('dim'), infer=_infer_scan, forward=_cumsum,
-       vjp=lambda g, x, out, dim: g.flip(dims=(dim,)).cumsum(dim=dim).flip(dims=(dim,)),
+       vjp=_cumsum_vjp,
        attrs=dict(_ATTR_DIM), samples=_SCAN_SAMPLES)
 define("softmax", batch=_batch.dims_shift('dim'), infer=_infer_softmax,
        forward=lambda xp, a, dim: _softmax_forward(xp, a, dim if a.ndim else None),

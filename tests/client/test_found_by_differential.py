@@ -268,6 +268,11 @@ CASES = {
     "full(-0.0) then full(0.0)": lambda T: (1 / T.full((2,), -0.0), 1 / T.full((2,), 0.0)),
     "sign of NaN": lambda T: T.sign(T.tensor([NAN, -0.0, 2.0])),
     "sign of bool": lambda T: T.sign(T.tensor([True, False])),
+    # PyTorch's cumsum_backward passes its seed where nothing is summed (-0.0 stays)
+    "cumsum over a dim of one element, and of a 0-d tensor, under -0.0 seeds": lambda T: (
+        *_seeded(T, lambda a: a.cumsum(0), [[-0.0, 1.0]], _leaf(T, [[1.5, 2.0]])),
+        *_seeded(T, lambda a: a.cumsum(-1), [[-0.0], [NAN]], _leaf(T, [[1.5], [2.0]])),
+        *_seeded(T, lambda a: a.cumsum(0), -0.0, _leaf(T, 1.5))),
     "cumsum from +0.0": lambda T: T.tensor([[-0.0, -INF], [NAN, 1.0]]).cumsum(1),
     "-0.0 % 2": lambda T: (T.tensor([-0.0, -0.13, 5.0]) % 2, T.tensor([-0.0, 3.0]) % INF),
     "clamp(min=-0.0) keeps 0.0": lambda T: T.tensor([0.0, -0.0, NAN, -1.0]).clamp(min=-0.0),
@@ -618,6 +623,9 @@ NAMES = {
     "max and min over a dim through their seed (PyTorch's scatter)": lambda T: [
         _name_of(T, lambda x, w, f=f: f(x) * w, _leaf(T, [[1.0, 3.0], [3.0, 2.0]]),
                  _leaf(T, 0.5)) for f in (lambda x: x.max(1)[0], lambda x: x.min(0)[0])],
+    "cumsum of a 0-d tensor and over a dim of one element (PyTorch's passes its seed)":
+        lambda T: [_name_of(T, lambda x, w, d=d: x.cumsum(d) * w, _leaf(T, v), _leaf(T, 0.5))
+                   for v, d in ((0.13, 0), ([[0.13, 2.0]], 0), ([[0.13], [2.0]], 1))],
     "fill_ of a function of x": lambda T: _name_of(T, lambda x: x.abs().log1p().fill_(1.5),
                                                    _leaf(T, 0.13)),
     "zero_ of x / x beside a log": lambda T: _name_of(
