@@ -147,6 +147,8 @@ def _permute(geom: Geometry, dims: tuple) -> Geometry:
 
 
 def _transpose(geom: Geometry, dim0: int, dim1: int) -> Geometry:
+    if not geom[1]:  # a 0-d tensor's transpose(0, 0) (dims -1 and 0 wrap to its one)
+        return geom
     order = list(range(len(geom[1])))
     a, b = _dim(dim0, len(order)), _dim(dim1, len(order))
     order[a], order[b] = order[b], order[a]

@@ -225,35 +225,36 @@ def _reached(t, root) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_through(t, value) -> None:
-    """View `t` takes `value` (a tensor of its shape and dtype, with its history) by its
-    root's indexed assignment: PyTorch's CopySlices on the root, then `t` (and the root's
-    other views) refreshed from the root's new value."""
+    """View `t` takes `value` (a tensor of its shape and dtype, with its history): the
+    root's flattened elements at t's positions take it, by one scatter (PyTorch's
+    CopySlices on the root; a scatter writes values, so -0.0 stays -0.0); then `t` and
+    the root's other views are refreshed from the root's new value."""
     root = _live_root(t)
-    if root.dim() == 0:  # its views' elements are all its one element
-        root[()] = _pick(value, (np.zeros((), np.int64),) * value.dim())
-        return
     if _strides.overlaps(geometry(root)):
         where, mine = _reached(t, root)
-        value = _pick(value, np.unravel_index(mine, tuple(t.shape)))
     else:
-        where = positions(t, root)
+        where = positions(t, root).ravel()
+        mine = None
         if _strides.overlaps(geometry(t)):  # a fill: each element once
-            first = np.unique(where.ravel(), return_index=True)[1]
-            value = _pick(value, np.unravel_index(first, tuple(t.shape)))
-            where = where.ravel()[first]
-    _WRITING[0] = True  # a root that repeats elements takes the change in each of them
-    try:
-        root[_key(where, root)] = value  # setitem: root's _set_node marks views stale
-    finally:
-        _WRITING[0] = False
-
-
-def _pick(value, key: tuple):
+            where, mine = np.unique(where, return_index=True)
+    apply = _RECORDING[0]
     _REPLAYING[0] = True
     try:
-        return value[tuple(np.asarray(i, dtype=np.int64) for i in key)]
+        src = apply("reshape", value, shape=(value.numel(),))
+        if mine is not None:
+            src = apply("index", src, type(root)._from_array(mine), key="T")
+        flat = apply("reshape", root, shape=(root.numel(),))
+        flat = apply("scatter", flat, type(root)._from_array(where.astype(np.int64)), src,
+                     dim=0)
+        out = apply("reshape", flat, shape=tuple(root.shape), torch_name="CopySlices")
     finally:
         _REPLAYING[0] = False
+    root._check_inplace()
+    _WRITING[0] = True  # a root that repeats elements takes the change in each of them
+    try:
+        root._assign(out)  # its _set_node marks its views stale; settled refreshes them
+    finally:
+        _WRITING[0] = False
 
 
 def check_read(t, operand: bool = False) -> None:

@@ -297,3 +297,22 @@ def test_strides_and_contiguity_as_pytorchs():
             out = eval(src, {"c": c})
             found.append(_layout(out) + (out.stride(-1),))
         assert found[0] == found[1], src
+
+
+def test_writes_through_a_0d_root_and_of_negative_zero_as_pytorchs():
+    srcs = ["c = x.sum() * 1; v = c.unsqueeze(0); v.mul_(3); out = c",
+            "c = x.sum() * 1; v = c.expand(2); c.add_(1); out = v",
+            "c = x * 1; v = c[..., ::2]; v.neg_(); v.mul_(0); out = c",
+            "c = x * 1; v = c.transpose(0, 0) if c.dim() == 0 else c.t(); out = v",
+            "c = x.sum() * 1; v = c.transpose(0, -1).swapaxes(0, 0); v.sub_(1); out = c"]
+    for src in srcs:
+        seen = []
+        for lib in (torch, rg):
+            x = lib.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+            scope = {"x": x}
+            exec(src, scope)
+            out, c = scope["out"], scope["c"]
+            signs = np.signbit(np.array(out.tolist())).tolist()
+            out.sum().backward()
+            seen.append((out.tolist(), signs, type(c.grad_fn).__name__, x.grad.tolist()))
+        assert seen[0] == seen[1], src
