@@ -66,6 +66,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if weight.dim() == 1:  # a vector of weights: PyTorch's input @ weight (dot, mv)
         out = input.matmul(weight)
         return out if bias is None else out + bias
+    if input.dtype.name == weight.dtype.name == "bool":  # PyTorch's addmm has no bool kernel
+        raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
     if input.dim() == 2:
         name = "AddmmBackward0" if bias is not None else "MmBackward0"
     elif bias is not None:  # addmm over the input as a matrix, viewed back

@@ -716,6 +716,8 @@ MESSAGES = {
     "linear dtypes": lambda T: F(T).linear(T.zeros(0, 3), T.zeros(2, 3, dtype=T.float64)),
     "linear bias dtype": lambda T: F(T).linear(T.zeros(2, 3), T.zeros(2, 3),
                                                T.zeros(2, dtype=T.float64)),
+    "linear of bools": lambda T: F(T).linear(T.tensor([[False]]), T.tensor([[False]])),
+    "linear of a bool vector": lambda T: F(T).linear(T.tensor([False]), T.tensor([[True]])),
     "mm of a vector": lambda T: T.mm(T.zeros(3), T.zeros(3, 3)),
     "bmm of a matrix": lambda T: T.bmm(T.zeros(2, 3, 4), T.zeros(3, 4)),
     "dot of a matrix": lambda T: T.dot(T.zeros(2, 3), T.zeros(3)),
