@@ -158,12 +158,15 @@ def _prod_vjp(g, x, out, dim, keepdim):
     zc = (x == 0).cast(dtype="int64")
     any_zero = zc.sum() > 0
     # with no zero, PyTorch's out / x: the gradient reads the result, as PyTorch's does
-    # (a gradient of it with respect to the result is PyTorch's g / x). Where x holds a
-    # zero that branch is not taken, but its zero cotangent still reaches the result and
-    # this rule again: 0 * an infinite product of the others is NaN there, where PyTorch's
-    # second derivative (which does not read the result then) is a number
-    others = any_zero.where(x.prod_others(dim=dim),
-                            kept(out, x, dim) / (x == 0).where(1.0, x))
+    # (a gradient of it with respect to the result is PyTorch's g / x). The branch not
+    # taken still gets a cotangent, zero: each branch reads x (and out) through a where
+    # that gives it ones then, so its derivative meets no inf or NaN (0 * inf), except
+    # the result's: its zero cotangent reaches this rule again, where 0 * an infinite
+    # product of the others is NaN (PyTorch's second derivative, which does not read the
+    # result with a zero in x, is a number there)
+    with_zero, without = any_zero.where(x, 1.0), any_zero.where(1.0, x)
+    others = any_zero.where(with_zero.prod_others(dim=dim),
+                            any_zero.where(1.0, kept(out, x, dim)) / without)
     grad = kept(g, x, dim) * others
     if dim is None:
         # PyTorch's backward of a full product with two zeros or more is zeros without

@@ -394,6 +394,11 @@ CASES = {
     "second derivative of prod with a zero and a product that overflows": lambda T: (
         *_second_both(T, lambda a: a.prod(0), _leaf(T, [0.0, -2.0, 1e200])),
         *_second_both(T, lambda a: a.prod(), _leaf(T, [[0.0, 0.5, 1e200], [0.5, 1.5, NAN]]))),
+    # the branch of prod's rule not taken (out / x with a zero in x) gets a zero cotangent:
+    # over x itself it met 0 * NaN; it reads ones there now
+    "second derivative of prod with two zeros and a NaN": lambda T: (
+        *_second_both(T, lambda a: a.prod(1), _leaf(T, [[0.0, NAN, 0.0]])),
+        *_second_both(T, lambda a: a.prod(0), _leaf(T, [[0.0], [NAN], [0.0]]))),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)
