@@ -70,7 +70,8 @@ class InPlaceMethods:
                 raise RuntimeError(f"result type {torch_type_name(meta.dtype)} can't be cast to "
                                    f"the desired output type {torch_type_name(mine.dtype)}")
         fn = out.grad_fn
-        if same_shape and self._view is not None and _views.writes_through(self):
+        if same_shape and self._view is not None and _views.writes_through(
+                self, inputs=out._node.inputs):
             return self._through(out if meta.dtype == mine.dtype
                                  else apply("cast", out, dtype=mine.dtype), fn)
         node = out._node if meta.dtype == mine.dtype else \
@@ -137,7 +138,7 @@ class InPlaceMethods:
         is on and either requires grad: the gradient goes to src, none to the old value."""
         # Only a floating-point tensor can require grad: an integer one takes the value only.
         if self._view is not None and _views.writes_through(
-                self, fill=name in ("FillBackward2", "ZeroBackward0")):
+                self, fill=name in ("FillBackward2", "ZeroBackward0"), inputs=(src._node,)):
             value = src.to(self.dtype)
             if tuple(value.shape) != tuple(self.shape):
                 value = apply("expand", value, shape=self._node.meta.shape)

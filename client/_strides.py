@@ -9,6 +9,8 @@ is contiguous, whether a write through it is refused) is read off the geometry."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from remotegrad.proto.catalog.indexing import parse_key
 from remotegrad.proto.catalog.shape import piece_sizes
@@ -43,6 +45,31 @@ def overlaps(geom: Geometry) -> bool:
     (of a tensor with any elements)."""
     sizes, strides = geom[1], geom[2]
     return 0 not in sizes and any(n > 1 and s == 0 for n, s in zip(sizes, strides))
+
+
+def dense(geom: Geometry) -> bool:
+    """PyTorch's is_non_overlapping_and_dense: some order of the dims (by stride, dims of
+    one element aside) lays the elements out one after another."""
+    _, sizes, strides = geom
+    order = sorted((s, n) for n, s in zip(sizes, strides) if n >= 2)
+    want = 1
+    for stride, size in order:
+        if stride != want:
+            return False
+        want *= size
+    return True
+
+
+def partial(a: Geometry, b: Geometry) -> bool:
+    """PyTorch's get_overlap_status PARTIAL for two views of one storage: both dense,
+    their element ranges meet, and they are not the same elements in the same order."""
+    if 0 in a[1] or 0 in b[1] or not dense(a) or not dense(b):
+        return False  # NO, or TOO_HARD: PyTorch lets it be
+    a0, b0 = a[0], b[0]
+    a1, b1 = a0 + math.prod(a[1]), b0 + math.prod(b[1])
+    if (a0, a1) == (b0, b1):
+        return tuple(a[2]) != tuple(b[2])
+    return a0 < b1 and b0 < a1
 
 
 def positions(geom: Geometry) -> np.ndarray:

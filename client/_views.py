@@ -147,12 +147,15 @@ def check_write(t) -> None:
     changed in place, set_) is one of t's own geometry, which PyTorch's views follow."""
 
 
-def writes_through(t, fill: bool = False) -> bool:
+def writes_through(t, fill: bool = False, inputs: tuple = ()) -> bool:
     """An in-place change of `t` goes to its root (write_through). `fill`: a fill with a
-    number (fill_, zero_), which PyTorch allows on a tensor that repeats an element."""
+    number (fill_, zero_), which PyTorch allows on a tensor that repeats an element;
+    `inputs`: the nodes the change reads (PyTorch refuses one that partly overlaps t)."""
     if t._view is None:
         return False
     live = _live_root(t) is not None
+    if inputs:
+        _check_inputs(t, inputs)
     if live and _multi(t):  # autograd's refusal comes before the kernel's
         raise RuntimeError(
             f"{_output_of(t)} is a view and is being modified inplace. This view is the "
@@ -162,6 +165,27 @@ def writes_through(t, fill: bool = False) -> bool:
     if not fill and not _WRITING[0] and _strides.overlaps(geometry(t)):
         raise RuntimeError(OVERLAP)
     return live
+
+
+PARTIAL = ("unsupported operation: some elements of the input tensor and the written-to "
+           "tensor refer to a single memory location. Please clone() the tensor before "
+           "performing the operation.")
+
+
+def _check_inputs(t, inputs: tuple) -> None:
+    """PyTorch's assert_no_partial_overlap between t and each input that is t's root or
+    another of its views (known by node)."""
+    root = _live_root(t) if t._view.root is not None else t
+    if root is None:
+        return
+    known = {id(root._node): root}
+    for v in _live_views(root):
+        known[id(v._node)] = v
+    mine = geometry(t)
+    for node in inputs:
+        other = known.get(id(node))
+        if other is not None and other is not t and _strides.partial(mine, geometry(other)):
+            raise RuntimeError(PARTIAL)
 
 
 def _multi(t) -> bool:
