@@ -21,6 +21,7 @@ from ._operators import reshape
 from ._select import where_one
 from ._strides import compute_stride, is_contiguous, overlaps
 from ._tensor_base import Scalar, TensorBase, apply, batch
+from ._tensor_meta import _wrap_dim
 from ._views import geometry
 from ._warn import warn_user
 
@@ -233,6 +234,18 @@ def getitem(self: Tensor, key: Any) -> Tensor:
     return apply("index", self, *tensors, key=text, mask_counts=counts, torch_name=grad)
 
 
+def select(self: Tensor, dim: int, index: int) -> Tensor:
+    """x.select(dim, index): x[:, ..., index] (a view), with PyTorch's errors."""
+    if self.dim() == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(builtins.int(dim), self.dim())
+    size = self.shape[d]
+    if not -size <= builtins.int(index) < size:
+        raise IndexError(f"select(): index {builtins.int(index)} out of range for tensor of "
+                         f"size {list(self.shape)} at dimension {d}")
+    return getitem(self, (slice(None),) * d + (builtins.int(index),))
+
+
 def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
     """PyTorch's grad_fn for x[key] = value: a key of slices that selects all of x is a
     fill (a number or 0-d tensor of another shape than x's) or a copy (any other value,
@@ -341,6 +354,7 @@ class ShapeMethods:
     chunk = chunk
     unbind = unbind
     __getitem__ = getitem
+    select = select
     __setitem__ = setitem
 
     def t_(self) -> Tensor:
@@ -360,6 +374,6 @@ def functions() -> dict[str, Any]:
              "split": (split, "split"), "chunk": (chunk, "chunk"),
              "unbind": (unbind, "index"), "t": (_t, "transpose"),
              "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
-             "masked_fill": (masked_fill, "where"),
+             "masked_fill": (masked_fill, "where"), "select": (select, "index"),
              "flip": (lambda input, dims: flip(input, dims), "flip")}
     return {k: fn for k, (fn, op) in table.items() if op in catalog.CATALOG}

@@ -289,7 +289,8 @@ def test_strides_and_contiguity_as_pytorchs():
     srcs = ["c.t()", "c[:, 1:]", "c[1:, ::2]", "c[None, :, None]", "c.unsqueeze(2)",
             "c[0].expand(4, 3)", "c.expand(1, 2, 3)", "c[:, :1]", "c.t()[1:].reshape(2, 2)",
             "c.narrow(1, 3, 0)", "c.split(1, 1)[2]", "c[0, 0].expand(2)", "c[0, 0].view(1, 1)",
-            "c.t().contiguous()", "c.flatten()[2:].unflatten(0, (2, 2))", "c[:, ::2].t()"]
+            "c.t().contiguous()", "c.flatten()[2:].unflatten(0, (2, 2))", "c[:, ::2].t()",
+            "c.select(1, -1)", "c.t().select(0, 2)"]
     for src in srcs:
         found = []
         for lib in (torch, rg):
