@@ -5,7 +5,7 @@ change of the view, of a second view or of the root (t_(), transpose_(), squeeze
 unsqueeze_() among them), the same program in each library: values, versions, strides,
 storage offsets, is_contiguous, grad_fn names, gradients and errors (view's "not
 compatible", expand's "more than one element", split's "multiple views") compared with
-PyTorch. REMOTEGRAD_VIEW_PROGRAMS scales the number of programs (160 by default)."""
+PyTorch. REMOTEGRAD_VIEW_PROGRAMS scales the number of programs (120 by default)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 
 import remotegrad as rg
 
-PROGRAMS = int(os.environ.get("REMOTEGRAD_VIEW_PROGRAMS", "160"))
+PROGRAMS = int(os.environ.get("REMOTEGRAD_VIEW_PROGRAMS", "120"))
 _STEPS = ["slice", "select", "narrow", "unsqueeze", "squeeze", "transpose", "permute",
           "split", "reshape", "reshape", "view", "flatten", "unflatten", "expand",
           "contiguous"]
