@@ -16,6 +16,7 @@ from ._ops import available, call
 from ._select import return_type
 from ._strides import compute_stride, is_contiguous
 from ._tensor_base import Scalar, TensorBase, apply
+from ._tensor_meta import _wrap_dim
 from ._views import geometry
 
 if TYPE_CHECKING:
@@ -142,19 +143,25 @@ def view(self, *shape) -> Tensor:
 
 
 def unflatten(self, dim: int, sizes) -> Tensor:
-    """PyTorch's: a view splitting dim into sizes (one of them may be -1)."""
+    """PyTorch's: a view splitting dim into sizes (one of them may be -1), with its
+    errors (those of its inner checks wrapped as "unflatten got an unexpected error")."""
     shape = tuple(self.shape)
     if not shape:
-        raise RuntimeError("unflatten: Dimension must be a valid dimension, got 0-d tensor")
-    d = builtins.int(dim) % len(shape)
+        raise RuntimeError("unflatten got an unexpected error:\nDimension specified as 0 "
+                           "but tensor has no dimensions")
+    d = _wrap_dim(builtins.int(dim), len(shape))
     sizes = _sizes((sizes,))
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
-    inner = infer_size(sizes, shape[d])
-    if math.prod(inner) != shape[d]:
+    if sizes.count(-1) > 1:
+        raise RuntimeError("unflatten got an unexpected error:\nonly one dimension can be "
+                           "inferred")
+    known = math.prod(s for s in sizes if s != -1)
+    if (known != shape[d]) if -1 not in sizes else (not known or shape[d] % known):
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to "
                            f"the size of dim {builtins.int(dim)} ({shape[d]}) in the input "
                            "tensor")
+    inner = tuple(shape[d] // known if s == -1 else s for s in sizes)
     return view(self, shape[:d] + inner + shape[d + 1:])
 
 

@@ -338,3 +338,18 @@ def test_an_input_that_partly_overlaps_the_written_view_is_pytorchs_error(src):
         except RuntimeError as e:
             seen.append(str(e))
     assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("src", [
+    "lib.tensor(1.0).unflatten(0, (1,))", "lib.zeros(2, 6).unflatten(1, (4, 2))",
+    "lib.zeros(2, 6).unflatten(1, ())", "lib.zeros(2, 6).unflatten(2, (3, 2))",
+    "lib.zeros(2, 6).unflatten(1, (-1, -1))", "lib.zeros(2, 6).unflatten(1, (-1, 5))"])
+def test_unflatten_errors_are_pytorchs(src):
+    """PyTorch appends its C++ trace to the checks it wraps: the message begins alike."""
+    raised = []
+    for lib in (torch, rg):
+        with pytest.raises((RuntimeError, IndexError)) as info:
+            eval(src, {"lib": lib})
+        raised.append(info.value)
+    assert type(raised[0]) is type(raised[1])
+    assert str(raised[0]).startswith(str(raised[1]))
