@@ -56,8 +56,8 @@ _unary("expm1", ufunc="expm1", vjp=lambda g, x, out: g * (out + 1))
 _unary("log2", ufunc="log2", vjp=lambda g, x, out: g / (x * _LN2), samples=unary(P))
 _unary("sqrt", ufunc="sqrt", vjp=lambda g, x, out: g / (out * 2), samples=unary(P))
 _unary("rsqrt", forward=lambda xp, a: 1 / xp.sqrt(a),
-       vjp=lambda g, x, out: g * out * out * out * -0.5, fusable=True, samples=unary(P))
-_unary("reciprocal", forward=lambda xp, a: 1 / a, vjp=lambda g, x, out: -g * out * out,
+       vjp=lambda g, x, out: g * -0.5 * (out * out * out), fusable=True, samples=unary(P))
+_unary("reciprocal", forward=lambda xp, a: 1 / a, vjp=lambda g, x, out: -g * (out * out),
        fusable=True, samples=unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
 _unary("sin", ufunc="sin", vjp=lambda g, x, out: g * x.cos())
 _unary("cos", ufunc="cos", vjp=lambda g, x, out: -g * x.sin())
@@ -78,7 +78,7 @@ _unary("cosh", ufunc="cosh", vjp=lambda g, x, out: g * x.sinh())
 _unary("tanh", ufunc="tanh", vjp=lambda g, x, out: g.tanh_backward(out))
 _unary("sigmoid", forward=lambda xp, a: 1 / (1 + xp.exp(-a)),
        vjp=lambda g, x, out: g.sigmoid_backward(out), fusable=True)
-_unary("erf", forward=erf, vjp=lambda g, x, out: g * (-x * x).exp() * (2 / math.sqrt(math.pi)))
+_unary("erf", forward=erf, vjp=lambda g, x, out: (-x * x).exp() * (2 / math.sqrt(math.pi)) * g)
 
 
 def _tanh_bw(xp, g, y):

@@ -287,6 +287,15 @@ CASES = {
     # PyTorch's double backward is 0 where x is not < 0, NaN included (no exp(NaN) term)
     "elu's second derivative at NaN": lambda T: _second(
         T, lambda a: F(T).elu(a, alpha=0.5), _leaf(T, [NAN, -INF, -1.0, 0.0, 2.0])),
+    # PyTorch's formulas' order: -g * (out * out), -0.5 * g * out ** 3, (2 / sqrt(pi) *
+    # exp(-x * x)) * g; an underflow or overflow inside meets the seed as PyTorch's does
+    "reciprocal, rsqrt and erf gradients under huge and tiny seeds": lambda T: (
+        *_seeded(T, lambda a: a.reciprocal(), [INF, 1e308, 2.0, 1e-300],
+                 _leaf(T, [1e200, 1.5, -0.0, 1e-200])),
+        *_seeded(T, lambda a: a.rsqrt(), [1e308, INF, 3.0, 1e-10],
+                 _leaf(T, [1e-200, 1e200, 2.0, 1e-300])),
+        *_seeded(T, lambda a: a.erf(), [1e308, INF, 0.3, 1e-300],
+                 _leaf(T, [0.5, 30.0, -2.0, 1e-5]))),
     "gelu's gradient under an infinite seed": lambda T: _seeded(
         T, lambda a: F(T).gelu(a), [-INF, INF, NAN], _leaf(T, [-0.13, 0.5, 0.1])),
     "tanh gelu's gradient under an infinite seed": lambda T: _seeded(
