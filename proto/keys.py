@@ -103,7 +103,7 @@ def kept_ledger_key(tenant: str) -> str:
 
 
 # A kept result's name (ComputeRequest.keep_as): provenance, not content. The producing
-# call's fingerprint (server/fingerprint.py: a Merkle hash of the graph's structure,
+# call's fingerprint (proto/provenance.py: a Merkle hash of the graph's structure,
 # attributes and leaf names, the targets in order) and the kept output's position (the
 # first index of its node in `targets`) name it, so the gateway, or an SDK that computes
 # the same fingerprint, knows the name before the value exists, and nothing hashes the

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from remotegrad.proto import codec, keys, metrics
+from remotegrad.proto import codec, keys, metrics, provenance
 from remotegrad.proto import remotegrad_pb2 as pb
 from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
 from remotegrad.proto.catalog import OpError
@@ -188,15 +188,15 @@ class Gateway:
         return resp
 
     def _name_kept(self, req: pb.ComputeRequest, plan, first: dict, call: str) -> dict:
-        """Name each kept target by provenance (proto/keys.py kept_name: this call's
-        fingerprint and the target's first position), in the request the worker gets
+        """Name each kept target by provenance (proto/provenance.py kept_names: this
+        call's fingerprint and the target's first position), in the request the worker gets
         (keep_as, parallel to keep; whatever a client put there is replaced): {target:
         name}. Without durable copies (an in-process store) kept results keep content
         names: the gateway's store is then their only copy, and checks them by hash."""
         del req.keep_as[:]
         if self.durable is None or not req.keep:
             return {}
-        names = {k: keys.kept_name(call, first[k]) for k in req.keep}
+        names = provenance.kept_names(call, list(req.targets), req.keep)
         req.keep_as.extend(names[k] for k in req.keep)
         return names
 

@@ -71,22 +71,24 @@ def test_a_training_steps_answer_carries_no_kept_bytes_and_its_worker_writes_the
 
 
 def test_kept_names_are_the_provenance_derivation_known_before_the_value(tmp_path):
-    """The name a raw client computes from its request alone (server/fingerprint.py's
-    fingerprint, proto/keys.py kept_name) is the name the cluster answers, and the
-    durable copy appears under it."""
+    """The name a raw client computes from its request alone (proto/provenance.py's
+    fingerprint and kept_names, proto/keys.py kept_name) is the name the cluster answers,
+    and the durable copy appears under it."""
     import grpc
 
     from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
     from remotegrad.proto.codec import WireNode
-    from remotegrad.server.fingerprint import fingerprint
+    from remotegrad.proto import provenance
     a = np.random.default_rng(3).standard_normal((64, 8)).astype(np.float32)
     h = codec.array_hash(a)
     nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": a.shape}),
              WireNode(1, "mul", (0, 0), {}), WireNode(2, "sum", (1,), {})]
     req = codec.encode_request(nodes, [codec.encode_array(a, h)], [2, 1])
     req.keep.append(1)
-    decoded = codec.decode_request(req)
-    expected = keys.kept_name(fingerprint(decoded.nodes, decoded.targets), 1)
+    decoded = codec.decode_request(req)  # what an SDK knows before it sends the request
+    call = provenance.fingerprint(decoded.nodes, decoded.targets)
+    expected = keys.kept_name(call, 1)  # node 1 is the second target
+    assert provenance.kept_names(call, decoded.targets, [1]) == {1: expected}
     with cluster_up(tmp_path) as up:
         copies = KeptCopies(up.redis())
         assert copies.get("train", expected) is None  # nothing exists yet
