@@ -359,41 +359,44 @@ def _view(c) -> str:
              f"{x}[..., ::2]", f"{x}[:, None]" if X.dim() else f"{x}[None]",
              f"{x}[0, ..., 1:]", f"{x}.unbind({d})[0]", f"{x}.detach()",
              f"{x}.movedim(0, {d})"]
-    if enabled("reshape_views"):
-        forms += _later_views(c)
+    later = _later_views(c)
+    if later:
+        forms += later
         return forms[c.idx % len(forms)]
     return forms[c.k % len(forms)]
 
 
 def _later_views(c) -> list[str]:
-    """The views that remotegrad does not write through today, generated only with the
-    reshape_views gate on (GATES): reshape/view/flatten/expand/view_as chains
-    (client/_views.py refuses an in-place change through them with ViewWriteError),
-    diagonal (not a view op in the op table: an in-place change of it leaves the tensor as
-    it was) and select (no Tensor.select)."""
+    """The views generated only with their gate on (GATES): reshape_views (reshape, view,
+    flatten, view_as, select: written through since eae05af/f7ef3f6, off by default as
+    issue 12's brief asked) and diagonal_expand (diagonal, expand: reported differences)."""
     x, d = c.x, c.dim(k=c.j)
     view = f"{x}.view(-1)" if c.X.is_contiguous() else f"{x}.view({x}.shape)"
-    return [view, f"{x}.reshape(-1)", f"{x}.flatten()", f"{x}.expand(2, *{x}.shape)",
-            f"{x}.view_as({x})", f"{x}.diagonal()", f"{x}.select({d}, -1)"]
+    forms = []
+    if enabled("reshape_views"):
+        forms += [view, f"{x}.reshape(-1)", f"{x}.flatten()", f"{x}.view_as({x})",
+                  f"{x}.select({d}, -1)"]
+    if enabled("diagonal_expand"):
+        forms += [f"{x}.expand(2, *{x}.shape)", f"{x}.diagonal()"]
+    return forms
 
 
 # GATES: programs that meet a remotegrad difference reported and not fixed yet (each with
-# its minimal program in the report of issue 12's tester run). They are not generated (or,
-# for signed_zero_write, not failed) unless named in REMOTEGRAD_DIFF_ENABLE (comma-separated
-# gate names, or "all"); each time one is avoided it is counted in GATED (pytest's summary,
-# hunt.py). Switch a gate on for good (delete it here) once its bug is fixed.
+# its minimal program in the report of issue 12's tester run). They are not generated
+# unless named in REMOTEGRAD_DIFF_ENABLE (comma-separated gate names, or "all"); each time
+# one is avoided it is counted in GATED (pytest's summary, hunt.py), each time an enabled
+# one is met in MET (hunt.py). Switch a gate on for good (delete it here) once its bug is
+# fixed.
 GATES = {
-    "reshape_views": "in place through (or beside) a reshape/view/flatten/expand/view_as "
-                     "view, diagonal, select: client/_views.py refuses those chains "
-                     "(ViewWriteError), diagonal is not tracked as a view (a change of it "
-                     "leaves its tensor as it was), Tensor.select is missing",
-    "zero_d_root": "in place through a view of a 0-d tensor: client/_views.write_through's "
-                   "root is named CopyBackwards (FillBackward3 before aa56f86) where "
-                   "PyTorch has CopySlices (before eae05af: a ValueError of "
-                   "np.unravel_index of the 0-d shape)",
-    "overlap": "in place with an operand that is another view of the same memory "
-               "(x[..., ::2].add_(x), x.unsqueeze(0).mul_(x)): PyTorch refuses a partial "
-               "overlap (RuntimeError), remotegrad computes",
+    "reshape_views": "in place through (or beside) a reshape/view/flatten/view_as view or "
+                     "a select: refused (ViewWriteError) or missing (select) before eae05af "
+                     "and f7ef3f6; no difference since (with the gate on: 0 of 1200 view "
+                     "programs), off by default as issue 12's brief asked",
+    "diagonal_expand": "in place through (or beside) a diagonal or expand view: diagonal is "
+                       "not a view op (x.diagonal().sigmoid_() of a leaf does not raise "
+                       "PyTorch's leaf-view error, x's values and requires_grad do not "
+                       "follow), and the detach() of an expanded view loses its overlap "
+                       "check (x.expand(2).detach().div_(y) computes where PyTorch raises)",
     "no_grad_views": "a view made under no_grad whose base changed in place (and became, or "
                      "was, one that requires grad): PyTorch refuses its grad_fn/is_leaf and "
                      "any use with grad mode on, remotegrad answers and computes",
@@ -402,16 +405,14 @@ GATES = {
                   "in both); a piece of a tensor that does not require grad given a value "
                   "that does (v = x.chunk(2)[0]; v.addcmul_(w, w)): PyTorch refuses, "
                   "remotegrad computes",
-    "zero_d_transpose": "transpose(0, 0) / transpose(0, -1) / swapaxes of a 0-d tensor "
-                        "raises IndexError (client/_strides.py, since eae05af); PyTorch's is "
-                        "the tensor",
-    "signed_zero_write": "a -0.0 written through a view (v = x[..., ::2]; v.neg_()) is "
-                         "+0.0 in its root: the write-through is an indexed assignment with "
-                         "index arrays, whose scatter (client/_shape.setitem: "
-                         "index_backward into zeros) sums into +0.0",
 }
+# Gates dropped once their differences were fixed (0 differences with them on, 2000 view
+# programs at 8dc060f): zero_d_root (write-through into a 0-d tensor), zero_d_transpose,
+# overlap (an operand partly overlapping the view: PyTorch's error, df92bd4),
+# signed_zero_write (a -0.0 written through a view), detach_of_view (eae05af).
 _ENABLED = set(filter(None, os.environ.get("REMOTEGRAD_DIFF_ENABLE", "").split(",")))
 GATED: dict[str, int] = __import__("collections").Counter()
+MET: dict[str, int] = __import__("collections").Counter()  # met with the gate enabled
 
 
 def enabled(gate: str) -> bool:
@@ -427,6 +428,7 @@ def gated_summary() -> str:
 def gated(gate: str) -> bool:
     """Whether what meets `gate` is avoided now (counted)."""
     if enabled(gate):
+        MET[gate] += 1
         return False
     GATED[gate] += 1
     return True
@@ -1104,9 +1106,14 @@ _VIEW_EXPR = re.compile(
     r"|\.(?:t\(|T\b|mT\b|transpose\(|permute\(|narrow\(|squeeze\(|unsqueeze\(|split\("
     r"|chunk\(|unbind\(|detach\(|movedim\(|select\(|reshape\(|view\(|view_as\(|flatten\("
     r"|expand\(|expand_as\(|broadcast_to\(|diagonal\())")
-# the views client/_views.py does not write through today (see _later_views)
-_LATER_EXPR = re.compile(r"v\d+\.(?:reshape|view|view_as|flatten|expand|expand_as"
-                         r"|broadcast_to|diagonal)\(")
+# views behind a gate (see _later_views): the gate a view line meets, if any
+_GATED_VIEWS = (("reshape_views", re.compile(r"v\d+\.(?:reshape|view|view_as|flatten)\(")),
+                ("diagonal_expand", re.compile(r"v\d+\.(?:expand|expand_as|broadcast_to"
+                                               r"|diagonal)\(")))
+
+
+def _view_gate(expr: str) -> str | None:
+    return next((g for g, r in _GATED_VIEWS if r.match(expr)), None)
 _TIES = re.compile(r"\b(?:maximum|minimum|amax|amin|max|min|cross_entropy|nll_loss"
                    r"|binary_cross_entropy)\(")
 
@@ -1134,7 +1141,6 @@ class Checker:
         self.parent: dict[str, tuple[str, bool]] = {}  # a view -> (what it views, writable)
         self.ng_views: set[str] = set()  # views made under no_grad
         self.pieces: set[str] = set()    # views that are pieces of split/chunk/unbind
-        self.written: set[str] = set()   # roots changed in place with views of theirs
         self.met: set[str] = set()       # the GATES the program met (enabled or not)
 
     # -- the reproducer --
@@ -1319,10 +1325,6 @@ class Checker:
             SKIPPED["value ill-conditioned (PyTorch's moves past the tolerance when the "
                     "leaves move by a few ulps)"] += 1
             return
-        if bad and name is not None and self._root(name)[0] in self.written and _tol_check(
-                tv, rv, hv if wide else None, "float32" if wide else dtype,
-                signed_zero=False) is None and self._gate("signed_zero_write"):
-            bad = None  # only the sign of a zero differs, in a value written through a view
         if bad:
             pair = re.search(r"PyTorch (\S+), remotegrad (\S+) ", bad)
             if pair and self._known("values", *pair.groups(), name, cg):
@@ -1432,11 +1434,9 @@ class Checker:
     def _add(self, name: str, expr: str, ng: bool = False) -> None:
         """`name` (made by `expr`) joins the pool; a view of a pool value is linked to it."""
         self.pool.append(name)
-        if any(self._root(r)[0] in self.written for r in self._NAMES.findall(expr)):
-            self.written.add(name)  # computed from a value written through a view
         m = _VIEW_EXPR.match(expr)
         if m:
-            self.parent[name] = (m.group(1), not _LATER_EXPR.match(expr))
+            self.parent[name] = (m.group(1), _view_gate(expr))
             if ng:
                 self.ng_views.add(name)
             if re.search(r"\b(?:split|chunk|unbind)\(", expr):
@@ -1444,7 +1444,7 @@ class Checker:
             return
         m = re.match(r"(v\d+)\.", expr)  # x.double() of a float64 x is x itself
         if m and self.ref.env.get(m.group(1)) is self.ref.env[name]:
-            self.parent[name] = (m.group(1), True)
+            self.parent[name] = (m.group(1), None)
 
     def _view_inplace(self, ins: Instr, names: list[str]) -> None:
         """A view of names[0], then an in-place change of the view (or of its root), both
@@ -1466,10 +1466,8 @@ class Checker:
         # under no_grad: the view too, one time in 2 (PyTorch then refuses a change of it
         # with grad mode on)
         ng = ins.ng and bool(ins.k % 2)
-        if _LATER_EXPR.match(expr) or ".select(" in expr:
-            self.met.add("reshape_views")  # (generated only with the gate on)
-        if ".transpose(" in expr and env[root].dim() == 0 and self._gate("zero_d_transpose"):
-            return
+        if _view_gate(expr) or ".select(" in expr:  # (generated only with its gate on)
+            self.met.add(_view_gate(expr) or "reshape_views")
         if not self.step(f"{view} = {expr}", (view,), ng=ng):
             return
         self._add(view, expr, ng)
@@ -1489,8 +1487,6 @@ class Checker:
             return
         family = self._family(target)  # the change shows in all of them
         if self.step(line, ng=ng, target=target):
-            if len(family) > 1:
-                self.written.add(self._root(target)[0])
             for marks in (self.zsign, self.f32):
                 if target in marks:
                     marks.update(family)
@@ -1503,14 +1499,11 @@ class Checker:
     def _gated(self, line: str, target: str, ng: bool) -> bool:
         """Whether the change meets a reported remotegrad difference (GATES) switched off."""
         env, family = self.ref.env, self._family(target)
-        root = env[self._root(target)[0]]
-        if not all(self._root(n)[1] for n in family) and self._gate("reshape_views"):
-            return True
-        if target in self.parent and root.dim() == 0 and self._gate("zero_d_root"):
-            return True
+        gates = set().union(*(self._root(n)[1] for n in family))
+        for gate in sorted(gates):
+            if self._gate(gate):
+                return True
         read = set(self._NAMES.findall(line)) - {target}
-        if read & set(family) and self._gate("overlap"):
-            return True
         if any(n in self.ng_views for n in family) and self._gate("no_grad_views"):
             return True
         # a piece of split/chunk/unbind: another one of the family (its history cannot be
@@ -1523,14 +1516,15 @@ class Checker:
             return True
         return False
 
-    def _root(self, name: str) -> tuple[str, bool]:
+    def _root(self, name: str) -> tuple[str, set[str]]:
         """The pool value `name` is a view of (through the program's own view lines), and
-        whether every view on the way is one remotegrad writes through today."""
-        writable = True
+        the gates (GATES) of the views on the way."""
+        gates = set()
         while name in self.parent:
-            name, ok = self.parent[name]
-            writable &= ok
-        return name, writable
+            name, gate = self.parent[name]
+            if gate:
+                gates.add(gate)
+        return name, gates
 
     def _family(self, name: str) -> list[str]:
         root = self._root(name)[0]

@@ -146,6 +146,8 @@ def main() -> None:
     if difftest.GATED:
         out.append("avoided: reported remotegrad differences not generated (difftest.GATES; "
                    "REMOTEGRAD_DIFF_ENABLE=<gate> generates them):\n" + difftest.gated_summary())
+    if difftest.MET:
+        out.append(f"enabled gates met (generated): {dict(difftest.MET)}")
     if difftest.KNOWN_SEEN:
         out.append("known differences (difftest.KNOWN; counted, not failed):\n"
                    + difftest.known_summary())
