@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from remotegrad.proto.catalog import attrs_key
 
-from . import _grad_mode, _tensor_base
+from . import _grad_mode, _tensor_base, _views
 from ._creation import tensor, zeros_like
 from ._derivative import derivatives
 from ._function import (
@@ -232,7 +232,8 @@ _BOOL_SUB = ("Subtraction, the `-` operator, with two bool tensors is not suppor
 
 def _check_graph(executed: list[Function]) -> None:
     """PyTorch's errors when a function it runs cannot be: not differentiable, its saved
-    tensors freed by an earlier backward, or one of them changed in place since."""
+    tensors freed by an earlier backward, one of them changed in place since, or a
+    CopySlices over a view that repeats elements."""
     for fn in executed:
         if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
             op = {"div": "floor_divide", "scatter_add": "scatter"}.get(fn.node.op, fn.node.op)
@@ -242,6 +243,8 @@ def _check_graph(executed: list[Function]) -> None:
             raise RuntimeError(_BOOL_SUB)
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)
+        if fn in _views.REPEATING:  # a fill through an expanded view: PyTorch's CopySlices
+            raise RuntimeError(_views.OVERLAP)  # writes the gradient through that view
         for counter, version, is_result, meta in fn._saved:
             if counter[0] != version:
                 raise RuntimeError(_modified(fn, counter, version, is_result, meta))

@@ -15,15 +15,15 @@ import builtins
 from collections.abc import Sequence
 
 import numpy as np
-
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import broadcast_shapes, torch_dtype_name
 
+from . import _views
 from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
 from ._dtypes import int64
-from ._tensor_base import TensorBase, apply
 from ._shape import _checked, _index_args
+from ._tensor_base import TensorBase, apply
 from ._tensor_meta import _wrap_dim
 from ._warn import warn_user
 
@@ -188,8 +188,16 @@ def _index(t: TensorBase, key: tuple, name: str) -> TensorBase:
 
 @_forms("m")
 def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -> TensorBase:
-    """The diagonal of dims (dim1, dim2) as the last dim, by indexing with two aranges."""
-    return _diagonal(input, offset, dim1, dim2, "DiagonalBackward0")
+    """The diagonal of dims (dim1, dim2) as the last dim, by indexing with two aranges: a
+    view of input, as PyTorch's (its geometry: _strides._diagonal)."""
+    out = _diagonal(input, offset, dim1, dim2, "DiagonalBackward0")
+    attrs = {"offset": builtins.int(offset), "dim1": _wrap_dim(dim1, input.dim()),
+             "dim2": _wrap_dim(dim2, input.dim())}
+    _views.track(input, out, step=("diagonal", attrs))
+    return out
+
+
+_views.COMPOSED["diagonal"] = diagonal  # a refresh of its view replays it
 
 
 def _diagonal(input: TensorBase, offset: int, dim1: int, dim2: int, name: str

@@ -47,7 +47,9 @@ class InPlaceMethods:
 
     __slots__ = ()
 
-    def _check_inplace(self) -> None:
+    def _check_inplace(self, operands: tuple = ()) -> None:
+        """PyTorch's refusals before an in-place op computes (`operands`: its other
+        inputs, which its TensorIterator checks for partial overlap before their shapes)."""
         if self._no_grad_view and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "A view was created in no_grad mode and is being modified inplace with grad "
@@ -58,6 +60,8 @@ class InPlaceMethods:
         if self.grad_fn is None and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
+        if operands and self._view is not None:
+            _views.check_operands(self, operands)
 
     def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
         """Make `out` (computed from this tensor's old value) this tensor's new value."""

@@ -16,7 +16,8 @@ from remotegrad.proto.catalog.shape import piece_sizes
 from ._creation import ones, tensor
 from ._inplace import scalar_as
 from ._node import builtin_error
-from ._op_table import last_view
+from ._op_table import TABLE, last_view
+from ._ops import bind
 from ._operators import reshape
 from ._select import where_one
 from ._strides import compute_stride, is_contiguous, overlaps
@@ -72,8 +73,20 @@ def squeeze(self: Tensor, dim=None) -> Tensor:
     if dim is None:
         return apply("squeeze", self, torch_name="SqueezeBackward0")
     name = "SqueezeBackward1" if isinstance(dim, builtins.int) else "SqueezeBackward2"
+    if not isinstance(dim, builtins.int):
+        _once(self, dim)
     return apply("squeeze", self, dim=dim if isinstance(dim, builtins.int) else tuple(dim),
                  torch_name=name)
+
+
+def _once(self: Tensor, dims) -> None:
+    """PyTorch's dim_list_to_bitset: every dim in range, none twice."""
+    seen = set()
+    for d in dims:
+        d = _wrap_dim(d, self.dim())
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
 
 
 def _t(self: Tensor, name: str = "TBackward0") -> Tensor:
@@ -332,6 +345,26 @@ def _masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
     return self._assign(masked_fill(self, mask, value))
 
 
+def _in_place_name(op: str, attrs: dict) -> str:
+    """PyTorch's nodes of the in-place overloads: TransposeBackward1, UnsqueezeBackward1,
+    SqueezeBackward3 (no dim), 4 (one dim), 5 (several)."""
+    if op != "squeeze":
+        return f"{op.capitalize()}Backward1"
+    dim = attrs.get("dim")
+    return f"SqueezeBackward{3 if dim is None else 4 if isinstance(dim, builtins.int) else 5}"
+
+
+def _view_in_place(self: Tensor, name: str, args: tuple, kwargs: dict) -> Tensor:
+    """transpose_/squeeze_/unsqueeze_: self takes the view's value and its geometry."""
+    self._check_inplace()
+    spec = TABLE[name]
+    operands, attrs = bind(name, spec, (self, *args), kwargs)
+    if name == "squeeze" and isinstance(attrs.get("dim"), tuple):
+        _once(self, attrs["dim"])
+    out = apply(spec.op, *operands, torch_name=_in_place_name(spec.op, attrs), **attrs)
+    return self._assign(out, same_shape=False)
+
+
 class ShapeMethods:
     """The shape methods and indexing of Tensor (many the same functions as
     remotegrad.<name>)."""
@@ -359,6 +392,15 @@ class ShapeMethods:
 
     def t_(self) -> Tensor:
         return self._assign(_t(self, "TBackward1"), same_shape=False)
+
+    def transpose_(self, *args, **kwargs) -> Tensor:
+        return _view_in_place(self, "transpose", args, kwargs)
+
+    def squeeze_(self, *args, **kwargs) -> Tensor:
+        return _view_in_place(self, "squeeze", args, kwargs)
+
+    def unsqueeze_(self, *args, **kwargs) -> Tensor:
+        return _view_in_place(self, "unsqueeze", args, kwargs)
 
     def __iter__(self):
         if self.dim() == 0:

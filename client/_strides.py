@@ -3,7 +3,8 @@ lays every value out contiguously): a tensor's geometry is (storage offset, size
 strides) over the elements of its root (_views.py), whose own geometry is contiguous until
 t_()/transpose_()/squeeze_()/unsqueeze_() change it. Each view op maps its input's
 geometry to its output's as PyTorch's kernel does (select/slice/narrow move the offset,
-unsqueeze inserts PyTorch's stride, expand puts 0, reshape/view/flatten keep the layout
+unsqueeze inserts PyTorch's stride, expand puts 0, diagonal
+sums two strides, reshape/view/flatten keep the layout
 when computeStride can); everything else about a view (where its elements are, whether it
 is contiguous, whether a write through it is refused) is read off the geometry."""
 
@@ -182,6 +183,23 @@ def _transpose(geom: Geometry, dim0: int, dim1: int) -> Geometry:
     return _permute(geom, tuple(order))
 
 
+def _diagonal(geom: Geometry, offset: int, dim1: int, dim2: int) -> Geometry:
+    """PyTorch's diagonal: dims dim1 and dim2 go, one dim of the diagonal's length at
+    stride(dim1) + stride(dim2) is appended, the offset moves by the first element's row
+    (offset < 0) or column (offset > 0); an empty diagonal keeps the offset."""
+    start, sizes, strides = geom
+    a, b = _dim(dim1, len(sizes)), _dim(dim2, len(sizes))
+    if offset >= 0:
+        length = max(min(sizes[a], sizes[b] - offset), 0)
+        move = offset * strides[b]
+    else:
+        length = max(min(sizes[a] + offset, sizes[b]), 0)
+        move = -offset * strides[a]
+    keep = [d for d in range(len(sizes)) if d not in (a, b)]
+    return (start + (move if length else 0), tuple(sizes[d] for d in keep) + (length,),
+            tuple(strides[d] for d in keep) + (strides[a] + strides[b],))
+
+
 def _piece(geom: Geometry, kind: str, arg, dim: int, index: int) -> Geometry:
     pieces = piece_sizes(geom[1], dim, kind, arg)
     index %= len(pieces)
@@ -232,6 +250,8 @@ def after(op: str, attrs: dict, geom: Geometry, shape: tuple) -> Geometry | None
                       attrs["index"])
     if op == "chunk":
         return _piece(geom, "chunk", attrs["chunks"], attrs["dim"], attrs["index"])
+    if op == "diagonal":  # composed on the client (_composites.diagonal)
+        return _diagonal(geom, attrs["offset"], attrs["dim1"], attrs["dim2"])
     if op in ("expand", "broadcast_to"):
         return _expand(geom, tuple(shape))
     return _reshape(geom, tuple(shape))  # reshape, flatten

@@ -27,7 +27,7 @@ class TensorMethods:
 
     def add_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.add(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("add", (self, *args), kwargs))
 
     def sub(self, *args, **kwargs) -> Tensor:
@@ -36,7 +36,7 @@ class TensorMethods:
 
     def sub_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sub(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sub", (self, *args), kwargs))
 
     def subtract(self, *args, **kwargs) -> Tensor:
@@ -45,7 +45,7 @@ class TensorMethods:
 
     def subtract_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.subtract(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("subtract", (self, *args), kwargs))
 
     def mul(self, *args, **kwargs) -> Tensor:
@@ -54,7 +54,7 @@ class TensorMethods:
 
     def mul_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.mul(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("mul", (self, *args), kwargs))
 
     def multiply(self, *args, **kwargs) -> Tensor:
@@ -63,7 +63,7 @@ class TensorMethods:
 
     def multiply_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.multiply(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("multiply", (self, *args), kwargs))
 
     def div(self, *args, **kwargs) -> Tensor:
@@ -72,7 +72,7 @@ class TensorMethods:
 
     def div_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.div(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("div", (self, *args), kwargs))
 
     def divide(self, *args, **kwargs) -> Tensor:
@@ -81,7 +81,7 @@ class TensorMethods:
 
     def divide_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.divide(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("divide", (self, *args), kwargs))
 
     def true_divide(self, *args, **kwargs) -> Tensor:
@@ -90,7 +90,7 @@ class TensorMethods:
 
     def true_divide_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.true_divide(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("true_divide", (self, *args), kwargs))
 
     def floor_divide(self, *args, **kwargs) -> Tensor:
@@ -99,7 +99,7 @@ class TensorMethods:
 
     def floor_divide_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.floor_divide(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("floor_divide", (self, *args), kwargs))
 
     def pow(self, *args, **kwargs) -> Tensor:
@@ -108,7 +108,7 @@ class TensorMethods:
 
     def pow_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.pow(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("pow", (self, *args), kwargs))
 
     def neg(self, *args, **kwargs) -> Tensor:
@@ -117,7 +117,7 @@ class TensorMethods:
 
     def neg_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.neg(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("neg", (self, *args), kwargs))
 
     def negative(self, *args, **kwargs) -> Tensor:
@@ -126,7 +126,7 @@ class TensorMethods:
 
     def negative_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.negative(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("negative", (self, *args), kwargs))
 
     def abs(self, *args, **kwargs) -> Tensor:
@@ -135,7 +135,7 @@ class TensorMethods:
 
     def abs_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.abs(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("abs", (self, *args), kwargs))
 
     def absolute(self, *args, **kwargs) -> Tensor:
@@ -144,7 +144,7 @@ class TensorMethods:
 
     def absolute_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.absolute(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("absolute", (self, *args), kwargs))
 
     def sign(self, *args, **kwargs) -> Tensor:
@@ -153,7 +153,7 @@ class TensorMethods:
 
     def sign_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sign(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sign", (self, *args), kwargs))
 
     def reciprocal(self, *args, **kwargs) -> Tensor:
@@ -162,7 +162,7 @@ class TensorMethods:
 
     def reciprocal_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.reciprocal(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("reciprocal", (self, *args), kwargs))
 
     def maximum(self, *args, **kwargs) -> Tensor:
@@ -179,7 +179,7 @@ class TensorMethods:
 
     def fmod_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.fmod(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("fmod", (self, *args), kwargs))
 
     def remainder(self, *args, **kwargs) -> Tensor:
@@ -188,7 +188,7 @@ class TensorMethods:
 
     def remainder_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.remainder(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("remainder", (self, *args), kwargs))
 
     def clamp(self, *args, **kwargs) -> Tensor:
@@ -197,7 +197,7 @@ class TensorMethods:
 
     def clamp_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.clamp(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("clamp", (self, *args), kwargs))
 
     def clip(self, *args, **kwargs) -> Tensor:
@@ -206,7 +206,7 @@ class TensorMethods:
 
     def clip_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.clip(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("clip", (self, *args), kwargs))
 
     def log(self, *args, **kwargs) -> Tensor:
@@ -215,7 +215,7 @@ class TensorMethods:
 
     def log_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.log(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("log", (self, *args), kwargs))
 
     def log2(self, *args, **kwargs) -> Tensor:
@@ -224,7 +224,7 @@ class TensorMethods:
 
     def log2_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.log2(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("log2", (self, *args), kwargs))
 
     def log10(self, *args, **kwargs) -> Tensor:
@@ -233,7 +233,7 @@ class TensorMethods:
 
     def log10_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.log10(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("log10", (self, *args), kwargs))
 
     def sin(self, *args, **kwargs) -> Tensor:
@@ -242,7 +242,7 @@ class TensorMethods:
 
     def sin_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sin(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sin", (self, *args), kwargs))
 
     def cos(self, *args, **kwargs) -> Tensor:
@@ -251,7 +251,7 @@ class TensorMethods:
 
     def cos_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.cos(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("cos", (self, *args), kwargs))
 
     def erf(self, *args, **kwargs) -> Tensor:
@@ -260,7 +260,7 @@ class TensorMethods:
 
     def erf_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.erf(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("erf", (self, *args), kwargs))
 
     def asin(self, *args, **kwargs) -> Tensor:
@@ -269,7 +269,7 @@ class TensorMethods:
 
     def asin_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.asin(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("asin", (self, *args), kwargs))
 
     def acos(self, *args, **kwargs) -> Tensor:
@@ -278,7 +278,7 @@ class TensorMethods:
 
     def acos_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.acos(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("acos", (self, *args), kwargs))
 
     def atan(self, *args, **kwargs) -> Tensor:
@@ -287,7 +287,7 @@ class TensorMethods:
 
     def atan_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.atan(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("atan", (self, *args), kwargs))
 
     def sinh(self, *args, **kwargs) -> Tensor:
@@ -296,7 +296,7 @@ class TensorMethods:
 
     def sinh_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sinh(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sinh", (self, *args), kwargs))
 
     def cosh(self, *args, **kwargs) -> Tensor:
@@ -305,7 +305,7 @@ class TensorMethods:
 
     def cosh_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.cosh(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("cosh", (self, *args), kwargs))
 
     def log1p(self, *args, **kwargs) -> Tensor:
@@ -314,7 +314,7 @@ class TensorMethods:
 
     def log1p_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.log1p(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("log1p", (self, *args), kwargs))
 
     def exp(self, *args, **kwargs) -> Tensor:
@@ -323,7 +323,7 @@ class TensorMethods:
 
     def exp_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.exp(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("exp", (self, *args), kwargs))
 
     def expm1(self, *args, **kwargs) -> Tensor:
@@ -332,7 +332,7 @@ class TensorMethods:
 
     def expm1_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.expm1(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("expm1", (self, *args), kwargs))
 
     def exp2(self, *args, **kwargs) -> Tensor:
@@ -341,7 +341,7 @@ class TensorMethods:
 
     def exp2_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.exp2(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("exp2", (self, *args), kwargs))
 
     def sqrt(self, *args, **kwargs) -> Tensor:
@@ -350,7 +350,7 @@ class TensorMethods:
 
     def sqrt_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sqrt(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sqrt", (self, *args), kwargs))
 
     def rsqrt(self, *args, **kwargs) -> Tensor:
@@ -359,7 +359,7 @@ class TensorMethods:
 
     def rsqrt_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.rsqrt(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("rsqrt", (self, *args), kwargs))
 
     def tan(self, *args, **kwargs) -> Tensor:
@@ -368,7 +368,7 @@ class TensorMethods:
 
     def tan_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.tan(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("tan", (self, *args), kwargs))
 
     def tanh(self, *args, **kwargs) -> Tensor:
@@ -377,7 +377,7 @@ class TensorMethods:
 
     def tanh_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.tanh(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("tanh", (self, *args), kwargs))
 
     def sigmoid(self, *args, **kwargs) -> Tensor:
@@ -386,7 +386,7 @@ class TensorMethods:
 
     def sigmoid_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.sigmoid(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("sigmoid", (self, *args), kwargs))
 
     def relu(self, *args, **kwargs) -> Tensor:
@@ -395,7 +395,7 @@ class TensorMethods:
 
     def relu_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.relu(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("relu", (self, *args), kwargs))
 
     def floor(self, *args, **kwargs) -> Tensor:
@@ -404,7 +404,7 @@ class TensorMethods:
 
     def floor_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.floor(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("floor", (self, *args), kwargs))
 
     def ceil(self, *args, **kwargs) -> Tensor:
@@ -413,7 +413,7 @@ class TensorMethods:
 
     def ceil_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.ceil(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("ceil", (self, *args), kwargs))
 
     def trunc(self, *args, **kwargs) -> Tensor:
@@ -422,7 +422,7 @@ class TensorMethods:
 
     def trunc_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.trunc(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("trunc", (self, *args), kwargs))
 
     def fix(self, *args, **kwargs) -> Tensor:
@@ -431,7 +431,7 @@ class TensorMethods:
 
     def fix_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.fix(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("fix", (self, *args), kwargs))
 
     def round(self, *args, **kwargs) -> Tensor:
@@ -440,7 +440,7 @@ class TensorMethods:
 
     def round_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.round(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("round", (self, *args), kwargs))
 
     def eq(self, *args, **kwargs) -> Tensor:
@@ -449,7 +449,7 @@ class TensorMethods:
 
     def eq_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.eq(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("eq", (self, *args), kwargs))
 
     def logical_and(self, *args, **kwargs) -> Tensor:
@@ -458,7 +458,7 @@ class TensorMethods:
 
     def logical_and_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.logical_and(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("logical_and", (self, *args), kwargs))
 
     def logical_or(self, *args, **kwargs) -> Tensor:
@@ -467,7 +467,7 @@ class TensorMethods:
 
     def logical_or_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.logical_or(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("logical_or", (self, *args), kwargs))
 
     def logical_xor(self, *args, **kwargs) -> Tensor:
@@ -476,7 +476,7 @@ class TensorMethods:
 
     def logical_xor_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.logical_xor(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("logical_xor", (self, *args), kwargs))
 
     def logical_not(self, *args, **kwargs) -> Tensor:
@@ -485,7 +485,7 @@ class TensorMethods:
 
     def logical_not_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.logical_not(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("logical_not", (self, *args), kwargs))
 
     def ne(self, *args, **kwargs) -> Tensor:
@@ -494,7 +494,7 @@ class TensorMethods:
 
     def ne_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.ne(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("ne", (self, *args), kwargs))
 
     def not_equal(self, *args, **kwargs) -> Tensor:
@@ -503,7 +503,7 @@ class TensorMethods:
 
     def not_equal_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.not_equal(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("not_equal", (self, *args), kwargs))
 
     def lt(self, *args, **kwargs) -> Tensor:
@@ -512,7 +512,7 @@ class TensorMethods:
 
     def lt_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.lt(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("lt", (self, *args), kwargs))
 
     def less(self, *args, **kwargs) -> Tensor:
@@ -521,7 +521,7 @@ class TensorMethods:
 
     def less_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.less(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("less", (self, *args), kwargs))
 
     def le(self, *args, **kwargs) -> Tensor:
@@ -530,7 +530,7 @@ class TensorMethods:
 
     def le_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.le(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("le", (self, *args), kwargs))
 
     def less_equal(self, *args, **kwargs) -> Tensor:
@@ -539,7 +539,7 @@ class TensorMethods:
 
     def less_equal_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.less_equal(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("less_equal", (self, *args), kwargs))
 
     def gt(self, *args, **kwargs) -> Tensor:
@@ -548,7 +548,7 @@ class TensorMethods:
 
     def gt_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.gt(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("gt", (self, *args), kwargs))
 
     def greater(self, *args, **kwargs) -> Tensor:
@@ -557,7 +557,7 @@ class TensorMethods:
 
     def greater_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.greater(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("greater", (self, *args), kwargs))
 
     def ge(self, *args, **kwargs) -> Tensor:
@@ -566,7 +566,7 @@ class TensorMethods:
 
     def ge_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.ge(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("ge", (self, *args), kwargs))
 
     def greater_equal(self, *args, **kwargs) -> Tensor:
@@ -575,7 +575,7 @@ class TensorMethods:
 
     def greater_equal_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.greater_equal(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("greater_equal", (self, *args), kwargs))
 
     def isnan(self, *args, **kwargs) -> Tensor:
@@ -648,7 +648,7 @@ class TensorMethods:
 
     def cumsum_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.cumsum(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("cumsum", (self, *args), kwargs))
 
     def softmax(self, *args, **kwargs) -> Tensor:
@@ -683,28 +683,13 @@ class TensorMethods:
         """Tensor.ger(vec2) (catalog op `outer`)."""
         return call("ger", (self, *args), kwargs)
 
-    def squeeze_(self, *args, **kwargs) -> Tensor:
-        """In place: self takes the value of self.squeeze(...)."""
-        self._check_inplace()
-        return self._assign(call("squeeze", (self, *args), kwargs), same_shape=False)
-
     def unsqueeze(self, *args, **kwargs) -> Tensor:
         """Tensor.unsqueeze(dim)."""
         return call("unsqueeze", (self, *args), kwargs)
 
-    def unsqueeze_(self, *args, **kwargs) -> Tensor:
-        """In place: self takes the value of self.unsqueeze(...)."""
-        self._check_inplace()
-        return self._assign(call("unsqueeze", (self, *args), kwargs), same_shape=False)
-
     def transpose(self, *args, **kwargs) -> Tensor:
         """Tensor.transpose(dim0, dim1)."""
         return call("transpose", (self, *args), kwargs)
-
-    def transpose_(self, *args, **kwargs) -> Tensor:
-        """In place: self takes the value of self.transpose(...)."""
-        self._check_inplace()
-        return self._assign(call("transpose", (self, *args), kwargs), same_shape=False)
 
     def swapaxes(self, *args, **kwargs) -> Tensor:
         """Tensor.swapaxes(dim0, dim1) (catalog op `transpose`)."""
@@ -724,7 +709,7 @@ class TensorMethods:
 
     def tril_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.tril(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("tril", (self, *args), kwargs))
 
     def triu(self, *args, **kwargs) -> Tensor:
@@ -733,7 +718,7 @@ class TensorMethods:
 
     def triu_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.triu(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("triu", (self, *args), kwargs))
 
     def index_select(self, *args, **kwargs) -> Tensor:
@@ -750,7 +735,7 @@ class TensorMethods:
 
     def scatter_add_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.scatter_add(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("scatter_add", (self, *args), kwargs))
 
     def scatter(self, *args, **kwargs) -> Tensor:
@@ -759,7 +744,7 @@ class TensorMethods:
 
     def scatter_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.scatter(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("scatter", (self, *args), kwargs))
 
     def index_add(self, *args, **kwargs) -> Tensor:
@@ -768,7 +753,7 @@ class TensorMethods:
 
     def index_add_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.index_add(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("index_add", (self, *args), kwargs))
 
     def square(self) -> Tensor:

@@ -5,7 +5,7 @@ Every view keeps PyTorch's geometry (storage offset, sizes, strides: _strides.py
 the elements of its root (the tensor the first view of a chain was taken from; a root is
 contiguous until t_()/transpose_()/squeeze_()/unsqueeze_() change its own geometry), so
 one mechanism serves every view op (basic indexing, narrow, squeeze, unsqueeze,
-transpose, permute, split/chunk, reshape/view/flatten/unflatten where PyTorch's would not
+transpose, permute, split/chunk, diagonal, reshape/view/flatten/unflatten where PyTorch's would not
 copy, expand):
 - a view's elements are the root's elements at the storage positions offset + sum(i*stride);
 - an in-place change of a view becomes the root's `root[positions] = view` (PyTorch's
@@ -34,6 +34,12 @@ _WRITING = [False]    # a write through a view is changing its root
 OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers "
            "to a single memory location. Please clone() the tensor before performing the "
            "operation.")
+
+
+# The CopySlices of a change through a view or onto a root that repeats elements (a fill
+# through an expanded view): PyTorch's backward copies the gradient's slice through that
+# view and refuses with OVERLAP (checked by _autograd._check_graph).
+REPEATING: weakref.WeakSet = weakref.WeakSet()
 
 
 class State:
@@ -84,17 +90,22 @@ VIEW_NAMES = frozenset((
     "SliceBackward0", "UnsqueezeBackward0", "SqueezeBackward0", "SqueezeBackward1",
     "SqueezeBackward2", "TBackward0", "TransposeBackward0", "PermuteBackward0",
     "ExpandBackward0", "SplitBackward0", "SplitWithSizesBackward0", "UnbindBackward0",
-    "AsStridedBackward0", "DiagonalBackward0"))
+    "AsStridedBackward0", "DiagonalBackward0",
+    # the in-place overloads (transpose_, unsqueeze_, squeeze_: no dim, one, several)
+    "TransposeBackward1", "UnsqueezeBackward1", "SqueezeBackward3", "SqueezeBackward4",
+    "SqueezeBackward5"))
 
 
-def track(base, view, name: str | None = None) -> None:
+def track(base, view, name: str | None = None, step: tuple | None = None) -> None:
     """`view` was made by a view op from `base`, recorded under grad_fn `name` (None: the
     op's own): a view unless PyTorch's op is none there (another name) or would copy (an
-    internal reshape of a layout no view can take)."""
+    internal reshape of a layout no view can take). `step`: the view op (op, attrs) where
+    view's node is not it (diagonal, composed of ops that are no view of base alone)."""
     if _REPLAYING[0] or (name is not None and name not in VIEW_NAMES):
         return
     node = view._node
-    geom = _strides.after(node.op, node.attrs, geometry(base), tuple(node.meta.shape))
+    op, attrs = step or (node.op, node.attrs)
+    geom = _strides.after(op, attrs, geometry(base), tuple(node.meta.shape))
     if geom is None:
         return
     root = _live_root(base)
@@ -105,8 +116,8 @@ def track(base, view, name: str | None = None) -> None:
     if root._view is None or root._view.root is not None:
         # a root (a view whose own root has gone becomes one, with its strides)
         root._view = State(geom=root._view.geom if root._view is not None else None)
-    view._view = State(weakref.ref(root), chain + ((node.op, node.attrs),),
-                       multi or node.op in ("split", "chunk"), geom)
+    view._view = State(weakref.ref(root), chain + ((op, attrs),),
+                       multi or op in ("split", "chunk"), geom)
     view._view.over = geometry(root)
     _register(root, view)
     view._vc[0] = root._vc[0]  # PyTorch's view shares its base's version counter
@@ -170,6 +181,15 @@ def writes_through(t, fill: bool = False, inputs: tuple = ()) -> bool:
 PARTIAL = ("unsupported operation: some elements of the input tensor and the written-to "
            "tensor refer to a single memory location. Please clone() the tensor before "
            "performing the operation.")
+
+
+def check_operands(t, operands: tuple) -> None:
+    """Before an in-place op of t computes: PyTorch checks its inputs' overlap with t
+    before their shapes (c.t().add_(c) of a 2 x 3 c is a partial overlap, not a size
+    mismatch)."""
+    nodes = tuple(x._node for x in operands if hasattr(x, "_node"))
+    if nodes:
+        _check_inputs(t, nodes)
 
 
 def _check_inputs(t, inputs: tuple) -> None:
@@ -254,6 +274,7 @@ def write_through(t, value) -> None:
     CopySlices on the root; a scatter writes values, so -0.0 stays -0.0); then `t` and
     the root's other views are refreshed from the root's new value."""
     root = _live_root(t)
+    repeats = _strides.overlaps(geometry(root)) or _strides.overlaps(geometry(t))
     if _strides.overlaps(geometry(root)):
         where, mine = _reached(t, root)
     else:
@@ -273,6 +294,8 @@ def write_through(t, value) -> None:
         out = apply("reshape", flat, shape=tuple(root.shape), torch_name="CopySlices")
     finally:
         _REPLAYING[0] = False
+    if repeats and out.grad_fn is not None:
+        REPEATING.add(out.grad_fn)
     root._check_inplace()
     _WRITING[0] = True  # a root that repeats elements takes the change in each of them
     try:
@@ -313,6 +336,11 @@ def connect(apply, overwritten) -> None:
     _RECORDING = (apply, overwritten)
 
 
+# view ops composed on the client, by name (diagonal: _composites registers it; importing
+# it here would close a circle)
+COMPOSED: dict = {}
+
+
 def _gather(v, root):
     """v's elements from its root's current value: an index of the root's elements at
     v's positions; where the root has kept the layout it had when v was made, that index
@@ -321,7 +349,7 @@ def _gather(v, root):
     if geometry(root) == v._view.over:
         out = root
         for op, attrs in v._view.chain:
-            out = apply(op, out, **attrs)
+            out = COMPOSED[op](out, **attrs) if op in COMPOSED else apply(op, out, **attrs)
         return out
     where = positions(v, root)
     if root.dim() == 0:

@@ -66,7 +66,7 @@ def _table_methods(name: str, spec, opdef, skip: set[str], reshaping: frozenset)
         out.append(f'''
     def {name}_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.{name}(...)."""
-        self._check_inplace()
+        self._check_inplace(args)
         return self._assign(call("{name}", (self, *args), kwargs){shape})
 ''')
     return out
