@@ -1,8 +1,10 @@
 """torch.memory_format and its four values, which code passes to zeros_like, clone, .to
-and friends (PyTorch's own optimisers use torch.preserve_format). A remotegrad tensor has
-no strides of its own to lay out (the worker owns the memory), so every value is accepted
-and each result is contiguous: `.is_contiguous()` is True after `.to(memory_format=
-torch.channels_last)`, where PyTorch's is False."""
+and friends (PyTorch's own optimisers use torch.preserve_format). Every value is accepted;
+only the default layout is modelled: the client keeps PyTorch's strides of views
+(_strides.py), and every other result is laid out contiguously whatever the format, so
+`.to(memory_format=torch.channels_last)` keeps contiguous strides and
+`.is_contiguous(memory_format=<another format>)` is always True, where PyTorch's strides
+change (and it answers False for a plain 4-d tensor and channels_last)."""
 
 from __future__ import annotations
 
