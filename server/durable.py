@@ -91,7 +91,7 @@ class Durability:
                 deferred.add(d)
                 self._maybe_release(tenant, d)
         if released and self.holders is not None:
-            self.holders.forget(released)
+            self.holders.forget(tenant, released)
 
     def reserve(self, tenant: str, sizes: dict[str, int]) -> list[str]:
         """Reserve the durable copies of a call's kept results ({name: bytes}) before it
@@ -247,7 +247,7 @@ class Durability:
                 log.info("tenant %s idle for over %gs: released its %d kept tensors",
                          tenant, self.idle, len(held))
                 if self.holders is not None:
-                    self.holders.forget(held)
+                    self.holders.forget(tenant, held)
             self.kept.delete(tenant, list(held))
             self.kept.drop_tenant(tenant)
 

@@ -141,7 +141,7 @@ class Gateway:
         for msg in inline.values():
             self.remember.put(tenant, msg)
         refs = sorted({n.attrs["hash"] for n in decoded.nodes if n.op == "leaf"} - set(inline))
-        missing = self.store.missing(tenant, self.holders.unknown(refs))
+        missing = self.store.missing(tenant, self.holders.unknown(tenant, refs))
         if missing:
             raise MissingTensorError(missing)
 
@@ -172,7 +172,7 @@ class Gateway:
         try:
             resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,
                                             timeout, on_cancel, peak,
-                                            prefer=self.holders.most(decoded.nodes))
+                                            prefer=self.holders.most(tenant, decoded.nodes))
         except BaseException:
             if reserved:
                 self.durable.unreserve(tenant, reserved)
@@ -284,7 +284,7 @@ class Gateway:
                 continue
             codec.ensure_hash(r)  # kept ones come hashed by their worker; large ones not
             if i in keep and resp.worker:
-                self.holders.note(r.hash, resp.worker, len(r.data))
+                self.holders.note(tenant, r.hash, resp.worker, len(r.data))
             if self.store.put(tenant, r):
                 r.data = b""
 
@@ -301,7 +301,8 @@ class Gateway:
                               "its name: a worker older than this gateway?")
             positions.setdefault(r.hash, i)
             if resp.worker:
-                self.holders.note(r.hash, resp.worker, _nbytes(r), (r.dtype, tuple(r.shape)))
+                self.holders.note(tenant, r.hash, resp.worker, _nbytes(r),
+                                  (r.dtype, tuple(r.shape)))
         self.durable.produced(tenant, req, positions)
 
     def _execute_recovering(self, req, tenant, timeout, on_cancel, need: int,
@@ -329,7 +330,8 @@ class Gateway:
         kept = set(req.keep)
         for t, r in zip(req.targets, resp.results):
             if t in kept and resp.worker and not r.data:
-                self.holders.note(r.hash, resp.worker, _nbytes(r), (r.dtype, tuple(r.shape)))
+                self.holders.note(tenant, r.hash, resp.worker, _nbytes(r),
+                                  (r.dtype, tuple(r.shape)))
         return resp
 
     def _execute(self, req, tenant, timeout, on_cancel, need: int = 0,
@@ -491,7 +493,7 @@ class Gateway:
     def _from_holder(self, name: str, tenant: str) -> pb.TensorData:
         """A kept result read from the worker that holds it: a one-leaf graph through
         Worker/Execute (computed again from its lineage if its holder is gone)."""
-        where = self.holders.where(name)
+        where = self.holders.where(tenant, name)
         if where is None or where[2] is None:
             raise MissingTensorError([name])
         worker, nbytes, (dtype, shape) = where

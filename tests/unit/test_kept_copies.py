@@ -101,9 +101,9 @@ def test_durability_reserves_before_the_call_refuses_over_quota_and_releases(sto
         with pytest.raises(QuotaExceededError, match="quota"):
             d.reserve("t", {big: 5 << 20})  # 5 MiB: over the 5 MiB quota with w1
         assert store.kept.used("t") == len(w1.data)
-        holders.note(w1.hash, "w:1", len(w1.data))
+        holders.note("t", w1.hash, "w:1", len(w1.data))
         d.called("t", [w1.hash])  # the SDK dropped w1; w2 is the next step's
-        assert holders.unknown([w1.hash]) == [w1.hash]
+        assert holders.unknown("t", [w1.hash]) == [w1.hash]
         assert d.reserve("t", {w2.hash: len(w2.data)}) == [w2.hash]
         store.kept.write("t", w2)
         assert behind.flush()
