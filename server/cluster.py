@@ -137,7 +137,6 @@ class Cluster:
             "--max-connection-age", str(a.max_connection_age),
             "--rate-limit", str(a.rate_limit), "--rate-burst", str(a.rate_burst),
             "--kept-quota-bytes", str(a.kept_quota_bytes), "--kept-idle", str(a.kept_idle),
-            "--kept-unpersisted-bytes", str(a.kept_unpersisted_bytes),
             *(["--tls-server-name", a.tls_server_name] if a.tls_server_name else []),
             *(["--tokens-file", a.tokens_file] if a.tokens_file else []),
             *(["--allow-anonymous", "true"] if a.allow_anonymous else []),

@@ -224,11 +224,6 @@ SETTINGS = [
     Setting("kept_idle", 7 * 86400.0, "seconds a tenant may make no call before its kept "
             "tensors' durable copies are released (the SDK releases what it drops at once); "
             "0: never", (GATEWAY, CLUSTER), float),
-    Setting("kept_unpersisted_bytes", 512 << 20, "bytes of kept tensors a gateway holds "
-            "until their durable copies are written, so that a call whose holder died "
-            "first is answered from them; past it (and for the rest) the gateway keeps "
-            "their producing requests and computes them again on another worker",
-            (GATEWAY, CLUSTER), int),
 ]
 
 

@@ -61,9 +61,6 @@ class Limits:
     local_max_bytes: int = 64 << 10  # ... when their inline leaves are this small
     kept_quota_bytes: int = 512 << 20  # durable copies of kept tensors, per tenant (0: none)
     kept_idle: float = 7 * 86400  # seconds a tenant may not call before they are released
-    # No longer read: kept bytes stay in the worker that computed them (worker/held.py);
-    # --kept-unpersisted-bytes is accepted and has no effect.
-    kept_unpersisted_bytes: int = 512 << 20
     max_flops: float = 1e12  # floating-point operations one computation may cost
     max_deadline: float = 300.0  # seconds one Compute may run, whatever its caller asked
     max_calls_per_tenant: int = 16  # Compute calls one tenant may run at once (of 32 threads)

@@ -41,8 +41,7 @@ def build_gateway(args) -> Gateway:
         pool = WorkerPool(None, static, capacity=args.max_inflight + args.max_queue, **creds)
     limits = Limits(args.max_nodes, args.max_tensor_bytes, args.inline_result_bytes,
                     args.max_memory_bytes, args.local_max_nodes, args.local_max_bytes,
-                    kept_quota_bytes=args.kept_quota_bytes, kept_idle=args.kept_idle,
-                    kept_unpersisted_bytes=args.kept_unpersisted_bytes)
+                    kept_quota_bytes=args.kept_quota_bytes, kept_idle=args.kept_idle)
     limits = replace(limits, max_flops=args.max_flops, max_deadline=args.max_deadline,
                      max_calls_per_tenant=args.max_calls_per_tenant)
     return Gateway(store, cache, pool, limits, Auth.from_args(args))
