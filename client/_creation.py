@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from remotegrad.proto.catalog._types import promote_types
+
 from . import _dtypes
 from ._node import dtype_name, leaf
 from ._tensor_base import TensorBase, new
@@ -91,6 +93,29 @@ def _infer_dtype(array: np.ndarray) -> str:
     raise TypeError(f"can't convert data of dtype {array.dtype} to a tensor")
 
 
+def _data_dtype(data) -> str | None:
+    """The dtype PyTorch infers for `data`: each element's own type (a Python bool, int
+    or float: bool, int64, the default float; a numpy scalar, an array or a tensor: its
+    dtype), promoted over the whole nesting; None for an empty sequence."""
+    if isinstance(data, (list, tuple)):
+        found = None
+        for d in data:
+            found = promote_types(found, _data_dtype(d))
+        return found
+    if isinstance(data, TensorBase):
+        return data.dtype.name
+    if isinstance(data, (np.ndarray, np.generic)):
+        name = dtype_name(data.dtype)
+        return name if name in _dtypes.NAMES else _infer_dtype(np.asarray(data))
+    if isinstance(data, bool):
+        return "bool"
+    if isinstance(data, int):
+        return "int64"
+    if isinstance(data, float):
+        return _dtypes.get_default_dtype().name
+    return None  # not a number: np.asarray's dtype tells (and may refuse)
+
+
 def _gather(data):
     """Nested lists may hold tensors (torch.tensor([t1, t2]))."""
     if isinstance(data, TensorBase):
@@ -109,7 +134,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
     if not was_array and array.dtype.kind not in "fiub":
         raise TypeError(f"Could not infer dtype of {type(data).__name__}")
     if not was_array:
-        array = array.astype(_dtypes.resolve(dtype) or _infer_dtype(array))
+        array = array.astype(_dtypes.resolve(dtype) or _data_dtype(data)
+                             or _infer_dtype(array))
     elif dtype_name(array.dtype) not in _dtypes.NAMES:
         array = array.astype(_infer_dtype(array))
     return _make(np.array(array), dtype, requires_grad)

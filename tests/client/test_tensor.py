@@ -71,6 +71,23 @@ def test_from_numpy_and_numpy_round_trip():
         rg.from_numpy([1, 2])
 
 
+# Found by a differential hunt: a numpy scalar carries its dtype into tensor() as PyTorch's
+# does (np.float64(1.5) was float32, np.int32(3) int64), promoted with the rest of a list.
+DATA_DTYPES = [
+    np.float64(1.5), np.float32(2), np.int32(3), np.uint8(7), np.bool_(True), np.float16(1),
+    [np.float64(1.0), 2.0], [np.float32(1), 2.0], [np.int32(1), 2], [np.int64(1), 2.5],
+    [np.int32(1), np.int32(2)], [np.float16(1), 1], [np.int8(1), True], [True, 2.5],
+    [[np.float64(1)], [2.0]], [np.array([1, 2], dtype=np.int32), [3, 4]], [], [1, 2.0],
+]
+
+
+@pytest.mark.parametrize("data", DATA_DTYPES, ids=repr)
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy")
+def test_tensor_infers_pytorchs_dtype_from_numpy_scalars(data):
+    assert str(rg.tensor(data).dtype) == str(torch.tensor(data).dtype)
+    assert rg.tensor(data).tolist() == torch.tensor(data).tolist()
+
+
 def test_requires_grad_on_integers_is_refused_with_pytorch_message():
     same_error(lambda: rg.tensor([1, 2], requires_grad=True),
                lambda: torch.tensor([1, 2], requires_grad=True))
