@@ -22,6 +22,7 @@ from . import _views
 from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
 from ._dtypes import int64
+from ._grad_mode import is_grad_enabled
 from ._shape import _checked, _index_args
 from ._tensor_base import TensorBase, apply
 from ._tensor_meta import _wrap_dim
@@ -194,6 +195,10 @@ def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -
     attrs = {"offset": builtins.int(offset), "dim1": _wrap_dim(dim1, input.dim()),
              "dim2": _wrap_dim(dim2, input.dim())}
     _views.track(input, out, step=("diagonal", attrs))
+    if input.requires_grad and not is_grad_enabled():
+        # PyTorch's view made under no_grad requires grad, with no history (apply does
+        # this for the view ops it records; this one is composed)
+        out._requires_grad = out._no_grad_view = True
     return out
 
 

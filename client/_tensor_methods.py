@@ -735,7 +735,7 @@ class TensorMethods:
 
     def scatter_add_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.scatter_add(...)."""
-        self._check_inplace(args)
+        self._check_inplace()
         return self._assign(call("scatter_add", (self, *args), kwargs))
 
     def scatter(self, *args, **kwargs) -> Tensor:
@@ -744,7 +744,7 @@ class TensorMethods:
 
     def scatter_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.scatter(...)."""
-        self._check_inplace(args)
+        self._check_inplace()
         return self._assign(call("scatter", (self, *args), kwargs))
 
     def index_add(self, *args, **kwargs) -> Tensor:
@@ -753,7 +753,7 @@ class TensorMethods:
 
     def index_add_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.index_add(...)."""
-        self._check_inplace(args)
+        self._check_inplace()
         return self._assign(call("index_add", (self, *args), kwargs))
 
     def square(self) -> Tensor:
@@ -774,7 +774,7 @@ class TensorMethods:
 
     def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:
         """In place: self takes the value of self.addcmul(...)."""
-        self._check_inplace()
+        self._check_inplace((tensor1, tensor2))
         composed = _functional.COMPOSED["addcmul"]
         return self._assign(composed(self, tensor1, tensor2, value=value))
 
@@ -785,7 +785,7 @@ class TensorMethods:
 
     def addcdiv_(self, tensor1, tensor2, *, value=1) -> Tensor:
         """In place: self takes the value of self.addcdiv(...)."""
-        self._check_inplace()
+        self._check_inplace((tensor1, tensor2))
         composed = _functional.COMPOSED["addcdiv"]
         return self._assign(composed(self, tensor1, tensor2, value=value))
 
@@ -796,7 +796,7 @@ class TensorMethods:
 
     def lerp_(self, end, weight) -> Tensor:
         """In place: self takes the value of self.lerp(...)."""
-        self._check_inplace()
+        self._check_inplace((end, weight))
         composed = _functional.COMPOSED["lerp"]
         return self._assign(composed(self, end, weight))
 
@@ -818,7 +818,7 @@ class TensorMethods:
 
     def clamp_min_(self, min) -> Tensor:
         """In place: self takes the value of self.clamp_min(...)."""
-        self._check_inplace()
+        self._check_inplace((min,))
         composed = _functional.COMPOSED["clamp_min"]
         return self._assign(composed(self, min))
 
@@ -829,7 +829,7 @@ class TensorMethods:
 
     def clamp_max_(self, max) -> Tensor:
         """In place: self takes the value of self.clamp_max(...)."""
-        self._check_inplace()
+        self._check_inplace((max,))
         composed = _functional.COMPOSED["clamp_max"]
         return self._assign(composed(self, max))
 

@@ -56,6 +56,7 @@ class State:
         self.chain = chain        # the view ops (op, full attrs) from the root
         self.multi = multi        # a piece of split/chunk is in the chain
         self.broken = False       # refreshed without history: PyTorch's autograd refuses it
+        #                           (the piece's "Output n of X", or NO_GRAD_REBASE)
         self.geom = geom          # (offset, sizes, strides); None: contiguous
         self.reshaping = False    # changing shape in place (t_()): no write to the root
         self.over = None          # the root's geometry when this view was made
@@ -304,6 +305,14 @@ def write_through(t, value) -> None:
         _WRITING[0] = False
 
 
+NO_GRAD_REBASE = (
+    "A view was created in no_grad mode and its base or another view of its base has been "
+    "modified inplace with grad mode enabled. Given that this use case is ambiguous and "
+    "error-prone, it is forbidden. You can clarify your code by moving both the view and "
+    "the inplace either both inside the no_grad block (if you don't want the inplace to "
+    "be tracked) or both outside (if you want the inplace to be tracked).")
+
+
 def check_read(t, operand: bool = False) -> None:
     """Before `t`'s value is read (`operand`: as an op's operand)."""
     state = t._view
@@ -317,6 +326,8 @@ def check_read(t, operand: bool = False) -> None:
         _refresh(t, root)
     if state.broken and operand:
         from ._grad_mode import is_grad_enabled
+        if is_grad_enabled() and state.broken is NO_GRAD_REBASE:
+            raise RuntimeError(NO_GRAD_REBASE)
         if is_grad_enabled():
             raise RuntimeError(
                 f"{state.broken} is a view and its base or another view of its base has "
@@ -366,6 +377,8 @@ def _refresh(v, root) -> None:
     state.stale = False
     if not state.broken and _multi(v):
         state.broken = _output_of(v)  # its value follows; its history is refused
+    elif not state.broken and v._no_grad_view:
+        state.broken = NO_GRAD_REBASE  # PyTorch's grad_fn of such a view is refused
     _REPLAYING[0] = True
     try:
         with set_grad_enabled(not v._no_grad_view and not state.broken):

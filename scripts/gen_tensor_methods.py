@@ -52,6 +52,15 @@ def _signature(name: str, spec, opdef) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+# An in-place op's tensor inputs are checked for partial overlap with self before it
+# computes (PyTorch's TensorIterator checks overlap before shapes: c.t().add_(c) of a 2x3 c
+# is that error, not a size mismatch), except for ops whose own checks come first in
+# PyTorch (the sizes of index_add_, scatter_, scatter_add_), and for the composed ops only
+# those PyTorch computes with a TensorIterator (addmm_ checks its sizes first).
+_OWN_CHECKS_FIRST = frozenset({"index_add", "scatter", "scatter_add"})
+_ELEMENTWISE_COMPOSED = frozenset({"addcmul", "addcdiv", "lerp", "clamp_min", "clamp_max"})
+
+
 def _table_methods(name: str, spec, opdef, skip: set[str], reshaping: frozenset) -> list[str]:
     out = []
     where = "" if spec.op == name else f" (catalog op `{spec.op}`)"
@@ -63,10 +72,11 @@ def _table_methods(name: str, spec, opdef, skip: set[str], reshaping: frozenset)
 ''')
     if "i" in spec.forms and f"{name}_" not in skip:
         shape = ", same_shape=False" if spec.op in reshaping else ""
+        checked = "()" if spec.op in _OWN_CHECKS_FIRST else "(args)"
         out.append(f'''
     def {name}_(self, *args, **kwargs) -> Tensor:
         """In place: self takes the value of self.{name}(...)."""
-        self._check_inplace(args)
+        self._check_inplace{checked}
         return self._assign(call("{name}", (self, *args), kwargs){shape})
 ''')
     return out
@@ -88,10 +98,14 @@ def _composed_methods(name: str, fn, skip: set[str]) -> list[str]:
         return composed({passed})
 ''')
     if f"{name}_" not in skip and "i" in forms:
+        # its positional inputs are checked for partial overlap first, as the table's
+        names = [p.name for p in params if p.kind is _POSITIONAL] \
+            if name in _ELEMENTWISE_COMPOSED else []
+        inputs = f"({', '.join(names)}{',' if len(names) == 1 else ''})" if names else ""
         out.append(f'''
     def {name}_{str(signature)[:-1]}) -> Tensor:
         """In place: self takes the value of self.{name}(...)."""
-        self._check_inplace()
+        self._check_inplace({inputs})
         composed = _functional.COMPOSED["{name}"]
         return self._assign(composed({passed}))
 ''')

@@ -340,7 +340,9 @@ def test_writes_through_a_0d_root_and_of_negative_zero_as_pytorchs():
     # the overlap comes before the sizes (PyTorch's TensorIterator checks it first)
     "c.t().add_(c)", "c.view(3, 2).add_(c)", "c[0].add_(c)", "c.t().mul_(c[0])",
     "c.view(6)[1:4].add_(c.view(6)[2:6])", "c.t().add_(c, alpha=2)",
-    "c.t().add_(c.t()[0:2])", "c.t().add_(c.t()[0:2].sum())"])
+    "c.t().add_(c.t()[0:2])", "c.t().add_(c.t()[0:2].sum())", "c.t().addcmul_(c, c)",
+    "c.t().lerp_(c, 0.5)", "c.t().clamp_min_(c)", "c.t().scatter_(0, c.long(), c)",
+    "c.t().scatter_(0, lib.tensor([[0]]), c)"])
 def test_an_input_that_partly_overlaps_the_written_view_is_pytorchs_error(src):
     """PyTorch's assert_no_partial_overlap: dense views of one storage whose ranges meet
     and are not the same elements in the same order (c.unsqueeze(0) and c differ in
@@ -349,7 +351,7 @@ def test_an_input_that_partly_overlaps_the_written_view_is_pytorchs_error(src):
     for lib in (torch, rg):
         c = lib.arange(6.0).reshape(2, 3)
         try:
-            exec(src, {"c": c})
+            exec(src, {"c": c, "lib": lib})
             seen.append(c.tolist())
         except RuntimeError as e:
             seen.append(str(e))
@@ -396,3 +398,27 @@ def test_in_place_shape_changes_name_their_nodes_as_pytorch(src):
         (c * lib.arange(6.0).reshape(c.shape)).sum().backward()
         seen.append((type(c.grad_fn).__name__, tuple(c.shape), c.stride(), x.grad.tolist()))
     assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("make", ["c[0]", "c.diagonal()", "c.t()", "c.view(6)",
+                                  "c.expand(2, 2, 3)"])
+def test_a_no_grad_view_whose_base_changed_is_refused_with_grad(make):
+    """PyTorch's view made under no_grad requires grad with no history; once its base
+    changed in place (in either mode) it is refused as an operand with grad enabled."""
+    seen = []
+    for lib in (torch, rg):
+        for change_grad in (False, True):
+            for use_grad in (False, True):
+                x = lib.arange(6.0).reshape(2, 3).requires_grad_()
+                c = x * 1
+                with lib.no_grad():
+                    d = eval(make, {"c": c})
+                with lib.set_grad_enabled(change_grad):
+                    c.add_(1)
+                try:
+                    with lib.set_grad_enabled(use_grad):
+                        y = d * 2
+                    seen.append((y.requires_grad, d.requires_grad, d.tolist()))
+                except RuntimeError as e:
+                    seen.append(str(e))
+    assert seen[:4] == seen[4:]
