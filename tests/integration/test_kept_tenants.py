@@ -11,13 +11,16 @@ PyTorch's values, with the copies refused and with them written.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_durability import TOKENS, N, _train, cluster_up  # noqa: F401
+from test_supervisor import _free_ports
 
 from procs import wait_until
 from remotegrad.proto import codec, keys
@@ -68,16 +71,31 @@ def _present(stub, name: str, who) -> bool:
                                 metadata=(who,)).present) == [True]
 
 
-def _check_tenants_apart(stub, name: str, a: np.ndarray) -> None:
+def _worker_executes(ports) -> float:
+    """Worker/Execute calls the workers answered, whatever their code (their metrics)."""
+    total = 0.0
+    for port in ports:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        total += sum(float(v) for v in re.findall(
+            r'^remotegrad_calls_total\{[^}]*method="Execute"[^}]*\} (\S+)$', text.decode(),
+            re.M))
+    return total
+
+
+def _check_tenants_apart(stub, name: str, a: np.ndarray, workers) -> None:
+    """A sees its name and computes on it; B does not see it, and its call naming it is
+    refused by the gateway itself (no worker is asked: A's holder entry is not B's)."""
     import grpc
     assert _present(stub, name, A)
     assert not _present(stub, name, B)
     total = codec.decode_array(_use(stub, name, a.shape, A).results[0])
     assert total == pytest.approx(float((a * a).sum()), rel=1e-5)
+    before = _worker_executes(workers)
     with pytest.raises(grpc.RpcError) as e:
         _use(stub, name, a.shape, B)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert name in e.value.details()
+    assert _worker_executes(workers) == before
 
 
 def test_a_name_only_one_tenant_holds_is_absent_to_another(tmp_path):
@@ -85,19 +103,22 @@ def test_a_name_only_one_tenant_holds_is_absent_to_another(tmp_path):
 
     from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
     a = np.random.default_rng(5).standard_normal((64, 8)).astype(np.float32)
-    with cluster_up(tmp_path) as up, grpc.insecure_channel(up.address) as ch:
+    metrics = _free_ports(3)
+    workers = (metrics + 1, metrics + 2)
+    with cluster_up(tmp_path, "--metrics-port", str(metrics)) as up, \
+            grpc.insecure_channel(up.address) as ch:
         stub, r = pb_grpc.GatewayStub(ch), up.redis()
         copies = KeptCopies(r)
         _read_only_copies(r)
         try:
             name = _keep_square(stub, a).hash
-            _check_tenants_apart(stub, name, a)  # held by A's worker only, no copy
+            _check_tenants_apart(stub, name, a, workers)  # held by A's worker only, no copy
             assert copies.get("train", name) is None
         finally:
             _writable(r)
         name2 = _keep_square(stub, a * 2).hash
         wait_until(lambda: copies.get("train", name2) is not None, "A's copy", timeout=10)
-        _check_tenants_apart(stub, name2, a * 2)  # with its copy written
+        _check_tenants_apart(stub, name2, a * 2, workers)  # with its copy written
         assert copies.get("other", name2) is None
 
 
