@@ -455,6 +455,9 @@ NODES: dict[str, str | None] = {
         "SqueezeBackward2", "DetachBackward0", "DiagonalBackward0", "CopyBackwards",
         "FillBackward2", "FillBackward3", "ZeroBackward0", "LerpBackward0",
         "AsStridedBackward0",  # a view refreshed after its base changed (_views.py)
+        # in-place view changes (client/_shape.py): transpose_, unsqueeze_, squeeze_()
+        # and squeeze_(dims)
+        "TransposeBackward1", "UnsqueezeBackward1", "SqueezeBackward3", "SqueezeBackward5",
         # _composites' (composed on the client): PyTorch's nodes save no tensor
         "RollBackward0", "TraceBackward0", "DiagEmbedBackward0", "FracBackward0",
         "DiagonalBackward0_copy"), ""),
