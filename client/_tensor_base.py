@@ -199,6 +199,11 @@ def _overwritten(t: Tensor, node: Node) -> Node:
     """`node` as t's new value, t's autograd history kept (PyTorch keeps a tensor's grad_fn
     through a change autograd does not see: gradients flow through the old history)."""
     old = t._node
+    if t.grad_fn is None and node is not old and node.tracked:
+        # A tensor without history (a leaf, or x seen through x.detach() changed in place)
+        # takes the value only, as PyTorch's: the op's history is the alias's alone, or the
+        # engine would differentiate through it twice (issue 12: d.add_(x) of d = x.detach()).
+        return Node("detach", (node,), {}, node.meta)
     if t.grad_fn is None or node is old or node.meta.shape != old.meta.shape \
             or node.meta.dtype != old.meta.dtype:
         return node
