@@ -101,7 +101,16 @@ def _plain_root(lib):
     return w, d, lambda: (d + x * w).sum()
 
 
-PROGRAMS = [_leaf_copy, _leaf_add, _leaf_mul, _leaf_by_other, _nonleaf_add,
+def _view_of_root(lib):
+    # a view of the leaf follows the change through the detach (AsStridedBackward0)
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = x[1:]
+    d = x.detach()
+    d.add_(x)
+    return x, v, lambda: (v * 2).sum() + d.sum()
+
+
+PROGRAMS = [_view_of_root, _leaf_copy, _leaf_add, _leaf_mul, _leaf_by_other, _nonleaf_add,
             _nonleaf_copy, _view_of_detach, _detach_of_view, _two_changes, _plain_root]
 
 
