@@ -467,6 +467,7 @@ NODES: dict[str, str | None] = {
         "KthvalueBackward0", "MedianBackward0", "MedianBackward1", "SortBackward0",
         "TopkBackward0", "MaskedFillBackward0", "NativeBatchNormBackward0",
         "ScatterReduceBackward0",
+        "IndexPutBackward0",  # x[idx] = v (_shape.py): PyTorch's node saves the indices
         # _composites': PyTorch's nodes save their inputs (mask, self, other, result)
         "MaskedSelectBackward0", "SgnBackward0", "NanToNumBackward0",
         "LinalgCrossBackward0", "CumprodBackward0", "FmaxBackward0", "FminBackward0"), None),

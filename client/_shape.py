@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from remotegrad.proto import catalog
-from remotegrad.proto.catalog.indexing import parse_key
+from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 from remotegrad.proto.catalog.shape import piece_sizes
 
 from ._creation import ones, tensor
@@ -259,6 +259,30 @@ def select(self: Tensor, dim: int, index: int) -> Tensor:
     return getitem(self, (slice(None),) * d + (builtins.int(index),))
 
 
+def _index_put_only(self: Tensor, text: str, tensors: list) -> bool:
+    """A key of tensors besides whole slices and an ellipsis: PyTorch's applySlicing takes
+    no view, so index_put_ writes x itself (IndexPutBackward0, not CopySlices)."""
+    if not tensors:
+        return False
+    items = parse_key(text)
+    if any(kind in ("int", "none") for kind, *_ in items):
+        return False
+    it = iter(tensors)
+    width = [t.dim() if t.dtype.name == "bool" else 1 for t in tensors]
+    dim, used = 0, sum(width) + sum(1 for kind, *_ in items if kind == "slice")
+    for kind, *rest in items:
+        if kind == "ellipsis":
+            dim += self.dim() - used
+        elif kind == "tensor":
+            t = next(it)
+            dim += t.dim() if t.dtype.name == "bool" else 1
+        else:
+            if not whole_slice(rest[0], self.shape[dim]):
+                return False
+            dim += 1
+    return True
+
+
 def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
     """PyTorch's grad_fn for x[key] = value: a key of slices that selects all of x is a
     fill (a number or 0-d tensor of another shape than x's) or a copy (any other value,
@@ -266,7 +290,7 @@ def _setitem_name(self: Tensor, text: str, tensors: list, region, value) -> str:
     whole = (not tensors and tuple(region.shape) == tuple(self.shape)
              and all(item[0] in ("slice", "ellipsis") for item in parse_key(text)))
     if not whole:
-        return "CopySlices"
+        return "IndexPutBackward0" if _index_put_only(self, text, tensors) else "CopySlices"
     # PyTorch's copy_to: a value of x's sizes is copied (a number is a 0-d tensor, so into
     # a 0-d x too), else a 0-d value fills, else the value is broadcast and copied
     if tuple(getattr(value, "shape", ())) == tuple(self.shape):
@@ -322,9 +346,32 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     value = _strip_leading_ones(value).to(self.dtype).expand(tuple(region.shape))
     mask = apply("index_backward", ones(tuple(region.shape), dtype=self.dtype),
                  *tensors, **attrs) != 0
-    placed = apply("index_backward", value, *tensors, **attrs)
+    # placed, not added: duplicates keep one written value and a -0.0 stays -0.0
+    placed = apply("index_backward", value, *tensors, **attrs, accumulate=False)
     self._check_inplace()
     self._assign(apply("where", mask, placed, self, torch_name=name))
+
+
+def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """x.index_put_(indices, values): x[indices] = values, or with accumulate the values
+    added at the indices (repeated ones each adding), as PyTorch's IndexPutBackward0."""
+    key = tuple(indices)
+    if not accumulate:
+        setitem(self, key, values)
+        return self
+    text, tensors, counts, _ = _index_args(key)
+    region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
+    if not isinstance(values, TensorBase):
+        values = tensor(values, dtype=self.dtype)
+    values = _strip_leading_ones(values).to(self.dtype).expand(tuple(region.shape))
+    placed = apply("index_backward", values, *tensors, key=text, mask_counts=counts,
+                   shape=tuple(self.shape))
+    self._check_inplace()
+    return self._assign(apply("add", self, placed, torch_name="IndexPutBackward0"))
+
+
+def index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    return index_put_(self.clone(), indices, values, accumulate)
 
 
 def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
@@ -389,6 +436,8 @@ class ShapeMethods:
     __getitem__ = getitem
     select = select
     __setitem__ = setitem
+    index_put_ = index_put_
+    index_put = index_put
 
     def t_(self) -> Tensor:
         return self._assign(_t(self, "TBackward1"), same_shape=False)

@@ -196,7 +196,11 @@ def _index_forward(xp, a, *tensors, key, mask_counts):
     return out
 
 
-def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
+def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape, accumulate=True):
+    """g placed at x[key] in zeros of x's shape. accumulate: repeated indices add (the
+    gradient of x[key]); else they overwrite, one of the written values kept (setitem's
+    placement: x[idx] = v is index_put_ with accumulate=False, which neither adds nor
+    turns a written -0.0 into 0.0)."""
     basic, positions, _ = plan_index(shape, key, _metas_of(tensors), mask_counts)
     out = xp.zeros(shape, dtype=g.dtype)
     if positions is None:
@@ -204,12 +208,15 @@ def _index_backward_forward(xp, g, *tensors, key, mask_counts, shape):
         return out
     view = out[basic] if basic else out  # out[()] of a 0-d array is a scalar, not a view
     _check_advanced(xp, view.shape, positions, tensors)
-    # repeated indices accumulate, as in PyTorch's index backward
-    scatter_add(xp, view, _advanced_key(view.ndim, positions, tensors), g)
+    adv = _advanced_key(view.ndim, positions, tensors)
+    if accumulate:  # repeated indices accumulate, as in PyTorch's index backward
+        scatter_add(xp, view, adv, g)
+    else:
+        view[adv] = g
     return out
 
 
-def _infer_index_backward(metas, key, mask_counts, shape):
+def _infer_index_backward(metas, key, mask_counts, shape, accumulate=True):
     _, _, out = plan_index(tuple(shape), key, metas[1:], mask_counts)
     if out != metas[0].shape:
         raise OpError(f"index_backward: gradient of shape {list(metas[0].shape)} does not match "
@@ -274,9 +281,11 @@ define("index",
 define("index_backward",
        batch=_batch.index_key(prefix_shape=True),
        nin=-1, infer=_infer_index_backward, forward=_index_backward_forward,
-       variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape:
+       # without accumulate too, each placed value's gradient is the seed at its index
+       # (a duplicate's as well), as PyTorch's IndexPutBackward0 for values
+       variadic_rule=lambda h, g, *t, out, index, key, mask_counts, shape, accumulate:
            None if index else h.index(*t, key=key, mask_counts=mask_counts),
-       attrs={**_KEY, "shape": ("ints", REQUIRED)},
+       attrs={**_KEY, "shape": ("ints", REQUIRED), "accumulate": ("bool", True)},
        samples=(S(F(2, 3), key="1:3", shape=(4, 3)), S(F(), key="1,-1", shape=(4, 3)),
                 S(F(4), I((4,), 3), key="T", shape=(3,), grad=(0,))))
 

@@ -34,7 +34,11 @@ def _index_key(tensors, key):
     return tuple(out)
 
 
-def _index_backward(g, *t, key, mask_counts, shape):
+def _index_backward(g, *t, key, mask_counts, shape, accumulate=True):
+    if not accumulate:  # setitem's placement: x[key] = g into zeros
+        z = torch.zeros(shape, dtype=g.dtype)
+        z[_index_key(t, key)] = g
+        return z
     z = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
     (out,) = torch.autograd.grad(z[_index_key(t, key)], z, g, create_graph=True)
     return out
