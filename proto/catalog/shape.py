@@ -209,10 +209,10 @@ def _cat_forward(xp, *arrays, dim):
 
 
 def _cat_vjp(g, *xs, out, index, dim):
-    if xs[index].shape == (0,) and g.shape != (0,):
+    if xs[index].shape == (0,):
+        # a legacy empty tensor's gradient is PyTorch's fresh at::zeros({0}) (its
+        # cat_tensors_backward), a constant even when every input is one
         return None
-    if g.shape == (0,):  # all of them legacy empty tensors: each gradient is empty
-        return g
     d = check_dim(dim, g.ndim)
     start = sum(x.shape[d] for x in xs[:index] if x.shape != (0,) or g.shape == (0,))
     return g.narrow(dim=d, start=start, length=xs[index].shape[d])
