@@ -49,12 +49,15 @@ class Lineage:
             self._origins[(tenant, d)] = origin
             for dep in origin.deps:
                 self._needed[(tenant, dep)] = self._needed.get((tenant, dep), 0) + 1
-        freed = []
+        freed, dropped = [], []
         while len(self._origins) > self.max_entries:
             (t, d), _ = next(iter(self._origins.items()))
-            log.warning("lineage of kept tensor %s of tenant %s dropped (more than %d "
-                        "unpersisted)", d, t, self.max_entries)
-            freed += self._done(t, d)
+            dropped.append(d)
+            freed += self.done(t, d)
+        if dropped:  # one line per call: a call may keep tens of thousands of targets
+            log.warning("lineage of %d kept tensors dropped (more than %d unpersisted), "
+                        "the oldest first: %s ...", len(dropped), self.max_entries,
+                        dropped[0])
         return freed
 
     def done(self, tenant: str, digest: str) -> list[tuple[str, str]]:

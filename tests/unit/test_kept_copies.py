@@ -279,3 +279,27 @@ def test_one_calls_copies_are_written_in_one_round_trip_each_whole(store):
                                 for n, v in values.items()])  # again: the same copies
     for name, value in values.items():
         np.testing.assert_array_equal(codec.decode_array(store.kept.get("t", name)), value)
+
+
+def test_lineage_past_its_bound_drops_the_oldest_and_frees_what_only_they_read(caplog):
+    """One call may keep more targets than the lineage holds (40,000 in
+    tests/security/test_linear_requests.py): the oldest entries go, with one log line, and
+    the names only they read are handed back as needed by none (the bound's path raised
+    AttributeError, a Compute answered INTERNAL)."""
+    from remotegrad.proto import remotegrad_pb2 as pb
+    from remotegrad.server.lineage import Lineage, Origin
+
+    def origin(dep: str) -> Origin:
+        req = pb.ComputeRequest()
+        req.graph.nodes.add(id=0, op="leaf").attrs["hash"].s = dep
+        return Origin(req, {})
+
+    lineage = Lineage(max_entries=3)
+    names = [f"{i:032x}" for i in range(5)]
+    dep_a, dep_b = "a" * 32, "b" * 32
+    assert lineage.note("t", origin(dep_a), names[:2]) == []
+    freed = lineage.note("t", origin(dep_b), names[2:])
+    assert freed == [("t", dep_a)]  # both of the first call's entries went; b still read
+    assert [lineage.origin("t", n) is None for n in names] == [True, True, False, False, False]
+    assert lineage.needed("t", dep_b) and not lineage.needed("t", dep_a)
+    assert sum("lineage of 2 kept tensors dropped" in r.message for r in caplog.records) == 1
