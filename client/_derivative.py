@@ -64,7 +64,7 @@ def derivatives(grads: list[Node], needs_grad: list[Node]
     requires = _requires_grad(dst, set(where))
     out: list[tuple[str, list[int]] | None] = []
     for r in targets[:len(grads)]:
-        r = _taken_branch(dst, r)
+        r = _past_casts(dst, _taken_branch(dst, r), where)
         out.append((_torch_name(dst, r), *_reads(dst, r, where, requires)) if requires[r]
                    else None)
     return out
@@ -144,6 +144,20 @@ def _taken_branch(g: Graph, n: int) -> int:
         if cond is None or not (cond.all() or not cond.any()):
             break
         n = g.inputs[n][1] if cond.all() else g.inputs[n][2]
+    return n
+
+
+def _past_casts(g: Graph, n: int, where: dict[int, list[int]]) -> int:
+    """Below the casts to the dtype they already have (the cast rule's, for clone): PyTorch's
+    CloneBackward0 passes the gradient on as it is, so the op before names the gradient
+    (d/dx sum(x.clone().tanh()) is TanhBackwardBackward0). A tensor of the graph itself is
+    not looked through to (its own grad_fn is not the derivative's)."""
+    while g.ops[n] == "cast":
+        below = g.inputs[n][0]
+        if (g.metas[below].dtype != g.metas[n].dtype or g.ops[below] == "leaf"
+                or below in where):
+            break
+        n = below
     return n
 
 

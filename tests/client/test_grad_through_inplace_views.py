@@ -104,3 +104,24 @@ def test_empty_backward_grad():
         T.cat([v0, v0]).t().tanh().sum().backward()
         return v0.grad
     _same(run(rg), run(torch))
+
+
+_CLONED = {
+    "clone_tanh": lambda T, x: x.clone().tanh(),
+    "clone_tanh_": lambda T, x: x.clone().tanh_(),
+    "clone_exp_": lambda T, x: x.clone().exp_(),
+    "clone_mul": lambda T, x: x.clone() * x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CLONED))
+def test_gradient_name_through_clone(name):
+    """clone's backward passes the gradient on as it is: the op before names a
+    create_graph gradient (was ToCopyBackward0, the cast's rule's same-dtype cast)."""
+    def run(T):
+        x = T.tensor([0.3, 0.5], requires_grad=True)
+        g, = T.autograd.grad(_CLONED[name](T, x).sum(), x, create_graph=True)
+        return g
+    g, tg = run(rg), run(torch)
+    _same(g, tg)
+    assert _name(g) == _name(tg)
