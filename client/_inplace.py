@@ -60,6 +60,9 @@ class InPlaceMethods:
         if self.grad_fn is None and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
+        if self._view is not None and is_grad_enabled() and _views.leaf_view(self):
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used "
+                               "in an in-place operation.")
         if operands and self._view is not None:
             _views.check_operands(self, operands)
 

@@ -398,8 +398,10 @@ class TensorBase(TensorMeta):
 
     # --- detaching and aliasing ------------------------------------------------------------
     def detach(self) -> Tensor:
-        return self._share(_tensor_class(op_node("detach", (self._node,), None,
-                                                 tracked=False)))
+        out = _tensor_class(op_node("detach", (self._node,), None, tracked=False))
+        if self._view is not None and _views.detach_view(self, out):
+            return out  # a view of the same root, without history (issue 12)
+        return self._share(out)
 
     def _share(self, other: Tensor) -> Tensor:
         """Make `other` an alias of this tensor's data: in-place updates reach both."""

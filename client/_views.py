@@ -44,7 +44,7 @@ REPEATING: weakref.WeakSet = weakref.WeakSet()
 
 class State:
     __slots__ = ("root", "keep", "views", "stale", "chain", "multi", "broken", "geom",
-                 "reshaping", "shared", "over")
+                 "reshaping", "shared", "over", "detached")
 
     def __init__(self, root=None, chain: tuple = (), multi: bool = False,
                  geom: tuple | None = None) -> None:
@@ -60,6 +60,8 @@ class State:
         self.geom = geom          # (offset, sizes, strides); None: contiguous
         self.reshaping = False    # changing shape in place (t_()): no write to the root
         self.over = None          # the root's geometry when this view was made
+        self.detached = False     # a detach() of a view: its root's elements without
+        #                           the root's history; the root of its own views
 
 
 class ViewWriteError(RemotegradError, NotImplementedError):
@@ -110,11 +112,13 @@ def track(base, view, name: str | None = None, step: tuple | None = None) -> Non
     if geom is None:
         return
     root = _live_root(base)
+    if root is not None and base._view.detached:
+        root = None  # a detached view is its views' base (their CopySlices is its own)
     chain = base._view.chain if root is not None else ()
     multi = root is not None and base._view.multi
     if root is None:
         root = base
-    if root._view is None or root._view.root is not None:
+    if root._view is None or (root._view.root is not None and not root._view.detached):
         # a root (a view whose own root has gone becomes one, with its strides)
         root._view = State(geom=root._view.geom if root._view is not None else None)
     view._view = State(weakref.ref(root), chain + ((op, attrs),),
@@ -122,6 +126,29 @@ def track(base, view, name: str | None = None, step: tuple | None = None) -> Non
     view._view.over = geometry(root)
     _register(root, view)
     view._vc[0] = root._vc[0]  # PyTorch's view shares its base's version counter
+
+
+def detach_view(t, out) -> bool:
+    """`out` is t.detach() of view `t`: in PyTorch a view of the same storage (same
+    strides, writes through both ways, the version counter shared) with no history of
+    its base's. False where t's root has gone (out is then an alias of t)."""
+    root = _live_root(t)
+    if root is None:
+        return False
+    mine = t._view
+    out._view = State(weakref.ref(root), mine.chain, mine.multi, mine.geom)
+    out._view.over, out._view.stale, out._view.detached = mine.over, mine.stale, True
+    _register(root, out)
+    out._vc = t._vc
+    return True
+
+
+def leaf_view(t) -> bool:
+    """`t` is a view (with its base's history) of a leaf that requires grad: PyTorch
+    refuses its in-place change with grad enabled."""
+    root = _live_root(t)
+    return root is not None and not t._view.detached and root.grad_fn is None \
+        and root._requires_grad
 
 
 def _register(root, view) -> None:
@@ -135,7 +162,10 @@ def _register(root, view) -> None:
     if len(views) > 16:
         views[:] = [r for r in views if r() is not None]
     views.append(weakref.ref(view))
-    if not state.shared and not root.requires_grad:
+    # (a detached view, or an alias of another tensor, is no temporary: its elements are
+    # another tensor's, which a change through the view reaches)
+    if not state.shared and not root.requires_grad and not state.detached \
+            and not root._alias:
         live = list(_live_views(root))
         if len(live) < 2:
             return
@@ -215,7 +245,7 @@ def _multi(t) -> bool:
     cannot be rewritten alone) while it requires grad."""
     from ._grad_mode import is_grad_enabled
     fn = t.grad_fn
-    return fn is not None and is_grad_enabled() and (
+    return fn is not None and is_grad_enabled() and not t._view.detached and (
         t._view.multi or type(fn).__name__ == "UnbindBackward0")
 
 
@@ -274,6 +304,13 @@ def write_through(t, value) -> None:
     root's flattened elements at t's positions take it, by one scatter (PyTorch's
     CopySlices on the root; a scatter writes values, so -0.0 stays -0.0); then `t` and
     the root's other views are refreshed from the root's new value."""
+    if t._view.detached:
+        _write_detached(t, value)
+    else:
+        _write(t, value)
+
+
+def _write(t, value) -> None:
     root = _live_root(t)
     repeats = _strides.overlaps(geometry(root)) or _strides.overlaps(geometry(t))
     if _strides.overlaps(geometry(root)):
@@ -303,6 +340,24 @@ def write_through(t, value) -> None:
         root._assign(out)  # its _set_node marks its views stale; settled refreshes them
     finally:
         _WRITING[0] = False
+
+
+def _write_detached(t, value) -> None:
+    """A detached view's change: the root takes the value only, unseen by autograd (it
+    keeps its history; a leaf stays a leaf), `t` keeps the op's history where it has one."""
+    from ._grad_mode import no_grad
+    with no_grad():
+        _write(t, value)
+    if value.grad_fn is not None:
+        t._node, t.grad_fn = value._node, value.grad_fn
+        t._vc[1] = type(value.grad_fn).__name__
+    _follow(t)
+
+
+def _follow(t) -> None:
+    """Detached view `t` changed: its own views take its new elements."""
+    for v in list(_live_views(t)):
+        _refresh(v, t)
 
 
 NO_GRAD_REBASE = (
@@ -375,6 +430,17 @@ def _refresh(v, root) -> None:
     _overwritten = _RECORDING[1]
     state = v._view
     state.stale = False
+    if state.detached:  # the root's new elements, none of its history
+        with set_grad_enabled(False):
+            _REPLAYING[0] = True
+            try:
+                out = _gather(v, root)
+            finally:
+                _REPLAYING[0] = False
+        v._node = _overwritten(v, out._node)
+        v._vc[0] = root._vc[0]
+        _follow(v)
+        return
     if not state.broken and _multi(v):
         state.broken = _output_of(v)  # its value follows; its history is refused
     elif not state.broken and v._no_grad_view:
@@ -423,7 +489,7 @@ def _roots(t) -> list:
     for ref in t._alias or (weakref.ref(t),):
         root = ref()
         state = root._view if root is not None else None
-        if state is not None and state.root is None:
+        if state is not None and (state.root is None or state.detached):
             found.append(root)
     return found
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import remotegrad as rg
-from tests.client.torchref import same_runs
+from tests.client.torchref import raises_as_torch, same_runs
 
 
 def _name(t):
@@ -110,8 +110,58 @@ def _view_of_root(lib):
     return x, v, lambda: (v * 2).sum() + d.sum()
 
 
-PROGRAMS = [_view_of_root, _leaf_copy, _leaf_add, _leaf_mul, _leaf_by_other, _nonleaf_add,
-            _nonleaf_copy, _view_of_detach, _detach_of_view, _two_changes, _plain_root]
+def _leaf_view_detach(lib):
+    # x[0].detach() is a view of x's storage without history: x takes the change, stays a
+    # leaf, and its gradient sees the new values
+    x = lib.tensor([[0.1, 0.2], [0.3, 0.4]], requires_grad=True)
+    d = x[0].detach()
+    d.add_(1)
+    return x, d, lambda: (x * x).sum() + d.sum()
+
+
+def _view_detach_with_history(lib):
+    # the detached view takes another leaf's history; its root keeps its own (MulBackward0)
+    w = lib.tensor([2.0, 3.0], requires_grad=True)
+    x = lib.tensor([[0.1, 0.2], [0.3, 0.4]], requires_grad=True)
+    y = x * 1.5
+    d = y[1].detach()
+    d.mul_(w)
+    return w, d, lambda: (d * d).sum() + (y * w).sum()
+
+
+def _root_change_reaches_detached_view(lib):
+    x = lib.tensor([[0.1, 0.2], [0.3, 0.4]], requires_grad=True)
+    y = x * 2
+    d = y.t()[1].detach()
+    y.mul_(3)
+    return x, d, lambda: (d * x[0]).sum() + y.sum()
+
+
+def _view_of_detached_view(lib):
+    w = lib.tensor([0.5], requires_grad=True)
+    x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = x + 0
+    d = y[1:].detach()
+    e = d[1:2]
+    e.add_(w)
+    return w, e, lambda: (e * 2).sum() + (y * w).sum() + d.sum()
+
+
+def _detached_split_piece(lib):
+    # a piece of split has PyTorch's multiple-views refusal; its detach has none
+    w = lib.tensor([0.5, 0.25], requires_grad=True)
+    x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = x * 1
+    d = y.split(2)[1].detach()
+    d.add_(w)
+    return w, d, lambda: (d * w).sum() + (y * 2).sum()
+
+
+PROGRAMS = [_leaf_view_detach, _view_detach_with_history,
+            _root_change_reaches_detached_view, _view_of_detached_view,
+            _detached_split_piece, _view_of_root, _leaf_copy, _leaf_add, _leaf_mul,
+            _leaf_by_other, _nonleaf_add, _nonleaf_copy, _view_of_detach, _detach_of_view,
+            _two_changes, _plain_root]
 
 
 def _run(lib, program):
@@ -128,3 +178,70 @@ def _run(lib, program):
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__.strip("_"))
 def test_detach_alias_in_place_matches_pytorch(program):
     same_runs(_run(rg, program), _run(torch, program), rtol=1e-5, atol=1e-6)
+
+
+def _shared_both_ways(lib):
+    c = lib.zeros(2, 3)
+    c[0].detach().add_(1)  # the temporary view and its detach are gone: c keeps the change
+    out = [("c", c.clone()), ("c.version", c._version)]
+    v = c.t()[1]
+    d = v.detach()
+    c.mul_(2)
+    out += [("d", d.clone()), ("d.version", d._version), ("v.version", v._version)]
+    d.sub_(5)
+    out += [("c2", c.clone()), ("v", v.clone()), ("c.version2", c._version),
+            ("d.stride", d.stride()), ("d.offset", d.storage_offset()),
+            ("d.contiguous", d.is_contiguous())]
+    x = lib.tensor([[0.13, 0.5]], requires_grad=True)
+    x.detach()[0].add_(1)  # a view of a temporary detach reaches x
+    c = lib.zeros(2, 3)
+    c[0].detach()[1:].add_(1)
+    out += [("x", x.detach().clone()), ("x.version", x._version), ("c3", c.clone())]
+    c = lib.zeros(2, 3)
+    d = c.t()[1].detach()
+    e = d[1:]
+    e.mul_(0).add_(7)  # a view of a detached view writes through both
+    out += [("c4", c.clone()), ("d4", d.clone()), ("e", e.clone()),
+            ("versions", (c._version, d._version, e._version))]
+    return out
+
+
+def test_detach_of_a_view_shares_its_storage_as_pytorchs():
+    same_runs(_shared_both_ways(rg), _shared_both_ways(torch), rtol=0, atol=0)
+
+
+def _expanded_detach(lib):
+    x = lib.tensor(0.5)
+    x.expand(2).detach().div_(lib.tensor(2.0))
+
+
+def _leaf_diagonal(lib):
+    lib.tensor([[0.13]], requires_grad=True).diagonal().sigmoid_()
+
+
+def _leaf_select(lib):
+    lib.tensor([[0.13, 0.2]], requires_grad=True)[0].add_(1)
+
+
+def _leaf_t(lib):
+    lib.tensor([[0.13, 0.2]], requires_grad=True).t().mul_(2)
+
+
+def _leaf_select_bad_shape(lib):
+    # PyTorch's autograd refuses before the kernel checks the shapes
+    lib.tensor([[0.13]], requires_grad=True)[0].add_(lib.ones(3))
+
+
+def _leaf_expand(lib):
+    lib.tensor(0.5, requires_grad=True).expand(2).add_(1)
+
+
+def _leaf_view_copy(lib):
+    lib.tensor([[0.13, 0.2]], requires_grad=True)[:, 1:].copy_(lib.tensor([1.0]))
+
+
+@pytest.mark.parametrize("run", [_expanded_detach, _leaf_diagonal, _leaf_select, _leaf_t,
+                                 _leaf_select_bad_shape, _leaf_expand, _leaf_view_copy],
+                         ids=lambda p: p.__name__.strip("_"))
+def test_refusals_match_pytorch(run):
+    raises_as_torch(run, torch, rg)
