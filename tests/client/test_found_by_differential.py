@@ -626,7 +626,7 @@ NAMES = {
         _leaf(T, 0.13)),
     "var with no degrees of freedom through x[..., :1]": lambda T: _name_of(
         T, lambda x: x[..., :1].var(-1, correction=2, keepdim=True), _leaf(T, [0.13])),
-    "square through aliasing keys": lambda T: [_name_of(T, lambda x: f(x) * f(x),
+    "square through aliasing keys": lambda T: [_name_of(T, lambda x, f=f: f(x) * f(x),
                                                         _leaf(T, [[0.13, 2.0]]))
                                                for f in (lambda x: x[..., :2],
                                                          lambda x: x[:, ...], lambda x: x[...],
@@ -678,7 +678,8 @@ OUT_NAMES = {
         _node_of(T, F(T).linear, T.ones(s, requires_grad=True), T.ones(2, 3))
         for s in ((3,), (2, 3), (5, 2, 3))],
     "in-place ops casting back": lambda T: [
-        _node_of(T, lambda a, b: f(b * 1, a), T.ones(2, dtype=T.float64, requires_grad=True),
+        _node_of(T, lambda a, b, f=f: f(b * 1, a),
+                 T.ones(2, dtype=T.float64, requires_grad=True),
                  T.ones(2, requires_grad=True))
         for f in (lambda x, a: x.mul_(a), lambda x, a: x.add_(a, alpha=2),
                   lambda x, a: x.addcmul_(a, a), lambda x, a: x.lerp_(a.float(), 0.3))],
