@@ -145,13 +145,14 @@ class WorkerStore:
         shape; no bytes})."""
         refs, new = {}, []
         durable = self.copies is not None and self.behind is not None
+        for value in values.values():  # all checked before any is held (and pinned)
+            if np.asarray(value).dtype.name not in codec.DTYPES:
+                raise codec.OpError(f"dtype {np.asarray(value).dtype.name} cannot be kept")
         for name, value in values.items():
             value = codec.contiguous(np.asarray(value))
             if not value.flags.owndata:  # a view would hold its base (uncounted) alive
                 value = value.copy()
             refs[name] = pb.TensorData(dtype=value.dtype.name, shape=value.shape, hash=name)
-            if value.dtype.name not in codec.DTYPES:
-                raise codec.OpError(f"dtype {value.dtype.name} cannot be kept")
             value.flags.writeable = False  # shared by the calls that read it from now on
             if self.held.keep(tenant, name, value, pinned=durable):
                 new.append((name, value))

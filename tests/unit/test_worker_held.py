@@ -5,6 +5,7 @@ to their durable copies are never evicted."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from remotegrad.proto import codec, keys
 from remotegrad.proto.codec import WireNode
@@ -59,3 +60,13 @@ def test_without_names_kept_results_are_content_named_and_answered_with_bytes():
     req.keep.append(1)
     resp = compute(req, MemoryTensorStore(), "t")
     assert resp.results[0].hash == codec.array_hash(-a) and resp.results[0].data
+
+
+def test_a_call_keeping_a_dtype_that_cannot_be_kept_holds_none_of_its_results():
+    """Checked before any is held: one held (pinned) with no copy to write would stay."""
+    held = Held()
+    store = WorkerStore(MemoryTensorStore(), held)
+    good, bad = keys.kept_name("c", 0), keys.kept_name("c", 1)
+    with pytest.raises(codec.OpError, match="cannot be kept"):
+        store.keep("t", {good: _value(), bad: np.zeros(2, dtype=np.complex64)})
+    assert held.get("t", good) is None and held.nbytes() == 0
