@@ -41,8 +41,10 @@ class Lineage:
         self._needed: dict[tuple[str, str], int] = {}  # names pending lineage reads
 
     def note(self, tenant: str, origin: Origin, digests) -> list[tuple[str, str]]:
-        """`digests` (kept, not yet persisted) came from `origin`; the (tenant, name)s no
-        longer needed by any lineage because old entries had to go (bound)."""
+        """`digests` (kept, not yet persisted) came from `origin`; the (tenant, name)s
+        whose lineage went because old entries had to go (bound): those the dropped
+        entries alone read, then the dropped names themselves (a release deferred while
+        their copy was on its way is decided now: no sweep looks at them again)."""
         for d in digests:
             if (tenant, d) in self._origins:
                 continue
@@ -52,13 +54,13 @@ class Lineage:
         freed, dropped = [], []
         while len(self._origins) > self.max_entries:
             (t, d), _ = next(iter(self._origins.items()))
-            dropped.append(d)
+            dropped.append((t, d))
             freed += self.done(t, d)
         if dropped:  # one line per call: a call may keep tens of thousands of targets
             log.warning("lineage of %d kept tensors dropped (more than %d unpersisted), "
                         "the oldest first: %s ...", len(dropped), self.max_entries,
-                        dropped[0])
-        return freed
+                        dropped[0][1])
+        return freed + dropped
 
     def done(self, tenant: str, digest: str) -> list[tuple[str, str]]:
         """`digest` was persisted (or released): its lineage goes; the (tenant, name)s it

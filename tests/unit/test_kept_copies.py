@@ -299,7 +299,27 @@ def test_lineage_past_its_bound_drops_the_oldest_and_frees_what_only_they_read(c
     dep_a, dep_b = "a" * 32, "b" * 32
     assert lineage.note("t", origin(dep_a), names[:2]) == []
     freed = lineage.note("t", origin(dep_b), names[2:])
-    assert freed == [("t", dep_a)]  # both of the first call's entries went; b still read
+    # both of the first call's entries went (their deferred releases are decided now);
+    # b is still read
+    assert freed == [("t", dep_a), ("t", names[0]), ("t", names[1])]
     assert [lineage.origin("t", n) is None for n in names] == [True, True, False, False, False]
     assert lineage.needed("t", dep_b) and not lineage.needed("t", dep_a)
     assert sum("lineage of 2 kept tensors dropped" in r.message for r in caplog.records) == 1
+
+
+def test_a_release_deferred_for_a_name_whose_lineage_the_bound_drops_is_made(store):
+    """No sweep asks about a name past the lineage's bound: its deferred release is
+    decided when the bound drops it (it stayed deferred, its bytes counted, for good)."""
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    d.lineage.max_entries = 1
+    try:
+        w, later = _named(_msg(64, 5), "w"), _named(_msg(64, 6), "later")
+        d.reserve("t", {w.hash: 256})
+        d.produced("t", _request(_msg(64, 7).hash), {w.hash: 0})
+        d.called("t", [w.hash])  # deferred: its copy is on its way
+        d.produced("t", _request(_msg(64, 8).hash), {later.hash: 0})  # w's lineage goes
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 0
+    finally:
+        d.close()
