@@ -135,10 +135,6 @@ class WorkerStore:
     def put(self, tenant: str, msg: pb.TensorData):
         return self.leaves.put(tenant, msg)
 
-    def missing(self, tenant: str, names: list[str]):
-        return [d for d in self.leaves.missing(tenant, names) or []
-                if self.held.get(tenant, d) is None]
-
     def keep(self, tenant: str, values: dict) -> dict:
         """Hold one call's kept results ({name: array}) and write their copies behind,
         together; the references that answer them ({name: TensorData with name, dtype,
