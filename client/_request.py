@@ -106,7 +106,7 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
         for t in targets:
             if t not in pos:
                 visit(t, 0)
-    except _TooDeep:
+    except (_TooDeep, RecursionError):  # the latter: a caller already deep in the stack
         pos, key, arrays = _stacked(targets)
     out = (tuple(key), tuple([pos[t] for t in targets]))
     try:
@@ -116,7 +116,7 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
     return out, arrays
 
 
-DEPTH = 400  # well inside Python's recursion limit (1000), whatever the caller's depth
+DEPTH = 400  # inside Python's recursion limit (1000) for a caller less deep than 600
 
 
 class _TooDeep(Exception):

@@ -5,6 +5,9 @@ them; a repeated training step is one key, and its values are PyTorch's."""
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -94,3 +97,19 @@ def test_a_deep_graph_keys_as_a_shallow_one(ops):
     assert key == engine.structure(wire, targets)[0]
     assert len(arrays) == len(leaves) and all(a is b for a, b in zip(arrays, leaves))
     np.testing.assert_allclose(x.grad.numpy(), chain(torch).grad.numpy(), rtol=1e-10)
+
+
+def test_a_caller_deep_in_the_stack_gets_the_key_not_a_recursion_error():
+    """by_structure called where fewer frames than DEPTH are left below Python's limit
+    walks with its own stack, as for a deeper graph."""
+    x = rg.tensor(np.linspace(0.1, 0.2, 3), requires_grad=True)
+    y = x
+    for _ in range(_request.DEPTH - 10):
+        y = y.sin()
+    nodes = [y._node]
+    want = _request.by_structure(nodes)[0]
+
+    def deep(n):  # each level one frame, down to 200 frames above the limit
+        return deep(n - 1) if n else _request.by_structure(nodes)[0]
+    frames = len(inspect.stack(0))
+    assert deep(sys.getrecursionlimit() - frames - 200) == want
