@@ -76,9 +76,9 @@ class Held:
         with self._lock:
             for name in names:
                 key = (tenant, name)
-                msg = self._items.pop(key, None)
-                if msg is not None:
-                    self._bytes -= _size(msg)
+                value = self._items.pop(key, None)
+                if value is not None:
+                    self._bytes -= _size(value)
                 self._pinned.discard(key)
 
     def nbytes(self) -> int:
