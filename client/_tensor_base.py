@@ -581,8 +581,6 @@ class TensorBase(TensorMeta):
         history (x.detach() / x.data changed in place) is always kept."""
         if TAPING and getattr(TAPES, "tape", None) is not None:
             TAPES.tape.written(self)  # vmap maps per slice instead, before anything changes
-        if self._view is not None:
-            _views.check_write(self)
         self._vc[0] += 1
         self._node = _overwritten(self, node) if unrecorded else node
         for ref in self._alias or ():

@@ -44,7 +44,7 @@ REPEATING: weakref.WeakSet = weakref.WeakSet()
 
 class State:
     __slots__ = ("root", "keep", "views", "stale", "chain", "multi", "broken", "geom",
-                 "reshaping", "shared", "over", "detached")
+                 "reshaping", "shared", "over", "detached", "prune_at")
 
     def __init__(self, root=None, chain: tuple = (), multi: bool = False,
                  geom: tuple | None = None) -> None:
@@ -52,6 +52,7 @@ class State:
         self.keep = None          # the root itself, where a view keeps it (_register)
         self.shared = False       # a root with two views or more: they keep it alive
         self.views: list = []     # weakrefs to this tensor's views (a root)
+        self.prune_at = 16        # views' length at which the dead ones are dropped
         self.stale = False        # its root changed in place and it is not refreshed yet
         self.chain = chain        # the view ops (op, full attrs) from the root
         self.multi = multi        # a piece of split/chunk is in the chain
@@ -159,8 +160,9 @@ def _register(root, view) -> None:
     ordinary tensor, and an optimiser's steps on it stay plain in-place changes."""
     state = root._view
     views = state.views
-    if len(views) > 16:
+    if len(views) > state.prune_at:  # amortised: twice the survivors (many live views)
         views[:] = [r for r in views if r() is not None]
+        state.prune_at = max(16, 2 * len(views))
     views.append(weakref.ref(view))
     # (a detached view, or an alias of another tensor, is no temporary: its elements are
     # another tensor's, which a change through the view reaches)
@@ -182,11 +184,6 @@ def _live_views(root):
         if v is not None and v is not root and v._view is not None \
                 and v._view.root is not None and v._view.root() is root:
             yield v
-
-
-def check_write(t) -> None:
-    """Before `t` changes other than through write_through: every such change (a shape
-    changed in place, set_) is one of t's own geometry, which PyTorch's views follow."""
 
 
 def writes_through(t, fill: bool = False, inputs: tuple = ()) -> bool:
