@@ -234,6 +234,7 @@ def _check_graph(executed: list[Function]) -> None:
     """PyTorch's errors when a function it runs cannot be: not differentiable, its saved
     tensors freed by an earlier backward, one of them changed in place since, or a
     CopySlices over a view that repeats elements."""
+    repeating = len(_views.REPEATING) > 0  # almost always empty: no weakref made per node
     for fn in executed:
         if type(fn).__name__ == "NotImplemented":  # an overload PyTorch cannot differentiate
             op = {"div": "floor_divide", "scatter_add": "scatter"}.get(fn.node.op, fn.node.op)
@@ -243,8 +244,8 @@ def _check_graph(executed: list[Function]) -> None:
             raise RuntimeError(_BOOL_SUB)
         if fn._freed and fn.saves_tensors:
             raise RuntimeError(FREED_MESSAGE)
-        if fn in _views.REPEATING:  # a fill through an expanded view: PyTorch's CopySlices
-            raise RuntimeError(_views.OVERLAP)  # writes the gradient through that view
+        if repeating and fn in _views.REPEATING:  # a fill through an expanded view:
+            raise RuntimeError(_views.OVERLAP)  # PyTorch's CopySlices writes through it
         for counter, version, is_result, meta in fn._saved:
             if counter[0] != version:
                 raise RuntimeError(_modified(fn, counter, version, is_result, meta))
