@@ -214,7 +214,7 @@ def _cat_vjp(g, *xs, out, index, dim):
         # cat_tensors_backward), a constant even when every input is one
         return None
     d = check_dim(dim, g.ndim)
-    start = sum(x.shape[d] for x in xs[:index] if x.shape != (0,) or g.shape == (0,))
+    start = sum(x.shape[d] for x in xs[:index] if x.shape != (0,))
     return g.narrow(dim=d, start=start, length=xs[index].shape[d])
 
 
