@@ -54,8 +54,9 @@ included). The tester links each view to what it views (Checker.parent) and skip
 changes of memory PyTorch shares outside the program's view lines (autograd.grad's
 expanded or shared result buffers). GATES lists the differences found and reported but not
 fixed yet: programs meeting one are not generated unless REMOTEGRAD_DIFF_ENABLE names it
-("reshape_views" generates reshape/view/flatten/expand/view_as/diagonal/select views);
-what was avoided is counted in GATED, and a failure names the gates its program met.
+("reshape_views" generates reshape/view/flatten/view_as/select views, "diagonal_expand"
+diagonal and expand views); what was avoided is counted in GATED, and a failure names the
+gates its program met.
 
 Programs stay in what PyTorch treats deterministically: no random ops, no ops whose
 result depends on how ties are broken, and the narrow exclusions listed in EXCLUSIONS
@@ -1083,6 +1084,23 @@ class Run:
         return None
 
 
+# A value made as a view of a pool value (`v3 = v1[1:]`, `v3 = v1.t()`): in place changes
+# of one show in the other. Advanced indexing (an index tensor, a mask, a list) copies.
+_VIEW_EXPR = re.compile(
+    r"(?:torch\.chunk\()?(v\d+)(?:\[(?![^\]]*(?:torch\.tensor|v\d+ [<>=]|\[))|,"
+    r"|\.(?:t\(|T\b|mT\b|transpose\(|permute\(|narrow\(|squeeze\(|unsqueeze\(|split\("
+    r"|chunk\(|unbind\(|detach\(|movedim\(|select\(|reshape\(|view\(|view_as\(|flatten\("
+    r"|expand\(|expand_as\(|broadcast_to\(|diagonal\())")
+# views behind a gate (see _later_views): the gate a view line meets, if any
+_GATED_VIEWS = (("reshape_views", re.compile(r"v\d+\.(?:reshape|view|view_as|flatten)\(")),
+                ("diagonal_expand", re.compile(r"v\d+\.(?:expand|expand_as|broadcast_to"
+                                               r"|diagonal)\(")))
+
+
+def _view_gate(expr: str) -> str | None:
+    return next((g for g, r in _GATED_VIEWS if r.match(expr)), None)
+
+
 # SIGN OF ZERO. Forward values must have PyTorch's sign of zero: it is observable (a
 # division by that zero shows it as +-inf, which is how a 0.0 / -0.0 confusion in a cache
 # or a kernel is caught; keep forms like `1 / (x * -0.0)` in the generator). It is NOT
@@ -1099,21 +1117,6 @@ class Run:
 #   input's rank and reduction writes it (-x[t], a sum, t * log x), with no meaning of its own;
 # * and everything computed from such a value (the arbitrary sign carries over).
 # A difference in the sign of an infinity or a NaN-ness is compared everywhere.
-# A value made as a view of a pool value (`v3 = v1[1:]`, `v3 = v1.t()`): in place changes
-# of one show in the other. Advanced indexing (an index tensor, a mask, a list) copies.
-_VIEW_EXPR = re.compile(
-    r"(?:torch\.chunk\()?(v\d+)(?:\[(?![^\]]*(?:torch\.tensor|v\d+ [<>=]|\[))|,"
-    r"|\.(?:t\(|T\b|mT\b|transpose\(|permute\(|narrow\(|squeeze\(|unsqueeze\(|split\("
-    r"|chunk\(|unbind\(|detach\(|movedim\(|select\(|reshape\(|view\(|view_as\(|flatten\("
-    r"|expand\(|expand_as\(|broadcast_to\(|diagonal\())")
-# views behind a gate (see _later_views): the gate a view line meets, if any
-_GATED_VIEWS = (("reshape_views", re.compile(r"v\d+\.(?:reshape|view|view_as|flatten)\(")),
-                ("diagonal_expand", re.compile(r"v\d+\.(?:expand|expand_as|broadcast_to"
-                                               r"|diagonal)\(")))
-
-
-def _view_gate(expr: str) -> str | None:
-    return next((g for g, r in _GATED_VIEWS if r.match(expr)), None)
 _TIES = re.compile(r"\b(?:maximum|minimum|amax|amin|max|min|cross_entropy|nll_loss"
                    r"|binary_cross_entropy)\(")
 
@@ -1138,7 +1141,8 @@ class Checker:
         self.zsign: set[str] = set()  # values whose sign of zero is not compared (SIGN OF ZERO)
         self.cg: list[str] = []      # gradients made with create_graph=True, in order
         self.nudged: dict[str, str] = {}  # a float leaf's line -> it with nudged values
-        self.parent: dict[str, tuple[str, bool]] = {}  # a view -> (what it views, writable)
+        # a view -> (what it views, the gate of its view op or None)
+        self.parent: dict[str, tuple[str, str | None]] = {}
         self.ng_views: set[str] = set()  # views made under no_grad
         self.pieces: set[str] = set()    # views that are pieces of split/chunk/unbind
         self.met: set[str] = set()       # the GATES the program met (enabled or not)
