@@ -118,6 +118,16 @@ class Durability:
                 "ask for a larger quota")
         return settled.new
 
+    def kept_again(self, tenant: str, names) -> None:
+        """A call keeps `names` (its provenance names) again, answered from the result
+        cache or computed: a release of them the SDK sent before (or with it), waiting or
+        not yet settled, is dropped, or it would delete the copies this answer names (a
+        settle already under way for the tenant is waited for)."""
+        with self._tenant_lock(tenant), self._lock:
+            for found in (self._released.get(tenant), self._deferred.get(tenant)):
+                if found:
+                    found.difference_update(names)
+
     def unreserve(self, tenant: str, names) -> None:
         """A call that reserved `names` failed: they go with the next settle (a copy a
         worker wrote all the same is deleted with them)."""

@@ -157,6 +157,9 @@ class Gateway:
             first.setdefault(t, i)
         call = fingerprint(decoded.nodes, decoded.targets)
         fp = call + ":" + ",".join(str(first[k]) for k in req.keep)
+        names = self._name_kept(req, plan, first, call)
+        if names:  # kept again, hit or not: a release of them not yet made is dropped
+            self.durable.kept_again(tenant, names.values())
         hit = self._cached(tenant, fp)  # a hit needs no leaves: look before staging
         self.counts.count(tenant, hit is not None)  # the tenant's own, for ClusterStatus
         if hit is not None:
@@ -164,7 +167,6 @@ class Gateway:
         metrics.CACHE.labels("miss").inc()
         self.pool.check_fits(peak)  # no worker could hold it: refused before staging
         self._stage(decoded, tenant)
-        names = self._name_kept(req, plan, first, call)
         reserved = self._reserve(names, plan, first, tenant)  # RESOURCE_EXHAUSTED: no run
         try:
             resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,

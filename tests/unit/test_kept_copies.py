@@ -323,3 +323,30 @@ def test_a_release_deferred_for_a_name_whose_lineage_the_bound_drops_is_made(sto
         assert behind.flush() and store.kept.used("t") == 0
     finally:
         d.close()
+
+
+def test_a_name_kept_again_keeps_its_copy_whatever_release_was_waiting(store):
+    """The SDK dropped w (a release, made at the next settle, or deferred while a pending
+    lineage reads it) and then makes the call that keeps w again (answered from the
+    result cache, or computed): the answer names w, so its copy and its bytes stay (the
+    settle deleted them: the next call naming w failed FAILED_PRECONDITION)."""
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        w, v, u = (_named(_msg(64, 9 + i), n) for i, n in enumerate("wvu"))
+        for x in (w, v):
+            d.reserve("t", {x.hash: 256})
+            store.kept.write("t", x)
+        d.produced("t", _request(v.hash), {u.hash: 0})  # u = f(v), its copy on its way
+        d.called("t", [w.hash, v.hash])  # w to be released, v deferred (u's lineage)
+        d.kept_again("t", [w.hash, v.hash])
+        store.kept.write("t", u)
+        d.sweep_once()  # u's copy seen: v's deferred release would be made now
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 512
+        assert store.kept.missing("t", [w.hash, v.hash]) == []
+        d.called("t", [w.hash])  # dropped again, not kept again: released
+        d.sweep_once()
+        assert behind.flush() and store.kept.missing("t", [w.hash]) == [w.hash]
+    finally:
+        d.close()
