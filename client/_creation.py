@@ -93,11 +93,18 @@ def _infer_dtype(array: np.ndarray) -> str:
     raise TypeError(f"can't convert data of dtype {array.dtype} to a tensor")
 
 
+_PLAIN = frozenset((bool, int, float))
+
+
 def _data_dtype(data) -> str | None:
     """The dtype PyTorch infers for `data`: each element's own type (a Python bool, int
     or float: bool, int64, the default float; a numpy scalar, an array or a tensor: its
     dtype), promoted over the whole nesting; None for an empty sequence."""
     if isinstance(data, (list, tuple)):
+        kinds = set(map(type, data))
+        if kinds <= _PLAIN:  # Python numbers only (the usual list): no walk per element
+            return (_dtypes.get_default_dtype().name if float in kinds else
+                    "int64" if int in kinds else "bool" if kinds else None)
         found = None
         for d in data:
             found = promote_types(found, _data_dtype(d))
