@@ -79,24 +79,31 @@ def test_a_refused_op_raises_every_time_as_pytorch_and_a_found_one_keeps_its_att
         np.testing.assert_array_equal(y.numpy(), tx.clamp(**order).numpy())
 
 
-@pytest.mark.parametrize("ops", [_request.DEPTH - 1, _request.DEPTH + 1, 3 * _request.DEPTH])
+# A chain of n sin()s has its non-leaf nodes 0 .. n - 1 deep: DEPTH + 1 of them is the
+# deepest graph by_structure recurses through, DEPTH + 2 the shallowest it walks with its
+# own stack. (A backward() graph of n ops is deeper than n: both sides there fall back.)
+@pytest.mark.parametrize("ops", [_request.DEPTH + 1, _request.DEPTH + 2, 3 * _request.DEPTH])
 def test_a_deep_graph_keys_as_a_shallow_one(ops):
     """by_structure recurses down to DEPTH and walks a deeper graph with its own stack:
-    either way the engine's key and its leaves' order, and PyTorch's values."""
+    either way the engine's key and its leaves' order, and PyTorch's values (of the chain
+    and of its gradient)."""
     def chain(lib):
         x = lib.tensor(np.linspace(0.1, 0.2, 3), requires_grad=True)
         y = x
-        for k in range(ops):
-            y = (y * 1.0001 + k * 1e-6) if k % 2 else y.sin()
-        y.sum().backward()
-        return x
-    x = chain(rg)
-    nodes = [x.grad._node]
-    key, arrays = _request.by_structure(nodes)
-    wire, targets, leaves = _request.by_identity(nodes)
-    assert key == engine.structure(wire, targets)[0]
-    assert len(arrays) == len(leaves) and all(a is b for a, b in zip(arrays, leaves))
-    np.testing.assert_allclose(x.grad.numpy(), chain(torch).grad.numpy(), rtol=1e-10)
+        for _ in range(ops):
+            y = y.sin()
+        return x, y
+    (x, y), (tx, ty) = chain(rg), chain(torch)
+    y.sum().backward()
+    ty.sum().backward()
+    for t in (y, x.grad):
+        nodes = [t._node]
+        key, arrays = _request.by_structure(nodes)
+        wire, targets, leaves = _request.by_identity(nodes)
+        assert key == engine.structure(wire, targets)[0]
+        assert len(arrays) == len(leaves) and all(a is b for a, b in zip(arrays, leaves))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
 
 
 def test_a_caller_deep_in_the_stack_gets_the_key_not_a_recursion_error():
