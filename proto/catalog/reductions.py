@@ -215,6 +215,8 @@ _reduction("prod", infer=_infer_sum, forward=_prod_forward, vjp=_prod_vjp,
                                S(X([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]]), dim=1),
                                S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]])),
                                S(X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]]))))
+
+
 def _first_tie(xp, a, m, ax):
     """For each slice of a, its first element equal to m (kept dims): which of +0.0 and
     -0.0 a tie of zeros gives."""
@@ -474,6 +476,8 @@ def _log_softmax_forward(xp, a, dim):
 _SCAN_SAMPLES = (S(F(3, 4), dim=1), S(F(2, 3, 4), dim=0), S(F(), dim=0), S(F(0, 3), dim=1),
                  S(F(2, 3, 4), dim=-1))
 _ATTR_DIM = {"dim": ("int", 0)}
+
+
 def _cumsum_vjp(g, x, out, dim):
     """PyTorch's cumsum_backward: the reversed cumsum of g, or g itself where nothing is
     summed (a slice of one element, or one element or none in all): a -0.0 of g stays."""
