@@ -226,13 +226,15 @@ def _check_inputs(t, inputs: tuple) -> None:
     root = _live_root(t) if t._view.root is not None else t
     if root is None:
         return
-    known = {id(root._node): root}
-    for v in _live_views(root):
-        known[id(v._node)] = v
+    known = {id(v._node): v for v in _live_views(root) if v is not t}
+    if root is not t:
+        known[id(root._node)] = root
+    if not known:  # a root without live views (a parameter's update): nothing to meet
+        return
     mine = geometry(t)
     for node in inputs:
         other = known.get(id(node))
-        if other is not None and other is not t and _strides.partial(mine, geometry(other)):
+        if other is not None and _strides.partial(mine, geometry(other)):
             raise RuntimeError(PARTIAL)
 
 
