@@ -54,11 +54,11 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is;
     else its reshape (a view where the strides allow, else a copy)."""
     n = self.dim()
-    if n >= 1 and start_dim % n == end_dim % n:
-        return self
     if n == 0 or not (-n <= start_dim < n and -n <= end_dim < n) \
             or start_dim % n > end_dim % n:  # 0-d (a view), or the op's own error
         return apply("flatten", self, start_dim=start_dim, end_dim=end_dim)
+    if start_dim % n == end_dim % n:
+        return self
     s, e = start_dim % n, end_dim % n
     shape = tuple(self.shape)
     shape = shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]

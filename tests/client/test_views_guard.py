@@ -57,3 +57,16 @@ def test_views_share_their_tensors_elements_as_pytorchs(src):
 
 def test_the_refusal_is_a_not_implemented_error():
     assert issubclass(ViewWriteError, NotImplementedError)
+
+
+@pytest.mark.parametrize("dims", [(5, 5), (-3, -3), (2, 2), (1, 1), (-1, 1)])
+def test_flatten_checks_its_dims_before_it_returns_the_tensor_itself(dims):
+    """flatten(d, d) is the tensor itself only for a dim in range: PyTorch's IndexError
+    comes first (remotegrad returned x for flatten(5, 5) of a 2-d x)."""
+    def run(lib):
+        x = lib.zeros(2, 3)
+        try:
+            return x.flatten(*dims) is x
+        except IndexError as e:
+            return str(e)
+    assert run(rg) == run(torch)
