@@ -311,13 +311,15 @@ def write_through(t, value) -> None:
 
 def _write(t, value) -> None:
     root = _live_root(t)
-    repeats = _strides.overlaps(geometry(root)) or _strides.overlaps(geometry(t))
-    if _strides.overlaps(geometry(root)):
+    root_repeats, view_repeats = (_strides.overlaps(geometry(root)),
+                                  _strides.overlaps(geometry(t)))
+    repeats = root_repeats or view_repeats
+    if root_repeats:
         where, mine = _reached(t, root)
     else:
         where = positions(t, root).ravel()
         mine = None
-        if _strides.overlaps(geometry(t)):  # a fill: each element once
+        if view_repeats:  # a fill: each element once
             where, mine = np.unique(where, return_index=True)
     apply = _RECORDING[0]
     _REPLAYING[0] = True
