@@ -73,7 +73,7 @@ def redis_round_trips(n: int) -> dict[str, float]:
 
 def decomposition(n: int) -> list[tuple[str, float]]:
     import remotegrad as rtorch
-    from remotegrad.server.fingerprint import fingerprint
+    from remotegrad.proto.provenance import fingerprint
     from remotegrad.server.gateway import Gateway
     from remotegrad.worker.compute import MemoryTensorStore, compute
 

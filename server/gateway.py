@@ -32,7 +32,7 @@ from remotegrad.worker.compute import compute
 from remotegrad.worker.estimate import check_flops, flops_of_plan, of_plan
 
 from . import fetch
-from .fingerprint import fingerprint
+from remotegrad.proto.provenance import fingerprint
 from .hedging import HEDGES, Calls
 from .durable import Durability
 from .holders import Holders

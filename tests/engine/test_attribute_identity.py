@@ -11,7 +11,7 @@ import pytest
 
 from remotegrad.proto import catalog
 from remotegrad.proto.nodes import WireNode
-from remotegrad.server.fingerprint import fingerprint
+from remotegrad.proto.provenance import fingerprint
 from remotegrad.worker import engine
 from remotegrad.worker.estimate import estimate
 

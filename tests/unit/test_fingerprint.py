@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from remotegrad.proto.codec import WireNode
-from remotegrad.server.fingerprint import fingerprint
+from remotegrad.proto.provenance import fingerprint
 
 
 def _graph(ids: list[int], c=2.0, leaf_hash="aa"):
