@@ -18,6 +18,7 @@ chunked hashes, the registry), and keys of one version never mix with the other'
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 PREFIX = "rg:v2"
@@ -112,6 +113,5 @@ def kept_ledger_key(tenant: str) -> str:
 # "kept|" prefix keeps these names apart from content hashes (proto/nodes.py tensor_hash
 # hashes dtype, shape and bytes, never this text).
 def kept_name(fingerprint: str, position: int) -> str:
-    import hashlib
     text = f"kept|v1|{fingerprint}|{int(position)}".encode()
     return hashlib.sha256(text).hexdigest()[:32]
