@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!remotegrad/proto/remotegrad.proto\x12\rremotegrad.v1\"F\n\nTensorData\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04hash\x18\x04 \x01(\t\"\x19\n\x07IntList\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x1b\n\tFloatList\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\xac\x01\n\tAttrValue\x12\x0b\n\x01\x66\x18\x01 \x01(\x01H\x00\x12\x0b\n\x01i\x18\x02 \x01(\x03H\x00\x12\x0b\n\x01\x62\x18\x03 \x01(\x08H\x00\x12\x0b\n\x01s\x18\x04 \x01(\tH\x00\x12&\n\x04ints\x18\x05 \x01(\x0b\x32\x16.remotegrad.v1.IntListH\x00\x12*\n\x06\x66loats\x18\x06 \x01(\x0b\x32\x18.remotegrad.v1.FloatListH\x00\x12\x0e\n\x04none\x18\x07 \x01(\x08H\x00\x42\x07\n\x05value\"\xa5\x01\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x03\x12\n\n\x02op\x18\x02 \x01(\t\x12\x0e\n\x06inputs\x18\x03 \x03(\x03\x12-\n\x05\x61ttrs\x18\x04 \x03(\x0b\x32\x1e.remotegrad.v1.Node.AttrsEntry\x1a\x46\n\nAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.remotegrad.v1.AttrValue:\x02\x38\x01\"+\n\x05Graph\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.remotegrad.v1.Node\"\xb6\x01\n\x0e\x43omputeRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.remotegrad.v1.Graph\x12*\n\x07tensors\x18\x02 \x03(\x0b\x32\x19.remotegrad.v1.TensorData\x12\x0f\n\x07targets\x18\x03 \x03(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04keep\x18\x05 \x03(\x03\x12\x0f\n\x07release\x18\x06 \x03(\t\x12\x0f\n\x07keep_as\x18\x07 \x03(\t\"`\n\x0f\x43omputeResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.remotegrad.v1.TensorData\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x0e\n\x06worker\x18\x03 \x01(\t\"l\n\x0bTensorChunk\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"9\n\x11PutTensorResponse\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x16\n\x0e\x62ytes_received\x18\x02 \x01(\x03\"\"\n\x12\x46\x65tchTensorRequest\x12\x0c\n\x04hash\x18\x01 \x01(\t\"#\n\x11HasTensorsRequest\x12\x0e\n\x06hashes\x18\x01 \x03(\t\"%\n\x12HasTensorsResponse\x12\x0f\n\x07present\x18\x01 \x03(\x08\"\x16\n\x14\x43lusterStatusRequest\"A\n\nWorkerInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"|\n\x15\x43lusterStatusResponse\x12*\n\x07workers\x18\x01 \x03(\x0b\x32\x19.remotegrad.v1.WorkerInfo\x12\x12\n\ncache_hits\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x03 \x01(\x03\x12\r\n\x05scope\x18\x04 \x01(\t2\x9f\x03\n\x07Gateway\x12H\n\x07\x43ompute\x12\x1d.remotegrad.v1.ComputeRequest\x1a\x1e.remotegrad.v1.ComputeResponse\x12Q\n\nHasTensors\x12 .remotegrad.v1.HasTensorsRequest\x1a!.remotegrad.v1.HasTensorsResponse\x12K\n\tPutTensor\x12\x1a.remotegrad.v1.TensorChunk\x1a .remotegrad.v1.PutTensorResponse(\x01\x12N\n\x0b\x46\x65tchTensor\x12!.remotegrad.v1.FetchTensorRequest\x1a\x1a.remotegrad.v1.TensorChunk0\x01\x12Z\n\rClusterStatus\x12#.remotegrad.v1.ClusterStatusRequest\x1a$.remotegrad.v1.ClusterStatusResponse2R\n\x06Worker\x12H\n\x07\x45xecute\x12\x1d.remotegrad.v1.ComputeRequest\x1a\x1e.remotegrad.v1.ComputeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!remotegrad/proto/remotegrad.proto\x12\rremotegrad.v1\"F\n\nTensorData\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04hash\x18\x04 \x01(\t\"\x19\n\x07IntList\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x1b\n\tFloatList\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\xac\x01\n\tAttrValue\x12\x0b\n\x01\x66\x18\x01 \x01(\x01H\x00\x12\x0b\n\x01i\x18\x02 \x01(\x03H\x00\x12\x0b\n\x01\x62\x18\x03 \x01(\x08H\x00\x12\x0b\n\x01s\x18\x04 \x01(\tH\x00\x12&\n\x04ints\x18\x05 \x01(\x0b\x32\x16.remotegrad.v1.IntListH\x00\x12*\n\x06\x66loats\x18\x06 \x01(\x0b\x32\x18.remotegrad.v1.FloatListH\x00\x12\x0e\n\x04none\x18\x07 \x01(\x08H\x00\x42\x07\n\x05value\"\xa5\x01\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x03\x12\n\n\x02op\x18\x02 \x01(\t\x12\x0e\n\x06inputs\x18\x03 \x03(\x03\x12-\n\x05\x61ttrs\x18\x04 \x03(\x0b\x32\x1e.remotegrad.v1.Node.AttrsEntry\x1a\x46\n\nAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.remotegrad.v1.AttrValue:\x02\x38\x01\"+\n\x05Graph\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.remotegrad.v1.Node\"\xf0\x01\n\x0e\x43omputeRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.remotegrad.v1.Graph\x12*\n\x07tensors\x18\x02 \x03(\x0b\x32\x19.remotegrad.v1.TensorData\x12\x0f\n\x07targets\x18\x03 \x03(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04keep\x18\x05 \x03(\x03\x12\x0f\n\x07release\x18\x06 \x03(\t\x12\x0f\n\x07keep_as\x18\x07 \x03(\t\x12 \n\x13inline_result_bytes\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\x16\n\x14_inline_result_bytes\"`\n\x0f\x43omputeResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.remotegrad.v1.TensorData\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x0e\n\x06worker\x18\x03 \x01(\t\"l\n\x0bTensorChunk\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"9\n\x11PutTensorResponse\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x16\n\x0e\x62ytes_received\x18\x02 \x01(\x03\"\"\n\x12\x46\x65tchTensorRequest\x12\x0c\n\x04hash\x18\x01 \x01(\t\"#\n\x11HasTensorsRequest\x12\x0e\n\x06hashes\x18\x01 \x03(\t\"%\n\x12HasTensorsResponse\x12\x0f\n\x07present\x18\x01 \x03(\x08\"\x16\n\x14\x43lusterStatusRequest\"A\n\nWorkerInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"|\n\x15\x43lusterStatusResponse\x12*\n\x07workers\x18\x01 \x03(\x0b\x32\x19.remotegrad.v1.WorkerInfo\x12\x12\n\ncache_hits\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61\x63he_misses\x18\x03 \x01(\x03\x12\r\n\x05scope\x18\x04 \x01(\t2\x9f\x03\n\x07Gateway\x12H\n\x07\x43ompute\x12\x1d.remotegrad.v1.ComputeRequest\x1a\x1e.remotegrad.v1.ComputeResponse\x12Q\n\nHasTensors\x12 .remotegrad.v1.HasTensorsRequest\x1a!.remotegrad.v1.HasTensorsResponse\x12K\n\tPutTensor\x12\x1a.remotegrad.v1.TensorChunk\x1a .remotegrad.v1.PutTensorResponse(\x01\x12N\n\x0b\x46\x65tchTensor\x12!.remotegrad.v1.FetchTensorRequest\x1a\x1a.remotegrad.v1.TensorChunk0\x01\x12Z\n\rClusterStatus\x12#.remotegrad.v1.ClusterStatusRequest\x1a$.remotegrad.v1.ClusterStatusResponse2R\n\x06Worker\x12H\n\x07\x45xecute\x12\x1d.remotegrad.v1.ComputeRequest\x1a\x1e.remotegrad.v1.ComputeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,27 +48,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GRAPH']._serialized_start=523
   _globals['_GRAPH']._serialized_end=566
   _globals['_COMPUTEREQUEST']._serialized_start=569
-  _globals['_COMPUTEREQUEST']._serialized_end=751
-  _globals['_COMPUTERESPONSE']._serialized_start=753
-  _globals['_COMPUTERESPONSE']._serialized_end=849
-  _globals['_TENSORCHUNK']._serialized_start=851
-  _globals['_TENSORCHUNK']._serialized_end=959
-  _globals['_PUTTENSORRESPONSE']._serialized_start=961
-  _globals['_PUTTENSORRESPONSE']._serialized_end=1018
-  _globals['_FETCHTENSORREQUEST']._serialized_start=1020
-  _globals['_FETCHTENSORREQUEST']._serialized_end=1054
-  _globals['_HASTENSORSREQUEST']._serialized_start=1056
-  _globals['_HASTENSORSREQUEST']._serialized_end=1091
-  _globals['_HASTENSORSRESPONSE']._serialized_start=1093
-  _globals['_HASTENSORSRESPONSE']._serialized_end=1130
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1132
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1154
-  _globals['_WORKERINFO']._serialized_start=1156
-  _globals['_WORKERINFO']._serialized_end=1221
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1223
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1347
-  _globals['_GATEWAY']._serialized_start=1350
-  _globals['_GATEWAY']._serialized_end=1765
-  _globals['_WORKER']._serialized_start=1767
-  _globals['_WORKER']._serialized_end=1849
+  _globals['_COMPUTEREQUEST']._serialized_end=809
+  _globals['_COMPUTERESPONSE']._serialized_start=811
+  _globals['_COMPUTERESPONSE']._serialized_end=907
+  _globals['_TENSORCHUNK']._serialized_start=909
+  _globals['_TENSORCHUNK']._serialized_end=1017
+  _globals['_PUTTENSORRESPONSE']._serialized_start=1019
+  _globals['_PUTTENSORRESPONSE']._serialized_end=1076
+  _globals['_FETCHTENSORREQUEST']._serialized_start=1078
+  _globals['_FETCHTENSORREQUEST']._serialized_end=1112
+  _globals['_HASTENSORSREQUEST']._serialized_start=1114
+  _globals['_HASTENSORSREQUEST']._serialized_end=1149
+  _globals['_HASTENSORSRESPONSE']._serialized_start=1151
+  _globals['_HASTENSORSRESPONSE']._serialized_end=1188
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1190
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1212
+  _globals['_WORKERINFO']._serialized_start=1214
+  _globals['_WORKERINFO']._serialized_end=1279
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1281
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1405
+  _globals['_GATEWAY']._serialized_start=1408
+  _globals['_GATEWAY']._serialized_end=1823
+  _globals['_WORKER']._serialized_start=1825
+  _globals['_WORKER']._serialized_end=1907
 # @@protoc_insertion_point(module_scope)

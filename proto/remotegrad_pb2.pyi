@@ -74,7 +74,7 @@ class Graph(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("graph", "tensors", "targets", "request_id", "keep", "release", "keep_as")
+    __slots__ = ("graph", "tensors", "targets", "request_id", "keep", "release", "keep_as", "inline_result_bytes")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class ComputeRequest(_message.Message):
     KEEP_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     KEEP_AS_FIELD_NUMBER: _ClassVar[int]
+    INLINE_RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
     graph: Graph
     tensors: _containers.RepeatedCompositeFieldContainer[TensorData]
     targets: _containers.RepeatedScalarFieldContainer[int]
@@ -89,7 +90,8 @@ class ComputeRequest(_message.Message):
     keep: _containers.RepeatedScalarFieldContainer[int]
     release: _containers.RepeatedScalarFieldContainer[str]
     keep_as: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ..., release: _Optional[_Iterable[str]] = ..., keep_as: _Optional[_Iterable[str]] = ...) -> None: ...
+    inline_result_bytes: int
+    def __init__(self, graph: _Optional[_Union[Graph, _Mapping]] = ..., tensors: _Optional[_Iterable[_Union[TensorData, _Mapping]]] = ..., targets: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ..., keep: _Optional[_Iterable[int]] = ..., release: _Optional[_Iterable[str]] = ..., keep_as: _Optional[_Iterable[str]] = ..., inline_result_bytes: _Optional[int] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
     __slots__ = ("results", "cache_hit", "worker")
