@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 from remotegrad.proto import keys
 from remotegrad.proto.catalog import OpError
@@ -39,6 +40,7 @@ log = logging.getLogger("remotegrad.gateway")
 
 
 MAX_RELEASED = 1 << 16  # names one request may release (the SDK sends at most 4096)
+NOTE_EVERY = 30.0  # seconds between writes of a tenant to the set of tenants with a ledger
 
 
 class QuotaExceededError(TooLargeError):
@@ -57,8 +59,9 @@ class Durability:
         self._breaker = Breaker("kept copies")
         self._lock = threading.Lock()  # the maps below and the lineage
         # One settle at a time per tenant, its deletes queued in that order; tenants do
-        # not wait for each other.
-        self._tenant_locks: dict[str, threading.Lock] = {}
+        # not wait for each other. [lock, users]: held only while used (every tenant ever
+        # seen would keep one otherwise).
+        self._tenant_locks: dict[str, list] = {}
         self._released: dict[str, set[str]] = {}
         self._active: set[str] = set()
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
@@ -90,6 +93,8 @@ class Durability:
             for d in released:
                 deferred.add(d)
                 self._maybe_release(tenant, d)
+            if not deferred:  # (one empty set per tenant ever seen otherwise)
+                self._deferred.pop(tenant, None)
         if released and self.holders is not None:
             self.holders.forget(tenant, released)
 
@@ -124,9 +129,12 @@ class Durability:
         not yet settled, is dropped, or it would delete the copies this answer names (a
         settle already under way for the tenant is waited for)."""
         with self._tenant_lock(tenant), self._lock:
-            for found in (self._released.get(tenant), self._deferred.get(tenant)):
+            for where in (self._released, self._deferred):
+                found = where.get(tenant)
                 if found:
                     found.difference_update(names)
+                    if not found:
+                        del where[tenant]
 
     def unreserve(self, tenant: str, names) -> None:
         """A call that reserved `names` failed: they go with the next settle (a copy a
@@ -181,6 +189,8 @@ class Durability:
         if self.lineage.needed(tenant, name) or self.lineage.origin(tenant, name):
             return
         deferred.discard(name)
+        if not deferred:
+            del self._deferred[tenant]
         self._released.setdefault(tenant, set()).add(name)
         self._active.add(tenant)
 
@@ -194,9 +204,22 @@ class Durability:
         self._lineage_done(self.lineage.done(tenant, name))
         self._maybe_release(tenant, name)
 
-    def _tenant_lock(self, tenant: str) -> threading.Lock:
+    @contextmanager
+    def _tenant_lock(self, tenant: str):
+        """Hold the tenant's settle lock; the lock goes when nobody holds or waits for it."""
         with self._lock:
-            return self._tenant_locks.setdefault(tenant, threading.Lock())
+            entry = self._tenant_locks.get(tenant)
+            if entry is None:
+                entry = self._tenant_locks[tenant] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._tenant_locks[tenant]
 
     def _after(self, tenant: str, settled) -> None:
         """Delete the released copies (behind, in order) and note the tenant."""
@@ -204,7 +227,10 @@ class Durability:
             freed = list(settled.freed)
             self.behind.later(lambda: self.kept.delete(tenant, freed), 0, "release")
         now = time.monotonic()
-        if now - self._noted.get(tenant, -1e9) > 30.0:  # again now and then: Redis restarts
+        if now - self._noted.get(tenant, -1e9) > NOTE_EVERY:  # again: Redis restarts
+            if len(self._noted) >= 1024:  # forget those due again anyway
+                self._noted = {t: at for t, at in self._noted.items()
+                               if now - at <= NOTE_EVERY}
             self._noted[tenant] = now
             self.behind.later(lambda: self.kept.note_tenant(tenant), 0, "tenant")
 

@@ -350,3 +350,25 @@ def test_a_name_kept_again_keeps_its_copy_whatever_release_was_waiting(store):
         assert behind.flush() and store.kept.missing("t", [w.hash]) == [w.hash]
     finally:
         d.close()
+
+
+def test_per_tenant_state_goes_when_the_tenant_is_done(store):
+    """A gateway sees many tenants over its life: the settle locks (and the empty sets
+    of releases waiting) of tenants that are not settling now are not kept (one lock per
+    tenant ever seen was)."""
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        for i in range(200):
+            tenant = f"t{i}"
+            w = keys.kept_name(tenant, 0)
+            d.called(tenant, [])
+            d.reserve(tenant, {w: 64})
+            d.kept_again(tenant, [w])
+            d.called(tenant, [w])
+        d.sweep_once()
+        assert behind.flush()
+        assert d._tenant_locks == {} and d._deferred == {}
+        assert store.kept.used("t7") == 0  # released all the same
+    finally:
+        d.close()
