@@ -287,14 +287,14 @@ def test_lineage_past_its_bound_drops_the_oldest_and_frees_what_only_they_read(c
     the names only they read are handed back as needed by none (the bound's path raised
     AttributeError, a Compute answered INTERNAL)."""
     from remotegrad.proto import remotegrad_pb2 as pb
-    from remotegrad.server.lineage import Lineage, Origin
+    from remotegrad.server.lineage import ENTRY_BYTES, Lineage, Origin
 
     def origin(dep: str) -> Origin:
         req = pb.ComputeRequest()
         req.graph.nodes.add(id=0, op="leaf").attrs["hash"].s = dep
         return Origin(req, {})
 
-    lineage = Lineage(max_entries=3)
+    lineage = Lineage(max_bytes=3 * ENTRY_BYTES + origin("c" * 32).nbytes)  # one call's 3
     names = [f"{i:032x}" for i in range(5)]
     dep_a, dep_b = "a" * 32, "b" * 32
     assert lineage.note("t", origin(dep_a), names[:2]) == []
@@ -311,8 +311,9 @@ def test_a_release_deferred_for_a_name_whose_lineage_the_bound_drops_is_made(sto
     """No sweep asks about a name past the lineage's bound: its deferred release is
     decided when the bound drops it (it stayed deferred, its bytes counted, for good)."""
     behind = WriteBehind(store)
+    from remotegrad.server.lineage import ENTRY_BYTES, Origin
     d = Durability(store.kept, behind, quota=0, idle=0)
-    d.lineage.max_entries = 1
+    d.lineage.max_bytes = ENTRY_BYTES + Origin(_request(_msg(64, 7).hash), {}).nbytes  # one
     try:
         w, later = _named(_msg(64, 5), "w"), _named(_msg(64, 6), "later")
         d.reserve("t", {w.hash: 256})
@@ -370,5 +371,43 @@ def test_per_tenant_state_goes_when_the_tenant_is_done(store):
         assert behind.flush()
         assert d._tenant_locks == {} and d._deferred == {}
         assert store.kept.used("t7") == 0  # released all the same
+    finally:
+        d.close()
+
+
+def _inline_request(seed: int, mib: int = 1):
+    """A request keeping -a, a of `mib` MiB sent inline (its lineage holds those bytes)."""
+    from remotegrad.proto.codec import WireNode
+    a = np.random.default_rng(seed).standard_normal(mib << 18).astype(np.float32)
+    h = codec.array_hash(a)
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": a.shape}),
+             WireNode(1, "neg", (0,), {})]
+    req = codec.encode_request(nodes, [codec.encode_array(a, h)], [1])
+    req.keep.append(1)
+    return req
+
+
+def test_lineage_is_bounded_in_the_bytes_of_the_requests_it_keeps(store):
+    """Ten steps with a 1 MiB inline leaf each under a 4 MiB bound: the lineage keeps the
+    newest requests that fit and drops the oldest (a bound of 4096 entries held them all:
+    a few steps with large batches held gigabytes); a request that keeps many names is
+    counted once."""
+    from remotegrad.server.lineage import ENTRY_BYTES
+    d = Durability(store.kept, WriteBehind(store), quota=0, idle=0)
+    d.lineage.max_bytes = 4 << 20
+    try:
+        names = [keys.kept_name(f"step{i}", 0) for i in range(10)]
+        for i, name in enumerate(names):
+            d.produced("t", _inline_request(i), {name: 0})
+        pending = [d.pending("t", n) for n in names]
+        assert pending[-3:] == [True] * 3 and pending[:7] == [False] * 7
+        assert d.lineage.nbytes <= 4 << 20
+        many = {keys.kept_name("many", i): i for i in range(1000)}
+        d.produced("t", _inline_request(11), many)  # one 1 MiB request, 1000 names
+        assert all(d.pending("t", n) for n in many) and d.lineage.nbytes <= 4 << 20
+        for n in many:
+            d.lineage.done("t", n)
+        assert d.lineage.nbytes == sum(1 for n in names if d.pending("t", n)) * (
+            d.lineage.origin("t", names[-1]).nbytes + ENTRY_BYTES)
     finally:
         d.close()
