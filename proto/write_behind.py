@@ -11,13 +11,18 @@ The queue is bounded in bytes: past the bound a write is made at once, in the ca
 thread, so that a burst slows its sender instead of growing the gateway's memory (a
 queued message keeps its whole request alive until written). One write larger than the
 bound is still queued when nothing else is (a large parameter is written behind too).
+A write that must be tried again (a kept copy Redis refused or could not take) is handed
+back for later (`after`): one timer thread puts it in the queue when it is due.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue
 import threading
+import time
 
 log = logging.getLogger("remotegrad.store")
 
@@ -32,6 +37,10 @@ class WriteBehind:
         self._thread = threading.Thread(target=self._drain, name="remotegrad-write-behind",
                                         daemon=True)
         self._thread.start()
+        self._timed: list = []  # (due, order, job, what): a heap, for `after`
+        self._timer: threading.Thread | None = None
+        self._order = itertools.count()
+        self._due = threading.Condition(threading.Lock())
 
     def put(self, tenant: str, msg) -> None:
         # a GuardedStore: an outage is counted there
@@ -49,6 +58,26 @@ class WriteBehind:
             self._queue.put((job, size, what))
         else:
             self._run(job, what)
+
+    def after(self, delay: float, job, what: str = "") -> None:
+        """Queue `job` (as `later`, counting no bytes) in `delay` seconds."""
+        with self._due:
+            heapq.heappush(self._timed, (time.monotonic() + delay, next(self._order), job,
+                                         what))
+            if self._timer is None:  # started on first use: most never need it
+                self._timer = threading.Thread(target=self._wake, daemon=True,
+                                               name="remotegrad-write-behind-timer")
+                self._timer.start()
+            self._due.notify()
+
+    def _wake(self) -> None:
+        while True:
+            with self._due:
+                while not self._timed or self._timed[0][0] > time.monotonic():
+                    self._due.wait(self._timed[0][0] - time.monotonic()
+                                   if self._timed else None)
+                _, _, job, what = heapq.heappop(self._timed)
+            self.later(job, 0, what)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued write is made (tests; a graceful stop)."""

@@ -7,7 +7,11 @@ here under its name, answers it by reference and writes its durable copy behind
 copies the bytes on the call's path, and the gateway never receives them.
 
 A held result is pinned until its copy is written: until then this worker (and the
-gateway's lineage of it, server/lineage.py) is all there is. Once written it is an
+gateway's lineage of it, server/lineage.py) is all there is. A write that fails (Redis
+down, or refusing the copies' keys) is tried again, 1, 2, 4 ... 30 s later, with the
+tenant's other failed ones, until it lands or the names are released (a breaker stops
+the tries while Redis is down); keeping a name again that is still pinned queues its
+copy again at once. Once written it is an
 ordinary cache entry, dropped first when memory runs short (worker/budget.py shrinks it)
 or past `max_bytes`, and read back from its copy when needed again. A name the client
 released (ComputeRequest.release, seen on a call this worker runs) goes at once.
@@ -55,18 +59,24 @@ class Held:
             return value
 
     def keep(self, tenant: str, name: str, value: np.ndarray, pinned: bool) -> bool:
-        """Hold `value` (not copied: the caller hands it over); False if held already."""
+        """Hold `value` (not copied: the caller hands it over). Whether its copy is to be
+        written: False if held already, unless held still pinned (its copy not written:
+        a write that failed is queued again rather than left to its next try)."""
         key = (tenant, name)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return False
+                return pinned and key in self._pinned
             self._items[key] = value
             self._bytes += _size(value)
             if pinned:
                 self._pinned.add(key)
             self._trim(self.max_bytes)
             return True
+
+    def pinned(self, tenant: str, name: str) -> bool:
+        """Held and its copy not written yet."""
+        return (tenant, name) in self._pinned
 
     def written(self, tenant: str, name: str) -> None:
         with self._lock:
@@ -104,10 +114,15 @@ class WorkerStore:
     (read into `held` as written entries). Writes of leaves go to the leaves' store; kept
     results go to `keep`, never to the TTL'd tensor store."""
 
+    RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed copy is written again
+
     def __init__(self, leaves, held: Held, copies=None, behind=None) -> None:
         self.leaves, self.held, self.copies, self.behind = leaves, held, copies, behind
         self.shared = leaves.shared
         self._breaker = Breaker("kept copies")
+        self._lock = threading.Lock()
+        self._failed: dict[str, dict[str, np.ndarray]] = {}  # tenant -> copies to try again
+        self._tries: dict[str, int] = {}  # tenant -> writes failed in a row
 
     def array(self, tenant: str, name: str) -> np.ndarray | None:
         """The value named `name` (what a computation reads), or None."""
@@ -135,6 +150,13 @@ class WorkerStore:
     def put(self, tenant: str, msg: pb.TensorData):
         return self.leaves.put(tenant, msg)
 
+    def share(self, tenant: str, msg: pb.TensorData) -> bool:
+        """Write a hashed result into the shared tensor store itself (not this worker's
+        LRU: the gateway answers it by hash and a client fetches it from there); False
+        without a shared store or when the write failed (worker/by_reference.py)."""
+        inner = getattr(self.leaves, "inner", None)  # TieredStore's, a GuardedStore
+        return bool(self.shared and inner is not None and inner.put(tenant, msg))
+
     def keep(self, tenant: str, values: dict) -> dict:
         """Hold one call's kept results ({name: array}) and write their copies behind,
         together; the references that answer them ({name: TensorData with name, dtype,
@@ -160,16 +182,53 @@ class WorkerStore:
     def release(self, tenant: str, names) -> None:
         if names:
             self.held.release(tenant, names)
+            with self._lock:
+                failed = self._failed.get(tenant)
+                for name in names if failed else ():
+                    failed.pop(name, None)
 
     def _write(self, tenant: str, new: list) -> None:
-        # From the arrays' own memory, one round trip; a failure is logged and the
-        # entries stay pinned.
+        """Write the copies of `new` ([(name, array)]) still pinned (not released or
+        written since), in one round trip; failed, they are tried again later."""
+        todo = [(name, v) for name, v in new if self.held.pinned(tenant, name)]
+        if not todo:
+            return
+        if not self._breaker.call("write", lambda: self._write_now(tenant, todo), False,
+                                  tenant):
+            self._again(tenant, todo)
+
+    def _write_now(self, tenant: str, todo: list) -> bool:
+        # From the arrays' own memory: nothing is copied into a message.
         self.copies.write_many(tenant, [
             (name, v.dtype.name, v.shape, memoryview(v.reshape(-1).view(np.uint8)))
-            for name, v in new])
-        KEPT_WRITTEN.inc(sum(v.nbytes for _, v in new))
-        for name, _ in new:
+            for name, v in todo])
+        KEPT_WRITTEN.inc(sum(v.nbytes for _, v in todo))
+        for name, _ in todo:
             self.held.written(tenant, name)
+        with self._lock:
+            self._tries.pop(tenant, None)
+        return True
+
+    def _again(self, tenant: str, todo: list) -> None:
+        """Try `todo` again later, with the tenant's other failed copies: one try per
+        tenant at a time, 1, 2, 4 ... 30 s after a failure (the entries stay pinned)."""
+        with self._lock:
+            due = tenant not in self._failed
+            self._failed.setdefault(tenant, {}).update(todo)
+            tries = self._tries[tenant] = self._tries.get(tenant, 0) + 1
+        if due:
+            delay = min(self.RETRY_MAX, self.RETRY_FIRST * 2 ** min(tries - 1, 16))
+            log.warning("durable copies of %d kept results of tenant %s not written "
+                        "(%s ...): trying again in %gs", len(todo), tenant, todo[0][0], delay)
+            self.behind.after(delay, lambda: self._retry(tenant), "kept copies again")
+
+    def _retry(self, tenant: str) -> None:
+        with self._lock:
+            todo = list(self._failed.pop(tenant, {}).items())
+        self._write(tenant, todo)
+        with self._lock:
+            if tenant not in self._failed:  # written, or nothing left to write
+                self._tries.pop(tenant, None)
 
 
 def _size(value: np.ndarray) -> int:

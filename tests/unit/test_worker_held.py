@@ -70,3 +70,60 @@ def test_a_call_keeping_a_dtype_that_cannot_be_kept_holds_none_of_its_results():
     with pytest.raises(codec.OpError, match="cannot be kept"):
         store.keep("t", {good: _value(), bad: np.zeros(2, dtype=np.complex64)})
     assert held.get("t", good) is None and held.nbytes() == 0
+
+
+class FlakyCopies:
+    """Durable copies whose first `fail` writes raise `error`; what was written after."""
+
+    def __init__(self, fail: int, error: Exception) -> None:
+        self.fail, self.error, self.written = fail, error, {}
+
+    def write_many(self, tenant, copies):
+        if self.fail:
+            self.fail -= 1
+            raise self.error
+        for name, dtype, shape, data in copies:
+            self.written[(tenant, name)] = np.frombuffer(bytes(data), dtype).reshape(shape)
+
+
+def _durable_store(copies, retry_first: float):
+    from remotegrad.proto.write_behind import WriteBehind
+    store = WorkerStore(MemoryTensorStore(), Held(), copies, WriteBehind())
+    store.RETRY_FIRST = retry_first
+    return store
+
+
+def test_keeping_again_a_name_whose_copy_failed_writes_it_at_once():
+    """Its first write refused (this call only), the name stays pinned; the same call
+    keeping it again queues its copy again (it was held already, so nothing was queued
+    and only a retry, if any, could write it)."""
+    copies = FlakyCopies(1, RuntimeError("NOPERM this user has no permissions"))
+    store = _durable_store(copies, retry_first=3600.0)  # no retry within the test
+    name = keys.kept_name("again", 0)
+    store.keep("t", {name: _value()})
+    assert store.behind.flush() and copies.written == {}
+    store.held.shrink(0)
+    assert store.array("t", name) is not None  # pinned: the only copy there is
+    store.keep("t", {name: _value()})
+    assert store.behind.flush()
+    np.testing.assert_array_equal(copies.written[("t", name)], _value())
+    store.held.shrink(0)
+    assert store.held.get("t", name) is None  # written: evictable now
+
+
+def test_a_copy_whose_write_failed_is_written_again_until_it_lands():
+    """Redis unreachable for the first three writes (the breaker opens): the copy is
+    tried again later by itself, with no further call, and lands; then the entry is an
+    ordinary (evictable) cache entry. A copy released meanwhile is not written."""
+    from procs import wait_until
+    copies = FlakyCopies(3, ConnectionError("Connection refused"))
+    store = _durable_store(copies, retry_first=0.05)
+    name, gone = keys.kept_name("retried", 0), keys.kept_name("released", 0)
+    store.keep("t", {name: _value(), gone: _value(8)})
+    store.release("t", [gone])
+    wait_until(lambda: ("t", name) in copies.written, "the copy written again", timeout=20)
+    np.testing.assert_array_equal(copies.written[("t", name)], _value())
+    assert ("t", gone) not in copies.written
+    store.held.shrink(0)
+    assert store.held.get("t", name) is None  # written: evictable now
+    assert store._failed == {} and store._tries == {}
