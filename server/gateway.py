@@ -248,11 +248,14 @@ class Gateway:
 
     def _with_leaves(self, req, decoded: codec.Request, tenant: str) -> pb.ComputeRequest:
         """Workers read leaves from a shared store themselves; from an in-process store
-        the gateway attaches them."""
+        the gateway attaches them. The inline bound goes with the call (the gateway's,
+        not a client's): a worker with the shared store stores larger results itself."""
         if self.store.shared:
+            req.inline_result_bytes = self.limits.inline_result_bytes
             return req
         forward = pb.ComputeRequest()
         forward.CopyFrom(req)
+        forward.ClearField("inline_result_bytes")
         have = set(decoded.tensor_protos)
         for n in decoded.nodes:
             h = n.attrs.get("hash") if n.op == "leaf" else None
@@ -278,6 +281,8 @@ class Gateway:
         for i, r in enumerate(resp.results):
             if req.keep_as and i in keep:
                 continue
+            if i not in keep and not r.data and r.hash:
+                continue  # stored by its worker past the inline bound (worker/by_reference.py)
             if i not in keep and inline + len(r.data) <= limit:
                 inline += len(r.data)
                 continue

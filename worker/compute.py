@@ -19,6 +19,7 @@ from remotegrad.proto.store import MemoryTensorStore
 from . import engine
 from .backend import is_out_of_memory, numpy_backend
 from .budget import Budget
+from .by_reference import Results
 from .estimate import check_flops, describe_bytes, estimate, of_plan
 
 log = logging.getLogger("remotegrad.worker")
@@ -158,9 +159,13 @@ def _answer(req, targets: list[int], values, store, tenant: str) -> pb.ComputeRe
     """The response: each target by value, but kept ones (parameters after a step,
     optimiser state) named by provenance (ComputeRequest.keep_as) stay in this worker's
     memory, their durable copies written behind (worker/held.py), and are answered by
-    reference (name, dtype, shape; no bytes): nothing hashes or sends them."""
+    reference (name, dtype, shape; no bytes): nothing hashes or sends them. The others
+    past the gateway's inline bound are stored here and answered by hash where this
+    worker has the shared store (worker/by_reference.py)."""
+    results = Results(req, store, tenant)
     if not req.keep:
-        return codec.encode_response(values)
+        return pb.ComputeResponse(results=[results.result(t, v)
+                                           for t, v in zip(targets, values)])
     kept = set(req.keep)
     names = dict(zip(req.keep, req.keep_as)) if len(req.keep_as) == len(req.keep) else None
     keep = getattr(store, "keep", None)
@@ -170,7 +175,7 @@ def _answer(req, targets: list[int], values, store, tenant: str) -> pb.ComputeRe
     resp = pb.ComputeResponse()
     for target, value in zip(targets, values):
         if target not in kept:
-            resp.results.append(codec.encode_array(value, with_hash=False))
+            resp.results.append(results.result(target, value))
         elif refs is not None:
             resp.results.append(refs[names[target]])
         else:
