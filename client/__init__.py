@@ -89,6 +89,7 @@ from . import autograd, cuda, nn, optim, utils  # noqa: E402
 from . import accelerator, onnx, serialization  # noqa: E402
 from . import func  # noqa: E402  (torch.func: pure Python over modules loaded above)
 from ._default_device import get_default_device, set_default_device  # noqa: E402
+from ._default_dtype import set_default_dtype, set_default_tensor_type  # noqa: E402
 from . import _alias  # noqa: E402
 from ._compare import allclose, equal, isclose  # noqa: E402
 from ._serialization import load, save  # noqa: E402
@@ -97,7 +98,8 @@ _alias.install()  # sys.modules["torch"] = remotegrad: `import torch.nn.modules`
 
 __all__ = [
     "accelerator", "allclose", "cuda", "equal", "get_default_device", "isclose", "load",
-    "onnx", "save", "serialization", "set_default_device", "utils",
+    "onnx", "save", "serialization", "set_default_device", "set_default_dtype",
+    "set_default_tensor_type", "utils",
     "AuthenticationError", "ClusterUnavailableError", "DeadlineExceededError", "Generator",
     "GraphRefusedError", "RemotegradError", "RemotegradIndexError", "RemotegradRuntimeError",
     "RemotegradValueError", "ResourceExhaustedError", "Size", "Tensor",

@@ -29,10 +29,16 @@ __all__ = [
     "tensor_repr",
 ]
 
-# Dtypes PyTorch leaves implicit in a non-empty tensor's repr.  (For *empty*
-# tensors only the default float dtype is implicit; see ``tensor_repr``.)
-_DEFAULT_FLOAT = "float32"
-_IMPLICIT_DTYPES = frozenset({_DEFAULT_FLOAT, "int64", "bool"})
+# Dtypes PyTorch leaves implicit in a non-empty tensor's repr, besides the default float
+# (torch.get_default_dtype(), read at each repr).  (For *empty* tensors only the default
+# float dtype is implicit; see ``tensor_repr``.)
+_IMPLICIT_DTYPES = frozenset({"int64", "bool"})
+
+
+def _default_float() -> str:
+    from . import _dtypes  # (this module imports nothing of the SDK at import time)
+    return _dtypes.get_default_dtype().name
+
 
 _PREFIX = "tensor("
 
@@ -235,18 +241,19 @@ def tensor_repr(values: np.ndarray, *, dtype: str, suffixes: Sequence[str] = ())
     values = np.asarray(values)
     indent = len(_PREFIX)
     extra: list[str] = []
+    default = _default_float()
     if values.size == 0:
         # Empty tensors spell out their shape (unless 1-d) and, as there is no
         # element to hint at it, any dtype other than the default float.
         if values.ndim != 1:
             extra.append(_shape_str(values))
-        if dtype != _DEFAULT_FLOAT:
+        if dtype != default:
             extra.append(f"dtype=torch.{dtype}")
         body = "[]"
     else:
         if not _OPTS.edgeitems:
             extra.append(_shape_str(values))  # nothing visible reveals the shape
-        if dtype not in _IMPLICIT_DTYPES:
+        if dtype not in _IMPLICIT_DTYPES and dtype != default:
             extra.append(f"dtype=torch.{dtype}")
         body = _body_str(values, dtype, indent)
     return _add_suffixes(_PREFIX + body, [*extra, *suffixes], indent)

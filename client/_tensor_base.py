@@ -75,6 +75,10 @@ dual_repr: Any = None
 TAPING = 0
 TAPES = threading.local()
 
+# _default_dtype.resolve while the program's default float is not the catalog's (float32):
+# it casts the operands of an op whose float32 result the catalog's default made.
+default_float: Any = None
+
 
 def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) -> Tensor:
     """Record `op` over tensors and Python numbers; track it for autograd when needed."""
@@ -96,6 +100,10 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
             nodes.append(_operand(x))
     nodes = tuple(nodes)
     meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
+    if default_float is not None and meta.dtype == "float32":  # see _default_dtype
+        cast = default_float(op, operands, tuple([n.meta for n in nodes]), full)
+        if cast is not None:
+            return apply(op, *cast, torch_name=torch_name, **attrs)
     node = Node(op, nodes, full, meta, False, akey)
     out = _tensor_class(node)
     if op in VIEWS and len(nodes) == 1:
@@ -604,8 +612,8 @@ def _legacy(data, size) -> Node:
     if isinstance(data, builtins.int) and not isinstance(data, builtins.bool):
         shape = (data,) + ((size,) if isinstance(size, builtins.int) and size is not False
                            and size is not True else ())
-        return leaf(np.zeros(shape, "float32"))
-    return leaf(np.asarray(data, dtype="float32"))
+        return leaf(np.zeros(shape, _dtypes.get_default_dtype().name))
+    return leaf(np.asarray(data, dtype=_dtypes.get_default_dtype().name))
 
 
 _views.connect(apply, _overwritten)  # views are refreshed by recording (see _views.py)

@@ -22,7 +22,9 @@ class Parameter(Tensor):
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
         if data is None:
             import numpy as np
-            node = leaf(np.zeros((0,), "float32"))
+
+            from .. import _dtypes
+            node = leaf(np.zeros((0,), _dtypes.get_default_dtype().name))
         else:
             node = data.detach()._node
         super().__init__(node)
