@@ -105,3 +105,52 @@ def test_kept_names_are_the_provenance_derivation_known_before_the_value(tmp_pat
         np.testing.assert_array_equal(codec.decode_array(copies.get("train", expected)), a * a)
         print(f"\n[kept] name {expected} known before the call; its copy landed "
               f"{time.monotonic() - start:.3f}s after the answer")
+
+
+def _keep_square(up, seed: int, release=()):
+    """As tenant `train` (raw gRPC): keep a * a, a random 64x8, releasing `release`;
+    (the kept name, a * a)."""
+    import grpc
+
+    from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+    from remotegrad.proto.codec import WireNode
+    a = np.random.default_rng(seed).standard_normal((64, 8)).astype(np.float32)
+    h = codec.array_hash(a)
+    nodes = [WireNode(0, "leaf", (), {"hash": h, "dtype": "float32", "shape": a.shape}),
+             WireNode(1, "mul", (0, 0), {})]
+    req = codec.encode_request(nodes, [codec.encode_array(a, h)], [1])
+    req.keep.append(1)
+    req.release.extend(release)
+    with grpc.insecure_channel(up.address) as ch:
+        resp = pb_grpc.GatewayStub(ch).Compute(
+            req, timeout=30, metadata=(("authorization", "Bearer train-token-0123456789"),))
+    return resp.results[0].hash, a * a
+
+
+def test_a_copy_whose_write_failed_lands_once_redis_takes_it_again(tmp_path):
+    """Redis refuses the copies' keys for a while (an ACL: reads work, writes fail) when
+    a call keeps a result: its holder tries the write again by itself and the copy lands
+    once Redis takes it, with the value computed; the gateway then sees it (its lineage
+    goes), so the client's release of the name is made and the copy and its ledger
+    bytes go. Before, the failed write was never tried again: the copy never landed."""
+    with cluster_up(tmp_path) as up:
+        r, p = up.redis(), keys.PREFIX
+        copies = KeptCopies(r)
+        r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
+                          f"~{p}:kept-*", f"%R~{p}:kept:*")
+        try:
+            name, value = _keep_square(up, 11)
+            wait_until(lambda: name in up.log.read_text(), "the holder's failed write",
+                       timeout=20)
+            assert copies.get("train", name) is None
+        finally:
+            r.execute_command("ACL", "SETUSER", "default", "allkeys")
+        wait_until(lambda: copies.get("train", name) is not None, "the copy, written again",
+                   timeout=30)
+        np.testing.assert_array_equal(codec.decode_array(copies.get("train", name)), value)
+        assert int(r.hget(keys.kept_ledger_key("train"), "bytes")) == value.nbytes
+        _keep_square(up, 12, release=[name])  # the client dropped it
+        wait_until(lambda: copies.get("train", name) is None, "the released copy gone",
+                   timeout=20)
+        wait_until(lambda: int(r.hget(keys.kept_ledger_key("train"), "bytes")) ==
+                   value.nbytes, "the ledger of the one kept", timeout=20)
