@@ -40,11 +40,21 @@ class Node:
         self.value: np.ndarray | None = None
         self.hash: str | None = None
         self.tracked = tracked
-        self.batch: list[Node] | None = None  # siblings fetched in the same round trip
+        # weak references to the siblings fetched in the same round trip (itself too)
+        self.batch: tuple | None = None
 
     @property
     def known(self) -> bool:
         return self.value is not None
+
+
+def siblings(node: Node) -> list[Node]:
+    """The live nodes of `node`'s batch (itself among them), or [] when it has none (the
+    batch holds weak references: see _tensor_base.batch)."""
+    refs = node.batch
+    if not refs:
+        return []
+    return [m for m in (r() for r in refs) if m is not None]
 
 
 _DTYPE_NAMES: dict = {}

@@ -108,6 +108,10 @@ def by_structure(targets: list[Node]) -> tuple[tuple | None, list]:
                 visit(t, 0)
     except (_TooDeep, RecursionError):  # the latter: a caller already deep in the stack
         pos, key, arrays = _stacked(targets)
+    finally:
+        # visit's closure holds visit itself: left bound, that cycle would keep pos (every
+        # node walked, and with them their arrays) alive until the garbage collector ran
+        visit = None
     out = (tuple(key), tuple([pos[t] for t in targets]))
     try:
         hash(out)

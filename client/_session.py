@@ -20,7 +20,7 @@ import os
 import weakref
 
 from ._errors import ClusterUnavailableError, from_engine_error
-from ._node import Node
+from ._node import Node, siblings
 from ._request import by_identity, by_structure
 
 log = logging.getLogger("remotegrad.client")
@@ -145,7 +145,7 @@ def _targets(nodes: list[Node]) -> list[Node]:
     out: list[Node] = []
     seen: set[int] = set()
     for n in nodes:
-        for m in [*(n.batch or ()), n]:
+        for m in [*siblings(n), n] if n.batch else (n,):
             if m.value is None and id(m) not in seen:
                 seen.add(id(m))
                 out.append(m)

@@ -26,7 +26,7 @@ from . import _dtypes, _to, _views
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
 from ._grad_mode import is_grad_enabled
-from ._node import Node, checked, const, leaf, op_node
+from ._node import Node, checked, const, leaf, op_node, siblings
 from ._op_table import SAVES, VIEWS, static_name
 from ._session import materialize
 from ._tensor_meta import TensorMeta, torch_type_name
@@ -90,10 +90,11 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     # up (_node.checked), and nothing more when no operand requires grad.
     nodes = []
     needs = False
+    refused = None  # an operand's history PyTorch refuses (_views.refusal)
     for x in operands:
         if isinstance(x, TensorBase):
             if x._view is not None:
-                _views.check_read(x, True)
+                refused = _views.check_read(x, True) or refused
             nodes.append(x._node)
             needs = needs or x.grad_fn is not None or x._requires_grad
         else:
@@ -126,6 +127,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
             # .grad).
             out._requires_grad = out._no_grad_view = True
         return out
+    if refused:
+        raise RuntimeError(refused)
     node.tracked = True
     edges = tuple([((x.grad_fn or _edge(x)), 0) if isinstance(x, TensorBase) else (None, 0)
                    for x in operands])
@@ -247,10 +250,17 @@ def _edge(t: Tensor) -> Function | None:
 
 
 def batch(tensors) -> None:
-    """Fetch these tensors together: reading any of them computes all in one round trip."""
+    """Fetch these tensors together: reading any of them computes all in one round trip.
+    Each node holds its siblings by weak reference: a list of the nodes themselves would
+    be a cycle (node -> list -> node) that kept a batch nobody reads (backward's gradients,
+    consumed by an optimiser and dropped) and all its history alive until the garbage
+    collector ran; a sibling nobody holds can never be read, so it need not be computed."""
     nodes = [t._node for t in tensors if t is not None and t._node.value is None]
+    if len(nodes) < 2:
+        return  # a node is always fetched with itself
+    refs = tuple([weakref.ref(n) for n in nodes])
     for n in nodes:
-        n.batch = nodes
+        n.batch = refs
 
 
 class RemovableHandle:
@@ -453,8 +463,7 @@ class TensorBase(TensorMeta):
             chain.append(node)
             node = node.inputs[0]
         if node.value is None:
-            siblings = [m for n in chain if n.batch for m in n.batch]
-            batch = [node, *(node.batch or ()), *siblings]
+            batch = [node, *siblings(node), *(m for n in chain if n.batch for m in siblings(n))]
             materialize(batch)
             _release(batch)
         return node.value
