@@ -33,12 +33,22 @@ CHUNK = 32 << 20  # bytes per hash field (Redis caps one value at 512 MB)
 HEADER = b"header"
 
 # KEYS[1] the ledger. ARGV: quota (0: none), now, how many released, the released digests,
-# then (digest, bytes) pairs to keep. Releases first (a digest both released and kept
-# stays), then the quota: the new copies are all reserved, or none (refused).
-# Returns {refused, bytes used before the new ones, {digest, bytes} freed, {digest} new}.
+# how many forced pairs, the (digest, bytes) pairs forced, then (digest, bytes) pairs to
+# keep. Forced ones first (copies made while the ledger could not count them: counted
+# whatever the quota, and a forced digest also released goes), then releases (a digest
+# both released and kept stays), then the quota: the new copies are all reserved, or none
+# (refused). Returns {refused, bytes used before the new ones, {digest, bytes} freed,
+# {digest} new}.
 SETTLE = """
 local ledger = KEYS[1]
 local quota, nrel = tonumber(ARGV[1]), tonumber(ARGV[3])
+local nforced = tonumber(ARGV[4 + nrel])
+local first = 5 + nrel + 2 * nforced
+for i = 5 + nrel, first - 1, 2 do
+  if redis.call('HSETNX', ledger, 'h:' .. ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HINCRBY', ledger, 'bytes', tonumber(ARGV[i + 1]))
+  end
+end
 local freed = {}
 for i = 4, 3 + nrel do
   local n = redis.call('HGET', ledger, 'h:' .. ARGV[i])
@@ -51,7 +61,7 @@ for i = 4, 3 + nrel do
 end
 local used = tonumber(redis.call('HGET', ledger, 'bytes') or '0')
 local new, need = {}, 0
-for i = 4 + nrel, #ARGV, 2 do
+for i = first, #ARGV, 2 do
   if redis.call('HEXISTS', ledger, 'h:' .. ARGV[i]) == 0 then
     new[#new + 1] = ARGV[i]
     need = need + tonumber(ARGV[i + 1])
@@ -61,7 +71,7 @@ redis.call('HSET', ledger, 'seen', ARGV[2])
 if #new > 0 and quota > 0 and used + need > quota then
   return {1, used, freed, {}}
 end
-for i = 4 + nrel, #ARGV, 2 do
+for i = first, #ARGV, 2 do
   if redis.call('HEXISTS', ledger, 'h:' .. ARGV[i]) == 0 then
     redis.call('HSET', ledger, 'h:' .. ARGV[i], ARGV[i + 1])
   end
@@ -107,10 +117,13 @@ class KeptCopies:
 
     # --- the ledger --------------------------------------------------------------------
     def settle(self, tenant: str, released, kept: dict[str, int], quota: int,
-               now: float) -> Settled:
+               now: float, forced: dict[str, int] | None = None) -> Settled:
+        """Count `forced` ({digest: bytes} kept while the ledger could not be reached:
+        whatever the quota), release `released`, then reserve `kept` within the quota."""
         released = [keys.check_digest(d) for d in released]
-        args = [int(quota), repr(float(now)), len(released), *released]
-        for digest, nbytes in kept.items():
+        forced = forced or {}
+        args = [int(quota), repr(float(now)), len(released), *released, len(forced)]
+        for digest, nbytes in (*forced.items(), *kept.items()):
             args += [keys.check_digest(digest), int(nbytes)]
         refused, used, freed, new = self._settle(keys=[keys.kept_ledger_key(tenant)],
                                                  args=args)

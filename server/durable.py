@@ -47,6 +47,16 @@ class QuotaExceededError(TooLargeError):
     """A tenant's kept tensors would pass its quota (RESOURCE_EXHAUSTED)."""
 
 
+class Reservation(list):
+    """What reserve() did for one call: the names it reserved now (the list), and what
+    ending the call needs (answered() or unreserve()): the tenant, every kept name's
+    bytes, and whether the ledger counted them (not with the store down)."""
+
+    def __init__(self, tenant: str, sizes: dict[str, int], new, counted: bool) -> None:
+        super().__init__(new)
+        self.tenant, self.sizes, self.counted = tenant, sizes, counted
+
+
 class Durability:
     SETTLE_EVERY = 1.0  # seconds: releases, last-seen times and landed copies are seen
 
@@ -63,6 +73,12 @@ class Durability:
         # seen would keep one otherwise).
         self._tenant_locks: dict[str, list] = {}
         self._released: dict[str, set[str]] = {}
+        # Copies answered while the ledger could not count them: counted (whatever the
+        # quota) with the tenant's next settle. {tenant: {name: bytes}}
+        self._uncounted: dict[str, dict[str, int]] = {}
+        # Calls under way that reserved a name: (tenant, name) -> [calls, answered by one,
+        # made new by one]. A name one of them made new goes if none of them answers it.
+        self._calls: dict[tuple[str, str], list] = {}
         self._active: set[str] = set()
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
         self._stop = threading.Event()
@@ -98,30 +114,32 @@ class Durability:
         if released and self.holders is not None:
             self.holders.forget(tenant, released)
 
-    def reserve(self, tenant: str, sizes: dict[str, int]) -> list[str]:
+    def reserve(self, tenant: str, sizes: dict[str, int]) -> Reservation:
         """Reserve the durable copies of a call's kept results ({name: bytes}) before it
         runs: QuotaExceededError if they would pass the tenant's quota (nothing is
-        reserved then). The names reserved now (those that existed stay as they were),
-        for release() should the call fail. With the store down nothing can be counted:
-        the call runs (its holder and its lineage keep what it keeps)."""
+        reserved then). The Reservation (a list of the names reserved now; those that
+        existed stay as they were) is ended by answered() or, should the call fail,
+        unreserve(). With the store down nothing can be counted: the call runs (its
+        holder and its lineage keep what it keeps), and its copies are counted with the
+        next settle that reaches the store, if it is answered."""
         with self._tenant_lock(tenant):
-            with self._lock:
-                released = self._released.pop(tenant, set()) - set(sizes)
-            settled = self._breaker.call(
-                "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
-                                                   self.clock()), None, tenant)
-            if settled is None:
-                with self._lock:
-                    self._released.setdefault(tenant, set()).update(released)
-                return []
-            self._after(tenant, settled)
-        if settled.refused:
-            raise QuotaExceededError(
-                f"tenant {tenant!r} keeps {settled.used} bytes of tensors in the cluster; "
-                f"{sum(sizes.values())} more would pass its quota of {self.quota} bytes "
-                "(--kept-quota-bytes): drop references to tensors it no longer needs, or "
-                "ask for a larger quota")
-        return settled.new
+            settled = self._settle(tenant, sizes)
+            if settled is None or not settled.refused:
+                out = Reservation(tenant, sizes, settled.new if settled else [],
+                                  settled is not None)
+                self._begin(out)
+                return out
+        raise QuotaExceededError(
+            f"tenant {tenant!r} keeps {settled.used} bytes of tensors in the cluster; "
+            f"{sum(sizes.values())} more would pass its quota of {self.quota} bytes "
+            "(--kept-quota-bytes): drop references to tensors it no longer needs, or "
+            "ask for a larger quota")
+
+    def answered(self, tenant: str, reserved) -> None:
+        """The call that made `reserved` (a Reservation) was answered: its names are the
+        client's (uncounted ones are counted with the tenant's next settle)."""
+        if isinstance(reserved, Reservation):
+            self._end(reserved, True)
 
     def kept_again(self, tenant: str, names) -> None:
         """A call keeps `names` (its provenance names) again, answered from the result
@@ -136,13 +154,46 @@ class Durability:
                     if not found:
                         del where[tenant]
 
-    def unreserve(self, tenant: str, names) -> None:
-        """A call that reserved `names` failed: they go with the next settle (a copy a
-        worker wrote all the same is deleted with them)."""
-        if names:
+    def unreserve(self, tenant: str, reserved) -> None:
+        """A call that reserved `reserved` (a Reservation, or names) failed: the names it
+        made new go with a next settle, unless another call that reserved them meanwhile
+        is answered (a copy a worker wrote all the same is deleted with them, once it has
+        landed if the call got as far as its lineage)."""
+        if isinstance(reserved, Reservation):
+            self._end(reserved, False)
+        elif reserved:
             with self._lock:
-                self._released.setdefault(tenant, set()).update(names)
-                self._active.add(tenant)
+                for name in reserved:
+                    self._release_when_done(tenant, name)
+
+    def _begin(self, res: Reservation) -> None:
+        with self._lock:
+            for name in res.sizes:
+                entry = self._calls.setdefault((res.tenant, name), [0, False, False])
+                entry[0] += 1
+            for name in res:
+                self._calls[(res.tenant, name)][2] = True
+
+    def _end(self, res: Reservation, answered: bool) -> None:
+        with self._lock:
+            if answered and not res.counted:
+                self._uncounted.setdefault(res.tenant, {}).update(res.sizes)
+                self._active.add(res.tenant)
+            for name in res.sizes:
+                entry = self._calls.get((res.tenant, name))
+                if entry is None:
+                    continue
+                entry[0] -= 1
+                entry[1] = entry[1] or answered
+                if entry[0] <= 0:
+                    del self._calls[(res.tenant, name)]
+                    if entry[2] and not entry[1]:  # made new, answered by none
+                        self._release_when_done(res.tenant, name)
+
+    def _release_when_done(self, tenant: str, name: str) -> None:
+        """Release `name` once no pending lineage needs it (self._lock held)."""
+        self._deferred.setdefault(tenant, set()).add(name)
+        self._maybe_release(tenant, name)
 
     def produced(self, tenant: str, req, positions: dict[str, int]) -> None:
         """The kept names of a call that was answered ({name: its position in the
@@ -221,6 +272,25 @@ class Durability:
                 if not entry[1]:
                     del self._tenant_locks[tenant]
 
+    def _settle(self, tenant: str, sizes: dict[str, int]):
+        """Settle the tenant's releases and uncounted copies, and reserve `sizes` (its
+        settle lock held): the Settled, or None with the store down (all of it waits)."""
+        with self._lock:
+            released = self._released.pop(tenant, set()) - set(sizes)
+            forced = self._uncounted.pop(tenant, {})
+        settled = self._breaker.call(
+            "settle", lambda: self.kept.settle(tenant, released, sizes, self.quota,
+                                               self.clock(), forced), None, tenant)
+        if settled is None:
+            with self._lock:
+                self._released.setdefault(tenant, set()).update(released)
+                if forced:
+                    forced.update(self._uncounted.get(tenant, {}))
+                    self._uncounted[tenant] = forced
+            return None
+        self._after(tenant, settled)
+        return settled
+
     def _after(self, tenant: str, settled) -> None:
         """Delete the released copies (behind, in order) and note the tenant."""
         if settled.freed:
@@ -257,16 +327,9 @@ class Durability:
             active, self._active = self._active, set()
         for tenant in active:
             with self._tenant_lock(tenant):
-                with self._lock:
-                    released = self._released.pop(tenant, set())
-                settled = self._breaker.call(
-                    "settle", lambda t=tenant, r=released: self.kept.settle(
-                        t, r, {}, self.quota, self.clock()), None, tenant)
-                if settled is None:
+                if self._settle(tenant, {}) is None:
                     with self._lock:
-                        self._released.setdefault(tenant, set()).update(released)
-                    continue
-                self._after(tenant, settled)
+                        self._active.add(tenant)  # the next sweep tries again
 
     def forget_idle(self) -> None:
         """Release everything of tenants that have not called for --kept-idle seconds."""

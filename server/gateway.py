@@ -172,11 +172,13 @@ class Gateway:
             resp = self._execute_recovering(self._with_leaves(req, decoded, tenant), tenant,
                                             timeout, on_cancel, peak,
                                             prefer=self.holders.most(tenant, decoded.nodes))
+            self._by_reference(resp, req, tenant)  # may refuse the answer (_note_kept)
         except BaseException:
-            if reserved:
+            if names:
                 self.durable.unreserve(tenant, reserved)
             raise
-        self._by_reference(resp, req, tenant)
+        if names:
+            self.durable.answered(tenant, reserved)
         raw = resp.SerializeToString()
         if req.keep and isinstance(self.remember, WriteBehind):
             # A step that keeps its results (training) is all but never asked again, and
@@ -201,7 +203,7 @@ class Gateway:
 
     def _reserve(self, names: dict, plan, first: dict, tenant: str) -> list[str]:
         """The kept results' sizes (from the plan's shapes and dtypes) reserved in the
-        tenant's ledger before the call runs; the names reserved now."""
+        tenant's ledger before the call runs (server/durable.py Reservation)."""
         if not names:
             return []
         metas, at = plan.graph.metas, plan.targets

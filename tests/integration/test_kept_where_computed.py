@@ -154,3 +154,32 @@ def test_a_copy_whose_write_failed_lands_once_redis_takes_it_again(tmp_path):
                    timeout=20)
         wait_until(lambda: int(r.hget(keys.kept_ledger_key("train"), "bytes")) ==
                    value.nbytes, "the ledger of the one kept", timeout=20)
+
+
+def test_copies_kept_while_the_ledger_is_unreachable_are_counted_and_released(tmp_path):
+    """Redis refuses the tenants' ledgers for a while (an ACL; copies and all else work)
+    when a call keeps a result: the call runs (nothing could be reserved) and its holder
+    writes the copy; once the ledger answers again the gateway counts that copy in the
+    tenant's quota, and the client's release of it deletes it. Before, such a copy was
+    never counted (outside the quota) and never deleted (a release frees only what the
+    ledger holds)."""
+    with cluster_up(tmp_path) as up:
+        r, p = up.redis(), keys.PREFIX
+        copies = KeptCopies(r)
+        ledger = keys.kept_ledger_key("train")
+        r.execute_command("ACL", "SETUSER", "default", "resetkeys", f"~{p}:[^k]*",
+                          f"~{p}:kept:*", f"~{keys.KEPT_TENANTS}")
+        try:
+            name, value = _keep_square(up, 21)
+            wait_until(lambda: copies.get("train", name) is not None, "the copy",
+                       timeout=20)
+        finally:
+            r.execute_command("ACL", "SETUSER", "default", "allkeys")
+        wait_until(lambda: int(r.hget(ledger, "bytes") or 0) == value.nbytes,
+                   "the copy counted in the ledger", timeout=20)
+        np.testing.assert_array_equal(codec.decode_array(copies.get("train", name)), value)
+        other, _ = _keep_square(up, 22, release=[name])  # the client dropped it
+        wait_until(lambda: copies.get("train", name) is None, "the released copy gone",
+                   timeout=20)
+        assert int(r.hget(ledger, "bytes")) == value.nbytes  # the other one's
+        assert r.hexists(ledger, f"h:{other}") and not r.hexists(ledger, f"h:{name}")
