@@ -47,9 +47,16 @@ class InPlaceMethods:
 
     __slots__ = ()
 
-    def _check_inplace(self, operands: tuple = ()) -> None:
+    def _check_inplace(self, operands: tuple = (), reads: tuple = ()) -> None:
         """PyTorch's refusals before an in-place op computes (`operands`: its other
-        inputs, which its TensorIterator checks for partial overlap before their shapes)."""
+        inputs, which its TensorIterator checks for partial overlap before their shapes;
+        `reads`: other inputs it reads)."""
+        if self._view is not None and self._view.meta is not None and is_grad_enabled() \
+                and any(isinstance(x, TensorBase) and x.requires_grad
+                        for x in (self, *operands, *reads)):
+            msg = _views.refusal(self, direct=True)  # a view of no_grad or split/chunk
+            if msg:
+                raise RuntimeError(msg)
         if self._no_grad_view and self._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "A view was created in no_grad mode and is being modified inplace with grad "
@@ -123,7 +130,7 @@ class InPlaceMethods:
                           else "FillBackward2")
 
     def _fill(self, value, name: str) -> Tensor:
-        self._check_inplace()
+        self._check_inplace(reads=(value,))
         if isinstance(value, TensorBase):
             if value.dim() != 0:
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
@@ -134,7 +141,7 @@ class InPlaceMethods:
         return self._replace(new(leaf(array)), name)
 
     def copy_(self, src, non_blocking: builtins.bool = False) -> Tensor:
-        self._check_inplace()
+        self._check_inplace(reads=(src,))
         if not isinstance(src, TensorBase):
             src = new(leaf(np.asarray(src)))
         return self._replace(src, "CopyBackwards")

@@ -35,7 +35,7 @@ def _binary(name: str, left, right, other):
 def _inplace(name: str, self, other):
     if not isinstance(other, _OPERAND):
         return NotImplemented
-    self._check_inplace()
+    self._check_inplace(reads=(other,))
     return self._assign(call(name, (self, other), {}))
 
 

@@ -338,7 +338,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     if number:
         ones_region = ones(tuple(region.shape), dtype=self.dtype)
         mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
-        self._check_inplace()
+        self._check_inplace(reads=(value,))
         self._assign(apply("where", mask, value, self, torch_name=name))
         return
     if not isinstance(value, TensorBase):
@@ -348,7 +348,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
                  *tensors, **attrs) != 0
     # placed, not added: duplicates keep one written value and a -0.0 stays -0.0
     placed = apply("index_backward", value, *tensors, **attrs, accumulate=False)
-    self._check_inplace()
+    self._check_inplace(reads=(value,))
     self._assign(apply("where", mask, placed, self, torch_name=name))
 
 
@@ -366,7 +366,7 @@ def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
     values = _strip_leading_ones(values).to(self.dtype).expand(tuple(region.shape))
     placed = apply("index_backward", values, *tensors, key=text, mask_counts=counts,
                    shape=tuple(self.shape))
-    self._check_inplace()
+    self._check_inplace(reads=(values,))
     return self._assign(apply("add", self, placed, torch_name="IndexPutBackward0"))
 
 
@@ -388,7 +388,7 @@ def masked_fill(self: Tensor, mask: Tensor, value) -> Tensor:
 
 
 def _masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
-    self._check_inplace()
+    self._check_inplace(reads=(value,))
     return self._assign(masked_fill(self, mask, value))
 
 

@@ -26,6 +26,9 @@ import weakref
 
 import numpy as np
 
+from remotegrad.proto.catalog import FLOATING as _FLOATING
+
+from ._refusing import REFUSING as _REFUSING, refusing as _refusing
 from . import _strides
 from ._errors import RemotegradError
 
@@ -44,7 +47,7 @@ REPEATING: weakref.WeakSet = weakref.WeakSet()
 
 class State:
     __slots__ = ("root", "keep", "views", "stale", "chain", "multi", "broken", "geom",
-                 "reshaping", "shared", "over", "detached", "prune_at")
+                 "reshaping", "shared", "over", "detached", "prune_at", "meta", "born")
 
     def __init__(self, root=None, chain: tuple = (), multi: bool = False,
                  geom: tuple | None = None) -> None:
@@ -56,8 +59,11 @@ class State:
         self.stale = False        # its root changed in place and it is not refreshed yet
         self.chain = chain        # the view ops (op, full attrs) from the root
         self.multi = multi        # a piece of split/chunk is in the chain
-        self.broken = False       # refreshed without history: PyTorch's autograd refuses it
-        #                           (the piece's "Output n of X", or NO_GRAD_REBASE)
+        self.broken = False       # refreshed without history (its history is refused)
+        self.meta = None          # PyTorch's CreationMeta other than DEFAULT: "no_grad" (made
+        #                           under no_grad), "multi" (a split/chunk/unbind piece made
+        #                           with grad on), or inherited from the view it was made of
+        self.born = 0             # the root's version when this view was made
         self.geom = geom          # (offset, sizes, strides); None: contiguous
         self.reshaping = False    # changing shape in place (t_()): no write to the root
         self.over = None          # the root's geometry when this view was made
@@ -122,11 +128,77 @@ def track(base, view, name: str | None = None, step: tuple | None = None) -> Non
     if root._view is None or (root._view.root is not None and not root._view.detached):
         # a root (a view whose own root has gone becomes one, with its strides)
         root._view = State(geom=root._view.geom if root._view is not None else None)
+    inherited = base._view.meta if chain else None
     view._view = State(weakref.ref(root), chain + ((op, attrs),),
                        multi or op in ("split", "chunk"), geom)
     view._view.over = geometry(root)
     _register(root, view)
     view._vc[0] = root._vc[0]  # PyTorch's view shares its base's version counter
+    _created(view, _creation(op, name) or inherited, root._vc[0])
+
+
+def _creation(op: str, name: str | None) -> str | None:
+    """PyTorch's CreationMeta of a view made now by `op` (None: DEFAULT)."""
+    from ._grad_mode import is_grad_enabled
+    if not is_grad_enabled():
+        return "no_grad"
+    if op in ("split", "chunk") or name == "UnbindBackward0":
+        return "multi"
+    return None
+
+
+def _created(view, meta: str | None, version: int) -> None:
+    """`view` has PyTorch's CreationMeta `meta`: once its base or a view of it changes in
+    place, its history is refused (grad_fn, is_leaf, use with grad mode on: refusal),
+    where it has any (PyTorch's rule: its grad_fn, or a base that requires grad)."""
+    state = view._view
+    state.meta, state.born = meta, version
+    if meta is not None and view._node.meta.dtype in _FLOATING:
+        cls = type(view)
+        view.__class__ = _REFUSING.get(cls) or _refusing(cls)
+
+
+def refusal(t, direct: bool = False) -> str | None:
+    """PyTorch's handle_view_on_rebase for view `t` (None: nothing refused): `direct`, an
+    in-place change of t that autograd records; otherwise t's history after its base or
+    another view of it changed in place."""
+    state = t._view
+    if state is None or state.meta is None or state.detached or state.root is None:
+        return None
+    root = state.root()
+    fn = t.grad_fn
+    if not direct:
+        if fn is None and not (root is not None and root.requires_grad):
+            return None
+        if (root._vc[0] if root is not None else t._vc[0]) == state.born:
+            return None
+    what = ("is being" if direct else "its base or another view of its base has been")
+    if state.meta == "multi" and fn is not None:
+        msg = f"{_output_of(t)} is a view and {what} modified inplace."
+    else:
+        prefix = ("A view was created in" if fn is None else
+                  f"{_output_of(t)} is a view of a view which was created in")
+        msg = f"{prefix} no_grad mode and {what} modified inplace with grad mode enabled."
+    if state.meta == "multi":
+        return msg + MULTI_SUFFIX
+    return msg + NO_GRAD_SUFFIX
+
+
+MULTI_SUFFIX = (" This view is the output of a function that returns multiple views. Such "
+                "functions do not allow the output views to be modified inplace. You should "
+                "replace the inplace operation by an out-of-place one.")
+NO_GRAD_SUFFIX = (" Given that this use case is ambiguous and error-prone, it is forbidden. "
+                  "You can clarify your code by moving both the view and the inplace either "
+                  "both inside the no_grad block (if you don't want the inplace to be "
+                  "tracked) or both outside (if you want the inplace to be tracked).")
+
+
+def check_history(t) -> None:
+    """t's history is about to be read (an op recorded over it, autograd over it)."""
+    if t._view is not None and t._view.meta is not None:
+        msg = refusal(t)
+        if msg:
+            raise RuntimeError(msg)
 
 
 def detach_view(t, out) -> bool:
@@ -361,16 +433,9 @@ def _follow(t) -> None:
         _refresh(v, t)
 
 
-NO_GRAD_REBASE = (
-    "A view was created in no_grad mode and its base or another view of its base has been "
-    "modified inplace with grad mode enabled. Given that this use case is ambiguous and "
-    "error-prone, it is forbidden. You can clarify your code by moving both the view and "
-    "the inplace either both inside the no_grad block (if you don't want the inplace to "
-    "be tracked) or both outside (if you want the inplace to be tracked).")
-
-
-def check_read(t, operand: bool = False) -> None:
-    """Before `t`'s value is read (`operand`: as an op's operand)."""
+def check_read(t, operand: bool = False) -> str | None:
+    """Before `t`'s value is read (`operand`: as an op's operand): as an operand, PyTorch's
+    refusal of t's history, raised by the op if it records its history (apply)."""
     state = t._view
     if state.stale:
         root = _live_root(t)
@@ -380,17 +445,9 @@ def check_read(t, operand: bool = False) -> None:
                 "that tensor has gone before the view could follow the change. Take the "
                 "view again after the change")
         _refresh(t, root)
-    if state.broken and operand:
-        from ._grad_mode import is_grad_enabled
-        if is_grad_enabled() and state.broken is NO_GRAD_REBASE:
-            raise RuntimeError(NO_GRAD_REBASE)
-        if is_grad_enabled():
-            raise RuntimeError(
-                f"{state.broken} is a view and its base or another view of its base has "
-                "been modified inplace. This view is the output of a function that returns "
-                "multiple views. Such functions do not allow the output views to be "
-                "modified inplace. You should replace the inplace operation by an "
-                "out-of-place one.")
+    if operand and state.meta is not None:
+        return refusal(t)
+    return None
 
 
 # _tensor_base's apply and _overwritten, handed over by it when it loads (connect): it
@@ -442,10 +499,11 @@ def _refresh(v, root) -> None:
         v._vc[0] = root._vc[0]
         _follow(v)
         return
-    if not state.broken and _multi(v):
-        state.broken = _output_of(v)  # its value follows; its history is refused
-    elif not state.broken and v._no_grad_view:
-        state.broken = NO_GRAD_REBASE  # PyTorch's grad_fn of such a view is refused
+    if not state.broken and state.meta is not None and (
+            v.grad_fn is not None or root.requires_grad):
+        state.broken = True  # its value follows; its history is refused (refusal)
+        if v.grad_fn is None:  # PyTorch's view requires grad where its base does
+            v._requires_grad = v._no_grad_view = True
     _REPLAYING[0] = True
     try:
         with set_grad_enabled(not v._no_grad_view and not state.broken):
