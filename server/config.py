@@ -116,7 +116,11 @@ SETTINGS = [
     Setting("tensor_ttl", 3600, "seconds a stored leaf tensor lives", (GATEWAY, WORKER, CLUSTER),
             int),
     Setting("memory_cache_bytes", 1 << 30, "size of the in-process result cache and tensor "
-            "store used without Redis", (GATEWAY, WORKER, CLUSTER), int),
+            "store used without Redis. On a worker it bounds two caches apart, each to this "
+            "size: its LRU of leaves and the kept results it holds whose durable copies "
+            "are written (up to 2x this in all, plus kept results whose copies are not "
+            "written yet, which are never evicted); --memory-limit shrinks both under "
+            "pressure", (GATEWAY, WORKER, CLUSTER), int),
     Setting("redis_maxmemory", "1gb", "maxmemory of the redis-server the cluster starts "
             "(evicting with volatile-lru: only keys with a TTL, never kept tensors)", (CLUSTER,)),
     Setting("max_inflight", 4, "calls one worker runs at once; more wait in its queue",
