@@ -68,6 +68,7 @@ Conventions that are not obvious from PyTorch:
 """
 
 from . import (  # noqa: F401  (registration)
+    activations,
     conv,
     elementwise,
     indexing,
@@ -76,6 +77,7 @@ from . import (  # noqa: F401  (registration)
     nn,
     reductions,
     shape,
+    special_math,
     structural,
 )
 from ._checks import CheckedRuntimeError

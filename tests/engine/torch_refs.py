@@ -146,6 +146,7 @@ REFS = {
     "tanh_backward": lambda g, y: torch.ops.aten.tanh_backward(g, y),
     "leaky_relu_backward": lambda g, x, negative_slope: torch.ops.aten.leaky_relu_backward(
         g, x, negative_slope, False),
+    "polygamma": lambda x, n: torch.polygamma(n, x),
     "threshold_backward": lambda g, y, threshold: torch.ops.aten.threshold_backward(g, y,
                                                                                    threshold),
     "sigmoid_backward": lambda g, y: torch.ops.aten.sigmoid_backward(g, y),
