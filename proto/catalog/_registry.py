@@ -152,6 +152,17 @@ class OpDef:
 
 CATALOG: dict[str, OpDef] = {}
 
+# The salt of a `sign` node that is PyTorch's sgn in a rule (abs's g * sgn(x), norm's for
+# p = 1 and inf): sgn's derivative of a real x is an efficient zero tensor, which the
+# engine's sweep skips where it meets another contribution (worker/engine/autodiff.py);
+# sign's own is zeros_like(g), passed on. Salts of the client's nodes are >= 0.
+SGN_SALT = -1
+
+
+def sgn(x):
+    """sign(x) as PyTorch's sgn, for a derivative rule (x: a Sym)."""
+    return type(x)(x.g, x.g.add("sign", (x.id,), salt=SGN_SALT))
+
 
 def _ufunc_forward(ufunc: str) -> Callable[..., Any]:
     def forward(xp, *arrays):

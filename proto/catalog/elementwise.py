@@ -10,7 +10,7 @@ from functools import partial
 from ._checks import fail_if
 from ._int_power import int_power, whole_exponent
 from . import _batching as _batch
-from ._registry import define
+from ._registry import define, sgn
 from ._samples import B, C, F, I, P, S, X
 from ._samples import binary as binary_samples
 from ._types import (
@@ -302,7 +302,7 @@ def _infer_abs(metas):
 
 define("abs",
        batch=_batch.elementwise,
-       infer=_infer_abs, ufunc="absolute", vjp=lambda g, x, out: g * x.sign(),
+       infer=_infer_abs, ufunc="absolute", vjp=lambda g, x, out: g * sgn(x),
        samples=_UNARY)
 
 

@@ -10,7 +10,7 @@ from functools import partial
 
 from . import _batching as _batch
 from . import _prod
-from ._registry import define
+from ._registry import define, sgn
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
 from ._types import (
@@ -397,9 +397,9 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
     if p == 0:  # a count: PyTorch's rule gives no gradient (x unused)
         return None
     if p == 1.0:
-        return kept(g, x, dim) * x.sign()
+        return kept(g, x, dim) * sgn(x)
     if p == float("inf"):
-        return _evenly(g, x.abs(), out, dim) * x.sign()
+        return _evenly(g, x.abs(), out, dim) * sgn(x)
     if p == 2.0:
         # PyTorch's g * (x / ||x||) masked to 0 where ||x|| = 0: its derivative there is
         # NaN (0 / 0 through the division), as PyTorch's.

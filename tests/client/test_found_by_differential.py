@@ -371,6 +371,19 @@ CASES = {
     "norm of a zero row, second order, rows apart": lambda T: _second(
         T, lambda a: a.norm(dim=1) * 2, _leaf(T, [[0.0, 0.0], [3.0, -4.0]])),
     # prod's gradient is the product of the other elements as PyTorch computes it
+    # abs's rule is g * sgn(x), and sgn's derivative an efficient zero (ZeroTensor): held
+    # first, the next contribution replaces it (sub's -grad of it is -0.0, kept); mul, div
+    # and views of it stay zero (no 0 / 0); added after a tensor, in place (+0.0)
+    "l1_loss(x, x) and l1_loss(x, 2x), second order (sgn's efficient zero)": lambda T: (
+        *_second(T, lambda a: F(T).l1_loss(a, a, reduction="none"), _leaf(T, [0.5, 0.0, -1.5])),
+        *_second(T, lambda a: F(T).l1_loss(a, a * 2), _leaf(T, [0.5, 0.0, -1.5]))),
+    "log|x| and sqrt|x|, second order at inf (sgn's zero held first: the -0.0 after it stays)":
+        lambda T: (*_second(T, lambda a: a.abs().log(), _leaf(T, [INF, 0.0, 1.0])),
+                   *_second(T, lambda a: a.abs().sqrt(), _leaf(T, [INF, 0.0, 1.0]))),
+    "|log x| and norms of log x, second order at 0 (sgn's zero over 0 is zero, not NaN)":
+        lambda T: (*_second(T, lambda a: a.log().abs(), _leaf(T, [0.0, -0.0, 0.5, -1.5])),
+                   *_second(T, lambda a: a.log().norm(1), _leaf(T, [0.0, 0.5])),
+                   *_second(T, lambda a: a.log().norm(INF, 0, True), _leaf(T, [0.0, 0.5]))),
     "prod over rows with zeros, inf and NaN": lambda T: _grad(
         T, lambda a: a.prod(1), _leaf(T, [[1.0, -1.0, 0.17], [-INF, NAN, -0.0],
                                          [2.87, INF, -1.0]])),

@@ -17,8 +17,17 @@ from collections import defaultdict
 
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError, broadcast_shapes
+from remotegrad.proto.catalog._registry import SGN_SALT
 
 from .graph import Graph, Sym
+
+# PyTorch's efficient zero tensor (_efficientzerotensor: sgn's derivative, so abs's second
+# derivative through sgn(x)) as a salted zero `full`: the sweep skips it where it meets
+# another contribution, and rules run on it as PyTorch's ZeroTensor kernels do (_zero_flow).
+EZERO = -2
+# ops PyTorch runs on a ZeroTensor as views of it (it stays a ZeroTensor)
+_ZERO_VIEWS = frozenset({"reshape", "expand", "transpose", "permute", "squeeze",
+                         "unsqueeze", "narrow", "flatten", "broadcast_to"})
 
 
 def unbroadcast(g: Graph, cot: int, shape: tuple[int, ...], dtype: str) -> int:
@@ -56,11 +65,31 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int],
         if out not in reach:
             continue
         seed = unbroadcast(g, seed, g.metas[out].shape, g.metas[out].dtype)
-        cot[out] = g.add("add", (cot[out], seed)) if out in cot else seed
+        _accumulate(g, cot, out, seed)
     for n in reversed(order):
         if n in cot and n in reach and n not in stop:
             _backprop_node(g, n, cot, reach)
     return [cot[w] if w in cot else zeros(g, w) for w in wrts]
+
+
+def ezero(g: Graph, meta) -> int:
+    return g.add("full", (), {"shape": meta.shape, "value": 0.0, "dtype": meta.dtype},
+                 salt=EZERO)
+
+
+def is_ezero(g: Graph, n: int) -> bool:
+    return g.salts.get(n) == EZERO
+
+
+def _accumulate(g: Graph, cot: dict[int, int], i: int, c: int) -> None:
+    """cot[i] += c as PyTorch's InputBuffer accumulates without grad mode: an efficient
+    zero held first is replaced by what comes (ZeroTensor + v is v: a -0.0 of v stays);
+    one that comes to a tensor is added in place (old.add_(zero) computes old + 0.0)."""
+    if i not in cot or is_ezero(g, cot[i]):
+        if i not in cot or not is_ezero(g, c):
+            cot[i] = c
+    else:
+        cot[i] = g.add("add", (cot[i], c))
 
 
 def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> None:
@@ -71,6 +100,9 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> No
     want = [idx for idx, i in enumerate(inputs)
             if i in reach and g.metas[i].dtype in catalog.FLOATING]
     if not want:
+        return
+    if g.salts.get(n) == SGN_SALT:  # sgn: PyTorch's sgn_backward of a real x
+        _accumulate(g, cot, inputs[0], ezero(g, g.metas[inputs[0]]))
         return
     args = [Sym(g, i) for i in inputs]
     if opdef.vjp is None and opdef.variadic_rule is None:
@@ -83,12 +115,52 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> No
             c = None if rule is None else rule(Sym(g, cot[n]), *args, out=Sym(g, n), **kw,
                                                **g.attrs[n])
             contribs.append(None if c is None else c.id)
+    if is_ezero(g, cot[n]):
+        contribs = _zero_flow(g, contribs, cot[n])
     for idx, c in zip(want, contribs):
         if c is None:
             continue
         i = inputs[idx]
-        c = unbroadcast(g, c, g.metas[i].shape, g.metas[i].dtype)
-        cot[i] = g.add("add", (cot[i], c)) if i in cot else c
+        m = g.metas[i]
+        if is_ezero(g, c) and m.dtype == g.metas[c].dtype and _grows(g.metas[c].shape, m.shape):
+            c = ezero(g, m)  # an expand of it (a sum_to or a cast computes with zeros)
+        else:
+            c = unbroadcast(g, c, m.shape, m.dtype)
+        _accumulate(g, cot, i, c)
+
+
+def _grows(have: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    try:
+        return broadcast_shapes(have, shape) == shape
+    except OpError:
+        return False
+
+
+def _zero_flow(g: Graph, contribs: list[int | None], lo: int) -> list[int | None]:
+    """The contributions a rule built from an efficient zero (node `lo`), rebuilt as
+    PyTorch computes its formula on a ZeroTensor: a product with it, its quotient, a view
+    of it and a sum of two stay one (no 0 * inf); added to a tensor it is that tensor;
+    any other op computes with zeros (its negation is -0.0, a matmul beside an inf NaN)."""
+    new: dict[int, int] = {}
+    for k in g.ancestors([c for c in contribs if c is not None], lo):
+        new[k] = _zero_rebuilt(g, k, [new.get(i, i) for i in g.inputs[k]])
+    return [None if c is None else new.get(c, c) for c in contribs]
+
+
+def _zero_rebuilt(g: Graph, k: int, ins: list[int]) -> int:
+    op, meta = g.ops[k], g.metas[k]
+    z = [is_ezero(g, i) for i in ins]
+    if any(z) and not is_ezero(g, k):
+        if op == "mul" or (z[0] and (op == "div" or op in _ZERO_VIEWS)) or (
+                op in ("add", "sub") and all(z)):
+            return ezero(g, meta)
+        if op in ("add", "sub") and g.attrs[k].get("alpha", 1) == 1:
+            other = ins[1] if z[0] else ins[0]
+            if g.metas[other] == meta:
+                return other if op == "add" or z[1] else g.add("neg", (other,))
+    if ins == list(g.inputs[k]):
+        return k
+    return g.add_checked(op, tuple(ins), g.attrs[k], meta)
 
 
 def _through_decomposition(g, n, opdef, args, seed, want):
