@@ -1,5 +1,5 @@
 """The gateway→worker hop's shared secret: the gateway sends it on every call to a worker,
-and a worker that has one refuses (UNAUTHENTICATED) any call without it before it parses
+and a worker that has one refuses (UNAUTHENTICATED) any call without it before it reads
 the request or runs anything. Health checks stay open, for probes and orchestrators.
 
 The secret is a setting (`--worker-secret`, better `REMOTEGRAD_WORKER_SECRET`: flags show in
@@ -83,7 +83,7 @@ def secret_matches(metadata, secret: str) -> bool:
 
 class RequireSecret(grpc.ServerInterceptor):
     """A worker's door: calls without the secret end UNAUTHENTICATED before any handler
-    runs (the request is not parsed); health checks pass."""
+    runs (none of the request is read: see `refusal`); health checks pass."""
 
     def __init__(self, secret: str, on_refused=lambda method: None) -> None:
         if not secret:
@@ -105,15 +105,13 @@ class RequireSecret(grpc.ServerInterceptor):
 
 
 def refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str):
-    """A handler of the same shape as `handler` that ends the call with `code` without
-    parsing the request."""
-    def deny(request_or_iterator, context):
+    """A handler that ends the call with `code` before any of its request is read: it
+    takes the request as a stream (a unary message is a stream of one on the wire) and
+    never iterates it, so gRPC buffers no more of a refused message than its flow-control
+    window, however large the message announces itself."""
+    def deny(request_iterator, context):
         context.abort(code, details)
 
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
+        return grpc.stream_stream_rpc_method_handler(deny)
+    return grpc.stream_unary_rpc_method_handler(deny)
