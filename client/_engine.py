@@ -13,7 +13,7 @@ from remotegrad.worker.compute import (
     evaluate,
     evaluate_planned,
 )
-from remotegrad.worker.engine import Graph, lower
+from remotegrad.worker.engine import Graph, lower, run_planned
 
 __all__ = ["Graph", "MemoryTensorStore", "MissingTensorError", "compute", "evaluate",
-           "evaluate_planned", "lower"]
+           "evaluate_planned", "lower", "run_planned"]

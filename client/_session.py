@@ -163,17 +163,32 @@ class LocalSession(Session):
 
     def __init__(self) -> None:
         super().__init__()
-        from ._engine import MemoryTensorStore, MissingTensorError, compute, evaluate_planned
+        import numpy as np
+
+        from ._engine import (
+            MemoryTensorStore,
+            MissingTensorError,
+            compute,
+            evaluate_planned,
+            run_planned,
+        )
         self._compute, self._store, self._missing = compute, MemoryTensorStore(), MissingTensorError
-        self._evaluate = evaluate_planned
+        self._evaluate, self._run_planned, self._np = evaluate_planned, run_planned, np
 
     def evaluate(self, nodes: list, keep: int) -> list[tuple]:
         # The structure key and the arrays in one walk; the graph itself is built only for
         # a structure the engine has not planned yet (a loop's step is a lookup).
         key, arrays = by_structure(nodes)
-        values = self._engine(self._evaluate, key, arrays, lambda: by_identity(nodes)[:2])
+        values = None
+        if key is not None:
+            try:  # a planned structure's program straight on the host arrays
+                values = self._run_planned(key, arrays, self._np)
+            except Exception:  # noqa: BLE001  (evaluate_planned runs it again, says why)
+                values = None
+        if values is None:
+            values = self._engine(self._evaluate, key, arrays, lambda: by_identity(nodes)[:2])
         for v in values:
-            v.flags.writeable = False
+            v.setflags(write=False)
         return [(v, None) for v in values]
 
     def compute(self, req):

@@ -23,7 +23,7 @@ from .executor import LeafLookup, Program, run
 from .graph import Graph, Sym
 
 __all__ = ["Graph", "OpError", "Plan", "Program", "Sym", "build", "compile_graph", "execute",
-           "lower", "materialize", "plan", "plans", "run", "vjp"]
+           "lower", "materialize", "plan", "plans", "run", "run_planned", "vjp"]
 
 
 def build(nodes: list[WireNode], targets: list[int]) -> tuple[Graph, list[int]]:
@@ -192,6 +192,20 @@ def plan(nodes: list[WireNode], targets: list[int]) -> tuple[Plan, list[str]]:
         if key is not None:
             plans.put(key, found)
     return found, names
+
+
+def run_planned(key, arrays: list, xp: Any) -> list[Any] | None:
+    """The values of a structure planned before (key: `structure()`'s, as the embedded
+    mode's client computes it) over its leaves' arrays in first-occurrence order, already
+    on `xp`; None when no plan is kept for it. Nothing here sorts errors, moves arrays or
+    builds a graph: the embedded mode's host path for a loop's every step, whose caller
+    falls back to worker.compute.evaluate_planned (which does all that) on a miss or on
+    any error, running the pure program again there."""
+    found = plans.get(key)
+    if found is None:
+        return None
+    prog, slots = found.program(xp)
+    return prog.run([arrays[k] for k in slots])
 
 
 def execute(nodes: list[WireNode], targets: list[int], leaf: LeafLookup, xp: Any,
