@@ -9,9 +9,9 @@ copies the bytes on the call's path, and the gateway never receives them.
 A held result is pinned until its copy is written: until then this worker (and the
 gateway's lineage of it, server/lineage.py) is all there is. A write that fails (Redis
 down, or refusing the copies' keys) is tried again, 1, 2, 4 ... 30 s later, with the
-tenant's other failed ones, until it lands or the names are released (a breaker stops
-the tries while Redis is down); keeping a name again that is still pinned queues its
-copy again at once. Once written it is an
+tenant's other failed ones, until it lands, released or not (the gateway waits for
+the copy before it makes a release; a breaker stops the tries while Redis is down);
+keeping a name again that is still pinned queues its copy again at once. Once written it is an
 ordinary cache entry, dropped first when memory runs short (worker/budget.py shrinks it)
 or past `max_bytes`, and read back from its copy when needed again. A name the client
 released (ComputeRequest.release, seen on a call this worker runs) goes at once.
@@ -78,6 +78,14 @@ class Held:
         """Held and its copy not written yet."""
         return (tenant, name) in self._pinned
 
+    def holds(self, tenant: str, name: str) -> bool:
+        return (tenant, name) in self._items
+
+    def is_written(self, tenant: str, name: str) -> bool:
+        """Held and its copy written (released ones are not known: neither)."""
+        key = (tenant, name)
+        return key in self._items and key not in self._pinned
+
     def written(self, tenant: str, name: str) -> None:
         with self._lock:
             self._pinned.discard((tenant, name))
@@ -115,6 +123,8 @@ class WorkerStore:
     results go to `keep`, never to the TTL'd tensor store."""
 
     RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed copy is written again
+    # Released names are tried this many times (about 5 minutes), held ones until they land.
+    RELEASED_TRIES = 14
 
     def __init__(self, leaves, held: Held, copies=None, behind=None) -> None:
         self.leaves, self.held, self.copies, self.behind = leaves, held, copies, behind
@@ -182,15 +192,13 @@ class WorkerStore:
     def release(self, tenant: str, names) -> None:
         if names:
             self.held.release(tenant, names)
-            with self._lock:
-                failed = self._failed.get(tenant)
-                for name in names if failed else ():
-                    failed.pop(name, None)
 
     def _write(self, tenant: str, new: list) -> None:
-        """Write the copies of `new` ([(name, array)]) still pinned (not released or
-        written since), in one round trip; failed, they are tried again later."""
-        todo = [(name, v) for name, v in new if self.held.pinned(tenant, name)]
+        """Write the copies of `new` ([(name, array)]) not written since, in one round
+        trip; failed, they are tried again later. Released ones are written all the
+        same: the gateway waits for a copy before it makes the release, and a pending
+        lineage that reads the name may need it to recompute what it made."""
+        todo = [(name, v) for name, v in new if not self.held.is_written(tenant, name)]
         if not todo:
             return
         if not self._breaker.call("write", lambda: self._write_now(tenant, todo), False,
@@ -225,6 +233,13 @@ class WorkerStore:
     def _retry(self, tenant: str) -> None:
         with self._lock:
             todo = list(self._failed.pop(tenant, {}).items())
+            if self._tries.get(tenant, 0) >= self.RELEASED_TRIES:  # minutes of failures
+                kept = [(n, v) for n, v in todo if self.held.holds(tenant, n)]
+                if len(kept) < len(todo):
+                    log.warning("durable copies of %d released kept results of tenant %s "
+                                "given up after %d tries", len(todo) - len(kept), tenant,
+                                self.RELEASED_TRIES)
+                todo = kept
         self._write(tenant, todo)
         with self._lock:
             if tenant not in self._failed:  # written, or nothing left to write
