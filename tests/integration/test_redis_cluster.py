@@ -79,7 +79,7 @@ def test_chunked_tensors_and_large_results(on_cluster):
                                                   timeout=60))
     want = torch.from_numpy(x).sum().item()
     assert float(total) == pytest.approx(want, rel=1e-4, abs=1e-2)
-    # A large result goes to the store by reference (written by the gateway) ...
+    # A large result goes to the store by reference (written by its worker) ...
     resp = stub.Compute(_by_reference(msg.hash, x, "mul"), timeout=60)
     (doubled,) = resp.results
     assert doubled.hash and not doubled.data
