@@ -151,8 +151,11 @@ class InPlaceMethods:
         as PyTorch's `name` node, over this tensor's old history and src's, when grad mode
         is on and either requires grad: the gradient goes to src, none to the old value."""
         # Only a floating-point tensor can require grad: an integer one takes the value only.
+        # (fill_ of a 0-d tensor reads its number first: PyTorch checks no overlap with it)
         if self._view is not None and _views.writes_through(
-                self, fill=name in ("FillBackward2", "ZeroBackward0"), inputs=(src._node,)):
+                self, fill=name in ("FillBackward2", "ZeroBackward0") or (
+                    name == "CopyBackwards" and _views.same_data(self, src)),
+                inputs=() if name == "FillBackward3" else (src._node,)):
             value = src.to(self.dtype)
             if tuple(value.shape) != tuple(self.shape):
                 value = apply("expand", value, shape=self._node.meta.shape)

@@ -318,8 +318,12 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         region = getitem(self, key)
         if isinstance(value, Scalar):
             region.fill_(value)
+        elif not isinstance(value, TensorBase) or tuple(value.shape) == tuple(region.shape):
+            region.copy_(value)
+        elif value.dim() == 0:  # PyTorch's copy_to fills with a 0-d value
+            region.fill_(value)
         else:
-            region.copy_(_strip_leading_ones(value))
+            region.copy_(_strip_leading_ones(value).expand(tuple(region.shape)))
         return
     number = isinstance(value, Scalar)
     if number:  # PyTorch converts (and checks) the number before it reads the key
@@ -332,7 +336,11 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         self._fill(tensor(value) if number else value, name)  # the old value's gradient 0
         return
     if name == "CopyBackwards":
-        self.copy_(tensor(value, dtype=self.dtype) if number else _strip_leading_ones(value))
+        # (PyTorch's copy_to copies a value of x's own sizes as it is, another one
+        # expanded to them: its strides count)
+        self.copy_(tensor(value, dtype=self.dtype) if number else value
+                   if tuple(value.shape) == tuple(self.shape) else
+                   _strip_leading_ones(value).expand(tuple(self.shape)))
         return
     attrs = dict(key=text, mask_counts=counts, shape=tuple(self.shape))
     if number:

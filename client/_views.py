@@ -278,6 +278,17 @@ def writes_through(t, fill: bool = False, inputs: tuple = ()) -> bool:
     return live
 
 
+def same_data(t, src) -> bool:
+    """t.copy_(src) where src is t's own elements in t's order (PyTorch's copy_ then
+    writes nothing, so an expanded t does not refuse it: x.expand(2, 3)[...] = x, whose
+    value setitem expands first)."""
+    if t._view is None or src is t or getattr(src, "_view", None) is None:
+        return False
+    root = _live_root(t) if t._view.root is not None else t
+    other = _live_root(src) if src._view.root is not None else src
+    return root is not None and other is root and geometry(src) == geometry(t)
+
+
 PARTIAL = ("unsupported operation: some elements of the input tensor and the written-to "
            "tensor refer to a single memory location. Please clone() the tensor before "
            "performing the operation.")
