@@ -116,6 +116,11 @@ class InPlaceMethods:
             fn._saved = [e for e in fn._saved
                          if not (type(e) is _SelfSave and e[0] is self._vc)]
         _views.write_through(self, value)
+        if fn is not None and any(e[0] is value._vc for e in fn._saved):
+            # the op saved its result: PyTorch's is this view after the op, so the op's rule
+            # reads this node (the engine's autodiff reads an overwrite as its value's result)
+            self._node = Node("overwrite", (self._node, value._node), {}, self._node.meta,
+                              tracked=True)
         return self
 
     def _inplace(self, op: str, *operands, **attrs) -> Tensor:

@@ -66,9 +66,12 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int],
             continue
         seed = unbroadcast(g, seed, g.metas[out].shape, g.metas[out].dtype)
         _accumulate(g, cot, out, seed)
+    # overwrite(view, r): view `view` after an in-place op whose result r its rule reads
+    # (client/_inplace._through): PyTorch's saved result is that view, so the rule reads it
+    results = {g.inputs[k][1]: k for k in order if g.ops[k] == "overwrite"}
     for n in reversed(order):
         if n in cot and n in reach and n not in stop:
-            _backprop_node(g, n, cot, reach)
+            _backprop_node(g, n, cot, reach, results.get(n, n))
     return [cot[w] if w in cot else zeros(g, w) for w in wrts]
 
 
@@ -92,7 +95,8 @@ def _accumulate(g: Graph, cot: dict[int, int], i: int, c: int) -> None:
         cot[i] = g.add("add", (cot[i], c))
 
 
-def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> None:
+def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int],
+                   result: int) -> None:
     opdef = catalog.get(g.ops[n])
     if not opdef.differentiable or g.ops[n] == "leaf":
         return
@@ -112,8 +116,8 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int]) -> No
         for idx in want:
             kw = {"index": idx} if opdef.variadic_rule is not None else {}
             rule = opdef.rule(idx)
-            c = None if rule is None else rule(Sym(g, cot[n]), *args, out=Sym(g, n), **kw,
-                                               **g.attrs[n])
+            c = None if rule is None else rule(Sym(g, cot[n]), *args, out=Sym(g, result),
+                                               **kw, **g.attrs[n])
             contribs.append(None if c is None else c.id)
     if is_ezero(g, cot[n]):
         contribs = _zero_flow(g, contribs, cot[n])
