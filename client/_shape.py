@@ -54,6 +54,10 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is;
     else its reshape (a view where the strides allow, else a copy)."""
     n = self.dim()
+    for d in (start_dim, end_dim) if n == 0 else ():  # a 0-d tensor's dims: -1 and 0
+        if d not in (-1, 0):
+            raise IndexError("Dimension out of range (expected to be in range of [-1, 0], "
+                             f"but got {d})")
     if n == 0 or not (-n <= start_dim < n and -n <= end_dim < n) \
             or start_dim % n > end_dim % n:  # 0-d (a view), or the op's own error
         return apply("flatten", self, start_dim=start_dim, end_dim=end_dim)

@@ -37,3 +37,11 @@ PROGRAMS = {
 def test_overlap_as_pytorch(name):
     steps = PROGRAMS[name]
     assert _run(rg, steps) == _run(torch, steps)
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (0, 1), (-2, 0), (1, 0), (0, -1), (-1, -1), (0, 0)])
+def test_flatten_of_a_0d_tensor_checks_its_dims(dims):
+    """A 0-d tensor's dims are -1 and 0 (zeros(()).flatten(1, 1) returned a (1,) tensor
+    where PyTorch raises IndexError)."""
+    steps = [f"?T.zeros(()).flatten{dims}", f"?T.flatten(T.zeros(()), {dims[0]})"]
+    assert _run(rg, steps) == _run(torch, steps)
