@@ -12,7 +12,7 @@ from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
 from . import (_bucketize, _clamp, _composites, _dtype_functions, _operators, _ops, _scatter_reduce,
-               _select, _shape, _stacking)
+               _select, _shape, _special_fns, _stacking)
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ FUNCTIONS.update(_select.FUNCTIONS)
 FUNCTIONS.update(composed())
 FUNCTIONS.update(_dtype_functions.FUNCTIONS)
 FUNCTIONS.update(_bucketize.FUNCTIONS)
+FUNCTIONS.update(_special_fns.FUNCTIONS)  # polygamma (n first), var_mean, std_mean
 FUNCTIONS.update(tril_indices=_composites.tril_indices, triu_indices=_composites.triu_indices,
                  tensordot=_composites.tensordot)
 FUNCTIONS.update({name: getattr(_stacking, name) for name in (

@@ -126,6 +126,17 @@ def _softmax(operands: list, kw: dict) -> tuple[list, dict]:
     return operands, kw
 
 
+def _tensors_only(name: str) -> Callable[[list, dict], tuple[list, dict]]:
+    """atan2 and hypot take no Python number (PyTorch's argument parser refuses one)."""
+    def adapt(operands: list, kw: dict) -> tuple[list, dict]:
+        for i, what in enumerate(("input", "other")):
+            if not _is_tensor(operands[i]):
+                raise TypeError(f"{name}(): argument '{what}' (position {i + 1}) must be "
+                                f"Tensor, not {type(operands[i]).__name__}")
+        return operands, kw
+    return adapt
+
+
 def _dim_name(backward0: str, backward1: str) -> Callable[..., str]:
     return lambda operands, attrs: backward0 if attrs.get("dim") is None else backward1
 
@@ -324,6 +335,20 @@ ROWS: dict[str, Row] = {
     "trunc": Row(names={"trunc": MFI, "fix": MFI}, saves=""),  # fix: PyTorch's alias
     "round": Row(names={"round": MFI}, namer=_round_name,
                  saves={"RoundBackward0": "", "RoundBackward1": ""}),
+    # special_math (catalog): PyTorch's names and aliases
+    "asinh": Row(names={"asinh": MFI, "arcsinh": MFI}, saves="a"),
+    "acosh": Row(names={"acosh": MFI, "arccosh": MFI}, saves="a"),
+    "atanh": Row(names={"atanh": MFI, "arctanh": MFI}, saves="a"),
+    **_same("erfc", "erfinv", "lgamma", "digamma", "sinc", saves="a"),
+    # torch.polygamma(n, input) takes n first: _special_fns.polygamma is the function
+    "polygamma": Row(names={"polygamma": Spec(params=("n",), forms="mi")}, saves="a"),
+    "logit": Row(names={"logit": Spec(params=("eps",), forms="mfi")}, saves="a"),
+    "deg2rad": Row(names={"deg2rad": MFI}, grad="Deg2RadBackward0", saves=""),
+    "rad2deg": Row(names={"rad2deg": MFI}, grad="Rad2DegBackward0", saves=""),
+    "atan2": Row(names={n: Spec(forms="mfi", adapt=_tensors_only(n))
+                        for n in ("atan2", "arctan2")}, saves="ab"),
+    "hypot": Row(names={"hypot": Spec(forms="mfi", adapt=_tensors_only("hypot"))},
+                 saves="abr"),
     # --- comparison and logic (not differentiable: no grad_fn) -----------------------------
     **_same("eq", "logical_and", "logical_or", "logical_xor", "logical_not"),
     "ne": Row(names={"ne": MFI, "not_equal": MFI}),
@@ -418,6 +443,11 @@ ROWS: dict[str, Row] = {
     "avg_pool2d": Row(grad="AvgPool2DBackward0", saves="a"),
     "leaky_relu": Row(saves="a"), "elu": Row(saves="a"), "gelu": Row(saves="a"),
     "silu": Row(saves="a"), "softplus": Row(saves="a"),
+    # activations (catalog); selu is PyTorch's elu with its constants (EluBackward0)
+    "selu": Row(names={"selu": Spec(forms="f")}, grad="EluBackward0", saves="a"),
+    "celu": Row(names={"celu": Spec(params=("alpha",), forms="f")}, saves="a"),
+    **{op: Row(saves="a") for op in ("mish", "hardswish", "hardsigmoid")},
+    "logsigmoid": Row(grad="LogSigmoidBackward0", saves="a"),
     "embedding": Row(saves="a"), "nll_loss": Row(saves=_NLL_SAVES),  # indices
     "binary_cross_entropy": Row(saves="abc"),
     "binary_cross_entropy_with_logits": Row(saves="abcd"),  # input, target, weights
@@ -471,6 +501,8 @@ NODES: dict[str, str | None] = {
         # _composites': PyTorch's nodes save their inputs (mask, self, other, result)
         "MaskedSelectBackward0", "SgnBackward0", "NanToNumBackward0",
         "LinalgCrossBackward0", "CumprodBackward0", "FmaxBackward0", "FminBackward0"), None),
+    # _special_fns' var_mean/std_mean (one node of each name per output here): the input
+    "VarMeanBackward0": "a", "StdMeanBackward0": "a",
 }
 
 

@@ -443,6 +443,168 @@ class TensorMethods:
         self._check_inplace(args)
         return self._assign(call("round", (self, *args), kwargs))
 
+    def asinh(self, *args, **kwargs) -> Tensor:
+        """Tensor.asinh()."""
+        return call("asinh", (self, *args), kwargs)
+
+    def asinh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.asinh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("asinh", (self, *args), kwargs))
+
+    def arcsinh(self, *args, **kwargs) -> Tensor:
+        """Tensor.arcsinh() (catalog op `asinh`)."""
+        return call("arcsinh", (self, *args), kwargs)
+
+    def arcsinh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.arcsinh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("arcsinh", (self, *args), kwargs))
+
+    def acosh(self, *args, **kwargs) -> Tensor:
+        """Tensor.acosh()."""
+        return call("acosh", (self, *args), kwargs)
+
+    def acosh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.acosh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("acosh", (self, *args), kwargs))
+
+    def arccosh(self, *args, **kwargs) -> Tensor:
+        """Tensor.arccosh() (catalog op `acosh`)."""
+        return call("arccosh", (self, *args), kwargs)
+
+    def arccosh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.arccosh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("arccosh", (self, *args), kwargs))
+
+    def atanh(self, *args, **kwargs) -> Tensor:
+        """Tensor.atanh()."""
+        return call("atanh", (self, *args), kwargs)
+
+    def atanh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.atanh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("atanh", (self, *args), kwargs))
+
+    def arctanh(self, *args, **kwargs) -> Tensor:
+        """Tensor.arctanh() (catalog op `atanh`)."""
+        return call("arctanh", (self, *args), kwargs)
+
+    def arctanh_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.arctanh(...)."""
+        self._check_inplace(args)
+        return self._assign(call("arctanh", (self, *args), kwargs))
+
+    def erfc(self, *args, **kwargs) -> Tensor:
+        """Tensor.erfc()."""
+        return call("erfc", (self, *args), kwargs)
+
+    def erfc_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.erfc(...)."""
+        self._check_inplace(args)
+        return self._assign(call("erfc", (self, *args), kwargs))
+
+    def erfinv(self, *args, **kwargs) -> Tensor:
+        """Tensor.erfinv()."""
+        return call("erfinv", (self, *args), kwargs)
+
+    def erfinv_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.erfinv(...)."""
+        self._check_inplace(args)
+        return self._assign(call("erfinv", (self, *args), kwargs))
+
+    def lgamma(self, *args, **kwargs) -> Tensor:
+        """Tensor.lgamma()."""
+        return call("lgamma", (self, *args), kwargs)
+
+    def lgamma_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.lgamma(...)."""
+        self._check_inplace(args)
+        return self._assign(call("lgamma", (self, *args), kwargs))
+
+    def digamma(self, *args, **kwargs) -> Tensor:
+        """Tensor.digamma()."""
+        return call("digamma", (self, *args), kwargs)
+
+    def digamma_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.digamma(...)."""
+        self._check_inplace(args)
+        return self._assign(call("digamma", (self, *args), kwargs))
+
+    def sinc(self, *args, **kwargs) -> Tensor:
+        """Tensor.sinc()."""
+        return call("sinc", (self, *args), kwargs)
+
+    def sinc_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.sinc(...)."""
+        self._check_inplace(args)
+        return self._assign(call("sinc", (self, *args), kwargs))
+
+    def polygamma(self, *args, **kwargs) -> Tensor:
+        """Tensor.polygamma(n)."""
+        return call("polygamma", (self, *args), kwargs)
+
+    def polygamma_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.polygamma(...)."""
+        self._check_inplace(args)
+        return self._assign(call("polygamma", (self, *args), kwargs))
+
+    def logit(self, *args, **kwargs) -> Tensor:
+        """Tensor.logit(eps)."""
+        return call("logit", (self, *args), kwargs)
+
+    def logit_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.logit(...)."""
+        self._check_inplace(args)
+        return self._assign(call("logit", (self, *args), kwargs))
+
+    def deg2rad(self, *args, **kwargs) -> Tensor:
+        """Tensor.deg2rad()."""
+        return call("deg2rad", (self, *args), kwargs)
+
+    def deg2rad_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.deg2rad(...)."""
+        self._check_inplace(args)
+        return self._assign(call("deg2rad", (self, *args), kwargs))
+
+    def rad2deg(self, *args, **kwargs) -> Tensor:
+        """Tensor.rad2deg()."""
+        return call("rad2deg", (self, *args), kwargs)
+
+    def rad2deg_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.rad2deg(...)."""
+        self._check_inplace(args)
+        return self._assign(call("rad2deg", (self, *args), kwargs))
+
+    def atan2(self, *args, **kwargs) -> Tensor:
+        """Tensor.atan2(other)."""
+        return call("atan2", (self, *args), kwargs)
+
+    def atan2_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.atan2(...)."""
+        self._check_inplace(args)
+        return self._assign(call("atan2", (self, *args), kwargs))
+
+    def arctan2(self, *args, **kwargs) -> Tensor:
+        """Tensor.arctan2(other) (catalog op `atan2`)."""
+        return call("arctan2", (self, *args), kwargs)
+
+    def arctan2_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.arctan2(...)."""
+        self._check_inplace(args)
+        return self._assign(call("arctan2", (self, *args), kwargs))
+
+    def hypot(self, *args, **kwargs) -> Tensor:
+        """Tensor.hypot(other)."""
+        return call("hypot", (self, *args), kwargs)
+
+    def hypot_(self, *args, **kwargs) -> Tensor:
+        """In place: self takes the value of self.hypot(...)."""
+        self._check_inplace(args)
+        return self._assign(call("hypot", (self, *args), kwargs))
+
     def eq(self, *args, **kwargs) -> Tensor:
         """Tensor.eq(other)."""
         return call("eq", (self, *args), kwargs)

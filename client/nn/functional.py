@@ -490,3 +490,10 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
         return _reduce(loss, reduction)
     total = loss.sum()
     return total / input.shape[0] if input.dim() != 0 else total
+
+
+from ._functional_activations import (  # noqa: E402  (they use _op and _inplace above)
+    celu, hardsigmoid, hardswish, logsigmoid, mish, selu, softsign, tanhshrink)
+
+__all__ += ["celu", "hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "softsign",
+            "tanhshrink"]

@@ -13,6 +13,7 @@ from . import _batching as _batch
 from .mathfn import float_only
 from ._registry import define
 from ._samples import F, S, X, unary
+from ._types import OpError
 
 # selu's constants, as PyTorch's (torch/csrc: SELU_ALPHA, SELU_SCALE)
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -39,9 +40,17 @@ def _elu_vjp(g, x, alpha, scale, input_scale):
 _act("selu", infer=float_only("elu_cpu"),
      forward=lambda xp, a: _elu_forward(xp, a, SELU_ALPHA, SELU_SCALE, 1.0),
      vjp=lambda g, x, out: _elu_vjp(g, x, SELU_ALPHA, SELU_SCALE, 1.0))
-_act("celu", infer=float_only("elu_cpu"),
+def _infer_celu(metas, alpha):
+    if alpha == 0:  # celu's input scale is 1 / alpha
+        raise OpError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    return float_only("elu_cpu")(metas)
+
+
+_act("celu", infer=_infer_celu,
      forward=lambda xp, a, alpha: _elu_forward(xp, a, alpha, 1.0, 1.0 / alpha),
-     vjp=lambda g, x, out, alpha: _elu_vjp(g, x, alpha, 1.0, 1.0 / alpha),
+     # PyTorch's celu rule takes its input scale as 1.0 / alpha.toFloat() (alpha rounded to
+     # float32 first), its forward 1 / alpha in double
+     vjp=lambda g, x, out, alpha: _elu_vjp(g, x, alpha, 1.0, 1.0 / float(np.float32(alpha))),
      attrs={"alpha": ("float", 1.0)}, samples=_KINK + (S(F(3, 4), alpha=0.5),))
 
 
@@ -78,10 +87,13 @@ def _hardsigmoid_forward(xp, a):
     return (xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
 
 
+_ONE_SIXTH = float(np.float32(1.0) / np.float32(6.0))  # aten's constant (1.0f / 6.0f)
+
+
 def _hardsigmoid_vjp(g, x, out):
     """aten's hardsigmoid_backward: g / 6 strictly inside (-3, 3), else 0. PyTorch has no
     derivative of that backward (a second derivative raises there): the samples take none."""
-    return (x > -3).where((x < 3).where(g / 6, 0.0), 0.0)
+    return (x > -3).where((x < 3).where(g * _ONE_SIXTH, 0.0), 0.0)
 
 
 _act("hardsigmoid", infer=float_only("hardsigmoid_cpu"), forward=_hardsigmoid_forward,

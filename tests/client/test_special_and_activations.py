@@ -1,0 +1,106 @@
+"""The special functions and activations added in special_math / activations (catalog) and
+their PyTorch spellings: torch functions, aliases, Tensor and in-place methods,
+nn.functional, nn modules. Values, dtypes, grad_fn names and gradients against PyTorch
+(the catalog's own tests check every op's first and second order and finite differences)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import remotegrad as rg
+
+X = [0.3, -0.4, 1.7, -2.5, 0.05]
+U = [0.3, 0.6, 0.9, 0.15, 0.45]  # in (0, 1)
+P = [1.3, 2.6, 0.9, 3.15, 1.45]  # positive, > 1 where acosh needs it below
+
+CALLS = [
+    ("T.asinh(x)", X), ("x.arcsinh()", X), ("T.arcsinh(x)", X),
+    ("T.acosh(x + 1)", P), ("x.arccosh()", P), ("T.atanh(x)", U), ("x.arctanh()", U),
+    ("T.erfc(x)", X), ("x.erfc()", X), ("T.erfinv(x)", U), ("x.erfinv()", U),
+    ("T.lgamma(x)", P), ("x.lgamma()", P), ("T.digamma(x)", P), ("x.digamma()", P),
+    ("T.polygamma(1, x)", P), ("x.polygamma(2)", P), ("T.polygamma(0, x)", P),
+    ("T.sinc(x)", X), ("x.sinc()", X), ("T.logit(x)", U), ("x.logit(0.2)", U),
+    ("T.logit(x, eps=0.35)", U), ("T.deg2rad(x)", X), ("x.rad2deg()", X),
+    ("T.atan2(x, x * 0.5 - 1)", X), ("x.arctan2(x + 3)", X), ("T.arctan2(x, x.flip(0))", X),
+    ("T.hypot(x, x * 0.5 - 1)", X), ("x.hypot(x.flip(0))", X),
+    ("T.var_mean(x)", X), ("T.var_mean(x, 0, correction=0)", X),
+    ("T.std_mean(x, unbiased=False)", X), ("T.std_mean(x.reshape(1, 5), 1, keepdim=True)", X),
+    ("T.var_mean(x, True)", X),
+    ("T.selu(x)", X), ("T.celu(x, 0.5)", X), ("F.selu(x)", X), ("F.celu(x)", X),
+    ("F.celu(x, alpha=2.0)", X), ("F.mish(x)", X), ("F.hardswish(x * 3)", X),
+    ("F.hardsigmoid(x * 3)", X), ("F.logsigmoid(x * 10)", X), ("F.softsign(x)", X),
+    ("F.tanhshrink(x)", X),
+    ("nn.SELU()(x)", X), ("nn.CELU(0.7)(x)", X), ("nn.Mish()(x)", X),
+    ("nn.Hardswish()(x)", X), ("nn.Hardsigmoid()(x)", X), ("nn.LogSigmoid()(x)", X),
+    ("nn.Softsign()(x)", X), ("nn.Tanhshrink()(x)", X),
+]
+
+
+def _run(expression: str, lib, data):
+    x = lib.tensor(data, dtype=lib.float64, requires_grad=True)
+    out = eval(expression, {"T": lib, "x": x, "F": lib.nn.functional, "nn": lib.nn})
+    outs = out if isinstance(out, tuple) else (out,)
+    total = sum((o * (i + 1.5)).sum() for i, o in enumerate(outs))
+    (grad,) = lib.autograd.grad(total, x)
+    return ([o.detach().numpy() for o in outs], [o.grad_fn.name() for o in outs],
+            [str(o.dtype) for o in outs], grad.numpy())
+
+
+@pytest.mark.parametrize("expression,data", CALLS, ids=[c[0] for c in CALLS])
+def test_matches_pytorch(expression, data):
+    ours, theirs = _run(expression, rg, data), _run(expression, torch, data)
+    for a, b in zip(ours[0], theirs[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert ours[1:3] == theirs[1:3]
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-10, atol=1e-12)
+
+
+INPLACE = ["x.asinh_()", "x.arcsinh_()", "x.erfc_()", "x.sinc_()", "x.deg2rad_()",
+           "x.atan2_(x * 2 + 1)", "x.hypot_(x * 2)", "x.lgamma_()", "x.polygamma_(1)",
+           "x.logit_(0.25)", "F.selu(x, inplace=True)", "F.mish(x, True)",
+           "F.hardswish(x, inplace=True)", "F.celu(x, 1.5, True)"]
+
+
+@pytest.mark.parametrize("expression", INPLACE)
+def test_in_place_forms(expression):
+    def run(lib):
+        x = lib.tensor(U, dtype=lib.float64)
+        out = eval(expression, {"x": x, "F": lib.nn.functional})
+        return out is x, x.numpy()
+    (same, ours), (theirs_same, theirs) = run(rg), run(torch)
+    assert same == theirs_same
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+INTEGER = ["T.asinh(i)", "T.erfc(i)", "T.lgamma(i)", "T.digamma(i)", "T.sinc(i)",
+           "T.logit(i)", "T.deg2rad(i)", "T.atan2(i, i)", "T.hypot(i, i)", "T.var_mean(i)",
+           "F.selu(i)", "F.mish(i)", "F.hardswish(i)", "F.hardsigmoid(i)", "F.logsigmoid(i)",
+           "F.softsign(i)", "F.tanhshrink(i)", "F.celu(x, 0.0)", "T.polygamma(-1, x)",
+           "T.atan2(i, 0.5)"]
+
+
+def _outcome(expression: str, lib) -> str:
+    env = {"T": lib, "F": lib.nn.functional, "i": lib.tensor([1, 2, 3]),
+           "x": lib.tensor([0.5, 1.5])}
+    try:
+        out = eval(expression, env)
+    except Exception as e:  # noqa: BLE001 (the same error is the expected outcome)
+        return f"{type(e).__name__}: {e}"
+    return repr(out)
+
+
+@pytest.mark.parametrize("expression", INTEGER)
+def test_integer_inputs_and_refusals(expression):
+    assert _outcome(expression, rg) == _outcome(expression, torch)
+
+
+def test_modules_repr():
+    for make in ("nn.SELU()", "nn.SELU(True)", "nn.CELU()", "nn.CELU(0.5, True)", "nn.Mish()",
+                 "nn.Mish(inplace=True)", "nn.Hardswish(True)", "nn.Hardsigmoid(True)",
+                 "nn.LogSigmoid()", "nn.Softsign()", "nn.Tanhshrink()",
+                 "nn.Sequential(nn.Linear(2, 2), nn.Mish())"):
+        assert repr(eval(make, {"nn": rg.nn})) == repr(eval(make, {"nn": torch.nn}))
+    from remotegrad.nn.modules import activation
+    assert activation.Mish is rg.nn.Mish
