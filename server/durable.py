@@ -283,7 +283,8 @@ class Durability:
                                                self.clock(), forced), None, tenant)
         if settled is None:
             with self._lock:
-                self._released.setdefault(tenant, set()).update(released)
+                if released:
+                    self._released.setdefault(tenant, set()).update(released)
                 if forced:
                     forced.update(self._uncounted.get(tenant, {}))
                     self._uncounted[tenant] = forced
@@ -328,8 +329,9 @@ class Durability:
         for tenant in active:
             with self._tenant_lock(tenant):
                 if self._settle(tenant, {}) is None:
-                    with self._lock:
-                        self._active.add(tenant)  # the next sweep tries again
+                    with self._lock:  # the next sweep tries again what waits for it
+                        if self._released.get(tenant) or self._uncounted.get(tenant):
+                            self._active.add(tenant)
 
     def forget_idle(self) -> None:
         """Release everything of tenants that have not called for --kept-idle seconds."""

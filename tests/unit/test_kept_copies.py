@@ -411,3 +411,17 @@ def test_lineage_is_bounded_in_the_bytes_of_the_requests_it_keeps(store):
             d.lineage.origin("t", names[-1]).nbytes + ENTRY_BYTES)
     finally:
         d.close()
+
+
+def test_copies_made_while_the_ledger_was_unreachable_are_counted_whatever_the_quota(store):
+    """settle's forced pairs (copies answered while the ledger could not count them) are
+    counted even past the quota, once each; one also released goes at once (freed, so
+    its copy is deleted); the new ones are then refused over the quota."""
+    k: KeptCopies = store.kept
+    a, b, c = (keys.kept_name(n, 0) for n in "abc")
+    s1 = k.settle("t", [], {}, quota=100, now=1.0, forced={a: 80, b: 50})
+    assert not s1.refused and k.used("t") == 130
+    s2 = k.settle("t", [b], {c: 10}, quota=100, now=2.0, forced={a: 80, b: 50})
+    assert s2.freed == {b: 50} and not s2.refused and s2.new == [c] and k.used("t") == 90
+    s3 = k.settle("t", [], {keys.kept_name("d", 0): 20}, quota=100, now=3.0)
+    assert s3.refused and k.used("t") == 90
