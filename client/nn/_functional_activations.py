@@ -1,19 +1,31 @@
 """nn.functional's selu, celu, mish, hardswish, hardsigmoid, logsigmoid (catalog ops) and
 softsign, tanhshrink (composites in PyTorch too: DivBackward0, SubBackward0). Re-exported
-by nn.functional."""
+by nn.functional (which this module does not import: no circle)."""
 
 from __future__ import annotations
 
 import builtins
 from typing import TYPE_CHECKING
 
-from .functional import _inplace, _op
+from .._tensor import apply
 
 if TYPE_CHECKING:
     from .._tensor import Tensor
 
 __all__ = ["celu", "hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "softsign",
            "tanhshrink"]
+
+
+def _op(name: str, input: Tensor, torch_name: str | None = None, **attrs) -> Tensor:
+    return apply(name, input, torch_name=torch_name, **attrs)
+
+
+def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    """nn.functional's inplace=True: input takes the value (its in-place checks first)."""
+    if not inplace:
+        return out
+    input._check_inplace()
+    return input._assign(out)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:

@@ -17,6 +17,8 @@ from .. import _creation, _dtypes
 from .._grad_mode import is_grad_enabled
 from .._tensor import Tensor, _edge, apply
 from .._warn import warn_user
+from ._functional_activations import (celu, hardsigmoid, hardswish, logsigmoid, mish, selu,
+                                      softsign, tanhshrink)
 
 __all__ = [
     "avg_pool2d", "batch_norm", "cosine_similarity", "scaled_dot_product_attention",
@@ -26,6 +28,7 @@ __all__ = [
     "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize",
     "one_hot", "pad", "relu", "relu6", "sigmoid", "silu", "smooth_l1_loss", "softmax",
     "softplus", "tanh",
+    "celu", "hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "softsign", "tanhshrink",
 ]
 
 
@@ -490,10 +493,3 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
         return _reduce(loss, reduction)
     total = loss.sum()
     return total / input.shape[0] if input.dim() != 0 else total
-
-
-from ._functional_activations import (  # noqa: E402  (they use _op and _inplace above)
-    celu, hardsigmoid, hardswish, logsigmoid, mish, selu, softsign, tanhshrink)
-
-__all__ += ["celu", "hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "softsign",
-            "tanhshrink"]
