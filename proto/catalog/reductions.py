@@ -166,14 +166,41 @@ def _prod_vjp(g, x, out, dim, keepdim):
     # result with a zero in x, is a number there)
     with_zero, without = any_zero.where(x, 1.0), any_zero.where(1.0, x)
     others = any_zero.where(with_zero.prod_others(dim=dim),
-                            any_zero.where(1.0, kept(out, x, dim)) / without)
+                            kept(any_zero.where(1.0, out), x, dim) / without)
+    rest = _but_untaken(g, any_zero)
     grad = kept(g, x, dim) * others
+    if rest is not None:
+        # g holds that zero cotangent (this is the result's rule again, a second order):
+        # where x holds a zero PyTorch's rule never read the result, so g less it is the
+        # cotangent, nothing at all where it is all of g
+        grad = any_zero.where(0.0 if rest is _NONE else kept(rest, x, dim) * others, grad)
     if dim is None:
         # PyTorch's backward of a full product with two zeros or more is zeros without
         # create_graph (also where an inf or NaN makes the products NaN) and its exclusive
         # products with it: the value of the first, the derivative of the second
         grad = (zc.sum() > 1).where(grad.isfinite().where(grad - grad.detach(), 0.0), grad)
     return grad
+
+
+_NONE = object()
+
+
+def _but_untaken(g, cond, depth=4):
+    """g less the cotangent `cond.where(0.0, h)` that prod's rule, through its branch not
+    taken, sends back to the result where `cond` (x holds a zero) holds: g without that
+    term of its sum (_NONE where it is all of g), or None where g holds no such term."""
+    graph, n = g.g, g.id
+    if graph.ops[n] == "where" and graph.inputs[n][0] == cond.id:
+        zero = graph.inputs[n][1]
+        if graph.ops[zero] == "const" and graph.attrs[zero]["value"] == 0.0:
+            return _NONE
+    if depth and graph.ops[n] == "add" and graph.attrs[n].get("alpha", 1) == 1:
+        a, b = (type(g)(graph, i) for i in graph.inputs[n])
+        for one, other in ((a, b), (b, a)):
+            rest = _but_untaken(one, cond, depth - 1)
+            if rest is not None:
+                return other if rest is _NONE else rest + other
+    return None
 
 
 define("prod_others",

@@ -186,6 +186,14 @@ def _through_seed(T, f, c, x):
     return gx, *T.autograd.grad((gx * T.tensor(c, dtype=T.float64)).sum(), w)
 
 
+def _prod_through_result(T, x):
+    """prod's second derivative where the result itself is used too (a cotangent of its
+    own beside the one its rule's branch not taken sends back), and with respect to it."""
+    y = x.prod(1)
+    (g,) = T.autograd.grad(y.sum(), x, create_graph=True)
+    return T.autograd.grad((g * g).sum() + (y * y).sum(), [x, y])
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -421,6 +429,13 @@ CASES = {
     "second derivative of prod with two zeros and a NaN": lambda T: (
         *_second_both(T, lambda a: a.prod(1), _leaf(T, [[0.0, NAN, 0.0]])),
         *_second_both(T, lambda a: a.prod(0), _leaf(T, [[0.0], [NAN], [0.0]]))),
+    # the result's zero cotangent from the rule's branch not taken (out / x, where x holds
+    # a zero) met an infinite product of the others (0 * inf); PyTorch never reads out there
+    "second derivative of prod, an inf or NaN in a slice without a zero": lambda T: (
+        *_second_both(T, lambda a: a.prod(1), _leaf(T, [[0.0, 1.0], [INF, 2.0]])),
+        *_second_both(T, lambda a: a.prod(0), _leaf(T, [[0.0, INF], [3.0, 2.0]])),
+        *_second_both(T, lambda a: a.prod(1, True), _leaf(T, [[0.0, 1.0], [NAN, 2.0]])),
+        *_prod_through_result(T, _leaf(T, [[0.0, 1.0], [INF, 2.0]]))),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

@@ -888,12 +888,6 @@ KNOWN += (
           "PyTorch's formula",
           'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
           "values", create_graph=False, through_grad=True),
-    Known("prod_second_nonfinite", "values", ("inf", "-inf"), "nan", r"\.prod\(",
-          "prod's second derivative where a slice without a zero holds an inf, in a tensor "
-          "that holds a zero: the catalog's rule subtracts the inf terms (NaN); PyTorch's "
-          "differentiates its exclusive products (inf)",
-          'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
-          "values", create_graph=False, through_grad=True),
     Known("class_loss_one_element_target", "raises",
           r"^size mismatch \(got input: \[\d+\], target: \[1\]\)", None,
           r"\.(?:backward|grad)\(",
