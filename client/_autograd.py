@@ -310,6 +310,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
     if retain_graph is None:
         retain_graph = create_graph
     outputs, seeds, order = _prepare(tensors, grad_tensors)
+    _refused(outputs, _as_list(inputs) if inputs is not None else [])
     if inputs is not None:
         ins = _as_list(inputs)
         if not ins:
@@ -366,6 +367,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
                          "materialize_grads=True, but got: allow_unused=False.")
     outs, seeds, order = _prepare(outputs, grad_outputs)
     ins = _as_list(inputs)
+    _refused(outs, ins)
     per_input = _grad_targets(order, outs, ins)
     executed = _executed(order, [f for fs in per_input for f in fs], capture=True)
     p = _start(outs, seeds, create_graph, order, executed)
@@ -388,6 +390,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     p.made.extend(r for r in results if r is not None)
     _finish(p, executed, retain_graph)
     return tuple(results)
+
+
+def _refused(outs: list, ins: list) -> None:
+    """PyTorch reads each output's and input's grad_fn: a view whose history it refuses
+    raises (_views.refusal)."""
+    for t in (*outs, *ins):
+        if isinstance(t, TensorBase):
+            _views.check_history(t)
 
 
 def _grad_targets(order: list[Function], outs: list[Tensor],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 from remotegrad.proto.catalog.shape import piece_sizes
 
+from . import _views
 from ._creation import ones, tensor
 from ._inplace import scalar_as
 from ._node import builtin_error
@@ -351,7 +353,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         ones_region = ones(tuple(region.shape), dtype=self.dtype)
         mask = apply("index_backward", ones_region, *tensors, **attrs) != 0
         self._check_inplace(reads=(value,))
-        self._assign(apply("where", mask, value, self, torch_name=name))
+        _indexed(self, mask, apply("where", mask, value, self, torch_name=name))
         return
     if not isinstance(value, TensorBase):
         value = tensor(value, dtype=self.dtype)
@@ -361,7 +363,35 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
     # placed, not added: duplicates keep one written value and a -0.0 stays -0.0
     placed = apply("index_backward", value, *tensors, **attrs, accumulate=False)
     self._check_inplace(reads=(value,))
-    self._assign(apply("where", mask, placed, self, torch_name=name))
+    _indexed(self, mask, apply("where", mask, placed, self, torch_name=name))
+
+
+def _indexed(self: Tensor, mask: Tensor, out: Tensor) -> None:
+    """self takes `out`, its elements where `mask` is set written by an index. Into a
+    tensor that repeats elements (expand) PyTorch's index_put_ warns and writes each
+    indexed element's memory: each memory location takes the last indexed element there
+    (any one where none is)."""
+    if self._view is None or not overlaps(geometry(self)):
+        self._assign(out)
+        return
+    warnings.warn(EXPANDED_INDEX_PUT, UserWarning, stacklevel=3)
+    _views.PICK[0] = mask.detach()._value().ravel()
+    if self._view.root is None or self._view.root() is None:  # its own memory repeats
+        where = _views._strides.positions(geometry(self)).ravel()
+        top, mine = _views._picked(where, _views.PICK[0])
+        chosen = np.zeros(builtins.int(top.max(initial=-1)) + 1, dtype=np.int64)
+        chosen[top] = mine
+        out = out.reshape(-1)[tensor(chosen[where])].reshape(tuple(self.shape))
+    try:
+        self._assign(out)
+    finally:
+        _views.PICK[0] = None
+
+
+EXPANDED_INDEX_PUT = (
+    "Use of index_put_ on expanded tensors is deprecated. Please clone() the tensor before "
+    "performing this operation. This also applies to advanced indexing e.g. "
+    "tensor[indices] = tensor")
 
 
 def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:

@@ -100,7 +100,12 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
         else:
             nodes.append(_operand(x))
     nodes = tuple(nodes)
-    meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
+    try:
+        meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
+    except Exception:
+        if refused and is_grad_enabled():  # PyTorch's autograd reads the history first
+            raise RuntimeError(refused) from None
+        raise
     if default_float is not None and meta.dtype == "float32":  # see _default_dtype
         cast = default_float(op, operands, tuple([n.meta for n in nodes]), full)
         if cast is not None:

@@ -273,7 +273,7 @@ def writes_through(t, fill: bool = False, inputs: tuple = ()) -> bool:
             "output of a function that returns multiple views. Such functions do not allow "
             "the output views to be modified inplace. You should replace the inplace "
             "operation by an out-of-place one.")
-    if not fill and not _WRITING[0] and _strides.overlaps(geometry(t)):
+    if not fill and not _WRITING[0] and PICK[0] is None and _strides.overlaps(geometry(t)):
         raise RuntimeError(OVERLAP)
     return live
 
@@ -381,6 +381,21 @@ def _reached(t, root) -> tuple[np.ndarray, np.ndarray]:
     return hit, pick[hit]
 
 
+# setitem's mask (numpy, flat) while an index_put_ writes into a tensor that repeats
+# elements: the element written at each memory location (_picked)
+PICK: list = [None]
+
+
+def _picked(where: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each storage position once (sorted), with the view element written there: the last
+    one `mask` sets, else the last one."""
+    n = where.size
+    order = np.lexsort((mask.astype(np.int64) * n + np.arange(n), where))
+    top, starts = np.unique(where[order], return_index=True)
+    ends = np.append(starts[1:], n) - 1
+    return top, order[ends]
+
+
 def write_through(t, value) -> None:
     """View `t` takes `value` (a tensor of its shape and dtype, with its history): the
     root's flattened elements at t's positions take it, by one scatter (PyTorch's
@@ -402,7 +417,9 @@ def _write(t, value) -> None:
     else:
         where = positions(t, root).ravel()
         mine = None
-        if view_repeats:  # a fill: each element once
+        if view_repeats and PICK[0] is not None:  # an index_put_: its last indexed element
+            where, mine = _picked(where, PICK[0])
+        elif view_repeats:  # a fill: each element once
             where, mine = np.unique(where, return_index=True)
     apply = _RECORDING[0]
     _REPLAYING[0] = True

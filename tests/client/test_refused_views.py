@@ -94,3 +94,22 @@ PROGRAMS = {
 def test_refused_history_as_pytorch(name):
     steps = PROGRAMS[name]
     assert _run(rg, steps) == _run(torch, steps)
+
+
+MORE = {
+    "autograd over a refused piece": SPLIT_BASE + [
+        "a = b.split(1)[-1]", "b.tanh_()", "?T.autograd.grad(x.sum(), [x, a], allow_unused=True)",
+        "?T.autograd.grad(a.sum(), x)", "?T.autograd.backward(a, T.ones(1))"],
+    "autograd over a refused no_grad view": [
+        "x = T.tensor(0.38, requires_grad=True)", "with T.no_grad(): v = x[None]",
+        "with T.no_grad(): v.div_(2)", "?T.autograd.grad(x.sum(), [x, v], allow_unused=True)"],
+    "the refusal comes before the op's own checks": SPLIT_BASE + [
+        "a = b.unbind(-1)[0]", "b.neg_()", "?a.sum(1, keepdim=True)",
+        "with T.no_grad(): a.sum(1, keepdim=True)"],
+}
+
+
+@pytest.mark.parametrize("name", list(MORE))
+def test_refused_history_in_autograd(name):
+    steps = MORE[name]
+    assert _run(rg, steps) == _run(torch, steps)

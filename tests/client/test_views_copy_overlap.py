@@ -45,3 +45,26 @@ def test_flatten_of_a_0d_tensor_checks_its_dims(dims):
     where PyTorch raises IndexError)."""
     steps = [f"?T.zeros(()).flatten{dims}", f"?T.flatten(T.zeros(()), {dims[0]})"]
     assert _run(rg, steps) == _run(torch, steps)
+
+
+INDEX_PUT = {
+    "into an expanded temporary": [
+        "x = T.zeros(3).expand(2, 3)", "x.index_put_((T.tensor([0]),), T.ones(3))", "?x"],
+    "into an expanded tensor, through its base": [
+        "b = T.zeros(3)", "x = b.expand(2, 3)", "x[T.tensor([1])] = T.arange(3.)", "?b",
+        "?x", "x.index_put_((T.tensor([0, 1]), T.tensor([1, 2])), T.tensor([5., 7.]))",
+        "?b", "x[x > 1] = 0.5", "?b", "?x"],
+    "a mask into an expanded view with grad": [
+        "v0 = T.tensor(0.13, requires_grad=True)", "v1 = v0.clone()",
+        "v2 = v1.expand(2, *v1.shape)", "v2[v2 > 0] = 0.5", "?v1", "?v2",
+        "?T.autograd.grad(v2.sum(), v0)"],
+}
+
+
+@pytest.mark.filterwarnings("ignore:Use of index_put_ on expanded tensors")
+@pytest.mark.parametrize("name", list(INDEX_PUT))
+def test_index_put_into_an_expanded_tensor(name):
+    """PyTorch's index_put_ into a tensor that repeats elements warns and writes each
+    indexed element's memory (remotegrad refused with the overlap error)."""
+    steps = INDEX_PUT[name]
+    assert _run(rg, steps) == _run(torch, steps)
