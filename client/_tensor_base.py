@@ -16,6 +16,7 @@ import builtins
 import threading
 import warnings
 import weakref
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from remotegrad.proto.catalog import FLOATING
 from . import _dtypes, _to, _views
 from ._format import format_scalar, tensor_repr
 from ._function import AccumulateGrad, Function, function_class
-from ._grad_mode import is_grad_enabled
+from ._grad_mode import _state as _grad_state
 from ._node import Node, checked, const, leaf, op_node, siblings
 from ._op_table import SAVES, VIEWS, static_name
 from ._session import materialize
@@ -87,7 +88,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
         if tape is not None:
             return tape(op, operands, torch_name, attrs)
     # The hot path of recording: one pass over the operands, the catalog's verdict looked
-    # up (_node.checked), and nothing more when no operand requires grad.
+    # up (_node.checked), and nothing more when no operand requires grad. Loops, not
+    # comprehensions: on Python 3.11 each comprehension is a call of its own.
     nodes = []
     needs = False
     refused = None  # an operand's history PyTorch refuses (_views.refusal)
@@ -96,18 +98,20 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
             if x._view is not None:
                 refused = _views.check_read(x, True) or refused
             nodes.append(x._node)
-            needs = needs or x.grad_fn is not None or x._requires_grad
+            if not needs and (x.grad_fn is not None or x._requires_grad):
+                needs = True
         else:
             nodes.append(_operand(x))
     nodes = tuple(nodes)
+    metas = tuple(map(_META, nodes))
     try:
-        meta, full, akey = checked(op, tuple([n.meta for n in nodes]), attrs)
+        meta, full, akey = checked(op, metas, attrs)
     except Exception:
-        if refused and is_grad_enabled():  # PyTorch's autograd reads the history first
+        if refused and _grad_state.enabled:  # PyTorch's autograd reads the history first
             raise RuntimeError(refused) from None
         raise
     if default_float is not None and meta.dtype == "float32":  # see _default_dtype
-        cast = default_float(op, operands, tuple([n.meta for n in nodes]), full)
+        cast = default_float(op, operands, metas, full)
         if cast is not None:
             return apply(op, *cast, torch_name=torch_name, **attrs)
     node = Node(op, nodes, full, meta, False, akey)
@@ -119,13 +123,13 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     differentiable = _DIFFERENTIABLE.get(op)
     if differentiable is None:
         differentiable = _differentiable(op, catalog.get(op))
-    grad_mode = is_grad_enabled()
+    grad_mode = _grad_state.enabled
     if not (grad_mode and differentiable and meta.dtype in FLOATING):
         if differentiable:
             # Not recorded for autograd (no_grad, or an integer result): cut the inputs that
             # require grad off with `detach`, or the engine would differentiate through here.
-            node.inputs = tuple(_cut(x) if isinstance(x, TensorBase) and x.requires_grad
-                                else n for x, n in zip(operands, nodes))
+            node.inputs = tuple([_cut(x) if isinstance(x, TensorBase) and x.requires_grad
+                                 else n for x, n in zip(operands, nodes)])
         if not grad_mode and op in VIEWS and len(nodes) == 1:
             # PyTorch: a view made under no_grad of a tensor that requires grad requires
             # grad too, with no history and no gradient of its own (a leaf that never gets
@@ -135,15 +139,20 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     if refused:
         raise RuntimeError(refused)
     node.tracked = True
-    edges = tuple([((x.grad_fn or _edge(x)), 0) if isinstance(x, TensorBase) else (None, 0)
-                   for x in operands])
+    edges = []
+    for x in operands:
+        if isinstance(x, TensorBase):
+            fn = x.grad_fn
+            edges.append(((fn if fn is not None else _edge(x)), 0))
+        else:
+            edges.append(_NO_EDGE)
     found = _FUNCTIONS.get((op, torch_name))
     if found is None:
         name = torch_name or static_name(op)
         found = _FUNCTIONS[op, torch_name] = (name, function_class(name),
                                                 _save_plan(SAVES.get(name, "")))
     name, cls, plan = found
-    fn = cls(node, edges)
+    fn = cls(node, tuple(edges))
     out.grad_fn = fn
     out._vc[1] = name
     if plan:  # a Function starts with no saved tensors
@@ -151,6 +160,8 @@ def apply(op: str, *operands: Any, torch_name: str | None = None, **attrs: Any) 
     return out
 
 
+_META = attrgetter("meta")
+_NO_EDGE = (None, 0)
 _DIFFERENTIABLE: dict[str, builtins.bool] = {}
 # (op, the caller's torch_name) -> (grad_fn name, its Function class, its save plan)
 _FUNCTIONS: dict[tuple, tuple] = {}
