@@ -1,6 +1,7 @@
 """set_default_dtype(float64) through a real cluster (gateway, two workers, Redis): the
 workers know nothing of the client's default, and the printed values, dtypes and reprs are
-PyTorch's (the graphs name every dtype; see client/_default_dtype.py)."""
+PyTorch's (the graphs name every dtype; see client/_default_dtype.py); the special
+functions and activations of proto/catalog/special_math.py and activations.py too."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ for _ in range(3):
     loss.backward()
     opt.step()
 print(loss, w)
+z = torch.tensor([0.3, 1.2, 2.5], requires_grad=True)
+parts = (torch.atan2(torch.arange(3), torch.tensor([2, 1, 3])), z.lgamma(), (z / 3).erfinv(),
+         z.asinh(), torch.nn.functional.mish(z), torch.nn.Hardswish()(z * 2),
+         torch.hypot(z, z.flip(0)), z.logit(0.2), torch.polygamma(1, z), *torch.var_mean(z))
+total = sum(p.sum() for p in parts[1:])
+(g,) = torch.autograd.grad(total, z)
+print(*parts, g)
 """
 
 
