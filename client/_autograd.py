@@ -62,10 +62,12 @@ class _Pass:
         """The gradient with respect to each (node, its function), recorded together."""
         head = tuple(o for o, _ in self.outs) + tuple(s for s, _ in self.seeds)
         n = len(self.outs)
-        akey = _GRAD_AKEYS.get(n)  # made once (a read would make it per node)
+        # create_graph: PyTorch's GradMode in the backward, which a few of its rules read
+        attrs = {"n": n, "create_graph": True} if self.create_graph else {"n": n}
+        akey = _GRAD_AKEYS.get((n, self.create_graph))  # made once, not per node
         if akey is None:
-            akey = _GRAD_AKEYS[n] = attrs_key({"n": n})
-        nodes = [Node("grad", head + (wrt,), {"n": n}, wrt.meta, self.create_graph, akey)
+            akey = _GRAD_AKEYS[(n, self.create_graph)] = attrs_key(attrs)
+        nodes = [Node("grad", head + (wrt,), attrs, wrt.meta, self.create_graph, akey)
                  for wrt, _ in wrts]
         found: list = [None] * len(nodes)
         if self.create_graph:
@@ -130,8 +132,9 @@ class _Pass:
                                else None))
 
 
-# The grad nodes' attribute key by their number of outputs (the same few in every pass).
-_GRAD_AKEYS: dict[int, tuple] = {}
+# The grad nodes' attribute key by their number of outputs and create_graph (the same few
+# in every pass).
+_GRAD_AKEYS: dict[tuple[int, bool], tuple] = {}
 
 
 def _copy(g: Tensor, name: str) -> Tensor:

@@ -9,6 +9,7 @@ graphs and can be differentiated again.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,11 @@ class OpDef:
 
 
 CATALOG: dict[str, OpDef] = {}
+
+# Whether the reverse sweep being written records a graph (the grad node's create_graph,
+# PyTorch's GradMode inside its backward): the engine's lowering sets it, a rule that
+# branches on it as PyTorch's does (prod's) reads it.
+GRAD_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar("grad_mode", default=False)
 
 # The salt of a `sign` node that is PyTorch's sgn in a rule (abs's g * sgn(x), norm's for
 # p = 1 and inf): sgn's derivative of a real x is an efficient zero tensor, which the

@@ -10,7 +10,7 @@ from functools import partial
 
 from . import _batching as _batch
 from . import _prod
-from ._registry import define, sgn
+from ._registry import GRAD_MODE, define, sgn
 from ._samples import F, S, X
 from ._special import softmax_rows, softmax_rows_apply
 from ._types import (
@@ -174,11 +174,11 @@ def _prod_vjp(g, x, out, dim, keepdim):
         # where x holds a zero PyTorch's rule never read the result, so g less it is the
         # cotangent, nothing at all where it is all of g
         grad = any_zero.where(0.0 if rest is _NONE else kept(rest, x, dim) * others, grad)
-    if dim is None:
+    if dim is None and not GRAD_MODE.get():
         # PyTorch's backward of a full product with two zeros or more is zeros without
-        # create_graph (also where an inf or NaN makes the products NaN) and its exclusive
-        # products with it: the value of the first, the derivative of the second
-        grad = (zc.sum() > 1).where(grad.isfinite().where(grad - grad.detach(), 0.0), grad)
+        # create_graph (also where an inf or NaN makes the products NaN), its exclusive
+        # products with it
+        grad = (zc.sum() > 1).where(0.0, grad)
     return grad
 
 

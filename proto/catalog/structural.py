@@ -110,7 +110,7 @@ def _infer_where(metas):
     return Meta(shape, result_type([a, b]))
 
 
-def _infer_grad(metas, n):
+def _infer_grad(metas, n, create_graph):
     if n < 1 or len(metas) != 2 * n + 1:
         raise OpError(f"grad: expected {2 * n + 1} inputs for n={n}, got {len(metas)}")
     for out, seed in zip(metas[:n], metas[n:2 * n]):
@@ -208,7 +208,10 @@ define("where", batch=_batch.elementwise, nin=3, infer=lambda metas: _infer_wher
                 S(B(0, 2), F(2), F(0, 2)), S(B(2, 3), F(2, 3), C(0.5))))
 define("grad",
        batch=_batch.all_batched(),
-       nin=-1, infer=_infer_grad, attrs={"n": ("int", REQUIRED)})
+       nin=-1, infer=_infer_grad,
+       # create_graph: the backward records a graph (PyTorch's GradMode there), which a few
+       # of PyTorch's rules branch on (prod's; see _registry.GRAD_MODE)
+       attrs={"n": ("int", REQUIRED), "create_graph": ("bool", False)})
 
 
 # --- in-place changes that autograd does not see ----------------------------------------------

@@ -436,6 +436,12 @@ CASES = {
         *_second_both(T, lambda a: a.prod(0), _leaf(T, [[0.0, INF], [3.0, 2.0]])),
         *_second_both(T, lambda a: a.prod(1, True), _leaf(T, [[0.0, 1.0], [NAN, 2.0]])),
         *_prod_through_result(T, _leaf(T, [[0.0, 1.0], [INF, 2.0]]))),
+    # PyTorch's full prod backward with two zeros or more is zeros_like(x) without grad mode
+    # and its exclusive products (NaN beside an inf or NaN) with it (create_graph)
+    "full prod with two zeros and an inf or NaN, with and without create_graph": lambda T: tuple(
+        T.autograd.grad(x.prod(), x, T.tensor(s, dtype=T.float64), create_graph=cg)[0]
+        for v in ([[0.0, 0.0], [INF, 2.0]], [[0.0, NAN], [0.0, 2.0]])
+        for s in (1.0, NAN) for cg in (False, True) for x in (_leaf(T, v),)),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

@@ -873,12 +873,6 @@ KNOWN += (
     Known("prod_one_element_zero_name", "grad_fn", None, "MulBackward0", r"\.prod\(",
           "prod over a dim of size 1 in a tensor holding a zero: PyTorch's gradient is the "
           "seed itself (no grad_fn; see prod_one_element_zero)"),
-    Known("prod_full_zeros_create_graph", "values", "nan", None, r"\.prod\(\)",
-          "a full prod of a tensor with two zeros or more and an inf or NaN: PyTorch's "
-          "gradient is zeros without create_graph and its exclusive products (NaN) with it; "
-          "the catalog's rule gives zeros both ways",
-          'docs/compatibility.md, "What a PyTorch user will still trip over", exceptional '
-          "values"),
     Known("bce_logits_infinite_second", "values", "nan", ("inf", "-inf"),
           r"binary_cross_entropy_with_logits\(",
           "binary_cross_entropy_with_logits' second derivative at an infinite logit whose "

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from remotegrad.proto import catalog
 from remotegrad.proto.catalog import OpError, broadcast_shapes
-from remotegrad.proto.catalog._registry import SGN_SALT
+from remotegrad.proto.catalog._registry import GRAD_MODE, SGN_SALT
 
 from .graph import Graph, Sym
 
@@ -85,13 +85,14 @@ def is_ezero(g: Graph, n: int) -> bool:
 
 
 def _accumulate(g: Graph, cot: dict[int, int], i: int, c: int) -> None:
-    """cot[i] += c as PyTorch's InputBuffer accumulates without grad mode: an efficient
-    zero held first is replaced by what comes (ZeroTensor + v is v: a -0.0 of v stays);
-    one that comes to a tensor is added in place (old.add_(zero) computes old + 0.0)."""
+    """cot[i] += c as PyTorch's InputBuffer accumulates: an efficient zero held first is
+    replaced by what comes (ZeroTensor + v is v: a -0.0 of v stays); one that comes to a
+    tensor is added in place without grad mode (old.add_(zero) computes old + 0.0), and
+    out of place, so left out, with it (create_graph)."""
     if i not in cot or is_ezero(g, cot[i]):
         if i not in cot or not is_ezero(g, c):
             cot[i] = c
-    else:
+    elif not (is_ezero(g, c) and GRAD_MODE.get()):
         cot[i] = g.add("add", (cot[i], c))
 
 
@@ -196,8 +197,7 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
     groups: dict[tuple, list[int]] = defaultdict(list)
     for n in order:
         if src.ops[n] == "grad":
-            k = src.attrs[n]["n"]
-            groups[src.inputs[n][: 2 * k]].append(n)
+            groups[_grad_key(src, n)].append(n)
     for n in order:
         if n in new:
             continue
@@ -206,13 +206,17 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
                                      src.attrs[n], src.metas[n], src.salts.get(n))
             continue
         k = src.attrs[n]["n"]
-        key = src.inputs[n][: 2 * k]
+        key = _grad_key(src, n)
         members = groups[key]
-        outs = [new[i] for i in key[:k]]
-        seeds = [new[i] for i in key[k:]]
+        outs = [new[i] for i in key[0][:k]]
+        seeds = [new[i] for i in key[0][k:]]
         # A wrt not yet copied is no ancestor of the outputs: its gradient is zero.
         ready = [m for m in members if src.inputs[m][-1] in new]
-        grads = vjp(dst, outs, seeds, [new[src.inputs[m][-1]] for m in ready])
+        mode = GRAD_MODE.set(key[1])
+        try:
+            grads = vjp(dst, outs, seeds, [new[src.inputs[m][-1]] for m in ready])
+        finally:
+            GRAD_MODE.reset(mode)
         for m, gid in zip(ready, grads):
             new[m] = _kept_apart(dst, gid, src.salts.get(m))
         for m in members:
@@ -221,6 +225,12 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
                 new[m] = dst.add("full", (), {"shape": wm.shape, "value": 0.0,
                                               "dtype": wm.dtype})
     return dst, [new[t] for t in targets]
+
+
+def _grad_key(src: Graph, n: int) -> tuple:
+    """What grad nodes answered by one sweep share: outputs, seeds and create_graph."""
+    attrs = src.attrs[n]
+    return src.inputs[n][: 2 * attrs["n"]], attrs.get("create_graph", False)
 
 
 def _kept_apart(g: Graph, nid: int, salt: int | None) -> int:
