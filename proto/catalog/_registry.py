@@ -160,8 +160,8 @@ GRAD_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar("grad_mode", de
 
 # The salt of a `sign` node that is PyTorch's sgn in a rule (abs's g * sgn(x), norm's for
 # p = 1 and inf): sgn's derivative of a real x is an efficient zero tensor, which the
-# engine's sweep skips where it meets another contribution (worker/engine/autodiff.py);
-# sign's own is zeros_like(g), passed on. Salts of the client's nodes are >= 0.
+# engine's sweep accumulates and passes on as PyTorch does (worker/engine/autodiff.py);
+# sign's own is zeros_like(g), a tensor of zeros. Salts of the client's nodes are >= 0.
 SGN_SALT = -1
 
 

@@ -3,9 +3,9 @@
 `lower` copies a graph in topological order into a fresh one; when it meets a grad node,
 all of the grad node's inputs are already copied, so their ancestry holds no grad node and
 one reverse sweep over it, written with the catalog's derivative rules, yields the
-gradient as new nodes. Grad nodes that share outputs and seeds are answered by the same
-sweep. Gradients of gradients work because an inner grad node is lowered before an outer
-one reads it.
+gradient as new nodes. Grad nodes that share outputs, seeds and create_graph are answered
+by the same sweep (written with catalog GRAD_MODE set to that create_graph). Gradients
+of gradients work because an inner grad node is lowered before an outer one reads it.
 
 An op with no rule of its own but a decomposition (gelu, silu, the losses) is
 differentiated through its decomposition, built on the fly in the same graph.
@@ -22,8 +22,9 @@ from remotegrad.proto.catalog._registry import GRAD_MODE, SGN_SALT
 from .graph import Graph, Sym
 
 # PyTorch's efficient zero tensor (_efficientzerotensor: sgn's derivative, so abs's second
-# derivative through sgn(x)) as a salted zero `full`: the sweep skips it where it meets
-# another contribution, and rules run on it as PyTorch's ZeroTensor kernels do (_zero_flow).
+# derivative through sgn(x)) as a salted zero `full`: the sweep accumulates it as PyTorch's
+# InputBuffer does (_accumulate), and rules run on it as its ZeroTensor kernels do
+# (_zero_flow).
 EZERO = -2
 # ops PyTorch runs on a ZeroTensor as views of it (it stays a ZeroTensor)
 _ZERO_VIEWS = frozenset({"reshape", "expand", "transpose", "permute", "squeeze",
@@ -35,11 +36,7 @@ def unbroadcast(g: Graph, cot: int, shape: tuple[int, ...], dtype: str) -> int:
     along, or expand one a rule left smaller (a reduction's kept-dims gradient)."""
     have = g.metas[cot].shape
     if have != shape:
-        try:
-            grows = broadcast_shapes(have, shape) == shape
-        except OpError:
-            grows = False
-        op = "expand" if grows else "sum_to"
+        op = "expand" if _grows(have, shape) else "sum_to"
         cot = g.add(op, (cot,), {"shape": shape})
     if g.metas[cot].dtype != dtype:
         cot = g.add("cast", (cot,), {"dtype": dtype})
@@ -135,6 +132,7 @@ def _backprop_node(g: Graph, n: int, cot: dict[int, int], reach: set[int],
 
 
 def _grows(have: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """A tensor of shape `have` broadcasts to `shape`."""
     try:
         return broadcast_shapes(have, shape) == shape
     except OpError:
