@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from ._format import tensor_repr
+
 REFUSING: dict = {}  # a tensor class -> its refusing subclass
 
 
@@ -20,17 +22,15 @@ def _internal(frame) -> bool:
     return frame.f_globals.get("__name__", "").startswith("remotegrad.")
 
 
-def refusing(cls) -> type:
-    """cls's subclass whose grad_fn/is_leaf raise PyTorch's refusal (made once)."""
-    from ._format import tensor_repr
-    from ._tensor_base import TensorBase
-    from . import _views
-    slot = TensorBase.__dict__["grad_fn"]
+def refusing(cls, refusal, check_history) -> type:
+    """cls's subclass whose grad_fn/is_leaf raise PyTorch's refusal (made once; the
+    checks are _views's, handed over: it imports this module)."""
+    slot = next(k.__dict__["grad_fn"] for k in cls.__mro__ if "grad_fn" in k.__dict__)
 
     def _get(self):
         fn = slot.__get__(self)
         if not _internal(sys._getframe(1)):
-            msg = _views.refusal(self)
+            msg = refusal(self)
             if msg:
                 raise RuntimeError(msg)
         return fn
@@ -40,11 +40,11 @@ def refusing(cls) -> type:
 
     def _leaf(self) -> bool:
         if not _internal(sys._getframe(1)):
-            _views.check_history(self)
+            check_history(self)
         return slot.__get__(self) is None
 
     def _repr(self, *, tensor_contents=None) -> str:
-        if _views.refusal(self) is None:
+        if refusal(self) is None:
             return cls.__repr__(self)
         return tensor_repr(self._value(), dtype=self._node.meta.dtype,
                            suffixes=["grad_fn=<Invalid>"])

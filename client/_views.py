@@ -155,7 +155,7 @@ def _created(view, meta: str | None, version: int) -> None:
     state.meta, state.born = meta, version
     if meta is not None and view._node.meta.dtype in _FLOATING:
         cls = type(view)
-        view.__class__ = _REFUSING.get(cls) or _refusing(cls)
+        view.__class__ = _REFUSING.get(cls) or _refusing(cls, refusal, check_history)
 
 
 def refusal(t, direct: bool = False) -> str | None:
