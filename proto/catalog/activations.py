@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _batching as _batch
 from .mathfn import float_only
+from .special_math import _opmath
 from ._registry import define
 from ._samples import F, S, X, unary
 from ._types import OpError
@@ -25,8 +26,9 @@ _act = partial(define, batch=_batch.elementwise, samples=_KINK)
 
 def _elu_forward(xp, a, alpha, scale, input_scale):
     """aten's elu kernel: x * scale above 0, expm1(x * input_scale) * alpha * scale else."""
-    neg = xp.expm1(xp.where(a > 0, 0, a) * input_scale) * (alpha * scale)
-    return xp.where(a > 0, a * scale, neg).astype(a.dtype, copy=False)
+    w = _opmath(a)
+    neg = xp.expm1(xp.where(w > 0, 0, w) * input_scale) * (alpha * scale)
+    return xp.where(w > 0, w * scale, neg).astype(a.dtype, copy=False)
 
 
 def _elu_vjp(g, x, alpha, scale, input_scale):
@@ -55,7 +57,8 @@ _act("celu", infer=_infer_celu,
 
 
 def _mish_forward(xp, a):
-    return (a * xp.tanh(xp.logaddexp(0, a))).astype(a.dtype, copy=False)
+    w = _opmath(a)
+    return (w * xp.tanh(xp.logaddexp(0, w))).astype(a.dtype, copy=False)
 
 
 def _mish_vjp(g, x, out):
@@ -69,7 +72,8 @@ _act("mish", infer=float_only("mish_cpu"), forward=_mish_forward, vjp=_mish_vjp)
 
 
 def _hardswish_forward(xp, a):
-    return (a * xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+    w = _opmath(a)
+    return (w * xp.clip(w + 3, 0, 6) / 6).astype(a.dtype, copy=False)
 
 
 def _hardswish_vjp(g, x, out):
@@ -84,7 +88,7 @@ _act("hardswish", infer=float_only("hardswish_cpu"), forward=_hardswish_forward,
 
 
 def _hardsigmoid_forward(xp, a):
-    return (xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+    return (xp.clip(_opmath(a) + 3, 0, 6) / 6).astype(a.dtype, copy=False)
 
 
 _ONE_SIXTH = float(np.float32(1.0) / np.float32(6.0))  # aten's constant (1.0f / 6.0f)
@@ -105,8 +109,9 @@ _act("hardsigmoid", infer=float_only("hardsigmoid_cpu"), forward=_hardsigmoid_fo
 
 def _logsigmoid_forward(xp, a):
     """min(x, 0) - log1p(exp(-|x|)), as aten's log_sigmoid (no overflow either way)."""
+    w = _opmath(a)
     with np.errstate(over="ignore"):
-        out = xp.minimum(a, 0) - xp.log1p(xp.exp(-xp.abs(a)))
+        out = xp.minimum(w, 0) - xp.log1p(xp.exp(-xp.abs(w)))
     return out.astype(a.dtype, copy=False)
 
 

@@ -48,6 +48,12 @@ def special(name: str):
     return forward
 
 
+def _opmath(a):
+    """float16 computed in float32 and rounded once at the end, as PyTorch's CPU kernels
+    do (sinc(1) in float16 arithmetic is 3e-4: pi rounds to 3.140625)."""
+    return a.astype("float32") if a.dtype.itemsize < 4 else a
+
+
 _unary = partial(define, batch=_batch.elementwise, infer=infer_float_unary, float_inputs=True,
                  samples=unary())
 
@@ -101,7 +107,7 @@ def _polygamma_forward(xp, a, n):
     if n == 0:
         return _special_for(xp.__name__, "psi")(a).astype(a.dtype, copy=False)
     if n == 1:
-        return trigamma(xp, a)
+        return trigamma(xp, _opmath(a)).astype(a.dtype, copy=False)
     return _special_for(xp.__name__, "polygamma")(n, a).astype(a.dtype, copy=False)
 
 
@@ -118,10 +124,11 @@ _unary("polygamma", infer=_infer_polygamma, forward=_polygamma_forward,
 
 
 def _sinc_forward(xp, a):
-    pix = a * math.pi
+    w = _opmath(a)
+    pix = w * math.pi
     with np.errstate(invalid="ignore", divide="ignore"):
         out = xp.sin(pix) / pix
-    return xp.where(a == 0, xp.ones((), a.dtype), out).astype(a.dtype, copy=False)
+    return xp.where(w == 0, xp.ones((), w.dtype), out).astype(a.dtype, copy=False)
 
 
 def _sinc_vjp(g, x, out):
@@ -136,10 +143,12 @@ _unary("sinc", forward=_sinc_forward, vjp=_sinc_vjp,
 
 
 def _logit_forward(xp, a, eps):
+    """log(x / (1 - x)): PyTorch's float16 kernel divides in float16 and takes the log in
+    float32."""
     if eps is not None:
-        a = xp.clip(a, eps, 1 - eps)
+        a = xp.clip(a, a.dtype.type(eps), a.dtype.type(1 - eps))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return xp.log(a / (1 - a)).astype(a.dtype, copy=False)
+        return xp.log(_opmath(a / (1 - a))).astype(a.dtype, copy=False)
 
 
 def _logit_vjp(g, x, out, eps):
@@ -156,9 +165,9 @@ _unary("logit", forward=_logit_forward, vjp=_logit_vjp, attrs={"eps": ("optional
 
 _DEG = math.pi / 180.0
 _RAD = 180.0 / math.pi
-_unary("deg2rad", forward=lambda xp, a: a * _DEG, fusable=True,
+_unary("deg2rad", forward=lambda xp, a: (_opmath(a) * _DEG).astype(a.dtype, copy=False),
        vjp=lambda g, x, out: g * _DEG)
-_unary("rad2deg", forward=lambda xp, a: a * _RAD, fusable=True,
+_unary("rad2deg", forward=lambda xp, a: (_opmath(a) * _RAD).astype(a.dtype, copy=False),
        vjp=lambda g, x, out: g * _RAD)
 
 

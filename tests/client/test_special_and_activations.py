@@ -104,3 +104,29 @@ def test_modules_repr():
         assert repr(eval(make, {"nn": rg.nn})) == repr(eval(make, {"nn": torch.nn}))
     from remotegrad.nn.modules import activation
     assert activation.Mish is rg.nn.Mish
+
+
+HALF = {"asinh": (-4, 4), "acosh": (1.01, 5), "atanh": (-0.99, 0.99), "erfc": (-4, 4),
+        "erfinv": (-0.99, 0.99), "lgamma": (0.01, 8), "sinc": (-4, 4), "logit": (0.01, 0.99),
+        "deg2rad": (-400, 400), "rad2deg": (-4, 4), "F.mish": (-6, 6), "F.hardswish": (-4, 4),
+        "F.hardsigmoid": (-4, 4), "F.logsigmoid": (-6, 6), "F.selu": (-4, 4), "F.celu": (-4, 4),
+        "polygamma1": (0.01, 8), "atan2": (-4, 4), "hypot": (-4, 4)}
+
+
+@pytest.mark.parametrize("name", sorted(HALF))
+def test_float16_is_computed_as_pytorch_computes_it(name):
+    """float16 inputs are computed in float32 and rounded once (logit: the ratio in float16,
+    the log in float32), as PyTorch's CPU kernels: bit-equal values."""
+    low, high = HALF[name]
+    data = np.random.default_rng(1).uniform(low, high, 2000).astype("float16")
+
+    def run(lib):
+        x = lib.tensor(data)
+        if name.startswith("F."):
+            return getattr(lib.nn.functional, name[2:])(x).numpy()
+        if name == "polygamma1":
+            return lib.polygamma(1, x).numpy()
+        if name in ("atan2", "hypot"):
+            return getattr(lib, name)(x, x.flip(0)).numpy()
+        return getattr(lib, name)(x).numpy()
+    np.testing.assert_array_equal(run(rg), run(torch))
