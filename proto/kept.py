@@ -31,6 +31,10 @@ log = logging.getLogger("remotegrad.store")
 
 CHUNK = 32 << 20  # bytes per hash field (Redis caps one value at 512 MB)
 HEADER = b"header"
+# A holder that did not write a copy because the client had released the name before its
+# write began (coalescing, worker/held.py) says so in the copy's key: a hash with this
+# field alone, absent to every reader, and seen by the gateway's sweep (landed()).
+SKIPPED = b"skipped"
 
 # KEYS[1] the ledger. ARGV: quota (0: none), now, how many released, the released digests,
 # how many forced pairs, the (digest, bytes) pairs forced, then (digest, bytes) pairs to
@@ -166,13 +170,16 @@ class KeptCopies:
         pipe.hset(key, HEADER, header.SerializeToString())
         pipe.execute()
 
-    def write_many(self, tenant: str, copies) -> None:
+    def write_many(self, tenant: str, copies, skipped=()) -> None:
         """The copies of one call's kept results, `copies` as (name, dtype, shape, data)
         (write_parts' arguments), in one round trip: each copy of up to CHUNK bytes is
         one HSET of all its fields, atomic by itself (whole or absent). No DELETE first:
         a provenance name always stands for the same bytes, so an older copy under it
-        has the same fields. Larger copies go one transaction each (write_parts)."""
+        has the same fields. Larger copies go one transaction each (write_parts).
+        `skipped`: names whose copies are not written (released): marked as such."""
         pipe = self.redis.pipeline(transaction=False)
+        for name in skipped:
+            pipe.hset(keys.kept_key(tenant, name), SKIPPED, b"1")
         for name, dtype, shape, data in copies:
             view = _bytes(data)
             if len(view) > CHUNK:
@@ -192,13 +199,14 @@ class KeptCopies:
 
     def get(self, tenant: str, digest: str) -> pb.TensorData | None:
         fields = self.redis.hgetall(keys.kept_key(tenant, digest))
-        if not fields:
+        if HEADER not in fields:  # absent, or only marked skipped
             return None
         try:
-            msg = pb.TensorData.FromString(fields.get(HEADER, b""))
+            msg = pb.TensorData.FromString(fields[HEADER])
         except Exception:  # noqa: BLE001  (not ours: missing, like an absent one)
             return None
-        parts = [fields.get(str(i).encode()) for i in range(len(fields) - 1)]
+        parts = [fields.get(str(i).encode())
+                 for i in range(len(fields) - 1 - (SKIPPED in fields))]
         if msg.hash != digest or any(p is None for p in parts):
             log.warning("kept copy %s of tenant %s is damaged; not used", digest, tenant)
             return None
@@ -208,11 +216,23 @@ class KeptCopies:
     def missing(self, tenant: str, digests: list[str]) -> list[str]:
         if not digests:
             return []
-        names = [keys.kept_key(tenant, d) for d in digests]
         pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.exists(name)
+        for d in digests:
+            pipe.hexists(keys.kept_key(tenant, d), HEADER)
         return [d for d, present in zip(digests, pipe.execute()) if not present]
+
+    def landed(self, tenant: str, digests: list[str]) -> dict[str, bool]:
+        """Of `digests`, those whose holder wrote the copy (True) or marked it skipped
+        (False); the others are absent from the answer."""
+        if not digests:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for d in digests:
+            pipe.hexists(keys.kept_key(tenant, d), HEADER)
+            pipe.hexists(keys.kept_key(tenant, d), SKIPPED)
+        got = pipe.execute()
+        return {d: bool(got[2 * i]) for i, d in enumerate(digests)
+                if got[2 * i] or got[2 * i + 1]}
 
 
 class WithKept:

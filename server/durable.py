@@ -80,6 +80,7 @@ class Durability:
         # made new by one]. A name one of them made new goes if none of them answers it.
         self._calls: dict[tuple[str, str], list] = {}
         self._active: set[str] = set()
+        self._skipped: set[tuple[str, str]] = set()  # copies skipped, lineage still needed
         self._noted: dict[str, float] = {}  # tenants written to the tenants' set, when
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sweep, name="remotegrad-kept-sweep",
@@ -248,7 +249,21 @@ class Durability:
     def _lineage_done(self, freed) -> None:
         """Names no pending lineage reads any more (self._lock held)."""
         for tenant, name in freed:
+            self._finish_skipped(tenant, name)
             self._maybe_release(tenant, name)
+
+    def _finish_skipped(self, tenant: str, name: str) -> None:
+        """A name whose holder skipped its copy (the client had released it: coalescing)
+        keeps its lineage while a pending lineage reads it (recomputing that one needs
+        it), then it goes as if its copy had landed: its release is made (self._lock
+        held)."""
+        if (tenant, name) not in self._skipped:
+            return
+        if self.lineage.origin(tenant, name) is None:  # dropped by the bound meanwhile
+            self._skipped.discard((tenant, name))
+        elif not self.lineage.needed(tenant, name):
+            self._skipped.discard((tenant, name))
+            self._landed(tenant, name)
 
     def _landed(self, tenant: str, name: str) -> None:
         """`name`'s copy exists: its lineage goes (self._lock held)."""
@@ -312,14 +327,17 @@ class Durability:
         with self._lock:
             pending = self.lineage.pending()
         for tenant, names in pending.items():
-            missing = self._breaker.call("missing", lambda t=tenant, n=names:
-                                         self.kept.missing(t, n), None, tenant)
-            if missing is None:
+            landed = self._breaker.call("landed", lambda t=tenant, n=names:
+                                        self.kept.landed(t, n), None, tenant)
+            if landed is None:
                 continue
-            landed = set(names) - set(missing)
             with self._lock:
-                for d in landed:
-                    self._landed(tenant, d)
+                for d, copy in landed.items():
+                    if copy:
+                        self._landed(tenant, d)
+                    else:
+                        self._skipped.add((tenant, d))
+                        self._finish_skipped(tenant, d)
 
     def settle_pending(self) -> None:
         """Settle the releases and last-seen times of tenants that called since the

@@ -125,6 +125,7 @@ class WorkerStore:
     RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed copy is written again
     # Released names are tried this many times (about 5 minutes), held ones until they land.
     RELEASED_TRIES = 14
+    MAX_SKIPPED = 4  # calls' copies skipped in a row (each a step of a recomputation)
 
     def __init__(self, leaves, held: Held, copies=None, behind=None) -> None:
         self.leaves, self.held, self.copies, self.behind = leaves, held, copies, behind
@@ -133,6 +134,7 @@ class WorkerStore:
         self._lock = threading.Lock()
         self._failed: dict[str, dict[str, np.ndarray]] = {}  # tenant -> copies to try again
         self._tries: dict[str, int] = {}  # tenant -> writes failed in a row
+        self._skips: dict[str, int] = {}  # tenant -> writes that were all skipped, in a row
 
     def array(self, tenant: str, name: str) -> np.ndarray | None:
         """The value named `name` (what a computation reads), or None."""
@@ -195,26 +197,40 @@ class WorkerStore:
 
     def _write(self, tenant: str, new: list) -> None:
         """Write the copies of `new` ([(name, array)]) not written since, in one round
-        trip; failed, they are tried again later. Released ones are written all the
-        same: the gateway waits for a copy before it makes the release, and a pending
-        lineage that reads the name may need it to recompute what it made."""
+        trip; failed, they are tried again later. A name the client released before
+        its write began is marked skipped instead (coalescing: a training step's
+        parameters are released by the next step), which tells the gateway to drop
+        its lineage and make its release, once no pending lineage reads it: at most
+        MAX_SKIPPED calls' in a row, so that a recomputation from lineage stays short."""
         todo = [(name, v) for name, v in new if not self.held.is_written(tenant, name)]
         if not todo:
             return
-        if not self._breaker.call("write", lambda: self._write_now(tenant, todo), False,
-                                  tenant):
+        with self._lock:
+            run = self._skips.get(tenant, 0)
+        skip = [] if run >= self.MAX_SKIPPED else [
+            name for name, _ in todo if not self.held.holds(tenant, name)]
+        if not self._breaker.call("write", lambda: self._write_now(tenant, todo, skip),
+                                  False, tenant):
             self._again(tenant, todo)
 
-    def _write_now(self, tenant: str, todo: list) -> bool:
+    def _write_now(self, tenant: str, todo: list, skip: list) -> bool:
         # From the arrays' own memory: nothing is copied into a message.
+        gone = set(skip)
+        write = [(name, v) for name, v in todo if name not in gone]
         self.copies.write_many(tenant, [
             (name, v.dtype.name, v.shape, memoryview(v.reshape(-1).view(np.uint8)))
-            for name, v in todo])
-        KEPT_WRITTEN.inc(sum(v.nbytes for _, v in todo))
-        for name, _ in todo:
+            for name, v in write], skip)
+        KEPT_WRITTEN.inc(sum(v.nbytes for _, v in write))
+        if skip:
+            KEPT_SKIPPED.inc(sum(v.nbytes for name, v in todo if name in gone))
+        for name, _ in write:
             self.held.written(tenant, name)
         with self._lock:
             self._tries.pop(tenant, None)
+            if write or not skip:
+                self._skips.pop(tenant, None)
+            else:
+                self._skips[tenant] = self._skips.get(tenant, 0) + 1
         return True
 
     def _again(self, tenant: str, todo: list) -> None:
@@ -250,10 +266,13 @@ def _size(value: np.ndarray) -> int:
     return value.nbytes + ENTRY_OVERHEAD
 
 
-def _counter():
+def _counter(name: str = "remotegrad_kept_bytes_written_total",
+             doc: str = "bytes of kept results' durable copies this worker wrote"):
     from prometheus_client import Counter
-    return Counter("remotegrad_kept_bytes_written_total",
-                   "bytes of kept results' durable copies this worker wrote")
+    return Counter(name, doc)
 
 
 KEPT_WRITTEN = _counter()
+KEPT_SKIPPED = _counter("remotegrad_kept_bytes_skipped_total",
+                        "bytes of kept results' durable copies this worker did not write: "
+                        "the client had released them before their write began")

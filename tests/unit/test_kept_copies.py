@@ -425,3 +425,52 @@ def test_copies_made_while_the_ledger_was_unreachable_are_counted_whatever_the_q
     assert s2.freed == {b: 50} and not s2.refused and s2.new == [c] and k.used("t") == 90
     s3 = k.settle("t", [], {keys.kept_name("d", 0): 20}, quota=100, now=3.0)
     assert s3.refused and k.used("t") == 90
+
+
+def test_a_copy_its_holder_skipped_keeps_its_lineage_while_needed_then_is_released(store):
+    """Coalescing: w1's holder did not write its copy (the client released w1 before
+    the write began) and marked it skipped. w2 = f(w1) has no copy yet, so w1's lineage
+    stays (recomputing w2 needs w1) and so do its ledger bytes; once w2's copy lands,
+    w1's lineage goes and its release is made (ledger and mark deleted). A name only
+    marked skipped is absent to readers."""
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        w1, w2 = _named(_msg(64, 21), "w1"), _named(_msg(64, 22), "w2")
+        d.reserve("t", {w1.hash: 256})
+        d.produced("t", _request(_msg(64, 23).hash), {w1.hash: 0})
+        d.reserve("t", {w2.hash: 256})
+        d.produced("t", _request(w1.hash), {w2.hash: 0})
+        d.called("t", [w1.hash])  # the next step released w1 (deferred: on its way)
+        store.kept.write_many("t", [], [w1.hash])  # its holder skipped it
+        assert store.missing("t", [w1.hash]) == [w1.hash]  # absent to readers
+        assert store.get("t", w1.hash) is None
+        d.sweep_once()
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 512
+        assert d.pending("t", w1.hash)  # its lineage: w2's recomputation needs it
+        store.kept.write("t", w2)  # w2's copy lands
+        d.sweep_once()
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 256
+        assert not d.pending("t", w1.hash) and not d.pending("t", w2.hash)
+        assert not store.redis.exists(keys.kept_key("t", w1.hash)) and d._skipped == set()
+    finally:
+        d.close()
+
+
+def test_a_skipped_copy_no_lineage_reads_is_released_at_once(store):
+    behind = WriteBehind(store)
+    d = Durability(store.kept, behind, quota=0, idle=0)
+    try:
+        w = _named(_msg(64, 24), "w")
+        d.reserve("t", {w.hash: 256})
+        d.produced("t", _request(_msg(64, 25).hash), {w.hash: 0})
+        d.called("t", [w.hash])
+        store.kept.write_many("t", [], [w.hash])
+        d.sweep_once()
+        d.sweep_once()
+        assert behind.flush() and store.kept.used("t") == 0
+        assert not d.pending("t", w.hash) and not store.redis.exists(keys.kept_key("t", w.hash))
+    finally:
+        d.close()
