@@ -35,8 +35,8 @@ from ._layers import (
     Tanh,
 )
 from ._module import Module, Parameter
-from ._activation_layers import (CELU, SELU, Hardsigmoid, Hardswish, LogSigmoid, Mish,
-                                 Softsign, Tanhshrink)
+from ._activation_layers import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LogSigmoid, Mish,
+                                 ReLU6, Softplus, Softsign, Tanhshrink)
 from ._norm import BatchNorm1d, BatchNorm2d
 from ._attention import MultiheadAttention
 from ._rnn import GRU, LSTM, RNN
@@ -53,5 +53,6 @@ __all__ = [
     "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Transformer", "TransformerDecoder",
     "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "functional",
     "init", "modules", "utils",
-    "CELU", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "SELU", "Softsign", "Tanhshrink",
+    "CELU", "ELU", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "ReLU6", "SELU", "Softplus",
+    "Softsign", "Tanhshrink",
 ]

@@ -1,5 +1,6 @@
-"""nn.SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign, Tanhshrink: modules
-over nn.functional's, with PyTorch's reprs (Hardswish and Hardsigmoid show no inplace)."""
+"""nn.SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign, Tanhshrink, ELU,
+ReLU6, Softplus: modules over nn.functional's, with PyTorch's reprs (Hardswish and
+Hardsigmoid show no inplace)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from ._module import Module
 if TYPE_CHECKING:
     from .._tensor import Tensor
 
-__all__ = ["CELU", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "SELU", "Softsign",
-           "Tanhshrink"]
+__all__ = ["CELU", "ELU", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "ReLU6", "SELU",
+           "Softplus", "Softsign", "Tanhshrink"]
 
 
 class SELU(_Activation):
@@ -38,16 +39,44 @@ class Hardsigmoid(_Activation):
         return ""
 
 
-class CELU(Module):
+class ReLU6(_Activation):
+    fn = staticmethod(F.relu6)
+
+
+class _Alpha(Module):
+    """ELU and CELU: alpha and inplace."""
+
+    fn = None
+
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.celu(input, self.alpha, self.inplace)
+        return type(self).fn(input, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class CELU(_Alpha):
+    fn = staticmethod(F.celu)
+
+
+class ELU(_Alpha):
+    fn = staticmethod(F.elu)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class LogSigmoid(Module):

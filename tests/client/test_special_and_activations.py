@@ -34,7 +34,8 @@ CALLS = [
     ("F.tanhshrink(x)", X),
     ("nn.SELU()(x)", X), ("nn.CELU(0.7)(x)", X), ("nn.Mish()(x)", X),
     ("nn.Hardswish()(x)", X), ("nn.Hardsigmoid()(x)", X), ("nn.LogSigmoid()(x)", X),
-    ("nn.Softsign()(x)", X), ("nn.Tanhshrink()(x)", X),
+    ("nn.Softsign()(x)", X), ("nn.Tanhshrink()(x)", X), ("nn.ELU(0.5)(x)", X),
+    ("nn.ReLU6()(x * 4)", X), ("nn.Softplus(2.0, 1.0)(x)", X),
 ]
 
 
@@ -100,6 +101,8 @@ def test_modules_repr():
     for make in ("nn.SELU()", "nn.SELU(True)", "nn.CELU()", "nn.CELU(0.5, True)", "nn.Mish()",
                  "nn.Mish(inplace=True)", "nn.Hardswish(True)", "nn.Hardsigmoid(True)",
                  "nn.LogSigmoid()", "nn.Softsign()", "nn.Tanhshrink()",
+                 "nn.ELU()", "nn.ELU(0.5, True)", "nn.ReLU6()", "nn.ReLU6(True)",
+                 "nn.Softplus()", "nn.Softplus(2, 10)",
                  "nn.Sequential(nn.Linear(2, 2), nn.Mish())"):
         assert repr(eval(make, {"nn": rg.nn})) == repr(eval(make, {"nn": torch.nn}))
     from remotegrad.nn.modules import activation
