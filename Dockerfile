@@ -11,8 +11,9 @@ COPY client client
 COPY server server
 COPY worker worker
 COPY loadtest loadtest
-# EXTRAS=gpu adds CuPy for the gpu profile's workers.
-ARG EXTRAS=""
+# EXTRAS: "special" (SciPy: erfinv, digamma, polygamma on numpy workers) by default;
+# EXTRAS=gpu adds CuPy for the gpu profile's workers (its special functions are cupyx's).
+ARG EXTRAS="special"
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:3.11-slim
