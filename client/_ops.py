@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._tensor import Tensor
 
 __all__ = ["TABLE", "Spec", "available", "bind", "call", "functions", "grad_name",
-           "internal"]
+           "internal", "plain_call"]
 
 
 def _attr(value: Any) -> Any:
@@ -95,7 +95,7 @@ def call(name: str, args: tuple, kwargs: dict) -> Tensor:
     if not kwargs:  # x * 2, x.sin(): the op over its inputs, as bind would give them
         plain = _PLAIN.get(name)
         if plain is None:
-            plain = _PLAIN[name] = _plain(name)
+            plain = plain_call(name)
         if plain and len(args) == plain[1]:
             return apply(plain[0], *args, torch_name=plain[2])
     spec = TABLE[name]
@@ -112,6 +112,15 @@ def call(name: str, args: tuple, kwargs: dict) -> Tensor:
 # inputs and no keywords records the op as it is (no adapter, no grad_fn namer, not one
 # of call's composed cases), or () where it does not: ~0.6 us an op less than binding.
 _PLAIN: dict[str, tuple] = {}
+
+
+def plain_call(name: str) -> tuple:
+    """`name`'s (op, inputs, grad_fn name) where a call with exactly its inputs and no
+    keywords records the op as it is, or () (see _PLAIN)."""
+    plain = _PLAIN.get(name)
+    if plain is None:
+        plain = _PLAIN[name] = _plain(name)
+    return plain
 
 
 def _plain(name: str) -> tuple:
