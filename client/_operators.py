@@ -39,6 +39,9 @@ def _inplace(name: str, self, other):
     if not isinstance(other, _OPERAND):
         return NotImplemented
     self._check_inplace(reads=(other,))
+    plain = plain_call(name)
+    if plain and plain[1] == 2:  # as _binary
+        return self._assign(apply(plain[0], self, other, torch_name=plain[2]))
     return self._assign(call(name, (self, other), {}))
 
 
