@@ -64,7 +64,7 @@ def derivatives(grads: list[Node], needs_grad: list[Node]
     requires = _requires_grad(dst, set(where))
     out: list[tuple[str, list[int]] | None] = []
     for r in targets[:len(grads)]:
-        r = _past_casts(dst, _taken_branch(dst, r), where)
+        r = _named_node(dst, r, where)
         out.append((_torch_name(dst, r), *_reads(dst, r, where, requires)) if requires[r]
                    else None)
     return out
@@ -136,6 +136,16 @@ def _requires_grad(g: Graph, marked: set[int]) -> list[bool]:
         out.append(opdef.differentiable and g.metas[n].dtype in FLOATING
                    and any(out[i] for i in g.inputs[n]))
     return out
+
+
+def _named_node(g: Graph, n: int, where: dict[int, list[int]]) -> int:
+    """The node a gradient is named after: past clone's casts and constant-guard wheres,
+    in whichever order they come (clone().pow_(2): the cast is over pow's guard)."""
+    while True:
+        m = _past_casts(g, _taken_branch(g, n), where)
+        if m == n:
+            return n
+        n = m
 
 
 def _taken_branch(g: Graph, n: int) -> int:
