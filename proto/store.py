@@ -29,8 +29,10 @@ ITEM_OVERHEAD = 256  # bytes an in-process entry costs besides its data (message
 
 
 def _size(msg: pb.TensorData) -> int:
-    """An entry's bytes, without reading `data` (each read of a bytes field copies it)."""
-    return msg.ByteSize() + ITEM_OVERHEAD
+    """An entry's bytes: its data and the overhead. Not ByteSize(): upb encodes the whole
+    message to count it (95 us for 200 KiB, 0.6 ms for 4 MiB); reading `data` copies it
+    once (4.5 us for 200 KiB), and the copy is gone at once."""
+    return len(msg.data) + ITEM_OVERHEAD
 
 
 class MemoryTensorStore:
