@@ -145,3 +145,18 @@ FUNCTIONS.update({name: getattr(_stacking, name) for name in (
     "meshgrid")})
 FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach,
                  is_floating_point=lambda input: input.is_floating_point())
+
+
+def _guarded() -> None:
+    """PyTorch's refusals of numbers and missing arguments (_arg_check) before the table's
+    functions (wherever they are written)."""
+    from ._arg_check import guard
+    for name, spec in _ops.TABLE.items():
+        fn = FUNCTIONS.get(name)
+        nin = spec.nin if spec.nin is not None else catalog.get(spec.op).nin \
+            if spec.op in catalog.CATALOG else -1
+        if fn is not None and "f" in spec.forms and nin >= 1:
+            FUNCTIONS[name] = guard(name, fn, spec.inputs, nin)
+
+
+_guarded()

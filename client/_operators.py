@@ -255,9 +255,13 @@ class OperatorMethods:
         return _inplace("pow", self, other)
 
     def __matmul__(self, other):
+        if isinstance(other, Scalar):  # matmul takes tensors only: Python's TypeError
+            return NotImplemented
         return _binary("matmul", self, other, other)
 
     def __rmatmul__(self, other):
+        if isinstance(other, Scalar):
+            return NotImplemented
         return _binary("matmul", other, self, other)
 
     def __eq__(self, other):

@@ -18,7 +18,7 @@ import numpy as np
 from remotegrad.proto import catalog
 
 from . import _clamp as _clamp_tensors
-from . import _dtypes, _scatter_reduce
+from . import _arg_check, _dtypes, _scatter_reduce
 from ._op_table import TABLE, Spec, grad_name, internal
 from ._tensor_base import TensorBase, apply
 
@@ -45,6 +45,8 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
     """PyTorch-style (args, kwargs) → (operands, catalog attributes)."""
     opdef = catalog.get(spec.op)
     nin = spec.nin if spec.nin is not None else opdef.nin
+    if name in _arg_check.CHECKED:
+        _arg_check.check_method(name, spec.inputs, nin, args, kwargs)
     if not kwargs and len(args) == nin:  # inputs alone (x * 2, x.sin(), x ** 2, x.sum())
         if spec.adapt is None:
             return list(args), {}  # what the rest gives them
@@ -125,7 +127,8 @@ def plain_call(name: str) -> tuple:
 
 def _plain(name: str) -> tuple:
     spec = TABLE[name]
-    if spec.adapt is not None or callable(spec.grad) or spec.op in ("clamp", "scatter"):
+    if (spec.adapt is not None or callable(spec.grad) or spec.op in ("clamp", "scatter")
+            or name in _arg_check.CHECKED):
         return ()
     nin = spec.nin if spec.nin is not None else catalog.get(spec.op).nin
     return (spec.op, nin, spec.grad) if nin >= 0 else ()

@@ -49,6 +49,8 @@ def repeat(self: Tensor, *sizes) -> Tensor:
 
 
 def flip(self: Tensor, *dims) -> Tensor:
+    if not dims:
+        raise TypeError('flip() missing 1 required positional arguments: "dims"')
     return apply("flip", self, dims=_ints(dims))
 
 

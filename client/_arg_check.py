@@ -1,0 +1,151 @@
+"""PyTorch's argument parser refusals for the table's functions and methods: which tensor
+inputs take no Python number, which parameters are required, and its messages (a
+TypeError: "sin(): argument 'input' (position 1) must be Tensor, not int", "eq() received
+an invalid combination of arguments - got (int, Tensor), ...", 'cumsum() missing 1
+required positional arguments: "dim"'), so that a call PyTorch refuses is not computed.
+
+What PyTorch accepts (checked against 2.13): a number as the first input of add, sub, mul,
+div and their aliases (its parser makes numbers tensors for these), of pow and remainder
+(a `Number self` overload) when the second is a tensor, and as the second input of every
+binary op that has a `Number other` overload; maximum, minimum, logical_*, matmul, mm,
+bmm, dot, outer/ger take tensors only.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+_NUMBER = (builtins.bool, builtins.int, builtins.float, builtins.complex)
+
+# Its parser turns a number into a tensor here (two numbers: a tensor result).
+NUMBERS_AS_TENSORS = frozenset({"add", "sub", "subtract", "mul", "multiply", "div", "divide",
+                                "true_divide", "floor_divide"})
+# A number may be the first input when the second is a tensor (`Number self` overloads).
+NUMBER_SELF = frozenset({"pow", "remainder"})
+# No `Number other` overload: every input must be a tensor.
+TENSORS_ONLY = frozenset({"maximum", "minimum", "logical_and", "logical_or", "logical_xor",
+                          "matmul", "mm", "bmm", "dot", "outer", "ger", "atan2", "arctan2",
+                          "hypot"})
+_TWO = (" * (Tensor input, Tensor other, *, Tensor out = None)\n"
+        " * (Tensor input, Number other, *, Tensor out = None)\n")
+_COMPARISONS = ("eq", "ne", "not_equal", "lt", "less", "le", "less_equal", "gt", "greater",
+                "ge", "greater_equal")
+# Names with several overloads: PyTorch's "invalid combination" message (with its list of
+# signatures where that list does not depend on the arguments; else its first line).
+OVERLOADS: dict[str, str] = {
+    **dict.fromkeys(_COMPARISONS, _TWO), "fmod": _TWO,
+    "pow": (" * (Tensor input, Tensor exponent, *, Tensor out = None)\n"
+            " * (Number self, Tensor exponent, *, Tensor out = None)\n"
+            " * (Tensor input, Number exponent, *, Tensor out = None)\n"),
+    **dict.fromkeys(("remainder", "where", "clamp", "clip", "all", "any", "std", "var",
+                     "narrow", "scatter"), ""),
+}
+# PyTorch's required positional parameters after the inputs (its names).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "cumsum": ("dim",), "logsumexp": ("dim",), "flip": ("dims",), "unsqueeze": ("dim",),
+    "transpose": ("dim0", "dim1"), "swapdims": ("dim0", "dim1"),
+    "swapaxes": ("axis0", "axis1"), "softmax": ("dim",), "log_softmax": ("dim",),
+    "gather": ("dim", "index"), "index_select": ("dim", "index"),
+    "scatter_add": ("dim", "index", "src"), "narrow": ("dim", "start", "length"),
+    "scatter": ("dim", "index"), "index_add": ("dim", "index", "source"),
+}
+# Method-only requirements (torch.polygamma takes n first: _special_fns).
+METHOD_REQUIRED = {**REQUIRED, "polygamma": ("n",)}
+# Names bind must see (not the fast path of _ops.call): a method check applies.
+CHECKED = frozenset(TENSORS_ONLY | set(METHOD_REQUIRED))
+
+
+def _type(x: Any) -> str:
+    return "Tensor" if hasattr(x, "_node") else type(x).__name__
+
+
+def _got(args: tuple, kwargs: dict) -> str:
+    return ", ".join([_type(a) for a in args] + [f"{k}={_type(v)}" for k, v in kwargs.items()])
+
+
+def _invalid(name: str, args: tuple, kwargs: dict, signatures: str) -> TypeError:
+    return TypeError(f"{name}() received an invalid combination of arguments - got "
+                     f"({_got(args, kwargs)}), but expected one of:\n{signatures}")
+
+
+def _not_tensor(name: str, param: str, position: int, x: Any) -> TypeError:
+    return TypeError(f"{name}(): argument '{param}' (position {position}) must be Tensor, "
+                     f"not {type(x).__name__}")
+
+
+def missing(name: str, required: tuple[str, ...], given: tuple, kwargs: dict,
+            got: tuple) -> None:
+    """PyTorch's message (its plural as it writes it: "1 ... arguments"); `given`: the
+    arguments after the inputs, `got` those its message lists."""
+    names = [n for n in required[len(given):]
+             if n not in kwargs and not (n == "dim" and "axis" in kwargs)]
+    if names and name in OVERLOADS:
+        raise _invalid(name, got, kwargs, OVERLOADS[name])
+    if names:
+        plural = "s" if len(names) == 1 else ""
+        quoted = ", ".join(f'"{n}"' for n in names)
+        raise TypeError(f"{name}() missing {len(names)} required positional argument{plural}: "
+                        f"{quoted}")
+
+
+def refused(name: str, inputs: tuple[str, ...], nin: int, args: tuple) -> list[int]:
+    """The positions of `args` (a function's) where PyTorch takes no number."""
+    numbers = [i for i in range(min(nin, len(args))) if isinstance(args[i], _NUMBER)]
+    if not numbers or name in NUMBERS_AS_TENSORS:
+        return []
+    if name in TENSORS_ONLY:
+        return numbers
+    if name in NUMBER_SELF:
+        return numbers if len(numbers) == nin else []
+    return [i for i in numbers if i == 0]
+
+
+def check_function(name: str, inputs: tuple[str, ...], nin: int, args: tuple,
+                   kwargs: dict) -> tuple:
+    """torch.<name>(*args, **kwargs): PyTorch's refusal, else the args to call with (two
+    numbers to an op that makes them tensors: the first one a tensor, as its parser's)."""
+    bad = refused(name, inputs, nin, args)
+    if bad and name == "norm":  # a Python function there, which reads input.layout first
+        raise AttributeError(f"'{type(args[0]).__name__}' object has no attribute 'layout'")
+    if bad:
+        if name in OVERLOADS:
+            raise _invalid(name, args, kwargs, OVERLOADS[name])
+        raise _not_tensor(name, inputs[bad[0]], bad[0] + 1, args[bad[0]])
+    if name in REQUIRED:
+        missing(name, REQUIRED[name], args[nin:], kwargs, args)
+    if (name in NUMBERS_AS_TENSORS and len(args) >= 2 and isinstance(args[0], _NUMBER)
+            and isinstance(args[1], _NUMBER)):
+        return (_as_tensor(args[0]), *args[1:])
+    return args
+
+
+def _as_tensor(x):
+    """A number as PyTorch's parser makes it a tensor: int64, bool, or the default dtype."""
+    from ._creation import tensor  # (_creation imports the ops' modules)
+    from ._default_dtype import get_default_dtype
+    from ._dtypes import bool as bool_, int64
+    dtype = (bool_ if isinstance(x, builtins.bool) else int64 if isinstance(x, builtins.int)
+             else get_default_dtype())
+    return tensor(x, dtype=dtype)
+
+
+def check_method(name: str, inputs: tuple[str, ...], nin: int, args: tuple,
+                 kwargs: dict) -> None:
+    """Tensor.<name>(*args[1:]) (args[0] is self): the other inputs of a tensors-only op
+    (positions counted after self), and the required parameters."""
+    if name in TENSORS_ONLY:
+        for i in range(1, min(nin, len(args))):
+            if isinstance(args[i], _NUMBER):
+                raise _not_tensor(name, inputs[i], i, args[i])
+    if name in METHOD_REQUIRED:
+        missing(name, METHOD_REQUIRED[name], args[nin:], kwargs, args[1:])
+
+
+def guard(name: str, fn, inputs: tuple[str, ...], nin: int):
+    """torch.<name> with PyTorch's checks before `fn`."""
+    def function(*args, **kwargs):
+        return fn(*check_function(name, inputs, nin, args, kwargs), **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = getattr(fn, "__doc__", None)
+    return function
