@@ -543,6 +543,8 @@ def _refresh(v, root) -> None:
         # PyTorch regenerates a view whose base changed as one as_strided of the base
         fn.__class__ = function_class("AsStridedBackward0")
         v._vc[1] = "AsStridedBackward0"
+        if 0 in out._node.meta.shape:
+            _empty_as_strided(out, fn)
     v._node = out._node
     v.grad_fn = fn
     v._vc[0] = root._vc[0]
@@ -550,6 +552,18 @@ def _refresh(v, root) -> None:
         other = ref()
         if other is not None and other is not v:
             other._node = _overwritten(other, out._node)
+
+
+def _empty_as_strided(out, fn) -> None:
+    """An empty regenerated view: PyTorch's as_strided_backward returns zeros of the
+    base's sizes, a constant (a create_graph gradient through it requires no grad), so
+    the view's node is replace(its gather, the gather detached): a zero gradient that does
+    not depend on the seed, still reaching the base (its gradient is not None)."""
+    from ._node import Node
+    node = out._node
+    out._node = Node("replace", (node, Node("detach", (node,), {}, node.meta)), {},
+                     node.meta, tracked=True)
+    fn.node = out._node
 
 
 def written(t) -> None:
