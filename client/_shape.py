@@ -411,7 +411,26 @@ def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
     placed = apply("index_backward", values, *tensors, key=text, mask_counts=counts,
                    shape=tuple(self.shape))
     self._check_inplace(reads=(values,))
+    if self._view is not None and overlaps(geometry(self)):
+        # into a tensor that repeats elements (expand): each indexed element adds into its
+        # memory location, so each location takes all that its elements are given
+        placed = _per_location(self, placed)
+        _indexed(self, ones(tuple(self.shape), dtype="bool"),
+                 apply("add", self, placed, torch_name="IndexPutBackward0"))
+        return self
     return self._assign(apply("add", self, placed, torch_name="IndexPutBackward0"))
+
+
+def _per_location(self: Tensor, placed: Tensor) -> Tensor:
+    """For each element of `self`, the sum of `placed` over the elements that share its
+    memory location."""
+    where = _views._strides.positions(geometry(self)).ravel()
+    _, group = np.unique(where, return_inverse=True)
+    group = tensor(group.astype(np.int64))
+    flat = placed.reshape(-1)
+    total = apply("scatter_add", flat.new_zeros((builtins.int(group.max()) + 1,)), group,
+                  flat, dim=0)
+    return total[group].reshape(tuple(self.shape))
 
 
 def index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:

@@ -41,3 +41,36 @@ PROGRAMS = {
 def test_as_pytorch(name):
     steps = PROGRAMS[name]
     assert _run(rg, steps) == _run(torch, steps)
+
+
+# PyTorch's index_put_(accumulate=True) into a tensor that repeats elements (expand) warns
+# and adds each indexed element's value into its memory location (it was refused with the
+# overlap error)
+ACCUMULATE = {
+    "into an expanded temporary": [
+        "x = T.zeros(3).expand(2, 3)",
+        "?x.index_put_((T.tensor([0, 1]),), T.ones(3), accumulate=True)", "?x.sum()"],
+    "into an expanded tensor, through its base": [
+        "b = T.zeros(3)", "x = b.expand(2, 3)",
+        "x.index_put_((T.tensor([0, 1, 1]), T.tensor([1, 2, 2])), T.tensor([5., 7., 1.]), "
+        "accumulate=True)", "?b", "?x", "x.index_put_((x > -1,), T.tensor(1.), "
+        "accumulate=True)", "?b", "?x", "x.index_put_((x > 7,), T.tensor(1.), "
+        "accumulate=True)", "?b"],
+    "integers, a 0-d base": [
+        "b = T.tensor(3)", "x = b.expand(4)",
+        "x.index_put_((T.tensor([0, 2]),), T.tensor([1, 2]), accumulate=True)", "?b",
+        "?x.index_put((T.tensor([1]),), T.tensor(5), accumulate=True)"],
+    "with grad": [
+        X0, "v1 = v0.clone()", "v2 = v1.expand(2)",
+        "v2.index_put_((T.tensor([0]),), T.tensor(1.), accumulate=True)", "?v1", "?v2",
+        "?T.autograd.grad(v2.sum(), v0)"],
+}
+
+
+@pytest.mark.parametrize("name", list(ACCUMULATE))
+def test_index_put_accumulate_into_expanded(name):
+    steps = ACCUMULATE[name]
+    with pytest.warns(UserWarning, match="index_put_ on expanded tensors"):
+        theirs = _run(torch, steps)
+    with pytest.warns(UserWarning, match="index_put_ on expanded tensors"):
+        assert _run(rg, steps) == theirs
