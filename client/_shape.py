@@ -426,10 +426,10 @@ def _per_location(self: Tensor, placed: Tensor) -> Tensor:
     memory location."""
     where = _views._strides.positions(geometry(self)).ravel()
     _, group = np.unique(where, return_inverse=True)
+    size = builtins.int(group.max(initial=-1)) + 1
     group = tensor(group.astype(np.int64))
     flat = placed.reshape(-1)
-    total = apply("scatter_add", flat.new_zeros((builtins.int(group.max()) + 1,)), group,
-                  flat, dim=0)
+    total = apply("scatter_add", flat.new_zeros((size,)), group, flat, dim=0)
     return total[group].reshape(tuple(self.shape))
 
 
