@@ -150,8 +150,7 @@ def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | Non
     `metas`; raises PyTorch's exception class for what the rules refuse."""
     ids = tuple(map(id, metas))
     try:  # the attributes in the caller's order (unsorted: another order only misses)
-        key = (op, ids, tuple([(k, value_key(v)) for k, v in attrs.items()])) if attrs \
-            else (op, ids)
+        key = (op, ids, _attrs_seen(attrs)) if attrs else (op, ids)
         found = _CHECKED.get(key)
     except TypeError:  # an unhashable attribute: the rule says what is wrong with it
         key = found = None
@@ -179,6 +178,24 @@ def checked(op: str, metas: tuple, attrs: dict) -> tuple[Meta, dict, tuple | Non
         _CHECKED[key] = (meta, dict(full), akey, metas)  # metas: their ids stay theirs
         return meta, full, akey
     return meta, full, None
+
+
+_PLAIN_TYPES = frozenset({bool, int, str, type(None)})
+
+
+def _attrs_seen(attrs: dict) -> tuple:
+    """The attributes as part of a verdict's key: (name, type, value) where equal values
+    of one type are the same value (ints, strings, bools, None, and floats but zeros and
+    NaN: const's rule), without value_key's float.hex (~0.4 us an attribute); value_key's
+    pair otherwise. One value always takes one form, and the two never compare equal."""
+    out = []
+    for k, v in attrs.items():
+        t = type(v)
+        if t in _PLAIN_TYPES or (t is float and v and v == v):
+            out.append((k, t, v))
+        else:
+            out.append((k, value_key(v)))
+    return tuple(out)
 
 
 # The first words of the rules' messages for which PyTorch raises a class other than
