@@ -666,6 +666,13 @@ _NO_GRAD_VIEW = (r"with torch\.no_grad\(\):\n    v\d+ = (?:torch\.chunk\()?v\d+(
                  r"|view|view_as|reshape|expand|expand_as|broadcast_to|flatten|squeeze|unsqueeze"
                  r"|transpose|permute|narrow|split|chunk|unbind|movedim|select|diagonal)\b|,)")
 
+# an in-place change of a tensor in the program (a method ending in _, x op= y, x[...] = y)
+_IN_PLACE_LINE = r"(?m)^\s*v\d+(?:\.\w+_\(|\s[-+*/]=\s|\[[^\n]*\]\s=\s)"
+# the rules of the view ops a regenerated view is replayed with (its chain's first op)
+_VIEW_RULES = ("PermuteBackward0", "TransposeBackward0", "IndexBackwardBackward0",
+               "ViewBackward0", "SqueezeBackward0", "UnsqueezeBackward0",
+               "ConstantPadNdBackward0", "SumBackward1", "ExpandBackward0")
+
 KNOWN: tuple[Known, ...] = (
     Known("mv_vector", "grad_fn", "MvBackward0", "SqueezeBackward0", r"@|matmul|F\.linear",
           "the rule for matmul's vector operand is squeeze(A^T @ g[:, None]); PyTorch's is "
@@ -829,6 +836,20 @@ KNOWN: tuple[Known, ...] = (
           "an expression computed twice is one node of the engine's content-addressed graph: "
           "the gradient has one contribution through it where PyTorch adds two (AddBackward0)"
           "; the values are the same"),
+    Known("copy_slices", "grad_fn", "CopySlices", ("AddBackward0", "ViewBackward0"),
+          _IN_PLACE_LINE,
+          "an in-place change through a view is a scatter into its base (grad_fn "
+          "CopySlices): the base's gradient adds the scatter's masked seed to the gradient "
+          "through the view's old value (AddBackward0), or is the masked seed reshaped to the "
+          "base (ViewBackward0) where the change does not read the view; PyTorch's CopySlices "
+          "writes the view's gradient into a copy of the seed (CopySlices); the values are "
+          "the same"),
+    Known("as_strided", "grad_fn", "AsStridedBackward0", _VIEW_RULES, _IN_PLACE_LINE,
+          "a view regenerated after its base changed in place (grad_fn AsStridedBackward0) "
+          "is its chain of view ops replayed over the base (the catalog has no as_strided): "
+          "a gradient through it ends with the rule of the chain's first op "
+          "(PermuteBackward0 for a movedim, IndexBackwardBackward0 for basic indexing); "
+          "PyTorch's as_strided_backward ends with an as_strided; the values are the same"),
     Known("shared_broadcast", "grad_fn", "AddBackward0", "SumBackward0",
           r"(?s)(?:l1_loss|cosine_similarity|smooth_l1_loss|huber_loss)\(.*"
           r"(?:l1_loss|cosine_similarity|smooth_l1_loss|huber_loss)\(",
