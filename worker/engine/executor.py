@@ -189,6 +189,7 @@ class Program:
         if self.fuse:
             calls = {pos: ufunc for pos, (ufunc, _) in self.direct.items()} | self.fusable
             self.groups = fusion.build(self.steps, calls, self.metas, self.targets, self.xp)
+        identity = catalog.get("detach").forward
         k = 0
         while k < len(self.steps):
             group = self.groups.get(k)
@@ -212,6 +213,8 @@ class Program:
                 if k in self._as_array:
                     env["as_array"] = self.xp.asarray
                     call = f"as_array(f{k}({{}}))"
+            elif getattr(fn, "func", None) is identity and len(ins) == 1:
+                call = "{}"  # detach's forward returns its input: the same array, no call
             else:
                 env[f"f{k}"] = fn
             lines.append(f"    v{out} = {call.format(args)}")
