@@ -110,8 +110,14 @@ def encode_request(nodes: list[WireNode], tensors: list[pb.TensorData], targets:
 
 
 def decode_request(req: pb.ComputeRequest) -> Request:
-    nodes = [WireNode(n.id, n.op, tuple(n.inputs), {k: _decode_attr(v) for k, v in n.attrs.items()})
-             for n in req.graph.nodes]
+    # The attrs map read by key, not .items(): upb's ItemsView is Python-level
+    # (collections.abc), a generator step per attribute (Adam's 120-node step: 0.32 ->
+    # 0.27 ms a decode, and a step is decoded by the gateway and again by the worker).
+    nodes = []
+    add = nodes.append
+    for n in req.graph.nodes:
+        m = n.attrs
+        add(WireNode(n.id, n.op, tuple(n.inputs), {k: _decode_attr(m[k]) for k in m} if m else {}))
     protos = {t.hash: t for t in req.tensors}
     return Request(nodes, list(req.targets), req.request_id, protos)
 
