@@ -74,3 +74,25 @@ def test_index_put_accumulate_into_expanded(name):
         theirs = _run(torch, steps)
     with pytest.warns(UserWarning, match="index_put_ on expanded tensors"):
         assert _run(rg, steps) == theirs
+
+
+def _gradient(T, change: str):
+    x = T.tensor([[0.5, -1.5, 2.0]], requires_grad=True)
+    c = x.clone()
+    v = (x if "x." in change else c).movedim(0, -1)
+    exec(change, {"v": v, "c": c, "x": x, "T": T})
+    return T.autograd.grad(T.exp(v).sum(), x, create_graph=True)[0]
+
+
+# difftest's KNOWN copy_slices and as_strided, pinned (a change through which the names
+# become PyTorch's shows here): (the change, remotegrad's name, PyTorch's name)
+KNOWN_NAMES = [("v.sigmoid_()", "AddBackward0", "CopySlices"),
+               ("with T.no_grad(): x.mul_(2)", "PermuteBackward0", "AsStridedBackward0")]
+
+
+@pytest.mark.parametrize("change, ours, theirs", KNOWN_NAMES)
+def test_known_names_through_views(change, ours, theirs):
+    mine, reference = _gradient(rg, change), _gradient(torch, change)
+    assert mine.requires_grad and reference.requires_grad
+    assert mine.reshape(-1).tolist() == pytest.approx(reference.reshape(-1).tolist(), rel=1e-6)
+    assert (type(mine.grad_fn).__name__, type(reference.grad_fn).__name__) == (ours, theirs)
