@@ -271,7 +271,8 @@ def batch(tensors) -> None:
     be a cycle (node -> list -> node) that kept a batch nobody reads (backward's gradients,
     consumed by an optimiser and dropped) and all its history alive until the garbage
     collector ran; a sibling nobody holds can never be read, so it need not be computed."""
-    nodes = [t._node for t in tensors if t is not None and t._node.value is None]
+    nodes = list({id(t._node): t._node for t in tensors
+                  if t is not None and t._node.value is None}.values())  # each once
     if len(nodes) < 2:
         return  # a node is always fetched with itself
     refs = tuple([weakref.ref(n) for n in nodes])
