@@ -214,7 +214,9 @@ class OperatorMethods:
         return _binary("mul", self, other, other)
 
     def __rmul__(self, other):
-        return _binary("mul", other, self, other)
+        # PyTorch's __rmul__ is self.mul(other): the number second (for float16 its
+        # kernel then multiplies by the number in float32, not by float16(number))
+        return _binary("mul", self, other, other)
 
     def __imul__(self, other):
         return _inplace("mul", self, other)

@@ -47,6 +47,18 @@ _unary = partial(define, batch=_batch.elementwise, infer=infer_float_unary, floa
                  samples=unary())
 
 
+def _wide(forward):
+    """float16 computed in float32 and rounded once, as PyTorch's CPU kernels (Vectorized
+    float16 converts to float, computes, converts back): 1 / sqrt or 1 / (1 + exp(-x)) in
+    float16 arithmetic rounds at every step."""
+    def wide(xp, a, *rest, **attrs):
+        if a.dtype.itemsize >= 4:
+            return forward(xp, a, *rest, **attrs)
+        return forward(xp, a.astype("float32"), *rest, **attrs).astype(a.dtype)
+    wide.__name__ = getattr(forward, "__name__", "wide")
+    return wide
+
+
 _LN2 = math.log(2.0)
 _LN10 = 2.3025850929940456  # PyTorch's literal for log10's rule (math.log(10) is 1 ulp off)
 _unary("exp", ufunc="exp", vjp=lambda g, x, out: g * out)
@@ -55,7 +67,7 @@ _unary("log1p", ufunc="log1p", vjp=lambda g, x, out: g / (x + 1), samples=unary(
 _unary("expm1", ufunc="expm1", vjp=lambda g, x, out: g * (out + 1))
 _unary("log2", ufunc="log2", vjp=lambda g, x, out: g / (x * _LN2), samples=unary(P))
 _unary("sqrt", ufunc="sqrt", vjp=lambda g, x, out: g / (out * 2), samples=unary(P))
-_unary("rsqrt", forward=lambda xp, a: 1 / xp.sqrt(a),
+_unary("rsqrt", forward=_wide(lambda xp, a: 1 / xp.sqrt(a)),
        vjp=lambda g, x, out: g * -0.5 * (out * out * out), fusable=True, samples=unary(P))
 _unary("reciprocal", forward=lambda xp, a: 1 / a, vjp=lambda g, x, out: -g * (out * out),
        fusable=True, samples=unary(P) + (S(F(3, 4, low=-2.0, high=-0.5)),))
@@ -76,7 +88,7 @@ _unary("atan", ufunc="arctan", vjp=lambda g, x, out: g / (x * x + 1))
 _unary("sinh", ufunc="sinh", vjp=lambda g, x, out: g * x.cosh())
 _unary("cosh", ufunc="cosh", vjp=lambda g, x, out: g * x.sinh())
 _unary("tanh", ufunc="tanh", vjp=lambda g, x, out: g.tanh_backward(out))
-_unary("sigmoid", forward=lambda xp, a: 1 / (1 + xp.exp(-a)),
+_unary("sigmoid", forward=_wide(lambda xp, a: 1 / (1 + xp.exp(-a))),
        vjp=lambda g, x, out: g.sigmoid_backward(out), fusable=True)
 _unary("erf", forward=erf, vjp=lambda g, x, out: (-x * x).exp() * (2 / math.sqrt(math.pi)) * g)
 
@@ -158,7 +170,7 @@ define("leaky_relu_backward",
        attrs={"negative_slope": ("float", 0.01)}, promote=True, fusable=_leaky_bw,
        samples=_BW_SAMPLES + (S(F(3), F(3), negative_slope=0.2),))
 _unary("leaky_relu", infer=float_only("leaky_relu_cpu"), float_inputs=False,
-       forward=lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope),
+       forward=_wide(lambda xp, a, negative_slope: xp.where(a > 0, a, a * negative_slope)),
        vjp=lambda g, x, out, negative_slope:
                g.leaky_relu_backward(x, negative_slope=negative_slope),
        attrs={"negative_slope": ("float", 0.01)}, fusable=True,
@@ -209,7 +221,8 @@ def _gelu_vjp(g, x, out, approximate):
     return g * local
 
 
-_unary("gelu", infer=_check_gelu, float_inputs=False, forward=_gelu_forward, vjp=_gelu_vjp,
+_unary("gelu", infer=_check_gelu, float_inputs=False, forward=_wide(_gelu_forward),
+       vjp=_gelu_vjp,
        decompose=_gelu_decompose, attrs={"approximate": ("str", "none")},
        samples=unary() + (S(F(3, 4), approximate="tanh"),))
 def _silu_vjp(g, x, out):
@@ -218,7 +231,7 @@ def _silu_vjp(g, x, out):
 
 
 _unary("silu", infer=float_only("silu_cpu"), float_inputs=False,
-       forward=lambda xp, a: a / (1 + xp.exp(-a)), vjp=_silu_vjp)
+       forward=_wide(lambda xp, a: a / (1 + xp.exp(-a))), vjp=_silu_vjp)
 
 
 def _softplus_forward(xp, a, beta, threshold):

@@ -259,6 +259,9 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
         elif opdef.forward is None and opdef.decompose is not None:
             nid = opdef.decompose(*(Sym(dst, i) for i in ins), **attrs).id
             nid = _conform(dst, nid, src.metas[n], op)
+        elif op in _BY_SCALAR and (half := _half_by_scalar(dst, op, ins, attrs,
+                                                           src.metas[n])) is not None:
+            nid = half
         else:
             if opdef.promote:
                 ins = _cast_inputs(dst, opdef, ins)
@@ -270,6 +273,23 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
                    else dst.add(op, tuple(ins), attrs))
         new[n] = nid
     return dst, [new[t] for t in targets]
+
+
+# PyTorch's CPU mul and div (every rounding mode) of a float16 result whose second operand
+# has one element (a Python number, a 0-d tensor) run in float32 with that operand's own
+# value in float32 (TensorIterator's original_scalar_value, not rounded to float16 first),
+# rounded to float16 once: x * 0.1 differs in ~1/3 of values from the float16 product.
+_BY_SCALAR = frozenset({"mul", "div"})
+
+
+def _half_by_scalar(g: Graph, op: str, ins: list[int], attrs: dict, meta) -> int | None:
+    a, b = ins
+    if meta.dtype != "float16" or any(s != 1 for s in g.metas[b].shape):
+        return None
+    if g.metas[a].dtype != "float16":  # an integer tensor: cast to the common dtype first
+        a = g.add("cast", (a,), {"dtype": "float16"})
+    wide = [g.add("cast", (i,), {"dtype": "float32"}) for i in (a, b)]
+    return g.add("cast", (g.add(op, tuple(wide), attrs),), {"dtype": "float16"})
 
 
 def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
@@ -285,8 +305,8 @@ def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
         # PyTorch's kernel for these number exponents is sqrt and rsqrt, whose -0.0 and
         # -inf differ from pow's: rsqrt(-0.0) is -inf (x ** 0.5's gradient at -0.0)
         return dst.add_checked("sqrt" if k > 0 else "rsqrt", (base,), {}, meta)
-    if k not in (0, 1, 2, 3) or isinstance(k, bool):
-        return None
+    if k not in (0, 1, 2, 3) or isinstance(k, bool) or (k == 3 and meta.dtype == "float16"):
+        return None  # (float16 x ** 3: PyTorch's powf in float32, rounded once)
     if k == 0:
         return dst.add("full", (), {"shape": meta.shape, "value": 1.0, "dtype": meta.dtype})
     if k == 1:

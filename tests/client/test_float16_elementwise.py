@@ -1,0 +1,109 @@
+"""float16 elementwise ops, bit for bit against PyTorch's CPU kernels on 2000 values each:
+PyTorch computes float16 in float32 and rounds once, and takes a one-element second
+operand of mul and div (a Python number, a 0-d tensor) at its own precision in float32, so
+x * 0.1 is not x * float16(0.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import remotegrad as rg
+
+UNARY = {"exp": (-8, 8), "expm1": (-8, 8), "exp2": (-8, 8), "log": (0.01, 100),
+         "log2": (0.01, 100), "log10": (0.01, 100), "log1p": (-0.9, 100), "sqrt": (0, 100),
+         "rsqrt": (0.01, 100), "sin": (-10, 10), "cos": (-10, 10), "tan": (-1.5, 1.5),
+         "tanh": (-5, 5), "sigmoid": (-10, 10), "relu": (-5, 5), "asin": (-1, 1),
+         "acos": (-1, 1), "atan": (-10, 10), "sinh": (-5, 5), "cosh": (-5, 5), "erf": (-4, 4),
+         "erfc": (-4, 4), "erfinv": (-0.99, 0.99), "lgamma": (0.01, 8), "digamma": (0.01, 8),
+         "reciprocal": (0.1, 10), "abs": (-5, 5), "neg": (-5, 5), "sign": (-5, 5),
+         "floor": (-5, 5), "ceil": (-5, 5), "trunc": (-5, 5), "round": (-5, 5),
+         "frac": (-5, 5), "square": (-10, 10), "logit": (0.01, 0.99),
+         "F.gelu": (-5, 5), "F.silu": (-8, 8), "F.softplus": (-8, 8), "F.elu": (-4, 4),
+         "F.leaky_relu": (-4, 4), "F.mish": (-6, 6), "F.softsign": (-4, 4),
+         "F.relu6": (-8, 8), "F.softmax": (-5, 5), "F.log_softmax": (-5, 5)}
+# Not bit-equal yet, and why (strict: a fix shows here).
+KNOWN = {
+    "rsqrt": "PyTorch's scalar tail of its vectorized loop (the last n % 64 values) rounds "
+             "sqrt to float16 first; the rest is float32 1 / sqrt, as here",
+    "atan": "2 values: SLEEF's atanf against numpy's",
+    "erf": "1 value: PyTorch's vectorized float32 erf against the engine's",
+    "F.gelu": "float32 gelu itself differs from PyTorch's in the last bit (its erf)",
+    "F.silu": "3 values: SLEEF's expf against numpy's",
+    "F.softmax": "reductions.py computes float16 softmax in float16",
+    "F.log_softmax": "reductions.py computes float16 log_softmax in float16",
+}
+
+
+def _data(low, high, seed=1):
+    return np.random.default_rng(seed).uniform(low, high, 2000).astype("float16")
+
+
+def _bits(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a.view(np.uint16) if a.dtype == np.float16 else a
+
+
+def _same(ours, theirs) -> None:
+    assert ours.dtype == theirs.dtype
+    nan = np.isnan(ours.astype(float)) & np.isnan(theirs.astype(float))
+    np.testing.assert_array_equal(np.where(nan, 0, _bits(ours)), np.where(nan, 0, _bits(theirs)))
+
+
+def _unary(name, lib, x):
+    if name.startswith("F."):
+        kw = {"dim": 0} if "softmax" in name else {}
+        return getattr(lib.nn.functional, name[2:])(x, **kw)
+    return getattr(lib, name)(x)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n])) if n in KNOWN
+    else n for n in sorted(UNARY)])
+def test_unary(name):
+    data = _data(*UNARY[name])
+    _same(_unary(name, rg, rg.tensor(data)).numpy(),
+          _unary(name, torch, torch.tensor(data)).numpy())
+
+
+BINARY = ["x + y", "x - y", "x * y", "x / y", "x ** y", "T.maximum(x, y)",
+          "T.fmod(x, y)", "T.remainder(x, y)", "T.atan2(x, y)", "T.hypot(x, y)", "x // y",
+          "x * 0.1", "x * 0.001", "x * (1 / 3)", "x / 0.1", "x / (1 / 3)", "x / 1e-3",
+          "0.1 * x", "T.mul(0.1, x)", "0.1 / y", "x + 0.1", "x - 1 / 3", "x ** 3", "y ** 2.5",
+          "y ** -1.5", "x // 0.1", "x // (1 / 3)", "T.div(x, 0.1, rounding_mode='trunc')",
+          "T.div(x, 0.1, rounding_mode='floor')", "x % 0.1", "T.fmod(x, 1 / 3)",
+          "x * T.tensor(0.1)", "x * T.tensor([0.1])", "x / T.tensor(0.1, dtype=T.float64)",
+          "x * T.tensor(3001)", "T.clamp(x, -0.1, 0.3)"]
+
+
+@pytest.mark.parametrize("expression", BINARY)
+def test_binary(expression):
+    x, y = _data(-5, 5, 1), _data(0.2, 5, 2)
+
+    def run(lib):
+        return eval(expression, {"T": lib, "x": lib.tensor(x), "y": lib.tensor(y)}).numpy()
+    _same(run(rg), run(torch))
+
+
+@pytest.mark.parametrize("expression", ["i * 0.1", "i * (1 / 3)", "i / 0.1", "i / 3",
+                                        "i.sigmoid()", "i.sqrt()", "i * 2.5"])
+def test_integer_tensor_under_float16_default(expression):
+    ints = np.random.default_rng(3).integers(0, 5000, 2000)
+
+    def run(lib):
+        lib.set_default_dtype(lib.float16)
+        try:
+            return eval(expression, {"i": lib.tensor(ints)}).numpy()
+        finally:
+            lib.set_default_dtype(lib.float32)
+    _same(run(rg), run(torch))
+
+
+def test_gradient_of_a_product_by_a_number():
+    """The backward's g * 0.1 is PyTorch's kernel too."""
+    def run(lib):
+        x = lib.tensor(_data(-5, 5), requires_grad=True)
+        (x * 0.1).backward(lib.tensor(_data(-3, 3, 4)))
+        return x.grad.numpy()
+    _same(run(rg), run(torch))
