@@ -9,6 +9,12 @@ kernels here compute exactly that, so the second derivative is PyTorch's where x
 zero, two zeros, infinities or NaNs (inf - inf or 0 * inf where a formula over all of x
 would subtract or multiply the terms it does not need).
 
+With grad mode (a second derivative asked for with create_graph) PyTorch's cumprod
+backward is another formula where the tensor holds a zero: for each k the sum over i >= k
+of w_i times the product before k times the products from k + 1 to i, each term's product
+taken whole, so an inf before k meets the zeros after it (NaN) where the O(n) formula
+never multiplies them; `_cumprod_vjp_grad_mode` computes that.
+
 The second derivative's own derivative (third order) goes through `hvp_graph`, the
 Hessian-vector product written with prod_others over a matrix per slice: exact at every
 order, O(n^2), and evaluated only when a third derivative is asked for.
@@ -73,9 +79,31 @@ def _cumprod_vjp(xp, w, y, out):
     return xp.where(at_first, val, res).astype(y.dtype)
 
 
-def hvp_forward(xp, c, a, dim):
+def _cumprod_vjp_grad_mode(xp, w, y, out):
+    """PyTorch's cumprod_backward with grad mode on (along the last axis): out / y summed
+    as in _cumprod_vjp where y holds no zero at all; otherwise, for each k, the sum over
+    i >= k of w_i * (prod(y[:k]) * prod(y[k+1:i+1])), O(n^2)."""
+    n = y.shape[-1]
+    if y.size <= 1 or n == 1:
+        return w
+    if not (y == 0).any():
+        return _rcumsum(xp, out * w) / y
+    res = xp.empty_like(w)
+    for k in range(n):
+        after = xp.cumprod(y[..., k + 1:], axis=-1)
+        if k == 0:
+            terms = xp.concatenate([_ones(xp, y), after], axis=-1)
+        else:
+            before = xp.prod(y[..., :k], axis=-1, keepdims=True)
+            terms = xp.concatenate([before, before * after], axis=-1)
+        res[..., k] = (w[..., k:] * terms).sum(axis=-1)
+    return res
+
+
+def hvp_forward(xp, c, a, dim, grad_mode=False):
     """The vector-Jacobian product of others_forward at cotangent c, as PyTorch's second
-    derivative of prod computes it: cumprod's backward through EN and through ER."""
+    derivative of prod computes it: cumprod's backward through EN and through ER (its
+    grad-mode formula with `grad_mode`)."""
     if a.ndim == 0 or a.size == 0:
         return xp.zeros_like(a)
     v, cv = _last(xp, a, dim), _last(xp, c, dim)
@@ -88,14 +116,15 @@ def hvp_forward(xp, c, a, dim):
     one = _ones(xp, v)
     y_n = xp.concatenate([one, v[..., :-1]], axis=-1)
     y_r = xp.concatenate([one, flipped[..., :-1]], axis=-1)
-    from_n = _cumprod_vjp(xp, cv * er, y_n, en)[..., 1:]
-    from_r = xp.flip(_cumprod_vjp(xp, xp.flip(cv * en, axis=-1), y_r, er_rev)[..., 1:], axis=-1)
+    vjp = _cumprod_vjp_grad_mode if grad_mode else _cumprod_vjp
+    from_n = vjp(xp, cv * er, y_n, en)[..., 1:]
+    from_r = xp.flip(vjp(xp, xp.flip(cv * en, axis=-1), y_r, er_rev)[..., 1:], axis=-1)
     zero = xp.zeros_like(one)
     out = xp.concatenate([from_n, zero], axis=-1) + xp.concatenate([zero, from_r], axis=-1)
     return _back(xp, out, a, dim)
 
 
-def hvp_graph(c, x, dim):
+def hvp_graph(c, x, dim, grad_mode=False):
     """hvp_forward's value written with catalog ops, for its derivatives: sum over i != j
     of c_i times the product of all but x_i and x_j, that product read from prod_others
     of a matrix whose row i is the slice with x_i replaced by 1."""

@@ -177,8 +177,9 @@ def _prod_vjp(g, x, out, dim, keepdim):
     if dim is None and not GRAD_MODE.get():
         # PyTorch's backward of a full product with two zeros or more is zeros without
         # create_graph (also where an inf or NaN makes the products NaN), its exclusive
-        # products with it
-        grad = (zc.sum() > 1).where(0.0, grad)
+        # products with it: without, the value of the first and (for a caller that
+        # differentiates it anyway) the derivative of the second
+        grad = (zc.sum() > 1).where(grad.isfinite().where(grad - grad.detach(), 0.0), grad)
     return grad
 
 
@@ -206,7 +207,8 @@ def _but_untaken(g, cond, depth=4):
 define("prod_others",
        batch=_batch.dims_shift('dim'),
        infer=lambda metas, dim: metas[0], forward=_prod.others_forward,
-       vjp=lambda g, x, out, dim: g.prod_others_hvp(x, dim=dim),
+       # PyTorch's double backward of prod runs cumprod's backward in the sweep's grad mode
+       vjp=lambda g, x, out, dim: g.prod_others_hvp(x, dim=dim, grad_mode=GRAD_MODE.get()),
        attrs={"dim": ("optional_int", None)},
        samples=(S(F(3, 4), dim=1), S(F(2, 3)), S(F(2, 0), dim=1), S(F(1), dim=0),
                 S(X([[1.5, 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1),
@@ -215,7 +217,7 @@ define("prod_others",
                 S(X([[0.0, 1.5, 0.0], [0.5, 0.0, 1.0]]))))
 
 
-def _infer_hvp(metas, dim):
+def _infer_hvp(metas, dim, grad_mode):
     return metas[1]
 
 
@@ -224,11 +226,15 @@ def _infer_hvp(metas, dim):
 define("prod_others_hvp", nin=2, batch=_batch.all_batched(_batch.dims_shift('dim')),
        infer=_infer_hvp,
        forward=_prod.hvp_forward, decompose=_prod.hvp_graph,
-       attrs={"dim": ("optional_int", None)},
+       # grad_mode: PyTorch's cumprod backward with grad mode on (see _prod)
+       attrs={"dim": ("optional_int", None), "grad_mode": ("bool", False)},
        samples=(S(F(3, 4), F(3, 4), dim=1), S(F(2, 3), F(2, 3)), S(F(2, 0), F(2, 0), dim=1),
                 S(F(1), F(1), dim=0), S(F(4, 3), X([[1.5, 0.0, 2.0], [0.0, 1.0, 3.0],
                                                     [0.0, 0.0, 3.0], [0.5, 0.0, 1.0]]), dim=0),
-                S(F(2, 3), X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]]))))
+                S(F(2, 3), X([[1.5, 0.0, 2.0], [0.5, 0.0, 3.0]])),
+                # an inf before a zero: NaN with grad mode (the O(n^2) formula's products)
+                S(F(2, 3), X([[float("inf"), 0.0, 2.0], [0.5, 1.0, 3.0]]), dim=1, fd=False,
+                  second=False, grad_mode=True)))
 
 
 def _prod_forward(xp, a, dim, keepdim):

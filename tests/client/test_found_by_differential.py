@@ -442,6 +442,10 @@ CASES = {
         T.autograd.grad(x.prod(), x, T.tensor(s, dtype=T.float64), create_graph=cg)[0]
         for v in ([[0.0, 0.0], [INF, 2.0]], [[0.0, NAN], [0.0, 2.0]])
         for s in (1.0, NAN) for cg in (False, True) for x in (_leaf(T, v),)),
+    # ... and its second derivative with create_graph is cumprod's backward with grad mode,
+    # PyTorch's O(n^2) formula (an inf before a zero: NaN), not the O(n) one
+    "third order of a full prod with two zeros and an inf (grad-mode cumprod backward)":
+        lambda T: _second_sin(T, lambda a: a.prod(), _leaf(T, [0.0, INF, 2.0, 0.0])),
     "prod with a NaN seed": lambda T: _seeded(
         T, lambda a: a.prod(1), [NAN, 1.0], _leaf(T, [[1.0, 0.0, INF], [2.0, 3.0, 0.5]])),
     # binary_cross_entropy's rules are PyTorch's (no clamp at -100 in the gradients)

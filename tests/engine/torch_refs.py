@@ -216,9 +216,10 @@ def _prod_others(x, dim=None):
 REFS["prod_others"] = _prod_others
 
 
-def _prod_others_hvp(c, x, dim=None):
+def _prod_others_hvp(c, x, dim=None, grad_mode=False):
     """The catalog's prod_others_hvp: prod_others' vector-Jacobian product at c, as
-    PyTorch's second derivative of prod computes it."""
+    PyTorch's second derivative of prod computes it, with create_graph (grad mode: the
+    samples of grad_mode=False are those where its value is the same)."""
     with torch.enable_grad():
         xg = x.clone() if x.requires_grad else x.detach().requires_grad_()
         (h,) = torch.autograd.grad(_prod_others(xg, dim), xg, c, create_graph=True)
