@@ -86,7 +86,7 @@ from . import _functional as _functional_module  # noqa: E402
 globals().update(_functional_module.FUNCTIONS)
 
 from . import autograd, cuda, nn, optim, utils  # noqa: E402
-from . import accelerator, onnx, serialization  # noqa: E402
+from . import accelerator, onnx, serialization, special  # noqa: E402
 from . import func  # noqa: E402  (torch.func: pure Python over modules loaded above)
 from ._default_device import get_default_device, set_default_device  # noqa: E402
 from ._default_dtype import set_default_dtype, set_default_tensor_type  # noqa: E402
@@ -114,7 +114,7 @@ __all__ = [
     "channels_last", "channels_last_3d", "contiguous_format", "memory_format", "preserve_format",
 ]
 __all__ += sorted(_functional_module.FUNCTIONS)
-__all__ += ["func"]
+__all__ += ["func", "special"]
 __version__ = "0.1.0"
 del _dtypes
 

@@ -11,8 +11,8 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import result_type, torch_dtype_name
 
-from . import (_bucketize, _clamp, _composites, _dtype_functions, _operators, _ops, _scatter_reduce,
-               _select, _shape, _special_fns, _stacking)
+from . import (_bucketize, _clamp, _composites, _dtype_functions, _inplace_functions, _operators,
+               _ops, _scatter_reduce, _select, _shape, _special_fns, _stacking)
 from ._tensor_base import TensorBase, apply
 
 if TYPE_CHECKING:
@@ -145,6 +145,7 @@ FUNCTIONS.update({name: getattr(_stacking, name) for name in (
     "meshgrid")})
 FUNCTIONS.update(is_tensor=is_tensor, numel=numel, clone=clone, detach=detach,
                  is_floating_point=lambda input: input.is_floating_point())
+FUNCTIONS.update(_inplace_functions.FUNCTIONS)  # torch.sin_(x), torch.selu_(x), ...
 
 
 def _guarded() -> None:

@@ -64,8 +64,9 @@ def bind(name: str, spec: Spec, args: tuple, kwargs: dict) -> tuple[list, dict]:
             raise TypeError(f"{name}() missing required argument '{key}'")
         operands.append(kw.pop(key))
     if len(rest) > len(spec.params):
-        raise TypeError(f"{name}() takes {nin + len(spec.params)} positional arguments but "
-                        f"{len(args)} were given")
+        most = nin + len(spec.params)  # PyTorch's grammar: "1 positional argument"
+        raise TypeError(f"{name}() takes {most} positional argument{'s' if most > 1 else ''} "
+                        f"but {len(args)} were given")
     for key, value in zip(spec.params, rest):
         if key in kw:
             raise TypeError(f"{name}() got multiple values for argument '{key}'")

@@ -1,0 +1,58 @@
+"""PyTorch's module-level in-place functions (torch.sin_(x), torch.clamp_(x, 0, 1),
+torch.selu_(x)...): the Tensor method of that name, or nn.functional's inplace=True form
+for selu_ and celu_ (no Tensor method there either), with PyTorch's refusal of a
+non-tensor input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The torch.<name>_ functions of PyTorch 2.13 whose out-of-place op the client has.
+METHODS = (
+    "abs_", "acos_", "acosh_", "arccosh_", "arcsinh_", "arctanh_", "asin_", "asinh_",
+    "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_", "clamp_min_", "clip_", "cos_",
+    "cosh_", "deg2rad_", "detach_", "erf_", "erfc_", "exp2_", "exp_", "expm1_", "fix_",
+    "floor_", "frac_", "log10_", "log1p_", "log2_", "log_", "logit_", "nan_to_num_", "neg_",
+    "negative_", "rad2deg_", "reciprocal_", "relu_", "round_", "rsqrt_", "sigmoid_", "sin_",
+    "sinc_", "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_")
+
+
+def _input(name: str, args: tuple) -> Any:
+    if not args:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "input"')
+    if not hasattr(args[0], "_node"):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(args[0]).__name__}")
+    return args[0]
+
+
+def _method(name: str):
+    base = f"{name[:-1]}() takes "
+
+    def function(*args, **kwargs):
+        try:
+            return getattr(_input(name, args), name)(*args[1:], **kwargs)
+        except TypeError as e:  # the arity message names the function: sin_(), not sin()
+            if str(e).startswith(base):
+                raise TypeError(f"{name}() takes {str(e)[len(base):]}") from None
+            raise
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+def selu_(*args):
+    if len(args) > 1:
+        raise TypeError(f"selu_() takes 1 positional argument but {len(args)} were given")
+    from .nn import functional as F
+    return F.selu(_input("selu_", args), inplace=True)
+
+
+def celu_(*args, **kwargs):
+    from .nn import functional as F
+    input = _input("celu_", args)
+    alpha = args[1] if len(args) > 1 else kwargs.pop("alpha", 1.0)
+    return F.celu(input, alpha, inplace=True)
+
+
+FUNCTIONS: dict[str, Any] = {name: _method(name) for name in METHODS}
+FUNCTIONS.update(selu_=selu_, celu_=celu_)
