@@ -38,7 +38,7 @@ def _binary(name: str, left, right, other):
 def _inplace(name: str, self, other):
     if not isinstance(other, _OPERAND):
         return NotImplemented
-    self._check_inplace(reads=(other,))
+    self._check_inplace((other,))  # as the method's: its overlap with self checked first
     plain = plain_call(name)
     if plain and plain[1] == 2:  # as _binary
         return self._assign(apply(plain[0], self, other, torch_name=plain[2]))

@@ -272,6 +272,8 @@ def _index_put_only(self: Tensor, text: str, tensors: list) -> bool:
     no view, so index_put_ writes x itself (IndexPutBackward0, not CopySlices)."""
     if not tensors:
         return False
+    if any(t.dim() == 0 and t.dtype.name == "bool" for t in tensors):
+        return False  # a 0-d mask (or True/False) is applied to x.unsqueeze(-1), a view
     items = parse_key(text)
     if any(kind in ("int", "none") for kind, *_ in items):
         return False

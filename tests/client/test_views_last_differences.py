@@ -34,6 +34,16 @@ PROGRAMS = {
         "c.mul_(v0)", "?w.grad_fn", "gs = T.autograd.grad(T.exp(w).sum(), [x, v0, c], "
         "create_graph=True)", "?gs[0]", "?gs[1]", "?gs[2]",
         "?T.autograd.grad((w * 2).sum() + c.sum(), c, create_graph=True)[0]"],
+    # PyTorch's setitem applies a 0-d mask (or True/False) to x.unsqueeze(-1), a view
+    "0-d mask setitem": [
+        X0, "v1 = v0.clone()", "v2 = v1.unsqueeze(0)", "v1[v1 > 0] = 0.5", "?v1", "?v2",
+        "v3 = v0.clone()", "v3[v3 < 0] = T.tensor(0.5)", "?v3", "v4 = v0 * T.ones(2)",
+        "v4[T.tensor(True)] = 0.5", "?v4", "v4[True] = 1.5", "?v4",
+        "?T.autograd.grad((v1 + v4).sum(), v0)"],
+    # x op= y checks y's overlap with x first, as x.sub_(y) does
+    "x -= y of a view and its base, under no_grad": [
+        X0, "v1 = v0.unsqueeze(0)", "with T.no_grad(): v1 -= v0", "?v0",
+        "v2 = T.ones(2, 3)", "v3 = v2.t()", "v3 += v2", "?v2"],
 }
 
 
