@@ -24,7 +24,7 @@ from remotegrad.proto.kept import KeptCopies
 
 pytestmark = pytest.mark.integration
 
-pytest.importorskip("torch")
+pt = pytest.importorskip("torch")
 
 
 def _metric(port: int, name: str) -> float:
@@ -183,3 +183,62 @@ def test_copies_kept_while_the_ledger_is_unreachable_are_counted_and_released(tm
                    timeout=20)
         assert int(r.hget(ledger, "bytes")) == value.nbytes  # the other one's
         assert r.hexists(ledger, f"h:{other}") and not r.hexists(ledger, f"h:{name}")
+
+
+def _call(up, nodes, targets, keep, release=()):
+    """As tenant `train` (raw gRPC): the answer's results."""
+    import grpc
+
+    from remotegrad.proto import remotegrad_pb2_grpc as pb_grpc
+    req = codec.encode_request(nodes, [], targets)
+    req.keep.extend(keep)
+    req.release.extend(release)
+    with grpc.insecure_channel(up.address) as ch:
+        return pb_grpc.GatewayStub(ch).Compute(
+            req, timeout=60, metadata=(("authorization", "Bearer train-token-0123456789"),)
+        ).results
+
+
+SKIPPED = "remotegrad_kept_bytes_skipped_total"
+
+
+def test_a_copy_released_before_its_write_began_is_skipped_and_its_release_made(tmp_path):
+    """Coalescing, through a real cluster, as a training loop's steps: a 60 MiB kept
+    result keeps its holder's write thread busy; meanwhile w1 (read from it, so computed
+    by the same worker), then w2 = 3 * w1 are kept, and the next call keeps w3 = 3 * w2
+    and releases w1. The holder skips w1's copy (its own counter says so); the gateway
+    keeps w1's lineage until w2's copy lands (recomputing w2 needs w1), then makes w1's
+    release: w1's ledger entry and key go; w2's and w3's copies are PyTorch's values."""
+    from remotegrad.proto.codec import WireNode
+    metrics = _free_ports(3)
+    # float32: 60 MiB, under the worker's write-behind bound (64 MiB: past it a call's
+    # copies are written at once, in its own thread, and nothing waits to be skipped)
+    n = 15 << 20
+
+    def times3(name, release=()):
+        return _call(up, [WireNode(0, "leaf", (), {"hash": name, "dtype": "float32",
+                                                   "shape": (4,)}),
+                          WireNode(1, "const", (), {"value": 3.0}),
+                          WireNode(2, "mul", (0, 1), {})], [2], [2], release)[0].hash
+
+    with cluster_up(tmp_path, "--metrics-port", str(metrics)) as up:
+        r = up.redis()
+        copies, ledger = KeptCopies(r), keys.kept_ledger_key("train")
+        big = _call(up, [WireNode(0, "full", (), {"shape": (n,), "value": 1.0,
+                                                  "dtype": "float32"})], [0], [0])[0].hash
+        leaf = {"hash": big, "dtype": "float32", "shape": (n,)}
+        w1 = _call(up, [WireNode(0, "leaf", (), leaf),
+                        WireNode(1, "narrow", (0,), {"dim": 0, "start": 0, "length": 4}),
+                        WireNode(2, "mul", (1, 1), {})], [2], [2])[0].hash
+        w2 = times3(w1)
+        w3 = times3(w2, release=[w1])  # the client dropped w1
+        wait_until(lambda: sum(_metric(metrics + 1 + i, SKIPPED) for i in range(2)) > 0,
+                   "the holder's skipped copy", timeout=30)
+        wait_until(lambda: copies.get("train", w3) is not None, "w3's copy", timeout=30)
+        wait_until(lambda: not r.exists(keys.kept_key("train", w1)) and
+                   not r.hexists(ledger, f"h:{w1}"), "w1's release", timeout=30)
+        one = pt.ones(n)[:4]
+        for name, want in ((w2, one * one * 3.0), (w3, one * one * 9.0)):
+            np.testing.assert_array_equal(codec.decode_array(copies.get("train", name)),
+                                          want.numpy())
+            assert r.hexists(ledger, f"h:{name}")
