@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
 from ._checks import fail_if
 from ._int_power import int_power, whole_exponent
 from . import _batching as _batch
@@ -151,14 +153,25 @@ _binary = partial(define, batch=_batch.elementwise, nin=2, infer=infer_binary, p
 _SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
 
 # --- arithmetic -------------------------------------------------------------------------
+def _fused(xp, a, b, alpha):
+    """a + alpha * b as PyTorch's kernel computes it for floats: one fma in float32 (its
+    float16 in float32, alpha rounded to float16 first), emulated in float64, where the
+    product of two float32 values is exact; other dtypes as written."""
+    if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
+        return a + alpha * b
+    k = float(a.dtype.type(alpha)) if a.dtype.name == "float16" else float(np.float32(alpha))
+    wide = a.astype("float64") + k * b.astype("float64")
+    return wide.astype("float32").astype(a.dtype, copy=False)
+
+
 _binary("add", infer=lambda m, alpha: infer_binary(m), ufunc="add",
-        forward=lambda xp, a, b, alpha: a + b if alpha == 1 else a + alpha * b,
+        forward=lambda xp, a, b, alpha: a + b if alpha == 1 else _fused(xp, a, b, alpha),
         vjp=(lambda g, x, y, out, alpha: g,
              lambda g, x, y, out, alpha: g * alpha if alpha != 1 else g),
         attrs={"alpha": ("scalar", 1)},
         samples=binary_samples() + _SCALAR_SAMPLES + (S(F(3), F(2, 3), alpha=2.0),))
 _binary("sub", infer=lambda m, alpha: _no_bool_sub(m), ufunc="subtract",
-        forward=lambda xp, a, b, alpha: a - b if alpha == 1 else a - alpha * b,
+        forward=lambda xp, a, b, alpha: a - b if alpha == 1 else _fused(xp, a, b, -alpha),
         vjp=(lambda g, x, y, out, alpha: g,
              lambda g, x, y, out, alpha: -g * alpha if alpha != 1 else -g),
         attrs={"alpha": ("scalar", 1)},
@@ -210,9 +223,22 @@ _binary("pow", infer=_infer_pow, forward=_pow_forward, vjp=(_pow_x, _pow_y),
 # lerp(start, end, weight) with PyTorch's formula: from start for |weight| < 0.5, from end
 # otherwise (so lerp(inf, 0.13, inf) is -inf, not inf - inf). The SDK's lerp checks the
 # dtypes and names the node LerpBackward0/1 (the catalog keeps `lerp` free for it).
-def _lerp_forward(xp, a, b, w):
+def _lerp_plain(xp, a, b, w):
     d = b - a
     return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1 - w))
+
+
+def _lerp_forward(xp, a, b, w):
+    """PyTorch's float32 kernel fuses each product and sum (fma): emulated in float64, where
+    the product of two float32 values is exact (one rounding to float32, as fma's); its
+    float16 is float32 rounded once (the engine hands float16 lerp over in float32)."""
+    if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
+        return _lerp_plain(xp, a, b, w)
+    if a.dtype.name == "float16":
+        return _lerp_forward(xp, *(x.astype("float32") for x in (a, b, w))).astype(a.dtype)
+    d, w64 = (b - a).astype("float64"), w.astype("float64")
+    out = xp.where(xp.abs(w) < 0.5, a + w64 * d, b - d * (1 - w).astype("float64"))
+    return out.astype("float32")
 
 
 define("lerp_kernel",
@@ -220,13 +246,21 @@ define("lerp_kernel",
        nin=3, infer=lambda metas: Meta(broadcast_all(metas), result_type(metas)),
        forward=_lerp_forward,
        vjp=(lambda g, a, b, w, out: g * (1 - w), lambda g, a, b, w, out: g * w,
-            lambda g, a, b, w, out: g * (b - a)), promote=True, fusable=_lerp_forward,
+            lambda g, a, b, w, out: g * (b - a)), promote=True, fusable=_lerp_plain,
        samples=(S(F(3, 4), F(3, 4), F(3, 4)), S(F(3), F(2, 3), C(0.3)),
                 S(F(2, 3), F(3), C(0.7)), S(F(), F(3), F(2, 1)),
                 S(X([float("inf"), -float("inf"), 1.0]), X([0.13, 0.13, 2.0]),
                   X([float("inf"), -float("inf"), 0.6]), fd=False)))
-def _addcdiv_forward(xp, a, b, c, value):
+def _addcdiv_plain(xp, a, b, c, value):
     return a + value * b / c  # PyTorch's kernel: (value * tensor1) / tensor2, then + input
+
+
+def _addcdiv_forward(xp, a, b, c, value):
+    if a.dtype.name != "float16":
+        return _addcdiv_plain(xp, a, b, c, value)
+    # float16 in float32 (value too), rounded once, as PyTorch's kernel
+    wide = (x.astype("float32") for x in (a, b, c))
+    return _addcdiv_plain(xp, *wide, value).astype(a.dtype)
 
 
 # addcdiv(input, tensor1, tensor2, value) with PyTorch's own rules (not div's: its second
@@ -238,7 +272,7 @@ define("addcdiv_kernel",
        vjp=(lambda g, a, b, c, out, value: g,
             lambda g, a, b, c, out, value: g * (value / c),
             lambda g, a, b, c, out, value: -g * (value * b / (c * c))),
-       attrs={"value": ("float", 1.0)}, promote=True, fusable=_addcdiv_forward,
+       attrs={"value": ("float", 1.0)}, promote=True, fusable=_addcdiv_plain,
        samples=(S(F(3, 4), F(3, 4), P(3, 4)), S(F(3), F(2, 3), P(2, 1), value=-0.5),
                 S(F(), F(3), P(3), value=2.0)))
 # Ties split the gradient; a NaN against a number passes it to both.

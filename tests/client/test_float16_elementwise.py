@@ -25,8 +25,6 @@ UNARY = {"exp": (-8, 8), "expm1": (-8, 8), "exp2": (-8, 8), "log": (0.01, 100),
          "F.relu6": (-8, 8), "F.softmax": (-5, 5), "F.log_softmax": (-5, 5)}
 # Not bit-equal yet, and why (strict: a fix shows here).
 KNOWN = {
-    "rsqrt": "PyTorch's scalar tail of its vectorized loop (the last n % 64 values) rounds "
-             "sqrt to float16 first; the rest is float32 1 / sqrt, as here",
     "atan": "2 values: SLEEF's atanf against numpy's",
     "erf": "1 value: PyTorch's vectorized float32 erf against the engine's",
     "F.gelu": "float32 gelu itself differs from PyTorch's in the last bit (its erf)",
@@ -36,8 +34,15 @@ KNOWN = {
 }
 
 
-def _data(low, high, seed=1):
-    return np.random.default_rng(seed).uniform(low, high, 2000).astype("float16")
+# PyTorch's vectorized loop takes 64 float16 values a step; the last n % 64 (n <= 32768)
+# go through its scalar loop, which for these rounds to float16 at each step (rsqrt's sqrt,
+# alpha * b). The engine computes every value as the vectorized loop: these are tested on
+# a multiple of 64 values.
+TAIL = ("rsqrt", "alpha=")
+
+
+def _data(low, high, seed=1, n=2000):
+    return np.random.default_rng(seed).uniform(low, high, n).astype("float16")
 
 
 def _bits(a) -> np.ndarray:
@@ -62,7 +67,7 @@ def _unary(name, lib, x):
     pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n])) if n in KNOWN
     else n for n in sorted(UNARY)])
 def test_unary(name):
-    data = _data(*UNARY[name])
+    data = _data(*UNARY[name], n=1984 if name in TAIL else 2000)
     _same(_unary(name, rg, rg.tensor(data)).numpy(),
           _unary(name, torch, torch.tensor(data)).numpy())
 
@@ -74,16 +79,35 @@ BINARY = ["x + y", "x - y", "x * y", "x / y", "x ** y", "T.maximum(x, y)",
           "y ** -1.5", "x // 0.1", "x // (1 / 3)", "T.div(x, 0.1, rounding_mode='trunc')",
           "T.div(x, 0.1, rounding_mode='floor')", "x % 0.1", "T.fmod(x, 1 / 3)",
           "x * T.tensor(0.1)", "x * T.tensor([0.1])", "x / T.tensor(0.1, dtype=T.float64)",
-          "x * T.tensor(3001)", "T.clamp(x, -0.1, 0.3)"]
+          "x * T.tensor(3001)", "T.clamp(x, -0.1, 0.3)", "T.add(x, y, alpha=1 / 3)",
+          "T.sub(x, y, alpha=-0.7)", "x.add(y, alpha=0.1)", "T.lerp(x, y, 0.3)",
+          "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)", "T.addcdiv(x, x, y, value=0.1)"]
 
 
-@pytest.mark.parametrize("expression", BINARY)
-def test_binary(expression):
-    x, y = _data(-5, 5, 1), _data(0.2, 5, 2)
+def _binary(expression, dtype="float16"):
+    n = 1984 if any(t in expression for t in TAIL) else 2000
+    x, y = _data(-5, 5, 1, n), _data(0.2, 5, 2, n)
+    if dtype == "float32":  # values that are not all float16 ones
+        x = x + _data(0, 1e-3, 5, n).astype(dtype)
+        y = y + _data(0, 1e-3, 6, n).astype(dtype)
 
     def run(lib):
         return eval(expression, {"T": lib, "x": lib.tensor(x), "y": lib.tensor(y)}).numpy()
     _same(run(rg), run(torch))
+
+
+@pytest.mark.parametrize("expression", BINARY)
+def test_binary(expression):
+    _binary(expression)
+
+
+# float32 too: PyTorch's kernels fuse a + alpha * b and lerp's product and sum (fma)
+@pytest.mark.parametrize("expression", [
+    "T.add(x, y, alpha=1 / 3)", "T.sub(x, y, alpha=-0.7)", "x.add(y, alpha=0.1)",
+    "T.lerp(x, y, 0.3)", "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)",
+    "T.addcdiv(x, x, y, value=0.1)"])
+def test_fused_float32(expression):
+    _binary(expression, "float32")
 
 
 @pytest.mark.parametrize("expression", ["i * 0.1", "i * (1 / 3)", "i / 0.1", "i / 3",

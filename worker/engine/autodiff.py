@@ -279,16 +279,21 @@ def materialize(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
 # has one element (a Python number, a 0-d tensor) run in float32 with that operand's own
 # value in float32 (TensorIterator's original_scalar_value, not rounded to float16 first),
 # rounded to float16 once: x * 0.1 differs in ~1/3 of values from the float16 product.
-_BY_SCALAR = frozenset({"mul", "div"})
+# lerp's Python number weight is taken so too (its kernel's weight.to<opmath_t>()).
+_BY_SCALAR = {"mul": 1, "div": 1, "lerp_kernel": 2}  # op -> the operand
 
 
 def _half_by_scalar(g: Graph, op: str, ins: list[int], attrs: dict, meta) -> int | None:
-    a, b = ins
-    if meta.dtype != "float16" or any(s != 1 for s in g.metas[b].shape):
+    k = _BY_SCALAR[op]
+    scalar = g.metas[ins[k]]
+    own = (scalar.weak if op == "lerp_kernel" else all(s == 1 for s in scalar.shape))
+    if meta.dtype != "float16" or not own:
         return None
-    if g.metas[a].dtype != "float16":  # an integer tensor: cast to the common dtype first
-        a = g.add("cast", (a,), {"dtype": "float16"})
-    wide = [g.add("cast", (i,), {"dtype": "float32"}) for i in (a, b)]
+    wide = []
+    for i, x in enumerate(ins):
+        if i != k and g.metas[x].dtype != "float16":  # an integer tensor: the common dtype
+            x = g.add("cast", (x,), {"dtype": "float16"})
+        wide.append(g.add("cast", (x,), {"dtype": "float32"}))
     return g.add("cast", (g.add(op, tuple(wide), attrs),), {"dtype": "float16"})
 
 
