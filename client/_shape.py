@@ -326,7 +326,11 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
         # the region its key views (x[key].copy_(value)), which may repeat none
         region = getitem(self, key)
-        if isinstance(value, Scalar):
+        if isinstance(value, Scalar):  # a 0-d tensor of x's dtype, whose fill_ is a copy_
+            dtype = self._node.meta.dtype  # (PyTorch's: refused where the region repeats)
+            with np.errstate(over="ignore"):  # 7e4 into a half is inf, as PyTorch's
+                value = tensor(scalar_as(value, "float64" if dtype == "float16" else dtype),
+                               dtype=self.dtype)
             region.fill_(value)
         elif not isinstance(value, TensorBase) or tuple(value.shape) == tuple(region.shape):
             region.copy_(value)

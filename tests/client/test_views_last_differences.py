@@ -44,6 +44,14 @@ PROGRAMS = {
     "x -= y of a view and its base, under no_grad": [
         X0, "v1 = v0.unsqueeze(0)", "with T.no_grad(): v1 -= v0", "?v0",
         "v2 = T.ones(2, 3)", "v3 = v2.t()", "v3 += v2", "?v2"],
+    # x[key] = number where x repeats elements: PyTorch fills the region with a 0-d tensor,
+    # a copy_, refused where the region repeats elements (x.fill_(number) is not)
+    "number into an expanded tensor": [
+        X0, "v1 = T.tensor([0.13], requires_grad=True).clone()", "v2 = v1.expand(2, 1)",
+        "v2[..., :1] = 0.5", "v2[...] = 0.5", "v2[0] = 0.5", "?v1", "?v2", "v2.fill_(1.5)",
+        "?v1", "v3 = T.zeros(3, dtype=T.int64).expand(2, 3)", "v3[:, 0] = 2", "v3[1] = 7",
+        "?v3", "v4 = T.zeros(2, dtype=T.float16).expand(3, 2)", "v4[0] = 70000.0", "?v4",
+        "v5 = T.zeros(2, dtype=T.bool).expand(2, 2)", "v5[1] = 3", "?v5"],
 }
 
 
