@@ -47,7 +47,12 @@ def _addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Ten
     if all(_integral(x) for x in (input, tensor1, tensor2)) and isinstance(value, float):
         value = int(value)  # PyTorch casts the scalar to the integer dtype: 0.5 is 0
     tensor1, tensor2 = _in_result_dtype(input, tensor1, tensor2)
-    return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
+    if isinstance(value, TensorBase) or "addcmul_kernel" not in catalog.CATALOG:
+        # (an optimiser's step scalar: data, not an attribute)
+        return apply("add", input, tensor1 * tensor2 * value, torch_name="AddcmulBackward0")
+    # one kernel, as PyTorch's: its fused float32 rounding (the composite rounds twice)
+    return apply("addcmul_kernel", input, tensor1, tensor2, value=value,
+                 torch_name="AddcmulBackward0")
 
 
 def _in_result_dtype(input, tensor1, tensor2) -> tuple:

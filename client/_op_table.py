@@ -464,6 +464,7 @@ ROWS: dict[str, Row] = {
                   saves={"SumToSizeBackward0": ""}),
     "lerp_kernel": Row(internal=True, grad="LerpBackward1", saves="c"),  # the weight
     "addcdiv_kernel": Row(internal=True, grad="AddcdivBackward0"),  # saves NODES says
+    "addcmul_kernel": Row(internal=True, grad="AddcmulBackward0"),  # saves NODES says
     "cross_entropy_rows": Row(internal=True, grad="NllLossBackward0"),
     "cross_entropy_rows_backward": Row(internal=True, grad="NllLossBackwardBackward0"),
     "conv2d_input_grad": Row(internal=True, grad="ConvolutionBackwardBackward0"),

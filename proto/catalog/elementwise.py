@@ -275,6 +275,33 @@ define("addcdiv_kernel",
        attrs={"value": ("float", 1.0)}, promote=True, fusable=_addcdiv_plain,
        samples=(S(F(3, 4), F(3, 4), P(3, 4)), S(F(3), F(2, 3), P(2, 1), value=-0.5),
                 S(F(), F(3), P(3), value=2.0)))
+def _addcmul_plain(xp, a, b, c, value):
+    return a + value * b * c
+
+
+def _addcmul_forward(xp, a, b, c, value):
+    """PyTorch's kernel: input + (value * tensor1) * tensor2, the last product and the sum
+    fused (fma) in float32, float16 in float32 with value in float32: emulated in float64
+    (the product of two float32 values is exact there)."""
+    if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
+        return _addcmul_plain(xp, a, b, c, value)
+    vb = (np.float32(value) * b.astype("float32")).astype("float64")
+    out = (a.astype("float64") + vb * c.astype("float64")).astype("float32")
+    return out.astype(a.dtype, copy=False)
+
+
+# addcmul(input, tensor1, tensor2, value): one kernel, as PyTorch's (the SDK's composite of
+# mul and add rounded twice); PyTorch's derivatives grad * tensor2 * value and so on.
+define("addcmul_kernel",
+       batch=_batch.elementwise,
+       nin=3, infer=lambda metas, value: Meta(broadcast_all(metas), result_type(metas)),
+       forward=_addcmul_forward,
+       vjp=(lambda g, a, b, c, out, value: g,
+            lambda g, a, b, c, out, value: g * c * value,
+            lambda g, a, b, c, out, value: g * b * value),
+       attrs={"value": ("scalar", 1)}, promote=True, fusable=_addcmul_plain,
+       samples=(S(F(3, 4), F(3, 4), F(3, 4)), S(F(3), F(2, 3), F(2, 1), value=-0.5),
+                S(F(), F(3), F(3), value=2.0)))
 # Ties split the gradient; a NaN against a number passes it to both.
 _TIES = (S(X([1.0, 2.0, 3.0]), X([1.0, 5.0, 3.0]), fd=False),
          S(X([1.0, float("nan"), 2.0, 3.0]), X([1.0, 1.0, float("nan"), 0.0]), fd=False))

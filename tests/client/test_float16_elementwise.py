@@ -81,7 +81,8 @@ BINARY = ["x + y", "x - y", "x * y", "x / y", "x ** y", "T.maximum(x, y)",
           "x * T.tensor(0.1)", "x * T.tensor([0.1])", "x / T.tensor(0.1, dtype=T.float64)",
           "x * T.tensor(3001)", "T.clamp(x, -0.1, 0.3)", "T.add(x, y, alpha=1 / 3)",
           "T.sub(x, y, alpha=-0.7)", "x.add(y, alpha=0.1)", "T.lerp(x, y, 0.3)",
-          "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)", "T.addcdiv(x, x, y, value=0.1)"]
+          "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)", "T.addcdiv(x, x, y, value=0.1)",
+          "T.addcmul(x, x, y, value=0.1)", "x.addcmul(y, y)"]
 
 
 def _binary(expression, dtype="float16"):
@@ -105,7 +106,7 @@ def test_binary(expression):
 @pytest.mark.parametrize("expression", [
     "T.add(x, y, alpha=1 / 3)", "T.sub(x, y, alpha=-0.7)", "x.add(y, alpha=0.1)",
     "T.lerp(x, y, 0.3)", "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)",
-    "T.addcdiv(x, x, y, value=0.1)"])
+    "T.addcdiv(x, x, y, value=0.1)", "T.addcmul(x, x, y, value=1 / 3)", "x.addcmul(y, x)"])
 def test_fused_float32(expression):
     _binary(expression, "float32")
 

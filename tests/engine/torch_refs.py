@@ -187,6 +187,7 @@ REFS["overwrite"] = _Overwrite.apply
 REFS["replace"] = lambda history, value: history.clone().copy_(value)
 REFS["lerp_kernel"] = torch.lerp
 REFS["addcdiv_kernel"] = torch.addcdiv
+REFS["addcmul_kernel"] = torch.addcmul
 
 
 def _bce_input_grad(x, t):
