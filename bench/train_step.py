@@ -38,10 +38,12 @@ from remotegrad import _session  # noqa: E402
 
 
 class Wire:
-    """Payload bytes a remote session sends and receives (protobuf sizes)."""
+    """Payload bytes a remote session sends and receives (protobuf sizes), counted only
+    while `on`: ByteSize() encodes the message to size it (~0.1 ms for a 200 KiB batch),
+    which would be SDK CPU in the timed steps, so bytes are counted in steps of their own."""
 
     def __init__(self, session) -> None:
-        self.bytes = 0
+        self.bytes, self.on = 0, False
         for name in ("compute", "upload", "fetch"):
             real = getattr(session, name)
             setattr(session, name, self._counting(real))
@@ -49,6 +51,8 @@ class Wire:
     def _counting(self, real):
         def call(arg):
             out = real(arg)
+            if not self.on:
+                return out
             sent = arg.ByteSize() if hasattr(arg, "ByteSize") else sum(m.ByteSize() for m in arg)
             self.bytes += sent + (out.ByteSize() if hasattr(out, "ByteSize") else 0)
             return out
@@ -89,29 +93,51 @@ def timed(fn, n: int) -> list[float]:
 
 
 class Cpu:
-    """CPU seconds of a set of processes, summed per named block of calls."""
+    """CPU seconds of a set of processes, summed per named block of calls, and per role
+    (`pids()` maps each pid to its role: gateway, worker, redis, ...; the SDK is this
+    process)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.roles: dict[str, dict[str, float]] = {}
 
     def measure(self, name: str, pids, fn, n: int, own: bool = False):
-        before = self._now(pids, own)
+        before = self._now(pids(), own)
         out = fn()
-        self.seconds[name] = self.seconds.get(name, 0.0) + self._now(pids, own) - before
+        after = self._now(pids(), own)
+        by_role = self.roles.setdefault(name, {})
+        for role, t in after.items():
+            by_role[role] = by_role.get(role, 0.0) + t - before.get(role, 0.0)
+        self.seconds[name] = self.seconds.get(name, 0.0) + sum(after.values()) - sum(
+            before.values())
         self.calls[name] = self.calls.get(name, 0) + n
         return out
 
     @staticmethod
-    def _now(pids, own: bool) -> float:
-        t = sum(cpu_seconds(p) for p in pids())
+    def _now(pids: dict[int, str], own: bool) -> dict[str, float]:
+        t: dict[str, float] = {}
+        for p, role in pids.items():
+            t[role] = t.get(role, 0.0) + cpu_seconds(p)
         if own:
             times = os.times()
-            t += times.user + times.system
+            t["sdk"] = times.user + times.system
         return t
 
     def ms(self, name: str) -> float:
         return self.seconds[name] / self.calls[name] * 1e3
+
+    def role_ms(self, name: str) -> str:
+        return ", ".join(f"{role} {t / self.calls[name] * 1e3:.2f}"
+                         for role, t in sorted(self.roles[name].items()))
+
+
+def _role(cmdline: str) -> str:
+    """A cluster process's role, from its command line."""
+    for role in ("gateway", "worker", "redis-server", "cluster"):
+        if role in cmdline:
+            return role
+    return "other"
 
 
 def main() -> None:
@@ -125,10 +151,11 @@ def main() -> None:
     peer = PtRpc(hidden=256)
     times: dict[str, list[float]] = {}
     cpu = Cpu()
-    peer_pids = lambda: [p.pid for p in peer.procs]  # noqa: E731
+    peer_pids = lambda: {p.pid: "pt-rpc" for p in peer.procs}  # noqa: E731
     try:
         with local_cluster(args.workers) as cluster:
-            tree = lambda: list(process_tree(cluster.pid)) + [cluster.pid]  # noqa: E731
+            tree = lambda: {**{p: _role(c) for p, c in process_tree(cluster.pid).items()},  # noqa: E731
+                            cluster.pid: "cluster"}
             rg.connect(cluster)
             wire = Wire(_session.current())
             steps = {"sgd": trainer("sgd"), "adam": trainer("adam")}
@@ -140,12 +167,13 @@ def main() -> None:
                     times.setdefault(f"pt-rpc resident {opt}", []).extend(cpu.measure(
                         f"pt-rpc {opt}", peer_pids, lambda o=opt: peer.time(
                             f"train step resident {o}", args.steps), args.steps))
-                    before = wire.bytes
                     times.setdefault(f"remotegrad {opt}", []).extend(cpu.measure(
                         f"remotegrad {opt}", tree, lambda f=fn: timed(f, args.steps),
                         args.steps, own=True))
-                    times.setdefault(f"bytes {opt}", []).append(
-                        (wire.bytes - before) / args.steps)
+                    before, wire.on = wire.bytes, True
+                    timed(fn, 3)  # bytes counted apart from the timed steps
+                    wire.on = False
+                    times.setdefault(f"bytes {opt}", []).append((wire.bytes - before) / 3)
                 times.setdefault("pt-rpc seed", []).extend(
                     peer.time("seed rpc_sync(autograd.grad)", args.calls))
                 times.setdefault("remotegrad seed", []).extend(timed(seed_call, args.calls))
@@ -164,6 +192,8 @@ def main() -> None:
         p, m = cpu.ms(f"pt-rpc {opt}"), cpu.ms(f"remotegrad {opt}")
         print(f"{'CPU per step, ' + opt.upper():<28} {p:>9.3f} {m:>11.3f} {m / p:>7.2f}  "
               "(all processes, ms)")
+        print(f"  remotegrad {opt.upper()} CPU ms per step by process: "
+              f"{cpu.role_ms(f'remotegrad {opt}')}")
     for opt in ("sgd", "adam"):
         b = statistics.median(times[f"bytes {opt}"])
         print(f"bytes per {opt} step: {b:,.0f} (floor X + Y + loss {floor:,}: "
