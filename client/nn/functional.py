@@ -431,7 +431,10 @@ def _piecewise(input: Tensor, target: Tensor, bound: float, reduction: str, name
                                   f"'{torch_dtype_name(common)}'")
     d = input - target
     z = d.abs()
-    inner = 0.5 * d * d if huber else 0.5 * d * d / bound
+    # the quadratic branch reads d only where it applies (PyTorch's backward: its formula
+    # where not |d| >= b, NaN included): beside an infinite d its zero cotangent met inf
+    q = d.masked_fill(z >= bound, 0.0)
+    inner = 0.5 * q * q if huber else 0.5 * q * q / bound
     outer = bound * (z - 0.5 * bound) if huber else z - 0.5 * bound
     loss = apply("where", z < bound, inner, outer,
                  torch_name=name if reduction == "none" else None)
