@@ -432,7 +432,11 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
     if p == 1.0:
         return kept(g, x, dim) * sgn(x)
     if p == float("inf"):
-        return _evenly(g, x.abs(), out, dim) * sgn(x)
+        # PyTorch's: sgn(x) * ((g / mask.sum) * mask), the mask holding the NaNs too (a
+        # NaN norm's gradient is then 0 through sgn(NaN), not 0 / 0)
+        a = x.abs()
+        hit = ((a == kept(out, x, dim)) | a.isnan()).cast(dtype=g.dtype)
+        return sgn(x) * (kept(g, x, dim) / hit.sum(dim=dim, keepdim=True) * hit)
     if p == 2.0:
         # PyTorch's g * (x / ||x||) masked to 0 where ||x|| = 0: its derivative there is
         # NaN (0 / 0 through the division), as PyTorch's.

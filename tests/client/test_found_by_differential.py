@@ -369,6 +369,10 @@ CASES = {
     # norm of one element per result is its abs (nothing squared underflows); p = 0 counts
     "norm of one float32 element near the smallest normal": lambda T: _second(
         T, lambda a: a.norm() + a.reshape(1, 1).norm(dim=1).sum(), _leaf(T, 5.5e-38, "float32")),
+    # norm(inf)'s mask holds the NaNs (PyTorch's): a NaN norm's gradient is sgn(NaN) = 0
+    "norm(inf) of slices with a NaN": lambda T: (
+        *_grad(T, lambda a: a.norm(INF, 0), _leaf(T, [[NAN, 0.5, 1.0], [0.0, 0.0, 3.0]])),
+        *_grad(T, lambda a: a.norm(INF), _leaf(T, [[2.0, -2.0], [1.0, NAN]]))),
     "norm with p = 0": lambda T: (T.tensor([[5.0, 0.0], [0.0, 0.0]]).norm(0, dim=1),
                                   T.tensor([5.0, 0.0, -2.0]).norm(0)),
     # norm's rule is PyTorch's g * (x / ||x||) masked at ||x|| = 0: NaN second derivative
