@@ -149,3 +149,66 @@ def guard(name: str, fn, inputs: tuple[str, ...], nin: int):
     function.__name__ = function.__qualname__ = name
     function.__doc__ = getattr(fn, "__doc__", None)
     return function
+
+
+# --- functions outside the table (composites, shape and selection functions) ---------------
+# Their first argument, for PyTorch's parser, is a Tensor: "single" names it whatever
+# follows, "one" names it for a lone argument (several overloads take more), "invalid" is
+# always its "invalid combination" message (checked against PyTorch 2.13).
+FIRST_TENSOR: dict[str, str] = {
+    **dict.fromkeys((
+        "broadcast_to", "chunk", "cross", "cumprod", "diag", "diagonal", "diff", "flatten",
+        "fmax", "fmin", "kron", "kthvalue", "masked_select", "median", "nan_to_num", "permute",
+        "reshape", "roll", "scatter_reduce", "select", "take_along_dim", "tile", "topk",
+        "unbind", "unflatten", "unique", "clone", "detach", "frac", "is_floating_point",
+        "nonzero", "numel", "sgn", "t", "trace"), "single"),
+    **dict.fromkeys(("argsort", "count_nonzero", "max", "min", "sort"), "one"),
+    **dict.fromkeys(("addmm", "clamp_max", "clamp_min", "masked_fill", "moveaxis", "movedim",
+                     "searchsorted", "std_mean", "var_mean", "atleast_1d", "atleast_2d",
+                     "atleast_3d", "bucketize"), "invalid"),
+}
+_PARSER_NAMES = {"unique": "_unique2"}  # the native function PyTorch's Python one calls
+# A tuple (or list) of tensors first.
+TENSOR_LISTS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack",
+                          "dstack", "column_stack"})
+_OTHER_TENSOR = frozenset({"fmax", "fmin"})  # no Number overload for `other` either
+# One positional parameter: PyTorch counts the arguments before it looks at their types.
+ONE_ARGUMENT = frozenset({"clone", "detach", "frac", "is_floating_point", "nonzero", "numel",
+                          "sgn", "t", "trace", "hstack", "vstack", "dstack", "column_stack"})
+_VARARGS = frozenset({"atleast_1d", "atleast_2d", "atleast_3d"})  # tensors as *args too
+
+
+def check_first(name: str, args: tuple, kwargs: dict) -> None:
+    """PyTorch's refusal of a number (or a lone tensor where it wants a sequence) first."""
+    if name in ONE_ARGUMENT and len(args) > 1:
+        raise TypeError(f"{name}() takes 1 positional argument but {len(args)} were given")
+    if name in _VARARGS and len(args) > 1:
+        bad = next((i for i, a in enumerate(args) if not hasattr(a, "_node")), None)
+        if bad is not None:
+            raise TypeError(f"expected Tensor as element {bad} in argument 0, but got "
+                            f"{type(args[bad]).__name__}")
+        return
+    if name == "bucketize" and len(args) > 1 and hasattr(args[1], "_node"):
+        return  # bucketize(Number self, Tensor boundaries) is an overload
+    if name in TENSOR_LISTS:
+        if args and not isinstance(args[0], (tuple, list)):
+            raise TypeError(f"{name}(): argument 'tensors' (position 1) must be tuple of "
+                            f"Tensors, not {_type(args[0])}")
+        return
+    kind = FIRST_TENSOR[name]
+    if args and isinstance(args[0], _NUMBER):
+        if kind == "single" or (kind == "one" and len(args) == 1 and not kwargs):
+            raise _not_tensor(_PARSER_NAMES.get(name, name), "input", 1, args[0])
+        raise _invalid(name, args, kwargs, "")
+    if name in _OTHER_TENSOR and len(args) > 1 and isinstance(args[1], _NUMBER):
+        raise _not_tensor(name, "other", 2, args[1])
+
+
+def guard_first(name: str, fn):
+    """torch.<name> (outside the table) with check_first before `fn`."""
+    def function(*args, **kwargs):
+        check_first(name, args, kwargs)
+        return fn(*args, **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = getattr(fn, "__doc__", None)
+    return function

@@ -156,7 +156,10 @@ FUNCTIONS.update(_inplace_functions.FUNCTIONS)  # torch.sin_(x), torch.selu_(x),
 def _guarded() -> None:
     """PyTorch's refusals of numbers and missing arguments (_arg_check) before the table's
     functions (wherever they are written)."""
-    from ._arg_check import guard
+    from ._arg_check import FIRST_TENSOR, TENSOR_LISTS, guard, guard_first
+    for name in (FIRST_TENSOR.keys() | TENSOR_LISTS) - _ops.TABLE.keys():
+        if name in FUNCTIONS:
+            FUNCTIONS[name] = guard_first(name, FUNCTIONS[name])
     for name, spec in _ops.TABLE.items():
         fn = FUNCTIONS.get(name)
         nin = spec.nin if spec.nin is not None else catalog.get(spec.op).nin \
