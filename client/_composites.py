@@ -191,7 +191,14 @@ def _index(t: TensorBase, key: tuple, name: str) -> TensorBase:
 def diagonal(input: TensorBase, offset: int = 0, dim1: int = 0, dim2: int = 1) -> TensorBase:
     """The diagonal of dims (dim1, dim2) as the last dim, by indexing with two aranges: a
     view of input, as PyTorch's (its geometry: _strides._diagonal)."""
-    out = _diagonal(input, offset, dim1, dim2, "DiagonalBackward0")
+    try:
+        out = _diagonal(input, offset, dim1, dim2, "DiagonalBackward0")
+    except Exception:
+        # PyTorch's autograd reads a refused view's history before the kernel checks dims
+        refused = _views.check_read(input, True) if input._view is not None else None
+        if refused and is_grad_enabled():
+            raise RuntimeError(refused) from None
+        raise
     attrs = {"offset": builtins.int(offset), "dim1": _wrap_dim(dim1, input.dim()),
              "dim2": _wrap_dim(dim2, input.dim())}
     _views.track(input, out, step=("diagonal", attrs))

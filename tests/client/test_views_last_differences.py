@@ -52,6 +52,12 @@ PROGRAMS = {
         "?v1", "v3 = T.zeros(3, dtype=T.int64).expand(2, 3)", "v3[:, 0] = 2", "v3[1] = 7",
         "?v3", "v4 = T.zeros(2, dtype=T.float16).expand(3, 2)", "v4[0] = 70000.0", "?v4",
         "v5 = T.zeros(2, dtype=T.bool).expand(2, 2)", "v5[1] = 3", "?v5"],
+    # diagonal is composed on the client: the refusal of a view's history comes first there
+    # too (before its dim checks), with grad mode on
+    "diagonal of a refused no_grad view": [
+        "v0 = T.tensor([0.13], requires_grad=True)", "with T.no_grad(): v1 = v0.select(0, -1)",
+        "with T.no_grad(): v1.exp_()", "v2 = v1.diagonal()", "v2 = v1.diagonal(0, 0, 0)",
+        "with T.no_grad(): v2 = v1.diagonal()", "with T.no_grad(): v2 = v1.diagonal(0, 0, 0)"],
 }
 
 
