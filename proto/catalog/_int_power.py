@@ -69,17 +69,24 @@ def _power_via64(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def _power64(a: np.ndarray, k: int) -> np.ndarray:
-    # Binary powering over (hi, lo) pairs (a squaring splits its operand once, _dd_mul).
+    # Binary powering over (hi, lo) pairs. A squaring (_dd_sqr) forms its one cross
+    # product once; a's split is taken once; the last product's renormalisation is left
+    # out: hi + lo rounded is (p + e) rounded, the same bits (see _dd_mul).
+    split_a = _split(a)
     base = (a, None)  # no low part yet
     result = None
     while True:
         if k & 1:
-            result = base if result is None else _dd_mul(result, base)
+            result = base if result is None else _dd_mul(
+                result, base, split_a if result[0] is a else None, last=k == 1)
         k >>= 1
         if not k:
             break
-        base = _dd_mul(base, base)
-    return result[0] + result[1] if result[1] is not None else result[0].copy()
+        # a squaring is the last product when nothing is to be multiplied after it
+        base = _dd_sqr(base, split_a if base[0] is a else None, last=k == 1 and result is None)
+    if result[1] is None:
+        return result[0] if result[0] is not a else a.copy()
+    return result[0] + result[1]
 
 
 def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +96,44 @@ def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return high, np.subtract(a, high, out=t)
 
 
-def _dd_mul(x: tuple, y: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """(xh + xl) * (yh + yl) as hi + lo (xl * yl, ~2^-106 relative, left out)."""
+def _renormalise(p: np.ndarray, e: np.ndarray, t: np.ndarray, last: bool) -> tuple:
+    """p + e as s + e' with s = p + e rounded (quick two-sum, |p| >= |e|); when `last`, s
+    alone: the caller's final hi + lo would round s + e' (= p + e exactly) to s anyway."""
+    s = np.add(p, e, out=t)
+    if last:
+        return s, None
+    p -= s
+    e += p  # e - (s - p)
+    return s, e
+
+
+def _dd_sqr(x: tuple, split_x, last: bool) -> tuple:
+    """(xh + xl) ** 2 as hi + lo: _dd_mul(x, x)'s values. Its exact sums (Dekker's error
+    terms) add ah * al once doubled, which is exact too; the cross term xh * xl, rounded,
+    is still added twice as _dd_mul adds xh * yl and xl * yh."""
+    xh, xl = x
+    ah, al = split_x if split_x is not None else _split(xh)
+    p = xh * xh
+    e = ah * ah
+    e -= p
+    t = ah * al
+    t += t
+    e += t
+    e += np.multiply(al, al, out=t)
+    if xl is not None:
+        np.multiply(xh, xl, out=t)
+        e += t
+        e += t
+    return _renormalise(p, e, t, last)
+
+
+def _dd_mul(x: tuple, y: tuple, split_x=None, last: bool = False) -> tuple:
+    """(xh + xl) * (yh + yl) as hi + lo (xl * yl, ~2^-106 relative, left out); split_x is
+    xh's split when the caller has it."""
     xh, xl = x
     yh, yl = y
-    ah, al = _split(xh)
-    bh, bl = (ah, al) if yh is xh else _split(yh)
+    ah, al = split_x if split_x is not None else _split(xh)
+    bh, bl = _split(yh)
     p = xh * yh
     e = ah * bh
     e -= p  # two-product: p + e is xh * yh exactly
@@ -106,7 +145,4 @@ def _dd_mul(x: tuple, y: tuple) -> tuple[np.ndarray, np.ndarray]:
         e += np.multiply(xh, yl, out=t)
     if xl is not None:
         e += np.multiply(xl, yh, out=t)
-    s = np.add(p, e, out=t)  # renormalise: s is p + e rounded, e what that rounding lost
-    p -= s
-    e += p  # e - (s - p)
-    return s, e
+    return _renormalise(p, e, t, last)  # s is p + e rounded, e what that rounding lost
