@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from ._checks import fail_if
+from ._fma import fused32, round32
 from ._int_power import int_power, whole_exponent
 from . import _batching as _batch
 from ._registry import define, sgn
@@ -160,8 +161,7 @@ def _fused(xp, a, b, alpha):
     if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
         return a + alpha * b
     k = float(a.dtype.type(alpha)) if a.dtype.name == "float16" else float(np.float32(alpha))
-    wide = a.astype("float64") + k * b.astype("float64")
-    return wide.astype("float32").astype(a.dtype, copy=False)
+    return fused32(lambda a, b: a + k * b, a, b).astype(a.dtype, copy=False)
 
 
 _binary("add", infer=lambda m, alpha: infer_binary(m), ufunc="add",
@@ -236,9 +236,12 @@ def _lerp_forward(xp, a, b, w):
         return _lerp_plain(xp, a, b, w)
     if a.dtype.name == "float16":
         return _lerp_forward(xp, *(x.astype("float32") for x in (a, b, w))).astype(a.dtype)
-    d, w64 = (b - a).astype("float64"), w.astype("float64")
-    out = xp.where(xp.abs(w) < 0.5, a + w64 * d, b - d * (1 - w).astype("float64"))
-    return out.astype("float32")
+    one_minus = (1 - w).astype("float32")  # in float32, as the kernel's 1 - weight
+
+    def fused(a, b, w, one_minus):
+        d = round32(b - a)
+        return np.where(np.abs(w) < 0.5, a + w * d, b - d * one_minus)
+    return fused32(fused, a, b, w, one_minus)
 
 
 define("lerp_kernel",
@@ -285,8 +288,9 @@ def _addcmul_forward(xp, a, b, c, value):
     (the product of two float32 values is exact there)."""
     if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
         return _addcmul_plain(xp, a, b, c, value)
-    vb = (np.float32(value) * b.astype("float32")).astype("float64")
-    out = (a.astype("float64") + vb * c.astype("float64")).astype("float32")
+    v = float(np.float32(value))
+    wide = (x.astype("float32", copy=False) for x in (a, b, c))
+    out = fused32(lambda a, b, c: a + round32(v * b) * c, *wide)
     return out.astype(a.dtype, copy=False)
 
 

@@ -132,3 +132,17 @@ def test_gradient_of_a_product_by_a_number():
         (x * 0.1).backward(lib.tensor(_data(-3, 3, 4)))
         return x.grad.numpy()
     _same(run(rg), run(torch))
+
+
+@pytest.mark.parametrize("expression", [
+    "T.add(x, y, alpha=1 / 3)", "T.lerp(x, y, 0.3)", "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)",
+    "T.addcmul(x, x, y, value=1 / 3)", "T.add(x, y[:1], alpha=0.1)", "T.lerp(x, y[:, :1], 0.3)",
+    "T.addcmul(x, y[:1], y, value=0.7)", "T.add(x.t(), y, alpha=0.1)"])
+def test_fused_float32_large(expression):
+    """More values than the engine's float64 chunk (and broadcast, transposed operands)."""
+    rng = np.random.default_rng(7)
+    x, y = (rng.uniform(-5, 5, (200, 200)).astype("float32") for _ in range(2))
+
+    def run(lib):
+        return eval(expression, {"T": lib, "x": lib.tensor(x), "y": lib.tensor(y)}).numpy()
+    _same(run(rg), run(torch))
