@@ -53,10 +53,9 @@ them, PyTorch's errors for views of leaves, of no_grad views and of multi-output
 included). The tester links each view to what it views (Checker.parent) and skips only
 changes of memory PyTorch shares outside the program's view lines (autograd.grad's
 expanded or shared result buffers). GATES lists the differences found and reported but not
-fixed yet: programs meeting one are not generated unless REMOTEGRAD_DIFF_ENABLE names it
-("reshape_views" generates reshape/view/flatten/view_as/select views, "diagonal_expand"
-diagonal and expand views); what was avoided is counted in GATED, and a failure names the
-gates its program met.
+fixed yet (none today): programs meeting one are not generated unless
+REMOTEGRAD_DIFF_ENABLE names it; what was avoided is counted in GATED, and a failure names
+the gates its program met.
 
 Programs stay in what PyTorch treats deterministically: no random ops, no ops whose
 result depends on how ties are broken, and the narrow exclusions listed in EXCLUSIONS
@@ -349,9 +348,11 @@ def _inplace(c):
 # In place through a view (op "vinplace", Checker._view_inplace): a view of the root, then
 # an in-place change of the view (or of the root: its views must show it), both used
 # afterwards. The views client/_views.py writes through (basic index, narrow, squeeze,
-# unsqueeze, transpose/t/permute/movedim, split/chunk/unbind pieces, detach's alias):
+# unsqueeze, transpose/t/permute/movedim, split/chunk/unbind pieces, detach's alias,
+# reshape/view/flatten/view_as, select, expand, diagonal):
 def _view(c) -> str:
     x, X, d = c.x, c.X, c.dim(k=c.j)
+    view = f"{x}.view(-1)" if X.is_contiguous() else f"{x}.view({x}.shape)"
     forms = [f"{x}[0]", f"{x}[1:]", f"{x}.transpose(0, {d})", f"{x}.narrow({d}, 0, 1)",
              f"{x}.unsqueeze({c.dim(k=c.j) if X.dim() else 0})", f"{x}.squeeze()",
              f"{x}.split(1, {d})[-1]", f"{x}.chunk(2, {d})[0]",
@@ -359,27 +360,10 @@ def _view(c) -> str:
              f"{x}.permute({', '.join(str(i) for i in reversed(range(X.dim())))})",
              f"{x}[..., ::2]", f"{x}[:, None]" if X.dim() else f"{x}[None]",
              f"{x}[0, ..., 1:]", f"{x}.unbind({d})[0]", f"{x}.detach()",
-             f"{x}.movedim(0, {d})"]
-    later = _later_views(c)
-    if later:
-        forms += later
-        return forms[c.idx % len(forms)]
-    return forms[c.k % len(forms)]
-
-
-def _later_views(c) -> list[str]:
-    """The views generated only with their gate on (GATES): reshape_views (reshape, view,
-    flatten, view_as, select: written through since eae05af/f7ef3f6, off by default as
-    issue 12's brief asked) and diagonal_expand (diagonal, expand: reported differences)."""
-    x, d = c.x, c.dim(k=c.j)
-    view = f"{x}.view(-1)" if c.X.is_contiguous() else f"{x}.view({x}.shape)"
-    forms = []
-    if enabled("reshape_views"):
-        forms += [view, f"{x}.reshape(-1)", f"{x}.flatten()", f"{x}.view_as({x})",
-                  f"{x}.select({d}, -1)"]
-    if enabled("diagonal_expand"):
-        forms += [f"{x}.expand(2, *{x}.shape)", f"{x}.diagonal()"]
-    return forms
+             f"{x}.movedim(0, {d})",
+             view, f"{x}.reshape(-1)", f"{x}.flatten()", f"{x}.view_as({x})",
+             f"{x}.select({d}, -1)", f"{x}.expand(2, *{x}.shape)", f"{x}.diagonal()"]
+    return forms[c.idx % len(forms)]
 
 
 # GATES: programs that meet a remotegrad difference reported and not fixed yet (each with
@@ -388,19 +372,7 @@ def _later_views(c) -> list[str]:
 # one is avoided it is counted in GATED (pytest's summary, hunt.py), each time an enabled
 # one is met in MET (hunt.py). Switch a gate on for good (delete it here) once its bug is
 # fixed.
-GATES = {
-    "reshape_views": "in place through (or beside) a reshape/view/flatten/view_as view or "
-                     "a select: refused (ViewWriteError) or missing (select) before eae05af "
-                     "and f7ef3f6; no difference since (with the gate on: 0 of 1200 view "
-                     "programs), off by default as issue 12's brief asked",
-    "diagonal_expand": "in place through (or beside) a diagonal or expand view: the "
-                       "values, leaf-view and overlap errors (x.expand(2).detach().div_(y)) "
-                       "and index_put_ into an expanded view match PyTorch since 5ad9e2c, "
-                       "8c6e82c, 307d392; left: the grad_fn of a create_graph gradient "
-                       "through an expanded view of a refreshed view (PyTorch's "
-                       "AsStridedBackward0, remotegrad's PermuteBackward0; 7 of 1000 "
-                       "--ops views-second programs at 307d392)",
-}
+GATES: dict[str, str] = {}
 # Gates dropped once their differences were fixed (0 differences with them on, 2000 view
 # programs at 8dc060f): zero_d_root (write-through into a 0-d tensor), zero_d_transpose,
 # overlap (an operand partly overlapping the view: PyTorch's error, df92bd4),
@@ -408,7 +380,12 @@ GATES = {
 # no_grad_views and multi_view (a view made under no_grad, or a split/chunk/unbind piece,
 # whose base changed in place: PyTorch's refusal of its grad_fn/is_leaf/use, 037869e and
 # 307d392; 0 differences with them on: 1500 --ops views at seeds 7 and 8, 1000
-# --ops views-second at seed 7).
+# --ops views-second at seed 7); reshape_views (reshape/view/flatten/view_as/select views)
+# and diagonal_expand (expand/diagonal views), after 34ef3b0, dc8ff6b, 70ae29d, f35038a,
+# 34e84d8, 02ae1df and KNOWN copy_slices/as_strided (dc4c4f9): 0 differences with them on
+# in 1500 --ops views at seeds 7, 8, 9, 11, 12 and 1000 --ops views-second at seeds 7-10
+# and 12 (seed 11: 2 of 1000, a mixed-dtype binary_cross_entropy_with_logits gradient's
+# grad_fn, no view in the program).
 _ENABLED = set(filter(None, os.environ.get("REMOTEGRAD_DIFF_ENABLE", "").split(",")))
 GATED: dict[str, int] = __import__("collections").Counter()
 MET: dict[str, int] = __import__("collections").Counter()  # met with the gate enabled
@@ -1098,16 +1075,6 @@ _VIEW_EXPR = re.compile(
     r"|\.(?:t\(|T\b|mT\b|transpose\(|permute\(|narrow\(|squeeze\(|unsqueeze\(|split\("
     r"|chunk\(|unbind\(|detach\(|movedim\(|select\(|reshape\(|view\(|view_as\(|flatten\("
     r"|expand\(|expand_as\(|broadcast_to\(|diagonal\())")
-# views behind a gate (see _later_views): the gate a view line meets, if any
-_GATED_VIEWS = (("reshape_views", re.compile(r"v\d+\.(?:reshape|view|view_as|flatten)\(")),
-                ("diagonal_expand", re.compile(r"v\d+\.(?:expand|expand_as|broadcast_to"
-                                               r"|diagonal)\(")))
-
-
-def _view_gate(expr: str) -> str | None:
-    return next((g for g, r in _GATED_VIEWS if r.match(expr)), None)
-
-
 # SIGN OF ZERO. Forward values must have PyTorch's sign of zero: it is observable (a
 # division by that zero shows it as +-inf, which is how a 0.0 / -0.0 confusion in a cache
 # or a kernel is caught; keep forms like `1 / (x * -0.0)` in the generator). It is NOT
@@ -1447,7 +1414,7 @@ class Checker:
         self.pool.append(name)
         m = _VIEW_EXPR.match(expr)
         if m:
-            self.parent[name] = (m.group(1), _view_gate(expr))
+            self.parent[name] = (m.group(1), None)  # (no view op is gated today)
             if ng:
                 self.ng_views.add(name)
             if re.search(r"\b(?:split|chunk|unbind)\(", expr):
@@ -1477,8 +1444,6 @@ class Checker:
         # under no_grad: the view too, one time in 2 (PyTorch then refuses a change of it
         # with grad mode on)
         ng = ins.ng and bool(ins.k % 2)
-        if _view_gate(expr) or ".select(" in expr:  # (generated only with its gate on)
-            self.met.add(_view_gate(expr) or "reshape_views")
         if not self.step(f"{view} = {expr}", (view,), ng=ng):
             return
         self._add(view, expr, ng)
