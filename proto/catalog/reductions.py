@@ -491,6 +491,10 @@ def _infer_log_softmax(metas, dim):
 
 
 def _softmax_forward(xp, a, dim):
+    if a.dtype.name == "float16" and dim % a.ndim == a.ndim - 1:
+        # PyTorch's last-dim kernel: in float32, rounded once (its other-dim kernel's
+        # float16 roundings are not modelled)
+        return _softmax_forward(xp, a.astype("float32"), dim).astype(a.dtype)
     if softmax_rows_apply(xp, a, dim):
         return softmax_rows(xp, a, take_log=False)
     if not a.size:  # (of any dtype: see _infer_softmax)
@@ -501,6 +505,14 @@ def _softmax_forward(xp, a, dim):
 
 
 def _log_softmax_forward(xp, a, dim):
+    if a.dtype.name == "float16" and a.size and dim % a.ndim == a.ndim - 1:
+        # PyTorch's last-dim kernel: x - max - log(sum(exp(x - max))) in float32, the sum
+        # and its log stored in float16 (its buffers have the input's dtype)
+        w = a.astype("float32")
+        s = w - xp.max(w, axis=dim, keepdims=True)
+        total = xp.sum(xp.exp(s), axis=dim, keepdims=True).astype(a.dtype)
+        lse = xp.log(total.astype("float32")).astype(a.dtype)
+        return (s - lse.astype("float32")).astype(a.dtype)
     if softmax_rows_apply(xp, a, dim):
         return softmax_rows(xp, a, take_log=True)
     if not a.size:
