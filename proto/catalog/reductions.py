@@ -491,7 +491,7 @@ def _infer_log_softmax(metas, dim):
 
 
 def _softmax_forward(xp, a, dim):
-    if a.dtype.name == "float16" and dim % a.ndim == a.ndim - 1:
+    if a.dtype.name == "float16" and a.ndim and dim % a.ndim == a.ndim - 1:
         # PyTorch's last-dim kernel: in float32, rounded once (its other-dim kernel's
         # float16 roundings are not modelled)
         return _softmax_forward(xp, a.astype("float32"), dim).astype(a.dtype)
@@ -505,7 +505,7 @@ def _softmax_forward(xp, a, dim):
 
 
 def _log_softmax_forward(xp, a, dim):
-    if a.dtype.name == "float16" and a.size and dim % a.ndim == a.ndim - 1:
+    if a.dtype.name == "float16" and a.size and a.ndim and dim % a.ndim == a.ndim - 1:
         # PyTorch's last-dim kernel: x - max - log(sum(exp(x - max))) in float32, the sum
         # and its log stored in float16 (its buffers have the input's dtype)
         w = a.astype("float32")
