@@ -172,7 +172,7 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Functi
         if g is None:
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            seeds.append((leaf(_ones(out._node.meta.shape, out._node.meta.dtype)), None))
+            seeds.append((_ones_leaf(out._node.meta), None))
             continue
         if not isinstance(g, TensorBase):
             g = tensor(g, dtype=out.dtype)
@@ -184,17 +184,21 @@ def _seeds(outputs: list[Tensor], grad_outputs: list) -> list[tuple[Node, Functi
     return seeds
 
 
-_ONES: dict[tuple, np.ndarray] = {}
+_ONES: dict = {}
 
 
-def _ones(shape: tuple, dtype: str) -> np.ndarray:
-    """The implicit seed of a scalar output: one read-only array per dtype (a leaf's array
-    is never written), not a new np.ones per backward()."""
-    found = _ONES.get((shape, dtype))
+def _ones_leaf(meta) -> Node:
+    """The implicit seed of a scalar output: a leaf of one read-only array per meta (a
+    leaf's array is never written), not a new np.ones per backward(); the leaf's own meta
+    kept with it, so a new leaf is only a Node holding them (leaf() checks and interns)."""
+    key = (meta.shape, meta.dtype)  # a tuple's hash is C's, a frozen dataclass's Python's
+    found = _ONES.get(key)
     if found is None:
-        found = _ONES[shape, dtype] = np.ones(shape, dtype)
-        found.flags.writeable = False
-    return found
+        made = leaf(np.ones(meta.shape, meta.dtype))
+        found = _ONES[key] = (made.value, made.meta)
+    node = Node("leaf", (), {}, found[1])
+    node.value = found[0]
+    return node
 
 
 def _check_outputs(outputs: list[Tensor]) -> None:
@@ -206,7 +210,27 @@ def _check_outputs(outputs: list[Tensor]) -> None:
 
 def _graph(outputs: list[Tensor]) -> list[Function]:
     """The functions behind the outputs, outputs first."""
-    return walk([o.grad_fn for o in outputs if o.grad_fn is not None])
+    roots = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    order = _path(roots[0]) if len(roots) == 1 else None
+    return walk(roots) if order is None else order
+
+
+def _path(fn: Function) -> list[Function] | None:
+    """walk([fn])'s order where fn's graph is one path (each function points to at most
+    one function, once): the path itself, without walk's two passes over it (~6 us of a
+    seed call's backward()). None where the graph branches or joins."""
+    order = [fn]
+    while True:
+        nxt = None
+        for f, _ in fn.next_functions:
+            if f is not None:
+                if nxt is not None:
+                    return None
+                nxt = f
+        if nxt is None:
+            return order
+        order.append(nxt)
+        fn = nxt
 
 
 def _executed(order: list[Function], targets: list[Function] | None,
@@ -279,8 +303,7 @@ def _start(outs: list[Tensor], seeds: list, create_graph: bool, order: list[Func
            executed: list[Function]) -> _Pass:
     _check_graph(executed)
     p = _Pass([(o._node, o.grad_fn or _edge(o)) for o in outs], seeds, create_graph)
-    first = next((k for k, fn in enumerate(order) if fn._custom is not None or (
-        not isinstance(fn, AccumulateGrad) and (fn._hooks or fn._retain is not None))), None)
+    first = _first_to_run(order)
     if first is None:  # no hooks, no retain_grad, no custom Function: nothing runs here
         return p
     run = {id(fn) for fn in executed}
@@ -291,6 +314,16 @@ def _start(outs: list[Tensor], seeds: list, create_graph: bool, order: list[Func
             if fn._custom is not None and id(fn) in run:  # its backward, where PyTorch runs it
                 p.run_custom(fn)
     return p
+
+
+def _first_to_run(order: list[Function]) -> int | None:
+    """The position of the first function with hooks, retain_grad or a custom backward
+    (a loop: a generator's next() costs a frame per function)."""
+    for k, fn in enumerate(order):
+        if fn._custom is not None or ((fn._hooks or fn._retain is not None)
+                                      and not isinstance(fn, AccumulateGrad)):
+            return k
+    return None
 
 
 def _finish(p: _Pass, executed: list[Function], retain_graph: bool) -> None:
