@@ -505,20 +505,22 @@ define("flip", batch=_batch.dims_shift('dims'), infer=_infer_flip,
                 S(F(0, 3), dims=(1,))))
 
 
-def _infer_tri(m, diagonal):
-    if len(m[0].shape) < 2:
-        raise OpError("tril/triu: input tensor must have at least 2 dimensions")
-    return _meta(m, m[0].shape)
+def _infer_tri(name):
+    def infer(m, diagonal):
+        if len(m[0].shape) < 2:  # PyTorch's message names the op
+            raise OpError(f"{name}: input tensor must have at least 2 dimensions")
+        return _meta(m, m[0].shape)
+    return infer
 
 
 _TRI = (S(F(3, 4)), S(F(2, 3, 3), diagonal=1), S(F(4, 3), diagonal=-1), S(F(0, 2)))
 define("tril",
        batch=_batch.keep_attrs,
-       infer=_infer_tri, forward=lambda xp, a, diagonal: xp.tril(a, k=diagonal),
+       infer=_infer_tri("tril"), forward=lambda xp, a, diagonal: xp.tril(a, k=diagonal),
        vjp=lambda g, x, out, diagonal: g.tril(diagonal=diagonal),
        attrs={"diagonal": ("int", 0)}, samples=_TRI)
 define("triu",
        batch=_batch.keep_attrs,
-       infer=_infer_tri, forward=lambda xp, a, diagonal: xp.triu(a, k=diagonal),
+       infer=_infer_tri("triu"), forward=lambda xp, a, diagonal: xp.triu(a, k=diagonal),
        vjp=lambda g, x, out, diagonal: g.triu(diagonal=diagonal),
        attrs={"diagonal": ("int", 0)}, samples=_TRI)
