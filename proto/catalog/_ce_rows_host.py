@@ -17,6 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def host_applies(xp, x) -> bool:
+    """numpy, float32/float64, some elements. float16 stays with the array-module form:
+    its log_softmax is PyTorch's last-dim kernel (float32 inside, float16 buffers)."""
+    return xp.__name__ == "numpy" and x.dtype in _DTYPES and x.size > 0
 
 
 def targets_ok(t: np.ndarray, classes: int) -> bool:
