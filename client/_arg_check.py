@@ -178,6 +178,23 @@ ONE_ARGUMENT = frozenset({"clone", "detach", "frac", "is_floating_point", "nonze
 _VARARGS = frozenset({"atleast_1d", "atleast_2d", "atleast_3d"})  # tensors as *args too
 
 
+# The second positional argument's type, where PyTorch's parser refuses another (its
+# message: the parameter, its position or none, the type it names, the accepted types).
+_SECOND: dict[str, tuple[str, str, str, tuple]] = {
+    "tile": ("dims", " (position 2)", "tuple of ints", (tuple, list)),
+    "nan_to_num": ("nan", " (position 2)", "float", (builtins.int, builtins.float,
+                                                     type(None))),
+    "unique": ("sorted", "", "bool", (builtins.bool,)),
+}
+
+
+def _check_second(name: str, args: tuple) -> None:
+    param, where, what, types = _SECOND[name]
+    if len(args) > 1 and not isinstance(args[1], types):
+        raise TypeError(f"{_PARSER_NAMES.get(name, name)}(): argument '{param}'{where} must "
+                        f"be {what}, not {_type(args[1])}")
+
+
 def check_first(name: str, args: tuple, kwargs: dict) -> None:
     """PyTorch's refusal of a number (or a lone tensor where it wants a sequence) first."""
     if name in ONE_ARGUMENT and len(args) > 1:
@@ -202,6 +219,8 @@ def check_first(name: str, args: tuple, kwargs: dict) -> None:
         raise _invalid(name, args, kwargs, "")
     if name in _OTHER_TENSOR and len(args) > 1 and isinstance(args[1], _NUMBER):
         raise _not_tensor(name, "other", 2, args[1])
+    if name in _SECOND:
+        _check_second(name, args)
 
 
 def guard_first(name: str, fn):

@@ -118,8 +118,9 @@ LISTS = ("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", 
 
 @pytest.mark.parametrize("name", FIRST)
 def test_functions_outside_the_table(name):
-    combos = ["i", "f", "iT", "fT", "ii"] + (["Ti", "Tf"] if name in ("fmax", "fmin")
-                                             else ["T"] if name in LISTS else [])
+    combos = ["i", "f", "iT", "fT", "ii"] + (
+        ["Ti", "Tf"] if name in ("fmax", "fmin") else ["T"] if name in LISTS
+        else ["Ti", "Tf", "TT"] if name in ("tile", "nan_to_num", "unique") else [])
     for combo in combos:
         def run(lib, combo=combo):
             args = [_make(lib, k) for k in combo]
