@@ -2,6 +2,8 @@
 Module`, `torch.nn.modules.loss._Loss`, ...). The classes are remotegrad.nn's own."""
 
 from .. import _layers as _L
+from .._activation_layers import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LogSigmoid, Mish,
+                                  ReLU6, Softplus, Softsign, Tanhshrink)
 from .._attention import MultiheadAttention
 from .._module import Module
 from .._norm import BatchNorm1d, BatchNorm2d
@@ -19,7 +21,9 @@ _FROM_LAYERS = ("AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEnt
                 "Softmax", "Tanh")
 globals().update({name: getattr(_L, name) for name in _FROM_LAYERS})
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "GRU", "LSTM", "Module", "MultiheadAttention", "RNN",
+__all__ = ["BatchNorm1d", "BatchNorm2d", "CELU", "ELU", "GRU", "Hardsigmoid", "Hardswish",
+           "LogSigmoid", "Mish", "ReLU6", "SELU", "Softplus", "Softsign", "Tanhshrink", "LSTM",
+           "Module", "MultiheadAttention", "RNN",
            "RNNBase", "activation", "batchnorm", "container", "conv", "dropout", "flatten",
            "linear", "loss", "module", "normalization", "pooling", "rnn", "sparse",
            "transformer", "Transformer", "TransformerDecoder",
