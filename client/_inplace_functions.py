@@ -1,11 +1,13 @@
 """PyTorch's module-level in-place functions (torch.sin_(x), torch.clamp_(x, 0, 1),
 torch.selu_(x)...): the Tensor method of that name, or nn.functional's inplace=True form
-for selu_ and celu_ (no Tensor method there either), with PyTorch's refusal of a
+for selu_ and celu_ (no Tensor method there either: the op, assigned), with PyTorch's refusal of a
 non-tensor input."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ._tensor_base import apply
 
 # The torch.<name>_ functions of PyTorch 2.13 whose out-of-place op the client has.
 METHODS = (
@@ -40,18 +42,24 @@ def _method(name: str):
     return function
 
 
+def _assigned(input, out):
+    """nn.functional's inplace=True (its in-place checks first), written here: importing
+    nn.functional would close an import circle through _tensor_methods."""
+    input._check_inplace()
+    return input._assign(out)
+
+
 def selu_(*args):
     if len(args) > 1:
         raise TypeError(f"selu_() takes 1 positional argument but {len(args)} were given")
-    from .nn import functional as F
-    return F.selu(_input("selu_", args), inplace=True)
+    input = _input("selu_", args)
+    return _assigned(input, apply("selu", input, torch_name="EluBackward0"))
 
 
 def celu_(*args, **kwargs):
-    from .nn import functional as F
     input = _input("celu_", args)
     alpha = args[1] if len(args) > 1 else kwargs.pop("alpha", 1.0)
-    return F.celu(input, alpha, inplace=True)
+    return _assigned(input, apply("celu", input, alpha=float(alpha)))
 
 
 FUNCTIONS: dict[str, Any] = {name: _method(name) for name in METHODS}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._arg_check import missing
+from ._functional import FUNCTIONS
 
 # torch.special name -> (remotegrad function, PyTorch's positional parameters after input,
 # those of them it requires)
@@ -42,8 +43,7 @@ def _check(name: str, args: tuple, kwargs: dict, params: tuple, required: tuple,
 def _alias(name: str, target: str, params: tuple, required: tuple):
     def function(*args, **kwargs):
         _check(name, args, kwargs, params, required)
-        import remotegrad
-        return getattr(remotegrad, target)(*args, **kwargs)
+        return FUNCTIONS[target](*args, **kwargs)
     function.__name__ = function.__qualname__ = name
     function.__doc__ = f"torch.special.{name}: remotegrad.{target}."
     return function
