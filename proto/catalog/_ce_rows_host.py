@@ -8,8 +8,8 @@ the log-softmax is formed only where it is read (the forward picks x[i, t_i] - m
 log-sum-exp_i, the same two float roundings as log_softmax's element), the one-hot is one
 indexed subtraction, and ignore_index masks are skipped when no target is ignored.
 
-The targets are in range here: the callers ran targets_within first, which raises on the
-host.
+The targets are in range here: the callers checked them first (targets_ok, else
+targets_within, which raises on the host).
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ def targets_ok(t: np.ndarray, classes: int) -> bool:
     return not bool((t.view(width) >= classes).any())
 
 
-def _picks(t: np.ndarray, ignore_index: int):
+def _picks(t: np.ndarray, ignore_index: int, classes: int, all_classes: bool):
     """(kept rows' mask or None when every row is kept, the column picked per row: the
-    target, 0 on an ignored row as the array-module form's one-hot of where(valid, t, 0))."""
+    target, 0 on an ignored row as the array-module form's one-hot of where(valid, t, 0)).
+    all_classes: every target is known to lie in [0, classes) (targets_ok)."""
+    if all_classes and not 0 <= ignore_index < classes:
+        return None, t  # no target can be the ignore_index
     valid = t != ignore_index
     if valid.all():
         return None, t
@@ -62,9 +65,10 @@ def _shifted_lse(x: np.ndarray):
     return m, s, np.log(s.sum(axis=1, keepdims=True))
 
 
-def ce_rows_host(x: np.ndarray, t: np.ndarray, ignore_index: int) -> np.ndarray:
+def ce_rows_host(x: np.ndarray, t: np.ndarray, ignore_index: int,
+                 all_classes: bool = False) -> np.ndarray:
     """-log_softmax(x)[i, t_i] per row, +0.0 on ignored rows; x (N, C) with C > 0."""
-    valid, at = _picks(t, ignore_index)
+    valid, at = _picks(t, ignore_index, x.shape[1], all_classes)
     m, _, lse = _shifted_lse(x)
     rows = np.arange(x.shape[0])
     picked = x[rows, at] - m[:, 0]  # log_softmax's (x - max) - lse, element by element
@@ -73,10 +77,10 @@ def ce_rows_host(x: np.ndarray, t: np.ndarray, ignore_index: int) -> np.ndarray:
     return picked if valid is None else np.where(valid, picked, 0).astype(x.dtype, copy=False)
 
 
-def ce_rows_backward_host(g: np.ndarray, x: np.ndarray, t: np.ndarray,
-                          ignore_index: int) -> np.ndarray:
+def ce_rows_backward_host(g: np.ndarray, x: np.ndarray, t: np.ndarray, ignore_index: int,
+                          all_classes: bool = False) -> np.ndarray:
     """(softmax(x) - onehot(t)) * g[:, None], g zeroed on ignored rows."""
-    valid, at = _picks(t, ignore_index)
+    valid, at = _picks(t, ignore_index, x.shape[1], all_classes)
     m, s, lse = _shifted_lse(x)
     np.subtract(x, m, out=s)  # log_softmax: (x - max) - lse, then exp for the softmax
     s -= lse
