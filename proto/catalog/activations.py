@@ -33,10 +33,13 @@ def _elu_forward(xp, a, alpha, scale, input_scale):
 
 def _elu_vjp(g, x, alpha, scale, input_scale):
     """aten's elu_backward (is_result false): g * scale above 0, else
-    g * input_scale * alpha * scale * exp(x * input_scale); exp reads x only where x <= 0."""
-    low = x <= 0
-    neg = g * (input_scale * alpha * scale) * (low.where(x, 0.0) * input_scale).exp()
-    return low.where(neg, g * scale)
+    g * input_scale * alpha * scale * exp(x * input_scale). Its own derivative is PyTorch's
+    elu_double_backward's, masked by x < 0: at x = +-0 the branch is a constant (exp(0) = 1),
+    so it depends on x only where x < 0 (and exp reads x only there)."""
+    coef = input_scale * alpha * scale
+    low = x < 0
+    neg = g * coef * (low.where(x, 0.0) * input_scale).exp()
+    return low.where(neg, (x == 0).where(g * coef, g * scale))
 
 
 _act("selu", infer=float_only("elu_cpu"),

@@ -295,6 +295,11 @@ CASES = {
     # PyTorch's double backward is 0 where x is not < 0, NaN included (no exp(NaN) term)
     "elu's second derivative at NaN": lambda T: _second(
         T, lambda a: F(T).elu(a, alpha=0.5), _leaf(T, [NAN, -INF, -1.0, 0.0, 2.0])),
+    # PyTorch's elu_double_backward masks by x < 0: selu's and celu's are 0 at x = +-0
+    # (the sign of that zero is its product with the mask's 0: not compared)
+    "selu's and celu's second derivatives at +-0": lambda T: tuple(
+        t if k == 0 else t.abs() for f in (F(T).selu, lambda a: F(T).celu(a, 0.7))
+        for k, t in enumerate(_second_sin(T, f, _leaf(T, [-0.0, 0.0, -1.5, NAN, 2.0, -INF])))),
     # PyTorch's formulas' order: -g * (out * out), -0.5 * g * out ** 3, (2 / sqrt(pi) *
     # exp(-x * x)) * g; an underflow or overflow inside meets the seed as PyTorch's does
     "reciprocal, rsqrt and erf gradients under huge and tiny seeds": lambda T: (
