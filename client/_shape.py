@@ -14,7 +14,7 @@ from remotegrad.proto import catalog
 from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 from remotegrad.proto.catalog.shape import piece_sizes
 
-from . import _views
+from . import _index_put, _views
 from ._creation import ones, tensor
 from ._inplace import scalar_as
 from ._node import builtin_error
@@ -319,8 +319,9 @@ def _strip_leading_ones(value: Tensor) -> Tensor:
     return value.reshape(shape[lead:])
 
 
-def setitem(self: Tensor, key: Any, value: Any) -> None:
-    """x[key] = value: the indexed region takes the value, as a new node for x."""
+def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None:
+    """x[key] = value: the indexed region takes the value, as a new node for x (`name`:
+    index_put_'s, whose node is IndexPutBackward0 whatever its key)."""
     text, tensors, counts, _ = _index_args(key)
     if not tensors and self._view is not None and overlaps(geometry(self)):
         # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
@@ -345,7 +346,7 @@ def setitem(self: Tensor, key: Any, value: Any) -> None:
         # cast to self's dtype as PyTorch does (unchecked into a half: 7e4 is inf there)
         value = scalar_as(value, "float64" if dtype == "float16" else dtype)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
-    name = _setitem_name(self, text, tensors, region, value)
+    name = name or _setitem_name(self, text, tensors, region, value)
     if name == "FillBackward3":  # all of x: PyTorch's fill_ (of the number as a tensor),
         self._fill(tensor(value) if number else value, name)  # the old value's gradient 0
         return
@@ -402,12 +403,17 @@ EXPANDED_INDEX_PUT = (
     "tensor[indices] = tensor")
 
 
-def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+def index_put_(self: Tensor, *args, **kwargs) -> Tensor:
     """x.index_put_(indices, values): x[indices] = values, or with accumulate the values
     added at the indices (repeated ones each adding), as PyTorch's IndexPutBackward0."""
-    key = tuple(indices)
+    key, values, accumulate = _index_put.parse("index_put_", 0, args, kwargs)
+    return _index_put_checked(self, key, values, accumulate)
+
+
+def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
+    _index_put.check(self, key, values)
     if not accumulate:
-        setitem(self, key, values)
+        setitem(self, key, values, "IndexPutBackward0")
         return self
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
@@ -439,8 +445,25 @@ def _per_location(self: Tensor, placed: Tensor) -> Tensor:
     return total[group].reshape(tuple(self.shape))
 
 
-def index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
-    return index_put_(self.clone(), indices, values, accumulate)
+def index_put(self: Tensor, *args, **kwargs) -> Tensor:
+    key, values, accumulate = _index_put.parse("index_put", 0, args, kwargs)
+    return _index_put_checked(self.clone(), key, values, accumulate)
+
+
+def _index_put_function(name: str, in_place: bool):
+    """torch.index_put(input, indices, values, accumulate=False) and torch.index_put_."""
+    def function(*args, **kwargs) -> Tensor:
+        if not args and "input" not in kwargs:
+            _index_put.missing(name, ("input", "indices", "values"), (), kwargs, ())
+        input = args[0] if args else kwargs.pop("input")
+        key, values, accumulate = _index_put.parse(name, 1, args[1:], kwargs)
+        if not isinstance(input, TensorBase):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                            f"{type(input).__name__}")
+        return _index_put_checked(input if in_place else input.clone(), key, values,
+                                  accumulate)
+    function.__name__ = name
+    return function
 
 
 def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
@@ -535,5 +558,7 @@ def functions() -> dict[str, Any]:
              "unbind": (unbind, "index"), "t": (_t, "transpose"),
              "squeeze": (squeeze, "squeeze"), "flatten": (flatten, "flatten"),
              "masked_fill": (masked_fill, "where"), "select": (select, "index"),
-             "flip": (lambda input, dims: flip(input, dims), "flip")}
+             "flip": (lambda input, dims: flip(input, dims), "flip"),
+             "index_put": (_index_put_function("index_put", False), "index_backward"),
+             "index_put_": (_index_put_function("index_put_", True), "index_backward")}
     return {k: fn for k, (fn, op) in table.items() if op in catalog.CATALOG}

@@ -1,0 +1,85 @@
+"""index_put_/index_put's arguments as PyTorch 2.13 checks them (issue 12): its parser
+takes only a tuple or list of tensors and a values tensor of x's dtype, ATen counts the
+indices as given (a mask one) against x's dims, "(got N)" in its message, so a 0-d mask
+on a 0-d tensor is refused (x[mask] = v takes it); torch.index_put/index_put_ exist; a
+0-d mask's node is IndexPutBackward0 as any other index_put_'s. Before: a 0-d mask
+computed, the messages lacked "(got N)", a bare tensor or ints as indices were taken,
+values were cast, and torch.index_put did not exist."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import remotegrad as rg
+
+
+def _outcome(T, call):
+    try:
+        out = call(T)
+    except Exception as e:  # noqa: BLE001 (the same error is the expected outcome)
+        return type(e).__name__, str(e)
+    return out.tolist(), type(out.grad_fn).__name__ if out.grad_fn is not None else None
+
+
+def _leaf(T, *shape):
+    return T.zeros(*shape, requires_grad=True).clone()
+
+
+CALLS = {
+    "0d mask on 0d": lambda T: T.tensor(1.0).index_put_((T.tensor(True),), T.tensor(5.0)),
+    "0d False on 0d": lambda T: T.tensor(1.0).index_put_([T.tensor(False)], T.tensor(5.0)),
+    "0d index on 0d": lambda T: T.tensor(1.0).index_put_((T.tensor(0),), T.tensor(5.0), True),
+    "too many": lambda T: T.zeros(3, 2).index_put_((T.tensor([0]),) * 3, T.tensor(5.0)),
+    "mask and index too many": lambda T: T.zeros(3).index_put_(
+        (T.tensor([True, False, True]), T.tensor([0])), T.tensor(5.0)),
+    "mask sizes": lambda T: T.zeros(2, 3).index_put_((T.ones(3, dtype=T.bool),),
+                                                     T.tensor(5.0)),
+    "mask second dim": lambda T: T.zeros(2, 3).index_put_((T.ones(2, 2, dtype=T.bool),),
+                                                          T.tensor(5.0)),
+    "mask past the dims": lambda T: T.zeros(3).index_put_((T.ones(3, 2, dtype=T.bool),),
+                                                          T.tensor(5.0)),
+    "float index": lambda T: T.zeros(3).index_put_((T.tensor([1.0]),), T.tensor(5.0)),
+    "tensor as indices": lambda T: T.zeros(3).index_put_(T.tensor([1]), T.tensor(5.0)),
+    "tensor as indices, index_put": lambda T: T.zeros(3).index_put(T.tensor([1]),
+                                                                   T.tensor(5.0)),
+    "int as indices": lambda T: T.zeros(3).index_put_(1, T.tensor(5.0)),
+    "keyword indices": lambda T: T.zeros(3).index_put_(indices=3, values=T.tensor(1.0)),
+    "ints in the tuple": lambda T: T.zeros(3).index_put_((1,), T.tensor(5.0)),
+    "None in the tuple": lambda T: T.zeros(3).index_put_((T.tensor([0]), None),
+                                                         T.tensor(5.0)),
+    "number values": lambda T: T.zeros(3).index_put_((T.tensor([1]),), 5.0),
+    "values of another dtype": lambda T: T.zeros(3).index_put_((T.tensor([1]),),
+                                                               T.tensor(5)),
+    "accumulate an int": lambda T: T.zeros(3).index_put_((T.tensor([0]),), T.tensor(1.0), 1),
+    "no values": lambda T: T.zeros(3).index_put_((T.tensor([0]),)),
+    "0d mask on 1d": lambda T: _leaf(T, 3).index_put_((T.tensor(True),), T.tensor(5.0)),
+    "0d False on 1d": lambda T: _leaf(T, 3).index_put_((T.tensor(False),), T.tensor(5.0)),
+    "list of tensors": lambda T: _leaf(T, 3).index_put_([T.tensor([1])], T.tensor(5.0)),
+    "function": lambda T: T.index_put(_leaf(T, 3), (T.tensor([1, 1]),), T.tensor(5.0)),
+    "function accumulate": lambda T: T.index_put(
+        T.zeros(3), indices=(T.tensor([1, 1]),), values=T.tensor(5.0), accumulate=True),
+    "function in place": lambda T: T.index_put_(T.zeros(3), (T.tensor([2]),), T.tensor(5.0)),
+    "function 0d mask on 0d": lambda T: T.index_put(T.tensor(1.0), (T.tensor(True),),
+                                                    T.tensor(5.0)),
+    "function tensor as indices": lambda T: T.index_put(T.zeros(3), T.tensor([1]),
+                                                        T.tensor(5.0)),
+    "function ints in the tuple": lambda T: T.index_put(T.zeros(3), (1,), T.tensor(1.0)),
+    "function number values": lambda T: T.index_put(T.zeros(3), (T.tensor([0]),), 1.0),
+    "function no arguments": lambda T: T.index_put(),
+}
+
+
+@pytest.mark.parametrize("case", CALLS)
+def test_index_put_arguments_as_pytorch(case):
+    assert _outcome(rg, CALLS[case]) == _outcome(torch, CALLS[case])
+
+
+def test_index_put_function_is_not_in_place_and_has_gradients():
+    for T in (rg, torch):
+        leaf = T.zeros(3, requires_grad=True)
+        v = T.tensor([2.0, 3.0], requires_grad=True)
+        out = T.index_put(leaf, (T.tensor([0, 2]),), v, True)
+        out.backward(T.tensor([1.0, 2.0, 3.0]))
+        assert leaf.tolist() == [0.0, 0.0, 0.0] and out.tolist() == [2.0, 0.0, 3.0]
+        assert leaf.grad.tolist() == [1.0, 2.0, 3.0] and v.grad.tolist() == [1.0, 3.0]
