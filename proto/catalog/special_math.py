@@ -192,7 +192,10 @@ def _atan2_forward(xp, a, b):
 
 def _atan2_vjp(which: int):
     def rule(g, x, y, out):
+        # PyTorch's atan2_backward zeroes an infinite 1 / (x^2 + y^2) (at the origin, or
+        # where the squares underflow): the gradient there is 0, not NaN or inf
         recip = (x * x + y * y).reciprocal()
+        recip = recip.isinf().logical_not().where(recip, 0.0)
         return g * y * recip if which == 0 else g * -x * recip
     return rule
 

@@ -194,6 +194,14 @@ def _prod_through_result(T, x):
     return T.autograd.grad((g * g).sum() + (y * y).sum(), [x, y])
 
 
+def _atan2_orders(T):
+    """atan2's gradients at the origin (of both signs) and where x^2 + y^2 underflows, and
+    their second order (PyTorch zeroes the infinite 1 / (x^2 + y^2) in the first only)."""
+    xs = [_leaf(T, [0.0, -0.0, 1e-200, 0.5, 0.0]), _leaf(T, [0.0, 0.0, 1e-200, 0.0, -0.0])]
+    gs = T.autograd.grad(T.atan2(*xs).sum(), xs, create_graph=True)
+    return (*gs, *T.autograd.grad((gs[0].sin() + gs[1].sin()).sum(), xs))
+
+
 def _seeded(T, f, seed, *xs):
     """The gradients of f with respect to xs for the seed `seed` (NaN/inf seeds too)."""
     return T.autograd.grad(f(*xs), xs, T.tensor(seed, dtype=T.float64),
@@ -300,6 +308,7 @@ CASES = {
     "selu's and celu's second derivatives at +-0": lambda T: tuple(
         t if k == 0 else t.abs() for f in (F(T).selu, lambda a: F(T).celu(a, 0.7))
         for k, t in enumerate(_second_sin(T, f, _leaf(T, [-0.0, 0.0, -1.5, NAN, 2.0, -INF])))),
+    "atan2's gradient at (0, 0)": _atan2_orders,
     # PyTorch's formulas' order: -g * (out * out), -0.5 * g * out ** 3, (2 / sqrt(pi) *
     # exp(-x * x)) * g; an underflow or overflow inside meets the seed as PyTorch's does
     "reciprocal, rsqrt and erf gradients under huge and tiny seeds": lambda T: (
