@@ -105,11 +105,37 @@ def _infer_layer_norm(metas, normalized_shape, eps):
     return Meta(x.shape, x.dtype)
 
 
+# PyTorch's CPU RowwiseMoments: Welford over lanes of its vectors (float64: 4, float32: 8;
+# element i in lane i % L) and over a scalar tail of N % L elements, then the lanes merged
+# into the tail with AddMoments' delta * delta * c * m0 term
+_MOMENT_LANES = {"float64": 4, "float32": 8}
+
+
+def _moments_nan(x, mean, dims):
+    """Where that term is inf * 0, as PyTorch's merge computes it: with no tail (N % L == 0)
+    the first lane's mean squared times m0 = 0; with no lanes (N < L) the tail's mean
+    squared times c = 0. Its variance is NaN there, for a mean beyond sqrt(max)."""
+    lanes, n = _MOMENT_LANES.get(x.dtype), numel(x.shape[dims[0]:]) if dims else 1
+    if lanes is None or n == 0 or (n % lanes and n > lanes):
+        return None
+    m = mean
+    if n >= lanes:  # the first lane's mean: the elements at i % L == 0
+        rows = x.reshape(shape=x.shape[:dims[0]] + (n // lanes, lanes))
+        m = rows.narrow(dim=-1, start=0, length=1).mean(dim=(-2,), keepdim=True)
+        m = m.reshape(shape=mean.shape)
+    return (m * m).isinf()
+
+
 def _layer_norm(x, *wb, normalized_shape, eps):
     dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    centred = x - x.mean(dim=dims, keepdim=True)
+    mean = x.mean(dim=dims, keepdim=True)
+    centred = x - mean
     var = (centred * centred).mean(dim=dims, keepdim=True)
-    y = centred * (var + eps).rsqrt()
+    nan = _moments_nan(x, mean, dims)
+    if nan is not None:
+        var = nan.logical_not().where(var, float("nan"))
+    rstd = (var + eps).rsqrt()
+    y = x * rstd + -mean * rstd  # PyTorch's kernel's x * scale + bias (its signs of zero)
     if wb:
         y = y * wb[0]
     if len(wb) > 1:

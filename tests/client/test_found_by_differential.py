@@ -528,6 +528,17 @@ CASES = {
         T.full((2, 2), 3e38).std(1), T.full((2, 2), 3e38).std(),
         T.tensor([[2e38, 2e38, 0.0]]).var(1), T.tensor([2e38, 2e38, 0.0]).std(0)),
     "cross_entropy over one class: the sign of a zero loss": _one_class_losses,
+    # PyTorch's CPU moments merge its vector lanes into its tail with delta^2 * c * m0: inf * 0
+    # (a NaN variance) where there is no tail (N % 4 == 0 in float64, % 8 in float32) or no
+    # lane (N < 4 or 8) and the first lane's mean squared overflows; else inf (a zero result)
+    "layer_norm of rows whose mean squared overflows": lambda T: (
+        *_grad(T, lambda a: F(T).layer_norm(a, (3,)), _leaf(T, [[1e200, 1e200, -3.0],
+                                                                 [0.5, 1.0, 2.0]])),
+        *(F(T).layer_norm(T.tensor(v, dtype=getattr(T, d)), (len(v),)) for v, d in (
+            ([1e160] + [0.0] * 7, "float64"), ([1e160] + [0.0] * 4, "float64"),
+            ([0.0] + [1e160] * 3, "float64"), ([1e20] + [0.0] * 7, "float32"),
+            ([1e20] + [0.0] * 8, "float32"))),
+        F(T).layer_norm(T.full((2, 2, 2), 1e160, dtype=T.float64), (2, 2))),
     # -log_sigmoid(x) without softplus' threshold (past it, e^-20 was dropped)
     "bce_with_logits(x, sigmoid(x)) beyond 20": lambda T: _grad(
         T, lambda a: F(T).binary_cross_entropy_with_logits(a, a.sigmoid(), reduction="none")
