@@ -693,6 +693,14 @@ KNOWN: tuple[Known, ...] = (
           "binary_cross_entropy_with_logits is differentiated through its decomposition; "
           "PyTorch's rule divides by the count last (a mul for 'sum': -x * g for the "
           "target)"),
+    Known("bce_with_logits_mixed_dtypes", "grad_fn", "ToCopyBackward0",
+          ("AddBackward0", "MulBackward0", "NegBackward0"),
+          r"(?s)^(?=.*float64)(?=.*float32).*binary_cross_entropy_with_logits\(",
+          "binary_cross_entropy_with_logits of an input and a target of two dtypes: PyTorch's "
+          "rule computes the gradient in the promoted dtype and its engine casts it to the "
+          "operand's (ToCopyBackward0); the catalog's decomposition differentiates each "
+          "piece in its own dtype and ends with their add (or the mul/neg for the target); "
+          "see bce_with_logits"),
     Known("bce", "grad_fn", ("BinaryCrossEntropyBackwardBackward0", "DivBackward1"),
           ("MulBackward0", "DivBackward0"), r"binary_cross_entropy\(",
           "binary_cross_entropy's rules are written with mul and div (PyTorch's formulas); "
@@ -730,6 +738,12 @@ KNOWN: tuple[Known, ...] = (
           r"\.(?:amax|amin|max|min)\(",
           "amax/amin and full max/min share the gradient among ties by a division last; "
           "PyTorch's formula ends with a masked fill or a sum"),
+    Known("amax_0d_dim", "grad_fn", "SumBackward0", "MulBackward0",
+          r"\.(?:amax|amin)\((?:0|-1)\)",
+          "amax/amin over a dim of a 0-d tensor: PyTorch's formula restores the reduced dim "
+          "(a 1-element gradient) and its engine sums it back to 0-d (SumBackward0); the "
+          "catalog's rule, the same (g / count) * mask, keeps the 0-d shape and ends with the "
+          "mul; the values are the same"),
     Known("repeat", "grad_fn", "SumBackward1", "ViewBackward0", r"\.repeat\(",
           "repeat's rule sums the tiles of a reshaped seed and reshapes back last; PyTorch's "
           "ends with the sum"),
