@@ -243,7 +243,35 @@ def _index_args(key: Any) -> tuple[str, list[Tensor], tuple[int, ...], str]:
     return ",".join(texts), tensors, counts, grad
 
 
+def _refuse_on_0d(self: Tensor, key: Any) -> None:
+    """PyTorch's select and slice of a bare int or slice key (its fast path, before any
+    count of indices) on a 0-d tensor: their own messages."""
+    if self.dim() != 0:
+        return
+    if isinstance(key, slice):
+        raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+    if isinstance(key, builtins.int) and not isinstance(key, builtins.bool):
+        if key == 0:
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python "
+                             "or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a "
+                             "number")
+        raise IndexError(f"index {key} is out of bounds for dimension 0 with size 0")
+
+
+def _broadcast_to_region(value: Tensor, region: tuple) -> Tensor:
+    """index_put_'s values expanded to the indexed region, with its message where they do
+    not broadcast (a key of tensors; a view's copy_ says otherwise)."""
+    shape = tuple(value.shape)
+    fits = len(shape) <= len(region) and all(
+        a in (1, b) for a, b in zip(reversed(shape), reversed(region)))
+    if not fits:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(region)}")
+    return value.expand(region)
+
+
 def getitem(self: Tensor, key: Any) -> Tensor:
+    _refuse_on_0d(self, key)
     text, tensors, counts, grad = _index_args(key)
     if _sequence_as_tuple(key):
         key = tuple(key)
@@ -322,6 +350,7 @@ def _strip_leading_ones(value: Tensor) -> Tensor:
 def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x (`name`:
     index_put_'s, whose node is IndexPutBackward0 whatever its key)."""
+    _refuse_on_0d(self, key)
     text, tensors, counts, _ = _index_args(key)
     if not tensors and self._view is not None and overlaps(geometry(self)):
         # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
@@ -366,7 +395,9 @@ def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None
         return
     if not isinstance(value, TensorBase):
         value = tensor(value, dtype=self.dtype)
-    value = _strip_leading_ones(value).to(self.dtype).expand(tuple(region.shape))
+    value = _strip_leading_ones(value).to(self.dtype)
+    value = (_broadcast_to_region(value, tuple(region.shape)) if tensors
+             else value.expand(tuple(region.shape)))
     mask = apply("index_backward", ones(tuple(region.shape), dtype=self.dtype),
                  *tensors, **attrs) != 0
     # placed, not added: duplicates keep one written value and a -0.0 stays -0.0
@@ -412,14 +443,14 @@ def index_put_(self: Tensor, *args, **kwargs) -> Tensor:
 
 def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
     _index_put.check(self, key, values)
+    text, tensors, counts, _ = _index_args(key)
+    region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
+    _broadcast_to_region(values, tuple(region.shape))  # as given: no leading 1s stripped
     if not accumulate:
         setitem(self, key, values, "IndexPutBackward0")
         return self
-    text, tensors, counts, _ = _index_args(key)
-    region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
-    if not isinstance(values, TensorBase):
-        values = tensor(values, dtype=self.dtype)
-    values = _strip_leading_ones(values).to(self.dtype).expand(tuple(region.shape))
+    values = _broadcast_to_region(_strip_leading_ones(values).to(self.dtype),
+                                  tuple(region.shape))
     placed = apply("index_backward", values, *tensors, key=text, mask_counts=counts,
                    shape=tuple(self.shape))
     self._check_inplace(reads=(values,))

@@ -67,7 +67,43 @@ CALLS = {
     "function ints in the tuple": lambda T: T.index_put(T.zeros(3), (1,), T.tensor(1.0)),
     "function number values": lambda T: T.index_put(T.zeros(3), (T.tensor([0]),), 1.0),
     "function no arguments": lambda T: T.index_put(),
+    "values that do not broadcast": lambda T: T.zeros(3, 2).index_put_(
+        (T.tensor([1, 2]),), T.ones(3)),
+    "values with leading ones": lambda T: T.zeros(3).index_put_((T.tensor([1, 2]),),
+                                                              T.ones(1, 2), True),
 }
+
+
+def _set(x, key, value):
+    x[key] = value
+    return x
+
+
+# x[key] and x[key] = v: a bare int or slice on a 0-d tensor is PyTorch's select/slice,
+# with their messages (before: "too many indices"); values that do not broadcast to a
+# region of tensor indices: PyTorch's index_put_ message (before: expand's), after the
+# value's leading 1s are stripped (setitem's, not index_put_'s)
+KEYS = {
+    "get 0 of 0d": lambda T: T.tensor(1.0)[0],
+    "get -1 of 0d": lambda T: T.tensor(1.0)[-1],
+    "get slice of 0d": lambda T: T.tensor(1.0)[:],
+    "get (0,) of 0d": lambda T: T.tensor(1.0)[(0,)],
+    "get True of 0d": lambda T: T.tensor(1.0)[True],
+    "set 0 of 0d": lambda T: _set(T.tensor(1.0), 0, 2.0),
+    "set 1 of 0d": lambda T: _set(T.tensor(1.0), 1, 2.0),
+    "set slice of 0d": lambda T: _set(T.tensor(1.0), slice(1, 2), 2.0),
+    "set values that do not broadcast": lambda T: _set(T.zeros(3), T.tensor([1, 2]),
+                                                       T.ones(3)),
+    "set values with leading ones": lambda T: _set(T.zeros(3, 2), (T.tensor([1, 2]),),
+                                                   T.ones(1, 1, 3)),
+    "set values with leading ones that fit": lambda T: _set(T.zeros(3), T.tensor([1, 2]),
+                                                            T.ones(1, 2)),
+}
+
+
+@pytest.mark.parametrize("case", KEYS)
+def test_indexing_errors_as_pytorch(case):
+    assert _outcome(rg, KEYS[case]) == _outcome(torch, KEYS[case])
 
 
 @pytest.mark.parametrize("case", CALLS)
