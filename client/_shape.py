@@ -249,6 +249,8 @@ def _refuse_on_0d(self: Tensor, key: Any) -> None:
     if self.dim() != 0:
         return
     if isinstance(key, slice):
+        if isinstance(key.step, builtins.int) and key.step <= 0:
+            return  # PyTorch reads the step first: its ValueError, as any tensor's
         raise IndexError("slice() cannot be applied to a 0-dim tensor.")
     if isinstance(key, builtins.int) and not isinstance(key, builtins.bool):
         if key == 0:
