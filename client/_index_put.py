@@ -55,12 +55,19 @@ def _type(x: Any) -> str:
     return "Tensor" if isinstance(x, TensorBase) else type(x).__name__
 
 
-def check(self: TensorBase, indices: tuple, values: TensorBase) -> None:
+def check(self: TensorBase, indices: tuple, values: TensorBase, accumulate: bool) -> bool:
     """ATen's _index_put_impl_ checks, in its order: the count of indices, their dtypes,
-    each mask's sizes against the dims it covers, then the values' dtype."""
+    each mask's sizes against the dims it covers, then the values' dtype. One mask (or
+    none) and one value, not accumulated, is its masked_fill_ of value.item(): a value of
+    any dtype and shape, a bool mask only. Whether it is that fill."""
     if len(indices) > self.dim():
         raise IndexError(f"too many indices for tensor of dimension {self.dim()} "
                          f"(got {len(indices)})")
+    if not indices:  # ATen's undefined mask (its errors are internal ones)
+        raise RuntimeError(_NO_INDEX[0] if accumulate or values.numel() != 1 else
+                           _NO_INDEX[1] if self.dim() else _NO_INDEX[2])
+    fill = (not accumulate and values.numel() == 1 and len(indices) == 1
+            and indices[0].dtype.name in ("bool", "uint8"))
     if any(t.dtype.name not in _INDEX_DTYPES for t in indices):
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     dim = 0
@@ -75,8 +82,19 @@ def check(self: TensorBase, indices: tuple, values: TensorBase) -> None:
                                  f"not match the shape of the indexed tensor "
                                  f"{list(self.shape)} at index {src}")
         dim += t.dim()
-    if values.dtype != self.dtype:
+    if fill and indices[0].dtype.name == "uint8":
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           "unsigned char")
+    if not fill and values.dtype != self.dtype:
         raise RuntimeError(
             "Index put requires the source and destination dtypes match, got "
             f"{torch_dtype_name(self.dtype.name)} for the destination and "
             f"{torch_dtype_name(values.dtype.name)} for the source.")
+    return fill
+
+
+_NO_INDEX = (
+    'ntensor >= 3 INTERNAL ASSERT FAILED at "/__w/pytorch/pytorch/aten/src/ATen/native/cpu/'
+    'IndexKernelUtils.h":8, please report a bug to PyTorch. ',
+    "sym_strides() called on an undefined Tensor",
+    "masked_fill_ only supports boolean masks, but got mask with dtype nullptr (uninitialized)")

@@ -444,7 +444,8 @@ def index_put_(self: Tensor, *args, **kwargs) -> Tensor:
 
 
 def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
-    _index_put.check(self, key, values)
+    if _index_put.check(self, key, values, accumulate):  # a masked fill of one value
+        values = values.reshape(())
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     _broadcast_to_region(values, tuple(region.shape))  # as given: no leading 1s stripped

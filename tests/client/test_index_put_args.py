@@ -71,6 +71,18 @@ CALLS = {
         (T.tensor([1, 2]),), T.ones(3)),
     "values with leading ones": lambda T: T.zeros(3).index_put_((T.tensor([1, 2]),),
                                                               T.ones(1, 2), True),
+    # one mask and one value, not accumulated: ATen's masked_fill_ of value.item()
+    "a mask and a value of another dtype": lambda T: _leaf(T, 3).index_put_(
+        (T.tensor([True, False, True]),), T.tensor(5)),
+    "a mask and one value of another shape": lambda T: T.zeros(3, 2).index_put_(
+        (T.tensor([True, False, True]),), T.ones(1, 1, 1, dtype=T.float64)),
+    "a mask and a value of another dtype, accumulated": lambda T: T.zeros(3).index_put_(
+        (T.tensor([True, False, True]),), T.tensor(5), True),
+    "a uint8 mask filled": lambda T: T.zeros(3).index_put_(
+        (T.tensor([1, 0, 1], dtype=T.uint8),), T.tensor(5.0)),
+    "no indices, one value": lambda T: T.zeros(3).index_put_((), T.tensor(5.0)),
+    "no indices into 0d": lambda T: T.tensor(1.0).index_put_((), T.tensor(5.0)),
+    "no indices, accumulated": lambda T: T.zeros(3).index_put_((), T.tensor(5.0), True),
 }
 
 
@@ -112,6 +124,16 @@ def test_indexing_errors_as_pytorch(case):
 @pytest.mark.parametrize("case", CALLS)
 def test_index_put_arguments_as_pytorch(case):
     assert _outcome(rg, CALLS[case]) == _outcome(torch, CALLS[case])
+
+
+def test_a_masked_fill_of_another_dtype_has_gradients():
+    for T in (rg, torch):
+        x, v = T.zeros(3, requires_grad=True), T.tensor(2.0, dtype=T.float64,
+                                                        requires_grad=True)
+        y = x.clone().index_put_((T.tensor([True, False, True]),), v)
+        gx, gv = T.autograd.grad((y * T.tensor([1.0, 2.0, 3.0])).sum(), [x, v])
+        assert (y.tolist(), gx.tolist(), gv.item(), gv.dtype) == (
+            [2.0, 0.0, 2.0], [0.0, 2.0, 0.0], 4.0, T.float64)
 
 
 def test_index_put_function_is_not_in_place_and_has_gradients():
