@@ -84,7 +84,7 @@ def check(self: TensorBase, indices: tuple, values: TensorBase, accumulate: bool
         dim += t.dim()
     if fill and indices[0].dtype.name == "uint8":
         raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
-                           "unsigned char")
+                           "unsigned char")  # (setitem's, _shape.UINT8_FILL)
     if not fill and values.dtype != self.dtype:
         raise RuntimeError(
             "Index put requires the source and destination dtypes match, got "

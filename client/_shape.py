@@ -210,6 +210,9 @@ def _key_item(item: Any, tensors: list) -> tuple[str, str]:
     if isinstance(item, (builtins.int, np.integer)) and not isinstance(item, builtins.bool):
         return str(builtins.int(item)), "SelectBackward0"
     if isinstance(item, TensorBase):
+        if item.dtype.name == "uint8":  # a byte mask: PyTorch's deprecated bool mask
+            warn_user(UINT8_INDEX)
+            item = item.bool()
         tensors.append(item)
         return "T", "IndexBackward0"
     if isinstance(item, (list, np.ndarray, builtins.bool)):
@@ -217,6 +220,21 @@ def _key_item(item: Any, tensors: list) -> tuple[str, str]:
         return "T", "IndexBackward0"
     raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
                      "Variables are valid indices (got " + type(item).__name__ + ")")
+
+
+UINT8_INDEX = ("indexing with dtype torch.uint8 is now deprecated, please use a dtype "
+               "torch.bool instead.")
+UINT8_FILL = "masked_fill_ only supports boolean masks, but got mask with dtype unsigned char"
+
+
+def _uint8_fill(key: Any, value: Any) -> None:
+    """x[byte_mask] = one value is PyTorch's masked_fill_ (its only tensor index a mask, one
+    value), which takes a bool mask only."""
+    items = key if isinstance(key, (tuple, list)) else (key,)
+    found = [k for k in items if isinstance(k, TensorBase)]
+    one = isinstance(value, Scalar) or (isinstance(value, TensorBase) and value.numel() == 1)
+    if len(found) == 1 and found[0].dtype.name == "uint8" and one:
+        raise RuntimeError(UINT8_FILL)
 
 
 def _sequence_as_tuple(key: Any) -> bool:
@@ -353,6 +371,7 @@ def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None
     """x[key] = value: the indexed region takes the value, as a new node for x (`name`:
     index_put_'s, whose node is IndexPutBackward0 whatever its key)."""
     _refuse_on_0d(self, key)
+    _uint8_fill(key, value)
     text, tensors, counts, _ = _index_args(key)
     if not tensors and self._view is not None and overlaps(geometry(self)):
         # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
@@ -446,6 +465,9 @@ def index_put_(self: Tensor, *args, **kwargs) -> Tensor:
 def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
     if _index_put.check(self, key, values, accumulate):  # a masked fill of one value
         values = values.reshape(())
+    if any(t.dtype.name == "uint8" for t in key):  # warned here once, not by each use
+        warn_user(UINT8_INDEX)
+        key = tuple(t.bool() if t.dtype.name == "uint8" else t for t in key)
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     _broadcast_to_region(values, tuple(region.shape))  # as given: no leading 1s stripped

@@ -8,6 +8,8 @@ values were cast, and torch.index_put did not exist."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -119,6 +121,36 @@ KEYS = {
 @pytest.mark.parametrize("case", KEYS)
 def test_indexing_errors_as_pytorch(case):
     assert _outcome(rg, KEYS[case]) == _outcome(torch, KEYS[case])
+
+
+def _byte(T):
+    return T.tensor([1, 0, 1], dtype=T.uint8)
+
+
+# a uint8 index is PyTorch's deprecated bool mask (with its warning; before: read as the
+# indices 1, 0, 1), except where one value is filled through it (masked_fill_ refuses it)
+BYTES = {
+    "get": lambda T: T.arange(3.0)[_byte(T)],
+    "get with an int": lambda T: T.arange(6.0).reshape(3, 2)[_byte(T), 1],
+    "set one number": lambda T: _set(T.zeros(3), _byte(T), 5.0),
+    "set one value": lambda T: _set(T.zeros(3), _byte(T), T.tensor(5.0)),
+    "set one number with an int": lambda T: _set(T.zeros(3, 2), (_byte(T), 1), 5.0),
+    "set values": lambda T: _set(T.zeros(3), _byte(T), T.tensor([5.0, 6.0])),
+    "index_put_ values": lambda T: T.zeros(3).index_put_((_byte(T),), T.tensor([5.0, 6.0])),
+    "index_put_ accumulated": lambda T: T.zeros(3).index_put_((_byte(T),), T.tensor(5.0),
+                                                              True),
+}
+
+
+@pytest.mark.parametrize("case", BYTES)
+def test_a_byte_index_is_a_mask(case):
+    def run(T):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = _outcome(T, BYTES[case])
+        # (PyTorch's C++ warnings name their source file after the message)
+        return out, [str(w.message).split(" (Triggered internally")[0] for w in seen]
+    assert run(rg) == run(torch)
 
 
 @pytest.mark.parametrize("case", CALLS)
