@@ -16,6 +16,7 @@ from remotegrad.proto.catalog.shape import piece_sizes
 
 from . import _index_put, _views
 from ._creation import ones, tensor
+from ._grad_mode import _state as _grad_state
 from ._inplace import scalar_as
 from ._node import builtin_error
 from ._op_table import TABLE, last_view
@@ -170,6 +171,16 @@ def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
 
 
 def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    try:
+        dim = _wrap_dim(dim, self.dim())
+        if self.dim() == 0:
+            raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    except IndexError:
+        # PyTorch's autograd reads the history (its view refusal) before the dim is checked
+        refused = _views.check_read(self, True) if self._view is not None else None
+        if refused and _grad_state.enabled:
+            raise RuntimeError(refused) from None
+        raise
     n = self.shape[dim]
     lead = ":," * (dim % self.dim())
     return _together(tuple(apply("index", self, key=f"{lead}{i}", torch_name="UnbindBackward0")

@@ -58,6 +58,12 @@ PROGRAMS = {
         "v0 = T.tensor([0.13], requires_grad=True)", "with T.no_grad(): v1 = v0.select(0, -1)",
         "with T.no_grad(): v1.exp_()", "v2 = v1.diagonal()", "v2 = v1.diagonal(0, 0, 0)",
         "with T.no_grad(): v2 = v1.diagonal()", "with T.no_grad(): v2 = v1.diagonal(0, 0, 0)"],
+    # unbind of a 0-d piece: the refusal of its history first (grad mode on), then the dim
+    "unbind of a refused 0-d unbind piece": [
+        "v0 = T.tensor([0.13], requires_grad=True)", "v1 = v0.unbind(0)[0]",
+        "with T.no_grad(): v0.pow_(2)", "v2 = v1.unbind(0)[0]", "v2 = v1.unbind(1)",
+        "with T.no_grad(): v2 = v1.unbind(0)", "with T.no_grad(): v2 = v1.unbind(1)",
+        "v3 = T.ones(2).unbind(-2)", "v3 = T.ones(1, 2).unbind(2)"],
 }
 
 
