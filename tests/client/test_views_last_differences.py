@@ -5,6 +5,9 @@ runs under PyTorch and remotegrad (the repr shows the values, grad_fn and requir
 
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import pytest
 import torch
 
@@ -126,3 +129,23 @@ def test_known_names_through_views(change, ours, theirs):
     assert mine.requires_grad and reference.requires_grad
     assert mine.reshape(-1).tolist() == pytest.approx(reference.reshape(-1).tolist(), rel=1e-6)
     assert (type(mine.grad_fn).__name__, type(reference.grad_fn).__name__) == (ours, theirs)
+
+
+def _unbind_gradient(T):
+    x = T.tensor([0.13, 0.2], requires_grad=True)
+    return T.autograd.grad(T.exp(x.unbind(0)[0]).sum(), x, create_graph=True)[0]
+
+
+def test_unbind_gradient_name_is_known():
+    """The create_graph gradient through an unbind piece: PyTorch's StackBackward0, the
+    catalog's IndexBackwardBackward0 (same values): difftest's KNOWN unbind_backward."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "differential"))
+    import difftest
+
+    mine, reference = _unbind_gradient(rg), _unbind_gradient(torch)
+    assert mine.requires_grad and reference.requires_grad
+    assert mine.tolist() == pytest.approx(reference.tolist(), rel=1e-6)
+    ours, theirs = type(mine.grad_fn).__name__, type(reference.grad_fn).__name__
+    assert (ours, theirs) == ("IndexBackwardBackward0", "StackBackward0")
+    assert any(k.matches("grad_fn", theirs, ours, source="v1 = v0.unbind(0)[0]",
+                         create_graph=True, through_grad=False) for k in difftest.KNOWN)

@@ -712,6 +712,11 @@ KNOWN: tuple[Known, ...] = (
           "indexing is one index op in the catalog whatever its key; its gradient's "
           "gradient is named after the catalog's index_backward, where PyTorch names the "
           "select/slice it recorded (index_put_ for advanced indexing)"),
+    Known("unbind_backward", "grad_fn", "StackBackward0", "IndexBackwardBackward0",
+          r"\.unbind\(",
+          "unbind is one index op per piece in the catalog; its gradient's gradient is named "
+          "after index_backward, where PyTorch's unbind_backward stacks the pieces' seeds "
+          "(StackBackward0); the values are the same"),
     Known("mean_dim", "grad_fn", "DivBackward1", ("ExpandBackward0", "DivBackward0"),
           r"\.mean\(",
           "mean over a dim (or of a 0-d input): the rule divides the seed by the count before "
