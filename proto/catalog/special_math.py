@@ -18,7 +18,7 @@ import numpy as np
 from . import _batching as _batch
 from .elementwise import infer_binary
 from .mathfn import infer_float_unary
-from ._registry import define
+from ._registry import GRAD_MODE, define
 from ._samples import F, P, S, X, unary
 from ._samples import binary as binary_samples
 from ._types import DEFAULT_FLOAT, FLOATING, Meta, OpError, torch_dtype_name
@@ -152,12 +152,17 @@ def _logit_forward(xp, a, eps):
 
 
 def _logit_vjp(g, x, out, eps):
-    """grad / (x (1 - x)); with eps, 0 outside [eps, 1 - eps] (where the input was
-    clamped), as PyTorch's logit_backward."""
+    """PyTorch's two rules. With grad mode (create_graph) its differentiable formula:
+    grad / (x (1 - x)) where lo <= x <= hi, else NaN (no eps: [0, 1]) or 0 (eps: the input
+    was clamped), NaN failing both tests. Without, logit_backward's kernel: NaN outside
+    [0, 1] (no eps) or 0 outside [eps, 1 - eps], grad * inf at 0 and 1 (+inf at -0.0)."""
     local = g / (x * (1 - x))
-    if eps is None:
-        return local
-    return (x < eps).where(0.0, (x > 1 - eps).where(0.0, local))
+    lo, hi = (0.0, 1.0) if eps is None else (eps, 1 - eps)
+    fill = float("nan") if eps is None else 0.0
+    if GRAD_MODE.get():
+        return ((x >= lo) & (x <= hi)).where(local, fill)
+    local = ((x == 0) | (x == 1)).where(g * float("inf"), local)
+    return ((x < lo) | (x > hi)).where(fill, local)
 
 
 _unary("logit", forward=_logit_forward, vjp=_logit_vjp, attrs={"eps": ("optional_float", None)},

@@ -133,3 +133,37 @@ def test_float16_is_computed_as_pytorch_computes_it(name):
             return getattr(lib, name)(x, x.flip(0)).numpy()
         return getattr(lib, name)(x).numpy()
     np.testing.assert_array_equal(run(rg), run(torch))
+
+
+EDGES = [-1.0, -0.0, 0.0, 1.0, float("nan"), 0.1, 0.5, 2.0, 0.2, 0.8, -float("inf"),
+         float("inf")]
+
+
+def _orders(expression: str, lib, data, create_graph: bool):
+    """Value, first derivative (with or without create_graph) and, with it, the second."""
+    x = lib.tensor(data, dtype=lib.float64, requires_grad=True)
+    out = eval(expression, {"T": lib, "x": x, "F": lib.nn.functional})
+    (g,) = lib.autograd.grad(out.sum(), x, create_graph=create_graph)
+    found = [out.detach().numpy(), g.detach().numpy()]
+    if create_graph:
+        (g2,) = lib.autograd.grad(g.sum(), x)
+        found.append(g2.numpy())
+    return found
+
+
+def _same_bits(ours, theirs):
+    """Equal values, NaNs where PyTorch's are, and the signs of its zeros and infinities."""
+    np.testing.assert_array_equal(ours, theirs)
+    finite = ~np.isnan(theirs)
+    np.testing.assert_array_equal(np.signbit(ours[finite]), np.signbit(theirs[finite]))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("expression", ["T.logit(x)", "T.logit(x, 0.2)", "T.logit(x, 0.0)"])
+def test_logit_edges(expression, create_graph):
+    """logit's two rules: NaN outside [0, 1] (0 outside [eps, 1 - eps]), the kernel's
+    grad * inf at 0 and 1 without grad mode, and NaN with eps reads 0 only with it."""
+    ours = _orders(expression, rg, EDGES, create_graph)
+    theirs = _orders(expression, torch, EDGES, create_graph)
+    for a, b in zip(ours, theirs):
+        _same_bits(a, b)
