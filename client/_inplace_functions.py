@@ -53,13 +53,24 @@ def selu_(*args):
     if len(args) > 1:
         raise TypeError(f"selu_() takes 1 positional argument but {len(args)} were given")
     input = _input("selu_", args)
-    return _assigned(input, apply("selu", input, torch_name="EluBackward0"))
+    # (PyTorch's in-place forms have derivatives of their own: ...Backward1)
+    return _assigned(input, apply("selu", input, torch_name="EluBackward1"))
 
 
 def celu_(*args, **kwargs):
+    """torch.celu_(input, alpha=1.0), with PyTorch's refusal of other arguments."""
+    if len(args) > 2:
+        raise TypeError(f"celu_() takes from 1 to 2 positional arguments but {len(args)} "
+                        "were given")
+    for key in kwargs:
+        if key != "alpha":
+            raise TypeError(f"celu_() got an unexpected keyword argument '{key}'")
+        if len(args) > 1:
+            raise TypeError("celu_() got multiple values for argument 'alpha'")
     input = _input("celu_", args)
-    alpha = args[1] if len(args) > 1 else kwargs.pop("alpha", 1.0)
-    return _assigned(input, apply("celu", input, alpha=float(alpha)))
+    alpha = args[1] if len(args) > 1 else kwargs.get("alpha", 1.0)
+    return _assigned(input, apply("celu", input, alpha=float(alpha),
+                                  torch_name="CeluBackward1"))
 
 
 FUNCTIONS: dict[str, Any] = {name: _method(name) for name in METHODS}

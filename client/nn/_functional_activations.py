@@ -29,11 +29,14 @@ def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, _op("selu", input, torch_name="EluBackward0"), inplace)
+    # PyTorch's in-place forms have derivatives of their own (of the result): ...Backward1
+    return _inplace(input, _op("selu", input, torch_name="EluBackward1" if inplace
+                               else "EluBackward0"), inplace)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    return _inplace(input, _op("celu", input, alpha=builtins.float(alpha)), inplace)
+    return _inplace(input, _op("celu", input, alpha=builtins.float(alpha),
+                               torch_name="CeluBackward1" if inplace else None), inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:

@@ -102,12 +102,14 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    # PyTorch's in-place form has a derivative of its own (of the result): ...Backward1
     return _inplace(input, _op("leaky_relu", input, negative_slope=builtins.float(
-        negative_slope)), inplace)
+        negative_slope), torch_name="LeakyReluBackward1" if inplace else None), inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    return _inplace(input, _op("elu", input, alpha=builtins.float(alpha)), inplace)
+    return _inplace(input, _op("elu", input, alpha=builtins.float(alpha),
+                               torch_name="EluBackward1" if inplace else None), inplace)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:

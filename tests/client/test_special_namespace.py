@@ -78,3 +78,34 @@ def test_alias_import_and_names():
             "polygamma", "sinc", "log1p", "expm1", "exp2", "logsumexp", "softmax",
             "log_softmax", "round"}
     assert have <= set(dir(torch.special)) and have <= set(dir(rg.special))
+
+
+GRAD_IN_PLACE = ["T.selu_(x)", "T.celu_(x)", "T.celu_(x, 0.5)", "F.selu(x, inplace=True)",
+                 "F.celu(x, 1.5, True)", "F.elu(x, 0.5, True)", "F.leaky_relu(x, 0.1, True)",
+                 "F.selu(x)", "F.celu(x, 1.5)", "F.elu(x)", "F.leaky_relu(x, 0.1)"]
+
+
+@pytest.mark.parametrize("expression", GRAD_IN_PLACE)
+def test_in_place_activation_grad_fn(expression):
+    """An in-place activation is PyTorch's ...Backward1 node (its own derivative), the
+    out-of-place one ...Backward0; the gradients are the same."""
+    def run(lib):
+        leaf = lib.tensor(U, dtype=lib.float64, requires_grad=True)
+        x = leaf * -2 + 1
+        out = eval(expression, {"T": lib, "F": lib.nn.functional, "x": x})
+        (grad,) = lib.autograd.grad((out * 1.5).sum(), leaf)
+        return out.grad_fn.name(), grad.numpy()
+    (name, ours), (theirs_name, theirs) = run(rg), run(torch)
+    assert name == theirs_name
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_celu_in_place_refuses_other_arguments():
+    for expression in ["T.celu_(x, 0.5, 1)", "T.celu_(x, foo=1.0)", "T.celu_(x, 0.5, alpha=1.0)"]:
+        def run(lib, expression=expression):
+            try:
+                eval(expression, {"T": lib, "x": lib.tensor(U)})
+            except TypeError as e:
+                return str(e)
+            return "no error"
+        assert run(rg) == run(torch), expression
