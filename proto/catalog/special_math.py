@@ -132,10 +132,13 @@ def _sinc_forward(xp, a):
 
 
 def _sinc_vjp(g, x, out):
-    """PyTorch's: (pi x cos(pi x) - sin(pi x)) / (pi x^2), 0 at x = 0."""
+    """PyTorch's sinc_backward: g * (pi x cos(pi x) - sin(pi x)) / (x x pi), 0 where that
+    denominator is 0 (x = 0, and |x| < ~1e-162 where x x underflows), in its order of
+    operations (its second derivative at x = 1e-30 is 0 so)."""
     pix = x * math.pi
-    local = (pix * pix.cos() - pix.sin()) / (pix * x)
-    return (x == 0).where(0.0, local) * g
+    sq_pi = x * x * math.pi
+    local = g * (pix * pix.cos() - pix.sin()) / sq_pi
+    return (sq_pi == 0).where(0.0, local)
 
 
 _unary("sinc", forward=_sinc_forward, vjp=_sinc_vjp,
