@@ -57,9 +57,9 @@ def _type(x: Any) -> str:
 
 def check(self: TensorBase, indices: tuple, values: TensorBase, accumulate: bool) -> bool:
     """ATen's _index_put_impl_ checks, in its order: the count of indices, their dtypes,
-    each mask's sizes against the dims it covers, then the values' dtype. One mask (or
-    none) and one value, not accumulated, is its masked_fill_ of value.item(): a value of
-    any dtype and shape, a bool mask only. Whether it is that fill."""
+    each mask's sizes against the dims it covers (the values' dtype later: check_dtype).
+    One mask (or none) and one value, not accumulated, is its masked_fill_ of value.item():
+    a value of any dtype and shape, a bool mask only. Whether it is that fill."""
     if len(indices) > self.dim():
         raise IndexError(f"too many indices for tensor of dimension {self.dim()} "
                          f"(got {len(indices)})")
@@ -85,12 +85,17 @@ def check(self: TensorBase, indices: tuple, values: TensorBase, accumulate: bool
     if fill and indices[0].dtype.name == "uint8":
         raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
                            "unsigned char")  # (setitem's, _shape.UINT8_FILL)
-    if not fill and values.dtype != self.dtype:
+    return fill
+
+
+def check_dtype(self: TensorBase, values: TensorBase) -> None:
+    """The values' dtype, which ATen checks after their shape against the indexed region
+    (not for a masked fill)."""
+    if values.dtype != self.dtype:
         raise RuntimeError(
             "Index put requires the source and destination dtypes match, got "
             f"{torch_dtype_name(self.dtype.name)} for the destination and "
             f"{torch_dtype_name(values.dtype.name)} for the source.")
-    return fill
 
 
 _NO_INDEX = (

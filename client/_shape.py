@@ -474,7 +474,8 @@ def index_put_(self: Tensor, *args, **kwargs) -> Tensor:
 
 
 def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
-    if _index_put.check(self, key, values, accumulate):  # a masked fill of one value
+    fill = _index_put.check(self, key, values, accumulate)
+    if fill:  # a masked fill of one value
         values = values.reshape(())
     if any(t.dtype.name == "uint8" for t in key):  # warned here once, not by each use
         warn_user(UINT8_INDEX)
@@ -482,6 +483,8 @@ def _index_put_checked(self: Tensor, key: tuple, values: Tensor, accumulate: boo
     text, tensors, counts, _ = _index_args(key)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     _broadcast_to_region(values, tuple(region.shape))  # as given: no leading 1s stripped
+    if not fill:
+        _index_put.check_dtype(self, values)
     if not accumulate:
         setitem(self, key, values, "IndexPutBackward0")
         return self

@@ -85,6 +85,13 @@ CALLS = {
     "no indices, one value": lambda T: T.zeros(3).index_put_((), T.tensor(5.0)),
     "no indices into 0d": lambda T: T.tensor(1.0).index_put_((), T.tensor(5.0)),
     "no indices, accumulated": lambda T: T.zeros(3).index_put_((), T.tensor(5.0), True),
+    # ATen checks the values' shape against the region before their dtype
+    "values of another dtype and shape": lambda T: T.zeros(3).index_put_(
+        (T.tensor([0, 1]),), T.ones(3, dtype=T.float64)),
+    "values of another dtype and shape, accumulated": lambda T: T.zeros(3).index_put_(
+        (T.tensor([0, 1]),), T.ones(3, dtype=T.float64), True),
+    "a mask and values of another dtype and shape": lambda T: T.zeros(3).index_put_(
+        (T.tensor([True, False, True]),), T.ones(3, dtype=T.float64)),
 }
 
 
