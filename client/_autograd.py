@@ -21,6 +21,7 @@ from remotegrad.proto.catalog import attrs_key
 from . import _grad_mode, _tensor_base, _views
 from ._creation import tensor, zeros_like
 from ._derivative import derivatives
+from ._inplace import saved_views
 from ._function import (
     FREED_MESSAGE,
     AccumulateGrad,
@@ -76,8 +77,10 @@ class _Pass:
             # one sweep will.
             roots = [f for _, f in self.outs + self.seeds if f is not None]
             functions = walk(roots + [f for _, f in wrts if f is not None])
+            views, extra = saved_views(functions)  # PyTorch's saved results that are views
+            functions += [f for f in views if f not in functions]
             found = [None if d is None else (d[0], [functions[k] for k in d[1]], d[2])
-                     for d in derivatives(nodes, [f.node for f in functions])]
+                     for d in derivatives(nodes, [f.node for f in functions], extra)]
         out = []
         for node, d in zip(nodes, found):
             t = new(node)

@@ -39,7 +39,7 @@ _NEEDS_GRAD, _CONSTANT = "g", "c"   # leaf tags: requires grad or not
 UNKNOWN = "GradBackward"  # the name where the graph cannot be lowered here
 
 
-def derivatives(grads: list[Node], needs_grad: list[Node]
+def derivatives(grads: list[Node], needs_grad: list[Node], extra: list[Node] = ()
                 ) -> list[tuple[str, list[int], bool] | None]:
     """For each `grad` node: None when the gradient requires no grad, else PyTorch's
     grad_fn name for it, what it is computed from: the positions in `needs_grad` (the
@@ -54,12 +54,13 @@ def derivatives(grads: list[Node], needs_grad: list[Node]
     if not grads:
         return []
     try:
-        src, ids, marked = _engine_graph(grads, needs_grad)
-        dst, targets = lower(src, [ids[id(g)] for g in grads] + marked)
+        src, ids, marked = _engine_graph(grads, needs_grad, list(extra))
+        dst, targets = lower(src, [ids[id(g)] for g in grads] + marked
+                             + [ids[id(n)] for n in extra])
     except OpError:  # a graph the engine refuses: it says so when the value is computed
         return [(UNKNOWN, list(range(len(needs_grad))), True)] * len(grads)
     where: dict[int, list[int]] = {}  # lowered node → positions in needs_grad
-    for k, n in enumerate(targets[len(grads):]):
+    for k, n in enumerate(targets[len(grads):len(grads) + len(needs_grad)]):
         where.setdefault(n, []).append(k)
     requires = _requires_grad(dst, set(where))
     out: list[tuple[str, list[int]] | None] = []
@@ -90,7 +91,8 @@ def _reads(g: Graph, root: int, where: dict[int, list[int]], requires: list[bool
     return sorted(found), saves
 
 
-def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dict, list]:
+def _engine_graph(grads: list[Node], needs_grad: list[Node], extra: list[Node] = ()
+                  ) -> tuple[Graph, dict, list]:
     """The client graph as the cluster will see it (see _request), in an engine Graph built as
     the worker builds it (every node checked, attributes completed): a node whose value
     travels travels as a leaf; every leaf is its own node."""
@@ -106,7 +108,8 @@ def _engine_graph(grads: list[Node], needs_grad: list[Node]) -> tuple[Graph, dic
         wrt = n.inputs[-1]
         if wrt.op != "leaf" and id(wrt) not in salts:
             salts[id(wrt)] = len(salts)
-    stack: list[tuple[Node, bool]] = [(n, False) for n in grads + needs_grad]
+    # `extra` (views an op saved as its result) last, so first: before the grads' lowering
+    stack: list[tuple[Node, bool]] = [(n, False) for n in grads + needs_grad + list(extra)]
     while stack:
         node, ready = stack.pop()
         if id(node) in ids:

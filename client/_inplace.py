@@ -9,6 +9,7 @@ Tensor gets these from InPlaceMethods.
 from __future__ import annotations
 
 import builtins
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +41,25 @@ def _saved_in_place(saved: list, target: Tensor, out: Tensor) -> list:
         kept.append(entry)
     return kept
 
+
+
+# an in-place op's function -> the view it changed, where the op saved its result (_through):
+# PyTorch's saved result is that view, so a create_graph gradient through the op reads the
+# view (and its grad_fn) even where the loss is of its base (issue 12)
+SAVED_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def saved_views(functions: list) -> tuple[list, list[Node]]:
+    """The grad_fns of the views the functions' ops saved as their result, and those views'
+    nodes (still theirs: not changed since), for a create_graph gradient's naming."""
+    fns, nodes = [], []
+    for f in functions:
+        ref = SAVED_VIEWS.get(f)
+        view = None if ref is None else ref()
+        if view is not None and view._node.op == "overwrite" and view.grad_fn is not None:
+            fns.append(view.grad_fn)
+            nodes.append(view._node)
+    return fns, nodes
 
 
 class InPlaceMethods:
@@ -121,6 +141,7 @@ class InPlaceMethods:
             # reads this node (the engine's autodiff reads an overwrite as its value's result)
             self._node = Node("overwrite", (self._node, value._node), {}, self._node.meta,
                               tracked=True)
+            SAVED_VIEWS[fn] = weakref.ref(self)
         return self
 
     def _inplace(self, op: str, *operands, **attrs) -> Tensor:

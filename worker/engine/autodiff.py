@@ -64,12 +64,25 @@ def vjp(g: Graph, outputs: list[int], seeds: list[int], wrts: list[int],
         seed = unbroadcast(g, seed, g.metas[out].shape, g.metas[out].dtype)
         _accumulate(g, cot, out, seed)
     # overwrite(view, r): view `view` after an in-place op whose result r its rule reads
-    # (client/_inplace._through): PyTorch's saved result is that view, so the rule reads it
-    results = {g.inputs[k][1]: k for k in order if g.ops[k] == "overwrite"}
+    # (client/_inplace._through): PyTorch's saved result is that view, so the rule reads it.
+    # Not only the outputs' ancestors: a loss of the view's base reaches r, not the view.
+    results = {g.inputs[k][1]: k for k in _overwrites(g, order[0] if order else len(g))}
     for n in reversed(order):
         if n in cot and n in reach and n not in stop:
             _backprop_node(g, n, cot, reach, results.get(n, n))
     return [cot[w] if w in cot else zeros(g, w) for w in wrts]
+
+
+def _overwrites(g: Graph, start: int):
+    """Ids of the overwrite nodes from `start` on (list.index: a C-speed scan)."""
+    ops, k = g.ops, start
+    while True:
+        try:
+            k = ops.index("overwrite", k)
+        except ValueError:
+            return
+        yield k
+        k += 1
 
 
 def ezero(g: Graph, meta) -> int:
@@ -196,9 +209,13 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
     for n in order:
         if src.ops[n] == "grad":
             groups[_grad_key(src, n)].append(n)
+    overwrites = [n for n in order if src.ops[n] == "overwrite"]
     for n in order:
         if n in new:
             continue
+        if src.ops[n] == "grad":
+            for w in overwrites:  # vjp's sweep reads them (a view an op saved as its result)
+                _copy_ahead(src, dst, new, w)
         if src.ops[n] != "grad":  # a copy: inputs map to nodes of the same metas
             new[n] = dst.add_checked(src.ops[n], tuple(new[i] for i in src.inputs[n]),
                                      src.attrs[n], src.metas[n], src.salts.get(n))
@@ -223,6 +240,23 @@ def lower(src: Graph, targets: list[int]) -> tuple[Graph, list[int]]:
                 new[m] = dst.add("full", (), {"shape": wm.shape, "value": 0.0,
                                               "dtype": wm.dtype})
     return dst, [new[t] for t in targets]
+
+
+def _copy_ahead(src: Graph, dst: Graph, new: dict[int, int], root: int) -> None:
+    """Copy `root` with what it needs ahead of id order, unless that needs a grad node not
+    yet expanded (src's ids are topological: inputs first)."""
+    todo, stack = set(), [root]
+    while stack:
+        m = stack.pop()
+        if m in new or m in todo:
+            continue
+        if src.ops[m] == "grad":
+            return
+        todo.add(m)
+        stack.extend(src.inputs[m])
+    for m in sorted(todo):
+        new[m] = dst.add_checked(src.ops[m], tuple(new[i] for i in src.inputs[m]),
+                                 src.attrs[m], src.metas[m], src.salts.get(m))
 
 
 def _grad_key(src: Graph, n: int) -> tuple:
