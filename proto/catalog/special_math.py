@@ -76,7 +76,12 @@ _unary("erfinv", forward=special("erfinv"),
 # lgamma's poles (0, -1, ...) are kept away from: the samples are positive, and negative
 # between two poles
 _GAMMA = unary(P) + (S(F(3, 4, low=-1.8, high=-1.2)),)
-_unary("lgamma", forward=special("gammaln"), vjp=lambda g, x, out: g * x.digamma(),
+def _lgamma_forward(xp, a):
+    """SciPy's gammaln(-inf) is -inf; PyTorch's lgamma (std::lgamma) is +inf there."""
+    return xp.where(a == -xp.inf, a.dtype.type(xp.inf), special("gammaln")(xp, a))
+
+
+_unary("lgamma", forward=_lgamma_forward, vjp=lambda g, x, out: g * x.digamma(),
        samples=_GAMMA)
 _unary("digamma", forward=special("psi"), vjp=lambda g, x, out: g * x.polygamma(n=1),
        samples=_GAMMA)
@@ -108,7 +113,9 @@ def _polygamma_forward(xp, a, n):
         return _special_for(xp.__name__, "psi")(a).astype(a.dtype, copy=False)
     if n == 1:
         return trigamma(xp, _opmath(a)).astype(a.dtype, copy=False)
-    return _special_for(xp.__name__, "polygamma")(n, a).astype(a.dtype, copy=False)
+    out = _special_for(xp.__name__, "polygamma")(n, a).astype(a.dtype, copy=False)
+    # PyTorch's is n! * zeta(n + 1, x), whose series reads 0 * inf at x = inf: NaN
+    return xp.where(a == xp.inf, a.dtype.type(xp.nan), out)
 
 
 def _infer_polygamma(metas: list[Meta], n) -> Meta:

@@ -188,3 +188,19 @@ def test_sinc_derivative_where_x_squared_underflows(dtype):
     for create_graph in (False, True):
         for a, b in zip(run(rg, create_graph), run(torch, create_graph)):
             _same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("expression", ["T.lgamma(x)", "T.polygamma(2, x)", "T.polygamma(3, x)",
+                                        "T.digamma(x)"])
+def test_gamma_family_at_infinities(expression, dtype):
+    """lgamma(-inf) is +inf (SciPy's gammaln: -inf); polygamma(n >= 2, inf) is NaN, as
+    PyTorch's zeta series computes it (SciPy's: 0)."""
+    data = [float("inf"), -float("inf"), float("nan"), 1e30, 1.0, 2.5, -1.5]
+
+    def run(lib):
+        x = lib.tensor(data, dtype=getattr(lib, dtype))
+        return eval(expression, {"T": lib, "x": x}).numpy()
+    ours, theirs = run(rg), run(torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3 if dtype == "float16" else 1e-6)
+    _same_bits(ours[:3], theirs[:3])
