@@ -66,8 +66,9 @@ def _mish_forward(xp, a):
 
 def _mish_vjp(g, x, out):
     """PyTorch's (differentiable) mish backward: g (t + x s (1 - t^2)), t = tanh(softplus
-    x), s = sigmoid x."""
-    t = x.softplus().tanh()
+    x), s = sigmoid x, its softplus written log1p(exp(x)) (no threshold): the second
+    derivative is NaN where exp(x) overflows (exp's g * inf reads a zero there)."""
+    t = x.exp().log1p().tanh()
     return g * (t + x * x.sigmoid() * (1 - t * t))
 
 

@@ -204,3 +204,19 @@ def test_gamma_family_at_infinities(expression, dtype):
     ours, theirs = run(rg), run(torch)
     np.testing.assert_allclose(ours, theirs, rtol=1e-3 if dtype == "float16" else 1e-6)
     _same_bits(ours[:3], theirs[:3])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mish_second_derivative_where_exp_overflows(dtype):
+    """PyTorch's differentiable mish backward takes softplus as log1p(exp(x)): its second
+    derivative is NaN where exp(x) is inf (89 in float32, 710 in float64), not 0."""
+    data = [0.5, -2.0, 30.0, 89.0, 710.0, 1e30, -800.0, 0.0]
+
+    def run(lib):
+        x = lib.tensor(data, dtype=getattr(lib, dtype), requires_grad=True)
+        (g,) = lib.autograd.grad(lib.nn.functional.mish(x).sum(), x, create_graph=True)
+        (g2,) = lib.autograd.grad(g.sum(), x)
+        return g.detach().numpy(), g2.numpy()
+    for a, b in zip(run(rg), run(torch)):
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                   atol=1e-12)
