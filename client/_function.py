@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from ._tensor import Tensor
 
 def short_name(name: str) -> str:
-    """PyTorch's way of naming a node in messages: `MulBackward0` → `Mul`."""
-    return re.sub(r"Backward\d*$", "", name)
+    """PyTorch's way of naming a node in messages: `MulBackward0` → `Mul`, but
+    `PowBackward1` → `Pow1` (only a 0 goes with "Backward")."""
+    return re.sub(r"Backward(0$)?(?=\d*$)", "", name)
 
 
 FREED_MESSAGE = (

@@ -504,6 +504,9 @@ NODES: dict[str, str | None] = {
         "LinalgCrossBackward0", "CumprodBackward0", "FmaxBackward0", "FminBackward0"), None),
     # _special_fns' var_mean/std_mean (one node of each name per output here): the input
     "VarMeanBackward0": "a", "StdMeanBackward0": "a",
+    # the in-place activations (nn.functional's inplace=True, torch.selu_/celu_): PyTorch's
+    # derivatives of the result
+    "EluBackward1": "r", "CeluBackward1": "r", "LeakyReluBackward1": "r",
 }
 
 
