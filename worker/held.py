@@ -132,7 +132,9 @@ class WorkerStore:
         self.shared = leaves.shared
         self._breaker = Breaker("kept copies")
         self._lock = threading.Lock()
-        self._failed: dict[str, dict[str, np.ndarray]] = {}  # tenant -> copies to try again
+        # tenant -> copies to try again: {name: its array, or the bytes (an int) of a
+        # released one, whose copy is only to be marked skipped: its array is let go}
+        self._failed: dict[str, dict[str, np.ndarray | int]] = {}
         self._tries: dict[str, int] = {}  # tenant -> writes failed in a row
         self._skips: dict[str, int] = {}  # tenant -> writes that were all skipped, in a row
 
@@ -194,6 +196,18 @@ class WorkerStore:
     def release(self, tenant: str, names) -> None:
         if names:
             self.held.release(tenant, names)
+            with self._lock:
+                self._let_go(tenant, names)
+
+    def _let_go(self, tenant: str, names) -> None:
+        """Released names' failed copies keep no bytes (self._lock held): their retry
+        marks them skipped (the gateway's lineage covers them). Kept, a Redis outage
+        during training kept every step's released parameters, counted nowhere."""
+        failed = self._failed.get(tenant)
+        for name in names if failed else ():
+            value = failed.get(name)
+            if isinstance(value, np.ndarray):
+                failed[name] = value.nbytes
 
     def _write(self, tenant: str, new: list) -> None:
         """Write the copies of `new` ([(name, array)]) not written since, in one round
@@ -201,14 +215,15 @@ class WorkerStore:
         its write began is marked skipped instead (coalescing: a training step's
         parameters are released by the next step), which tells the gateway to drop
         its lineage and make its release, once no pending lineage reads it: at most
-        MAX_SKIPPED calls' in a row, so that a recomputation from lineage stays short."""
+        MAX_SKIPPED calls' in a row, so that a recomputation from lineage stays short
+        (one released after its write failed has no bytes left to write: skipped)."""
         todo = [(name, v) for name, v in new if not self.held.is_written(tenant, name)]
         if not todo:
             return
         with self._lock:
             run = self._skips.get(tenant, 0)
-        skip = [] if run >= self.MAX_SKIPPED else [
-            name for name, _ in todo if not self.held.holds(tenant, name)]
+        skip = [name for name, v in todo if isinstance(v, int) or (
+            run < self.MAX_SKIPPED and not self.held.holds(tenant, name))]
         if not self._breaker.call("write", lambda: self._write_now(tenant, todo, skip),
                                   False, tenant):
             self._again(tenant, todo)
@@ -222,7 +237,7 @@ class WorkerStore:
             for name, v in write], skip)
         KEPT_WRITTEN.inc(sum(v.nbytes for _, v in write))
         if skip:
-            KEPT_SKIPPED.inc(sum(v.nbytes for name, v in todo if name in gone))
+            KEPT_SKIPPED.inc(sum(_nbytes(v) for name, v in todo if name in gone))
         for name, _ in write:
             self.held.written(tenant, name)
         with self._lock:
@@ -239,6 +254,7 @@ class WorkerStore:
         with self._lock:
             due = tenant not in self._failed
             self._failed.setdefault(tenant, {}).update(todo)
+            self._let_go(tenant, [n for n, _ in todo if not self.held.holds(tenant, n)])
             tries = self._tries[tenant] = self._tries.get(tenant, 0) + 1
         if due:
             delay = min(self.RETRY_MAX, self.RETRY_FIRST * 2 ** min(tries - 1, 16))
@@ -256,6 +272,10 @@ class WorkerStore:
                                 "given up after %d tries", len(todo) - len(kept), tenant,
                                 self.RELEASED_TRIES)
                 todo = kept
+        for i, (name, v) in enumerate(todo):  # let go, then kept again: held now
+            got = self.held.get(tenant, name) if isinstance(v, int) else None
+            if got is not None:
+                todo[i] = (name, got)
         self._write(tenant, todo)
         with self._lock:
             if tenant not in self._failed:  # written, or nothing left to write
@@ -264,6 +284,10 @@ class WorkerStore:
 
 def _size(value: np.ndarray) -> int:
     return value.nbytes + ENTRY_OVERHEAD
+
+
+def _nbytes(value: np.ndarray | int) -> int:
+    return value if isinstance(value, int) else value.nbytes
 
 
 def _counter(name: str = "remotegrad_kept_bytes_written_total",

@@ -173,3 +173,43 @@ def test_copies_released_before_their_write_began_are_marked_skipped_four_calls_
                                       _value() + 6)
     finally:
         stop(proc)
+
+
+class DownCopies(FlakyCopies):
+    """Durable copies with Redis unreachable while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__(0, ConnectionError("Connection refused"))
+        self.down = True
+
+    def write_many(self, tenant, copies, skipped=()):
+        if self.down:
+            raise self.error
+        super().write_many(tenant, copies, skipped)
+
+
+def test_failed_copies_keep_no_bytes_of_released_names_through_an_outage():
+    """Redis down while a training loop goes on (calls run without it): each step keeps
+    w_i and releases w_(i-1), whose failed copy waits to be tried again. A released name's
+    copy is only to be marked skipped (the gateway's lineage covers it), so its bytes are
+    not kept for the retry: before, every released step's parameters stayed in memory
+    (counted nowhere) until their 14th failed try, minutes later. Once Redis is back, the
+    retry writes the held one and marks the released ones skipped."""
+    copies = DownCopies()
+    store = _durable_store(copies, retry_first=3600.0)  # retried below, by hand
+    store._breaker.RETRY_AFTER = 0.0  # each try reaches the store
+    names = [keys.kept_name(f"step{i}", 0) for i in range(10)]  # < RELEASED_TRIES failures
+    store.keep("t", {names[0]: _value()})
+    for i in range(1, 10):
+        assert store.behind.flush()
+        store.release("t", [names[i - 1]])
+        store.keep("t", {names[i]: _value() + i})
+    assert store.behind.flush() and copies.written == {}
+    retained = [n for n, v in store._failed["t"].items() if isinstance(v, np.ndarray)]
+    assert retained == [names[-1]]  # the held one's bytes only
+    copies.down = False
+    store._retry("t")
+    np.testing.assert_array_equal(copies.written[("t", names[-1])], _value() + 9)
+    assert len(copies.written) == 1
+    assert sorted(copies.skipped) == sorted(("t", n) for n in names[:-1])
+    assert store._failed == {} and store._tries == {}
