@@ -374,8 +374,10 @@ ROWS: dict[str, Row] = {
     "norm": Row(names={"norm": Spec(params=("p", "dim", "keepdim"), adapt=_norm)},
                 grad="LinalgVectorNormBackward0", saves="ar"),
     "cumsum": Row(names={"cumsum": Spec(params=("dim",), forms="mfi")}, saves=""),
-    "softmax": Row(names={"softmax": Spec(params=("dim",), adapt=_softmax)}, saves="r"),
-    "log_softmax": Row(names={"log_softmax": Spec(params=("dim",), adapt=_softmax)},
+    # (dtype positional too: softmax(input, int dim, ScalarType? dtype=None))
+    "softmax": Row(names={"softmax": Spec(params=("dim", "dtype"), adapt=_softmax)},
+                   saves="r"),
+    "log_softmax": Row(names={"log_softmax": Spec(params=("dim", "dtype"), adapt=_softmax)},
                        saves="r"),
     "max": Row(grad="MaxBackward1", saves="ar"),  # Tensor.max (_select.py): values, indices
     "min": Row(grad="MinBackward1", saves="ar"),

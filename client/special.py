@@ -18,7 +18,7 @@ _ALIASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "gammaln": ("lgamma", (), ()), "digamma": ("digamma", (), ()), "psi": ("digamma", (), ()),
     "sinc": ("sinc", (), ()), "log1p": ("log1p", (), ()), "expm1": ("expm1", (), ()),
     "exp2": ("exp2", (), ()), "logsumexp": ("logsumexp", ("dim", "keepdim"), ("dim",)),
-    "softmax": ("softmax", ("dim",), ("dim",)),
+    "softmax": ("softmax", ("dim", "dtype"), ("dim",)),  # (log_softmax's dtype: keyword)
     "log_softmax": ("log_softmax", ("dim",), ("dim",)),
 }
 

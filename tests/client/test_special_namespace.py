@@ -17,7 +17,9 @@ CALLS = ["S.erf(x)", "S.erfc(x)", "S.erfinv(x)", "S.expit(x)", "S.logit(x)",
          "S.expm1(x)", "S.exp2(x)", "S.logsumexp(x, 0)", "S.logsumexp(x.reshape(1, 5), 1, True)",
          "S.logsumexp(x, dim=0, keepdim=True)", "S.softmax(x, 0)", "S.softmax(x, dim=0)",
          "S.log_softmax(x, 0)", "S.softmax(x, 0, dtype=T.float32)", "S.round(x * 10)",
-         "S.round(x * 10, decimals=1)"]
+         "S.round(x * 10, decimals=1)", "S.softmax(x, 0, T.float32)",
+         "T.softmax(x, 0, T.float32)", "T.log_softmax(x, 0, T.float32)",
+         "x.softmax(0, T.float32)", "x.log_softmax(0, T.float32)"]
 
 
 def _run(expression: str, lib):
