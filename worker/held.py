@@ -135,7 +135,7 @@ class WorkerStore:
         # tenant -> copies to try again: {name: its array, or the bytes (an int) of a
         # released one, whose copy is only to be marked skipped: its array is let go}
         self._failed: dict[str, dict[str, np.ndarray | int]] = {}
-        self._tries: dict[str, int] = {}  # tenant -> writes failed in a row
+        self._tries: dict[str, int] = {}  # tenant -> tries again that failed, in a row
         self._skips: dict[str, int] = {}  # tenant -> writes that were all skipped, in a row
 
     def array(self, tenant: str, name: str) -> np.ndarray | None:
@@ -255,7 +255,8 @@ class WorkerStore:
             due = tenant not in self._failed
             self._failed.setdefault(tenant, {}).update(todo)
             self._let_go(tenant, [n for n, _ in todo if not self.held.holds(tenant, n)])
-            tries = self._tries[tenant] = self._tries.get(tenant, 0) + 1
+            if due:  # a try again (the other calls' failures meanwhile join it)
+                tries = self._tries[tenant] = self._tries.get(tenant, 0) + 1
         if due:
             delay = min(self.RETRY_MAX, self.RETRY_FIRST * 2 ** min(tries - 1, 16))
             log.warning("durable copies of %d kept results of tenant %s not written "

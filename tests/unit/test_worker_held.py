@@ -198,7 +198,7 @@ def test_failed_copies_keep_no_bytes_of_released_names_through_an_outage():
     copies = DownCopies()
     store = _durable_store(copies, retry_first=3600.0)  # retried below, by hand
     store._breaker.RETRY_AFTER = 0.0  # each try reaches the store
-    names = [keys.kept_name(f"step{i}", 0) for i in range(10)]  # < RELEASED_TRIES failures
+    names = [keys.kept_name(f"step{i}", 0) for i in range(10)]
     store.keep("t", {names[0]: _value()})
     for i in range(1, 10):
         assert store.behind.flush()
@@ -213,3 +213,25 @@ def test_failed_copies_keep_no_bytes_of_released_names_through_an_outage():
     assert len(copies.written) == 1
     assert sorted(copies.skipped) == sorted(("t", n) for n in names[:-1])
     assert store._failed == {} and store._tries == {}
+
+
+def test_released_copies_are_given_up_after_retries_not_after_other_calls_failures():
+    """RELEASED_TRIES counts the tries again (1, 2, 4 ... 30 s apart: about 5 minutes),
+    not every call's write that failed meanwhile: twenty training steps in a short
+    outage are one try. Before, the twentieth step's failure gave up the released
+    names' copies at the first retry: never marked skipped, the gateway kept their
+    lineage and ledger bytes (counted in the quota) until its lineage bound."""
+    copies = DownCopies()
+    store = _durable_store(copies, retry_first=3600.0)  # retried below, by hand
+    store._breaker.RETRY_AFTER = 0.0
+    names = [keys.kept_name(f"outage{i}", 0) for i in range(20)]
+    store.keep("t", {names[0]: _value()})
+    for i in range(1, 20):
+        assert store.behind.flush()
+        store.release("t", [names[i - 1]])
+        store.keep("t", {names[i]: _value() + i})
+    assert store.behind.flush() and store._tries == {"t": 1}
+    copies.down = False
+    store._retry("t")
+    assert list(copies.written) == [("t", names[-1])]
+    assert sorted(copies.skipped) == sorted(("t", n) for n in names[:-1])
