@@ -9,12 +9,14 @@ copies the bytes on the call's path, and the gateway never receives them.
 A held result is pinned until its copy is written: until then this worker (and the
 gateway's lineage of it, server/lineage.py) is all there is. A write that fails (Redis
 down, or refusing the copies' keys) is tried again, 1, 2, 4 ... 30 s later, with the
-tenant's other failed ones, until it lands, released or not (the gateway waits for
-the copy before it makes a release; a breaker stops the tries while Redis is down);
-keeping a name again that is still pinned queues its copy again at once. Once written it is an
-ordinary cache entry, dropped first when memory runs short (worker/budget.py shrinks it)
-or past `max_bytes`, and read back from its copy when needed again. A name the client
-released (ComputeRequest.release, seen on a call this worker runs) goes at once.
+tenant's other failed ones: a held one until it lands, a released one (mostly marked
+skipped instead, WorkerStore._write: the gateway waits for the copy or the mark before
+it makes a release) for RELEASED_TRIES tries; a breaker stops the tries while Redis is
+down. Keeping a name again that is still pinned queues its copy again at once. Once
+written it is an ordinary cache entry, dropped first when memory runs short
+(worker/budget.py shrinks it) or past `max_bytes`, and read back from its copy when
+needed again. A name the client released (ComputeRequest.release, seen on a call this
+worker runs) goes at once.
 
 Held results are the arrays the computation made (read-only), not messages: no copy
 into a message to hold them, none out of one to compute on them again, and their copies
@@ -73,10 +75,6 @@ class Held:
                 self._pinned.add(key)
             self._trim(self.max_bytes)
             return True
-
-    def pinned(self, tenant: str, name: str) -> bool:
-        """Held and its copy not written yet."""
-        return (tenant, name) in self._pinned
 
     def holds(self, tenant: str, name: str) -> bool:
         return (tenant, name) in self._items
