@@ -136,11 +136,10 @@ class Durability:
             "(--kept-quota-bytes): drop references to tensors it no longer needs, or "
             "ask for a larger quota")
 
-    def answered(self, tenant: str, reserved) -> None:
+    def answered(self, tenant: str, reserved: Reservation) -> None:
         """The call that made `reserved` (a Reservation) was answered: its names are the
         client's (uncounted ones are counted with the tenant's next settle)."""
-        if isinstance(reserved, Reservation):
-            self._end(reserved, True)
+        self._end(reserved, True)
 
     def kept_again(self, tenant: str, names) -> None:
         """A call keeps `names` (its provenance names) again, answered from the result
@@ -155,17 +154,12 @@ class Durability:
                     if not found:
                         del where[tenant]
 
-    def unreserve(self, tenant: str, reserved) -> None:
-        """A call that reserved `reserved` (a Reservation, or names) failed: the names it
-        made new go with a next settle, unless another call that reserved them meanwhile
-        is answered (a copy a worker wrote all the same is deleted with them, once it has
-        landed if the call got as far as its lineage)."""
-        if isinstance(reserved, Reservation):
-            self._end(reserved, False)
-        elif reserved:
-            with self._lock:
-                for name in reserved:
-                    self._release_when_done(tenant, name)
+    def unreserve(self, tenant: str, reserved: Reservation) -> None:
+        """A call that reserved `reserved` failed: the names it made new go with a next
+        settle, unless another call that reserved them meanwhile is answered (a copy a
+        worker wrote all the same is deleted with them, once it has landed if the call got
+        as far as its lineage)."""
+        self._end(reserved, False)
 
     def _begin(self, res: Reservation) -> None:
         with self._lock:
