@@ -14,6 +14,7 @@ bmm, dot, outer/ger take tensors only.
 from __future__ import annotations
 
 import builtins
+import numbers
 from typing import Any
 
 _NUMBER = (builtins.bool, builtins.int, builtins.float, builtins.complex)
@@ -182,17 +183,44 @@ _VARARGS = frozenset({"atleast_1d", "atleast_2d", "atleast_3d"})  # tensors as *
 # message: the parameter, its position or none, the type it names, the accepted types).
 _SECOND: dict[str, tuple[str, str, str, tuple]] = {
     "tile": ("dims", " (position 2)", "tuple of ints", (tuple, list)),
-    "nan_to_num": ("nan", " (position 2)", "float", (builtins.int, builtins.float,
-                                                     type(None))),
     "unique": ("sorted", "", "bool", (builtins.bool,)),
 }
 
 
-def _check_second(name: str, args: tuple) -> None:
+_FLOATS = ("nan", "posinf", "neginf")  # nan_to_num's `float` parameters
+
+
+def float_arg(name: str, param: str, value: Any, position: int | None) -> Any:
+    """A `float` parameter as PyTorch's parser reads it: a real number or None as it is, a
+    0-d tensor that requires no grad as its value; else its TypeError (`position`: None
+    for a keyword, which its message does not place)."""
+    if value is None or isinstance(value, numbers.Real):
+        return value
+    if hasattr(value, "_node") and value.dim() == 0 and not value.requires_grad:
+        return value.item()
+    where = f" (position {position})" if position is not None else ""
+    raise TypeError(f"{name}(): argument '{param}'{where} must be float, not {_type(value)}")
+
+
+def _check_floats(name: str, args: tuple, kwargs: dict) -> None:
+    for i, param in enumerate(_FLOATS, start=1):
+        if i < len(args):
+            float_arg(name, param, args[i], i + 1)
+        elif param in kwargs:
+            float_arg(name, param, kwargs[param], None)
+
+
+def _check_second(name: str, args: tuple, kwargs: dict) -> None:
     param, where, what, types = _SECOND[name]
-    if len(args) > 1 and not isinstance(args[1], types):
+    if len(args) > 1:
+        value = args[1]
+    elif param in kwargs:  # a keyword: no position in the message
+        value, where = kwargs[param], ""
+    else:
+        return
+    if not isinstance(value, types):
         raise TypeError(f"{_PARSER_NAMES.get(name, name)}(): argument '{param}'{where} must "
-                        f"be {what}, not {_type(args[1])}")
+                        f"be {what}, not {_type(value)}")
 
 
 def check_first(name: str, args: tuple, kwargs: dict) -> None:
@@ -220,7 +248,9 @@ def check_first(name: str, args: tuple, kwargs: dict) -> None:
     if name in _OTHER_TENSOR and len(args) > 1 and isinstance(args[1], _NUMBER):
         raise _not_tensor(name, "other", 2, args[1])
     if name in _SECOND:
-        _check_second(name, args)
+        _check_second(name, args, kwargs)
+    if name == "nan_to_num":
+        _check_floats(name, args, kwargs)
 
 
 def guard_first(name: str, fn):

@@ -19,6 +19,7 @@ from remotegrad.proto.catalog import FLOATING
 from remotegrad.proto.catalog._types import broadcast_shapes, torch_dtype_name
 
 from . import _views
+from ._arg_check import _FLOATS, float_arg
 from ._creation import arange, tensor, zeros
 from ._dtypes import bool as bool_
 from ._dtypes import int64
@@ -347,6 +348,9 @@ def nan_to_num(input: TensorBase, nan: float = 0.0, posinf: float | None = None,
                neginf: float | None = None) -> TensorBase:
     """NaN, +inf and -inf replaced (by 0 and the dtype's largest finite values unless
     given); the gradient flows where the input is finite, as PyTorch's."""
+    # (Tensor.nan_to_num's positions; torch.nan_to_num's were checked by _arg_check)
+    nan, posinf, neginf = (float_arg("nan_to_num", p, v, i) for i, (p, v) in enumerate(
+        zip(_FLOATS, (nan, posinf, neginf)), start=1))
     if input.dtype.name not in FLOATING:
         return apply("cast", input, dtype=input.dtype.name)  # integers: a copy, as there
     big = _FINITE_MAX[input.dtype.name]

@@ -72,7 +72,14 @@ CALLS = ["T.maximum(x, 2)", "T.minimum(2, x)", "x.maximum(2)", "x.logical_and(Tr
          "T.remainder(2, x)", "T.sin(2)", "T.sum(0.5)", "T.where(True, x, x)",
          "T.where(x > 0, 1, 0.5)", "T.cumsum(x, axis=0)", "x.polygamma()",
          "T.add(2, 0.5)", "T.mul(0.5, 0.5)", "T.div(True, 2.5)", "T.sub(3, 2)",
-         "T.add(True, True)", "T.norm(2)", "T.narrow(x, 0)"]
+         "T.add(True, True)", "T.norm(2)", "T.narrow(x, 0)",
+         # a `float` parameter takes a 0-d tensor that requires no grad (its value)
+         "T.nan_to_num(x / 0, T.tensor(2.0))", "(x / 0).nan_to_num(T.tensor(2))",
+         "(x / 0).nan_to_num_(T.tensor(2.0))", "T.nan_to_num(x, posinf=T.tensor([1.0, 2.0]))",
+         "T.nan_to_num(x, 0.0, 1.0, 'a')", "T.nan_to_num(x, T.tensor(2.0, requires_grad=True))",
+         "x.nan_to_num(T.tensor([2.0]))", "T.nan_to_num(x, neginf=T.tensor(-1.0))",
+         # and a keyword's type is checked too (its message without a position)
+         "T.tile(x, dims=2)", "T.unique(x, sorted=2)"]
 
 
 @pytest.mark.parametrize("expression", CALLS)
