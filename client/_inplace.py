@@ -92,6 +92,7 @@ class InPlaceMethods:
                                "in an in-place operation.")
         if operands and self._view is not None:
             _views.check_operands(self, operands)
+        _views.inplace_input(self)  # checked: the op reads the view as CopySlices does
 
     def _assign(self, out: Tensor, same_shape: builtins.bool = True) -> Tensor:
         """Make `out` (computed from this tensor's old value) this tensor's new value."""

@@ -566,6 +566,21 @@ def _empty_as_strided(out, fn) -> None:
     fn.node = out._node
 
 
+def _is_empty_marker(node) -> bool:
+    """`node` is _empty_as_strided's replace(gather, detach(gather))."""
+    return (node.op == "replace" and node.inputs[1].op == "detach"
+            and node.inputs[1].inputs[0] is node.inputs[0])
+
+
+def inplace_input(v) -> None:
+    """An in-place op is about to read view `v`. PyTorch's CopySlices hands the op the base's
+    gradient at v's elements, never through v's AsStridedBackward0, so an empty regenerated
+    view's constant zeros are no part of it: the op reads the gather itself (through its
+    saved result, grad * result for exp_, a create_graph gradient still requires grad)."""
+    if v._view is not None and _is_empty_marker(v._node):
+        v._node = v._node.inputs[0]
+
+
 def written(t) -> None:
     """`t` changed in place other than through write_through (an alias of it changed,
     nn.init filled it): a view's new value goes to its root now, unseen by autograd as

@@ -172,3 +172,29 @@ def test_saved_view_result_through_base(view, op):
         assert (a is None) == (b is None)
         assert a.reshape(-1).tolist() == pytest.approx(b.reshape(-1).tolist(), rel=1e-5,
                                                        abs=1e-6)
+
+
+def _inplace_on_regenerated_empty(T, view: str, op: str):
+    """An in-place op on an empty view regenerated after its base changed: PyTorch's
+    CopySlices gives the op the base's gradient directly (not the view's AsStridedBackward0
+    zeros), so a create_graph gradient through a saved result or operand requires grad."""
+    v0 = T.zeros((0,), dtype=T.float32, requires_grad=True)
+    y = T.zeros((0, 1), requires_grad=True)
+    v1 = v0.clone()
+    v2 = eval(view, {"v1": v1})
+    v2.neg_()
+    v3 = v2.transpose(0, -1)  # noqa: F841  (a view of it, regenerated next)
+    eval(op, {"v2": v2, "y": y})
+    out = []
+    for loss in (v1.sum(), v2.sum(), v0.sum(), (v2 * 2).sum() + v1.sum()):
+        gs = T.autograd.grad(loss, [v0, y], create_graph=True, allow_unused=True)
+        out.append([None if g is None else (g.requires_grad, g.grad_fn is None,
+                                            tuple(g.shape)) for g in gs])
+    return out
+
+
+@pytest.mark.parametrize("view", ["v1.unsqueeze(-1)", "v1[:]", "v1.unsqueeze(0).T"])
+@pytest.mark.parametrize("op", ["v2.exp_()", "v2.sigmoid_()", "v2.mul_(y.reshape(v2.shape))"])
+def test_inplace_on_regenerated_empty_view(view, op):
+    assert _inplace_on_regenerated_empty(rg, view, op) == \
+        _inplace_on_regenerated_empty(torch, view, op)
