@@ -161,3 +161,27 @@ def test_softmax_over_the_last_dim(name, shape):
     # float16 arithmetic was ~20% off)
     ulps = np.abs(_bits(ours).astype(int) - _bits(theirs).astype(int))
     assert ulps.max() <= 1 and (ulps > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("k", [0.5, -0.5, -1, -2, 2, 3])
+def test_power_by_a_number_and_its_gradient(k, dtype):
+    """x ** k for the exponents PyTorch's pow kernel special-cases: float32/float64 take
+    sqrt, rsqrt, 1 / x and 1 / (x * x) (x ** -1's gradient reads x ** -2), float16 powf for
+    every exponent (+0.0 and +inf at -0.0 and -inf for 0.5, not sqrt's -0.0 and NaN)."""
+    edges = [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1.0, -1.0, 6e-8]
+    data = np.concatenate([edges, _data(-8, 8, 3, 256)]).astype(dtype)
+
+    def run(lib):
+        x = lib.tensor(data, requires_grad=True)
+        y = x ** k
+        (g,) = lib.autograd.grad(y.sum(), x)
+        return y.detach().numpy(), g.numpy()
+    ours, theirs = run(rg), run(torch)
+    if dtype != "float16" and k in (0.5, -0.5):  # (PyTorch's vectorized sqrt is not
+        ours, theirs = [o[:8] for o in ours], [t[:8] for t in theirs]  # numpy's to the bit)
+    _same(ours[0], theirs[0])
+    if k not in (-2, -0.5):  # (their gradients read x ** -3 and x ** -1.5: libm's pow)
+        _same(ours[1], theirs[1])
+    signs = ~np.isnan(theirs[0])
+    np.testing.assert_array_equal(np.signbit(ours[0][signs]), np.signbit(theirs[0][signs]))

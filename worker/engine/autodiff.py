@@ -332,20 +332,25 @@ def _half_by_scalar(g: Graph, op: str, ins: list[int], attrs: dict, meta) -> int
 
 
 def _small_power(src: Graph, n: int, dst: Graph, base: int) -> int | None:
-    """x ** 0 as ones, x ** 1 as x, x ** 2 and x ** 3 of a floating x as x * x (* x):
-    PyTorch computes them so (a fill, a copy, the same roundings), and numpy's generic
-    power is ~50x slower (x ** 1 is in every x ** 2's gradient). None where the node is
-    any other power."""
+    """x ** 0 as ones, x ** 1 as x, x ** 2 and x ** 3 of a floating x as x * x (* x),
+    x ** -1 and x ** -2 as 1 / x and 1 / (x * x): PyTorch computes them so (a fill, a
+    copy, the same roundings), and numpy's generic power is ~50x slower (x ** 1 is in
+    every x ** 2's gradient). None where the node is any other power."""
     meta = src.metas[n]
     if meta.dtype not in catalog.FLOATING or dst.metas[base] != meta:
         return None
     k = _constant(src, src.inputs[n][1], 3)
+    if meta.dtype == "float16" and k in (0.5, -0.5, -1, -2, 3):
+        return None  # PyTorch's float16 kernel is powf for every exponent, rounded once
     if k in (0.5, -0.5):  # (no bool equals either)
         # PyTorch's kernel for these number exponents is sqrt and rsqrt, whose -0.0 and
         # -inf differ from pow's: rsqrt(-0.0) is -inf (x ** 0.5's gradient at -0.0)
         return dst.add_checked("sqrt" if k > 0 else "rsqrt", (base,), {}, meta)
-    if k not in (0, 1, 2, 3) or isinstance(k, bool) or (k == 3 and meta.dtype == "float16"):
-        return None  # (float16 x ** 3: PyTorch's powf in float32, rounded once)
+    if k in (-1, -2) and not isinstance(k, bool):  # its kernel's 1 / x and 1 / (x * x)
+        inv = base if k == -1 else dst.add_checked("mul", (base, base), {}, meta)
+        return dst.add_checked("reciprocal", (inv,), {}, meta)
+    if k not in (0, 1, 2, 3) or isinstance(k, bool):
+        return None
     if k == 0:
         return dst.add("full", (), {"shape": meta.shape, "value": 1.0, "dtype": meta.dtype})
     if k == 1:
