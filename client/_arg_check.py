@@ -62,7 +62,9 @@ def _type(x: Any) -> str:
 
 
 def _got(args: tuple, kwargs: dict) -> str:
-    return ", ".join([_type(a) for a in args] + [f"{k}={_type(v)}" for k, v in kwargs.items()])
+    """The arguments as PyTorch's message lists them: its keywords last given first."""
+    return ", ".join([_type(a) for a in args]
+                     + [f"{k}={_type(v)}" for k, v in reversed(kwargs.items())])
 
 
 def _invalid(name: str, args: tuple, kwargs: dict, signatures: str) -> TypeError:

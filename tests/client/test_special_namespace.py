@@ -41,7 +41,9 @@ def test_matches_pytorch(expression):
 ERRORS = ["S.expit(2)", "S.softmax(x)", "S.logsumexp(x)", "S.logit(2)", "S.erf(x, x)",
           "S.psi(2.5)", "S.gammaln(True)", "S.polygamma(x, 1)", "S.polygamma(1, 2)",
           "S.round(2)", "S.softmax(2, 0)", "S.log_softmax(x, 0, T.float64)",
-          "T.sin_(2)", "T.selu_(2)", "T.sin_(x, 1)", "T.selu_(x, 1)", "T.celu_(0.5)"]
+          "T.sin_(2)", "T.selu_(2)", "T.sin_(x, 1)", "T.selu_(x, 1)", "T.celu_(0.5)",
+          "T.polygamma(1, 2)",
+          "T.polygamma(1.5, x)", "T.polygamma(x, 1)"]
 
 
 @pytest.mark.parametrize("expression", ERRORS)
@@ -129,4 +131,27 @@ def test_saved_result_changed_in_place(expression):
         with pytest.raises(RuntimeError) as e:
             y.sum().backward()
         return str(e.value).split(" Hint:")[0]
+    assert run(rg) == run(torch)
+
+
+# var_mean/std_mean's overloads: (input, dim, unbiased, keepdim), (input, dim, *, correction,
+# keepdim), (input, unbiased); another combination is PyTorch's TypeError (its first line)
+MEAN_PAIRS = [
+    "T.var_mean(x, unbiased=True, correction=1)", "T.var_mean(x, 0, True, correction=1)",
+    "T.std_mean(x, True, keepdim=True)", "T.var_mean(x, 0, 0)", "T.std_mean(x, 0, True, 1)",
+    "T.var_mean(x, foo=1)", "T.var_mean(x, 0, True, True, 1)", "T.var_mean(x, dim=True)",
+    "T.var_mean(x, True)", "T.std_mean(x, 0, False, True)", "T.var_mean(x, None, correction=2)",
+    "T.std_mean(x, dim=0, unbiased=False, keepdim=True)", "T.var_mean(x, x)",
+    "T.var_mean(x, keepdim=True, unbiased=True, correction=1)"]
+
+
+@pytest.mark.parametrize("expression", MEAN_PAIRS)
+def test_var_mean_arguments(expression):
+    def run(lib):
+        x = lib.tensor(U, dtype=lib.float64)
+        try:
+            out = eval(expression, {"T": lib, "x": x})
+        except TypeError as e:
+            return str(e).split("\n")[0]
+        return [round(v, 12) for t in out for v in t.reshape(-1).tolist()]
     assert run(rg) == run(torch)
