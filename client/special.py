@@ -58,10 +58,18 @@ def polygamma(n: int, input) -> Any:
     return input.polygamma(n)
 
 
-def round(input, *, decimals: int = 0) -> Any:  # noqa: A001 (PyTorch's name)
-    """torch.special.round: round with decimals (0 by default: RoundBackward1)."""
-    _check("round", (input,), {}, (), ())
-    return input.round(decimals=decimals)
+def round(*args, **kwargs) -> Any:  # noqa: A001 (PyTorch's name)
+    """torch.special.round(input, *, decimals=0): round with decimals (RoundBackward1),
+    with PyTorch's special_round errors."""
+    _check("round", args, kwargs, (), ())
+    for key in kwargs:
+        if key not in ("input", "decimals"):
+            raise TypeError(f"special_round() got an unexpected keyword argument '{key}'")
+    decimals = kwargs.get("decimals", 0)
+    if not isinstance(decimals, int):
+        raise TypeError("special_round(): argument 'decimals' must be int, not "
+                        f"{type(decimals).__name__}")
+    return (args[0] if args else kwargs["input"]).round(decimals=decimals)
 
 
 globals().update({name: _alias(name, *spec) for name, spec in _ALIASES.items()})

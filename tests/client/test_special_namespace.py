@@ -42,7 +42,7 @@ ERRORS = ["S.expit(2)", "S.softmax(x)", "S.logsumexp(x)", "S.logit(2)", "S.erf(x
           "S.psi(2.5)", "S.gammaln(True)", "S.polygamma(x, 1)", "S.polygamma(1, 2)",
           "S.round(2)", "S.softmax(2, 0)", "S.log_softmax(x, 0, T.float64)",
           "T.sin_(2)", "T.selu_(2)", "T.sin_(x, 1)", "T.selu_(x, 1)", "T.celu_(0.5)",
-          "T.polygamma(1, 2)",
+          "S.round(x, 1)", "S.round(x, decimals=1.5)", "S.round(x, foo=1)", "T.polygamma(1, 2)",
           "T.polygamma(1.5, x)", "T.polygamma(x, 1)"]
 
 
