@@ -19,17 +19,23 @@ _PARAMS = ("indices", "values", "accumulate")
 _INDEX_DTYPES = ("int64", "int32", "uint8", "bool")
 
 
-def parse(name: str, offset: int, args: tuple, kwargs: dict) -> tuple:
+def parse(name: str, offset: int, args: tuple, kwargs: dict, input: Any = None) -> tuple:
     """(indices, values, accumulate) of a call whose arguments after input are `args`;
-    `offset`: 0 for the method, 1 for torch.index_put (input is its argument 0)."""
+    `offset`: 0 for the method, 1 for torch.index_put (`input` its argument 0, whose type
+    the parser checks first once the arguments are bound)."""
     if len(args) > 3:
         raise TypeError(f"{name}() takes from {2 + offset} to {3 + offset} positional "
                         f"arguments but {len(args) + offset} were given")
     for key in kwargs:
-        if key not in _PARAMS[len(args):]:
+        if key in _PARAMS[:len(args)]:
+            raise TypeError(f"{name}() got multiple values for argument '{key}'")
+        if key not in _PARAMS:
             raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
     bound = dict(zip(_PARAMS, args), **kwargs)
     missing(name, _PARAMS[:2], args, kwargs, args)
+    if offset and not isinstance(input, TensorBase):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
 
     def where(param: str) -> str:  # PyTorch names the position of a positional argument
         return f" (position {_PARAMS.index(param) + 1 + offset})" if param not in kwargs else ""

@@ -526,10 +526,7 @@ def _index_put_function(name: str, in_place: bool):
         if not args and "input" not in kwargs:
             _index_put.missing(name, ("input", "indices", "values"), (), kwargs, ())
         input = args[0] if args else kwargs.pop("input")
-        key, values, accumulate = _index_put.parse(name, 1, args[1:], kwargs)
-        if not isinstance(input, TensorBase):
-            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
-                            f"{type(input).__name__}")
+        key, values, accumulate = _index_put.parse(name, 1, args[1:], kwargs, input)
         return _index_put_checked(input if in_place else input.clone(), key, values,
                                   accumulate)
     function.__name__ = name

@@ -92,6 +92,10 @@ CALLS = {
         (T.tensor([0, 1]),), T.ones(3, dtype=T.float64), True),
     "a mask and values of another dtype and shape": lambda T: T.zeros(3).index_put_(
         (T.tensor([True, False, True]),), T.ones(3, dtype=T.float64)),
+    # the parser checks input's type before the others', and a keyword given twice
+    "function number input and indices": lambda T: T.index_put(2, 3, T.tensor(1.0)),
+    "indices twice": lambda T: T.zeros(3).index_put_((T.tensor([0]),), T.tensor(1.0),
+                                                     accumulate=True, indices=2),
 }
 
 
