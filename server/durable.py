@@ -307,11 +307,14 @@ class Durability:
             freed = list(settled.freed)
             self.behind.later(lambda: self.kept.delete(tenant, freed), 0, "release")
         now = time.monotonic()
-        if now - self._noted.get(tenant, -1e9) > NOTE_EVERY:  # again: Redis restarts
-            if len(self._noted) >= 1024:  # forget those due again anyway
-                self._noted = {t: at for t, at in self._noted.items()
-                               if now - at <= NOTE_EVERY}
-            self._noted[tenant] = now
+        with self._lock:  # settles of several calls run at once: the prune iterates it
+            due = now - self._noted.get(tenant, -1e9) > NOTE_EVERY  # again: Redis restarts
+            if due:
+                if len(self._noted) >= 1024:  # forget those due again anyway
+                    self._noted = {t: at for t, at in self._noted.items()
+                                   if now - at <= NOTE_EVERY}
+                self._noted[tenant] = now
+        if due:
             self.behind.later(lambda: self.kept.note_tenant(tenant), 0, "tenant")
 
     # --- in the background -------------------------------------------------------------
