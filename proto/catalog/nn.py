@@ -127,6 +127,12 @@ def _moments_nan(x, mean, dims):
 
 
 def _layer_norm(x, *wb, normalized_shape, eps):
+    if x.dtype == "float16":
+        # PyTorch's CPU kernel computes float16 in float32 (moments, scale, weight and
+        # bias) and rounds once: in float16 each step rounds (half the values 1 ulp off)
+        wide = (t.cast(dtype="float32") for t in (x, *wb))
+        return _layer_norm(*wide, normalized_shape=normalized_shape,
+                           eps=eps).cast(dtype="float16")
     dims = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     mean = x.mean(dim=dims, keepdim=True)
     centred = x - mean

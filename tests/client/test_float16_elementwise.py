@@ -185,3 +185,25 @@ def test_power_by_a_number_and_its_gradient(k, dtype):
         _same(ours[1], theirs[1])
     signs = ~np.isnan(theirs[0])
     np.testing.assert_array_equal(np.signbit(ours[0][signs]), np.signbit(theirs[0][signs]))
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("shape", [(5,), (83,), (4, 16)])
+def test_layer_norm_values(shape, affine):
+    """float16 layer_norm as PyTorch's CPU kernel: moments, scale, weight and bias in
+    float32, rounded once (in float16 arithmetic about half the values were 1 ulp off).
+    Its gradients are not PyTorch's to the bit (its backward's float16 sums)."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-3, 3, (7, *shape)).astype("float16")
+    wb = [rng.uniform(0.5, 2, shape).astype("float16"),
+          rng.uniform(-1, 1, shape).astype("float16")] if affine else []
+
+    def run(lib):
+        return lib.nn.functional.layer_norm(lib.tensor(x), shape,
+                                            *(lib.tensor(t) for t in wb)).numpy()
+    ours, theirs = run(rg), run(torch)
+    if not affine:
+        return _same(ours, theirs)
+    # its weight and bias may be fused (fma): 1 ulp in a value or two of 600
+    ulps = np.abs(_bits(ours).astype(int) - _bits(theirs).astype(int))
+    assert ulps.max() <= 1 and (ulps > 0).mean() < 0.01
