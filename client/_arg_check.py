@@ -93,12 +93,13 @@ def missing(name: str, required: tuple[str, ...], given: tuple, kwargs: dict,
 
 
 def refused(name: str, inputs: tuple[str, ...], nin: int, args: tuple) -> list[int]:
-    """The positions of `args` (a function's) where PyTorch takes no number."""
+    """The positions of `args` (a function's) where PyTorch takes no number (a
+    tensors-only op: nothing but a tensor)."""
+    if name in TENSORS_ONLY:
+        return [i for i in range(min(nin, len(args))) if not hasattr(args[i], "_node")]
     numbers = [i for i in range(min(nin, len(args))) if isinstance(args[i], _NUMBER)]
     if not numbers or name in NUMBERS_AS_TENSORS:
         return []
-    if name in TENSORS_ONLY:
-        return numbers
     if name in NUMBER_SELF:
         return numbers if len(numbers) == nin else []
     return [i for i in numbers if i == 0]
@@ -139,7 +140,7 @@ def check_method(name: str, inputs: tuple[str, ...], nin: int, args: tuple,
     (positions counted after self), and the required parameters."""
     if name in TENSORS_ONLY:
         for i in range(1, min(nin, len(args))):
-            if isinstance(args[i], _NUMBER):
+            if not hasattr(args[i], "_node"):
                 raise _not_tensor(name, inputs[i], i, args[i])
     if name in METHOD_REQUIRED:
         missing(name, METHOD_REQUIRED[name], args[nin:], kwargs, args[1:])

@@ -126,17 +126,6 @@ def _softmax(operands: list, kw: dict) -> tuple[list, dict]:
     return operands, kw
 
 
-def _tensors_only(name: str) -> Callable[[list, dict], tuple[list, dict]]:
-    """atan2 and hypot take no Python number (PyTorch's argument parser refuses one)."""
-    def adapt(operands: list, kw: dict) -> tuple[list, dict]:
-        for i, what in enumerate(("input", "other")):
-            if not _is_tensor(operands[i]):
-                raise TypeError(f"{name}(): argument '{what}' (position {i + 1}) must be "
-                                f"Tensor, not {type(operands[i]).__name__}")
-        return operands, kw
-    return adapt
-
-
 def _dim_name(backward0: str, backward1: str) -> Callable[..., str]:
     return lambda operands, attrs: backward0 if attrs.get("dim") is None else backward1
 
@@ -345,10 +334,9 @@ ROWS: dict[str, Row] = {
     "logit": Row(names={"logit": Spec(params=("eps",), forms="mfi")}, saves="a"),
     "deg2rad": Row(names={"deg2rad": MFI}, grad="Deg2RadBackward0", saves=""),
     "rad2deg": Row(names={"rad2deg": MFI}, grad="Rad2DegBackward0", saves=""),
-    "atan2": Row(names={n: Spec(forms="mfi", adapt=_tensors_only(n))
-                        for n in ("atan2", "arctan2")}, saves="ab"),
-    "hypot": Row(names={"hypot": Spec(forms="mfi", adapt=_tensors_only("hypot"))},
-                 saves="abr"),
+    # (tensors only, as PyTorch's parser: _arg_check.TENSORS_ONLY)
+    "atan2": Row(names={"atan2": MFI, "arctan2": MFI}, saves="ab"),
+    "hypot": Row(names={"hypot": MFI}, saves="abr"),
     # --- comparison and logic (not differentiable: no grad_fn) -----------------------------
     **_same("eq", "logical_and", "logical_or", "logical_xor", "logical_not"),
     "ne": Row(names={"ne": MFI, "not_equal": MFI}),

@@ -79,7 +79,10 @@ CALLS = ["T.maximum(x, 2)", "T.minimum(2, x)", "x.maximum(2)", "x.logical_and(Tr
          "T.nan_to_num(x, 0.0, 1.0, 'a')", "T.nan_to_num(x, T.tensor(2.0, requires_grad=True))",
          "x.nan_to_num(T.tensor([2.0]))", "T.nan_to_num(x, neginf=T.tensor(-1.0))",
          # and a keyword's type is checked too (its message without a position)
-         "T.tile(x, dims=2)", "T.unique(x, sorted=2)"]
+         "T.tile(x, dims=2)", "T.unique(x, sorted=2)",
+         # a tensors-only op refuses anything but a tensor (None, a str, a list)
+         "x.atan2(None)", "x.hypot('a')", "T.maximum(x, None)", "x.maximum([1.0, 2.0, 3.0])",
+         "x.mm(None)", "T.dot(x, None)", "T.logical_and(x, 'a')", "T.atan2(None, x)"]
 
 
 @pytest.mark.parametrize("expression", CALLS)
