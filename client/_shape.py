@@ -381,6 +381,11 @@ def _strip_leading_ones(value: Tensor) -> Tensor:
 def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x (`name`:
     index_put_'s, whose node is IndexPutBackward0 whatever its key)."""
+    number = isinstance(value, Scalar)
+    if number:  # PyTorch converts (and checks) the number before it reads the key
+        dtype = self._node.meta.dtype
+        # cast to self's dtype as PyTorch does (unchecked into a half: 7e4 is inf there)
+        value = scalar_as(value, "float64" if dtype == "float16" else dtype)
     _refuse_on_0d(self, key)
     _uint8_fill(key, value)
     text, tensors, counts, _ = _index_args(key)
@@ -388,11 +393,9 @@ def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None
         # a tensor that repeats elements (expand) takes the value as PyTorch's does: in
         # the region its key views (x[key].copy_(value)), which may repeat none
         region = getitem(self, key)
-        if isinstance(value, Scalar):  # a 0-d tensor of x's dtype, whose fill_ is a copy_
-            dtype = self._node.meta.dtype  # (PyTorch's: refused where the region repeats)
-            with np.errstate(over="ignore"):  # 7e4 into a half is inf, as PyTorch's
-                value = tensor(scalar_as(value, "float64" if dtype == "float16" else dtype),
-                               dtype=self.dtype)
+        if number:  # a 0-d tensor of x's dtype, whose fill_ is a copy_ (PyTorch's:
+            with np.errstate(over="ignore"):  # refused where the region repeats; 7e4
+                value = tensor(value, dtype=self.dtype)  # into a half is inf, as PyTorch's
             region.fill_(value)
         elif not isinstance(value, TensorBase) or tuple(value.shape) == tuple(region.shape):
             region.copy_(value)
@@ -401,11 +404,6 @@ def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None
         else:
             region.copy_(_strip_leading_ones(value).expand(tuple(region.shape)))
         return
-    number = isinstance(value, Scalar)
-    if number:  # PyTorch converts (and checks) the number before it reads the key
-        dtype = self._node.meta.dtype
-        # cast to self's dtype as PyTorch does (unchecked into a half: 7e4 is inf there)
-        value = scalar_as(value, "float64" if dtype == "float16" else dtype)
     region = apply("index", self.detach(), *tensors, key=text, mask_counts=counts)
     name = name or _setitem_name(self, text, tensors, region, value)
     if name == "FillBackward3":  # all of x: PyTorch's fill_ (of the number as a tensor),
