@@ -378,9 +378,21 @@ def _strip_leading_ones(value: Tensor) -> Tensor:
     return value.reshape(shape[lead:])
 
 
+def _assignable(self: Tensor, value: Any) -> Any:
+    """A value x[key] = value takes besides a tensor or a Python number: a NumPy integer
+    (as an int); PyTorch's setitem refuses anything else (a list, an array, None) first."""
+    if isinstance(value, np.integer):
+        return builtins.int(value)
+    t = type(value)
+    what = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    raise TypeError(f"can't assign a {what} to a {self.type()}")
+
+
 def setitem(self: Tensor, key: Any, value: Any, name: str | None = None) -> None:
     """x[key] = value: the indexed region takes the value, as a new node for x (`name`:
     index_put_'s, whose node is IndexPutBackward0 whatever its key)."""
+    if not isinstance(value, (TensorBase, *Scalar, builtins.complex)):
+        value = _assignable(self, value)
     number = isinstance(value, Scalar)
     if number:  # PyTorch converts (and checks) the number before it reads the key
         dtype = self._node.meta.dtype

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,6 +127,15 @@ KEYS = {
                                                    T.ones(1, 1, 3)),
     "set values with leading ones that fit": lambda T: _set(T.zeros(3), T.tensor([1, 2]),
                                                             T.ones(1, 2)),
+    # a tensor or a number only (a NumPy integer too), refused before the key is read
+    "set a list": lambda T: _set(T.zeros(3), slice(None), [1.0, 2.0, 3.0]),
+    "set a list by tensor indices": lambda T: _set(T.zeros(3), T.tensor([0, 1]), [1.0, 2.0]),
+    "set a list into an expanded tensor": lambda T: _set(T.zeros(1).expand(3), slice(0, 1),
+                                                         [1.0]),
+    "set an array": lambda T: _set(T.zeros(3, dtype=T.int64), 0, np.array([2])),
+    "set None at a bad key": lambda T: _set(T.tensor(1.0), 0, None),
+    "set a NumPy float32": lambda T: _set(T.zeros(3), 1, np.float32(2.0)),
+    "set a NumPy int": lambda T: _set(T.zeros(3), 1, np.int64(2)),
 }
 
 
