@@ -406,6 +406,15 @@ def _infer_norm(metas, p, dim, keepdim):
     if m.dtype not in FLOATING:
         raise OpError("linalg.vector_norm: Expected a floating point or complex tensor as "
                       f"input. Got {torch_dtype_name(m.dtype)}")
+    if p in (float("inf"), -float("inf")) and 0 in m.shape:  # max/min have no identity
+        head = f"linalg.vector_norm cannot compute the {'inf' if p > 0 else '-inf'} norm on"
+        if dim is None:
+            raise OpError(f"{head} an empty tensor because the operation does not have an "
+                          "identity")
+        for d in (dim,) if isinstance(dim, int) else dim:
+            if m.shape[d] == 0:
+                raise OpError(f"{head} the dimension {d}because this dimension is empty and "
+                              "the operation does not have an identity")
     return Meta(reduced_shape(m.shape, dim, keepdim), m.dtype)
 
 
@@ -421,6 +430,8 @@ def _norm_forward(xp, a, p, dim, keepdim):
         return xp.sqrt(xp.sum(a * a, axis=ax, keepdims=keepdim))
     if p == float("inf"):
         return xp.max(xp.abs(a), axis=ax, keepdims=keepdim)
+    if p == -float("inf"):  # (the generic formula's sum of |x| ** -inf gave 1)
+        return xp.min(xp.abs(a), axis=ax, keepdims=keepdim)
     if p == 1.0:
         return xp.sum(xp.abs(a), axis=ax, keepdims=keepdim)
     return xp.sum(xp.abs(a) ** p, axis=ax, keepdims=keepdim) ** (1.0 / p)
@@ -431,9 +442,9 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
         return None
     if p == 1.0:
         return kept(g, x, dim) * sgn(x)
-    if p == float("inf"):
-        # PyTorch's: sgn(x) * ((g / mask.sum) * mask), the mask holding the NaNs too (a
-        # NaN norm's gradient is then 0 through sgn(NaN), not 0 / 0)
+    if p in (float("inf"), -float("inf")):
+        # PyTorch's for either infinity: sgn(x) * ((g / mask.sum) * mask), the mask holding
+        # the NaNs too (a NaN norm's gradient is then 0 through sgn(NaN), not 0 / 0)
         a = x.abs()
         hit = ((a == kept(out, x, dim)) | a.isnan()).cast(dtype=g.dtype)
         return sgn(x) * (kept(g, x, dim) / hit.sum(dim=dim, keepdim=True) * hit)
@@ -451,7 +462,8 @@ def _norm_vjp(g, x, out, p, dim, keepdim):
 _reduction("norm", infer=_infer_norm, forward=_norm_forward, vjp=_norm_vjp,
            attrs={"p": ("float", 2.0), **_DIMS},
            samples=(S(F(3, 4)), S(F(3, 4), dim=1, keepdim=True), S(F(3, 4), p=1.0),
-                    S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=3.0, dim=0), S(F()),
+                    S(F(2, 3, 4), p=float("inf"), dim=(0, 2)), S(F(3, 4), p=-float("inf")),
+                    S(F(3, 4), p=3.0, dim=0), S(F()),
                     S(F(0, 3), dim=1)))
 
 

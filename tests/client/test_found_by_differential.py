@@ -865,3 +865,36 @@ def test_pow_of_an_int_base_is_float64_exact():
         return [t.detach().numpy() for t in _second(T, lambda y: 2 ** y, y)]
     for got, want in zip(grads(rg), grads(torch)):
         np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+NEG_INF_NORM = [[1.0, -3.0, 3.0, 0.5], [0.0, 0.0, 0.0], [float("nan"), 1.0, 2.0],
+                [float("inf"), -float("inf"), 1.0], [-0.0, 0.0, -1e-300], [2.0, -2.0, -5.0]]
+
+
+@pytest.mark.parametrize("data", NEG_INF_NORM, ids=str)
+@pytest.mark.parametrize("dim", [None, 1])
+def test_norm_of_minus_inf(data, dim):
+    """norm(x, -inf) is min |x| with PyTorch's infinity-norm gradient (the generic
+    sum(|x| ** p) ** (1 / p) gave 1 for every x, its gradient NaN)."""
+    def run(lib):
+        x = lib.tensor([data], dtype=lib.float64, requires_grad=True)
+        out = lib.norm(x, -math.inf) if dim is None else lib.norm(x, -math.inf, dim)
+        (g,) = lib.autograd.grad(out.sum(), x)
+        return out.detach().numpy(), g.numpy()
+    for ours, theirs in zip(run(rg), run(torch)):
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+@pytest.mark.parametrize("expression", [
+    "T.norm(T.empty(0), -math.inf)", "T.norm(T.empty(2, 0), math.inf, 1)",
+    "T.norm(T.empty(2, 0, 3), -math.inf, (1, 2))", "T.norm(T.empty(2, 0, 3), math.inf, -2)",
+    "T.norm(T.empty(2, 0, 3), -math.inf, (0, 2))"])
+def test_infinity_norm_of_an_empty_dimension(expression):
+    """max and min have no identity: PyTorch's RuntimeError (was numpy's ValueError)."""
+    def outcome(lib):
+        try:
+            return repr(eval(expression, {"T": lib, "math": math}))
+        except Exception as e:  # noqa: BLE001 (the same error is the expected outcome)
+            return f"{type(e).__name__}: {e}"
+    assert outcome(rg) == outcome(torch)
