@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import numbers
+import operator
 from typing import Any
 
 _NUMBER = (builtins.bool, builtins.int, builtins.float, builtins.complex)
@@ -205,12 +206,30 @@ def float_arg(name: str, param: str, value: Any, position: int | None) -> Any:
     raise TypeError(f"{name}(): argument '{param}'{where} must be float, not {_type(value)}")
 
 
-def _check_floats(name: str, args: tuple, kwargs: dict) -> None:
-    for i, param in enumerate(_FLOATS, start=1):
+def int_arg(name: str, param: str, value: Any, position: int | None) -> int:
+    """An `int` parameter as PyTorch's parser reads it: an integer (a NumPy one too:
+    whatever has __index__) but not a bool; else its TypeError, as float_arg's."""
+    if not isinstance(value, builtins.bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    where = f" (position {position})" if position is not None else ""
+    raise TypeError(f"{name}(): argument '{param}'{where} must be int, not {_type(value)}")
+
+
+FLATTEN_DIMS = ("start_dim", "end_dim")
+# Functions' typed parameters after the input: their names and their reader.
+_TYPED = {"nan_to_num": (_FLOATS, float_arg), "flatten": (FLATTEN_DIMS, int_arg)}
+
+
+def _check_typed(name: str, args: tuple, kwargs: dict) -> None:
+    params, read = _TYPED[name]
+    for i, param in enumerate(params, start=1):
         if i < len(args):
-            float_arg(name, param, args[i], i + 1)
+            read(name, param, args[i], i + 1)
         elif param in kwargs:
-            float_arg(name, param, kwargs[param], None)
+            read(name, param, kwargs[param], None)
 
 
 def _check_second(name: str, args: tuple, kwargs: dict) -> None:
@@ -252,8 +271,8 @@ def check_first(name: str, args: tuple, kwargs: dict) -> None:
         raise _not_tensor(name, "other", 2, args[1])
     if name in _SECOND:
         _check_second(name, args, kwargs)
-    if name == "nan_to_num":
-        _check_floats(name, args, kwargs)
+    if name in _TYPED:
+        _check_typed(name, args, kwargs)
 
 
 def guard_first(name: str, fn):

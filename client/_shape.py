@@ -15,6 +15,7 @@ from remotegrad.proto.catalog.indexing import parse_key, whole_slice
 from remotegrad.proto.catalog.shape import piece_sizes
 
 from . import _index_put, _views
+from ._arg_check import FLATTEN_DIMS, int_arg
 from ._creation import ones, tensor
 from ._grad_mode import _state as _grad_state
 from ._inplace import scalar_as
@@ -58,6 +59,9 @@ def flip(self: Tensor, *dims) -> Tensor:
 def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """As PyTorch: a tensor of one or more dims with nothing to merge is returned as is;
     else its reshape (a view where the strides allow, else a copy)."""
+    # (the method's positions; torch.flatten's were checked by _arg_check)
+    start_dim, end_dim = (int_arg("flatten", p, d, i) for i, (p, d) in enumerate(
+        zip(FLATTEN_DIMS, (start_dim, end_dim)), start=1))
     n = self.dim()
     for d in (start_dim, end_dim) if n == 0 else ():  # a 0-d tensor's dims: -1 and 0
         if d not in (-1, 0):

@@ -82,7 +82,10 @@ CALLS = ["T.maximum(x, 2)", "T.minimum(2, x)", "x.maximum(2)", "x.logical_and(Tr
          "T.tile(x, dims=2)", "T.unique(x, sorted=2)",
          # a tensors-only op refuses anything but a tensor (None, a str, a list)
          "x.atan2(None)", "x.hypot('a')", "T.maximum(x, None)", "x.maximum([1.0, 2.0, 3.0])",
-         "x.mm(None)", "T.dot(x, None)", "T.logical_and(x, 'a')", "T.atan2(None, x)"]
+         "x.mm(None)", "T.dot(x, None)", "T.logical_and(x, 'a')", "T.atan2(None, x)",
+         # flatten's dims are ints (not bools: True was dim 1)
+         "x.flatten(True)", "T.flatten(x, True)", "T.flatten(x.reshape(3, 1), 0, 1.5)",
+         "T.tensor(1.0).flatten(True)", "T.flatten(x, end_dim='a')", "x.flatten(T.tensor(0))"]
 
 
 @pytest.mark.parametrize("expression", CALLS)
