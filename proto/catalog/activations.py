@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _batching as _batch
 from .mathfn import float_only
-from .special_math import _opmath
+from .mathfn import opmath as _opmath
 from ._registry import define
 from ._samples import F, S, X, unary
 from ._types import OpError

@@ -47,14 +47,20 @@ _unary = partial(define, batch=_batch.elementwise, infer=infer_float_unary, floa
                  samples=unary())
 
 
+def opmath(a):
+    """a as PyTorch's CPU kernels compute it: float16 in float32 (Vectorized float16
+    converts to float, computes, converts back; the caller rounds once at the end), other
+    dtypes as they are. 1 / sqrt or 1 / (1 + exp(-x)) in float16 arithmetic rounds at
+    every step; sinc(1) so is 3e-4 (pi rounds to 3.140625)."""
+    return a.astype("float32") if a.dtype.itemsize < 4 else a
+
+
 def _wide(forward):
-    """float16 computed in float32 and rounded once, as PyTorch's CPU kernels (Vectorized
-    float16 converts to float, computes, converts back): 1 / sqrt or 1 / (1 + exp(-x)) in
-    float16 arithmetic rounds at every step."""
+    """forward computed on opmath(a), rounded once to a's dtype."""
     def wide(xp, a, *rest, **attrs):
         if a.dtype.itemsize >= 4:
             return forward(xp, a, *rest, **attrs)
-        return forward(xp, a.astype("float32"), *rest, **attrs).astype(a.dtype)
+        return forward(xp, opmath(a), *rest, **attrs).astype(a.dtype)
     wide.__name__ = getattr(forward, "__name__", "wide")
     return wide
 

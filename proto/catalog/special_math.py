@@ -18,6 +18,7 @@ import numpy as np
 from . import _batching as _batch
 from .elementwise import infer_binary
 from .mathfn import infer_float_unary
+from .mathfn import opmath as _opmath
 from ._registry import GRAD_MODE, define
 from ._samples import F, P, S, X, unary
 from ._samples import binary as binary_samples
@@ -46,12 +47,6 @@ def special(name: str):
         return _special_for(xp.__name__, name)(a).astype(a.dtype, copy=False)
     forward.__name__ = name
     return forward
-
-
-def _opmath(a):
-    """float16 computed in float32 and rounded once at the end, as PyTorch's CPU kernels
-    do (sinc(1) in float16 arithmetic is 3e-4: pi rounds to 3.140625)."""
-    return a.astype("float32") if a.dtype.itemsize < 4 else a
 
 
 _unary = partial(define, batch=_batch.elementwise, infer=infer_float_unary, float_inputs=True,
