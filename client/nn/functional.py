@@ -264,11 +264,21 @@ def _weight_without_grad(function: str, **weights: Tensor | None) -> None:
                                "True.")
 
 
+def _same_size(input: Tensor, target: Tensor, message: str) -> None:
+    """PyTorch's F.binary_cross_entropy(_with_logits) compare the sizes in Python, before
+    any op runs: a size mismatch is its ValueError ahead of the kernels' refusals (a
+    modified no_grad view, a weight that requires grad)."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(message.format(t=target.size(), x=input.size()))
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    _same_size(input, target, "Using a target size ({t}) that is different to the input size "
+               "({x}) is deprecated. Please ensure they have the same size.")
     _weight_without_grad("binary_cross_entropy", weight=weight)
-    return _op("binary_cross_entropy", *_present(input, target, weight),
-               reduction=_reduction(size_average, reduce, reduction))
+    return _op("binary_cross_entropy", *_present(input, target, weight), reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
@@ -276,6 +286,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
+    _same_size(input, target, "Target size ({t}) must be the same as input size ({x})")
     _weight_without_grad("binary_cross_entropy_with_logits", weight=weight,
                          pos_weight=pos_weight)
     if pos_weight is not None and weight is None:
