@@ -255,8 +255,10 @@ def check_first(name: str, args: tuple, kwargs: dict) -> None:
             raise TypeError(f"expected Tensor as element {bad} in argument 0, but got "
                             f"{type(args[bad]).__name__}")
         return
-    if name == "bucketize" and len(args) > 1 and hasattr(args[1], "_node"):
-        return  # bucketize(Number self, Tensor boundaries) is an overload
+    if name == "bucketize" and len(args) > 1:
+        if hasattr(args[1], "_node"):
+            return  # bucketize(Number self, Tensor boundaries) is an overload
+        raise _invalid(name, args, kwargs, "")  # boundaries: a tensor in every overload
     if name in TENSOR_LISTS:
         if args and not isinstance(args[0], (tuple, list)):
             raise TypeError(f"{name}(): argument 'tensors' (position 1) must be tuple of "

@@ -85,7 +85,8 @@ CALLS = ["T.maximum(x, 2)", "T.minimum(2, x)", "x.maximum(2)", "x.logical_and(Tr
          "x.mm(None)", "T.dot(x, None)", "T.logical_and(x, 'a')", "T.atan2(None, x)",
          # flatten's dims are ints (not bools: True was dim 1)
          "x.flatten(True)", "T.flatten(x, True)", "T.flatten(x.reshape(3, 1), 0, 1.5)",
-         "T.tensor(1.0).flatten(True)", "T.flatten(x, end_dim='a')", "x.flatten(T.tensor(0))"]
+         "T.tensor(1.0).flatten(True)", "T.flatten(x, end_dim='a')", "x.flatten(T.tensor(0))",
+         "T.bucketize(x, 2)", "T.bucketize(x, [1.0, 2.0])", "T.bucketize(2, x)"]
 
 
 @pytest.mark.parametrize("expression", CALLS)
@@ -98,8 +99,10 @@ def test_call_forms(expression):
             return type(e).__name__, str(e)
         return str(out.dtype), out.numpy().tolist()
     ours, theirs = run(rg), run(torch)
-    if expression.startswith(("T.narrow(", "T.where(True")):  # the client lists no signatures
-        ours, theirs = ((o[0], o[1].split("\n")[0]) for o in (ours, theirs))
+    # the client lists no signatures
+    if expression.startswith(("T.narrow(", "T.where(True", "T.bucketize(")):
+        ours, theirs = ((o[0], o[1].split("\n")[0] if isinstance(o[1], str) else o[1])
+                        for o in (ours, theirs))
     assert ours == theirs
 
 
