@@ -19,6 +19,14 @@ METHODS = (
     "sinc_", "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_")
 
 
+def _with_input(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """input= given by keyword (PyTorch's parser takes it so) as the first argument."""
+    if not args and "input" in kwargs:
+        kwargs = dict(kwargs)
+        return (kwargs.pop("input"),), kwargs
+    return args, kwargs
+
+
 def _input(name: str, args: tuple) -> Any:
     if not args:
         raise TypeError(f'{name}() missing 1 required positional arguments: "input"')
@@ -29,14 +37,15 @@ def _input(name: str, args: tuple) -> Any:
 
 
 def _method(name: str):
-    base = f"{name[:-1]}() takes "
+    bases = tuple(f"{name[:-1]}() {words} " for words in ("takes", "got an unexpected"))
 
     def function(*args, **kwargs):
+        args, kwargs = _with_input(args, kwargs)
         try:
             return getattr(_input(name, args), name)(*args[1:], **kwargs)
-        except TypeError as e:  # the arity message names the function: sin_(), not sin()
-            if str(e).startswith(base):
-                raise TypeError(f"{name}() takes {str(e)[len(base):]}") from None
+        except TypeError as e:  # the arity and keyword messages name the function: sin_()
+            if str(e).startswith(bases):
+                raise TypeError(f"{name}{str(e)[len(name) - 1:]}") from None
             raise
     function.__name__ = function.__qualname__ = name
     return function
@@ -49,7 +58,10 @@ def _assigned(input, out):
     return input._assign(out)
 
 
-def selu_(*args):
+def selu_(*args, **kwargs):
+    args, kwargs = _with_input(args, kwargs)
+    for key in kwargs:
+        raise TypeError(f"selu_() got an unexpected keyword argument '{key}'")
     if len(args) > 1:
         raise TypeError(f"selu_() takes 1 positional argument but {len(args)} were given")
     input = _input("selu_", args)
@@ -59,6 +71,7 @@ def selu_(*args):
 
 def celu_(*args, **kwargs):
     """torch.celu_(input, alpha=1.0), with PyTorch's refusal of other arguments."""
+    args, kwargs = _with_input(args, kwargs)
     if len(args) > 2:
         raise TypeError(f"celu_() takes from 1 to 2 positional arguments but {len(args)} "
                         "were given")

@@ -43,7 +43,7 @@ ERRORS = ["S.expit(2)", "S.softmax(x)", "S.logsumexp(x)", "S.logit(2)", "S.erf(x
           "S.round(2)", "S.softmax(2, 0)", "S.log_softmax(x, 0, T.float64)",
           "T.sin_(2)", "T.selu_(2)", "T.sin_(x, 1)", "T.selu_(x, 1)", "T.celu_(0.5)",
           "S.round(x, 1)", "S.round(x, decimals=1.5)", "S.round(x, foo=1)", "T.polygamma(1, 2)",
-          "T.polygamma(1.5, x)", "T.polygamma(x, 1)"]
+          "T.polygamma(1.5, x)", "T.polygamma(x, 1)", "T.sin_(x, foo=1)", "T.selu_(x, foo=1)"]
 
 
 @pytest.mark.parametrize("expression", ERRORS)
@@ -60,7 +60,8 @@ def test_errors_match_pytorch(expression):
 INPLACE = ["T.selu_(x)", "T.celu_(x)", "T.celu_(x, 0.5)", "T.celu_(x, alpha=2.0)",
            "T.sin_(x)", "T.sigmoid_(x)", "T.clamp_(x, 0.2, 0.7)", "T.clamp_(x, min=0.4)",
            "T.round_(x, decimals=1)", "T.logit_(x, 0.2)", "T.relu_(x - 0.5)", "T.exp_(x)",
-           "T.nan_to_num_(x)", "T.square_(x)", "T.rsqrt_(x)", "T.frac_(x * 3)"]
+           "T.nan_to_num_(x)", "T.square_(x)", "T.rsqrt_(x)", "T.frac_(x * 3)",
+           "T.sin_(input=x)", "T.selu_(input=x)", "T.celu_(input=x, alpha=2.0)"]
 
 
 @pytest.mark.parametrize("expression", INPLACE)
