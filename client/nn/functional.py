@@ -272,11 +272,31 @@ def _same_size(input: Tensor, target: Tensor, message: str) -> None:
         raise ValueError(message.format(t=target.size(), x=input.size()))
 
 
+def _weight_broadcasts(target: Tensor, weight: Tensor | None) -> None:
+    """F.binary_cross_entropy broadcasts the weight to the target's size in Python
+    (torch.broadcast_shapes), before any op runs, with that function's message."""
+    if weight is None:
+        return
+    shapes = (tuple(target.shape), tuple(weight.shape))
+    common = [1] * builtins.max(len(a) for a in shapes)
+    for index, shape in enumerate(shapes):
+        for d in range(-1, -1 - len(shape), -1):
+            if common[d] == 1:
+                common[d] = shape[d]
+            elif shape[d] != 1 and shape[d] != common[d]:
+                given = (target, weight)[index].size()
+                raise RuntimeError(f"Attempting to broadcast a dimension of length {shape[d]} "
+                                   f"at {d}! Mismatching argument at index {index} had "
+                                   f"{given}; but expected shape should be broadcastable to "
+                                   f"{common}")
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
     _same_size(input, target, "Using a target size ({t}) that is different to the input size "
                "({x}) is deprecated. Please ensure they have the same size.")
+    _weight_broadcasts(target, weight)
     _weight_without_grad("binary_cross_entropy", weight=weight)
     return _op("binary_cross_entropy", *_present(input, target, weight), reduction=reduction)
 
@@ -319,10 +339,21 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
                reduction=reduction, torch_name=_class_loss_name(input, reduction))
 
 
+def _probabilities_floating(input: Tensor, target: Tensor) -> None:
+    """PyTorch's cross_entropy reads a target of the input's size as class probabilities
+    and checks its dtype before its log_softmax is recorded (so ahead of that op's
+    refusals). Integer and 0-d inputs keep the catalog's order of errors."""
+    if (input.dim() and input.is_floating_point() and not target.is_floating_point()
+            and tuple(target.shape) == tuple(input.shape)):
+        raise RuntimeError("Expected floating point type for target with class probabilities, "
+                           f"got {torch_dtype_name(target._node.meta.dtype)}")
+
+
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
+    _probabilities_floating(input, target)
     name = _class_loss_name(input, reduction)
     if target.is_floating_point():  # probabilities: PyTorch's -(x * t).sum(c), then / n
         name = "DivBackward1" if reduction == "mean" and input.numel() else "NegBackward0"
