@@ -50,7 +50,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "swapaxes": ("axis0", "axis1"), "softmax": ("dim",), "log_softmax": ("dim",),
     "gather": ("dim", "index"), "index_select": ("dim", "index"),
     "scatter_add": ("dim", "index", "src"), "narrow": ("dim", "start", "length"),
-    "scatter": ("dim", "index"), "index_add": ("dim", "index", "source"),
+    "scatter": ("dim", "index", "src"), "index_add": ("dim", "index", "source"),
 }
 # Method-only requirements (torch.polygamma takes n first: _special_fns).
 METHOD_REQUIRED = {**REQUIRED, "polygamma": ("n",)}
@@ -78,12 +78,16 @@ def _not_tensor(name: str, param: str, position: int, x: Any) -> TypeError:
                      f"not {type(x).__name__}")
 
 
+# A required parameter that another keyword stands for: dim's NumPy alias, scatter's value
+_ALTERNATIVE = {"dim": "axis", "src": "value"}
+
+
 def missing(name: str, required: tuple[str, ...], given: tuple, kwargs: dict,
             got: tuple) -> None:
     """PyTorch's message (its plural as it writes it: "1 ... arguments"); `given`: the
     arguments after the inputs, `got` those its message lists."""
     names = [n for n in required[len(given):]
-             if n not in kwargs and not (n == "dim" and "axis" in kwargs)]
+             if n not in kwargs and _ALTERNATIVE.get(n) not in kwargs]
     if names and name in OVERLOADS:
         raise _invalid(name, got, kwargs, OVERLOADS[name])
     if names:

@@ -86,7 +86,11 @@ CALLS = ["T.maximum(x, 2)", "T.minimum(2, x)", "x.maximum(2)", "x.logical_and(Tr
          # flatten's dims are ints (not bools: True was dim 1)
          "x.flatten(True)", "T.flatten(x, True)", "T.flatten(x.reshape(3, 1), 0, 1.5)",
          "T.tensor(1.0).flatten(True)", "T.flatten(x, end_dim='a')", "x.flatten(T.tensor(0))",
-         "T.bucketize(x, 2)", "T.bucketize(x, [1.0, 2.0])", "T.bucketize(2, x)"]
+         "T.bucketize(x, 2)", "T.bucketize(x, [1.0, 2.0])", "T.bucketize(2, x)",
+         # scatter without src or value is no overload of PyTorch's
+         "x.scatter(0, T.tensor([0, 1]))", "T.scatter(x, 0, T.tensor([0, 1]))",
+         "x.scatter(0, index=T.tensor([0, 1]))", "x.scatter(0, T.tensor([0, 1]), value=2.0)",
+         "T.scatter(x, 0, T.tensor([0, 1]), src=T.ones(2))", "x.scatter(0, T.tensor([1]), 5.0)"]
 
 
 @pytest.mark.parametrize("expression", CALLS)
@@ -100,7 +104,8 @@ def test_call_forms(expression):
         return str(out.dtype), out.numpy().tolist()
     ours, theirs = run(rg), run(torch)
     # the client lists no signatures
-    if expression.startswith(("T.narrow(", "T.where(True", "T.bucketize(")):
+    if expression.startswith(("T.narrow(", "T.where(True", "T.bucketize(", "T.scatter(",
+                              "x.scatter(")):
         ours, theirs = ((o[0], o[1].split("\n")[0] if isinstance(o[1], str) else o[1])
                         for o in (ours, theirs))
     assert ours == theirs
