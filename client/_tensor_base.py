@@ -620,7 +620,13 @@ class TensorBase(TensorMeta):
         for ref in self._alias or ():
             other = ref()
             if other is not None and other is not self:
-                other._node = _overwritten(other, node)
+                new = _overwritten(other, node)
+                if new is node and other.grad_fn is None:
+                    # two tensors without history never share a node: the engine would
+                    # take them for one input (w = x.detach(); w.zero_() under no_grad,
+                    # then w * x counted x's gradient twice)
+                    new = Node("detach", (node,), {}, node.meta)
+                other._node = new
                 if other._view is not None:
                     _views.written(other)
         if self._view is not None:

@@ -157,7 +157,27 @@ def _detached_split_piece(lib):
     return w, d, lambda: (d * w).sum() + (y * 2).sum()
 
 
-PROGRAMS = [_leaf_view_detach, _view_detach_with_history,
+def _no_grad_zero(lib):
+    # the alias changed under no_grad: alias and leaf hold the same new value, two inputs
+    # still (found by the differential tester, --ops views --seed 31: lerp(e, x, w) gave
+    # x the gradient 1, both operands' share, where PyTorch's is w)
+    x = lib.tensor([[0.13], [-0.13]], requires_grad=True)
+    w = lib.tensor(0.13, requires_grad=True)
+    e = x.detach()
+    with lib.no_grad():
+        e.zero_()
+    return x, e, lambda: lib.lerp(e, x, w).sum()
+
+
+def _no_grad_add_product(lib):
+    x = lib.tensor([0.1, 0.2], requires_grad=True)
+    e = x.detach()
+    with lib.no_grad():
+        e.add_(1)
+    return x, e, lambda: (e * x).sum()
+
+
+PROGRAMS = [_no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
             _root_change_reaches_detached_view, _view_of_detached_view,
             _detached_split_piece, _view_of_root, _leaf_copy, _leaf_add, _leaf_mul,
             _leaf_by_other, _nonleaf_add, _nonleaf_copy, _view_of_detach, _detach_of_view,
