@@ -109,23 +109,41 @@ def _engine_graph(grads: list[Node], needs_grad: list[Node], extra: list[Node] =
         if wrt.op != "leaf" and id(wrt) not in salts:
             salts[id(wrt)] = len(salts)
     # `extra` (views an op saved as its result) last, so first: before the grads' lowering
-    stack: list[tuple[Node, bool]] = [(n, False) for n in grads + needs_grad + list(extra)]
-    while stack:
-        node, ready = stack.pop()
-        if id(node) in ids:
-            continue
+    order = _inputs_first(grads + needs_grad + list(extra))
+    for node in order:  # an overwrite's value too (proto.nodes.distinct_wrts)
+        if node.op == "overwrite" and id(node.inputs[1]) not in salts:
+            salts[id(node.inputs[1])] = len(salts)
+    for node in order:
         if node.op == "leaf" or _travels_as_leaf(node):
             tag = _NEEDS_GRAD if id(node) in wanted else _CONSTANT
             ids[id(node)] = g.add("leaf", (), {"hash": f"{tag}{id(node)}",
                                                "dtype": node.meta.dtype,
                                                "shape": node.meta.shape})
-        elif ready:
+        else:
             ids[id(node)] = g.add(node.op, tuple(ids[id(i)] for i in node.inputs), node.attrs,
                                   salts.get(id(node)))
+    return g, ids, [ids[id(n)] for n in needs_grad]
+
+
+def _inputs_first(roots: list[Node]) -> list[Node]:
+    """The nodes the roots depend on, each once, inputs first (the last root's first); a
+    node whose value travels travels as a leaf (its inputs are not part of it)."""
+    from ._request import travels_as_leaf as _travels_as_leaf
+
+    order: list[Node] = []
+    done: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(n, False) for n in roots]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in done:
+            continue
+        if ready or node.op == "leaf" or _travels_as_leaf(node):
+            done.add(id(node))
+            order.append(node)
         else:
             stack.append((node, True))
-            stack.extend((i, False) for i in node.inputs if id(i) not in ids)
-    return g, ids, [ids[id(n)] for n in needs_grad]
+            stack.extend((i, False) for i in node.inputs if id(i) not in done)
+    return order
 
 
 def _requires_grad(g: Graph, marked: set[int]) -> list[bool]:

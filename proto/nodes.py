@@ -26,14 +26,18 @@ class WireNode:
 
 
 def distinct_wrts(nodes: list[WireNode]) -> dict[int, int]:
-    """{node id: ordinal} of the non-leaf nodes some gradient is taken with respect to.
+    """{node id: ordinal} of the non-leaf nodes some gradient is taken with respect to,
+    and of the values overwrite nodes take (an in-place op's result).
 
     Two tensors a user holds are two tensors even when their expressions are the same
-    (v1 = x * 2; v2 = x * 2): a gradient with respect to v2 must not count v1's uses. The
-    engine shares identical subexpressions and the fingerprint names a node by its
-    expression, so both set such a node apart by its ordinal among these nodes (canonical:
-    independent of how the client numbered them)."""
+    (v1 = x * 2; v2 = x * 2): a gradient with respect to v2 must not count v1's uses, and
+    an in-place op's rule reads the view it changed as its result (autodiff.vjp's
+    overwrites) where t = v.tanh()'s rule, before v.tanh_(), reads t. The engine shares
+    identical subexpressions and the fingerprint names a node by its expression, so both
+    set such a node apart by its ordinal among these nodes (canonical: independent of how
+    the client numbered them)."""
     wrts = {n.inputs[-1] for n in nodes if n.op == "grad" and n.inputs}
+    wrts.update(n.inputs[1] for n in nodes if n.op == "overwrite" and len(n.inputs) == 2)
     out: dict[int, int] = {}
     for n in nodes:
         if n.id in wrts and n.op != "leaf":  # leaves are told apart by hash and tag
