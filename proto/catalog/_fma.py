@@ -34,3 +34,29 @@ def fused32(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
 def round32(x: np.ndarray) -> np.ndarray:
     """A float64 value rounded as the float32 operation that made it."""
     return x.astype(np.float32).astype(np.float64)
+
+
+_SPLIT = 134217729.0  # 2 ** 27 + 1: Dekker's split of a float64 into two 26-bit halves
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    high = a * _SPLIT
+    high += a - high
+    return high, a - high
+
+
+def fma64(x, y, z) -> np.ndarray:
+    """x * y + z rounded once, for float64 (PyTorch's float64 kernels fuse as its float32
+    ones do): the product's exact error from Dekker's two-product, the sum's from
+    two-sum, added before the one last rounding. Where that is NaN (an inf, an overflow of
+    the split) or 0 (the sign of a zero), the plain sum, which is then the fused one."""
+    x, y, z = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (x, y, z)))
+    with np.errstate(all="ignore"):
+        p = x * y
+        (xh, xl), (yh, yl) = _split(x), _split(y)
+        e = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+        s = p + z
+        back = s - p
+        t = (p - (s - back)) + (z - back)
+        r = s + (t + e)
+        return np.where(np.isnan(r) | (r == 0), s, r)

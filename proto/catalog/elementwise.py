@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 
 from ._checks import fail_if
-from ._fma import fused32, round32
+from ._fma import fma64, fused32, round32
 from ._int_power import int_power, whole_exponent
 from . import _batching as _batch
 from ._registry import define, sgn
@@ -155,9 +155,11 @@ _SCALAR_SAMPLES = (S(F(3, 4), C(2.5)), S(C(3), F(2, 3)))
 
 # --- arithmetic -------------------------------------------------------------------------
 def _fused(xp, a, b, alpha):
-    """a + alpha * b as PyTorch's kernel computes it for floats: one fma in float32 (its
-    float16 in float32, alpha rounded to float16 first), emulated in float64, where the
-    product of two float32 values is exact; other dtypes as written."""
+    """a + alpha * b as PyTorch's kernel computes it for floats: one fma (float16 in
+    float32, alpha rounded to float16 first), float32's emulated in float64, where the
+    product of two float32 values is exact, float64's by fma64; other dtypes as written."""
+    if xp.__name__ == "numpy" and a.dtype.name == "float64":
+        return fma64(alpha, b, a)
     if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
         return a + alpha * b
     k = float(a.dtype.type(alpha)) if a.dtype.name == "float16" else float(np.float32(alpha))
@@ -232,6 +234,9 @@ def _lerp_forward(xp, a, b, w):
     """PyTorch's float32 kernel fuses each product and sum (fma): emulated in float64, where
     the product of two float32 values is exact (one rounding to float32, as fma's); its
     float16 is float32 rounded once (the engine hands float16 lerp over in float32)."""
+    if xp.__name__ == "numpy" and a.dtype.name == "float64":
+        d = b - a
+        return np.where(np.abs(w) < 0.5, fma64(w, d, a), fma64(-d, 1 - w, b))
     if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
         return _lerp_plain(xp, a, b, w)
     if a.dtype.name == "float16":
@@ -286,6 +291,8 @@ def _addcmul_forward(xp, a, b, c, value):
     """PyTorch's kernel: input + (value * tensor1) * tensor2, the last product and the sum
     fused (fma) in float32, float16 in float32 with value in float32: emulated in float64
     (the product of two float32 values is exact there)."""
+    if xp.__name__ == "numpy" and a.dtype.name == "float64":
+        return fma64(value * b, c, a)
     if xp.__name__ != "numpy" or a.dtype.name not in ("float16", "float32"):
         return _addcmul_plain(xp, a, b, c, value)
     v = float(np.float32(value))
