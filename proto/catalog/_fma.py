@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._int_power import _split  # Dekker's split of a float64 into two 26-bit halves
+
 CHUNK = 16384
 
 
@@ -34,15 +36,6 @@ def fused32(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
 def round32(x: np.ndarray) -> np.ndarray:
     """A float64 value rounded as the float32 operation that made it."""
     return x.astype(np.float32).astype(np.float64)
-
-
-_SPLIT = 134217729.0  # 2 ** 27 + 1: Dekker's split of a float64 into two 26-bit halves
-
-
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    high = a * _SPLIT
-    high += a - high
-    return high, a - high
 
 
 def fma64(x, y, z) -> np.ndarray:
