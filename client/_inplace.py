@@ -200,7 +200,9 @@ class InPlaceMethods:
         elif tracked:  # a node of its own, with src's value and its gradient
             node = Node("overwrite", (src._node, _cut(src)), {}, src._node.meta, tracked=True)
         else:
-            node = _cut(src) if src.requires_grad else src._node
+            # a node of its own all the same: two tensors sharing one are one input to the
+            # engine (x.copy_(y), then x.requires_grad_() and x * y, gave x the gradient 2x)
+            node = _cut(src) if src is not self else src._node
         if record:
             old = self.grad_fn
             if old is not None:  # the old history gets a zero gradient, as PyTorch's

@@ -177,7 +177,29 @@ def _no_grad_add_product(lib):
     return x, e, lambda: (e * x).sum()
 
 
-PROGRAMS = [_no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
+def _copied_then_required(lib):
+    # copy_ of a tensor that requires no grad handed over its node: the copy and its
+    # source were one input to the engine (x.grad was 2x, PyTorch's y)
+    y = lib.tensor([0.5, 2.0])
+    x = lib.zeros(2)
+    x.copy_(y)
+    x.requires_grad_()
+    return x, y, lambda: (x * y).sum()
+
+
+def _copied_under_no_grad(lib):
+    # ... and a change of the source through a view then reached the copy's gradient
+    # (found by the differential tester, --ops views-second --seed 31)
+    a = lib.tensor([0.5, 2.0])
+    b = lib.zeros(2, requires_grad=True)
+    with lib.no_grad():
+        b.copy_(a)
+    c = a.view(2)
+    c.mul_(3)
+    return b, a, lambda: (b * 1 + a).sum()
+
+
+PROGRAMS = [_copied_then_required, _copied_under_no_grad, _no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
             _root_change_reaches_detached_view, _view_of_detached_view,
             _detached_split_piece, _view_of_root, _leaf_copy, _leaf_add, _leaf_mul,
             _leaf_by_other, _nonleaf_add, _nonleaf_copy, _view_of_detach, _detach_of_view,
