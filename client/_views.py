@@ -563,13 +563,19 @@ def _empty_as_strided(out, fn) -> None:
     node = out._node
     out._node = Node("replace", (node, Node("detach", (node,), {}, node.meta)), {},
                      node.meta, tracked=True)
+    _EMPTY_MARKERS.add(out._node)
     fn.node = out._node
 
 
+# _empty_as_strided's nodes: by identity, as a user's copy_ of a tensor's own detach()
+# (x.copy_(x.detach())) records the same replace(node, detach(node)), whose history an
+# in-place op after it must not skip
+_EMPTY_MARKERS: weakref.WeakSet = weakref.WeakSet()
+
+
 def _is_empty_marker(node) -> bool:
-    """`node` is _empty_as_strided's replace(gather, detach(gather))."""
-    return (node.op == "replace" and node.inputs[1].op == "detach"
-            and node.inputs[1].inputs[0] is node.inputs[0])
+    """`node` is one of _empty_as_strided's replace(gather, detach(gather))."""
+    return node in _EMPTY_MARKERS
 
 
 def inplace_input(v) -> None:
