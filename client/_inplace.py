@@ -143,6 +143,11 @@ class InPlaceMethods:
             self._node = Node("overwrite", (self._node, value._node), {}, self._node.meta,
                               tracked=True)
             SAVED_VIEWS[fn] = weakref.ref(self)
+            # ...at its version after the op: a later change of it or its base is refused
+            # (_autograd._modified names it as PyTorch: by its grad_fn then while it has it)
+            seen = (weakref.ref(self), weakref.ref(self.grad_fn))
+            fn._saved = [(self._vc, self._vc[0], seen, e[3]) if e[0] is value._vc else e
+                         for e in fn._saved]
         return self
 
     def _inplace(self, op: str, *operands, **attrs) -> Tensor:
@@ -223,7 +228,7 @@ class InPlaceMethods:
     def set_(self, source: Tensor) -> Tensor:
         if self._view is not None:
             _views.set_(self)  # its views keep the old storage in PyTorch
-        self._set_node(source._node)
+        self._set_node(source._node if source is self else _cut(source))  # (see copy_)
         self._vc[0] -= 1  # set_ swaps storage; PyTorch does not count it as a write
         return self
 

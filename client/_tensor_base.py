@@ -467,7 +467,9 @@ class TensorBase(TensorMeta):
 
     @data.setter
     def data(self, other: Tensor) -> None:
-        self._node = other._node
+        # a node of its own (see _cut): sharing other's, the two would be one input to the
+        # engine (x.data = y, then x.requires_grad_() and x * y, gave x the gradient 2x)
+        self._node = other._node if other is self else _cut(other)
 
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:

@@ -199,7 +199,24 @@ def _copied_under_no_grad(lib):
     return b, a, lambda: (b * 1 + a).sum()
 
 
-PROGRAMS = [_copied_then_required, _copied_under_no_grad, _no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
+def _data_then_required(lib):
+    # x.data = y (and x.set_(y)) handed over y's node the same way
+    y = lib.tensor([0.5, 2.0])
+    x = lib.zeros(2)
+    x.data = y
+    x.requires_grad_()
+    return x, y, lambda: (x * y).sum()
+
+
+def _set_then_required(lib):
+    y = lib.tensor([0.5, 2.0])
+    x = lib.zeros(2)
+    x.set_(y)
+    x.requires_grad_()
+    return x, y, lambda: (x * y).sum()
+
+
+PROGRAMS = [_data_then_required, _copied_then_required, _copied_under_no_grad, _no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
             _root_change_reaches_detached_view, _view_of_detached_view,
             _detached_split_piece, _view_of_root, _leaf_copy, _leaf_add, _leaf_mul,
             _leaf_by_other, _nonleaf_add, _nonleaf_copy, _view_of_detach, _detach_of_view,
@@ -287,3 +304,14 @@ def _leaf_view_copy(lib):
                          ids=lambda p: p.__name__.strip("_"))
 def test_refusals_match_pytorch(run):
     raises_as_torch(run, torch, rg)
+
+
+def test_set_then_required_gets_its_own_gradient():
+    """x.set_(y) handed over y's node (x.grad was 2x); the version counter after set_ is
+    another matter (PyTorch's is 1, remotegrad's 0), not compared here."""
+    grads = []
+    for lib in (rg, torch):
+        x, _, loss = _set_then_required(lib)
+        loss().backward()
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1]
