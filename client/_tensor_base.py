@@ -474,11 +474,12 @@ class TensorBase(TensorMeta):
     # --- values ---------------------------------------------------------------------------
     def _value(self) -> np.ndarray:
         """This tensor's value, fetched (with its batch and pending updates) if unknown.
-        A detach node reads through to its input and never stores the value itself."""
+        A detach node reads through to its input and never stores the value itself, unless
+        the cluster holds it by name (a kept result: no input left, fetched by its name)."""
         if self._view is not None:
             _views.check_read(self)
         node, chain = self._node, []
-        while node.op == "detach" and node.value is None:
+        while node.op == "detach" and node.value is None and node.inputs:
             chain.append(node)
             node = node.inputs[0]
         if node.value is None:
