@@ -44,6 +44,8 @@ def fma64(x, y, z) -> np.ndarray:
     two-sum, added before the one last rounding. Where that is NaN (an inf, an overflow of
     the split) or 0 (the sign of a zero), the plain sum, which is then the fused one."""
     x, y, z = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (x, y, z)))
+    if x.ndim == 0:  # numpy computes 0-d arrays as scalars, which _split's out= refuses
+        return fma64(x.reshape(1), y.reshape(1), z.reshape(1)).reshape(())
     with np.errstate(all="ignore"):
         p = x * y
         (xh, xl), (yh, yl) = _split(x), _split(y)

@@ -212,7 +212,10 @@ def test_layer_norm_values(shape, affine):
 FUSED = ["T.add(x, y, alpha=1 / 3)", "T.sub(x, y, alpha=-0.7)", "T.lerp(x, y, 0.3)",
          "T.lerp(x, y, 0.7)", "T.lerp(x, y, y / 5)", "T.addcmul(x, x, y, value=1 / 3)",
          "x.addcmul(y, x)", "T.add(x, y[:1], alpha=0.1)", "T.lerp(x, y[:, :1], 0.3)",
-         "T.add(x.t(), y, alpha=0.1)"]
+         "T.add(x.t(), y, alpha=0.1)",
+         # 0-d operands (numpy computes them as scalars: fma64 raised TypeError)
+         "T.lerp(x[0, 6], y[0, 6], x[0, 7])", "T.addcmul(x[1, 1], x[1, 2], y[1, 3], value=2)",
+         "T.add(x[2, 2], y[2, 2], alpha=0.3)"]
 
 
 @pytest.mark.parametrize("expression", FUSED)
