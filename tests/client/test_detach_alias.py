@@ -216,7 +216,8 @@ def _set_then_required(lib):
     return x, y, lambda: (x * y).sum()
 
 
-PROGRAMS = [_data_then_required, _copied_then_required, _copied_under_no_grad, _no_grad_zero, _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
+PROGRAMS = [_data_then_required, _copied_then_required, _copied_under_no_grad, _no_grad_zero,
+            _no_grad_add_product, _leaf_view_detach, _view_detach_with_history,
             _root_change_reaches_detached_view, _view_of_detached_view,
             _detached_split_piece, _view_of_root, _leaf_copy, _leaf_add, _leaf_mul,
             _leaf_by_other, _nonleaf_add, _nonleaf_copy, _view_of_detach, _detach_of_view,
