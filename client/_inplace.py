@@ -143,11 +143,11 @@ class InPlaceMethods:
             self._node = Node("overwrite", (self._node, value._node), {}, self._node.meta,
                               tracked=True)
             SAVED_VIEWS[fn] = weakref.ref(self)
-            # ...at its version after the op: a later change of it or its base is refused
-            # (_autograd._modified names it as PyTorch: by its grad_fn then while it has it)
-            seen = (weakref.ref(self), weakref.ref(self.grad_fn))
-            fn._saved = [(self._vc, self._vc[0], seen, e[3]) if e[0] is value._vc else e
-                         for e in fn._saved]
+            # ...at its version after the op: a later change of it or its base is refused.
+            # (Named as the op's output, as PyTorch where the view changed again; where its
+            # base changed PyTorch names the view's regenerated AsStrided, which our eager
+            # refresh has replaced by then.)
+            fn._saved = _saved_in_place(fn._saved, self, value)
         return self
 
     def _inplace(self, op: str, *operands, **attrs) -> Tensor:
