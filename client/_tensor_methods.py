@@ -814,11 +814,11 @@ class TensorMethods:
         return self._assign(call("cumsum", (self, *args), kwargs))
 
     def softmax(self, *args, **kwargs) -> Tensor:
-        """Tensor.softmax(dim)."""
+        """Tensor.softmax(dim, dtype)."""
         return call("softmax", (self, *args), kwargs)
 
     def log_softmax(self, *args, **kwargs) -> Tensor:
-        """Tensor.log_softmax(dim)."""
+        """Tensor.log_softmax(dim, dtype)."""
         return call("log_softmax", (self, *args), kwargs)
 
     def matmul(self, *args, **kwargs) -> Tensor:
