@@ -97,7 +97,7 @@ def missing(name: str, required: tuple[str, ...], given: tuple, kwargs: dict,
                         f"{quoted}")
 
 
-def refused(name: str, inputs: tuple[str, ...], nin: int, args: tuple) -> list[int]:
+def refused(name: str, nin: int, args: tuple) -> list[int]:
     """The positions of `args` (a function's) where PyTorch takes no number (a
     tensors-only op: nothing but a tensor)."""
     if name in TENSORS_ONLY:
@@ -114,7 +114,7 @@ def check_function(name: str, inputs: tuple[str, ...], nin: int, args: tuple,
                    kwargs: dict) -> tuple:
     """torch.<name>(*args, **kwargs): PyTorch's refusal, else the args to call with (two
     numbers to an op that makes them tensors: the first one a tensor, as its parser's)."""
-    bad = refused(name, inputs, nin, args)
+    bad = refused(name, nin, args)
     if bad and name == "norm":  # a Python function there, which reads input.layout first
         raise AttributeError(f"'{type(args[0]).__name__}' object has no attribute 'layout'")
     if bad:
