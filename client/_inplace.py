@@ -51,7 +51,8 @@ SAVED_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def saved_views(functions: list) -> tuple[list, list[Node]]:
     """The grad_fns of the views the functions' ops saved as their result, and those views'
-    nodes (still theirs: not changed since), for a create_graph gradient's naming."""
+    nodes (an overwrite: a later change of the view is refused at backward by its saved
+    version, _saved_in_place), for a create_graph gradient's naming."""
     fns, nodes = [], []
     for f in functions:
         ref = SAVED_VIEWS.get(f)
